@@ -1,0 +1,24 @@
+import { loadConfig, type Config } from '../config/env.ts';
+import { createLogger, type Logger } from '../pipeline/log.ts';
+import { openDb, type Db } from '../store/db.ts';
+
+/** What a command needs, opened lazily and closed once. */
+export class CliContext {
+  readonly config: Config;
+  readonly log: Logger;
+  private db?: Promise<Db>;
+
+  constructor(config: Config = loadConfig()) {
+    this.config = config;
+    this.log = createLogger(config.TUBAN_LOG_LEVEL);
+  }
+
+  database(): Promise<Db> {
+    this.db ??= openDb(this.config);
+    return this.db;
+  }
+
+  async close(): Promise<void> {
+    if (this.db) await (await this.db).destroy();
+  }
+}

@@ -1,0 +1,148 @@
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { BadInputError, TubanError, errorFate } from '../pipeline/errors.ts';
+import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { isEmbedded } from '../store/db.ts';
+import { checkRedis } from '../workers/queues.ts';
+import { startWorkers } from '../workers/worker.pool.ts';
+import { cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
+import { CliContext } from './context.ts';
+import { patchListText, summaryText } from './format.ts';
+
+const program = new Command('tuban').description('两违图斑: change detection and patch workflow for monthly satellite imagery').showHelpAfterError();
+let ctx: CliContext | undefined;
+const context = () => (ctx ??= new CliContext());
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
+const month = (v: string) => {
+  if (!MONTH.test(v)) throw new BadInputError('bad_month', `month "${v}" is not YYYY-MM`);
+  return v;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new BadInputError('bad_option', `${name} "${v}" is not a number`);
+  return n;
+};
+
+program.command('db').description('database').command('migrate').description('apply the schema (knex migrations from sql/migrations)').action(async () => {
+  const c = context();
+  console.log(await cmdMigrate(await c.database(), c.config));
+});
+
+program.command('layers').description('reference layers').command('import <file>')
+  .description('load a GeoJSON reference layer into PostGIS (repairs invalid geometry, reports rejected features)')
+  .addOption(new Option('--kind <kind>', 'layer kind').choices(['permit', 'building', 'farmland', 'ecological', 'water', 'town', 'grid']).makeOptionMandatory())
+  .option('--srid <n>', 'EPSG code of the coordinates (default: the file\'s crs member, else 4326)', num('--srid'))
+  .action(async (file: string, o: { kind: string; srid?: number }) => {
+    const c = context();
+    const r = await cmdLayersImport(await c.database(), file, o.kind, o.srid);
+    console.log(r.text);
+    if (!r.ok) process.exitCode = 2;
+  });
+
+program.command('imagery').description('imagery').command('register <paths...>')
+  .description('register a month\'s GeoTIFFs (files or folders)')
+  .requiredOption('--month <YYYY-MM>', 'month of the imagery', month)
+  .option('--date <YYYY-MM-DD>', 'acquisition date (default: first day of the month)')
+  .action(async (paths: string[], o: { month: string; date?: string }) => {
+    const c = context();
+    const r = await cmdImageryRegister(await c.database(), c.config, o.month, paths, o.date);
+    console.log(r.text);
+    if (!r.ok) process.exitCode = 2;
+  });
+
+const batch = program.command('batch').description('monthly batches');
+batch.command('run').description('enqueue the monthly batch as a BullMQ flow')
+  .requiredOption('--month <YYYY-MM>', 'current month', month)
+  .option('--baseline <YYYY-MM>', 'baseline month (default: the month before)', month)
+  .option('--wait', 'follow the batch to the end with a progress bar')
+  .option('--json', 'print the summary as one JSON object')
+  .option('--workers', 'run the workers in this process too (always so with embedded PGlite)')
+  .option('--threshold <p>', 'change probability threshold (default: TUBAN_THRESHOLD or the model\'s)', num('--threshold'))
+  .action(async (o: { month: string; baseline?: string; wait?: boolean; json?: boolean; workers?: boolean; threshold?: number }) => {
+    const c = context();
+    const embedded = isEmbedded(c.config);
+    if (embedded && !o.json) console.error('Embedded PGlite database: running the workers in this process.');
+    const bar = o.wait && !o.json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'tiles {bar} {value}/{total} | failed {failed} | ETA {eta_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
+    let started = false;
+    let lastLine = '';
+    const r = await cmdBatchRun(await c.database(), c.config, c.log, {
+      month: o.month, baseline: o.baseline, wait: Boolean(o.wait || embedded), inProcessWorkers: Boolean(o.workers || embedded), threshold: o.threshold,
+      onProgress: (p) => {
+        const done = p.vectorized + p.failed;
+        if (bar) {
+          if (!started) bar.start(p.total, done, { failed: p.failed });
+          started = true;
+          bar.update(done, { failed: p.failed });
+        } else if (!o.json) {
+          const line = `tiles ${done}/${p.total} done (${p.failed} failed), status ${p.status}`;
+          if (line !== lastLine) console.error(line);
+          lastLine = line;
+        }
+      },
+    });
+    bar?.stop();
+    if (!r.summary) console.log(o.json ? JSON.stringify({ batchId: r.batchId, status: 'queued' }) : `batch ${r.batchId} queued`);
+    else console.log(o.json ? JSON.stringify(r.summary) : summaryText(r.summary));
+  });
+batch.command('status <batchId>').description('state and summary of a batch').option('--json', 'JSON output').action(async (id: string, o: { json?: boolean }) => {
+  const c = context();
+  const s = await cmdBatchStatus(await c.database(), Number(id));
+  console.log(o.json || !('tiles' in s) ? JSON.stringify(s, null, o.json ? 0 : 2) : summaryText(s));
+});
+
+program.command('worker').description('run the detect, vectorize and diff workers until SIGTERM')
+  .option('--concurrency <n>', 'jobs at a time per queue', num('--concurrency'))
+  .action(async (o: { concurrency?: number }) => {
+    const c = context();
+    if (isEmbedded(c.config)) throw new BadInputError('embedded_db', 'the embedded PGlite database cannot be shared between processes: set DATABASE_URL to a PostgreSQL server to run separate workers, or use `tuban batch run --wait`, which runs workers in-process');
+    await checkRedis(c.config);
+    const model = await OnnxChangeModel.load(c.config.modelDir, { intraOpThreads: c.config.TUBAN_ORT_THREADS });
+    const pool = startWorkers({ db: await c.database(), config: c.config, model, log: c.log, concurrency: o.concurrency });
+    c.log.info('Worker:Started', { pid: process.pid, model: model.manifest.name, concurrency: o.concurrency ?? c.config.TUBAN_CONCURRENCY });
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        c.log.info('Worker:Stopping', { signal });
+        void pool.close().then(resolve);
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await model.close();
+    c.log.info('Worker:Stopped', { pid: process.pid });
+  });
+
+program.command('detect <before> <after>').description('change probability for one image pair (no database or queue)')
+  .requiredOption('-o, --output <prob.tif>', 'output GeoTIFF')
+  .option('--model <dir>', 'model folder (default: TUBAN_MODEL_DIR)')
+  .action(async (before: string, after: string, o: { output: string; model?: string }) => {
+    console.log(await cmdDetect(context().config, before, after, o.output, o.model));
+  });
+
+program.command('vectorize <raster>').description('mask or probability GeoTIFF → polygons (GeoJSON, raster CRS)')
+  .requiredOption('-o, --output <out.geojson>', 'output GeoJSON')
+  .option('--threshold <p>', 'probability threshold', num('--threshold'), 0.5)
+  .option('--min-area-m2 <n>', 'drop smaller polygons', num('--min-area-m2'), 0)
+  .option('--simplify-m <n>', 'Douglas–Peucker tolerance in metres (0 = exact pixel outlines)', num('--simplify-m'), 0)
+  .action(async (raster: string, o: { output: string; threshold: number; minAreaM2: number; simplifyM: number }) => {
+    console.log(await cmdVectorize(raster, o.output, o));
+  });
+
+program.command('patches').description('patches').command('list').description('patches first detected in a month')
+  .requiredOption('--month <YYYY-MM>', 'month', month)
+  .option('--town <code>', 'only this town')
+  .option('--json', 'JSON output (geometry in lon/lat)')
+  .action(async (o: { month: string; town?: string; json?: boolean }) => {
+    const rows = await cmdPatchesList(await context().database(), o.month, o.town);
+    console.log(o.json ? JSON.stringify(rows) : patchListText(o.month, rows));
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const kind = err instanceof TubanError ? err.kind : null;
+  console.error(`tuban: ${(err as Error).message}`);
+  if (!kind && process.env.TUBAN_LOG_LEVEL === 'debug') console.error((err as Error).stack);
+  process.exitCode = kind ? (errorFate[kind].httpStatus >= 500 ? 3 : 2) : 1;
+} finally {
+  await ctx?.close();
+}

@@ -1,0 +1,56 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every environment variable tuban reads, parsed once. The README's configuration table is
+ * this schema in words; keep them together.
+ */
+const EnvSchema = z.object({
+  /** PostgreSQL/PostGIS connection string. Unset: embedded PGlite under TUBAN_DATA_DIR/pgdata (single process). */
+  DATABASE_URL: z.string().optional(),
+  /** Schema holding tuban's tables (PostGIS itself stays in `public`). */
+  TUBAN_DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('tuban'),
+  /** Redis for BullMQ. */
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
+  /** BullMQ key prefix, so several tubans (or test runs) share one Redis. */
+  TUBAN_QUEUE_PREFIX: z.string().default('tuban'),
+  /** Working files (PGlite data, per-batch probability rasters). */
+  TUBAN_DATA_DIR: z.string().default('data'),
+  /** EPSG code of the projected CRS all geometries are stored in. */
+  TUBAN_STORAGE_SRID: z.coerce.number().int().positive().default(4548),
+  /** Expected ground sample distance of delivered imagery (m) and the relative tolerance. */
+  TUBAN_GSD_M: z.coerce.number().positive().default(0.5),
+  TUBAN_GSD_TOLERANCE: z.coerce.number().min(0).max(1).default(0.1),
+  /** Change model folder (with manifest.json). */
+  TUBAN_MODEL_DIR: z.string().default('models/cva-baseline'),
+  /** Threshold on change probability; unset uses the model manifest's default. */
+  TUBAN_THRESHOLD: z.coerce.number().gt(0).lt(1).optional(),
+  /** District (区) code for patches outside every town polygon; towns carry their own. */
+  TUBAN_DISTRICT_CODE: z.string().regex(/^\d{6}$/, 'six-digit administrative code').default('350206'),
+  /** Smallest patch kept (m²). */
+  TUBAN_MIN_AREA_M2: z.coerce.number().min(0).default(20),
+  /** Douglas–Peucker tolerance applied to patches (m). */
+  TUBAN_SIMPLIFY_M: z.coerce.number().min(0).default(0.5),
+  /** Permits and existing buildings are grown by this much before subtraction (m). */
+  TUBAN_LEGAL_BUFFER_M: z.coerce.number().min(0).default(1.5),
+  /** Opening radius that removes slivers after subtraction (m). */
+  TUBAN_OPENING_M: z.coerce.number().min(0).default(1),
+  /** Worker concurrency per queue, and onnxruntime threads per inference. */
+  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
+  TUBAN_ORT_THREADS: z.coerce.number().int().positive().optional(),
+  /** Attempts per tile job before it is marked failed (transient errors only). */
+  TUBAN_JOB_ATTEMPTS: z.coerce.number().int().positive().default(3),
+  TUBAN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof EnvSchema> & { dataDir: string; modelDir: string };
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new Error(`invalid configuration in the environment:\n${lines}`);
+  }
+  const c = parsed.data;
+  return { ...c, dataDir: resolve(c.TUBAN_DATA_DIR), modelDir: resolve(c.TUBAN_MODEL_DIR) };
+}

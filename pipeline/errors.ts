@@ -1,0 +1,73 @@
+/**
+ * The few error kinds tuban distinguishes. The kind decides a job's fate (retry or not) and,
+ * later, an HTTP status — in one table, `errorFate`, instead of scattered `instanceof` checks.
+ */
+export type ErrorKind = 'bad_input' | 'transient' | 'not_found' | 'conflict' | 'forbidden';
+
+export class TubanError extends Error {
+  readonly kind: ErrorKind;
+  /** Values that explain the failure: file, window, CRS, expected vs found. */
+  readonly detail: Record<string, unknown>;
+  constructor(kind: ErrorKind, message: string, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.kind = kind;
+    this.detail = detail;
+    this.name = new.target.name;
+  }
+}
+
+/** Input that will never work as given: a corrupt tile, a missing CRS, an invalid geometry. Not retried. */
+export class BadInputError extends TubanError {
+  /** Stable machine name for the reason, e.g. `no_georeferencing`, `unknown_crs`, `corrupt_tiff`. */
+  readonly code: string;
+  constructor(code: string, message: string, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('bad_input', message, detail, options);
+    this.code = code;
+  }
+}
+
+/** A failure that may pass: a lost connection, a busy server. Retried with backoff. */
+export class TransientError extends TubanError {
+  constructor(message: string, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('transient', message, detail, options);
+  }
+}
+
+export class NotFoundError extends TubanError {
+  constructor(message: string, detail: Record<string, unknown> = {}) {
+    super('not_found', message, detail);
+  }
+}
+
+export class ConflictError extends TubanError {
+  constructor(message: string, detail: Record<string, unknown> = {}) {
+    super('conflict', message, detail);
+  }
+}
+
+export class ForbiddenError extends TubanError {
+  constructor(message: string, detail: Record<string, unknown> = {}) {
+    super('forbidden', message, detail);
+  }
+}
+
+/** One table: error kind → whether a job retries it and which HTTP status it maps to. */
+export const errorFate: Record<ErrorKind, { retry: boolean; httpStatus: number }> = {
+  bad_input: { retry: false, httpStatus: 400 },
+  transient: { retry: true, httpStatus: 503 },
+  not_found: { retry: false, httpStatus: 404 },
+  conflict: { retry: false, httpStatus: 409 },
+  forbidden: { retry: false, httpStatus: 403 },
+};
+
+/** Kind of any thrown value; unknown errors are treated as transient (retried, then reported). */
+export function errorKindOf(err: unknown): ErrorKind {
+  return err instanceof TubanError ? err.kind : 'transient';
+}
+
+/** Short reason code for summaries: the BadInputError code, or the error kind. */
+export function errorCodeOf(err: unknown): string {
+  if (err instanceof BadInputError) return err.code;
+  if (err instanceof TubanError) return err.kind;
+  return 'error';
+}

@@ -1,0 +1,95 @@
+import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
+import { crsFromGeoKeys, type GeoKeys } from './crs.ts';
+import { BadInputError } from './errors.ts';
+import type { GeoTransform } from './geotransform.ts';
+import { checkWindow, type BandArray, type RasterInfo, type SampleType, type TileSource } from './raster.source.ts';
+import type { WindowPx } from './window.grid.ts';
+
+const RASTER_PIXEL_IS_POINT = 2;
+
+/**
+ * A GeoTIFF read window by window through geotiff.js (only the strips/tiles a window touches
+ * are read and decoded). Open with `openGeoTiff`; close when done.
+ */
+export class GeoTiffSource implements TileSource {
+  private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage) {}
+
+  static async open(file: string): Promise<GeoTiffSource> {
+    let tiff: GeoTIFF;
+    let image: GeoTIFFImage;
+    try {
+      tiff = await fromFile(file);
+      image = await tiff.getImage(0);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new BadInputError('file_missing', `${file}: no such file`, { file }, { cause: err });
+      throw new BadInputError('corrupt_tiff', `${file}: not a readable TIFF (${(err as Error).message})`, { file }, { cause: err });
+    }
+    const info = rasterInfoOf(file, image);
+    return new GeoTiffSource(info, tiff, image);
+  }
+
+  async readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]> {
+    checkWindow(this.info, win);
+    try {
+      const rasters = await this.image.readRasters({ window: [win.x, win.y, win.x + win.width, win.y + win.height], samples: bands, interleave: false });
+      return Array.from(rasters as unknown as BandArray[]);
+    } catch (err) {
+      throw new BadInputError('corrupt_tiff', `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`, { file: this.info.file, window: win }, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.tiff.close?.();
+  }
+}
+
+/** Header facts of a GeoTIFF image; throws BadInputError naming the file when georeferencing is missing or unusable. */
+export function rasterInfoOf(file: string, image: GeoTIFFImage): RasterInfo {
+  const widthPx = image.getWidth();
+  const heightPx = image.getHeight();
+  const bandCount = image.getSamplesPerPixel();
+  const sampleType = sampleTypeOf(file, image.getSampleFormat(0), image.getBitsPerSample(0));
+  const geoKeys = image.getGeoKeys() as GeoKeys | null;
+  const geoTransform = geoTransformOf(file, image, geoKeys);
+  const crs = crsFromGeoKeys(geoKeys, file);
+  const nodata = image.getGDALNoData();
+  return { file, widthPx, heightPx, bandCount, sampleType, nodata: nodata ?? null, crs, geoTransform };
+}
+
+function sampleTypeOf(file: string, format: number, bits: number): SampleType {
+  // TIFF SampleFormat: 1 unsigned int, 2 signed int, 3 IEEE float
+  const key = `${format ?? 1}:${bits}`;
+  const table: Record<string, SampleType> = { '1:8': 'uint8', '1:16': 'uint16', '2:16': 'int16', '1:32': 'uint32', '2:32': 'int32', '3:32': 'float32', '3:64': 'float64' };
+  const t = table[key];
+  if (!t) throw new BadInputError('unsupported_sample_type', `${file}: sample format ${format} with ${bits} bits per sample is not supported`, { file, format, bits });
+  return t;
+}
+
+function geoTransformOf(file: string, image: GeoTIFFImage, geoKeys: GeoKeys | null): GeoTransform {
+  const fd = image.fileDirectory as unknown as { getValue?: (k: string) => unknown } & Record<string, unknown>;
+  const get = (k: string): number[] | undefined => {
+    const v = typeof fd.getValue === 'function' ? fd.getValue(k) : fd[k];
+    return v ? Array.from(v as ArrayLike<number>) : undefined;
+  };
+  const transformation = get('ModelTransformation');
+  const tiepoint = get('ModelTiepoint');
+  const scale = get('ModelPixelScale');
+  let gt: [number, number, number, number, number, number];
+  if (transformation && transformation.length >= 8) {
+    gt = [transformation[3], transformation[0], transformation[1], transformation[7], transformation[4], transformation[5]];
+  } else if (tiepoint && tiepoint.length >= 6 && scale && scale.length >= 2) {
+    const [i, j, , x, y] = tiepoint;
+    gt = [x - i * scale[0], scale[0], 0, y + j * scale[1], 0, -scale[1]];
+  } else {
+    throw new BadInputError('no_georeferencing', `${file}: no georeferencing (neither ModelTransformation nor ModelTiepoint + ModelPixelScale tags)`, { file });
+  }
+  if (!gt.every(Number.isFinite) || gt[1] * gt[5] - gt[2] * gt[4] === 0) {
+    throw new BadInputError('no_georeferencing', `${file}: degenerate geotransform [${gt.join(', ')}]`, { file });
+  }
+  if (geoKeys?.GTRasterTypeGeoKey === RASTER_PIXEL_IS_POINT) {
+    // Like GDAL (GTIFF_POINT_GEO_IGNORE=FALSE): the tiepoint names a pixel centre; move the origin to the pixel's corner.
+    gt = [gt[0] - 0.5 * gt[1] - 0.5 * gt[2], gt[1], gt[2], gt[3] - 0.5 * gt[4] - 0.5 * gt[5], gt[4], gt[5]];
+  }
+  return gt;
+}

@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { BadInputError } from './errors.ts';
+
+/** `models/<name>/manifest.json`: everything needed to feed a change model and read its output. */
+export const ModelManifestSchema = z.object({
+  name: z.string().min(1),
+  version: z.string().min(1),
+  description: z.string().default(''),
+  /** ONNX file, relative to the manifest's folder. */
+  file: z.string().min(1),
+  sha256: z.string().optional(),
+  /** Graph input names for the before and after images (each float32 [batch, bands, height, width]). */
+  inputs: z.object({ before: z.string(), after: z.string() }),
+  /** Output tensor [batch, 1, height, width]: `probability` in 0..1 or `logits` (sigmoid applied here). */
+  output: z.object({ name: z.string(), kind: z.enum(['probability', 'logits']) }),
+  /** Source band indices (0-based) fed to the model, in the model's order. */
+  bands: z.object({ indices: z.array(z.number().int().min(0)).min(1), names: z.array(z.string()).optional() }),
+  /** Applied to reflectance in 0..1: (x − mean[band]) / std[band]. */
+  normalisation: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }),
+  tileSizePx: z.number().int().min(16),
+  overlapPx: z.number().int().min(0),
+  defaultThreshold: z.number().gt(0).lt(1),
+  /** Ground sample distance the model was made for, in metres. */
+  gsdM: z.number().positive(),
+  provenance: z.record(z.string(), z.unknown()),
+});
+
+export type ModelManifest = z.infer<typeof ModelManifestSchema>;
+
+export interface LoadedManifest {
+  dir: string;
+  manifest: ModelManifest;
+  onnxPath: string;
+}
+
+export function loadManifest(modelDir: string): LoadedManifest {
+  const dir = resolve(modelDir);
+  const path = join(dir, 'manifest.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new BadInputError('model_manifest', `${path}: cannot read model manifest (${(err as Error).message})`, { file: path });
+  }
+  const parsed = ModelManifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new BadInputError('model_manifest', `${path}: invalid model manifest — ${issues}`, { file: path });
+  }
+  const m = parsed.data;
+  const n = m.bands.indices.length;
+  if (m.normalisation.mean.length !== n || m.normalisation.std.length !== n) {
+    throw new BadInputError('model_manifest', `${path}: normalisation.mean/std need ${n} values (one per band), found ${m.normalisation.mean.length}/${m.normalisation.std.length}`, { file: path });
+  }
+  if (m.overlapPx >= m.tileSizePx) throw new BadInputError('model_manifest', `${path}: overlapPx ${m.overlapPx} must be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
+  return { dir, manifest: m, onnxPath: join(dir, m.file) };
+}

@@ -1,0 +1,59 @@
+/** A pixel rectangle: top-left corner and size, in pixels. */
+export interface WindowPx {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Start offsets along one axis so windows of `size` with `overlap` cover [0, length) and the last is flush with the end. */
+export function axisStarts(length: number, size: number, overlap: number): number[] {
+  if (length <= 0) return [];
+  if (size >= length) return [0];
+  if (overlap < 0 || overlap >= size) throw new Error(`overlap ${overlap} px must be in [0, ${size}) for window size ${size} px`);
+  const step = size - overlap;
+  const starts: number[] = [];
+  for (let s = 0; s + size < length; s += step) starts.push(s);
+  starts.push(length - size);
+  return starts;
+}
+
+/**
+ * Windows that tile a raster of widthPx × heightPx, each sizePx square (smaller only when the
+ * raster itself is smaller), overlapping by overlapPx, row-major order.
+ */
+export function windowGrid(widthPx: number, heightPx: number, sizePx: number, overlapPx: number): WindowPx[] {
+  const xs = axisStarts(widthPx, sizePx, overlapPx);
+  const ys = axisStarts(heightPx, sizePx, overlapPx);
+  const out: WindowPx[] = [];
+  for (const y of ys) for (const x of xs) out.push({ x, y, width: Math.min(sizePx, widthPx), height: Math.min(sizePx, heightPx) });
+  return out;
+}
+
+/**
+ * Blending weights for one window, so overlapping predictions fade into each other instead of
+ * meeting at a hard seam. Weight rises linearly over `rampPx` from each window edge that lies
+ * inside the raster; edges on the raster border keep full weight (no neighbour to blend with).
+ * Never zero, so every pixel keeps a defined value.
+ */
+export function blendWeights(win: WindowPx, rasterWidthPx: number, rasterHeightPx: number, rampPx: number): Float32Array {
+  const wx = axisRamp(win.x, win.width, rasterWidthPx, rampPx);
+  const wy = axisRamp(win.y, win.height, rasterHeightPx, rampPx);
+  const out = new Float32Array(win.width * win.height);
+  for (let r = 0; r < win.height; r++) for (let c = 0; c < win.width; c++) out[r * win.width + c] = wx[c] * wy[r];
+  return out;
+}
+
+function axisRamp(start: number, size: number, length: number, rampPx: number): Float32Array {
+  const w = new Float32Array(size).fill(1);
+  if (rampPx <= 0) return w;
+  const innerStart = start > 0;
+  const innerEnd = start + size < length;
+  for (let i = 0; i < size; i++) {
+    let v = 1;
+    if (innerStart) v = Math.min(v, (i + 0.5) / rampPx);
+    if (innerEnd) v = Math.min(v, (size - i - 0.5) / rampPx);
+    w[i] = Math.max(1e-3, Math.min(1, v));
+  }
+  return w;
+}

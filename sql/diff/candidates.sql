@@ -1,0 +1,74 @@
+-- Diff one batch's change polygons against the legal footprints and attribute what remains.
+-- Parameters:
+--   :batch_id         batch whose change_polygon rows are diffed
+--   :imagery_date     date the permits must be valid on (date)
+--   :legal_buffer_m   permits and existing buildings are grown by this much (misregistration, m)
+--   :opening_m        morphological opening radius that removes slivers left by the subtraction (m)
+--   :seam_eps_m       pieces closer than this are one object (tile seams, m)
+--   :min_area_m2      residual parts smaller than this are dropped (m²)
+--   :simplify_m       Douglas–Peucker tolerance applied after merging (m); 0 keeps pixel outlines
+--   :default_district district code for a patch outside every town
+-- Areas are true m² on the ellipsoid (geography), whatever the storage CRS.
+insert into batch_candidate (batch_id, seq, geom, area_m2, mean_prob, source_tiles, district_code, town_code, town_name, grid_code, grid_name, farmland_m2, ecological_m2, water_m2)
+with pieces as (
+  select cp.geom, cp.area_m2, cp.mean_prob, i.path,
+         ST_ClusterDBSCAN(cp.geom, eps := :seam_eps_m::float8, minpoints := 1) over (order by cp.imagery_id, cp.seq) as cluster
+  from change_polygon cp join imagery i on i.id = cp.imagery_id
+  where cp.batch_id = :batch_id::bigint
+),
+merged as (
+  select cluster,
+         ST_UnaryUnion(ST_Collect(geom)) as geom,
+         sum(area_m2 * coalesce(mean_prob, 0)) / nullif(sum(area_m2), 0) as mean_prob,
+         array_agg(distinct path order by path) as source_tiles
+  from pieces group by cluster
+),
+residual as (
+  select m.cluster, m.mean_prob, m.source_tiles,
+         ST_Buffer(ST_Buffer(
+           coalesce(ST_Difference(m.geom, (
+             select ST_Union(ST_Buffer(f.geom, :legal_buffer_m::float8, 'join=mitre'))
+             from reference_feature f
+             where f.kind in ('permit', 'building')
+               and ST_DWithin(f.geom, m.geom, :legal_buffer_m::float8)
+               and (f.kind = 'building' or ((f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date)))
+           )), m.geom),
+           -:opening_m::float8, 'join=mitre'), :opening_m::float8, 'join=mitre') as geom
+  from merged m
+),
+parts as (
+  select r.mean_prob, r.source_tiles, d.geom
+  from residual r, lateral ST_Dump(r.geom) d
+  where not ST_IsEmpty(d.geom)
+),
+kept as (
+  select mean_prob, source_tiles,
+         ST_Multi(case when :simplify_m::float8 > 0 then ST_SimplifyPreserveTopology(geom, :simplify_m::float8) else geom end) as geom
+  from parts
+  where ST_Area(ST_Transform(geom, 4326)::geography) >= :min_area_m2::float8
+),
+attributed as (
+  select k.*,
+         ST_Area(ST_Transform(k.geom, 4326)::geography) as area_m2,
+         town.code as town_code, town.name as town_name, town.district_code,
+         grid.code as grid_code, grid.name as grid_name,
+         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), k.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'farmland' and ST_Intersects(f.geom, k.geom)) as farmland_m2,
+         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), k.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'ecological' and ST_Intersects(f.geom, k.geom)) as ecological_m2,
+         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), k.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'water' and ST_Intersects(f.geom, k.geom)) as water_m2
+  from kept k
+  left join lateral (
+    select t.code, t.name, t.district_code from reference_feature t
+    where t.kind = 'town' and ST_Intersects(t.geom, k.geom)
+    order by ST_Area(ST_Intersection(t.geom, k.geom)) desc, t.code limit 1
+  ) town on true
+  left join lateral (
+    select g.code, g.name from reference_feature g
+    where g.kind = 'grid' and ST_Intersects(g.geom, k.geom)
+    order by ST_Area(ST_Intersection(g.geom, k.geom)) desc, g.code limit 1
+  ) grid on true
+)
+select :batch_id::bigint, row_number() over (order by ST_Y(ST_PointOnSurface(geom)) desc, ST_X(ST_PointOnSurface(geom)), area_m2),
+       geom, area_m2, mean_prob, source_tiles, coalesce(district_code, :default_district::text),
+       town_code, town_name, grid_code, grid_name,
+       coalesce(farmland_m2, 0), coalesce(ecological_m2, 0), coalesce(water_m2, 0)
+from attributed;

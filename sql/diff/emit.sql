@@ -1,0 +1,41 @@
+-- Turn a batch's unmatched candidates into new patches with stable codes, and record every
+-- candidate as an observation (new or re-detected) plus one history event each.
+-- Codes: <district>-<YYYYMM>-<seq, 4 digits>; seq continues after the highest already used for
+-- that district and month, in the candidates' deterministic order (north to south, west to east).
+-- Parameters:
+--   :batch_id  the batch
+--   :month     YYYY-MM
+--   :actor     who emitted (written into the history)
+with fresh as (
+  select c.*,
+         coalesce((select max(p.seq) from patch p where p.district_code = c.district_code and p.month = :month::text), 0)
+           + row_number() over (partition by c.district_code order by c.seq) as patch_seq
+  from batch_candidate c
+  where c.batch_id = :batch_id::bigint and c.matched_patch_id is null
+),
+inserted as (
+  insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
+                     area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status, geom, centroid)
+  select f.district_code || '-' || replace(:month::text, '-', '') || '-' || lpad(f.patch_seq::text, 4, '0'),
+         :month::text, f.patch_seq, :batch_id::bigint, b.baseline_month, f.district_code, f.town_code, f.town_name, f.grid_code, f.grid_name,
+         f.area_m2, f.farmland_m2, f.ecological_m2, f.water_m2, f.mean_prob, f.source_tiles, b.model_name, b.model_version,
+         'detected', f.geom, ST_PointOnSurface(f.geom)
+  from fresh f join batch b on b.id = :batch_id::bigint
+  order by f.seq
+  returning id, code, geom, area_m2, mean_prob
+),
+observed as (
+  insert into patch_observation (patch_id, batch_id, month, kind, area_m2, mean_prob, geom)
+  select id, :batch_id::bigint, :month::text, 'new', area_m2, mean_prob, geom from inserted
+  union all
+  select c.matched_patch_id, :batch_id::bigint, :month::text, 'redetected', c.area_m2, c.mean_prob, c.geom
+  from batch_candidate c where c.batch_id = :batch_id::bigint and c.matched_patch_id is not null
+  on conflict (patch_id, batch_id) do nothing
+  returning patch_id, kind
+)
+insert into patch_event (patch_id, actor, type, from_status, to_status, detail)
+select o.patch_id, :actor::text, case when o.kind = 'new' then 'detected' else 'redetected' end,
+       null, case when o.kind = 'new' then 'detected' else null end,
+       jsonb_build_object('batch_id', :batch_id::bigint, 'month', :month::text)
+from observed o
+order by o.patch_id;

@@ -1,0 +1,148 @@
+import type { Knex } from 'knex';
+import type { Config } from '../config/env.ts';
+import { ConflictError, NotFoundError } from '../pipeline/errors.ts';
+import { runSql } from './sql.ts';
+
+export type TileStatus = 'queued' | 'detected' | 'vectorized' | 'failed';
+
+export interface BatchTileRow {
+  imagery_id: number;
+  path: string;
+  baseline_ids: number[];
+  status: TileStatus;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+export interface BatchRow {
+  id: number;
+  month: string;
+  baseline_month: string;
+  status: string;
+  model_name: string;
+  model_version: string;
+  params: Record<string, unknown>;
+  summary: BatchSummary | null;
+}
+
+export interface BatchSummary {
+  batchId: number;
+  month: string;
+  baselineMonth: string;
+  status: string;
+  model: { name: string; version: string };
+  tiles: { total: number; ok: number; failed: number };
+  failedTiles: { path: string; code: string | null; reason: string | null }[];
+  changePolygons: number;
+  candidates: number;
+  patches: { new: number; redetected: number };
+  perTown: { townCode: string; townName: string; newPatches: number; redetected: number; newAreaM2: number }[];
+}
+
+export function previousMonth(month: string): string {
+  const [y, m] = month.split('-').map(Number);
+  const d = new Date(Date.UTC(y, m - 2, 1));
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+}
+
+/**
+ * Create a batch and its tile rows. Tiles with no overlapping baseline image are failed at once
+ * (reason `no_baseline`); the rest are queued. A month with a batch still queued or running is
+ * refused, so two launches of the same month cannot race.
+ */
+export async function createBatch(db: Knex, opts: { month: string; baselineMonth: string; modelName: string; modelVersion: string; params: Record<string, unknown> }): Promise<{ batch: BatchRow; tiles: BatchTileRow[] }> {
+  return db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-batch-${opts.month}`]);
+    const active = await trx('batch').where({ month: opts.month }).whereIn('status', ['queued', 'running']).first();
+    if (active) throw new ConflictError(`month ${opts.month} already has batch ${active.id} (${active.status}); wait for it or check 'tuban batch status'`, { batchId: active.id });
+    const pairs = await runSql<{ id: string; path: string; baseline_ids: string[] }>(trx, 'batch/pairs', { month: opts.month, baseline_month: opts.baselineMonth });
+    if (pairs.length === 0) throw new NotFoundError(`no imagery registered for ${opts.month}; run 'tuban imagery register --month ${opts.month} <dir>' first`);
+    const [batch] = await trx('batch').insert({ month: opts.month, baseline_month: opts.baselineMonth, status: 'queued', model_name: opts.modelName, model_version: opts.modelVersion, params: JSON.stringify(opts.params) }).returning('*');
+    const tiles: BatchTileRow[] = pairs.map((p) => {
+      const baselineIds = p.baseline_ids.map(Number);
+      const noBaseline = baselineIds.length === 0;
+      return {
+        imagery_id: Number(p.id), path: p.path, baseline_ids: baselineIds, status: noBaseline ? 'failed' : 'queued',
+        error_code: noBaseline ? 'no_baseline' : null,
+        error_message: noBaseline ? `${p.path}: no ${opts.baselineMonth} image overlaps its footprint` : null,
+      };
+    });
+    await trx('batch_tile').insert(tiles.map((t) => ({ batch_id: batch.id, imagery_id: t.imagery_id, baseline_ids: t.baseline_ids, status: t.status, error_code: t.error_code, error_message: t.error_message })));
+    return { batch: { ...batch, id: Number(batch.id) }, tiles };
+  });
+}
+
+export async function getBatch(db: Knex, batchId: number): Promise<BatchRow> {
+  const row = await db('batch').where({ id: batchId }).first();
+  if (!row) throw new NotFoundError(`batch ${batchId} does not exist`);
+  return { ...row, id: Number(row.id) };
+}
+
+export async function batchTiles(db: Knex, batchId: number): Promise<BatchTileRow[]> {
+  const rows = await db('batch_tile as t').join('imagery as i', 'i.id', 't.imagery_id').where('t.batch_id', batchId)
+    .select('t.imagery_id', 'i.path', 't.baseline_ids', 't.status', 't.error_code', 't.error_message').orderBy('i.path');
+  return rows.map((r) => ({ ...r, imagery_id: Number(r.imagery_id), baseline_ids: (r.baseline_ids ?? []).map(Number) }));
+}
+
+export async function updateTile(db: Knex, batchId: number, imageryId: number, fields: Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number; timings: Record<string, number> }>): Promise<void> {
+  const { timings, ...rest } = fields;
+  const update: Record<string, unknown> = { ...rest, updated_at: db.fn.now() };
+  if (timings) update.timings = db.raw('timings || ?::jsonb', [JSON.stringify(timings)]);
+  await db('batch_tile').where({ batch_id: batchId, imagery_id: imageryId }).update(update);
+}
+
+export async function setBatchStatus(db: Knex, batchId: number, status: string): Promise<void> {
+  await db('batch').where({ id: batchId }).whereIn('status', ['queued', 'running']).update({ status });
+}
+
+/**
+ * Diff, match and emit for a finished batch, in one transaction (all or nothing). Running it
+ * again for a completed batch changes nothing and returns the stored summary.
+ */
+export async function runDiff(db: Knex, config: Config, batchId: number, actor = 'batch'): Promise<BatchSummary> {
+  return db.transaction(async (trx) => {
+    const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
+    if (!batch) throw new NotFoundError(`batch ${batchId} does not exist`);
+    if (batch.status === 'completed' || batch.status === 'completed_with_failures') return batch.summary as BatchSummary;
+    const dates = await trx('imagery as i').join('batch_tile as t', 't.imagery_id', 'i.id').where('t.batch_id', batchId).max({ d: 'i.acquired_on' });
+    const imageryDate = dates[0]?.d ? new Date(dates[0].d).toISOString().slice(0, 10) : `${batch.month}-01`;
+    await trx('batch_candidate').where({ batch_id: batchId }).delete();
+    await runSql(trx, 'diff/candidates', {
+      batch_id: batchId, imagery_date: imageryDate, legal_buffer_m: config.TUBAN_LEGAL_BUFFER_M, opening_m: config.TUBAN_OPENING_M,
+      seam_eps_m: config.TUBAN_GSD_M / 2, min_area_m2: config.TUBAN_MIN_AREA_M2, simplify_m: config.TUBAN_SIMPLIFY_M, default_district: config.TUBAN_DISTRICT_CODE,
+    });
+    await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
+    await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
+    const tiles = await batchTiles(trx as unknown as Knex, batchId);
+    const failed = tiles.filter((t) => t.status === 'failed');
+    const status = failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
+    const summary = await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles);
+    await trx('batch').where({ id: batchId }).update({ status, summary: JSON.stringify(summary), finished_at: trx.fn.now() });
+    return summary;
+  });
+}
+
+async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]): Promise<BatchSummary> {
+  const failed = tiles.filter((t) => t.status === 'failed');
+  const [{ n: changePolygons }] = await db('change_polygon').where({ batch_id: batch.id }).count({ n: '*' });
+  const [{ n: candidates }] = await db('batch_candidate').where({ batch_id: batch.id }).count({ n: '*' });
+  const towns = await runSql<{ town_code: string; town_name: string; new_patches: string; redetected: string; new_area_m2: number }>(db, 'batch/summary', { batch_id: batch.id });
+  const perTown = towns.map((t) => ({ townCode: t.town_code, townName: t.town_name, newPatches: Number(t.new_patches), redetected: Number(t.redetected), newAreaM2: Number(t.new_area_m2) }));
+  return {
+    batchId: batch.id,
+    month: batch.month,
+    baselineMonth: batch.baseline_month,
+    status: batch.status,
+    model: { name: batch.model_name, version: batch.model_version },
+    tiles: { total: tiles.length, ok: tiles.length - failed.length, failed: failed.length },
+    failedTiles: failed.map((t) => ({ path: t.path, code: t.error_code, reason: t.error_message })),
+    changePolygons: Number(changePolygons),
+    candidates: Number(candidates),
+    patches: { new: perTown.reduce((s, t) => s + t.newPatches, 0), redetected: perTown.reduce((s, t) => s + t.redetected, 0) },
+    perTown,
+  };
+}
+
+export async function listPatches(db: Knex, month: string, townCode?: string | null): Promise<Record<string, unknown>[]> {
+  return runSql(db, 'queries/patches', { month, town_code: townCode ?? null });
+}

@@ -1,0 +1,44 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import type { Config } from '../config/env.ts';
+
+export type Db = Knex;
+
+/**
+ * A knex instance on PostgreSQL (DATABASE_URL) or, when unset, on embedded PGlite with PostGIS.
+ * Every connection's search_path is the tuban schema first, then public (where PostGIS lives).
+ * PGlite is one in-process connection: the CLI runs workers in the same process in that mode.
+ */
+export async function openDb(config: Config): Promise<Db> {
+  const schema = config.TUBAN_DB_SCHEMA;
+  if (config.DATABASE_URL) {
+    const db = knexFactory({
+      client: 'pg',
+      connection: config.DATABASE_URL,
+      searchPath: [schema, 'public'],
+      pool: { min: 0, max: 8 },
+      acquireConnectionTimeout: 20_000,
+    });
+    await db.raw('select 1');
+    return db;
+  }
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { postgis } = await import('@electric-sql/pglite-postgis');
+  const { default: ClientPgLite } = await import('knex-pglite');
+  const dir = join(config.dataDir, 'pgdata');
+  mkdirSync(dir, { recursive: true });
+  const pglite = await PGlite.create(dir, { extensions: { postgis } });
+  const db = knexFactory({
+    client: ClientPgLite as unknown as typeof knexFactory.Client,
+    dialect: 'postgres',
+    connection: () => ({ pglite }) as object,
+    searchPath: [schema, 'public'],
+  } as Knex.Config);
+  await db.raw('create extension if not exists postgis');
+  return db;
+}
+
+export function isEmbedded(config: Config): boolean {
+  return !config.DATABASE_URL;
+}

@@ -1,0 +1,112 @@
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import type { Knex } from 'knex';
+import type { Config } from '../config/env.ts';
+import { crsLabel } from '../pipeline/crs.ts';
+import { BadInputError, errorCodeOf } from '../pipeline/errors.ts';
+import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { gsdMetres, pixelToWorld } from '../pipeline/geotransform.ts';
+import { percentileStretch, type BandStretch } from '../pipeline/raster.normalise.ts';
+import { axisStarts } from '../pipeline/window.grid.ts';
+import { runSql } from './sql.ts';
+
+export interface RegisteredImage { id: number; path: string; month: string; widthPx: number; heightPx: number; bands: number; epsg: number; gsdM: number; inserted: boolean }
+export interface RefusedImage { path: string; code: string; reason: string }
+
+/** Expand files and folders into the GeoTIFFs they hold, sorted. */
+export function listTiffs(inputs: string[]): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (!st) {
+      out.push(p); // reported as missing by the register step
+      return;
+    }
+    if (st.isDirectory()) for (const name of readdirSync(p).sort()) walk(join(p, name));
+    else if (['.tif', '.tiff'].includes(extname(p).toLowerCase())) out.push(p);
+  };
+  for (const i of inputs) {
+    const st = statSync(i, { throwIfNoEntry: false });
+    if (st && !st.isDirectory()) out.push(i);
+    else walk(i);
+  }
+  return [...new Set(out.map((p) => resolve(p)))].sort();
+}
+
+/**
+ * Register a month's GeoTIFFs: read each header, check CRS and ground sample distance, compute
+ * a stretch for >8-bit data, store footprint and metadata. Each refused file is reported with
+ * its reason; the others are registered.
+ */
+export async function registerImagery(db: Knex, config: Config, month: string, inputs: string[], acquiredOn?: string): Promise<{ registered: RegisteredImage[]; refused: RefusedImage[] }> {
+  if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new BadInputError('bad_month', `--month "${month}" is not YYYY-MM`);
+  const date = acquiredOn ?? `${month}-01`;
+  const registered: RegisteredImage[] = [];
+  const refused: RefusedImage[] = [];
+  for (const path of listTiffs(inputs)) {
+    try {
+      registered.push(await registerOne(db, config, month, path, date));
+    } catch (err) {
+      refused.push({ path, code: errorCodeOf(err), reason: (err as Error).message });
+    }
+  }
+  return { registered, refused };
+}
+
+async function registerOne(db: Knex, config: Config, month: string, path: string, acquiredOn: string): Promise<RegisteredImage> {
+  const src = await GeoTiffSource.open(path);
+  try {
+    const info = src.info;
+    const known = await db.raw('select 1 from spatial_ref_sys where srid = ?', [info.crs.epsg]);
+    if (known.rows.length === 0) throw new BadInputError('unknown_crs', `${path}: ${crsLabel(info.crs)} is not known to PostGIS (spatial_ref_sys), so it cannot be placed`, { file: path });
+    const gt = info.geoTransform;
+    const centre = pixelToWorld(gt, info.widthPx / 2, info.heightPx / 2);
+    const gsd = gsdMetres(gt, info.crs.geographic, info.crs.geographic ? centre.y : 0);
+    const gsdM = (gsd.x + gsd.y) / 2;
+    const off = Math.abs(gsdM - config.TUBAN_GSD_M) / config.TUBAN_GSD_M;
+    if (off > config.TUBAN_GSD_TOLERANCE) {
+      throw new BadInputError('gsd_mismatch', `${path}: ground sample distance ${gsdM.toFixed(3)} m differs from the configured ${config.TUBAN_GSD_M} m by ${(off * 100).toFixed(0)} % (tolerance ${(config.TUBAN_GSD_TOLERANCE * 100).toFixed(0)} %, TUBAN_GSD_TOLERANCE)`, { file: path, gsdM });
+    }
+    if (info.bandCount < 3) throw new BadInputError('band_count', `${path}: ${info.bandCount} band(s); RGB imagery with at least 3 bands is required`, { file: path });
+    const stretch = info.sampleType === 'uint8' ? null : await sampleStretch(src);
+    const corners = [[0, 0], [info.widthPx, 0], [info.widthPx, info.heightPx], [0, info.heightPx], [0, 0]].map(([c, r]) => pixelToWorld(gt, c, r));
+    const wkt = `POLYGON((${corners.map((p) => `${p.x} ${p.y}`).join(', ')}))`;
+    const [row] = await runSql<{ id: string; inserted: boolean }>(db, 'imagery/upsert', {
+      month, path, acquired_on: acquiredOn, file_bytes: statSync(path).size, width_px: info.widthPx, height_px: info.heightPx,
+      band_count: info.bandCount, sample_type: info.sampleType, nodata: info.nodata, srid: info.crs.epsg,
+      geotransform: `{${gt.join(',')}}`, gsd_m: gsdM, stretch: stretch ? JSON.stringify(stretch) : null, footprint_wkt: wkt,
+    });
+    return { id: Number(row.id), path, month, widthPx: info.widthPx, heightPx: info.heightPx, bands: info.bandCount, epsg: info.crs.epsg, gsdM, inserted: row.inserted };
+  } finally {
+    await src.close();
+  }
+}
+
+/** 2–98 % stretch from up to 16 windows of 128 px spread over the image (bounded reads). */
+async function sampleStretch(src: GeoTiffSource): Promise<BandStretch> {
+  const { widthPx, heightPx } = src.info;
+  const size = 128;
+  const xs = axisStarts(widthPx, size, 0).filter((_, i, a) => a.length <= 4 || i % Math.ceil(a.length / 4) === 0).slice(0, 4);
+  const ys = axisStarts(heightPx, size, 0).filter((_, i, a) => a.length <= 4 || i % Math.ceil(a.length / 4) === 0).slice(0, 4);
+  const bands = [0, 1, 2];
+  const acc: number[][] = bands.map(() => []);
+  for (const y of ys) for (const x of xs) {
+    const w = await src.readWindow({ x, y, width: Math.min(size, widthPx), height: Math.min(size, heightPx) }, bands);
+    w.forEach((b, i) => { for (const v of b) acc[i].push(v); });
+  }
+  return percentileStretch(acc.map((a) => Float64Array.from(a)), src.info.nodata);
+}
+
+export interface ImageryRow {
+  id: number;
+  month: string;
+  path: string;
+  acquired_on: string;
+  stretch: BandStretch | null;
+}
+
+export async function imageryByIds(db: Knex, ids: number[]): Promise<ImageryRow[]> {
+  if (ids.length === 0) return [];
+  const rows = await db('imagery').whereIn('id', ids).select('id', 'month', 'path', db.raw("to_char(acquired_on, 'YYYY-MM-DD') as acquired_on"), 'stretch').orderBy('path');
+  return rows.map((r) => ({ ...r, id: Number(r.id) }));
+}

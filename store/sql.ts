@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Knex } from 'knex';
+
+const SQL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'sql');
+const cache = new Map<string, string>();
+
+/** Text of `sql/<name>.sql`. */
+export function sqlText(name: string): string {
+  let text = cache.get(name);
+  if (text === undefined) {
+    text = readFileSync(join(SQL_DIR, `${name}.sql`), 'utf8');
+    cache.set(name, text);
+  }
+  return text;
+}
+
+/** Runs `sql/<name>.sql` with named bindings (`:name` in the file). Returns the rows. */
+export async function runSql<T = Record<string, unknown>>(db: Knex | Knex.Transaction, name: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  const result = await db.raw(sqlText(name), params as Knex.ValueDict);
+  return (result.rows ?? []) as T[];
+}
+
+export const sqlDir = SQL_DIR;

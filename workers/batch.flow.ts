@@ -1,0 +1,48 @@
+import type { FlowJob } from 'bullmq';
+import { QUEUE, type DiffJobData, type TileJobData } from './queues.ts';
+
+export interface FlowOptions {
+  attempts: number;
+  backoffMs: number;
+}
+
+/**
+ * The BullMQ flow of one batch, as data: a diff job whose children are one vectorize job per
+ * tile, each with its detect job as child. Children that fail are recorded as ignored
+ * dependencies, so one bad tile never holds up the rest of the batch. Job ids derive from the
+ * database instance, batch and tile, so adding the same flow twice adds nothing.
+ */
+export function batchFlow(instanceId: string, batchId: number, imageryIds: number[], prefix: string, opts: FlowOptions): FlowJob {
+  const key = `${instanceId.slice(0, 12)}-b${batchId}`;
+  const jobOpts = (id: string) => ({
+    jobId: id,
+    attempts: opts.attempts,
+    backoff: { type: 'exponential', delay: opts.backoffMs },
+    ignoreDependencyOnFailure: true,
+    removeOnComplete: { age: 7 * 24 * 3600 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  });
+  return {
+    name: 'diff',
+    queueName: QUEUE.diff,
+    prefix,
+    data: { batchId } satisfies DiffJobData,
+    opts: { jobId: `${key}-diff`, attempts: opts.attempts, backoff: { type: 'exponential', delay: opts.backoffMs } },
+    children: imageryIds.map((imageryId) => ({
+      name: 'vectorize',
+      queueName: QUEUE.vectorize,
+      prefix,
+      data: { batchId, imageryId } satisfies TileJobData,
+      opts: jobOpts(`${key}-t${imageryId}-vectorize`),
+      children: [
+        {
+          name: 'detect',
+          queueName: QUEUE.detect,
+          prefix,
+          data: { batchId, imageryId } satisfies TileJobData,
+          opts: jobOpts(`${key}-t${imageryId}-detect`),
+        },
+      ],
+    })),
+  };
+}

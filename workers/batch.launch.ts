@@ -1,0 +1,80 @@
+import { FlowProducer, Queue } from 'bullmq';
+import type { Knex } from 'knex';
+import type { Config } from '../config/env.ts';
+import type { ModelManifest } from '../pipeline/model.manifest.ts';
+import { batchTiles, createBatch, getBatch, previousMonth, type BatchRow, type BatchTileRow } from '../store/batch.ts';
+import { batchFlow } from './batch.flow.ts';
+import { QUEUE, redisConnection } from './queues.ts';
+
+export interface LaunchResult {
+  batch: BatchRow;
+  tiles: BatchTileRow[];
+}
+
+/** Create the batch rows and enqueue its flow. Tiles already failed (no baseline) get no jobs. */
+export async function launchBatch(db: Knex, config: Config, manifest: ModelManifest, month: string, baselineMonth?: string, threshold?: number): Promise<LaunchResult> {
+  if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new Error(`--month "${month}" is not YYYY-MM`);
+  const base = baselineMonth ?? previousMonth(month);
+  const { batch, tiles } = await createBatch(db, {
+    month, baselineMonth: base, modelName: manifest.name, modelVersion: manifest.version,
+    params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M },
+  });
+  const instance = await db('setting').where({ key: 'instance_id' }).first();
+  const connection = redisConnection(config);
+  const flows = new FlowProducer({ connection, prefix: config.TUBAN_QUEUE_PREFIX });
+  try {
+    const runnable = tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id);
+    await flows.add(batchFlow(instance.value, batch.id, runnable, config.TUBAN_QUEUE_PREFIX, { attempts: config.TUBAN_JOB_ATTEMPTS, backoffMs: 2000 }));
+  } finally {
+    await flows.close();
+    connection.disconnect();
+  }
+  return { batch, tiles };
+}
+
+export interface BatchProgress {
+  total: number;
+  detected: number;
+  vectorized: number;
+  failed: number;
+  status: string;
+}
+
+export async function batchProgress(db: Knex, batchId: number): Promise<BatchProgress> {
+  const [batch, tiles] = await Promise.all([getBatch(db, batchId), batchTiles(db, batchId)]);
+  return {
+    total: tiles.length,
+    detected: tiles.filter((t) => t.status === 'detected' || t.status === 'vectorized').length,
+    vectorized: tiles.filter((t) => t.status === 'vectorized').length,
+    failed: tiles.filter((t) => t.status === 'failed').length,
+    status: batch.status,
+  };
+}
+
+/** Polls until the batch has finished, reporting progress; returns the finished batch row. */
+export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: BatchProgress) => void, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<BatchRow> {
+  const t0 = Date.now();
+  for (;;) {
+    const p = await batchProgress(db, batchId);
+    onProgress(p);
+    if (['completed', 'completed_with_failures', 'failed'].includes(p.status)) return getBatch(db, batchId);
+    if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw new Error(`batch ${batchId} did not finish within ${opts.timeoutMs} ms (status ${p.status}); are workers running? ('tuban worker')`);
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+  }
+}
+
+/** Queue names and counts, for status output. */
+export async function queueCounts(config: Config): Promise<Record<string, Record<string, number>>> {
+  const connection = redisConnection(config);
+  const out: Record<string, Record<string, number>> = {};
+  try {
+    for (const name of Object.values(QUEUE)) {
+      const q = new Queue(name, { connection, prefix: config.TUBAN_QUEUE_PREFIX });
+      out[name] = await q.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'waiting-children');
+      await q.close();
+    }
+  } finally {
+    connection.disconnect();
+  }
+  return out;
+}

@@ -1,0 +1,40 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Config } from '../config/env.ts';
+
+export const QUEUE = { detect: 'detect', vectorize: 'vectorize', diff: 'diff' } as const;
+
+/** Payload of every tile job (detect, vectorize). */
+export interface TileJobData {
+  batchId: number;
+  imageryId: number;
+}
+
+export interface DiffJobData {
+  batchId: number;
+}
+
+/**
+ * A Redis connection for BullMQ: no per-command retry limit (BullMQ's blocking commands need
+ * that), and reconnect with capped backoff so a restarted Redis is picked up again.
+ */
+export function redisConnection(config: Config, extra: RedisOptions = {}): Redis {
+  return new Redis(config.REDIS_URL, {
+    maxRetriesPerRequest: null,
+    enableReadyCheck: true,
+    retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 6), 10_000),
+    ...extra,
+  });
+}
+
+/** Ping Redis once with a short timeout; a clear message when nothing answers. */
+export async function checkRedis(config: Config, timeoutMs = 2000): Promise<void> {
+  const r = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null });
+  try {
+    await r.connect();
+    await r.ping();
+  } catch (err) {
+    throw new Error(`Redis does not answer at ${config.REDIS_URL} (${(err as Error).message}); start one (e.g. 'redis-server --port 6379 --save "" --daemonize yes') or set REDIS_URL`);
+  } finally {
+    r.disconnect();
+  }
+}

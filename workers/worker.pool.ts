@@ -1,0 +1,77 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Knex } from 'knex';
+import type { Config } from '../config/env.ts';
+import type { ChangeModel } from '../pipeline/change.model.ts';
+import { errorCodeOf, errorFate, errorKindOf } from '../pipeline/errors.ts';
+import type { Logger } from '../pipeline/log.ts';
+import { batchTiles, updateTile } from '../store/batch.ts';
+import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
+import { detectJob, diffJob, vectorizeJob, type JobContext } from './tile.jobs.ts';
+
+export interface WorkerPool {
+  workers: Worker[];
+  /** Stop taking jobs, let the jobs in hand finish (up to timeoutMs), then close. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Starts one BullMQ worker per queue in this process. Errors are sorted by kind: bad input fails
+ * the tile at once (UnrecoverableError, no retry); anything else is retried with backoff and the
+ * tile is marked failed only when its last attempt fails. Either way the reason lands in
+ * batch_tile, where the batch summary reads it.
+ */
+export function startWorkers(opts: { db: Knex; config: Config; model: ChangeModel; log: Logger; concurrency?: number }): WorkerPool {
+  const ctx: JobContext = { db: opts.db, config: opts.config, model: opts.model, log: opts.log };
+  const concurrency = opts.concurrency ?? opts.config.TUBAN_CONCURRENCY;
+  const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: 60_000, stalledInterval: 30_000, maxStalledCount: 2 };
+
+  const tileHandler = (stage: 'detect' | 'vectorize') => async (job: Job<TileJobData>) => {
+    const { batchId, imageryId } = job.data;
+    try {
+      if (stage === 'detect') return await detectJob(ctx, batchId, imageryId, (pct) => void job.updateProgress(pct));
+      return await vectorizeJob(ctx, batchId, imageryId);
+    } catch (err) {
+      const kind = errorKindOf(err);
+      const last = !errorFate[kind].retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const path = (await batchTiles(ctx.db, batchId)).find((t) => t.imagery_id === imageryId)?.path;
+      ctx.log.warn('Tile:Failed', { batchId, imageryId, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
+      if (last) {
+        await updateTile(ctx.db, batchId, imageryId, { status: 'failed', error_code: errorCodeOf(err), error_message: `${stage}: ${(err as Error).message}` });
+      }
+      if (!errorFate[kind].retry) throw new UnrecoverableError((err as Error).message);
+      throw err;
+    }
+  };
+
+  const diffHandler = async (job: Job<DiffJobData>) => {
+    try {
+      return await diffJob(ctx, job.data.batchId);
+    } catch (err) {
+      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      ctx.log.error('Batch:DiffFailed', { batchId: job.data.batchId, attempt: job.attemptsMade + 1, final: last, message: (err as Error).message });
+      if (last) await ctx.db('batch').where({ id: job.data.batchId }).update({ status: 'failed', summary: JSON.stringify({ batchId: job.data.batchId, status: 'failed', error: (err as Error).message }), finished_at: ctx.db.fn.now() });
+      throw err;
+    }
+  };
+
+  const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
+  const workers = [
+    new Worker<TileJobData>(QUEUE.detect, tileHandler('detect'), { ...common, connection: connections[0] }),
+    new Worker<TileJobData>(QUEUE.vectorize, tileHandler('vectorize'), { ...common, connection: connections[1] }),
+    new Worker<DiffJobData>(QUEUE.diff, diffHandler, { ...common, concurrency: 1, connection: connections[2] }),
+  ];
+  for (const w of workers) w.on('error', (err) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
+
+  return {
+    workers,
+    async close(timeoutMs = 30_000) {
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+      if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {
+        opts.log.warn('Worker:ForceClose', { timeoutMs });
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+      for (const c of connections) c.disconnect();
+    },
+  };
+}
