@@ -27,7 +27,8 @@ export async function cmdLayersImport(db: Db, file: string, kind: string, srid?:
   const r = await importLayer(db, file, kind as LayerKind, srid);
   const lines = [`${r.file}: ${r.imported} ${kind} feature(s) imported from EPSG:${r.srid}${r.replaced ? ` (replacing ${r.replaced} from an earlier import)` : ''}`];
   for (const f of r.repaired) lines.push(`  repaired feature #${f.index}${f.code ? ` (${f.code})` : ''}: ${f.reason}`);
-  for (const f of r.rejected) lines.push(`  REJECTED feature #${f.index}${f.code ? ` (${f.code})` : ''}: ${f.reason}`);
+  for (const f of r.rejected.slice(0, 100)) lines.push(`  REJECTED feature #${f.index}${f.code ? ` (${f.code})` : ''}: ${f.reason}`);
+  if (r.rejected.length > 100) lines.push(`  … and ${r.rejected.length - 100} more rejected feature(s)`);
   return { text: lines.join('\n'), ok: r.rejected.length === 0 };
 }
 

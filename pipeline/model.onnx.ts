@@ -27,7 +27,7 @@ export class OnnxChangeModel implements ChangeModel {
       if (found !== manifest.sha256) throw new BadInputError('model_file', `${onnxPath}: sha256 ${found} differs from the manifest's ${manifest.sha256}`, { file: onnxPath });
     }
     const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: opts.intraOpThreads,
+      ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       graphOptimizationLevel: 'all',
     });
     for (const name of [manifest.inputs.before, manifest.inputs.after]) {

@@ -54,10 +54,17 @@ export async function importLayer(db: Knex, file: string, kind: LayerKind, sridO
         }
       } catch (err) {
         await trx.raw(`rollback to savepoint ${sp}`);
-        rejected.push({ index: f.index, code: f.code, reason: `PostGIS refused the geometry: ${(err as Error).message.split('\n')[0].replace(/^.* - /, '')}` });
+        rejected.push({ index: f.index, code: f.code, reason: `PostGIS refused the geometry: ${pgMessage(err)}` });
       }
     }
   });
   rejected.sort((a, b) => a.index - b.index);
   return { file: path, kind, srid: parsed.srid, imported, repaired, rejected, replaced };
+}
+
+/** The server's own words from a knex error (knex prefixes the whole SQL text). */
+function pgMessage(err: unknown): string {
+  const m = (err as Error).message;
+  const i = m.lastIndexOf(' - ');
+  return i >= 0 ? m.slice(i + 3) : m;
 }

@@ -10,7 +10,8 @@ const cache = new Map<string, string>();
 export function sqlText(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
-    text = readFileSync(join(SQL_DIR, `${name}.sql`), 'utf8');
+    // Whole-line comments go: they document the parameters, and knex would bind `:name` in them too.
+    text = readFileSync(join(SQL_DIR, `${name}.sql`), 'utf8').split('\n').filter((l) => !l.trimStart().startsWith('--')).join('\n');
     cache.set(name, text);
   }
   return text;
