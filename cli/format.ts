@@ -28,7 +28,8 @@ export function zoneFlags(p: { farmland_m2: number; ecological_m2: number; water
 export function patchListText(month: string, patches: Record<string, unknown>[]): string {
   if (patches.length === 0) return `No patches for ${month}.`;
   const byTown = new Map<string, Record<string, unknown>[]>();
-  for (const p of patches) {
+  const sorted = [...patches].sort((a, b) => String(a.town_code ?? '~').localeCompare(String(b.town_code ?? '~')) || String(a.code).localeCompare(String(b.code)));
+  for (const p of sorted) {
     const key = `${p.town_name ?? '(outside every town)'} ${p.town_code ?? ''}`.trim();
     byTown.set(key, [...(byTown.get(key) ?? []), p]);
   }

@@ -37,7 +37,9 @@ export async function importLayer(db: Knex, file: string, kind: LayerKind, sridO
   let imported = 0;
   let replaced = 0;
   await db.transaction(async (trx) => {
-    replaced = await trx('reference_feature').where({ source_file: path, kind }).delete();
+    const [{ n }] = await trx('reference_feature').where({ source_file: path, kind }).count({ n: '*' });
+    replaced = Number(n);
+    await trx('reference_feature').where({ source_file: path, kind }).delete();
     for (const f of parsed.features) {
       const sp = `f${f.index}`;
       await trx.raw(`savepoint ${sp}`);

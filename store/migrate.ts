@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { sqlDir } from './sql.ts';
+import { splitSqlStatements } from './sql.split.ts';
 
 /** knex migrations whose bodies are the files in sql/migrations, with {{srid}} filled in. */
 class SqlMigrationSource implements Knex.MigrationSource<string> {
@@ -17,7 +18,7 @@ class SqlMigrationSource implements Knex.MigrationSource<string> {
     const text = readFileSync(join(sqlDir, 'migrations', name), 'utf8').replaceAll('{{srid}}', String(this.srid));
     return {
       up: async (knex) => {
-        await knex.raw(text);
+        for (const statement of splitSqlStatements(text)) await knex.raw(statement);
       },
       down: async () => {
         throw new Error(`${name}: migrations are forward-only; restore from backup to go back`);
