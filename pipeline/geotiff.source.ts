@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
 import { crsFromGeoKeys, type GeoKeys } from './crs.ts';
 import { BadInputError } from './errors.ts';
@@ -26,6 +27,7 @@ export class GeoTiffSource implements TileSource {
       throw new BadInputError('corrupt_tiff', `${file}: not a readable TIFF (${(err as Error).message})`, { file }, { cause: err });
     }
     const info = rasterInfoOf(file, image);
+    await checkDataWithinFile(file, image);
     return new GeoTiffSource(info, tiff, image);
   }
 
@@ -41,6 +43,23 @@ export class GeoTiffSource implements TileSource {
 
   async close(): Promise<void> {
     await this.tiff.close?.();
+  }
+}
+
+/**
+ * A truncated file still has a readable header, and geotiff.js then decodes the missing strips
+ * as zeros — garbage pixels that look like change. Every strip/tile must end inside the file.
+ */
+async function checkDataWithinFile(file: string, image: GeoTIFFImage): Promise<void> {
+  const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; loadValue(t: string): Promise<ArrayLike<number>> };
+  const [offTag, cntTag] = fd.hasTag('TileOffsets') ? ['TileOffsets', 'TileByteCounts'] : ['StripOffsets', 'StripByteCounts'];
+  if (!fd.hasTag(offTag) || !fd.hasTag(cntTag)) throw new BadInputError('corrupt_tiff', `${file}: no ${offTag}/${cntTag} tags, so the pixel data cannot be located`, { file });
+  const [offsets, counts] = await Promise.all([fd.loadValue(offTag), fd.loadValue(cntTag)]);
+  const size = (await stat(file)).size;
+  let end = 0;
+  for (let i = 0; i < offsets.length; i++) end = Math.max(end, Number(offsets[i]) + Number(counts[i]));
+  if (end > size) {
+    throw new BadInputError('corrupt_tiff', `${file}: truncated — pixel data runs to byte ${end} but the file has ${size} bytes`, { file, expectedBytes: end, fileBytes: size });
   }
 }
 

@@ -1,0 +1,107 @@
+import { readFileSync, truncateSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../store/db.ts';
+import { registerImagery } from '../store/imagery.ts';
+import { copyMonth, loadFixtureLayers, registerFixtureMonths, runBatch } from './helpers/batch.ts';
+import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
+
+/**
+ * The monthly batch on the fixtures against the machine's real PostgreSQL/PostGIS and Redis,
+ * through BullMQ workers: the patches must be exactly the unpermitted new buildings.
+ */
+describe('monthly batch on real PostGIS and Redis', () => {
+  const fixturesDir = inject('fixturesDir');
+  let config: Config;
+  let db: Db;
+  const truth = JSON.parse(readFileSync(join(fixturesDir, 'truth.geojson'), 'utf8')) as { features: { properties: { id: string; expect: string; town: string; flags: string[] }; geometry: unknown }[] };
+
+  beforeAll(async () => {
+    config = isolatedConfig();
+    db = await migratedDb(config);
+    await loadFixtureLayers(db, fixturesDir);
+    await registerFixtureMonths(db, config, fixturesDir);
+  });
+  afterAll(async () => cleanup(db, config));
+
+  /** IoU of each patch of the month with a ground-truth footprint, computed in PostGIS. */
+  async function iouWith(month: string, geometry: unknown): Promise<{ code: string; iou: number; town_code: string; farmland_m2: number; ecological_m2: number; source_tiles: string[] }[]> {
+    const { rows } = await db.raw(
+      `with t as (select ST_SetSRID(ST_GeomFromGeoJSON(?), 4548) g)
+       select p.code, p.town_code, p.farmland_m2, p.ecological_m2, p.source_tiles,
+              ST_Area(ST_Intersection(p.geom, t.g)) / ST_Area(ST_Union(p.geom, t.g)) as iou
+       from patch p, t where p.month = ? and ST_Intersects(p.geom, t.g) order by iou desc`,
+      [JSON.stringify(geometry), month],
+    );
+    return rows;
+  }
+
+  it('emits one patch per unpermitted new building and none for permitted ones', async () => {
+    const s = await runBatch(db, config, '2024-03');
+    expect(s.status).toBe('completed');
+    expect(s.tiles).toEqual({ total: 4, ok: 4, failed: 0 });
+    const expected = truth.features.filter((f) => f.properties.expect === 'patch');
+    expect(s.patches.new).toBe(expected.length);
+
+    for (const f of expected) {
+      const hits = await iouWith('2024-03', f.geometry);
+      expect(hits.length, `${f.properties.id}: overlapping patches`).toBe(1);
+      expect(hits[0].iou, `${f.properties.id}: IoU`).toBeGreaterThanOrEqual(0.5);
+      expect(hits[0].town_code, `${f.properties.id}: town`).toBe(f.properties.town);
+      expect(Number(hits[0].farmland_m2) > 0, `${f.properties.id}: farmland flag`).toBe(f.properties.flags.includes('farmland'));
+      expect(Number(hits[0].ecological_m2) > 0, `${f.properties.id}: ecological flag`).toBe(f.properties.flags.includes('ecological'));
+      if (f.properties.id === 'seam') expect(hits[0].source_tiles).toHaveLength(2);
+    }
+    for (const f of truth.features.filter((f) => f.properties.expect === 'permitted')) {
+      expect(await iouWith('2024-03', f.geometry), `${f.properties.id} must not be a patch`).toHaveLength(0);
+    }
+  });
+
+  it('gives patches stable codes, attributes and a history event', async () => {
+    const { rows } = await db.raw(`select code, area_m2, status, model_name, district_code, town_name, grid_code, ST_IsValid(geom) as valid,
+      (select count(*) from patch_event e where e.patch_id = p.id and e.type = 'detected')::int as events from patch p order by code`);
+    expect(rows.map((r: { code: string }) => r.code)).toEqual(['350206-202403-0001', '350206-202403-0002', '350206-202403-0003', '350206-202403-0004', '350206-202403-0005']);
+    for (const r of rows) {
+      expect(r).toMatchObject({ status: 'detected', model_name: 'cva-baseline', district_code: '350206', valid: true, events: 1 });
+      expect(r.area_m2).toBeGreaterThan(300);
+      expect(r.grid_code).toMatch(/^35020600[12]-0[12]$/);
+    }
+  });
+
+  it('records a re-run of the same month as re-detections, never new patches', async () => {
+    const before = await db('patch').select('code', 'area_m2').orderBy('code');
+    const s = await runBatch(db, config, '2024-03');
+    expect(s.patches).toEqual({ new: 0, redetected: 5 });
+    expect(await db('patch').select('code', 'area_m2').orderBy('code')).toEqual(before);
+    const [{ n }] = await db('patch_observation').where({ kind: 'redetected' }).count({ n: '*' });
+    expect(Number(n)).toBe(5);
+  });
+
+  it('fails a corrupt tile alone, with its reason, while the rest of the batch completes', async () => {
+    // 2024-04: the same pixels as 2024-03 (so no change), one tile damaged after delivery.
+    const dir = join(config.dataDir, 'imagery-2024-04');
+    const files = copyMonth(fixturesDir, '2024-03', dir);
+    const reg = await registerImagery(db, config, '2024-04', [dir]);
+    expect(reg.refused).toEqual([]);
+    const damaged = files[3];
+    truncateSync(damaged, Math.floor(statSync(damaged).size / 3));
+    const s = await runBatch(db, config, '2024-04');
+    expect(s.status).toBe('completed_with_failures');
+    expect(s.tiles).toEqual({ total: 4, ok: 3, failed: 1 });
+    expect(s.failedTiles).toHaveLength(1);
+    expect(s.failedTiles[0].path).toBe(damaged);
+    expect(s.failedTiles[0].code).toBe('corrupt_tiff');
+    expect(s.failedTiles[0].reason).toContain(damaged);
+    expect(s.patches.new).toBe(0);
+  });
+
+  it('fails a tile with no baseline at once and says so', async () => {
+    const dir = join(config.dataDir, 'imagery-2025-01');
+    copyMonth(fixturesDir, '2024-03', dir);
+    await registerImagery(db, config, '2025-01', [dir]);
+    const s = await runBatch(db, config, '2025-01');
+    expect(s.status).toBe('failed');
+    expect(s.failedTiles.map((t) => t.code)).toEqual(['no_baseline', 'no_baseline', 'no_baseline', 'no_baseline']);
+  });
+});

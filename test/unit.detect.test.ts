@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import type { ChangeModel } from '../pipeline/change.model.ts';
+import { EPSG_4548, crs } from '../pipeline/crs.ts';
+import { detectTile } from '../pipeline/detect.tile.ts';
+import type { ModelManifest } from '../pipeline/model.manifest.ts';
+import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { integerShift, pixelMap, readBaselineOnGrid } from '../pipeline/pair.align.ts';
+import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
+
+const manifest = (tile: number, overlap: number): ModelManifest => ({
+  name: 'echo', version: '0', description: '', file: 'none', inputs: { before: 'b', after: 'a' }, output: { name: 'p', kind: 'probability' },
+  bands: { indices: [0, 1, 2] }, normalisation: { mean: [0, 0, 0], std: [1, 1, 1] }, tileSizePx: tile, overlapPx: overlap, defaultThreshold: 0.5, gsdM: 0.5, provenance: {},
+});
+
+/** Returns the after image's first band: stitching must reproduce it exactly, seams or not. */
+function echoModel(tile: number, overlap: number): ChangeModel {
+  return {
+    manifest: manifest(tile, overlap),
+    async run(_b, a, batch, h, w) {
+      const out = new Float32Array(batch * h * w);
+      for (let i = 0; i < batch; i++) out.set(a.subarray(i * 3 * h * w, i * 3 * h * w + h * w), i * h * w);
+      return out;
+    },
+    async close() {},
+  };
+}
+
+function raster(file: string, w: number, h: number, gt: RasterInfo['geoTransform'], fill: (x: number, y: number, b: number) => number, nodata: number | null = null): MemorySource {
+  const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: w * h }, (_, i) => fill(i % w, Math.floor(i / w), b)));
+  return new MemorySource({ file, widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata, crs: EPSG_4548, geoTransform: gt }, bands);
+}
+
+const GT: RasterInfo['geoTransform'] = [611200, 0.5, 0, 2713600, 0, -0.5];
+
+describe('detectTile', () => {
+  it('stitches overlapping windows without seams', async () => {
+    const after = raster('after', 100, 70, GT, (x, y) => (x * 7 + y * 3) % 256);
+    const before = raster('before', 100, 70, GT, () => 0);
+    const r = await detectTile({ after, baselines: [{ source: before }], model: echoModel(32, 8), batchSize: 3 });
+    expect(r.windows).toBe(12);
+    for (let y = 0; y < 70; y++) for (let x = 0; x < 100; x++) expect(r.probability[y * 100 + x]).toBeCloseTo(((x * 7 + y * 3) % 256) / 255, 5);
+  });
+
+  it('gives zero probability where either date has no data', async () => {
+    const after = raster('after', 20, 20, GT, (x) => (x < 5 ? 0 : 200), 0);
+    const before = raster('before', 20, 20, GT, () => 100);
+    const r = await detectTile({ after, baselines: [{ source: before }], model: echoModel(16, 4) });
+    expect(r.valid[0]).toBe(0);
+    expect(r.probability[0]).toBe(0);
+    expect(r.valid[10]).toBe(1);
+  });
+
+  it('refuses a baseline in another CRS with both files named', async () => {
+    const after = raster('cur.tif', 8, 8, GT, () => 1);
+    const other = new MemorySource({ ...raster('base.tif', 8, 8, GT, () => 1).info, crs: crs(32650, false) }, [0, 1, 2].map(() => new Uint8Array(64)));
+    await expect(detectTile({ after, baselines: [{ source: other }], model: echoModel(8, 0) })).rejects.toThrow(/base\.tif is in EPSG:32650 but cur\.tif is in EPSG:4548/);
+  });
+});
+
+describe('baseline on the current grid', () => {
+  it('copies a whole-pixel shift exactly and marks uncovered pixels invalid', async () => {
+    // Baseline origin 2 px east and 1 px south of the current tile.
+    const base = raster('base', 10, 10, [611201, 0.5, 0, 2713599.5, 0, -0.5], (x, y) => x * 10 + y);
+    const cur = raster('cur', 10, 10, GT, () => 0).info;
+    expect(integerShift(pixelMap(cur.geoTransform, base.info.geoTransform))).toEqual({ dx: -2, dy: -1 });
+    const r = await readBaselineOnGrid(cur, { x: 0, y: 0, width: 10, height: 10 }, [{ source: base }], [0]);
+    expect(r.valid[0]).toBe(0);
+    expect(r.valid[1 * 10 + 2]).toBe(1);
+    expect(r.bands[0][1 * 10 + 2]).toBeCloseTo(0 / 255, 6);
+    expect(r.bands[0][3 * 10 + 5]).toBeCloseTo((3 * 10 + 2) / 255, 6);
+  });
+
+  it('resamples a half-pixel offset bilinearly', async () => {
+    const base = raster('base', 10, 10, [611199.75, 0.5, 0, 2713600, 0, -0.5], (x) => x * 20);
+    const cur = raster('cur', 8, 8, GT, () => 0).info;
+    const r = await readBaselineOnGrid(cur, { x: 0, y: 0, width: 8, height: 8 }, [{ source: base }], [0]);
+    // Current pixel 2's centre lies halfway between baseline pixels 2 and 3.
+    expect(r.bands[0][2] * 255).toBeCloseTo(50, 3);
+  });
+});
+
+describe('cva-baseline ONNX model', () => {
+  it('finds a new roof but not a global brightness shift or a 1-pixel misregistration', async () => {
+    const model = await OnnxChangeModel.load('models/cva-baseline');
+    expect(model.manifest.name).toBe('cva-baseline');
+    const W = 128;
+    const texture = (x: number, y: number, b: number) => 110 + ((x * 13 + y * 7 + b * 5) % 23) + (Math.floor(x / 16) % 2) * 30;
+    const before = raster('before', W, W, GT, texture);
+    const shifted = raster('after', W, W, GT, (x, y, b) => Math.min(255, Math.round(texture(x + 1, y, b) * 1.06 + 6)));
+    const clean = await detectTile({ after: shifted, baselines: [{ source: before }], model });
+    const falseAlarms = clean.probability.filter((p) => p >= 0.5).length;
+    expect(falseAlarms).toBeLessThan(W * W * 0.01);
+    const roof = raster('after', W, W, GT, (x, y, b) => (x >= 40 && x < 80 && y >= 50 && y < 90 ? [200, 90, 70][b] : texture(x, y, b)));
+    const r = await detectTile({ after: roof, baselines: [{ source: before }], model });
+    let hit = 0;
+    for (let y = 50; y < 90; y++) for (let x = 40; x < 80; x++) hit += r.probability[y * W + x] >= 0.5 ? 1 : 0;
+    expect(hit / 1600).toBeGreaterThan(0.9);
+    await model.close();
+  });
+});
