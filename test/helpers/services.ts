@@ -16,7 +16,7 @@ export const TEST_DATABASE_URL = process.env.TUBAN_TEST_DATABASE_URL ?? process.
  */
 export function isolatedConfig(overrides: Record<string, string | undefined> = {}): Config {
   const id = randomBytes(4).toString('hex');
-  return loadConfig({
+  const env: Record<string, string | undefined> = {
     ...process.env,
     DATABASE_URL: TEST_DATABASE_URL,
     TUBAN_DB_SCHEMA: `tuban_test_${id}`,
@@ -24,7 +24,9 @@ export function isolatedConfig(overrides: Record<string, string | undefined> = {
     TUBAN_DATA_DIR: mkdtempSync(join(tmpdir(), `tuban-test-${id}-`)),
     TUBAN_LOG_LEVEL: process.env.TUBAN_LOG_LEVEL ?? 'warn',
     ...overrides,
-  });
+  };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  return loadConfig(env);
 }
 
 export async function migratedDb(config: Config): Promise<Db> {

@@ -1,0 +1,99 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../config/env.ts';
+import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { openDb } from '../store/db.ts';
+import { KINDS } from './helpers/batch.ts';
+import { cleanup, isolatedConfig } from './helpers/services.ts';
+
+/** The `tuban` command line as a user runs it, with a separate worker process. */
+describe('tuban CLI with a separate worker process', () => {
+  const fixturesDir = inject('fixturesDir');
+  let config: Config;
+  let env: NodeJS.ProcessEnv;
+  let worker: ChildProcess | undefined;
+  const tuban = (...args: string[]) => spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env, encoding: 'utf8', timeout: 120_000 });
+
+  beforeAll(() => {
+    config = isolatedConfig();
+    env = { ...process.env, DATABASE_URL: config.DATABASE_URL, TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA, TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: config.dataDir, TUBAN_LOG_LEVEL: 'info' };
+  });
+  afterAll(async () => {
+    worker?.kill('SIGKILL');
+    await cleanup(await openDb(config), config);
+  });
+
+  it('migrates, imports layers and registers imagery', () => {
+    expect(tuban('db', 'migrate').stdout).toMatch(/applied 001_schema\.sql/);
+    for (const kind of KINDS) {
+      const r = tuban('layers', 'import', join(fixturesDir, 'layers', `${kind}.geojson`), '--kind', kind);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const bad = tuban('layers', 'import', join(fixturesDir, 'layers', 'town.geojson'), '--kind', 'castle');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/castle/);
+    for (const month of ['2024-02', '2024-03']) {
+      const r = tuban('imagery', 'register', '--month', month, join(fixturesDir, 'imagery', month));
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toContain('4 image(s) registered, 0 refused');
+    }
+    const refused = tuban('imagery', 'register', '--month', '2024-03', join(fixturesDir, 'truth.geojson'), join(fixturesDir, 'nothing-here.tif'));
+    expect(refused.status).toBe(2);
+    expect(refused.stdout).toMatch(/REFUSED .*nothing-here\.tif: \[file_missing\]/);
+  });
+
+  it('runs the batch on a worker in another process and lists patches per town', async () => {
+    worker = spawn(process.execPath, ['bin/tuban.mjs', 'worker', '--concurrency', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let workerLog = '';
+    worker.stderr!.on('data', (d) => (workerLog += d));
+    const run = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, ['bin/tuban.mjs', 'batch', 'run', '--month', '2024-03', '--wait', '--json'], { env });
+      let out = '', err = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (err += d));
+      p.on('close', (code) => resolve({ code, out, err }));
+    });
+    expect(run.code, run.err).toBe(0);
+    const summary = JSON.parse(run.out);
+    expect(summary).toMatchObject({ status: 'completed', month: '2024-03', tiles: { total: 4, ok: 4, failed: 0 }, patches: { new: 5, redetected: 0 } });
+    expect(workerLog).toContain('Tile:Detected');
+
+    const list = tuban('patches', 'list', '--month', '2024-03', '--town', '350206002', '--json');
+    const rows = JSON.parse(list.stdout);
+    expect(rows.map((r: { code: string }) => r.code)).toEqual(['350206-202403-0001', '350206-202403-0004']);
+    expect(rows[1].farmland_m2).toBeGreaterThan(0);
+    const text = tuban('patches', 'list', '--month', '2024-03');
+    expect(text.stdout).toContain('殿前街道 350206001 — 3 patch(es)');
+
+    const stopped = new Promise<number | null>((resolve) => worker!.on('exit', (code) => resolve(code)));
+    const t0 = Date.now();
+    worker.kill('SIGTERM');
+    expect(await stopped).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(workerLog).toContain('Worker:Stopped');
+    worker = undefined;
+  });
+
+  it('detects one pair without database or queue, then vectorizes the probability raster', async () => {
+    const before = join(fixturesDir, 'imagery', '2024-02', 'r1c0.tif');
+    const after = join(fixturesDir, 'imagery', '2024-03', 'r1c0.tif');
+    const prob = join(config.dataDir, 'prob.tif');
+    const d = tuban('detect', before, after, '-o', prob);
+    expect(d.status, d.stderr).toBe(0);
+    const src = await GeoTiffSource.open(prob);
+    const ref = await GeoTiffSource.open(after);
+    expect(src.info).toMatchObject({ widthPx: 1024, heightPx: 1024, bandCount: 1, sampleType: 'float32', crs: { epsg: 4548 }, geoTransform: ref.info.geoTransform });
+    await src.close();
+    await ref.close();
+    const out = join(config.dataDir, 'changes.geojson');
+    const v = tuban('vectorize', prob, '-o', out, '--min-area-m2', '50', '--simplify-m', '0.5');
+    expect(v.status, v.stderr).toBe(0);
+    const fc = JSON.parse(readFileSync(out, 'utf8'));
+    expect(fc.crs.properties.name).toBe('urn:ogc:def:crs:EPSG::4548');
+    // r1c0 holds the ecological-zone building and the west half of the seam building.
+    expect(fc.features.length).toBe(2);
+    for (const f of fc.features) expect(f.properties.area_m2).toBeGreaterThan(50);
+  });
+});
