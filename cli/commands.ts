@@ -13,7 +13,7 @@ import type { Db } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { importLayer } from '../store/layers.ts';
 import { migrate } from '../store/migrate.ts';
-import { launchBatch, waitForBatch, type BatchProgress } from '../workers/batch.launch.ts';
+import { launchBatch, retryFailedTiles, waitForBatch, type BatchProgress } from '../workers/batch.launch.ts';
 import { checkRedis } from '../workers/queues.ts';
 import { startWorkers, type WorkerPool } from '../workers/worker.pool.ts';
 
@@ -58,6 +58,23 @@ export async function cmdBatchRun(db: Db, config: Config, log: Logger, opts: { m
   } finally {
     await pool?.close();
     await model.close();
+  }
+}
+
+export async function cmdBatchRetry(db: Db, config: Config, log: Logger, opts: { batchId: number; wait: boolean; inProcessWorkers: boolean }): Promise<{ retried: number; stillFailed: string[]; summary: BatchSummary | null }> {
+  await checkRedis(config);
+  const model = opts.inProcessWorkers ? await OnnxChangeModel.load(config.modelDir, { intraOpThreads: config.TUBAN_ORT_THREADS }) : null;
+  const pool = model ? startWorkers({ db, config, model, log }) : undefined;
+  try {
+    const r = await retryFailedTiles(db, config, opts.batchId);
+    log.info('Batch:Retried', { batchId: opts.batchId, retried: r.retried.length, stillFailed: r.stillFailed.length });
+    let summary: BatchSummary | null = null;
+    if (opts.wait && r.retried.length) summary = (await waitForBatch(db, opts.batchId, () => {}, { timeoutMs: pool ? undefined : 6 * 3600_000 })).summary;
+    else if (opts.wait) summary = (await getBatch(db, opts.batchId)).summary;
+    return { retried: r.retried.length, stillFailed: r.stillFailed.map((t) => t.path), summary };
+  } finally {
+    await pool?.close();
+    await model?.close();
   }
 }
 

@@ -1,11 +1,12 @@
 import { Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { BadInputError, TubanError, errorFate } from '../pipeline/errors.ts';
+import { BadInputError, NotFoundError, TubanError, errorFate } from '../pipeline/errors.ts';
+import { latestBatchOfMonth } from '../store/batch.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { isEmbedded } from '../store/db.ts';
 import { checkRedis } from '../workers/queues.ts';
 import { startWorkers } from '../workers/worker.pool.ts';
-import { cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
+import { cmdBatchRetry, cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
 import { CliContext } from './context.ts';
 import { patchListText, summaryText } from './format.ts';
 
@@ -84,11 +85,45 @@ batch.command('run').description('enqueue the monthly batch as a BullMQ flow')
     if (!r.summary) console.log(o.json ? JSON.stringify({ batchId: r.batchId, status: 'queued' }) : `batch ${r.batchId} queued`);
     else console.log(o.json ? JSON.stringify(r.summary) : summaryText(r.summary));
   });
-batch.command('status <batchId>').description('state and summary of a batch').option('--json', 'JSON output').action(async (id: string, o: { json?: boolean }) => {
-  const c = context();
-  const s = await cmdBatchStatus(await c.database(), Number(id));
-  console.log(o.json || !('tiles' in s) ? JSON.stringify(s, null, o.json ? 0 : 2) : summaryText(s));
-});
+batch.command('status [batchId]').description('state and summary of a batch (default: the latest of --month)')
+  .option('--month <YYYY-MM>', 'the latest batch of this month', month)
+  .option('--json', 'JSON output')
+  .action(async (id: string | undefined, o: { month?: string; json?: boolean }) => {
+    const c = context();
+    const db = await c.database();
+    const batchId = await resolveBatchId(db, id, o.month);
+    const s = await cmdBatchStatus(db, batchId);
+    console.log(o.json ? JSON.stringify(s) : 'tiles' in s ? summaryText(s) : `batch ${s.batchId}: ${s.status}`);
+  });
+batch.command('retry [batchId]').description('re-run the failed tiles of a finished batch, then its diff')
+  .requiredOption('--failed', 'retry the failed tiles (the only mode)')
+  .option('--month <YYYY-MM>', 'the latest batch of this month', month)
+  .option('--wait', 'follow it to the end')
+  .option('--json', 'print the summary as one JSON object')
+  .option('--workers', 'run the workers in this process too (always so with embedded PGlite)')
+  .action(async (id: string | undefined, o: { month?: string; wait?: boolean; json?: boolean; workers?: boolean }) => {
+    const c = context();
+    const db = await c.database();
+    const batchId = await resolveBatchId(db, id, o.month);
+    const embedded = isEmbedded(c.config);
+    const r = await cmdBatchRetry(db, c.config, c.log, { batchId, wait: Boolean(o.wait || embedded), inProcessWorkers: Boolean(o.workers || embedded) });
+    if (!o.json) {
+      console.error(`batch ${batchId}: ${r.retried} failed tile(s) queued again${r.stillFailed.length ? `; ${r.stillFailed.length} still without baseline: ${r.stillFailed.join(', ')}` : ''}`);
+    }
+    if (r.summary) console.log(o.json ? JSON.stringify(r.summary) : summaryText(r.summary));
+    else if (o.json) console.log(JSON.stringify({ batchId, retried: r.retried, stillFailed: r.stillFailed }));
+  });
+
+async function resolveBatchId(db: Awaited<ReturnType<CliContext['database']>>, id: string | undefined, m: string | undefined): Promise<number> {
+  if (id !== undefined) {
+    if (!/^\d+$/.test(id)) throw new BadInputError('bad_option', `batch id "${id}" is not a number`);
+    return Number(id);
+  }
+  if (!m) throw new BadInputError('bad_option', 'give a batch id or --month YYYY-MM');
+  const b = await latestBatchOfMonth(db, m);
+  if (!b) throw new NotFoundError(`no batch for ${m}`);
+  return b.id;
+}
 
 program.command('worker').description('run the detect, vectorize and diff workers until SIGTERM')
   .option('--concurrency <n>', 'jobs at a time per queue', num('--concurrency'))

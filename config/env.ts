@@ -40,6 +40,14 @@ const EnvSchema = z.object({
   TUBAN_ORT_THREADS: z.coerce.number().int().positive().optional(),
   /** Attempts per tile job before it is marked failed (transient errors only). */
   TUBAN_JOB_ATTEMPTS: z.coerce.number().int().positive().default(3),
+  /** BullMQ job lock (ms): a worker that dies is noticed this long after its last renewal. */
+  TUBAN_LOCK_MS: z.coerce.number().int().min(1000).default(60_000),
+  /** How often workers look for stalled jobs (ms). */
+  TUBAN_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
+  /** On SIGTERM, how long the job in hand may take to finish before the worker gives up (ms). */
+  TUBAN_STOP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Fault-injection hook for the resilience tests only: `stage:ms[,stage:ms]` pauses that long inside a stage (detect, vectorize, diff). */
+  TUBAN_FAULT_PAUSE: z.string().regex(/^((detect|vectorize|diff):\d+,?)*$/, 'stage:ms pairs').optional(),
   TUBAN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 

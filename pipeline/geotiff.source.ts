@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
 import { crsFromGeoKeys, type GeoKeys } from './crs.ts';
+import { checkTiffStructure } from './tiff.structure.ts';
 import { BadInputError } from './errors.ts';
 import type { GeoTransform } from './geotransform.ts';
 import { checkWindow, type BandArray, type RasterInfo, type SampleType, type TileSource } from './raster.source.ts';
@@ -16,6 +17,7 @@ export class GeoTiffSource implements TileSource {
   private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage) {}
 
   static async open(file: string): Promise<GeoTiffSource> {
+    await checkTiffStructure(file);
     let tiff: GeoTIFF;
     let image: GeoTIFFImage;
     try {

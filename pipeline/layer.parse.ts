@@ -109,3 +109,31 @@ function checkCoordinates(type: 'Polygon' | 'MultiPolygon', coords: unknown): st
   }
   return null;
 }
+
+/**
+ * Features whose coordinates cannot be in the declared CRS: degrees-sized numbers in a projected
+ * CRS (lon/lat declared as EPSG:4548, say), or values beyond ±180/±90 in a geographic one. Such a
+ * layer would land hundreds of kilometres off, so the feature is rejected with the hint.
+ */
+export function implausibleForSrid(features: LayerFeature[], srid: number, geographic: boolean): RejectedFeature[] {
+  const out: RejectedFeature[] = [];
+  for (const f of features) {
+    const polys = (f.geometry.type === 'Polygon' ? [f.geometry.coordinates] : f.geometry.coordinates) as number[][][][];
+    const pts = polys.flat(1).flat(1);
+    const looksDegrees = pts.every(([x, y]) => Math.abs(x) <= 180 && Math.abs(y) <= 90);
+    if (geographic && !looksDegrees) out.push({ index: f.index, code: f.code, reason: `coordinates such as [${pts[0].join(', ')}] are not degrees, but EPSG:${srid} is geographic; wrong SRID? pass --srid with the layer's projected CRS` });
+    if (!geographic && looksDegrees) out.push({ index: f.index, code: f.code, reason: `coordinates such as [${pts[0].join(', ')}] look like degrees, but EPSG:${srid} is projected; wrong SRID? pass --srid 4326 (or 4490)` });
+  }
+  return out;
+}
+
+/** Text of a layer file: UTF-8 (BOM allowed), else a clear refusal — GBK files must be converted, not guessed. */
+export function decodeLayerText(bytes: Uint8Array, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    const lossy = new TextDecoder('utf-8').decode(bytes);
+    const at = new TextEncoder().encode(lossy.slice(0, Math.max(0, lossy.indexOf('\uFFFD')))).length;
+    throw new BadInputError('not_utf8', `${file}: not UTF-8 text (first invalid byte near offset ${at}); GeoJSON must be UTF-8 — convert it, e.g. iconv -f GBK -t UTF-8`, { file, offset: at });
+  }
+}

@@ -72,6 +72,45 @@ export async function createBatch(db: Knex, opts: { month: string; baselineMonth
   });
 }
 
+/** Put a finished batch's failed tiles back in the queue state (fresh baseline lookup) and reopen the batch. */
+export async function reopenFailedTiles(db: Knex, batchId: number): Promise<{ retried: BatchTileRow[]; stillFailed: BatchTileRow[]; round: number }> {
+  return db.transaction(async (trx) => {
+    const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
+    if (!batch) throw new NotFoundError(`batch ${batchId} does not exist`);
+    if (!['completed_with_failures', 'failed'].includes(batch.status)) {
+      throw new ConflictError(`batch ${batchId} is ${batch.status}; only a batch that finished with failed tiles (completed_with_failures or failed) can be retried`, { status: batch.status });
+    }
+    await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-batch-${batch.month}`]);
+    const active = await trx('batch').where({ month: batch.month }).whereIn('status', ['queued', 'running']).first();
+    if (active) throw new ConflictError(`month ${batch.month} has batch ${active.id} running; retry after it ends`, { batchId: active.id });
+    const failed = (await batchTiles(trx as unknown as Knex, batchId)).filter((t) => t.status === 'failed');
+    const pairs = await runSql<{ id: string; baseline_ids: string[] }>(trx, 'batch/pairs', { month: batch.month, baseline_month: batch.baseline_month });
+    const baselines = new Map(pairs.map((p) => [Number(p.id), p.baseline_ids.map(Number)]));
+    const retried: BatchTileRow[] = [];
+    const stillFailed: BatchTileRow[] = [];
+    for (const t of failed) {
+      const ids = baselines.get(t.imagery_id) ?? [];
+      if (ids.length === 0) {
+        stillFailed.push(t);
+        continue;
+      }
+      await trx('batch_tile').where({ batch_id: batchId, imagery_id: t.imagery_id }).update({ status: 'queued', error_code: null, error_message: null, baseline_ids: ids, updated_at: trx.fn.now() });
+      retried.push({ ...t, status: 'queued', baseline_ids: ids, error_code: null, error_message: null });
+    }
+    const round = Number(batch.params?.retryRound ?? 0) + 1;
+    if (retried.length) {
+      await trx('batch').where({ id: batchId }).update({ status: 'queued', finished_at: null, params: trx.raw("params || jsonb_build_object('retryRound', ?::int)", [round]) });
+    }
+    return { retried, stillFailed, round };
+  });
+}
+
+/** The latest batch of a month, or null. */
+export async function latestBatchOfMonth(db: Knex, month: string): Promise<BatchRow | null> {
+  const row = await db('batch').where({ month }).orderBy('id', 'desc').first();
+  return row ? { ...row, id: Number(row.id) } : null;
+}
+
 export async function getBatch(db: Knex, batchId: number): Promise<BatchRow> {
   const row = await db('batch').where({ id: batchId }).first();
   if (!row) throw new NotFoundError(`batch ${batchId} does not exist`);
@@ -99,7 +138,7 @@ export async function setBatchStatus(db: Knex, batchId: number, status: string):
  * Diff, match and emit for a finished batch, in one transaction (all or nothing). Running it
  * again for a completed batch changes nothing and returns the stored summary.
  */
-export async function runDiff(db: Knex, config: Config, batchId: number, actor = 'batch'): Promise<BatchSummary> {
+export async function runDiff(db: Knex, config: Config, batchId: number, actor = 'batch', beforeCommit?: () => Promise<void>): Promise<BatchSummary> {
   return db.transaction(async (trx) => {
     const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
     if (!batch) throw new NotFoundError(`batch ${batchId} does not exist`);
@@ -117,6 +156,7 @@ export async function runDiff(db: Knex, config: Config, batchId: number, actor =
     const failed = tiles.filter((t) => t.status === 'failed');
     const status = failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
     const summary = await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles);
+    await beforeCommit?.();
     await trx('batch').where({ id: batchId }).update({ status, summary: JSON.stringify(summary), finished_at: trx.fn.now() });
     return summary;
   });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import { BadInputError } from '../pipeline/errors.ts';
-import { parseLayer, type LayerKind, type RejectedFeature } from '../pipeline/layer.parse.ts';
+import { decodeLayerText, implausibleForSrid, parseLayer, type LayerKind, type RejectedFeature } from '../pipeline/layer.parse.ts';
 import { runSql } from './sql.ts';
 
 export interface LayerImportResult {
@@ -23,16 +23,19 @@ export interface LayerImportResult {
  */
 export async function importLayer(db: Knex, file: string, kind: LayerKind, sridOverride?: number): Promise<LayerImportResult> {
   const path = resolve(file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (err) {
     throw new BadInputError('file_missing', `${file}: cannot read (${(err as Error).message})`, { file });
   }
-  const parsed = parseLayer(text, file, sridOverride);
-  const known = await db.raw('select 1 from spatial_ref_sys where srid = ?', [parsed.srid]);
+  const parsed = parseLayer(decodeLayerText(bytes, file), file, sridOverride);
+  const known = await db.raw("select proj4text like '%+proj=longlat%' as geographic from spatial_ref_sys where srid = ?", [parsed.srid]);
   if (known.rows.length === 0) throw new BadInputError('unknown_crs', `${file}: EPSG:${parsed.srid} is not in PostGIS's spatial_ref_sys`, { file, srid: parsed.srid });
-  const rejected = [...parsed.rejected];
+  const implausible = implausibleForSrid(parsed.features, parsed.srid, Boolean(known.rows[0].geographic));
+  const skip = new Set(implausible.map((r) => r.index));
+  parsed.features = parsed.features.filter((f) => !skip.has(f.index));
+  const rejected = [...parsed.rejected, ...implausible];
   const repaired: LayerImportResult['repaired'] = [];
   let imported = 0;
   let replaced = 0;

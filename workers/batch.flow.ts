@@ -12,8 +12,12 @@ export interface FlowOptions {
  * dependencies, so one bad tile never holds up the rest of the batch. Job ids derive from the
  * database instance, batch and tile, so adding the same flow twice adds nothing.
  */
-export function batchFlow(instanceId: string, batchId: number, imageryIds: number[], prefix: string, opts: FlowOptions): FlowJob {
-  const key = `${instanceId.slice(0, 12)}-b${batchId}`;
+/** Job-id stem of a batch's flow: database instance, batch, and retry round (0 = first run). */
+export function flowKey(instanceId: string, batchId: number, round = 0): string {
+  return `${instanceId.slice(0, 12)}-b${batchId}${round ? `-r${round}` : ''}`;
+}
+
+export function batchFlow(key: string, batchId: number, imageryIds: number[], prefix: string, opts: FlowOptions): FlowJob {
   const jobOpts = (id: string) => ({
     jobId: id,
     attempts: opts.attempts,

@@ -2,8 +2,8 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
-import { batchTiles, createBatch, getBatch, previousMonth, type BatchRow, type BatchTileRow } from '../store/batch.ts';
-import { batchFlow } from './batch.flow.ts';
+import { batchTiles, createBatch, getBatch, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
+import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
 
 export interface LaunchResult {
@@ -19,17 +19,31 @@ export async function launchBatch(db: Knex, config: Config, manifest: ModelManif
     month, baselineMonth: base, modelName: manifest.name, modelVersion: manifest.version,
     params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M },
   });
+  await enqueueFlow(db, config, batch.id, tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id), 0);
+  return { batch, tiles };
+}
+
+async function enqueueFlow(db: Knex, config: Config, batchId: number, imageryIds: number[], round: number): Promise<void> {
   const instance = await db('setting').where({ key: 'instance_id' }).first();
   const connection = redisConnection(config);
   const flows = new FlowProducer({ connection, prefix: config.TUBAN_QUEUE_PREFIX });
   try {
-    const runnable = tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id);
-    await flows.add(batchFlow(instance.value, batch.id, runnable, config.TUBAN_QUEUE_PREFIX, { attempts: config.TUBAN_JOB_ATTEMPTS, backoffMs: 2000 }));
+    await flows.add(batchFlow(flowKey(instance.value, batchId, round), batchId, imageryIds, config.TUBAN_QUEUE_PREFIX, { attempts: config.TUBAN_JOB_ATTEMPTS, backoffMs: 2000 }));
   } finally {
     await flows.close();
     connection.disconnect();
   }
-  return { batch, tiles };
+}
+
+/**
+ * Re-run only the failed tiles of a finished batch. Their baselines are looked up again (one
+ * may have been registered since); the diff then runs over the whole batch again, and what the
+ * first run already emitted is matched, not duplicated.
+ */
+export async function retryFailedTiles(db: Knex, config: Config, batchId: number): Promise<{ retried: BatchTileRow[]; stillFailed: BatchTileRow[] }> {
+  const { retried, stillFailed, round } = await reopenFailedTiles(db, batchId);
+  if (retried.length) await enqueueFlow(db, config, batchId, retried.map((t) => t.imagery_id), round);
+  return { retried, stillFailed };
 }
 
 export interface BatchProgress {
@@ -54,10 +68,22 @@ export async function batchProgress(db: Knex, batchId: number): Promise<BatchPro
 /** Polls until the batch has finished, reporting progress; returns the finished batch row. */
 export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: BatchProgress) => void, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<BatchRow> {
   const t0 = Date.now();
+  let lastError: unknown;
   for (;;) {
-    const p = await batchProgress(db, batchId);
+    let p: BatchProgress;
+    try {
+      p = await batchProgress(db, batchId);
+      lastError = undefined;
+    } catch (err) {
+      // The database may be restarting: keep waiting, and give up only at the timeout.
+      lastError = err;
+      if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
     onProgress(p);
     if (['completed', 'completed_with_failures', 'failed'].includes(p.status)) return getBatch(db, batchId);
+    void lastError;
     if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw new Error(`batch ${batchId} did not finish within ${opts.timeoutMs} ms (status ${p.status}); are workers running? ('tuban worker')`);
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
   }

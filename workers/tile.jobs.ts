@@ -11,6 +11,8 @@ import type { TileSource } from '../pipeline/raster.source.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import { batchTiles, getBatch, runDiff, setBatchStatus, updateTile, type BatchSummary } from '../store/batch.ts';
 import { imageryByIds } from '../store/imagery.ts';
+import { BadInputError } from '../pipeline/errors.ts';
+import { faultPause } from './fault.ts';
 
 export interface JobContext {
   db: Knex;
@@ -34,6 +36,7 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
   if (tile.status === 'failed') return { windows: 0, ms: {} };
   await setBatchStatus(ctx.db, batchId, 'running');
   const [current] = await imageryByIds(ctx.db, [imageryId]);
+  ctx.log.info('Tile:DetectStarted', { batchId, imageryId, pid: process.pid });
   const baselines = await imageryByIds(ctx.db, tile.baseline_ids);
   const opened: TileSource[] = [];
   try {
@@ -46,6 +49,10 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
       baseSources.push({ source: s, stretch: b.stretch });
     }
     const result = await timer.time('infer', () => detectTile({ after, afterStretch: current.stretch, baselines: baseSources, model: ctx.model, onProgress: (d, t) => progress?.(Math.round((100 * d) / t)) }));
+    if (!result.valid.some((v) => v === 1)) {
+      throw new BadInputError('all_nodata', `${current.path}: no pixel has data in both months (all nodata, NaN, or outside the baseline)`, { file: current.path });
+    }
+    await faultPause(ctx.config, 'detect');
     const out = probabilityPath(ctx.config, batchId, imageryId);
     mkdirSync(dirname(out), { recursive: true });
     await timer.time('write', () => {
@@ -65,6 +72,7 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
   const timer = new StageTimer();
   const tile = (await batchTiles(ctx.db, batchId)).find((t) => t.imagery_id === imageryId);
   if (!tile || tile.status === 'failed') return { polygons: 0 };
+  ctx.log.info('Tile:VectorizeStarted', { batchId, imageryId, pid: process.pid });
   const batch = await getBatch(ctx.db, batchId);
   const threshold = Number(batch.params.threshold ?? ctx.model.manifest.defaultThreshold);
   const [img] = await imageryByIds(ctx.db, [imageryId]);
@@ -83,6 +91,7 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
       area_m2: f.properties.area_m2, pixel_count: f.properties.pixel_count, mean_prob: f.properties.mean_probability,
     }));
     for (let i = 0; i < rows.length; i += 200) await trx('change_polygon').insert(rows.slice(i, i + 200));
+    await faultPause(ctx.config, 'vectorize');
     await updateTile(trx as unknown as Knex, batchId, imageryId, { status: 'vectorized', polygons: features.length, timings: timer.ms });
   }));
   ctx.log.info('Tile:Vectorized', { batchId, imageryId, path: img.path, polygons: features.length, ...prefixed(timer.ms) });
@@ -91,12 +100,13 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
 
 export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSummary> {
   const t0 = performance.now();
+  ctx.log.info('Batch:DiffStarted', { batchId, pid: process.pid });
   // Tiles whose jobs never reported (e.g. removed from Redis) are failed, not silently skipped.
   const tiles = await batchTiles(ctx.db, batchId);
   for (const t of tiles.filter((t) => t.status !== 'vectorized' && t.status !== 'failed')) {
     await updateTile(ctx.db, batchId, t.imagery_id, { status: 'failed', error_code: 'incomplete', error_message: `${t.path}: tile did not finish (${t.status}) before the batch was diffed` });
   }
-  const summary = await runDiff(ctx.db, ctx.config, batchId);
+  const summary = await runDiff(ctx.db, ctx.config, batchId, 'batch', () => faultPause(ctx.config, 'diff'));
   ctx.log.info('Batch:Completed', { batchId, status: summary.status, tiles: summary.tiles.total, failed: summary.tiles.failed, patchesNew: summary.patches.new, redetected: summary.patches.redetected, ms: Math.round(performance.now() - t0) });
   return summary;
 }

@@ -23,7 +23,7 @@ export interface WorkerPool {
 export function startWorkers(opts: { db: Knex; config: Config; model: ChangeModel; log: Logger; concurrency?: number }): WorkerPool {
   const ctx: JobContext = { db: opts.db, config: opts.config, model: opts.model, log: opts.log };
   const concurrency = opts.concurrency ?? opts.config.TUBAN_CONCURRENCY;
-  const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: 60_000, stalledInterval: 30_000, maxStalledCount: 2 };
+  const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: opts.config.TUBAN_LOCK_MS, stalledInterval: opts.config.TUBAN_STALLED_INTERVAL_MS, maxStalledCount: 2 };
 
   const tileHandler = (stage: 'detect' | 'vectorize') => async (job: Job<TileJobData>) => {
     const { batchId, imageryId } = job.data;
@@ -64,7 +64,7 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
 
   return {
     workers,
-    async close(timeoutMs = 30_000) {
+    async close(timeoutMs = opts.config.TUBAN_STOP_TIMEOUT_MS) {
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
       if ((await Promise.race([graceful.then(() => 'ok' as const), timer])) === 'timeout') {

@@ -1,0 +1,13 @@
+import type { Config } from '../config/env.ts';
+
+/**
+ * Fault-injection pause for the resilience tests (TUBAN_FAULT_PAUSE=detect:1500,diff:2000):
+ * holds a stage at its most fragile point (results computed, not yet committed) so a test can
+ * kill the worker exactly there. Unset in production: returns at once.
+ */
+export async function faultPause(config: Config, stage: 'detect' | 'vectorize' | 'diff'): Promise<void> {
+  const spec = config.TUBAN_FAULT_PAUSE;
+  if (!spec) return;
+  const m = new RegExp(`(?:^|,)${stage}:(\\d+)`).exec(spec);
+  if (m) await new Promise((r) => setTimeout(r, Number(m[1])));
+}
