@@ -1,4 +1,9 @@
-import { readFileSync, truncateSync, statSync } from 'node:fs';
+import { copyFileSync, readFileSync, truncateSync, statSync } from 'node:fs';
+import { cmdBatchRetry } from '../cli/commands.ts';
+import { createLogger } from '../pipeline/log.ts';
+import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { batchTiles } from '../store/batch.ts';
+import { diffJob, vectorizeJob } from '../workers/tile.jobs.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
@@ -94,6 +99,37 @@ describe('monthly batch on real PostGIS and Redis', () => {
     expect(s.failedTiles[0].code).toBe('corrupt_tiff');
     expect(s.failedTiles[0].reason).toContain(damaged);
     expect(s.patches.new).toBe(0);
+  });
+
+  it('re-runs just the failed tile with retry --failed once the file is repaired', async () => {
+    const batch = await db('batch').where({ month: '2024-04' }).first();
+    const [failed] = await batchTiles(db, batch.id).then((t) => t.filter((x) => x.status === 'failed'));
+    copyFileSync(join(fixturesDir, 'imagery', '2024-03', failed.path.split('/').pop()!), failed.path);
+    const before = await db('batch_tile').where({ batch_id: batch.id, status: 'vectorized' }).select('imagery_id', 'updated_at');
+    const r = await cmdBatchRetry(db, config, createLogger('warn'), { batchId: batch.id, wait: true, inProcessWorkers: true });
+    expect(r.retried).toBe(1);
+    expect(r.summary).toMatchObject({ status: 'completed', tiles: { total: 4, ok: 4, failed: 0 }, failedTiles: [] });
+    // The tiles that had succeeded were not run again.
+    expect(await db('batch_tile').where({ batch_id: batch.id }).whereIn('imagery_id', before.map((b) => b.imagery_id)).select('imagery_id', 'updated_at')).toEqual(before);
+    await expect(cmdBatchRetry(db, config, createLogger('warn'), { batchId: batch.id, wait: false, inProcessWorkers: false })).rejects.toThrow(/is completed; only a batch that finished with failed tiles/);
+  });
+
+  it('yields the same rows when a stage job runs twice', async () => {
+    const batch = await db('batch').where({ month: '2024-03' }).orderBy('id').first();
+    const ctx = { db, config, model: await OnnxChangeModel.load(config.modelDir), log: createLogger('warn') };
+    const rows = async () => ({
+      polygons: await db('change_polygon').where({ batch_id: batch.id }).orderBy(['imagery_id', 'seq']).select('imagery_id', 'seq', 'area_m2', db.raw('ST_AsText(geom) as wkt')),
+      patches: await db('patch').orderBy('code').select('code', 'area_m2'),
+      events: Number((await db('patch_event').count({ n: '*' }))[0].n),
+      observations: Number((await db('patch_observation').count({ n: '*' }))[0].n),
+    });
+    const first = await rows();
+    await vectorizeJob(ctx, batch.id, 5);
+    await vectorizeJob(ctx, batch.id, 5);
+    const summary = await diffJob(ctx, batch.id);
+    expect(summary.patches.new).toBe(5);
+    expect(await rows()).toEqual(first);
+    await ctx.model.close();
   });
 
   it('fails a tile with no baseline at once and says so', async () => {
