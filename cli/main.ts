@@ -5,7 +5,11 @@ import { latestBatchOfMonth } from '../store/batch.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { isEmbedded } from '../store/db.ts';
 import { checkRedis } from '../workers/queues.ts';
-import { startWorkers } from '../workers/worker.pool.ts';
+import { scheduleDeadlineSweep, startWorkers } from '../workers/worker.pool.ts';
+import { workflowEnv } from '../workflow/env.ts';
+import { buildServer } from '../server/app.ts';
+import { createUser, issueToken } from '../store/users.ts';
+import { sweepOverdue } from '../store/overdue.ts';
 import { cmdBatchRetry, cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
 import { CliContext } from './context.ts';
 import { patchListText, summaryText } from './format.ts';
@@ -132,7 +136,8 @@ program.command('worker').description('run the detect, vectorize and diff worker
     if (isEmbedded(c.config)) throw new BadInputError('embedded_db', 'the embedded PGlite database cannot be shared between processes: set DATABASE_URL to a PostgreSQL server to run separate workers, or use `tuban batch run --wait`, which runs workers in-process');
     await checkRedis(c.config);
     const model = await OnnxChangeModel.load(c.config.modelDir, { intraOpThreads: c.config.TUBAN_ORT_THREADS });
-    const pool = startWorkers({ db: await c.database(), config: c.config, model, log: c.log, concurrency: o.concurrency });
+    const pool = startWorkers({ db: await c.database(), config: c.config, model, log: c.log, concurrency: o.concurrency, workflow: workflowEnv(c.config) });
+    await scheduleDeadlineSweep(c.config);
     c.log.info('Worker:Started', { pid: process.pid, model: model.manifest.name, concurrency: o.concurrency ?? c.config.TUBAN_CONCURRENCY });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
@@ -144,6 +149,46 @@ program.command('worker').description('run the detect, vectorize and diff worker
     });
     await model.close();
     c.log.info('Worker:Stopped', { pid: process.pid });
+  });
+
+program.command('serve').description('HTTP API (and, later, the web map) until SIGTERM')
+  .option('--port <n>', 'port (default TUBAN_PORT)', num('--port'))
+  .option('--host <addr>', 'address (default TUBAN_HOST)')
+  .action(async (o: { port?: number; host?: string }) => {
+    const c = context();
+    const app = await buildServer({ db: await c.database(), config: c.config, env: workflowEnv(c.config), evidenceMaxBytes: c.config.TUBAN_EVIDENCE_MAX_BYTES });
+    const address = await app.listen({ port: o.port ?? c.config.TUBAN_PORT, host: o.host ?? c.config.TUBAN_HOST });
+    c.log.info('Server:Listening', { address });
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    await app.close();
+  });
+
+const users = program.command('users').description('users and API tokens');
+users.command('add <username>').description('create a user')
+  .addOption(new Option('--role <role>', 'role').choices(['analyst', 'town', 'supervisor', 'admin']).makeOptionMandatory())
+  .option('--town <code>', 'town code (town users only)')
+  .option('--name <display>', 'display name')
+  .option('--password <pw>', 'password for POST /api/login (or use tokens only)')
+  .action(async (username: string, o: { role: string; town?: string; name?: string; password?: string }) => {
+    const u = await createUser(await context().database(), { username, role: o.role, townCode: o.town, displayName: o.name, password: o.password });
+    console.log(`user ${u.username} (${u.role}${u.townCode ? `, town ${u.townCode}` : ''}) created`);
+  });
+users.command('token <username>').description('issue a new API token (printed once)').action(async (username: string) => {
+  const r = await issueToken(await context().database(), username, 'cli');
+  console.log(r.token);
+});
+
+program.command('deadlines').description('deadlines').command('sweep').description('mark overdue patches and escalate (the daily job, run now)')
+  .option('--date <YYYY-MM-DD>', 'act as if today were this date')
+  .action(async (o: { date?: string }) => {
+    const c = context();
+    const env = workflowEnv(c.config);
+    if (o.date) env.today = () => o.date!;
+    const r = await sweepOverdue(await c.database(), env);
+    console.log(`${env.today()}: ${r.overdue} newly overdue, ${r.escalated} escalated`);
   });
 
 program.command('detect <before> <after>').description('change probability for one image pair (no database or queue)')

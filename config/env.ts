@@ -48,6 +48,17 @@ const EnvSchema = z.object({
   TUBAN_STOP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
   /** Fault-injection hook for the resilience tests only: `stage:ms[,stage:ms]` pauses that long inside a stage (detect, vectorize, diff). */
   TUBAN_FAULT_PAUSE: z.string().regex(/^((detect|vectorize|diff):\d+,?)*$/, 'stage:ms pairs').optional(),
+  /** Working-day calendar (holidays, make-up days) for deadlines. */
+  TUBAN_CALENDAR_FILE: z.string().default('config/calendar.cn.json'),
+  /** Deadline policy JSON file ({verifyDays, rectifyDays, escalateAfterDays}); unset: built-in defaults. */
+  TUBAN_DEADLINES_FILE: z.string().optional(),
+  /** Largest evidence upload (bytes). */
+  TUBAN_EVIDENCE_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  /** HTTP server address. */
+  TUBAN_HOST: z.string().default('127.0.0.1'),
+  TUBAN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** The city's UTC offset in hours (deadlines count in local dates). */
+  TUBAN_UTC_OFFSET_H: z.coerce.number().min(-12).max(14).default(8),
   TUBAN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 

@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/env.ts';
 
-export const QUEUE = { detect: 'detect', vectorize: 'vectorize', diff: 'diff' } as const;
+export const QUEUE = { detect: 'detect', vectorize: 'vectorize', diff: 'diff', deadlines: 'deadlines' } as const;
 
 /** Payload of every tile job (detect, vectorize). */
 export interface TileJobData {

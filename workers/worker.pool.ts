@@ -5,6 +5,8 @@ import type { ChangeModel } from '../pipeline/change.model.ts';
 import { errorCodeOf, errorFate, errorKindOf } from '../pipeline/errors.ts';
 import type { Logger } from '../pipeline/log.ts';
 import { batchTiles, updateTile } from '../store/batch.ts';
+import { sweepOverdue } from '../store/overdue.ts';
+import type { WorkflowEnv } from '../store/workflow.ts';
 import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
 import { detectJob, diffJob, vectorizeJob, type JobContext } from './tile.jobs.ts';
 
@@ -20,7 +22,7 @@ export interface WorkerPool {
  * tile is marked failed only when its last attempt fails. Either way the reason lands in
  * batch_tile, where the batch summary reads it.
  */
-export function startWorkers(opts: { db: Knex; config: Config; model: ChangeModel; log: Logger; concurrency?: number }): WorkerPool {
+export function startWorkers(opts: { db: Knex; config: Config; model: ChangeModel; log: Logger; concurrency?: number; workflow?: WorkflowEnv }): WorkerPool {
   const ctx: JobContext = { db: opts.db, config: opts.config, model: opts.model, log: opts.log };
   const concurrency = opts.concurrency ?? opts.config.TUBAN_CONCURRENCY;
   const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: opts.config.TUBAN_LOCK_MS, stalledInterval: opts.config.TUBAN_STALLED_INTERVAL_MS, maxStalledCount: 2 };
@@ -54,12 +56,20 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
     }
   };
 
-  const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
-  const workers = [
+  const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
+  const workers: Worker[] = [
     new Worker<TileJobData>(QUEUE.detect, tileHandler('detect'), { ...common, connection: connections[0] }),
     new Worker<TileJobData>(QUEUE.vectorize, tileHandler('vectorize'), { ...common, connection: connections[1] }),
     new Worker<DiffJobData>(QUEUE.diff, diffHandler, { ...common, concurrency: 1, connection: connections[2] }),
   ];
+  if (opts.workflow) {
+    const wf = opts.workflow;
+    workers.push(new Worker(QUEUE.deadlines, async () => {
+      const r = await sweepOverdue(opts.db, wf);
+      opts.log.info('Deadlines:Swept', { today: wf.today(), ...r });
+      return r;
+    }, { ...common, concurrency: 1, connection: connections[3] }));
+  } else connections[3].disconnect();
   for (const w of workers) w.on('error', (err) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
 
   return {
@@ -74,4 +84,18 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
       for (const c of connections) c.disconnect();
     },
   };
+}
+
+/** The daily deadline sweep as a BullMQ job scheduler (01:00 city time); upserting it again changes nothing. */
+export async function scheduleDeadlineSweep(config: Config): Promise<void> {
+  const { Queue } = await import('bullmq');
+  const connection = redisConnection(config);
+  const q = new Queue(QUEUE.deadlines, { connection, prefix: config.TUBAN_QUEUE_PREFIX });
+  try {
+    const tz = `Etc/GMT${config.TUBAN_UTC_OFFSET_H >= 0 ? '-' : '+'}${Math.abs(config.TUBAN_UTC_OFFSET_H)}`;
+    await q.upsertJobScheduler('daily-deadline-sweep', { pattern: '0 1 * * *', tz }, { name: 'sweep', opts: { removeOnComplete: { count: 60 }, removeOnFail: { count: 60 } } });
+  } finally {
+    await q.close();
+    connection.disconnect();
+  }
 }

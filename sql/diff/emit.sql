@@ -1,5 +1,6 @@
 -- Turn a batch's unmatched candidates into new patches with stable codes, and record every
--- candidate as an observation (new or re-detected) plus one history event each.
+-- candidate as an observation (new or re-detected) plus one history event each. A candidate
+-- with rebuilt_of set (see rebuilt.sql) becomes a patch linked to the demolished one (复建).
 -- Codes: <district>-<YYYYMM>-<seq, 4 digits>; seq continues after the highest already used for
 -- that district and month, in the candidates' deterministic order (north to south, west to east).
 -- Parameters:
@@ -15,14 +16,17 @@ with fresh as (
 ),
 inserted as (
   insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
-                     area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status, geom, centroid)
+                     area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status, geom, centroid,
+                     class, rebuilt_of)
   select f.district_code || '-' || replace(:month::text, '-', '') || '-' || lpad(f.patch_seq::text, 4, '0'),
          :month::text, f.patch_seq, :batch_id::bigint, b.baseline_month, f.district_code, f.town_code, f.town_name, f.grid_code, f.grid_name,
          f.area_m2, f.farmland_m2, f.ecological_m2, f.water_m2, f.mean_prob, f.source_tiles, b.model_name, b.model_version,
-         'detected', f.geom, ST_PointOnSurface(f.geom)
+         'detected', f.geom, ST_PointOnSurface(f.geom),
+         case when f.ecological_m2 > 0 then 'ecological' when f.farmland_m2 > 0 then 'farmland' when f.water_m2 > 0 then 'water' else 'general' end,
+         f.rebuilt_of
   from fresh f join batch b on b.id = :batch_id::bigint
   order by f.seq
-  returning id, code, geom, area_m2, mean_prob
+  returning id, code, geom, area_m2, mean_prob, rebuilt_of
 ),
 observed as (
   insert into patch_observation (patch_id, batch_id, month, kind, area_m2, mean_prob, geom)
@@ -34,8 +38,10 @@ observed as (
   returning patch_id, kind
 )
 insert into patch_event (patch_id, actor, type, from_status, to_status, detail)
-select o.patch_id, :actor::text, case when o.kind = 'new' then 'detected' else 'redetected' end,
+select o.patch_id, :actor::text,
+       case when o.kind = 'redetected' then 'redetected' when i.rebuilt_of is not null then 'rebuilt' else 'detected' end,
        null, case when o.kind = 'new' then 'detected' else null end,
        jsonb_build_object('batch_id', :batch_id::bigint, 'month', :month::text)
-from observed o
+         || case when i.rebuilt_of is not null then jsonb_build_object('rebuilt_of', (select code from patch where id = i.rebuilt_of)) else '{}'::jsonb end
+from observed o left join inserted i on i.id = o.patch_id
 order by o.patch_id;

@@ -1,0 +1,147 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../config/env.ts';
+import { BadInputError, TubanError, errorFate } from '../pipeline/errors.ts';
+import { addEvidence, readEvidence } from '../store/evidence.ts';
+import type { Db } from '../store/db.ts';
+import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
+import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
+import { applyAction, listPatchesFor, patchDetail, type WorkflowEnv } from '../store/workflow.ts';
+import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
+import { ACTIONS, type Action } from '../workflow/lifecycle.ts';
+import { openApiDocument } from './openapi.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    user?: User;
+  }
+}
+
+export interface ServerOptions {
+  db: Db;
+  config: Config;
+  env: WorkflowEnv;
+  evidenceMaxBytes?: number;
+}
+
+const LoginBody = z.object({ username: z.string().min(1), password: z.string().min(1) });
+const UserBody = z.object({ username: z.string(), display_name: z.string().optional(), role: z.string(), town_code: z.string().optional(), password: z.string().optional() });
+const MonthQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM') });
+const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3) });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value ?? {});
+  if (!r.success) throw new BadInputError('bad_request', `${what}: ${r.error.issues.map((i) => `${i.path.join('.') || what}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/**
+ * The HTTP API. Every route but login, health and the OpenAPI document needs a bearer token;
+ * every query is scoped to the user's town for town users (another town's patch is a 404);
+ * every mutating request is recorded in the append-only audit_event table.
+ */
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const { db, config, env } = opts;
+  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024 });
+  const maxEvidence = opts.evidenceMaxBytes ?? 20 * 1024 * 1024;
+  for (const type of ['image/jpeg', 'image/png', 'application/pdf', 'application/octet-stream']) {
+    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: maxEvidence + 1 }, (_req, body, done) => done(null, body));
+  }
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    if (err instanceof TubanError) {
+      const status = errorFate[err.kind].httpStatus;
+      return reply.status(status).send({ error: err.kind, code: 'code' in err ? err.code : err.kind, message: err.message, ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}) });
+    }
+    if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });
+    req.log.error(err);
+    return reply.status(500).send({ error: 'internal', message: 'internal error; see the server log' });
+  });
+
+  const open = new Set(['/api/login', '/api/health', '/api/openapi.json']);
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    const path = req.url.split('?')[0];
+    if (!path.startsWith('/api/') || open.has(path)) return;
+    const auth = req.headers.authorization ?? '';
+    const m = /^Bearer (\S+)$/.exec(auth);
+    const user = m ? await userForToken(db, m[1]) : null;
+    if (!user) return reply.status(401).send({ error: 'unauthorized', message: 'send Authorization: Bearer <token> (POST /api/login issues one)' });
+    req.user = user;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    if (['GET', 'HEAD', 'OPTIONS'].includes(req.method)) return;
+    await db('audit_event').insert({
+      user_id: req.user?.id ?? null, username: req.user?.username ?? (req.url === '/api/login' ? String((req.body as { username?: string })?.username ?? '') : null),
+      remote_addr: req.ip, method: req.method, path: req.url.slice(0, 500), status: reply.statusCode,
+      detail: JSON.stringify(req.url === '/api/login' ? {} : { body: summariseBody(req.body) }),
+    });
+  });
+  const me = (req: FastifyRequest) => req.user!;
+  const requireRole = (req: FastifyRequest, ...roles: User['role'][]) => {
+    if (!roles.includes(me(req).role)) throw new TubanError('forbidden', `this needs role ${roles.join(' or ')}; you are ${me(req).role}`);
+  };
+
+  app.get('/api/health', async () => ({ ok: true }));
+  app.get('/api/openapi.json', async () => openApiDocument());
+
+  app.post('/api/login', async (req, reply) => {
+    const b = parse(LoginBody, req.body, 'login');
+    const r = await login(db, b.username, b.password);
+    if (!r) return reply.status(401).send({ error: 'unauthorized', message: 'unknown user or wrong password' });
+    return { token: r.token, user: r.user };
+  });
+  app.get('/api/me', async (req) => me(req));
+
+  app.get('/api/patches', async (req) => listPatchesFor(db, me(req), parse(PatchQuerySchema, req.query, 'query')));
+  app.get('/api/patches/:code', async (req) => patchDetail(db, me(req), (req.params as { code: string }).code));
+  app.post('/api/patches/:code/actions/:action', async (req) => {
+    const { code, action } = req.params as { code: string; action: string };
+    if (!(ACTIONS as string[]).includes(action)) throw new BadInputError('bad_action', `unknown action "${action}"; actions: ${ACTIONS.join(', ')}`);
+    return applyAction(db, env, me(req), code, action as Action, req.body);
+  });
+  app.post('/api/patches/:code/evidence', async (req, reply) => {
+    const { code } = req.params as { code: string };
+    const q = req.query as { filename?: string; note?: string };
+    if (!Buffer.isBuffer(req.body)) throw new BadInputError('bad_body', 'send the file as the request body with Content-Type image/jpeg, image/png or application/pdf');
+    const r = await addEvidence(db, config.dataDir, maxEvidence, me(req), code, { filename: q.filename ?? 'evidence', bytes: req.body, note: q.note });
+    return reply.status(201).send(r);
+  });
+  app.get('/api/evidence/:id', async (req, reply) => {
+    const id = Number((req.params as { id: string }).id);
+    if (!Number.isInteger(id)) throw new BadInputError('bad_request', 'evidence id must be a number');
+    const f = await readEvidence(db, me(req), id);
+    return reply.header('content-type', f.contentType).header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(f.filename)}`).send(f.bytes);
+  });
+
+  app.get('/api/reports/monthly', async (req) => monthlyTownReport(db, me(req), parse(MonthQuery, req.query, 'query').month));
+  app.get('/api/reports/board', async (req) => {
+    requireRole(req, 'supervisor', 'analyst', 'town');
+    return supervisorBoard(db, env, me(req), parse(BoardQuery, req.query, 'query').days);
+  });
+
+  app.get('/api/users', async (req) => {
+    requireRole(req, 'admin');
+    return listUsers(db);
+  });
+  app.post('/api/users', async (req, reply) => {
+    requireRole(req, 'admin');
+    const b = parse(UserBody, req.body, 'user');
+    return reply.status(201).send(await createUser(db, { username: b.username, displayName: b.display_name, role: b.role, townCode: b.town_code, password: b.password }));
+  });
+  app.post('/api/users/:username/tokens', async (req, reply) => {
+    requireRole(req, 'admin');
+    const r = await issueToken(db, (req.params as { username: string }).username, 'issued by admin');
+    return reply.status(201).send({ token: r.token, user: r.user });
+  });
+  void ActionBodies;
+  return app;
+}
+
+function summariseBody(body: unknown): unknown {
+  if (Buffer.isBuffer(body)) return { bytes: body.length };
+  if (body && typeof body === 'object') {
+    const { password: _p, ...rest } = body as Record<string, unknown>;
+    return rest;
+  }
+  return body ?? null;
+}

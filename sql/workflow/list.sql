@@ -1,0 +1,30 @@
+-- Patches visible to a user, filtered and paged. Town users see only their town: the scope is
+-- part of the query, so lists, counts and totals never include another town.
+-- Parameters:
+--   :scope_town  the town of a town user, or null for city-wide roles
+--   :month, :town, :status, :class     filters or null
+--   :overdue, :escalated                'true' / 'false' or null
+--   :min_lon, :min_lat, :max_lon, :max_lat  bbox in lon/lat, or null
+--   :limit, :offset
+select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status,
+       round(p.area_m2::numeric, 1)::float8 as area_m2,
+       round(p.farmland_m2::numeric, 1)::float8 as farmland_m2,
+       round(p.ecological_m2::numeric, 1)::float8 as ecological_m2,
+       round(p.water_m2::numeric, 1)::float8 as water_m2,
+       to_char(p.verify_due, 'YYYY-MM-DD') as verify_due, to_char(p.rectify_due, 'YYYY-MM-DD') as rectify_due,
+       to_char(p.overdue_since, 'YYYY-MM-DD') as overdue_since, p.escalated_at is not null as escalated,
+       p.verification_result, p.measure,
+       round(ST_X(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lon,
+       round(ST_Y(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lat,
+       count(*) over ()::int as total
+from patch p
+where (:scope_town::text is null or p.town_code = :scope_town::text)
+  and (:month::text is null or p.month = :month::text)
+  and (:town::text is null or p.town_code = :town::text)
+  and (:status::text is null or p.status = :status::text)
+  and (:class::text is null or p.class = :class::text)
+  and (:overdue::text is null or (p.overdue_since is not null) = (:overdue::text = 'true'))
+  and (:escalated::text is null or (p.escalated_at is not null) = (:escalated::text = 'true'))
+  and (:min_lon::float8 is null or ST_Intersects(p.geom, ST_Transform(ST_MakeEnvelope(:min_lon::float8, :min_lat::float8, :max_lon::float8, :max_lat::float8, 4326), ST_SRID(p.geom))))
+order by p.code
+limit :limit::int offset :offset::int;

@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Knex } from 'knex';
+import { BadInputError, NotFoundError } from '../pipeline/errors.ts';
+import { scopeTown } from './workflow.ts';
+import type { User } from './users.ts';
+
+/** Accepted evidence types, recognised by their first bytes, not by what the client claims. */
+const SIGNATURES: { type: string; ext: string; magic: number[] }[] = [
+  { type: 'image/jpeg', ext: 'jpg', magic: [0xff, 0xd8, 0xff] },
+  { type: 'image/png', ext: 'png', magic: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] },
+  { type: 'application/pdf', ext: 'pdf', magic: [0x25, 0x50, 0x44, 0x46, 0x2d] },
+];
+
+export function sniffType(bytes: Uint8Array): { type: string; ext: string } | null {
+  return SIGNATURES.find((s) => s.magic.every((b, i) => bytes[i] === b)) ?? null;
+}
+
+/**
+ * Store an evidence file for a patch the user can see. Files live under `<data>/evidence/`,
+ * outside anything served statically, named by their SHA-256; only the database knows the
+ * original name. Town users may attach only to their own town's patches.
+ */
+export async function addEvidence(db: Knex, dataDir: string, maxBytes: number, user: User, code: string, file: { filename: string; bytes: Buffer; note?: string }): Promise<{ id: number; sha256: string; content_type: string }> {
+  const town = scopeTown(user);
+  const patch = await db('patch').where({ code }).modify((q) => { if (town) q.andWhere({ town_code: town }); }).first();
+  if (!patch) throw new NotFoundError(`patch ${code} not found`);
+  if (user.role === 'admin') throw new BadInputError('bad_role', 'admins manage users; evidence comes from analysts, towns and supervisors');
+  if (file.bytes.length === 0) throw new BadInputError('bad_body', `${file.filename}: empty file`);
+  if (file.bytes.length > maxBytes) throw new BadInputError('too_large', `${file.filename}: ${file.bytes.length} bytes is over the ${maxBytes}-byte limit`);
+  const kind = sniffType(file.bytes);
+  if (!kind) throw new BadInputError('bad_type', `${file.filename}: not a JPEG, PNG or PDF file (by its content)`);
+  const sha256 = createHash('sha256').update(file.bytes).digest('hex');
+  const dir = join(dataDir, 'evidence', sha256.slice(0, 2));
+  mkdirSync(dir, { recursive: true });
+  const stored = join(dir, `${sha256}.${kind.ext}`);
+  writeFileSync(`${stored}.tmp`, file.bytes);
+  renameSync(`${stored}.tmp`, stored);
+  const [row] = await db('evidence').insert({ patch_id: patch.id, filename: file.filename.slice(0, 200), content_type: kind.type, bytes: file.bytes.length, sha256, stored_as: stored, note: file.note ?? null, uploaded_by: user.id }).returning('id');
+  await db('patch_event').insert({ patch_id: patch.id, actor: user.username, type: 'evidence_added', from_status: patch.status, to_status: patch.status, detail: JSON.stringify({ evidence_id: Number(row.id), filename: file.filename, sha256, bytes: file.bytes.length }) });
+  return { id: Number(row.id), sha256, content_type: kind.type };
+}
+
+export async function readEvidence(db: Knex, user: User, id: number): Promise<{ filename: string; contentType: string; bytes: Buffer }> {
+  const town = scopeTown(user);
+  const row = await db('evidence as e').join('patch as p', 'p.id', 'e.patch_id').where('e.id', id)
+    .modify((q) => { if (town) q.andWhere('p.town_code', town); }).first('e.*');
+  if (!row) throw new NotFoundError(`evidence ${id} not found`);
+  return { filename: row.filename, contentType: row.content_type, bytes: readFileSync(row.stored_as) };
+}

@@ -1,0 +1,157 @@
+import type { Knex } from 'knex';
+import { BadInputError, ConflictError, NotFoundError } from '../pipeline/errors.ts';
+import { ActionBodies, type PatchQuery } from '../workflow/actions.schema.ts';
+import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
+import { allowedMoves, planTransition, type Action, type DeadlinePolicy, type PatchClass, type PatchStatus } from '../workflow/lifecycle.ts';
+import { runSql } from './sql.ts';
+import type { User } from './users.ts';
+
+export interface WorkflowEnv {
+  calendar: WorkCalendar;
+  policy: DeadlinePolicy;
+  /** Today's date (YYYY-MM-DD) in the city's time zone; injected so tests can move time. */
+  today: () => string;
+}
+
+/** The town a user is confined to, or null for city-wide roles. */
+export const scopeTown = (u: User) => (u.role === 'town' ? u.townCode : null);
+
+/** One patch as the user may see it; another town's patch is "not found", never "forbidden". */
+async function scopedPatch(db: Knex, user: User, code: string, lock = false): Promise<Record<string, any>> {
+  const q = db('patch').where({ code });
+  const town = scopeTown(user);
+  if (town) q.andWhere({ town_code: town });
+  if (lock) q.forUpdate();
+  const row = await q.first();
+  if (!row) throw new NotFoundError(`patch ${code} not found`);
+  return row;
+}
+
+export async function listPatchesFor(db: Knex, user: User, q: PatchQuery): Promise<{ total: number; patches: Record<string, unknown>[] }> {
+  const bbox = q.bbox?.split(',').map(Number);
+  const rows = await runSql<Record<string, unknown>>(db, 'workflow/list', {
+    scope_town: scopeTown(user), month: q.month ?? null, town: q.town ?? null, status: q.status ?? null, class: q.class ?? null,
+    overdue: q.overdue ?? null, escalated: q.escalated ?? null,
+    min_lon: bbox?.[0] ?? null, min_lat: bbox?.[1] ?? null, max_lon: bbox?.[2] ?? null, max_lat: bbox?.[3] ?? null,
+    limit: q.limit, offset: q.offset,
+  });
+  const total = rows.length ? Number(rows[0].total) : 0;
+  return { total, patches: rows.map(({ total: _t, ...r }) => r) };
+}
+
+export async function patchDetail(db: Knex, user: User, code: string): Promise<Record<string, unknown>> {
+  const p = await scopedPatch(db, user, code);
+  const [history, observations, evidence, geom] = await Promise.all([
+    db('patch_event as e').leftJoin('app_user as u', 'u.username', 'e.actor').where('e.patch_id', p.id).orderBy('e.id')
+      .select('e.at', 'e.actor', 'e.type', 'e.from_status', 'e.to_status', 'e.detail'),
+    db('patch_observation').where({ patch_id: p.id }).orderBy('month').select('month', 'kind', 'batch_id', db.raw('round(area_m2::numeric, 1)::float8 as area_m2'), 'mean_prob'),
+    db('evidence').where({ patch_id: p.id }).orderBy('id').select('id', 'filename', 'content_type', 'bytes', 'note', 'uploaded_at'),
+    db.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g from patch where id = ?', [p.id]),
+  ]);
+  const rebuiltOf = p.rebuilt_of ? (await db('patch').where({ id: p.rebuilt_of }).first('code'))?.code : null;
+  return {
+    code: p.code, month: p.month, status: p.status, class: p.class, district_code: p.district_code, town_code: p.town_code, town_name: p.town_name,
+    grid_code: p.grid_code, area_m2: Number(p.area_m2), farmland_m2: Number(p.farmland_m2), ecological_m2: Number(p.ecological_m2), water_m2: Number(p.water_m2),
+    mean_prob: p.mean_prob, model: `${p.model_name} ${p.model_version}`, verification_result: p.verification_result, violation: p.violation, permit_ref: p.permit_ref,
+    measure: p.measure, dismiss_reason: p.dismiss_reason, verify_due: date(p.verify_due), rectify_due: date(p.rectify_due), overdue_since: date(p.overdue_since),
+    escalated: p.escalated_at !== null, rebuilt_of: rebuiltOf, merged_into: p.merged_into ? (await db('patch').where({ id: p.merged_into }).first('code'))?.code : null,
+    allowed_actions: allowedMoves(p.status as PatchStatus, user.role).map((m) => m.action),
+    geometry: geom.rows[0].g, history, observations, evidence,
+  };
+}
+
+function date(v: unknown): string | null {
+  if (!v) return null;
+  if (v instanceof Date) return `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}`;
+  return String(v).slice(0, 10);
+}
+
+/**
+ * Apply one lifecycle action in a transaction: lock the patch (within the user's scope), check
+ * role and state, update it, and append the history event with who, from, to and reason.
+ */
+export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: string, action: Action, rawBody: unknown): Promise<Record<string, unknown>> {
+  const parsed = ActionBodies[action].safeParse(rawBody ?? {});
+  if (!parsed.success) throw new BadInputError('bad_body', `${action}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+  const body = parsed.data as Record<string, any>;
+  const today = env.today();
+  await db.transaction(async (trx) => {
+    const p = await scopedPatch(trx, user, code, true);
+    const from = p.status as PatchStatus;
+    const to = planTransition(code, from, action, user.role, body.result);
+    const cls = p.class as PatchClass;
+    const update: Record<string, unknown> = { status: to };
+    const detail: Record<string, unknown> = { ...body };
+    switch (action) {
+      case 'dispatch':
+        update.dispatched_at = trx.fn.now();
+        update.verify_due = addWorkingDays(env.calendar, today, env.policy.verifyDays[cls]);
+        detail.verify_due = update.verify_due;
+        break;
+      case 'dismiss':
+        update.dismiss_reason = body.reason;
+        break;
+      case 'verify':
+        if (body.result === 'legal' && !body.permit_ref) throw new BadInputError('bad_body', 'verify: a legal result needs permit_ref (permit number or document reference)');
+        if (body.result === 'illegal' && !body.violation) throw new BadInputError('bad_body', 'verify: an illegal result needs violation (construction or land_use)');
+        if (body.result === 'pre_existing' && !(await trx('evidence').where({ patch_id: p.id }).first())) {
+          throw new BadInputError('bad_body', 'verify: pre_existing needs evidence; upload a photo or document first');
+        }
+        Object.assign(update, { verification_result: body.result, violation: body.violation ?? null, permit_ref: body.permit_ref ?? null, verified_at: trx.fn.now(), overdue_since: null });
+        break;
+      case 'rectify': {
+        const due = body.due ?? addWorkingDays(env.calendar, today, env.policy.rectifyDays[cls]);
+        if (due < today) throw new BadInputError('bad_body', `rectify: due ${due} is before today ${today}`);
+        Object.assign(update, { measure: body.measure, rectify_due: due, overdue_since: null });
+        detail.rectify_due = due;
+        break;
+      }
+      case 'report_rectified': {
+        const since = await trx('patch_event').where({ patch_id: p.id, to_status: 'rectifying' }).max({ at: 'at' });
+        const ev = await trx('evidence').where({ patch_id: p.id }).andWhere('uploaded_at', '>=', since[0].at).first();
+        if (!ev) throw new BadInputError('bad_body', 'report_rectified: upload evidence of the rectification (photo or document) first');
+        Object.assign(update, { rectified_at: trx.fn.now(), overdue_since: null });
+        break;
+      }
+      case 'close':
+        update.closed_at = trx.fn.now();
+        break;
+      case 'send_back':
+        update.rectified_at = null;
+        break;
+      case 'correct_town': {
+        const town = await trx('reference_feature').where({ kind: 'town', code: body.town_code }).first();
+        if (!town) throw new BadInputError('bad_body', `correct_town: town ${body.town_code} is not in the town layer`);
+        Object.assign(update, { town_code: town.code, town_name: town.name });
+        detail.from_town = p.town_code;
+        break;
+      }
+      case 'merge': {
+        if (body.other === code) throw new BadInputError('bad_body', 'merge: a patch cannot be merged into itself');
+        const other = await scopedPatch(trx, user, body.other, true);
+        planTransition(other.code, other.status, 'merge', user.role);
+        await trx.raw('update patch set geom = ST_Multi(ST_Union(geom, (select geom from patch where id = ?))) where id = ?', [other.id, p.id]);
+        await trx.raw("update patch set area_m2 = ST_Area(ST_Transform(geom, 4326)::geography), centroid = ST_PointOnSurface(geom) where id = ?", [p.id]);
+        await trx('patch').where({ id: other.id }).update({ status: 'merged', merged_into: p.id });
+        await trx('patch_event').insert({ patch_id: other.id, actor: user.username, type: 'merged', from_status: other.status, to_status: 'merged', detail: JSON.stringify({ into: code, reason: body.reason }) });
+        break;
+      }
+      case 'extend': {
+        const field = from === 'dispatched' ? 'verify_due' : 'rectify_due';
+        const current = date(p[field]) ?? today;
+        const next = addWorkingDays(env.calendar, current, body.working_days);
+        update[field] = next;
+        if (next >= today) update.overdue_since = null;
+        Object.assign(detail, { field, from_due: current, to_due: next });
+        break;
+      }
+      case 'escalate':
+        if (p.escalated_at) throw new ConflictError(`patch ${code} is already listed for supervision`);
+        update.escalated_at = trx.fn.now();
+        break;
+    }
+    await trx('patch').where({ id: p.id }).update(update);
+    await trx('patch_event').insert({ patch_id: p.id, actor: user.username, type: action, from_status: from, to_status: to, detail: JSON.stringify(detail) });
+  });
+  return patchDetail(db, user, code);
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { ConflictError, ForbiddenError } from '../pipeline/errors.ts';
+import { addWorkingDays, isWorkingDay, loadCalendar, parseCalendar, workingDaysBetween } from '../workflow/calendar.ts';
+import { allowedMoves, planTransition, type Action, type PatchStatus, type Role } from '../workflow/lifecycle.ts';
+
+const cn = loadCalendar('config/calendar.cn.json');
+
+describe('working-day calendar', () => {
+  it('skips weekends and public holidays, and counts make-up working days', () => {
+    expect(isWorkingDay(cn, '2024-02-09')).toBe(true); // Friday before Spring Festival
+    expect(isWorkingDay(cn, '2024-02-12')).toBe(false); // Monday, Spring Festival
+    expect(isWorkingDay(cn, '2024-02-18')).toBe(true); // Sunday, make-up working day
+    expect(isWorkingDay(cn, '2024-02-04')).toBe(true); // Sunday, make-up working day
+    expect(isWorkingDay(cn, '2024-03-16')).toBe(false); // ordinary Saturday
+  });
+
+  it('adds working days across the 2024 Spring Festival', () => {
+    // Thu 8 Feb + 3 working days: Fri 9, (10–17 holiday), Sun 18 (make-up), Mon 19.
+    expect(addWorkingDays(cn, '2024-02-08', 3)).toBe('2024-02-19');
+    expect(addWorkingDays(cn, '2024-02-08', 0)).toBe('2024-02-08');
+    expect(workingDaysBetween(cn, '2024-02-08', '2024-02-19')).toBe(3);
+    expect(workingDaysBetween(cn, '2024-02-19', '2024-02-08')).toBe(0);
+  });
+
+  it('adds working days across National Day 2024 with its two make-up days', () => {
+    // Fri 27 Sep + 5: Sun 29 (make-up), Mon 30, (1–7 Oct holiday), Tue 8, Wed 9, Thu 10.
+    expect(addWorkingDays(cn, '2024-09-27', 5)).toBe('2024-10-10');
+  });
+
+  it('refuses a calendar with a day both holiday and make-up day, naming the file', () => {
+    expect(() => parseCalendar(JSON.stringify({ years: [2024, 2024], holidays: ['2024-01-01'], workdays: ['2024-01-01'] }), 'cal.json')).toThrow(/cal\.json: 2024-01-01 listed as both/);
+    expect(() => parseCalendar('{"years":[2024,2024],"holidays":["1 Jan"]}', 'bad.json')).toThrow(/bad\.json: holidays\.0/);
+  });
+});
+
+describe('patch lifecycle', () => {
+  /** Every state × action × role that is allowed, written out by hand (the spec, not the code). */
+  const ALLOWED: [PatchStatus, Action, Role][] = [
+    ['detected', 'dispatch', 'analyst'], ['detected', 'dismiss', 'analyst'], ['detected', 'correct_town', 'analyst'], ['detected', 'merge', 'analyst'],
+    ['dispatched', 'verify', 'town'], ['dispatched', 'correct_town', 'analyst'], ['dispatched', 'merge', 'analyst'], ['dispatched', 'extend', 'supervisor'], ['dispatched', 'escalate', 'supervisor'],
+    ['illegal', 'rectify', 'town'], ['illegal', 'rectify', 'supervisor'],
+    ['rectifying', 'report_rectified', 'town'], ['rectifying', 'extend', 'supervisor'], ['rectifying', 'escalate', 'supervisor'],
+    ['rectified', 'close', 'supervisor'], ['rectified', 'send_back', 'supervisor'],
+  ];
+  const STATES: PatchStatus[] = ['detected', 'dispatched', 'dismissed', 'illegal', 'legal', 'false_change', 'pre_existing', 'rectifying', 'rectified', 'closed', 'merged'];
+  const ACTIONS: Action[] = ['dispatch', 'dismiss', 'verify', 'rectify', 'report_rectified', 'close', 'send_back', 'correct_town', 'merge', 'extend', 'escalate'];
+  const ROLES: Role[] = ['analyst', 'town', 'supervisor', 'admin'];
+
+  it('allows exactly the listed moves and refuses every other state × action × role', () => {
+    let allowed = 0, refused = 0;
+    for (const s of STATES) for (const a of ACTIONS) for (const r of ROLES) {
+      const ok = ALLOWED.some(([xs, xa, xr]) => xs === s && xa === a && xr === r);
+      const attempt = () => planTransition('P-1', s, a, r, 'illegal');
+      if (ok) {
+        expect(attempt, `${s} ${a} ${r}`).not.toThrow();
+        allowed++;
+      } else {
+        expect(attempt, `${s} ${a} ${r}`).toThrow(r === 'admin' || !ALLOWED.some(([, xa, xr]) => xa === a && xr === r) ? ForbiddenError : ConflictError);
+        refused++;
+      }
+    }
+    expect(allowed).toBe(ALLOWED.length);
+    expect(refused).toBe(STATES.length * ACTIONS.length * ROLES.length - ALLOWED.length);
+  });
+
+  it('goes to the verification result, and names the current state and allowed moves when refusing', () => {
+    expect(planTransition('P-1', 'dispatched', 'verify', 'town', 'false_change')).toBe('false_change');
+    expect(planTransition('P-1', 'rectified', 'send_back', 'supervisor')).toBe('rectifying');
+    expect(() => planTransition('P-1', 'closed', 'close', 'supervisor')).toThrow('patch P-1 is closed; close needs rectified. Allowed from closed: none (final state)');
+    expect(() => planTransition('P-1', 'detected', 'verify', 'town', 'legal')).toThrow(/patch P-1 is detected; verify needs dispatched\. Allowed from detected: dispatch \(analyst\), dismiss \(analyst\)/);
+    expect(() => planTransition('P-1', 'illegal', 'close', 'town')).toThrow(/role town may not close/);
+    expect(allowedMoves('rectified', 'supervisor').map((m) => m.action)).toEqual(['close', 'send_back']);
+  });
+});

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { DISMISS_REASONS, MEASURES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
+
+/** Request bodies of the patch actions; the same schemas validate requests and describe them in OpenAPI. */
+export const ActionBodies = {
+  dispatch: z.object({ note: z.string().max(2000).optional() }),
+  dismiss: z.object({ reason: z.enum(DISMISS_REASONS), note: z.string().max(2000).optional() }),
+  verify: z.object({
+    result: z.enum(VERIFY_RESULTS),
+    violation: z.enum(VIOLATIONS).optional().describe('for illegal: 违法建设 (construction) or 违法用地 (land_use)'),
+    permit_ref: z.string().min(1).max(200).optional().describe('required for legal: permit number or document reference'),
+    note: z.string().max(2000).optional(),
+  }),
+  rectify: z.object({ measure: z.enum(MEASURES), due: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional().describe('default: the class period in working days'), note: z.string().max(2000).optional() }),
+  report_rectified: z.object({ note: z.string().max(2000).optional() }),
+  close: z.object({ note: z.string().max(2000).optional() }),
+  send_back: z.object({ reason: z.string().min(1).max(2000) }),
+  correct_town: z.object({ town_code: z.string().min(1), reason: z.string().min(1).max(2000) }),
+  merge: z.object({ other: z.string().min(1).describe('code of the patch merged into this one'), reason: z.string().min(1).max(2000) }),
+  extend: z.object({ working_days: z.number().int().min(1).max(120), reason: z.string().min(1).max(2000) }),
+  escalate: z.object({ reason: z.string().min(1).max(2000) }),
+} as const;
+
+export const PatchQuerySchema = z.object({
+  month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/).optional(),
+  town: z.string().optional(),
+  status: z.string().optional(),
+  class: z.enum(['ecological', 'farmland', 'water', 'general']).optional(),
+  overdue: z.enum(['true', 'false']).optional(),
+  escalated: z.enum(['true', 'false']).optional(),
+  bbox: z.string().regex(/^-?[\d.]+,-?[\d.]+,-?[\d.]+,-?[\d.]+$/, 'minLon,minLat,maxLon,maxLat').optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+export type PatchQuery = z.infer<typeof PatchQuerySchema>;

@@ -1,0 +1,32 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import type { Config } from '../config/env.ts';
+import { BadInputError } from '../pipeline/errors.ts';
+import type { WorkflowEnv } from '../store/workflow.ts';
+import { loadCalendar } from './calendar.ts';
+import { DEFAULT_POLICY, type DeadlinePolicy } from './lifecycle.ts';
+
+const Days = z.object({ ecological: z.number().int().min(1), farmland: z.number().int().min(1), water: z.number().int().min(1), general: z.number().int().min(1) });
+const PolicySchema = z.object({ verifyDays: Days, rectifyDays: Days, escalateAfterDays: z.number().int().min(0) });
+
+export function loadPolicy(file: string | undefined): DeadlinePolicy {
+  if (!file) return DEFAULT_POLICY;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new BadInputError('invalid_deadlines', `${file}: cannot read the deadline policy (${(err as Error).message})`, { file });
+  }
+  const r = PolicySchema.safeParse(raw);
+  if (!r.success) throw new BadInputError('invalid_deadlines', `${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, { file });
+  return r.data;
+}
+
+/** Today's date in the city's time zone. */
+export function localToday(offsetH: number, now = Date.now()): string {
+  return new Date(now + offsetH * 3600_000).toISOString().slice(0, 10);
+}
+
+export function workflowEnv(config: Config): WorkflowEnv {
+  return { calendar: loadCalendar(config.TUBAN_CALENDAR_FILE), policy: loadPolicy(config.TUBAN_DEADLINES_FILE), today: () => localToday(config.TUBAN_UTC_OFFSET_H) };
+}
