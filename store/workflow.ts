@@ -71,6 +71,7 @@ function date(v: unknown): string | null {
  * role and state, update it, and append the history event with who, from, to and reason.
  */
 export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: string, action: Action, rawBody: unknown): Promise<Record<string, unknown>> {
+  await scopedPatch(db, user, code); // a patch outside the user's scope is a 404 whatever the body says
   const parsed = ActionBodies[action].safeParse(rawBody ?? {});
   if (!parsed.success) throw new BadInputError('bad_body', `${action}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
   const body = parsed.data as Record<string, any>;
@@ -107,7 +108,7 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
         break;
       }
       case 'report_rectified': {
-        const since = await trx('patch_event').where({ patch_id: p.id, to_status: 'rectifying' }).max({ at: 'at' });
+        const since = await trx('patch_event').where({ patch_id: p.id, to_status: 'rectifying' }).whereIn('type', ['rectify', 'send_back']).max({ at: 'at' });
         const ev = await trx('evidence').where({ patch_id: p.id }).andWhere('uploaded_at', '>=', since[0].at).first();
         if (!ev) throw new BadInputError('bad_body', 'report_rectified: upload evidence of the rectification (photo or document) first');
         Object.assign(update, { rectified_at: trx.fn.now(), overdue_since: null });
