@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { BadInputError, ConflictError, NotFoundError } from '../pipeline/errors.ts';
 import { ActionBodies, type PatchQuery } from '../workflow/actions.schema.ts';
 import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
-import { allowedMoves, planTransition, type Action, type DeadlinePolicy, type PatchClass, type PatchStatus } from '../workflow/lifecycle.ts';
+import { allowedMoves, planTransition, RULES, type Action, type DeadlinePolicy, type PatchClass, type PatchStatus } from '../workflow/lifecycle.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 
@@ -54,7 +54,8 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<R
     grid_code: p.grid_code, area_m2: Number(p.area_m2), farmland_m2: Number(p.farmland_m2), ecological_m2: Number(p.ecological_m2), water_m2: Number(p.water_m2),
     mean_prob: p.mean_prob, model: `${p.model_name} ${p.model_version}`, verification_result: p.verification_result, violation: p.violation, permit_ref: p.permit_ref,
     measure: p.measure, dismiss_reason: p.dismiss_reason, verify_due: date(p.verify_due), rectify_due: date(p.rectify_due), overdue_since: date(p.overdue_since),
-    escalated: p.escalated_at !== null, rebuilt_of: rebuiltOf, merged_into: p.merged_into ? (await db('patch').where({ id: p.merged_into }).first('code'))?.code : null,
+    escalated: p.escalated_at !== null, rebuilt_of: rebuiltOf,
+    split_from: p.split_from ? (await db('patch').where({ id: p.split_from }).first('code'))?.code : null, merged_into: p.merged_into ? (await db('patch').where({ id: p.merged_into }).first('code'))?.code : null,
     allowed_actions: allowedMoves(p.status as PatchStatus, user.role).map((m) => m.action),
     geometry: geom.rows[0].g, history, observations, evidence,
   };
@@ -71,7 +72,9 @@ function date(v: unknown): string | null {
  * role and state, update it, and append the history event with who, from, to and reason.
  */
 export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: string, action: Action, rawBody: unknown): Promise<Record<string, unknown>> {
-  await scopedPatch(db, user, code); // a patch outside the user's scope is a 404 whatever the body says
+  // Outside the user's scope: 404 whatever the body says; a role that may never take the action: 403 before any body check.
+  const visible = await scopedPatch(db, user, code);
+  if (!RULES[action].roles.includes(user.role)) planTransition(code, visible.status, action, user.role);
   const parsed = ActionBodies[action].safeParse(rawBody ?? {});
   if (!parsed.success) throw new BadInputError('bad_body', `${action}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
   const body = parsed.data as Record<string, any>;
@@ -131,10 +134,28 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
         if (body.other === code) throw new BadInputError('bad_body', 'merge: a patch cannot be merged into itself');
         const other = await scopedPatch(trx, user, body.other, true);
         planTransition(other.code, other.status, 'merge', user.role);
+        const prev = await trx.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7) as g from patch where id = ?', [p.id]);
+        detail.previous_geometry = JSON.parse(prev.rows[0].g);
         await trx.raw('update patch set geom = ST_Multi(ST_Union(geom, (select geom from patch where id = ?))) where id = ?', [other.id, p.id]);
         await trx.raw("update patch set area_m2 = ST_Area(ST_Transform(geom, 4326)::geography), centroid = ST_PointOnSurface(geom) where id = ?", [p.id]);
         await trx('patch').where({ id: other.id }).update({ status: 'merged', merged_into: p.id });
         await trx('patch_event').insert({ patch_id: other.id, actor: user.username, type: 'merged', from_status: other.status, to_status: 'merged', detail: JSON.stringify({ into: code, reason: body.reason }) });
+        break;
+      }
+      case 'split': {
+        const children: { code: string; area_m2: number }[] = [];
+        for (const part of body.parts) {
+          const [{ max }] = await trx('patch').where({ district_code: p.district_code, month: p.month }).max({ max: 'seq' });
+          const rows = await runSql<{ id: string; code: string; area_m2: number }>(trx, 'workflow/split_part', { parent_id: p.id, part: JSON.stringify(part), seq: Number(max) + 1 });
+          if (rows.length === 0 || rows[0].area_m2 < 1) throw new BadInputError('bad_body', `split: part ${children.length + 1} does not cover any of patch ${code}`);
+          children.push({ code: rows[0].code, area_m2: Math.round(rows[0].area_m2 * 10) / 10 });
+          await trx('patch_event').insert({ patch_id: Number(rows[0].id), actor: user.username, type: 'split_from', from_status: null, to_status: from, detail: JSON.stringify({ parent: code, reason: body.reason }) });
+        }
+        const covered = children.reduce((s2, c) => s2 + c.area_m2, 0);
+        if (covered > Number(p.area_m2) * 1.01) throw new BadInputError('bad_body', `split: the parts overlap (${covered.toFixed(1)} m² of parts for a ${Number(p.area_m2).toFixed(1)} m² patch)`);
+        Object.assign(detail, { drawn: body.parts, parts: children, uncovered_m2: Math.max(0, Math.round((Number(p.area_m2) - covered) * 10) / 10) });
+        delete detail.reason;
+        detail.reason = body.reason;
         break;
       }
       case 'extend': {

@@ -83,14 +83,14 @@ describe('workflow HTTP API', () => {
       }
       if (town) {
         const foreign = town === '350206001' ? OTHER : OWN;
-        for (const action of ['dispatch', 'dismiss', 'verify', 'rectify', 'report_rectified', 'close', 'send_back', 'correct_town', 'merge', 'extend', 'escalate']) {
+        for (const action of ['dispatch', 'dismiss', 'verify', 'rectify', 'report_rectified', 'close', 'send_back', 'correct_town', 'merge', 'split', 'extend', 'escalate']) {
           expect((await call(who, 'POST', `/api/patches/${foreign}/actions/${action}`, {})).statusCode, `${who} ${action} on ${foreign}`).toBe(404);
         }
         const up = await call(who, 'POST', `/api/patches/${foreign}/evidence?filename=x.jpg`, JPEG, { 'content-type': 'image/jpeg' });
         expect(up.statusCode, `${who} upload to ${foreign}`).toBe(404);
         const board = (await call(who, 'GET', '/api/reports/board?days=60')).json();
         expect(board.towns.every((t: { town_code: string }) => t.town_code === town)).toBe(true);
-        checks += 13;
+        checks += 14;
       }
       const ev = await call(who, 'GET', `/api/evidence/${evidenceId}`);
       expect(ev.statusCode, `${who} evidence`).toBe(town === '350206002' ? 404 : 200);
@@ -100,7 +100,7 @@ describe('workflow HTTP API', () => {
       expect(usersList.statusCode, `${who} users`).toBe(who === 'adm' ? 200 : 403);
       checks += 4;
     }
-    expect(checks).toBe(roles.length * 10 + 2 * 13);
+    expect(checks).toBe(roles.length * 10 + 2 * 14);
   });
 
   it('walks a patch through the whole lifecycle and refuses illegal moves with 409 naming the state', async () => {
@@ -215,12 +215,62 @@ describe('workflow HTTP API', () => {
     expect((await call('ana', 'POST', `/api/patches/${OWN}/actions/merge`, { other: rebuilt.code, reason: 'again' })).statusCode).toBe(409);
   });
 
+  it('lets analysts split a patch into drawn parts with their own codes, areas and history', async () => {
+    const code = '350206-202403-0001'; // 禾山, detected
+    const p = (await call('ana', 'GET', `/api/patches/${code}`)).json();
+    const ring = (p.geometry.type === 'MultiPolygon' ? p.geometry.coordinates[0][0] : p.geometry.coordinates[0]) as number[][];
+    const xs = ring.map((c) => c[0]), ys = ring.map((c) => c[1]);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const xm = (x0 + x1) / 2;
+    const box = (a: number, b: number) => ({ type: 'Polygon', coordinates: [[[a, y0 - 1e-4], [b, y0 - 1e-4], [b, y1 + 1e-4], [a, y1 + 1e-4], [a, y0 - 1e-4]]] });
+    expect((await call('heshan', 'POST', `/api/patches/${code}/actions/split`, { parts: [box(x0 - 1e-4, xm), box(xm, x1 + 1e-4)], reason: 'x' })).statusCode).toBe(403);
+    expect((await call('ana', 'POST', `/api/patches/${code}/actions/split`, { parts: [box(x0 - 1e-4, x1 + 1e-4), box(x0 - 1e-4, x1 + 1e-4)], reason: '两栋' })).json().message).toMatch(/parts overlap/);
+    const r = await call('ana', 'POST', `/api/patches/${code}/actions/split`, { parts: [box(x0 - 1e-4, xm), box(xm, x1 + 1e-4)], reason: '两栋建筑' });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().status).toBe('split');
+    const ev = r.json().history.at(-1);
+    expect(ev.type).toBe('split');
+    const parts = ev.detail.parts as { code: string; area_m2: number }[];
+    expect(parts).toHaveLength(2);
+    expect(parts[0].area_m2 + parts[1].area_m2).toBeCloseTo(p.area_m2, 0);
+    for (const part of parts) {
+      const child = (await call('heshan', 'GET', `/api/patches/${part.code}`)).json();
+      expect(child).toMatchObject({ split_from: code, status: 'detected', town_code: '350206002', month: '2024-03' });
+      expect(child.code).toMatch(/^350206-202403-00\d\d$/);
+    }
+  });
+
   it('records every mutating request in an audit table the database will not let anyone change', async () => {
     const { rows } = await run.db.raw(`select username, method, path, status from audit_event where path like '%actions/close%' order by id`);
     expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ username: 'sup', method: 'POST', status: 200 }), expect.objectContaining({ username: 'dianqian', status: 403 })]));
     await expect(run.db.raw('update audit_event set status = 200')).rejects.toThrow(/append-only/);
     await expect(run.db.raw('delete from audit_event')).rejects.toThrow(/append-only/);
     await expect(run.db.raw('update patch_event set actor = ?', ['x'])).rejects.toThrow(/append-only/);
+  });
+
+  it('schedules the daily deadline sweep in BullMQ once, and a worker runs it', async () => {
+    const { Queue } = await import('bullmq');
+    const { redisConnection } = await import('../workers/queues.ts');
+    const { scheduleDeadlineSweep, startWorkers } = await import('../workers/worker.pool.ts');
+    const { OnnxChangeModel } = await import('../pipeline/model.onnx.ts');
+    const { createLogger } = await import('../pipeline/log.ts');
+    await scheduleDeadlineSweep(run.config);
+    await scheduleDeadlineSweep(run.config);
+    const connection = redisConnection(run.config);
+    const q = new Queue('deadlines', { connection, prefix: run.config.TUBAN_QUEUE_PREFIX });
+    const schedulers = await q.getJobSchedulers();
+    expect(schedulers).toHaveLength(1);
+    expect(schedulers[0]).toMatchObject({ key: 'daily-deadline-sweep', pattern: '0 1 * * *', tz: 'Etc/GMT-8' });
+    const lines: string[] = [];
+    const model = await OnnxChangeModel.load(run.config.modelDir);
+    const pool = startWorkers({ db: run.db, config: run.config, model, log: createLogger('info', (l) => lines.push(l)), workflow: env });
+    await q.add('sweep', {});
+    for (let i = 0; i < 100 && !lines.some((l) => l.includes('Deadlines:Swept')); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(lines.find((l) => l.includes('Deadlines:Swept'))).toMatch(/"overdue":\d+,"escalated":\d+/);
+    await pool.close();
+    await model.close();
+    await q.close();
+    connection.disconnect();
   });
 
   it('serves an OpenAPI description covering every action', async () => {

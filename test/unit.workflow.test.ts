@@ -36,14 +36,14 @@ describe('working-day calendar', () => {
 describe('patch lifecycle', () => {
   /** Every state × action × role that is allowed, written out by hand (the spec, not the code). */
   const ALLOWED: [PatchStatus, Action, Role][] = [
-    ['detected', 'dispatch', 'analyst'], ['detected', 'dismiss', 'analyst'], ['detected', 'correct_town', 'analyst'], ['detected', 'merge', 'analyst'],
-    ['dispatched', 'verify', 'town'], ['dispatched', 'correct_town', 'analyst'], ['dispatched', 'merge', 'analyst'], ['dispatched', 'extend', 'supervisor'], ['dispatched', 'escalate', 'supervisor'],
+    ['detected', 'dispatch', 'analyst'], ['detected', 'dismiss', 'analyst'], ['detected', 'correct_town', 'analyst'], ['detected', 'merge', 'analyst'], ['detected', 'split', 'analyst'],
+    ['dispatched', 'verify', 'town'], ['dispatched', 'correct_town', 'analyst'], ['dispatched', 'merge', 'analyst'], ['dispatched', 'split', 'analyst'], ['dispatched', 'extend', 'supervisor'], ['dispatched', 'escalate', 'supervisor'],
     ['illegal', 'rectify', 'town'], ['illegal', 'rectify', 'supervisor'],
     ['rectifying', 'report_rectified', 'town'], ['rectifying', 'extend', 'supervisor'], ['rectifying', 'escalate', 'supervisor'],
     ['rectified', 'close', 'supervisor'], ['rectified', 'send_back', 'supervisor'],
   ];
-  const STATES: PatchStatus[] = ['detected', 'dispatched', 'dismissed', 'illegal', 'legal', 'false_change', 'pre_existing', 'rectifying', 'rectified', 'closed', 'merged'];
-  const ACTIONS: Action[] = ['dispatch', 'dismiss', 'verify', 'rectify', 'report_rectified', 'close', 'send_back', 'correct_town', 'merge', 'extend', 'escalate'];
+  const STATES: PatchStatus[] = ['detected', 'dispatched', 'dismissed', 'illegal', 'legal', 'false_change', 'pre_existing', 'rectifying', 'rectified', 'closed', 'merged', 'split'];
+  const ACTIONS: Action[] = ['dispatch', 'dismiss', 'verify', 'rectify', 'report_rectified', 'close', 'send_back', 'correct_town', 'merge', 'split', 'extend', 'escalate'];
   const ROLES: Role[] = ['analyst', 'town', 'supervisor', 'admin'];
 
   it('allows exactly the listed moves and refuses every other state × action × role', () => {

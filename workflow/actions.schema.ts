@@ -17,6 +17,11 @@ export const ActionBodies = {
   send_back: z.object({ reason: z.string().min(1).max(2000) }),
   correct_town: z.object({ town_code: z.string().min(1), reason: z.string().min(1).max(2000) }),
   merge: z.object({ other: z.string().min(1).describe('code of the patch merged into this one'), reason: z.string().min(1).max(2000) }),
+  split: z.object({
+    parts: z.array(z.object({ type: z.literal('Polygon'), coordinates: z.array(z.array(z.tuple([z.number(), z.number()])).min(4)).min(1) })).min(2).max(20)
+      .describe('two or more polygons in lon/lat; each part is the patch cut by one polygon'),
+    reason: z.string().min(1).max(2000),
+  }),
   extend: z.object({ working_days: z.number().int().min(1).max(120), reason: z.string().min(1).max(2000) }),
   escalate: z.object({ reason: z.string().min(1).max(2000) }),
 } as const;

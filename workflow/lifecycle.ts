@@ -7,10 +7,10 @@ export const ROLES: readonly Role[] = ['analyst', 'town', 'supervisor', 'admin']
 export type PatchStatus =
   | 'detected' | 'dispatched' | 'dismissed'
   | 'illegal' | 'legal' | 'false_change' | 'pre_existing'
-  | 'rectifying' | 'rectified' | 'closed' | 'merged';
+  | 'rectifying' | 'rectified' | 'closed' | 'merged' | 'split';
 
 /** States from which nothing more happens to the patch (it may come back only as a new, rebuilt patch). */
-export const FINAL_STATES: readonly PatchStatus[] = ['dismissed', 'legal', 'false_change', 'pre_existing', 'closed', 'merged'];
+export const FINAL_STATES: readonly PatchStatus[] = ['dismissed', 'legal', 'false_change', 'pre_existing', 'closed', 'merged', 'split'];
 
 export const DISMISS_REASONS = ['cloud', 'shadow', 'vehicle', 'seasonal_crop', 'duplicate', 'other'] as const;
 export const VERIFY_RESULTS = ['illegal', 'legal', 'false_change', 'pre_existing'] as const;
@@ -19,7 +19,7 @@ export const VIOLATIONS = ['construction', 'land_use'] as const;
 
 export type Action =
   | 'dispatch' | 'dismiss' | 'verify' | 'rectify' | 'report_rectified' | 'close' | 'send_back'
-  | 'correct_town' | 'merge' | 'extend' | 'escalate';
+  | 'correct_town' | 'merge' | 'split' | 'extend' | 'escalate';
 
 interface Rule {
   from: readonly PatchStatus[];
@@ -43,6 +43,7 @@ export const RULES: Record<Action, Rule> = {
   send_back: { from: ['rectified'], to: 'rectifying', roles: ['supervisor'], label: 'send back for more rectification' },
   correct_town: { from: ['detected', 'dispatched'], roles: ['analyst'], label: "correct the patch's town" },
   merge: { from: ['detected', 'dispatched'], roles: ['analyst'], label: 'merge another patch into this one' },
+  split: { from: ['detected', 'dispatched'], to: 'split', roles: ['analyst'], label: 'split into parts drawn as polygons' },
   extend: { from: ['dispatched', 'rectifying'], roles: ['supervisor'], label: 'extend the running deadline' },
   escalate: { from: ['dispatched', 'rectifying'], roles: ['supervisor'], label: 'list for supervision (挂牌督办)' },
 };

@@ -13,7 +13,7 @@ from (
   join patch p on ST_Intersects(p.geom, c2.geom)
   where c2.batch_id = :batch_id::bigint
     and p.month <= :month::text
-    and p.status not in ('dismissed', 'closed', 'legal', 'false_change', 'pre_existing', 'merged')
+    and p.status not in ('dismissed', 'closed', 'legal', 'false_change', 'pre_existing', 'merged', 'split')
     and ST_Area(ST_Intersection(p.geom, c2.geom)) >= :match_overlap::float8 * least(ST_Area(p.geom), ST_Area(c2.geom))
   order by c2.seq, ST_Area(ST_Intersection(p.geom, c2.geom)) desc, p.id
 ) m

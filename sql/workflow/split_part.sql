@@ -1,0 +1,30 @@
+-- One part of a split: the parent's geometry cut by a drawn polygon becomes a new patch with
+-- the parent's month, town, state and deadlines, its own code, area and zone overlaps.
+-- Parameters:
+--   :parent_id  the patch being split
+--   :part       the drawn polygon as GeoJSON in lon/lat (EPSG:4326)
+--   :seq        sequence number of the new patch within its district and month
+-- Returns the new patch's id and code, or no row when the part does not overlap the parent.
+with parent as (select * from patch where id = :parent_id::bigint),
+cut as (
+  select ST_Multi(ST_CollectionExtract(ST_Intersection(p.geom, ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:part::text), 4326), ST_SRID(p.geom))), 3)) as geom
+  from parent p
+),
+zones as (
+  select c.geom,
+         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), c.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'farmland' and ST_Intersects(f.geom, c.geom)) as farmland_m2,
+         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), c.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'ecological' and ST_Intersects(f.geom, c.geom)) as ecological_m2,
+         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), c.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'water' and ST_Intersects(f.geom, c.geom)) as water_m2
+  from cut c where not ST_IsEmpty(c.geom)
+)
+insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
+                   area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status,
+                   geom, centroid, class, dispatched_at, verify_due, split_from)
+select p.district_code || '-' || replace(p.month, '-', '') || '-' || lpad(:seq::text, 4, '0'), p.month, :seq::int, p.batch_id, p.baseline_month,
+       p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name,
+       ST_Area(ST_Transform(z.geom, 4326)::geography), z.farmland_m2, z.ecological_m2, z.water_m2, p.mean_prob, p.source_tiles,
+       p.model_name, p.model_version, p.status, z.geom, ST_PointOnSurface(z.geom),
+       case when z.ecological_m2 > 0 then 'ecological' when z.farmland_m2 > 0 then 'farmland' when z.water_m2 > 0 then 'water' else 'general' end,
+       p.dispatched_at, p.verify_due, p.id
+from parent p, zones z
+returning id, code, area_m2;
