@@ -98,9 +98,15 @@ describe('workflow HTTP API', () => {
       expect(report.json().towns.map((t: { town_code: string }) => t.town_code), `${who} report`).toEqual(town ? [town] : expect.arrayContaining(['350206001', '350206002']));
       const usersList = await call(who, 'GET', '/api/users');
       expect(usersList.statusCode, `${who} users`).toBe(who === 'adm' ? 200 : 403);
-      checks += 4;
+      const newUser = await call(who, 'POST', '/api/users', { username: `made-by-${who}`, role: 'analyst' });
+      expect(newUser.statusCode, `${who} create user`).toBe(who === 'adm' ? 201 : 403);
+      const newToken = await call(who, 'POST', '/api/users/dianqian/tokens', {});
+      expect(newToken.statusCode, `${who} issue token`).toBe(who === 'adm' ? 201 : 403);
+      const me = await call(who, 'GET', '/api/me');
+      expect(me.json()).toMatchObject({ role: { ana: 'analyst', sup: 'supervisor', adm: 'admin', dianqian: 'town', heshan: 'town' }[who], townCode: town });
+      checks += 7;
     }
-    expect(checks).toBe(roles.length * 10 + 2 * 14);
+    expect(checks).toBe(roles.length * 13 + 2 * 14);
   });
 
   it('walks a patch through the whole lifecycle and refuses illegal moves with 409 naming the state', async () => {
