@@ -5,6 +5,7 @@ import { latestBatchOfMonth } from '../store/batch.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { isEmbedded } from '../store/db.ts';
 import { checkRedis } from '../workers/queues.ts';
+import { resumeBatch } from '../workers/batch.launch.ts';
 import { scheduleDeadlineSweep, startWorkers } from '../workers/worker.pool.ts';
 import { workflowEnv } from '../workflow/env.ts';
 import { buildServer } from '../server/app.ts';
@@ -116,6 +117,17 @@ batch.command('retry [batchId]').description('re-run the failed tiles of a finis
     }
     if (r.summary) console.log(o.json ? JSON.stringify(r.summary) : summaryText(r.summary));
     else if (o.json) console.log(JSON.stringify({ batchId, retried: r.retried, stillFailed: r.stillFailed }));
+  });
+
+batch.command('resume [batchId]').description('enqueue again the unfinished tiles of a queued or running batch whose jobs were lost')
+  .option('--month <YYYY-MM>', 'the latest batch of this month', month)
+  .action(async (id: string | undefined, o: { month?: string }) => {
+    const c = context();
+    const db = await c.database();
+    const batchId = await resolveBatchId(db, id, o.month);
+    await checkRedis(c.config);
+    const r = await resumeBatch(db, c.config, batchId);
+    console.log(`batch ${batchId}: ${r.requeued} unfinished tile(s) and the diff enqueued again`);
   });
 
 async function resolveBatchId(db: Awaited<ReturnType<CliContext['database']>>, id: string | undefined, m: string | undefined): Promise<number> {

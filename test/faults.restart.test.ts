@@ -78,6 +78,27 @@ describe('restarts and concurrency', () => {
     w.kill('SIGKILL');
   });
 
+  it('resumes a batch whose queued jobs were lost with a Redis that keeps nothing', async () => {
+    const redis = new ThrowawayRedis(await freePort());
+    cleanups.push(() => redis.destroy());
+    await redis.start();
+    const run = await freshRun(fixturesDir, { ...FAST, REDIS_URL: redis.url });
+    runs.push(run);
+    const { batch } = await launchBatch(run.db, run.config, manifest, '2024-03', '2024-02');
+    // No worker yet: the jobs sit in Redis. Lose them all, as a restart without persistence would.
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('redis-cli', ['-p', String(redis.port), 'flushall']);
+    const { resumeBatch } = await import('../workers/batch.launch.ts');
+    expect(await resumeBatch(run.db, run.config, batch.id)).toEqual({ requeued: 4 });
+    const w = new WorkerProc(run.env);
+    procs.push(w);
+    const done = await waitForBatch(run.db, batch.id, () => {}, { timeoutMs: 120_000 });
+    expect(done.status).toBe('completed');
+    expect(await patchSnapshot(run.db)).toEqual(reference);
+    await expect(resumeBatch(run.db, run.config, batch.id)).rejects.toThrow(/is completed; only a queued or running batch/);
+    w.kill('SIGKILL');
+  });
+
   it('refuses a second launch of a month that is running, and runs two months side by side', async () => {
     const run = await freshRun(fixturesDir);
     runs.push(run);

@@ -2,6 +2,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
+import { ConflictError } from '../pipeline/errors.ts';
 import { batchTiles, createBatch, getBatch, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
@@ -103,4 +104,20 @@ export async function queueCounts(config: Config): Promise<Record<string, Record
     connection.disconnect();
   }
   return out;
+}
+
+/**
+ * Enqueue again the unfinished tiles of a batch that is still queued or running, under a new
+ * job-id round: for when its jobs were lost (a Redis that restarted without persistence, keys
+ * removed by hand). Jobs that do still exist run too; every stage is idempotent, so the outcome
+ * is the same.
+ */
+export async function resumeBatch(db: Knex, config: Config, batchId: number): Promise<{ requeued: number }> {
+  const batch = await getBatch(db, batchId);
+  if (!['queued', 'running'].includes(batch.status)) throw new ConflictError(`batch ${batchId} is ${batch.status}; only a queued or running batch can be resumed (use 'batch retry --failed' for failed tiles)`);
+  const tiles = (await batchTiles(db, batchId)).filter((t) => t.status === 'queued' || t.status === 'detected');
+  const round = Number(batch.params?.retryRound ?? 0) + 1;
+  await db('batch').where({ id: batchId }).update({ params: db.raw("params || jsonb_build_object('retryRound', ?::int)", [round]) });
+  await enqueueFlow(db, config, batchId, tiles.map((t) => t.imagery_id), round);
+  return { requeued: tiles.length };
 }
