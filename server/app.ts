@@ -6,7 +6,7 @@ import { addEvidence, readEvidence } from '../store/evidence.ts';
 import type { Db } from '../store/db.ts';
 import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
 import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
-import { applyAction, listPatchesFor, patchDetail, type WorkflowEnv } from '../store/workflow.ts';
+import { addNote, applyAction, listPatchesFor, patchDetail, type WorkflowEnv } from '../store/workflow.ts';
 import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
 import { ACTIONS, type Action } from '../workflow/lifecycle.ts';
 import { openApiDocument } from './openapi.ts';
@@ -98,6 +98,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const { code, action } = req.params as { code: string; action: string };
     if (!(ACTIONS as string[]).includes(action)) throw new BadInputError('bad_action', `unknown action "${action}"; actions: ${ACTIONS.join(', ')}`);
     return applyAction(db, env, me(req), code, action as Action, req.body);
+  });
+  app.post('/api/patches/:code/notes', async (req, reply) => {
+    const { code } = req.params as { code: string };
+    return reply.status(201).send(await addNote(db, me(req), code, (req.body as { text?: unknown } | undefined)?.text));
   });
   app.post('/api/patches/:code/evidence', async (req, reply) => {
     const { code } = req.params as { code: string };

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { BadInputError, ConflictError, NotFoundError } from '../pipeline/errors.ts';
+import { BadInputError, ConflictError, ForbiddenError, NotFoundError } from '../pipeline/errors.ts';
 import { ActionBodies, type PatchQuery } from '../workflow/actions.schema.ts';
 import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
 import { allowedMoves, planTransition, RULES, type Action, type DeadlinePolicy, type PatchClass, type PatchStatus } from '../workflow/lifecycle.ts';
@@ -175,5 +175,14 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
     await trx('patch').where({ id: p.id }).update(update);
     await trx('patch_event').insert({ patch_id: p.id, actor: user.username, type: action, from_status: from, to_status: to, detail: JSON.stringify(detail) });
   });
+  return patchDetail(db, user, code);
+}
+
+/** A note on a patch, without changing it (office remarks, phone calls, site observations). */
+export async function addNote(db: Knex, user: User, code: string, text: unknown): Promise<Record<string, unknown>> {
+  const p = await scopedPatch(db, user, code);
+  if (user.role === 'admin') throw new ForbiddenError('admins manage users; notes come from analysts, towns and supervisors');
+  if (typeof text !== 'string' || text.trim() === '' || text.length > 4000) throw new BadInputError('bad_body', 'note: text must be 1–4000 characters');
+  await db('patch_event').insert({ patch_id: p.id, actor: user.username, type: 'note', from_status: p.status, to_status: p.status, detail: JSON.stringify({ text: text.trim() }) });
   return patchDetail(db, user, code);
 }

@@ -92,6 +92,7 @@ describe('workflow HTTP API', () => {
         expect(board.towns.every((t: { town_code: string }) => t.town_code === town)).toBe(true);
         checks += 14;
       }
+      if (town) expect((await call(who, 'POST', `/api/patches/${town === '350206001' ? OTHER : OWN}/notes`, { text: '偷看' })).statusCode, `${who} note on foreign`).toBe(404);
       const ev = await call(who, 'GET', `/api/evidence/${evidenceId}`);
       expect(ev.statusCode, `${who} evidence`).toBe(town === '350206002' ? 404 : 200);
       const report = await call(who, 'GET', '/api/reports/monthly?month=2024-03');
@@ -147,6 +148,14 @@ describe('workflow HTTP API', () => {
     const history = closed.json().history.map((h: { type: string }) => h.type);
     expect(history).toEqual(['detected', 'dispatch', 'verify', 'rectify', 'evidence_added', 'report_rectified', 'send_back', 'evidence_added', 'report_rectified', 'close']);
     expect(closed.json().history.find((h: { type: string }) => h.type === 'verify')).toMatchObject({ actor: 'dianqian', from_status: 'dispatched', to_status: 'illegal' });
+  });
+
+  it('keeps notes in the history', async () => {
+    const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: '已电话联系业主' });
+    expect(r.statusCode).toBe(201);
+    expect(r.json().history.at(-1)).toMatchObject({ type: 'note', actor: 'dianqian', detail: { text: '已电话联系业主' } });
+    expect((await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: '' })).statusCode).toBe(400);
+    expect((await call('adm', 'POST', `/api/patches/${OWN}/notes`, { text: 'x' })).statusCode).toBe(403);
   });
 
   it('extends deadlines for supervisors only, with a reason', async () => {
