@@ -11,7 +11,7 @@ import { patchSnapshot } from './helpers/snapshot.ts';
  * Fault injection with real worker processes on real PostgreSQL and Redis: a worker is killed
  * with SIGKILL in the middle of each stage, at several moments; BullMQ's stalled-job recovery
  * hands the job to another worker, and the final patch table must equal an undisturbed run's,
- * row by row. TUBAN_FAULT_PAUSE holds each stage at its fragile point (results computed, not yet
+ * row by row. TUBAN_FAULT_PAUSE holds each stage at its fragile point for 2.5 s (results computed, not yet
  * committed) so the kill lands inside the stage, and the test checks that it did.
  */
 const FAST_RECOVERY = { TUBAN_LOCK_MS: '3000', TUBAN_STALLED_INTERVAL_MS: '1000', TUBAN_STOP_TIMEOUT_MS: '20000' };
@@ -61,7 +61,7 @@ describe('killed workers', () => {
 
   for (const sc of SCENARIOS) {
     it(`SIGKILL during ${sc.stage} (#${sc.nth} job, ${sc.delayMs} ms in) ends with the reference patches`, async () => {
-      const run = await freshRun(fixturesDir, { ...FAST_RECOVERY, TUBAN_FAULT_PAUSE: `${sc.stage}:1500` });
+      const run = await freshRun(fixturesDir, { ...FAST_RECOVERY, TUBAN_FAULT_PAUSE: `${sc.stage}:2500` });
       runs.push(run);
       const workers = [new WorkerProc(run.env), new WorkerProc(run.env)];
       procs.push(...workers);
