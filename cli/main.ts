@@ -11,6 +11,7 @@ import { workflowEnv } from '../workflow/env.ts';
 import { buildServer } from '../server/app.ts';
 import { createUser, issueToken } from '../store/users.ts';
 import { sweepOverdue } from '../store/overdue.ts';
+import { exportPatches } from '../store/export.ts';
 import { cmdBatchRetry, cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
 import { CliContext } from './context.ts';
 import { patchListText, summaryText } from './format.ts';
@@ -161,6 +162,17 @@ program.command('worker').description('run the detect, vectorize and diff worker
     });
     await model.close();
     c.log.info('Worker:Stopped', { pid: process.pid });
+  });
+
+program.commands.find((c) => c.name() === 'patches')!.command('export').description("the month's patch list as a GIS file or spreadsheet")
+  .requiredOption('--month <YYYY-MM>', 'month', month)
+  .option('--town <code>', 'only this town')
+  .addOption(new Option('--format <fmt>', 'output format').choices(['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx']).makeOptionMandatory())
+  .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
+  .action(async (o: { month: string; town?: string; format: string; output: string }) => {
+    const c = context();
+    const r = await exportPatches(await c.database(), workflowEnv(c.config), { month: o.month, town: o.town, format: o.format, outPath: o.output, storageSrid: c.config.TUBAN_STORAGE_SRID });
+    console.log(`${r.count} patch(es) → ${r.files.join(', ')}`);
   });
 
 program.command('serve').description('HTTP API (and, later, the web map) until SIGTERM')

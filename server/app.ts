@@ -5,6 +5,11 @@ import { BadInputError, TubanError, errorFate } from '../pipeline/errors.ts';
 import { addEvidence, readEvidence } from '../store/evidence.ts';
 import type { Db } from '../store/db.ts';
 import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
+import { EXPORT_FORMATS, exportPatches } from '../store/export.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import yazl from 'yazl';
 import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail, type WorkflowEnv } from '../store/workflow.ts';
 import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
@@ -27,6 +32,7 @@ export interface ServerOptions {
 const LoginBody = z.object({ username: z.string().min(1), password: z.string().min(1) });
 const UserBody = z.object({ username: z.string(), display_name: z.string().optional(), role: z.string(), town_code: z.string().optional(), password: z.string().optional() });
 const MonthQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM') });
+const ExportQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), town: z.string().optional(), format: z.enum(EXPORT_FORMATS) });
 const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3) });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -117,6 +123,22 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return reply.header('content-type', f.contentType).header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(f.filename)}`).send(f.bytes);
   });
 
+  app.get('/api/export', async (req, reply) => {
+    const q = parse(ExportQuery, req.query, 'query');
+    const dir = mkdtempSync(join(tmpdir(), 'tuban-dl-'));
+    try {
+      const ext = q.format === 'shp' ? 'shp' : q.format;
+      const base = `patches-${q.month}${q.town ? `-${q.town}` : ''}`;
+      const out = join(dir, q.format === 'shp' ? 'shp' : `${base}.${ext}`);
+      const r = await exportPatches(db, env, { month: q.month, town: q.town ?? null, format: q.format, outPath: out, user: me(req), storageSrid: config.TUBAN_STORAGE_SRID });
+      const body = q.format === 'shp' ? await zipFiles(r.files) : readFileSync(out);
+      const type = { gpkg: 'application/geopackage+sqlite3', shp: 'application/zip', geojson: 'application/geo+json', kml: 'application/vnd.google-earth.kml+xml', csv: 'text/csv; charset=utf-8', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' }[q.format];
+      return reply.header('content-type', type).header('content-disposition', `attachment; filename="${base}.${q.format === 'shp' ? 'zip' : ext}"`).send(body);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   app.get('/api/reports/monthly', async (req) => monthlyTownReport(db, me(req), parse(MonthQuery, req.query, 'query').month));
   app.get('/api/reports/board', async (req) => {
     requireRole(req, 'supervisor', 'analyst', 'town');
@@ -148,4 +170,15 @@ function summariseBody(body: unknown): unknown {
     return rest;
   }
   return body ?? null;
+}
+
+/** Zip files (a Shapefile's parts) into one buffer. */
+function zipFiles(files: string[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const zip = new yazl.ZipFile();
+    for (const f of files) zip.addFile(f, basename(f));
+    const chunks: Buffer[] = [];
+    zip.outputStream.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
+    zip.end();
+  });
 }

@@ -1,0 +1,59 @@
+import type { WorkCalendar } from '../workflow/calendar.ts';
+import { workingDaysBetween } from '../workflow/calendar.ts';
+
+/** 1 亩 (mu) = 10000/15 m². */
+export const M2_PER_MU = 10000 / 15;
+
+/**
+ * The attribute table of a patch export. `name` is the field name in GIS files (≤ 10 ASCII
+ * characters, so it survives in a Shapefile); `alias` the Chinese heading used where the format
+ * allows (spreadsheets, CSV, KML display names).
+ */
+export const FIELDS = [
+  { name: 'code', alias: '图斑编号', type: 'string' },
+  { name: 'month', alias: '监测月份', type: 'string' },
+  { name: 'before_dt', alias: '前时相', type: 'string' },
+  { name: 'after_dt', alias: '后时相', type: 'string' },
+  { name: 'district', alias: '区县代码', type: 'string' },
+  { name: 'town_code', alias: '镇街代码', type: 'string' },
+  { name: 'town', alias: '镇街', type: 'string' },
+  { name: 'grid', alias: '网格', type: 'string' },
+  { name: 'x', alias: '中心点X', type: 'real' },
+  { name: 'y', alias: '中心点Y', type: 'real' },
+  { name: 'lon', alias: '经度', type: 'real' },
+  { name: 'lat', alias: '纬度', type: 'real' },
+  { name: 'area_m2', alias: '面积(平方米)', type: 'real' },
+  { name: 'area_mu', alias: '面积(亩)', type: 'real' },
+  { name: 'farm_m2', alias: '占耕地(平方米)', type: 'real' },
+  { name: 'eco_m2', alias: '占生态红线(平方米)', type: 'real' },
+  { name: 'water_m2', alias: '占水域(平方米)', type: 'real' },
+  { name: 'class', alias: '类别', type: 'string' },
+  { name: 'status', alias: '状态', type: 'string' },
+  { name: 'result', alias: '核查结果', type: 'string' },
+  { name: 'verify_due', alias: '核查期限', type: 'string' },
+  { name: 'rect_due', alias: '整改期限', type: 'string' },
+  { name: 'days_late', alias: '逾期工作日', type: 'integer' },
+  { name: 'model', alias: '模型', type: 'string' },
+  { name: 'confidence', alias: '置信度', type: 'real' },
+] as const;
+
+export type FieldName = (typeof FIELDS)[number]['name'];
+export type ExportRecord = Record<FieldName, string | number | null> & { geomStorage: unknown; geomLonLat: unknown; srid: number };
+
+const round = (v: unknown, d: number) => (v === null || v === undefined ? null : Math.round(Number(v) * 10 ** d) / 10 ** d);
+
+/** A database row (sql/export/patches.sql) as an export record, with days overdue on the calendar. */
+export function toRecord(r: Record<string, any>, cal: WorkCalendar, today: string): ExportRecord {
+  const due = r.status === 'dispatched' ? r.verify_due : r.status === 'rectifying' ? r.rectify_due : null;
+  return {
+    code: r.code, month: r.month, before_dt: r.before_date, after_dt: r.after_date, district: r.district_code,
+    town_code: r.town_code, town: r.town_name, grid: r.grid_code,
+    x: round(r.x, 2), y: round(r.y, 2), lon: round(r.lon, 7), lat: round(r.lat, 7),
+    area_m2: round(r.area_m2, 1), area_mu: round(Number(r.area_m2) / M2_PER_MU, 3),
+    farm_m2: round(r.farmland_m2, 1), eco_m2: round(r.ecological_m2, 1), water_m2: round(r.water_m2, 1),
+    class: r.class, status: r.status, result: r.verification_result, verify_due: r.verify_due, rect_due: r.rectify_due,
+    days_late: due && due < today ? workingDaysBetween(cal, due, today) : 0,
+    model: `${r.model_name} ${r.model_version}`, confidence: round(r.mean_prob, 3),
+    geomStorage: r.geom_storage, geomLonLat: r.geom_lonlat, srid: Number(r.srid),
+  };
+}

@@ -1,0 +1,23 @@
+-- Patch rows for the delivery exports (GIS files, spreadsheets), scoped like the API.
+-- Parameters:
+--   :month       YYYY-MM
+--   :town        town code filter, or null
+--   :scope_town  town of a town user, or null
+select p.code, p.month, p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name, p.class, p.status,
+       p.verification_result, p.measure,
+       to_char(p.verify_due, 'YYYY-MM-DD') as verify_due, to_char(p.rectify_due, 'YYYY-MM-DD') as rectify_due,
+       to_char(p.overdue_since, 'YYYY-MM-DD') as overdue_since,
+       p.area_m2, p.farmland_m2, p.ecological_m2, p.water_m2, p.mean_prob, p.model_name, p.model_version,
+       (select to_char(max(i.acquired_on), 'YYYY-MM-DD') from imagery i where i.month = p.baseline_month) as before_date,
+       (select to_char(max(i.acquired_on), 'YYYY-MM-DD') from imagery i where i.month = p.month) as after_date,
+       ST_X(p.centroid) as x, ST_Y(p.centroid) as y,
+       ST_X(ST_Transform(p.centroid, 4326)) as lon, ST_Y(ST_Transform(p.centroid, 4326)) as lat,
+       ST_SRID(p.geom) as srid,
+       ST_AsGeoJSON(p.geom, 3)::json as geom_storage,
+       ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json as geom_lonlat
+from patch p
+where p.month = :month::text
+  and p.status not in ('merged', 'split')
+  and (:town::text is null or p.town_code = :town::text)
+  and (:scope_town::text is null or p.town_code = :scope_town::text)
+order by p.town_code, p.code;

@@ -1,0 +1,98 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildServer } from '../server/app.ts';
+import { exportPatches } from '../store/export.ts';
+import { createUser, issueToken } from '../store/users.ts';
+import type { WorkflowEnv } from '../store/workflow.ts';
+import { loadCalendar } from '../workflow/calendar.ts';
+import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
+import { runBatch } from './helpers/batch.ts';
+import { freshRun, type Run } from './helpers/run.ts';
+import { cleanup } from './helpers/services.ts';
+
+const ogrinfo = (...args: string[]) => execFileSync('ogrinfo', args, { encoding: 'utf8' });
+
+/** Every vector export read back with GDAL's own reader: count, CRS, field names, a Chinese value. */
+describe('patch list exports', () => {
+  const fixturesDir = inject('fixturesDir');
+  let run: Run;
+  const env: WorkflowEnv = { calendar: loadCalendar('config/calendar.cn.json'), policy: DEFAULT_POLICY, today: () => '2024-03-20' };
+  const out = (name: string) => join(run.config.dataDir, name);
+  const exp = (format: string, name: string, town?: string) => exportPatches(run.db, env, { month: '2024-03', town, format, outPath: out(name), storageSrid: 4548 });
+
+  beforeAll(async () => {
+    run = await freshRun(fixturesDir);
+    await runBatch(run.db, run.config, '2024-03', '2024-02');
+  });
+  afterAll(async () => cleanup(run.db, run.config));
+
+  it('writes a GeoPackage in the storage CRS with the attribute table', async () => {
+    expect((await exp('gpkg', 'p.gpkg')).count).toBe(5);
+    const summary = ogrinfo('-so', '-al', out('p.gpkg'));
+    expect(summary).toContain('Feature Count: 5');
+    expect(summary).toContain('CGCS2000 / 3-degree Gauss-Kruger CM 117E');
+    expect(summary).toMatch(/code: String/);
+    expect(summary).toMatch(/area_mu: Real/);
+    const one = ogrinfo('-al', '-q', '-where', "code = '350206-202403-0002'", out('p.gpkg'));
+    expect(one).toContain('town (String) = 殿前街道');
+    expect(one).toMatch(/MULTIPOLYGON \(\(\(61/);
+  });
+
+  it('writes a Shapefile with .prj and a UTF-8 .cpg that GDAL reads back in Chinese', async () => {
+    const r = await exp('shp', 'shp');
+    expect(r.files.map((f) => f.split('.').pop()).sort()).toEqual(['cpg', 'dbf', 'prj', 'shp', 'shx']);
+    expect(readFileSync(join(out('shp'), 'patches.cpg'), 'utf8').trim()).toBe('UTF-8');
+    const summary = ogrinfo('-so', '-al', join(out('shp'), 'patches.shp'));
+    expect(summary).toContain('Feature Count: 5');
+    expect(summary).toContain('CGCS2000 / 3-degree Gauss-Kruger CM 117E');
+    expect(ogrinfo('-al', '-q', '-where', "code = '350206-202403-0001'", join(out('shp'), 'patches.shp'))).toContain('town (String) = 禾山街道');
+  });
+
+  it('writes GeoJSON in lon/lat, KML for field apps, and CSV with a BOM', async () => {
+    await exp('geojson', 'p.geojson');
+    const gj = ogrinfo('-so', '-al', out('p.geojson'));
+    expect(gj).toContain('Feature Count: 5');
+    expect(gj).toMatch(/WGS 84/);
+    expect(JSON.parse(readFileSync(out('p.geojson'), 'utf8')).features[0].geometry.coordinates[0][0][0][0]).toBeCloseTo(118.1, 1);
+    await exp('kml', 'p.kml');
+    expect(ogrinfo('-so', '-al', out('p.kml'))).toContain('Feature Count: 5');
+    await exp('csv', 'p.csv', '350206001');
+    const csv = readFileSync(out('p.csv'));
+    expect([...csv.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
+    const text = csv.toString('utf8');
+    expect(text).toContain('图斑编号,监测月份,前时相,后时相');
+    expect(text.trim().split('\r\n')).toHaveLength(4); // heading + the town's 3 patches
+    expect(ogrinfo('-al', '-q', out('p.csv'))).toContain('殿前街道');
+  });
+
+  it('writes a workbook with a sheet per town, frozen header and area totals', async () => {
+    await exp('xlsx', 'p.xlsx');
+    const info = ogrinfo(out('p.xlsx'));
+    expect(info).toContain('殿前街道');
+    expect(info).toContain('禾山街道');
+    const sheet = ogrinfo('-al', '-q', out('p.xlsx'), '殿前街道');
+    expect(sheet).toContain('合计');
+    expect((sheet.match(/350206-202403-/g) ?? []).length).toBe(3);
+  });
+
+  it('serves exports through the API scoped to the town user', async () => {
+    await createUser(run.db, { username: 'hs', role: 'town', townCode: '350206002' });
+    const { token } = await issueToken(run.db, 'hs');
+    const app = await buildServer({ db: run.db, config: run.config, env });
+    try {
+      const gj = await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=geojson', headers: { authorization: `Bearer ${token}` } });
+      expect(gj.statusCode).toBe(200);
+      expect(JSON.parse(gj.body).features.map((f: { properties: { town_code: string } }) => f.properties.town_code)).toEqual(['350206002', '350206002']);
+      const other = await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=geojson&town=350206001', headers: { authorization: `Bearer ${token}` } });
+      expect(JSON.parse(other.body).features).toHaveLength(0);
+      const shp = await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=shp', headers: { authorization: `Bearer ${token}` } });
+      expect(shp.headers['content-type']).toBe('application/zip');
+      expect([...shp.rawPayload.subarray(0, 2)]).toEqual([0x50, 0x4b]);
+      expect((await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=pdf', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(400);
+    } finally {
+      await app.close();
+    }
+  });
+});
