@@ -164,17 +164,6 @@ program.command('worker').description('run the detect, vectorize and diff worker
     c.log.info('Worker:Stopped', { pid: process.pid });
   });
 
-program.commands.find((c) => c.name() === 'patches')!.command('export').description("the month's patch list as a GIS file or spreadsheet")
-  .requiredOption('--month <YYYY-MM>', 'month', month)
-  .option('--town <code>', 'only this town')
-  .addOption(new Option('--format <fmt>', 'output format').choices(['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx']).makeOptionMandatory())
-  .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
-  .action(async (o: { month: string; town?: string; format: string; output: string }) => {
-    const c = context();
-    const r = await exportPatches(await c.database(), workflowEnv(c.config), { month: o.month, town: o.town, format: o.format, outPath: o.output, storageSrid: c.config.TUBAN_STORAGE_SRID });
-    console.log(`${r.count} patch(es) → ${r.files.join(', ')}`);
-  });
-
 program.command('serve').description('HTTP API (and, later, the web map) until SIGTERM')
   .option('--port <n>', 'port (default TUBAN_PORT)', num('--port'))
   .option('--host <addr>', 'address (default TUBAN_HOST)')
@@ -231,13 +220,25 @@ program.command('vectorize <raster>').description('mask or probability GeoTIFF �
     console.log(await cmdVectorize(raster, o.output, o));
   });
 
-program.command('patches').description('patches').command('list').description('patches first detected in a month')
+const patchesCmd = program.command('patches').description('patches');
+patchesCmd.command('list').description('patches first detected in a month')
   .requiredOption('--month <YYYY-MM>', 'month', month)
   .option('--town <code>', 'only this town')
   .option('--json', 'JSON output (geometry in lon/lat)')
   .action(async (o: { month: string; town?: string; json?: boolean }) => {
     const rows = await cmdPatchesList(await context().database(), o.month, o.town);
     console.log(o.json ? JSON.stringify(rows) : patchListText(o.month, rows));
+  });
+
+patchesCmd.command('export').description("the month's patch list as a GIS file or spreadsheet")
+  .requiredOption('--month <YYYY-MM>', 'month', month)
+  .option('--town <code>', 'only this town')
+  .addOption(new Option('--format <fmt>', 'output format').choices(['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf', 'zip']).makeOptionMandatory())
+  .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
+  .action(async (o: { month: string; town?: string; format: string; output: string }) => {
+    const c = context();
+    const r = await exportPatches(await c.database(), workflowEnv(c.config), { month: o.month, town: o.town, format: o.format, outPath: o.output, storageSrid: c.config.TUBAN_STORAGE_SRID, fontPath: c.config.TUBAN_PDF_FONT });
+    console.log(`${r.count} patch(es) → ${r.files.join(', ')}`);
   });
 
 try {

@@ -54,6 +54,8 @@ const EnvSchema = z.object({
   TUBAN_DEADLINES_FILE: z.string().optional(),
   /** Largest evidence upload (bytes). */
   TUBAN_EVIDENCE_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  /** A .ttf/.ttc font with Chinese glyphs for PDF sheets; unset: the first of the Debian CJK fonts found. */
+  TUBAN_PDF_FONT: z.string().optional(),
   /** HTTP server address. */
   TUBAN_HOST: z.string().default('127.0.0.1'),
   TUBAN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),

@@ -38,7 +38,7 @@ export const FIELDS = [
 ] as const;
 
 export type FieldName = (typeof FIELDS)[number]['name'];
-export type ExportRecord = Record<FieldName, string | number | null> & { geomStorage: unknown; geomLonLat: unknown; srid: number };
+export type ExportRecord = Record<FieldName, string | number | null> & { geomStorage: unknown; geomLonLat: unknown; srid: number; baselineMonth: string };
 
 const round = (v: unknown, d: number) => (v === null || v === undefined ? null : Math.round(Number(v) * 10 ** d) / 10 ** d);
 
@@ -54,6 +54,6 @@ export function toRecord(r: Record<string, any>, cal: WorkCalendar, today: strin
     class: r.class, status: r.status, result: r.verification_result, verify_due: r.verify_due, rect_due: r.rectify_due,
     days_late: due && due < today ? workingDaysBetween(cal, due, today) : 0,
     model: `${r.model_name} ${r.model_version}`, confidence: round(r.mean_prob, 3),
-    geomStorage: r.geom_storage, geomLonLat: r.geom_lonlat, srid: Number(r.srid),
+    geomStorage: r.geom_storage, geomLonLat: r.geom_lonlat, srid: Number(r.srid), baselineMonth: r.baseline_month,
   };
 }

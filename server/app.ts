@@ -9,7 +9,7 @@ import { EXPORT_FORMATS, exportPatches } from '../store/export.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import yazl from 'yazl';
+import { zipFiles } from '../export/zip.ts';
 import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail, type WorkflowEnv } from '../store/workflow.ts';
 import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
@@ -130,9 +130,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       const ext = q.format === 'shp' ? 'shp' : q.format;
       const base = `patches-${q.month}${q.town ? `-${q.town}` : ''}`;
       const out = join(dir, q.format === 'shp' ? 'shp' : `${base}.${ext}`);
-      const r = await exportPatches(db, env, { month: q.month, town: q.town ?? null, format: q.format, outPath: out, user: me(req), storageSrid: config.TUBAN_STORAGE_SRID });
-      const body = q.format === 'shp' ? await zipFiles(r.files) : readFileSync(out);
-      const type = { gpkg: 'application/geopackage+sqlite3', shp: 'application/zip', geojson: 'application/geo+json', kml: 'application/vnd.google-earth.kml+xml', csv: 'text/csv; charset=utf-8', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' }[q.format];
+      const r = await exportPatches(db, env, { month: q.month, town: q.town ?? null, format: q.format, outPath: out, user: me(req), storageSrid: config.TUBAN_STORAGE_SRID, fontPath: config.TUBAN_PDF_FONT });
+      const body = q.format === 'shp' ? (await zipFiles(r.files.map((f) => ({ path: f, name: basename(f) }))))! : readFileSync(out);
+      const type = { gpkg: 'application/geopackage+sqlite3', shp: 'application/zip', zip: 'application/zip', pdf: 'application/pdf', geojson: 'application/geo+json', kml: 'application/vnd.google-earth.kml+xml', csv: 'text/csv; charset=utf-8', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' }[q.format];
       return reply.header('content-type', type).header('content-disposition', `attachment; filename="${base}.${q.format === 'shp' ? 'zip' : ext}"`).send(body);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -172,13 +172,3 @@ function summariseBody(body: unknown): unknown {
   return body ?? null;
 }
 
-/** Zip files (a Shapefile's parts) into one buffer. */
-function zipFiles(files: string[]): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const zip = new yazl.ZipFile();
-    for (const f of files) zip.addFile(f, basename(f));
-    const chunks: Buffer[] = [];
-    zip.outputStream.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
-    zip.end();
-  });
-}

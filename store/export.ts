@@ -1,4 +1,11 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { renderChip } from '../export/chip.ts';
+import { findCjkFont, toPdf, type SheetImages } from '../export/write.pdf.ts';
+import { zipFiles } from '../export/zip.ts';
+import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import type { Knex } from 'knex';
 import { toRecord, type ExportRecord } from '../export/fields.ts';
 import { writeWithOgr } from '../export/write.ogr.ts';
@@ -9,7 +16,7 @@ import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import { scopeTown, type WorkflowEnv } from './workflow.ts';
 
-export const EXPORT_FORMATS = ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx'] as const;
+export const EXPORT_FORMATS = ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf', 'zip'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export async function exportRecords(db: Knex, env: WorkflowEnv, month: string, town: string | null, user: User | null): Promise<ExportRecord[]> {
@@ -22,7 +29,7 @@ export async function exportRecords(db: Knex, env: WorkflowEnv, month: string, t
  * Write the month's patch list (one town, or all the user may see) in a format. GPKG is one
  * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; the others are single files.
  */
-export async function exportPatches(db: Knex, env: WorkflowEnv, opts: { month: string; town?: string | null; format: string; outPath: string; user?: User | null; storageSrid: number }): Promise<{ files: string[]; count: number }> {
+export async function exportPatches(db: Knex, env: WorkflowEnv, opts: { month: string; town?: string | null; format: string; outPath: string; user?: User | null; storageSrid: number; fontPath?: string }): Promise<{ files: string[]; count: number }> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format)) throw new BadInputError('bad_format', `--format "${opts.format}" is not one of ${EXPORT_FORMATS.join(', ')}`);
   const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null);
   const title = `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`;
@@ -45,6 +52,74 @@ export async function exportPatches(db: Knex, env: WorkflowEnv, opts: { month: s
     case 'xlsx':
       writeFileSync(opts.outPath, await toXlsx(records, env.calendar, env.today(), title));
       break;
+    case 'pdf':
+      writeFileSync(opts.outPath, await toPdf(await sheetImages(db, records), title, findCjkFont(opts.fontPath)));
+      break;
+    case 'zip':
+      return { files: [await townPackages(db, env, records, opts)], count: records.length };
   }
   return { files: [opts.outPath], count: records.length };
+}
+
+/** Before/after chips and an overview for each patch, cut from the registered imagery. */
+async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record: ExportRecord; images: SheetImages }[]> {
+  const sources = new Map<string, GeoTiffSource>();
+  const open = async (path: string) => {
+    let s = sources.get(path);
+    if (!s) {
+      s = await GeoTiffSource.open(path);
+      sources.set(path, s);
+    }
+    return s;
+  };
+  const chip = async (code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> => {
+    const margin = kind === 'detail' ? 15 : 150;
+    const rows = await runSql<{ path: string; stretch: BandStretch | null; geom: { type: string; coordinates: unknown }; centre: { coordinates: number[] } }>(db, 'export/chip_tiles', { code, month, margin_m: margin });
+    if (rows.length === 0) return null;
+    try {
+      const tiles = [];
+      for (const r of rows) tiles.push({ source: await open(r.path), stretch: r.stretch });
+      const polys = (rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates) as number[][][][];
+      const pts = polys.flat(2);
+      const [cx, cy] = rows[0].centre.coordinates;
+      const half = kind === 'detail' ? Math.max(...pts.map((p) => Math.max(Math.abs(p[0] - cx), Math.abs(p[1] - cy)))) + margin : margin;
+      return await renderChip({ tiles, boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, outlineColour: colour, widthPx: kind === 'detail' ? 510 : 280 });
+    } catch {
+      return null; // a damaged tile leaves a blank frame on the sheet rather than no sheet
+    }
+  };
+  try {
+    const out = [];
+    for (const r of records) {
+      const code = String(r.code);
+      out.push({ record: r, images: { before: await chip(code, r.baselineMonth, 'detail', '#ffd400'), after: await chip(code, String(r.month), 'detail', '#ff2020'), overview: await chip(code, String(r.month), 'overview', '#ff2020') } });
+    }
+    return out;
+  } finally {
+    for (const s of sources.values()) await s.close();
+  }
+}
+
+/** One folder per town with every format, zipped: what a town office receives each month. */
+async function townPackages(db: Knex, env: WorkflowEnv, records: ExportRecord[], opts: { month: string; outPath: string; user?: User | null; storageSrid: number; fontPath?: string }): Promise<string> {
+  const tmp = mkdtempSync(join(tmpdir(), 'tuban-zip-'));
+  try {
+    const towns = [...new Set(records.map((r) => String(r.town_code ?? '')))].filter(Boolean);
+    const entries: { path: string; name: string }[] = [];
+    for (const town of towns) {
+      const name = records.find((r) => r.town_code === town)?.town ?? town;
+      const folder = `${town}_${name}`;
+      const dir = join(tmp, town);
+      mkdirSync(dir, { recursive: true });
+      for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
+        const out = format === 'shp' ? join(dir, 'shp') : join(dir, `图斑_${opts.month}_${town}.${format}`);
+        const r = await exportPatches(db, env, { month: opts.month, town, format, outPath: out, user: opts.user, storageSrid: opts.storageSrid, fontPath: opts.fontPath });
+        for (const f of r.files) entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
+      }
+    }
+    await zipFiles(entries, opts.outPath);
+    return opts.outPath;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }

@@ -77,6 +77,29 @@ describe('patch list exports', () => {
     expect((sheet.match(/350206-202403-/g) ?? []).length).toBe(3);
   });
 
+  it('writes PDF verification sheets, one page per patch, with chips, QR code and blank verdict fields', async () => {
+    await exp('pdf', 'p.pdf');
+    expect(execFileSync('pdfinfo', [out('p.pdf')], { encoding: 'utf8' })).toMatch(/Pages:\s+5/);
+    const text = execFileSync('pdftotext', ['-layout', out('p.pdf'), '-'], { encoding: 'utf8' });
+    expect(text.split('两违图斑外业核查表')).toHaveLength(6);
+    for (let i = 1; i <= 5; i++) expect(text).toContain(`350206-202403-000${i}`);
+    expect(text).toContain('核查人');
+    expect(text).toContain('前时相 2024-02-10');
+    // Each page carries images: two chips, the overview and the QR code.
+    const images = execFileSync('pdfimages', ['-list', out('p.pdf')], { encoding: 'utf8' }).trim().split('\n').slice(2).filter((l) => l.trim().split(/\s+/)[2] === 'image');
+    expect(images.length).toBe(5 * 4);
+  });
+
+  it('packs one folder per town with every format into a zip', async () => {
+    await exp('zip', 'p.zip');
+    const listing = execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', out('p.zip')], { encoding: 'utf8' });
+    for (const folder of ['350206001_殿前街道', '350206002_禾山街道']) {
+      for (const ext of ['gpkg', 'geojson', 'kml', 'csv', 'xlsx', 'pdf']) expect(listing).toContain(`${folder}/图斑_2024-03_${folder.slice(0, 9)}.${ext}`);
+      for (const ext of ['shp', 'shx', 'dbf', 'prj', 'cpg']) expect(listing).toContain(`${folder}/shp/patches.${ext}`);
+    }
+    expect(ogrinfo('-so', '-al', `/vsizip/${out('p.zip')}/350206002_禾山街道/图斑_2024-03_350206002.gpkg`)).toContain('Feature Count: 2');
+  });
+
   it('serves exports through the API scoped to the town user', async () => {
     await createUser(run.db, { username: 'hs', role: 'town', townCode: '350206002' });
     const { token } = await issueToken(run.db, 'hs');
@@ -90,7 +113,7 @@ describe('patch list exports', () => {
       const shp = await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=shp', headers: { authorization: `Bearer ${token}` } });
       expect(shp.headers['content-type']).toBe('application/zip');
       expect([...shp.rawPayload.subarray(0, 2)]).toEqual([0x50, 0x4b]);
-      expect((await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=pdf', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(400);
+      expect((await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=dwg', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(400);
     } finally {
       await app.close();
     }

@@ -3,7 +3,7 @@
 --   :month       YYYY-MM
 --   :town        town code filter, or null
 --   :scope_town  town of a town user, or null
-select p.code, p.month, p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name, p.class, p.status,
+select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name, p.class, p.status,
        p.verification_result, p.measure,
        to_char(p.verify_due, 'YYYY-MM-DD') as verify_due, to_char(p.rectify_due, 'YYYY-MM-DD') as rectify_due,
        to_char(p.overdue_since, 'YYYY-MM-DD') as overdue_since,

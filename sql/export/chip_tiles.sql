@@ -1,0 +1,13 @@
+-- Imagery tiles of a month that cover the surroundings of a patch, with the patch geometry in
+-- the tiles' own CRS (chips are cut on the imagery grid).
+-- Parameters:
+--   :code      patch code
+--   :month     imagery month (the patch's month, or its baseline month)
+--   :margin_m  how far around the patch the chip reaches (m)
+select i.path, i.stretch, i.srid,
+       ST_AsGeoJSON(ST_Transform(p.geom, i.srid), 3)::json as geom,
+       ST_AsGeoJSON(ST_Transform(ST_Centroid(p.geom), i.srid), 3)::json as centre
+from patch p
+join imagery i on i.month = :month::text and ST_Intersects(i.footprint, ST_Expand(p.geom, :margin_m::float8))
+where p.code = :code::text
+order by i.path;
