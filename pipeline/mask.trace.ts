@@ -51,39 +51,52 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
   type Ring = { coords: number[]; piece: number; signedArea2: number };
   const rings: Ring[] = [];
 
+  // Horizontal boundary edges are where a row differs from the row above. Rows are compared four
+  // pixels at a time where the layout allows (most of a change mask is empty), then pixel by pixel.
+  const words = width % 4 === 0 && mask.byteOffset % 4 === 0 ? new Uint32Array(mask.buffer, mask.byteOffset, (width * height) / 4) : null;
+  const wordsPerRow = width / 4;
+  const traceEdge = (x: number, y: number) => {
+    const above = y > 0 && mask[(y - 1) * width + x] !== 0;
+    const below = y < height && mask[y * width + x] !== 0;
+    if (above === below || visited[y * width + x]) return;
+    const startHeading = above ? E : W;
+    const startX = above ? x : x + 1;
+    const owner = above ? piece(x, y - 1) : piece(x, y);
+    const coords: number[] = [startX, y];
+    let vx = startX, vy = y, h = startHeading;
+    let area2 = 0;
+    for (;;) {
+      if (h === E) visited[vy * width + vx] = 1;
+      else if (h === W) visited[vy * width + vx - 1] = 1;
+      const nx = vx + DX[h], ny = vy + DY[h];
+      area2 += vx * ny - nx * vy;
+      vx = nx;
+      vy = ny;
+      const l = LEFT[h], r = RIGHT[h];
+      const canL = canGo(vx, vy, l), canR = canGo(vx, vy, r);
+      let next: number;
+      if (canL && canR) {
+        next = diagonalJoins(h, vx, vy, piece) ? r : l;
+      } else if (canL) next = l;
+      else if (canGo(vx, vy, h)) next = h;
+      else next = r;
+      if (vx === startX && vy === y && next === startHeading) break;
+      if (next !== h) coords.push(vx, vy);
+      h = next;
+    }
+    if (h === startHeading) coords.splice(0, 2); // start vertex lies mid-edge: not a corner
+    coords.push(coords[0], coords[1]);
+    rings.push({ coords, piece: owner, signedArea2: area2 });
+  };
   for (let y = 0; y <= height; y++) {
-    for (let x = 0; x < width; x++) {
-      const above = y > 0 && mask[(y - 1) * width + x] !== 0;
-      const below = y < height && mask[y * width + x] !== 0;
-      if (above === below || visited[y * width + x]) continue;
-      const startHeading = above ? E : W;
-      const startX = above ? x : x + 1;
-      const owner = above ? piece(x, y - 1) : piece(x, y);
-      const coords: number[] = [startX, y];
-      let vx = startX, vy = y, h = startHeading;
-      let area2 = 0;
-      for (;;) {
-        if (h === E) visited[vy * width + vx] = 1;
-        else if (h === W) visited[vy * width + vx - 1] = 1;
-        const nx = vx + DX[h], ny = vy + DY[h];
-        area2 += vx * ny - nx * vy;
-        vx = nx;
-        vy = ny;
-        const l = LEFT[h], r = RIGHT[h];
-        const canL = canGo(vx, vy, l), canR = canGo(vx, vy, r);
-        let next: number;
-        if (canL && canR) {
-          next = diagonalJoins(h, vx, vy, piece) ? r : l;
-        } else if (canL) next = l;
-        else if (canGo(vx, vy, h)) next = h;
-        else next = r;
-        if (vx === startX && vy === y && next === startHeading) break;
-        if (next !== h) coords.push(vx, vy);
-        h = next;
+    if (words && y > 0 && y < height) {
+      const a = (y - 1) * wordsPerRow, b = y * wordsPerRow;
+      for (let k = 0; k < wordsPerRow; k++) {
+        if (words[a + k] === words[b + k]) continue;
+        for (let x = k * 4; x < k * 4 + 4; x++) traceEdge(x, y);
       }
-      if (h === startHeading) coords.splice(0, 2); // start vertex lies mid-edge: not a corner
-      coords.push(coords[0], coords[1]);
-      rings.push({ coords, piece: owner, signedArea2: area2 });
+    } else {
+      for (let x = 0; x < width; x++) traceEdge(x, y);
     }
   }
   return assemble(rings, runs, values);

@@ -29,8 +29,12 @@ export interface ChangeFeatureProps {
  */
 export function vectorizeRaster(values: Float32Array | Uint8Array, widthPx: number, heightPx: number, gt: GeoTransform, opts: VectorizeOptions = {}): Feature<Polygon | MultiPolygon, ChangeFeatureProps>[] {
   const threshold = opts.threshold ?? 0.5;
-  const mask = new Uint8Array(widthPx * heightPx);
-  for (let i = 0; i < mask.length; i++) mask[i] = values[i] >= threshold ? 1 : 0;
+  let mask: Uint8Array;
+  if (values instanceof Uint8Array && threshold > 0 && threshold <= 1) mask = values; // already a 0/1 (or 0/255) mask: any non-zero pixel is change
+  else {
+    mask = new Uint8Array(widthPx * heightPx);
+    for (let i = 0; i < mask.length; i++) mask[i] = values[i] >= threshold ? 1 : 0;
+  }
   const isProbability = values instanceof Float32Array;
   const comps = traceMask(mask, widthPx, heightPx, isProbability ? values : undefined);
   const metresPerUnit = opts.metresPerUnit ?? 1;
