@@ -14,6 +14,7 @@ import { sweepOverdue } from '../store/overdue.ts';
 import { exportPatches } from '../store/export.ts';
 import { cmdBatchRetry, cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
 import { CliContext } from './context.ts';
+import { evalText, evaluateDataset } from './eval.ts';
 import { patchListText, summaryText } from './format.ts';
 
 const program = new Command('tuban').description('两违图斑: change detection and patch workflow for monthly satellite imagery').showHelpAfterError();
@@ -239,6 +240,17 @@ patchesCmd.command('export').description("the month's patch list as a GIS file o
     const c = context();
     const r = await exportPatches(await c.database(), workflowEnv(c.config), { month: o.month, town: o.town, format: o.format, outPath: o.output, storageSrid: c.config.TUBAN_STORAGE_SRID, fontPath: c.config.TUBAN_PDF_FONT });
     console.log(`${r.count} patch(es) → ${r.files.join(', ')}`);
+  });
+
+program.command('eval').description('pixel and object metrics of a change model on a labelled dataset (A/, B/, label/)')
+  .requiredOption('--dataset <dir>', 'dataset folder')
+  .option('--model <dir>', 'model folder (default TUBAN_MODEL_DIR)')
+  .option('--threshold <p>', 'probability threshold (default: the model\'s)', num('--threshold'))
+  .option('--gsd <m>', 'ground sample distance of the images in metres (default: the model\'s)', num('--gsd'))
+  .option('--json', 'print one JSON object')
+  .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; json?: boolean }) => {
+    const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd });
+    console.log(o.json ? JSON.stringify(r) : evalText(r));
   });
 
 try {
