@@ -14,7 +14,12 @@ const RASTER_PIXEL_IS_POINT = 2;
  * are read and decoded). Open with `openGeoTiff`; close when done.
  */
 export class GeoTiffSource implements TileSource {
-  private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage) {}
+  private readonly ycbcr: boolean;
+
+  private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage) {
+    const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
+    this.ycbcr = fd.hasTag('PhotometricInterpretation') && fd.getValue('PhotometricInterpretation') === 6;
+  }
 
   static async open(file: string): Promise<GeoTiffSource> {
     await checkTiffStructure(file);
@@ -36,7 +41,13 @@ export class GeoTiffSource implements TileSource {
   async readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]> {
     checkWindow(this.info, win);
     try {
-      const rasters = await this.image.readRasters({ window: [win.x, win.y, win.x + win.width, win.y + win.height], samples: bands, interleave: false });
+      const window = [win.x, win.y, win.x + win.width, win.y + win.height];
+      if (this.ycbcr) {
+        // JPEG-in-TIFF with YCbCr photometry: readRasters would hand back Y, Cb, Cr; readRGB converts to RGB as GDAL does.
+        const rgb = (await this.image.readRGB({ window, interleave: false })) as unknown as BandArray[];
+        return (bands ?? [0, 1, 2]).map((b) => rgb[b]);
+      }
+      const rasters = await this.image.readRasters({ window, samples: bands, interleave: false });
       return Array.from(rasters as unknown as BandArray[]);
     } catch (err) {
       throw new BadInputError('corrupt_tiff', `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`, { file: this.info.file, window: win }, { cause: err });

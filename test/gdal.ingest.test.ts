@@ -1,0 +1,112 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+
+/**
+ * Files written by GDAL itself (gdal_translate, gdalwarp, -of COG) must read exactly as GDAL
+ * reads them: every pixel equal to `gdal_translate -of ENVI` raw output, the geotransform equal to
+ * `gdalinfo -json`. JPEG is lossy and decoded by another library, so it may differ by a little.
+ */
+const SHARED = join(process.cwd(), '..', 'shared', 'data', 'geotiff');
+
+function gdalRaw(file: string, dir: string, name: string): { data: Buffer; type: string } {
+  const out = join(dir, `${name}.raw`);
+  execFileSync('gdal_translate', ['-q', '-of', 'ENVI', '-co', 'INTERLEAVE=BSQ', file, out]);
+  const hdr = readFileSync(`${out.replace(/\.raw$/, '')}.hdr`, 'utf8');
+  return { data: readFileSync(out), type: /data type = (\d+)/.exec(hdr)![1] };
+}
+
+function gdalInfo(file: string): { geoTransform: number[]; size: number[]; bands: number; epsg: number | null } {
+  const j = JSON.parse(execFileSync('gdalinfo', ['-json', file], { encoding: 'utf8' }));
+  const epsg = /ID\["EPSG",(\d+)\]\]$/.exec((j.coordinateSystem?.wkt ?? '').replace(/\s+/g, ''));
+  return { geoTransform: j.geoTransform, size: j.size, bands: j.bands.length, epsg: epsg ? Number(epsg[1]) : null };
+}
+
+async function compare(file: string, dir: string, name: string, tolerance = 0) {
+  const src = await GeoTiffSource.open(file);
+  try {
+    const info = gdalInfo(file);
+    expect([src.info.widthPx, src.info.heightPx], `${name} size`).toEqual(info.size);
+    expect(src.info.bandCount, `${name} bands`).toBe(info.bands);
+    src.info.geoTransform.forEach((v, i) => expect(v, `${name} geotransform[${i}]`).toBeCloseTo(info.geoTransform[i], 9));
+    if (info.epsg) expect(src.info.crs.epsg, `${name} EPSG`).toBe(info.epsg);
+    const raw = gdalRaw(file, dir, name);
+    const bands = await src.readWindow({ x: 0, y: 0, width: src.info.widthPx, height: src.info.heightPx });
+    const n = src.info.widthPx * src.info.heightPx;
+    const bytes = raw.type === '1' ? 1 : raw.type === '12' || raw.type === '2' ? 2 : 4;
+    const expected = (b: number, i: number) => (bytes === 1 ? raw.data[b * n + i] : bytes === 2 ? raw.data.readUInt16LE((b * n + i) * 2) : raw.data.readFloatLE((b * n + i) * 4));
+    let maxDiff = 0;
+    let sumDiff = 0;
+    let within2 = 0;
+    for (let b = 0; b < bands.length; b++) for (let i = 0; i < n; i++) {
+      const d = Math.abs(bands[b][i] - expected(b, i));
+      maxDiff = Math.max(maxDiff, d);
+      sumDiff += d;
+      if (d <= 2) within2++;
+    }
+    const stats = { maxDiff, meanDiff: sumDiff / (n * bands.length), within2: within2 / (n * bands.length) };
+    if (tolerance === 0) expect(maxDiff, `${name}: largest difference from GDAL's pixels`).toBe(0);
+    return stats;
+  } finally {
+    await src.close();
+  }
+}
+
+describe('reading GeoTIFFs as GDAL writes them', () => {
+  const fixturesDir = inject('fixturesDir');
+  const dir = mkdtempSync(join(tmpdir(), 'tuban-gdal-'));
+  const src = () => join(fixturesDir, 'imagery', '2024-03', 'r0c0.tif');
+  const make = (name: string, args: string[], tool = 'gdal_translate') => {
+    const out = join(dir, `${name}.tif`);
+    execFileSync(tool, ['-q', ...args, src(), out]);
+    return out;
+  };
+  beforeAll(() => {
+    execFileSync('gdalinfo', ['--version']);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cases: [string, string[], string?][] = [
+    ['striped', ['-co', 'TILED=NO']],
+    ['tiled-lzw-pred2', ['-co', 'TILED=YES', '-co', 'COMPRESS=LZW', '-co', 'PREDICTOR=2']],
+    ['tiled-deflate-pred2', ['-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
+    ['zstd', ['-co', 'TILED=YES', '-co', 'COMPRESS=ZSTD']],
+    ['bigtiff', ['-co', 'BIGTIFF=YES', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
+    ['cog', ['-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'BLOCKSIZE=256']],
+    ['uint16-rgbn', ['-ot', 'UInt16', '-scale', '0', '255', '0', '4095', '-b', '1', '-b', '2', '-b', '3', '-b', '1', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
+    ['pixel-is-point', ['-mo', 'AREA_OR_POINT=Point']],
+    ['nodata', ['-a_nodata', '0']],
+  ];
+  for (const [name, args] of cases) {
+    it(`${name}: pixels and georeferencing equal GDAL's`, async () => {
+      await compare(make(name, args), dir, name);
+    });
+  }
+
+  it('JPEG (YCbCr) decodes to RGB close to GDAL (another JPEG decoder: chroma upsampling differs at sharp edges)', async () => {
+    const d = await compare(make('jpeg-ycbcr', ['-co', 'TILED=YES', '-co', 'COMPRESS=JPEG', '-co', 'PHOTOMETRIC=YCBCR']), dir, 'jpeg-ycbcr', 1);
+    console.log(`JPEG YCbCr vs GDAL: mean |Δ| ${d.meanDiff.toFixed(3)}, ${(100 * d.within2).toFixed(2)} % within 2 levels, max ${d.maxDiff}`);
+    expect(d.meanDiff).toBeLessThan(1);
+    expect(d.within2).toBeGreaterThan(0.95);
+  });
+
+  for (const epsg of [32650, 4490, 4326]) {
+    it(`reprojected by gdalwarp to EPSG:${epsg}: CRS and corners as gdalinfo reports`, async () => {
+      await compare(make(`warp-${epsg}`, ['-t_srs', `EPSG:${epsg}`, '-r', 'near'], 'gdalwarp'), dir, `warp-${epsg}`);
+    });
+  }
+
+  it('reads the real sample imagery in ../shared/data exactly as GDAL does', async (ctx) => {
+    const files = ['solaris-spacenet/sample_geotiff.tif', 'solaris-spacenet/preproc_tutorial/pan1.tif', 'opengeos-naip-timeseries'].map((f) => join(SHARED, f));
+    if (!existsSync(SHARED)) {
+      ctx.skip('../shared/data is absent: skipping the real-imagery comparison');
+      return;
+    }
+    const naipDir = files[2];
+    const naip = existsSync(naipDir) ? execFileSync('ls', [naipDir], { encoding: 'utf8' }).split('\n').filter((f) => f.endsWith('.tif')).slice(0, 2).map((f) => join(naipDir, f)) : [];
+    for (const f of [files[0], files[1], ...naip].filter(existsSync)) await compare(f, dir, f.split('/').pop()!.replace('.tif', ''));
+  });
+});
