@@ -34,6 +34,7 @@ export class GeoTiffSource implements TileSource {
       throw new BadInputError('corrupt_tiff', `${file}: not a readable TIFF (${(err as Error).message})`, { file }, { cause: err });
     }
     const info = rasterInfoOf(file, image);
+    checkCompression(file, image);
     await checkDataWithinFile(file, image);
     return new GeoTiffSource(info, tiff, image);
   }
@@ -57,6 +58,17 @@ export class GeoTiffSource implements TileSource {
   async close(): Promise<void> {
     await this.tiff.close?.();
   }
+}
+
+/** TIFF compression codes geotiff.js decodes in Node (WebP needs a browser; LZMA and JPEG 2000 are not implemented). */
+const DECODABLE: Record<number, string> = { 1: 'none', 5: 'LZW', 7: 'JPEG', 8: 'DEFLATE', 32946: 'DEFLATE', 32773: 'PackBits', 34887: 'LERC', 50000: 'ZSTD' };
+const KNOWN: Record<number, string> = { 6: 'old-style JPEG', 34712: 'JPEG 2000', 34925: 'LZMA', 50001: 'WebP', 50002: 'JPEG XL', 2: 'CCITT RLE', 3: 'CCITT G3', 4: 'CCITT G4' };
+
+function checkCompression(file: string, image: GeoTIFFImage): void {
+  const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
+  const code = fd.hasTag('Compression') ? Number(fd.getValue('Compression')) : 1;
+  if (DECODABLE[code]) return;
+  throw new BadInputError('unsupported_compression', `${file}: ${KNOWN[code] ?? 'unknown'} compression (TIFF code ${code}) is not supported; re-encode it, e.g. gdal_translate -co COMPRESS=DEFLATE -co PREDICTOR=2 -co TILED=YES`, { file, compression: code });
 }
 
 /**

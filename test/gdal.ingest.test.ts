@@ -93,6 +93,13 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
     expect(d.within2).toBeGreaterThan(0.95);
   });
 
+  it('refuses compressions it cannot decode, naming the file and the compression', async () => {
+    for (const [c, label] of [['LZMA', 'LZMA'], ['WEBP', 'WebP']]) {
+      const f = make(`c-${c}`, ['-co', `COMPRESS=${c}`]);
+      await expect(GeoTiffSource.open(f)).rejects.toMatchObject({ code: 'unsupported_compression', message: expect.stringContaining(`${f}: ${label} compression`) });
+    }
+  });
+
   for (const epsg of [32650, 4490, 4326]) {
     it(`reprojected by gdalwarp to EPSG:${epsg}: CRS and corners as gdalinfo reports`, async () => {
       await compare(make(`warp-${epsg}`, ['-t_srs', `EPSG:${epsg}`, '-r', 'near'], 'gdalwarp'), dir, `warp-${epsg}`);
