@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { zipFiles } from '../export/zip.ts';
 import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail, type WorkflowEnv } from '../store/workflow.ts';
-import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
+import { PatchQuerySchema } from '../workflow/actions.schema.ts';
 import { ACTIONS, type Action } from '../workflow/lifecycle.ts';
 import { openApiDocument } from './openapi.ts';
 
@@ -159,7 +159,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const r = await issueToken(db, (req.params as { username: string }).username, 'issued by admin');
     return reply.status(201).send({ token: r.token, user: r.user });
   });
-  void ActionBodies;
   return app;
 }
 

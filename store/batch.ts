@@ -117,10 +117,21 @@ export async function getBatch(db: Knex, batchId: number): Promise<BatchRow> {
   return { ...row, id: Number(row.id) };
 }
 
+function tileQuery(db: Knex, batchId: number) {
+  return db('batch_tile as t').join('imagery as i', 'i.id', 't.imagery_id').where('t.batch_id', batchId)
+    .select('t.imagery_id', 'i.path', 't.baseline_ids', 't.status', 't.error_code', 't.error_message');
+}
+
+const toTileRow = (r: Record<string, any>): BatchTileRow => ({ ...r, imagery_id: Number(r.imagery_id), baseline_ids: (r.baseline_ids ?? []).map(Number) }) as BatchTileRow;
+
 export async function batchTiles(db: Knex, batchId: number): Promise<BatchTileRow[]> {
-  const rows = await db('batch_tile as t').join('imagery as i', 'i.id', 't.imagery_id').where('t.batch_id', batchId)
-    .select('t.imagery_id', 'i.path', 't.baseline_ids', 't.status', 't.error_code', 't.error_message').orderBy('i.path');
-  return rows.map((r) => ({ ...r, imagery_id: Number(r.imagery_id), baseline_ids: (r.baseline_ids ?? []).map(Number) }));
+  return (await tileQuery(db, batchId).orderBy('i.path')).map(toTileRow);
+}
+
+/** One tile of a batch (what each tile job needs), or null. */
+export async function batchTile(db: Knex, batchId: number, imageryId: number): Promise<BatchTileRow | null> {
+  const row = await tileQuery(db, batchId).andWhere('t.imagery_id', imageryId).first();
+  return row ? toTileRow(row) : null;
 }
 
 export async function updateTile(db: Knex, batchId: number, imageryId: number, fields: Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number; timings: Record<string, number> }>): Promise<void> {

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { BadInputError, NotFoundError } from '../pipeline/errors.ts';
-import { scopeTown } from './workflow.ts';
+import { scopedPatch, scopeTown } from './workflow.ts';
 import type { User } from './users.ts';
 
 /** Accepted evidence types, recognised by their first bytes, not by what the client claims. */
@@ -23,9 +23,7 @@ export function sniffType(bytes: Uint8Array): { type: string; ext: string } | nu
  * original name. Town users may attach only to their own town's patches.
  */
 export async function addEvidence(db: Knex, dataDir: string, maxBytes: number, user: User, code: string, file: { filename: string; bytes: Buffer; note?: string }): Promise<{ id: number; sha256: string; content_type: string }> {
-  const town = scopeTown(user);
-  const patch = await db('patch').where({ code }).modify((q) => { if (town) q.andWhere({ town_code: town }); }).first();
-  if (!patch) throw new NotFoundError(`patch ${code} not found`);
+  const patch = await scopedPatch(db, user, code);
   if (user.role === 'admin') throw new BadInputError('bad_role', 'admins manage users; evidence comes from analysts, towns and supervisors');
   if (file.bytes.length === 0) throw new BadInputError('bad_body', `${file.filename}: empty file`);
   if (file.bytes.length > maxBytes) throw new BadInputError('too_large', `${file.filename}: ${file.bytes.length} bytes is over the ${maxBytes}-byte limit`);

@@ -17,7 +17,7 @@ export interface WorkflowEnv {
 export const scopeTown = (u: User) => (u.role === 'town' ? u.townCode : null);
 
 /** One patch as the user may see it; another town's patch is "not found", never "forbidden". */
-async function scopedPatch(db: Knex, user: User, code: string, lock = false): Promise<Record<string, any>> {
+export async function scopedPatch(db: Knex, user: User, code: string, lock = false): Promise<Record<string, any>> {
   const q = db('patch').where({ code });
   const town = scopeTown(user);
   if (town) q.andWhere({ town_code: town });

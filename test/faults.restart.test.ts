@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadManifest } from '../pipeline/model.manifest.ts';
-import { openDb } from '../store/db.ts';
 import { ConflictError } from '../pipeline/errors.ts';
 import { launchBatch, waitForBatch } from '../workers/batch.launch.ts';
 import { runBatch } from './helpers/batch.ts';
@@ -131,6 +130,5 @@ describe('restarts and concurrency', () => {
     expect(b.summary!.patches.new).toBe(0);
     expect(await patchSnapshot(run.db)).toEqual(reference.map((r) => ({ ...r, observations: r.observations })));
     for (const w of workers) w.kill('SIGKILL');
-    void openDb;
   });
 });

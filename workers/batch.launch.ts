@@ -69,22 +69,18 @@ export async function batchProgress(db: Knex, batchId: number): Promise<BatchPro
 /** Polls until the batch has finished, reporting progress; returns the finished batch row. */
 export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: BatchProgress) => void, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<BatchRow> {
   const t0 = Date.now();
-  let lastError: unknown;
   for (;;) {
     let p: BatchProgress;
     try {
       p = await batchProgress(db, batchId);
-      lastError = undefined;
     } catch (err) {
       // The database may be restarting: keep waiting, and give up only at the timeout.
-      lastError = err;
       if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw err;
       await new Promise((r) => setTimeout(r, 1000));
       continue;
     }
     onProgress(p);
     if (['completed', 'completed_with_failures', 'failed'].includes(p.status)) return getBatch(db, batchId);
-    void lastError;
     if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw new Error(`batch ${batchId} did not finish within ${opts.timeoutMs} ms (status ${p.status}); are workers running? ('tuban worker')`);
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
   }

@@ -9,7 +9,7 @@ import { StageTimer, type Logger } from '../pipeline/log.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
-import { batchTiles, getBatch, runDiff, setBatchStatus, updateTile, type BatchSummary } from '../store/batch.ts';
+import { batchTile, batchTiles, getBatch, runDiff, setBatchStatus, updateTile, type BatchSummary } from '../store/batch.ts';
 import { imageryByIds } from '../store/imagery.ts';
 import { BadInputError } from '../pipeline/errors.ts';
 import { faultPause } from './fault.ts';
@@ -31,7 +31,7 @@ const TILE_PIECE_MIN_M2 = 2;
 
 export async function detectJob(ctx: JobContext, batchId: number, imageryId: number, progress?: (pct: number) => void): Promise<{ windows: number; ms: Record<string, number> }> {
   const timer = new StageTimer();
-  const tile = (await batchTiles(ctx.db, batchId)).find((t) => t.imagery_id === imageryId);
+  const tile = await batchTile(ctx.db, batchId, imageryId);
   if (!tile) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
   if (tile.status === 'failed') return { windows: 0, ms: {} };
   await setBatchStatus(ctx.db, batchId, 'running');
@@ -70,17 +70,16 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
 
 export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: number): Promise<{ polygons: number }> {
   const timer = new StageTimer();
-  const tile = (await batchTiles(ctx.db, batchId)).find((t) => t.imagery_id === imageryId);
+  const tile = await batchTile(ctx.db, batchId, imageryId);
   if (!tile || tile.status === 'failed') return { polygons: 0 };
   ctx.log.info('Tile:VectorizeStarted', { batchId, imageryId, pid: process.pid });
   const batch = await getBatch(ctx.db, batchId);
   const threshold = Number(batch.params.threshold ?? ctx.model.manifest.defaultThreshold);
-  const [img] = await imageryByIds(ctx.db, [imageryId]);
-  const meta = await ctx.db('imagery').where({ id: imageryId }).first();
+  const meta = await ctx.db('imagery').where({ id: imageryId }).first('path', 'width_px', 'height_px', 'geotransform', 'srid');
   const widthPx = Number(meta.width_px), heightPx = Number(meta.height_px);
   const buf = readFileSync(probabilityPath(ctx.config, batchId, imageryId));
   const prob = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-  if (prob.length !== widthPx * heightPx) throw new Error(`${img.path}: probability raster has ${prob.length} values, expected ${widthPx}×${heightPx}`);
+  if (prob.length !== widthPx * heightPx) throw new Error(`${meta.path}: probability raster has ${prob.length} values, expected ${widthPx}×${heightPx}`);
   const gt = (meta.geotransform as number[]).map(Number) as unknown as [number, number, number, number, number, number];
   const features = await timer.time('vectorize', () => vectorizeRaster(prob, widthPx, heightPx, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2 }));
   await timer.time('store', () => ctx.db.transaction(async (trx) => {
@@ -94,7 +93,7 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
     await faultPause(ctx.config, 'vectorize');
     await updateTile(trx as unknown as Knex, batchId, imageryId, { status: 'vectorized', polygons: features.length, timings: timer.ms });
   }));
-  ctx.log.info('Tile:Vectorized', { batchId, imageryId, path: img.path, polygons: features.length, ...prefixed(timer.ms) });
+  ctx.log.info('Tile:Vectorized', { batchId, imageryId, path: meta.path, polygons: features.length, ...prefixed(timer.ms) });
   return { polygons: features.length };
 }
 

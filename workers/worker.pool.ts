@@ -4,7 +4,7 @@ import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { errorCodeOf, errorFate, errorKindOf } from '../pipeline/errors.ts';
 import type { Logger } from '../pipeline/log.ts';
-import { batchTiles, updateTile } from '../store/batch.ts';
+import { batchTile, updateTile } from '../store/batch.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import type { WorkflowEnv } from '../store/workflow.ts';
 import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
@@ -35,7 +35,7 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
     } catch (err) {
       const kind = errorKindOf(err);
       const last = !errorFate[kind].retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      const path = (await batchTiles(ctx.db, batchId)).find((t) => t.imagery_id === imageryId)?.path;
+      const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
       ctx.log.warn('Tile:Failed', { batchId, imageryId, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
       if (last) {
         await updateTile(ctx.db, batchId, imageryId, { status: 'failed', error_code: errorCodeOf(err), error_message: `${stage}: ${(err as Error).message}` });

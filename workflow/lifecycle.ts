@@ -78,12 +78,6 @@ export function planTransition(code: string, status: PatchStatus, action: Action
 /** Deadline class of a patch: protected zones get shorter periods. */
 export type PatchClass = 'ecological' | 'farmland' | 'water' | 'general';
 
-export function patchClass(p: { ecological_m2: number; farmland_m2: number; water_m2: number }): PatchClass {
-  if (Number(p.ecological_m2) > 0) return 'ecological';
-  if (Number(p.farmland_m2) > 0) return 'farmland';
-  if (Number(p.water_m2) > 0) return 'water';
-  return 'general';
-}
 
 /** Verification and rectification periods in working days per class. */
 export interface DeadlinePolicy {
