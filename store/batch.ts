@@ -162,7 +162,6 @@ export async function runDiff(db: Knex, config: Config, batchId: number, actor =
       seam_eps_m: config.TUBAN_GSD_M / 2, min_area_m2: config.TUBAN_MIN_AREA_M2, simplify_m: config.TUBAN_SIMPLIFY_M, default_district: config.TUBAN_DISTRICT_CODE,
     });
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
-    await runSql(trx, 'diff/rebuilt', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
     await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
     const tiles = await batchTiles(trx as unknown as Knex, batchId);
     const failed = tiles.filter((t) => t.status === 'failed');

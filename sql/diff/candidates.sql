@@ -52,9 +52,9 @@ attributed as (
          ST_Area(ST_Transform(k.geom, 4326)::geography) as area_m2,
          town.code as town_code, town.name as town_name, town.district_code,
          grid.code as grid_code, grid.name as grid_name,
-         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), k.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'farmland' and ST_Intersects(f.geom, k.geom)) as farmland_m2,
-         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), k.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'ecological' and ST_Intersects(f.geom, k.geom)) as ecological_m2,
-         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), k.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'water' and ST_Intersects(f.geom, k.geom)) as water_m2
+         zone_overlap_m2('farmland', k.geom) as farmland_m2,
+         zone_overlap_m2('ecological', k.geom) as ecological_m2,
+         zone_overlap_m2('water', k.geom) as water_m2
   from kept k
   left join lateral (
     select t.code, t.name, t.district_code from reference_feature t

@@ -1,6 +1,6 @@
 -- Turn a batch's unmatched candidates into new patches with stable codes, and record every
 -- candidate as an observation (new or re-detected) plus one history event each. A candidate
--- with rebuilt_of set (see rebuilt.sql) becomes a patch linked to the demolished one (复建).
+-- with rebuilt_of set (see match.sql) becomes a patch linked to the demolished one (复建).
 -- Codes: <district>-<YYYYMM>-<seq, 4 digits>; seq continues after the highest already used for
 -- that district and month, in the candidates' deterministic order (north to south, west to east).
 -- Parameters:
@@ -22,7 +22,7 @@ inserted as (
          :month::text, f.patch_seq, :batch_id::bigint, b.baseline_month, f.district_code, f.town_code, f.town_name, f.grid_code, f.grid_name,
          f.area_m2, f.farmland_m2, f.ecological_m2, f.water_m2, f.mean_prob, f.source_tiles, b.model_name, b.model_version,
          'detected', f.geom, ST_PointOnSurface(f.geom),
-         case when f.ecological_m2 > 0 then 'ecological' when f.farmland_m2 > 0 then 'farmland' when f.water_m2 > 0 then 'water' else 'general' end,
+         patch_class(f.farmland_m2, f.ecological_m2, f.water_m2),
          f.rebuilt_of
   from fresh f join batch b on b.id = :batch_id::bigint
   order by f.seq

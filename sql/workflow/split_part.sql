@@ -12,9 +12,9 @@ cut as (
 ),
 zones as (
   select c.geom,
-         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), c.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'farmland' and ST_Intersects(f.geom, c.geom)) as farmland_m2,
-         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), c.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'ecological' and ST_Intersects(f.geom, c.geom)) as ecological_m2,
-         (select coalesce(ST_Area(ST_Transform(ST_Intersection(ST_Union(f.geom), c.geom), 4326)::geography), 0) from reference_feature f where f.kind = 'water' and ST_Intersects(f.geom, c.geom)) as water_m2
+         zone_overlap_m2('farmland', c.geom) as farmland_m2,
+         zone_overlap_m2('ecological', c.geom) as ecological_m2,
+         zone_overlap_m2('water', c.geom) as water_m2
   from cut c where not ST_IsEmpty(c.geom)
 )
 insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
@@ -24,7 +24,7 @@ select p.district_code || '-' || replace(p.month, '-', '') || '-' || lpad(:seq::
        p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name,
        ST_Area(ST_Transform(z.geom, 4326)::geography), z.farmland_m2, z.ecological_m2, z.water_m2, p.mean_prob, p.source_tiles,
        p.model_name, p.model_version, p.status, z.geom, ST_PointOnSurface(z.geom),
-       case when z.ecological_m2 > 0 then 'ecological' when z.farmland_m2 > 0 then 'farmland' when z.water_m2 > 0 then 'water' else 'general' end,
+       patch_class(z.farmland_m2, z.ecological_m2, z.water_m2),
        p.dispatched_at, p.verify_due, p.id
 from parent p, zones z
 returning id, code, area_m2;
