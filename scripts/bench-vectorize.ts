@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
+import { mulberry32 } from './prng.ts';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -24,16 +25,6 @@ const SIZE = arg('--size', 16384);
 const DENSE = arg('--dense-size', 4096);
 const keep = process.argv.includes('--keep') ? process.argv[process.argv.indexOf('--keep') + 1] : null;
 
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Building-change-like mask: rectangles and L-shapes of 8–80 px with some holes, ~3 % cover. */
 function realisticMask(n: number): Uint8Array {

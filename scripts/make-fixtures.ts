@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EPSG_4548 } from '../pipeline/crs.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
+import { mulberry32 } from './prng.ts';
 
 export const FIXTURE = {
   srid: 4548,
@@ -34,16 +35,6 @@ interface Building extends Rect { roof: Rgb; id: string }
 const SCENE = FIXTURE.tilePx * FIXTURE.tilesX;
 const PAD = 4;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FARMLAND: Rect = { x0: 1200, y0: 1180, x1: 1920, y1: 1900 };
 const FOREST: Rect = { x0: 90, y0: 1260, x1: 520, y1: 1920 };

@@ -27,38 +27,49 @@ export async function exportRecords(db: Knex, env: WorkflowEnv, month: string, t
 
 /**
  * Write the month's patch list (one town, or all the user may see) in a format. GPKG is one
- * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; the others are single files.
+ * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; zip holds a folder per town with all of them.
  */
 export async function exportPatches(db: Knex, env: WorkflowEnv, opts: { month: string; town?: string | null; format: string; outPath: string; user?: User | null; storageSrid: number; fontPath?: string }): Promise<{ files: string[]; count: number }> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format)) throw new BadInputError('bad_format', `--format "${opts.format}" is not one of ${EXPORT_FORMATS.join(', ')}`);
   const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null);
-  const title = `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`;
-  const format = opts.format as ExportFormat;
+  const target: WriteTarget = { db, env, storageSrid: opts.storageSrid, fontPath: opts.fontPath, title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}` };
+  const files = opts.format === 'zip' ? [await townPackages(target, records, opts.month, opts.outPath)] : await writeFormat(target, records, opts.format as Exclude<ExportFormat, 'zip'>, opts.outPath);
+  return { files, count: records.length };
+}
+
+interface WriteTarget {
+  db: Knex;
+  env: WorkflowEnv;
+  storageSrid: number;
+  fontPath?: string;
+  title: string;
+}
+
+/** Records already loaded → one file (or a Shapefile folder) in a format; returns the written paths. */
+async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Exclude<ExportFormat, 'zip'>, outPath: string): Promise<string[]> {
   switch (format) {
     case 'gpkg':
-      return { files: await writeWithOgr('gpkg', records, opts.storageSrid, opts.outPath), count: records.length };
+      return writeWithOgr('gpkg', records, t.storageSrid, outPath);
     case 'shp':
-      mkdirSync(opts.outPath, { recursive: true });
-      return { files: await writeWithOgr('shp', records, opts.storageSrid, opts.outPath), count: records.length };
+      mkdirSync(outPath, { recursive: true });
+      return writeWithOgr('shp', records, t.storageSrid, outPath);
     case 'geojson':
-      writeFileSync(opts.outPath, toGeoJson(records));
+      writeFileSync(outPath, toGeoJson(records));
       break;
     case 'kml':
-      writeFileSync(opts.outPath, toKml(records, title));
+      writeFileSync(outPath, toKml(records, t.title));
       break;
     case 'csv':
-      writeFileSync(opts.outPath, toCsv(records));
+      writeFileSync(outPath, toCsv(records));
       break;
     case 'xlsx':
-      writeFileSync(opts.outPath, await toXlsx(records, env.calendar, env.today(), title));
+      writeFileSync(outPath, await toXlsx(records, t.env.calendar, t.env.today(), t.title));
       break;
     case 'pdf':
-      writeFileSync(opts.outPath, await toPdf(await sheetImages(db, records), title, findCjkFont(opts.fontPath)));
+      writeFileSync(outPath, await toPdf(await sheetImages(t.db, records), t.title, findCjkFont(t.fontPath)));
       break;
-    case 'zip':
-      return { files: [await townPackages(db, env, records, opts)], count: records.length };
   }
-  return { files: [opts.outPath], count: records.length };
+  return [outPath];
 }
 
 /** Before/after chips and an overview for each patch, cut from the registered imagery. */
@@ -101,24 +112,24 @@ async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record:
 }
 
 /** One folder per town with every format, zipped: what a town office receives each month. */
-async function townPackages(db: Knex, env: WorkflowEnv, records: ExportRecord[], opts: { month: string; outPath: string; user?: User | null; storageSrid: number; fontPath?: string }): Promise<string> {
+async function townPackages(t: WriteTarget, records: ExportRecord[], month: string, outPath: string): Promise<string> {
   const tmp = mkdtempSync(join(tmpdir(), 'tuban-zip-'));
   try {
     const towns = [...new Set(records.map((r) => String(r.town_code ?? '')))].filter(Boolean);
     const entries: { path: string; name: string }[] = [];
     for (const town of towns) {
-      const name = records.find((r) => r.town_code === town)?.town ?? town;
-      const folder = `${town}_${name}`;
+      const mine = records.filter((r) => r.town_code === town);
+      const folder = `${town}_${mine[0].town ?? town}`;
       const dir = join(tmp, town);
       mkdirSync(dir, { recursive: true });
       for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
-        const out = format === 'shp' ? join(dir, 'shp') : join(dir, `图斑_${opts.month}_${town}.${format}`);
-        const r = await exportPatches(db, env, { month: opts.month, town, format, outPath: out, user: opts.user, storageSrid: opts.storageSrid, fontPath: opts.fontPath });
-        for (const f of r.files) entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
+        const out = format === 'shp' ? join(dir, 'shp') : join(dir, `图斑_${month}_${town}.${format}`);
+        const files = await writeFormat({ ...t, title: `图斑 ${month} ${town}` }, mine, format, out);
+        for (const f of files) entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
       }
     }
-    await zipFiles(entries, opts.outPath);
-    return opts.outPath;
+    await zipFiles(entries, outPath);
+    return outPath;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

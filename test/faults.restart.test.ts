@@ -36,25 +36,35 @@ describe('restarts and concurrency', () => {
     for (const c of cleanups) await c();
   });
 
-  it('survives a Redis restart mid-batch: workers reconnect, no job is lost', async () => {
-    const redis = new ThrowawayRedis(await freePort());
-    cleanups.push(() => redis.destroy());
-    await redis.start();
-    const run = await freshRun(fixturesDir, { ...FAST, REDIS_URL: redis.url, TUBAN_FAULT_PAUSE: 'detect:800' });
+  /**
+   * One worker process on a fresh run; `disturb` is called once the first tile is detected. The
+   * batch must then complete with the reference patches and the worker still be running (no crash loop).
+   */
+  async function batchSurvives(overrides: Record<string, string>, disturb: () => Promise<void> | void) {
+    const run = await freshRun(fixturesDir, { ...FAST, TUBAN_FAULT_PAUSE: 'detect:800', ...overrides });
     runs.push(run);
     const w = new WorkerProc(run.env);
     procs.push(w);
     await w.next((e) => e.event === 'Worker:Started');
     const { batch } = await launchBatch(run.db, run.config, manifest, '2024-03', '2024-02');
     await w.next((e) => e.event === 'Tile:Detected');
-    await redis.stop();
-    await sleep(1500);
-    await redis.start();
+    await disturb();
     const done = await waitForBatch(run.db, batch.id, () => {}, { timeoutMs: 120_000 });
     expect(done.status).toBe('completed');
     expect(await patchSnapshot(run.db)).toEqual(reference);
-    expect(w.proc.exitCode).toBeNull(); // still running: no crash loop
+    expect(w.proc.exitCode).toBeNull();
     w.kill('SIGKILL');
+  }
+
+  it('survives a Redis restart mid-batch: workers reconnect, no job is lost', async () => {
+    const redis = new ThrowawayRedis(await freePort());
+    cleanups.push(() => redis.destroy());
+    await redis.start();
+    await batchSurvives({ REDIS_URL: redis.url }, async () => {
+      await redis.stop();
+      await sleep(1500);
+      await redis.start();
+    });
   });
 
   it('survives a PostgreSQL restart mid-batch: jobs retry with backoff and resume', async () => {
@@ -62,19 +72,7 @@ describe('restarts and concurrency', () => {
     cleanups.push(() => pg.destroy());
     pg.init();
     pg.start();
-    const run = await freshRun(fixturesDir, { ...FAST, DATABASE_URL: pg.url, TUBAN_FAULT_PAUSE: 'detect:800', TUBAN_JOB_ATTEMPTS: '5' });
-    runs.push(run);
-    const w = new WorkerProc(run.env);
-    procs.push(w);
-    await w.next((e) => e.event === 'Worker:Started');
-    const { batch } = await launchBatch(run.db, run.config, manifest, '2024-03', '2024-02');
-    await w.next((e) => e.event === 'Tile:Detected');
-    pg.restart();
-    const done = await waitForBatch(run.db, batch.id, () => {}, { timeoutMs: 120_000 });
-    expect(done.status).toBe('completed');
-    expect(await patchSnapshot(run.db)).toEqual(reference);
-    expect(w.proc.exitCode).toBeNull();
-    w.kill('SIGKILL');
+    await batchSurvives({ DATABASE_URL: pg.url, TUBAN_JOB_ATTEMPTS: '5' }, () => pg.restart());
   });
 
   it('resumes a batch whose queued jobs were lost with a Redis that keeps nothing', async () => {
