@@ -1,0 +1,78 @@
+"""
+Turns a training run (weights.npz + training.json from train.py) into the model folder tuban loads:
+model.onnx (dynamic batch/height/width, probability output), weights.npz (for fine-tuning), manifest.json.
+
+  /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 1.0.0] [--name siam-unet-lite]
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch  # noqa: E402
+
+from train import SiamUNetLite, export_onnx, load_weights  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('run')
+    ap.add_argument('model_dir')
+    ap.add_argument('--name', default='siam-unet-lite')
+    ap.add_argument('--version', default='1.0.0')
+    ap.add_argument('--threshold', type=float, default=0.5)
+    args = ap.parse_args()
+    with open(os.path.join(args.run, 'training.json')) as f:
+        record = json.load(f)
+    net = SiamUNetLite(tuple(record['architecture']['widths']))
+    load_weights(net, os.path.join(args.run, 'weights.npz'))
+    net.eval()
+    os.makedirs(args.model_dir, exist_ok=True)
+    onnx_path = os.path.join(args.model_dir, 'model.onnx')
+    export_onnx(net, onnx_path)
+    if os.path.abspath(args.run) != os.path.abspath(args.model_dir):
+        shutil.copyfile(os.path.join(args.run, 'weights.npz'), os.path.join(args.model_dir, 'weights.npz'))
+        shutil.copyfile(os.path.join(args.run, 'training.json'), os.path.join(args.model_dir, 'training.json'))
+    with open(onnx_path, 'rb') as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    manifest = {
+        'name': args.name,
+        'version': args.version,
+        'description': 'Siamese U-Net (shared encoder, fusion of a, b and |a−b| at 1/2–1/16, decoder to 1/2) for building change in 0.5 m RGB.',
+        'file': 'model.onnx',
+        'sha256': sha,
+        'inputs': {'before': 'before', 'after': 'after'},
+        'output': {'name': 'probability', 'kind': 'probability'},
+        'bands': {'indices': [0, 1, 2], 'names': ['red', 'green', 'blue']},
+        'normalisation': record['normalisation'],
+        'tileSizePx': 512,
+        'overlapPx': 64,
+        'defaultThreshold': args.threshold,
+        'gsdM': 0.5,
+        'provenance': {
+            'kind': 'trained',
+            'recipe': record['recipe'],
+            'command': 'scripts/train-detector.sh RUN_DIR (defaults in train.py) then models/siam-unet-lite/export.py RUN_DIR models/siam-unet-lite',
+            'architecture': record['architecture'],
+            'trainingData': record['trainingData'],
+            'backgrounds': record['backgrounds'] if record['mix'].get('synthetic', 0) or record['mix'].get('procedural', 0) else [],
+            'mix': record['mix'],
+            'seed': record['seed'],
+            'steps': record['steps'], 'batch': record['batch'], 'crop': record['crop'], 'lr': record['lr'],
+            'device': record['device'], 'torch': record['torch'], 'trainingSeconds': record['trainingSeconds'],
+            'initialisedFrom': record.get('initialisedFrom'),
+            'metricsAtExport': {'threshold': 0.5, 'pixel': record['devMetrics'], 'note': 'PyTorch pixel metrics on the development sets at the end of training; `tuban eval` gives the full table through onnxruntime'},
+            'exportedWith': {'torch': torch.__version__},
+        },
+    }
+    with open(os.path.join(args.model_dir, 'manifest.json'), 'w') as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+        f.write('\n')
+    print(f'wrote {args.model_dir}: model.onnx ({os.path.getsize(onnx_path)} bytes, sha256 {sha[:12]}…), manifest.json')
+
+
+if __name__ == '__main__':
+    main()
