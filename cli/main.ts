@@ -12,6 +12,7 @@ import { buildServer } from '../server/app.ts';
 import { createUser, issueToken } from '../store/users.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import { exportPatches } from '../store/export.ts';
+import { exportTrainingChips } from '../store/training.ts';
 import { cmdBatchRetry, cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
 import { CliContext } from './context.ts';
 import { evalText, evaluateDataset } from './eval.ts';
@@ -251,6 +252,19 @@ program.command('eval').description('pixel and object metrics of a change model 
   .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; json?: boolean }) => {
     const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd });
     console.log(o.json ? JSON.stringify(r) : evalText(r));
+  });
+
+const trainingCmd = program.command('training').description('training data from the city\'s own verified patches');
+trainingCmd.command('export').description('before/after chips of verified patches with their verdict as the change label (A/, B/, label/)')
+  .requiredOption('--month <YYYY-MM>', 'last month', month)
+  .option('--since <YYYY-MM>', 'first month (default: --month)', month)
+  .option('--size <px>', 'chip size in pixels (larger when a patch needs it)', num('--size'), 256)
+  .requiredOption('-o, --output <dir>', 'output folder')
+  .action(async (o: { month: string; since?: string; size: number; output: string }) => {
+    const r = await exportTrainingChips(await context().database(), { month: o.month, since: o.since, sizePx: o.size, outDir: o.output });
+    const change = r.chips.filter((c) => c.label === 'change').length;
+    console.log(`${r.chips.length} chip(s) → ${o.output} (${change} change, ${r.chips.length - change} no change)`);
+    for (const s of r.skipped) console.log(`skipped ${s.code}: ${s.reason}`);
   });
 
 try {

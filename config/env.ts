@@ -22,7 +22,7 @@ const EnvSchema = z.object({
   TUBAN_GSD_M: z.coerce.number().positive().default(0.5),
   TUBAN_GSD_TOLERANCE: z.coerce.number().min(0).max(1).default(0.1),
   /** Change model folder (with manifest.json). */
-  TUBAN_MODEL_DIR: z.string().default('models/cva-baseline'),
+  TUBAN_MODEL_DIR: z.string().default('models/siam-unet-lite'),
   /** Threshold on change probability; unset uses the model manifest's default. */
   TUBAN_THRESHOLD: z.coerce.number().gt(0).lt(1).optional(),
   /** District (区) code for patches outside every town polygon; towns carry their own. */

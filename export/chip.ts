@@ -23,19 +23,8 @@ export interface ChipRequest {
  * Areas no tile covers are light grey.
  */
 export async function renderChip(req: ChipRequest): Promise<Buffer> {
-  const [minX, minY, maxX, maxY] = req.boundsWorld;
-  const w = Math.max(1, Math.ceil((maxX - minX) / req.gsdM));
-  const h = Math.max(1, Math.ceil((maxY - minY) / req.gsdM));
-  const gt: GeoTransform = [minX, req.gsdM, 0, maxY, 0, -req.gsdM];
-  const rgb = Buffer.alloc(w * h * 3, 220);
-  if (req.tiles.length) {
-    const info: RasterInfo = { file: 'chip', widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata: null, crs: req.tiles[0].source.info.crs, geoTransform: gt };
-    const { bands, valid } = await readBaselineOnGrid(info, { x: 0, y: 0, width: w, height: h }, req.tiles, [0, 1, 2]);
-    for (let i = 0; i < w * h; i++) {
-      if (!valid[i]) continue;
-      for (let b = 0; b < 3; b++) rgb[i * 3 + b] = Math.round(Math.min(1, Math.max(0, bands[b][i])) * 255);
-    }
-  }
+  const [minX, , , maxY] = req.boundsWorld;
+  const { rgb, width: w, height: h } = await readChipRgb(req.tiles, req.boundsWorld, req.gsdM, 220);
   const toPx = (p: number[]) => `${((p[0] - minX) / req.gsdM).toFixed(2)},${((maxY - p[1]) / req.gsdM).toFixed(2)}`;
   const paths = req.outline.map((poly) => poly.map((ring) => `M${ring.map(toPx).join(' L')} Z`).join(' '));
   const stroke = Math.max(1.5, w / 150);
@@ -43,4 +32,27 @@ export async function renderChip(req: ChipRequest): Promise<Buffer> {
   // Two passes: sharp resizes before it composites, so the outline is drawn at the chip's own size first.
   const drawn = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).composite([{ input: Buffer.from(svg) }]).png().toBuffer();
   return sharp(drawn).resize({ width: req.widthPx, kernel: 'lanczos3' }).png().toBuffer();
+}
+
+/**
+ * The RGB pixels (8-bit, interleaved) of an extent, mosaicked from every covering tile on a grid of
+ * its own; `valid` marks the pixels some tile covered (others are `fill`).
+ */
+export async function readChipRgb(tiles: BaselineTile[], boundsWorld: [number, number, number, number], gsdM: number, fill = 0): Promise<{ rgb: Buffer; valid: Uint8Array; width: number; height: number }> {
+  const [minX, minY, maxX, maxY] = boundsWorld;
+  const w = Math.max(1, Math.ceil((maxX - minX) / gsdM - 1e-6));
+  const h = Math.max(1, Math.ceil((maxY - minY) / gsdM - 1e-6));
+  const gt: GeoTransform = [minX, gsdM, 0, maxY, 0, -gsdM];
+  const rgb = Buffer.alloc(w * h * 3, fill);
+  let valid: Uint8Array = new Uint8Array(w * h);
+  if (tiles.length) {
+    const info: RasterInfo = { file: 'chip', widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata: null, crs: tiles[0].source.info.crs, geoTransform: gt };
+    const read = await readBaselineOnGrid(info, { x: 0, y: 0, width: w, height: h }, tiles, [0, 1, 2]);
+    valid = read.valid;
+    for (let i = 0; i < w * h; i++) {
+      if (!valid[i]) continue;
+      for (let b = 0; b < 3; b++) rgb[i * 3 + b] = Math.round(Math.min(1, Math.max(0, read.bands[b][i])) * 255);
+    }
+  }
+  return { rgb, valid, width: w, height: h };
 }

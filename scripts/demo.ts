@@ -17,6 +17,9 @@ const env = { ...process.env };
 env.TUBAN_DATA_DIR ??= join('data', 'demo');
 env.TUBAN_QUEUE_PREFIX ??= 'tuban-demo';
 env.TUBAN_LOG_LEVEL ??= 'warn';
+// The fixture scenes are synthetic, with flat-coloured roofs; the trained default (siam-unet-lite,
+// made for real imagery) finds them only in part, so the demo runs the CVA baseline unless told otherwise.
+env.TUBAN_MODEL_DIR ??= 'models/cva-baseline';
 const config = loadConfig(env);
 const log = createLogger(config.TUBAN_LOG_LEVEL);
 const step = (s: string) => console.log(`\n== ${s}`);
@@ -48,6 +51,7 @@ try {
   console.log((await cmdImageryRegister(db, config, FIXTURE.currentMonth, [fx.imagery.current], FIXTURE.currentDate)).text);
 
   step(`Monthly batch ${FIXTURE.currentMonth} against ${FIXTURE.baselineMonth} (BullMQ at ${config.REDIS_URL}, prefix ${config.TUBAN_QUEUE_PREFIX})`);
+  console.log(`model ${config.modelDir} (synthetic fixture scenes; real imagery uses the default models/siam-unet-lite)`);
   const t0 = Date.now();
   let last = '';
   const r = await cmdBatchRun(db, config, log, {

@@ -18,7 +18,7 @@ describe('tuban CLI with a separate worker process', () => {
 
   beforeAll(() => {
     config = isolatedConfig();
-    env = { ...process.env, DATABASE_URL: config.DATABASE_URL, TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA, TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: config.dataDir, TUBAN_LOG_LEVEL: 'info' };
+    env = { ...process.env, DATABASE_URL: config.DATABASE_URL, TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA, TUBAN_MODEL_DIR: config.TUBAN_MODEL_DIR, TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: config.dataDir, TUBAN_LOG_LEVEL: 'info' };
   });
   afterAll(async () => {
     worker?.kill('SIGKILL');

@@ -22,6 +22,7 @@ export async function freshRun(fixturesDir: string, overrides: Record<string, st
     DATABASE_URL: config.DATABASE_URL,
     REDIS_URL: config.REDIS_URL,
     TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA,
+    TUBAN_MODEL_DIR: config.TUBAN_MODEL_DIR,
     TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX,
     TUBAN_DATA_DIR: config.dataDir,
   };

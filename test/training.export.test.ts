@@ -1,0 +1,119 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { exportTrainingChips, type TrainingExport } from '../store/training.ts';
+import { runBatch } from './helpers/batch.ts';
+import { freshRun, type Run } from './helpers/run.ts';
+import { cleanup } from './helpers/services.ts';
+
+const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' }).status === 0;
+
+/** Verified patches → before/after chips with the verdict as label, in the layout eval and training read. */
+describe('training export from verified patches', () => {
+  const fixturesDir = inject('fixturesDir');
+  let run: Run;
+  let out: string;
+  let result: TrainingExport;
+  const codes: Record<string, string> = {};
+
+  beforeAll(async () => {
+    run = await freshRun(fixturesDir);
+    await runBatch(run.db, run.config, '2024-03', '2024-02');
+    const patches = await run.db('patch').select('code', 'area_m2').orderBy('code');
+    expect(patches.length).toBe(5);
+    [codes.illegal, codes.legal, codes.falseChange, codes.shadow, codes.preExisting] = patches.map((p) => p.code);
+    const set = (code: string, fields: Record<string, unknown>) => run.db('patch').where({ code }).update(fields);
+    await set(codes.illegal, { status: 'illegal', verification_result: 'illegal' });
+    await set(codes.legal, { status: 'legal', verification_result: 'legal', permit_ref: 'P-1' });
+    await set(codes.falseChange, { status: 'false_change', verification_result: 'false_change' });
+    await set(codes.shadow, { status: 'dismissed', dismiss_reason: 'shadow' });
+    await set(codes.preExisting, { status: 'pre_existing', verification_result: 'pre_existing' });
+    out = mkdtempSync(join(tmpdir(), 'tuban-training-'));
+    result = await exportTrainingChips(run.db, { month: '2024-03', outDir: out });
+  });
+  afterAll(async () => {
+    rmSync(out, { recursive: true, force: true });
+    await cleanup(run.db, run.config);
+  });
+
+  it('exports one chip per verified patch with its label, and leaves out pre-existing and unverified ones', async () => {
+    expect(result.skipped).toEqual([]);
+    const byCode = Object.fromEntries(result.chips.map((c) => [c.code, c]));
+    expect(Object.keys(byCode).sort()).toEqual([codes.illegal, codes.legal, codes.falseChange, codes.shadow].sort());
+    expect(byCode[codes.illegal].label).toBe('change');
+    expect(byCode[codes.legal].label).toBe('change');
+    expect(byCode[codes.falseChange].label).toBe('no_change');
+    expect(byCode[codes.shadow]).toMatchObject({ label: 'no_change', verdict: 'dismissed: shadow' });
+    for (const sub of ['A', 'B', 'label']) expect(readdirSync(join(out, sub)).sort()).toEqual(result.chips.map((c) => c.name).sort());
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(manifest.chips.length).toBe(4);
+    expect(manifest.chips[0].beforeTiles[0]).toMatch(/2024-02/);
+  });
+
+  it('rasterises the verified polygon as the label, at the patch area, and nothing over a false change', async () => {
+    for (const code of [codes.illegal, codes.legal]) {
+      const chip = result.chips.find((c) => c.code === code)!;
+      const { area_m2 } = await run.db('patch').where({ code }).first('area_m2');
+      expect((await sharp(join(out, 'label', chip.name)).metadata()).channels).toBe(1);
+      const { data, info } = await sharp(join(out, 'label', chip.name)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+      expect([info.width, info.height]).toEqual(chip.sizePx);
+      const ones = data.reduce((s, v) => s + (v === 255 ? 1 : 0), 0);
+      expect(data.every((v) => v === 0 || v === 255)).toBe(true);
+      // the chip may hold another verified change nearby; the patch itself must be all of its own area
+      expect(ones * 0.25).toBeGreaterThanOrEqual(area_m2 * 0.95);
+      expect(chip.changePixels).toBe(ones);
+    }
+    for (const code of [codes.falseChange, codes.shadow]) {
+      const chip = result.chips.find((c) => c.code === code)!;
+      const { data } = await sharp(join(out, 'label', chip.name)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+      const [cx, cy] = [chip.sizePx[0] / 2, chip.sizePx[1] / 2];
+      expect(data[cy * chip.sizePx[0] + cx]).toBe(0);
+    }
+  });
+
+  it('cuts the after chip from the month\'s imagery at the right place, pixel for pixel', async () => {
+    const chip = result.chips.find((c) => c.code === codes.illegal)!;
+    const { data } = await sharp(join(out, 'B', chip.name)).raw().toBuffer({ resolveWithObject: true });
+    const row = chip.sizePx[1] / 2;
+    const rowY = chip.boundsWorld[3] - (row + 0.5) * chip.gsdM; // world y of the centre row's pixel centres
+    let compared = 0;
+    for (const tile of chip.afterTiles) {
+      const src = await GeoTiffSource.open(tile);
+      try {
+        const gt = src.info.geoTransform;
+        const y = Math.floor((gt[3] - rowY) / -gt[5]);
+        if (y < 0 || y >= src.info.heightPx) continue;
+        const x0 = Math.round((chip.boundsWorld[0] - gt[0]) / gt[1]);
+        const cols = [...Array(chip.sizePx[0]).keys()].filter((c) => x0 + c >= 0 && x0 + c < src.info.widthPx);
+        if (!cols.length) continue;
+        const [r] = await src.readWindow({ x: x0 + cols[0], y, width: cols.length, height: 1 }, [0]);
+        expect(cols.filter((c, i) => data[(row * chip.sizePx[0] + c) * 3] !== r[i]).length).toBe(0);
+        compared += cols.length;
+      } finally {
+        await src.close();
+      }
+    }
+    expect(compared).toBe(chip.sizePx[0]);
+  });
+
+  it('refuses a month that is not YYYY-MM, naming the option', async () => {
+    await expect(exportTrainingChips(run.db, { month: '2024-3', outDir: out })).rejects.toThrow(/--month "2024-3" is not a month/);
+    await expect(exportTrainingChips(run.db, { month: '2024-03', since: '2024-05', outDir: out })).rejects.toThrow(/--since 2024-05 is after --month 2024-03/);
+  });
+
+  it.skipIf(!hasTorch)('is read by the training script as a labelled folder (needs python3-torch)', () => {
+    const runDir = mkdtempSync(join(tmpdir(), 'tuban-train-'));
+    try {
+      execFileSync('/usr/bin/python3', ['models/siam-unet-lite/train.py', '--data', out, '--mix', '1,0,0', '--steps', '2', '--batch', '2', '--crop', '64', '--threads', '1', '--out', runDir], { stdio: 'pipe' });
+      const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
+      expect(record.trainingData).toEqual([{ folder: out.split('/').pop(), scale: 1, pairs: 4 }]);
+      expect(record.steps).toBe(2);
+    } finally {
+      rmSync(runDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,77 @@
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EPSG_4548 } from '../pipeline/crs.ts';
+import { detectTile } from '../pipeline/detect.tile.ts';
+import { loadManifest } from '../pipeline/model.manifest.ts';
+import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
+import { loadConfig } from '../config/env.ts';
+
+const DIR = 'models/siam-unet-lite';
+const GT: RasterInfo['geoTransform'] = [611200, 0.5, 0, 2713600, 0, -0.5];
+
+function raster(file: string, w: number, h: number, fill: (x: number, y: number, b: number) => number): MemorySource {
+  const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: w * h }, (_, i) => fill(i % w, Math.floor(i / w), b)));
+  return new MemorySource({ file, widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata: null, crs: EPSG_4548, geoTransform: GT }, bands);
+}
+
+/** The contract between the trained model's files and the pipeline: manifest, ONNX graph, shapes, output. */
+describe('siam-unet-lite ONNX model', () => {
+  it('is the default model, with its provenance in the manifest', () => {
+    expect(loadConfig({}).modelDir.endsWith(DIR)).toBe(true);
+    const { manifest } = loadManifest(DIR);
+    expect(manifest.output.kind).toBe('probability');
+    expect(manifest.provenance).toMatchObject({ kind: 'trained', recipe: 'models/siam-unet-lite/train.py', seed: expect.any(Number) });
+    const p = manifest.provenance as { architecture: { parameters: number }; trainingData: { folder: string }[]; metricsAtExport: { pixel: Record<string, unknown> } };
+    expect(p.architecture.parameters).toBeLessThanOrEqual(2_000_000);
+    expect(p.trainingData.map((d) => d.folder)).not.toContain('levir-cd-dev');
+    expect(Object.keys(p.metricsAtExport.pixel)).toEqual(expect.arrayContaining(['levir-cd-dev', 'egy-bcd-val', 'pak-houses-val']));
+  });
+
+  it('takes any batch, height and width and returns a probability per pixel', async () => {
+    const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
+    for (const [n, h, w] of [[1, 64, 64], [2, 100, 140], [1, 257, 33]]) {
+      const x = Float32Array.from({ length: n * 3 * h * w }, (_, i) => ((i * 7919) % 255) / 255);
+      const out = await model.run(x, x.map((v) => 1 - v), n, h, w);
+      expect(out.length).toBe(n * h * w);
+      expect(out.every((p) => p >= 0 && p <= 1)).toBe(true);
+    }
+    await model.close();
+  });
+
+  // A house-sized roof (12 m). Roofs over ~20 m lose their uniform interior (see the model README).
+  it('finds a new house roof on textured ground and little where nothing changed', async () => {
+    const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
+    const W = 160;
+    const ground = (x: number, y: number, b: number) => [96, 110, 84][b] + ((x * 13 + y * 7 + b * 5) % 19) + (Math.floor(x / 24 + y / 40) % 2) * 12;
+    const before = raster('before', W, W, ground);
+    const same = await detectTile({ after: raster('after', W, W, ground), baselines: [{ source: before }], model });
+    expect(same.probability.filter((p) => p >= 0.5).length).toBeLessThan(W * W * 0.02);
+    const roof = (x: number, y: number) => x >= 60 && x < 84 && y >= 50 && y < 74;
+    const built = await detectTile({ after: raster('after', W, W, (x, y, b) => (roof(x, y) ? [205, 200, 195][b] - ((x + y) % 5) * 6 - (x >= 72 ? 25 : 0) : ground(x, y, b))), baselines: [{ source: before }], model });
+    let hit = 0, outside = 0;
+    for (let y = 0; y < W; y++) for (let x = 0; x < W; x++) {
+      const on = built.probability[y * W + x] >= 0.5;
+      if (roof(x, y)) hit += on ? 1 : 0;
+      else if (on && (x < 52 || x >= 92 || y < 42 || y >= 82)) outside++;
+    }
+    expect(hit / 576).toBeGreaterThan(0.8);
+    expect(outside).toBeLessThan(W * W * 0.01);
+    await model.close();
+  });
+
+  it('refuses a model file that does not match the manifest checksum, naming the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tuban-model-'));
+    try {
+      copyFileSync(join(DIR, 'manifest.json'), join(dir, 'manifest.json'));
+      const bytes = readFileSync(join(DIR, 'model.onnx'));
+      bytes[bytes.length - 1] ^= 0xff;
+      writeFileSync(join(dir, 'model.onnx'), bytes);
+      await expect(OnnxChangeModel.load(dir)).rejects.toThrow(/model\.onnx: sha256 .* differs from the manifest/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
