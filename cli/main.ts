@@ -4,11 +4,13 @@ import { BadInputError, NotFoundError, TubanError, errorFate } from '../pipeline
 import { latestBatchOfMonth } from '../store/batch.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { isEmbedded } from '../store/db.ts';
-import { checkRedis } from '../workers/queues.ts';
+import { checkRedis, redisConnection } from '../workers/queues.ts';
 import { resumeBatch } from '../workers/batch.launch.ts';
 import { scheduleDeadlineSweep, startWorkers } from '../workers/worker.pool.ts';
 import { workflowEnv } from '../workflow/env.ts';
 import { buildServer } from '../server/app.ts';
+import { buildWebAssets } from '../server/web.ts';
+import { join } from 'node:path';
 import { createUser, issueToken } from '../store/users.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import { exportPatches } from '../store/export.ts';
@@ -166,12 +168,15 @@ program.command('worker').description('run the detect, vectorize and diff worker
     c.log.info('Worker:Stopped', { pid: process.pid });
   });
 
-program.command('serve').description('HTTP API (and, later, the web map) until SIGTERM')
+program.command('serve').description('HTTP API and web map until SIGTERM')
   .option('--port <n>', 'port (default TUBAN_PORT)', num('--port'))
   .option('--host <addr>', 'address (default TUBAN_HOST)')
   .action(async (o: { port?: number; host?: string }) => {
     const c = context();
-    const app = await buildServer({ db: await c.database(), config: c.config, env: workflowEnv(c.config), evidenceMaxBytes: c.config.TUBAN_EVIDENCE_MAX_BYTES });
+    const web = await buildWebAssets(join(c.config.dataDir, 'web'));
+    const redis = redisConnection(c.config, { lazyConnect: false });
+    redis.on('error', (err) => c.log.warn('Server:RedisError', { message: err.message }));
+    const app = await buildServer({ db: await c.database(), config: c.config, env: workflowEnv(c.config), evidenceMaxBytes: c.config.TUBAN_EVIDENCE_MAX_BYTES, web, redis });
     const address = await app.listen({ port: o.port ?? c.config.TUBAN_PORT, host: o.host ?? c.config.TUBAN_HOST });
     c.log.info('Server:Listening', { address });
     await new Promise<void>((resolve) => {
@@ -179,6 +184,7 @@ program.command('serve').description('HTTP API (and, later, the web map) until S
       process.once('SIGINT', resolve);
     });
     await app.close();
+    redis.disconnect();
   });
 
 const users = program.command('users').description('users and API tokens');

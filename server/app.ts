@@ -15,6 +15,14 @@ import { addNote, applyAction, listPatchesFor, patchDetail, type WorkflowEnv } f
 import { PatchQuerySchema } from '../workflow/actions.schema.ts';
 import { ACTIONS, type Action } from '../workflow/lifecycle.ts';
 import { openApiDocument } from './openapi.ts';
+import type { WebAssets } from './web.ts';
+import type { Redis } from 'ioredis';
+import { SourceCache, mapConfig, patchTrend, renderMapTile } from '../store/map.ts';
+import { patchChip } from '../store/export.ts';
+import { scopedPatch } from '../store/workflow.ts';
+import { BatchProgressReader, recentBatches } from '../workers/batch.progress.ts';
+import { ActionBodies } from '../workflow/actions.schema.ts';
+import { RULES } from '../workflow/lifecycle.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,6 +35,10 @@ export interface ServerOptions {
   config: Config;
   env: WorkflowEnv;
   evidenceMaxBytes?: number;
+  /** The bundled web app to serve at / (see server/web.ts); absent: API only. */
+  web?: WebAssets;
+  /** Redis for live batch progress; absent: the batch pages show database state only. */
+  redis?: Redis;
 }
 
 const LoginBody = z.object({ username: z.string().min(1), password: z.string().min(1) });
@@ -34,6 +46,9 @@ const UserBody = z.object({ username: z.string(), display_name: z.string().optio
 const MonthQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM') });
 const ExportQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), town: z.string().optional(), format: z.enum(EXPORT_FORMATS) });
 const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3) });
+const TrendQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), months: z.coerce.number().int().min(1).max(60).default(12) });
+const TileParams = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), z: z.coerce.number().int(), x: z.coerce.number().int(), y: z.coerce.number().int() });
+const ChipParams = z.object({ code: z.string(), which: z.enum(['before', 'after', 'overview']) });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value ?? {});
@@ -65,6 +80,17 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   const open = new Set(['/api/login', '/api/health', '/api/openapi.json']);
+  const sources = new SourceCache();
+  const progress = new BatchProgressReader(db, config, opts.redis);
+  app.addHook('onClose', async () => {
+    await sources.close();
+    await progress.close();
+  });
+  if (opts.web) {
+    for (const [path, file] of opts.web.files) {
+      app.get(path, async (_req, reply) => reply.header('content-type', file.type).header('cache-control', 'no-cache').send(file.body));
+    }
+  }
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0];
     if (!path.startsWith('/api/') || open.has(path)) return;
@@ -99,6 +125,30 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.get('/api/me', async (req) => me(req));
 
   app.get('/api/patches', async (req) => listPatchesFor(db, me(req), parse(PatchQuerySchema, req.query, 'query')));
+  /** The same list as GeoJSON in the storage CRS (the web map's CRS), scoped the same way. */
+  app.get('/api/map/patches', async (req, reply) => {
+    const r = await listPatchesFor(db, me(req), parse(PatchQuerySchema, req.query, 'query'), { withGeometry: true });
+    const features = r.patches.map(({ geom, ...props }) => ({ type: 'Feature', id: props.code, geometry: geom, properties: props }));
+    return reply.header('content-type', 'application/geo+json').send({ type: 'FeatureCollection', total: r.total, crs: { type: 'name', properties: { name: `EPSG:${config.TUBAN_STORAGE_SRID}` } }, features });
+  });
+  app.get('/api/map/config', async () => mapConfig(db, config.TUBAN_STORAGE_SRID));
+  app.get('/api/map/tiles/:month/:z/:x/:y', async (req, reply) => {
+    const p = parse(TileParams, { ...(req.params as object), y: String((req.params as { y: string }).y).replace(/\.png$/, '') }, 'tile');
+    const png = await renderMapTile(db, sources, config.TUBAN_STORAGE_SRID, p.month, p.z, p.x, p.y);
+    if (!png) return reply.status(204).header('cache-control', 'private, max-age=3600').send();
+    return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=3600').send(png);
+  });
+  app.get('/api/patches/:code/chips/:which', async (req, reply) => {
+    const p = parse(ChipParams, { ...(req.params as object), which: String((req.params as { which: string }).which).replace(/\.png$/, '') }, 'chip');
+    const patch = await scopedPatch(db, me(req), p.code);
+    const month = p.which === 'before' ? patch.baseline_month : patch.month;
+    const png = await patchChip(db, (path) => sources.open(path), patch.code, month, p.which === 'overview' ? 'overview' : 'detail', p.which === 'before' ? '#ffd400' : '#ff2020');
+    if (!png) return reply.status(204).send();
+    return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=600').send(png);
+  });
+  app.get('/api/meta', async () => ({
+    actions: Object.fromEntries(Object.entries(ActionBodies).map(([name, body]) => [name, { label: RULES[name as Action].label, from: RULES[name as Action].from, roles: RULES[name as Action].roles, schema: z.toJSONSchema(body, { io: 'input', unrepresentable: 'any' }) }])),
+  }));
   app.get('/api/patches/:code', async (req) => patchDetail(db, me(req), (req.params as { code: string }).code));
   app.post('/api/patches/:code/actions/:action', async (req) => {
     const { code, action } = req.params as { code: string; action: string };
@@ -143,6 +193,22 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.get('/api/reports/board', async (req) => {
     requireRole(req, 'supervisor', 'analyst', 'town');
     return supervisorBoard(db, env, me(req), parse(BoardQuery, req.query, 'query').days);
+  });
+
+  app.get('/api/reports/trend', async (req) => {
+    const q = parse(TrendQuery, req.query, 'query');
+    return patchTrend(db, me(req), q.month, q.months);
+  });
+
+  app.get('/api/batches', async (req) => {
+    requireRole(req, 'analyst', 'supervisor', 'admin');
+    return recentBatches(db, 20);
+  });
+  app.get('/api/batches/:id', async (req) => {
+    requireRole(req, 'analyst', 'supervisor', 'admin');
+    const id = Number((req.params as { id: string }).id);
+    if (!Number.isInteger(id)) throw new BadInputError('bad_request', 'batch id must be a number');
+    return progress.read(id);
   });
 
   app.get('/api/users', async (req) => {

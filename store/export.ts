@@ -72,6 +72,25 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
   return [outPath];
 }
 
+type OpenSource = (path: string) => Promise<GeoTiffSource>;
+
+/**
+ * A PNG chip of a month's imagery around a patch with its outline drawn: `detail` fits the patch
+ * with 15 m around it at 0.5 m; `overview` is 300 m across at 2 m. Null when no imagery covers it.
+ */
+export async function patchChip(db: Knex, open: OpenSource, code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> {
+  const margin = kind === 'detail' ? 15 : 150;
+  const rows = await runSql<{ path: string; stretch: BandStretch | null; geom: { type: string; coordinates: unknown }; centre: { coordinates: number[] } }>(db, 'export/chip_tiles', { code, month, margin_m: margin });
+  if (rows.length === 0) return null;
+  const tiles = [];
+  for (const r of rows) tiles.push({ source: await open(r.path), stretch: r.stretch });
+  const polys = (rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates) as number[][][][];
+  const pts = polys.flat(2);
+  const [cx, cy] = rows[0].centre.coordinates;
+  const half = kind === 'detail' ? Math.max(...pts.map((p) => Math.max(Math.abs(p[0] - cx), Math.abs(p[1] - cy)))) + margin : margin;
+  return renderChip({ tiles, boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, outlineColour: colour, widthPx: kind === 'detail' ? 510 : 280 });
+}
+
 /** Before/after chips and an overview for each patch, cut from the registered imagery. */
 async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record: ExportRecord; images: SheetImages }[]> {
   const sources = new Map<string, GeoTiffSource>();
@@ -84,17 +103,8 @@ async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record:
     return s;
   };
   const chip = async (code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> => {
-    const margin = kind === 'detail' ? 15 : 150;
-    const rows = await runSql<{ path: string; stretch: BandStretch | null; geom: { type: string; coordinates: unknown }; centre: { coordinates: number[] } }>(db, 'export/chip_tiles', { code, month, margin_m: margin });
-    if (rows.length === 0) return null;
     try {
-      const tiles = [];
-      for (const r of rows) tiles.push({ source: await open(r.path), stretch: r.stretch });
-      const polys = (rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates) as number[][][][];
-      const pts = polys.flat(2);
-      const [cx, cy] = rows[0].centre.coordinates;
-      const half = kind === 'detail' ? Math.max(...pts.map((p) => Math.max(Math.abs(p[0] - cx), Math.abs(p[1] - cy)))) + margin : margin;
-      return await renderChip({ tiles, boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, outlineColour: colour, widthPx: kind === 'detail' ? 510 : 280 });
+      return await patchChip(db, open, code, month, kind, colour);
     } catch {
       return null; // a damaged tile leaves a blank frame on the sheet rather than no sheet
     }

@@ -27,16 +27,17 @@ export async function scopedPatch(db: Knex, user: User, code: string, lock = fal
   return row;
 }
 
-export async function listPatchesFor(db: Knex, user: User, q: PatchQuery): Promise<{ total: number; patches: Record<string, unknown>[] }> {
+export async function listPatchesFor(db: Knex, user: User, q: PatchQuery, opts: { withGeometry?: boolean } = {}): Promise<{ total: number; patches: Record<string, unknown>[] }> {
   const bbox = q.bbox?.split(',').map(Number);
   const rows = await runSql<Record<string, unknown>>(db, 'workflow/list', {
     scope_town: scopeTown(user), month: q.month ?? null, town: q.town ?? null, status: q.status ?? null, class: q.class ?? null,
     overdue: q.overdue ?? null, escalated: q.escalated ?? null,
     min_lon: bbox?.[0] ?? null, min_lat: bbox?.[1] ?? null, max_lon: bbox?.[2] ?? null, max_lat: bbox?.[3] ?? null,
+    min_area: q.min_area ?? null, max_area: q.max_area ?? null, sort: q.sort, dir: q.dir, with_geom: opts.withGeometry ?? false,
     limit: q.limit, offset: q.offset,
   });
   const total = rows.length ? Number(rows[0].total) : 0;
-  return { total, patches: rows.map(({ total: _t, ...r }) => r) };
+  return { total, patches: rows.map(({ total: _t, geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)) };
 }
 
 export async function patchDetail(db: Knex, user: User, code: string): Promise<Record<string, unknown>> {
@@ -50,7 +51,7 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<R
   ]);
   const rebuiltOf = p.rebuilt_of ? (await db('patch').where({ id: p.rebuilt_of }).first('code'))?.code : null;
   return {
-    code: p.code, month: p.month, status: p.status, class: p.class, district_code: p.district_code, town_code: p.town_code, town_name: p.town_name,
+    code: p.code, month: p.month, baseline_month: p.baseline_month, status: p.status, class: p.class, district_code: p.district_code, town_code: p.town_code, town_name: p.town_name,
     grid_code: p.grid_code, area_m2: Number(p.area_m2), farmland_m2: Number(p.farmland_m2), ecological_m2: Number(p.ecological_m2), water_m2: Number(p.water_m2),
     mean_prob: p.mean_prob, model: `${p.model_name} ${p.model_version}`, verification_result: p.verification_result, violation: p.violation, permit_ref: p.permit_ref,
     measure: p.measure, dismiss_reason: p.dismiss_reason, verify_due: date(p.verify_due), rectify_due: date(p.rectify_due), overdue_since: date(p.overdue_since),

@@ -34,6 +34,10 @@ export const PatchQuerySchema = z.object({
   overdue: z.enum(['true', 'false']).optional(),
   escalated: z.enum(['true', 'false']).optional(),
   bbox: z.string().regex(/^-?[\d.]+,-?[\d.]+,-?[\d.]+,-?[\d.]+$/, 'minLon,minLat,maxLon,maxLat').optional(),
+  min_area: z.coerce.number().min(0).optional().describe('m²'),
+  max_area: z.coerce.number().min(0).optional().describe('m²'),
+  sort: z.enum(['code', 'area_m2', 'due', 'status', 'town']).default('code'),
+  dir: z.enum(['asc', 'desc']).default('asc'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   offset: z.coerce.number().int().min(0).default(0),
 });

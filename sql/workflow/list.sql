@@ -5,6 +5,9 @@
 --   :month, :town, :status, :class     filters or null
 --   :overdue, :escalated                'true' / 'false' or null
 --   :min_lon, :min_lat, :max_lon, :max_lat  bbox in lon/lat, or null
+--   :min_area, :max_area                area range in m², or null
+--   :sort, :dir                         code | area_m2 | due | status | town, asc | desc
+--   :with_geom                          true: add the outline in the storage CRS (for the web map)
 --   :limit, :offset
 select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status,
        round(p.area_m2::numeric, 1)::float8 as area_m2,
@@ -16,6 +19,7 @@ select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status
        p.verification_result, p.measure,
        round(ST_X(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lon,
        round(ST_Y(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lat,
+       case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 2)::json end as geom,
        count(*) over ()::int as total
 from patch p
 where (:scope_town::text is null or p.town_code = :scope_town::text)
@@ -26,5 +30,17 @@ where (:scope_town::text is null or p.town_code = :scope_town::text)
   and (:overdue::text is null or (p.overdue_since is not null) = (:overdue::text = 'true'))
   and (:escalated::text is null or (p.escalated_at is not null) = (:escalated::text = 'true'))
   and (:min_lon::float8 is null or ST_Intersects(p.geom, ST_Transform(ST_MakeEnvelope(:min_lon::float8, :min_lat::float8, :max_lon::float8, :max_lat::float8, 4326), ST_SRID(p.geom))))
-order by p.code
+  and (:min_area::float8 is null or p.area_m2 >= :min_area::float8)
+  and (:max_area::float8 is null or p.area_m2 <= :max_area::float8)
+order by
+  case when :sort::text = 'area_m2' and :dir::text = 'asc' then p.area_m2 end asc nulls last,
+  case when :sort::text = 'area_m2' and :dir::text = 'desc' then p.area_m2 end desc nulls last,
+  case when :sort::text = 'due' and :dir::text = 'asc' then coalesce(p.rectify_due, p.verify_due) end asc nulls last,
+  case when :sort::text = 'due' and :dir::text = 'desc' then coalesce(p.rectify_due, p.verify_due) end desc nulls last,
+  case when :sort::text = 'status' and :dir::text = 'asc' then p.status end asc,
+  case when :sort::text = 'status' and :dir::text = 'desc' then p.status end desc,
+  case when :sort::text = 'town' and :dir::text = 'asc' then p.town_code end asc,
+  case when :sort::text = 'town' and :dir::text = 'desc' then p.town_code end desc,
+  case when :sort::text = 'code' and :dir::text = 'desc' then p.code end desc,
+  p.code
 limit :limit::int offset :offset::int;

@@ -1,0 +1,111 @@
+import type { Knex } from 'knex';
+import sharp from 'sharp';
+import { readChipRgb } from '../export/chip.ts';
+import { BadInputError } from '../pipeline/errors.ts';
+import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import type { BandStretch } from '../pipeline/raster.normalise.ts';
+import { runSql } from './sql.ts';
+import { scopeTown } from './workflow.ts';
+import type { User } from './users.ts';
+
+/**
+ * The web map's tile grid, in the storage CRS: a fixed top-left origin (any projected CRS of the
+ * northern hemisphere has x > 0 and y < 10,000 km there), 256-pixel tiles, resolutions in metres.
+ * Imagery is drawn from MAX_IMAGERY_RES down: coarser tiles would read too many source pixels
+ * without overviews.
+ */
+export const TILE_GRID = { origin: [0, 10_000_000] as [number, number], tileSizePx: 256, resolutions: [16, 8, 4, 2, 1, 0.5, 0.25] } as const;
+export const MAX_IMAGERY_RES = 2;
+
+export interface MapConfig {
+  srid: number;
+  proj4: string;
+  tileGrid: typeof TILE_GRID;
+  maxImageryResolution: number;
+  months: { month: string; baselineMonth: string | null; extent: [number, number, number, number]; gsdM: number; tiles: number }[];
+}
+
+export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
+  const [proj] = await runSql<{ proj4text: string }>(db, 'map/proj4', { srid });
+  if (!proj) throw new BadInputError('unknown_crs', `EPSG:${srid} (TUBAN_STORAGE_SRID) is not in PostGIS spatial_ref_sys`);
+  const months = await runSql<{ month: string; baseline_month: string | null; min_x: number; min_y: number; max_x: number; max_y: number; gsd_m: number; tiles: number }>(db, 'map/config', {});
+  const registered = months.map((m) => m.month);
+  return {
+    srid, proj4: proj.proj4text.trim(), tileGrid: TILE_GRID, maxImageryResolution: MAX_IMAGERY_RES,
+    months: months.map((m, i) => ({
+      month: m.month,
+      // the batch's baseline, else the previous registered month
+      baselineMonth: m.baseline_month ?? (i > 0 ? registered[i - 1] : null),
+      extent: [m.min_x, m.min_y, m.max_x, m.max_y], gsdM: m.gsd_m, tiles: m.tiles,
+    })),
+  };
+}
+
+/** Open GeoTIFFs kept for the server's lifetime (tiles of the same month are read again and again). */
+export class SourceCache {
+  private readonly sources = new Map<string, Promise<GeoTiffSource>>();
+  constructor(private readonly max = 64) {}
+  async open(path: string): Promise<GeoTiffSource> {
+    let s = this.sources.get(path);
+    if (!s) {
+      if (this.sources.size >= this.max) {
+        const [oldest, p] = this.sources.entries().next().value!;
+        this.sources.delete(oldest);
+        void p.then((x) => x.close()).catch(() => {});
+      }
+      s = GeoTiffSource.open(path);
+      this.sources.set(path, s);
+      s.catch(() => this.sources.delete(path));
+    }
+    return s;
+  }
+  async close(): Promise<void> {
+    for (const p of this.sources.values()) await p.then((s) => s.close()).catch(() => {});
+    this.sources.clear();
+  }
+}
+
+/**
+ * One 256² PNG map tile of a month's imagery (transparent where no imagery is), or null when the
+ * zoom level is coarser than imagery is drawn at or no tile of the month covers it.
+ */
+export async function renderMapTile(db: Knex, cache: SourceCache, srid: number, month: string, z: number, x: number, y: number): Promise<Buffer | null> {
+  const res = TILE_GRID.resolutions[z];
+  if (res === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0) throw new BadInputError('bad_request', `no map tile ${z}/${x}/${y}: zoom runs 0–${TILE_GRID.resolutions.length - 1}, x and y are whole numbers ≥ 0`);
+  if (res > MAX_IMAGERY_RES) return null;
+  const size = TILE_GRID.tileSizePx * res;
+  const minX = TILE_GRID.origin[0] + x * size;
+  const maxY = TILE_GRID.origin[1] - y * size;
+  const bounds: [number, number, number, number] = [minX, maxY - size, minX + size, maxY];
+  const rows = await runSql<{ path: string; stretch: BandStretch | null }>(db, 'map/tile_imagery', { month, srid, min_x: bounds[0], min_y: bounds[1], max_x: bounds[2], max_y: bounds[3] });
+  if (!rows.length) return null;
+  const tiles = [];
+  for (const r of rows) tiles.push({ source: await cache.open(r.path), stretch: r.stretch });
+  const { rgb, valid } = await readChipRgb(tiles, bounds, res);
+  const n = TILE_GRID.tileSizePx ** 2;
+  const rgba = Buffer.alloc(n * 4);
+  for (let i = 0; i < n; i++) {
+    rgba[i * 4] = rgb[i * 3];
+    rgba[i * 4 + 1] = rgb[i * 3 + 1];
+    rgba[i * 4 + 2] = rgb[i * 3 + 2];
+    rgba[i * 4 + 3] = valid[i] ? 255 : 0;
+  }
+  return sharp(rgba, { raw: { width: TILE_GRID.tileSizePx, height: TILE_GRID.tileSizePx, channels: 4 } }).png({ compressionLevel: 3 }).toBuffer();
+}
+
+/** New patches per month over the last `months` months (town-scoped), for the board's chart. */
+export async function patchTrend(db: Knex, user: User, lastMonth: string, months = 12): Promise<{ month: string; new_patches: number; new_area_m2: number; illegal: number }[]> {
+  const [y, m] = lastMonth.split('-').map(Number);
+  const first = new Date(Date.UTC(y, m - 1 - (months - 1), 1));
+  const since = `${first.getUTCFullYear()}-${String(first.getUTCMonth() + 1).padStart(2, '0')}`;
+  const rows = await runSql<{ month: string; new_patches: number; new_area_m2: number; illegal: number }>(db, 'workflow/trend', { since, scope_town: scopeTown(user) });
+  const byMonth = new Map(rows.map((r) => [r.month, r]));
+  const out = [];
+  for (let i = 0; i < months; i++) {
+    const d = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + i, 1));
+    const key = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+    if (key > lastMonth) break;
+    out.push(byMonth.get(key) ?? { month: key, new_patches: 0, new_area_m2: 0, illegal: 0 });
+  }
+  return out;
+}
