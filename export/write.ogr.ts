@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BadInputError } from '../pipeline/errors.ts';
-import type { ExportRecord } from './fields.ts';
+import { FIELDS, type ExportRecord } from './fields.ts';
 import { toStorageGeoJson } from './write.text.ts';
 
 const run = promisify(execFile);
@@ -33,9 +33,37 @@ export async function writeWithOgr(format: 'gpkg' | 'shp', records: ExportRecord
       if (e.code === 'ENOENT') throw new BadInputError('gdal_missing', `writing ${format.toUpperCase()} needs GDAL's ogr2ogr (Debian: apt-get install gdal-bin)`);
       throw new Error(`ogr2ogr failed writing ${outPath}: ${e.stderr ?? e.message}`);
     }
-    if (format === 'gpkg') return [outPath];
+    if (format === 'gpkg') {
+      await addGpkgAliases(outPath, layer);
+      return [outPath];
+    }
     return readdirSync(outPath).filter((f) => f.startsWith(`${layer}.`)).map((f) => join(outPath, f));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+const sqlText = (v: string) => `'${v.replace(/'/g, "''")}'`;
+
+/**
+ * The GeoPackage schema extension's data-columns table, with each field's Chinese alias as its
+ * `name` and `title`: GDAL reads `name` as the field's alternative name, which QGIS shows as the
+ * alias. Written through ogrinfo's SQL (SQLite underneath), one statement per call.
+ */
+export function gpkgAliasStatements(layer: string): string[] {
+  return [
+    'CREATE TABLE IF NOT EXISTS gpkg_data_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL, name TEXT, title TEXT, description TEXT, mime_type TEXT, constraint_name TEXT, CONSTRAINT pk_gdc PRIMARY KEY (table_name, column_name), CONSTRAINT gdc_tn UNIQUE (table_name, name))',
+    "INSERT OR IGNORE INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope) VALUES ('gpkg_data_columns', NULL, 'gpkg_schema', 'http://www.geopackage.org/spec121/#extension_schema', 'read-write')",
+    `INSERT OR REPLACE INTO gpkg_data_columns (table_name, column_name, name, title, description) VALUES ${FIELDS.map((f) => `(${sqlText(layer)}, ${sqlText(f.name)}, ${sqlText(f.alias)}, ${sqlText(f.alias)}, NULL)`).join(', ')}`,
+  ];
+}
+
+async function addGpkgAliases(path: string, layer: string): Promise<void> {
+  for (const sql of gpkgAliasStatements(layer)) {
+    try {
+      await run('ogrinfo', ['-q', path, '-sql', sql], { timeout: 60_000 });
+    } catch (err) {
+      throw new Error(`ogrinfo failed writing field aliases into ${path}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
+    }
   }
 }

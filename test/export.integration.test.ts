@@ -38,6 +38,11 @@ describe('patch list exports', () => {
     const one = ogrinfo('-al', '-q', '-where', "code = '350206-202403-0002'", out('p.gpkg'));
     expect(one).toContain('town (String) = 殿前街道');
     expect(one).toMatch(/MULTIPOLYGON \(\(\(61/);
+    // Chinese aliases in the GeoPackage schema extension (gpkg_data_columns), read back through GDAL
+    const aliases = ogrinfo('-q', out('p.gpkg'), '-sql', "SELECT column_name, name FROM gpkg_data_columns WHERE table_name = 'patches' AND column_name IN ('code', 'town', 'area_mu')");
+    expect(aliases).toContain('name (String) = 图斑编号');
+    expect(aliases).toContain('name (String) = 镇街');
+    expect(ogrinfo('-q', out('p.gpkg'), '-sql', "SELECT extension_name FROM gpkg_extensions WHERE table_name = 'gpkg_data_columns'")).toContain('gpkg_schema');
   });
 
   it('writes a Shapefile with .prj and a UTF-8 .cpg that GDAL reads back in Chinese', async () => {
