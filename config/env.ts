@@ -37,6 +37,8 @@ const EnvSchema = z.object({
   TUBAN_OPENING_M: z.coerce.number().min(0).default(1),
   /** Worker concurrency per queue, and onnxruntime threads per inference. */
   TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
+  /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
+  TUBAN_PART_PX: z.coerce.number().int().min(256).default(4096),
   TUBAN_ORT_THREADS: z.coerce.number().int().positive().optional(),
   /** Attempts per tile job before it is marked failed (transient errors only). */
   TUBAN_JOB_ATTEMPTS: z.coerce.number().int().positive().default(3),

@@ -3,6 +3,7 @@ import { BadInputError } from './errors.ts';
 import { readBaselineOnGrid, type BaselineTile } from './pair.align.ts';
 import { normaliseBands, type BandStretch } from './raster.normalise.ts';
 import type { TileSource } from './raster.source.ts';
+import { WindowView } from './raster.view.ts';
 import { blendWeights, windowGrid, type WindowPx } from './window.grid.ts';
 
 export interface DetectInput {
@@ -14,6 +15,8 @@ export interface DetectInput {
   batchSize?: number;
   /** Called after each batch of windows with (windows done, windows total). */
   onProgress?: (done: number, total: number) => void;
+  /** When given, milliseconds spent reading (and normalising), in the model, and blending are added to read/infer/blend. */
+  stages?: Record<string, number>;
 }
 
 export interface ChangeProbability {
@@ -56,6 +59,7 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
     const before = new Float32Array(group.length * nb * plane);
     const afterT = new Float32Array(group.length * nb * plane);
     const masks: Uint8Array[] = [];
+    let t = performance.now();
     for (const [gi, win] of group.entries()) {
       const a = normaliseBands(info, await after.readWindow(win, bandIdx), input.afterStretch);
       const b = await readBaselineOnGrid(info, win, input.baselines, bandIdx);
@@ -73,14 +77,26 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
         }
       }
     }
+    t = lap(input.stages, 'read', t);
     const prob = await model.run(before, afterT, group.length, win0.height, win0.width);
+    t = lap(input.stages, 'infer', t);
     for (const [gi, win] of group.entries()) stitch(prob.subarray(gi * plane, (gi + 1) * plane), masks[gi], win, W, H, m.overlapPx, sum, weight, valid);
+    lap(input.stages, 'blend', t);
     done += group.length;
     input.onProgress?.(done, windows.length);
   }
+  const t = performance.now();
   const probability = new Float32Array(W * H);
   for (let p = 0; p < W * H; p++) probability[p] = valid[p] && weight[p] > 0 ? sum[p] / weight[p] : 0;
+  lap(input.stages, 'blend', t);
   return { widthPx: W, heightPx: H, probability, valid, windows: windows.length };
+}
+
+/** Adds the time since t0 to stages[key] (when stages are being collected) and returns now. */
+function lap(stages: Record<string, number> | undefined, key: string, t0: number): number {
+  const now = performance.now();
+  if (stages) stages[key] = Math.round(((stages[key] ?? 0) + now - t0) * 10) / 10;
+  return now;
 }
 
 function stitch(prob: Float32Array, mask: Uint8Array, win: WindowPx, W: number, H: number, rampPx: number, sum: Float32Array, weight: Float32Array, valid: Uint8Array): void {
@@ -95,4 +111,27 @@ function stitch(prob: Float32Array, mask: Uint8Array, win: WindowPx, W: number, 
       valid[row + c] = 1;
     }
   }
+}
+
+/**
+ * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
+ * by `marginPx` on every side inside the scene, so windows at its edges still see context, run
+ * through detectTile, and cropped back to the part.
+ */
+export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx: number }): Promise<ChangeProbability> {
+  const { region, marginPx } = input;
+  const info = input.after.info;
+  const x0 = Math.max(0, region.x - marginPx), y0 = Math.max(0, region.y - marginPx);
+  const x1 = Math.min(info.widthPx, region.x + region.width + marginPx), y1 = Math.min(info.heightPx, region.y + region.height + marginPx);
+  const view = new WindowView(input.after, { x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+  const grown = await detectTile({ ...input, after: view });
+  if (x0 === region.x && y0 === region.y && view.info.widthPx === region.width && view.info.heightPx === region.height) return grown;
+  const probability = new Float32Array(region.width * region.height);
+  const valid = new Uint8Array(region.width * region.height);
+  for (let r = 0; r < region.height; r++) {
+    const src = (region.y - y0 + r) * view.info.widthPx + (region.x - x0);
+    probability.set(grown.probability.subarray(src, src + region.width), r * region.width);
+    valid.set(grown.valid.subarray(src, src + region.width), r * region.width);
+  }
+  return { widthPx: region.width, heightPx: region.height, probability, valid, windows: grown.windows };
 }

@@ -12,6 +12,11 @@ export interface VectorizeOptions {
   simplifyToleranceM?: number;
   /** Metres per CRS unit (1 for projected CRSs in metres; ~111 320 for degrees). */
   metresPerUnit?: number;
+  /**
+   * Where the values start on the geotransform's grid (a part of a scene): coordinates are
+   * computed from the whole scene's pixel numbers, so parts' shared edges match exactly.
+   */
+  offsetPx?: { x: number; y: number };
 }
 
 export interface ChangeFeatureProps {
@@ -46,7 +51,8 @@ export function vectorizeRaster(values: Float32Array | Uint8Array, widthPx: numb
   for (const comp of comps) {
     const areaM2 = comp.pixelCount * pixelAreaM2;
     if (areaM2 < minAreaM2) continue;
-    const polygons = comp.polygons.map((poly) => poly.map((ring, i) => orient(ring.map(([c, r]) => { const p = pixelToWorld(gt, c, r); return [p.x, p.y]; }), i === 0)));
+    const ox = opts.offsetPx?.x ?? 0, oy = opts.offsetPx?.y ?? 0;
+    const polygons = comp.polygons.map((poly) => poly.map((ring, i) => orient(ring.map(([c, r]) => { const p = pixelToWorld(gt, c + ox, r + oy); return [p.x, p.y]; }), i === 0)));
     let feature: Feature<Polygon | MultiPolygon, ChangeFeatureProps> = {
       type: 'Feature',
       properties: { area_m2: round(areaM2, 4), pixel_count: comp.pixelCount, mean_probability: isProbability ? round(comp.valueSum / comp.pixelCount, 4) : null },

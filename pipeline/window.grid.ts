@@ -57,3 +57,23 @@ function axisRamp(start: number, size: number, length: number, rampPx: number): 
   }
   return w;
 }
+
+/** A window range of a scene that one pair of stage jobs processes: numbered row-major from 0. */
+export interface ScenePart extends WindowPx {
+  part: number;
+}
+
+/**
+ * A scene cut into parts of at most partPx × partPx (edge parts smaller), row-major. Parts share
+ * edges exactly on the pixel grid, so polygons cut at a part edge are merged back without slivers.
+ */
+export function partGrid(widthPx: number, heightPx: number, partPx: number): ScenePart[] {
+  if (!Number.isInteger(partPx) || partPx < 64) throw new Error(`part size ${partPx} px must be a whole number ≥ 64`);
+  const out: ScenePart[] = [];
+  for (let y = 0; y < heightPx; y += partPx) {
+    for (let x = 0; x < widthPx; x += partPx) {
+      out.push({ part: out.length, x, y, width: Math.min(partPx, widthPx - x), height: Math.min(partPx, heightPx - y) });
+    }
+  }
+  return out;
+}

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { ConflictError, NotFoundError } from '../pipeline/errors.ts';
+import { partGrid, type ScenePart } from '../pipeline/window.grid.ts';
 import { runSql } from './sql.ts';
 
 export type TileStatus = 'queued' | 'detected' | 'vectorized' | 'failed';
@@ -37,6 +38,8 @@ export interface BatchSummary {
   candidates: number;
   patches: { new: number; redetected: number };
   perTown: { townCode: string; townName: string; newPatches: number; redetected: number; newAreaM2: number }[];
+  /** Milliseconds of the diff (candidates), re-detection matching and emit steps. */
+  timings?: { diffMs: number; matchMs: number; emitMs: number };
 }
 
 export function previousMonth(month: string): string {
@@ -68,6 +71,7 @@ export async function createBatch(db: Knex, opts: { month: string; baselineMonth
       };
     });
     await trx('batch_tile').insert(tiles.map((t) => ({ batch_id: batch.id, imagery_id: t.imagery_id, baseline_ids: t.baseline_ids, status: t.status, error_code: t.error_code, error_message: t.error_message })));
+    await ensureParts(trx, Number(batch.id), tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id), partPxOf(opts.params));
     return { batch: { ...batch, id: Number(batch.id) }, tiles };
   });
 }
@@ -95,6 +99,8 @@ export async function reopenFailedTiles(db: Knex, batchId: number): Promise<{ re
         continue;
       }
       await trx('batch_tile').where({ batch_id: batchId, imagery_id: t.imagery_id }).update({ status: 'queued', error_code: null, error_message: null, baseline_ids: ids, updated_at: trx.fn.now() });
+      await trx('batch_part').where({ batch_id: batchId, imagery_id: t.imagery_id }).delete();
+      await ensureParts(trx, batchId, [t.imagery_id], partPxOf(batch.params));
       retried.push({ ...t, status: 'queued', baseline_ids: ids, error_code: null, error_message: null });
     }
     const round = Number(batch.params?.retryRound ?? 0) + 1;
@@ -157,16 +163,20 @@ export async function runDiff(db: Knex, config: Config, batchId: number, actor =
     const dates = await trx('imagery as i').join('batch_tile as t', 't.imagery_id', 'i.id').where('t.batch_id', batchId).max({ d: 'i.acquired_on' });
     const imageryDate = dates[0]?.d ? new Date(dates[0].d).toISOString().slice(0, 10) : `${batch.month}-01`;
     await trx('batch_candidate').where({ batch_id: batchId }).delete();
+    const lap = (() => { let t = performance.now(); return () => { const now = performance.now(); const ms = Math.round(now - t); t = now; return ms; }; })();
     await runSql(trx, 'diff/candidates', {
       batch_id: batchId, imagery_date: imageryDate, legal_buffer_m: config.TUBAN_LEGAL_BUFFER_M, opening_m: config.TUBAN_OPENING_M,
       seam_eps_m: config.TUBAN_GSD_M / 2, min_area_m2: config.TUBAN_MIN_AREA_M2, simplify_m: config.TUBAN_SIMPLIFY_M, default_district: config.TUBAN_DISTRICT_CODE,
     });
+    const diffMs = lap();
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
+    const matchMs = lap();
     await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
+    const emitMs = lap();
     const tiles = await batchTiles(trx as unknown as Knex, batchId);
     const failed = tiles.filter((t) => t.status === 'failed');
     const status = failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
-    const summary = await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles);
+    const summary = { ...(await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles)), timings: { diffMs, matchMs, emitMs } };
     await beforeCommit?.();
     await trx('batch').where({ id: batchId }).update({ status, summary: JSON.stringify(summary), finished_at: trx.fn.now() });
     return summary;
@@ -196,4 +206,64 @@ async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]):
 
 export async function listPatches(db: Knex, month: string, townCode?: string | null): Promise<Record<string, unknown>[]> {
   return runSql(db, 'queries/patches', { month, town_code: townCode ?? null });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parts: each tile (scene) is processed as window ranges with their own jobs; the tile's row is
+// rolled up from its parts.
+
+export const DEFAULT_PART_PX = 4096;
+export const partPxOf = (params: Record<string, unknown> | null | undefined): number => Number(params?.partPx ?? DEFAULT_PART_PX);
+
+export interface BatchPartRow extends ScenePart {
+  imagery_id: number;
+  status: TileStatus;
+}
+
+/** Create the part rows of tiles that have none yet (idempotent). */
+export async function ensureParts(db: Knex, batchId: number, imageryIds: number[], partPx: number): Promise<void> {
+  if (!imageryIds.length) return;
+  const sizes = await db('imagery').whereIn('id', imageryIds).select('id', 'width_px', 'height_px');
+  const rows = sizes.flatMap((i) => partGrid(Number(i.width_px), Number(i.height_px), partPx).map((p) => ({ batch_id: batchId, imagery_id: Number(i.id), ...p, status: 'queued' })));
+  for (let k = 0; k < rows.length; k += 500) await db('batch_part').insert(rows.slice(k, k + 500)).onConflict(['batch_id', 'imagery_id', 'part']).ignore();
+}
+
+/** Parts of a batch's tiles, optionally only those not yet vectorized. */
+export async function batchParts(db: Knex, batchId: number, opts: { imageryIds?: number[]; unfinished?: boolean } = {}): Promise<BatchPartRow[]> {
+  const q = db('batch_part').where({ batch_id: batchId }).orderBy(['imagery_id', 'part']).select('imagery_id', 'part', 'x', 'y', 'width', 'height', 'status');
+  if (opts.imageryIds) q.whereIn('imagery_id', opts.imageryIds);
+  if (opts.unfinished) q.whereNotIn('status', ['vectorized', 'failed']);
+  return (await q).map((r) => ({ ...r, imagery_id: Number(r.imagery_id) }));
+}
+
+export async function batchPart(db: Knex, batchId: number, imageryId: number, part: number): Promise<BatchPartRow | null> {
+  const [row] = await batchParts(db, batchId, { imageryIds: [imageryId] }).then((rows) => rows.filter((r) => r.part === part));
+  return row ?? null;
+}
+
+type PartFields = Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number; valid_px: number; timings: Record<string, number> }>;
+
+/**
+ * Update a part and roll its tile up, in the caller's transaction. The tile row is locked first,
+ * so two parts finishing at once roll up one after the other and the last sees both.
+ */
+export async function updatePartAndTile(trx: Knex, batchId: number, imageryId: number, part: number, fields: PartFields): Promise<TileStatus> {
+  const tile = await trx('batch_tile as t').join('imagery as i', 'i.id', 't.imagery_id').where({ 't.batch_id': batchId, 't.imagery_id': imageryId }).forUpdate('t').first('t.status', 'i.path', 't.timings');
+  if (!tile) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
+  const { timings, ...rest } = fields;
+  const update: Record<string, unknown> = { ...rest, updated_at: trx.fn.now() };
+  if (timings) update.timings = trx.raw('timings || ?::jsonb', [JSON.stringify(timings)]);
+  await trx('batch_part').where({ batch_id: batchId, imagery_id: imageryId, part }).update(update);
+  const [r] = await runSql<{ parts: number; failed: number; vectorized: number; detected: number; windows: number; polygons: number; valid_px: string; error_code: string | null; error_message: string | null }>(trx, 'batch/rollup_tile', { batch_id: batchId, imagery_id: imageryId });
+  if (tile.status === 'failed') return 'failed';
+  // stage timings summed over the parts, for the batch summary and benchmarks
+  const summed: Record<string, number> = { ...(tile.timings ?? {}) };
+  for (const [k, v] of Object.entries(timings ?? {})) summed[k] = Math.round((Number(summed[k] ?? 0) + v) * 10) / 10;
+  let next: Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number }> | null = null;
+  if (r.failed > 0) next = { status: 'failed', error_code: r.error_code, error_message: r.parts > 1 ? r.error_message : r.error_message?.replace(/^part 0 \([^)]*\): /, '') ?? null };
+  else if (r.vectorized === r.parts && Number(r.valid_px) === 0) next = { status: 'failed', error_code: 'all_nodata', error_message: `${tile.path}: no pixel has data in both months (all nodata, NaN, or outside the baseline)` };
+  else if (r.vectorized === r.parts) next = { status: 'vectorized', windows: r.windows, polygons: r.polygons };
+  else if (r.detected === r.parts && tile.status !== 'detected') next = { status: 'detected', windows: r.windows };
+  await trx('batch_tile').where({ batch_id: batchId, imagery_id: imageryId }).update({ ...(next ?? {}), timings: JSON.stringify(summed), updated_at: trx.fn.now() });
+  return next?.status ?? (tile.status as TileStatus);
 }

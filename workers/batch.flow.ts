@@ -8,16 +8,17 @@ export interface FlowOptions {
 
 /**
  * The BullMQ flow of one batch, as data: a diff job whose children are one vectorize job per
- * tile, each with its detect job as child. Children that fail are recorded as ignored
- * dependencies, so one bad tile never holds up the rest of the batch. Job ids derive from the
- * database instance, batch and tile, so adding the same flow twice adds nothing.
+ * part (window range) of each tile, each with the part's detect job as child. Children that fail
+ * are recorded as ignored dependencies, so one bad tile never holds up the rest of the batch. Job
+ * ids derive from the database instance, batch, tile and part, so adding the same flow twice adds
+ * nothing.
  */
 /** Job-id stem of a batch's flow: database instance, batch, and retry round (0 = first run). */
 export function flowKey(instanceId: string, batchId: number, round = 0): string {
   return `${instanceId.slice(0, 12)}-b${batchId}${round ? `-r${round}` : ''}`;
 }
 
-export function batchFlow(key: string, batchId: number, imageryIds: number[], prefix: string, opts: FlowOptions): FlowJob {
+export function batchFlow(key: string, batchId: number, parts: { imageryId: number; part: number }[], prefix: string, opts: FlowOptions): FlowJob {
   const jobOpts = (id: string) => ({
     jobId: id,
     attempts: opts.attempts,
@@ -32,21 +33,25 @@ export function batchFlow(key: string, batchId: number, imageryIds: number[], pr
     prefix,
     data: { batchId } satisfies DiffJobData,
     opts: { jobId: `${key}-diff`, attempts: opts.attempts, backoff: { type: 'exponential', delay: opts.backoffMs } },
-    children: imageryIds.map((imageryId) => ({
+    children: parts.map(({ imageryId, part }) => ({
       name: 'vectorize',
       queueName: QUEUE.vectorize,
       prefix,
-      data: { batchId, imageryId } satisfies TileJobData,
-      opts: jobOpts(`${key}-t${imageryId}-vectorize`),
+      data: { batchId, imageryId, part } satisfies TileJobData,
+      opts: jobOpts(partJobId(key, imageryId, part, 'vectorize')),
       children: [
         {
           name: 'detect',
           queueName: QUEUE.detect,
           prefix,
-          data: { batchId, imageryId } satisfies TileJobData,
-          opts: jobOpts(`${key}-t${imageryId}-detect`),
+          data: { batchId, imageryId, part } satisfies TileJobData,
+          opts: jobOpts(partJobId(key, imageryId, part, 'detect')),
         },
       ],
     })),
   };
+}
+
+export function partJobId(key: string, imageryId: number, part: number, stage: 'detect' | 'vectorize'): string {
+  return `${key}-t${imageryId}-p${part}-${stage}`;
 }

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
 import { ConflictError } from '../pipeline/errors.ts';
-import { batchTiles, createBatch, getBatch, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
+import { batchParts, batchTiles, createBatch, ensureParts, getBatch, partPxOf, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
 
@@ -18,18 +18,22 @@ export async function launchBatch(db: Knex, config: Config, manifest: ModelManif
   const base = baselineMonth ?? previousMonth(month);
   const { batch, tiles } = await createBatch(db, {
     month, baselineMonth: base, modelName: manifest.name, modelVersion: manifest.version,
-    params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M },
+    params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M, partPx: config.TUBAN_PART_PX },
   });
   await enqueueFlow(db, config, batch.id, tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id), 0);
   return { batch, tiles };
 }
 
+/** Enqueue the unfinished parts of these tiles (parts are created first where missing). */
 async function enqueueFlow(db: Knex, config: Config, batchId: number, imageryIds: number[], round: number): Promise<void> {
   const instance = await db('setting').where({ key: 'instance_id' }).first();
+  const batch = await getBatch(db, batchId);
+  await ensureParts(db, batchId, imageryIds, partPxOf(batch.params));
+  const parts = (await batchParts(db, batchId, { imageryIds, unfinished: true })).map((p) => ({ imageryId: p.imagery_id, part: p.part }));
   const connection = redisConnection(config);
   const flows = new FlowProducer({ connection, prefix: config.TUBAN_QUEUE_PREFIX });
   try {
-    await flows.add(batchFlow(flowKey(instance.value, batchId, round), batchId, imageryIds, config.TUBAN_QUEUE_PREFIX, { attempts: config.TUBAN_JOB_ATTEMPTS, backoffMs: 2000 }));
+    await flows.add(batchFlow(flowKey(instance.value, batchId, round), batchId, parts, config.TUBAN_QUEUE_PREFIX, { attempts: config.TUBAN_JOB_ATTEMPTS, backoffMs: 2000 }));
   } finally {
     await flows.close();
     connection.disconnect();

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../pipeline/errors.ts';
 import { runSql } from '../store/sql.ts';
-import { flowKey } from './batch.flow.ts';
+import { flowKey, partJobId } from './batch.flow.ts';
 import { QUEUE } from './queues.ts';
 
 export interface BatchListItem {
@@ -22,18 +22,25 @@ type JobState = 'waiting' | 'waiting-children' | 'delayed' | 'active' | 'complet
 
 export interface BatchProgress {
   batch: BatchListItem;
-  /** Per tile: the database status (what has been committed) and the stage jobs' states in BullMQ (what is running). */
-  tiles: { imagery_id: number; path: string; status: string; error_code: string | null; error_message: string | null; detect: JobState; vectorize: JobState; attempts: number }[];
+  /**
+   * Per tile: the database status (what has been committed), its parts done, and the states of
+   * its parts' detect and vectorize jobs in BullMQ (what is running), as "state count" lists.
+   */
+  tiles: { imagery_id: number; path: string; status: string; error_code: string | null; error_message: string | null; parts: number; parts_done: number; detect: string | null; vectorize: string | null; attempts: number }[];
   diff: JobState;
   /** Jobs of this batch BullMQ holds right now, by state. */
   jobs: Record<string, number>;
   queueAvailable: boolean;
 }
 
+/** Above this many parts in a batch, only unfinished parts' jobs are looked up in BullMQ. */
+const ALL_PARTS_LOOKUP = 400;
+
 /**
- * Live progress of a batch: tile rows from the database joined with the states of the batch's
- * detect, vectorize and diff jobs in BullMQ (job ids are derived from the batch, so they are found
- * without scanning the queues). Tiles retried in a later round are looked up in that round first.
+ * Live progress of a batch: tile and part rows from the database joined with the states of the
+ * batch's detect, vectorize and diff jobs in BullMQ (job ids are derived from the batch, tile and
+ * part, so they are found without scanning the queues). Parts retried in a later round are looked
+ * up in that round first.
  */
 export class BatchProgressReader {
   private readonly queues: Record<'detect' | 'vectorize' | 'diff', Queue> | null;
@@ -48,14 +55,15 @@ export class BatchProgressReader {
     if (!batch) throw new NotFoundError(`no batch ${batchId}`);
     const tiles = await this.db('batch_tile as t').join('imagery as i', 'i.id', 't.imagery_id').where('t.batch_id', batchId).orderBy('i.path')
       .select('t.imagery_id', 'i.path', 't.status', 't.error_code', 't.error_message');
+    const parts = await this.db('batch_part').where({ batch_id: batchId }).orderBy(['imagery_id', 'part']).select('imagery_id', 'part', 'status');
     const b = await this.db('batch').where({ id: batchId }).first('params');
     const instance = (await this.db('setting').where({ key: 'instance_id' }).first())?.value as string;
     const lastRound = Number(b?.params?.retryRound ?? 0);
     const jobs: Record<string, number> = {};
     let queueAvailable = this.queues !== null;
-    const state = async (queue: Queue, stem: (round: number) => string): Promise<{ state: JobState; attempts: number }> => {
+    const state = async (queue: Queue, id: (round: number) => string): Promise<{ state: JobState; attempts: number }> => {
       for (let round = lastRound; round >= 0; round--) {
-        const job = await queue.getJob(stem(round));
+        const job = await queue.getJob(id(round));
         if (job) {
           const s = (await job.getState()) as JobState;
           jobs[s ?? 'unknown'] = (jobs[s ?? 'unknown'] ?? 0) + 1;
@@ -64,22 +72,41 @@ export class BatchProgressReader {
       }
       return { state: null, attempts: 0 };
     };
-    const rows: BatchProgress['tiles'] = [];
+    const perTile = new Map<number, { detect: Record<string, number>; vectorize: Record<string, number>; attempts: number }>();
     let diff: JobState = null;
     try {
       if (!this.queues) throw new Error('no queue connection');
-      for (const t of tiles) {
-        const id = Number(t.imagery_id);
-        const d = await state(this.queues!.detect, (r) => `${flowKey(instance, batchId, r)}-t${id}-detect`);
-        const v = await state(this.queues!.vectorize, (r) => `${flowKey(instance, batchId, r)}-t${id}-vectorize`);
-        rows.push({ imagery_id: id, path: t.path, status: t.status, error_code: t.error_code, error_message: t.error_message, detect: d.state, vectorize: v.state, attempts: d.attempts + v.attempts });
+      const lookup = parts.length <= ALL_PARTS_LOOKUP ? parts : parts.filter((p) => !['vectorized', 'failed'].includes(p.status));
+      for (const p of lookup) {
+        const id = Number(p.imagery_id);
+        const t = perTile.get(id) ?? { detect: {}, vectorize: {}, attempts: 0 };
+        perTile.set(id, t);
+        for (const stage of ['detect', 'vectorize'] as const) {
+          const r = await state(this.queues[stage], (round) => partJobId(flowKey(instance, batchId, round), id, Number(p.part), stage));
+          const k = r.state ?? 'none';
+          t[stage][k] = (t[stage][k] ?? 0) + 1;
+          t.attempts += r.attempts;
+        }
       }
-      diff = (await state(this.queues!.diff, (r) => `${flowKey(instance, batchId, r)}-diff`)).state;
+      diff = (await state(this.queues.diff, (r) => `${flowKey(instance, batchId, r)}-diff`)).state;
     } catch {
-      // Redis is down: the database rows still tell what has been committed
-      queueAvailable = false;
-      for (const t of tiles.slice(rows.length)) rows.push({ imagery_id: Number(t.imagery_id), path: t.path, status: t.status, error_code: t.error_code, error_message: t.error_message, detect: null, vectorize: null, attempts: 0 });
+      queueAvailable = false; // Redis is down: the database rows still tell what has been committed
     }
+    const counts = (c: Record<string, number> | undefined, n: number) => {
+      if (!c) return null;
+      const entries = Object.entries(c);
+      return entries.length === 1 && n === 1 ? entries[0][0] : entries.map(([k, v]) => `${k} ${v}`).join(', ');
+    };
+    const rows: BatchProgress['tiles'] = tiles.map((t) => {
+      const id = Number(t.imagery_id);
+      const mine = parts.filter((p) => Number(p.imagery_id) === id);
+      const jobStates = perTile.get(id);
+      return {
+        imagery_id: id, path: t.path, status: t.status, error_code: t.error_code, error_message: t.error_message,
+        parts: mine.length, parts_done: mine.filter((p) => p.status === 'vectorized').length,
+        detect: counts(jobStates?.detect, mine.length), vectorize: counts(jobStates?.vectorize, mine.length), attempts: jobStates?.attempts ?? 0,
+      };
+    });
     return { batch, tiles: rows, diff, jobs, queueAvailable };
   }
 

@@ -3,10 +3,12 @@ import type { Config } from '../config/env.ts';
 
 export const QUEUE = { detect: 'detect', vectorize: 'vectorize', diff: 'diff', deadlines: 'deadlines' } as const;
 
-/** Payload of every tile job (detect, vectorize). */
+/** Payload of every tile job (detect, vectorize): one part (window range) of one scene. */
 export interface TileJobData {
   batchId: number;
   imageryId: number;
+  /** Part number (see store/batch.ts ensureParts); absent in jobs enqueued before parts: 0. */
+  part?: number;
 }
 
 export interface DiffJobData {

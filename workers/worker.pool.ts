@@ -4,7 +4,7 @@ import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { errorCodeOf, errorFate, errorKindOf } from '../pipeline/errors.ts';
 import type { Logger } from '../pipeline/log.ts';
-import { batchTile, updateTile } from '../store/batch.ts';
+import { batchTile, updatePartAndTile } from '../store/batch.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import type { WorkflowEnv } from '../store/workflow.ts';
 import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
@@ -29,16 +29,17 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
 
   const tileHandler = (stage: 'detect' | 'vectorize') => async (job: Job<TileJobData>) => {
     const { batchId, imageryId } = job.data;
+    const part = job.data.part ?? 0;
     try {
-      if (stage === 'detect') return await detectJob(ctx, batchId, imageryId, (pct) => void job.updateProgress(pct));
-      return await vectorizeJob(ctx, batchId, imageryId);
+      if (stage === 'detect') return await detectJob(ctx, batchId, imageryId, part, (pct) => void job.updateProgress(pct));
+      return await vectorizeJob(ctx, batchId, imageryId, part);
     } catch (err) {
       const kind = errorKindOf(err);
       const last = !errorFate[kind].retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
-      ctx.log.warn('Tile:Failed', { batchId, imageryId, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
+      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
       if (last) {
-        await updateTile(ctx.db, batchId, imageryId, { status: 'failed', error_code: errorCodeOf(err), error_message: `${stage}: ${(err as Error).message}` });
+        await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: errorCodeOf(err), error_message: `${stage}: ${(err as Error).message}` }));
       }
       if (!errorFate[kind].retry) throw new UnrecoverableError((err as Error).message);
       throw err;

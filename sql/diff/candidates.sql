@@ -4,7 +4,7 @@
 --   :imagery_date     date the permits must be valid on (date)
 --   :legal_buffer_m   permits and existing buildings are grown by this much (misregistration, m)
 --   :opening_m        morphological opening radius that removes slivers left by the subtraction (m)
---   :seam_eps_m       pieces closer than this are one object (tile seams, m)
+--   :seam_eps_m       pieces closer than this are one object (tile and part seams, m)
 --   :min_area_m2      residual parts smaller than this are dropped (m²)
 --   :simplify_m       Douglas–Peucker tolerance applied after merging (m); 0 keeps pixel outlines
 --   :default_district district code for a patch outside every town
@@ -12,8 +12,11 @@
 insert into batch_candidate (batch_id, seq, geom, area_m2, mean_prob, source_tiles, district_code, town_code, town_name, grid_code, grid_name, farmland_m2, ecological_m2, water_m2)
 with pieces as (
   select cp.geom, cp.area_m2, cp.mean_prob, i.path,
-         ST_ClusterDBSCAN(cp.geom, eps := :seam_eps_m::float8, minpoints := 1) over (order by cp.imagery_id, cp.seq) as cluster
-  from change_polygon cp join imagery i on i.id = cp.imagery_id
+         ST_ClusterDBSCAN(cp.geom, eps := :seam_eps_m::float8, minpoints := 1) over (order by cp.imagery_id, cp.part, cp.seq) as cluster
+  from change_polygon cp
+  join imagery i on i.id = cp.imagery_id
+  -- parts of a tile that failed elsewhere are left out with the tile (it is retried whole)
+  join batch_tile bt on bt.batch_id = cp.batch_id and bt.imagery_id = cp.imagery_id and bt.status = 'vectorized'
   where cp.batch_id = :batch_id::bigint
 ),
 merged as (

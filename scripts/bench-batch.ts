@@ -1,0 +1,107 @@
+/**
+ * Benchmark: the monthly batch end to end on the fixtures scaled up (the 2 × 2 km² fixture scene
+ * repeated N × N times, both months), on the real PostgreSQL/PostGIS and Redis, through BullMQ
+ * workers in this process. Prints km² per hour and per core, and where the time went: read,
+ * inference, blending, writing, vectorizing, storing, diff, match and emit. Not a test: numbers
+ * depend on the machine.
+ *
+ *   npx tsx scripts/bench-batch.ts [--repeat 4] [--model models/siam-unet-lite] [--part 4096] [--concurrency 1] [--keep]
+ *
+ * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
+ * REDIS_URL under a key prefix of its own; both are removed afterwards (unless --keep).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus, tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { cmdBatchRun } from '../cli/commands.ts';
+import { loadConfig } from '../config/env.ts';
+import { createLogger } from '../pipeline/log.ts';
+import { openDb } from '../store/db.ts';
+import { registerImagery } from '../store/imagery.ts';
+import { importLayer } from '../store/layers.ts';
+import { migrate } from '../store/migrate.ts';
+import { FIXTURE, makeFixtures } from './make-fixtures.ts';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string) => {
+  const i = argv.indexOf(name);
+  return i < 0 ? dflt : argv[i + 1];
+};
+const repeat = Number(opt('--repeat', '4'));
+const keep = argv.includes('--keep');
+const id = randomBytes(3).toString('hex');
+const work = mkdtempSync(join(tmpdir(), 'tuban-bench-batch-'));
+
+console.log(`scaling the fixtures ${repeat} × ${repeat} in ${work}`);
+const fx = makeFixtures(join(work, 'fixtures'));
+const sceneM = FIXTURE.tilePx * FIXTURE.tilesX * FIXTURE.gsdM; // 1024 m a side
+for (const [month, src] of [[FIXTURE.baselineMonth, fx.imagery.baseline], [FIXTURE.currentMonth, fx.imagery.current]] as const) {
+  const out = join(work, 'scaled', month);
+  mkdirSync(out, { recursive: true });
+  for (const f of readdirSync(src).filter((n) => n.endsWith('.tif'))) {
+    const info = JSON.parse(execFileSync('gdalinfo', ['-json', join(src, f)], { encoding: 'utf8' }));
+    const [ulx, uly] = info.cornerCoordinates.upperLeft as number[];
+    const [lrx, lry] = info.cornerCoordinates.lowerRight as number[];
+    for (let i = 0; i < repeat; i++) {
+      for (let j = 0; j < repeat; j++) {
+        const dx = i * sceneM, dy = -j * sceneM;
+        execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-a_ullr', `${ulx + dx}`, `${uly + dy}`, `${lrx + dx}`, `${lry + dy}`, join(src, f), join(out, `s${i}_${j}_${f}`)]);
+      }
+    }
+  }
+}
+const km2 = (repeat * sceneM / 1000) ** 2;
+
+const env = {
+  ...process.env,
+  DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  TUBAN_DB_SCHEMA: `tuban_bench_${id}`,
+  TUBAN_QUEUE_PREFIX: `tuban-bench-${id}`,
+  TUBAN_DATA_DIR: join(work, 'data'),
+  TUBAN_LOG_LEVEL: 'warn',
+  TUBAN_MODEL_DIR: opt('--model', process.env.TUBAN_MODEL_DIR ?? 'models/siam-unet-lite'),
+  TUBAN_PART_PX: opt('--part', process.env.TUBAN_PART_PX ?? '4096'),
+  TUBAN_CONCURRENCY: opt('--concurrency', process.env.TUBAN_CONCURRENCY ?? '1'),
+};
+const config = loadConfig(env);
+const db = await openDb(config);
+try {
+  await migrate(db, config);
+  for (const kind of ['town', 'grid', 'permit', 'building', 'farmland', 'ecological', 'water'] as const) await importLayer(db, fx.layers[kind], kind);
+  await registerImagery(db, config, FIXTURE.baselineMonth, [join(work, 'scaled', FIXTURE.baselineMonth)], '2024-02-10');
+  await registerImagery(db, config, FIXTURE.currentMonth, [join(work, 'scaled', FIXTURE.currentMonth)], FIXTURE.currentDate);
+
+  const t0 = performance.now();
+  const r = await cmdBatchRun(db, config, createLogger('warn'), { month: FIXTURE.currentMonth, baseline: FIXTURE.baselineMonth, wait: true, inProcessWorkers: true });
+  const wallS = (performance.now() - t0) / 1000;
+  const s = r.summary!;
+  const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
+  const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
+  const stages: [string, number][] = [
+    ['read + normalise (detect)', sum('read')], ['inference', sum('infer')], ['blend windows', sum('blend')], ['write probability', sum('write')],
+    ['vectorize', sum('vectorize')], ['store polygons', sum('store')],
+    ['diff (PostGIS)', (s.timings?.diffMs ?? 0) / 1000], ['match', (s.timings?.matchMs ?? 0) / 1000], ['emit', (s.timings?.emitMs ?? 0) / 1000],
+  ];
+  const staged = stages.reduce((a, [, v]) => a + v, 0);
+  const cores = cpus().length;
+  console.log(`\nbatch ${s.batchId}: ${s.status}; ${s.tiles.total} tiles of 1024² px (${km2.toFixed(1)} km² at 0.5 m, ${(km2 * 4).toFixed(0)} MP a month); ${s.patches.new} new patches`);
+  console.log(`model ${s.model.name} ${s.model.version}; parts of ≤ ${config.TUBAN_PART_PX} px; worker concurrency ${config.TUBAN_CONCURRENCY}; onnxruntime threads ${config.TUBAN_ORT_THREADS ?? 'default'}; ${cores} cores`);
+  console.log(`wall ${wallS.toFixed(1)} s → ${(km2 / (wallS / 3600)).toFixed(1)} km²/h, ${(km2 / (wallS / 3600) / cores).toFixed(1)} km²/h per core`);
+  console.log('\nstage                         seconds   share of wall');
+  for (const [name, v] of stages) console.log(`${name.padEnd(30)}${v.toFixed(2).padStart(8)}   ${((100 * v) / wallS).toFixed(1).padStart(5)} %`);
+  console.log(`${'queues, job start, other'.padEnd(30)}${(wallS - staged).toFixed(2).padStart(8)}   ${((100 * (wallS - staged)) / wallS).toFixed(1).padStart(5)} %`);
+  console.log(`\neverything but inference: ${((100 * (wallS - sum('infer'))) / wallS).toFixed(1)} % of the wall time`);
+} finally {
+  if (!keep) {
+    await db.raw(`drop schema if exists ${config.TUBAN_DB_SCHEMA} cascade`);
+    const redis = new Redis(config.REDIS_URL);
+    const keys = await redis.keys(`${config.TUBAN_QUEUE_PREFIX}:*`);
+    for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+    redis.disconnect();
+    rmSync(work, { recursive: true, force: true });
+  }
+  await db.destroy();
+}
