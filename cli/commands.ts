@@ -44,13 +44,13 @@ export async function cmdImageryRegister(db: Db, config: Config, month: string, 
  * Launch a batch; with `wait`, follow it to the end. With embedded PGlite (one process only) or
  * `inProcessWorkers`, the workers run inside this process.
  */
-export async function cmdBatchRun(db: Db, config: Config, log: Logger, opts: { month: string; baseline?: string; wait: boolean; inProcessWorkers: boolean; threshold?: number; onProgress?: (p: BatchProgress) => void }): Promise<{ batchId: number; summary: BatchSummary | null }> {
+export async function cmdBatchRun(db: Db, config: Config, log: Logger, opts: { month: string; baseline?: string; wait: boolean; inProcessWorkers: boolean; threshold?: number; regularise?: boolean; onProgress?: (p: BatchProgress) => void }): Promise<{ batchId: number; summary: BatchSummary | null }> {
   await checkRedis(config);
   const model = await OnnxChangeModel.load(config.modelDir, { intraOpThreads: config.TUBAN_ORT_THREADS });
   let pool: WorkerPool | undefined;
   try {
     if (opts.inProcessWorkers) pool = startWorkers({ db, config, model, log });
-    const { batch, tiles } = await launchBatch(db, config, model.manifest, opts.month, opts.baseline, opts.threshold);
+    const { batch, tiles } = await launchBatch(db, config, model.manifest, opts.month, opts.baseline, opts.threshold, opts.regularise);
     log.info('Batch:Queued', { batchId: batch.id, month: batch.month, baselineMonth: batch.baseline_month, tiles: tiles.length, failedAtStart: tiles.filter((t) => t.status === 'failed').length });
     if (!opts.wait) return { batchId: batch.id, summary: null };
     const done = await waitForBatch(db, batch.id, opts.onProgress ?? (() => {}), { timeoutMs: pool ? undefined : 6 * 3600_000 });

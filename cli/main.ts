@@ -69,7 +69,8 @@ batch.command('run').description('enqueue the monthly batch as a BullMQ flow')
   .option('--json', 'print the summary as one JSON object')
   .option('--workers', 'run the workers in this process too (always so with embedded PGlite)')
   .option('--threshold <p>', 'change probability threshold (default: TUBAN_THRESHOLD or the model\'s)', num('--threshold'))
-  .action(async (o: { month: string; baseline?: string; wait?: boolean; json?: boolean; workers?: boolean; threshold?: number }) => {
+  .option('--regularise', 'redraw building-like patches as rectangles or at right angles, changing no area by more than TUBAN_REGULARISE_MAX_CHANGE (default TUBAN_REGULARISE)')
+  .action(async (o: { month: string; baseline?: string; wait?: boolean; json?: boolean; workers?: boolean; threshold?: number; regularise?: boolean }) => {
     const c = context();
     const embedded = isEmbedded(c.config);
     if (embedded && !o.json) console.error('Embedded PGlite database: running the workers in this process.');
@@ -77,6 +78,7 @@ batch.command('run').description('enqueue the monthly batch as a BullMQ flow')
     let started = false;
     let lastLine = '';
     const r = await cmdBatchRun(await c.database(), c.config, c.log, {
+      regularise: o.regularise || undefined,
       month: o.month, baseline: o.baseline, wait: Boolean(o.wait || embedded), inProcessWorkers: Boolean(o.workers || embedded), threshold: o.threshold,
       onProgress: (p) => {
         const done = p.vectorized + p.failed;

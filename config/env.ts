@@ -39,6 +39,10 @@ const EnvSchema = z.object({
   TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(4096),
+  /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
+  TUBAN_REGULARISE: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
+  /** Largest relative area change regularisation may make (0.1 = 10 %). */
+  TUBAN_REGULARISE_MAX_CHANGE: z.coerce.number().min(0).max(0.5).default(0.1),
   TUBAN_ORT_THREADS: z.coerce.number().int().positive().optional(),
   /** Attempts per tile job before it is marked failed (transient errors only). */
   TUBAN_JOB_ATTEMPTS: z.coerce.number().int().positive().default(3),

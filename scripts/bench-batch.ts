@@ -78,6 +78,7 @@ try {
   const r = await cmdBatchRun(db, config, createLogger('warn'), { month: FIXTURE.currentMonth, baseline: FIXTURE.baselineMonth, wait: true, inProcessWorkers: true });
   const wallS = (performance.now() - t0) / 1000;
   const s = r.summary!;
+  if (!s?.tiles) throw new Error(`batch ended without a summary: ${JSON.stringify(s)}`);
   const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
   const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
   const stages: [string, number][] = [

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { ConflictError, NotFoundError } from '../pipeline/errors.ts';
 import { partGrid, type ScenePart } from '../pipeline/window.grid.ts';
+import { regularise } from '../pipeline/regularise.ts';
 import { runSql } from './sql.ts';
 
 export type TileStatus = 'queued' | 'detected' | 'vectorized' | 'failed';
@@ -168,6 +169,7 @@ export async function runDiff(db: Knex, config: Config, batchId: number, actor =
       batch_id: batchId, imagery_date: imageryDate, legal_buffer_m: config.TUBAN_LEGAL_BUFFER_M, opening_m: config.TUBAN_OPENING_M,
       seam_eps_m: config.TUBAN_GSD_M / 2, min_area_m2: config.TUBAN_MIN_AREA_M2, simplify_m: config.TUBAN_SIMPLIFY_M, default_district: config.TUBAN_DISTRICT_CODE,
     });
+    if (batch.params?.regularise) await regulariseCandidates(trx as unknown as Knex, batchId, config.TUBAN_GSD_M, Number(batch.params.regulariseMaxChange ?? 0.1));
     const diffMs = lap();
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
     const matchMs = lap();
@@ -266,4 +268,20 @@ export async function updatePartAndTile(trx: Knex, batchId: number, imageryId: n
   else if (r.detected === r.parts && tile.status !== 'detected') next = { status: 'detected', windows: r.windows };
   await trx('batch_tile').where({ batch_id: batchId, imagery_id: imageryId }).update({ ...(next ?? {}), timings: JSON.stringify(summed), updated_at: trx.fn.now() });
   return next?.status ?? (tile.status as TileStatus);
+}
+
+/**
+ * Building-aware outlines for the batch's candidates (when the batch was run with regularise):
+ * each single-polygon candidate is redrawn as a rectangle or at right angles when that changes
+ * its area by at most maxAreaChange; the method and the area before are kept on the patch.
+ */
+async function regulariseCandidates(db: Knex, batchId: number, gsdM: number, maxAreaChange: number): Promise<void> {
+  const rows = await db('batch_candidate').where({ batch_id: batchId }).select('seq', db.raw('ST_AsGeoJSON(geom, 4)::json as g'));
+  for (const r of rows) {
+    const g = r.g as { type: string; coordinates: number[][][][] };
+    if (g.type !== 'MultiPolygon' || g.coordinates.length !== 1) continue;
+    const out = regularise(g.coordinates[0], { gsdM, maxAreaChange });
+    if (!out.method) continue;
+    await runSql(db, 'diff/regularise', { batch_id: batchId, seq: r.seq, geojson: JSON.stringify({ type: 'Polygon', coordinates: out.rings }), method: out.method });
+  }
 }

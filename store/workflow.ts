@@ -56,6 +56,7 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<R
     mean_prob: p.mean_prob, model: `${p.model_name} ${p.model_version}`, verification_result: p.verification_result, violation: p.violation, permit_ref: p.permit_ref,
     measure: p.measure, dismiss_reason: p.dismiss_reason, verify_due: date(p.verify_due), rectify_due: date(p.rectify_due), overdue_since: date(p.overdue_since),
     escalated: p.escalated_at !== null, rebuilt_of: rebuiltOf,
+    regularised: p.regularised ?? null, raw_area_m2: p.raw_area_m2 === null || p.raw_area_m2 === undefined ? null : Number(p.raw_area_m2),
     split_from: p.split_from ? (await db('patch').where({ id: p.split_from }).first('code'))?.code : null, merged_into: p.merged_into ? (await db('patch').where({ id: p.merged_into }).first('code'))?.code : null,
     allowed_actions: allowedMoves(p.status as PatchStatus, user.role).map((m) => m.action),
     geometry: geom.rows[0].g, history, observations, evidence,

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EPSG_4548 } from '../pipeline/crs.ts';
 import { detectRegion, detectTile } from '../pipeline/detect.tile.ts';
@@ -86,6 +88,38 @@ describe('a batch in parts on real PostGIS and Redis', () => {
       expect(rows[0].iou, `${w.code}: IoU with the whole-tile patch`).toBeGreaterThan(0.97);
       expect(Math.abs(rows[0].area_m2 - w.area_m2) / w.area_m2, `${w.code}: area`).toBeLessThan(0.03);
       expect(rows[0].n, `${w.code}: one polygon, no slivers left at part edges`).toBe(1);
+    }
+  });
+});
+
+/** The same batch with building regularisation: outlines redrawn, areas within the limit, recorded per patch. */
+describe('a regularised batch', () => {
+  const fixturesDir = inject('fixturesDir');
+  let run: Run;
+  beforeAll(async () => {
+    run = await freshRun(fixturesDir, { TUBAN_REGULARISE: 'true', TUBAN_REGULARISE_MAX_CHANGE: '0.08' });
+  });
+  afterAll(async () => cleanup(run.db, run.config));
+
+  it('redraws building patches as rectangles or at right angles, never changing an area by more than the limit', async () => {
+    const s = await runBatch(run.db, run.config, '2024-03', '2024-02');
+    expect(s.patches.new).toBe(5);
+    const { rows } = await run.db.raw(`select code, regularised, area_m2, raw_area_m2, ST_IsValid(geom) as valid, ST_NPoints(geom) as points from patch order by code`);
+    expect(rows.filter((r: { regularised: string | null }) => r.regularised !== null).length).toBeGreaterThan(0);
+    for (const r of rows) {
+      expect(r.valid).toBe(true);
+      if (r.regularised === null) {
+        expect(r.raw_area_m2).toBeNull();
+        continue;
+      }
+      expect(['rectangle', 'orthogonal']).toContain(r.regularised);
+      expect(Math.abs(r.area_m2 - r.raw_area_m2) / r.raw_area_m2, `${r.code}: area change`).toBeLessThanOrEqual(0.08 + 1e-3);
+      if (r.regularised === 'rectangle') expect(r.points).toBe(5);
+    }
+    const truth = JSON.parse(readFileSync(join(fixturesDir, 'truth.geojson'), 'utf8')) as { features: { properties: { expect: string }; geometry: unknown }[] };
+    for (const f of truth.features.filter((x) => x.properties.expect === 'patch')) {
+      const { rows: hit } = await run.db.raw(`with t as (select ST_SetSRID(ST_GeomFromGeoJSON(?), 4548) g) select ST_Area(ST_Intersection(p.geom, t.g)) / ST_Area(ST_Union(p.geom, t.g)) as iou from patch p, t where ST_Intersects(p.geom, t.g)`, [JSON.stringify(f.geometry)]);
+      expect(hit[0].iou).toBeGreaterThanOrEqual(0.5);
     }
   });
 });

@@ -13,12 +13,12 @@ export interface LaunchResult {
 }
 
 /** Create the batch rows and enqueue its flow. Tiles already failed (no baseline) get no jobs. */
-export async function launchBatch(db: Knex, config: Config, manifest: ModelManifest, month: string, baselineMonth?: string, threshold?: number): Promise<LaunchResult> {
+export async function launchBatch(db: Knex, config: Config, manifest: ModelManifest, month: string, baselineMonth?: string, threshold?: number, regularise?: boolean): Promise<LaunchResult> {
   if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new Error(`--month "${month}" is not YYYY-MM`);
   const base = baselineMonth ?? previousMonth(month);
   const { batch, tiles } = await createBatch(db, {
     month, baselineMonth: base, modelName: manifest.name, modelVersion: manifest.version,
-    params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M, partPx: config.TUBAN_PART_PX },
+    params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M, partPx: config.TUBAN_PART_PX, regularise: regularise ?? config.TUBAN_REGULARISE, regulariseMaxChange: config.TUBAN_REGULARISE_MAX_CHANGE },
   });
   await enqueueFlow(db, config, batch.id, tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id), 0);
   return { batch, tiles };

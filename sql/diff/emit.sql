@@ -17,13 +17,13 @@ with fresh as (
 inserted as (
   insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
                      area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status, geom, centroid,
-                     class, rebuilt_of)
+                     class, rebuilt_of, regularised, raw_area_m2)
   select f.district_code || '-' || replace(:month::text, '-', '') || '-' || lpad(f.patch_seq::text, 4, '0'),
          :month::text, f.patch_seq, :batch_id::bigint, b.baseline_month, f.district_code, f.town_code, f.town_name, f.grid_code, f.grid_name,
          f.area_m2, f.farmland_m2, f.ecological_m2, f.water_m2, f.mean_prob, f.source_tiles, b.model_name, b.model_version,
          'detected', f.geom, ST_PointOnSurface(f.geom),
          patch_class(f.farmland_m2, f.ecological_m2, f.water_m2),
-         f.rebuilt_of
+         f.rebuilt_of, f.regularised, f.raw_area_m2
   from fresh f join batch b on b.id = :batch_id::bigint
   order by f.seq
   returning id, code, geom, area_m2, mean_prob, rebuilt_of
