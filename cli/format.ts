@@ -53,6 +53,7 @@ export function summaryText(s: BatchSummary): string {
     `  change polygons ${s.changePolygons}, candidates ${s.candidates}, patches new ${s.patches.new}, re-detected ${s.patches.redetected}`,
   ];
   for (const f of s.failedTiles) lines.push(`  FAILED ${f.path}: [${f.code}] ${f.reason}`);
+  for (const f of s.refusedFiles ?? []) lines.push(`  REFUSED at registration ${f.path}: [${f.code}] ${f.reason}`);
   for (const t of s.perTown) lines.push(`  ${t.townName} ${t.townCode}: ${t.newPatches} new (${t.newAreaM2} m²), ${t.redetected} re-detected`);
   return lines.join('\n');
 }

@@ -45,35 +45,45 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
     throw new BadInputError('band_count', `${info.file}: model ${m.name} reads band ${maxBand + 1} but the file has ${info.bandCount} band(s)`, { file: info.file, bands: info.bandCount });
   }
   const W = info.widthPx, H = info.heightPx;
+  // Both dates are read and normalised once for the whole raster (overlapping windows would
+  // decode and normalise the same pixels again); windows are cut from memory below.
+  let t = performance.now();
+  const whole = { x: 0, y: 0, width: W, height: H };
+  const a = normaliseBands(info, await after.readWindow(whole, bandIdx), input.afterStretch);
+  const b = await readBaselineOnGrid(info, whole, input.baselines, bandIdx);
+  const both = new Uint8Array(W * H);
+  for (let p = 0; p < W * H; p++) both[p] = a.valid[p] & b.valid[p];
+  t = lap(input.stages, 'read', t);
   const windows = windowGrid(W, H, m.tileSizePx, m.overlapPx);
   const sum = new Float32Array(W * H);
   const weight = new Float32Array(W * H);
   const valid = new Uint8Array(W * H);
   const batchSize = Math.max(1, input.batchSize ?? 4);
+  const nb = bandIdx.length;
+  const mean = m.normalisation.mean, inv = m.normalisation.std.map((v) => 1 / v);
   let done = 0;
   for (let i = 0; i < windows.length; i += batchSize) {
     const group = windows.slice(i, i + batchSize);
     const win0 = group[0];
     const plane = win0.width * win0.height;
-    const nb = bandIdx.length;
     const before = new Float32Array(group.length * nb * plane);
     const afterT = new Float32Array(group.length * nb * plane);
     const masks: Uint8Array[] = [];
-    let t = performance.now();
+    t = performance.now();
     for (const [gi, win] of group.entries()) {
-      const a = normaliseBands(info, await after.readWindow(win, bandIdx), input.afterStretch);
-      const b = await readBaselineOnGrid(info, win, input.baselines, bandIdx);
       const mask = new Uint8Array(plane);
-      for (let p = 0; p < plane; p++) mask[p] = a.valid[p] & b.valid[p];
+      for (let r = 0; r < win.height; r++) mask.set(both.subarray((win.y + r) * W + win.x, (win.y + r) * W + win.x + win.width), r * win.width);
       masks.push(mask);
       for (let c = 0; c < nb; c++) {
-        const mean = m.normalisation.mean[c];
-        const inv = 1 / m.normalisation.std[c];
+        const mu = mean[c], k = inv[c];
         const off = (gi * nb + c) * plane;
         const av = a.bands[c], bv = b.bands[c];
-        for (let p = 0; p < plane; p++) {
-          afterT[off + p] = (av[p] - mean) * inv;
-          before[off + p] = (bv[p] - mean) * inv;
+        for (let r = 0; r < win.height; r++) {
+          const src = (win.y + r) * W + win.x, dst = off + r * win.width;
+          for (let x = 0; x < win.width; x++) {
+            afterT[dst + x] = (av[src + x] - mu) * k;
+            before[dst + x] = (bv[src + x] - mu) * k;
+          }
         }
       }
     }
@@ -85,11 +95,36 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
     done += group.length;
     input.onProgress?.(done, windows.length);
   }
-  const t = performance.now();
+  t = performance.now();
   const probability = new Float32Array(W * H);
   for (let p = 0; p < W * H; p++) probability[p] = valid[p] && weight[p] > 0 ? sum[p] / weight[p] : 0;
   lap(input.stages, 'blend', t);
   return { widthPx: W, heightPx: H, probability, valid, windows: windows.length };
+}
+
+/**
+ * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
+ * by `marginPx` on every side inside the scene, so windows at its edges still see context, run
+ * through detectTile, and cropped back to the part.
+ */
+export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx: number }): Promise<ChangeProbability> {
+  const { region, marginPx } = input;
+  const info = input.after.info;
+  const x0 = Math.max(0, region.x - marginPx), y0 = Math.max(0, region.y - marginPx);
+  const x1 = Math.min(info.widthPx, region.x + region.width + marginPx), y1 = Math.min(info.heightPx, region.y + region.height + marginPx);
+  const view = new WindowView(input.after, { x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+  const grown = await detectTile({ ...input, after: view });
+  if (x0 === region.x && y0 === region.y && view.info.widthPx === region.width && view.info.heightPx === region.height) return grown;
+  const t = performance.now();
+  const probability = new Float32Array(region.width * region.height);
+  const valid = new Uint8Array(region.width * region.height);
+  for (let r = 0; r < region.height; r++) {
+    const src = (region.y - y0 + r) * view.info.widthPx + (region.x - x0);
+    probability.set(grown.probability.subarray(src, src + region.width), r * region.width);
+    valid.set(grown.valid.subarray(src, src + region.width), r * region.width);
+  }
+  lap(input.stages, 'blend', t);
+  return { widthPx: region.width, heightPx: region.height, probability, valid, windows: grown.windows };
 }
 
 /** Adds the time since t0 to stages[key] (when stages are being collected) and returns now. */
@@ -111,27 +146,4 @@ function stitch(prob: Float32Array, mask: Uint8Array, win: WindowPx, W: number, 
       valid[row + c] = 1;
     }
   }
-}
-
-/**
- * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
- * by `marginPx` on every side inside the scene, so windows at its edges still see context, run
- * through detectTile, and cropped back to the part.
- */
-export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx: number }): Promise<ChangeProbability> {
-  const { region, marginPx } = input;
-  const info = input.after.info;
-  const x0 = Math.max(0, region.x - marginPx), y0 = Math.max(0, region.y - marginPx);
-  const x1 = Math.min(info.widthPx, region.x + region.width + marginPx), y1 = Math.min(info.heightPx, region.y + region.height + marginPx);
-  const view = new WindowView(input.after, { x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
-  const grown = await detectTile({ ...input, after: view });
-  if (x0 === region.x && y0 === region.y && view.info.widthPx === region.width && view.info.heightPx === region.height) return grown;
-  const probability = new Float32Array(region.width * region.height);
-  const valid = new Uint8Array(region.width * region.height);
-  for (let r = 0; r < region.height; r++) {
-    const src = (region.y - y0 + r) * view.info.widthPx + (region.x - x0);
-    probability.set(grown.probability.subarray(src, src + region.width), r * region.width);
-    valid.set(grown.valid.subarray(src, src + region.width), r * region.width);
-  }
-  return { widthPx: region.width, heightPx: region.height, probability, valid, windows: grown.windows };
 }

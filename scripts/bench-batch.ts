@@ -5,7 +5,7 @@
  * inference, blending, writing, vectorizing, storing, diff, match and emit. Not a test: numbers
  * depend on the machine.
  *
- *   npx tsx scripts/bench-batch.ts [--repeat 4] [--model models/siam-unet-lite] [--part 4096] [--concurrency 1] [--keep]
+ *   npx tsx scripts/bench-batch.ts [--repeat 4] [--model models/siam-unet-lite] [--part 3072] [--concurrency 1] [--keep]
  *
  * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
  * REDIS_URL under a key prefix of its own; both are removed afterwards (unless --keep).
@@ -63,7 +63,7 @@ const env = {
   TUBAN_DATA_DIR: join(work, 'data'),
   TUBAN_LOG_LEVEL: 'warn',
   TUBAN_MODEL_DIR: opt('--model', process.env.TUBAN_MODEL_DIR ?? 'models/siam-unet-lite'),
-  TUBAN_PART_PX: opt('--part', process.env.TUBAN_PART_PX ?? '4096'),
+  TUBAN_PART_PX: opt('--part', process.env.TUBAN_PART_PX ?? '3072'),
   TUBAN_CONCURRENCY: opt('--concurrency', process.env.TUBAN_CONCURRENCY ?? '1'),
 };
 const config = loadConfig(env);

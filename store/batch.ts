@@ -39,6 +39,8 @@ export interface BatchSummary {
   candidates: number;
   patches: { new: number; redetected: number };
   perTown: { townCode: string; townName: string; newPatches: number; redetected: number; newAreaM2: number }[];
+  /** Files of the month refused at registration (never part of a batch), with their reasons. */
+  refusedFiles?: { path: string; code: string; reason: string }[];
   /** Milliseconds of the diff (candidates), re-detection matching and emit steps. */
   timings?: { diffMs: number; matchMs: number; emitMs: number };
 }
@@ -199,6 +201,7 @@ async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]):
     model: { name: batch.model_name, version: batch.model_version },
     tiles: { total: tiles.length, ok: tiles.length - failed.length, failed: failed.length },
     failedTiles: failed.map((t) => ({ path: t.path, code: t.error_code, reason: t.error_message })),
+    refusedFiles: await db('imagery_refusal').where({ month: batch.month }).orderBy('path').select('path', 'code', 'reason'),
     changePolygons: Number(changePolygons),
     candidates: Number(candidates),
     patches: { new: perTown.reduce((s, t) => s + t.newPatches, 0), redetected: perTown.reduce((s, t) => s + t.redetected, 0) },
@@ -214,7 +217,7 @@ export async function listPatches(db: Knex, month: string, townCode?: string | n
 // Parts: each tile (scene) is processed as window ranges with their own jobs; the tile's row is
 // rolled up from its parts.
 
-export const DEFAULT_PART_PX = 4096;
+export const DEFAULT_PART_PX = 3072;
 export const partPxOf = (params: Record<string, unknown> | null | undefined): number => Number(params?.partPx ?? DEFAULT_PART_PX);
 
 export interface BatchPartRow extends ScenePart {

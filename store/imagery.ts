@@ -46,8 +46,11 @@ export async function registerImagery(db: Knex, config: Config, month: string, i
   for (const path of listTiffs(inputs)) {
     try {
       registered.push(await registerOne(db, config, month, path, date));
+      await db('imagery_refusal').where({ month, path }).delete(); // repaired since
     } catch (err) {
-      refused.push({ path, code: errorCodeOf(err), reason: (err as Error).message });
+      const r = { path, code: errorCodeOf(err), reason: (err as Error).message };
+      refused.push(r);
+      await db('imagery_refusal').insert({ month, ...r }).onConflict(['month', 'path']).merge(['code', 'reason', 'refused_at']);
     }
   }
   return { registered, refused };

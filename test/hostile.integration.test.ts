@@ -50,6 +50,9 @@ describe('hostile input corpus', () => {
       expect(failed[c.file].reason).toContain(c.file);
     }
     expect(s.patches.new).toBe(0); // the good tile is the baseline's own pixels
+    // files refused at registration are listed in the same summary, each with its named error
+    const refusedInSummary = Object.fromEntries((s.refusedFiles ?? []).map((r) => [r.path.split('/').pop()!, r.code]));
+    for (const c of cases.filter((c) => c.stage === 'register')) expect(refusedInSummary[c.file], `${c.file} in the batch summary`).toBe(c.code);
 
     // Consistent: only registered files have imagery rows, failed tiles left no change polygons.
     const [{ n: images }] = await db('imagery').where({ month: '2024-04' }).count({ n: '*' });
