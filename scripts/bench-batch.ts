@@ -82,7 +82,7 @@ try {
   const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
   const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
   const stages: [string, number][] = [
-    ['read + normalise (detect)', sum('read')], ['inference', sum('infer')], ['blend windows', sum('blend')], ['write probability', sum('write')],
+    ['read + normalise', sum('read')], ['inference', sum('infer')], ['blend windows', sum('blend')], ['write probability', sum('write') + sum('readProb')],
     ['vectorize', sum('vectorize')], ['store polygons', sum('store')],
     ['diff (PostGIS)', (s.timings?.diffMs ?? 0) / 1000], ['match', (s.timings?.matchMs ?? 0) / 1000], ['emit', (s.timings?.emitMs ?? 0) / 1000],
   ];

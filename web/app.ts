@@ -437,6 +437,7 @@ async function renderPatch(code: string, seq: number): Promise<void> {
     ['模型 Model', `${esc(p.model)} · p=${fmt(p.mean_prob, 2)}`], ['核查结果 Verification', esc(p.verification_result ?? '–')], ['违法类型 Violation', esc(p.violation ?? '–')], ['许可 Permit', esc(p.permit_ref ?? '–')],
     ['整改措施 Measure', esc(p.measure ?? '–')], ['核查期限 Verify by', esc(p.verify_due ?? '–')], ['整改期限 Rectify by', esc(p.rectify_due ?? '–')], ['逾期 Overdue since', esc(p.overdue_since ?? '–')],
   ];
+  if (p.regularised) attrs.push(['规则化 Outline', `${esc(p.regularised)} (${fmt(p.raw_area_m2)} m² before)`]);
   if (p.rebuilt_of) attrs.push(['复建 Rebuilt of', `<a href="#/patch/${encodeURIComponent(p.rebuilt_of)}">${esc(p.rebuilt_of)}</a>`]);
   if (p.split_from) attrs.push(['拆分自 Split from', `<a href="#/patch/${encodeURIComponent(p.split_from)}">${esc(p.split_from)}</a>`]);
   const actions: string[] = p.allowed_actions ?? [];

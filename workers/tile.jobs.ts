@@ -89,12 +89,13 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
   const batch = await getBatch(ctx.db, batchId);
   const threshold = Number(batch.params.threshold ?? ctx.model.manifest.defaultThreshold);
   const meta = await ctx.db('imagery').where({ id: imageryId }).first('path', 'geotransform', 'srid');
-  const buf = await timer.time('read', () => readFileSync(probabilityPath(ctx.config, batchId, imageryId, partNo)));
+  const buf = await timer.time('readProb', () => readFileSync(probabilityPath(ctx.config, batchId, imageryId, partNo)));
   const prob = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
   if (prob.length !== part.width * part.height) throw new Error(`${meta.path}: part ${partNo} probability raster has ${prob.length} values, expected ${part.width}×${part.height}`);
   const gt = (meta.geotransform as number[]).map(Number) as unknown as [number, number, number, number, number, number];
   const features = await timer.time('vectorize', () => vectorizeRaster(prob, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y } }));
-  await timer.time('store', () => ctx.db.transaction(async (trx) => {
+  await ctx.db.transaction(async (trx) => {
+    const t0 = performance.now();
     await trx('change_polygon').where({ batch_id: batchId, imagery_id: imageryId, part: partNo }).delete();
     const rows = features.map((f, i) => ({
       batch_id: batchId, imagery_id: imageryId, part: partNo, seq: i + 1,
@@ -102,9 +103,10 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
       area_m2: f.properties.area_m2, pixel_count: f.properties.pixel_count, mean_prob: f.properties.mean_probability,
     }));
     for (let i = 0; i < rows.length; i += 200) await trx('change_polygon').insert(rows.slice(i, i + 200));
+    const ms = { ...timer.ms, store: Math.round((performance.now() - t0) * 10) / 10 };
     await faultPause(ctx.config, 'vectorize');
-    await updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, { status: 'vectorized', polygons: features.length, timings: timer.ms });
-  }));
+    await updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, { status: 'vectorized', polygons: features.length, timings: ms });
+  });
   ctx.log.info('Tile:Vectorized', { batchId, imageryId, part: partNo, path: meta.path, polygons: features.length, ...prefixed(timer.ms) });
   return { polygons: features.length };
 }
