@@ -5,6 +5,7 @@ import { latestBatchOfMonth } from '../store/batch.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { isEmbedded } from '../store/db.ts';
 import { checkRedis, redisConnection } from '../workers/queues.ts';
+import { BatchProgressReader } from '../workers/batch.progress.ts';
 import { resumeBatch } from '../workers/batch.launch.ts';
 import { scheduleDeadlineSweep, startWorkers } from '../workers/worker.pool.ts';
 import { workflowEnv } from '../workflow/env.ts';
@@ -105,7 +106,26 @@ batch.command('status [batchId]').description('state and summary of a batch (def
     const db = await c.database();
     const batchId = await resolveBatchId(db, id, o.month);
     const s = await cmdBatchStatus(db, batchId);
-    console.log(o.json ? JSON.stringify(s) : 'tiles' in s ? summaryText(s) : `batch ${s.batchId}: ${s.status}`);
+    if ('tiles' in s) return console.log(o.json ? JSON.stringify(s) : summaryText(s));
+    // Not finished: progress per scene, from the database and (when it answers) BullMQ.
+    let redis: ReturnType<typeof redisConnection> | undefined;
+    try {
+      await checkRedis(c.config, 1000);
+      redis = redisConnection(c.config);
+    } catch {
+      redis = undefined;
+    }
+    const reader = new BatchProgressReader(db, c.config, redis);
+    try {
+      const p = await reader.read(batchId);
+      if (o.json) return console.log(JSON.stringify(p));
+      const b = p.batch;
+      console.log(`batch ${b.id} ${b.month} (baseline ${b.baseline_month}) — ${b.status}: ${b.vectorized + b.failed}/${b.tiles} scenes done, ${b.failed} failed; diff job ${p.diff ?? '–'}${p.queueAvailable ? '' : ' (BullMQ not reachable: database state only)'}`);
+      for (const t of p.tiles) console.log(`  ${t.path}: ${t.status}, parts ${t.parts_done}/${t.parts}${t.detect ? `; detect ${t.detect}` : ''}${t.vectorize ? `; vectorize ${t.vectorize}` : ''}${t.error_code ? ` [${t.error_code}] ${t.error_message}` : ''}`);
+    } finally {
+      await reader.close();
+      redis?.disconnect();
+    }
   });
 batch.command('retry [batchId]').description('re-run the failed tiles of a finished batch, then its diff')
   .requiredOption('--failed', 'retry the failed tiles (the only mode)')

@@ -5,7 +5,7 @@
  * edges: their pieces must add up to the planted area and union into one polygon each.
  * Not a test: numbers depend on the machine.
  *
- *   npx tsx scripts/bench-scene.ts [--size 40000] [--part 3072] [--model models/cva-baseline] [--keep DIR]
+ *   npx tsx scripts/bench-scene.ts [--size 40000] [--part 3072] [--model models/cva-baseline] [--compress NONE|DEFLATE] [--keep DIR]
  *
  * With --keep DIR the scene files stay in DIR and a later run with the same size and part reuses them.
  */
@@ -30,6 +30,8 @@ const opt = (name: string, dflt: string) => {
 const S = Number(opt('--size', '40000'));
 const PART = Number(opt('--part', '3072'));
 const modelDir = opt('--model', 'models/cva-baseline');
+/** Tile compression of the scene files (NONE reads fastest; DEFLATE is what deliveries often use). */
+const COMPRESS = opt('--compress', 'NONE');
 const keepDir = argv.includes('--keep') ? opt('--keep', '') : '';
 const GSD = 0.5, X0 = 500000, Y0 = 2740000;
 const dir = keepDir || mkdtempSync(join(tmpdir(), 'tuban-bench-scene-'));
@@ -37,7 +39,8 @@ mkdirSync(dir, { recursive: true });
 
 type Rect = { x0: number; y0: number; x1: number; y1: number; seam: boolean };
 const world = (r: Rect) => [[X0 + r.x0 * GSD, Y0 - r.y0 * GSD], [X0 + r.x1 * GSD, Y0 - r.y0 * GSD], [X0 + r.x1 * GSD, Y0 - r.y1 * GSD], [X0 + r.x0 * GSD, Y0 - r.y1 * GSD], [X0 + r.x0 * GSD, Y0 - r.y0 * GSD]];
-const geojson = (rects: Rect[], colour: number[]) => JSON.stringify({ type: 'FeatureCollection', features: rects.map((r) => ({ type: 'Feature', properties: { r: colour[0], g: colour[1], b: colour[2] }, geometry: { type: 'Polygon', coordinates: [world(r)] } })) });
+// GeoJSON is lon/lat unless it says otherwise: name the scene's CRS so GDAL does not reproject.
+const geojson = (rects: Rect[], colour: number[]) => JSON.stringify({ type: 'FeatureCollection', crs: { type: 'name', properties: { name: 'urn:ogc:def:crs:EPSG::4548' } }, features: rects.map((r) => ({ type: 'Feature', properties: { r: colour[0], g: colour[1], b: colour[2] }, geometry: { type: 'Polygon', coordinates: [world(r)] } })) });
 
 // New buildings: a few hundred at random, and one across every fourth part edge (vertical and horizontal).
 const rnd = mulberry32(4040);
@@ -57,13 +60,13 @@ if (cornerEdge < S) planted.push({ x0: cornerEdge - 20, y0: cornerEdge - 20, x1:
 
 let t = performance.now();
 const before = join(dir, 'before.tif'), after = join(dir, 'after.tif');
-const stamp = join(dir, `scene-${S}-${PART}.done`);
+const stamp = join(dir, `scene-${S}-${PART}-${COMPRESS}.done`);
 if (existsSync(stamp)) console.log(`reusing the ${S}² scene pair in ${dir}`);
 else {
 console.log(`writing a ${S}² scene pair with GDAL in ${dir}`);
 execFileSync('gdal_create', ['-of', 'GTiff', '-outsize', `${S}`, `${S}`, '-bands', '3', '-ot', 'Byte', '-burn', '112', '-burn', '118', '-burn', '96',
-  '-a_srs', 'EPSG:4548', '-a_ullr', `${X0}`, `${Y0}`, `${X0 + S * GSD}`, `${Y0 - S * GSD}`, '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'BIGTIFF=YES', before]);
-execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'BIGTIFF=YES', before, after]);
+  '-a_srs', 'EPSG:4548', '-a_ullr', `${X0}`, `${Y0}`, `${X0 + S * GSD}`, `${Y0 - S * GSD}`, '-co', 'TILED=YES', '-co', `COMPRESS=${COMPRESS}`, '-co', 'BIGTIFF=YES', before]);
+execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', `COMPRESS=${COMPRESS}`, '-co', 'BIGTIFF=YES', before, after]);
 writeFileSync(join(dir, 'new.geojson'), geojson(planted, [205, 200, 196]));
 for (const [b, a] of [[1, 'r'], [2, 'g'], [3, 'b']] as const) execFileSync('gdal_rasterize', ['-q', '-b', `${b}`, '-a', a, join(dir, 'new.geojson'), after]);
 writeFileSync(stamp, '');
