@@ -4,7 +4,7 @@ import { readBaselineOnGrid, type BaselineTile } from './pair.align.ts';
 import { normaliseBands, type BandStretch } from './raster.normalise.ts';
 import type { TileSource } from './raster.source.ts';
 import { WindowView } from './raster.view.ts';
-import { blendWeights, windowGrid, type WindowPx } from './window.grid.ts';
+import { blendRamps, windowGrid, type WindowPx } from './window.grid.ts';
 
 export interface DetectInput {
   after: TileSource;
@@ -135,14 +135,16 @@ function lap(stages: Record<string, number> | undefined, key: string, t0: number
 }
 
 function stitch(prob: Float32Array, mask: Uint8Array, win: WindowPx, W: number, H: number, rampPx: number, sum: Float32Array, weight: Float32Array, valid: Uint8Array): void {
-  const w = blendWeights(win, W, H, rampPx);
+  const { wx, wy } = blendRamps(win, W, H, rampPx);
   for (let r = 0; r < win.height; r++) {
     const row = (win.y + r) * W + win.x;
+    const ry = wy[r];
+    const p0 = r * win.width;
     for (let c = 0; c < win.width; c++) {
-      const p = r * win.width + c;
-      if (!mask[p]) continue;
-      sum[row + c] += prob[p] * w[p];
-      weight[row + c] += w[p];
+      if (!mask[p0 + c]) continue;
+      const w = wx[c] * ry;
+      sum[row + c] += prob[p0 + c] * w;
+      weight[row + c] += w;
       valid[row + c] = 1;
     }
   }

@@ -37,11 +37,15 @@ export function windowGrid(widthPx: number, heightPx: number, sizePx: number, ov
  * Never zero, so every pixel keeps a defined value.
  */
 export function blendWeights(win: WindowPx, rasterWidthPx: number, rasterHeightPx: number, rampPx: number): Float32Array {
-  const wx = axisRamp(win.x, win.width, rasterWidthPx, rampPx);
-  const wy = axisRamp(win.y, win.height, rasterHeightPx, rampPx);
+  const { wx, wy } = blendRamps(win, rasterWidthPx, rasterHeightPx, rampPx);
   const out = new Float32Array(win.width * win.height);
   for (let r = 0; r < win.height; r++) for (let c = 0; c < win.width; c++) out[r * win.width + c] = wx[c] * wy[r];
   return out;
+}
+
+/** The blending weights of a window as two ramps: weight at (row, col) = wy[row] × wx[col]. */
+export function blendRamps(win: WindowPx, rasterWidthPx: number, rasterHeightPx: number, rampPx: number): { wx: Float32Array; wy: Float32Array } {
+  return { wx: axisRamp(win.x, win.width, rasterWidthPx, rampPx), wy: axisRamp(win.y, win.height, rasterHeightPx, rampPx) };
 }
 
 function axisRamp(start: number, size: number, length: number, rampPx: number): Float32Array {

@@ -94,25 +94,30 @@ await b.close();
 await model.close();
 const maxRssMb = process.resourceUsage().maxRSS / 1024;
 
-// Buildings across part edges: pieces inside their rectangle add up to it and union into one polygon.
+// Buildings across part edges: their pieces, one from each side, must union into one polygon of
+// one ring whose area is the pieces' sum (no gap and no overlap along the edge).
+const shoelace = (ring: number[][]) => Math.abs(ring.reduce((a, p, i) => (i + 1 < ring.length ? a + p[0] * ring[i + 1][1] - ring[i + 1][0] * p[1] : a), 0)) / 2;
+const areaOf = (g: Polygon | MultiPolygon) => (g.type === 'Polygon' ? [g.coordinates] : g.coordinates).reduce((a, poly) => a + shoelace(poly[0]) - poly.slice(1).reduce((h, r) => h + shoelace(r), 0), 0);
 let seamOk = 0;
 const seamBad: string[] = [];
 for (const r of planted.filter((p) => p.seam)) {
-  const [minX, maxY] = [X0 + r.x0 * GSD, Y0 - r.y0 * GSD];
-  const [maxX, minY] = [X0 + r.x1 * GSD, Y0 - r.y1 * GSD];
+  const [minX, maxY] = [X0 + (r.x0 - 8) * GSD, Y0 - (r.y0 - 8) * GSD];
+  const [maxX, minY] = [X0 + (r.x1 + 8) * GSD, Y0 - (r.y1 + 8) * GSD];
   const mine = pieces.filter((f) => {
-    const c = (f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0])[0];
-    return c[0] >= minX - 1 && c[0] <= maxX + 1 && c[1] >= minY - 1 && c[1] <= maxY + 1;
+    const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+    return ring.every((c) => c[0] >= minX && c[0] <= maxX && c[1] >= minY && c[1] <= maxY);
   });
-  const px = mine.reduce((s, f) => s + f.properties.pixel_count, 0);
+  const sum = mine.reduce((s, f) => s + areaOf(f.geometry), 0);
   const merged = mine.length > 1 ? union(featureCollection(mine as Feature<Polygon | MultiPolygon>[])) : mine[0];
-  const one = merged?.geometry.type === 'Polygon' || (merged?.geometry.type === 'MultiPolygon' && merged.geometry.coordinates.length === 1);
-  if (px === (r.x1 - r.x0) * (r.y1 - r.y0) && one && mine.length >= 2) seamOk++;
-  else seamBad.push(`${r.x0},${r.y0}: ${mine.length} pieces, ${px} px of ${(r.x1 - r.x0) * (r.y1 - r.y0)}`);
+  const g = merged?.geometry;
+  const oneRing = !!g && ((g.type === 'Polygon' && g.coordinates.length === 1) || (g.type === 'MultiPolygon' && g.coordinates.length === 1 && g.coordinates[0].length === 1));
+  const exact = !!g && Math.abs(areaOf(g) - sum) < 1e-6 * Math.max(1, sum);
+  if (mine.length >= 2 && oneRing && exact) seamOk++;
+  else seamBad.push(`${r.x0},${r.y0}: ${mine.length} pieces, union ${g ? (oneRing ? 'one ring' : g.type) : 'none'}, area ${g ? areaOf(g).toFixed(2) : 0} vs pieces ${sum.toFixed(2)} m²`);
 }
 const mp = (S * S) / 1e6;
 console.log(`\n\n${S}² px (${mp.toFixed(0)} MP, ${((mp * GSD * GSD)).toFixed(0)} km²) in ${parts.length} parts of ≤ ${PART}², model ${model.manifest.name}`);
 console.log(`wall ${wall.toFixed(1)} s (${(mp / wall).toFixed(2)} MP/s); peak RSS ${maxRssMb.toFixed(0)} MB (sampled after each part: ${(peakRss / 2 ** 20).toFixed(0)} MB)`);
 for (const k of ['read', 'infer', 'blend', 'vectorize']) console.log(`  ${k.padEnd(10)} ${((ms[k] ?? 0) / 1000).toFixed(1).padStart(8)} s`);
-console.log(`pieces ${pieces.length}; buildings across part edges whole again: ${seamOk}/${seamOk + seamBad.length}${seamBad.length ? ` — not: ${seamBad.slice(0, 5).join('; ')}` : ''}`);
+console.log(`pieces ${pieces.length}; buildings across part edges whole again (one polygon, one ring, area = sum of the pieces): ${seamOk}/${seamOk + seamBad.length}${seamBad.length ? ` — not: ${seamBad.slice(0, 5).join('; ')}` : ''}`);
 if (!keepDir) rmSync(dir, { recursive: true, force: true });
