@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
 import { crsFromGeoKeys, type GeoKeys } from './crs.ts';
 import { checkTiffStructure } from './tiff.structure.ts';
+import { FastTiffReader } from './tiff.fastread.ts';
 import { BadInputError } from './errors.ts';
 import type { GeoTransform } from './geotransform.ts';
 import { checkWindow, type BandArray, type RasterInfo, type SampleType, type TileSource } from './raster.source.ts';
@@ -16,7 +17,7 @@ const RASTER_PIXEL_IS_POINT = 2;
 export class GeoTiffSource implements TileSource {
   private readonly ycbcr: boolean;
 
-  private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage) {
+  private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage, private readonly fast: FastTiffReader | null) {
     const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
     this.ycbcr = fd.hasTag('PhotometricInterpretation') && fd.getValue('PhotometricInterpretation') === 6;
   }
@@ -36,12 +37,13 @@ export class GeoTiffSource implements TileSource {
     const info = rasterInfoOf(file, image);
     checkCompression(file, image);
     await checkDataWithinFile(file, image);
-    return new GeoTiffSource(info, tiff, image);
+    return new GeoTiffSource(info, tiff, image, await FastTiffReader.forImage(file, image));
   }
 
   async readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]> {
     checkWindow(this.info, win);
     try {
+      if (this.fast) return await this.fast.read(win, bands ?? [...Array(this.info.bandCount).keys()]);
       const window = [win.x, win.y, win.x + win.width, win.y + win.height];
       if (this.ycbcr) {
         // JPEG-in-TIFF with YCbCr photometry: readRasters would hand back Y, Cb, Cr; readRGB converts to RGB as GDAL does.
@@ -56,6 +58,7 @@ export class GeoTiffSource implements TileSource {
   }
 
   async close(): Promise<void> {
+    await this.fast?.close();
     await this.tiff.close?.();
   }
 }

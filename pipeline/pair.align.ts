@@ -70,14 +70,22 @@ async function copyShifted(base: BaselineTile, win: WindowPx, shift: { dx: numbe
   const srcWin = { x: sx0, y: sy0, width: sx1 - sx0, height: sy1 - sy0 };
   const raw = await base.source.readWindow(srcWin, bandIdx);
   const norm = normaliseBands(info, raw, base.stretch);
+  const w = srcWin.width;
   for (let r = 0; r < srcWin.height; r++) {
     const ty = sy0 + r - shift.dy - win.y;
-    for (let c = 0; c < srcWin.width; c++) {
-      const si = r * srcWin.width + c;
-      if (!norm.valid[si]) continue;
-      const ti = ty * win.width + (sx0 + c - shift.dx - win.x);
-      valid[ti] = 1;
-      for (let b = 0; b < bands.length; b++) bands[b][ti] = norm.bands[b][si];
+    const s0 = r * w, t0 = ty * win.width + (sx0 - shift.dx - win.x);
+    let all = true;
+    for (let c = 0; c < w; c++) if (!norm.valid[s0 + c]) { all = false; break; }
+    if (all) {
+      // the common case, a row with data everywhere: copy it whole
+      valid.fill(1, t0, t0 + w);
+      for (let b = 0; b < bands.length; b++) bands[b].set(norm.bands[b].subarray(s0, s0 + w), t0);
+      continue;
+    }
+    for (let c = 0; c < w; c++) {
+      if (!norm.valid[s0 + c]) continue;
+      valid[t0 + c] = 1;
+      for (let b = 0; b < bands.length; b++) bands[b][t0 + c] = norm.bands[b][s0 + c];
     }
   }
 }

@@ -1,3 +1,4 @@
+import { lzwDecode } from '../pipeline/tiff.lzw.ts';
 import { describe, expect, it } from 'vitest';
 import { EPSG_4548 } from '../pipeline/crs.ts';
 import { parseLayer } from '../pipeline/layer.parse.ts';
@@ -66,5 +67,25 @@ describe('parseLayer', () => {
       { index: 0, code: 'A', reason: 'coordinate [1,"x"] is not a pair of finite numbers' },
       { index: 1, code: 'B', reason: 'valid_from 2025-01-01 is after valid_to 2024-01-01' },
     ]);
+  });
+});
+
+describe('TIFF LZW decoder', () => {
+  /** 9-bit codes packed MSB first, as TIFF writes them. */
+  const pack = (codes: number[]) => {
+    const bits = codes.map((c) => c.toString(2).padStart(9, '0')).join('');
+    const bytes = new Uint8Array(Math.ceil(bits.length / 8));
+    for (let i = 0; i < bits.length; i++) if (bits[i] === '1') bytes[i >> 3] |= 0x80 >> (i & 7);
+    return bytes;
+  };
+
+  it('decodes literals, table codes and the KwKwK case', () => {
+    // "ABABABA": A B, then 258 = "AB", 260 = "ABA" (defined by the code that uses it)
+    const out = lzwDecode(pack([256, 65, 66, 258, 260, 257]), 7);
+    expect(Buffer.from(out).toString('latin1')).toBe('ABABABA');
+  });
+
+  it('refuses a code beyond the table instead of writing garbage', () => {
+    expect(() => lzwDecode(pack([256, 65, 300, 257]), 8)).toThrow(/code 300 is beyond the table/);
   });
 });
