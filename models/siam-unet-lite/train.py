@@ -254,6 +254,25 @@ class Sampler:
             L.append(lab[:, y:y + c, x:x + c])
         return torch.stack(A), torch.stack(B), torch.stack(L)
 
+    def same(self, n):
+        """No-change pairs: one real image on both dates (with 0–3 px misregistration; the per-date colour jitter comes later), label 0."""
+        A, B, L = [], [], []
+        c = self.crop
+        for _ in range(n):
+            a, b, _ = self.pairs[self.gen.randrange(len(self.pairs))]
+            img = a if self.gen.random() < 0.5 else b
+            h, w = img.shape[-2:]
+            s = self.gen.uniform(0.6, 1.3)
+            size = (max(c + 8, round(h * s)), max(c + 8, round(w * s)))
+            img = F.interpolate(img[None], size=size, mode='bilinear', align_corners=False)[0]
+            y = self.gen.randrange(4, size[0] - c - 3)
+            x = self.gen.randrange(4, size[1] - c - 3)
+            dy, dx = self.gen.randint(-3, 3), self.gen.randint(-3, 3)
+            A.append(img[:, y:y + c, x:x + c])
+            B.append(img[:, y + dy:y + dy + c, x + dx:x + dx + c])
+            L.append(torch.zeros(1, c, c, device=self.device))
+        return torch.stack(A), torch.stack(B), torch.stack(L)
+
     def background(self, n):
         c = self.crop
         out = []
@@ -371,9 +390,10 @@ class Sampler:
             a, b, lab = (torch.flip(t, dims=(3,)) for t in (a, b, lab))
         return a, b, lab
 
-    def batch(self, n, mix):
-        counts = np.random.RandomState(self.gen.randrange(1 << 30)).multinomial(n, mix)
-        parts = []
+    def batch(self, n, mix, same=0.0):
+        n_same = int(round(n * same))
+        counts = np.random.RandomState(self.gen.randrange(1 << 30)).multinomial(n - n_same, mix)
+        parts = [self.same(n_same)] if n_same else []
         if counts[0]:
             parts.append(self.real(counts[0]))
         if counts[1]:
@@ -445,6 +465,7 @@ def main(argv=None):
     ap.add_argument('--backgrounds', action='append', default=[], help='background images for synthetic change (repeatable)')
     ap.add_argument('--dev', action='append', default=[], help='development sets DIR[@SCALE] (repeatable)')
     ap.add_argument('--mix', default='1,0,0', help='fractions real,synthetic,procedural (1,0,0 won on the development sets; see README)')
+    ap.add_argument('--same', type=float, default=0.0, help='fraction of each batch that is a no-change pair (one image on both dates)')
     ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--crop', type=int, default=128)
@@ -469,7 +490,7 @@ def main(argv=None):
     if len(mix) != 3 or min(mix) < 0 or sum(mix) <= 0:
         raise SystemExit(f'--mix {args.mix}: expected three non-negative fractions real,synthetic,procedural')
     mix = [v / sum(mix) for v in mix]
-    if mix[0] > 0 and not args.data:
+    if (mix[0] > 0 or args.same > 0) and not args.data:
         raise SystemExit('--mix asks for real pairs but no --data folder was given')
     if (mix[1] > 0 or mix[2] > 0) and not args.backgrounds:
         raise SystemExit('--mix asks for synthetic change but no --backgrounds folder was given')
@@ -512,7 +533,7 @@ def main(argv=None):
         if step > total:
             step -= 1
             break
-        a, b, lab = sampler.batch(args.batch, mix)
+        a, b, lab = sampler.batch(args.batch, mix, args.same)
         logits = net(a, b)
         loss = bce(logits, lab) + dice_loss(logits, lab)
         opt.zero_grad(set_to_none=True)
@@ -541,7 +562,7 @@ def main(argv=None):
         'architecture': {'name': 'SiamUNetLite', 'widths': list(widths), 'parameters': params},
         'normalisation': {'mean': MEAN, 'std': STD},
         'seed': args.seed, 'steps': step, 'stepsPlanned': total, 'batch': args.batch, 'crop': args.crop, 'lr': args.lr,
-        'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])),
+        'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same,
         'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
         'torch': torch.__version__, 'trainingSeconds': round(seconds, 1),
         'trainingData': [{'folder': os.path.basename(os.path.normpath(f)), 'scale': s, 'pairs': len(ps)} for f, s, ps in train_sets],
