@@ -8,6 +8,8 @@ import { MemorySource } from '../pipeline/raster.source.ts';
 import { WindowView } from '../pipeline/raster.view.ts';
 import { partGrid } from '../pipeline/window.grid.ts';
 import { runBatch } from './helpers/batch.ts';
+import { BatchProgressReader } from '../workers/batch.progress.ts';
+import { redisConnection } from '../workers/queues.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 
@@ -88,6 +90,19 @@ describe('a batch in parts on real PostGIS and Redis', () => {
       expect(rows[0].iou, `${w.code}: IoU with the whole-tile patch`).toBeGreaterThan(0.97);
       expect(Math.abs(rows[0].area_m2 - w.area_m2) / w.area_m2, `${w.code}: area`).toBeLessThan(0.03);
       expect(rows[0].n, `${w.code}: one polygon, no slivers left at part edges`).toBe(1);
+    }
+    // progress per scene, as `batch status` and the web batch page show it: parts and their BullMQ jobs
+    const redis = redisConnection(parts.config);
+    const reader = new BatchProgressReader(parts.db, parts.config, redis);
+    try {
+      const p = await reader.read(b.batchId);
+      expect(p.queueAvailable).toBe(true);
+      expect(p.tiles).toHaveLength(4);
+      for (const t of p.tiles) expect(t).toMatchObject({ status: 'vectorized', parts: 16, parts_done: 16, detect: 'completed 16', vectorize: 'completed 16' });
+      expect(p.diff).toBe('completed');
+    } finally {
+      await reader.close();
+      redis.disconnect();
     }
   });
 });
