@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
@@ -147,6 +148,16 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.textContent('#history')).toContain('dianqian');
     const row = await run.db('patch').where({ code }).first('status', 'violation');
     expect(row).toEqual({ status: 'illegal', violation: 'construction' });
+    // evidence from the page: a text file is refused with the API's reason, a photo is stored and listed
+    await page.setInputFiles('#upload input[type=file]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a photo') });
+    await page.click('#upload button');
+    await expect.poll(() => page.textContent('#action-msg')).toMatch(/not a JPEG, PNG or PDF/);
+    const photo = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#a33' } }).png().toBuffer();
+    await page.setInputFiles('#upload input[type=file]', { name: '现场照片.png', mimeType: 'image/png', buffer: photo });
+    await page.click('#upload button');
+    await expect.poll(() => page.textContent('#evidence')).toContain('现场照片.png');
+    expect(await page.textContent('#history')).toContain('evidence_added');
+    expect(await run.db('evidence').count('* as n').first()).toEqual({ n: '1' });
     await page.screenshot({ path: join(SHOTS, '3-town-verified.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
     await page.close();

@@ -463,7 +463,7 @@ async function renderPatch(code: string, seq: number): Promise<void> {
           <form id="note" style="margin-top:8px;display:flex;gap:6px"><input name="text" placeholder="备注 note" style="flex:1"><button>添加 add note</button></form>
         </div>
         <div class="card"><h3>证据 Evidence</h3>
-          <ul id="evidence">${(p.evidence as Row[]).map((e) => `<li><a href="#" data-evidence="${e.id}" data-name="${esc(e.filename)}">${esc(e.filename)}</a> (${Math.round(e.bytes / 1024)} kB) ${esc(e.note ?? '')}</li>`).join('') || '<li>–</li>'}</ul>
+          <ul id="evidence">${(p.evidence as Row[]).map((e) => `<li><a href="#" data-evidence="${e.id}" data-name="${esc(e.filename)}">${esc(e.filename)}</a> (${e.bytes < 1024 ? `${e.bytes} B` : `${Math.round(e.bytes / 1024)} kB`}) ${esc(e.note ?? '')}</li>`).join('') || '<li>–</li>'}</ul>
           <form id="upload" style="display:flex;gap:6px"><input type="file" name="file" accept="image/jpeg,image/png,application/pdf"><button>上传 upload</button></form>
         </div>
       </div>
@@ -510,7 +510,8 @@ async function renderPatch(code: string, seq: number): Promise<void> {
     const file = (new FormData(e.target as HTMLFormElement).get('file') as File | null);
     if (!file || !file.size) return showError($('#action-msg'), new Error('choose a JPEG, PNG or PDF file first'));
     try {
-      await api(`/api/patches/${encodeURIComponent(code)}/evidence?filename=${encodeURIComponent(file.name)}`, { method: 'POST', body: file, headers: { 'content-type': file.type || 'application/octet-stream' } });
+      // sent as bytes whatever the browser thinks the type is: the server decides by the content
+      await api(`/api/patches/${encodeURIComponent(code)}/evidence?filename=${encodeURIComponent(file.name)}`, { method: 'POST', body: file, headers: { 'content-type': 'application/octet-stream' } });
       await renderPatch(code, seq);
     } catch (err) {
       showError($('#action-msg'), err);
