@@ -36,8 +36,8 @@ export class GeoTiffSource implements TileSource {
     }
     const info = rasterInfoOf(file, image);
     checkCompression(file, image);
-    await checkDataWithinFile(file, image);
-    return new GeoTiffSource(info, tiff, image, await FastTiffReader.forImage(file, image));
+    const blocks = await checkDataWithinFile(file, image);
+    return new GeoTiffSource(info, tiff, image, await FastTiffReader.forImage(file, image, blocks));
   }
 
   async readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]> {
@@ -78,7 +78,7 @@ function checkCompression(file: string, image: GeoTIFFImage): void {
  * A truncated file still has a readable header, and geotiff.js then decodes the missing strips
  * as zeros — garbage pixels that look like change. Every strip/tile must end inside the file.
  */
-async function checkDataWithinFile(file: string, image: GeoTIFFImage): Promise<void> {
+async function checkDataWithinFile(file: string, image: GeoTIFFImage): Promise<{ offsets: ArrayLike<number>; counts: ArrayLike<number> }> {
   const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; loadValue(t: string): Promise<ArrayLike<number>> };
   const [offTag, cntTag] = fd.hasTag('TileOffsets') ? ['TileOffsets', 'TileByteCounts'] : ['StripOffsets', 'StripByteCounts'];
   if (!fd.hasTag(offTag) || !fd.hasTag(cntTag)) throw new BadInputError('corrupt_tiff', `${file}: no ${offTag}/${cntTag} tags, so the pixel data cannot be located`, { file });
@@ -89,6 +89,7 @@ async function checkDataWithinFile(file: string, image: GeoTIFFImage): Promise<v
   if (end > size) {
     throw new BadInputError('corrupt_tiff', `${file}: truncated — pixel data runs to byte ${end} but the file has ${size} bytes`, { file, expectedBytes: end, fileBytes: size });
   }
+  return { offsets, counts };
 }
 
 /** Header facts of a GeoTIFF image; throws BadInputError naming the file when georeferencing is missing or unusable. */
@@ -139,4 +140,34 @@ function geoTransformOf(file: string, image: GeoTIFFImage, geoKeys: GeoKeys | nu
     gt = [gt[0] - 0.5 * gt[1] - 0.5 * gt[2], gt[1], gt[2], gt[3] - 0.5 * gt[4] - 0.5 * gt[5], gt[4], gt[5]];
   }
   return gt;
+}
+
+/**
+ * Open GeoTIFFs by path, each opened once and shared (chips, map tiles, training chips read the
+ * same tiles again and again). Beyond `max` files the oldest is dropped and closed a little later,
+ * so a read still using it finishes first.
+ */
+export class GeoTiffCache {
+  private readonly sources = new Map<string, Promise<GeoTiffSource>>();
+  constructor(private readonly max = 64, private readonly closeDelayMs = 30_000) {}
+
+  open(path: string): Promise<GeoTiffSource> {
+    let s = this.sources.get(path);
+    if (!s) {
+      if (this.sources.size >= this.max) {
+        const [oldest, p] = this.sources.entries().next().value!;
+        this.sources.delete(oldest);
+        setTimeout(() => void p.then((x) => x.close()).catch(() => {}), this.closeDelayMs).unref();
+      }
+      s = GeoTiffSource.open(path);
+      this.sources.set(path, s);
+      s.catch(() => this.sources.delete(path));
+    }
+    return s;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.sources.values()) await p.then((s) => s.close()).catch(() => {});
+    this.sources.clear();
+  }
 }

@@ -1,3 +1,4 @@
+import { convex, featureCollection, point } from '@turf/turf';
 import { traceMask } from './mask.trace.ts';
 
 /**
@@ -41,25 +42,10 @@ export function ringArea(ring: number[][]): number {
   return a / 2;
 }
 
-function convexHull(points: Pt[]): Pt[] {
-  const p = [...points].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const cross = (o: Pt, a: Pt, b: Pt) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
-  const lower: Pt[] = [];
-  for (const q of p) {
-    while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], q) <= 0) lower.pop();
-    lower.push(q);
-  }
-  const upper: Pt[] = [];
-  for (const q of p.reverse()) {
-    while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], q) <= 0) upper.pop();
-    upper.push(q);
-  }
-  return lower.slice(0, -1).concat(upper.slice(0, -1));
-}
-
 /** Minimum-area rectangle around the points (rotating calipers over the hull's edge directions). */
 export function minRotatedRect(points: Pt[]): { angle: number; area: number; corners: Pt[] } {
-  const hull = convexHull(points);
+  const h = convex(featureCollection(points.map((p) => point(p))));
+  const hull = (h ? h.geometry.coordinates[0].slice(0, -1) : points) as Pt[];
   let best = { angle: 0, area: Infinity, corners: [] as Pt[] };
   for (let i = 0; i < hull.length; i++) {
     const a = hull[i], b = hull[(i + 1) % hull.length];

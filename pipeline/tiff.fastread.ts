@@ -25,9 +25,9 @@ export class FastTiffReader {
     private readonly counts: ArrayLike<number>,
   ) {}
 
-  /** A reader when the image's layout is one this handles, else null. */
-  static async forImage(file: string, image: GeoTIFFImage): Promise<FastTiffReader | null> {
-    const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown; loadValue(t: string): Promise<ArrayLike<number>> };
+  /** A reader when the image's layout is one this handles, else null. `blocks`: its strip or tile offsets and byte counts. */
+  static async forImage(file: string, image: GeoTIFFImage, blocks: { offsets: ArrayLike<number>; counts: ArrayLike<number> }): Promise<FastTiffReader | null> {
+    const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
     const value = (tag: string, dflt: number) => (fd.hasTag(tag) ? Number(fd.getValue(tag)) : dflt);
     const spp = image.getSamplesPerPixel();
     const bits = fd.hasTag('BitsPerSample') ? (fd.getValue('BitsPerSample') as ArrayLike<number>) : [1];
@@ -43,14 +43,11 @@ export class FastTiffReader {
     const predictor = value('Predictor', 1);
     if (predictor !== 1 && predictor !== 2) return null;
     const tiled = fd.hasTag('TileOffsets');
-    const [offTag, cntTag] = tiled ? ['TileOffsets', 'TileByteCounts'] : ['StripOffsets', 'StripByteCounts'];
-    if (!fd.hasTag(offTag) || !fd.hasTag(cntTag)) return null;
-    const [offsets, counts] = await Promise.all([fd.loadValue(offTag), fd.loadValue(cntTag)]);
     const width = image.getWidth(), height = image.getHeight();
     const blockW = tiled ? value('TileWidth', 0) : width;
     const blockH = tiled ? value('TileLength', 0) : Math.min(value('RowsPerStrip', height), height);
     if (blockW <= 0 || blockH <= 0) return null;
-    return new FastTiffReader(await open(file, 'r'), width, height, spp, blockW, blockH, kind, predictor === 2, offsets, counts);
+    return new FastTiffReader(await open(file, 'r'), width, height, spp, blockW, blockH, kind, predictor === 2, blocks.offsets, blocks.counts);
   }
 
   /** Band-separate samples of a window (bands: 0-based sample indices). */

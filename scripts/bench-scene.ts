@@ -20,6 +20,7 @@ import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import { partGrid } from '../pipeline/window.grid.ts';
+import { ringArea } from '../pipeline/regularise.ts';
 import { mulberry32 } from './prng.ts';
 
 const argv = process.argv.slice(2);
@@ -96,7 +97,7 @@ const maxRssMb = process.resourceUsage().maxRSS / 1024;
 
 // Buildings across part edges: their pieces, one from each side, must union into one polygon of
 // one ring whose area is the pieces' sum (no gap and no overlap along the edge).
-const shoelace = (ring: number[][]) => Math.abs(ring.reduce((a, p, i) => (i + 1 < ring.length ? a + p[0] * ring[i + 1][1] - ring[i + 1][0] * p[1] : a), 0)) / 2;
+const shoelace = (ring: number[][]) => Math.abs(ringArea(ring));
 const areaOf = (g: Polygon | MultiPolygon) => (g.type === 'Polygon' ? [g.coordinates] : g.coordinates).reduce((a, poly) => a + shoelace(poly[0]) - poly.slice(1).reduce((h, r) => h + shoelace(r), 0), 0);
 let seamOk = 0;
 const seamBad: string[] = [];

@@ -5,24 +5,21 @@ import { BadInputError, TubanError, errorFate } from '../pipeline/errors.ts';
 import { addEvidence, readEvidence } from '../store/evidence.ts';
 import type { Db } from '../store/db.ts';
 import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
-import { EXPORT_FORMATS, exportPatches } from '../store/export.ts';
+import { EXPORT_FORMATS, exportPatches, patchChip } from '../store/export.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { zipFiles } from '../export/zip.ts';
 import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
-import { addNote, applyAction, listPatchesFor, patchDetail, type WorkflowEnv } from '../store/workflow.ts';
-import { PatchQuerySchema } from '../workflow/actions.schema.ts';
-import { ACTIONS, type Action } from '../workflow/lifecycle.ts';
-import { openApiDocument } from './openapi.ts';
+import { addNote, applyAction, listPatchesFor, patchDetail, scopedPatch, type WorkflowEnv } from '../store/workflow.ts';
+import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
+import { ACTIONS, RULES, type Action } from '../workflow/lifecycle.ts';
+import { jsonSchema, openApiDocument } from './openapi.ts';
 import type { WebAssets } from './web.ts';
 import type { Redis } from 'ioredis';
-import { SourceCache, mapConfig, patchTrend, renderMapTile } from '../store/map.ts';
-import { patchChip } from '../store/export.ts';
-import { scopedPatch } from '../store/workflow.ts';
+import { mapConfig, patchTrend, renderMapTile } from '../store/map.ts';
+import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import { BatchProgressReader, recentBatches } from '../workers/batch.progress.ts';
-import { ActionBodies } from '../workflow/actions.schema.ts';
-import { RULES } from '../workflow/lifecycle.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -80,7 +77,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   const open = new Set(['/api/login', '/api/health', '/api/openapi.json']);
-  const sources = new SourceCache();
+  const sources = new GeoTiffCache();
   const progress = new BatchProgressReader(db, config, opts.redis);
   app.addHook('onClose', async () => {
     await sources.close();
@@ -146,9 +143,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (!png) return reply.status(204).send();
     return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=600').send(png);
   });
-  app.get('/api/meta', async () => ({
-    actions: Object.fromEntries(Object.entries(ActionBodies).map(([name, body]) => [name, { label: RULES[name as Action].label, from: RULES[name as Action].from, roles: RULES[name as Action].roles, schema: z.toJSONSchema(body, { io: 'input', unrepresentable: 'any' }) }])),
-  }));
+  const meta = { actions: Object.fromEntries(Object.entries(ActionBodies).map(([name, body]) => [name, { label: RULES[name as Action].label, from: RULES[name as Action].from, roles: RULES[name as Action].roles, schema: jsonSchema(body) }])) };
+  app.get('/api/meta', async () => meta);
   app.get('/api/patches/:code', async (req) => patchDetail(db, me(req), (req.params as { code: string }).code));
   app.post('/api/patches/:code/actions/:action', async (req) => {
     const { code, action } = req.params as { code: string; action: string };

@@ -2,9 +2,12 @@ import { z } from 'zod';
 import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
 import { RULES, type Action } from '../workflow/lifecycle.ts';
 
+/** JSON Schema of a request body or query, as OpenAPI and the web app's action forms use it. */
+export const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+
 /** OpenAPI 3.1 description of the API, built from the same zod schemas that validate requests. */
 export function openApiDocument(): Record<string, unknown> {
-  const json = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+  const json = jsonSchema;
   const bearer = [{ bearer: [] }];
   const paths: Record<string, unknown> = {
     '/api/login': { post: { summary: 'Exchange username and password for an API token', requestBody: { content: { 'application/json': { schema: json(z.object({ username: z.string(), password: z.string() })) } } }, responses: { 200: { description: 'token and user' }, 401: { description: 'wrong credentials' } } } },

@@ -74,7 +74,6 @@ export async function createBatch(db: Knex, opts: { month: string; baselineMonth
       };
     });
     await trx('batch_tile').insert(tiles.map((t) => ({ batch_id: batch.id, imagery_id: t.imagery_id, baseline_ids: t.baseline_ids, status: t.status, error_code: t.error_code, error_message: t.error_message })));
-    await ensureParts(trx, Number(batch.id), tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id), partPxOf(opts.params));
     return { batch: { ...batch, id: Number(batch.id) }, tiles };
   });
 }
@@ -102,8 +101,7 @@ export async function reopenFailedTiles(db: Knex, batchId: number): Promise<{ re
         continue;
       }
       await trx('batch_tile').where({ batch_id: batchId, imagery_id: t.imagery_id }).update({ status: 'queued', error_code: null, error_message: null, baseline_ids: ids, updated_at: trx.fn.now() });
-      await trx('batch_part').where({ batch_id: batchId, imagery_id: t.imagery_id }).delete();
-      await ensureParts(trx, batchId, [t.imagery_id], partPxOf(batch.params));
+      await trx('batch_part').where({ batch_id: batchId, imagery_id: t.imagery_id }).delete(); // made afresh when enqueued
       retried.push({ ...t, status: 'queued', baseline_ids: ids, error_code: null, error_message: null });
     }
     const round = Number(batch.params?.retryRound ?? 0) + 1;
@@ -225,7 +223,7 @@ export interface BatchPartRow extends ScenePart {
   status: TileStatus;
 }
 
-/** Create the part rows of tiles that have none yet (idempotent). */
+/** Create the part rows of tiles that have none yet (idempotent; called by every enqueue: launch, retry, resume). */
 export async function ensureParts(db: Knex, batchId: number, imageryIds: number[], partPx: number): Promise<void> {
   if (!imageryIds.length) return;
   const sizes = await db('imagery').whereIn('id', imageryIds).select('id', 'width_px', 'height_px');
@@ -233,17 +231,21 @@ export async function ensureParts(db: Knex, batchId: number, imageryIds: number[
   for (let k = 0; k < rows.length; k += 500) await db('batch_part').insert(rows.slice(k, k + 500)).onConflict(['batch_id', 'imagery_id', 'part']).ignore();
 }
 
+const partColumns = ['imagery_id', 'part', 'x', 'y', 'width', 'height', 'status'] as const;
+const toPartRow = (r: Record<string, any>): BatchPartRow => ({ ...r, imagery_id: Number(r.imagery_id) }) as BatchPartRow;
+
 /** Parts of a batch's tiles, optionally only those not yet vectorized. */
 export async function batchParts(db: Knex, batchId: number, opts: { imageryIds?: number[]; unfinished?: boolean } = {}): Promise<BatchPartRow[]> {
-  const q = db('batch_part').where({ batch_id: batchId }).orderBy(['imagery_id', 'part']).select('imagery_id', 'part', 'x', 'y', 'width', 'height', 'status');
+  const q = db('batch_part').where({ batch_id: batchId }).orderBy(['imagery_id', 'part']).select(...partColumns);
   if (opts.imageryIds) q.whereIn('imagery_id', opts.imageryIds);
   if (opts.unfinished) q.whereNotIn('status', ['vectorized', 'failed']);
-  return (await q).map((r) => ({ ...r, imagery_id: Number(r.imagery_id) }));
+  return (await q).map(toPartRow);
 }
 
+/** One part (what each part job needs), or null. */
 export async function batchPart(db: Knex, batchId: number, imageryId: number, part: number): Promise<BatchPartRow | null> {
-  const [row] = await batchParts(db, batchId, { imageryIds: [imageryId] }).then((rows) => rows.filter((r) => r.part === part));
-  return row ?? null;
+  const row = await db('batch_part').where({ batch_id: batchId, imagery_id: imageryId, part }).first(...partColumns);
+  return row ? toPartRow(row) : null;
 }
 
 type PartFields = Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number; valid_px: number; timings: Record<string, number> }>;

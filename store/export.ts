@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { renderChip } from '../export/chip.ts';
 import { findCjkFont, toPdf, type SheetImages } from '../export/write.pdf.ts';
 import { zipFiles } from '../export/zip.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffCache, type GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import type { Knex } from 'knex';
 import { toRecord, type ExportRecord } from '../export/fields.ts';
@@ -93,15 +93,8 @@ export async function patchChip(db: Knex, open: OpenSource, code: string, month:
 
 /** Before/after chips and an overview for each patch, cut from the registered imagery. */
 async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record: ExportRecord; images: SheetImages }[]> {
-  const sources = new Map<string, GeoTiffSource>();
-  const open = async (path: string) => {
-    let s = sources.get(path);
-    if (!s) {
-      s = await GeoTiffSource.open(path);
-      sources.set(path, s);
-    }
-    return s;
-  };
+  const sources = new GeoTiffCache();
+  const open = (path: string) => sources.open(path);
   const chip = async (code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> => {
     try {
       return await patchChip(db, open, code, month, kind, colour);
@@ -117,7 +110,7 @@ async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record:
     }
     return out;
   } finally {
-    for (const s of sources.values()) await s.close();
+    await sources.close();
   }
 }
 

@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import sharp from 'sharp';
 import { readChipRgb } from '../export/chip.ts';
 import { BadInputError } from '../pipeline/errors.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
 import { scopeTown } from './workflow.ts';
@@ -41,35 +41,11 @@ export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
   };
 }
 
-/** Open GeoTIFFs kept for the server's lifetime (tiles of the same month are read again and again). */
-export class SourceCache {
-  private readonly sources = new Map<string, Promise<GeoTiffSource>>();
-  constructor(private readonly max = 64) {}
-  async open(path: string): Promise<GeoTiffSource> {
-    let s = this.sources.get(path);
-    if (!s) {
-      if (this.sources.size >= this.max) {
-        const [oldest, p] = this.sources.entries().next().value!;
-        this.sources.delete(oldest);
-        void p.then((x) => x.close()).catch(() => {});
-      }
-      s = GeoTiffSource.open(path);
-      this.sources.set(path, s);
-      s.catch(() => this.sources.delete(path));
-    }
-    return s;
-  }
-  async close(): Promise<void> {
-    for (const p of this.sources.values()) await p.then((s) => s.close()).catch(() => {});
-    this.sources.clear();
-  }
-}
-
 /**
  * One 256² PNG map tile of a month's imagery (transparent where no imagery is), or null when the
  * zoom level is coarser than imagery is drawn at or no tile of the month covers it.
  */
-export async function renderMapTile(db: Knex, cache: SourceCache, srid: number, month: string, z: number, x: number, y: number): Promise<Buffer | null> {
+export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number, month: string, z: number, x: number, y: number): Promise<Buffer | null> {
   const res = TILE_GRID.resolutions[z];
   if (res === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0) throw new BadInputError('bad_request', `no map tile ${z}/${x}/${y}: zoom runs 0–${TILE_GRID.resolutions.length - 1}, x and y are whole numbers ≥ 0`);
   if (res > MAX_IMAGERY_RES) return null;

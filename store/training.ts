@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import sharp from 'sharp';
 import { readChipRgb } from '../export/chip.ts';
 import { BadInputError } from '../pipeline/errors.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
 
@@ -64,12 +64,8 @@ export async function exportTrainingChips(db: Knex, opts: { month: string; since
   const minCoverage = opts.minCoverage ?? 0.98;
   const patches = await runSql<Verified>(db, 'training/verified', { month: opts.month, since });
   for (const sub of ['A', 'B', 'label']) mkdirSync(join(opts.outDir, sub), { recursive: true });
-  const sources = new Map<string, GeoTiffSource>();
-  const open = async (path: string) => {
-    let s = sources.get(path);
-    if (!s) sources.set(path, (s = await GeoTiffSource.open(path)));
-    return s;
-  };
+  const sources = new GeoTiffCache();
+  const open = (path: string) => sources.open(path);
   const chips: TrainingChip[] = [];
   const skipped: TrainingExport['skipped'] = [];
   try {
@@ -119,7 +115,7 @@ export async function exportTrainingChips(db: Knex, opts: { month: string; since
       }
     }
   } finally {
-    for (const s of sources.values()) await s.close();
+    await sources.close();
   }
   const result: TrainingExport = { dir: opts.outDir, months: { since, until: opts.month }, chips, skipped };
   writeFileSync(join(opts.outDir, 'manifest.json'), JSON.stringify({ ...result, dir: undefined, createdAt: new Date().toISOString(), layout: 'A/ before, B/ after, label/ 0 = no change, 255 = verified change' }, null, 2));

@@ -54,11 +54,12 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
       opened.push(s);
       baseSources.push({ source: s, stretch: b.stretch });
     }
-    const stages: Record<string, number> = {};
-    const result = await timer.time('detect', () => detectRegion({
+    // detectRegion adds its own read / infer / blend times to the timer's
+    const stages = timer.ms;
+    const result = await detectRegion({
       after, afterStretch: current.stretch, baselines: baseSources, model: ctx.model, region: part, marginPx: Math.max(ctx.model.manifest.overlapPx, 32), stages,
       onProgress: (d, t) => progress?.(Math.round((100 * d) / t)),
-    }));
+    });
     let validPx = 0;
     for (let i = 0; i < result.valid.length; i++) validPx += result.valid[i];
     await faultPause(ctx.config, 'detect');
@@ -69,8 +70,7 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
       writeFileSync(out + '.tmp', Buffer.from(result.probability.buffer, result.probability.byteOffset, result.probability.byteLength));
       renameSync(out + '.tmp', out);
     });
-    const ms = { ...timer.ms, ...stages };
-    delete ms.detect;
+    const ms = timer.ms;
     await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, { status: 'detected', windows: result.windows, valid_px: validPx, timings: ms }));
     ctx.log.info('Tile:Detected', { batchId, imageryId, part: partNo, path: current.path, windows: result.windows, ...prefixed(ms) });
     return { windows: result.windows, ms };
