@@ -2,7 +2,7 @@
  * The few error kinds tuban distinguishes. The kind decides a job's fate (retry or not) and,
  * later, an HTTP status — in one table, `errorFate`, instead of scattered `instanceof` checks.
  */
-export type ErrorKind = 'bad_input' | 'transient' | 'not_found' | 'conflict' | 'forbidden';
+export type ErrorKind = 'bad_input' | 'transient' | 'not_found' | 'conflict' | 'forbidden' | 'unauthorized';
 
 export class TubanError extends Error {
   readonly kind: ErrorKind;
@@ -58,6 +58,7 @@ export const errorFate: Record<ErrorKind, { retry: boolean; httpStatus: number }
   not_found: { retry: false, httpStatus: 404 },
   conflict: { retry: false, httpStatus: 409 },
   forbidden: { retry: false, httpStatus: 403 },
+  unauthorized: { retry: false, httpStatus: 401 },
 };
 
 /** Kind of any thrown value; unknown errors are treated as transient (retried, then reported). */

@@ -89,8 +89,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
   }
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split('?')[0];
-    if (!path.startsWith('/api/') || open.has(path)) return;
+    // Decide by the route that matched, not the raw URL: Fastify decodes the path before routing,
+    // so /%61pi/... reaches an /api/ route while its raw URL does not start with /api/.
+    const route = req.routeOptions.url;
+    if (route === undefined || !route.startsWith('/api/') || open.has(route)) return;
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer (\S+)$/.exec(auth);
     const user = m ? await userForToken(db, m[1]) : null;
@@ -105,7 +107,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       detail: JSON.stringify(req.url === '/api/login' ? {} : { body: summariseBody(req.body) }),
     });
   });
-  const me = (req: FastifyRequest) => req.user!;
+  const me = (req: FastifyRequest): User => {
+    if (!req.user) throw new TubanError('unauthorized', 'send Authorization: Bearer <token> (POST /api/login issues one)');
+    return req.user;
+  };
   const requireRole = (req: FastifyRequest, ...roles: User['role'][]) => {
     if (!roles.includes(me(req).role)) throw new TubanError('forbidden', `this needs role ${roles.join(' or ')}; you are ${me(req).role}`);
   };

@@ -50,6 +50,10 @@ describe('workflow HTTP API', () => {
     expect((await call(null, 'GET', '/api/patches')).statusCode).toBe(401);
     expect((await app.inject({ method: 'GET', url: '/api/patches', headers: { authorization: 'Bearer nope' } })).statusCode).toBe(401);
     expect((await call(null, 'POST', '/api/login', { username: 'ana', password: 'wrong' })).statusCode).toBe(401);
+    // a percent-encoded path reaches the same routes: it must need the token too
+    for (const url of ['/%61pi/export?month=2024-03&format=geojson', '/%61pi/patches', '/api/%70atches', '/%61pi/map/config']) {
+      expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(401);
+    }
     const { rows } = await run.db.raw('select token_hash from api_token limit 1');
     expect(rows[0].token_hash).toMatch(/^[0-9a-f]{64}$/); // only hashes are stored
     expect(Object.values(token)).not.toContain(rows[0].token_hash);
