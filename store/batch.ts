@@ -4,6 +4,7 @@ import { ConflictError, NotFoundError } from '../pipeline/errors.ts';
 import { partGrid, type ScenePart } from '../pipeline/window.grid.ts';
 import { regularise } from '../pipeline/regularise.ts';
 import { runSql } from './sql.ts';
+import { lockPatchNumbers } from './workflow.ts';
 
 export type TileStatus = 'queued' | 'detected' | 'vectorized' | 'failed';
 
@@ -173,6 +174,7 @@ export async function runDiff(db: Knex, config: Config, batchId: number, actor =
     const diffMs = lap();
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
     const matchMs = lap();
+    await lockPatchNumbers(trx as unknown as Knex, batch.month);
     await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
     const emitMs = lap();
     const tiles = await batchTiles(trx as unknown as Knex, batchId);

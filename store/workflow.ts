@@ -139,13 +139,19 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
         const prev = await trx.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7) as g from patch where id = ?', [p.id]);
         detail.previous_geometry = JSON.parse(prev.rows[0].g);
         await trx.raw('update patch set geom = ST_Multi(ST_Union(geom, (select geom from patch where id = ?))) where id = ?', [other.id, p.id]);
-        await trx.raw("update patch set area_m2 = ST_Area(ST_Transform(geom, 4326)::geography), centroid = ST_PointOnSurface(geom) where id = ?", [p.id]);
+        // what follows from the outline: true area, centroid, zone overlaps and the class they give
+        await trx.raw(`update patch p set area_m2 = ST_Area(ST_Transform(p.geom, 4326)::geography), centroid = ST_PointOnSurface(p.geom),
+                              farmland_m2 = z.f, ecological_m2 = z.e, water_m2 = z.w, class = patch_class(z.f, z.e, z.w)
+                       from (select coalesce(zone_overlap_m2('farmland', geom), 0) f, coalesce(zone_overlap_m2('ecological', geom), 0) e, coalesce(zone_overlap_m2('water', geom), 0) w
+                             from patch where id = ?) z
+                       where p.id = ?`, [p.id, p.id]);
         await trx('patch').where({ id: other.id }).update({ status: 'merged', merged_into: p.id });
         await trx('patch_event').insert({ patch_id: other.id, actor: user.username, type: 'merged', from_status: other.status, to_status: 'merged', detail: JSON.stringify({ into: code, reason: body.reason }) });
         break;
       }
       case 'split': {
         const children: { code: string; area_m2: number }[] = [];
+        await lockPatchNumbers(trx, p.month);
         for (const part of body.parts) {
           const [{ max }] = await trx('patch').where({ district_code: p.district_code, month: p.month }).max({ max: 'seq' });
           const rows = await runSql<{ id: string; code: string; area_m2: number }>(trx, 'workflow/split_part', { parent_id: p.id, part: JSON.stringify(part), seq: Number(max) + 1 });
@@ -187,4 +193,12 @@ export async function addNote(db: Knex, user: User, code: string, text: unknown)
   if (typeof text !== 'string' || text.trim() === '' || text.length > 4000) throw new BadInputError('bad_body', 'note: text must be 1–4000 characters');
   await db('patch_event').insert({ patch_id: p.id, actor: user.username, type: 'note', from_status: p.status, to_status: p.status, detail: JSON.stringify({ text: text.trim() }) });
   return patchDetail(db, user, code);
+}
+
+/**
+ * Patch numbers of a month are handed out as max(seq) + 1 by the batch emit and by splits; this
+ * transaction-scoped lock makes the two take turns instead of colliding on the same number.
+ */
+export async function lockPatchNumbers(trx: Knex, month: string): Promise<void> {
+  await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-patch-seq-${month}`]);
 }
