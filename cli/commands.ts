@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { area as turfArea } from '@turf/turf';
 import type { Config } from '../config/env.ts';
-import { detectTile } from '../pipeline/detect.tile.ts';
+import { detectRegion } from '../pipeline/detect.tile.ts';
+import { partGrid } from '../pipeline/window.grid.ts';
 import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
 import { LAYER_KINDS, type LayerKind } from '../pipeline/layer.parse.ts';
@@ -93,11 +94,19 @@ export async function cmdDetect(config: Config, beforePath: string, afterPath: s
   const before = await GeoTiffSource.open(beforePath);
   try {
     const t0 = performance.now();
-    const r = await detectTile({ after, baselines: [{ source: before }], model });
-    const bytes = encodeGeoTiff({ widthPx: r.widthPx, heightPx: r.heightPx, samples: r.probability, bands: 1, crs: after.info.crs, geoTransform: after.info.geoTransform });
+    // part by part, as the batch does, so only the output raster grows with the scene
+    const { widthPx: W, heightPx: H } = after.info;
+    const probability = new Float32Array(W * H);
+    let windows = 0;
+    for (const part of partGrid(W, H, config.TUBAN_PART_PX)) {
+      const r = await detectRegion({ after, baselines: [{ source: before }], model, region: part, marginPx: Math.max(model.manifest.overlapPx, 32) });
+      for (let row = 0; row < part.height; row++) probability.set(r.probability.subarray(row * part.width, (row + 1) * part.width), (part.y + row) * W + part.x);
+      windows += r.windows;
+    }
+    const bytes = encodeGeoTiff({ widthPx: W, heightPx: H, samples: probability, bands: 1, crs: after.info.crs, geoTransform: after.info.geoTransform });
     writeFileSync(outPath, Buffer.from(bytes));
-    const changed = r.probability.reduce((n, p) => n + (p >= model.manifest.defaultThreshold ? 1 : 0), 0);
-    return `${outPath}: change probability ${r.widthPx}×${r.heightPx} px on ${afterPath}'s grid (EPSG:${after.info.crs.epsg}), ${r.windows} windows, ${changed} px ≥ ${model.manifest.defaultThreshold}, ${Math.round(performance.now() - t0)} ms, model ${model.manifest.name} ${model.manifest.version}`;
+    const changed = probability.reduce((n, p) => n + (p >= model.manifest.defaultThreshold ? 1 : 0), 0);
+    return `${outPath}: change probability ${W}×${H} px on ${afterPath}'s grid (EPSG:${after.info.crs.epsg}), ${windows} windows, ${changed} px ≥ ${model.manifest.defaultThreshold}, ${Math.round(performance.now() - t0)} ms, model ${model.manifest.name} ${model.manifest.version}`;
   } finally {
     await after.close();
     await before.close();

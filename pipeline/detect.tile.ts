@@ -33,7 +33,8 @@ export interface ChangeProbability {
  * Change probability for one tile on the after image's grid: the tile is cut into overlapping
  * windows of the model's size, each window is run on the model, and overlapping predictions are
  * blended with weights that ramp down towards interior window edges, so no seam shows where
- * windows meet.
+ * windows meet. Both dates are held in memory as float planes (about 40 bytes a pixel): for a
+ * scene of any size use detectRegion part by part.
  */
 export async function detectTile(input: DetectInput): Promise<ChangeProbability> {
   const { after, model } = input;

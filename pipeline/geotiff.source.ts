@@ -25,19 +25,28 @@ export class GeoTiffSource implements TileSource {
   static async open(file: string): Promise<GeoTiffSource> {
     await checkTiffStructure(file);
     let tiff: GeoTIFF;
-    let image: GeoTIFFImage;
     try {
       tiff = await fromFile(file);
-      image = await tiff.getImage(0);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new BadInputError('file_missing', `${file}: no such file`, { file }, { cause: err });
       throw new BadInputError('corrupt_tiff', `${file}: not a readable TIFF (${(err as Error).message})`, { file }, { cause: err });
     }
-    const info = rasterInfoOf(file, image);
-    checkCompression(file, image);
-    const blocks = await checkDataWithinFile(file, image);
-    return new GeoTiffSource(info, tiff, image, await FastTiffReader.forImage(file, image, blocks));
+    try {
+      let image: GeoTIFFImage;
+      try {
+        image = await tiff.getImage(0);
+      } catch (err) {
+        throw new BadInputError('corrupt_tiff', `${file}: not a readable TIFF (${(err as Error).message})`, { file }, { cause: err });
+      }
+      const info = rasterInfoOf(file, image);
+      checkCompression(file, image);
+      const blocks = await checkDataWithinFile(file, image);
+      return new GeoTiffSource(info, tiff, image, await FastTiffReader.forImage(file, image, blocks));
+    } catch (err) {
+      await tiff.close?.(); // a refused file keeps no descriptor open
+      throw err;
+    }
   }
 
   async readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]> {
@@ -153,7 +162,10 @@ export class GeoTiffCache {
 
   open(path: string): Promise<GeoTiffSource> {
     let s = this.sources.get(path);
-    if (!s) {
+    if (s) {
+      this.sources.delete(path); // most recently used goes last, so eviction takes the least recently used
+      this.sources.set(path, s);
+    } else {
       if (this.sources.size >= this.max) {
         const [oldest, p] = this.sources.entries().next().value!;
         this.sources.delete(oldest);

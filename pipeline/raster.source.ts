@@ -53,6 +53,6 @@ export class MemorySource implements TileSource {
 
 export function checkWindow(info: RasterInfo, win: WindowPx): void {
   if (win.x < 0 || win.y < 0 || win.width <= 0 || win.height <= 0 || win.x + win.width > info.widthPx || win.y + win.height > info.heightPx) {
-    throw new Error(`${info.file}: window x=${win.x} y=${win.y} ${win.width}×${win.height} lies outside the raster (${info.widthPx}×${info.heightPx} px)`);
+    throw new Error(`${info.file}: window x=${win.x} y=${win.y} ${win.width}×${win.height} lies outside the ${info.widthPx}×${info.heightPx} raster`);
   }
 }

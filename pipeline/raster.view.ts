@@ -1,5 +1,5 @@
-import type { GeoTransform } from './geotransform.ts';
-import type { BandArray, RasterInfo, TileSource } from './raster.source.ts';
+import { windowGeoTransform } from './geotransform.ts';
+import { checkWindow, type BandArray, type RasterInfo, type TileSource } from './raster.source.ts';
 import type { WindowPx } from './window.grid.ts';
 
 /**
@@ -10,11 +10,8 @@ import type { WindowPx } from './window.grid.ts';
 export class WindowView implements TileSource {
   readonly info: RasterInfo;
   constructor(private readonly source: TileSource, readonly window: WindowPx) {
-    const s = source.info;
-    if (window.x < 0 || window.y < 0 || window.x + window.width > s.widthPx || window.y + window.height > s.heightPx) {
-      throw new Error(`${s.file}: window ${window.x},${window.y} ${window.width}×${window.height} lies outside the ${s.widthPx}×${s.heightPx} raster`);
-    }
-    this.info = { ...s, widthPx: window.width, heightPx: window.height, geoTransform: shiftGeoTransform(s.geoTransform, window.x, window.y) };
+    checkWindow(source.info, window);
+    this.info = { ...source.info, widthPx: window.width, heightPx: window.height, geoTransform: windowGeoTransform(source.info.geoTransform, window.x, window.y) };
   }
 
   readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]> {
@@ -24,9 +21,4 @@ export class WindowView implements TileSource {
   async close(): Promise<void> {
     // the underlying source belongs to whoever opened it
   }
-}
-
-/** The geotransform of a window whose top-left pixel is (x, y) of the original grid. */
-export function shiftGeoTransform(gt: GeoTransform, x: number, y: number): GeoTransform {
-  return [gt[0] + x * gt[1] + y * gt[2], gt[1], gt[2], gt[3] + x * gt[4] + y * gt[5], gt[4], gt[5]];
 }

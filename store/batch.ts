@@ -150,7 +150,8 @@ export async function updateTile(db: Knex, batchId: number, imageryId: number, f
 }
 
 export async function setBatchStatus(db: Knex, batchId: number, status: string): Promise<void> {
-  await db('batch').where({ id: batchId }).whereIn('status', ['queued', 'running']).update({ status });
+  // only an actual change writes: every part job calls this, and the batch row is shared by all workers
+  await db('batch').where({ id: batchId }).whereIn('status', ['queued', 'running']).whereNot({ status }).update({ status });
 }
 
 /**

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { BadInputError, NotFoundError } from '../pipeline/errors.ts';
@@ -33,8 +34,9 @@ export async function addEvidence(db: Knex, dataDir: string, maxBytes: number, u
   const dir = join(dataDir, 'evidence', sha256.slice(0, 2));
   mkdirSync(dir, { recursive: true });
   const stored = join(dir, `${sha256}.${kind.ext}`);
-  writeFileSync(`${stored}.tmp`, file.bytes);
-  renameSync(`${stored}.tmp`, stored);
+  const tmp = `${stored}.${randomUUID()}.tmp`; // two uploads of the same bytes must not share a temp file
+  await writeFile(tmp, file.bytes);
+  await rename(tmp, stored);
   const [row] = await db('evidence').insert({ patch_id: patch.id, filename: file.filename.slice(0, 200), content_type: kind.type, bytes: file.bytes.length, sha256, stored_as: stored, note: file.note ?? null, uploaded_by: user.id }).returning('id');
   await db('patch_event').insert({ patch_id: patch.id, actor: user.username, type: 'evidence_added', from_status: patch.status, to_status: patch.status, detail: JSON.stringify({ evidence_id: Number(row.id), filename: file.filename, sha256, bytes: file.bytes.length }) });
   return { id: Number(row.id), sha256, content_type: kind.type };
@@ -45,5 +47,5 @@ export async function readEvidence(db: Knex, user: User, id: number): Promise<{ 
   const row = await db('evidence as e').join('patch as p', 'p.id', 'e.patch_id').where('e.id', id)
     .modify((q) => { if (town) q.andWhere('p.town_code', town); }).first('e.*');
   if (!row) throw new NotFoundError(`evidence ${id} not found`);
-  return { filename: row.filename, contentType: row.content_type, bytes: readFileSync(row.stored_as) };
+  return { filename: row.filename, contentType: row.content_type, bytes: await readFile(row.stored_as) };
 }

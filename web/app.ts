@@ -66,10 +66,24 @@ async function api<T = any>(path: string, init: RequestInit = {}): Promise<T> {
   return (type.includes('json') ? res.json() : res.blob()) as Promise<T>;
 }
 
-/** An image or file behind the token, as an object URL (null for 204: nothing to show). */
+/** An image or file behind the token, as an object URL (null for 204: nothing to show). Release it with URL.revokeObjectURL. */
 async function blobUrl(path: string): Promise<string | null> {
   const b = await api<Blob | null>(path);
   return b ? URL.createObjectURL(b) : null;
+}
+
+/** Show an image behind the token; its object URL is released once the image has it. */
+async function showImage(img: HTMLImageElement, path: string, empty: string): Promise<boolean> {
+  const url = await blobUrl(path);
+  if (!url) {
+    if (empty) img.src = empty;
+    return false;
+  }
+  const release = () => URL.revokeObjectURL(url);
+  img.addEventListener('load', release, { once: true });
+  img.addEventListener('error', release, { once: true });
+  img.src = url;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,7 +290,7 @@ async function renderMap(seq: number): Promise<void> {
       projection, tileGrid, url: `/api/map/tiles/${month}/{z}/{x}/{y}.png`, transition: 0,
       tileLoadFunction: (tile, src) => {
         const img = (tile as ImageTile).getImage() as HTMLImageElement;
-        blobUrl(src).then((url) => { img.src = url ?? 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw=='; }).catch(() => { img.src = 'data:,'; });
+        showImage(img, src, 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==').catch(() => { img.src = 'data:,'; });
       },
     }),
     maxResolution: cfg.maxImageryResolution * 1.01,
@@ -469,11 +483,8 @@ async function renderPatch(code: string, seq: number): Promise<void> {
       </div>
     </div>`;
   for (const which of ['before', 'after'] as const) {
-    blobUrl(`/api/patches/${encodeURIComponent(code)}/chips/${which}.png`).then((url) => {
-      const img = $<HTMLImageElement>(`#chip-${which}`);
-      if (img && url) img.src = url;
-      else if (img) img.alt = 'no imagery';
-    }).catch(() => {});
+    const img = $<HTMLImageElement>(`#chip-${which}`);
+    showImage(img, `/api/patches/${encodeURIComponent(code)}/chips/${which}.png`, '').then((shown) => { if (!shown) img.alt = 'no imagery'; }).catch(() => {});
   }
   const area = $('#action-area');
   for (const b of document.querySelectorAll<HTMLButtonElement>('[data-open]')) {
@@ -526,6 +537,7 @@ async function renderPatch(code: string, seq: number): Promise<void> {
       link.href = url;
       link.download = a.dataset.name ?? 'evidence';
       link.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
     });
   }
 }

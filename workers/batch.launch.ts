@@ -2,7 +2,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
-import { ConflictError } from '../pipeline/errors.ts';
+import { ConflictError, TubanError } from '../pipeline/errors.ts';
 import { batchParts, batchTiles, createBatch, ensureParts, getBatch, partPxOf, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
@@ -78,8 +78,9 @@ export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: Ba
     try {
       p = await batchProgress(db, batchId);
     } catch (err) {
-      // The database may be restarting: keep waiting, and give up only at the timeout.
-      if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw err;
+      // The database may be restarting: keep waiting, and give up only at the timeout. Our own
+      // errors (no such batch, …) are not about the connection and end the wait at once.
+      if (err instanceof TubanError || (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs)) throw err;
       await new Promise((r) => setTimeout(r, 1000));
       continue;
     }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Knex } from 'knex';
@@ -67,8 +68,10 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
     mkdirSync(dirname(out), { recursive: true });
     await timer.time('write', () => {
       // Write then rename: a killed worker never leaves a half-written raster behind.
-      writeFileSync(out + '.tmp', Buffer.from(result.probability.buffer, result.probability.byteOffset, result.probability.byteLength));
-      renameSync(out + '.tmp', out);
+      // (a name of its own: after a resume the old and the new round's job may both run)
+      const tmp = `${out}.${process.pid}.${randomUUID()}.tmp`;
+      writeFileSync(tmp, Buffer.from(result.probability.buffer, result.probability.byteOffset, result.probability.byteLength));
+      renameSync(tmp, out);
     });
     const ms = timer.ms;
     await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, { status: 'detected', windows: result.windows, valid_px: validPx, timings: ms }));
