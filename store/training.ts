@@ -9,7 +9,7 @@ import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
 
 type Geom = { type: 'Polygon' | 'MultiPolygon'; coordinates: number[][][] | number[][][][] };
-interface ChipRow { path: string; stretch: BandStretch | null; srid: number; gsd_m: number; centre: { coordinates: number[] }; geom: Geom; change_geoms: Geom[] }
+interface ChipRow { path: string; stretch: BandStretch | null; srid: number; gsd_m: number; centre: { coordinates: number[] }; geom: Geom }
 interface Verified { code: string; month: string; baseline_month: string; status: string; verification_result: string | null; dismiss_reason: string | null; label: 'change' | 'no_change'; area_m2: number }
 
 export interface TrainingChip {
@@ -71,8 +71,8 @@ export async function exportTrainingChips(db: Knex, opts: { month: string; since
   try {
     for (const p of patches) {
       const reach = Math.max(100, Math.sqrt(p.area_m2) * 2 + size);
-      const after = await runSql<ChipRow>(db, 'training/chip', { code: p.code, month: p.month, reach_m: reach });
-      const before = await runSql<ChipRow>(db, 'training/chip', { code: p.code, month: p.baseline_month, reach_m: reach });
+      const after = await runSql<ChipRow>(db, 'export/chip_tiles', { code: p.code, month: p.month, margin_m: reach });
+      const before = await runSql<ChipRow>(db, 'export/chip_tiles', { code: p.code, month: p.baseline_month, margin_m: reach });
       if (!after.length || !before.length) {
         skipped.push({ code: p.code, reason: `no imagery registered for ${!after.length ? p.month : p.baseline_month}` });
         continue;
@@ -99,7 +99,8 @@ export async function exportTrainingChips(db: Knex, opts: { month: string; since
           skipped.push({ code: p.code, reason: `imagery covers ${(cover * 100).toFixed(1)}% of the chip (needs ${(minCoverage * 100).toFixed(0)}%)` });
           continue;
         }
-        const label = await rasteriseLabel(after[0].change_geoms, bounds, gsd, px, px);
+        const [{ geoms }] = await runSql<{ geoms: Geom[] }>(db, 'training/labels', { code: p.code, reach_m: reach, srid });
+        const label = await rasteriseLabel(geoms, bounds, gsd, px, px);
         const name = `${p.code}.png`;
         const raw = { raw: { width: px, height: px, channels: 3 as const } };
         await sharp(a.rgb, raw).png().toFile(join(opts.outDir, 'A', name));

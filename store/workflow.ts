@@ -43,7 +43,7 @@ export async function listPatchesFor(db: Knex, user: User, q: PatchQuery, opts: 
 export async function patchDetail(db: Knex, user: User, code: string): Promise<Record<string, unknown>> {
   const p = await scopedPatch(db, user, code);
   const [history, observations, evidence, geom] = await Promise.all([
-    db('patch_event as e').leftJoin('app_user as u', 'u.username', 'e.actor').where('e.patch_id', p.id).orderBy('e.id')
+    db('patch_event as e').where('e.patch_id', p.id).orderBy('e.id')
       .select('e.at', 'e.actor', 'e.type', 'e.from_status', 'e.to_status', 'e.detail'),
     db('patch_observation').where({ patch_id: p.id }).orderBy('month').select('month', 'kind', 'batch_id', db.raw('round(area_m2::numeric, 1)::float8 as area_m2'), 'mean_prob'),
     db('evidence').where({ patch_id: p.id }).orderBy('id').select('id', 'filename', 'content_type', 'bytes', 'note', 'uploaded_at'),

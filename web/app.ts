@@ -365,7 +365,7 @@ async function renderMap(seq: number): Promise<void> {
     ['town', '镇街 Town', (p) => esc(p.town_name)],
     ['status', '状态 Status', (p) => statusBadge(p)],
     ['area_m2', '面积 m²', (p) => fmt(p.area_m2)],
-    ['due', '期限 Due', (p) => esc(p.rectify_due ?? p.verify_due ?? '–')],
+    ['due', '期限 Due', (p) => esc((p.status === 'dispatched' ? p.verify_due : p.rectify_due) ?? '–')],
   ];
   const renderList = () => {
     $('#list').innerHTML = `<table id="patch-table"><thead><tr>${cols.map(([k, label]) => `<th class="sortable ${state.sort === k ? `sorted-${state.dir}` : ''}" data-sort="${k}">${label}</th>`).join('')}</tr></thead>

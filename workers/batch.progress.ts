@@ -77,16 +77,18 @@ export class BatchProgressReader {
     try {
       if (!this.queues) throw new Error('no queue connection');
       const lookup = parts.length <= ALL_PARTS_LOOKUP ? parts : parts.filter((p) => !['vectorized', 'failed'].includes(p.status));
-      for (const p of lookup) {
+      // all lookups in flight at once: the connection sends them without waiting for each answer
+      const queues = this.queues;
+      const found = await Promise.all(lookup.flatMap((p) => (['detect', 'vectorize'] as const).map(async (stage) => {
         const id = Number(p.imagery_id);
-        const t = perTile.get(id) ?? { detect: {}, vectorize: {}, attempts: 0 };
-        perTile.set(id, t);
-        for (const stage of ['detect', 'vectorize'] as const) {
-          const r = await state(this.queues[stage], (round) => partJobId(flowKey(instance, batchId, round), id, Number(p.part), stage));
-          const k = r.state ?? 'none';
-          t[stage][k] = (t[stage][k] ?? 0) + 1;
-          t.attempts += r.attempts;
-        }
+        return { id, stage, ...(await state(queues[stage], (round) => partJobId(flowKey(instance, batchId, round), id, Number(p.part), stage))) };
+      })));
+      for (const r of found) {
+        const t = perTile.get(r.id) ?? { detect: {}, vectorize: {}, attempts: 0 };
+        perTile.set(r.id, t);
+        const k = r.state ?? 'none';
+        t[r.stage][k] = (t[r.stage][k] ?? 0) + 1;
+        t.attempts += r.attempts;
       }
       diff = (await state(this.queues.diff, (r) => `${flowKey(instance, batchId, r)}-diff`)).state;
     } catch {
@@ -97,9 +99,16 @@ export class BatchProgressReader {
       const entries = Object.entries(c);
       return entries.length === 1 && n === 1 ? entries[0][0] : entries.map(([k, v]) => `${k} ${v}`).join(', ');
     };
+    const partsOf = new Map<number, { status: string }[]>();
+    for (const p of parts) {
+      const id = Number(p.imagery_id);
+      const list = partsOf.get(id);
+      if (list) list.push(p);
+      else partsOf.set(id, [p]);
+    }
     const rows: BatchProgress['tiles'] = tiles.map((t) => {
       const id = Number(t.imagery_id);
-      const mine = parts.filter((p) => Number(p.imagery_id) === id);
+      const mine = partsOf.get(id) ?? [];
       const jobStates = perTile.get(id);
       return {
         imagery_id: id, path: t.path, status: t.status, error_code: t.error_code, error_message: t.error_message,

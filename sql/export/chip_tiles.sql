@@ -1,10 +1,10 @@
 -- Imagery tiles of a month that cover the surroundings of a patch, with the patch geometry in
--- the tiles' own CRS (chips are cut on the imagery grid).
+-- the tiles' own CRS (chips are cut on the imagery grid): for sheet chips, map chips and training chips.
 -- Parameters:
 --   :code      patch code
 --   :month     imagery month (the patch's month, or its baseline month)
 --   :margin_m  how far around the patch the chip reaches (m)
-select i.path, i.stretch, i.srid,
+select i.path, i.stretch, i.srid, i.gsd_m,
        ST_AsGeoJSON(ST_Transform(p.geom, i.srid), 3)::json as geom,
        ST_AsGeoJSON(ST_Transform(ST_Centroid(p.geom), i.srid), 3)::json as centre
 from patch p

@@ -6,7 +6,7 @@
 --   :overdue, :escalated                'true' / 'false' or null
 --   :min_lon, :min_lat, :max_lon, :max_lat  bbox in lon/lat, or null (transformed once to the storage CRS, so the GiST index on patch.geom serves it)
 --   :min_area, :max_area                area range in m², or null
---   :sort, :dir                         code | area_m2 | due | status | town, asc | desc
+--   :sort, :dir                         code | area_m2 | due (the running deadline, as on the board) | status | town, asc | desc
 --   :with_geom                          true: add the outline in the storage CRS (for the web map)
 --   :limit, :offset
 select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status,
@@ -35,8 +35,8 @@ where (:scope_town::text is null or p.town_code = :scope_town::text)
 order by
   case when :sort::text = 'area_m2' and :dir::text = 'asc' then p.area_m2 end asc nulls last,
   case when :sort::text = 'area_m2' and :dir::text = 'desc' then p.area_m2 end desc nulls last,
-  case when :sort::text = 'due' and :dir::text = 'asc' then coalesce(p.rectify_due, p.verify_due) end asc nulls last,
-  case when :sort::text = 'due' and :dir::text = 'desc' then coalesce(p.rectify_due, p.verify_due) end desc nulls last,
+  case when :sort::text = 'due' and :dir::text = 'asc' then case when p.status = 'dispatched' then p.verify_due else p.rectify_due end end asc nulls last,
+  case when :sort::text = 'due' and :dir::text = 'desc' then case when p.status = 'dispatched' then p.verify_due else p.rectify_due end end desc nulls last,
   case when :sort::text = 'status' and :dir::text = 'asc' then p.status end asc,
   case when :sort::text = 'status' and :dir::text = 'desc' then p.status end desc,
   case when :sort::text = 'town' and :dir::text = 'asc' then p.town_code end asc,
