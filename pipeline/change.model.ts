@@ -1,22 +1,27 @@
 import type { ModelManifest } from './model.manifest.ts';
 
+/** Model input samples: floats normalised as the manifest says, or 8-bit reflectance (manifest inputType). */
+export type ModelInput = Float32Array | Uint8Array;
+
 /**
  * A change detector: batches of co-registered before/after windows in, per-pixel change
- * probability out. Inputs are normalised as the manifest says, laid out [batch, band, row, col].
+ * probability out. Inputs are of the manifest's inputType, laid out [batch, band, row, col].
  */
 export interface ChangeModel {
   readonly manifest: ModelManifest;
-  run(before: Float32Array, after: Float32Array, batch: number, heightPx: number, widthPx: number): Promise<Float32Array>;
+  run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<Float32Array>;
   close(): Promise<void>;
 }
 
 /** ONNX feeds for one batch: pure data, so the call can be logged and tested without a runtime. */
-export function buildFeeds(manifest: ModelManifest, before: Float32Array, after: Float32Array, batch: number, heightPx: number, widthPx: number) {
+export function buildFeeds(manifest: ModelManifest, before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number) {
   const bands = manifest.bands.indices.length;
   const expected = batch * bands * heightPx * widthPx;
   if (before.length !== expected || after.length !== expected) {
     throw new Error(`model ${manifest.name}: feed needs ${expected} values ([${batch}, ${bands}, ${heightPx}, ${widthPx}]), got ${before.length}/${after.length}`);
   }
+  const Want = manifest.inputType === 'uint8' ? Uint8Array : Float32Array;
+  if (!(before instanceof Want) || !(after instanceof Want)) throw new Error(`model ${manifest.name}: feed must be ${manifest.inputType}`);
   const dims = [batch, bands, heightPx, widthPx];
   return { [manifest.inputs.before]: { data: before, dims }, [manifest.inputs.after]: { data: after, dims } };
 }

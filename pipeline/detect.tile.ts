@@ -1,10 +1,11 @@
-import type { ChangeModel } from './change.model.ts';
+import type { ChangeModel, ModelInput } from './change.model.ts';
 import { BadInputError } from './errors.ts';
-import { readBaselineOnGrid, type BaselineTile } from './pair.align.ts';
-import { normaliseBands, type BandStretch } from './raster.normalise.ts';
+import { bothValid, fillWindow, readBaselinePlanes, readInputPlanes } from './model.input.ts';
+import type { BaselineTile } from './pair.align.ts';
+import type { BandStretch } from './raster.normalise.ts';
 import type { TileSource } from './raster.source.ts';
 import { WindowView } from './raster.view.ts';
-import { blendRamps, windowGrid, type WindowPx } from './window.grid.ts';
+import { axisWindows, blendRamps, type AxisWindows, type WindowPx } from './window.grid.ts';
 
 export interface DetectInput {
   after: TileSource;
@@ -26,17 +27,43 @@ export interface ChangeProbability {
   probability: Float32Array;
   /** 1 where both dates had data. */
   valid: Uint8Array;
+  /** How many pixels are valid. */
+  validPx: number;
   windows: number;
 }
 
 /**
  * Change probability for one tile on the after image's grid: the tile is cut into overlapping
- * windows of the model's size, each window is run on the model, and overlapping predictions are
- * blended with weights that ramp down towards interior window edges, so no seam shows where
- * windows meet. Both dates are held in memory as float planes (about 40 bytes a pixel): for a
- * scene of any size use detectRegion part by part.
+ * windows (see windowGrid: as few and as large as the model allows), each window is run on the
+ * model, and overlapping predictions are blended with weights that ramp down towards interior
+ * window edges, so no seam shows where windows meet. Both dates are held in memory as read (8- or
+ * 16-bit samples, about 20 bytes a pixel with the blending sums): for a scene of any size use
+ * detectRegion part by part.
  */
 export async function detectTile(input: DetectInput): Promise<ChangeProbability> {
+  const { widthPx, heightPx } = input.after.info;
+  return detectCropped(input, { x: 0, y: 0, width: widthPx, height: heightPx });
+}
+
+/**
+ * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
+ * by `marginPx` on every side inside the scene, so windows at its edges still see context, run
+ * like detectTile, and cropped back to the part.
+ */
+export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx: number }): Promise<ChangeProbability> {
+  const { region, marginPx } = input;
+  const info = input.after.info;
+  const x0 = Math.max(0, region.x - marginPx), y0 = Math.max(0, region.y - marginPx);
+  const x1 = Math.min(info.widthPx, region.x + region.width + marginPx), y1 = Math.min(info.heightPx, region.y + region.height + marginPx);
+  const view = new WindowView(input.after, { x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+  return detectCropped({ ...input, after: view }, { ...region, x: region.x - x0, y: region.y - y0 });
+}
+
+/** Pixels fed to the model per call, when the caller does not set a batch size: 4 windows of 512². */
+const PIXELS_PER_CALL = 4 * 512 * 512;
+
+/** The core of detectTile and detectRegion: windows over the whole of `input.after`, the result kept only for `crop`. */
+async function detectCropped(input: DetectInput, crop: WindowPx): Promise<ChangeProbability> {
   const { after, model } = input;
   const info = after.info;
   const m = model.manifest;
@@ -46,86 +73,143 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
     throw new BadInputError('band_count', `${info.file}: model ${m.name} reads band ${maxBand + 1} but the file has ${info.bandCount} band(s)`, { file: info.file, bands: info.bandCount });
   }
   const W = info.widthPx, H = info.heightPx;
-  // Both dates are read and normalised once for the whole raster (overlapping windows would
-  // decode and normalise the same pixels again); windows are cut from memory below.
+  // Both dates are read once for the whole raster (overlapping windows would decode the same
+  // pixels again) and kept as read; windows are cut and normalised from memory below.
   let t = performance.now();
   const whole = { x: 0, y: 0, width: W, height: H };
-  const a = normaliseBands(info, await after.readWindow(whole, bandIdx), input.afterStretch);
-  const b = await readBaselineOnGrid(info, whole, input.baselines, bandIdx);
-  const both = new Uint8Array(W * H);
-  for (let p = 0; p < W * H; p++) both[p] = a.valid[p] & b.valid[p];
+  const a = await readInputPlanes(after, whole, bandIdx, input.afterStretch, m);
+  const b = await readBaselinePlanes(info, whole, input.baselines, bandIdx, m);
+  const both = bothValid(a, b);
   t = lap(input.stages, 'read', t);
-  const windows = windowGrid(W, H, m.tileSizePx, m.overlapPx);
-  const sum = new Float32Array(W * H);
-  const weight = new Float32Array(W * H);
-  const valid = new Uint8Array(W * H);
-  const batchSize = Math.max(1, input.batchSize ?? 4);
+  const maxWindow = Math.max(m.maxWindowPx ?? m.tileSizePx, m.tileSizePx);
+  const xs = axisWindows(W, maxWindow, m.overlapPx, 16);
+  const ys = axisWindows(H, maxWindow, m.overlapPx, 16);
+  const blender = new Blender(W, H, xs, ys, m.overlapPx, crop);
+  const windows: (WindowPx & { i: number; j: number })[] = [];
+  for (const [j, y] of ys.starts.entries()) for (const [i, x] of xs.starts.entries()) windows.push({ x, y, width: xs.size, height: ys.size, i, j });
   const nb = bandIdx.length;
-  const mean = m.normalisation.mean, inv = m.normalisation.std.map((v) => 1 / v);
-  let done = 0;
-  for (let i = 0; i < windows.length; i += batchSize) {
-    const group = windows.slice(i, i + batchSize);
-    const win0 = group[0];
-    const plane = win0.width * win0.height;
-    const before = new Float32Array(group.length * nb * plane);
-    const afterT = new Float32Array(group.length * nb * plane);
-    const masks: Uint8Array[] = [];
-    t = performance.now();
-    for (const [gi, win] of group.entries()) {
-      const mask = new Uint8Array(plane);
-      for (let r = 0; r < win.height; r++) mask.set(both.subarray((win.y + r) * W + win.x, (win.y + r) * W + win.x + win.width), r * win.width);
-      masks.push(mask);
-      for (let c = 0; c < nb; c++) {
-        const mu = mean[c], k = inv[c];
-        const off = (gi * nb + c) * plane;
-        const av = a.bands[c], bv = b.bands[c];
-        for (let r = 0; r < win.height; r++) {
-          const src = (win.y + r) * W + win.x, dst = off + r * win.width;
-          for (let x = 0; x < win.width; x++) {
-            afterT[dst + x] = (av[src + x] - mu) * k;
-            before[dst + x] = (bv[src + x] - mu) * k;
-          }
+  const { mean, std } = m.normalisation;
+  const plane = xs.size * ys.size;
+  const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
+  // onnxruntime-node runs a session on the calling thread, so cutting, inference and blending
+  // take turns; the input tensors are reused from batch to batch.
+  for (let k = 0; k < windows.length; k += batchSize) {
+    const group = windows.slice(k, k + batchSize);
+    const before = takeScratch(m.inputType, group.length * nb * plane);
+    const afterT = takeScratch(m.inputType, group.length * nb * plane);
+    try {
+      for (const [gi, win] of group.entries()) {
+        for (let c = 0; c < nb; c++) {
+          const off = (gi * nb + c) * plane;
+          fillWindow(a, c, win, mean[c], std[c], afterT, off);
+          fillWindow(b, c, win, mean[c], std[c], before, off);
         }
       }
+      t = lap(input.stages, 'read', t);
+      const prob = await model.run(before, afterT, group.length, ys.size, xs.size);
+      t = lap(input.stages, 'infer', t);
+      for (const [gi, win] of group.entries()) blender.add(prob.subarray(gi * plane, (gi + 1) * plane), win.i, win.j);
+      t = lap(input.stages, 'blend', t);
+    } finally {
+      giveScratch(before);
+      giveScratch(afterT);
     }
-    t = lap(input.stages, 'read', t);
-    const prob = await model.run(before, afterT, group.length, win0.height, win0.width);
-    t = lap(input.stages, 'infer', t);
-    for (const [gi, win] of group.entries()) stitch(prob.subarray(gi * plane, (gi + 1) * plane), masks[gi], win, W, H, m.overlapPx, sum, weight, valid);
-    lap(input.stages, 'blend', t);
-    done += group.length;
-    input.onProgress?.(done, windows.length);
+    input.onProgress?.(Math.min(k + batchSize, windows.length), windows.length);
   }
-  t = performance.now();
-  const probability = new Float32Array(W * H);
-  for (let p = 0; p < W * H; p++) probability[p] = valid[p] && weight[p] > 0 ? sum[p] / weight[p] : 0;
+  const r = blender.finish(both);
   lap(input.stages, 'blend', t);
-  return { widthPx: W, heightPx: H, probability, valid, windows: windows.length };
+  return { ...r, windows: windows.length };
 }
 
 /**
- * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
- * by `marginPx` on every side inside the scene, so windows at its edges still see context, run
- * through detectTile, and cropped back to the part.
+ * Blends overlapping window predictions into the crop. Each window's weight ramps down towards its
+ * interior edges (blendRamps); the ramps are separable and the windows form a full grid, so the
+ * weights summed over windows at a pixel are Σx·Σy, and dividing each window's ramps by those sums
+ * beforehand makes every window add its final share directly, with no weight plane. Where one
+ * window alone covers a pixel its share is 1 and its prediction is copied.
  */
-export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx: number }): Promise<ChangeProbability> {
-  const { region, marginPx } = input;
-  const info = input.after.info;
-  const x0 = Math.max(0, region.x - marginPx), y0 = Math.max(0, region.y - marginPx);
-  const x1 = Math.min(info.widthPx, region.x + region.width + marginPx), y1 = Math.min(info.heightPx, region.y + region.height + marginPx);
-  const view = new WindowView(input.after, { x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
-  const grown = await detectTile({ ...input, after: view });
-  if (x0 === region.x && y0 === region.y && view.info.widthPx === region.width && view.info.heightPx === region.height) return grown;
-  const t = performance.now();
-  const probability = new Float32Array(region.width * region.height);
-  const valid = new Uint8Array(region.width * region.height);
-  for (let r = 0; r < region.height; r++) {
-    const src = (region.y - y0 + r) * view.info.widthPx + (region.x - x0);
-    probability.set(grown.probability.subarray(src, src + region.width), r * region.width);
-    valid.set(grown.valid.subarray(src, src + region.width), r * region.width);
+class Blender {
+  private readonly nx: Float32Array[];
+  private readonly ny: Float32Array[];
+  /** Per x-window, the columns [lo, hi) (window coordinates) no other window covers. */
+  private readonly alone: [number, number][];
+  private readonly probability: Float32Array;
+
+  constructor(private readonly W: number, H: number, private readonly xs: AxisWindows, private readonly ys: AxisWindows, rampPx: number, private readonly crop: WindowPx) {
+    this.nx = normalisedRamps(xs, W, (s) => blendRamps({ x: s, y: 0, width: xs.size, height: 1 }, W, 1, rampPx).wx);
+    this.ny = normalisedRamps(ys, H, (s) => blendRamps({ x: 0, y: s, width: 1, height: ys.size }, 1, H, rampPx).wy);
+    this.alone = xs.starts.map((s, i) => [i > 0 ? xs.starts[i - 1] + xs.size - s : 0, i + 1 < xs.starts.length ? xs.starts[i + 1] - s : xs.size]);
+    this.probability = new Float32Array(crop.width * crop.height);
   }
-  lap(input.stages, 'blend', t);
-  return { widthPx: region.width, heightPx: region.height, probability, valid, windows: grown.windows };
+
+  /** Adds the prediction of window (i, j): column i and row j of the window grid. */
+  add(prob: Float32Array, i: number, j: number): void {
+    const { crop, probability: out } = this;
+    const sx = this.xs.size;
+    const x0 = this.xs.starts[i], y0 = this.ys.starts[j];
+    const nx = this.nx[i], ny = this.ny[j];
+    const cA = Math.max(0, crop.x - x0), cB = Math.min(sx, crop.x + crop.width - x0);
+    if (cB <= cA) return;
+    const lo = Math.max(cA, this.alone[i][0]), hi = Math.min(cB, this.alone[i][1]);
+    const rA = Math.max(0, crop.y - y0), rB = Math.min(this.ys.size, crop.y + crop.height - y0);
+    for (let r = rA; r < rB; r++) {
+      const fy = ny[r];
+      const p0 = r * sx;
+      const d = (y0 + r - crop.y) * crop.width + x0 - crop.x;
+      if (fy === 1 && hi > lo) {
+        out.set(prob.subarray(p0 + lo, p0 + hi), d + lo);
+        for (let c = cA; c < lo; c++) out[d + c] += prob[p0 + c] * nx[c];
+        for (let c = hi; c < cB; c++) out[d + c] += prob[p0 + c] * nx[c];
+      } else {
+        for (let c = cA; c < cB; c++) out[d + c] += prob[p0 + c] * nx[c] * fy;
+      }
+    }
+  }
+
+  /** The blended crop, 0 (and invalid) where either month has no data; `both` covers the whole raster. */
+  finish(both: Uint8Array | null): Omit<ChangeProbability, 'windows'> {
+    const { crop, probability, W } = this;
+    const valid = new Uint8Array(crop.width * crop.height);
+    let validPx = valid.length;
+    if (!both) valid.fill(1);
+    else {
+      validPx = 0;
+      for (let r = 0; r < crop.height; r++) {
+        const s = (crop.y + r) * W + crop.x, d = r * crop.width;
+        for (let c = 0; c < crop.width; c++) {
+          if (both[s + c]) {
+            valid[d + c] = 1;
+            validPx++;
+          } else probability[d + c] = 0;
+        }
+      }
+    }
+    return { widthPx: crop.width, heightPx: crop.height, probability, valid, validPx };
+  }
+}
+
+/** Each window's ramp along one axis divided by the sum of all windows' ramps at that position (1 exactly where it is alone). */
+function normalisedRamps(axis: AxisWindows, length: number, ramp: (start: number) => Float32Array): Float32Array[] {
+  const ramps = axis.starts.map((s) => ramp(s));
+  const total = new Float64Array(length);
+  for (const [k, s] of axis.starts.entries()) for (let i = 0; i < axis.size; i++) total[s + i] += ramps[k][i];
+  return ramps.map((w, k) => w.map((v, i) => (v === total[axis.starts[k] + i] ? 1 : v / total[axis.starts[k] + i])));
+}
+
+/**
+ * Input tensors are large (12 MB for a 1024² float window) and made for every batch; reusing them
+ * spares the allocator and the garbage collector. A few of each type and size are kept per process.
+ */
+const scratch = new Map<string, ModelInput[]>();
+function takeScratch(type: 'float32' | 'uint8', n: number): ModelInput {
+  return scratch.get(`${type}:${n}`)?.pop() ?? (type === 'uint8' ? new Uint8Array(n) : new Float32Array(n));
+}
+function giveScratch(a: ModelInput): void {
+  const key = `${a instanceof Uint8Array ? 'uint8' : 'float32'}:${a.length}`;
+  if (scratch.size >= 8 && !scratch.has(key)) scratch.clear();
+  const list = scratch.get(key) ?? [];
+  if (list.length < 4) list.push(a);
+  scratch.set(key, list);
 }
 
 /** Adds the time since t0 to stages[key] (when stages are being collected) and returns now. */
@@ -133,20 +217,4 @@ function lap(stages: Record<string, number> | undefined, key: string, t0: number
   const now = performance.now();
   if (stages) stages[key] = Math.round(((stages[key] ?? 0) + now - t0) * 10) / 10;
   return now;
-}
-
-function stitch(prob: Float32Array, mask: Uint8Array, win: WindowPx, W: number, H: number, rampPx: number, sum: Float32Array, weight: Float32Array, valid: Uint8Array): void {
-  const { wx, wy } = blendRamps(win, W, H, rampPx);
-  for (let r = 0; r < win.height; r++) {
-    const row = (win.y + r) * W + win.x;
-    const ry = wy[r];
-    const p0 = r * win.width;
-    for (let c = 0; c < win.width; c++) {
-      if (!mask[p0 + c]) continue;
-      const w = wx[c] * ry;
-      sum[row + c] += prob[p0 + c] * w;
-      weight[row + c] += w;
-      valid[row + c] = 1;
-    }
-  }
 }

@@ -19,7 +19,20 @@ export const ModelManifestSchema = z.object({
   bands: z.object({ indices: z.array(z.number().int().min(0)).min(1), names: z.array(z.string()).optional() }),
   /** Applied to reflectance in 0..1: (x − mean[band]) / std[band]. */
   normalisation: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }),
+  /**
+   * What the graph's inputs hold: `float32`, reflectance already normalised as above; or `uint8`,
+   * 8-bit reflectance 0..255 that the graph normalises itself (samples are handed over as read;
+   * wider samples are stretched to 8 bits first).
+   */
+  inputType: z.enum(['float32', 'uint8']).default('float32'),
+  /** Window size the model was made for. */
   tileSizePx: z.number().int().min(16),
+  /**
+   * Largest window the pipeline may feed (default tileSizePx). A fully convolutional model gives the
+   * same answer inside any window, and fewer, larger windows repeat less of the overlap; a model
+   * with window-wide statistics (the CVA baseline's brightness matching) keeps its own size.
+   */
+  maxWindowPx: z.number().int().min(16).optional(),
   overlapPx: z.number().int().min(0),
   defaultThreshold: z.number().gt(0).lt(1),
   /** Ground sample distance the model was made for, in metres. */
@@ -54,6 +67,7 @@ export function loadManifest(modelDir: string): LoadedManifest {
   if (m.normalisation.mean.length !== n || m.normalisation.std.length !== n) {
     throw new BadInputError('model_manifest', `${path}: normalisation.mean/std need ${n} values (one per band), found ${m.normalisation.mean.length}/${m.normalisation.std.length}`, { file: path });
   }
+  if (m.maxWindowPx !== undefined && m.maxWindowPx < m.tileSizePx) throw new BadInputError('model_manifest', `${path}: maxWindowPx ${m.maxWindowPx} must not be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
   if (m.overlapPx >= m.tileSizePx) throw new BadInputError('model_manifest', `${path}: overlapPx ${m.overlapPx} must be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
   return { dir, manifest: m, onnxPath: join(dir, m.file) };
 }

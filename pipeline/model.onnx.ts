@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import ort from 'onnxruntime-node';
-import { buildFeeds, sigmoidInPlace, type ChangeModel } from './change.model.ts';
+import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput } from './change.model.ts';
 import { BadInputError } from './errors.ts';
 import { loadManifest, type ModelManifest } from './model.manifest.ts';
 
@@ -33,24 +33,29 @@ export class OnnxChangeModel implements ChangeModel {
     for (const name of [manifest.inputs.before, manifest.inputs.after]) {
       if (!session.inputNames.includes(name)) throw new BadInputError('model_file', `${onnxPath}: graph has no input "${name}" (inputs: ${session.inputNames.join(', ')})`, { file: onnxPath });
     }
+    for (const meta of session.inputMetadata) {
+      if (meta.isTensor && [manifest.inputs.before, manifest.inputs.after].includes(meta.name) && meta.type !== manifest.inputType) {
+        throw new BadInputError('model_file', `${onnxPath}: graph input "${meta.name}" is ${meta.type} but the manifest's inputType is ${manifest.inputType}`, { file: onnxPath });
+      }
+    }
     if (!session.outputNames.includes(manifest.output.name)) {
       throw new BadInputError('model_file', `${onnxPath}: graph has no output "${manifest.output.name}" (outputs: ${session.outputNames.join(', ')})`, { file: onnxPath });
     }
     return new OnnxChangeModel(manifest, session);
   }
 
-  async run(before: Float32Array, after: Float32Array, batch: number, heightPx: number, widthPx: number): Promise<Float32Array> {
+  async run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<Float32Array> {
     const feeds = buildFeeds(this.manifest, before, after, batch, heightPx, widthPx);
     const tensors: Record<string, ort.Tensor> = {};
-    for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor('float32', f.data, f.dims);
+    for (const [name, f] of Object.entries(feeds)) tensors[name] = f.data instanceof Uint8Array ? new ort.Tensor('uint8', f.data, f.dims) : new ort.Tensor('float32', f.data, f.dims);
     const result = await this.session.run(tensors);
     const out = result[this.manifest.output.name];
     const data = out.data as Float32Array;
     if (data.length !== batch * heightPx * widthPx) {
       throw new Error(`model ${this.manifest.name}: output has ${data.length} values, expected ${batch}×1×${heightPx}×${widthPx}`);
     }
-    const copy = new Float32Array(data);
-    return this.manifest.output.kind === 'logits' ? sigmoidInPlace(copy) : copy;
+    // onnxruntime-node hands each output over in an array of its own: no copy needed
+    return this.manifest.output.kind === 'logits' ? sigmoidInPlace(data) : data;
   }
 
   async close(): Promise<void> {

@@ -69,7 +69,7 @@ async function copyShifted(base: BaselineTile, win: WindowPx, shift: { dx: numbe
   if (sx1 <= sx0 || sy1 <= sy0) return;
   const srcWin = { x: sx0, y: sy0, width: sx1 - sx0, height: sy1 - sy0 };
   const raw = await base.source.readWindow(srcWin, bandIdx);
-  const norm = normaliseBands(info, raw, base.stretch);
+  const norm = normaliseBands(info, raw, base.stretch, bandIdx);
   const w = srcWin.width;
   for (let r = 0; r < srcWin.height; r++) {
     const ty = sy0 + r - shift.dy - win.y;
@@ -103,7 +103,7 @@ async function resampleBilinear(base: BaselineTile, win: WindowPx, m: GeoTransfo
   const sw = sx1 - sx0;
   const sh = sy1 - sy0;
   const raw = await base.source.readWindow({ x: sx0, y: sy0, width: sw, height: sh }, bandIdx);
-  const norm = normaliseBands(info, raw, base.stretch);
+  const norm = normaliseBands(info, raw, base.stretch, bandIdx);
   for (let r = 0; r < win.height; r++) {
     for (let c = 0; c < win.width; c++) {
       const tc = win.x + c + 0.5;

@@ -7,9 +7,9 @@ import { lzwDecode } from './tiff.lzw.ts';
 /**
  * A direct reader for the most common delivery layout: 8-bit unsigned, pixel-interleaved
  * (PlanarConfiguration 1), uncompressed, DEFLATE or LZW, with or without horizontal differencing
- * (Predictor 2), tiled or striped. Blocks are read with positional reads, inflated by Node's
- * zlib (LZW by tiff.lzw.ts) and de-interleaved in one pass: several times faster than geotiff.js, which decodes in
- * JavaScript and copies sample by sample. Anything else goes through geotiff.js.
+ * (Predictor 2), tiled or striped. Blocks are read with positional reads, a row of blocks at a
+ * time, inflated by Node's zlib (LZW by tiff.lzw.ts) and de-interleaved in one pass: several
+ * times faster than geotiff.js, which decodes in JavaScript and copies sample by sample. Anything else goes through geotiff.js.
  */
 export class FastTiffReader {
   private constructor(
@@ -56,32 +56,37 @@ export class FastTiffReader {
     const perRow = Math.ceil(this.width / this.blockW);
     const bx0 = Math.floor(win.x / this.blockW), bx1 = Math.floor((win.x + win.width - 1) / this.blockW);
     const by0 = Math.floor(win.y / this.blockH), by1 = Math.floor((win.y + win.height - 1) / this.blockH);
+    const spp = this.spp;
+    const rgb = bands.length === 3 && spp >= 3 && bands[0] === 0 && bands[1] === 1 && bands[2] === 2;
+    const scratch: Buffer[] = [];
     for (let by = by0; by <= by1; by++) {
+      const rows = this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH; // a last strip may be short; tiles are padded
+      // a row of blocks is read together (the reads queue on libuv's pool at once), each into its
+      // slot of one buffer that this call reuses from row to row
+      const blocks = await Promise.all(Array.from({ length: bx1 - bx0 + 1 }, (_, i) => this.block(by * perRow + bx0 + i, rows, scratch, i)));
       for (let bx = bx0; bx <= bx1; bx++) {
-        const index = by * perRow + bx;
-        const rows = this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH; // a last strip may be short; tiles are padded
-        const block = await this.block(index, rows);
-        const stride = this.blockW * this.spp;
+        const block = blocks[bx - bx0];
+        const stride = this.blockW * spp;
         const x0 = Math.max(win.x, bx * this.blockW), x1 = Math.min(win.x + win.width, (bx + 1) * this.blockW, this.width);
         const y0 = Math.max(win.y, by * this.blockH), y1 = Math.min(win.y + win.height, by * this.blockH + rows);
         for (let y = y0; y < y1; y++) {
-          const src = (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * this.spp;
+          const src = (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * spp;
           const dst = (y - win.y) * win.width + (x0 - win.x);
-          for (let k = 0; k < bands.length; k++) {
-            const o = out[k], b = bands[k];
-            for (let x = 0, s = src + b; x < x1 - x0; x++, s += this.spp) o[dst + x] = block[s];
-          }
+          if (rgb) deinterleave3(block, src, spp, out[0], out[1], out[2], dst, x1 - x0);
+          else for (let k = 0; k < bands.length; k++) deinterleave1(block, src + bands[k], spp, out[k], dst, x1 - x0);
         }
       }
     }
     return out;
   }
 
-  private async block(index: number, rows: number): Promise<Uint8Array> {
+  /** One block, decoded; its raw bytes are read into scratch[slot] (grown when too small), which the caller reuses. */
+  private async block(index: number, rows: number, scratch: Buffer[], slot: number): Promise<Uint8Array> {
     const offset = Number(this.offsets[index]), count = Number(this.counts[index]);
     const size = this.blockW * rows * this.spp;
     if (count === 0) return new Uint8Array(size); // sparse block: GDAL reads it as 0
-    const raw = Buffer.allocUnsafe(count);
+    if (!scratch[slot] || scratch[slot].length < count) scratch[slot] = Buffer.allocUnsafe(Math.max(count, size));
+    const raw = scratch[slot].subarray(0, count);
     const { bytesRead } = await this.fh.read(raw, 0, count, offset);
     if (bytesRead !== count) throw new Error(`block ${index} ends past the end of the file`);
     const data = this.compression === 'deflate' ? inflateSync(raw) : this.compression === 'lzw' ? lzwDecode(raw, size) : raw;
@@ -101,4 +106,17 @@ export class FastTiffReader {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+/** Samples 0, 1 and 2 of n pixels of `spp` interleaved samples, from block[src] into three planes at dst, in one pass. */
+function deinterleave3(block: Uint8Array, src: number, spp: number, o0: Uint8Array, o1: Uint8Array, o2: Uint8Array, dst: number, n: number): void {
+  for (let x = 0, s = src; x < n; x++, s += spp) {
+    o0[dst + x] = block[s];
+    o1[dst + x] = block[s + 1];
+    o2[dst + x] = block[s + 2];
+  }
+}
+
+function deinterleave1(block: Uint8Array, src: number, spp: number, o: Uint8Array, dst: number, n: number): void {
+  for (let x = 0, s = src; x < n; x++, s += spp) o[dst + x] = block[s];
 }

@@ -6,6 +6,29 @@ export interface WindowPx {
   height: number;
 }
 
+/** Window starts along one axis, all windows of one size. */
+export interface AxisWindows {
+  starts: number[];
+  size: number;
+}
+
+/**
+ * Windows along one axis: as few as cover [0, length) with at most `maxSize` each and at least
+ * `overlap` between neighbours, all of one size (rounded up to a multiple of `multiple`, so a
+ * model that downsamples by 16 sees whole cells) and spread evenly, the first flush with the
+ * start and the last with the end. A length that fits in one window gets one window of that length.
+ */
+export function axisWindows(length: number, maxSize: number, overlap: number, multiple = 1): AxisWindows {
+  if (length <= 0) return { starts: [], size: 0 };
+  if (maxSize >= length) return { starts: [0], size: length };
+  if (overlap < 0 || overlap >= maxSize) throw new Error(`overlap ${overlap} px must be in [0, ${maxSize}) for window size ${maxSize} px`);
+  const n = Math.ceil((length - overlap) / (maxSize - overlap));
+  const fit = Math.ceil((length + (n - 1) * overlap) / n);
+  const size = Math.min(maxSize, Math.ceil(fit / multiple) * multiple);
+  const step = (length - size) / (n - 1);
+  return { starts: Array.from({ length: n }, (_, i) => Math.round(i * step)), size };
+}
+
 /** Start offsets along one axis so windows of `size` with `overlap` cover [0, length) and the last is flush with the end. */
 export function axisStarts(length: number, size: number, overlap: number): number[] {
   if (length <= 0) return [];
@@ -19,14 +42,14 @@ export function axisStarts(length: number, size: number, overlap: number): numbe
 }
 
 /**
- * Windows that tile a raster of widthPx × heightPx, each sizePx square (smaller only when the
- * raster itself is smaller), overlapping by overlapPx, row-major order.
+ * Windows that tile a raster of widthPx × heightPx, overlapping by at least overlapPx, each at
+ * most maxSizePx a side and all of one size (see axisWindows), row-major order.
  */
-export function windowGrid(widthPx: number, heightPx: number, sizePx: number, overlapPx: number): WindowPx[] {
-  const xs = axisStarts(widthPx, sizePx, overlapPx);
-  const ys = axisStarts(heightPx, sizePx, overlapPx);
+export function windowGrid(widthPx: number, heightPx: number, maxSizePx: number, overlapPx: number, multiplePx = 1): WindowPx[] {
+  const xs = axisWindows(widthPx, maxSizePx, overlapPx, multiplePx);
+  const ys = axisWindows(heightPx, maxSizePx, overlapPx, multiplePx);
   const out: WindowPx[] = [];
-  for (const y of ys) for (const x of xs) out.push({ x, y, width: Math.min(sizePx, widthPx), height: Math.min(sizePx, heightPx) });
+  for (const y of ys.starts) for (const x of xs.starts) out.push({ x, y, width: xs.size, height: ys.size });
   return out;
 }
 

@@ -5,7 +5,11 @@
  * inference, blending, writing, vectorizing, storing, diff, match and emit. Not a test: numbers
  * depend on the machine.
  *
- *   npx tsx scripts/bench-batch.ts [--repeat 4] [--model models/siam-unet-lite] [--part 3072] [--concurrency 1] [--keep]
+ *   npx tsx scripts/bench-batch.ts [--repeat 4] [--scene-px 0] [--compress NONE] [--model models/siam-unet-lite] [--part 3072] [--concurrency 1] [--keep]
+ *
+ * --scene-px N mosaics each month into scenes of N × N px (as vendors deliver them: 20,000–40,000
+ * px a side, cut into parts of --part px), instead of the fixture's 1024² tiles; --compress sets
+ * the GeoTIFF compression GDAL writes (NONE, DEFLATE, LZW).
  *
  * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
  * REDIS_URL under a key prefix of its own; both are removed afterwards (unless --keep).
@@ -32,6 +36,8 @@ const opt = (name: string, dflt: string) => {
 };
 const repeat = Number(opt('--repeat', '4'));
 const keep = argv.includes('--keep');
+const scenePx = Number(opt('--scene-px', '0'));
+const compress = opt('--compress', 'NONE').toUpperCase();
 const id = randomBytes(3).toString('hex');
 const work = mkdtempSync(join(tmpdir(), 'tuban-bench-batch-'));
 
@@ -48,9 +54,23 @@ for (const [month, src] of [[FIXTURE.baselineMonth, fx.imagery.baseline], [FIXTU
     for (let i = 0; i < repeat; i++) {
       for (let j = 0; j < repeat; j++) {
         const dx = i * sceneM, dy = -j * sceneM;
-        execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-a_ullr', `${ulx + dx}`, `${uly + dy}`, `${lrx + dx}`, `${lry + dy}`, join(src, f), join(out, `s${i}_${j}_${f}`)]);
+        execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', `COMPRESS=${compress}`, '-a_ullr', `${ulx + dx}`, `${uly + dy}`, `${lrx + dx}`, `${lry + dy}`, join(src, f), join(out, `s${i}_${j}_${f}`)]);
       }
     }
+  }
+  if (scenePx > 0) {
+    // one mosaic of the month, cut into scenes of scenePx (the last row and column smaller)
+    const tiles = readdirSync(out).filter((n) => n.endsWith('.tif')).map((n) => join(out, n));
+    const vrt = join(work, `${month}.vrt`);
+    execFileSync('gdalbuildvrt', ['-q', vrt, ...tiles]);
+    const size = JSON.parse(execFileSync('gdalinfo', ['-json', vrt], { encoding: 'utf8' })).size as [number, number];
+    for (let y = 0; y < size[1]; y += scenePx) {
+      for (let x = 0; x < size[0]; x += scenePx) {
+        const w = Math.min(scenePx, size[0] - x), h = Math.min(scenePx, size[1] - y);
+        execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', `COMPRESS=${compress}`, ...(compress === 'NONE' ? [] : ['-co', 'PREDICTOR=2']), '-srcwin', `${x}`, `${y}`, `${w}`, `${h}`, vrt, join(out, `scene_${x}_${y}.tif`)]);
+      }
+    }
+    for (const f of tiles) rmSync(f);
   }
 }
 const km2 = (repeat * sceneM / 1000) ** 2;
@@ -88,7 +108,9 @@ try {
   ];
   const staged = stages.reduce((a, [, v]) => a + v, 0);
   const cores = cpus().length;
-  console.log(`\nbatch ${s.batchId}: ${s.status}; ${s.tiles.total} tiles of 1024² px (${km2.toFixed(1)} km² at 0.5 m, ${(km2 * 4).toFixed(0)} MP a month); ${s.patches.new} new patches`);
+  const layout = scenePx > 0 ? `scenes of ≤ ${scenePx}² px` : 'tiles of 1024² px';
+  const parts = await db('batch_part').where({ batch_id: s.batchId }).count<{ n: string }[]>({ n: '*' });
+  console.log(`\nbatch ${s.batchId}: ${s.status}; ${s.tiles.total} ${layout}, ${parts[0].n} parts, GeoTIFF compression ${compress} (${km2.toFixed(1)} km² at 0.5 m, ${(km2 * 4).toFixed(0)} MP a month); ${s.patches.new} new patches`);
   console.log(`model ${s.model.name} ${s.model.version}; parts of ≤ ${config.TUBAN_PART_PX} px; worker concurrency ${config.TUBAN_CONCURRENCY}; onnxruntime threads ${config.TUBAN_ORT_THREADS ?? 'default'}; ${cores} cores`);
   console.log(`wall ${wallS.toFixed(1)} s → ${(km2 / (wallS / 3600)).toFixed(1)} km²/h, ${(km2 / (wallS / 3600) / cores).toFixed(1)} km²/h per core`);
   console.log('\nstage                         seconds   share of wall');

@@ -44,7 +44,7 @@ const before = scene(1), after = scene(2);
 for (const dir of models) {
   const model = await OnnxChangeModel.load(dir, { intraOpThreads: threads });
   const win = model.manifest.tileSizePx;
-  const x = new Float32Array(3 * win * win).fill(0.5);
+  const x = model.manifest.inputType === 'uint8' ? new Uint8Array(3 * win * win).fill(128) : new Float32Array(3 * win * win).fill(0.5);
   await model.run(x, x, 1, win, win);
   let k = 0;
   const t0 = performance.now();
@@ -56,6 +56,6 @@ for (const dir of models) {
   const t1 = performance.now();
   await detectTile({ after, baselines: [{ source: before }], model });
   const tile = (size * size) / 1e6 / ((performance.now() - t1) / 1000);
-  console.log(`${model.manifest.name} ${model.manifest.version}: bare model ${bare.toFixed(2)} MP/s on ${win}² windows; detectTile ${tile.toFixed(2)} MP/s on ${size}² (overlap ${model.manifest.overlapPx} px)`);
+  console.log(`${model.manifest.name} ${model.manifest.version}: bare model ${bare.toFixed(2)} MP/s on ${win}² windows; detectTile ${tile.toFixed(2)} MP/s on ${size}² (windows of ≤ ${model.manifest.maxWindowPx ?? win} px, overlap ≥ ${model.manifest.overlapPx} px)`);
   await model.close();
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { crsFromGeoKeys } from '../pipeline/crs.ts';
 import { BadInputError } from '../pipeline/errors.ts';
 import { gsdMetres, invertGeoTransform, pixelToWorld, worldToPixel, type GeoTransform } from '../pipeline/geotransform.ts';
-import { axisStarts, blendWeights, windowGrid } from '../pipeline/window.grid.ts';
+import { axisStarts, axisWindows, blendWeights, windowGrid } from '../pipeline/window.grid.ts';
 
 describe('geotransform', () => {
   const gt: GeoTransform = [611200, 0.5, 0, 2713600, 0, -0.5];
@@ -58,13 +58,31 @@ describe('window grid', () => {
     expect(axisStarts(1000, 256, 0)).toEqual([0, 256, 512, 744]);
   });
 
-  it('tiles a raster at the scene edge with full-size windows', () => {
-    const wins = windowGrid(1000, 700, 512, 64);
-    expect(wins).toHaveLength(6); // x: 0, 448, 488; y: 0, 188
+  it('spreads the fewest windows evenly, each overlap at least the minimum', () => {
+    // 1000 px in windows of ≤ 512 with ≥ 64 overlap: 3 windows are needed; 3 × 376 covers 1000 with 64 px twice
+    expect(axisWindows(1000, 512, 64)).toEqual({ starts: [0, 312, 624], size: 376 });
+    // rounded up to a multiple of 16: 384, overlaps 76 and 76
+    expect(axisWindows(1000, 512, 64, 16)).toEqual({ starts: [0, 308, 616], size: 384 });
+    expect(axisWindows(1024, 1024, 64, 16)).toEqual({ starts: [0], size: 1024 });
+    expect(axisWindows(3200, 1024, 64, 16)).toEqual({ starts: [0, 784, 1568, 2352], size: 848 });
+    for (const [len, max, ov, mult] of [[1000, 512, 64, 16], [4097, 1000, 37, 1], [9000, 1024, 64, 16], [513, 512, 64, 16], [70, 32, 8, 16]]) {
+      const { starts, size } = axisWindows(len, max, ov, mult);
+      expect(size).toBeLessThanOrEqual(max);
+      expect(starts[0]).toBe(0);
+      expect(starts.at(-1)! + size).toBe(len);
+      for (let i = 1; i < starts.length; i++) expect(starts[i - 1] + size - starts[i]).toBeGreaterThanOrEqual(ov);
+      // one window fewer could not cover the axis
+      expect((starts.length - 1) * (max - ov) + ov).toBeLessThan(len);
+    }
+  });
+
+  it('tiles a raster at the scene edge with windows of one size', () => {
+    const wins = windowGrid(1000, 700, 512, 64, 16);
+    expect(wins).toHaveLength(6); // x: 0, 308, 616 (384 wide); y: 0, 316 (384 high)
     for (const w of wins) {
       expect(w.x + w.width).toBeLessThanOrEqual(1000);
       expect(w.y + w.height).toBeLessThanOrEqual(700);
-      expect(w.width).toBe(512);
+      expect([w.width, w.height]).toEqual([384, 384]);
     }
     const covered = new Uint8Array(1000 * 700);
     for (const w of wins) for (let r = w.y; r < w.y + w.height; r++) covered.fill(1, r * 1000 + w.x, r * 1000 + w.x + w.width);

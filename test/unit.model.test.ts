@@ -30,14 +30,18 @@ describe('siam-unet-lite ONNX model', () => {
     expect(Object.keys(p.metricsAtExport.pixel)).toEqual(expect.arrayContaining(['levir-cd-dev', 'egy-bcd-val', 'pak-houses-val']));
   });
 
-  it('takes any batch, height and width and returns a probability per pixel', async () => {
+  it('takes 8-bit samples of any batch, height and width and returns a probability per pixel', async () => {
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
+    expect(model.manifest.inputType).toBe('uint8');
     for (const [n, h, w] of [[1, 64, 64], [2, 100, 140], [1, 257, 33]]) {
-      const x = Float32Array.from({ length: n * 3 * h * w }, (_, i) => ((i * 7919) % 255) / 255);
-      const out = await model.run(x, x.map((v) => 1 - v), n, h, w);
+      const x = Uint8Array.from({ length: n * 3 * h * w }, (_, i) => (i * 7919) % 255);
+      const out = await model.run(x, x.map((v) => 255 - v), n, h, w);
       expect(out.length).toBe(n * h * w);
       expect(out.every((p) => p >= 0 && p <= 1)).toBe(true);
     }
+    // floats normalised outside the graph are refused, not misread
+    const f = new Float32Array(3 * 16 * 16);
+    await expect(model.run(f, f, 1, 16, 16)).rejects.toThrow(/feed must be uint8/);
     await model.close();
   });
 

@@ -61,8 +61,7 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
       after, afterStretch: current.stretch, baselines: baseSources, model: ctx.model, region: part, marginPx: Math.max(ctx.model.manifest.overlapPx, 32), stages,
       onProgress: (d, t) => progress?.(Math.round((100 * d) / t)),
     });
-    let validPx = 0;
-    for (let i = 0; i < result.valid.length; i++) validPx += result.valid[i];
+    const validPx = result.validPx;
     await faultPause(ctx.config, 'detect');
     const out = probabilityPath(ctx.config, batchId, imageryId, partNo);
     mkdirSync(dirname(out), { recursive: true });

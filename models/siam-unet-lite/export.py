@@ -2,7 +2,10 @@
 Turns a training run (weights.npz + training.json from train.py) into the model folder tuban loads:
 model.onnx (dynamic batch/height/width, probability output), weights.npz (for fine-tuning), manifest.json.
 
-  /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 1.0.0] [--name siam-unet-lite]
+  /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 1.0.0] [--name siam-unet-lite] [--float-input]
+
+The graph takes 8-bit samples (uint8, normalised inside the graph) unless --float-input asks for
+float32 inputs already normalised by the manifest's mean and std.
 """
 import argparse
 import hashlib
@@ -24,6 +27,7 @@ def main():
     ap.add_argument('--name', default='siam-unet-lite')
     ap.add_argument('--version', default='1.0.0')
     ap.add_argument('--threshold', type=float, default=0.5)
+    ap.add_argument('--float-input', action='store_true', help='float32 inputs normalised outside the graph')
     args = ap.parse_args()
     with open(os.path.join(args.run, 'training.json')) as f:
         record = json.load(f)
@@ -32,7 +36,7 @@ def main():
     net.eval()
     os.makedirs(args.model_dir, exist_ok=True)
     onnx_path = os.path.join(args.model_dir, 'model.onnx')
-    export_onnx(net, onnx_path)
+    export_onnx(net, onnx_path, uint8=not args.float_input)
     if os.path.abspath(args.run) != os.path.abspath(args.model_dir):
         shutil.copyfile(os.path.join(args.run, 'weights.npz'), os.path.join(args.model_dir, 'weights.npz'))
         shutil.copyfile(os.path.join(args.run, 'training.json'), os.path.join(args.model_dir, 'training.json'))
@@ -48,7 +52,9 @@ def main():
         'output': {'name': 'probability', 'kind': 'probability'},
         'bands': {'indices': [0, 1, 2], 'names': ['red', 'green', 'blue']},
         'normalisation': record['normalisation'],
+        'inputType': 'float32' if args.float_input else 'uint8',
         'tileSizePx': 512,
+        'maxWindowPx': 1024,
         'overlapPx': 64,
         'defaultThreshold': args.threshold,
         'gsdM': 0.5,

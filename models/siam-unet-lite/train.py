@@ -89,6 +89,22 @@ class Exported(nn.Module):
         return torch.sigmoid(self.net(before, after))
 
 
+class Exported8(nn.Module):
+    """The same for 8-bit samples: uint8 inputs 0..255, normalised inside the graph, so the
+    pipeline hands its samples over as read instead of converting every pixel to floats."""
+
+    def __init__(self, net, mean, std):
+        super().__init__()
+        self.net = net
+        self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
+        self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
+
+    def forward(self, before, after):
+        b = before.float() * self.scale + self.shift
+        a = after.float() * self.scale + self.shift
+        return torch.sigmoid(self.net(b, a))
+
+
 MEAN = [0.40, 0.40, 0.38]
 STD = [0.20, 0.19, 0.19]
 
@@ -438,9 +454,9 @@ def dice_loss(logits, target):
     return (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)).mean()
 
 
-def export_onnx(net, path, opset=13):
-    model = Exported(net).eval().cpu()
-    x = torch.zeros(1, 3, 64, 64)
+def export_onnx(net, path, opset=13, uint8=False):
+    model = (Exported8(net, MEAN, STD) if uint8 else Exported(net)).eval().cpu()
+    x = torch.zeros(1, 3, 64, 64, dtype=torch.uint8 if uint8 else torch.float32)
     kwargs = dict(input_names=['before', 'after'], output_names=['probability'], opset_version=opset,
                   dynamic_axes={'before': {0: 'batch', 2: 'height', 3: 'width'}, 'after': {0: 'batch', 2: 'height', 3: 'width'}, 'probability': {0: 'batch', 2: 'height', 3: 'width'}})
     try:
