@@ -82,6 +82,9 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
   const body = parsed.data as Record<string, any>;
   const today = env.today();
   await db.transaction(async (trx) => {
+    // A merge locks both patches, always in id order: two merges of one pair in opposite
+    // directions then queue one behind the other instead of each holding one row and deadlocking.
+    if (action === 'merge' && typeof body.other === 'string') await trx('patch').whereIn('code', [code, body.other]).orderBy('id').forUpdate().select('id');
     const p = await scopedPatch(trx, user, code, true);
     const from = p.status as PatchStatus;
     const to = planTransition(code, from, action, user.role, body.result);

@@ -259,6 +259,31 @@ describe('workflow HTTP API', () => {
     }
   });
 
+  it('merges one pair in both directions at once without a deadlock: one merge wins, the other is refused', async () => {
+    const children = await run.db('patch').where('split_from', run.db('patch').where({ code: '350206-202403-0001' }).select('id')).orderBy('code').pluck('code');
+    expect(children).toHaveLength(2);
+    const [a, b] = children;
+    // The interleaving that deadlocked when each merge locked its own patch first: b is held, the
+    // merge b←a queues for b, the merge a←b takes a and queues for b; b is released, so b←a gets b
+    // and wants a while a←b holds a and wants b. Each step waits until the database shows it queued.
+    const lockWaits = async () => Number((await run.db.raw(`select count(*) n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%from "patch"%for update%'`)).rows[0].n);
+    const until = async (n: number) => {
+      for (let i = 0; i < 200 && (await lockWaits()) < n; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(await lockWaits()).toBeGreaterThanOrEqual(n);
+    };
+    const holder = await run.db.transaction();
+    await holder('patch').where({ code: b }).forUpdate().first();
+    const second = call('ana', 'POST', `/api/patches/${b}/actions/merge`, { other: a, reason: '同一建筑' });
+    await until(1);
+    const first = call('ana', 'POST', `/api/patches/${a}/actions/merge`, { other: b, reason: '同一建筑' });
+    await until(2);
+    await holder.commit();
+    const [r1, r2] = await Promise.all([first, second]);
+    expect([r1.statusCode, r2.statusCode].sort(), `${r1.body} ${r2.body}`).toEqual([200, 409]);
+    const rows = await run.db('patch').whereIn('code', children).orderBy('code').select('code', 'status');
+    expect(rows.map((r) => r.status).sort()).toEqual(['detected', 'merged']);
+  });
+
   it('records every mutating request in an audit table the database will not let anyone change', async () => {
     const { rows } = await run.db.raw(`select username, method, path, status from audit_event where path like '%actions/close%' order by id`);
     expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ username: 'sup', method: 'POST', status: 200 }), expect.objectContaining({ username: 'dianqian', status: 403 })]));
