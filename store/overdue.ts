@@ -13,25 +13,34 @@ export async function sweepOverdue(db: Knex, env: WorkflowEnv): Promise<{ overdu
   let overdue = 0;
   let escalated = 0;
   await db.transaction(async (trx) => {
+    // only patches past their running deadline that still lack a mark are locked, in id order
     const rows = await trx('patch')
       .whereIn('status', ['dispatched', 'rectifying'])
-      .select('id', 'code', 'status', 'overdue_since', 'escalated_at', trx.raw("to_char(case when status = 'dispatched' then verify_due else rectify_due end, 'YYYY-MM-DD') as due"))
+      .andWhereRaw('patch_running_due(status, verify_due, rectify_due) < ?::date', [today])
+      .andWhere((q) => q.whereNull('overdue_since').orWhereNull('escalated_at'))
+      .orderBy('id')
+      .select('id', 'code', 'status', 'overdue_since', 'escalated_at', trx.raw("to_char(patch_running_due(status, verify_due, rectify_due), 'YYYY-MM-DD') as due"))
       .forUpdate();
+    const markOverdue: number[] = [];
+    const markEscalated: number[] = [];
+    const events: Record<string, unknown>[] = [];
     for (const p of rows) {
-      if (!p.due || p.due >= today) continue;
       const late = workingDaysBetween(env.calendar, p.due, today);
       if (late === 0) continue; // past due only on rest days: not late yet
       if (!p.overdue_since) {
-        await trx('patch').where({ id: p.id }).update({ overdue_since: today });
-        await trx('patch_event').insert({ patch_id: p.id, actor: 'system', type: 'overdue', from_status: p.status, to_status: p.status, detail: JSON.stringify({ due: p.due, working_days_late: late }) });
-        overdue++;
+        markOverdue.push(p.id);
+        events.push({ patch_id: p.id, actor: 'system', type: 'overdue', from_status: p.status, to_status: p.status, detail: JSON.stringify({ due: p.due, working_days_late: late }) });
       }
       if (!p.escalated_at && late > env.policy.escalateAfterDays) {
-        await trx('patch').where({ id: p.id }).update({ escalated_at: trx.fn.now() });
-        await trx('patch_event').insert({ patch_id: p.id, actor: 'system', type: 'escalated', from_status: p.status, to_status: p.status, detail: JSON.stringify({ due: p.due, working_days_late: late, threshold: env.policy.escalateAfterDays }) });
-        escalated++;
+        markEscalated.push(p.id);
+        events.push({ patch_id: p.id, actor: 'system', type: 'escalated', from_status: p.status, to_status: p.status, detail: JSON.stringify({ due: p.due, working_days_late: late, threshold: env.policy.escalateAfterDays }) });
       }
     }
+    if (markOverdue.length) await trx('patch').whereIn('id', markOverdue).update({ overdue_since: today });
+    if (markEscalated.length) await trx('patch').whereIn('id', markEscalated).update({ escalated_at: trx.fn.now() });
+    for (let i = 0; i < events.length; i += 500) await trx('patch_event').insert(events.slice(i, i + 500));
+    overdue = markOverdue.length;
+    escalated = markEscalated.length;
   });
   return { overdue, escalated };
 }

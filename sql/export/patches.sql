@@ -17,7 +17,7 @@ select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_n
        ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json as geom_lonlat
 from patch p
 where p.month = :month::text
-  and p.status not in ('merged', 'split')
+  and patch_is_live(p.status)
   and (:town::text is null or p.town_code = :town::text)
   and (:scope_town::text is null or p.town_code = :scope_town::text)
 order by p.town_code, p.code;

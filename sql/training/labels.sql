@@ -9,4 +9,4 @@ from patch p
 join patch q on ST_DWithin(q.geom, p.geom, :reach_m::float8)
 where p.code = :code::text
   and q.verification_result in ('illegal', 'legal')
-  and q.status not in ('merged', 'split');
+  and patch_is_live(q.status);

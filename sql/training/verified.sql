@@ -10,7 +10,7 @@ select p.code, p.month, p.baseline_month, p.status, p.verification_result, p.dis
        p.area_m2
 from patch p
 where p.month between :since::text and :month::text
-  and p.status not in ('merged', 'split')
+  and patch_is_live(p.status)
   and (p.verification_result in ('illegal', 'legal', 'false_change')
        or (p.status = 'dismissed' and p.dismiss_reason in ('cloud', 'shadow', 'vehicle', 'seasonal_crop')))
 order by p.month, p.code;

@@ -35,8 +35,8 @@ where (:scope_town::text is null or p.town_code = :scope_town::text)
 order by
   case when :sort::text = 'area_m2' and :dir::text = 'asc' then p.area_m2 end asc nulls last,
   case when :sort::text = 'area_m2' and :dir::text = 'desc' then p.area_m2 end desc nulls last,
-  case when :sort::text = 'due' and :dir::text = 'asc' then case when p.status = 'dispatched' then p.verify_due else p.rectify_due end end asc nulls last,
-  case when :sort::text = 'due' and :dir::text = 'desc' then case when p.status = 'dispatched' then p.verify_due else p.rectify_due end end desc nulls last,
+  case when :sort::text = 'due' and :dir::text = 'asc' then patch_running_due(p.status, p.verify_due, p.rectify_due) end asc nulls last,
+  case when :sort::text = 'due' and :dir::text = 'desc' then patch_running_due(p.status, p.verify_due, p.rectify_due) end desc nulls last,
   case when :sort::text = 'status' and :dir::text = 'asc' then p.status end asc,
   case when :sort::text = 'status' and :dir::text = 'desc' then p.status end desc,
   case when :sort::text = 'town' and :dir::text = 'asc' then p.town_code end asc,

@@ -9,7 +9,7 @@ with towns as (
   select code, name from reference_feature where kind = 'town' and (:scope_town::text is null or code = :scope_town::text)
 ),
 m as (
-  select p.* from patch p where p.month = :month::text and p.status not in ('merged', 'split')
+  select p.* from patch p where p.month = :month::text and patch_is_live(p.status)
 )
 select t.code as town_code, t.name as town_name,
        count(m.id)::int as new_patches,
@@ -22,7 +22,7 @@ select t.code as town_code, t.name as town_name,
        count(*) filter (where m.overdue_since is not null and m.status in ('dispatched', 'rectifying'))::int as overdue,
        count(*) filter (where m.escalated_at is not null and m.status in ('dispatched', 'rectifying'))::int as escalated,
        count(*) filter (where m.verification_result = 'illegal') = 0 as zero_growth,
-       (select count(*) from patch q where q.month = :prev_month::text and q.town_code = t.code and q.status not in ('merged', 'split'))::int as prev_new_patches
+       (select count(*) from patch q where q.month = :prev_month::text and q.town_code = t.code and patch_is_live(q.status))::int as prev_new_patches
 from towns t left join m on m.town_code = t.code
 group by t.code, t.name
 order by zero_growth desc, illegal, new_patches, t.code;

@@ -6,7 +6,7 @@ select p.month, count(*)::int as new_patches, round(sum(p.area_m2)::numeric, 1):
        count(*) filter (where p.verification_result = 'illegal')::int as illegal
 from patch p
 where p.month >= :since::text
-  and p.status not in ('merged', 'split')
+  and patch_is_live(p.status)
   and (:scope_town::text is null or p.town_code = :scope_town::text)
 group by p.month
 order by p.month;
