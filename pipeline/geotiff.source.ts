@@ -3,6 +3,7 @@ import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
 import { crsFromGeoKeys, type GeoKeys } from './crs.ts';
 import { checkTiffStructure } from './tiff.structure.ts';
 import { FastTiffReader } from './tiff.fastread.ts';
+import { TiffTags } from './tiff.tags.ts';
 import { BadInputError } from './errors.ts';
 import type { GeoTransform } from './geotransform.ts';
 import { checkWindow, type BandArray, type RasterInfo, type SampleType, type TileSource } from './raster.source.ts';
@@ -18,8 +19,7 @@ export class GeoTiffSource implements TileSource {
   private readonly ycbcr: boolean;
 
   private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage, private readonly fast: FastTiffReader | null) {
-    const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
-    this.ycbcr = fd.hasTag('PhotometricInterpretation') && fd.getValue('PhotometricInterpretation') === 6;
+    this.ycbcr = new TiffTags(image).number('PhotometricInterpretation', 2) === 6;
   }
 
   static async open(file: string): Promise<GeoTiffSource> {
@@ -77,8 +77,7 @@ const DECODABLE: Record<number, string> = { 1: 'none', 5: 'LZW', 7: 'JPEG', 8: '
 const KNOWN: Record<number, string> = { 6: 'old-style JPEG', 34712: 'JPEG 2000', 34925: 'LZMA', 50001: 'WebP', 50002: 'JPEG XL', 2: 'CCITT RLE', 3: 'CCITT G3', 4: 'CCITT G4' };
 
 function checkCompression(file: string, image: GeoTIFFImage): void {
-  const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
-  const code = fd.hasTag('Compression') ? Number(fd.getValue('Compression')) : 1;
+  const code = new TiffTags(image).number('Compression', 1);
   if (DECODABLE[code]) return;
   throw new BadInputError('unsupported_compression', `${file}: ${KNOWN[code] ?? 'unknown'} compression (TIFF code ${code}) is not supported; re-encode it, e.g. gdal_translate -co COMPRESS=DEFLATE -co PREDICTOR=2 -co TILED=YES`, { file, compression: code });
 }
@@ -88,10 +87,10 @@ function checkCompression(file: string, image: GeoTIFFImage): void {
  * as zeros — garbage pixels that look like change. Every strip/tile must end inside the file.
  */
 async function checkDataWithinFile(file: string, image: GeoTIFFImage): Promise<{ offsets: ArrayLike<number>; counts: ArrayLike<number> }> {
-  const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; loadValue(t: string): Promise<ArrayLike<number>> };
-  const [offTag, cntTag] = fd.hasTag('TileOffsets') ? ['TileOffsets', 'TileByteCounts'] : ['StripOffsets', 'StripByteCounts'];
-  if (!fd.hasTag(offTag) || !fd.hasTag(cntTag)) throw new BadInputError('corrupt_tiff', `${file}: no ${offTag}/${cntTag} tags, so the pixel data cannot be located`, { file });
-  const [offsets, counts] = await Promise.all([fd.loadValue(offTag), fd.loadValue(cntTag)]);
+  const tags = new TiffTags(image);
+  const [offTag, cntTag] = tags.has('TileOffsets') ? ['TileOffsets', 'TileByteCounts'] : ['StripOffsets', 'StripByteCounts'];
+  if (!tags.has(offTag) || !tags.has(cntTag)) throw new BadInputError('corrupt_tiff', `${file}: no ${offTag}/${cntTag} tags, so the pixel data cannot be located`, { file });
+  const [offsets, counts] = await Promise.all([tags.load(offTag), tags.load(cntTag)]);
   const size = (await stat(file)).size;
   let end = 0;
   for (let i = 0; i < offsets.length; i++) end = Math.max(end, Number(offsets[i]) + Number(counts[i]));
@@ -124,14 +123,10 @@ function sampleTypeOf(file: string, format: number, bits: number): SampleType {
 }
 
 function geoTransformOf(file: string, image: GeoTIFFImage, geoKeys: GeoKeys | null): GeoTransform {
-  const fd = image.fileDirectory as unknown as { getValue?: (k: string) => unknown } & Record<string, unknown>;
-  const get = (k: string): number[] | undefined => {
-    const v = typeof fd.getValue === 'function' ? fd.getValue(k) : fd[k];
-    return v ? Array.from(v as ArrayLike<number>) : undefined;
-  };
-  const transformation = get('ModelTransformation');
-  const tiepoint = get('ModelTiepoint');
-  const scale = get('ModelPixelScale');
+  const tags = new TiffTags(image);
+  const transformation = tags.numbers('ModelTransformation');
+  const tiepoint = tags.numbers('ModelTiepoint');
+  const scale = tags.numbers('ModelPixelScale');
   let gt: [number, number, number, number, number, number];
   if (transformation && transformation.length >= 8) {
     gt = [transformation[3], transformation[0], transformation[1], transformation[7], transformation[4], transformation[5]];

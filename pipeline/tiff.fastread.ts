@@ -3,6 +3,7 @@ import { inflateSync } from 'node:zlib';
 import type { GeoTIFFImage } from 'geotiff';
 import type { WindowPx } from './window.grid.ts';
 import { lzwDecode } from './tiff.lzw.ts';
+import { TiffTags } from './tiff.tags.ts';
 
 /**
  * A direct reader for the most common delivery layout: 8-bit unsigned, pixel-interleaved
@@ -27,12 +28,12 @@ export class FastTiffReader {
 
   /** A reader when the image's layout is one this handles, else null. `blocks`: its strip or tile offsets and byte counts. */
   static async forImage(file: string, image: GeoTIFFImage, blocks: { offsets: ArrayLike<number>; counts: ArrayLike<number> }): Promise<FastTiffReader | null> {
-    const fd = image.fileDirectory as unknown as { hasTag(t: string): boolean; getValue(t: string): unknown };
-    const value = (tag: string, dflt: number) => (fd.hasTag(tag) ? Number(fd.getValue(tag)) : dflt);
+    const tags = new TiffTags(image);
+    const value = (tag: string, dflt: number) => tags.number(tag, dflt);
     const spp = image.getSamplesPerPixel();
-    const bits = fd.hasTag('BitsPerSample') ? (fd.getValue('BitsPerSample') as ArrayLike<number>) : [1];
+    const bits = tags.numbers('BitsPerSample') ?? [1];
     for (let i = 0; i < spp; i++) if (Number(bits[i] ?? bits[0]) !== 8) return null;
-    const formats = fd.hasTag('SampleFormat') ? (fd.getValue('SampleFormat') as ArrayLike<number>) : [1];
+    const formats = tags.numbers('SampleFormat') ?? [1];
     for (let i = 0; i < spp; i++) if (Number(formats[i] ?? formats[0]) !== 1) return null;
     if (value('PlanarConfiguration', 1) !== 1) return null;
     if (value('PhotometricInterpretation', 1) === 6) return null; // YCbCr
@@ -42,7 +43,7 @@ export class FastTiffReader {
     if (!kind) return null;
     const predictor = value('Predictor', 1);
     if (predictor !== 1 && predictor !== 2) return null;
-    const tiled = fd.hasTag('TileOffsets');
+    const tiled = tags.has('TileOffsets');
     const width = image.getWidth(), height = image.getHeight();
     const blockW = tiled ? value('TileWidth', 0) : width;
     const blockH = tiled ? value('TileLength', 0) : Math.min(value('RowsPerStrip', height), height);
