@@ -285,11 +285,14 @@ export async function updatePartAndTile(trx: Knex, batchId: number, imageryId: n
  */
 async function regulariseCandidates(db: Knex, batchId: number, gsdM: number, maxAreaChange: number): Promise<void> {
   const rows = await db('batch_candidate').where({ batch_id: batchId }).select('seq', db.raw('ST_AsGeoJSON(geom, 4)::json as g'));
+  const items: { seq: number; geojson: string; method: string }[] = [];
   for (const r of rows) {
     const g = r.g as { type: string; coordinates: number[][][][] };
     if (g.type !== 'MultiPolygon' || g.coordinates.length !== 1) continue;
     const out = regularise(g.coordinates[0], { gsdM, maxAreaChange });
     if (!out.method) continue;
-    await runSql(db, 'diff/regularise', { batch_id: batchId, seq: r.seq, geojson: JSON.stringify({ type: 'Polygon', coordinates: out.rings }), method: out.method });
+    items.push({ seq: Number(r.seq), geojson: JSON.stringify({ type: 'Polygon', coordinates: out.rings }), method: out.method });
   }
+  // one statement per thousand candidates, not one per candidate
+  for (let i = 0; i < items.length; i += 1000) await runSql(db, 'diff/regularise', { batch_id: batchId, items: JSON.stringify(items.slice(i, i + 1000)) });
 }

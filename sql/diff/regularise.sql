@@ -1,9 +1,8 @@
--- Replace a candidate's outline by its regularised one (pipeline/regularise.ts) and recompute
--- what depends on it: true area, zone overlaps. The area before is kept in raw_area_m2.
+-- Replace candidates' outlines by their regularised ones (pipeline/regularise.ts) and recompute
+-- what depends on them: true area, zone overlaps. The area before is kept in raw_area_m2.
 -- Parameters:
---   :batch_id, :seq   the candidate
---   :geojson          the new outline (Polygon, storage CRS)
---   :method           rectangle | orthogonal
+--   :batch_id   the batch
+--   :items      JSON array of {"seq": candidate, "geojson": new outline (Polygon, storage CRS), "method": rectangle | orthogonal}
 update batch_candidate c
 set raw_area_m2 = c.area_m2,
     geom = g.geom,
@@ -11,6 +10,8 @@ set raw_area_m2 = c.area_m2,
     farmland_m2 = coalesce(zone_overlap_m2('farmland', g.geom), 0),
     ecological_m2 = coalesce(zone_overlap_m2('ecological', g.geom), 0),
     water_m2 = coalesce(zone_overlap_m2('water', g.geom), 0),
-    regularised = :method::text
-from (select ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(:geojson::text), ST_SRID(geom))) as geom from batch_candidate where batch_id = :batch_id::bigint and seq = :seq::int) g
-where c.batch_id = :batch_id::bigint and c.seq = :seq::int;
+    regularised = g.method
+from (select (r->>'seq')::int as seq, r->>'method' as method,
+             ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(r->>'geojson'), (select value::int from setting where key = 'storage_srid'))) as geom
+      from jsonb_array_elements(:items::jsonb) r) g
+where c.batch_id = :batch_id::bigint and c.seq = g.seq;
