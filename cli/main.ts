@@ -75,7 +75,7 @@ batch.command('run').description('enqueue the monthly batch as a BullMQ flow')
     const c = context();
     const embedded = isEmbedded(c.config);
     if (embedded && !o.json) console.error('Embedded PGlite database: running the workers in this process.');
-    const bar = o.wait && !o.json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'tiles {bar} {value}/{total} | failed {failed} | ETA {eta_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
+    const bar = o.wait && !o.json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'parts {bar} {value}/{total} | scenes {scenes}/{sceneTotal} | failed scenes {failed} | ETA {eta_formatted}', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
     let started = false;
     let lastLine = '';
     const r = await cmdBatchRun(await c.database(), c.config, c.log, {
@@ -83,12 +83,14 @@ batch.command('run').description('enqueue the monthly batch as a BullMQ flow')
       month: o.month, baseline: o.baseline, wait: Boolean(o.wait || embedded), inProcessWorkers: Boolean(o.workers || embedded), threshold: o.threshold,
       onProgress: (p) => {
         const done = p.vectorized + p.failed;
+        const fields = { scenes: done, sceneTotal: p.total, failed: p.failed };
         if (bar) {
-          if (!started) bar.start(p.total, done, { failed: p.failed });
+          if (!started) bar.start(p.parts.total, p.parts.done, fields);
           started = true;
-          bar.update(done, { failed: p.failed });
+          bar.setTotal(p.parts.total);
+          bar.update(p.parts.done, fields);
         } else if (!o.json) {
-          const line = `tiles ${done}/${p.total} done (${p.failed} failed), status ${p.status}`;
+          const line = `parts ${p.parts.done}/${p.parts.total}, scenes ${done}/${p.total} done (${p.failed} failed), status ${p.status}`;
           if (line !== lastLine) console.error(line);
           lastLine = line;
         }

@@ -57,7 +57,7 @@ try {
   const r = await cmdBatchRun(db, config, log, {
     month: FIXTURE.currentMonth, baseline: FIXTURE.baselineMonth, wait: true, inProcessWorkers: true,
     onProgress: (p) => {
-      const line = `  tiles ${p.vectorized + p.failed}/${p.total} done (${p.failed} failed)`;
+      const line = `  parts ${p.parts.done}/${p.parts.total}, tiles ${p.vectorized + p.failed}/${p.total} done (${p.failed} failed)`;
       if (line !== last) console.log(line);
       last = line;
     },

@@ -52,20 +52,28 @@ export async function retryFailedTiles(db: Knex, config: Config, batchId: number
 }
 
 export interface BatchProgress {
+  /** Scenes (tiles): how many, and how far. */
   total: number;
   detected: number;
   vectorized: number;
   failed: number;
+  /** Parts of all scenes (each scene is cut into parts): how many, and how many are vectorized or failed. */
+  parts: { total: number; done: number };
   status: string;
 }
 
 export async function batchProgress(db: Knex, batchId: number): Promise<BatchProgress> {
-  const [batch, tiles] = await Promise.all([getBatch(db, batchId), batchTiles(db, batchId)]);
+  const [batch, tiles, parts] = await Promise.all([
+    getBatch(db, batchId),
+    batchTiles(db, batchId),
+    db('batch_part').where({ batch_id: batchId }).first(db.raw('count(*)::int as total'), db.raw("(count(*) filter (where status in ('vectorized', 'failed')))::int as done")),
+  ]);
   return {
     total: tiles.length,
     detected: tiles.filter((t) => t.status === 'detected' || t.status === 'vectorized').length,
     vectorized: tiles.filter((t) => t.status === 'vectorized').length,
     failed: tiles.filter((t) => t.status === 'failed').length,
+    parts: { total: Number(parts?.total ?? 0), done: Number(parts?.done ?? 0) },
     status: batch.status,
   };
 }
