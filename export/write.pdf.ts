@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import PDFDocument from 'pdfkit';
 import QRCode from 'qrcode';
 import { BadInputError } from '../pipeline/errors.ts';
@@ -28,53 +29,57 @@ const SHOWN: string[] = ['code', 'month', 'before_dt', 'after_dt', 'town', 'grid
 /**
  * Verification sheets (外业核查表), one A4 page per patch: before/after chips with the outline,
  * an overview, the attributes, a QR code of the patch code, and blank fields for the verdict,
- * the checker and the date.
+ * the checker and the date. Written to `outPath` as the sheets arrive, so a month of patches is
+ * never held in memory at once, neither its chips nor the file.
  */
-export async function toPdf(sheets: { record: ExportRecord; images: SheetImages }[], title: string, fontPath: string): Promise<Buffer> {
+export async function writePdf(sheets: AsyncIterable<{ record: ExportRecord; images: SheetImages }>, title: string, fontPath: string, outPath: string): Promise<void> {
   const doc = new PDFDocument({ size: 'A4', margin: 36, autoFirstPage: false, info: { Title: title, Creator: 'tuban' } });
   // A .ttc holds several faces: pdfkit picks one by PostScript name.
   const family = fontPath.endsWith('.ttc') ? (fontPath.includes('wqy-microhei') ? 'WenQuanYiMicroHei' : fontPath.includes('zenhei') ? 'WenQuanYiZenHei' : 'NotoSansCJKsc-Regular') : undefined;
   doc.registerFont('cjk', fontPath, family);
-  const chunks: Buffer[] = [];
-  doc.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise<Buffer>((resolve) => doc.on('end', () => resolve(Buffer.concat(chunks))));
+  const file = createWriteStream(outPath);
+  const written = finished(doc.pipe(file));
   const alias = Object.fromEntries(FIELDS.map((f) => [f.name, f.alias]));
-  for (const { record: r, images } of sheets) {
-    doc.addPage();
-    doc.font('cjk').fontSize(16).text('两违图斑外业核查表', { align: 'center' });
-    doc.fontSize(11).text(`图斑编号 ${r.code}    ${r.town ?? ''}  ${r.grid ?? ''}`, { align: 'center' });
-    const top = 90;
-    const chipW = 255;
-    const drawChip = (img: Buffer | null, x: number, label: string) => {
-      if (img) doc.image(img, x, top, { width: chipW, height: chipW });
-      else doc.rect(x, top, chipW, chipW).stroke();
-      doc.fontSize(9).text(label, x, top + chipW + 3, { width: chipW, align: 'center' });
-    };
-    drawChip(images.before, 36, `前时相 ${r.before_dt ?? ''}`);
-    drawChip(images.after, 36 + chipW + 13, `后时相 ${r.after_dt ?? ''}`);
-    const y2 = top + chipW + 22;
-    if (images.overview) doc.image(images.overview, 36, y2, { width: 140, height: 140 });
-    doc.fontSize(8).text('位置示意', 36, y2 + 142, { width: 140, align: 'center' });
-    const qr = await QRCode.toBuffer(String(r.code), { type: 'png', margin: 1, width: 200 });
-    doc.image(qr, 36 + 523 - 100, y2, { width: 100, height: 100 });
-    doc.fontSize(8).text(String(r.code), 36 + 523 - 110, y2 + 102, { width: 120, align: 'center' });
-    let y = y2;
-    const colX = 190;
-    doc.fontSize(9);
-    for (const key of SHOWN) {
-      doc.text(`${alias[key]}：${r[key as keyof ExportRecord] ?? ''}`, colX, y, { width: 220 });
-      y += 12.5;
-    }
-    y = Math.max(y, y2 + 160) + 10;
-    doc.fontSize(11).text('外业核查结论（勾选）', 36, y);
-    y += 18;
-    doc.fontSize(10).text('□ 违法建设    □ 违法用地    □ 合法（许可证号：____________）    □ 伪变化    □ 原有建筑', 36, y);
-    y += 22;
-    doc.text('现场情况描述：', 36, y);
-    doc.rect(36, y + 14, 523, 60).stroke();
-    y += 84;
-    doc.text('核查人：________________    核查日期：______年____月____日    镇街负责人签字：________________', 36, y);
+  try {
+    for await (const { record: r, images } of sheets) drawSheet(doc, r, images, alias, await QRCode.toBuffer(String(r.code), { type: 'png', margin: 1, width: 200 }));
+  } finally {
+    doc.end();
+    await written;
   }
-  doc.end();
-  return done;
+}
+
+function drawSheet(doc: PDFKit.PDFDocument, r: ExportRecord, images: SheetImages, alias: Record<string, string>, qr: Buffer): void {
+  doc.addPage();
+  doc.font('cjk').fontSize(16).text('两违图斑外业核查表', { align: 'center' });
+  doc.fontSize(11).text(`图斑编号 ${r.code}    ${r.town ?? ''}  ${r.grid ?? ''}`, { align: 'center' });
+  const top = 90;
+  const chipW = 255;
+  const drawChip = (img: Buffer | null, x: number, label: string) => {
+    if (img) doc.image(img, x, top, { width: chipW, height: chipW });
+    else doc.rect(x, top, chipW, chipW).stroke();
+    doc.fontSize(9).text(label, x, top + chipW + 3, { width: chipW, align: 'center' });
+  };
+  drawChip(images.before, 36, `前时相 ${r.before_dt ?? ''}`);
+  drawChip(images.after, 36 + chipW + 13, `后时相 ${r.after_dt ?? ''}`);
+  const y2 = top + chipW + 22;
+  if (images.overview) doc.image(images.overview, 36, y2, { width: 140, height: 140 });
+  doc.fontSize(8).text('位置示意', 36, y2 + 142, { width: 140, align: 'center' });
+  doc.image(qr, 36 + 523 - 100, y2, { width: 100, height: 100 });
+  doc.fontSize(8).text(String(r.code), 36 + 523 - 110, y2 + 102, { width: 120, align: 'center' });
+  let y = y2;
+  const colX = 190;
+  doc.fontSize(9);
+  for (const key of SHOWN) {
+    doc.text(`${alias[key]}：${r[key as keyof ExportRecord] ?? ''}`, colX, y, { width: 220 });
+    y += 12.5;
+  }
+  y = Math.max(y, y2 + 160) + 10;
+  doc.fontSize(11).text('外业核查结论（勾选）', 36, y);
+  y += 18;
+  doc.fontSize(10).text('□ 违法建设    □ 违法用地    □ 合法（许可证号：____________）    □ 伪变化    □ 原有建筑', 36, y);
+  y += 22;
+  doc.text('现场情况描述：', 36, y);
+  doc.rect(36, y + 14, 523, 60).stroke();
+  y += 84;
+  doc.text('核查人：________________    核查日期：______年____月____日    镇街负责人签字：________________', 36, y);
 }

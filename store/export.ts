@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { renderChip } from '../export/chip.ts';
-import { findCjkFont, toPdf, type SheetImages } from '../export/write.pdf.ts';
+import { findCjkFont, writePdf, type SheetImages } from '../export/write.pdf.ts';
 import { zipFiles } from '../export/zip.ts';
 import { GeoTiffCache, type GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
@@ -66,7 +66,7 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
       writeFileSync(outPath, await toXlsx(records, t.env.calendar, t.env.today(), t.title));
       break;
     case 'pdf':
-      writeFileSync(outPath, await toPdf(await sheetImages(t.db, records), t.title, findCjkFont(t.fontPath)));
+      await writePdf(sheetImages(t.db, records), t.title, findCjkFont(t.fontPath), outPath);
       break;
   }
   return [outPath];
@@ -91,8 +91,8 @@ export async function patchChip(db: Knex, open: OpenSource, code: string, month:
   return renderChip({ tiles, boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, outlineColour: colour, widthPx: kind === 'detail' ? 510 : 280 });
 }
 
-/** Before/after chips and an overview for each patch, cut from the registered imagery. */
-async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record: ExportRecord; images: SheetImages }[]> {
+/** Before/after chips and an overview for each patch, cut from the registered imagery, one patch at a time. */
+async function* sheetImages(db: Knex, records: ExportRecord[]): AsyncGenerator<{ record: ExportRecord; images: SheetImages }> {
   const sources = new GeoTiffCache();
   const open = (path: string) => sources.open(path);
   const chip = async (code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> => {
@@ -103,12 +103,11 @@ async function sheetImages(db: Knex, records: ExportRecord[]): Promise<{ record:
     }
   };
   try {
-    const out = [];
     for (const r of records) {
       const code = String(r.code);
-      out.push({ record: r, images: { before: await chip(code, r.baselineMonth, 'detail', '#ffd400'), after: await chip(code, String(r.month), 'detail', '#ff2020'), overview: await chip(code, String(r.month), 'overview', '#ff2020') } });
+      const [before, after, overview] = await Promise.all([chip(code, r.baselineMonth, 'detail', '#ffd400'), chip(code, String(r.month), 'detail', '#ff2020'), chip(code, String(r.month), 'overview', '#ff2020')]);
+      yield { record: r, images: { before, after, overview } };
     }
-    return out;
   } finally {
     await sources.close();
   }
