@@ -5,7 +5,8 @@ export type ModelInput = Float32Array | Uint8Array;
 
 /**
  * A change detector: batches of co-registered before/after windows in, per-pixel change
- * probability out. Inputs are of the manifest's inputType, laid out [batch, band, row, col].
+ * probability out. Inputs are of the manifest's inputType and inputLayout ([batch, band, row, col]
+ * or [batch, row, col, band]).
  */
 export interface ChangeModel {
   readonly manifest: ModelManifest;
@@ -22,7 +23,7 @@ export function buildFeeds(manifest: ModelManifest, before: ModelInput, after: M
   }
   const Want = manifest.inputType === 'uint8' ? Uint8Array : Float32Array;
   if (!(before instanceof Want) || !(after instanceof Want)) throw new Error(`model ${manifest.name}: feed must be ${manifest.inputType}`);
-  const dims = [batch, bands, heightPx, widthPx];
+  const dims = manifest.inputLayout === 'nhwc' ? [batch, heightPx, widthPx, bands] : [batch, bands, heightPx, widthPx];
   return { [manifest.inputs.before]: { data: before, dims }, [manifest.inputs.after]: { data: after, dims } };
 }
 

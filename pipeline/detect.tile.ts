@@ -88,7 +88,6 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const windows: (WindowPx & { i: number; j: number })[] = [];
   for (const [j, y] of ys.starts.entries()) for (const [i, x] of xs.starts.entries()) windows.push({ x, y, width: xs.size, height: ys.size, i, j });
   const nb = bandIdx.length;
-  const { mean, std } = m.normalisation;
   const plane = xs.size * ys.size;
   const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
   // onnxruntime-node runs a session on the calling thread, so cutting, inference and blending
@@ -99,11 +98,8 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
     const afterT = takeScratch(m.inputType, group.length * nb * plane);
     try {
       for (const [gi, win] of group.entries()) {
-        for (let c = 0; c < nb; c++) {
-          const off = (gi * nb + c) * plane;
-          fillWindow(a, c, win, mean[c], std[c], afterT, off);
-          fillWindow(b, c, win, mean[c], std[c], before, off);
-        }
+        fillWindow(a, win, m, afterT, gi);
+        fillWindow(b, win, m, before, gi);
       }
       t = lap(input.stages, 'read', t);
       const prob = await model.run(before, afterT, group.length, ys.size, xs.size);

@@ -66,6 +66,17 @@ export class GeoTiffSource implements TileSource {
     }
   }
 
+  /** Pixel-interleaved 8-bit samples straight from the blocks, for the layouts the fast reader handles; else null. */
+  async readInterleaved(win: WindowPx): Promise<{ data: Uint8Array; samples: number } | null> {
+    checkWindow(this.info, win);
+    if (!this.fast) return null;
+    try {
+      return { data: await this.fast.readInterleaved(win), samples: this.info.bandCount };
+    } catch (err) {
+      throw new BadInputError('corrupt_tiff', `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`, { file: this.info.file, window: win }, { cause: err });
+    }
+  }
+
   async close(): Promise<void> {
     await this.fast?.close();
     await this.tiff.close?.();

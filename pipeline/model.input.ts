@@ -7,17 +7,20 @@ import type { BandArray, RasterInfo, TileSource } from './raster.source.ts';
 import type { WindowPx } from './window.grid.ts';
 
 /**
- * One month's pixels over a region, kept as compact as they were read. For a model with 8-bit
- * inputs they are bytes (8-bit samples as read; others stretched to 0..255). For a model with
- * float inputs, 8- and 16-bit samples stay raw with a table per band to the model's input value,
- * and anything else (float samples, a baseline resampled or mosaicked onto the current grid) is
- * held as reflectance 0..1.
+ * One month's pixels over a region, kept as compact as they were read:
+ *  - `interleaved`: 8-bit samples as the file stores them, every sample of a pixel together (for a
+ *    model taking 8-bit pixel-interleaved input, the usual case: rows are handed over as read);
+ *  - `bytes`: band-separate 8-bit reflectance (8-bit samples as read; others stretched to 0..255);
+ *  - `luts`: raw 8- or 16-bit samples with a table per band to a float model's input value;
+ *  - otherwise reflectance 0..1 (float samples, a baseline resampled or mosaicked onto the grid).
  */
 export interface InputPlanes {
   width: number;
   height: number;
-  /** Model band order: bytes (`bytes`), raw samples (`luts` set), or reflectance 0..1 (0 where invalid). */
+  /** Model band order, one array per band; empty when `interleaved` holds the samples. */
   bands: BandArray[];
+  /** All samples of each pixel, `samples` per pixel; the model's bands are picked from them by `bandIdx`. */
+  interleaved: { data: Uint8Array; samples: number; bandIdx: number[] } | null;
   luts: Float32Array[] | null;
   bytes: boolean;
   /** 1 where the pixel has data; null when every pixel has. */
@@ -26,17 +29,36 @@ export interface InputPlanes {
 
 /** A window of one raster as input planes (no resampling: the raster is on the target grid). */
 export async function readInputPlanes(source: TileSource, win: WindowPx, bandIdx: number[], stretch: BandStretch | null | undefined, manifest: ModelManifest): Promise<InputPlanes> {
-  const raw = await source.readWindow(win, bandIdx);
   const { width, height } = win;
+  const base = { width, height, bands: [] as BandArray[], interleaved: null, luts: null, bytes: false, valid: null };
+  if (manifest.inputType === 'uint8' && manifest.inputLayout === 'nhwc' && source.info.sampleType === 'uint8' && source.readInterleaved) {
+    const read = await source.readInterleaved(win);
+    if (read) return { ...base, interleaved: { ...read, bandIdx }, bytes: true, valid: interleavedValidMask(source.info, read.data, read.samples, bandIdx) };
+  }
+  const raw = await source.readWindow(win, bandIdx);
   if (manifest.inputType === 'uint8') {
-    if (source.info.sampleType === 'uint8') return { width, height, bands: raw, luts: null, bytes: true, valid: validMask(source.info, raw) };
+    if (source.info.sampleType === 'uint8') return { ...base, bands: raw, bytes: true, valid: validMask(source.info, raw) };
     const norm = normaliseBands(source.info, raw, stretch, bandIdx);
-    return { width, height, bands: norm.bands.map(toBytes), luts: null, bytes: true, valid: norm.valid };
+    return { ...base, bands: norm.bands.map(toBytes), bytes: true, valid: norm.valid };
   }
   const luts = modelInputLuts(source.info, bandIdx, stretch, manifest.normalisation.mean, manifest.normalisation.std);
-  if (luts) return { width, height, bands: raw, luts, bytes: false, valid: validMask(source.info, raw) };
+  if (luts) return { ...base, bands: raw, luts, valid: validMask(source.info, raw) };
   const norm = normaliseBands(source.info, raw, stretch, bandIdx);
-  return { width, height, bands: norm.bands, luts: null, bytes: false, valid: norm.valid };
+  return { ...base, bands: norm.bands, valid: norm.valid };
+}
+
+/** validMask for pixel-interleaved 8-bit samples: 0 where every model band equals the nodata value. */
+function interleavedValidMask(info: RasterInfo, data: Uint8Array, samples: number, bandIdx: number[]): Uint8Array | null {
+  const nodata = info.nodata;
+  if (nodata === null) return null;
+  const n = data.length / samples;
+  const valid = new Uint8Array(n).fill(1);
+  for (let i = 0; i < n; i++) {
+    let all = true;
+    for (const b of bandIdx) if (data[i * samples + b] !== nodata) { all = false; break; }
+    if (all) valid[i] = 0;
+  }
+  return valid;
 }
 
 /** Reflectance 0..1 as 8-bit samples 0..255. */
@@ -48,8 +70,8 @@ function toBytes(band: Float32Array): Uint8Array {
 
 /**
  * The earlier month on the current window's grid. The usual case, one baseline on the same grid
- * covering the whole window, is read raw; anything else goes through readBaselineOnGrid (shifts,
- * resampling, mosaics, gaps, and the refusal of another CRS).
+ * covering the whole window, is read as the current month is; anything else goes through
+ * readBaselineOnGrid (shifts, resampling, mosaics, gaps, and the refusal of another CRS).
  */
 export async function readBaselinePlanes(target: RasterInfo, win: WindowPx, baselines: BaselineTile[], bandIdx: number[], manifest: ModelManifest): Promise<InputPlanes> {
   if (baselines.length === 1 && sameCrs(baselines[0].source.info.crs, target.crs)) {
@@ -62,7 +84,7 @@ export async function readBaselinePlanes(target: RasterInfo, win: WindowPx, base
   }
   const read = await readBaselineOnGrid(target, win, baselines, bandIdx);
   const bytes = manifest.inputType === 'uint8';
-  return { width: win.width, height: win.height, bands: bytes ? read.bands.map(toBytes) : read.bands, luts: null, bytes, valid: read.valid };
+  return { width: win.width, height: win.height, bands: bytes ? read.bands.map(toBytes) : read.bands, interleaved: null, luts: null, bytes, valid: read.valid };
 }
 
 /** 1 where both months have data, or null when both have it everywhere. */
@@ -75,28 +97,63 @@ export function bothValid(a: InputPlanes, b: InputPlanes): Uint8Array | null {
 }
 
 /**
- * Writes one band of a window of the planes into a model input tensor at `offset`, row by row
- * ([row, col] of the window), as the model takes it: bytes as they are, floats normalised as the
+ * Writes a window of the planes, every model band, into the model's input tensor as window number
+ * `k` of the batch, in the manifest's type and layout: bytes as they are, floats normalised as the
  * manifest says. Pixels without data get the value of reflectance 0, as normaliseBands gives them.
  */
-export function fillWindow(planes: InputPlanes, band: number, win: WindowPx, mean: number, std: number, out: ModelInput, offset: number): void {
-  const W = planes.width;
-  const src = planes.bands[band];
-  if (planes.bytes) {
-    if (!(out instanceof Uint8Array)) throw new Error('fillWindow: 8-bit planes need an 8-bit tensor');
-    fillBytes(src as Uint8Array, planes.valid, W, win, out, offset);
+export function fillWindow(planes: InputPlanes, win: WindowPx, manifest: ModelManifest, out: ModelInput, k: number): void {
+  const nb = manifest.bands.indices.length;
+  const plane = win.width * win.height;
+  const offset = k * nb * plane;
+  if (manifest.inputLayout === 'nhwc') {
+    if (!(out instanceof Uint8Array) || !planes.bytes) throw new Error('fillWindow: a pixel-interleaved tensor takes 8-bit planes');
+    if (planes.interleaved) fillInterleavedFromInterleaved(planes.interleaved, planes.valid, planes.width, win, nb, out, offset);
+    else fillInterleavedFromBands(planes.bands as Uint8Array[], planes.valid, planes.width, win, out, offset);
     return;
   }
-  if (!(out instanceof Float32Array)) throw new Error('fillWindow: float planes need a float tensor');
-  const lut = planes.luts?.[band];
-  if (lut) {
-    const valid = planes.valid;
-    const empty = (0 - mean) / std;
-    if (valid) fillLutMasked(src, lut, valid, empty, W, win, out, offset);
-    else fillLut(src, lut, W, win, out, offset);
-    return;
+  for (let c = 0; c < nb; c++) {
+    const at = offset + c * plane;
+    const { mean, std } = manifest.normalisation;
+    if (planes.interleaved) throw new Error('fillWindow: interleaved planes need an nhwc model');
+    if (planes.bytes) {
+      if (!(out instanceof Uint8Array)) throw new Error('fillWindow: 8-bit planes need an 8-bit tensor');
+      fillBytes(planes.bands[c] as Uint8Array, planes.valid, planes.width, win, out, at);
+    } else {
+      if (!(out instanceof Float32Array)) throw new Error('fillWindow: float planes need a float tensor');
+      const lut = planes.luts?.[c];
+      if (lut && planes.valid) fillLutMasked(planes.bands[c], lut, planes.valid, (0 - mean[c]) / std[c], planes.width, win, out, at);
+      else if (lut) fillLut(planes.bands[c], lut, planes.width, win, out, at);
+      else fillAffine(planes.bands[c] as Float32Array, mean[c], 1 / std[c], planes.width, win, out, at);
+    }
   }
-  fillAffine(src as Float32Array, mean, 1 / std, W, win, out, offset);
+}
+
+/** Rows of interleaved samples into an nhwc window: whole rows copied when the file's samples are the model's bands. */
+function fillInterleavedFromInterleaved(src: { data: Uint8Array; samples: number; bandIdx: number[] }, valid: Uint8Array | null, W: number, win: WindowPx, nb: number, out: Uint8Array, offset: number): void {
+  const { data, samples, bandIdx } = src;
+  const asStored = samples === nb && bandIdx.every((b, i) => b === i);
+  for (let r = 0; r < win.height; r++) {
+    const s = (win.y + r) * W + win.x, d = offset + r * win.width * nb;
+    if (asStored && !valid) {
+      out.set(data.subarray(s * samples, (s + win.width) * samples), d);
+      continue;
+    }
+    for (let x = 0; x < win.width; x++) {
+      const ok = !valid || valid[s + x];
+      for (let c = 0; c < nb; c++) out[d + x * nb + c] = ok ? data[(s + x) * samples + bandIdx[c]] : 0;
+    }
+  }
+}
+
+function fillInterleavedFromBands(bands: Uint8Array[], valid: Uint8Array | null, W: number, win: WindowPx, out: Uint8Array, offset: number): void {
+  const nb = bands.length;
+  for (let r = 0; r < win.height; r++) {
+    const s = (win.y + r) * W + win.x, d = offset + r * win.width * nb;
+    for (let c = 0; c < nb; c++) {
+      const band = bands[c];
+      for (let x = 0; x < win.width; x++) out[d + x * nb + c] = !valid || valid[s + x] ? band[s + x] : 0;
+    }
+  }
 }
 
 function fillBytes(src: Uint8Array, valid: Uint8Array | null, W: number, win: WindowPx, out: Uint8Array, offset: number): void {

@@ -25,6 +25,11 @@ export const ModelManifestSchema = z.object({
    * wider samples are stretched to 8 bits first).
    */
   inputType: z.enum(['float32', 'uint8']).default('float32'),
+  /**
+   * Input tensor layout: `nchw` [batch, band, row, col], or `nhwc` [batch, row, col, band], pixel-
+   * interleaved as GeoTIFFs store their samples, so 8-bit windows are handed over row by row as read.
+   */
+  inputLayout: z.enum(['nchw', 'nhwc']).default('nchw'),
   /** Window size the model was made for. */
   tileSizePx: z.number().int().min(16),
   /**
@@ -67,6 +72,7 @@ export function loadManifest(modelDir: string): LoadedManifest {
   if (m.normalisation.mean.length !== n || m.normalisation.std.length !== n) {
     throw new BadInputError('model_manifest', `${path}: normalisation.mean/std need ${n} values (one per band), found ${m.normalisation.mean.length}/${m.normalisation.std.length}`, { file: path });
   }
+  if (m.inputLayout === 'nhwc' && m.inputType !== 'uint8') throw new BadInputError('model_manifest', `${path}: inputLayout nhwc is supported for inputType uint8 only`, { file: path });
   if (m.maxWindowPx !== undefined && m.maxWindowPx < m.tileSizePx) throw new BadInputError('model_manifest', `${path}: maxWindowPx ${m.maxWindowPx} must not be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
   if (m.overlapPx >= m.tileSizePx) throw new BadInputError('model_manifest', `${path}: overlapPx ${m.overlapPx} must be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
   return { dir, manifest: m, onnxPath: join(dir, m.file) };

@@ -23,6 +23,11 @@ export interface TileSource {
   readonly info: RasterInfo;
   /** Band-separate samples of a window that lies inside the raster. */
   readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]>;
+  /**
+   * The window's 8-bit samples as stored, pixel-interleaved (every sample of a pixel together, all
+   * `samples` of them), when the source can hand them over without separating bands; else null.
+   */
+  readInterleaved?(win: WindowPx): Promise<{ data: Uint8Array; samples: number } | null>;
   close(): Promise<void>;
 }
 

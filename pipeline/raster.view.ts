@@ -18,6 +18,11 @@ export class WindowView implements TileSource {
     return this.source.readWindow({ ...win, x: win.x + this.window.x, y: win.y + this.window.y }, bands);
   }
 
+  async readInterleaved(win: WindowPx): Promise<{ data: Uint8Array; samples: number } | null> {
+    checkWindow(this.info, win);
+    return this.source.readInterleaved ? this.source.readInterleaved({ ...win, x: win.x + this.window.x, y: win.y + this.window.y }) : null;
+  }
+
   async close(): Promise<void> {
     // the underlying source belongs to whoever opened it
   }

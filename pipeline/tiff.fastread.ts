@@ -54,31 +54,45 @@ export class FastTiffReader {
   /** Band-separate samples of a window (bands: 0-based sample indices). */
   async read(win: WindowPx, bands: number[]): Promise<Uint8Array[]> {
     const out = bands.map(() => new Uint8Array(win.width * win.height));
+    const spp = this.spp;
+    const rgb = bands.length === 3 && spp >= 3 && bands[0] === 0 && bands[1] === 1 && bands[2] === 2;
+    await this.eachRun(win, (block, src, dst, n) => {
+      if (rgb) deinterleave3(block, src, spp, out[0], out[1], out[2], dst, n);
+      else for (let k = 0; k < bands.length; k++) deinterleave1(block, src + bands[k], spp, out[k], dst, n);
+    });
+    return out;
+  }
+
+  /** All samples of a window, pixel-interleaved as stored: rows of width × samples bytes, copied block by block. */
+  async readInterleaved(win: WindowPx): Promise<Uint8Array> {
+    const spp = this.spp;
+    const out = new Uint8Array(win.width * win.height * spp);
+    await this.eachRun(win, (block, src, dst, n) => out.set(block.subarray(src, src + n * spp), dst * spp));
+    return out;
+  }
+
+  /**
+   * Visits the window block by block: for each row of each block, the decoded block, the offset of
+   * the row's first window pixel in it (in samples), that pixel's index in the window, and how many
+   * pixels of the row lie in the window. A row of blocks is read together (the reads queue on
+   * libuv's pool at once), each into its slot of one buffer that this call reuses from row to row.
+   */
+  private async eachRun(win: WindowPx, visit: (block: Uint8Array, src: number, dst: number, n: number) => void): Promise<void> {
     const perRow = Math.ceil(this.width / this.blockW);
     const bx0 = Math.floor(win.x / this.blockW), bx1 = Math.floor((win.x + win.width - 1) / this.blockW);
     const by0 = Math.floor(win.y / this.blockH), by1 = Math.floor((win.y + win.height - 1) / this.blockH);
-    const spp = this.spp;
-    const rgb = bands.length === 3 && spp >= 3 && bands[0] === 0 && bands[1] === 1 && bands[2] === 2;
+    const stride = this.blockW * this.spp;
     const scratch: Buffer[] = [];
     for (let by = by0; by <= by1; by++) {
       const rows = this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH; // a last strip may be short; tiles are padded
-      // a row of blocks is read together (the reads queue on libuv's pool at once), each into its
-      // slot of one buffer that this call reuses from row to row
       const blocks = await Promise.all(Array.from({ length: bx1 - bx0 + 1 }, (_, i) => this.block(by * perRow + bx0 + i, rows, scratch, i)));
       for (let bx = bx0; bx <= bx1; bx++) {
         const block = blocks[bx - bx0];
-        const stride = this.blockW * spp;
         const x0 = Math.max(win.x, bx * this.blockW), x1 = Math.min(win.x + win.width, (bx + 1) * this.blockW, this.width);
         const y0 = Math.max(win.y, by * this.blockH), y1 = Math.min(win.y + win.height, by * this.blockH + rows);
-        for (let y = y0; y < y1; y++) {
-          const src = (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * spp;
-          const dst = (y - win.y) * win.width + (x0 - win.x);
-          if (rgb) deinterleave3(block, src, spp, out[0], out[1], out[2], dst, x1 - x0);
-          else for (let k = 0; k < bands.length; k++) deinterleave1(block, src + bands[k], spp, out[k], dst, x1 - x0);
-        }
+        for (let y = y0; y < y1; y++) visit(block, (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * this.spp, (y - win.y) * win.width + (x0 - win.x), x1 - x0);
       }
     }
-    return out;
   }
 
   /** One block, decoded; its raw bytes are read into scratch[slot] (grown when too small), which the caller reuses. */
@@ -93,19 +107,35 @@ export class FastTiffReader {
     const data = this.compression === 'deflate' ? inflateSync(raw) : this.compression === 'lzw' ? lzwDecode(raw, size) : raw;
     if (data.length < size) throw new Error(`block ${index} holds ${data.length} bytes, expected ${size}`);
     const block = new Uint8Array(data.buffer, data.byteOffset, size);
-    if (this.predictor) {
-      // horizontal differencing, per row and sample (TIFF 6.0 §14)
-      const stride = this.blockW * this.spp;
-      for (let r = 0; r < rows; r++) {
-        const base = r * stride;
-        for (let i = base + this.spp; i < base + stride; i++) block[i] = (block[i] + block[i - this.spp]) & 0xff;
-      }
-    }
+    if (this.predictor) undoPredictor(block, rows, this.blockW * this.spp, this.spp);
     return block;
   }
 
   async close(): Promise<void> {
     await this.fh.close();
+  }
+}
+
+/**
+ * Undoes horizontal differencing (TIFF 6.0 §14) in place, per row and sample: each sample is the
+ * running sum, modulo 256, of the differences before it.
+ */
+function undoPredictor(block: Uint8Array, rows: number, stride: number, spp: number): void {
+  for (let r = 0; r < rows; r++) {
+    const end = (r + 1) * stride;
+    if (spp === 3) {
+      let a = block[r * stride], b = block[r * stride + 1], c = block[r * stride + 2];
+      for (let i = r * stride + 3; i < end; i += 3) {
+        a = (a + block[i]) & 0xff;
+        b = (b + block[i + 1]) & 0xff;
+        c = (c + block[i + 2]) & 0xff;
+        block[i] = a;
+        block[i + 1] = b;
+        block[i + 2] = c;
+      }
+    } else {
+      for (let i = r * stride + spp; i < end; i++) block[i] = block[i] + block[i - spp];
+    }
   }
 }
 

@@ -25,6 +25,9 @@ function gdalInfo(file: string): { geoTransform: number[]; size: number[]; bands
   return { geoTransform: j.geoTransform, size: j.size, bands: j.bands.length, epsg: epsg ? Number(epsg[1]) : null };
 }
 
+/** Files whose window was also read pixel-interleaved (the fast reader's layouts). */
+const interleaved = new Set<string>();
+
 async function compare(file: string, dir: string, name: string, tolerance = 0) {
   const src = await GeoTiffSource.open(file);
   try {
@@ -58,6 +61,18 @@ async function compare(file: string, dir: string, name: string, tolerance = 0) {
       partDiff = Math.max(partDiff, Math.abs(part[k][r * w.width + c] - bands[b][(w.y + r) * src.info.widthPx + w.x + c]));
     }
     expect(partDiff, `${name}: a window inside blocks equals the same pixels of the whole read`).toBe(0);
+    // the same window pixel-interleaved, where the reader hands samples over as stored
+    const inter = await src.readInterleaved(w);
+    if (inter) {
+      const nb = src.info.bandCount;
+      expect(inter.samples).toBe(nb);
+      let interDiff = 0;
+      for (let b = 0; b < nb; b++) for (let r = 0; r < w.height; r++) for (let c = 0; c < w.width; c++) {
+        interDiff = Math.max(interDiff, Math.abs(inter.data[(r * w.width + c) * nb + b] - bands[b][(w.y + r) * src.info.widthPx + w.x + c]));
+      }
+      expect(interDiff, `${name}: the window read pixel-interleaved equals the whole read`).toBe(0);
+      interleaved.add(name);
+    }
     return stats;
   } finally {
     await src.close();
@@ -94,6 +109,10 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
       await compare(make(name, args), dir, name);
     });
   }
+  it('reads the common 8-bit layouts pixel-interleaved as stored, equal to the band-by-band read', () => {
+    // runs after the cases above (vitest keeps the order within a file)
+    expect([...interleaved].sort()).toEqual(expect.arrayContaining(['bigtiff', 'cog', 'nodata', 'striped', 'tiled-deflate-pred2', 'tiled-lzw-pred2']));
+  });
 
   it('JPEG (YCbCr) decodes to RGB close to GDAL (another JPEG decoder: chroma upsampling differs at sharp edges)', async () => {
     const d = await compare(make('jpeg-ycbcr', ['-co', 'TILED=YES', '-co', 'COMPRESS=JPEG', '-co', 'PHOTOMETRIC=YCBCR']), dir, 'jpeg-ycbcr', 1);

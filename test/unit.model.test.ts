@@ -45,6 +45,38 @@ describe('siam-unet-lite ONNX model', () => {
     await model.close();
   });
 
+  it('gives the same probabilities from a GeoTIFF read pixel-interleaved as from the same pixels band by band, nodata included', async () => {
+    const { encodeGeoTiff } = await import('../pipeline/geotiff.write.ts');
+    const { GeoTiffSource } = await import('../pipeline/geotiff.source.ts');
+    const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
+    expect(model.manifest.inputLayout).toBe('nhwc');
+    const W = 300, H = 260;
+    const value = (x: number, y: number, b: number, t: number) => (x < 12 ? 0 : (x * (7 + t) + y * 3 + b * 41 + ((x >> 5) ^ (y >> 4)) * 29 * t) % 256);
+    const dir = mkdtempSync(join(tmpdir(), 'tuban-nhwc-'));
+    try {
+      const open = async (t: number) => {
+        const samples = Uint8Array.from({ length: W * H * 3 }, (_, i) => value(Math.floor(i / 3) % W, Math.floor(i / 3 / W), i % 3, t));
+        const file = join(dir, `t${t}.tif`);
+        writeFileSync(file, Buffer.from(encodeGeoTiff({ widthPx: W, heightPx: H, samples, bands: 3, crs: EPSG_4548, geoTransform: GT, nodata: 0 })));
+        const tif = await GeoTiffSource.open(file);
+        const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: W * H }, (_, i) => samples[i * 3 + b]));
+        return { tif, mem: new MemorySource({ ...tif.info }, bands) };
+      };
+      const [a, b] = [await open(0), await open(1)];
+      expect(await a.tif.readInterleaved({ x: 0, y: 0, width: 4, height: 1 })).not.toBeNull();
+      const fromTif = await detectTile({ after: b.tif, baselines: [{ source: a.tif }], model });
+      const fromBands = await detectTile({ after: b.mem, baselines: [{ source: a.mem }], model });
+      expect(fromTif.validPx).toBe((W - 12) * H);
+      expect(fromTif.validPx).toBe(fromBands.validPx);
+      expect(Array.from(fromTif.probability)).toEqual(Array.from(fromBands.probability));
+      await a.tif.close();
+      await b.tif.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await model.close();
+    }
+  });
+
   // A house-sized roof (12 m). Roofs over ~20 m lose their uniform interior (see the model README).
   it('finds a new house roof on textured ground and little where nothing changed', async () => {
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });

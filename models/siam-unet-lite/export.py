@@ -4,8 +4,9 @@ model.onnx (dynamic batch/height/width, probability output), weights.npz (for fi
 
   /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 1.0.0] [--name siam-unet-lite] [--float-input]
 
-The graph takes 8-bit samples (uint8, normalised inside the graph) unless --float-input asks for
-float32 inputs already normalised by the manifest's mean and std.
+The graph takes 8-bit samples, pixel-interleaved ([batch, height, width, band] uint8, transposed and
+normalised inside the graph) unless --float-input asks for float32 inputs [batch, band, height, width]
+already normalised by the manifest's mean and std.
 """
 import argparse
 import hashlib
@@ -53,6 +54,7 @@ def main():
         'bands': {'indices': [0, 1, 2], 'names': ['red', 'green', 'blue']},
         'normalisation': record['normalisation'],
         'inputType': 'float32' if args.float_input else 'uint8',
+        'inputLayout': 'nchw' if args.float_input else 'nhwc',
         'tileSizePx': 512,
         'maxWindowPx': 1024,
         'overlapPx': 64,

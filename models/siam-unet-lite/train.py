@@ -90,16 +90,20 @@ class Exported(nn.Module):
 
 
 class Exported8(nn.Module):
-    """The same for 8-bit samples: uint8 inputs 0..255, normalised inside the graph, so the
-    pipeline hands its samples over as read instead of converting every pixel to floats."""
+    """The same for 8-bit samples: uint8 inputs 0..255, pixel-interleaved ([batch, height, width,
+    band], as GeoTIFFs store them), transposed and normalised inside the graph, so the pipeline
+    hands its samples over as read instead of separating bands and converting every pixel to floats."""
 
-    def __init__(self, net, mean, std):
+    def __init__(self, net, mean, std, nhwc=True):
         super().__init__()
         self.net = net
+        self.nhwc = nhwc
         self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
     def forward(self, before, after):
+        if self.nhwc:
+            before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
         b = before.float() * self.scale + self.shift
         a = after.float() * self.scale + self.shift
         return torch.sigmoid(self.net(b, a))
@@ -455,10 +459,12 @@ def dice_loss(logits, target):
 
 
 def export_onnx(net, path, opset=13, uint8=False):
+    """uint8: pixel-interleaved 8-bit inputs [batch, height, width, 3]; else normalised floats [batch, 3, height, width]."""
     model = (Exported8(net, MEAN, STD) if uint8 else Exported(net)).eval().cpu()
-    x = torch.zeros(1, 3, 64, 64, dtype=torch.uint8 if uint8 else torch.float32)
+    x = torch.zeros(1, 64, 64, 3, dtype=torch.uint8) if uint8 else torch.zeros(1, 3, 64, 64)
+    axes = {0: 'batch', 1: 'height', 2: 'width'} if uint8 else {0: 'batch', 2: 'height', 3: 'width'}
     kwargs = dict(input_names=['before', 'after'], output_names=['probability'], opset_version=opset,
-                  dynamic_axes={'before': {0: 'batch', 2: 'height', 3: 'width'}, 'after': {0: 'batch', 2: 'height', 3: 'width'}, 'probability': {0: 'batch', 2: 'height', 3: 'width'}})
+                  dynamic_axes={'before': axes, 'after': axes, 'probability': {0: 'batch', 2: 'height', 3: 'width'}})
     try:
         torch.onnx.export(model, (x, x), path, dynamo=False, **kwargs)
     except TypeError:  # torch < 2.5 has no dynamo argument
