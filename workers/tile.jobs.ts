@@ -9,7 +9,7 @@ import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import { StageTimer, type Logger } from '../pipeline/log.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';
-import { vectorizeRaster } from '../pipeline/vectorize.ts';
+import { quantiseProbability, vectorizeRaster } from '../pipeline/vectorize.ts';
 import { batchPart, batchTile, batchTiles, getBatch, runDiff, setBatchStatus, updatePartAndTile, updateTile, type BatchSummary } from '../store/batch.ts';
 import { imageryByIds } from '../store/imagery.ts';
 import { faultPause } from './fault.ts';
@@ -21,9 +21,9 @@ export interface JobContext {
   log: Logger;
 }
 
-/** Where the detect stage leaves a part's probability raster for the vectorize stage. */
+/** Where the detect stage leaves a part's probability raster for the vectorize stage: 16 bits a pixel (quantiseProbability). */
 export function probabilityPath(config: Config, batchId: number, imageryId: number, part = 0): string {
-  return join(config.dataDir, 'work', `batch-${batchId}`, `tile-${imageryId}-p${part}.prob.f32`);
+  return join(config.dataDir, 'work', `batch-${batchId}`, `tile-${imageryId}-p${part}.prob.u16`);
 }
 
 /** Smallest piece kept per part (m²): specks below this are noise; seam pieces above it are kept for merging. */
@@ -69,7 +69,8 @@ export async function detectJob(ctx: JobContext, batchId: number, imageryId: num
       // Write then rename: a killed worker never leaves a half-written raster behind.
       // (a name of its own: after a resume the old and the new round's job may both run)
       const tmp = `${out}.${process.pid}.${randomUUID()}.tmp`;
-      writeFileSync(tmp, Buffer.from(result.probability.buffer, result.probability.byteOffset, result.probability.byteLength));
+      const q = quantiseProbability(result.probability);
+      writeFileSync(tmp, Buffer.from(q.buffer, q.byteOffset, q.byteLength));
       renameSync(tmp, out);
     });
     const ms = timer.ms;
@@ -92,7 +93,7 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
   const threshold = Number(batch.params.threshold ?? ctx.model.manifest.defaultThreshold);
   const meta = await ctx.db('imagery').where({ id: imageryId }).first('path', 'geotransform', 'srid');
   const buf = await timer.time('readProb', () => readFileSync(probabilityPath(ctx.config, batchId, imageryId, partNo)));
-  const prob = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  const prob = buf.byteOffset % 2 === 0 ? new Uint16Array(buf.buffer, buf.byteOffset, buf.byteLength / 2) : new Uint16Array(Uint8Array.from(buf).buffer);
   if (prob.length !== part.width * part.height) throw new Error(`${meta.path}: part ${partNo} probability raster has ${prob.length} values, expected ${part.width}×${part.height}`);
   const gt = (meta.geotransform as number[]).map(Number) as unknown as [number, number, number, number, number, number];
   const features = await timer.time('vectorize', () => vectorizeRaster(prob, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y } }));
