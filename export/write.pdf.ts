@@ -1,4 +1,4 @@
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, rmSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import PDFDocument from 'pdfkit';
 import QRCode from 'qrcode';
@@ -38,13 +38,27 @@ export async function writePdf(sheets: AsyncIterable<{ record: ExportRecord; ima
   const family = fontPath.endsWith('.ttc') ? (fontPath.includes('wqy-microhei') ? 'WenQuanYiMicroHei' : fontPath.includes('zenhei') ? 'WenQuanYiZenHei' : 'NotoSansCJKsc-Regular') : undefined;
   doc.registerFont('cjk', fontPath, family);
   const file = createWriteStream(outPath);
-  const written = finished(doc.pipe(file));
+  // a file error (no such folder, disk full) is kept and ends the loop at the next sheet
+  let fileError: unknown = null;
+  const written = finished(doc.pipe(file)).catch((err) => {
+    fileError ??= err;
+  });
   const alias = Object.fromEntries(FIELDS.map((f) => [f.name, f.alias]));
+  let failure: unknown = null;
   try {
-    for await (const { record: r, images } of sheets) drawSheet(doc, r, images, alias, await QRCode.toBuffer(String(r.code), { type: 'png', margin: 1, width: 200 }));
+    for await (const { record: r, images } of sheets) {
+      if (fileError) break;
+      drawSheet(doc, r, images, alias, await QRCode.toBuffer(String(r.code), { type: 'png', margin: 1, width: 200 }));
+    }
+  } catch (err) {
+    failure = err;
   } finally {
     doc.end();
     await written;
+  }
+  if (failure || fileError) {
+    rmSync(outPath, { force: true }); // no half-written sheets left behind
+    throw failure ?? new BadInputError('export_write', `${outPath}: cannot write the PDF (${(fileError as Error).message})`, { file: outPath }, { cause: fileError });
   }
 }
 

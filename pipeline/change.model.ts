@@ -18,12 +18,12 @@ export interface ChangeModel {
 export function buildFeeds(manifest: ModelManifest, before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number) {
   const bands = manifest.bands.indices.length;
   const expected = batch * bands * heightPx * widthPx;
+  const dims = manifest.inputLayout === 'nhwc' ? [batch, heightPx, widthPx, bands] : [batch, bands, heightPx, widthPx];
   if (before.length !== expected || after.length !== expected) {
-    throw new Error(`model ${manifest.name}: feed needs ${expected} values ([${batch}, ${bands}, ${heightPx}, ${widthPx}]), got ${before.length}/${after.length}`);
+    throw new Error(`model ${manifest.name}: feed needs ${expected} values ([${dims.join(', ')}]), got ${before.length}/${after.length}`);
   }
   const Want = manifest.inputType === 'uint8' ? Uint8Array : Float32Array;
   if (!(before instanceof Want) || !(after instanceof Want)) throw new Error(`model ${manifest.name}: feed must be ${manifest.inputType}`);
-  const dims = manifest.inputLayout === 'nhwc' ? [batch, heightPx, widthPx, bands] : [batch, bands, heightPx, widthPx];
   return { [manifest.inputs.before]: { data: before, dims }, [manifest.inputs.after]: { data: after, dims } };
 }
 

@@ -33,9 +33,10 @@ export const ModelManifestSchema = z.object({
   /** Window size the model was made for. */
   tileSizePx: z.number().int().min(16),
   /**
-   * Largest window the pipeline may feed (default tileSizePx). A fully convolutional model gives the
-   * same answer inside any window, and fewer, larger windows repeat less of the overlap; a model
-   * with window-wide statistics (the CVA baseline's brightness matching) keeps its own size.
+   * Largest window the pipeline may feed. When set, a part gets as few windows as cover it, up to
+   * this size, spread evenly: a fully convolutional model gives the same answer inside any window,
+   * and fewer, larger windows repeat less of the overlap. Without it, windows are exactly
+   * tileSizePx, as a model with window-wide statistics (the CVA baseline's brightness matching) needs.
    */
   maxWindowPx: z.number().int().min(16).optional(),
   overlapPx: z.number().int().min(0),

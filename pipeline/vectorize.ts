@@ -33,8 +33,12 @@ export const PROBABILITY_SCALE = 65535;
 /** A probability raster as 16 bits a pixel, half the float's bytes, for the detect stage's raster on disk. */
 export function quantiseProbability(p: Float32Array): Uint16Array {
   const q = new Uint16Array(p.length);
-  // p is in 0..1: adding one half and letting the store truncate rounds to nearest, without Math.round's cost
-  for (let i = 0; i < p.length; i++) q[i] = p[i] * PROBABILITY_SCALE + 0.5;
+  // adding one half and letting the store truncate rounds to nearest, without Math.round's cost;
+  // values are clamped first, since a Uint16Array store wraps around
+  for (let i = 0; i < p.length; i++) {
+    const v = p[i] * PROBABILITY_SCALE + 0.5;
+    q[i] = v >= PROBABILITY_SCALE ? PROBABILITY_SCALE : v > 0 ? v : 0;
+  }
   return q;
 }
 

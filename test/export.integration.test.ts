@@ -95,6 +95,24 @@ describe('patch list exports', () => {
     expect(images.length).toBe(5 * 4);
   });
 
+  it('refuses a PDF it cannot write with the file named, and leaves no half-written file', async () => {
+    const { writePdf, findCjkFont } = await import('../export/write.pdf.ts');
+    const { existsSync } = await import('node:fs');
+    const bad = join(out('no-such-folder'), 'p.pdf');
+    async function* sheets() {
+      for (let i = 0; i < 3; i++) yield { record: { code: `C${i}` } as never, images: { before: null, after: null, overview: null } };
+    }
+    await expect(writePdf(sheets(), 't', findCjkFont(), bad)).rejects.toThrow(/no-such-folder\/p\.pdf: cannot write the PDF/);
+    // a sheet that fails half way: the error is the sheet's, and the partial file is removed
+    const partial = out('partial.pdf');
+    async function* failing() {
+      yield { record: { code: 'C0' } as never, images: { before: null, after: null, overview: null } };
+      throw new Error('chip source went away');
+    }
+    await expect(writePdf(failing(), 't', findCjkFont(), partial)).rejects.toThrow(/chip source went away/);
+    expect(existsSync(partial)).toBe(false);
+  });
+
   it('packs one folder per town with every format into a zip', async () => {
     await exp('zip', 'p.zip');
     const listing = execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', out('p.zip')], { encoding: 'utf8' });

@@ -55,6 +55,8 @@ describe('vectorizeRaster', () => {
     expect(ints.map((f) => f.geometry)).toEqual(floats.map((f) => f.geometry));
     expect(ints.map((f) => f.properties.pixel_count)).toEqual(floats.map((f) => f.properties.pixel_count));
     for (const [i, f] of ints.entries()) expect(f.properties.mean_probability!).toBeCloseTo(floats[i].properties.mean_probability!, 4);
+    // blending can overshoot 0..1 by a rounding error: clamped, not wrapped around
+    expect(Array.from(quantiseProbability(Float32Array.of(1.0001, -0.0001, 1, 0)))).toEqual([65535, 0, 65535, 0]);
   });
 
   it('simplifies a staircase in metres without changing its extent much', () => {
