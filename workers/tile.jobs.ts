@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
@@ -129,7 +129,28 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
   }
   const summary = await runDiff(ctx.db, ctx.config, batchId, 'batch', () => faultPause(ctx.config, 'diff'));
   ctx.log.info('Batch:Completed', { batchId, status: summary.status, tiles: summary.tiles.total, failed: summary.tiles.failed, patchesNew: summary.patches.new, redetected: summary.patches.redetected, ms: Math.round(performance.now() - t0) });
+  const removed = await removeOldWork(ctx.db, ctx.config, batchId);
+  if (removed.length) ctx.log.info('Batch:WorkRemoved', { batchIds: removed });
   return summary;
+}
+
+/**
+ * Removes the probability rasters of other batches that finished more than TUBAN_WORK_KEEP_H hours
+ * ago: their diff has consumed them, and a retry of a failed tile detects again. Without this the
+ * work folder grows by about 2 GB per 1,000 MP every month. Returns the batches cleaned.
+ */
+export async function removeOldWork(db: Knex, config: Config, exceptBatchId: number): Promise<number[]> {
+  const dir = join(config.dataDir, 'work');
+  if (!existsSync(dir)) return [];
+  const ids = readdirSync(dir).map((n) => /^batch-(\d+)$/.exec(n)?.[1]).filter((v): v is string => v !== undefined).map(Number).filter((id) => id !== exceptBatchId);
+  if (!ids.length) return [];
+  const old: number[] = (
+    await db('batch').whereIn('id', ids).whereIn('status', ['completed', 'completed_with_failures', 'failed'])
+      .andWhere('finished_at', '<', db.raw("now() - make_interval(secs => ?)", [config.TUBAN_WORK_KEEP_H * 3600]))
+      .pluck('id')
+  ).map(Number);
+  for (const id of old) rmSync(join(dir, `batch-${id}`), { recursive: true, force: true });
+  return old;
 }
 
 function prefixed(ms: Record<string, number>): Record<string, number> {
