@@ -54,23 +54,26 @@ describe('siam-unet-lite ONNX model', () => {
     const value = (x: number, y: number, b: number, t: number) => (x < 12 ? 0 : (x * (7 + t) + y * 3 + b * 41 + ((x >> 5) ^ (y >> 4)) * 29 * t) % 256);
     const dir = mkdtempSync(join(tmpdir(), 'tuban-nhwc-'));
     try {
-      const open = async (t: number) => {
-        const samples = Uint8Array.from({ length: W * H * 3 }, (_, i) => value(Math.floor(i / 3) % W, Math.floor(i / 3 / W), i % 3, t));
-        const file = join(dir, `t${t}.tif`);
-        writeFileSync(file, Buffer.from(encodeGeoTiff({ widthPx: W, heightPx: H, samples, bands: 3, crs: EPSG_4548, geoTransform: GT, nodata: 0 })));
-        const tif = await GeoTiffSource.open(file);
-        const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: W * H }, (_, i) => samples[i * 3 + b]));
-        return { tif, mem: new MemorySource({ ...tif.info }, bands) };
-      };
-      const [a, b] = [await open(0), await open(1)];
-      expect(await a.tif.readInterleaved({ x: 0, y: 0, width: 4, height: 1 })).not.toBeNull();
-      const fromTif = await detectTile({ after: b.tif, baselines: [{ source: a.tif }], model });
-      const fromBands = await detectTile({ after: b.mem, baselines: [{ source: a.mem }], model });
-      expect(fromTif.validPx).toBe((W - 12) * H);
-      expect(fromTif.validPx).toBe(fromBands.validPx);
-      expect(Array.from(fromTif.probability)).toEqual(Array.from(fromBands.probability));
-      await a.tif.close();
-      await b.tif.close();
+      // 3-band RGB, and 4-band RGBN (the model picks bands 0-2 of 4 samples a pixel)
+      for (const nb of [3, 4]) {
+        const open = async (t: number) => {
+          const samples = Uint8Array.from({ length: W * H * nb }, (_, i) => value(Math.floor(i / nb) % W, Math.floor(i / nb / W), i % nb, t));
+          const file = join(dir, `t${t}-${nb}.tif`);
+          writeFileSync(file, Buffer.from(encodeGeoTiff({ widthPx: W, heightPx: H, samples, bands: nb, crs: EPSG_4548, geoTransform: GT, nodata: 0 })));
+          const tif = await GeoTiffSource.open(file);
+          const bands = Array.from({ length: nb }, (_, b) => Uint8Array.from({ length: W * H }, (_, i) => samples[i * nb + b]));
+          return { tif, mem: new MemorySource({ ...tif.info }, bands) };
+        };
+        const [a, b] = [await open(0), await open(1)];
+        expect((await a.tif.readInterleaved({ x: 0, y: 0, width: 4, height: 1 }))?.samples).toBe(nb);
+        const fromTif = await detectTile({ after: b.tif, baselines: [{ source: a.tif }], model });
+        const fromBands = await detectTile({ after: b.mem, baselines: [{ source: a.mem }], model });
+        expect(fromTif.validPx).toBe((W - 12) * H);
+        expect(fromTif.validPx).toBe(fromBands.validPx);
+        expect(Array.from(fromTif.probability), `${nb} bands`).toEqual(Array.from(fromBands.probability));
+        await a.tif.close();
+        await b.tif.close();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await model.close();
