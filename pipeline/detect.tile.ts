@@ -5,7 +5,7 @@ import type { BaselineTile } from './pair.align.ts';
 import type { BandStretch } from './raster.normalise.ts';
 import type { TileSource } from './raster.source.ts';
 import { WindowView } from './raster.view.ts';
-import { axisStarts, axisWindows, blendRamps, type AxisWindows, type WindowPx } from './window.grid.ts';
+import { blendRamps, windowGrid, type AxisWindows, type WindowPx } from './window.grid.ts';
 
 export interface DetectInput {
   after: TileSource;
@@ -34,7 +34,7 @@ export interface ChangeProbability {
 
 /**
  * Change probability for one tile on the after image's grid: the tile is cut into overlapping
- * windows (axisWindows: as few and as large as the model's maxWindowPx allows), each window is run
+ * windows (windowGrid: as few and as large as the model's maxWindowPx allows), each window is run
  * on the model, and overlapping predictions are blended with weights that ramp down towards
  * interior window edges, so no seam shows where windows meet. Both dates are held in memory as read
  * (8-bit RGB: about 11 bytes a pixel with the result): for a scene of any size use detectRegion
@@ -81,15 +81,8 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const b = await readBaselinePlanes(info, whole, input.baselines, bandIdx, m);
   const both = bothValid(a, b);
   t = lap(input.stages, 'read', t);
-  // Windows as large as maxWindowPx allows, spread evenly; a model without it (window-wide
-  // statistics, like the CVA baseline's brightness matching) gets windows of exactly its own size.
-  const fit = (length: number): AxisWindows =>
-    m.maxWindowPx === undefined ? { starts: axisStarts(length, m.tileSizePx, m.overlapPx), size: Math.min(m.tileSizePx, length) } : axisWindows(length, Math.max(m.maxWindowPx, m.tileSizePx), m.overlapPx, 16);
-  const xs = fit(W);
-  const ys = fit(H);
+  const { xs, ys, windows } = windowGrid(W, H, m);
   const blender = new Blender(W, H, xs, ys, m.overlapPx, crop);
-  const windows: (WindowPx & { i: number; j: number })[] = [];
-  for (const [j, y] of ys.starts.entries()) for (const [i, x] of xs.starts.entries()) windows.push({ x, y, width: xs.size, height: ys.size, i, j });
   const nb = bandIdx.length;
   const plane = xs.size * ys.size;
   const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));

@@ -41,16 +41,33 @@ export function axisStarts(length: number, size: number, overlap: number): numbe
   return starts;
 }
 
+/** How a model is fed windows (the model manifest's fields). */
+export interface WindowSpec {
+  tileSizePx: number;
+  overlapPx: number;
+  maxWindowPx?: number;
+}
+
 /**
- * Windows that tile a raster of widthPx × heightPx, overlapping by at least overlapPx, each at
- * most maxSizePx a side and all of one size (see axisWindows), row-major order.
+ * The windows a model gets along one axis. With maxWindowPx: as few as cover the axis, up to that
+ * size, spread evenly (axisWindows, multiples of 16 px). Without it: windows of exactly tileSizePx,
+ * the last flush with the end (axisStarts), for models with window-wide statistics.
  */
-export function windowGrid(widthPx: number, heightPx: number, maxSizePx: number, overlapPx: number, multiplePx = 1): WindowPx[] {
-  const xs = axisWindows(widthPx, maxSizePx, overlapPx, multiplePx);
-  const ys = axisWindows(heightPx, maxSizePx, overlapPx, multiplePx);
-  const out: WindowPx[] = [];
-  for (const y of ys.starts) for (const x of xs.starts) out.push({ x, y, width: xs.size, height: ys.size });
-  return out;
+export function modelAxis(length: number, spec: WindowSpec): AxisWindows {
+  if (spec.maxWindowPx === undefined) return { starts: axisStarts(length, spec.tileSizePx, spec.overlapPx), size: Math.min(spec.tileSizePx, length) };
+  return axisWindows(length, Math.max(spec.maxWindowPx, spec.tileSizePx), spec.overlapPx, 16);
+}
+
+/**
+ * The windows that tile a raster of widthPx × heightPx for a model, all of one size, row-major,
+ * each with its column i and row j in the grid; and the two axes they come from.
+ */
+export function windowGrid(widthPx: number, heightPx: number, spec: WindowSpec): { xs: AxisWindows; ys: AxisWindows; windows: (WindowPx & { i: number; j: number })[] } {
+  const xs = modelAxis(widthPx, spec);
+  const ys = modelAxis(heightPx, spec);
+  const windows: (WindowPx & { i: number; j: number })[] = [];
+  for (const [j, y] of ys.starts.entries()) for (const [i, x] of xs.starts.entries()) windows.push({ x, y, width: xs.size, height: ys.size, i, j });
+  return { xs, ys, windows };
 }
 
 /**

@@ -77,7 +77,7 @@ describe('window grid', () => {
   });
 
   it('tiles a raster at the scene edge with windows of one size', () => {
-    const wins = windowGrid(1000, 700, 512, 64, 16);
+    const wins = windowGrid(1000, 700, { tileSizePx: 512, maxWindowPx: 512, overlapPx: 64 }).windows;
     expect(wins).toHaveLength(6); // x: 0, 308, 616 (384 wide); y: 0, 316 (384 high)
     for (const w of wins) {
       expect(w.x + w.width).toBeLessThanOrEqual(1000);
