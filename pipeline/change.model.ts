@@ -5,8 +5,8 @@ export type ModelInput = Float32Array | Uint8Array;
 
 /**
  * A change detector: batches of co-registered before/after windows in, per-pixel change
- * probability out. Inputs are of the manifest's inputType and inputLayout ([batch, band, row, col]
- * or [batch, row, col, band]).
+ * probability out. Inputs are of the manifest's inputType: floats [batch, band, row, col], or 8-bit
+ * samples pixel-interleaved [batch, row, col, band].
  */
 export interface ChangeModel {
   readonly manifest: ModelManifest;
@@ -18,7 +18,7 @@ export interface ChangeModel {
 export function buildFeeds(manifest: ModelManifest, before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number) {
   const bands = manifest.bands.indices.length;
   const expected = batch * bands * heightPx * widthPx;
-  const dims = manifest.inputLayout === 'nhwc' ? [batch, heightPx, widthPx, bands] : [batch, bands, heightPx, widthPx];
+  const dims = manifest.inputType === 'uint8' ? [batch, heightPx, widthPx, bands] : [batch, bands, heightPx, widthPx];
   if (before.length !== expected || after.length !== expected) {
     throw new Error(`model ${manifest.name}: feed needs ${expected} values ([${dims.join(', ')}]), got ${before.length}/${after.length}`);
   }

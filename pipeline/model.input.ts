@@ -8,8 +8,8 @@ import type { WindowPx } from './window.grid.ts';
 
 /**
  * One month's pixels over a region, kept as compact as they were read:
- *  - `interleaved`: 8-bit samples as the file stores them, every sample of a pixel together (for a
- *    model taking 8-bit pixel-interleaved input, the usual case: rows are handed over as read);
+ *  - `interleaved`: 8-bit samples as the file stores them, every sample of a pixel together (for an
+ *    8-bit model, which takes them so: the usual case, rows are handed over as read);
  *  - `bytes`: band-separate 8-bit reflectance (8-bit samples as read; others stretched to 0..255);
  *  - `luts`: raw 8- or 16-bit samples with a table per band to a float model's input value;
  *  - otherwise reflectance 0..1 (float samples, a baseline resampled or mosaicked onto the grid).
@@ -31,7 +31,7 @@ export interface InputPlanes {
 export async function readInputPlanes(source: TileSource, win: WindowPx, bandIdx: number[], stretch: BandStretch | null | undefined, manifest: ModelManifest): Promise<InputPlanes> {
   const { width, height } = win;
   const base = { width, height, bands: [] as BandArray[], interleaved: null, luts: null, bytes: false, valid: null };
-  if (manifest.inputType === 'uint8' && manifest.inputLayout === 'nhwc' && source.info.sampleType === 'uint8' && source.readInterleaved) {
+  if (manifest.inputType === 'uint8' && source.info.sampleType === 'uint8' && source.readInterleaved) {
     const read = await source.readInterleaved(win);
     if (read) return { ...base, interleaved: { ...read, bandIdx }, bytes: true, valid: interleavedValidMask(source.info, read.data, read.samples, bandIdx) };
   }
@@ -98,37 +98,32 @@ export function bothValid(a: InputPlanes, b: InputPlanes): Uint8Array | null {
 
 /**
  * Writes a window of the planes, every model band, into the model's input tensor as window number
- * `k` of the batch, in the manifest's type and layout: bytes as they are, floats normalised as the
- * manifest says. Pixels without data get the value of reflectance 0, as normaliseBands gives them.
+ * `k` of the batch, as the manifest's inputType says: 8-bit samples pixel-interleaved as they are,
+ * floats band by band, normalised as the manifest says. Pixels without data get the value of reflectance 0, as normaliseBands gives them.
  */
 export function fillWindow(planes: InputPlanes, win: WindowPx, manifest: ModelManifest, out: ModelInput, k: number): void {
   const nb = manifest.bands.indices.length;
   const plane = win.width * win.height;
   const offset = k * nb * plane;
-  if (manifest.inputLayout === 'nhwc') {
-    if (!(out instanceof Uint8Array) || !planes.bytes) throw new Error('fillWindow: a pixel-interleaved tensor takes 8-bit planes');
+  if (manifest.inputType === 'uint8') {
+    // 8-bit models take pixel-interleaved windows
+    if (!(out instanceof Uint8Array) || !planes.bytes) throw new Error('fillWindow: an 8-bit model takes 8-bit planes');
     if (planes.interleaved) fillInterleavedFromInterleaved(planes.interleaved, planes.valid, planes.width, win, nb, out, offset);
     else fillInterleavedFromBands(planes.bands as Uint8Array[], planes.valid, planes.width, win, out, offset);
     return;
   }
+  if (!(out instanceof Float32Array) || planes.bytes) throw new Error('fillWindow: a float model takes float or lookup planes');
+  const { mean, std } = manifest.normalisation;
   for (let c = 0; c < nb; c++) {
     const at = offset + c * plane;
-    const { mean, std } = manifest.normalisation;
-    if (planes.interleaved) throw new Error('fillWindow: interleaved planes need an nhwc model');
-    if (planes.bytes) {
-      if (!(out instanceof Uint8Array)) throw new Error('fillWindow: 8-bit planes need an 8-bit tensor');
-      fillBytes(planes.bands[c] as Uint8Array, planes.valid, planes.width, win, out, at);
-    } else {
-      if (!(out instanceof Float32Array)) throw new Error('fillWindow: float planes need a float tensor');
-      const lut = planes.luts?.[c];
-      if (lut && planes.valid) fillLutMasked(planes.bands[c], lut, planes.valid, (0 - mean[c]) / std[c], planes.width, win, out, at);
-      else if (lut) fillLut(planes.bands[c], lut, planes.width, win, out, at);
-      else fillAffine(planes.bands[c] as Float32Array, mean[c], 1 / std[c], planes.width, win, out, at);
-    }
+    const lut = planes.luts?.[c];
+    if (lut && planes.valid) fillLutMasked(planes.bands[c], lut, planes.valid, (0 - mean[c]) / std[c], planes.width, win, out, at);
+    else if (lut) fillLut(planes.bands[c], lut, planes.width, win, out, at);
+    else fillAffine(planes.bands[c] as Float32Array, mean[c], 1 / std[c], planes.width, win, out, at);
   }
 }
 
-/** Rows of interleaved samples into an nhwc window: whole rows copied when the file's samples are the model's bands. */
+/** Rows of interleaved samples into a pixel-interleaved window: whole rows copied when the file's samples are the model's bands. */
 function fillInterleavedFromInterleaved(src: { data: Uint8Array; samples: number; bandIdx: number[] }, valid: Uint8Array | null, W: number, win: WindowPx, nb: number, out: Uint8Array, offset: number): void {
   const { data, samples, bandIdx } = src;
   const asStored = samples === nb && bandIdx.every((b, i) => b === i);
@@ -153,17 +148,6 @@ function fillInterleavedFromBands(bands: Uint8Array[], valid: Uint8Array | null,
       const band = bands[c];
       for (let x = 0; x < win.width; x++) out[d + x * nb + c] = !valid || valid[s + x] ? band[s + x] : 0;
     }
-  }
-}
-
-function fillBytes(src: Uint8Array, valid: Uint8Array | null, W: number, win: WindowPx, out: Uint8Array, offset: number): void {
-  for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x, d = offset + r * win.width;
-    if (!valid) {
-      out.set(src.subarray(s, s + win.width), d);
-      continue;
-    }
-    for (let x = 0; x < win.width; x++) out[d + x] = valid[s + x] ? src[s + x] : 0;
   }
 }
 

@@ -20,16 +20,12 @@ export const ModelManifestSchema = z.object({
   /** Applied to reflectance in 0..1: (x − mean[band]) / std[band]. */
   normalisation: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }),
   /**
-   * What the graph's inputs hold: `float32`, reflectance already normalised as above; or `uint8`,
-   * 8-bit reflectance 0..255 that the graph normalises itself (samples are handed over as read;
-   * wider samples are stretched to 8 bits first).
+   * What the graph's inputs hold: `float32`, reflectance already normalised as above, band by band
+   * [batch, band, row, col]; or `uint8`, 8-bit samples 0..255 pixel-interleaved [batch, row, col,
+   * band] as GeoTIFFs store them, which the graph transposes and normalises itself (rows are handed
+   * over as read; wider samples are stretched to 8 bits first).
    */
   inputType: z.enum(['float32', 'uint8']).default('float32'),
-  /**
-   * Input tensor layout: `nchw` [batch, band, row, col], or `nhwc` [batch, row, col, band], pixel-
-   * interleaved as GeoTIFFs store their samples, so 8-bit windows are handed over row by row as read.
-   */
-  inputLayout: z.enum(['nchw', 'nhwc']).default('nchw'),
   /** Window size the model was made for. */
   tileSizePx: z.number().int().min(16),
   /**
@@ -73,7 +69,6 @@ export function loadManifest(modelDir: string): LoadedManifest {
   if (m.normalisation.mean.length !== n || m.normalisation.std.length !== n) {
     throw new BadInputError('model_manifest', `${path}: normalisation.mean/std need ${n} values (one per band), found ${m.normalisation.mean.length}/${m.normalisation.std.length}`, { file: path });
   }
-  if (m.inputLayout === 'nhwc' && m.inputType !== 'uint8') throw new BadInputError('model_manifest', `${path}: inputLayout nhwc is supported for inputType uint8 only`, { file: path });
   if (m.maxWindowPx !== undefined && m.maxWindowPx < m.tileSizePx) throw new BadInputError('model_manifest', `${path}: maxWindowPx ${m.maxWindowPx} must not be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
   if (m.overlapPx >= m.tileSizePx) throw new BadInputError('model_manifest', `${path}: overlapPx ${m.overlapPx} must be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
   return { dir, manifest: m, onnxPath: join(dir, m.file) };

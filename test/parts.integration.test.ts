@@ -15,7 +15,7 @@ import { cleanup } from './helpers/services.ts';
 
 /** Returns the after image's first band, so any stitching must reproduce the input exactly. */
 const echo: ChangeModel = {
-  manifest: { name: 'echo', version: '0', description: '', file: 'none', inputs: { before: 'b', after: 'a' }, output: { name: 'p', kind: 'probability' }, bands: { indices: [0, 1, 2] }, normalisation: { mean: [0, 0, 0], std: [1, 1, 1] }, inputType: 'float32', inputLayout: 'nchw', tileSizePx: 96, overlapPx: 16, defaultThreshold: 0.5, gsdM: 0.5, provenance: {} },
+  manifest: { name: 'echo', version: '0', description: '', file: 'none', inputs: { before: 'b', after: 'a' }, output: { name: 'p', kind: 'probability' }, bands: { indices: [0, 1, 2] }, normalisation: { mean: [0, 0, 0], std: [1, 1, 1] }, inputType: 'float32', tileSizePx: 96, overlapPx: 16, defaultThreshold: 0.5, gsdM: 0.5, provenance: {} },
   async run(_b, a, batch, h, w) {
     const out = new Float32Array(batch * h * w);
     for (let i = 0; i < batch; i++) out.set(a.subarray(i * 3 * h * w, i * 3 * h * w + h * w), i * h * w);

@@ -9,7 +9,7 @@ import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
 
 const manifest = (tile: number, overlap: number): ModelManifest => ({
   name: 'echo', version: '0', description: '', file: 'none', inputs: { before: 'b', after: 'a' }, output: { name: 'p', kind: 'probability' },
-  bands: { indices: [0, 1, 2] }, normalisation: { mean: [0, 0, 0], std: [1, 1, 1] }, inputType: 'float32', inputLayout: 'nchw', tileSizePx: tile, overlapPx: overlap, defaultThreshold: 0.5, gsdM: 0.5, provenance: {},
+  bands: { indices: [0, 1, 2] }, normalisation: { mean: [0, 0, 0], std: [1, 1, 1] }, inputType: 'float32', tileSizePx: tile, overlapPx: overlap, defaultThreshold: 0.5, gsdM: 0.5, provenance: {},
 });
 
 /** Returns the after image's first band: stitching must reproduce it exactly, seams or not. */

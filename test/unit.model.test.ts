@@ -2,6 +2,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildFeeds } from '../pipeline/change.model.ts';
 import { EPSG_4548 } from '../pipeline/crs.ts';
 import { detectTile } from '../pipeline/detect.tile.ts';
 import { loadManifest } from '../pipeline/model.manifest.ts';
@@ -49,7 +50,7 @@ describe('siam-unet-lite ONNX model', () => {
     const { encodeGeoTiff } = await import('../pipeline/geotiff.write.ts');
     const { GeoTiffSource } = await import('../pipeline/geotiff.source.ts');
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
-    expect(model.manifest.inputLayout).toBe('nhwc');
+    expect(buildFeeds(model.manifest, new Uint8Array(2 * 3 * 5 * 3), new Uint8Array(2 * 3 * 5 * 3), 2, 3, 5).before.dims).toEqual([2, 3, 5, 3]); // pixel-interleaved
     const W = 300, H = 260;
     const value = (x: number, y: number, b: number, t: number) => (x < 12 ? 0 : (x * (7 + t) + y * 3 + b * 41 + ((x >> 5) ^ (y >> 4)) * 29 * t) % 256);
     const dir = mkdtempSync(join(tmpdir(), 'tuban-nhwc-'));

@@ -54,7 +54,6 @@ def main():
         'bands': {'indices': [0, 1, 2], 'names': ['red', 'green', 'blue']},
         'normalisation': record['normalisation'],
         'inputType': 'float32' if args.float_input else 'uint8',
-        'inputLayout': 'nchw' if args.float_input else 'nhwc',
         'tileSizePx': 512,
         'maxWindowPx': 1024,
         'overlapPx': 64,

@@ -94,16 +94,14 @@ class Exported8(nn.Module):
     band], as GeoTIFFs store them), transposed and normalised inside the graph, so the pipeline
     hands its samples over as read instead of separating bands and converting every pixel to floats."""
 
-    def __init__(self, net, mean, std, nhwc=True):
+    def __init__(self, net, mean, std):
         super().__init__()
         self.net = net
-        self.nhwc = nhwc
         self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
     def forward(self, before, after):
-        if self.nhwc:
-            before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
+        before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
         b = before.float() * self.scale + self.shift
         a = after.float() * self.scale + self.shift
         return torch.sigmoid(self.net(b, a))
