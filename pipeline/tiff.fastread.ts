@@ -9,8 +9,9 @@ import { TiffTags } from './tiff.tags.ts';
  * A direct reader for the most common delivery layout: 8-bit unsigned, pixel-interleaved
  * (PlanarConfiguration 1), uncompressed, DEFLATE or LZW, with or without horizontal differencing
  * (Predictor 2), tiled or striped. Blocks are read with positional reads, a row of blocks at a
- * time, inflated by Node's zlib (LZW by tiff.lzw.ts) and de-interleaved in one pass: several
- * times faster than geotiff.js, which decodes in JavaScript and copies sample by sample. Anything else goes through geotiff.js.
+ * time, inflated by Node's zlib (LZW by tiff.lzw.ts), and handed over as stored (readInterleaved)
+ * or de-interleaved in one pass (read): several times faster than geotiff.js, which decodes in
+ * JavaScript and copies sample by sample. Anything else goes through geotiff.js.
  */
 export class FastTiffReader {
   private constructor(

@@ -92,13 +92,9 @@ export async function vectorizeJob(ctx: JobContext, batchId: number, imageryId: 
   const batch = await getBatch(ctx.db, batchId);
   const threshold = Number(batch.params.threshold ?? ctx.model.manifest.defaultThreshold);
   const meta = await ctx.db('imagery').where({ id: imageryId }).first('path', 'geotransform', 'srid');
-  const path = probabilityPath(ctx.config, batchId, imageryId, partNo);
-  // a part detected before probabilities were stored in 16 bits (an upgrade mid-batch) left float32
-  const legacy = path.replace(/\.u16$/, '.f32');
-  const useLegacy = !existsSync(path) && existsSync(legacy);
-  const buf = await timer.time('readProb', () => readFileSync(useLegacy ? legacy : path));
-  const bytes = buf.byteOffset % 4 === 0 ? buf : Buffer.from(buf); // typed views need aligned offsets
-  const prob = useLegacy ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  const buf = await timer.time('readProb', () => readFileSync(probabilityPath(ctx.config, batchId, imageryId, partNo)));
+  const bytes = buf.byteOffset % 2 === 0 ? buf : Buffer.from(buf); // a typed view needs an aligned offset
+  const prob = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
   if (prob.length !== part.width * part.height) throw new Error(`${meta.path}: part ${partNo} probability raster has ${prob.length} values, expected ${part.width}×${part.height}`);
   const gt = (meta.geotransform as number[]).map(Number) as unknown as [number, number, number, number, number, number];
   const features = await timer.time('vectorize', () => vectorizeRaster(prob, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y } }));
