@@ -123,7 +123,7 @@ batch.command('status [batchId]').description('state and summary of a batch (def
       if (o.json) return console.log(JSON.stringify(p));
       const b = p.batch;
       console.log(`batch ${b.id} ${b.month} (baseline ${b.baseline_month}) — ${b.status}: ${b.vectorized + b.failed}/${b.tiles} scenes done, ${b.failed} failed; diff job ${p.diff ?? '–'}${p.queueAvailable ? '' : ' (BullMQ not reachable: database state only)'}`);
-      for (const t of p.tiles) console.log(`  ${t.path}: ${t.status}, parts ${t.parts_done}/${t.parts}${t.detect ? `; detect ${t.detect}` : ''}${t.vectorize ? `; vectorize ${t.vectorize}` : ''}${t.error_code ? ` [${t.error_code}] ${t.error_message}` : ''}`);
+      for (const t of p.tiles) console.log(`  ${t.path}: ${t.status}, parts ${t.parts_done}/${t.parts}${t.part_jobs ? `; part jobs ${t.part_jobs}` : ''}${t.error_code ? ` [${t.error_code}] ${t.error_message}` : ''}`);
     } finally {
       await reader.close();
       redis?.disconnect();
@@ -170,7 +170,7 @@ async function resolveBatchId(db: Awaited<ReturnType<CliContext['database']>>, i
   return b.id;
 }
 
-program.command('worker').description('run the detect, vectorize and diff workers until SIGTERM')
+program.command('worker').description('run the part (detect and vectorize) and diff workers until SIGTERM')
   .option('--concurrency <n>', 'jobs at a time per queue', num('--concurrency'))
   .action(async (o: { concurrency?: number }) => {
     const c = context();

@@ -40,7 +40,6 @@ const EnvSchema = z.object({
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
   /** Hours a finished batch's probability rasters are kept before a later batch's diff removes them. */
-  TUBAN_WORK_KEEP_H: z.coerce.number().min(0).default(24),
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
   TUBAN_REGULARISE: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
   /** Largest relative area change regularisation may make (0.1 = 10 %). */

@@ -32,7 +32,7 @@ const RIGHT = [S, W, N, E];
 const DX = [1, 0, -1, 0];
 const DY = [0, 1, 0, -1];
 
-export function traceMask(mask: Uint8Array, width: number, height: number, values?: Float32Array | Uint16Array | Uint8Array): TracedComponent[] {
+export function traceMask(mask: Uint8Array, width: number, height: number, values?: Float32Array | Uint8Array): TracedComponent[] {
   const runs = labelRuns(mask, width, height);
   const fg = (x: number, y: number) => x >= 0 && y >= 0 && x < width && y < height && mask[y * width + x] !== 0;
   const piece = (x: number, y: number) => runs.root4[runAt(runs, x, y)];
@@ -115,7 +115,7 @@ function diagonalJoins(h: number, vx: number, vy: number, piece: (x: number, y: 
   }
 }
 
-function assemble(rings: { coords: number[]; piece: number; signedArea2: number }[], runs: MaskRuns, values?: Float32Array | Uint16Array | Uint8Array): TracedComponent[] {
+function assemble(rings: { coords: number[]; piece: number; signedArea2: number }[], runs: MaskRuns, values?: Float32Array | Uint8Array): TracedComponent[] {
   // In y-down pixel space, shells walked with foreground on the left have negative signed area.
   const shellOf = new Map<number, number[]>();
   const holesOf = new Map<number, number[][]>();

@@ -27,37 +27,19 @@ export interface ChangeFeatureProps {
   mean_probability: number | null;
 }
 
-/** Probabilities stored as 16-bit integers: p = q / PROBABILITY_SCALE (steps of 1.5e-5). */
-export const PROBABILITY_SCALE = 65535;
-
-/** A probability raster as 16 bits a pixel, half the float's bytes, for the detect stage's raster on disk. */
-export function quantiseProbability(p: Float32Array): Uint16Array {
-  const q = new Uint16Array(p.length);
-  // adding one half and letting the store truncate rounds to nearest, without Math.round's cost;
-  // values are clamped first, since a Uint16Array store wraps around
-  for (let i = 0; i < p.length; i++) {
-    const v = p[i] * PROBABILITY_SCALE + 0.5;
-    q[i] = v >= PROBABILITY_SCALE ? PROBABILITY_SCALE : v > 0 ? v : 0;
-  }
-  return q;
-}
-
 /**
  * Threshold a probability (or 0/1 mask) raster and trace it into polygons in the raster's CRS,
  * through the geotransform at pixel corners. Holes are kept; 8-connected foreground (see
  * mask.trace.ts). Rings are wound per RFC 7946 (shells counter-clockwise, holes clockwise).
- * Values: Float32Array probabilities, Uint16Array probabilities × PROBABILITY_SCALE, or a
- * Uint8Array mask.
+ * Values: Float32Array probabilities, or a Uint8Array mask.
  */
-export function vectorizeRaster(values: Float32Array | Uint16Array | Uint8Array, widthPx: number, heightPx: number, gt: GeoTransform, opts: VectorizeOptions = {}): Feature<Polygon | MultiPolygon, ChangeFeatureProps>[] {
+export function vectorizeRaster(values: Float32Array | Uint8Array, widthPx: number, heightPx: number, gt: GeoTransform, opts: VectorizeOptions = {}): Feature<Polygon | MultiPolygon, ChangeFeatureProps>[] {
   const threshold = opts.threshold ?? 0.5;
-  const scale = values instanceof Uint16Array ? PROBABILITY_SCALE : 1;
   let mask: Uint8Array;
   if (values instanceof Uint8Array && threshold > 0 && threshold <= 1) mask = values; // already a 0/1 (or 0/255) mask: any non-zero pixel is change
   else {
     mask = new Uint8Array(widthPx * heightPx);
-    const t = threshold * scale;
-    for (let i = 0; i < mask.length; i++) mask[i] = values[i] >= t ? 1 : 0;
+    for (let i = 0; i < mask.length; i++) mask[i] = values[i] >= threshold ? 1 : 0;
   }
   const isProbability = !(values instanceof Uint8Array);
   const comps = traceMask(mask, widthPx, heightPx, isProbability ? values : undefined);
@@ -74,7 +56,7 @@ export function vectorizeRaster(values: Float32Array | Uint16Array | Uint8Array,
     const polygons = comp.polygons.map((poly) => poly.map((ring, i) => orient(ring.map(([c, r]) => { const p = pixelToWorld(gt, c + ox, r + oy); return [p.x, p.y]; }), i === 0)));
     let feature: Feature<Polygon | MultiPolygon, ChangeFeatureProps> = {
       type: 'Feature',
-      properties: { area_m2: round(areaM2, 4), pixel_count: comp.pixelCount, mean_probability: isProbability ? round(comp.valueSum / scale / comp.pixelCount, 4) : null },
+      properties: { area_m2: round(areaM2, 4), pixel_count: comp.pixelCount, mean_probability: isProbability ? round(comp.valueSum / comp.pixelCount, 4) : null },
       geometry: polygons.length === 1 ? { type: 'Polygon', coordinates: polygons[0] } : { type: 'MultiPolygon', coordinates: polygons },
     };
     if (opts.simplifyToleranceM && opts.simplifyToleranceM > 0) {

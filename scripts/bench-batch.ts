@@ -2,7 +2,7 @@
  * Benchmark: the monthly batch end to end on the fixtures scaled up (the 2 × 2 km² fixture scene
  * repeated N × N times, both months), on the real PostgreSQL/PostGIS and Redis, through BullMQ
  * workers in this process. Prints km² per hour and per core, and where the time went: read,
- * inference, blending, writing, vectorizing, storing, diff, match and emit. Not a test: numbers
+ * inference, blending, vectorizing, storing, diff, match and emit. Not a test: numbers
  * depend on the machine.
  *
  *   npx tsx scripts/bench-batch.ts [--repeat 4] [--scene-px 0] [--compress NONE] [--model models/siam-unet-lite] [--part 3072] [--concurrency 1] [--keep]
@@ -102,7 +102,7 @@ try {
   const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
   const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
   const stages: [string, number][] = [
-    ['read + normalise', sum('read')], ['inference', sum('infer')], ['blend windows', sum('blend')], ['write probability', sum('write') + sum('readProb')],
+    ['read + normalise', sum('read')], ['inference', sum('infer')], ['blend windows', sum('blend')],
     ['vectorize', sum('vectorize')], ['store polygons', sum('store')],
     ['diff (PostGIS)', (s.timings?.diffMs ?? 0) / 1000], ['match', (s.timings?.matchMs ?? 0) / 1000], ['emit', (s.timings?.emitMs ?? 0) / 1000],
   ];

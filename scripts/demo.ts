@@ -28,7 +28,6 @@ if (isEmbedded(config)) {
   // The demo starts from an empty embedded database each time, so its output is always the same.
   rmSync(join(config.dataDir, 'pgdata'), { recursive: true, force: true });
 }
-rmSync(join(config.dataDir, 'work'), { recursive: true, force: true });
 
 step('Fixtures: two months of 0.5 m imagery over Huli district, Xiamen (EPSG:4548)');
 const fx = makeFixtures(join(config.dataDir, 'fixtures'));

@@ -3,7 +3,7 @@ import { cmdBatchRetry } from '../cli/commands.ts';
 import { createLogger } from '../pipeline/log.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { batchTiles } from '../store/batch.ts';
-import { diffJob, removeOldWork, vectorizeJob } from '../workers/tile.jobs.ts';
+import { diffJob, partJob } from '../workers/tile.jobs.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
@@ -124,8 +124,8 @@ describe('monthly batch on real PostGIS and Redis', () => {
       observations: Number((await db('patch_observation').count({ n: '*' }))[0].n),
     });
     const first = await rows();
-    await vectorizeJob(ctx, batch.id, 5);
-    await vectorizeJob(ctx, batch.id, 5);
+    await partJob(ctx, batch.id, 5);
+    await partJob(ctx, batch.id, 5);
     const summary = await diffJob(ctx, batch.id);
     expect(summary.patches.new).toBe(5);
     expect(await rows()).toEqual(first);
@@ -139,17 +139,5 @@ describe('monthly batch on real PostGIS and Redis', () => {
     const s = await runBatch(db, config, '2025-01');
     expect(s.status).toBe('failed');
     expect(s.failedTiles.map((t) => t.code)).toEqual(['no_baseline', 'no_baseline', 'no_baseline', 'no_baseline']);
-  });
-
-  it('removes the probability rasters of batches finished long enough ago, and keeps the others', async () => {
-    const ids = (await db('batch').where({ month: '2024-03' }).orderBy('id').pluck('id')).map(Number);
-    expect(ids.length).toBeGreaterThanOrEqual(2);
-    const present = (id: number) => existsSync(join(config.dataDir, 'work', `batch-${id}`));
-    expect(ids.every(present)).toBe(true);
-    await db('batch').where({ id: ids[0] }).update({ finished_at: db.raw("now() - interval '2 days'") });
-    expect(await removeOldWork(db, config, ids.at(-1)!)).toEqual([ids[0]]);
-    expect(present(ids[0])).toBe(false);
-    for (const id of ids.slice(1)) expect(present(id), `batch ${id} finished minutes ago`).toBe(true);
-    expect(await removeOldWork(db, config, ids.at(-1)!)).toEqual([]);
   });
 });

@@ -98,7 +98,7 @@ describe('a batch in parts on real PostGIS and Redis', () => {
       const p = await reader.read(b.batchId);
       expect(p.queueAvailable).toBe(true);
       expect(p.tiles).toHaveLength(4);
-      for (const t of p.tiles) expect(t).toMatchObject({ status: 'vectorized', parts: 16, parts_done: 16, detect: 'completed 16', vectorize: 'completed 16' });
+      for (const t of p.tiles) expect(t).toMatchObject({ status: 'vectorized', parts: 16, parts_done: 16, part_jobs: 'completed 16' });
       expect(p.diff).toBe('completed');
     } finally {
       await reader.close();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PROBABILITY_SCALE, quantiseProbability, vectorizeRaster } from '../pipeline/vectorize.ts';
+import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 
 const gt: GeoTransform = [611200, 0.5, 0, 2713600, 0, -0.5];
@@ -44,19 +44,6 @@ describe('vectorizeRaster', () => {
     const [f] = vectorizeRaster(p, 3, 2, gt, { threshold: 0.5 });
     expect(f.properties.pixel_count).toBe(3);
     expect(f.properties.mean_probability).toBeCloseTo((0.9 + 0.7 + 0.6) / 3, 4);
-  });
-
-  it('gives the same polygons from 16-bit probabilities as from floats, a threshold value included', () => {
-    const p = new Float32Array([0.9, 0.5, 0.1, 0.2, 0.6, 0.49999, 0.5000001, 0.3, 0.75]);
-    const floats = vectorizeRaster(p, 3, 3, gt, { threshold: 0.5 });
-    const q = quantiseProbability(p);
-    expect(q[1]).toBe(Math.round(0.5 * PROBABILITY_SCALE));
-    const ints = vectorizeRaster(q, 3, 3, gt, { threshold: 0.5 });
-    expect(ints.map((f) => f.geometry)).toEqual(floats.map((f) => f.geometry));
-    expect(ints.map((f) => f.properties.pixel_count)).toEqual(floats.map((f) => f.properties.pixel_count));
-    for (const [i, f] of ints.entries()) expect(f.properties.mean_probability!).toBeCloseTo(floats[i].properties.mean_probability!, 4);
-    // blending can overshoot 0..1 by a rounding error: clamped, not wrapped around
-    expect(Array.from(quantiseProbability(Float32Array.of(1.0001, -0.0001, 1, 0)))).toEqual([65535, 0, 65535, 0]);
   });
 
   it('simplifies a staircase in metres without changing its extent much', () => {

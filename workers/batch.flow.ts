@@ -7,8 +7,8 @@ export interface FlowOptions {
 }
 
 /**
- * The BullMQ flow of one batch, as data: a diff job whose children are one vectorize job per
- * part (window range) of each tile, each with the part's detect job as child. Children that fail
+ * The BullMQ flow of one batch, as data: a diff job whose children are one job per part (window
+ * range) of each tile, which detects and vectorizes that part. Children that fail
  * are recorded as ignored dependencies, so one bad tile never holds up the rest of the batch. Job
  * ids derive from the database instance, batch, tile and part, so adding the same flow twice adds
  * nothing.
@@ -34,24 +34,15 @@ export function batchFlow(key: string, batchId: number, parts: { imageryId: numb
     data: { batchId } satisfies DiffJobData,
     opts: { jobId: `${key}-diff`, attempts: opts.attempts, backoff: { type: 'exponential', delay: opts.backoffMs } },
     children: parts.map(({ imageryId, part }) => ({
-      name: 'vectorize',
-      queueName: QUEUE.vectorize,
+      name: 'part',
+      queueName: QUEUE.part,
       prefix,
       data: { batchId, imageryId, part } satisfies TileJobData,
-      opts: jobOpts(partJobId(key, imageryId, part, 'vectorize')),
-      children: [
-        {
-          name: 'detect',
-          queueName: QUEUE.detect,
-          prefix,
-          data: { batchId, imageryId, part } satisfies TileJobData,
-          opts: jobOpts(partJobId(key, imageryId, part, 'detect')),
-        },
-      ],
+      opts: jobOpts(partJobId(key, imageryId, part)),
     })),
   };
 }
 
-export function partJobId(key: string, imageryId: number, part: number, stage: 'detect' | 'vectorize'): string {
-  return `${key}-t${imageryId}-p${part}-${stage}`;
+export function partJobId(key: string, imageryId: number, part: number): string {
+  return `${key}-t${imageryId}-p${part}`;
 }

@@ -24,9 +24,9 @@ export interface BatchProgress {
   batch: BatchListItem;
   /**
    * Per tile: the database status (what has been committed), its parts done, and the states of
-   * its parts' detect and vectorize jobs in BullMQ (what is running), as "state count" lists.
+   * its parts' jobs in BullMQ (what is running), as a "state count" list.
    */
-  tiles: { imagery_id: number; path: string; status: string; error_code: string | null; error_message: string | null; parts: number; parts_done: number; detect: string | null; vectorize: string | null; attempts: number }[];
+  tiles: { imagery_id: number; path: string; status: string; error_code: string | null; error_message: string | null; parts: number; parts_done: number; part_jobs: string | null; attempts: number }[];
   diff: JobState;
   /** Jobs of this batch BullMQ holds right now, by state. */
   jobs: Record<string, number>;
@@ -38,16 +38,16 @@ const ALL_PARTS_LOOKUP = 400;
 
 /**
  * Live progress of a batch: tile and part rows from the database joined with the states of the
- * batch's detect, vectorize and diff jobs in BullMQ (job ids are derived from the batch, tile and
+ * batch's part and diff jobs in BullMQ (job ids are derived from the batch, tile and
  * part, so they are found without scanning the queues). Parts retried in a later round are looked
  * up in that round first.
  */
 export class BatchProgressReader {
-  private readonly queues: Record<'detect' | 'vectorize' | 'diff', Queue> | null;
+  private readonly queues: Record<'part' | 'diff', Queue> | null;
   /** Without a Redis connection only the database's side is reported (queueAvailable false). */
   constructor(private readonly db: Knex, config: Config, connection?: Redis) {
     const mk = (name: string) => new Queue(name, { connection: connection!, prefix: config.TUBAN_QUEUE_PREFIX });
-    this.queues = connection ? { detect: mk(QUEUE.detect), vectorize: mk(QUEUE.vectorize), diff: mk(QUEUE.diff) } : null;
+    this.queues = connection ? { part: mk(QUEUE.part), diff: mk(QUEUE.diff) } : null;
   }
 
   async read(batchId: number): Promise<BatchProgress> {
@@ -72,22 +72,22 @@ export class BatchProgressReader {
       }
       return { state: null, attempts: 0 };
     };
-    const perTile = new Map<number, { detect: Record<string, number>; vectorize: Record<string, number>; attempts: number }>();
+    const perTile = new Map<number, { states: Record<string, number>; attempts: number }>();
     let diff: JobState = null;
     try {
       if (!this.queues) throw new Error('no queue connection');
       const lookup = parts.length <= ALL_PARTS_LOOKUP ? parts : parts.filter((p) => !['vectorized', 'failed'].includes(p.status));
       // all lookups in flight at once: the connection sends them without waiting for each answer
       const queues = this.queues;
-      const found = await Promise.all(lookup.flatMap((p) => (['detect', 'vectorize'] as const).map(async (stage) => {
+      const found = await Promise.all(lookup.map(async (p) => {
         const id = Number(p.imagery_id);
-        return { id, stage, ...(await state(queues[stage], (round) => partJobId(flowKey(instance, batchId, round), id, Number(p.part), stage))) };
-      })));
+        return { id, ...(await state(queues.part, (round) => partJobId(flowKey(instance, batchId, round), id, Number(p.part)))) };
+      }));
       for (const r of found) {
-        const t = perTile.get(r.id) ?? { detect: {}, vectorize: {}, attempts: 0 };
+        const t = perTile.get(r.id) ?? { states: {}, attempts: 0 };
         perTile.set(r.id, t);
         const k = r.state ?? 'none';
-        t[r.stage][k] = (t[r.stage][k] ?? 0) + 1;
+        t.states[k] = (t.states[k] ?? 0) + 1;
         t.attempts += r.attempts;
       }
       diff = (await state(this.queues.diff, (r) => `${flowKey(instance, batchId, r)}-diff`)).state;
@@ -113,7 +113,7 @@ export class BatchProgressReader {
       return {
         imagery_id: id, path: t.path, status: t.status, error_code: t.error_code, error_message: t.error_message,
         parts: mine.length, parts_done: mine.filter((p) => p.status === 'vectorized').length,
-        detect: counts(jobStates?.detect, mine.length), vectorize: counts(jobStates?.vectorize, mine.length), attempts: jobStates?.attempts ?? 0,
+        part_jobs: counts(jobStates?.states, mine.length), attempts: jobStates?.attempts ?? 0,
       };
     });
     return { batch, tiles: rows, diff, jobs, queueAvailable };

@@ -1,9 +1,10 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/env.ts';
 
-export const QUEUE = { detect: 'detect', vectorize: 'vectorize', diff: 'diff', deadlines: 'deadlines' } as const;
+/** part: detect and vectorize one part of a scene; diff: the batch against the layers, once all parts are in. */
+export const QUEUE = { part: 'part', diff: 'diff', deadlines: 'deadlines' } as const;
 
-/** Payload of every tile job (detect, vectorize): one part (window range) of one scene. */
+/** Payload of a part job: one part (window range) of one scene. */
 export interface TileJobData {
   batchId: number;
   imageryId: number;

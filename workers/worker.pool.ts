@@ -8,7 +8,7 @@ import { batchTile, updatePartAndTile } from '../store/batch.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import type { WorkflowEnv } from '../store/workflow.ts';
 import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
-import { detectJob, diffJob, vectorizeJob, type JobContext } from './tile.jobs.ts';
+import { diffJob, partJob, type JobContext } from './tile.jobs.ts';
 
 export interface WorkerPool {
   workers: Worker[];
@@ -27,19 +27,18 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
   const concurrency = opts.concurrency ?? opts.config.TUBAN_CONCURRENCY;
   const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: opts.config.TUBAN_LOCK_MS, stalledInterval: opts.config.TUBAN_STALLED_INTERVAL_MS, maxStalledCount: 2 };
 
-  const tileHandler = (stage: 'detect' | 'vectorize') => async (job: Job<TileJobData>) => {
+  const partHandler = async (job: Job<TileJobData>) => {
     const { batchId, imageryId } = job.data;
     const part = job.data.part ?? 0;
     try {
-      if (stage === 'detect') return await detectJob(ctx, batchId, imageryId, part, (pct) => void job.updateProgress(pct));
-      return await vectorizeJob(ctx, batchId, imageryId, part);
+      return await partJob(ctx, batchId, imageryId, part, (pct) => void job.updateProgress(pct));
     } catch (err) {
       const kind = errorKindOf(err);
       const last = !errorFate[kind].retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
-      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
+      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
       if (last) {
-        await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: errorCodeOf(err), error_message: `${stage}: ${(err as Error).message}` }));
+        await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: errorCodeOf(err), error_message: (err as Error).message }));
       }
       if (!errorFate[kind].retry) throw new UnrecoverableError((err as Error).message);
       throw err;
@@ -57,11 +56,10 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
     }
   };
 
-  const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
+  const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
   const workers: Worker[] = [
-    new Worker<TileJobData>(QUEUE.detect, tileHandler('detect'), { ...common, connection: connections[0] }),
-    new Worker<TileJobData>(QUEUE.vectorize, tileHandler('vectorize'), { ...common, connection: connections[1] }),
-    new Worker<DiffJobData>(QUEUE.diff, diffHandler, { ...common, concurrency: 1, connection: connections[2] }),
+    new Worker<TileJobData>(QUEUE.part, partHandler, { ...common, connection: connections[0] }),
+    new Worker<DiffJobData>(QUEUE.diff, diffHandler, { ...common, concurrency: 1, connection: connections[1] }),
   ];
   if (opts.workflow) {
     const wf = opts.workflow;
@@ -69,8 +67,8 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
       const r = await sweepOverdue(opts.db, wf);
       opts.log.info('Deadlines:Swept', { today: wf.today(), ...r });
       return r;
-    }, { ...common, concurrency: 1, connection: connections[3] }));
-  } else connections[3].disconnect();
+    }, { ...common, concurrency: 1, connection: connections[2] }));
+  } else connections[2].disconnect();
   for (const w of workers) w.on('error', (err) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
 
   return {
