@@ -1,3 +1,4 @@
+import { arrayPool } from './array.pool.ts';
 import type { ChangeModel, ModelInput } from './change.model.ts';
 import { BadInputError } from './errors.ts';
 import { bothValid, fillWindow, readBaselinePlanes, readInputPlanes } from './model.input.ts';
@@ -110,7 +111,13 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   }
   const r = blender.finish(both);
   lap(input.stages, 'blend', t);
+  arrayPool.give(a.interleaved?.data, b.interleaved?.data);
   return { ...r, windows: windows.length };
+}
+
+/** Hands a result's planes back to arrayPool, for the next part, once nothing reads them any more. */
+export function releaseProbability(r: ChangeProbability): void {
+  arrayPool.give(r.probability, r.valid);
 }
 
 /**
@@ -131,7 +138,7 @@ class Blender {
     this.nx = normalisedRamps(xs, W, (s) => blendRamps({ x: s, y: 0, width: xs.size, height: 1 }, W, 1, rampPx).wx);
     this.ny = normalisedRamps(ys, H, (s) => blendRamps({ x: 0, y: s, width: 1, height: ys.size }, 1, H, rampPx).wy);
     this.alone = xs.starts.map((s, i) => [i > 0 ? xs.starts[i - 1] + xs.size - s : 0, i + 1 < xs.starts.length ? xs.starts[i + 1] - s : xs.size]);
-    this.probability = new Float32Array(crop.width * crop.height);
+    this.probability = arrayPool.take(Float32Array, crop.width * crop.height, true);
   }
 
   /** Adds the prediction of window (i, j): column i and row j of the window grid. */
@@ -161,7 +168,7 @@ class Blender {
   /** The blended crop, 0 (and invalid) where either month has no data; `both` covers the whole raster. */
   finish(both: Uint8Array | null): Omit<ChangeProbability, 'windows'> {
     const { crop, probability, W } = this;
-    const valid = new Uint8Array(crop.width * crop.height);
+    const valid = arrayPool.take(Uint8Array, crop.width * crop.height, both !== null);
     let validPx = valid.length;
     if (!both) valid.fill(1);
     else {

@@ -1,4 +1,5 @@
 import { labelRuns, runAt, type MaskRuns } from './mask.runs.ts';
+import { arrayPool } from './array.pool.ts';
 
 /**
  * Raster mask → polygons, in pixel-corner coordinates (x right, y down; (0,0) is the outer corner
@@ -36,7 +37,7 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
   const runs = labelRuns(mask, width, height);
   const fg = (x: number, y: number) => x >= 0 && y >= 0 && x < width && y < height && mask[y * width + x] !== 0;
   const piece = (x: number, y: number) => runs.root4[runAt(runs, x, y)];
-  const visited = new Uint8Array((height + 1) * width); // horizontal edges, each walked once
+  const visited = arrayPool.take(Uint8Array, (height + 1) * width, true); // horizontal edges, each walked once
 
   // Candidate edge leaving vertex (vx, vy) in direction d: foreground on its left, background on its right.
   const canGo = (vx: number, vy: number, d: number): boolean => {
@@ -99,6 +100,7 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
       for (let x = 0; x < width; x++) traceEdge(x, y);
     }
   }
+  arrayPool.give(visited);
   return assemble(rings, runs, values);
 }
 

@@ -4,6 +4,7 @@ import type { GeoTIFFImage } from 'geotiff';
 import type { WindowPx } from './window.grid.ts';
 import { lzwDecode } from './tiff.lzw.ts';
 import { TiffTags } from './tiff.tags.ts';
+import { arrayPool } from './array.pool.ts';
 
 /**
  * A direct reader for the most common delivery layout: 8-bit unsigned, pixel-interleaved
@@ -64,10 +65,13 @@ export class FastTiffReader {
     return out;
   }
 
-  /** All samples of a window, pixel-interleaved as stored: rows of width × samples bytes, copied block by block. */
+  /**
+   * All samples of a window, pixel-interleaved as stored: rows of width × samples bytes, copied
+   * block by block. The array comes from arrayPool; its last holder may give it back.
+   */
   async readInterleaved(win: WindowPx): Promise<Uint8Array> {
     const spp = this.spp;
-    const out = new Uint8Array(win.width * win.height * spp);
+    const out = arrayPool.take(Uint8Array, win.width * win.height * spp);
     await this.eachRun(win, (block, src, dst, n) => out.set(block.subarray(src, src + n * spp), dst * spp));
     return out;
   }
@@ -83,7 +87,7 @@ export class FastTiffReader {
     const bx0 = Math.floor(win.x / this.blockW), bx1 = Math.floor((win.x + win.width - 1) / this.blockW);
     const by0 = Math.floor(win.y / this.blockH), by1 = Math.floor((win.y + win.height - 1) / this.blockH);
     const stride = this.blockW * this.spp;
-    const scratch: Buffer[] = [];
+    const scratch: Uint8Array[] = [];
     for (let by = by0; by <= by1; by++) {
       const rows = this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH; // a last strip may be short; tiles are padded
       const blocks = await Promise.all(Array.from({ length: bx1 - bx0 + 1 }, (_, i) => this.block(by * perRow + bx0 + i, rows, scratch, i)));
@@ -94,14 +98,19 @@ export class FastTiffReader {
         for (let y = y0; y < y1; y++) visit(block, (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * this.spp, (y - win.y) * win.width + (x0 - win.x), x1 - x0);
       }
     }
+    // (not when a read failed: its sibling reads may still be filling their slots)
+    arrayPool.give(...scratch);
   }
 
-  /** One block, decoded; its raw bytes are read into scratch[slot] (grown when too small), which the caller reuses. */
-  private async block(index: number, rows: number, scratch: Buffer[], slot: number): Promise<Uint8Array> {
+  /** One block, decoded; its raw bytes are read into scratch[slot] (grown when too small; from arrayPool), which the caller reuses. */
+  private async block(index: number, rows: number, scratch: Uint8Array[], slot: number): Promise<Uint8Array> {
     const offset = Number(this.offsets[index]), count = Number(this.counts[index]);
     const size = this.blockW * rows * this.spp;
     if (count === 0) return new Uint8Array(size); // sparse block: GDAL reads it as 0
-    if (!scratch[slot] || scratch[slot].length < count) scratch[slot] = Buffer.allocUnsafe(Math.max(count, size));
+    if (!scratch[slot] || scratch[slot].length < count) {
+      arrayPool.give(scratch[slot]);
+      scratch[slot] = arrayPool.take(Uint8Array, Math.max(count, size));
+    }
     const raw = scratch[slot].subarray(0, count);
     const { bytesRead } = await this.fh.read(raw, 0, count, offset);
     if (bytesRead !== count) throw new Error(`block ${index} ends past the end of the file`);

@@ -2,6 +2,7 @@ import { simplify } from '@turf/turf';
 import type { Feature, MultiPolygon, Polygon } from 'geojson';
 import { pixelAreaUnits2, pixelToWorld, type GeoTransform } from './geotransform.ts';
 import { traceMask } from './mask.trace.ts';
+import { arrayPool } from './array.pool.ts';
 
 export interface VectorizeOptions {
   /** Pixels with value ≥ threshold are change. Default 0.5. */
@@ -38,11 +39,12 @@ export function vectorizeRaster(values: Float32Array | Uint8Array, widthPx: numb
   let mask: Uint8Array;
   if (values instanceof Uint8Array && threshold > 0 && threshold <= 1) mask = values; // already a 0/1 (or 0/255) mask: any non-zero pixel is change
   else {
-    mask = new Uint8Array(widthPx * heightPx);
+    mask = arrayPool.take(Uint8Array, widthPx * heightPx);
     for (let i = 0; i < mask.length; i++) mask[i] = values[i] >= threshold ? 1 : 0;
   }
   const isProbability = !(values instanceof Uint8Array);
   const comps = traceMask(mask, widthPx, heightPx, isProbability ? values : undefined);
+  if (mask !== values) arrayPool.give(mask);
   const metresPerUnit = opts.metresPerUnit ?? 1;
   const pixelAreaM2 = pixelAreaUnits2(gt) * metresPerUnit * metresPerUnit;
   const minAreaM2 = opts.minAreaM2 ?? 0;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { EPSG_4548, crs } from '../pipeline/crs.ts';
-import { detectTile } from '../pipeline/detect.tile.ts';
+import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { integerShift, pixelMap, readBaselineOnGrid } from '../pipeline/pair.align.ts';
@@ -48,6 +48,25 @@ describe('detectTile', () => {
     expect(r.valid[0]).toBe(0);
     expect(r.probability[0]).toBe(0);
     expect(r.valid[10]).toBe(1);
+  });
+
+  it('reuses a handed-back result for the next tile with nothing of the old one left in it', async () => {
+    // 512² px: big enough for the pool; nodata on the left of the first tile, none in the second
+    const first = raster('first', 512, 512, GT, (x, y) => (x < 40 ? 0 : (x + 2 * y) % 250 + 1), 0);
+    const second = raster('second', 512, 512, GT, (x, y) => (x * y) % 251 + 1);
+    const before = raster('before', 512, 512, GT, () => 100);
+    const model = echoModel(512, 0);
+    const r1 = await detectTile({ after: first, baselines: [{ source: before }], model });
+    const expected = { probability: r1.probability.slice(), valid: r1.valid.slice() };
+    releaseProbability(r1);
+    const r2 = await detectTile({ after: second, baselines: [{ source: before }], model });
+    expect(r2.probability).toBe(r1.probability); // the pool handed the same planes out again
+    expect(r2.valid.every((v) => v === 1)).toBe(true);
+    releaseProbability(r2);
+    const r3 = await detectTile({ after: first, baselines: [{ source: before }], model });
+    expect(r3.validPx).toBe(472 * 512);
+    expect(r3.probability).toEqual(expected.probability);
+    expect(r3.valid).toEqual(expected.valid);
   });
 
   it('refuses a baseline in another CRS with both files named', async () => {
