@@ -245,12 +245,6 @@ export async function batchParts(db: Knex, batchId: number, opts: { imageryIds?:
   return (await q).map(toPartRow);
 }
 
-/** One part (what each part job needs), or null. */
-export async function batchPart(db: Knex, batchId: number, imageryId: number, part: number): Promise<BatchPartRow | null> {
-  const row = await db('batch_part').where({ batch_id: batchId, imagery_id: imageryId, part }).first(...partColumns);
-  return row ? toPartRow(row) : null;
-}
-
 type PartFields = Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number; valid_px: number; timings: Record<string, number> }>;
 
 /**

@@ -100,16 +100,3 @@ async function sampleStretch(src: GeoTiffSource): Promise<BandStretch> {
   return percentileStretch(acc.map((a) => Float64Array.from(a)), src.info.nodata);
 }
 
-export interface ImageryRow {
-  id: number;
-  month: string;
-  path: string;
-  acquired_on: string;
-  stretch: BandStretch | null;
-}
-
-export async function imageryByIds(db: Knex, ids: number[]): Promise<ImageryRow[]> {
-  if (ids.length === 0) return [];
-  const rows = await db('imagery').whereIn('id', ids).select('id', 'month', 'path', db.raw("to_char(acquired_on, 'YYYY-MM-DD') as acquired_on"), 'stretch').orderBy('path');
-  return rows.map((r) => ({ ...r, id: Number(r.id) }));
-}

@@ -1,15 +1,16 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
-import { detectRegion } from '../pipeline/detect.tile.ts';
+import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import { StageTimer, type Logger } from '../pipeline/log.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
-import { batchPart, batchTile, batchTiles, getBatch, runDiff, setBatchStatus, updatePartAndTile, updateTile, type BatchSummary } from '../store/batch.ts';
-import { imageryByIds } from '../store/imagery.ts';
+import type { BandStretch } from '../pipeline/raster.normalise.ts';
+import { batchTiles, runDiff, setBatchStatus, updatePartAndTile, updateTile, type BatchSummary } from '../store/batch.ts';
+import { runSql } from '../store/sql.ts';
 import { faultPause } from './fault.ts';
 
 export interface JobContext {
@@ -17,6 +18,19 @@ export interface JobContext {
   config: Config;
   model: ChangeModel;
   log: Logger;
+}
+
+/** What a part job reads before it starts (sql/batch/part_job.sql); the part's columns are null when the tile has no such part. */
+interface PartJobRow {
+  tile_status: string;
+  batch_status: string;
+  params: Record<string, unknown>;
+  x: number; y: number; width: number | null; height: number;
+  path: string;
+  stretch: BandStretch | null;
+  geotransform: number[];
+  srid: number;
+  baselines: { id: number; path: string; stretch: BandStretch | null }[];
 }
 
 /** Smallest piece kept per part (m²): specks below this are noise; seam pieces above it are kept for merging. */
@@ -31,54 +45,47 @@ const TILE_PIECE_MIN_M2 = 2;
  */
 export async function partJob(ctx: JobContext, batchId: number, imageryId: number, partNo = 0, progress?: (pct: number) => void): Promise<{ windows: number; polygons: number; ms: Record<string, number> }> {
   const timer = new StageTimer();
-  const tile = await batchTile(ctx.db, batchId, imageryId);
-  if (!tile) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
-  if (tile.status === 'failed') return { windows: 0, polygons: 0, ms: {} };
-  const part = await batchPart(ctx.db, batchId, imageryId, partNo);
-  if (!part) throw new Error(`batch ${batchId} tile ${imageryId} has no part ${partNo}`);
-  const batch = await getBatch(ctx.db, batchId);
-  await setBatchStatus(ctx.db, batchId, 'running');
-  const threshold = Number(batch.params.threshold ?? ctx.model.manifest.defaultThreshold);
-  const [[current], meta] = await Promise.all([imageryByIds(ctx.db, [imageryId]), ctx.db('imagery').where({ id: imageryId }).first('geotransform', 'srid')]);
+  const [job] = await runSql<PartJobRow>(ctx.db, 'batch/part_job', { batch_id: batchId, imagery_id: imageryId, part: partNo });
+  if (!job) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
+  if (job.tile_status === 'failed') return { windows: 0, polygons: 0, ms: {} };
+  if (job.width === null) throw new Error(`batch ${batchId} tile ${imageryId} has no part ${partNo}`);
+  const part = { x: job.x, y: job.y, width: job.width, height: job.height };
+  if (job.batch_status === 'queued') await setBatchStatus(ctx.db, batchId, 'running');
+  const threshold = Number(job.params.threshold ?? ctx.model.manifest.defaultThreshold);
   ctx.log.info('Tile:DetectStarted', { batchId, imageryId, part: partNo, pid: process.pid });
-  const baselines = await imageryByIds(ctx.db, tile.baseline_ids);
   const opened: TileSource[] = [];
   let detected: Awaited<ReturnType<typeof detectRegion>>;
   try {
-    const after = await timer.time('read', () => GeoTiffSource.open(current.path));
+    const after = await timer.time('read', () => GeoTiffSource.open(job.path));
     opened.push(after);
     const baseSources: BaselineTile[] = [];
-    for (const b of baselines) {
+    for (const b of job.baselines) {
       const s = await timer.time('read', () => GeoTiffSource.open(b.path));
       opened.push(s);
       baseSources.push({ source: s, stretch: b.stretch });
     }
     // detectRegion adds its own read / infer / blend times to the timer's
     detected = await detectRegion({
-      after, afterStretch: current.stretch, baselines: baseSources, model: ctx.model, region: part, marginPx: Math.max(ctx.model.manifest.overlapPx, 32), stages: timer.ms,
-      onProgress: (d, t) => progress?.(Math.round((100 * d) / t)),
+      after, afterStretch: job.stretch, baselines: baseSources, model: ctx.model, region: part, marginPx: Math.max(ctx.model.manifest.overlapPx, 32), stages: timer.ms,
+      onProgress: (d, t) => d < t && progress?.(Math.round((100 * d) / t)), // the job's completion says 100 %
     });
   } finally {
     for (const s of opened) await s.close();
   }
   await faultPause(ctx.config, 'detect');
-  ctx.log.info('Tile:Detected', { batchId, imageryId, part: partNo, path: current.path, windows: detected.windows });
-  const gt = (meta.geotransform as number[]).map(Number) as unknown as GeoTransform;
+  ctx.log.info('Tile:Detected', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows });
+  const gt = job.geotransform.map(Number) as unknown as GeoTransform;
   const features = await timer.time('vectorize', () => vectorizeRaster(detected.probability, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y } }));
+  releaseProbability(detected);
   await ctx.db.transaction(async (trx) => {
     const t0 = performance.now();
-    await trx('change_polygon').where({ batch_id: batchId, imagery_id: imageryId, part: partNo }).delete();
-    const rows = features.map((f, i) => ({
-      batch_id: batchId, imagery_id: imageryId, part: partNo, seq: i + 1,
-      geom: trx.raw('ST_Multi(ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(?), ?), (select value::int from setting where key = ?)))', [JSON.stringify(f.geometry), Number(meta.srid), 'storage_srid']),
-      area_m2: f.properties.area_m2, pixel_count: f.properties.pixel_count, mean_prob: f.properties.mean_probability,
-    }));
-    for (let i = 0; i < rows.length; i += 200) await trx('change_polygon').insert(rows.slice(i, i + 200));
+    const rows = features.map((f, i) => ({ seq: i + 1, geometry: JSON.stringify(f.geometry), area_m2: f.properties.area_m2, pixel_count: f.properties.pixel_count, mean_prob: f.properties.mean_probability }));
+    await runSql(trx, 'batch/store_part_polygons', { batch_id: batchId, imagery_id: imageryId, part: partNo, srid: job.srid, features: JSON.stringify(rows) });
     timer.ms.store = Math.round((performance.now() - t0) * 10) / 10;
     await faultPause(ctx.config, 'vectorize');
     await updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, { status: 'vectorized', windows: detected.windows, valid_px: detected.validPx, polygons: features.length, timings: timer.ms });
   });
-  ctx.log.info('Tile:Vectorized', { batchId, imageryId, part: partNo, path: current.path, windows: detected.windows, polygons: features.length, ...prefixed(timer.ms) });
+  ctx.log.info('Tile:Vectorized', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows, polygons: features.length, ...prefixed(timer.ms) });
   return { windows: detected.windows, polygons: features.length, ms: timer.ms };
 }
 
