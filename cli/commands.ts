@@ -54,7 +54,7 @@ export async function cmdBatchRun(db: Db, config: Config, log: Logger, opts: { m
     const { batch, tiles } = await launchBatch(db, config, model.manifest, opts.month, opts.baseline, opts.threshold, opts.regularise);
     log.info('Batch:Queued', { batchId: batch.id, month: batch.month, baselineMonth: batch.baseline_month, tiles: tiles.length, failedAtStart: tiles.filter((t) => t.status === 'failed').length });
     if (!opts.wait) return { batchId: batch.id, summary: null };
-    const done = await waitForBatch(db, batch.id, opts.onProgress ?? (() => {}), { timeoutMs: pool ? undefined : 6 * 3600_000 });
+    const done = await waitForBatch(db, batch.id, opts.onProgress ?? (() => {}), { timeoutMs: pool ? undefined : 6 * 3600_000, wake: pool?.onceDiffEnds });
     return { batchId: batch.id, summary: done.summary };
   } finally {
     await pool?.close();
@@ -70,7 +70,7 @@ export async function cmdBatchRetry(db: Db, config: Config, log: Logger, opts: {
     const r = await retryFailedTiles(db, config, opts.batchId);
     log.info('Batch:Retried', { batchId: opts.batchId, retried: r.retried.length, stillFailed: r.stillFailed.length });
     let summary: BatchSummary | null = null;
-    if (opts.wait && r.retried.length) summary = (await waitForBatch(db, opts.batchId, () => {}, { timeoutMs: pool ? undefined : 6 * 3600_000 })).summary;
+    if (opts.wait && r.retried.length) summary = (await waitForBatch(db, opts.batchId, () => {}, { timeoutMs: pool ? undefined : 6 * 3600_000, wake: pool?.onceDiffEnds })).summary;
     else if (opts.wait) summary = (await getBatch(db, opts.batchId)).summary;
     return { retried: r.retried.length, stillFailed: r.stillFailed.map((t) => t.path), summary };
   } finally {

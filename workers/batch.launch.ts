@@ -78,8 +78,12 @@ export async function batchProgress(db: Knex, batchId: number): Promise<BatchPro
   };
 }
 
-/** Polls until the batch has finished, reporting progress; returns the finished batch row. */
-export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: BatchProgress) => void, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<BatchRow> {
+/**
+ * Polls until the batch has finished, reporting progress; returns the finished batch row. `wake`
+ * cuts a poll's wait short: workers in this process call it when a diff job ends, so the wait
+ * ends with the batch and not up to a poll later.
+ */
+export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: BatchProgress) => void, opts: { pollMs?: number; timeoutMs?: number; wake?: (listener: () => void) => () => void } = {}): Promise<BatchRow> {
   const t0 = Date.now();
   for (;;) {
     let p: BatchProgress;
@@ -95,7 +99,15 @@ export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: Ba
     onProgress(p);
     if (['completed', 'completed_with_failures', 'failed'].includes(p.status)) return getBatch(db, batchId);
     if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw new Error(`batch ${batchId} did not finish within ${opts.timeoutMs} ms (status ${p.status}); are workers running? ('tuban worker')`);
-    await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, opts.pollMs ?? 500);
+      const unsubscribe = opts.wake?.(done);
+      function done() {
+        clearTimeout(timer);
+        unsubscribe?.();
+        resolve();
+      }
+    });
   }
 }
 

@@ -12,6 +12,8 @@ import { diffJob, partJob, type JobContext } from './tile.jobs.ts';
 
 export interface WorkerPool {
   workers: Worker[];
+  /** Calls `listener` once when this pool's diff worker next ends a job (completed or failed); returns an unsubscribe. */
+  onceDiffEnds(listener: () => void): () => void;
   /** Stop taking jobs, let the jobs in hand finish (up to timeoutMs), then close. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -57,10 +59,8 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
   };
 
   const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
-  const workers: Worker[] = [
-    new Worker<TileJobData>(QUEUE.part, partHandler, { ...common, connection: connections[0] }),
-    new Worker<DiffJobData>(QUEUE.diff, diffHandler, { ...common, concurrency: 1, connection: connections[1] }),
-  ];
+  const diffWorker = new Worker<DiffJobData>(QUEUE.diff, diffHandler, { ...common, concurrency: 1, connection: connections[1] });
+  const workers: Worker[] = [new Worker<TileJobData>(QUEUE.part, partHandler, { ...common, connection: connections[0] }), diffWorker];
   if (opts.workflow) {
     const wf = opts.workflow;
     workers.push(new Worker(QUEUE.deadlines, async () => {
@@ -73,6 +73,14 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
 
   return {
     workers,
+    onceDiffEnds(listener) {
+      const fire = () => {
+        diffWorker.off('completed', fire).off('failed', fire);
+        listener();
+      };
+      diffWorker.on('completed', fire).on('failed', fire);
+      return () => void diffWorker.off('completed', fire).off('failed', fire);
+    },
     async close(timeoutMs = opts.config.TUBAN_STOP_TIMEOUT_MS) {
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
