@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { featureCollection, union } from '@turf/turf';
 import type { Feature, MultiPolygon, Polygon } from 'geojson';
-import { detectRegion } from '../pipeline/detect.tile.ts';
+import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
@@ -86,6 +86,7 @@ for (const [i, p] of parts.entries()) {
   const tv = performance.now();
   for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, { threshold: model.manifest.defaultThreshold, minAreaM2: 2, offsetPx: { x: p.x, y: p.y } })) pieces.push(f);
   ms.vectorize = (ms.vectorize ?? 0) + performance.now() - tv;
+  releaseProbability(r); // as the workers do: the next part reuses the planes
   peakRss = Math.max(peakRss, process.memoryUsage().rss);
   if (i % 10 === 0 || i === parts.length - 1) process.stdout.write(`\r  part ${i + 1}/${parts.length}, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
 }
