@@ -192,7 +192,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await expect.poll(() => page.textContent('#batch-status'), { timeout: 20_000 }).toBe('completed');
     const tiles = await page.$$eval('#batch-tiles tr', (rows) => rows.slice(1).map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
     expect(tiles.length).toBe(4);
-    for (const t of tiles) expect(t.slice(1, 4)).toEqual(['vectorized', 'completed', 'completed']);
+    for (const t of tiles) expect(t.slice(1, 4)).toEqual(['vectorized', 'completed', '1/1']); // status, the part job's state, parts done
     await page.screenshot({ path: join(SHOTS, '5-analyst-batch.png'), fullPage: true });
     await page.close();
   });
