@@ -14,7 +14,7 @@ const EnvSchema = z.object({
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   /** BullMQ key prefix, so several tubans (or test runs) share one Redis. */
   TUBAN_QUEUE_PREFIX: z.string().default('tuban'),
-  /** Working files (PGlite data, per-batch probability rasters). */
+  /** Working files: PGlite data, evidence uploads, the demo's fixtures. */
   TUBAN_DATA_DIR: z.string().default('data'),
   /** EPSG code of the projected CRS all geometries are stored in. */
   TUBAN_STORAGE_SRID: z.coerce.number().int().positive().default(4548),
@@ -39,7 +39,6 @@ const EnvSchema = z.object({
   TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
-  /** Hours a finished batch's probability rasters are kept before a later batch's diff removes them. */
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
   TUBAN_REGULARISE: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
   /** Largest relative area change regularisation may make (0.1 = 10 %). */

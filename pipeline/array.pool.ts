@@ -10,7 +10,10 @@
  * capped in bytes; the least recently given arrays are dropped first.
  */
 type PooledArray = Uint8Array | Float32Array;
-type PooledCtor<T extends PooledArray> = { new (length: number): T; readonly BYTES_PER_ELEMENT: number; readonly name: string };
+type PooledCtor<T extends PooledArray> = { new (length: number): T };
+
+/** Pool key: element type and length (a Buffer counts as a Uint8Array). */
+const keyOf = (float: boolean, length: number) => `${float ? 'f32' : 'u8'}:${length}`;
 
 /** Below this size an array is left to the allocator: small arrays cost the collector nothing worth pooling. */
 const MIN_POOLED_BYTES = 64 * 1024;
@@ -25,9 +28,11 @@ export class ArrayPool {
 
   /** An array of `length` elements; its contents are whatever it last held unless `zero` is set. */
   take<T extends PooledArray>(ctor: PooledCtor<T>, length: number, zero = false): T {
-    const list = this.free.get(`${ctor.name}:${length}`);
+    const key = keyOf((ctor as unknown) === Float32Array, length);
+    const list = this.free.get(key);
     const a = list?.pop() as T | undefined;
     if (!a) return new ctor(length);
+    if (!list!.length) this.free.delete(key);
     this.order.splice(this.order.indexOf(a), 1);
     this.bytes -= a.byteLength;
     if (zero) a.fill(0);
@@ -40,7 +45,7 @@ export class ArrayPool {
       if (!a || a.byteLength < MIN_POOLED_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength || this.order.includes(a)) continue;
       if (a.byteLength > this.maxBytes) continue;
       while (this.bytes + a.byteLength > this.maxBytes) this.drop(this.order[0]);
-      const key = `${a.constructor.name}:${a.length}`;
+      const key = keyOf(a instanceof Float32Array, a.length);
       const list = this.free.get(key) ?? [];
       list.push(a);
       this.free.set(key, list);
@@ -55,7 +60,7 @@ export class ArrayPool {
   }
 
   private drop(a: PooledArray): void {
-    const key = `${a.constructor.name}:${a.length}`;
+    const key = keyOf(a instanceof Float32Array, a.length);
     const list = this.free.get(key)!;
     list.splice(list.indexOf(a), 1);
     if (!list.length) this.free.delete(key);

@@ -109,7 +109,7 @@ export class FastTiffReader {
     if (count === 0) return new Uint8Array(size); // sparse block: GDAL reads it as 0
     if (!scratch[slot] || scratch[slot].length < count) {
       arrayPool.give(scratch[slot]);
-      scratch[slot] = arrayPool.take(Uint8Array, Math.max(count, size));
+      scratch[slot] = arrayPool.take(Uint8Array, Math.ceil(count / size) * size); // whole block sizes, so slots are reused across blocks and parts
     }
     const raw = scratch[slot].subarray(0, count);
     const { bytesRead } = await this.fh.read(raw, 0, count, offset);

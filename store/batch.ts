@@ -258,7 +258,7 @@ export async function updatePartAndTile(trx: Knex, batchId: number, imageryId: n
   const update: Record<string, unknown> = { ...rest, updated_at: trx.fn.now() };
   if (timings) update.timings = trx.raw('timings || ?::jsonb', [JSON.stringify(timings)]);
   await trx('batch_part').where({ batch_id: batchId, imagery_id: imageryId, part }).update(update);
-  const [r] = await runSql<{ parts: number; failed: number; vectorized: number; detected: number; windows: number; polygons: number; valid_px: string; error_code: string | null; error_message: string | null }>(trx, 'batch/rollup_tile', { batch_id: batchId, imagery_id: imageryId });
+  const [r] = await runSql<{ parts: number; failed: number; vectorized: number; windows: number; polygons: number; valid_px: string; error_code: string | null; error_message: string | null }>(trx, 'batch/rollup_tile', { batch_id: batchId, imagery_id: imageryId });
   if (tile.status === 'failed') return 'failed';
   // stage timings summed over the parts, for the batch summary and benchmarks
   const summed: Record<string, number> = { ...(tile.timings ?? {}) };
@@ -267,7 +267,6 @@ export async function updatePartAndTile(trx: Knex, batchId: number, imageryId: n
   if (r.failed > 0) next = { status: 'failed', error_code: r.error_code, error_message: r.parts > 1 ? r.error_message : r.error_message?.replace(/^part 0 \([^)]*\): /, '') ?? null };
   else if (r.vectorized === r.parts && Number(r.valid_px) === 0) next = { status: 'failed', error_code: 'all_nodata', error_message: `${tile.path}: no pixel has data in both months (all nodata, NaN, or outside the baseline)` };
   else if (r.vectorized === r.parts) next = { status: 'vectorized', windows: r.windows, polygons: r.polygons };
-  else if (r.detected === r.parts && tile.status !== 'detected') next = { status: 'detected', windows: r.windows };
   await trx('batch_tile').where({ batch_id: batchId, imagery_id: imageryId }).update({ ...(next ?? {}), timings: JSON.stringify(summed), updated_at: trx.fn.now() });
   return next?.status ?? (tile.status as TileStatus);
 }

@@ -52,8 +52,8 @@ describe('scene parts', () => {
 });
 
 /**
- * The fixture batch run whole (one part per 1024² tile) and in 256² parts (16 per tile, 64 jobs
- * of each stage): the same patches, with buildings cut by part edges merged back without slivers.
+ * The fixture batch run whole (one part per 1024² tile) and in 256² parts (16 per tile, 64 part
+ * jobs): the same patches, with buildings cut by part edges merged back without slivers.
  */
 describe('a batch in parts on real PostGIS and Redis', () => {
   const fixturesDir = inject('fixturesDir');

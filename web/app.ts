@@ -631,7 +631,7 @@ async function renderBatches(id: number | null, seq: number): Promise<void> {
       const running = ['queued', 'running'].includes(b.status);
       el.innerHTML = `<h3>批次 Batch ${b.id} · ${esc(b.month)} vs ${esc(b.baseline_month)} · <span id="batch-status">${esc(b.status)}</span></h3>
         <div class="progress" title="${done}/${b.tiles}"><div style="width:${b.tiles ? (100 * done) / b.tiles : 0}%"></div></div>
-        <p>${done}/${b.tiles} tiles done (${b.vectorized} ok, ${b.failed} failed, ${b.detected} detected, ${b.queued} queued); diff job: ${esc(p.diff ?? '–')};
+        <p>${done}/${b.tiles} tiles done (${b.vectorized} ok, ${b.failed} failed, ${b.queued} queued); diff job: ${esc(p.diff ?? '–')};
           BullMQ: ${p.queueAvailable ? Object.entries(p.jobs).map(([k, v]) => `${esc(k)} ${v}`).join(', ') || 'no jobs held' : 'not reachable (database state only)'}; model ${esc(b.model_name)} ${esc(b.model_version)}</p>
         <table id="batch-tiles"><tr><th>Tile</th><th>Status</th><th>Part jobs</th><th>Parts</th><th>Reason</th></tr>
         ${(p.tiles as Row[]).map((t) => `<tr><td><small>${esc(String(t.path).split('/').slice(-2).join('/'))}</small></td><td>${esc(t.status)}</td><td>${esc(t.part_jobs ?? '–')}</td><td>${t.parts_done}/${t.parts}</td><td>${t.error_code ? `<strong>${esc(t.error_code)}</strong> ${esc(t.error_message)}` : ''}</td></tr>`).join('')}</table>`;

@@ -54,7 +54,6 @@ export async function retryFailedTiles(db: Knex, config: Config, batchId: number
 export interface BatchProgress {
   /** Scenes (tiles): how many, and how far. */
   total: number;
-  detected: number;
   vectorized: number;
   failed: number;
   /** Parts of all scenes (each scene is cut into parts): how many, and how many are vectorized or failed. */
@@ -70,7 +69,6 @@ export async function batchProgress(db: Knex, batchId: number): Promise<BatchPro
   ]);
   return {
     total: tiles.length,
-    detected: tiles.filter((t) => t.status === 'detected' || t.status === 'vectorized').length,
     vectorized: tiles.filter((t) => t.status === 'vectorized').length,
     failed: tiles.filter((t) => t.status === 'failed').length,
     parts: { total: Number(parts?.total ?? 0), done: Number(parts?.done ?? 0) },

@@ -9,7 +9,7 @@ import { QUEUE } from './queues.ts';
 
 export interface BatchListItem {
   id: number; month: string; baseline_month: string; status: string; model_name: string; model_version: string;
-  created_at: string; finished_at: string | null; tiles: number; queued: number; detected: number; vectorized: number; failed: number;
+  created_at: string; finished_at: string | null; tiles: number; queued: number; vectorized: number; failed: number;
   patches: { new: number; redetected: number } | null;
 }
 

@@ -6,7 +6,6 @@ select b.id, b.month, b.baseline_month, b.status, b.model_name, b.model_version,
        to_char(b.created_at, 'YYYY-MM-DD HH24:MI:SS') as created_at, to_char(b.finished_at, 'YYYY-MM-DD HH24:MI:SS') as finished_at,
        count(t.*)::int as tiles,
        count(t.*) filter (where t.status = 'queued')::int as queued,
-       count(t.*) filter (where t.status = 'detected')::int as detected,
        count(t.*) filter (where t.status = 'vectorized')::int as vectorized,
        count(t.*) filter (where t.status = 'failed')::int as failed,
        b.summary -> 'patches' as patches

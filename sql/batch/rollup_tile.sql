@@ -1,12 +1,10 @@
 -- A tile's state from its parts: failed when a part failed (with that part's reason), vectorized
--- when every part is, detected when every part is at least detected, else queued. Windows,
--- polygons and valid pixels are summed.
+-- when every part is, else queued. Windows, polygons and valid pixels are summed.
 -- Parameters:
 --   :batch_id, :imagery_id
 select count(*)::int as parts,
        count(*) filter (where status = 'failed')::int as failed,
        count(*) filter (where status = 'vectorized')::int as vectorized,
-       count(*) filter (where status in ('detected', 'vectorized'))::int as detected,
        coalesce(sum(windows), 0)::int as windows,
        coalesce(sum(polygons), 0)::int as polygons,
        coalesce(sum(valid_px), 0)::bigint as valid_px,
