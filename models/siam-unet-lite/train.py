@@ -401,6 +401,29 @@ class Sampler:
         x = x + torch.randn_like(x) * self.rand(n, 1, 1, 1, lo=0.0, hi=0.03)
         return x.clamp(0, 1)
 
+    def regional(self, x, frac):
+        """Land-cover nuisance on one date: in a soft-edged region of a fifth to two thirds of the crop,
+        colour shifted and fine texture smoothed away (grass greening or drying, land cleared or
+        sown, a road resurfaced). Shapes inside stay where they are, so the label does not change."""
+        n, _, c, _ = x.shape
+        pick = (self.rand(n, 1, 1, 1) < frac).float()
+        if float(pick.sum()) == 0:
+            return x
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, c, device=self.device), torch.linspace(-1, 1, c, device=self.device), indexing='ij')
+        m = torch.zeros(n, 1, c, c, device=self.device)
+        for i in range(n):
+            for _ in range(self.gen.randint(1, 3)):
+                cy, cx = self.gen.uniform(-0.8, 0.8), self.gen.uniform(-0.8, 0.8)
+                ry, rx, t = self.gen.uniform(0.3, 0.9), self.gen.uniform(0.3, 0.9), self.gen.uniform(0, np.pi)
+                u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
+                v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)
+                m[i, 0] = torch.maximum(m[i, 0], ((u / rx) ** 2 + (v / ry) ** 2 <= 1).float())
+        m = F.avg_pool2d(m, 9, 1, 4, count_include_pad=False) * pick
+        smooth = F.avg_pool2d(F.avg_pool2d(x, 7, 1, 3, count_include_pad=False), 7, 1, 3, count_include_pad=False)
+        keep = self.rand(n, 1, 1, 1, lo=0.0, hi=0.7)
+        shifted = (x * keep + smooth * (1 - keep)) * self.rand(n, 3, 1, 1, lo=0.75, hi=1.3) + self.rand(n, 3, 1, 1, lo=-0.08, hi=0.08)
+        return (x * (1 - m) + shifted.clamp(0, 1) * m).clamp(0, 1)
+
     def geometric(self, a, b, lab):
         k = self.gen.randrange(4)
         a, b, lab = (torch.rot90(t, k, dims=(2, 3)) for t in (a, b, lab))
@@ -408,7 +431,7 @@ class Sampler:
             a, b, lab = (torch.flip(t, dims=(3,)) for t in (a, b, lab))
         return a, b, lab
 
-    def batch(self, n, mix, same=0.0):
+    def batch(self, n, mix, same=0.0, regional=0.0):
         n_same = int(round(n * same))
         counts = np.random.RandomState(self.gen.randrange(1 << 30)).multinomial(n - n_same, mix)
         parts = [self.same(n_same)] if n_same else []
@@ -421,6 +444,8 @@ class Sampler:
         a, b, lab = (torch.cat(t) for t in zip(*parts))
         a, b, lab = self.geometric(a, b, lab)
         a, b = self.photometric(a), self.photometric(b)
+        if regional > 0:
+            a, b = self.regional(a, regional / 2), self.regional(b, regional / 2)
         swap = (self.rand(n, 1, 1, 1) < 0.5).float()  # which date is "before" does not matter for the label
         a, b = a * (1 - swap) + b * swap, b * (1 - swap) + a * swap
         return normalise(a), normalise(b), lab
@@ -486,6 +511,7 @@ def main(argv=None):
     ap.add_argument('--dev', action='append', default=[], help='development sets DIR[@SCALE] (repeatable)')
     ap.add_argument('--mix', default='1,0,0', help='fractions real,synthetic,procedural (1,0,0 won on the development sets; see README)')
     ap.add_argument('--same', type=float, default=0.0, help='fraction of each batch that is a no-change pair (one image on both dates)')
+    ap.add_argument('--regional', type=float, default=0.0, help='fraction of samples with a land-cover nuisance (regional colour shift and smoothing) on one date, unlabelled')
     ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--crop', type=int, default=128)
@@ -553,7 +579,7 @@ def main(argv=None):
         if step > total:
             step -= 1
             break
-        a, b, lab = sampler.batch(args.batch, mix, args.same)
+        a, b, lab = sampler.batch(args.batch, mix, args.same, args.regional)
         logits = net(a, b)
         loss = bce(logits, lab) + dice_loss(logits, lab)
         opt.zero_grad(set_to_none=True)
@@ -582,7 +608,7 @@ def main(argv=None):
         'architecture': {'name': 'SiamUNetLite', 'widths': list(widths), 'parameters': params},
         'normalisation': {'mean': MEAN, 'std': STD},
         'seed': args.seed, 'steps': step, 'stepsPlanned': total, 'batch': args.batch, 'crop': args.crop, 'lr': args.lr,
-        'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same,
+        'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same, 'regional': args.regional,
         'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
         'torch': torch.__version__, 'trainingSeconds': round(seconds, 1),
         'trainingData': [{'folder': os.path.basename(os.path.normpath(f)), 'scale': s, 'pairs': len(ps)} for f, s, ps in train_sets],
