@@ -76,6 +76,17 @@ describe('tuban CLI with a separate worker process', () => {
     worker = undefined;
   });
 
+  it('shows an unfinished batch scene by scene, with its part jobs as BullMQ holds them', () => {
+    // no worker runs now: the batch stays queued with its jobs waiting
+    const launched = tuban('batch', 'run', '--month', '2024-03');
+    expect(launched.status, launched.stderr).toBe(0);
+    const status = tuban('batch', 'status', '--month', '2024-03');
+    expect(status.status, status.stderr).toBe(0);
+    const lines = status.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^batch \d+ 2024-03 \(baseline 2024-02\) — queued: 0\/4 scenes done, 0 failed; diff job waiting-children$/);
+    expect(lines.slice(1).map((l) => l.replace(/^ +\S+\/(r\dc\d\.tif):/, '$1:'))).toEqual(['r0c0.tif', 'r0c1.tif', 'r1c0.tif', 'r1c1.tif'].map((f) => `${f}: queued, parts 0/1; part jobs waiting`));
+  });
+
   it('detects one pair without database or queue, then vectorizes the probability raster', async () => {
     const before = join(fixturesDir, 'imagery', '2024-02', 'r1c0.tif');
     const after = join(fixturesDir, 'imagery', '2024-03', 'r1c0.tif');
