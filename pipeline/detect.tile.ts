@@ -88,11 +88,12 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const plane = xs.size * ys.size;
   const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
   // onnxruntime-node runs a session on the calling thread, so cutting, inference and blending
-  // take turns; the input tensors are reused from batch to batch.
+  // take turns; the input tensors come from arrayPool and go back after each batch.
   for (let k = 0; k < windows.length; k += batchSize) {
     const group = windows.slice(k, k + batchSize);
-    const before = takeScratch(m.inputType, group.length * nb * plane);
-    const afterT = takeScratch(m.inputType, group.length * nb * plane);
+    const n = group.length * nb * plane;
+    const take = (): ModelInput => (m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n) : arrayPool.take(Float32Array, n));
+    const before = take(), afterT = take();
     try {
       for (const [gi, win] of group.entries()) {
         fillWindow(a, win, m, afterT, gi);
@@ -104,8 +105,7 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
       for (const [gi, win] of group.entries()) blender.add(prob.subarray(gi * plane, (gi + 1) * plane), win.i, win.j);
       t = lap(input.stages, 'blend', t);
     } finally {
-      giveScratch(before);
-      giveScratch(afterT);
+      arrayPool.give(before, afterT);
     }
     input.onProgress?.(Math.min(k + batchSize, windows.length), windows.length);
   }
@@ -193,22 +193,6 @@ function normalisedRamps(axis: AxisWindows, length: number, ramp: (start: number
   const total = new Float64Array(length);
   for (const [k, s] of axis.starts.entries()) for (let i = 0; i < axis.size; i++) total[s + i] += ramps[k][i];
   return ramps.map((w, k) => w.map((v, i) => (v === total[axis.starts[k] + i] ? 1 : v / total[axis.starts[k] + i])));
-}
-
-/**
- * Input tensors are large (12 MB for a 1024² float window) and made for every batch; reusing them
- * spares the allocator and the garbage collector. A few of each type and size are kept per process.
- */
-const scratch = new Map<string, ModelInput[]>();
-function takeScratch(type: 'float32' | 'uint8', n: number): ModelInput {
-  return scratch.get(`${type}:${n}`)?.pop() ?? (type === 'uint8' ? new Uint8Array(n) : new Float32Array(n));
-}
-function giveScratch(a: ModelInput): void {
-  const key = `${a instanceof Uint8Array ? 'uint8' : 'float32'}:${a.length}`;
-  if (scratch.size >= 8 && !scratch.has(key)) scratch.clear();
-  const list = scratch.get(key) ?? [];
-  if (list.length < 4) list.push(a);
-  scratch.set(key, list);
 }
 
 /** Adds the time since t0 to stages[key] (when stages are being collected) and returns now. */
