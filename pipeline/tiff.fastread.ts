@@ -31,24 +31,23 @@ export class FastTiffReader {
   /** A reader when the image's layout is one this handles, else null. `blocks`: its strip or tile offsets and byte counts. */
   static async forImage(file: string, image: GeoTIFFImage, blocks: { offsets: ArrayLike<number>; counts: ArrayLike<number> }): Promise<FastTiffReader | null> {
     const tags = new TiffTags(image);
-    const value = (tag: string, dflt: number) => tags.number(tag, dflt);
     const spp = image.getSamplesPerPixel();
     const bits = tags.numbers('BitsPerSample') ?? [1];
     for (let i = 0; i < spp; i++) if (Number(bits[i] ?? bits[0]) !== 8) return null;
     const formats = tags.numbers('SampleFormat') ?? [1];
     for (let i = 0; i < spp; i++) if (Number(formats[i] ?? formats[0]) !== 1) return null;
-    if (value('PlanarConfiguration', 1) !== 1) return null;
-    if (value('PhotometricInterpretation', 1) === 6) return null; // YCbCr
-    if (value('FillOrder', 1) !== 1) return null;
-    const compression = value('Compression', 1);
+    if (tags.number('PlanarConfiguration', 1) !== 1) return null;
+    if (tags.number('PhotometricInterpretation', 1) === 6) return null; // YCbCr
+    if (tags.number('FillOrder', 1) !== 1) return null;
+    const compression = tags.number('Compression', 1);
     const kind = compression === 1 ? 'none' : compression === 8 || compression === 32946 ? 'deflate' : compression === 5 ? 'lzw' : null;
     if (!kind) return null;
-    const predictor = value('Predictor', 1);
+    const predictor = tags.number('Predictor', 1);
     if (predictor !== 1 && predictor !== 2) return null;
     const tiled = tags.has('TileOffsets');
     const width = image.getWidth(), height = image.getHeight();
-    const blockW = tiled ? value('TileWidth', 0) : width;
-    const blockH = tiled ? value('TileLength', 0) : Math.min(value('RowsPerStrip', height), height);
+    const blockW = tiled ? tags.number('TileWidth', 0) : width;
+    const blockH = tiled ? tags.number('TileLength', 0) : Math.min(tags.number('RowsPerStrip', height), height);
     if (blockW <= 0 || blockH <= 0) return null;
     return new FastTiffReader(await open(file, 'r'), width, height, spp, blockW, blockH, kind, predictor === 2, blocks.offsets, blocks.counts);
   }

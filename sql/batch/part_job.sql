@@ -1,6 +1,6 @@
 -- Everything a part job reads before it starts, in one round trip: the tile's and the batch's
 -- status, the batch's parameters, the part's window, and the current and baseline imagery (the
--- baselines ordered by path, as imageryByIds gives them). No row: the batch has no such tile.
+-- baselines ordered by path). No row: the batch has no such tile; null window: no such part.
 -- Parameters:
 --   :batch_id, :imagery_id, :part
 select t.status as tile_status,
