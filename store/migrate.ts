@@ -27,8 +27,26 @@ class SqlMigrationSource implements Knex.MigrationSource<string> {
   }
 }
 
-/** Creates PostGIS and the schema if needed, then applies pending migrations. Returns their names. */
+/** Advisory lock key taken while PostGIS and the schema are created ('tuban:migrate' as an int32). */
+const MIGRATE_LOCK = 0x7475626d;
+
+/**
+ * Creates PostGIS and the schema if needed, then applies pending migrations. Returns their names.
+ * Several processes may start at once on a fresh database (workers, the server, test files), and
+ * `if not exists` does not make concurrent creations safe (the loser fails on a unique index), nor
+ * does knex's migration lock cover creating its own tables; so on PostgreSQL the whole of it runs
+ * while one transaction holds an advisory lock, and the others wait and then find nothing to do.
+ * The embedded database has one process and one connection, and takes no lock.
+ */
 export async function migrate(db: Knex, config: Config): Promise<string[]> {
+  if (!config.DATABASE_URL) return migrateUnlocked(db, config);
+  return db.transaction(async (trx) => {
+    await trx.raw('select pg_advisory_xact_lock(?)', [MIGRATE_LOCK]);
+    return migrateUnlocked(db, config);
+  });
+}
+
+async function migrateUnlocked(db: Knex, config: Config): Promise<string[]> {
   const schema = config.TUBAN_DB_SCHEMA;
   await db.raw('create extension if not exists postgis');
   await db.raw(`create schema if not exists "${schema}"`);
