@@ -98,6 +98,7 @@ describe('monthly batch on real PostGIS and Redis', () => {
     expect(s.failedTiles[0].path).toBe(damaged);
     expect(s.failedTiles[0].code).toBe('corrupt_tiff');
     expect(s.failedTiles[0].reason).toContain(damaged);
+    expect(s.failedTiles[0].reason).toMatch(/^detect: /); // the step of the part job that failed
     expect(s.patches.new).toBe(0);
   });
 

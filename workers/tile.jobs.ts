@@ -44,6 +44,24 @@ const TILE_PIECE_MIN_M2 = 2;
  * in one transaction: a worker killed anywhere before that leaves nothing, and the job runs again.
  */
 export async function partJob(ctx: JobContext, batchId: number, imageryId: number, partNo = 0, progress?: (pct: number) => void): Promise<{ windows: number; polygons: number; ms: Record<string, number> }> {
+  const at = { stage: 'detect' as PartStage };
+  try {
+    return await runPart(ctx, batchId, imageryId, partNo, at, progress);
+  } catch (err) {
+    if (err !== null && typeof err === 'object' && !('stage' in err)) Object.defineProperty(err, 'stage', { value: at.stage, enumerable: false });
+    throw err;
+  }
+}
+
+/** The step of a part job that was running: read and detect, vectorize, or store (polygons and status in one transaction). */
+export type PartStage = 'detect' | 'vectorize' | 'store';
+
+/** The step of a part job an error came from (partJob marks what it throws), or undefined for other errors. */
+export function partStageOf(err: unknown): PartStage | undefined {
+  return err !== null && typeof err === 'object' && 'stage' in err ? (err.stage as PartStage) : undefined;
+}
+
+async function runPart(ctx: JobContext, batchId: number, imageryId: number, partNo: number, at: { stage: PartStage }, progress?: (pct: number) => void): Promise<{ windows: number; polygons: number; ms: Record<string, number> }> {
   const timer = new StageTimer();
   const [job] = await runSql<PartJobRow>(ctx.db, 'batch/part_job', { batch_id: batchId, imagery_id: imageryId, part: partNo });
   if (!job) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
@@ -75,8 +93,10 @@ export async function partJob(ctx: JobContext, batchId: number, imageryId: numbe
   await faultPause(ctx.config, 'detect');
   ctx.log.info('Tile:Detected', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows });
   const gt = job.geotransform.map(Number) as unknown as GeoTransform;
+  at.stage = 'vectorize';
   const features = await timer.time('vectorize', () => vectorizeRaster(detected.probability, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y } }));
   releaseProbability(detected);
+  at.stage = 'store';
   await ctx.db.transaction(async (trx) => {
     const t0 = performance.now();
     const rows = features.map((f, i) => ({ seq: i + 1, geometry: JSON.stringify(f.geometry), area_m2: f.properties.area_m2, pixel_count: f.properties.pixel_count, mean_prob: f.properties.mean_probability }));

@@ -8,7 +8,7 @@ import { batchTile, updatePartAndTile } from '../store/batch.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import type { WorkflowEnv } from '../store/workflow.ts';
 import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
-import { diffJob, partJob, type JobContext } from './tile.jobs.ts';
+import { diffJob, partJob, partStageOf, type JobContext } from './tile.jobs.ts';
 
 export interface WorkerPool {
   workers: Worker[];
@@ -38,9 +38,11 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
       const kind = errorKindOf(err);
       const last = !errorFate[kind].retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
-      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
+      const stage = partStageOf(err);
+      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
       if (last) {
-        await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: errorCodeOf(err), error_message: (err as Error).message }));
+        const message = stage ? `${stage}: ${(err as Error).message}` : (err as Error).message;
+        await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: errorCodeOf(err), error_message: message }));
       }
       if (!errorFate[kind].retry) throw new UnrecoverableError((err as Error).message);
       throw err;
