@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { inflateSync } from 'node:zlib';
+import { inflate } from 'node:zlib';
 import type { GeoTIFFImage } from 'geotiff';
 import type { WindowPx } from './window.grid.ts';
 import { lzwDecode } from './tiff.lzw.ts';
@@ -9,10 +9,10 @@ import { arrayPool } from './array.pool.ts';
 /**
  * A direct reader for the most common delivery layout: 8-bit unsigned, pixel-interleaved
  * (PlanarConfiguration 1), uncompressed, DEFLATE or LZW, with or without horizontal differencing
- * (Predictor 2), tiled or striped. Blocks are read with positional reads, a row of blocks at a
- * time, inflated by Node's zlib (LZW by tiff.lzw.ts), and handed over as stored (readInterleaved)
- * or de-interleaved in one pass (read): several times faster than geotiff.js, which decodes in
- * JavaScript and copies sample by sample. Anything else goes through geotiff.js.
+ * (Predictor 2), tiled or striped. Blocks are read with positional reads, many at a time,
+ * inflated by Node's zlib on libuv's thread pool (LZW by tiff.lzw.ts), and handed over as stored
+ * (readInterleaved) or de-interleaved in one pass (read): several times faster than geotiff.js,
+ * which decodes in JavaScript and copies sample by sample. Anything else goes through geotiff.js.
  */
 export class FastTiffReader {
   private constructor(
@@ -78,23 +78,33 @@ export class FastTiffReader {
   /**
    * Visits the window block by block: for each row of each block, the decoded block, the offset of
    * the row's first window pixel in it (in samples), that pixel's index in the window, and how many
-   * pixels of the row lie in the window. A row of blocks is read together (the reads queue on
-   * libuv's pool at once), each into its slot of one buffer that this call reuses from row to row.
+   * pixels of the row lie in the window. Blocks are read and inflated a group at a time (a row of
+   * tiles, or enough strips to make BLOCKS_IN_FLIGHT): the reads and zlib's inflation run on
+   * libuv's thread pool side by side, so decoding uses every core; each block's raw bytes go into
+   * its slot of one buffer that this call reuses from group to group.
    */
   private async eachRun(win: WindowPx, visit: (block: Uint8Array, src: number, dst: number, n: number) => void): Promise<void> {
     const perRow = Math.ceil(this.width / this.blockW);
     const bx0 = Math.floor(win.x / this.blockW), bx1 = Math.floor((win.x + win.width - 1) / this.blockW);
     const by0 = Math.floor(win.y / this.blockH), by1 = Math.floor((win.y + win.height - 1) / this.blockH);
     const stride = this.blockW * this.spp;
+    const across = bx1 - bx0 + 1;
+    const rowsAtOnce = Math.max(1, Math.floor(BLOCKS_IN_FLIGHT / across));
     const scratch: Uint8Array[] = [];
-    for (let by = by0; by <= by1; by++) {
-      const rows = this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH; // a last strip may be short; tiles are padded
-      const blocks = await Promise.all(Array.from({ length: bx1 - bx0 + 1 }, (_, i) => this.block(by * perRow + bx0 + i, rows, scratch, i)));
-      for (let bx = bx0; bx <= bx1; bx++) {
-        const block = blocks[bx - bx0];
-        const x0 = Math.max(win.x, bx * this.blockW), x1 = Math.min(win.x + win.width, (bx + 1) * this.blockW, this.width);
-        const y0 = Math.max(win.y, by * this.blockH), y1 = Math.min(win.y + win.height, by * this.blockH + rows);
-        for (let y = y0; y < y1; y++) visit(block, (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * this.spp, (y - win.y) * win.width + (x0 - win.x), x1 - x0);
+    for (let g0 = by0; g0 <= by1; g0 += rowsAtOnce) {
+      const g1 = Math.min(by1, g0 + rowsAtOnce - 1);
+      const rowsOf = (by: number) => (this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH); // a last strip may be short; tiles are padded
+      const pending: Promise<Uint8Array>[] = [];
+      for (let by = g0; by <= g1; by++) for (let i = 0; i < across; i++) pending.push(this.block(by * perRow + bx0 + i, rowsOf(by), scratch, pending.length));
+      const blocks = await Promise.all(pending);
+      for (let by = g0; by <= g1; by++) {
+        const rows = rowsOf(by);
+        for (let bx = bx0; bx <= bx1; bx++) {
+          const block = blocks[(by - g0) * across + bx - bx0];
+          const x0 = Math.max(win.x, bx * this.blockW), x1 = Math.min(win.x + win.width, (bx + 1) * this.blockW, this.width);
+          const y0 = Math.max(win.y, by * this.blockH), y1 = Math.min(win.y + win.height, by * this.blockH + rows);
+          for (let y = y0; y < y1; y++) visit(block, (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * this.spp, (y - win.y) * win.width + (x0 - win.x), x1 - x0);
+        }
       }
     }
     // (not when a read failed: its sibling reads may still be filling their slots)
@@ -113,7 +123,7 @@ export class FastTiffReader {
     const raw = scratch[slot].subarray(0, count);
     const { bytesRead } = await this.fh.read(raw, 0, count, offset);
     if (bytesRead !== count) throw new Error(`block ${index} ends past the end of the file`);
-    const data = this.compression === 'deflate' ? inflateSync(raw) : this.compression === 'lzw' ? lzwDecode(raw, size) : raw;
+    const data = this.compression === 'deflate' ? await inflateBlock(raw, size) : this.compression === 'lzw' ? lzwDecode(raw, size) : raw;
     if (data.length < size) throw new Error(`block ${index} holds ${data.length} bytes, expected ${size}`);
     const block = new Uint8Array(data.buffer, data.byteOffset, size);
     if (this.predictor) undoPredictor(block, rows, this.blockW * this.spp, this.spp);
@@ -123,6 +133,18 @@ export class FastTiffReader {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+/** Blocks read and decoded at once: enough to keep libuv's thread pool (4 threads by default) busy. */
+const BLOCKS_IN_FLIGHT = 16;
+
+/**
+ * A zlib (DEFLATE) block inflated on libuv's thread pool, into one buffer of the block's size (a
+ * smaller chunk size would make zlib deliver pieces and Node join them, a copy of every byte).
+ * `raw` must stay untouched until the promise settles.
+ */
+function inflateBlock(raw: Uint8Array, size: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => inflate(raw, { chunkSize: Math.max(size, 64) }, (err, out) => (err ? reject(err) : resolve(out))));
 }
 
 /**
