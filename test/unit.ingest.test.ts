@@ -85,6 +85,11 @@ describe('TIFF LZW decoder', () => {
     expect(Buffer.from(out).toString('latin1')).toBe('ABABABA');
   });
 
+  it('keeps what was decoded when the input ends without EndOfInformation, and drops output past the block', () => {
+    expect(Buffer.from(lzwDecode(pack([256, 65, 66, 258]), 6)).toString('latin1')).toBe('ABAB\0\0');
+    expect(Buffer.from(lzwDecode(pack([256, 65, 66, 258, 260, 257]), 5)).toString('latin1')).toBe('ABABA');
+  });
+
   it('refuses a code beyond the table instead of writing garbage', () => {
     expect(() => lzwDecode(pack([256, 65, 300, 257]), 8)).toThrow(/code 300 is beyond the table/);
   });
