@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -101,6 +101,7 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
     ['tiled-lzw-pred2', ['-co', 'TILED=YES', '-co', 'COMPRESS=LZW', '-co', 'PREDICTOR=2']],
     ['tiled-deflate-pred2', ['-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
     ['zstd', ['-co', 'TILED=YES', '-co', 'COMPRESS=ZSTD']],
+    ['rgbn-8bit-deflate', ['-b', '1', '-b', '2', '-b', '3', '-b', '1', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
     ['bigtiff', ['-co', 'BIGTIFF=YES', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
     ['cog', ['-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'BLOCKSIZE=256']],
     ['uint16-rgbn', ['-ot', 'UInt16', '-scale', '0', '255', '0', '4095', '-b', '1', '-b', '2', '-b', '3', '-b', '1', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
@@ -114,7 +115,7 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
   }
   it('reads the common 8-bit layouts pixel-interleaved as stored, equal to the band-by-band read', () => {
     // runs after the cases above (vitest keeps the order within a file)
-    expect([...interleaved].sort()).toEqual(expect.arrayContaining(['bigtiff', 'cog', 'nodata', 'striped', 'striped-deflate-pred2', 'striped-lzw-pred2', 'tiled-deflate-pred2', 'tiled-lzw-pred2']));
+    expect([...interleaved].sort()).toEqual(expect.arrayContaining(['bigtiff', 'cog', 'nodata', 'rgbn-8bit-deflate', 'striped', 'striped-deflate-pred2', 'striped-lzw-pred2', 'tiled-deflate-pred2', 'tiled-lzw-pred2']));
   });
 
   it('JPEG (YCbCr) decodes to RGB close to GDAL (another JPEG decoder: chroma upsampling differs at sharp edges)', async () => {
@@ -122,6 +123,23 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
     console.log(`JPEG YCbCr vs GDAL: mean |Δ| ${d.meanDiff.toFixed(3)}, ${(100 * d.within2).toFixed(2)} % within 2 levels, max ${d.maxDiff}`);
     expect(d.meanDiff).toBeLessThan(1);
     expect(d.within2).toBeGreaterThan(0.95);
+  });
+
+  it('refuses a tile whose compressed bytes are damaged, naming the file, in either reader', async () => {
+    for (const c of ['DEFLATE', 'LZW']) {
+      const f = make(`damaged-${c}`, ['-co', 'TILED=YES', '-co', `COMPRESS=${c}`, '-co', 'PREDICTOR=2']);
+      const bytes = readFileSync(f);
+      bytes.fill(0xff, bytes.length >> 1, (bytes.length >> 1) + 4000); // inside some tile's data; the structure stays intact
+      writeFileSync(f, bytes);
+      const src = await GeoTiffSource.open(f);
+      try {
+        const whole = { x: 0, y: 0, width: src.info.widthPx, height: src.info.heightPx };
+        await expect(src.readInterleaved(whole), `${c} pixel-interleaved`).rejects.toMatchObject({ code: 'corrupt_tiff', message: expect.stringContaining(f) });
+        await expect(src.readWindow(whole), `${c} band by band`).rejects.toMatchObject({ code: 'corrupt_tiff', message: expect.stringContaining(f) });
+      } finally {
+        await src.close();
+      }
+    }
   });
 
   it('refuses compressions it cannot decode, naming the file and the compression', async () => {
