@@ -248,27 +248,22 @@ export async function batchParts(db: Knex, batchId: number, opts: { imageryIds?:
 type PartFields = Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number; valid_px: number; timings: Record<string, number> }>;
 
 /**
- * Update a part and roll its tile up, in the caller's transaction. The tile row is locked first,
- * so two parts finishing at once roll up one after the other and the last sees both.
+ * Update a part and roll its tile up, in the caller's transaction, in two statements: the first
+ * locks the tile's row and records the part (sql/batch/update_part.sql), so two parts finishing at
+ * once roll up one after the other; the second, with a snapshot taken after the lock, sums the
+ * parts into the tile (sql/batch/rollup_tile.sql) and so sees both.
  */
 export async function updatePartAndTile(trx: Knex, batchId: number, imageryId: number, part: number, fields: PartFields): Promise<TileStatus> {
-  const tile = await trx('batch_tile as t').join('imagery as i', 'i.id', 't.imagery_id').where({ 't.batch_id': batchId, 't.imagery_id': imageryId }).forUpdate('t').first('t.status', 'i.path', 't.timings');
-  if (!tile) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
-  const { timings, ...rest } = fields;
-  const update: Record<string, unknown> = { ...rest, updated_at: trx.fn.now() };
-  if (timings) update.timings = trx.raw('timings || ?::jsonb', [JSON.stringify(timings)]);
-  await trx('batch_part').where({ batch_id: batchId, imagery_id: imageryId, part }).update(update);
-  const [r] = await runSql<{ parts: number; failed: number; vectorized: number; windows: number; polygons: number; valid_px: string; error_code: string | null; error_message: string | null }>(trx, 'batch/rollup_tile', { batch_id: batchId, imagery_id: imageryId });
-  if (tile.status === 'failed') return 'failed';
-  // stage timings summed over the parts, for the batch summary and benchmarks
-  const summed: Record<string, number> = { ...(tile.timings ?? {}) };
-  for (const [k, v] of Object.entries(timings ?? {})) summed[k] = Math.round((Number(summed[k] ?? 0) + v) * 10) / 10;
-  let next: Partial<{ status: TileStatus; error_code: string | null; error_message: string | null; windows: number; polygons: number }> | null = null;
-  if (r.failed > 0) next = { status: 'failed', error_code: r.error_code, error_message: r.parts > 1 ? r.error_message : r.error_message?.replace(/^part 0 \([^)]*\): /, '') ?? null };
-  else if (r.vectorized === r.parts && Number(r.valid_px) === 0) next = { status: 'failed', error_code: 'all_nodata', error_message: `${tile.path}: no pixel has data in both months (all nodata, NaN, or outside the baseline)` };
-  else if (r.vectorized === r.parts) next = { status: 'vectorized', windows: r.windows, polygons: r.polygons };
-  await trx('batch_tile').where({ batch_id: batchId, imagery_id: imageryId }).update({ ...(next ?? {}), timings: JSON.stringify(summed), updated_at: trx.fn.now() });
-  return next?.status ?? (tile.status as TileStatus);
+  const params = {
+    batch_id: batchId, imagery_id: imageryId, part, status: fields.status ?? 'queued',
+    error_code: fields.error_code ?? null, error_message: fields.error_message ?? null,
+    windows: fields.windows ?? null, polygons: fields.polygons ?? null, valid_px: fields.valid_px ?? null,
+    timings: JSON.stringify(fields.timings ?? {}),
+  };
+  const [locked] = await runSql<{ tile_status: TileStatus | null; parts: number }>(trx, 'batch/update_part', params);
+  if (!locked?.tile_status) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
+  const [rolled] = await runSql<{ status: TileStatus }>(trx, 'batch/rollup_tile', { batch_id: batchId, imagery_id: imageryId, timings: params.timings });
+  return rolled?.status ?? 'failed';
 }
 
 /**

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EPSG_4548 } from '../pipeline/crs.ts';
 import { detectRegion, detectTile } from '../pipeline/detect.tile.ts';
@@ -10,6 +11,7 @@ import { partGrid } from '../pipeline/window.grid.ts';
 import { runBatch } from './helpers/batch.ts';
 import { BatchProgressReader } from '../workers/batch.progress.ts';
 import { redisConnection } from '../workers/queues.ts';
+import { updatePartAndTile } from '../store/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 
@@ -104,6 +106,28 @@ describe('a batch in parts on real PostGIS and Redis', () => {
       await reader.close();
       redis.disconnect();
     }
+  });
+
+  it('rolls parts up into their tile: sums, stage timings, and a failed part named in the reason', async () => {
+    // (runs after the batch above, on its rows)
+    const db = parts.db;
+    const [tile] = await db('batch_tile').orderBy('imagery_id').limit(1).select('batch_id', 'imagery_id', 'windows', 'polygons', 'timings');
+    const key = { batch_id: tile.batch_id, imagery_id: tile.imagery_id };
+    const sums = await db('batch_part').where(key).sum({ windows: 'windows', polygons: 'polygons' }).first();
+    expect([tile.windows, tile.polygons]).toEqual([Number(sums!.windows), Number(sums!.polygons)]);
+    const partTimings = (await db('batch_part').where(key).select('timings')).map((r) => r.timings as Record<string, number>);
+    const inferSum = partTimings.reduce((a, t) => a + (t.infer ?? 0), 0);
+    expect(Math.abs(Number(tile.timings.infer) - inferSum)).toBeLessThan(0.05 * partTimings.length + 1e-6); // each addition rounded to 0.1 ms
+
+    const part = await db('batch_part').where({ ...key, part: 5 }).first('x', 'y', 'width', 'height');
+    const status = await db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, Number(tile.batch_id), Number(tile.imagery_id), 5, { status: 'failed', error_code: 'corrupt_tiff', error_message: 'detect: x.tif: damaged', timings: { read: 1.2 } }));
+    expect(status).toBe('failed');
+    const after = await db('batch_tile').where(key).first('status', 'error_code', 'error_message', 'timings');
+    expect(after).toMatchObject({ status: 'failed', error_code: 'corrupt_tiff', error_message: `part 5 (${part.x},${part.y} ${part.width}×${part.height} px): detect: x.tif: damaged` });
+    expect(Number(after.timings.read)).toBeCloseTo(Number(tile.timings.read) + 1.2, 1);
+    // a failed tile stays failed and keeps its reason when another part reports
+    expect(await db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, Number(tile.batch_id), Number(tile.imagery_id), 6, { status: 'vectorized', windows: 1, polygons: 0, valid_px: 1 }))).toBe('failed');
+    expect(await db('batch_tile').where(key).first('error_message')).toEqual({ error_message: after.error_message });
   });
 });
 
