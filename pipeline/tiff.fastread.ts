@@ -59,8 +59,8 @@ export class FastTiffReader {
    * every core, with none of the per-block work on Node's main thread, where a part job's reads
    * otherwise compete with everything else the process does (in the batch benchmark this took a
    * DEFLATE scene's reads from 2.8 to 1.9 s). Strips stay with eachRun: libvips may decode a
-   * striped file from its first strip on. read() always uses eachRun, and the tests compare the two
-   * with each other and with GDAL.
+   * striped file from its first strip on. read() and readInterleaved() decode the same way; the
+   * tests compare both with GDAL for tiled and striped files.
    */
   private get viaLibvips(): boolean {
     return this.compression !== 'none' && this.blockW !== this.width && this.spp <= 4;
@@ -71,10 +71,12 @@ export class FastTiffReader {
     const out = bands.map(() => new Uint8Array(win.width * win.height));
     const spp = this.spp;
     const rgb = bands.length === 3 && spp >= 3 && bands[0] === 0 && bands[1] === 1 && bands[2] === 2;
-    await this.eachRun(win, (block, src, dst, n) => {
+    const split = (block: Uint8Array, src: number, dst: number, n: number) => {
       if (rgb) deinterleave3(block, src, spp, out[0], out[1], out[2], dst, n);
       else for (let k = 0; k < bands.length; k++) deinterleave1(block, src + bands[k], spp, out[k], dst, n);
-    });
+    };
+    if (this.viaLibvips) split(await readWithLibvips(this.file, win, spp), 0, 0, win.width * win.height);
+    else await this.eachRun(win, split);
     return out;
   }
 
@@ -106,10 +108,10 @@ export class FastTiffReader {
     const stride = this.blockW * this.spp;
     const across = bx1 - bx0 + 1;
     const rowsAtOnce = Math.max(1, Math.floor(BLOCKS_IN_FLIGHT / across));
+    const rowsOf = (by: number) => (this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH); // a last strip may be short; tiles are padded
     const scratch: Uint8Array[] = [];
     for (let g0 = by0; g0 <= by1; g0 += rowsAtOnce) {
       const g1 = Math.min(by1, g0 + rowsAtOnce - 1);
-      const rowsOf = (by: number) => (this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH); // a last strip may be short; tiles are padded
       const pending: Promise<Uint8Array>[] = [];
       for (let by = g0; by <= g1; by++) for (let i = 0; i < across; i++) pending.push(this.block(by * perRow + bx0 + i, rowsOf(by), scratch, pending.length));
       const blocks = await Promise.all(pending);
