@@ -10,8 +10,19 @@ export type ModelInput = Float32Array | Uint8Array;
  */
 export interface ChangeModel {
   readonly manifest: ModelManifest;
-  run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<Float32Array>;
+  /**
+   * Change probability for a batch of windows, [batch, row, col]. The input arrays belong to the
+   * model from the call on: it may move them to another thread (leaving them detached) and hands
+   * them to arrayPool when done, so the caller must not read or reuse them afterwards.
+   */
+  run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<ModelRun>;
   close(): Promise<void>;
+}
+
+export interface ModelRun {
+  probability: Float32Array;
+  /** Milliseconds the model computed, when it can tell them apart from waiting for its turn. */
+  computeMs?: number;
 }
 
 /** ONNX feeds for one batch: pure data, so the call can be logged and tested without a runtime. */

@@ -17,7 +17,7 @@ export interface DetectInput {
   batchSize?: number;
   /** Called after each batch of windows with (windows done, windows total). */
   onProgress?: (done: number, total: number) => void;
-  /** When given, milliseconds spent reading (and normalising), in the model, and blending are added to read/infer/blend. */
+  /** When given, milliseconds spent reading (and normalising), in the model, waiting for the model, and blending are added to read/infer/modelWait/blend. */
   stages?: Record<string, number>;
 }
 
@@ -87,8 +87,8 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const nb = bandIdx.length;
   const plane = xs.size * ys.size;
   const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
-  // onnxruntime-node runs a session on the calling thread, so cutting, inference and blending
-  // take turns; the input tensors come from arrayPool and go back after each batch.
+  // The input tensors come from arrayPool; the model takes them (see ChangeModel.run) and hands
+  // them back, so the give below only matters when the model fails before taking them.
   for (let k = 0; k < windows.length; k += batchSize) {
     const group = windows.slice(k, k + batchSize);
     const n = group.length * nb * plane;
@@ -100,8 +100,17 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
         fillWindow(b, win, m, before, gi);
       }
       t = lap(input.stages, 'read', t);
-      const prob = await model.run(before, afterT, group.length, ys.size, xs.size);
-      t = lap(input.stages, 'infer', t);
+      const { probability: prob, computeMs } = await model.run(before, afterT, group.length, ys.size, xs.size);
+      // Inference is the model's own compute; the rest of the call (the hand-over to the model's
+      // thread, another part's run ahead in its queue) is waiting, so that with several parts in
+      // flight inference is counted once.
+      if (computeMs === undefined) t = lap(input.stages, 'infer', t);
+      else {
+        const now = performance.now();
+        add(input.stages, 'infer', computeMs);
+        add(input.stages, 'modelWait', now - t - computeMs);
+        t = now;
+      }
       for (const [gi, win] of group.entries()) blender.add(prob.subarray(gi * plane, (gi + 1) * plane), win.i, win.j);
       t = lap(input.stages, 'blend', t);
     } finally {
@@ -198,6 +207,10 @@ function normalisedRamps(axis: AxisWindows, length: number, ramp: (start: number
 /** Adds the time since t0 to stages[key] (when stages are being collected) and returns now. */
 function lap(stages: Record<string, number> | undefined, key: string, t0: number): number {
   const now = performance.now();
-  if (stages) stages[key] = Math.round(((stages[key] ?? 0) + now - t0) * 10) / 10;
+  add(stages, key, now - t0);
   return now;
+}
+
+function add(stages: Record<string, number> | undefined, key: string, ms: number): void {
+  if (stages) stages[key] = Math.round(((stages[key] ?? 0) + Math.max(0, ms)) * 10) / 10;
 }

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import ort from 'onnxruntime-node';
-import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput } from './change.model.ts';
+import { Worker } from 'node:worker_threads';
+import type ort from 'onnxruntime-node';
+import { arrayPool } from './array.pool.ts';
+import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput, type ModelRun } from './change.model.ts';
 import { BadInputError } from './errors.ts';
 import { loadManifest, type ModelManifest } from './model.manifest.ts';
 
@@ -10,9 +12,16 @@ export interface OnnxModelOptions {
   intraOpThreads?: number;
 }
 
-/** A change model running in onnxruntime-node. Create once per worker process and reuse. */
+/**
+ * A change model running in onnxruntime-node. Create once per worker process and reuse.
+ *
+ * The session lives on a thread of its own (model.thread.mjs): onnxruntime-node computes on the
+ * thread that calls it, and on the main thread a run would hold up everything else in the
+ * process for its whole length. Runs are taken one at a time, in the order asked. Input arrays
+ * move to the session's thread without a copy (see ChangeModel.run) and come back to arrayPool.
+ */
 export class OnnxChangeModel implements ChangeModel {
-  private constructor(readonly manifest: ModelManifest, private readonly session: ort.InferenceSession) {}
+  private constructor(readonly manifest: ModelManifest, private readonly session: SessionThread) {}
 
   static async load(modelDir: string, opts: OnnxModelOptions = {}): Promise<OnnxChangeModel> {
     const { manifest, onnxPath } = loadManifest(modelDir);
@@ -26,39 +35,126 @@ export class OnnxChangeModel implements ChangeModel {
       const found = createHash('sha256').update(bytes).digest('hex');
       if (found !== manifest.sha256) throw new BadInputError('model_file', `${onnxPath}: sha256 ${found} differs from the manifest's ${manifest.sha256}`, { file: onnxPath });
     }
-    const session = await ort.InferenceSession.create(bytes, {
+    const session = await SessionThread.start(onnxPath, bytes, {
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       graphOptimizationLevel: 'all',
     });
-    for (const name of [manifest.inputs.before, manifest.inputs.after]) {
-      if (!session.inputNames.includes(name)) throw new BadInputError('model_file', `${onnxPath}: graph has no input "${name}" (inputs: ${session.inputNames.join(', ')})`, { file: onnxPath });
-    }
-    for (const meta of session.inputMetadata) {
-      if (meta.isTensor && [manifest.inputs.before, manifest.inputs.after].includes(meta.name) && meta.type !== manifest.inputType) {
-        throw new BadInputError('model_file', `${onnxPath}: graph input "${meta.name}" is ${meta.type} but the manifest's inputType is ${manifest.inputType}`, { file: onnxPath });
-      }
-    }
-    if (!session.outputNames.includes(manifest.output.name)) {
-      throw new BadInputError('model_file', `${onnxPath}: graph has no output "${manifest.output.name}" (outputs: ${session.outputNames.join(', ')})`, { file: onnxPath });
+    try {
+      checkGraph(manifest, session.graph, onnxPath);
+    } catch (err) {
+      await session.close();
+      throw err;
     }
     return new OnnxChangeModel(manifest, session);
   }
 
-  async run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<Float32Array> {
+  async run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<ModelRun> {
     const feeds = buildFeeds(this.manifest, before, after, batch, heightPx, widthPx);
-    const tensors: Record<string, ort.Tensor> = {};
-    for (const [name, f] of Object.entries(feeds)) tensors[name] = f.data instanceof Uint8Array ? new ort.Tensor('uint8', f.data, f.dims) : new ort.Tensor('float32', f.data, f.dims);
-    const result = await this.session.run(tensors);
-    const out = result[this.manifest.output.name];
-    const data = out.data as Float32Array;
-    if (data.length !== batch * heightPx * widthPx) {
-      throw new Error(`model ${this.manifest.name}: output has ${data.length} values, expected ${batch}×1×${heightPx}×${widthPx}`);
+    const { output, computeMs } = await this.session.run(feeds, this.manifest.output.name);
+    if (output.length !== batch * heightPx * widthPx) {
+      throw new Error(`model ${this.manifest.name}: output has ${output.length} values, expected ${batch}×1×${heightPx}×${widthPx}`);
     }
-    // onnxruntime-node hands each output over in an array of its own: no copy needed
-    return this.manifest.output.kind === 'logits' ? sigmoidInPlace(data) : data;
+    // the output arrives in an array of its own (moved from the session's thread): no copy needed
+    return { probability: this.manifest.output.kind === 'logits' ? sigmoidInPlace(output) : output, computeMs };
   }
 
   async close(): Promise<void> {
-    await this.session.release();
+    await this.session.close();
+  }
+}
+
+/** The graph's inputs and outputs, as the session reports them. */
+interface GraphInfo {
+  inputNames: readonly string[];
+  inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  outputNames: readonly string[];
+}
+
+/** The manifest's names and input type must be the graph's: a mismatch is refused at load, naming the file. */
+function checkGraph(manifest: ModelManifest, graph: GraphInfo, onnxPath: string): void {
+  for (const name of [manifest.inputs.before, manifest.inputs.after]) {
+    if (!graph.inputNames.includes(name)) throw new BadInputError('model_file', `${onnxPath}: graph has no input "${name}" (inputs: ${graph.inputNames.join(', ')})`, { file: onnxPath });
+  }
+  for (const meta of graph.inputMetadata) {
+    if (meta.isTensor && [manifest.inputs.before, manifest.inputs.after].includes(meta.name) && meta.type !== manifest.inputType) {
+      throw new BadInputError('model_file', `${onnxPath}: graph input "${meta.name}" is ${meta.type} but the manifest's inputType is ${manifest.inputType}`, { file: onnxPath });
+    }
+  }
+  if (!graph.outputNames.includes(manifest.output.name)) {
+    throw new BadInputError('model_file', `${onnxPath}: graph has no output "${manifest.output.name}" (outputs: ${graph.outputNames.join(', ')})`, { file: onnxPath });
+  }
+}
+
+type Reply = { id: number; output?: Float32Array; inputs: ModelInput[]; computeMs?: number; error?: string };
+
+/** An onnxruntime session on its own thread (model.thread.mjs), and the runs waiting for it. */
+class SessionThread {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (r: { output: Float32Array; computeMs: number }) => void; reject: (e: Error) => void }>();
+  /** Set once the thread has died: every later run fails with it. */
+  private dead: Error | null = null;
+
+  private constructor(private readonly worker: Worker, readonly graph: GraphInfo, private readonly onnxPath: string) {
+    worker.on('message', (m: Reply) => this.settle(m));
+    const die = (err: Error) => {
+      this.dead = err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', (err: Error) => die(new Error(`${onnxPath}: the onnxruntime thread failed: ${err.message}`)));
+    worker.on('exit', (code) => die(new Error(`${onnxPath}: the onnxruntime thread has stopped (exit code ${code})`)));
+    // an idle session thread does not keep the process alive; a run in flight does (run())
+    worker.unref();
+  }
+
+  static async start(onnxPath: string, bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<SessionThread> {
+    const worker = new Worker(new URL('./model.thread.mjs', import.meta.url), { workerData: { model: bytes, options } });
+    type First = { ready?: GraphInfo; failed?: string };
+    // (listeners are removed one by one: removing all of a Worker's 'message' listeners stops its port)
+    let onMessage!: (m: First) => void, onError!: (err: Error) => void, onExit!: (code: number) => void;
+    const first = await new Promise<First>((resolve) => {
+      onMessage = resolve;
+      onError = (err) => resolve({ failed: err.message });
+      onExit = (code) => resolve({ failed: `the onnxruntime thread exited (code ${code}) before loading the model` });
+      worker.once('message', onMessage).once('error', onError).once('exit', onExit);
+    });
+    worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+    if (!first.ready) {
+      await worker.terminate();
+      throw new BadInputError('model_file', `${onnxPath}: onnxruntime cannot load the model (${first.failed})`, { file: onnxPath });
+    }
+    return new SessionThread(worker, first.ready, onnxPath);
+  }
+
+  /**
+   * One run of the session. The feeds' arrays are moved to the thread when each is a whole buffer
+   * (so they are detached here afterwards), copied otherwise; either way they come back and go to
+   * arrayPool.
+   */
+  run(feeds: ReturnType<typeof buildFeeds>, output: string): Promise<{ output: Float32Array; computeMs: number }> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    const message = { id, output, feeds: Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data: f.data, dims: f.dims }])) };
+    const movable = new Set<ArrayBuffer>();
+    for (const f of Object.values(feeds)) if (f.data.byteOffset === 0 && f.data.byteLength === f.data.buffer.byteLength && f.data.buffer instanceof ArrayBuffer) movable.add(f.data.buffer);
+    const done = new Promise<{ output: Float32Array; computeMs: number }>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    if (this.pending.size === 1) this.worker.ref();
+    this.worker.postMessage(message, [...movable]);
+    return done;
+  }
+
+  private settle(m: Reply): void {
+    arrayPool.give(...m.inputs);
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (!this.pending.size) this.worker.unref();
+    if (m.error !== undefined) p.reject(new Error(`${this.onnxPath}: ${m.error}`));
+    else p.resolve({ output: m.output!, computeMs: m.computeMs! });
+  }
+
+  async close(): Promise<void> {
+    // runs in flight end with the thread
+    await this.worker.terminate();
   }
 }

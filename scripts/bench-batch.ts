@@ -102,7 +102,7 @@ try {
   const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
   const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
   const stages: [string, number][] = [
-    ['read + normalise', sum('read')], ['inference', sum('infer')], ['blend windows', sum('blend')],
+    ['read + normalise', sum('read')], ['inference', sum('infer')], ['waiting for the model', sum('modelWait')], ['blend windows', sum('blend')],
     ['vectorize', sum('vectorize')], ['store polygons', sum('store')],
     ['diff (PostGIS)', (s.timings?.diffMs ?? 0) / 1000], ['match', (s.timings?.matchMs ?? 0) / 1000], ['emit', (s.timings?.emitMs ?? 0) / 1000],
   ];

@@ -19,7 +19,7 @@ function echoModel(tile: number, overlap: number): ChangeModel {
     async run(_b, a, batch, h, w) {
       const out = new Float32Array(batch * h * w);
       for (let i = 0; i < batch; i++) out.set(a.subarray(i * 3 * h * w, i * 3 * h * w + h * w), i * h * w);
-      return out;
+      return { probability: out };
     },
     async close() {},
   };

@@ -36,7 +36,7 @@ describe('siam-unet-lite ONNX model', () => {
     expect(model.manifest.inputType).toBe('uint8');
     for (const [n, h, w] of [[1, 64, 64], [2, 100, 140], [1, 257, 33]]) {
       const x = Uint8Array.from({ length: n * 3 * h * w }, (_, i) => (i * 7919) % 255);
-      const out = await model.run(x, x.map((v) => 255 - v), n, h, w);
+      const { probability: out } = await model.run(x, x.map((v) => 255 - v), n, h, w);
       expect(out.length).toBe(n * h * w);
       expect(out.every((p) => p >= 0 && p <= 1)).toBe(true);
     }
@@ -110,6 +110,49 @@ describe('siam-unet-lite ONNX model', () => {
       bytes[bytes.length - 1] ^= 0xff;
       writeFileSync(join(dir, 'model.onnx'), bytes);
       await expect(OnnxChangeModel.load(dir)).rejects.toThrow(/model\.onnx: sha256 .* differs from the manifest/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs on a thread of its own: the event loop keeps turning during a run, runs in flight answer in order, inputs are taken', async () => {
+    const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
+    try {
+      const n = 2, h = 512, w = 512;
+      const input = (seed: number) => Uint8Array.from({ length: n * h * w * 3 }, (_, i) => (i * seed + (i >> 9) * 31) % 251);
+      const alone = (await model.run(input(7), input(13), n, h, w)).probability;
+      // onnxruntime-node computes on the calling thread: on the main thread, no timer fires during a run
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      const before = input(7), after = input(13);
+      const [r1, r2] = await Promise.all([model.run(before, after, n, h, w), model.run(input(13), input(7), n, h, w)]);
+      clearInterval(timer);
+      expect(r1.computeMs! + r2.computeMs!).toBeGreaterThan(20);
+      expect(ticks).toBeGreaterThan(5);
+      expect(Array.from(r1.probability)).toEqual(Array.from(alone));
+      expect(Array.from(r2.probability)).not.toEqual(Array.from(alone));
+      // the caller's arrays moved to the model's thread (ChangeModel.run: the model owns them)
+      expect(before.byteLength).toBe(0);
+      expect(after.byteLength).toBe(0);
+      // a view into a larger buffer is copied, not moved, so the rest of its buffer stays usable
+      const big = new Uint8Array(2 * 64 * 64 * 3 + 10);
+      const view = big.subarray(10);
+      expect((await model.run(view.subarray(0, 64 * 64 * 3), view.subarray(64 * 64 * 3), 1, 64, 64)).probability.length).toBe(64 * 64);
+      expect(big.byteLength).toBe(2 * 64 * 64 * 3 + 10);
+    } finally {
+      await model.close();
+    }
+    await expect(model.run(new Uint8Array(3 * 8 * 8), new Uint8Array(3 * 8 * 8), 1, 8, 8)).rejects.toThrow(/model\.onnx: the onnxruntime thread has stopped/);
+  });
+
+  it('refuses a file onnxruntime cannot load, naming it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tuban-model-'));
+    try {
+      const manifest = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8'));
+      delete manifest.sha256;
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+      writeFileSync(join(dir, 'model.onnx'), 'not a model');
+      await expect(OnnxChangeModel.load(dir)).rejects.toThrow(/model\.onnx: onnxruntime cannot load the model/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
