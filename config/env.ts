@@ -35,14 +35,19 @@ const EnvSchema = z.object({
   TUBAN_LEGAL_BUFFER_M: z.coerce.number().min(0).default(1.5),
   /** Opening radius that removes slivers after subtraction (m). */
   TUBAN_OPENING_M: z.coerce.number().min(0).default(1),
-  /** Worker concurrency per queue, and onnxruntime threads per inference. */
-  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
+  /**
+   * Jobs in flight per queue in one worker process. With 2, one part's reading, vectorizing and
+   * database round trips run while the other part is in the model (on the model's own thread);
+   * memory grows by one part (about 150 MB at the default part size).
+   */
+  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(2),
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
   TUBAN_REGULARISE: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
   /** Largest relative area change regularisation may make (0.1 = 10 %). */
   TUBAN_REGULARISE_MAX_CHANGE: z.coerce.number().min(0).max(0.5).default(0.1),
+  /** onnxruntime threads per inference (intra-op); default: onnxruntime's choice (the physical cores). */
   TUBAN_ORT_THREADS: z.coerce.number().int().positive().optional(),
   /** Attempts per tile job before it is marked failed (transient errors only). */
   TUBAN_JOB_ATTEMPTS: z.coerce.number().int().positive().default(3),

@@ -5,11 +5,14 @@
  * inference, blending, vectorizing, storing, diff, match and emit. Not a test: numbers
  * depend on the machine.
  *
- *   npx tsx scripts/bench-batch.ts [--repeat 4] [--scene-px 0] [--compress NONE] [--model models/siam-unet-lite] [--part 3072] [--concurrency 1] [--keep]
+ *   npx tsx scripts/bench-batch.ts [--repeat 4] [--scene-px 0] [--compress NONE] [--model models/siam-unet-lite] [--part 3072] [--concurrency 2] [--keep]
  *
  * --scene-px N mosaics each month into scenes of N × N px (as vendors deliver them: 20,000–40,000
  * px a side, cut into parts of --part px), instead of the fixture's 1024² tiles; --compress sets
- * the GeoTIFF compression GDAL writes (NONE, DEFLATE, LZW).
+ * the GeoTIFF compression GDAL writes (NONE, DEFLATE, LZW); --concurrency the part jobs in flight
+ * (default TUBAN_CONCURRENCY's). Inference is the model's own compute time; with parts in flight
+ * together the other stages overlap it and each other, so only the wall time and inference are
+ * comparable across concurrencies.
  *
  * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
  * REDIS_URL under a key prefix of its own; both are removed afterwards (unless --keep).
@@ -84,7 +87,7 @@ const env = {
   TUBAN_LOG_LEVEL: 'warn',
   TUBAN_MODEL_DIR: opt('--model', process.env.TUBAN_MODEL_DIR ?? 'models/siam-unet-lite'),
   TUBAN_PART_PX: opt('--part', process.env.TUBAN_PART_PX ?? '3072'),
-  TUBAN_CONCURRENCY: opt('--concurrency', process.env.TUBAN_CONCURRENCY ?? '1'),
+  ...(argv.includes('--concurrency') ? { TUBAN_CONCURRENCY: opt('--concurrency', '') } : {}),
 };
 const config = loadConfig(env);
 const db = await openDb(config);

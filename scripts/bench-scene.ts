@@ -5,7 +5,9 @@
  * edges: their pieces must add up to the planted area and union into one polygon each.
  * Not a test: numbers depend on the machine.
  *
- *   npx tsx scripts/bench-scene.ts [--size 40000] [--part 3072] [--model models/cva-baseline] [--compress NONE|DEFLATE] [--keep DIR]
+ *   npx tsx scripts/bench-scene.ts [--size 40000] [--part 3072] [--model models/cva-baseline] [--compress NONE|DEFLATE] [--concurrency 1] [--keep DIR]
+ *
+ * --concurrency N keeps N parts in flight, as a worker with TUBAN_CONCURRENCY=N does.
  *
  * With --keep DIR the scene files stay in DIR and a later run with the same size and part reuses them.
  */
@@ -34,6 +36,7 @@ const modelDir = opt('--model', 'models/cva-baseline');
 /** Tile compression of the scene files (NONE reads fastest; DEFLATE is what deliveries often use). */
 const COMPRESS = opt('--compress', 'NONE');
 const keepDir = argv.includes('--keep') ? opt('--keep', '') : '';
+const CONCURRENCY = Number(opt('--concurrency', '1'));
 const GSD = 0.5, X0 = 500000, Y0 = 2740000;
 const dir = keepDir || mkdtempSync(join(tmpdir(), 'tuban-bench-scene-'));
 mkdirSync(dir, { recursive: true });
@@ -81,15 +84,20 @@ const pieces: Feature<Polygon | MultiPolygon, { area_m2: number; pixel_count: nu
 const ms: Record<string, number> = {};
 let peakRss = 0;
 t = performance.now();
-for (const [i, p] of parts.entries()) {
-  const r = await detectRegion({ after: a, baselines: [{ source: b }], model, region: p, marginPx: Math.max(model.manifest.overlapPx, 32), stages: ms });
-  const tv = performance.now();
-  for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, { threshold: model.manifest.defaultThreshold, minAreaM2: 2, offsetPx: { x: p.x, y: p.y } })) pieces.push(f);
-  ms.vectorize = (ms.vectorize ?? 0) + performance.now() - tv;
-  releaseProbability(r); // as the workers do: the next part reuses the planes
-  peakRss = Math.max(peakRss, process.memoryUsage().rss);
-  if (i % 10 === 0 || i === parts.length - 1) process.stdout.write(`\r  part ${i + 1}/${parts.length}, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
-}
+let next = 0, done = 0;
+const inFlight = async () => {
+  for (let i = next++; i < parts.length; i = next++) {
+    const p = parts[i];
+    const r = await detectRegion({ after: a, baselines: [{ source: b }], model, region: p, marginPx: Math.max(model.manifest.overlapPx, 32), stages: ms });
+    const tv = performance.now();
+    for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, { threshold: model.manifest.defaultThreshold, minAreaM2: 2, offsetPx: { x: p.x, y: p.y } })) pieces.push(f);
+    ms.vectorize = (ms.vectorize ?? 0) + performance.now() - tv;
+    releaseProbability(r); // as the workers do: the next part reuses the planes
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    if (++done % 10 === 0 || done === parts.length) process.stdout.write(`\r  part ${done}/${parts.length}, rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MB`);
+  }
+};
+await Promise.all(Array.from({ length: CONCURRENCY }, inFlight));
 const wall = (performance.now() - t) / 1000;
 await a.close();
 await b.close();
@@ -118,8 +126,8 @@ for (const r of planted.filter((p) => p.seam)) {
   else seamBad.push(`${r.x0},${r.y0}: ${mine.length} pieces, union ${g ? (oneRing ? 'one ring' : g.type) : 'none'}, area ${g ? areaOf(g).toFixed(2) : 0} vs pieces ${sum.toFixed(2)} m²`);
 }
 const mp = (S * S) / 1e6;
-console.log(`\n\n${S}² px (${mp.toFixed(0)} MP, ${((mp * GSD * GSD)).toFixed(0)} km²) in ${parts.length} parts of ≤ ${PART}², model ${model.manifest.name}`);
+console.log(`\n\n${S}² px (${mp.toFixed(0)} MP, ${((mp * GSD * GSD)).toFixed(0)} km²) in ${parts.length} parts of ≤ ${PART}², ${CONCURRENCY} in flight, model ${model.manifest.name}`);
 console.log(`wall ${wall.toFixed(1)} s (${(mp / wall).toFixed(2)} MP/s); peak RSS ${maxRssMb.toFixed(0)} MB (sampled after each part: ${(peakRss / 2 ** 20).toFixed(0)} MB)`);
-for (const k of ['read', 'infer', 'blend', 'vectorize']) console.log(`  ${k.padEnd(10)} ${((ms[k] ?? 0) / 1000).toFixed(1).padStart(8)} s`);
+for (const k of ['read', 'infer', 'modelWait', 'blend', 'vectorize']) console.log(`  ${k.padEnd(10)} ${((ms[k] ?? 0) / 1000).toFixed(1).padStart(8)} s`);
 console.log(`pieces ${pieces.length}; buildings across part edges whole again (one polygon, one ring, area = sum of the pieces): ${seamOk}/${seamOk + seamBad.length}${seamBad.length ? ` — not: ${seamBad.slice(0, 5).join('; ')}` : ''}`);
 if (!keepDir) rmSync(dir, { recursive: true, force: true });
