@@ -10,11 +10,7 @@ export type ModelInput = Float32Array | Uint8Array;
  */
 export interface ChangeModel {
   readonly manifest: ModelManifest;
-  /**
-   * Change probability for a batch of windows, [batch, row, col]. The input arrays belong to the
-   * model from the call on: it may move them to another thread (leaving them detached) and hands
-   * them to arrayPool when done, so the caller must not read or reuse them afterwards.
-   */
+  /** Change probability for a batch of windows, [batch, row, col]; the caller keeps the inputs. */
   run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<ModelRun>;
   close(): Promise<void>;
 }

@@ -87,8 +87,9 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const nb = bandIdx.length;
   const plane = xs.size * ys.size;
   const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
-  // The input tensors come from arrayPool; the model takes them (see ChangeModel.run) and hands
-  // them back, so the give below only matters when the model fails before taking them.
+  // The model runs on a thread of its own (OnnxChangeModel), so with several parts in flight one
+  // part's cutting and blending overlap another's inference; the input tensors come from arrayPool
+  // and go back after each batch.
   for (let k = 0; k < windows.length; k += batchSize) {
     const group = windows.slice(k, k + batchSize);
     const n = group.length * nb * plane;
@@ -112,6 +113,7 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
         t = now;
       }
       for (const [gi, win] of group.entries()) blender.add(prob.subarray(gi * plane, (gi + 1) * plane), win.i, win.j);
+      arrayPool.give(prob);
       t = lap(input.stages, 'blend', t);
     } finally {
       arrayPool.give(before, afterT);

@@ -17,8 +17,8 @@ export interface OnnxModelOptions {
  *
  * The session lives on a thread of its own (model.thread.mjs): onnxruntime-node computes on the
  * thread that calls it, and on the main thread a run would hold up everything else in the
- * process for its whole length. Runs are taken one at a time, in the order asked. Input arrays
- * move to the session's thread without a copy (see ChangeModel.run) and come back to arrayPool.
+ * process for its whole length. Runs are taken one at a time, in the order asked. The probability
+ * arrays come from arrayPool: whoever is done with one may hand it back (detect does after blending).
  */
 export class OnnxChangeModel implements ChangeModel {
   private constructor(readonly manifest: ModelManifest, private readonly session: SessionThread) {}
@@ -50,11 +50,8 @@ export class OnnxChangeModel implements ChangeModel {
 
   async run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<ModelRun> {
     const feeds = buildFeeds(this.manifest, before, after, batch, heightPx, widthPx);
-    const { output, computeMs } = await this.session.run(feeds, this.manifest.output.name);
-    if (output.length !== batch * heightPx * widthPx) {
-      throw new Error(`model ${this.manifest.name}: output has ${output.length} values, expected ${batch}×1×${heightPx}×${widthPx}`);
-    }
-    // the output arrives in an array of its own (moved from the session's thread): no copy needed
+    // (the thread refuses an output of another size than batch×1×height×width, naming it)
+    const { output, computeMs } = await this.session.run(feeds, this.manifest.output.name, batch * heightPx * widthPx);
     return { probability: this.manifest.output.kind === 'logits' ? sigmoidInPlace(output) : output, computeMs };
   }
 
@@ -85,12 +82,27 @@ function checkGraph(manifest: ModelManifest, graph: GraphInfo, onnxPath: string)
   }
 }
 
-type Reply = { id: number; output?: Float32Array; inputs: ModelInput[]; computeMs?: number; error?: string };
+type Reply = { id: number; computeMs?: number; error?: string };
 
-/** An onnxruntime session on its own thread (model.thread.mjs), and the runs waiting for it. */
+/** Shared memory for one run in flight: the feeds by name, and the output. */
+interface Slot {
+  feeds: Map<string, ModelInput>;
+  output: Float32Array;
+}
+
+/** Free slots kept for reuse; more are made while more runs are in flight. */
+const FREE_SLOTS = 2;
+
+/**
+ * An onnxruntime session on its own thread (model.thread.mjs), and the runs waiting for it. Each
+ * run's feeds are copied into a slot of SharedArrayBuffers, which the thread reads and writes the
+ * output into; slots are reused, so a run allocates nothing on this side but its result (from
+ * arrayPool). Moving fresh buffers between threads instead doubled the garbage collector's work here.
+ */
 class SessionThread {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (r: { output: Float32Array; computeMs: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { slot: Slot; resolve: (r: { output: Float32Array; computeMs: number }) => void; reject: (e: Error) => void }>();
+  private readonly free: Slot[] = [];
   /** Set once the thread has died: every later run fails with it. */
   private dead: Error | null = null;
 
@@ -126,31 +138,52 @@ class SessionThread {
     return new SessionThread(worker, first.ready, onnxPath);
   }
 
-  /**
-   * One run of the session. The feeds' arrays are moved to the thread when each is a whole buffer
-   * (so they are detached here afterwards), copied otherwise; either way they come back and go to
-   * arrayPool.
-   */
-  run(feeds: ReturnType<typeof buildFeeds>, output: string): Promise<{ output: Float32Array; computeMs: number }> {
+  /** One run of the session; the feeds are copied, so the caller keeps them. */
+  run(feeds: ReturnType<typeof buildFeeds>, outputName: string, outputLength: number): Promise<{ output: Float32Array; computeMs: number }> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
-    const message = { id, output, feeds: Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data: f.data, dims: f.dims }])) };
-    const movable = new Set<ArrayBuffer>();
-    for (const f of Object.values(feeds)) if (f.data.byteOffset === 0 && f.data.byteLength === f.data.buffer.byteLength && f.data.buffer instanceof ArrayBuffer) movable.add(f.data.buffer);
-    const done = new Promise<{ output: Float32Array; computeMs: number }>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const slot = this.slotFor(feeds, outputLength);
+    const message = {
+      id, output: outputName, into: slot.output,
+      feeds: Object.fromEntries(Object.entries(feeds).map(([name, f]) => {
+        const data = slot.feeds.get(name)!;
+        data.set(f.data);
+        return [name, { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data, dims: f.dims }];
+      })),
+    };
+    const done = new Promise<{ output: Float32Array; computeMs: number }>((resolve, reject) => this.pending.set(id, { slot, resolve, reject }));
     if (this.pending.size === 1) this.worker.ref();
-    this.worker.postMessage(message, [...movable]);
+    this.worker.postMessage(message);
     return done;
   }
 
+  /** A free slot of these sizes, or a new one (sizes repeat part after part, so few are ever made). */
+  private slotFor(feeds: ReturnType<typeof buildFeeds>, outputLength: number): Slot {
+    const entries = Object.entries(feeds);
+    const fits = (s: Slot) => s.output.length === outputLength && entries.every(([name, f]) => s.feeds.get(name)?.length === f.data.length && s.feeds.get(name)!.constructor === f.data.constructor);
+    const k = this.free.findIndex(fits);
+    if (k >= 0) return this.free.splice(k, 1)[0];
+    const shared = <T>(Ctor: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, length: number) => new Ctor(new SharedArrayBuffer(length * Ctor.BYTES_PER_ELEMENT));
+    return {
+      feeds: new Map(entries.map(([name, f]) => [name, f.data instanceof Uint8Array ? shared(Uint8Array, f.data.length) : shared(Float32Array, f.data.length)])),
+      output: shared(Float32Array, outputLength),
+    };
+  }
+
   private settle(m: Reply): void {
-    arrayPool.give(...m.inputs);
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
     if (!this.pending.size) this.worker.unref();
     if (m.error !== undefined) p.reject(new Error(`${this.onnxPath}: ${m.error}`));
-    else p.resolve({ output: m.output!, computeMs: m.computeMs! });
+    else {
+      // the result in an array of its own (pooled), so the slot can serve the next run at once
+      const output = arrayPool.take(Float32Array, p.slot.output.length);
+      output.set(p.slot.output);
+      p.resolve({ output, computeMs: m.computeMs! });
+    }
+    this.free.push(p.slot);
+    if (this.free.length > FREE_SLOTS) this.free.shift();
   }
 
   async close(): Promise<void> {

@@ -10,20 +10,15 @@
  * Plain JavaScript, so the thread starts the same under tsx, vitest and node alone.
  *
  * workerData: { model: Uint8Array (the ONNX bytes), options: ort.InferenceSession.SessionOptions }.
- * Messages in: { id, feeds: { name: { type, data, dims } }, output }. Out: first { ready: { inputNames,
- * inputMetadata, outputNames } } or { failed: message }; then per run { id, output: Float32Array,
- * inputs: the feeds' arrays handed back, computeMs } or { id, error: message }. Arrays move both ways
- * by transfer where they own their whole buffer, so nothing is copied.
+ * First message out: { ready: { inputNames, inputMetadata, outputNames } } or { failed: message }.
+ * Then per message in, { id, feeds: { name: { type, data, dims } }, output: name, into: Float32Array },
+ * one out: { id, computeMs } or { id, error: message }. `data` and `into` live in SharedArrayBuffers
+ * the main thread reuses, so no buffer is allocated on its side per run (each one would count
+ * towards its next full garbage collection). onnxruntime does not take shared memory, so the feeds
+ * are copied into arrays of this thread's own first, and the output out of onnxruntime's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-
-/** @param {ArrayBufferView[]} arrays the buffers that can move (each whole, none twice) */
-function transferable(arrays) {
-  const out = new Set();
-  for (const a of arrays) if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer) out.add(a.buffer);
-  return [...out];
-}
 
 const port = /** @type {import('node:worker_threads').MessagePort} */ (parentPort);
 let session;
@@ -35,18 +30,30 @@ try {
 if (session) {
   const s = session;
   port.postMessage({ ready: { inputNames: s.inputNames, inputMetadata: s.inputMetadata, outputNames: s.outputNames } });
-  /** @param {{ id: number, feeds: Record<string, { type: 'uint8' | 'float32', data: Uint8Array | Float32Array, dims: number[] }>, output: string }} m */
+
+  /** This thread's copies of the feeds, by name, reused while the size stays the same. */
+  const own = new Map();
+  /** @param {string} name @param {Uint8Array | Float32Array} shared */
+  const local = (name, shared) => {
+    let a = own.get(name);
+    if (!a || a.length !== shared.length || a.constructor !== shared.constructor) own.set(name, (a = new /** @type {any} */ (shared.constructor)(shared.length)));
+    a.set(shared);
+    return a;
+  };
+
+  /** @param {{ id: number, feeds: Record<string, { type: 'uint8' | 'float32', data: Uint8Array | Float32Array, dims: number[] }>, output: string, into: Float32Array }} m */
   const run = async (m) => {
-    const inputs = Object.values(m.feeds).map((f) => f.data);
     try {
-      const tensors = Object.fromEntries(Object.entries(m.feeds).map(([name, f]) => [name, new ort.Tensor(f.type, f.data, f.dims)]));
+      const tensors = Object.fromEntries(Object.entries(m.feeds).map(([name, f]) => [name, new ort.Tensor(f.type, local(name, f.data), f.dims)]));
       const t0 = performance.now();
       const result = await s.run(tensors);
       const computeMs = performance.now() - t0;
       const output = /** @type {Float32Array} */ (result[m.output].data);
-      port.postMessage({ id: m.id, output, inputs, computeMs }, transferable([output, ...inputs]));
+      if (output.length !== m.into.length) throw new Error(`output "${m.output}" has ${output.length} values, expected ${m.into.length}`);
+      m.into.set(output);
+      port.postMessage({ id: m.id, computeMs });
     } catch (err) {
-      port.postMessage({ id: m.id, error: /** @type {Error} */ (err).message, inputs }, transferable(inputs));
+      port.postMessage({ id: m.id, error: /** @type {Error} */ (err).message });
     }
   };
   // One run at a time, in the order asked (the session's intra-op threads do the parallel work), so

@@ -115,7 +115,7 @@ describe('siam-unet-lite ONNX model', () => {
     }
   });
 
-  it('runs on a thread of its own: the event loop keeps turning during a run, runs in flight answer in order, inputs are taken', async () => {
+  it('runs on a thread of its own: the event loop keeps turning during a run, runs in flight answer in order, the caller keeps its inputs', async () => {
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
     try {
       const n = 2, h = 512, w = 512;
@@ -131,14 +131,13 @@ describe('siam-unet-lite ONNX model', () => {
       expect(ticks).toBeGreaterThan(5);
       expect(Array.from(r1.probability)).toEqual(Array.from(alone));
       expect(Array.from(r2.probability)).not.toEqual(Array.from(alone));
-      // the caller's arrays moved to the model's thread (ChangeModel.run: the model owns them)
-      expect(before.byteLength).toBe(0);
-      expect(after.byteLength).toBe(0);
-      // a view into a larger buffer is copied, not moved, so the rest of its buffer stays usable
+      // the caller keeps its arrays (the model copies them into memory its thread shares)
+      expect(Array.from(before.subarray(0, 1000))).toEqual(Array.from(input(7).subarray(0, 1000)));
+      expect(after.byteLength).toBe(n * h * w * 3);
+      // views into a larger buffer are fine
       const big = new Uint8Array(2 * 64 * 64 * 3 + 10);
       const view = big.subarray(10);
       expect((await model.run(view.subarray(0, 64 * 64 * 3), view.subarray(64 * 64 * 3), 1, 64, 64)).probability.length).toBe(64 * 64);
-      expect(big.byteLength).toBe(2 * 64 * 64 * 3 + 10);
     } finally {
       await model.close();
     }
