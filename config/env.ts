@@ -37,10 +37,12 @@ const EnvSchema = z.object({
   TUBAN_OPENING_M: z.coerce.number().min(0).default(1),
   /**
    * Jobs in flight per queue in one worker process. With 2, one part's reading, vectorizing and
-   * database round trips run while the other part is in the model (on the model's own thread);
-   * memory grows by one part (about 150 MB at the default part size).
+   * database round trips run while the other part is in the model (on the model's own thread), and
+   * memory grows by one part (about 150 MB at the default part size). On 2 cores it did not shorten
+   * the fixture batch (the model already keeps both busy), so the default is 1; it helps where round
+   * trips are slow (a remote database) or cores are left idle by onnxruntime.
    */
-  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
