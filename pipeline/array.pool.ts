@@ -10,10 +10,11 @@
  * capped in bytes; the least recently given arrays are dropped first.
  */
 type PooledArray = Uint8Array | Float32Array;
-type PooledCtor<T extends PooledArray> = { new (length: number): T };
+type PooledCtor<T extends PooledArray> = { new (length: number): T; new (buffer: ArrayBufferLike): T; BYTES_PER_ELEMENT: number };
 
-/** Pool key: element type and length (a Buffer counts as a Uint8Array). */
-const keyOf = (float: boolean, length: number) => `${float ? 'f32' : 'u8'}:${length}`;
+/** Pool key: element type, length, and whether the memory is shared (a Buffer counts as a Uint8Array). */
+const keyOf = (float: boolean, length: number, shared: boolean) => `${float ? 'f32' : 'u8'}${shared ? 's' : ''}:${length}`;
+const keyOfArray = (a: PooledArray) => keyOf(a instanceof Float32Array, a.length, a.buffer instanceof SharedArrayBuffer);
 
 /** Below this size an array is left to the allocator: small arrays cost the collector nothing worth pooling. */
 const MIN_POOLED_BYTES = 64 * 1024;
@@ -26,12 +27,15 @@ export class ArrayPool {
 
   constructor(private readonly maxBytes: number) {}
 
-  /** An array of `length` elements; its contents are whatever it last held unless `zero` is set. */
-  take<T extends PooledArray>(ctor: PooledCtor<T>, length: number, zero = false): T {
-    const key = keyOf((ctor as unknown) === Float32Array, length);
+  /**
+   * An array of `length` elements; its contents are whatever it last held unless `zero` is set.
+   * With `shared`, in a SharedArrayBuffer, which another thread (the model's) reads without a copy.
+   */
+  take<T extends PooledArray>(ctor: PooledCtor<T>, length: number, zero = false, shared = false): T {
+    const key = keyOf((ctor as unknown) === Float32Array, length, shared);
     const list = this.free.get(key);
     const a = list?.pop() as T | undefined;
-    if (!a) return new ctor(length);
+    if (!a) return shared ? new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT)) : new ctor(length);
     if (!list!.length) this.free.delete(key);
     this.order.splice(this.order.indexOf(a), 1);
     this.bytes -= a.byteLength;
@@ -45,7 +49,7 @@ export class ArrayPool {
       if (!a || a.byteLength < MIN_POOLED_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength || this.order.includes(a)) continue;
       if (a.byteLength > this.maxBytes) continue;
       while (this.bytes + a.byteLength > this.maxBytes) this.drop(this.order[0]);
-      const key = keyOf(a instanceof Float32Array, a.length);
+      const key = keyOfArray(a);
       const list = this.free.get(key) ?? [];
       list.push(a);
       this.free.set(key, list);
@@ -60,7 +64,7 @@ export class ArrayPool {
   }
 
   private drop(a: PooledArray): void {
-    const key = keyOf(a instanceof Float32Array, a.length);
+    const key = keyOfArray(a);
     const list = this.free.get(key)!;
     list.splice(list.indexOf(a), 1);
     if (!list.length) this.free.delete(key);

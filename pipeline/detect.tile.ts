@@ -93,7 +93,8 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   for (let k = 0; k < windows.length; k += batchSize) {
     const group = windows.slice(k, k + batchSize);
     const n = group.length * nb * plane;
-    const take = (): ModelInput => (m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n) : arrayPool.take(Float32Array, n));
+    // in shared memory, which the model's thread reads without a copy
+    const take = (): ModelInput => (m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n, false, true) : arrayPool.take(Float32Array, n, false, true));
     const before = take(), afterT = take();
     try {
       for (const [gi, win] of group.entries()) {

@@ -84,25 +84,16 @@ function checkGraph(manifest: ModelManifest, graph: GraphInfo, onnxPath: string)
 
 type Reply = { id: number; computeMs?: number; error?: string };
 
-/** Shared memory for one run in flight: the feeds by name, and the output. */
-interface Slot {
-  feeds: Map<string, ModelInput>;
-  output: Float32Array;
-}
-
-/** Free slots kept for reuse; more are made while more runs are in flight. */
-const FREE_SLOTS = 2;
-
 /**
- * An onnxruntime session on its own thread (model.thread.mjs), and the runs waiting for it. Each
- * run's feeds are copied into a slot of SharedArrayBuffers, which the thread reads and writes the
- * output into; slots are reused, so a run allocates nothing on this side but its result (from
- * arrayPool). Moving fresh buffers between threads instead doubled the garbage collector's work here.
+ * An onnxruntime session on its own thread (model.thread.mjs), and the runs waiting for it. Feeds
+ * and output travel in SharedArrayBuffers from arrayPool: the thread reads the feeds and writes
+ * the output in place, and nothing is allocated on this side per run. (Moving fresh buffers
+ * between threads instead doubled the main thread's garbage collection: each arriving buffer
+ * counts towards the next full collection.) Feeds not in shared memory are copied into it.
  */
 class SessionThread {
   private nextId = 0;
-  private readonly pending = new Map<number, { slot: Slot; resolve: (r: { output: Float32Array; computeMs: number }) => void; reject: (e: Error) => void }>();
-  private readonly free: Slot[] = [];
+  private readonly pending = new Map<number, { copies: ModelInput[]; output: Float32Array; resolve: (r: { output: Float32Array; computeMs: number }) => void; reject: (e: Error) => void }>();
   /** Set once the thread has died: every later run fails with it. */
   private dead: Error | null = null;
 
@@ -138,36 +129,30 @@ class SessionThread {
     return new SessionThread(worker, first.ready, onnxPath);
   }
 
-  /** One run of the session; the feeds are copied, so the caller keeps them. */
+  /**
+   * One run of the session. The caller keeps the feeds (read in place when they are in shared
+   * memory, copied otherwise); the output is a shared array from arrayPool, to be handed back when done.
+   */
   run(feeds: ReturnType<typeof buildFeeds>, outputName: string, outputLength: number): Promise<{ output: Float32Array; computeMs: number }> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
-    const slot = this.slotFor(feeds, outputLength);
-    const message = {
-      id, output: outputName, into: slot.output,
-      feeds: Object.fromEntries(Object.entries(feeds).map(([name, f]) => {
-        const data = slot.feeds.get(name)!;
-        data.set(f.data);
-        return [name, { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data, dims: f.dims }];
-      })),
+    const copies: ModelInput[] = [];
+    const inShared = (a: ModelInput): ModelInput => {
+      if (a.buffer instanceof SharedArrayBuffer) return a;
+      const c = a instanceof Uint8Array ? arrayPool.take(Uint8Array, a.length, false, true) : arrayPool.take(Float32Array, a.length, false, true);
+      c.set(a);
+      copies.push(c);
+      return c;
     };
-    const done = new Promise<{ output: Float32Array; computeMs: number }>((resolve, reject) => this.pending.set(id, { slot, resolve, reject }));
+    const output = arrayPool.take(Float32Array, outputLength, false, true);
+    const message = {
+      id, output: outputName, into: output,
+      feeds: Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data: inShared(f.data), dims: f.dims }])),
+    };
+    const done = new Promise<{ output: Float32Array; computeMs: number }>((resolve, reject) => this.pending.set(id, { copies, output, resolve, reject }));
     if (this.pending.size === 1) this.worker.ref();
     this.worker.postMessage(message);
     return done;
-  }
-
-  /** A free slot of these sizes, or a new one (sizes repeat part after part, so few are ever made). */
-  private slotFor(feeds: ReturnType<typeof buildFeeds>, outputLength: number): Slot {
-    const entries = Object.entries(feeds);
-    const fits = (s: Slot) => s.output.length === outputLength && entries.every(([name, f]) => s.feeds.get(name)?.length === f.data.length && s.feeds.get(name)!.constructor === f.data.constructor);
-    const k = this.free.findIndex(fits);
-    if (k >= 0) return this.free.splice(k, 1)[0];
-    const shared = <T>(Ctor: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number }, length: number) => new Ctor(new SharedArrayBuffer(length * Ctor.BYTES_PER_ELEMENT));
-    return {
-      feeds: new Map(entries.map(([name, f]) => [name, f.data instanceof Uint8Array ? shared(Uint8Array, f.data.length) : shared(Float32Array, f.data.length)])),
-      output: shared(Float32Array, outputLength),
-    };
   }
 
   private settle(m: Reply): void {
@@ -175,15 +160,11 @@ class SessionThread {
     if (!p) return;
     this.pending.delete(m.id);
     if (!this.pending.size) this.worker.unref();
-    if (m.error !== undefined) p.reject(new Error(`${this.onnxPath}: ${m.error}`));
-    else {
-      // the result in an array of its own (pooled), so the slot can serve the next run at once
-      const output = arrayPool.take(Float32Array, p.slot.output.length);
-      output.set(p.slot.output);
-      p.resolve({ output, computeMs: m.computeMs! });
-    }
-    this.free.push(p.slot);
-    if (this.free.length > FREE_SLOTS) this.free.shift();
+    arrayPool.give(...p.copies);
+    if (m.error !== undefined) {
+      arrayPool.give(p.output);
+      p.reject(new Error(`${this.onnxPath}: ${m.error}`));
+    } else p.resolve({ output: p.output, computeMs: m.computeMs! });
   }
 
   async close(): Promise<void> {

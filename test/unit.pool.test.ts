@@ -37,4 +37,15 @@ describe('ArrayPool', () => {
     pool.give(big, big);
     expect(pool.heldBytes).toBe(2 * MB);
   });
+
+  it('keeps shared arrays (for the model\'s thread) apart from private ones of the same type and length', () => {
+    const pool = new ArrayPool(8 * MB);
+    const shared = pool.take(Float32Array, MB / 4, false, true);
+    expect(shared.buffer).toBeInstanceOf(SharedArrayBuffer);
+    pool.give(shared);
+    const plain = pool.take(Float32Array, MB / 4);
+    expect(plain).not.toBe(shared);
+    expect(plain.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(pool.take(Float32Array, MB / 4, false, true)).toBe(shared);
+  });
 });
