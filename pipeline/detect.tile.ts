@@ -78,8 +78,9 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   // pixels again) and kept as read; windows are cut and normalised from memory below.
   let t = performance.now();
   const whole = { x: 0, y: 0, width: W, height: H };
-  const a = await readInputPlanes(after, whole, bandIdx, input.afterStretch, m);
-  const b = await readBaselinePlanes(info, whole, input.baselines, bandIdx, m);
+  // both months at once: a decoder waiting on one file (libtiff's lock in libvips, a disk read)
+  // leaves the cores to the other
+  const [a, b] = await Promise.all([readInputPlanes(after, whole, bandIdx, input.afterStretch, m), readBaselinePlanes(info, whole, input.baselines, bandIdx, m)]);
   const both = bothValid(a, b);
   t = lap(input.stages, 'read', t);
   const { xs, ys, windows } = windowGrid(W, H, m);
