@@ -21,7 +21,11 @@ export interface OnnxModelOptions {
  * arrays come from arrayPool: whoever is done with one may hand it back (detect does after blending).
  */
 export class OnnxChangeModel implements ChangeModel {
-  private constructor(readonly manifest: ModelManifest, private readonly session: SessionThread) {}
+  private closed = false;
+  /** A new session thread while one is being started after the last one died. */
+  private restarting: Promise<SessionThread> | null = null;
+
+  private constructor(readonly manifest: ModelManifest, private session: SessionThread, private readonly startSession: () => Promise<SessionThread>, private readonly onnxPath: string) {}
 
   static async load(modelDir: string, opts: OnnxModelOptions = {}): Promise<OnnxChangeModel> {
     const { manifest, onnxPath } = loadManifest(modelDir);
@@ -35,27 +39,48 @@ export class OnnxChangeModel implements ChangeModel {
       const found = createHash('sha256').update(bytes).digest('hex');
       if (found !== manifest.sha256) throw new BadInputError('model_file', `${onnxPath}: sha256 ${found} differs from the manifest's ${manifest.sha256}`, { file: onnxPath });
     }
-    const session = await SessionThread.start(onnxPath, bytes, {
+    const startSession = () => SessionThread.start(onnxPath, bytes, {
       ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
       graphOptimizationLevel: 'all',
     });
+    const session = await startSession();
     try {
       checkGraph(manifest, session.graph, onnxPath);
     } catch (err) {
       await session.close();
       throw err;
     }
-    return new OnnxChangeModel(manifest, session);
+    return new OnnxChangeModel(manifest, session, startSession, onnxPath);
   }
 
   async run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<ModelRun> {
     const feeds = buildFeeds(this.manifest, before, after, batch, heightPx, widthPx);
+    const session = await this.live();
     // (the thread refuses an output of another size than batch×1×height×width, naming it)
-    const { output, computeMs } = await this.session.run(feeds, this.manifest.output.name, batch * heightPx * widthPx);
+    const { output, computeMs } = await session.run(feeds, this.manifest.output.name, batch * heightPx * widthPx);
     return { probability: this.manifest.output.kind === 'logits' ? sigmoidInPlace(output) : output, computeMs };
   }
 
+  /**
+   * The session thread, started again when the last one died: the runs it held fail (their jobs
+   * are retried), and a worker that runs for months goes on with the next one instead of failing
+   * every job after.
+   */
+  private async live(): Promise<SessionThread> {
+    if (this.closed) throw new Error(`${this.onnxPath}: the model was closed`);
+    if (this.session.alive) return this.session;
+    this.restarting ??= this.startSession().finally(() => (this.restarting = null));
+    const fresh = await this.restarting;
+    if (this.closed) {
+      await fresh.close();
+      throw new Error(`${this.onnxPath}: the model was closed`);
+    }
+    this.session = fresh;
+    return fresh;
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     await this.session.close();
   }
 }
@@ -127,6 +152,10 @@ class SessionThread {
       throw new BadInputError('model_file', `${onnxPath}: onnxruntime cannot load the model (${first.failed})`, { file: onnxPath });
     }
     return new SessionThread(worker, first.ready, onnxPath);
+  }
+
+  get alive(): boolean {
+    return this.dead === null;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { buildFeeds } from '../pipeline/change.model.ts';
 import { EPSG_4548 } from '../pipeline/crs.ts';
@@ -141,7 +142,22 @@ describe('siam-unet-lite ONNX model', () => {
     } finally {
       await model.close();
     }
-    await expect(model.run(new Uint8Array(3 * 8 * 8), new Uint8Array(3 * 8 * 8), 1, 8, 8)).rejects.toThrow(/model\.onnx: the onnxruntime thread has stopped/);
+    await expect(model.run(new Uint8Array(3 * 8 * 8), new Uint8Array(3 * 8 * 8), 1, 8, 8)).rejects.toThrow(/model\.onnx: the model was closed/);
+  });
+
+  it('starts its thread again when it dies: the run in flight fails, naming the file, and the next one runs', async () => {
+    const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
+    try {
+      const x = () => Uint8Array.from({ length: 3 * 256 * 256 }, (_, i) => (i * 31) % 251);
+      const first = (await model.run(x(), x(), 1, 256, 256)).probability.slice();
+      const inFlight = model.run(x(), x(), 1, 256, 256);
+      // what an uncaught error inside the thread, or an exhausted resource limit, comes to
+      await (model as unknown as { session: { worker: Worker } }).session.worker.terminate();
+      await expect(inFlight).rejects.toThrow(/model\.onnx: the onnxruntime thread has stopped/);
+      expect(Array.from((await model.run(x(), x(), 1, 256, 256)).probability)).toEqual(Array.from(first));
+    } finally {
+      await model.close();
+    }
   });
 
   it('refuses a file onnxruntime cannot load, naming it', async () => {
