@@ -10,7 +10,11 @@ export type ModelInput = Float32Array | Uint8Array;
  */
 export interface ChangeModel {
   readonly manifest: ModelManifest;
-  /** Change probability for a batch of windows, [batch, row, col]; the caller keeps the inputs. */
+  /**
+   * Change probability for a batch of windows, [batch, row, col]. The caller keeps the inputs and
+   * owns the returned array: it may hand it to arrayPool when done, so a model must return an
+   * array it does not keep or reuse.
+   */
   run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<ModelRun>;
   close(): Promise<void>;
 }

@@ -78,9 +78,14 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   // pixels again) and kept as read; windows are cut and normalised from memory below.
   let t = performance.now();
   const whole = { x: 0, y: 0, width: W, height: H };
-  // both months at once: a decoder waiting on one file (libtiff's lock in libvips, a disk read)
-  // leaves the cores to the other
-  const [a, b] = await Promise.all([readInputPlanes(after, whole, bandIdx, input.afterStretch, m), readBaselinePlanes(info, whole, input.baselines, bandIdx, m)]);
+  // Both months at once: a decoder waiting on one file (libtiff's lock in libvips, a disk read)
+  // leaves the cores to the other. Both reads end before anything is thrown (the caller closes the
+  // files next), and the current month's error comes first, so the reported reason does not
+  // depend on which read failed sooner.
+  const [ra, rb] = await Promise.allSettled([readInputPlanes(after, whole, bandIdx, input.afterStretch, m), readBaselinePlanes(info, whole, input.baselines, bandIdx, m)]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  const a = ra.value, b = rb.value;
   const both = bothValid(a, b);
   t = lap(input.stages, 'read', t);
   const { xs, ys, windows } = windowGrid(W, H, m);

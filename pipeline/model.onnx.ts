@@ -69,14 +69,22 @@ export class OnnxChangeModel implements ChangeModel {
   private async live(): Promise<SessionThread> {
     if (this.closed) throw new Error(`${this.onnxPath}: the model was closed`);
     if (this.session.alive) return this.session;
-    this.restarting ??= this.startSession().finally(() => (this.restarting = null));
-    const fresh = await this.restarting;
-    if (this.closed) {
-      await fresh.close();
-      throw new Error(`${this.onnxPath}: the model was closed`);
-    }
-    this.session = fresh;
-    return fresh;
+    // The new session becomes current inside the one shared start, so a run arriving meanwhile
+    // waits for it instead of starting a second thread. A failure to start again is not bad input
+    // (the same file loaded before): it is reported as an error the job may retry.
+    this.restarting ??= this.startSession()
+      .then(async (fresh) => {
+        if (this.closed) {
+          await fresh.close();
+          throw new Error(`${this.onnxPath}: the model was closed`);
+        }
+        this.session = fresh;
+        return fresh;
+      }, (err: Error) => {
+        throw new Error(`${this.onnxPath}: could not start the onnxruntime thread again: ${err.message}`);
+      })
+      .finally(() => (this.restarting = null));
+    return this.restarting;
   }
 
   async close(): Promise<void> {
@@ -180,20 +188,32 @@ class SessionThread {
     };
     const done = new Promise<{ output: Float32Array; computeMs: number }>((resolve, reject) => this.pending.set(id, { copies, output, resolve, reject }));
     if (this.pending.size === 1) this.worker.ref();
-    this.worker.postMessage(message);
+    try {
+      this.worker.postMessage(message);
+    } catch (err) {
+      this.forget(id);
+      arrayPool.give(...copies, output);
+      throw err;
+    }
     return done;
+  }
+
+  private forget(id: number): void {
+    this.pending.delete(id);
+    if (!this.pending.size) this.worker.unref();
   }
 
   private settle(m: Reply): void {
     const p = this.pending.get(m.id);
     if (!p) return;
-    this.pending.delete(m.id);
-    if (!this.pending.size) this.worker.unref();
+    this.forget(m.id);
     arrayPool.give(...p.copies);
-    if (m.error !== undefined) {
+    // only a reply with a compute time says the output was written
+    if (typeof m.computeMs === 'number') p.resolve({ output: p.output, computeMs: m.computeMs });
+    else {
       arrayPool.give(p.output);
-      p.reject(new Error(`${this.onnxPath}: ${m.error}`));
-    } else p.resolve({ output: p.output, computeMs: m.computeMs! });
+      p.reject(new Error(`${this.onnxPath}: ${m.error ?? 'the onnxruntime thread gave no result'}`));
+    }
   }
 
   async close(): Promise<void> {

@@ -25,7 +25,7 @@ let session;
 try {
   session = await ort.InferenceSession.create(workerData.model, workerData.options);
 } catch (err) {
-  port.postMessage({ failed: /** @type {Error} */ (err).message });
+  port.postMessage({ failed: err instanceof Error ? err.message : String(err) });
 }
 if (session) {
   const s = session;
@@ -53,13 +53,14 @@ if (session) {
       m.into.set(output);
       port.postMessage({ id: m.id, computeMs });
     } catch (err) {
-      port.postMessage({ id: m.id, error: /** @type {Error} */ (err).message });
+      port.postMessage({ id: m.id, error: err instanceof Error ? err.message : String(err) });
     }
   };
   // One run at a time, in the order asked (the session's intra-op threads do the parallel work), so
   // each run's computeMs is its own and not the wait behind another.
   let queue = Promise.resolve();
   port.on('message', (m) => {
-    queue = queue.then(() => run(m));
+    // (run answers every message itself; the catch keeps one failure from stopping the queue)
+    queue = queue.then(() => run(m)).catch(() => {});
   });
 }
