@@ -99,7 +99,7 @@ export async function cmdDetect(config: Config, beforePath: string, afterPath: s
     const probability = new Float32Array(W * H);
     let windows = 0;
     for (const part of partGrid(W, H, config.TUBAN_PART_PX)) {
-      const r = await detectRegion({ after, baselines: [{ source: before }], model, region: part, marginPx: Math.max(model.manifest.overlapPx, 32) });
+      const r = await detectRegion({ after, baselines: [{ source: before }], model, region: part });
       for (let row = 0; row < part.height; row++) probability.set(r.probability.subarray(row * part.width, (row + 1) * part.width), (part.y + row) * W + part.x);
       windows += r.windows;
     }

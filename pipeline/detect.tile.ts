@@ -6,7 +6,7 @@ import type { BaselineTile } from './pair.align.ts';
 import type { BandStretch } from './raster.normalise.ts';
 import type { TileSource } from './raster.source.ts';
 import { WindowView } from './raster.view.ts';
-import { blendRamps, windowGrid, type AxisWindows, type WindowPx } from './window.grid.ts';
+import { blendRamps, windowGrid, type AxisWindows, type WindowPx, type WindowSpec } from './window.grid.ts';
 
 export interface DetectInput {
   after: TileSource;
@@ -48,16 +48,27 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
 
 /**
  * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
- * by `marginPx` on every side inside the scene, so windows at its edges still see context, run
- * like detectTile, and cropped back to the part.
+ * by `marginPx` (default partMarginPx) on every side inside the scene, so windows at its edges
+ * still see context, run like detectTile, and cropped back to the part.
  */
-export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx: number }): Promise<ChangeProbability> {
-  const { region, marginPx } = input;
+export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx?: number }): Promise<ChangeProbability> {
+  const { region } = input;
   const info = input.after.info;
+  const grown = grownRegion(region, info.widthPx, info.heightPx, input.marginPx ?? partMarginPx(input.model.manifest));
+  const view = new WindowView(input.after, grown);
+  return detectCropped({ ...input, after: view }, { ...region, x: region.x - grown.x, y: region.y - grown.y });
+}
+
+/** Context a part is read with on every side (px): the model's window overlap, and at least 32. */
+export function partMarginPx(spec: WindowSpec): number {
+  return Math.max(spec.overlapPx, 32);
+}
+
+/** `region` grown by `marginPx` on every side, clipped to a widthPx × heightPx scene: what detectRegion reads and runs. */
+export function grownRegion(region: WindowPx, widthPx: number, heightPx: number, marginPx: number): WindowPx {
   const x0 = Math.max(0, region.x - marginPx), y0 = Math.max(0, region.y - marginPx);
-  const x1 = Math.min(info.widthPx, region.x + region.width + marginPx), y1 = Math.min(info.heightPx, region.y + region.height + marginPx);
-  const view = new WindowView(input.after, { x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
-  return detectCropped({ ...input, after: view }, { ...region, x: region.x - x0, y: region.y - y0 });
+  const x1 = Math.min(widthPx, region.x + region.width + marginPx), y1 = Math.min(heightPx, region.y + region.height + marginPx);
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
 }
 
 /** Pixels fed to the model per call, when the caller does not set a batch size: 4 windows of 512². */
@@ -96,12 +107,11 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   // The model runs on a thread of its own (OnnxChangeModel), so with several parts in flight one
   // part's cutting and blending overlap another's inference; the input tensors come from arrayPool
   // and go back after each batch.
+  // in shared memory, which the model's thread reads without a copy
+  const take = (n: number): ModelInput => (m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n, false, true) : arrayPool.take(Float32Array, n, false, true));
   for (let k = 0; k < windows.length; k += batchSize) {
     const group = windows.slice(k, k + batchSize);
-    const n = group.length * nb * plane;
-    // in shared memory, which the model's thread reads without a copy
-    const take = (): ModelInput => (m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n, false, true) : arrayPool.take(Float32Array, n, false, true));
-    const before = take(), afterT = take();
+    const before = take(group.length * nb * plane), afterT = take(group.length * nb * plane);
     try {
       for (const [gi, win] of group.entries()) {
         fillWindow(a, win, m, afterT, gi);

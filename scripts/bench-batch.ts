@@ -32,6 +32,7 @@ import { importLayer } from '../store/layers.ts';
 import { migrate } from '../store/migrate.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { windowGrid } from '../pipeline/window.grid.ts';
+import { grownRegion, partMarginPx } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import { FIXTURE, makeFixtures } from './make-fixtures.ts';
 
@@ -146,12 +147,12 @@ try {
     const runs: number[] = [];
     for (let k = 0; k < 6; k++) runs.push((await model.run(before, after, 1, win, win)).computeMs ?? NaN);
     const msPerPx = runs.slice(1).sort((a, b) => a - b)[2] / (win * win);
-    const margin = Math.max(m.overlapPx, 32);
     const rows = await db('batch_part as p').join('imagery as i', 'i.id', 'p.imagery_id').where('p.batch_id', s.batchId).select('p.x', 'p.y', 'p.width', 'p.height', 'i.width_px', 'i.height_px');
     let windowPx = 0;
     for (const r of rows) {
-      const w = Math.min(r.width_px, r.x + r.width + margin) - Math.max(0, r.x - margin), h = Math.min(r.height_px, r.y + r.height + margin) - Math.max(0, r.y - margin);
-      const g = windowGrid(w, h, m);
+      // the windows detectRegion ran for this part
+      const grown = grownRegion(r, r.width_px, r.height_px, partMarginPx(m));
+      const g = windowGrid(grown.width, grown.height, m);
       windowPx += g.windows.length * g.xs.size * g.ys.size;
     }
     const aloneS = (windowPx * msPerPx) / 1000;

@@ -88,7 +88,7 @@ let next = 0, done = 0;
 const inFlight = async () => {
   for (let i = next++; i < parts.length; i = next++) {
     const p = parts[i];
-    const r = await detectRegion({ after: a, baselines: [{ source: b }], model, region: p, marginPx: Math.max(model.manifest.overlapPx, 32), stages: ms });
+    const r = await detectRegion({ after: a, baselines: [{ source: b }], model, region: p, stages: ms });
     const tv = performance.now();
     for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, { threshold: model.manifest.defaultThreshold, minAreaM2: 2, offsetPx: { x: p.x, y: p.y } })) pieces.push(f);
     ms.vectorize = (ms.vectorize ?? 0) + performance.now() - tv;

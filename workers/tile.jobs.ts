@@ -84,7 +84,7 @@ async function runPart(ctx: JobContext, batchId: number, imageryId: number, part
     }
     // detectRegion adds its own read / infer / blend times to the timer's
     detected = await detectRegion({
-      after, afterStretch: job.stretch, baselines: baseSources, model: ctx.model, region: part, marginPx: Math.max(ctx.model.manifest.overlapPx, 32), stages: timer.ms,
+      after, afterStretch: job.stretch, baselines: baseSources, model: ctx.model, region: part, stages: timer.ms,
       onProgress: (d, t) => d < t && progress?.(Math.round((100 * d) / t)), // the job's completion says 100 %
     });
   } finally {
