@@ -262,6 +262,7 @@ export async function updatePartAndTile(trx: Knex, batchId: number, imageryId: n
   };
   const [locked] = await runSql<{ tile_status: TileStatus | null; parts: number }>(trx, 'batch/update_part', params);
   if (!locked?.tile_status) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
+  if (!locked.parts) throw new Error(`batch ${batchId} tile ${imageryId} has no part ${part}`);
   const [rolled] = await runSql<{ status: TileStatus }>(trx, 'batch/rollup_tile', { batch_id: batchId, imagery_id: imageryId, timings: params.timings });
   return rolled?.status ?? 'failed';
 }

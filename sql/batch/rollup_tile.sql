@@ -15,17 +15,16 @@ with r as (
          coalesce(sum(polygons), 0)::int as polygons,
          coalesce(sum(valid_px), 0)::bigint as valid_px,
          (array_agg(error_code order by part) filter (where status = 'failed'))[1] as error_code,
-         (array_agg(case when parts_of.n > 1 then 'part ' || part || ' (' || x || ',' || y || ' ' || width || '×' || height || ' px): ' else '' end || error_message order by part)
-            filter (where status = 'failed'))[1] as error_message
+         (array_agg(error_message order by part) filter (where status = 'failed'))[1] as error_message,
+         (array_agg('part ' || part || ' (' || x || ',' || y || ' ' || width || '×' || height || ' px): ' order by part) filter (where status = 'failed'))[1] as failed_part
   from batch_part
-  cross join (select count(*) as n from batch_part where batch_id = :batch_id::bigint and imagery_id = :imagery_id::bigint) as parts_of
   where batch_id = :batch_id::bigint and imagery_id = :imagery_id::bigint
 ), next as (
   select case when r.failed > 0 then 'failed'
               when r.vectorized = r.parts and r.valid_px = 0 then 'failed'
               when r.vectorized = r.parts then 'vectorized' end as status,
          case when r.failed > 0 then r.error_code else 'all_nodata' end as error_code,
-         case when r.failed > 0 then r.error_message
+         case when r.failed > 0 then (case when r.parts > 1 then r.failed_part else '' end) || r.error_message
               else i.path || ': no pixel has data in both months (all nodata, NaN, or outside the baseline)' end as error_message,
          r.failed = 0 and r.vectorized = r.parts and r.valid_px > 0 as done,
          r.windows, r.polygons
