@@ -6,10 +6,10 @@ import { addEvidence, readEvidence } from '../store/evidence.ts';
 import type { Db } from '../store/db.ts';
 import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
 import { EXPORT_FORMATS, exportPatches, patchChip } from '../store/export.ts';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { zipFiles } from '../export/zip.ts';
+import { TownCode, downloadName, safeName } from '../export/names.ts';
 import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail, scopedPatch, type WorkflowEnv } from '../store/workflow.ts';
 import { ActionBodies, PatchQuerySchema } from '../workflow/actions.schema.ts';
@@ -41,7 +41,7 @@ export interface ServerOptions {
 const LoginBody = z.object({ username: z.string().min(1), password: z.string().min(1) });
 const UserBody = z.object({ username: z.string(), display_name: z.string().optional(), role: z.string(), town_code: z.string().optional(), password: z.string().optional() });
 const MonthQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM') });
-const ExportQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), town: z.string().optional(), format: z.enum(EXPORT_FORMATS) });
+const ExportQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), town: TownCode.optional(), format: z.enum(EXPORT_FORMATS) });
 const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3) });
 const TrendQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), months: z.coerce.number().int().min(1).max(60).default(12) });
 const TileParams = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), z: z.coerce.number().int(), x: z.coerce.number().int(), y: z.coerce.number().int() });
@@ -176,17 +176,30 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.get('/api/export', async (req, reply) => {
     const q = parse(ExportQuery, req.query, 'query');
-    const dir = mkdtempSync(join(tmpdir(), 'tuban-dl-'));
+    // every path here is made by the server: a fresh folder under the data folder, fixed file names;
+    // the town only filters rows and, sanitised, names the download
+    const work = join(config.dataDir, 'tmp');
+    mkdirSync(work, { recursive: true });
+    const dir = mkdtempSync(join(work, 'export-'));
+    const cleanup = () => rmSync(dir, { recursive: true, force: true });
     try {
-      const ext = q.format === 'shp' ? 'shp' : q.format;
-      const base = `patches-${q.month}${q.town ? `-${q.town}` : ''}`;
-      const out = join(dir, q.format === 'shp' ? 'shp' : `${base}.${ext}`);
+      const ext = q.format === 'shp' ? 'zip' : q.format;
+      const out = join(dir, q.format === 'shp' ? 'shp' : `export.${ext}`);
       const r = await exportPatches(db, env, { month: q.month, town: q.town ?? null, format: q.format, outPath: out, user: me(req), storageSrid: config.TUBAN_STORAGE_SRID, fontPath: config.TUBAN_PDF_FONT });
-      const body = q.format === 'shp' ? (await zipFiles(r.files.map((f) => ({ path: f, name: basename(f) }))))! : readFileSync(out);
+      let file = out;
+      if (q.format === 'shp') {
+        file = join(dir, 'export.zip');
+        await zipFiles(r.files.map((f) => ({ path: f, name: basename(f) })), file);
+      }
       const type = { gpkg: 'application/geopackage+sqlite3', shp: 'application/zip', zip: 'application/zip', pdf: 'application/pdf', geojson: 'application/geo+json', kml: 'application/vnd.google-earth.kml+xml', csv: 'text/csv; charset=utf-8', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' }[q.format];
-      return reply.header('content-type', type).header('content-disposition', `attachment; filename="${base}.${q.format === 'shp' ? 'zip' : ext}"`).send(body);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+      const name = safeName(`patches-${q.month}${q.town ? `-${q.town}` : ''}.${ext}`);
+      const stream = createReadStream(file);
+      stream.once('close', cleanup);
+      return reply.header('content-type', type).header('content-length', statSync(file).size)
+        .header('content-disposition', `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`).send(stream);
+    } catch (err) {
+      cleanup();
+      throw err;
     }
   });
 

@@ -4,6 +4,7 @@ import { basename, join } from 'node:path';
 import { renderChip } from '../export/chip.ts';
 import { findCjkFont, writePdf, type SheetImages } from '../export/write.pdf.ts';
 import { zipFiles } from '../export/zip.ts';
+import { safeName } from '../export/names.ts';
 import { GeoTiffCache, type GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import type { Knex } from 'knex';
@@ -119,13 +120,15 @@ async function townPackages(t: WriteTarget, records: ExportRecord[], month: stri
   try {
     const towns = [...new Set(records.map((r) => String(r.town_code ?? '')))].filter(Boolean);
     const entries: { path: string; name: string }[] = [];
-    for (const town of towns) {
+    for (const [i, town] of towns.entries()) {
       const mine = records.filter((r) => r.town_code === town);
-      const folder = `${town}_${mine[0].town ?? town}`;
-      const dir = join(tmp, town);
+      // town codes and names come from the imported town layer: they name zip entries only once made safe,
+      // and the files on disk are named by position
+      const folder = safeName(`${town}_${mine[0].town ?? town}`, `town-${i + 1}`);
+      const dir = join(tmp, String(i + 1));
       mkdirSync(dir, { recursive: true });
       for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
-        const out = format === 'shp' ? join(dir, 'shp') : join(dir, `图斑_${month}_${town}.${format}`);
+        const out = format === 'shp' ? join(dir, 'shp') : join(dir, safeName(`图斑_${month}_${town}.${format}`));
         const files = await writeFormat({ ...t, title: `图斑 ${month} ${town}` }, mine, format, out);
         for (const f of files) entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
       }

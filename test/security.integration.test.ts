@@ -1,0 +1,169 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildServer } from '../server/app.ts';
+import { safeName } from '../export/names.ts';
+import { createUser, issueToken } from '../store/users.ts';
+import type { WorkflowEnv } from '../store/workflow.ts';
+import { addWorkingDays, loadCalendar, workingDaysBetween } from '../workflow/calendar.ts';
+import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
+import { runBatch } from './helpers/batch.ts';
+import { freshRun, type Run } from './helpers/run.ts';
+import { cleanup } from './helpers/services.ts';
+
+const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Every file under `dir`, recursively, as paths relative to it. */
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+/**
+ * The security review's findings (issue 17), each replayed as an attack against `tuban serve` on
+ * real PostGIS: these failed before the fixes and guard them now.
+ */
+describe('security: hostile town users', () => {
+  const fixturesDir = inject('fixturesDir');
+  let run: Run;
+  let app: FastifyInstance;
+  let today = '2024-03-18';
+  const env: WorkflowEnv = { calendar: loadCalendar('config/calendar.cn.json'), policy: DEFAULT_POLICY, today: () => today };
+  const token: Record<string, string> = {};
+  // town 350206001 (殿前) has 0002, 0003, 0005; 350206002 (禾山) has 0001, 0004
+  const OWN = '350206-202403-0002';
+  const call = (who: string | null, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) =>
+    app.inject({ method, url, payload: body as never, headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers } });
+
+  beforeAll(async () => {
+    run = await freshRun(fixturesDir);
+    await runBatch(run.db, run.config, '2024-03', '2024-02');
+    await createUser(run.db, { username: 'ana', role: 'analyst' });
+    await createUser(run.db, { username: 'sup', role: 'supervisor' });
+    await createUser(run.db, { username: 'dianqian', role: 'town', townCode: '350206001' });
+    await createUser(run.db, { username: 'heshan', role: 'town', townCode: '350206002' });
+    for (const u of ['ana', 'sup', 'dianqian', 'heshan']) token[u] = (await issueToken(run.db, u)).token;
+    app = await buildServer({ db: run.db, config: run.config, env });
+  }, 300_000);
+  afterAll(async () => {
+    await app?.close();
+    if (run) await cleanup(run.db, run.config);
+  });
+
+  /** Dispatch, verify illegal: the patch is ready for rectify. */
+  async function toIllegal(code: string, town: string) {
+    expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
+    const v = await call(town, 'POST', `/api/patches/${code}/actions/verify`, { result: 'illegal', violation: 'construction' });
+    expect(v.statusCode, v.body).toBe(200);
+  }
+
+  it('finding 1 (High): a town in the export query never reaches a path; exports leave no file behind', async () => {
+    // another town's evidence file is the target, as in the review
+    const up = await call('heshan', 'POST', `/api/patches/350206-202403-0001/evidence?filename=site.jpg`, JPEG, { 'content-type': 'image/jpeg' });
+    expect(up.statusCode).toBe(201);
+    const evidence = filesUnder(join(run.config.dataDir, 'evidence'));
+    expect(evidence).toHaveLength(1);
+    const before = readFileSync(evidence[0]);
+    const target = evidence[0].replace(/\.jpg$/, '');
+    const escapes = [
+      '../../../../x',
+      `../../../../../../../..${target}`,
+      `../evidence/${target.split('/').slice(-2).join('/')}`,
+      'a/b',
+      '..',
+      'x\r\nSet-Cookie: a=b',
+      'x\u0000y',
+    ];
+    for (const town of escapes) {
+      const r = await call('dianqian', 'GET', `/api/export?month=2024-03&format=csv&town=${encodeURIComponent(town)}`);
+      expect(r.statusCode, town).toBe(400);
+      expect(r.json().message, town).toMatch(/town/);
+    }
+    expect(sha256(readFileSync(evidence[0]))).toBe(sha256(before));
+    expect(existsSync('/x.csv') || existsSync(resolve('/tmp', '..', 'x.csv'))).toBe(false);
+
+    // a good export streams, is named from a sanitised town, and leaves nothing on disk
+    const ok = await call('dianqian', 'GET', '/api/export?month=2024-03&format=csv&town=350206001');
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.headers['content-disposition']).toMatch(/filename="patches-2024-03-350206001\.csv"/);
+    expect(ok.body).toContain('350206-202403-0002');
+    const shp = await call('dianqian', 'GET', '/api/export?month=2024-03&format=shp');
+    expect(shp.statusCode, shp.body).toBe(200);
+    expect(shp.rawPayload.subarray(0, 2).toString()).toBe('PK');
+    // the folder goes when the response stream closes, which may be just after inject resolves
+    await expect.poll(() => filesUnder(join(run.config.dataDir, 'tmp')), { timeout: 10_000 }).toEqual([]);
+  }, 120_000);
+
+  it('finding 1: names from the town layer are made safe before they name a zip folder or a file', () => {
+    expect(safeName('../../etc/passwd')).toBe('etc_passwd');
+    expect(safeName('350206001_殿前街道')).toBe('350206001_殿前街道');
+    expect(safeName('..')).toBe('export');
+    expect(safeName('a\\b\r\nc')).toBe('a_b_c');
+    expect(safeName('.hidden')).toBe('hidden');
+  });
+
+  it('finding 2 (High): a far-future due is refused, and nothing loops over days without a bound', async () => {
+    const code = '350206-202403-0005';
+    today = '2024-03-18';
+    await toIllegal(code, 'dianqian');
+    for (const due of ['9999-12-31', '2101-01-01', '2027-02-30', '2024-13-01', '24-03-30']) {
+      const r = await call('dianqian', 'POST', `/api/patches/${code}/actions/rectify`, { measure: 'demolish', due });
+      expect(r.statusCode, due).toBe(400);
+      expect(r.json().message, due).toMatch(/due/);
+    }
+    const r = await call('dianqian', 'POST', `/api/patches/${code}/actions/rectify`, { measure: 'demolish' });
+    expect(r.statusCode, r.body).toBe(200);
+    // a deadline stored before the fix: extend answers at once with a 400 instead of hanging the server
+    await run.db('patch').where({ code }).update({ rectify_due: '9999-12-31' });
+    const t0 = Date.now();
+    const e = await call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 5, reason: '台风' });
+    expect(e.statusCode, e.body).toBe(400);
+    expect(e.json().message).toMatch(/9999-12-31/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect((await call(null, 'GET', '/api/health')).statusCode).toBe(200);
+    // the calendar itself: bounded whatever it is given
+    expect(() => addWorkingDays(env.calendar, '9999-12-30', 5)).toThrow(/outside 2000-01-01\.\.2100-12-31/);
+    expect(() => addWorkingDays(env.calendar, '2100-12-30', 5)).toThrow(/past 2100-12-31/);
+    expect(workingDaysBetween(env.calendar, '2100-12-01', '9999-12-31')).toBeLessThan(30);
+    expect(workingDaysBetween(env.calendar, '0001-01-01', '2000-01-10')).toBeLessThan(10);
+  }, 120_000);
+
+  it('finding 2: the CLI refuses dates outside the window or not on the calendar, exit 2, at once', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env: run.env, encoding: 'utf8', timeout: 120_000 });
+    for (const date of ['9999-12-31', '2024-02-30']) {
+      const sweep = cli('deadlines', 'sweep', '--date', date);
+      expect(sweep.status, sweep.stderr).toBe(2);
+      expect(sweep.stderr).toMatch(new RegExp(`--date: .*${date}`));
+    }
+    const reg = cli('imagery', 'register', '--month', '2024-02', '--date', '2024-02-30', join(fixturesDir, 'imagery', '2024-02'));
+    expect(reg.status, reg.stderr).toBe(2);
+    expect(reg.stderr).toMatch(/--date: 2024-02-30 is not a calendar date/);
+  }, 240_000);
+
+  it('finding 3 (Medium): a town cannot set a deadline later than the policy; an earlier one is kept', async () => {
+    const code = '350206-202403-0001'; // 禾山
+    today = '2024-03-18';
+    await toIllegal(code, 'heshan');
+    const cls = (await call('heshan', 'GET', `/api/patches/${code}`)).json().class as keyof typeof DEFAULT_POLICY.rectifyDays;
+    const latest = addWorkingDays(env.calendar, today, DEFAULT_POLICY.rectifyDays[cls]);
+    const late = await call('heshan', 'POST', `/api/patches/${code}/actions/rectify`, { measure: 'demolish', due: '2024-12-31' });
+    expect(late.statusCode).toBe(400);
+    expect(late.json().message).toContain(`later than the policy allows`);
+    expect(late.json().message).toContain(latest);
+    const ok = await call('heshan', 'POST', `/api/patches/${code}/actions/rectify`, { measure: 'demolish', due: '2024-03-29' });
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json().rectify_due).toBe('2024-03-29');
+  }, 120_000);
+
+  it('keeps the evidence of other towns where it is (the data folder holds only what the server named)', () => {
+    for (const f of filesUnder(run.config.dataDir)) {
+      const rel = f.slice(run.config.dataDir.length + 1);
+      expect(rel, f).toMatch(/^(evidence\/[0-9a-f]{2}\/[0-9a-f]{64}\.(jpg|png|pdf)|pgdata\/.*)$/);
+      expect(dirname(f).startsWith(run.config.dataDir)).toBe(true);
+    }
+  });
+});
