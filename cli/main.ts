@@ -9,6 +9,7 @@ import { BatchProgressReader } from '../workers/batch.progress.ts';
 import { resumeBatch } from '../workers/batch.launch.ts';
 import { scheduleDeadlineSweep, startWorkers } from '../workers/worker.pool.ts';
 import { workflowEnv } from '../workflow/env.ts';
+import { checkDate } from '../workflow/calendar.ts';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ const month = (v: string) => {
   if (!MONTH.test(v)) throw new BadInputError('bad_month', `month "${v}" is not YYYY-MM`);
   return v;
 };
+const isoDate = (name: string) => (v: string) => checkDate(v, name);
 const num = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new BadInputError('bad_option', `${name} "${v}" is not a number`);
@@ -54,7 +56,7 @@ program.command('layers').description('reference layers').command('import <file>
 program.command('imagery').description('imagery').command('register <paths...>')
   .description('register a month\'s GeoTIFFs (files or folders)')
   .requiredOption('--month <YYYY-MM>', 'month of the imagery', month)
-  .option('--date <YYYY-MM-DD>', 'acquisition date (default: first day of the month)')
+  .option('--date <YYYY-MM-DD>', 'acquisition date (default: first day of the month)', isoDate('--date'))
   .action(async (paths: string[], o: { month: string; date?: string }) => {
     const c = context();
     const r = await cmdImageryRegister(await c.database(), c.config, o.month, paths, o.date);
@@ -227,7 +229,7 @@ users.command('token <username>').description('issue a new API token (printed on
 });
 
 program.command('deadlines').description('deadlines').command('sweep').description('mark overdue patches and escalate (the daily job, run now)')
-  .option('--date <YYYY-MM-DD>', 'act as if today were this date')
+  .option('--date <YYYY-MM-DD>', 'act as if today were this date', isoDate('--date'))
   .action(async (o: { date?: string }) => {
     const c = context();
     const env = workflowEnv(c.config);

@@ -109,8 +109,12 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
         Object.assign(update, { verification_result: body.result, violation: body.violation ?? null, permit_ref: body.permit_ref ?? null, verified_at: trx.fn.now(), overdue_since: null });
         break;
       case 'rectify': {
-        const due = body.due ?? addWorkingDays(env.calendar, today, env.policy.rectifyDays[cls]);
-        if (due < today) throw new BadInputError('bad_body', `rectify: due ${due} is before today ${today}`);
+        // the policy sets the deadline; a town may set an earlier one, never a later one (only a
+        // supervisor's extend moves it out)
+        const latest = addWorkingDays(env.calendar, today, env.policy.rectifyDays[cls]);
+        const due = body.due ?? latest;
+        if (due < today) throw new BadInputError('bad_body', `rectify: due ${due} is before today ${today}`, { field: 'due' });
+        if (due > latest) throw new BadInputError('bad_body', `rectify: due ${due} is later than the policy allows for a ${cls} patch (${env.policy.rectifyDays[cls]} working days: ${latest}); ask a supervisor to extend`, { field: 'due' });
         Object.assign(update, { measure: body.measure, rectify_due: due, overdue_since: null });
         detail.rectify_due = due;
         break;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { IsoDate } from './calendar.ts';
 import { DISMISS_REASONS, MEASURES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
 
 /** Request bodies of the patch actions; the same schemas validate requests and describe them in OpenAPI. */
@@ -11,7 +12,7 @@ export const ActionBodies = {
     permit_ref: z.string().min(1).max(200).optional().describe('required for legal: permit number or document reference'),
     note: z.string().max(2000).optional(),
   }),
-  rectify: z.object({ measure: z.enum(MEASURES), due: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional().describe('default: the class period in working days'), note: z.string().max(2000).optional() }),
+  rectify: z.object({ measure: z.enum(MEASURES), due: IsoDate.optional().describe('an earlier deadline than the policy gives; default and latest: the class period in working days'), note: z.string().max(2000).optional() }),
   report_rectified: z.object({ note: z.string().max(2000).optional() }),
   close: z.object({ note: z.string().max(2000).optional() }),
   send_back: z.object({ reason: z.string().min(1).max(2000) }),

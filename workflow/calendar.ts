@@ -14,7 +14,33 @@ export interface WorkCalendar {
   years: [number, number];
 }
 
-const DATE = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
+/** Dates tuban accepts anywhere (API, CLI, calendar): every loop over days is bounded by this window. */
+export const DATE_MIN = '2000-01-01';
+export const DATE_MAX = '2100-12-31';
+
+/** Why `value` is not a usable date, or null: ISO form, a real calendar day, inside DATE_MIN..DATE_MAX. */
+export function dateProblem(value: string): string | null {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return `"${value}" is not a date (YYYY-MM-DD)`;
+  const d = new Date(`${value}T00:00:00Z`);
+  if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) return `${value} is not a calendar date`;
+  if (value < DATE_MIN || value > DATE_MAX) return `${value} is outside ${DATE_MIN}..${DATE_MAX}`;
+  return null;
+}
+
+/** A date field of a request or file: the same rule as `dateProblem`, for zod schemas. */
+export const IsoDate = z.string().superRefine((v, ctx) => {
+  const problem = dateProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+/** Throws a bad-input error naming `field` unless `value` is a usable date. */
+export function checkDate(value: string, field: string): string {
+  const problem = dateProblem(value);
+  if (problem) throw new BadInputError('bad_date', `${field}: ${problem}`, { field, value });
+  return value;
+}
+
+const DATE = IsoDate;
 const CalendarFileSchema = z.object({
   description: z.string().optional(),
   years: z.tuple([z.number().int(), z.number().int()]),
@@ -60,20 +86,31 @@ export function isWorkingDay(cal: WorkCalendar, date: string): boolean {
   return dow !== 0 && dow !== 6;
 }
 
-/** The date `n` working days after `date` (the start day itself is not counted). n = 0 gives `date`. */
+/**
+ * The date `n` working days after `date` (the start day itself is not counted). n = 0 gives `date`.
+ * A start or a result outside DATE_MIN..DATE_MAX is bad input, so the loop runs at most the window's length.
+ */
 export function addWorkingDays(cal: WorkCalendar, date: string, n: number): string {
   if (!Number.isInteger(n) || n < 0) throw new Error(`working days must be a whole number ≥ 0, got ${n}`);
+  checkDate(date, 'date');
   let d = date;
   for (let left = n; left > 0; ) {
     d = addDays(d, 1);
+    if (d > DATE_MAX) throw new BadInputError('bad_date', `${n} working days after ${date} is past ${DATE_MAX}`, { field: 'date', value: date });
     if (isWorkingDay(cal, d)) left--;
   }
   return d;
 }
 
-/** Working days in (from, to]: how many working days `to` lies after `from` (0 when to ≤ from). */
+/**
+ * Working days in (from, to]: how many working days `to` lies after `from` (0 when to ≤ from).
+ * Both ends are clamped to DATE_MIN..DATE_MAX (a stored date from before the window was validated
+ * counts no further), so the loop is bounded whatever it is given.
+ */
 export function workingDaysBetween(cal: WorkCalendar, from: string, to: string): number {
+  const lo = from < DATE_MIN ? DATE_MIN : from;
+  const hi = to > DATE_MAX ? DATE_MAX : to;
   let n = 0;
-  for (let d = addDays(from, 1); d <= to; d = addDays(d, 1)) if (isWorkingDay(cal, d)) n++;
+  for (let d = addDays(lo, 1); d <= hi; d = addDays(d, 1)) if (isWorkingDay(cal, d)) n++;
   return n;
 }
