@@ -57,7 +57,7 @@ class SiamUNetLite(nn.Module):
             cin = c
         self.fuse = nn.ModuleList([ConvBNReLU(3 * c, c, k=1) for c in w])
         self.dec = nn.ModuleList([ConvBNReLU(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
-        self.head = nn.Conv2d(w[0], 1, 1)
+        self.head = nn.Conv2d(w[0], 2, 1)  # channel 0: change; channel 1: building interior (change eroded by ERODE_PX)
 
     def features(self, x):
         out = []
@@ -78,15 +78,23 @@ class SiamUNetLite(nn.Module):
         return F.interpolate(x, size=before.shape[-2:], mode='bilinear', align_corners=False)
 
 
+def heads(logits, interior):
+    """The graph's outputs: change probability, and with `interior` the building-interior probability
+    as a second output (seeds that split touching buildings in vectorize)."""
+    p = torch.sigmoid(logits)
+    return (p[:, :1], p[:, 1:2]) if interior else p[:, :1]
+
+
 class Exported(nn.Module):
     """What goes into the ONNX file: probability in 0..1, inputs already normalised by the manifest."""
 
-    def __init__(self, net):
+    def __init__(self, net, interior=False):
         super().__init__()
         self.net = net
+        self.interior = interior
 
     def forward(self, before, after):
-        return torch.sigmoid(self.net(before, after))
+        return heads(self.net(before, after), self.interior)
 
 
 class Exported8(nn.Module):
@@ -94,9 +102,10 @@ class Exported8(nn.Module):
     band], as GeoTIFFs store them), transposed and normalised inside the graph, so the pipeline
     hands its samples over as read instead of separating bands and converting every pixel to floats."""
 
-    def __init__(self, net, mean, std):
+    def __init__(self, net, mean, std, interior=False):
         super().__init__()
         self.net = net
+        self.interior = interior
         self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
@@ -104,7 +113,7 @@ class Exported8(nn.Module):
         before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
         b = before.float() * self.scale + self.shift
         a = after.float() * self.scale + self.shift
-        return torch.sigmoid(self.net(b, a))
+        return heads(self.net(b, a), self.interior)
 
 
 MEAN = [0.40, 0.40, 0.38]
@@ -122,10 +131,29 @@ def normalise(x):
 
 
 def split_spec(spec):
+    """DIR[@SCALE][=WEIGHT] → (DIR, SCALE, WEIGHT); WEIGHT is the folder's share of real samples
+    (default: its number of pairs, so every pair is drawn equally often)."""
+    weight = None
+    if '=' in spec:
+        spec, w = spec.rsplit('=', 1)
+        weight = float(w)
     if '@' in spec:
         path, scale = spec.rsplit('@', 1)
-        return path, float(scale)
-    return spec, 1.0
+        return path, float(scale), weight
+    return spec, 1.0, weight
+
+
+def load_split(path):
+    """A split file: {"validation": {"FOLDER": ["image.png", ...]}}. Training folders of that name skip
+    the listed images; development folders of that name keep only them."""
+    if not path:
+        return {}
+    with open(path) as f:
+        split = json.load(f)
+    val = split.get('validation')
+    if not isinstance(val, dict) or not all(isinstance(v, list) and v for v in val.values()):
+        raise SystemExit(f'{path}: expected {{"validation": {{"FOLDER": ["image", ...]}}}}')
+    return {k: set(v) for k, v in val.items()}
 
 
 def read_rgb(path):
@@ -160,15 +188,19 @@ def label_tensor(lab, scale):
     return (t[0] > 0.5).float()
 
 
-def load_pairs(spec):
-    """A labelled folder → list of (A, B, label) tensors at 0.5 m."""
-    folder, scale = split_spec(spec)
+def load_pairs(spec, split=None, role='train'):
+    """A labelled folder → list of (A, B, label) tensors at 0.5 m. With a split, a training folder
+    leaves out its validation images and a development folder keeps only them."""
+    folder, scale, _ = split_spec(spec)
+    held = (split or {}).get(os.path.basename(os.path.normpath(folder)))
     for sub in ('A', 'B', 'label'):
         if not os.path.isdir(os.path.join(folder, sub)):
             raise SystemExit(f'{folder}: no {sub}/ folder (expected A/, B/ and label/)')
     pairs = []
     for name in sorted(os.listdir(os.path.join(folder, 'A'))):
         if not name.lower().endswith(IMAGE_EXT):
+            continue
+        if held is not None and ((name in held) if role == 'train' else (name not in held)):
             continue
         b_path = os.path.join(folder, 'B', name)
         if not os.path.exists(b_path):
@@ -178,7 +210,10 @@ def load_pairs(spec):
             raise SystemExit(f'{folder}/{name}: A {a.shape}, B {b.shape}, label {lab.shape} differ')
         pairs.append((name, to_tensor(a, scale), to_tensor(b, scale), label_tensor(lab, scale)))
     if not pairs:
-        raise SystemExit(f'{folder}: no images in A/')
+        raise SystemExit(f'{folder}: no images in A/' + (' after the split' if held is not None else ''))
+    if held is not None and role != 'train' and len(pairs) != len(held):
+        missing = sorted(held - {p[0] for p in pairs})
+        raise SystemExit(f'{folder}: validation images not found: {", ".join(missing)}')
     return folder, scale, pairs
 
 
@@ -242,8 +277,9 @@ def components(mask):
 
 
 class Sampler:
-    def __init__(self, pairs, backgrounds, roofs, crop, device, gen):
+    def __init__(self, pairs, backgrounds, roofs, crop, device, gen, weights=None):
         self.pairs = [(a.to(device), b.to(device), l.to(device)) for _, a, b, l in pairs]
+        self.weights = weights  # per pair: chance of being drawn (folder weight / folder size)
         self.backgrounds = [bg.to(device) for bg in backgrounds]
         self.roofs = roofs.to(device)
         self.crop = crop
@@ -253,19 +289,29 @@ class Sampler:
     def rand(self, *shape, lo=0.0, hi=1.0):
         return torch.rand(*shape, device=self.device) * (hi - lo) + lo
 
+    def pick(self):
+        if self.weights is None:
+            return self.pairs[self.gen.randrange(len(self.pairs))]
+        return self.pairs[self.gen.choices(range(len(self.pairs)), weights=self.weights)[0]]
+
     # -- real pairs: random scale, crop with 0–3 px misregistration between dates
-    def real(self, n):
+    def real(self, n, scale=(0.6, 1.3)):
         A, B, L = [], [], []
         c = self.crop
         for _ in range(n):
-            a, b, lab = self.pairs[self.gen.randrange(len(self.pairs))]
-            s = self.gen.uniform(0.6, 1.3)
+            a, b, lab = self.pick()
+            s = self.gen.uniform(*scale)
             h, w = a.shape[-2:]
-            size = (max(c + 8, round(h * s)), max(c + 8, round(w * s)))
-            stack = F.interpolate(torch.cat([a, b, lab])[None], size=size, mode='bilinear', align_corners=False)[0]
+            # cut the source window first, then resample it: whole 1024² images are too slow to scale per sample
+            src = min(h, w, max(c + 8, round((c + 8) / s)))
+            y0, x0 = self.gen.randrange(0, h - src + 1), self.gen.randrange(0, w - src + 1)
+            stack = torch.cat([a, b, lab])[:, y0:y0 + src, x0:x0 + src]
+            size = max(c + 8, round(src * s))
+            if size != src:
+                stack = F.interpolate(stack[None], size=(size, size), mode='bilinear', align_corners=False)[0]
             a, b, lab = stack[:3], stack[3:6], (stack[6:] > 0.5).float()
-            y = self.gen.randrange(4, size[0] - c - 3)
-            x = self.gen.randrange(4, size[1] - c - 3)
+            y = self.gen.randrange(4, size - c - 3)
+            x = self.gen.randrange(4, size - c - 3)
             dy, dx = self.gen.randint(-3, 3), self.gen.randint(-3, 3)
             A.append(a[:, y:y + c, x:x + c])
             B.append(b[:, y + dy:y + dy + c, x + dx:x + dx + c])
@@ -277,14 +323,18 @@ class Sampler:
         A, B, L = [], [], []
         c = self.crop
         for _ in range(n):
-            a, b, _ = self.pairs[self.gen.randrange(len(self.pairs))]
+            a, b, _ = self.pick()
             img = a if self.gen.random() < 0.5 else b
             h, w = img.shape[-2:]
             s = self.gen.uniform(0.6, 1.3)
-            size = (max(c + 8, round(h * s)), max(c + 8, round(w * s)))
-            img = F.interpolate(img[None], size=size, mode='bilinear', align_corners=False)[0]
-            y = self.gen.randrange(4, size[0] - c - 3)
-            x = self.gen.randrange(4, size[1] - c - 3)
+            src = min(h, w, max(c + 8, round((c + 8) / s)))
+            y0, x0 = self.gen.randrange(0, h - src + 1), self.gen.randrange(0, w - src + 1)
+            img = img[:, y0:y0 + src, x0:x0 + src]
+            size = max(c + 8, round(src * s))
+            if size != src:
+                img = F.interpolate(img[None], size=(size, size), mode='bilinear', align_corners=False)[0]
+            y = self.gen.randrange(4, size - c - 3)
+            x = self.gen.randrange(4, size - c - 3)
             dy, dx = self.gen.randint(-3, 3), self.gen.randint(-3, 3)
             A.append(img[:, y:y + c, x:x + c])
             B.append(img[:, y + dy:y + dy + c, x + dx:x + dx + c])
@@ -431,12 +481,12 @@ class Sampler:
             a, b, lab = (torch.flip(t, dims=(3,)) for t in (a, b, lab))
         return a, b, lab
 
-    def batch(self, n, mix, same=0.0, regional=0.0):
+    def batch(self, n, mix, same=0.0, regional=0.0, scale=(0.6, 1.3)):
         n_same = int(round(n * same))
         counts = np.random.RandomState(self.gen.randrange(1 << 30)).multinomial(n - n_same, mix)
         parts = [self.same(n_same)] if n_same else []
         if counts[0]:
-            parts.append(self.real(counts[0]))
+            parts.append(self.real(counts[0], scale))
         if counts[1]:
             parts.append(self.synthetic(counts[1], procedural=False))
         if counts[2]:
@@ -462,7 +512,7 @@ def evaluate(net, sets, device, threshold=0.5):
     for folder, scale, pairs in sets:
         tp = fp = fn = 0
         for _, a, b, lab in pairs:
-            p = torch.sigmoid(net(normalise(a[None].to(device)), normalise(b[None].to(device))))[0].cpu() >= threshold
+            p = torch.sigmoid(net(normalise(a[None].to(device)), normalise(b[None].to(device)))[:, :1])[0].cpu() >= threshold
             t = lab.bool()
             tp += int((p & t).sum())
             fp += int((p & ~t).sum())
@@ -481,13 +531,26 @@ def dice_loss(logits, target):
     return (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)).mean()
 
 
-def export_onnx(net, path, opset=13, uint8=False):
-    """uint8: pixel-interleaved 8-bit inputs [batch, height, width, 3]; else normalised floats [batch, 3, height, width]."""
-    model = (Exported8(net, MEAN, STD) if uint8 else Exported(net)).eval().cpu()
+ERODE_PX = 3
+
+
+def interior_target(lab):
+    """Building interiors: the change label eroded by ERODE_PX, so buildings that touch or nearly touch
+    come apart; vectorize uses them as seeds to split a merged region."""
+    k = 2 * ERODE_PX + 1
+    return 1 - F.max_pool2d(1 - lab, k, 1, ERODE_PX)
+
+
+def export_onnx(net, path, opset=13, uint8=False, interior=False):
+    """uint8: pixel-interleaved 8-bit inputs [batch, height, width, 3]; else normalised floats [batch, 3, height, width].
+    interior: a second output, `interior`, the building-interior probability."""
+    model = (Exported8(net, MEAN, STD, interior) if uint8 else Exported(net, interior)).eval().cpu()
     x = torch.zeros(1, 64, 64, 3, dtype=torch.uint8) if uint8 else torch.zeros(1, 3, 64, 64)
     axes = {0: 'batch', 1: 'height', 2: 'width'} if uint8 else {0: 'batch', 2: 'height', 3: 'width'}
-    kwargs = dict(input_names=['before', 'after'], output_names=['probability'], opset_version=opset,
-                  dynamic_axes={'before': axes, 'after': axes, 'probability': {0: 'batch', 2: 'height', 3: 'width'}})
+    out_axes = {0: 'batch', 2: 'height', 3: 'width'}
+    names = ['probability', 'interior'] if interior else ['probability']
+    kwargs = dict(input_names=['before', 'after'], output_names=names, opset_version=opset,
+                  dynamic_axes={'before': axes, 'after': axes, **{n: out_axes for n in names}})
     try:
         torch.onnx.export(model, (x, x), path, dynamo=False, **kwargs)
     except TypeError:  # torch < 2.5 has no dynamo argument
@@ -499,35 +562,62 @@ def save_weights(net, path):
 
 
 def load_weights(net, path):
+    """Weights from weights.npz; a one-channel head (models before the interior output) starts both
+    channels from its change channel."""
     with np.load(path) as z:
         state = {k: torch.from_numpy(z[k]) for k in z.files}
+    own = net.state_dict()
+    for k in ('head.weight', 'head.bias'):
+        if k in state and k in own and state[k].shape[0] == 1 and own[k].shape[0] == 2:
+            state[k] = torch.cat([state[k], state[k]])
     net.load_state_dict(state)
+
+
+def save_checkpoint(path, net, opt, step, elapsed, gen):
+    """Everything a run needs to go on where it stopped (--resume), written atomically."""
+    tmp = path + '.tmp'
+    torch.save({'net': net.state_dict(), 'opt': opt.state_dict(), 'step': step, 'elapsed': elapsed,
+                'python_rng': gen.getstate(), 'torch_rng': torch.get_rng_state(), 'numpy_rng': np.random.get_state()}, tmp)
+    os.replace(tmp, path)
+
+
+def learning_rate(base, progress, warmup=0.03, floor=0.01):
+    """Linear warm-up, then cosine down to floor × base; progress runs 0..1."""
+    if progress < warmup:
+        return base * (0.04 + 0.96 * progress / warmup)
+    t = min(1.0, (progress - warmup) / (1 - warmup))
+    return base * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * t)))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--data', action='append', default=[], help='labelled pairs DIR[@SCALE] (repeatable)')
+    ap.add_argument('--data', action='append', default=[], help='labelled pairs DIR[@SCALE][=WEIGHT] (repeatable)')
     ap.add_argument('--backgrounds', action='append', default=[], help='background images for synthetic change (repeatable)')
     ap.add_argument('--dev', action='append', default=[], help='development sets DIR[@SCALE] (repeatable)')
+    ap.add_argument('--split', help='JSON naming the validation images of a folder: never trained on, the only ones evaluated')
     ap.add_argument('--mix', default='1,0,0', help='fractions real,synthetic,procedural (1,0,0 won on the development sets; see README)')
     ap.add_argument('--same', type=float, default=0.0, help='fraction of each batch that is a no-change pair (one image on both dates)')
     ap.add_argument('--regional', type=float, default=0.0, help='fraction of samples with a land-cover nuisance (regional colour shift and smoothing) on one date, unlabelled')
+    ap.add_argument('--scale', default='0.6,1.3', help='range of random rescaling of real pairs')
+    ap.add_argument('--interior-weight', type=float, default=0.5, help='weight of the building-interior loss (second output)')
     ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=32)
     ap.add_argument('--crop', type=int, default=128)
     ap.add_argument('--lr', type=float, default=3e-3)
     ap.add_argument('--seed', type=int, default=20241)
     ap.add_argument('--device', default='auto')
-    ap.add_argument('--threads', type=int, default=0)
+    ap.add_argument('--threads', type=int, default=0, help='CPU threads (0: every core)')
     ap.add_argument('--init', help='weights.npz to start from (fine-tuning)')
-    ap.add_argument('--max-minutes', type=float, default=0, help='fit the step count to this wall time, measured on the first 40 steps (0: no limit)')
+    ap.add_argument('--max-minutes', type=float, default=0, help='end after this much training time even before --steps; the learning rate follows whichever of steps or time is further along (0: steps only)')
+    ap.add_argument('--checkpoint-minutes', type=float, default=5, help='write checkpoint.pt, weights.npz and training.json this often')
+    ap.add_argument('--eval-every', type=int, default=500, help='evaluate the development sets every N steps (0: only at the end)')
+    ap.add_argument('--resume', action='store_true', help='go on from --out/checkpoint.pt with the same arguments')
     ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16')
     ap.add_argument('--out', required=True)
     args = ap.parse_args(argv)
 
     device = torch.device('cuda' if args.device == 'auto' and torch.cuda.is_available() else ('cpu' if args.device == 'auto' else args.device))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -536,17 +626,30 @@ def main(argv=None):
     if len(mix) != 3 or min(mix) < 0 or sum(mix) <= 0:
         raise SystemExit(f'--mix {args.mix}: expected three non-negative fractions real,synthetic,procedural')
     mix = [v / sum(mix) for v in mix]
+    scale = tuple(float(v) for v in args.scale.split(','))
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1]:
+        raise SystemExit(f'--scale {args.scale}: expected LOW,HIGH with 0 < LOW <= HIGH')
     if (mix[0] > 0 or args.same > 0) and not args.data:
         raise SystemExit('--mix asks for real pairs but no --data folder was given')
     if (mix[1] > 0 or mix[2] > 0) and not args.backgrounds:
         raise SystemExit('--mix asks for synthetic change but no --backgrounds folder was given')
+    ckpt_path = os.path.join(args.out, 'checkpoint.pt')
+    if args.resume and not os.path.exists(ckpt_path):
+        raise SystemExit(f'--resume: {ckpt_path} not found')
 
-    train_sets = [load_pairs(s) for s in args.data]
-    dev_sets = [load_pairs(s) for s in args.dev]
+    split = load_split(args.split)
+    train_sets = [load_pairs(s, split, 'train') for s in args.data]
+    dev_sets = [load_pairs(s, split, 'dev') for s in args.dev]
     pairs = [p for _, _, ps in train_sets for p in ps]
+    weights = None
+    folder_weights = [split_spec(s)[2] for s in args.data]
+    if any(w is not None for w in folder_weights):
+        folder_weights = [len(ps) if w is None else w for w, (_, _, ps) in zip(folder_weights, train_sets)]
+        weights = [w / len(ps) for w, (_, _, ps) in zip(folder_weights, train_sets) for _ in ps]
     backgrounds = [bg for f in args.backgrounds for bg in load_backgrounds(f)]
-    roofs = roof_bank(pairs)
-    print(f'data: {len(pairs)} labelled pairs from {len(train_sets)} folders, {len(backgrounds)} backgrounds, {len(roofs)} real roofs; device {device}', flush=True)
+    roofs = roof_bank(pairs) if mix[1] > 0 else torch.zeros(0, 4, 96, 96)
+    print(f'data: {len(pairs)} labelled pairs from {len(train_sets)} folders, {len(backgrounds)} backgrounds, {len(roofs)} real roofs; '
+          f'dev {", ".join(f"{os.path.basename(os.path.normpath(f))} ({len(ps)})" for f, _, ps in dev_sets)}; device {device}, {torch.get_num_threads()} threads', flush=True)
     if mix[1] > 0 and len(roofs) == 0:
         print('warning: no real roofs found in the labelled data; synthetic change uses procedural roofs only', flush=True)
 
@@ -557,67 +660,98 @@ def main(argv=None):
     if args.init:
         load_weights(net, args.init)
     params = sum(p.numel() for p in net.parameters())
-    sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen)
+    sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0, device=device))
-    log = []
+    log, evals = [], []
+    step, elapsed_before = 0, 0.0
+    if args.resume:
+        ck = torch.load(ckpt_path, map_location=device)
+        net.load_state_dict(ck['net'])
+        opt.load_state_dict(ck['opt'])
+        step, elapsed_before = ck['step'], ck['elapsed']
+        gen.setstate(ck['python_rng'])
+        torch.set_rng_state(ck['torch_rng'])
+        np.random.set_state(ck['numpy_rng'])
+        with open(os.path.join(args.out, 'training.json')) as f:
+            prev = json.load(f)
+        log, evals = prev.get('log', []), prev.get('evals', [])
+        print(f'resumed at step {step} after {elapsed_before:.0f}s of training', flush=True)
+    os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
-    calibration = 40 if args.max_minutes else 0
-    total = args.steps
-    sched = None
-    step = 0
-    for step in range(1, args.steps + 1):
-        if step == calibration + 1:
-            if calibration:  # fit the schedule to the time allowed, so it ends with a low learning rate
-                rate = calibration / (time.time() - t0)
-                total = max(calibration + 100, min(args.steps, int(rate * args.max_minutes * 60 * 0.95)))
-                print(f'calibration: {rate:.1f} steps/s, planning {total} steps', flush=True)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total - calibration, pct_start=0.1)
-        elif step <= calibration:
-            for g in opt.param_groups:
-                g['lr'] = args.lr * 0.04
-        if step > total:
-            step -= 1
-            break
-        a, b, lab = sampler.batch(args.batch, mix, args.same, args.regional)
+    last_ckpt = t0
+    budget = args.max_minutes * 60
+
+    def progress():
+        p = step / args.steps
+        if budget:
+            p = max(p, (elapsed_before + time.time() - t0) / budget)
+        return p
+
+    def record(final, metrics=None, train_metrics=None):
+        return {
+            'recipe': 'models/siam-unet-lite/train.py',
+            'architecture': {'name': 'SiamUNetLite', 'widths': list(widths), 'parameters': params, 'outputs': ['probability', 'interior'], 'interiorErodePx': ERODE_PX},
+            'normalisation': {'mean': MEAN, 'std': STD},
+            'seed': args.seed, 'steps': step, 'stepsPlanned': args.steps, 'maxMinutes': args.max_minutes, 'finished': final,
+            'batch': args.batch, 'crop': args.crop, 'lr': args.lr, 'scale': list(scale), 'interiorWeight': args.interior_weight,
+            'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same, 'regional': args.regional,
+            'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
+            'threads': torch.get_num_threads(), 'torch': torch.__version__,
+            'trainingSeconds': round(elapsed_before + time.time() - t0, 1),
+            'trainingData': [{'folder': os.path.basename(os.path.normpath(f)), 'scale': s, 'pairs': len(ps),
+                              **({'weight': w} if weights else {})} for (f, s, ps), w in zip(train_sets, folder_weights)],
+            'split': {k: sorted(v) for k, v in split.items()}, 'splitFile': args.split,
+            'backgrounds': [os.path.basename(os.path.normpath(f)) for f in args.backgrounds], 'backgroundImages': len(backgrounds), 'realRoofs': len(roofs),
+            'initialisedFrom': args.init, 'resumed': args.resume,
+            'devMetrics': metrics if metrics is not None else (evals[-1]['dev'] if evals else {}),
+            'trainMetrics': train_metrics or {}, 'evals': evals, 'log': log,
+        }
+
+    def write(final, metrics=None, train_metrics=None):
+        net.eval()
+        save_weights(net, os.path.join(args.out, 'weights.npz'))
+        net.train()
+        with open(os.path.join(args.out, 'training.json.tmp'), 'w') as f:
+            json.dump(record(final, metrics, train_metrics), f, indent=2)
+        os.replace(os.path.join(args.out, 'training.json.tmp'), os.path.join(args.out, 'training.json'))
+        save_checkpoint(ckpt_path, net, opt, step, elapsed_before + time.time() - t0, gen)
+
+    net.train()
+    while step < args.steps and progress() < 1:
+        lr = learning_rate(args.lr, progress())
+        for g in opt.param_groups:
+            g['lr'] = lr
+        step += 1
+        a, b, lab = sampler.batch(args.batch, mix, args.same, args.regional, scale)
         logits = net(a, b)
-        loss = bce(logits, lab) + dice_loss(logits, lab)
+        inner = interior_target(lab)
+        loss = bce(logits[:, :1], lab) + dice_loss(logits[:, :1], lab)
+        if args.interior_weight:
+            loss = loss + args.interior_weight * (bce(logits[:, 1:2], inner) + dice_loss(logits[:, 1:2], inner))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if sched:
-            sched.step()
-        if step % 100 == 0 or step == total:
-            elapsed = time.time() - t0
-            log.append({'step': step, 'loss': round(float(loss), 4), 'seconds': round(elapsed, 1)})
-            print(f'step {step}/{total} loss {float(loss):.4f} {elapsed:.0f}s', flush=True)
-    seconds = time.time() - t0
+        if step % 100 == 0:
+            elapsed = elapsed_before + time.time() - t0
+            log.append({'step': step, 'loss': round(float(loss), 4), 'lr': round(lr, 6), 'seconds': round(elapsed, 1)})
+            print(f'step {step} loss {float(loss):.4f} lr {lr:.5f} {elapsed:.0f}s ({progress():.1%})', flush=True)
+        if args.eval_every and step % args.eval_every == 0 and dev_sets:
+            m = evaluate(net, dev_sets, device)
+            evals.append({'step': step, 'seconds': round(elapsed_before + time.time() - t0, 1), 'dev': m})
+            print(f'eval {step}: ' + ', '.join(f'{k} F1 {v["f1"]:.3f}' for k, v in m.items()), flush=True)
+        if time.time() - last_ckpt > args.checkpoint_minutes * 60:
+            write(False)
+            last_ckpt = time.time()
+    seconds = elapsed_before + time.time() - t0
     metrics = evaluate(net, dev_sets, device)
     train_metrics = evaluate(net, train_sets, device)
     print('dev:', json.dumps(metrics), flush=True)
-
-    os.makedirs(args.out, exist_ok=True)
-    net_cpu = net.cpu().eval()
-    save_weights(net_cpu, os.path.join(args.out, 'weights.npz'))
+    write(True, metrics, train_metrics)
     try:
-        export_onnx(net_cpu, os.path.join(args.out, 'model.onnx'))
+        export_onnx(net.cpu().eval(), os.path.join(args.out, 'model.onnx'))
     except Exception as err:  # the weights are saved; the ONNX file can be made again with export.py
         print(f'ONNX export failed: {err}', file=sys.stderr, flush=True)
-    record = {
-        'recipe': 'models/siam-unet-lite/train.py',
-        'architecture': {'name': 'SiamUNetLite', 'widths': list(widths), 'parameters': params},
-        'normalisation': {'mean': MEAN, 'std': STD},
-        'seed': args.seed, 'steps': step, 'stepsPlanned': total, 'batch': args.batch, 'crop': args.crop, 'lr': args.lr,
-        'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same, 'regional': args.regional,
-        'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
-        'torch': torch.__version__, 'trainingSeconds': round(seconds, 1),
-        'trainingData': [{'folder': os.path.basename(os.path.normpath(f)), 'scale': s, 'pairs': len(ps)} for f, s, ps in train_sets],
-        'backgrounds': [os.path.basename(os.path.normpath(f)) for f in args.backgrounds], 'backgroundImages': len(backgrounds), 'realRoofs': len(roofs),
-        'initialisedFrom': args.init,
-        'devMetrics': metrics, 'trainMetrics': train_metrics, 'log': log,
-    }
-    with open(os.path.join(args.out, 'training.json'), 'w') as f:
-        json.dump(record, f, indent=2)
     print(f'wrote {args.out}: {params} parameters, {step} steps in {seconds:.0f}s', flush=True)
 
 
