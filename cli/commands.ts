@@ -97,16 +97,26 @@ export async function cmdDetect(config: Config, beforePath: string, afterPath: s
     // part by part, as the batch does, so only the output raster grows with the scene
     const { widthPx: W, heightPx: H } = after.info;
     const probability = new Float32Array(W * H);
+    // a model with an interior output writes it as band 2 (tuban vectorize splits touching buildings with it)
+    const interior = model.manifest.interior ? new Float32Array(W * H) : null;
     let windows = 0;
     for (const part of partGrid(W, H, config.TUBAN_PART_PX)) {
       const r = await detectRegion({ after, baselines: [{ source: before }], model, region: part });
-      for (let row = 0; row < part.height; row++) probability.set(r.probability.subarray(row * part.width, (row + 1) * part.width), (part.y + row) * W + part.x);
+      for (let row = 0; row < part.height; row++) {
+        probability.set(r.probability.subarray(row * part.width, (row + 1) * part.width), (part.y + row) * W + part.x);
+        if (interior && r.interior) interior.set(r.interior.subarray(row * part.width, (row + 1) * part.width), (part.y + row) * W + part.x);
+      }
       windows += r.windows;
     }
-    const bytes = encodeGeoTiff({ widthPx: W, heightPx: H, samples: probability, bands: 1, crs: after.info.crs, geoTransform: after.info.geoTransform });
+    let samples = probability;
+    if (interior) {
+      samples = new Float32Array(W * H * 2);
+      for (let i = 0; i < W * H; i++) (samples[2 * i] = probability[i]), (samples[2 * i + 1] = interior[i]);
+    }
+    const bytes = encodeGeoTiff({ widthPx: W, heightPx: H, samples, bands: interior ? 2 : 1, crs: after.info.crs, geoTransform: after.info.geoTransform });
     writeFileSync(outPath, Buffer.from(bytes));
     const changed = probability.reduce((n, p) => n + (p >= model.manifest.defaultThreshold ? 1 : 0), 0);
-    return `${outPath}: change probability ${W}×${H} px on ${afterPath}'s grid (EPSG:${after.info.crs.epsg}), ${windows} windows, ${changed} px ≥ ${model.manifest.defaultThreshold}, ${Math.round(performance.now() - t0)} ms, model ${model.manifest.name} ${model.manifest.version}`;
+    return `${outPath}: change probability${interior ? ' (band 1) and building interior (band 2)' : ''} ${W}×${H} px on ${afterPath}'s grid (EPSG:${after.info.crs.epsg}), ${windows} windows, ${changed} px ≥ ${model.manifest.defaultThreshold}, ${Math.round(performance.now() - t0)} ms, model ${model.manifest.name} ${model.manifest.version}`;
   } finally {
     await after.close();
     await before.close();
@@ -114,14 +124,17 @@ export async function cmdDetect(config: Config, beforePath: string, afterPath: s
   }
 }
 
-export async function cmdVectorize(input: string, outPath: string, opts: { threshold: number; minAreaM2: number; simplifyM: number }): Promise<string> {
+export async function cmdVectorize(input: string, outPath: string, opts: { threshold: number; minAreaM2: number; simplifyM: number; interiorThreshold?: number }): Promise<string> {
   const src = await GeoTiffSource.open(input);
   try {
     const { widthPx, heightPx, crs, geoTransform } = src.info;
-    const [band] = await src.readWindow({ x: 0, y: 0, width: widthPx, height: heightPx }, [0]);
+    const whole = { x: 0, y: 0, width: widthPx, height: heightPx };
+    const [band] = await src.readWindow(whole, [0]);
+    // `tuban detect` writes a model's building-interior probability as a second float band: its seeds split touching buildings
+    const interior = src.info.bandCount === 2 && band instanceof Float32Array ? (await src.readWindow(whole, [1]))[0] : undefined;
     const values = band instanceof Float32Array ? band : band instanceof Uint8Array && band.every((v) => v <= 1) ? band : Float32Array.from(band, (v) => (v > 1 ? v / 255 : v));
     const metresPerUnit = crs.geographic ? 111_320 : 1;
-    const features = vectorizeRaster(values, widthPx, heightPx, geoTransform, { threshold: opts.threshold, minAreaM2: opts.minAreaM2, simplifyToleranceM: opts.simplifyM, metresPerUnit });
+    const features = vectorizeRaster(values, widthPx, heightPx, geoTransform, { threshold: opts.threshold, minAreaM2: opts.minAreaM2, simplifyToleranceM: opts.simplifyM, metresPerUnit, interior: interior instanceof Float32Array ? interior : undefined, interiorThreshold: opts.interiorThreshold });
     if (crs.geographic) for (const f of features) f.properties.area_m2 = Math.round(turfArea(f) * 1e4) / 1e4;
     const fc = { type: 'FeatureCollection', crs: { type: 'name', properties: { name: `urn:ogc:def:crs:EPSG::${crs.epsg}` } }, features };
     writeFileSync(outPath, JSON.stringify(fc));

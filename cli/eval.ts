@@ -1,8 +1,9 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { extname, join, basename } from 'node:path';
+import { extname, join, basename, resolve } from 'node:path';
 import sharp from 'sharp';
 import { crs } from '../pipeline/crs.ts';
-import { detectTile } from '../pipeline/detect.tile.ts';
+import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
+import { splitTouching } from '../pipeline/mask.split.ts';
 import { BadInputError } from '../pipeline/errors.ts';
 import { addObject, addPixel, objectCounts, pixelCounts, summarise, type ObjectCounts, type PixelCounts } from '../pipeline/metrics.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
@@ -53,20 +54,68 @@ export interface EvalResult {
   dataset: string;
   model: string;
   threshold: number;
+  /** Whether objects were split at the model's building-interior seeds, as vectorize does. */
+  split: boolean;
   images: ({ name: string } & ReturnType<typeof summarise>)[];
   total: ReturnType<typeof summarise>;
+  /** The totals at other thresholds, to choose the manifest's defaultThreshold. */
+  sweep: ({ threshold: number } & ReturnType<typeof summarise>)[];
 }
 
-/** Pixel and object metrics of a change model on a labelled dataset (A/, B/, label/). */
-export async function evaluateDataset(dir: string, modelDir: string, opts: { threshold?: number; gsdM?: number } = {}): Promise<EvalResult> {
+/** Thresholds of the sweep: 0.20 to 0.80 by 0.05. */
+export const SWEEP = Array.from({ length: 13 }, (_, i) => Math.round((0.2 + i * 0.05) * 100) / 100);
+
+/**
+ * The validation images a split file names for `dir` (by the folder's name): {"validation": {"FOLDER": ["image.png", ...]}},
+ * as models/siam-unet-lite/split.json and the training script read it.
+ */
+export function splitNames(splitFile: string, dir: string): string[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(splitFile, 'utf8'));
+  } catch (err) {
+    throw new BadInputError('bad_split', `${splitFile}: cannot read the split file (${(err as Error).message})`, { file: splitFile });
+  }
+  const folder = basename(resolve(dir));
+  const val = (doc as { validation?: Record<string, unknown> })?.validation;
+  const names = val?.[folder];
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
+    throw new BadInputError('bad_split', `${splitFile}: no list of validation images for folder "${folder}" (folders: ${Object.keys(val ?? {}).join(', ') || 'none'})`, { file: splitFile });
+  }
+  return names as string[];
+}
+
+/** Binary mask of `p ≥ threshold`. */
+function binary(p: Float32Array, threshold: number): Uint8Array {
+  return Uint8Array.from(p, (v) => (v >= threshold ? 1 : 0));
+}
+
+/**
+ * Pixel and object metrics of a change model on a labelled dataset (A/, B/, label/). Pixel metrics
+ * are those of the thresholded probability (what `tuban detect` gives); objects are the 8-connected
+ * regions of that mask after the split of touching buildings at the model's interior seeds (what
+ * vectorize turns into polygons), matched at IoU ≥ 0.5.
+ */
+export async function evaluateDataset(dir: string, modelDir: string, opts: { threshold?: number; gsdM?: number; split?: string; sweep?: number[] } = {}): Promise<EvalResult> {
   const model = await OnnxChangeModel.load(modelDir);
   const threshold = opts.threshold ?? model.manifest.defaultThreshold;
   const gsdM = opts.gsdM ?? model.manifest.gsdM;
+  const interiorThreshold = model.manifest.interior?.threshold;
+  const sweepAt = opts.sweep ?? SWEEP;
   let px: PixelCounts = { tp: 0, fp: 0, fn: 0, tn: 0 };
   let obj: ObjectCounts = { truth: 0, found: 0, truthLarge: 0, foundLarge: 0, predicted: 0, matched: 0 };
+  const sweepPx = sweepAt.map((): PixelCounts => ({ tp: 0, fp: 0, fn: 0, tn: 0 }));
+  const sweepObj = sweepAt.map((): ObjectCounts => ({ truth: 0, found: 0, truthLarge: 0, foundLarge: 0, predicted: 0, matched: 0 }));
   const images: EvalResult['images'] = [];
+  let names = datasetNames(dir);
+  if (opts.split) {
+    const wanted = splitNames(opts.split, dir);
+    const missing = wanted.filter((n) => !names.includes(n));
+    if (missing.length) throw new BadInputError('bad_split', `${opts.split}: ${missing.join(', ')} not in ${dir}/A`, { file: opts.split });
+    names = wanted.slice().sort();
+  }
   try {
-    for (const name of datasetNames(dir)) {
+    for (const name of names) {
       const a = await rgb(join(dir, 'A', name));
       const b = await rgb(join(dir, 'B', name));
       const t = await label(labelFile(dir, name));
@@ -74,17 +123,30 @@ export async function evaluateDataset(dir: string, modelDir: string, opts: { thr
         throw new BadInputError('bad_dataset', `${name}: A ${a.width}×${a.height}, B ${b.width}×${b.height}, label ${t.width}×${t.height} differ`);
       }
       const r = await detectTile({ after: source(name, b, gsdM), baselines: [{ source: source(name, a, gsdM) }], model });
-      const pred = Uint8Array.from(r.probability, (p) => (p >= threshold ? 1 : 0));
-      const p = pixelCounts(pred, t.data);
-      const o = objectCounts(pred, t.data, a.width, a.height, { pixelAreaM2: gsdM * gsdM, largeAreaM2: 50 });
+      const measure = (at: number) => {
+        const pred = binary(r.probability, at);
+        const p = pixelCounts(pred, t.data);
+        if (r.interior) splitTouching(pred, r.interior, a.width, a.height, { threshold: interiorThreshold });
+        return { p, o: objectCounts(pred, t.data, a.width, a.height, { pixelAreaM2: gsdM * gsdM, largeAreaM2: 50 }) };
+      };
+      const { p, o } = measure(threshold);
       images.push({ name, ...summarise(p, o) });
       px = addPixel(px, p);
       obj = addObject(obj, o);
+      for (const [k, at] of sweepAt.entries()) {
+        const m = at === threshold ? { p, o } : measure(at);
+        sweepPx[k] = addPixel(sweepPx[k], m.p);
+        sweepObj[k] = addObject(sweepObj[k], m.o);
+      }
+      releaseProbability(r);
     }
   } finally {
     await model.close();
   }
-  return { dataset: dir, model: `${model.manifest.name} ${model.manifest.version}`, threshold, images, total: summarise(px, obj) };
+  return {
+    dataset: dir, model: `${model.manifest.name} ${model.manifest.version}`, threshold, split: Boolean(model.manifest.interior), images, total: summarise(px, obj),
+    sweep: sweepAt.map((at, k) => ({ threshold: at, ...summarise(sweepPx[k], sweepObj[k]) })),
+  };
 }
 
 export function evalText(r: EvalResult): string {
@@ -93,5 +155,7 @@ export function evalText(r: EvalResult): string {
   const row = (name: string, s: ReturnType<typeof summarise>) => `${name.padEnd(32).slice(0, 32)}  ${f(s.pixel.precision)}  ${f(s.pixel.recall)}  ${f(s.pixel.f1)}  ${f(s.pixel.iou)}  ${f(s.object.precision)}  ${f(s.object.recall)}  ${f(s.object.f1)}  ${f(s.object.recallLarge)}`;
   for (const i of r.images) lines.push(row(i.name, i));
   lines.push(row('TOTAL', r.total));
+  lines.push('', `threshold sweep (all images; objects ${r.split ? 'split at the interior seeds' : 'as 8-connected regions'})`, 'threshold                          P      R      F1     IoU    objP   objR   objF1  objR≥50m²');
+  for (const s of r.sweep) lines.push(row(s.threshold.toFixed(2) + (s.threshold === r.threshold ? ' *' : ''), s));
   return lines.join('\n');
 }

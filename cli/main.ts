@@ -250,7 +250,8 @@ program.command('vectorize <raster>').description('mask or probability GeoTIFF â
   .option('--threshold <p>', 'probability threshold', num('--threshold'), 0.5)
   .option('--min-area-m2 <n>', 'drop smaller polygons', num('--min-area-m2'), 0)
   .option('--simplify-m <n>', 'Douglasâ€“Peucker tolerance in metres (0 = exact pixel outlines)', num('--simplify-m'), 0)
-  .action(async (raster: string, o: { output: string; threshold: number; minAreaM2: number; simplifyM: number }) => {
+  .option('--interior-threshold <p>', 'building-interior probability that seeds a split, when the raster has the interior as band 2', num('--interior-threshold'), 0.5)
+  .action(async (raster: string, o: { output: string; threshold: number; minAreaM2: number; simplifyM: number; interiorThreshold: number }) => {
     console.log(await cmdVectorize(raster, o.output, o));
   });
 
@@ -280,9 +281,10 @@ program.command('eval').description('pixel and object metrics of a change model 
   .option('--model <dir>', 'model folder (default TUBAN_MODEL_DIR)')
   .option('--threshold <p>', 'probability threshold (default: the model\'s)', num('--threshold'))
   .option('--gsd <m>', 'ground sample distance of the images in metres (default: the model\'s)', num('--gsd'))
+  .option('--split <file.json>', 'evaluate only the validation images the split file names for this folder (e.g. models/siam-unet-lite/split.json)')
   .option('--json', 'print one JSON object')
-  .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; json?: boolean }) => {
-    const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd });
+  .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; split?: string; json?: boolean }) => {
+    const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd, split: o.split });
     console.log(o.json ? JSON.stringify(r) : evalText(r));
   });
 

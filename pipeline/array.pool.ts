@@ -9,12 +9,13 @@
  * afterwards. Arrays that did not come from the pool may be given too. What the pool holds is
  * capped in bytes; the least recently given arrays are dropped first.
  */
-type PooledArray = Uint8Array | Float32Array;
+type PooledArray = Uint8Array | Float32Array | Int32Array;
 type PooledCtor<T extends PooledArray> = { new (length: number): T; new (buffer: ArrayBufferLike): T; BYTES_PER_ELEMENT: number };
 
 /** Pool key: element type, length, and whether the memory is shared (a Buffer counts as a Uint8Array). */
-const keyOf = (float: boolean, length: number, shared: boolean) => `${float ? 'f32' : 'u8'}${shared ? 's' : ''}:${length}`;
-const keyOfArray = (a: PooledArray) => keyOf(a instanceof Float32Array, a.length, a.buffer instanceof SharedArrayBuffer);
+const typeOf = (ctor: unknown) => (ctor === Float32Array ? 'f32' : ctor === Int32Array ? 'i32' : 'u8');
+const keyOf = (type: string, length: number, shared: boolean) => `${type}${shared ? 's' : ''}:${length}`;
+const keyOfArray = (a: PooledArray) => keyOf(typeOf(a.constructor), a.length, a.buffer instanceof SharedArrayBuffer);
 
 /** Below this size an array is left to the allocator: small arrays cost the collector nothing worth pooling. */
 const MIN_POOLED_BYTES = 64 * 1024;
@@ -32,7 +33,7 @@ export class ArrayPool {
    * With `shared`, in a SharedArrayBuffer, which another thread (the model's) reads without a copy.
    */
   take<T extends PooledArray>(ctor: PooledCtor<T>, length: number, zero = false, shared = false): T {
-    const key = keyOf((ctor as unknown) === Float32Array, length, shared);
+    const key = keyOf(typeOf(ctor), length, shared);
     const list = this.free.get(key);
     const a = list?.pop() as T | undefined;
     if (!a) return shared ? new ctor(new SharedArrayBuffer(length * ctor.BYTES_PER_ELEMENT)) : new ctor(length);

@@ -21,6 +21,8 @@ export interface ChangeModel {
 
 export interface ModelRun {
   probability: Float32Array;
+  /** Building-interior probability [batch, row, col], when the manifest names an interior output; owned like probability. */
+  interior?: Float32Array;
   /** Milliseconds the model computed, when it can tell them apart from waiting for its turn. */
   computeMs?: number;
 }

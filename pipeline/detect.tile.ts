@@ -26,6 +26,8 @@ export interface ChangeProbability {
   heightPx: number;
   /** Per-pixel change probability 0..1, row-major; 0 where either date has no data. */
   probability: Float32Array;
+  /** Building-interior probability, the same way, when the model has that output (manifest `interior`). */
+  interior?: Float32Array;
   /** 1 where both dates had data. */
   valid: Uint8Array;
   /** How many pixels are valid. */
@@ -100,7 +102,7 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const both = bothValid(a, b);
   t = lap(input.stages, 'read', t);
   const { xs, ys, windows } = windowGrid(W, H, m);
-  const blender = new Blender(W, H, xs, ys, m.overlapPx, crop);
+  const blender = new Blender(W, H, xs, ys, m.overlapPx, crop, m.interior ? 2 : 1);
   const nb = bandIdx.length;
   const plane = xs.size * ys.size;
   const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
@@ -118,7 +120,9 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
         fillWindow(b, win, m, before, gi);
       }
       t = lap(input.stages, 'read', t);
-      const { probability: prob, computeMs } = await model.run(before, afterT, group.length, ys.size, xs.size);
+      const { probability: prob, interior, computeMs } = await model.run(before, afterT, group.length, ys.size, xs.size);
+      if (m.interior && !interior) throw new Error(`model ${m.name}: no interior output from the run`);
+      const outs = m.interior ? [prob, interior!] : [prob];
       // Inference is the model's own compute; the rest of the call (the hand-over to the model's
       // thread, another part's run ahead in its queue) is waiting, so that with several parts in
       // flight inference is counted once.
@@ -129,8 +133,8 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
         add(input.stages, 'modelWait', now - t - computeMs);
         t = now;
       }
-      for (const [gi, win] of group.entries()) blender.add(prob.subarray(gi * plane, (gi + 1) * plane), win.i, win.j);
-      arrayPool.give(prob);
+      for (const [gi, win] of group.entries()) blender.add(outs.map((o) => o.subarray(gi * plane, (gi + 1) * plane)), win.i, win.j);
+      arrayPool.give(...outs);
       t = lap(input.stages, 'blend', t);
     } finally {
       arrayPool.give(before, afterT);
@@ -145,7 +149,7 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
 
 /** Hands a result's planes back to arrayPool, for the next part, once nothing reads them any more. */
 export function releaseProbability(r: ChangeProbability): void {
-  arrayPool.give(r.probability, r.valid);
+  arrayPool.give(r.probability, r.interior, r.valid);
 }
 
 /**
@@ -160,18 +164,23 @@ class Blender {
   private readonly ny: Float32Array[];
   /** Per x-window, the columns [lo, hi) (window coordinates) no other window covers. */
   private readonly alone: [number, number][];
-  private readonly probability: Float32Array;
+  /** The blended planes: probability, then the interior when the model has it. */
+  private readonly planes: Float32Array[];
 
-  constructor(private readonly W: number, H: number, private readonly xs: AxisWindows, private readonly ys: AxisWindows, rampPx: number, private readonly crop: WindowPx) {
+  constructor(private readonly W: number, H: number, private readonly xs: AxisWindows, private readonly ys: AxisWindows, rampPx: number, private readonly crop: WindowPx, planes = 1) {
     this.nx = normalisedRamps(xs, W, (s) => blendRamps({ x: s, y: 0, width: xs.size, height: 1 }, W, 1, rampPx).wx);
     this.ny = normalisedRamps(ys, H, (s) => blendRamps({ x: 0, y: s, width: 1, height: ys.size }, 1, H, rampPx).wy);
     this.alone = xs.starts.map((s, i) => [i > 0 ? xs.starts[i - 1] + xs.size - s : 0, i + 1 < xs.starts.length ? xs.starts[i + 1] - s : xs.size]);
-    this.probability = arrayPool.take(Float32Array, crop.width * crop.height, true);
+    this.planes = Array.from({ length: planes }, () => arrayPool.take(Float32Array, crop.width * crop.height, true));
   }
 
-  /** Adds the prediction of window (i, j): column i and row j of the window grid. */
-  add(prob: Float32Array, i: number, j: number): void {
-    const { crop, probability: out } = this;
+  /** Adds the prediction of window (i, j), one array per plane: column i and row j of the window grid. */
+  add(probs: Float32Array[], i: number, j: number): void {
+    for (const [k, prob] of probs.entries()) this.addPlane(this.planes[k], prob, i, j);
+  }
+
+  private addPlane(out: Float32Array, prob: Float32Array, i: number, j: number): void {
+    const { crop } = this;
     const sx = this.xs.size;
     const x0 = this.xs.starts[i], y0 = this.ys.starts[j];
     const nx = this.nx[i], ny = this.ny[j];
@@ -195,7 +204,8 @@ class Blender {
 
   /** The blended crop, 0 (and invalid) where either month has no data; `both` covers the whole raster. */
   finish(both: Uint8Array | null): Omit<ChangeProbability, 'windows'> {
-    const { crop, probability, W } = this;
+    const { crop, W } = this;
+    const [probability, interior] = this.planes;
     const valid = arrayPool.take(Uint8Array, crop.width * crop.height, both !== null);
     let validPx = valid.length;
     if (!both) valid.fill(1);
@@ -207,11 +217,14 @@ class Blender {
           if (both[s + c]) {
             valid[d + c] = 1;
             validPx++;
-          } else probability[d + c] = 0;
+          } else {
+            probability[d + c] = 0;
+            if (interior) interior[d + c] = 0;
+          }
         }
       }
     }
-    return { widthPx: crop.width, heightPx: crop.height, probability, valid, validPx };
+    return { widthPx: crop.width, heightPx: crop.height, probability, ...(interior ? { interior } : {}), valid, validPx };
   }
 }
 

@@ -15,6 +15,12 @@ export const ModelManifestSchema = z.object({
   inputs: z.object({ before: z.string(), after: z.string() }),
   /** Output tensor [batch, 1, height, width]: `probability` in 0..1 or `logits` (sigmoid applied here). */
   output: z.object({ name: z.string(), kind: z.enum(['probability', 'logits']) }),
+  /**
+   * Optional second output [batch, 1, height, width]: the probability that a pixel lies inside a
+   * building (the change eroded by a few pixels). Its regions at `threshold` seed the split of
+   * touching buildings into one patch each (mask.split.ts).
+   */
+  interior: z.object({ name: z.string(), threshold: z.number().gt(0).lt(1).default(0.5) }).optional(),
   /** Source band indices (0-based) fed to the model, in the model's order. */
   bands: z.object({ indices: z.array(z.number().int().min(0)).min(1), names: z.array(z.string()).optional() }),
   /** Applied to reflectance in 0..1: (x − mean[band]) / std[band]. */

@@ -57,8 +57,9 @@ export class OnnxChangeModel implements ChangeModel {
     const feeds = buildFeeds(this.manifest, before, after, batch, heightPx, widthPx);
     const session = await this.live();
     // (the thread refuses an output of another size than batch×1×height×width, naming it)
-    const { output, computeMs } = await session.run(feeds, this.manifest.output.name, batch * heightPx * widthPx);
-    return { probability: this.manifest.output.kind === 'logits' ? sigmoidInPlace(output) : output, computeMs };
+    const names = [this.manifest.output.name, ...(this.manifest.interior ? [this.manifest.interior.name] : [])];
+    const { outputs: [output, interior], computeMs } = await session.run(feeds, names, batch * heightPx * widthPx);
+    return { probability: this.manifest.output.kind === 'logits' ? sigmoidInPlace(output) : output, ...(interior ? { interior } : {}), computeMs };
   }
 
   /**
@@ -110,8 +111,8 @@ function checkGraph(manifest: ModelManifest, graph: GraphInfo, onnxPath: string)
       throw new BadInputError('model_file', `${onnxPath}: graph input "${meta.name}" is ${meta.type} but the manifest's inputType is ${manifest.inputType}`, { file: onnxPath });
     }
   }
-  if (!graph.outputNames.includes(manifest.output.name)) {
-    throw new BadInputError('model_file', `${onnxPath}: graph has no output "${manifest.output.name}" (outputs: ${graph.outputNames.join(', ')})`, { file: onnxPath });
+  for (const name of [manifest.output.name, ...(manifest.interior ? [manifest.interior.name] : [])]) {
+    if (!graph.outputNames.includes(name)) throw new BadInputError('model_file', `${onnxPath}: graph has no output "${name}" (outputs: ${graph.outputNames.join(', ')})`, { file: onnxPath });
   }
 }
 
@@ -126,7 +127,7 @@ type Reply = { id: number; computeMs?: number; error?: string };
  */
 class SessionThread {
   private nextId = 0;
-  private readonly pending = new Map<number, { copies: ModelInput[]; output: Float32Array; resolve: (r: { output: Float32Array; computeMs: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { copies: ModelInput[]; outputs: Float32Array[]; resolve: (r: { outputs: Float32Array[]; computeMs: number }) => void; reject: (e: Error) => void }>();
   /** Set once the thread has died: every later run fails with it. */
   private dead: Error | null = null;
 
@@ -168,9 +169,9 @@ class SessionThread {
 
   /**
    * One run of the session. The caller keeps the feeds (read in place when they are in shared
-   * memory, copied otherwise); the output is a shared array from arrayPool, to be handed back when done.
+   * memory, copied otherwise); each output is a shared array from arrayPool, to be handed back when done.
    */
-  run(feeds: ReturnType<typeof buildFeeds>, outputName: string, outputLength: number): Promise<{ output: Float32Array; computeMs: number }> {
+  run(feeds: ReturnType<typeof buildFeeds>, outputNames: string[], outputLength: number): Promise<{ outputs: Float32Array[]; computeMs: number }> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     const copies: ModelInput[] = [];
@@ -181,18 +182,18 @@ class SessionThread {
       copies.push(c);
       return c;
     };
-    const output = arrayPool.take(Float32Array, outputLength, false, true);
+    const outputs = outputNames.map(() => arrayPool.take(Float32Array, outputLength, false, true));
     const message = {
-      id, output: outputName, into: output,
+      id, outputs: outputNames.map((name, k) => ({ name, into: outputs[k] })),
       feeds: Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data: inShared(f.data), dims: f.dims }])),
     };
-    const done = new Promise<{ output: Float32Array; computeMs: number }>((resolve, reject) => this.pending.set(id, { copies, output, resolve, reject }));
+    const done = new Promise<{ outputs: Float32Array[]; computeMs: number }>((resolve, reject) => this.pending.set(id, { copies, outputs, resolve, reject }));
     if (this.pending.size === 1) this.worker.ref();
     try {
       this.worker.postMessage(message);
     } catch (err) {
       this.forget(id);
-      arrayPool.give(...copies, output);
+      arrayPool.give(...copies, ...outputs);
       throw err;
     }
     return done;
@@ -209,9 +210,9 @@ class SessionThread {
     this.forget(m.id);
     arrayPool.give(...p.copies);
     // only a reply with a compute time says the output was written
-    if (typeof m.computeMs === 'number') p.resolve({ output: p.output, computeMs: m.computeMs });
+    if (typeof m.computeMs === 'number') p.resolve({ outputs: p.outputs, computeMs: m.computeMs });
     else {
-      arrayPool.give(p.output);
+      arrayPool.give(...p.outputs);
       p.reject(new Error(`${this.onnxPath}: ${m.error ?? 'the onnxruntime thread gave no result'}`));
     }
   }

@@ -11,7 +11,7 @@
  *
  * workerData: { model: Uint8Array (the ONNX bytes), options: ort.InferenceSession.SessionOptions }.
  * First message out: { ready: { inputNames, inputMetadata, outputNames } } or { failed: message }.
- * Then per message in, { id, feeds: { name: { type, data, dims } }, output: name, into: Float32Array },
+ * Then per message in, { id, feeds: { name: { type, data, dims } }, outputs: [{ name, into: Float32Array }] },
  * one out: { id, computeMs } or { id, error: message }. `data` and `into` live in SharedArrayBuffers
  * the main thread reuses, so no buffer is allocated on its side per run (each one would count
  * towards its next full garbage collection). onnxruntime does not take shared memory, so the feeds
@@ -41,16 +41,18 @@ if (session) {
     return a;
   };
 
-  /** @param {{ id: number, feeds: Record<string, { type: 'uint8' | 'float32', data: Uint8Array | Float32Array, dims: number[] }>, output: string, into: Float32Array }} m */
+  /** @param {{ id: number, feeds: Record<string, { type: 'uint8' | 'float32', data: Uint8Array | Float32Array, dims: number[] }>, outputs: { name: string, into: Float32Array }[] }} m */
   const run = async (m) => {
     try {
       const tensors = Object.fromEntries(Object.entries(m.feeds).map(([name, f]) => [name, new ort.Tensor(f.type, local(name, f.data), f.dims)]));
       const t0 = performance.now();
       const result = await s.run(tensors);
       const computeMs = performance.now() - t0;
-      const output = /** @type {Float32Array} */ (result[m.output].data);
-      if (output.length !== m.into.length) throw new Error(`output "${m.output}" has ${output.length} values, expected ${m.into.length}`);
-      m.into.set(output);
+      for (const o of m.outputs) {
+        const output = /** @type {Float32Array} */ (result[o.name].data);
+        if (output.length !== o.into.length) throw new Error(`output "${o.name}" has ${output.length} values, expected ${o.into.length}`);
+        o.into.set(output);
+      }
       port.postMessage({ id: m.id, computeMs });
     } catch (err) {
       port.postMessage({ id: m.id, error: err instanceof Error ? err.message : String(err) });

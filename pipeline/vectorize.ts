@@ -1,6 +1,7 @@
 import { simplify } from '@turf/turf';
 import type { Feature, MultiPolygon, Polygon } from 'geojson';
 import { pixelAreaUnits2, pixelToWorld, type GeoTransform } from './geotransform.ts';
+import { splitTouching } from './mask.split.ts';
 import { traceMask } from './mask.trace.ts';
 import { arrayPool } from './array.pool.ts';
 
@@ -18,6 +19,13 @@ export interface VectorizeOptions {
    * computed from the whole scene's pixel numbers, so parts' shared edges match exactly.
    */
   offsetPx?: { x: number; y: number };
+  /**
+   * Building-interior probability on the same grid (the model's second output): touching buildings
+   * are split at its seeds into one polygon each (mask.split.ts).
+   */
+  interior?: Float32Array;
+  /** Interior probability that makes a seed. Default 0.5. */
+  interiorThreshold?: number;
 }
 
 export interface ChangeFeatureProps {
@@ -37,11 +45,15 @@ export interface ChangeFeatureProps {
 export function vectorizeRaster(values: Float32Array | Uint8Array, widthPx: number, heightPx: number, gt: GeoTransform, opts: VectorizeOptions = {}): Feature<Polygon | MultiPolygon, ChangeFeatureProps>[] {
   const threshold = opts.threshold ?? 0.5;
   let mask: Uint8Array;
-  if (values instanceof Uint8Array && threshold > 0 && threshold <= 1) mask = values; // already a 0/1 (or 0/255) mask: any non-zero pixel is change
-  else {
+  if (values instanceof Uint8Array && threshold > 0 && threshold <= 1 && !opts.interior) mask = values; // already a 0/1 (or 0/255) mask: any non-zero pixel is change
+  else if (values instanceof Uint8Array) {
+    mask = arrayPool.take(Uint8Array, widthPx * heightPx);
+    for (let i = 0; i < mask.length; i++) mask[i] = values[i] !== 0 ? 1 : 0;
+  } else {
     mask = arrayPool.take(Uint8Array, widthPx * heightPx);
     for (let i = 0; i < mask.length; i++) mask[i] = values[i] >= threshold ? 1 : 0;
   }
+  if (opts.interior) splitTouching(mask, opts.interior, widthPx, heightPx, { threshold: opts.interiorThreshold });
   const isProbability = !(values instanceof Uint8Array);
   const comps = traceMask(mask, widthPx, heightPx, isProbability ? values : undefined);
   if (mask !== values) arrayPool.give(mask);

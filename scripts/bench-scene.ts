@@ -90,7 +90,7 @@ const inFlight = async () => {
     const p = parts[i];
     const r = await detectRegion({ after: a, baselines: [{ source: b }], model, region: p, stages: ms });
     const tv = performance.now();
-    for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, { threshold: model.manifest.defaultThreshold, minAreaM2: 2, offsetPx: { x: p.x, y: p.y } })) pieces.push(f);
+    for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, { threshold: model.manifest.defaultThreshold, minAreaM2: 2, offsetPx: { x: p.x, y: p.y }, interior: r.interior, interiorThreshold: model.manifest.interior?.threshold })) pieces.push(f);
     ms.vectorize = (ms.vectorize ?? 0) + performance.now() - tv;
     releaseProbability(r); // as the workers do: the next part reuses the planes
     peakRss = Math.max(peakRss, process.memoryUsage().rss);

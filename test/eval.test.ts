@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datasetNames, evaluateDataset } from '../cli/eval.ts';
+import { datasetNames, evalText, evaluateDataset } from '../cli/eval.ts';
 
 /** `tuban eval` on a small dataset written here: one pair with a new roof, one without change. */
 describe('dataset evaluation', () => {
@@ -45,6 +45,32 @@ describe('dataset evaluation', () => {
     expect(same.object.truth).toBe(0);
     expect(r.total.pixel.tp).toBe(roof.pixel.tp);
     expect(r.total.object.recallLarge).toBe(1); // 40 × 40 px at 0.5 m = 400 m² ≥ 50 m²
+  });
+
+  it('sweeps thresholds in one pass, the chosen one matching the totals', async () => {
+    const r = await evaluateDataset(dir, 'models/cva-baseline', { threshold: 0.5, sweep: [0.3, 0.5, 0.9] });
+    expect(r.sweep.map((s) => s.threshold)).toEqual([0.3, 0.5, 0.9]);
+    expect(r.sweep[1].pixel).toEqual(r.total.pixel);
+    expect(r.sweep[1].object).toEqual(r.total.object);
+    // a higher threshold never marks more pixels
+    expect(r.sweep[2].pixel.tp + r.sweep[2].pixel.fp).toBeLessThanOrEqual(r.sweep[0].pixel.tp + r.sweep[0].pixel.fp);
+    expect(evalText(r)).toMatch(/threshold sweep/);
+  });
+
+  it('evaluates only the validation images a split file names for the folder, and refuses a split that does not fit', async () => {
+    const split = join(dir, '..', `split-${process.pid}.json`);
+    const folder = dir.split('/').pop()!;
+    try {
+      writeFileSync(split, JSON.stringify({ validation: { [folder]: ['same.png'] } }));
+      const r = await evaluateDataset(dir, 'models/cva-baseline', { split });
+      expect(r.images.map((i) => i.name)).toEqual(['same.png']);
+      writeFileSync(split, JSON.stringify({ validation: { [folder]: ['gone.png'] } }));
+      await expect(evaluateDataset(dir, 'models/cva-baseline', { split })).rejects.toThrow(/gone\.png not in/);
+      writeFileSync(split, JSON.stringify({ validation: { other: ['same.png'] } }));
+      await expect(evaluateDataset(dir, 'models/cva-baseline', { split })).rejects.toThrow(new RegExp(`no list of validation images for folder "${folder}" \\(folders: other\\)`));
+    } finally {
+      rmSync(split, { force: true });
+    }
   });
 
   it('refuses a folder that is not a dataset, naming what is missing', async () => {

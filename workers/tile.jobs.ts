@@ -94,7 +94,7 @@ async function runPart(ctx: JobContext, batchId: number, imageryId: number, part
   ctx.log.info('Tile:Detected', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows });
   const gt = job.geotransform.map(Number) as unknown as GeoTransform;
   at.stage = 'vectorize';
-  const features = await timer.time('vectorize', () => vectorizeRaster(detected.probability, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y } }));
+  const features = await timer.time('vectorize', () => vectorizeRaster(detected.probability, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y }, interior: detected.interior, interiorThreshold: ctx.model.manifest.interior?.threshold }));
   releaseProbability(detected);
   at.stage = 'store';
   await ctx.db.transaction(async (trx) => {

@@ -1,8 +1,10 @@
 """
 Turns a training run (weights.npz + training.json from train.py) into the model folder tuban loads:
-model.onnx (dynamic batch/height/width, probability output), weights.npz (for fine-tuning), manifest.json.
+model.onnx (dynamic batch/height/width; outputs `probability` and, for models trained with the interior
+head, `interior`), weights.npz (for fine-tuning), manifest.json.
 
-  /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 1.0.0] [--name siam-unet-lite] [--float-input]
+  /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 2.0.0] [--name siam-unet-lite]
+      [--threshold 0.5] [--interior-threshold 0.5] [--no-interior] [--float-input]
 
 The graph takes 8-bit samples, pixel-interleaved ([batch, height, width, band] uint8, transposed and
 normalised inside the graph) unless --float-input asks for float32 inputs [batch, band, height, width]
@@ -26,8 +28,10 @@ def main():
     ap.add_argument('run')
     ap.add_argument('model_dir')
     ap.add_argument('--name', default='siam-unet-lite')
-    ap.add_argument('--version', default='1.0.0')
-    ap.add_argument('--threshold', type=float, default=0.5)
+    ap.add_argument('--version', default='2.0.0')
+    ap.add_argument('--threshold', type=float, default=0.5, help="the manifest's defaultThreshold (pick it with `tuban eval`'s sweep on the validation images)")
+    ap.add_argument('--interior-threshold', type=float, default=0.5, help='interior probability that seeds a split of touching buildings')
+    ap.add_argument('--no-interior', action='store_true', help='export the change output only')
     ap.add_argument('--float-input', action='store_true', help='float32 inputs normalised outside the graph')
     args = ap.parse_args()
     with open(os.path.join(args.run, 'training.json')) as f:
@@ -37,7 +41,8 @@ def main():
     net.eval()
     os.makedirs(args.model_dir, exist_ok=True)
     onnx_path = os.path.join(args.model_dir, 'model.onnx')
-    export_onnx(net, onnx_path, uint8=not args.float_input)
+    interior = not args.no_interior and 'interior' in record['architecture'].get('outputs', [])
+    export_onnx(net, onnx_path, uint8=not args.float_input, interior=interior)
     if os.path.abspath(args.run) != os.path.abspath(args.model_dir):
         shutil.copyfile(os.path.join(args.run, 'weights.npz'), os.path.join(args.model_dir, 'weights.npz'))
         shutil.copyfile(os.path.join(args.run, 'training.json'), os.path.join(args.model_dir, 'training.json'))
@@ -46,11 +51,12 @@ def main():
     manifest = {
         'name': args.name,
         'version': args.version,
-        'description': 'Siamese U-Net (shared encoder, fusion of a, b and |a−b| at 1/2–1/16, decoder to 1/2) for building change in 0.5 m RGB.',
+        'description': 'Siamese U-Net (shared encoder, fusion of a, b and |a−b| at 1/2–1/16, decoder to 1/2) for building change in 0.5 m RGB' + (', with a building-interior output that splits touching buildings.' if interior else '.'),
         'file': 'model.onnx',
         'sha256': sha,
         'inputs': {'before': 'before', 'after': 'after'},
         'output': {'name': 'probability', 'kind': 'probability'},
+        **({'interior': {'name': 'interior', 'threshold': args.interior_threshold}} if interior else {}),
         'bands': {'indices': [0, 1, 2], 'names': ['red', 'green', 'blue']},
         'normalisation': record['normalisation'],
         'inputType': 'float32' if args.float_input else 'uint8',
@@ -65,13 +71,15 @@ def main():
             'command': 'scripts/train-detector.sh RUN_DIR (defaults in train.py) then models/siam-unet-lite/export.py RUN_DIR models/siam-unet-lite',
             'architecture': record['architecture'],
             'trainingData': record['trainingData'],
+            'split': record.get('split', {}), 'splitFile': record.get('splitFile'),
             'backgrounds': record['backgrounds'] if record['mix'].get('synthetic', 0) or record['mix'].get('procedural', 0) else [],
             'mix': record['mix'],
             'seed': record['seed'],
             'steps': record['steps'], 'batch': record['batch'], 'crop': record['crop'], 'lr': record['lr'],
             'device': record['device'], 'torch': record['torch'], 'trainingSeconds': record['trainingSeconds'],
             'initialisedFrom': record.get('initialisedFrom'),
-            'metricsAtExport': {'threshold': 0.5, 'pixel': record['devMetrics'], 'note': 'PyTorch pixel metrics on the development sets at the end of training; `tuban eval` gives the full table through onnxruntime'},
+            'maxMinutes': record.get('maxMinutes'), 'scale': record.get('scale'), 'same': record.get('same'), 'interiorWeight': record.get('interiorWeight'),
+            'metricsAtExport': {'threshold': 0.5, 'pixel': record['devMetrics'], 'note': 'PyTorch pixel metrics on the development sets (levir-cd-t38: its validation images only) at the end of training; `tuban eval` gives the full table through onnxruntime'},
             'exportedWith': {'torch': torch.__version__},
         },
     }
