@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Trains models/siam-unet-lite with the committed recipe (models/siam-unet-lite/README.md).
+# A run writes checkpoint.pt every few minutes; the same command with --resume goes on from it.
 #
 #   scripts/train-detector.sh OUT_DIR [extra train.py arguments, e.g. --data exported-patches/ --init models/siam-unet-lite/weights.npz]
 #
@@ -19,11 +20,12 @@ fi
 D=${SHARED_DATA:-../shared/data/change-pairs}
 defaults=()
 if [ -d "$D" ]; then
-  # training: the labelled training splits (EGY-BCD is 0.25 m: resampled to 0.5 m) and backgrounds;
-  # development: levir-cd-dev, egy-bcd-val, pak-houses-val are never trained on
-  defaults=(--data "$D/pak-houses-train" --data "$D/egy-bcd-train@0.5"
-            --backgrounds "$D/unlabeled-pairs" --backgrounds "$D/pak-houses-train"
-            --dev "$D/levir-cd-dev" --dev "$D/egy-bcd-val" --dev "$D/pak-houses-val")
+  # training: levir-cd-t38 less its validation images (models/siam-unet-lite/split.json), and the older
+  # labelled training splits (EGY-BCD is 0.25 m: resampled to 0.5 m), drawn 0.7 / 0.2 / 0.1;
+  # development: levir-cd-t38's validation images, egy-bcd-val, pak-houses-val, levir-cd-dev, never trained on
+  defaults=(--data "$D/levir-cd-t38=0.7" --data "$D/pak-houses-train=0.2" --data "$D/egy-bcd-train@0.5=0.1"
+            --split models/siam-unet-lite/split.json
+            --dev "$D/levir-cd-t38" --dev "$D/egy-bcd-val" --dev "$D/pak-houses-val" --dev "$D/levir-cd-dev")
 else
   echo "note: $D not found; training only on the --data folders given" >&2
 fi

@@ -116,4 +116,26 @@ describe('training export from verified patches', () => {
       rmSync(runDir, { recursive: true, force: true });
     }
   });
+
+  // What a city does with its own verified patches instead of LEVIR-CD's research-only weights:
+  // fine-tune the default model on them, export it, and evaluate it through onnxruntime.
+  it.skipIf(!hasTorch)('fine-tunes the default model on the export, end to end: train-detector.sh --init → export.py → tuban eval', async () => {
+    const runDir = mkdtempSync(join(tmpdir(), 'tuban-finetune-'));
+    const modelDir = mkdtempSync(join(tmpdir(), 'tuban-city-model-'));
+    try {
+      const env = { ...process.env, SHARED_DATA: join(runDir, 'no-shared-data') }; // only the city's own chips
+      execFileSync('scripts/train-detector.sh', [runDir, '--data', out, '--init', 'models/siam-unet-lite/weights.npz', '--steps', '3', '--batch', '2', '--crop', '64', '--lr', '1e-3', '--threads', '1'], { stdio: 'pipe', env });
+      const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
+      expect(record).toMatchObject({ steps: 3, finished: true, initialisedFrom: 'models/siam-unet-lite/weights.npz' });
+      execFileSync('/usr/bin/python3', ['models/siam-unet-lite/export.py', runDir, modelDir, '--name', 'city-2024', '--version', '1.0.0'], { stdio: 'pipe' });
+      const { evaluateDataset } = await import('../cli/eval.ts');
+      const r = await evaluateDataset(out, modelDir);
+      expect(r.model).toBe('city-2024 1.0.0');
+      expect(r.images).toHaveLength(4);
+      expect(r.total.pixel.tp + r.total.pixel.fp + r.total.pixel.fn + r.total.pixel.tn).toBe(r.images.reduce((s, i) => s + i.pixel.tp + i.pixel.fp + i.pixel.fn + i.pixel.tn, 0));
+    } finally {
+      rmSync(runDir, { recursive: true, force: true });
+      rmSync(modelDir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
