@@ -96,11 +96,11 @@ function binary(p: Float32Array, threshold: number): Uint8Array {
  * regions of that mask after the split of touching buildings at the model's interior seeds (what
  * vectorize turns into polygons), matched at IoU ≥ 0.5.
  */
-export async function evaluateDataset(dir: string, modelDir: string, opts: { threshold?: number; gsdM?: number; split?: string; sweep?: number[] } = {}): Promise<EvalResult> {
+export async function evaluateDataset(dir: string, modelDir: string, opts: { threshold?: number; gsdM?: number; split?: string; sweep?: number[]; interiorThreshold?: number; splitObjects?: boolean } = {}): Promise<EvalResult> {
   const model = await OnnxChangeModel.load(modelDir);
   const threshold = opts.threshold ?? model.manifest.defaultThreshold;
   const gsdM = opts.gsdM ?? model.manifest.gsdM;
-  const interiorThreshold = model.manifest.interior?.threshold;
+  const interiorThreshold = opts.interiorThreshold ?? model.manifest.interior?.threshold;
   const sweepAt = opts.sweep ?? SWEEP;
   let px: PixelCounts = { tp: 0, fp: 0, fn: 0, tn: 0 };
   let obj: ObjectCounts = { truth: 0, found: 0, truthLarge: 0, foundLarge: 0, predicted: 0, matched: 0 };
@@ -126,7 +126,7 @@ export async function evaluateDataset(dir: string, modelDir: string, opts: { thr
       const measure = (at: number) => {
         const pred = binary(r.probability, at);
         const p = pixelCounts(pred, t.data);
-        if (r.interior) splitTouching(pred, r.interior, a.width, a.height, { threshold: interiorThreshold });
+        if (r.interior && opts.splitObjects !== false) splitTouching(pred, r.interior, a.width, a.height, { threshold: interiorThreshold });
         return { p, o: objectCounts(pred, t.data, a.width, a.height, { pixelAreaM2: gsdM * gsdM, largeAreaM2: 50 }) };
       };
       const { p, o } = measure(threshold);
@@ -144,7 +144,7 @@ export async function evaluateDataset(dir: string, modelDir: string, opts: { thr
     await model.close();
   }
   return {
-    dataset: dir, model: `${model.manifest.name} ${model.manifest.version}`, threshold, split: Boolean(model.manifest.interior), images, total: summarise(px, obj),
+    dataset: dir, model: `${model.manifest.name} ${model.manifest.version}`, threshold, split: Boolean(model.manifest.interior) && opts.splitObjects !== false, images, total: summarise(px, obj),
     sweep: sweepAt.map((at, k) => ({ threshold: at, ...summarise(sweepPx[k], sweepObj[k]) })),
   };
 }

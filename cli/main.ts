@@ -282,9 +282,11 @@ program.command('eval').description('pixel and object metrics of a change model 
   .option('--threshold <p>', 'probability threshold (default: the model\'s)', num('--threshold'))
   .option('--gsd <m>', 'ground sample distance of the images in metres (default: the model\'s)', num('--gsd'))
   .option('--split <file.json>', 'evaluate only the validation images the split file names for this folder (e.g. models/siam-unet-lite/split.json)')
+  .option('--interior-threshold <p>', 'interior probability that seeds a split of touching buildings (default: the model\'s)', num('--interior-threshold'))
+  .option('--no-split-objects', 'count objects as the 8-connected regions of the mask, without splitting touching buildings')
   .option('--json', 'print one JSON object')
-  .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; split?: string; json?: boolean }) => {
-    const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd, split: o.split });
+  .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; split?: string; interiorThreshold?: number; splitObjects: boolean; json?: boolean }) => {
+    const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd, split: o.split, interiorThreshold: o.interiorThreshold, splitObjects: o.splitObjects });
     console.log(o.json ? JSON.stringify(r) : evalText(r));
   });
 

@@ -66,35 +66,50 @@ class SiamUNetLite(nn.Module):
             out.append(x)
         return out
 
-    def forward(self, before, after):
-        fa = self.features(before)
-        fb = self.features(after)
+    def decode(self, fa, fb, size):
         d = [f(torch.cat([a, b, torch.abs(a - b)], 1)) for f, a, b in zip(self.fuse, fa, fb)]
         x = d[-1]
         for i, block in zip(reversed(range(len(d) - 1)), self.dec):
             x = F.interpolate(x, size=d[i].shape[-2:], mode='bilinear', align_corners=False)
             x = block(torch.cat([x, d[i]], 1))
         x = self.head(x)
-        return F.interpolate(x, size=before.shape[-2:], mode='bilinear', align_corners=False)
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+    def forward(self, before, after):
+        return self.decode(self.features(before), self.features(after), before.shape[-2:])
+
+    def forward_symmetric(self, before, after):
+        """Logits of both date orders, from one pass of the encoder per date (the label does not depend
+        on the order, and training swapped dates at random): averaging them is test-time augmentation
+        that costs the fusion and decoder again, not the encoder."""
+        fa, fb = self.features(before), self.features(after)
+        size = before.shape[-2:]
+        return self.decode(fa, fb, size), self.decode(fb, fa, size)
 
 
-def heads(logits, interior):
+def heads(net, before, after, interior, symmetric=False):
     """The graph's outputs: change probability, and with `interior` the building-interior probability
-    as a second output (seeds that split touching buildings in vectorize)."""
-    p = torch.sigmoid(logits)
+    as a second output (seeds that split touching buildings in vectorize). `symmetric` averages the
+    probabilities of both date orders."""
+    if symmetric:
+        l1, l2 = net.forward_symmetric(before, after)
+        p = (torch.sigmoid(l1) + torch.sigmoid(l2)) * 0.5
+    else:
+        p = torch.sigmoid(net(before, after))
     return (p[:, :1], p[:, 1:2]) if interior else p[:, :1]
 
 
 class Exported(nn.Module):
     """What goes into the ONNX file: probability in 0..1, inputs already normalised by the manifest."""
 
-    def __init__(self, net, interior=False):
+    def __init__(self, net, interior=False, symmetric=False):
         super().__init__()
         self.net = net
         self.interior = interior
+        self.symmetric = symmetric
 
     def forward(self, before, after):
-        return heads(self.net(before, after), self.interior)
+        return heads(self.net, before, after, self.interior, self.symmetric)
 
 
 class Exported8(nn.Module):
@@ -102,10 +117,11 @@ class Exported8(nn.Module):
     band], as GeoTIFFs store them), transposed and normalised inside the graph, so the pipeline
     hands its samples over as read instead of separating bands and converting every pixel to floats."""
 
-    def __init__(self, net, mean, std, interior=False):
+    def __init__(self, net, mean, std, interior=False, symmetric=False):
         super().__init__()
         self.net = net
         self.interior = interior
+        self.symmetric = symmetric
         self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
@@ -113,7 +129,7 @@ class Exported8(nn.Module):
         before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
         b = before.float() * self.scale + self.shift
         a = after.float() * self.scale + self.shift
-        return heads(self.net(b, a), self.interior)
+        return heads(self.net, b, a, self.interior, self.symmetric)
 
 
 MEAN = [0.40, 0.40, 0.38]
@@ -541,10 +557,10 @@ def interior_target(lab):
     return 1 - F.max_pool2d(1 - lab, k, 1, ERODE_PX)
 
 
-def export_onnx(net, path, opset=13, uint8=False, interior=False):
+def export_onnx(net, path, opset=13, uint8=False, interior=False, symmetric=False):
     """uint8: pixel-interleaved 8-bit inputs [batch, height, width, 3]; else normalised floats [batch, 3, height, width].
-    interior: a second output, `interior`, the building-interior probability."""
-    model = (Exported8(net, MEAN, STD, interior) if uint8 else Exported(net, interior)).eval().cpu()
+    interior: a second output, `interior`, the building-interior probability. symmetric: average both date orders."""
+    model = (Exported8(net, MEAN, STD, interior, symmetric) if uint8 else Exported(net, interior, symmetric)).eval().cpu()
     x = torch.zeros(1, 64, 64, 3, dtype=torch.uint8) if uint8 else torch.zeros(1, 3, 64, 64)
     axes = {0: 'batch', 1: 'height', 2: 'width'} if uint8 else {0: 'batch', 2: 'height', 3: 'width'}
     out_axes = {0: 'batch', 2: 'height', 3: 'width'}
