@@ -1,0 +1,220 @@
+/**
+ * Benchmark: the whole monthly batch on real imagery, scored against its labels. Each LEVIR-CD pair
+ * (1024² RGB PNGs of Austin, Texas at about 0.5 m; A from 2002, B from 2018) is placed at its
+ * Web Mercator corners (from its EPSG:4326 corners, with square pixels; see bench-real.plan.ts) and
+ * warped with GDAL to UTM 14N at 0.5 m, registered as 2002-01 and 2018-01,
+ * and run through the batch in this process on the real PostgreSQL/PostGIS and Redis. The labels,
+ * traced with tuban's own vectorizer into buildings, are the truth the patches are measured on
+ * (sql/bench/real_scores.sql says how). Prints the speed, where the time went, and per image:
+ * buildings found and patches that lie on a new building. Not a test: the numbers depend on the
+ * machine and the model.
+ *
+ *   npx tsx scripts/bench-real.ts [--model DIR] [--images a.png,b.png] [--split FILE] [--data DIR] [--json] [--keep]
+ *
+ * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
+ * REDIS_URL under a key prefix of its own; both, and the GeoTIFFs, are removed afterwards (unless --keep).
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BadInputError } from '../pipeline/errors.ts';
+import { BASELINE_MONTH, CURRENT_MONTH, TOWN, UTM_14N, dataLayout, footprintsParam, pairCommands, planPairs, townLayer, type RealPair } from './bench-real.plan.ts';
+import { reportText, share, totalOf, type ImageScore, type RealBenchResult } from './bench-real.report.ts';
+
+const USAGE = `npx tsx scripts/bench-real.ts [options]
+  --model DIR          change model (default TUBAN_MODEL_DIR, else models/siam-unet-lite)
+  --images a.png,b.png LEVIR-CD images to run (default: the split file's validation images)
+  --split FILE         split file naming the validation images (default models/siam-unet-lite/split.json)
+  --data DIR           data root holding change-pairs/levir-cd-t38 and geotiff/levir-cd-geo (default ../shared/data from the repository)
+  --json               print one JSON object instead of the text report
+  --keep               keep the schema, the Redis keys and the GeoTIFFs (their names are printed)`;
+
+/** Label regions smaller than this are specks of the annotation, not buildings (8 pixels at 0.5 m). */
+const TRUTH_MIN_AREA_M2 = 2;
+
+const argv = process.argv.slice(2);
+let values: { model?: string; images?: string; split?: string; data?: string; json?: boolean; keep?: boolean; help?: boolean };
+try {
+  ({ values } = parseArgs({
+    args: argv,
+    options: { model: { type: 'string' }, images: { type: 'string' }, split: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  }));
+} catch (err) {
+  console.error(`${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dataDir = resolve(values.data ?? join(repo, '..', 'shared', 'data'));
+const splitFile = resolve(values.split ?? join(repo, 'models', 'siam-unet-lite', 'split.json'));
+const modelDir = resolve(values.model ?? process.env.TUBAN_MODEL_DIR ?? join(repo, 'models', 'siam-unet-lite'));
+const say = (line: string) => process.stderr.write(`${line}\n`);
+const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
+const command = ['npx', 'tsx', relative(process.cwd(), process.argv[1]) || process.argv[1], ...argv].map(quote).join(' ');
+
+async function main(): Promise<void> {
+  const { pairsDir, coordsFile } = dataLayout(dataDir);
+  for (const dir of [dataDir, pairsDir, join(pairsDir, 'A'), join(pairsDir, 'B'), join(pairsDir, 'label')]) {
+    if (!existsSync(dir)) throw new BadInputError('data_missing', `${dir}: no such folder; pass --data DIR, a folder holding change-pairs/levir-cd-t38/{A,B,label} and geotiff/levir-cd-geo`, { dir });
+  }
+  if (!existsSync(coordsFile)) throw new BadInputError('data_missing', `${coordsFile}: no such file (the EPSG:4326 corners of the LEVIR-CD images)`, { file: coordsFile });
+  const { splitNames } = await import('../cli/eval.ts');
+  const names = values.images ? values.images.split(',').map((s) => s.trim()).filter(Boolean) : splitNames(splitFile, pairsDir);
+  const coords = JSON.parse(readFileSync(coordsFile, 'utf8')) as Record<string, unknown>;
+  const work = mkdtempSync(join(tmpdir(), 'tuban-bench-real-'));
+  try {
+    const pairs = planPairs(names, coords, pairsDir, join(work, 'tif'));
+    for (const f of pairs.flatMap((p) => Object.values(p.png))) if (!existsSync(f)) throw new BadInputError('data_missing', `${f}: no such file`, { file: f });
+    await run(pairs, work);
+  } finally {
+    if (values.keep) say(`kept ${work}`);
+    else rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function run(pairs: RealPair[], work: string): Promise<void> {
+  const { execFileSync } = await import('node:child_process');
+  const { Redis } = await import('ioredis');
+  const { cmdBatchRun } = await import('../cli/commands.ts');
+  const { loadConfig } = await import('../config/env.ts');
+  const { createLogger, StageTimer } = await import('../pipeline/log.ts');
+  const { fromFile } = await import('geotiff');
+  const { rasterInfoOf } = await import('../pipeline/geotiff.source.ts');
+  const { vectorizeRaster } = await import('../pipeline/vectorize.ts');
+  const { openDb } = await import('../store/db.ts');
+  const { registerImagery } = await import('../store/imagery.ts');
+  const { importLayer } = await import('../store/layers.ts');
+  const { migrate } = await import('../store/migrate.ts');
+  const { runSql } = await import('../store/sql.ts');
+
+  const timer = new StageTimer();
+  say(`warping ${pairs.length} pairs to EPSG:${UTM_14N.epsg} at 0.5 m in ${work}`);
+  await timer.time('gdal', () => {
+    for (const p of pairs) for (const f of Object.values(p.tif)) mkdirSync(dirname(f), { recursive: true });
+    for (const c of pairCommands(pairs)) {
+      try {
+        execFileSync(c.program, c.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (err) {
+        throw new Error(`${c.program} ${c.args.join(' ')} failed: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`);
+      }
+    }
+  });
+
+  const id = randomBytes(3).toString('hex');
+  const config = loadConfig({
+    ...process.env,
+    DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    TUBAN_DB_SCHEMA: `tuban_bench_real_${id}`,
+    TUBAN_QUEUE_PREFIX: `tuban-bench-real-${id}`,
+    TUBAN_DATA_DIR: join(work, 'data'),
+    TUBAN_LOG_LEVEL: 'warn',
+    TUBAN_MODEL_DIR: modelDir,
+    TUBAN_STORAGE_SRID: String(UTM_14N.epsg),
+    TUBAN_DISTRICT_CODE: TOWN.districtCode,
+  });
+  const db = await openDb(config);
+  try {
+    await migrate(db, config);
+    await db.raw(`create table bench_truth (id bigserial primary key, image text not null, geom geometry(MultiPolygon, ${UTM_14N.epsg}) not null)`);
+    await db.raw('create index bench_truth_geom_idx on bench_truth using gist (geom)');
+    const townFile = join(work, 'town.geojson');
+    writeFileSync(townFile, JSON.stringify(townLayer(pairs)));
+    const town = await importLayer(db, townFile, 'town');
+    if (town.imported !== 1) throw new Error(`the town layer was not imported: ${JSON.stringify(town.rejected)}`);
+    const registered: { widthPx: number; heightPx: number }[] = [];
+    for (const [month, pick] of [[BASELINE_MONTH, (p: RealPair) => p.tif.before], [CURRENT_MONTH, (p: RealPair) => p.tif.after]] as const) {
+      const r = await registerImagery(db, config, month, pairs.map(pick));
+      if (r.refused.length) throw new Error(`imagery of ${month} refused: ${r.refused.map((f) => `${f.path} (${f.reason})`).join('; ')}`);
+      if (month === CURRENT_MONTH) registered.push(...r.registered);
+    }
+
+    say('tracing the labels into buildings');
+    let repaired = 0;
+    await timer.time('truth', async () => {
+      for (const p of pairs) {
+        // geotiff.js, not GeoTiffSource: its fast path hands a one-band tiled DEFLATE file to libvips,
+        // which returns it as three bands and the read is refused (tiff.fastread.ts, readWithLibvips)
+        const tiff = await fromFile(p.tif.label);
+        try {
+          const image = await tiff.getImage(0);
+          const { widthPx, heightPx, geoTransform, crs } = rasterInfoOf(p.tif.label, image);
+          if (crs.epsg !== UTM_14N.epsg) throw new Error(`${p.tif.label}: EPSG:${crs.epsg}, expected EPSG:${UTM_14N.epsg}`);
+          const [band] = (await image.readRasters({ samples: [0], interleave: false })) as unknown as ArrayLike<number>[];
+          // labels are 0 / 255; cut at 127 as tuban eval does
+          const mask = Uint8Array.from(band, (v) => (v > 127 ? 1 : 0));
+          const buildings = vectorizeRaster(mask, widthPx, heightPx, geoTransform, { minAreaM2: TRUTH_MIN_AREA_M2 });
+          const [row] = await runSql<{ inserted: number; repaired: number }>(db, 'bench/truth_insert', { image: p.image, srid: UTM_14N.epsg, geometries: JSON.stringify(buildings.map((b) => b.geometry)) });
+          repaired += row.repaired;
+        } finally {
+          await tiff.close();
+        }
+      }
+    });
+    if (repaired) say(`${repaired} label outlines repaired with ST_MakeValid (pixels meeting at a corner)`);
+
+    say(`running the batch ${CURRENT_MONTH} against ${BASELINE_MONTH} with ${modelDir}`);
+    const t0 = performance.now();
+    const r = await cmdBatchRun(db, config, createLogger('warn'), { month: CURRENT_MONTH, baseline: BASELINE_MONTH, wait: true, inProcessWorkers: true });
+    const wallS = (performance.now() - t0) / 1000;
+    const s = r.summary;
+    if (!s?.tiles) throw new Error(`batch ended without a summary: ${JSON.stringify(s)}`);
+    for (const f of s.failedTiles) say(`failed tile ${f.path}: ${f.code} ${f.reason}`);
+
+    // the same stage sums as scripts/bench-batch.ts prints
+    const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
+    const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
+    const stagesS: Record<string, number> = {
+      'read + normalise': sum('read'), inference: sum('infer'), 'waiting for the model': sum('modelWait'), 'blend windows': sum('blend'),
+      vectorize: sum('vectorize'), 'store polygons': sum('store'),
+      'diff (PostGIS)': (s.timings?.diffMs ?? 0) / 1000, match: (s.timings?.matchMs ?? 0) / 1000, emit: (s.timings?.emitMs ?? 0) / 1000,
+    };
+
+    const rows = await timer.time('score', () => runSql<{ image: string | null; km2: number; buildings: number; found: number; patches: number; true_patches: number }>(db, 'bench/real_scores', {
+      batch_id: s.batchId, month: CURRENT_MONTH, srid: UTM_14N.epsg, footprints: footprintsParam(pairs),
+    }));
+    const order = (img: string | null) => (img === null ? pairs.length : pairs.findIndex((p) => p.image === img));
+    const perImage: ImageScore[] = rows
+      .map((x) => ({ image: x.image, km2: Number(x.km2), buildings: x.buildings, found: x.found, patches: x.patches, truePatches: x.true_patches }))
+      .sort((a, b) => order(a.image) - order(b.image));
+    const total = totalOf(perImage);
+    const batch = await db('batch').where({ id: s.batchId }).first();
+    const cores = cpus().length;
+    const currentMpx = registered.reduce((a, g) => a + g.widthPx * g.heightPx, 0) / 1e6;
+    const result: RealBenchResult = {
+      command,
+      environment: Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('TUBAN_') && v) as [string, string][]),
+      model: { dir: modelDir, name: s.model.name, version: s.model.version, threshold: Number(batch.params.threshold) },
+      images: pairs.map((p) => p.image),
+      batch: { id: s.batchId, status: s.status, tiles: s.tiles.total, failedTiles: s.tiles.failed, changePolygons: s.changePolygons, patches: s.patches.new },
+      km2: total.km2, currentMpx, cores, wallS,
+      mpxPerS: currentMpx / wallS, mpxPerSPerCore: currentMpx / wallS / cores,
+      km2PerH: total.km2 / (wallS / 3600), km2PerHPerCore: total.km2 / (wallS / 3600) / cores,
+      prepareS: Object.fromEntries(Object.entries(timer.ms).map(([k, ms]) => [k, ms / 1000])),
+      stagesS, perImage, total,
+      foundShare: share(total.found, total.buildings), trueShare: share(total.truePatches, total.patches),
+    };
+    console.log(values.json ? JSON.stringify(result, null, 2) : reportText(result));
+  } finally {
+    if (values.keep) say(`kept schema ${config.TUBAN_DB_SCHEMA} and Redis keys ${config.TUBAN_QUEUE_PREFIX}:*`);
+    else {
+      await db.raw(`drop schema if exists ${config.TUBAN_DB_SCHEMA} cascade`);
+      const redis = new Redis(config.REDIS_URL);
+      const keys = await redis.keys(`${config.TUBAN_QUEUE_PREFIX}:*`);
+      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+      redis.disconnect();
+    }
+    await db.destroy();
+  }
+}
+
+main().catch((err) => {
+  console.error(err instanceof BadInputError ? err.message : err);
+  process.exitCode = err instanceof BadInputError ? 2 : 1;
+});
