@@ -17,6 +17,8 @@ import { ACTIONS, RULES, type Action } from '../workflow/lifecycle.ts';
 import { jsonSchema, openApiDocument } from './openapi.ts';
 import type { WebAssets } from './web.ts';
 import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { createLogger, type Logger } from '../pipeline/log.ts';
 import { mapConfig, patchTrend, renderMapTile } from '../store/map.ts';
 import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import { BatchProgressReader, recentBatches } from '../workers/batch.progress.ts';
@@ -36,7 +38,14 @@ export interface ServerOptions {
   web?: WebAssets;
   /** Redis for live batch progress; absent: the batch pages show database state only. */
   redis?: Redis;
+  /** Where unexpected errors (500s) are logged with their request id; default: JSON lines on stderr. */
+  log?: Logger;
 }
+
+/** The web app's content security policy: everything from this server, images also as data:/blob: URLs (chips fetched with the token). */
+const CSP_HTML = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/** Login bodies are a name and a password: a few KB is plenty. */
+const LOGIN_BODY_LIMIT = 4 * 1024;
 
 const LoginBody = z.object({ username: z.string().min(1), password: z.string().min(1) });
 const UserBody = z.object({ username: z.string(), display_name: z.string().optional(), role: z.string(), town_code: z.string().optional(), password: z.string().optional() });
@@ -46,6 +55,13 @@ const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).defau
 const TrendQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), months: z.coerce.number().int().min(1).max(60).default(12) });
 const TileParams = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), z: z.coerce.number().int(), x: z.coerce.number().int(), y: z.coerce.number().int() });
 const ChipParams = z.object({ code: z.string(), which: z.enum(['before', 'after', 'overview']) });
+
+/** A row id from a path: digits only, within what a bigint column holds. */
+function idParam(value: string, what: string): number {
+  const id = Number(value);
+  if (!/^\d{1,15}$/.test(value) || !Number.isSafeInteger(id)) throw new BadInputError('bad_request', `${what} must be a whole number, got "${value.slice(0, 40)}"`, { field: what });
+  return id;
+}
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value ?? {});
@@ -60,7 +76,8 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  */
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { db, config, env } = opts;
-  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024 });
+  const log = opts.log ?? createLogger();
+  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024, genReqId: () => randomUUID() });
   const maxEvidence = opts.evidenceMaxBytes ?? 20 * 1024 * 1024;
   for (const type of ['image/jpeg', 'image/png', 'application/pdf', 'application/octet-stream']) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: maxEvidence + 1 }, (_req, body, done) => done(null, body));
@@ -72,8 +89,16 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       return reply.status(status).send({ error: err.kind, code: 'code' in err ? err.code : err.kind, message: err.message, ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}) });
     }
     if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });
-    req.log.error(err);
-    return reply.status(500).send({ error: 'internal', message: 'internal error; see the server log' });
+    log.error('Http:InternalError', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), user: req.user?.username ?? null, error: err.message, stack: err.stack });
+    return reply.status(500).send({ error: 'internal', message: `internal error; the server log has it under request id ${req.id}`, request_id: req.id });
+  });
+  // every response: no type sniffing, no framing; the web app's pages also get a content security policy
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
+    const type = String(reply.getHeader('content-type') ?? '');
+    reply.header('content-security-policy', type.startsWith('text/html') ? CSP_HTML : "default-src 'none'; frame-ancestors 'none'");
+    reply.header('x-frame-options', 'DENY');
+    return payload;
   });
 
   const open = new Set(['/api/login', '/api/health', '/api/openapi.json']);
@@ -118,7 +143,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.get('/api/health', async () => ({ ok: true }));
   app.get('/api/openapi.json', async () => openApiDocument());
 
-  app.post('/api/login', async (req, reply) => {
+  app.post('/api/login', { bodyLimit: LOGIN_BODY_LIMIT }, async (req, reply) => {
     const b = parse(LoginBody, req.body, 'login');
     const r = await login(db, b.username, b.password);
     if (!r) return reply.status(401).send({ error: 'unauthorized', message: 'unknown user or wrong password' });
@@ -168,10 +193,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return reply.status(201).send(r);
   });
   app.get('/api/evidence/:id', async (req, reply) => {
-    const id = Number((req.params as { id: string }).id);
-    if (!Number.isInteger(id)) throw new BadInputError('bad_request', 'evidence id must be a number');
+    const id = idParam((req.params as { id: string }).id, 'evidence id');
     const f = await readEvidence(db, me(req), id);
-    return reply.header('content-type', f.contentType).header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(f.filename)}`).send(f.bytes);
+    // the type is the one the upload's magic bytes proved; the name keeps the uploader's stem with the extension of that type
+    const ext = { 'image/jpeg': 'jpg', 'image/png': 'png', 'application/pdf': 'pdf' }[f.contentType] ?? 'bin';
+    const name = `${safeName(f.filename.replace(/\.[^.]*$/, ''), 'evidence')}.${ext}`;
+    return reply.header('content-type', f.contentType).header('content-disposition', `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`).send(f.bytes);
   });
 
   app.get('/api/export', async (req, reply) => {
@@ -220,8 +247,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   app.get('/api/batches/:id', async (req) => {
     requireRole(req, 'analyst', 'supervisor', 'admin');
-    const id = Number((req.params as { id: string }).id);
-    if (!Number.isInteger(id)) throw new BadInputError('bad_request', 'batch id must be a number');
+    const id = idParam((req.params as { id: string }).id, 'batch id');
     return progress.read(id);
   });
 

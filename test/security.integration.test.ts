@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
@@ -13,6 +13,7 @@ import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
+import { createLogger } from '../pipeline/log.ts';
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -39,6 +40,7 @@ describe('security: hostile town users', () => {
   const call = (who: string | null, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) =>
     app.inject({ method, url, payload: body as never, headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers } });
 
+  const logged: Record<string, unknown>[] = [];
   beforeAll(async () => {
     run = await freshRun(fixturesDir);
     await runBatch(run.db, run.config, '2024-03', '2024-02');
@@ -47,7 +49,11 @@ describe('security: hostile town users', () => {
     await createUser(run.db, { username: 'dianqian', role: 'town', townCode: '350206001' });
     await createUser(run.db, { username: 'heshan', role: 'town', townCode: '350206002' });
     for (const u of ['ana', 'sup', 'dianqian', 'heshan']) token[u] = (await issueToken(run.db, u)).token;
-    app = await buildServer({ db: run.db, config: run.config, env });
+    app = await buildServer({ db: run.db, config: run.config, env, log: createLogger('error', (l) => logged.push(JSON.parse(l))) });
+    // a route that fails the way a bug would, to see what a 500 leaves behind
+    app.get('/api/test-crash', async () => {
+      throw new Error('a bug');
+    });
   }, 300_000);
   afterAll(async () => {
     await app?.close();
@@ -69,7 +75,9 @@ describe('security: hostile town users', () => {
     expect(evidence).toHaveLength(1);
     const before = readFileSync(evidence[0]);
     const target = evidence[0].replace(/\.jpg$/, '');
+    const escape = `tuban-escape-${process.pid}`;
     const escapes = [
+      `../../../../../../../../tmp/${escape}`,
       '../../../../x',
       `../../../../../../../..${target}`,
       `../evidence/${target.split('/').slice(-2).join('/')}`,
@@ -84,7 +92,7 @@ describe('security: hostile town users', () => {
       expect(r.json().message, town).toMatch(/town/);
     }
     expect(sha256(readFileSync(evidence[0]))).toBe(sha256(before));
-    expect(existsSync('/x.csv') || existsSync(resolve('/tmp', '..', 'x.csv'))).toBe(false);
+    expect(existsSync(`/tmp/${escape}.csv`)).toBe(false);
 
     // a good export streams, is named from a sanitised town, and leaves nothing on disk
     const ok = await call('dianqian', 'GET', '/api/export?month=2024-03&format=csv&town=350206001');
@@ -158,6 +166,59 @@ describe('security: hostile town users', () => {
     expect(ok.statusCode, ok.body).toBe(200);
     expect(ok.json().rectify_due).toBe('2024-03-29');
   }, 120_000);
+
+  it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
+    const bad: [string, RegExp][] = [
+      ['/api/patches?offset=2147483648', /offset/],
+      ['/api/patches?bbox=1.2.3,4,5,6', /bbox/],
+      ['/api/patches?bbox=118,24,117,25', /bbox/],
+      ['/api/patches?town=%00', /town/],
+      ['/api/patches?town=350206001%0D%0AX-Injected:1', /town/],
+      ['/api/patches?status=detected%00', /status/],
+      ['/api/evidence/1e300', /evidence id/],
+      ['/api/evidence/-1', /evidence id/],
+      ['/api/batches/99999999999999999999', /batch id/],
+    ];
+    for (const [url, field] of bad) {
+      const r = await call('ana', 'GET', url);
+      expect(r.statusCode, url).toBe(400);
+      expect(r.json().message, url).toMatch(field);
+    }
+    expect((await call('ana', 'GET', '/api/patches?offset=10&bbox=118,24,119,25')).statusCode).toBe(200);
+  });
+
+  it('low findings: a 500 is logged with a request id the error body shows', async () => {
+    const r = await call('ana', 'GET', '/api/test-crash');
+    expect(r.statusCode).toBe(500);
+    const id = r.json().request_id;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r.json().message).toContain(id);
+    expect(r.json().message).not.toMatch(/a bug/);
+    expect(logged.find((l) => l.requestId === id)).toMatchObject({ level: 'error', event: 'Http:InternalError', error: 'a bug', path: '/api/test-crash', user: 'ana' });
+  });
+
+  it('low findings: logins take a few KB, every response says nosniff and no framing, the web app gets a CSP', async () => {
+    const big = await call(null, 'POST', '/api/login', { username: 'ana', password: 'x'.repeat(20 * 1024) });
+    expect(big.statusCode).toBe(413);
+    for (const url of ['/api/health', '/api/patches']) {
+      const r = await call('ana', 'GET', url);
+      expect(r.headers['x-content-type-options'], url).toBe('nosniff');
+      expect(r.headers['content-security-policy'], url).toMatch(/frame-ancestors 'none'/);
+      expect(r.headers['x-frame-options'], url).toBe('DENY');
+    }
+  });
+
+  it('low findings: evidence comes back under its proven type and a safe name, whatever the upload was called', async () => {
+    const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
+    const polyglot = Buffer.concat([PNG, Buffer.from('<html><script>alert(1)</script></html>')]);
+    const up = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=${encodeURIComponent('../现场.html')}`, polyglot, { 'content-type': 'image/png' });
+    expect(up.statusCode, up.body).toBe(201);
+    const r = await call('dianqian', 'GET', `/api/evidence/${up.json().id}`);
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-type']).toBe('image/png');
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(r.headers['content-disposition']).toMatch(/^attachment; filename="__\.png"; filename\*=UTF-8''%E7%8E%B0%E5%9C%BA\.png$/);
+  });
 
   it('keeps the evidence of other towns where it is (the data folder holds only what the server named)', () => {
     for (const f of filesUnder(run.config.dataDir)) {

@@ -29,17 +29,18 @@ export const ActionBodies = {
 
 export const PatchQuerySchema = z.object({
   month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/).optional(),
-  town: z.string().optional(),
-  status: z.string().optional(),
+  town: z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, 'a town code: letters, digits, _ or - (at most 64)').optional(),
+  status: z.string().regex(/^[a-z_]{1,32}$/, 'a status name').optional(),
   class: z.enum(['ecological', 'farmland', 'water', 'general']).optional(),
   overdue: z.enum(['true', 'false']).optional(),
   escalated: z.enum(['true', 'false']).optional(),
-  bbox: z.string().regex(/^-?[\d.]+,-?[\d.]+,-?[\d.]+,-?[\d.]+$/, 'minLon,minLat,maxLon,maxLat').optional(),
+  bbox: z.string().regex(/^-?\d{1,3}(\.\d+)?(,-?\d{1,3}(\.\d+)?){3}$/, 'minLon,minLat,maxLon,maxLat')
+    .refine((v) => { const [a, b, c, d] = v.split(',').map(Number); return a >= -180 && c <= 180 && b >= -90 && d <= 90 && a <= c && b <= d; }, 'minLon,minLat,maxLon,maxLat in degrees, min ≤ max').optional(),
   min_area: z.coerce.number().min(0).optional().describe('m²'),
   max_area: z.coerce.number().min(0).optional().describe('m²'),
   sort: z.enum(['code', 'area_m2', 'due', 'status', 'town']).default('code'),
   dir: z.enum(['asc', 'desc']).default('asc'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
 });
 export type PatchQuery = z.infer<typeof PatchQuerySchema>;
