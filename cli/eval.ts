@@ -3,7 +3,7 @@ import { extname, join, basename, resolve } from 'node:path';
 import sharp from 'sharp';
 import { crs } from '../pipeline/crs.ts';
 import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
-import { splitTouching } from '../pipeline/mask.split.ts';
+import { removeSmallRegions, splitTouching } from '../pipeline/mask.split.ts';
 import { BadInputError } from '../pipeline/errors.ts';
 import { addObject, addPixel, objectCounts, pixelCounts, summarise, type ObjectCounts, type PixelCounts } from '../pipeline/metrics.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
@@ -94,9 +94,10 @@ function binary(p: Float32Array, threshold: number): Uint8Array {
  * Pixel and object metrics of a change model on a labelled dataset (A/, B/, label/). Pixel metrics
  * are those of the thresholded probability (what `tuban detect` gives); objects are the 8-connected
  * regions of that mask after the split of touching buildings at the model's interior seeds (what
- * vectorize turns into polygons), matched at IoU ≥ 0.5.
+ * vectorize turns into polygons), matched at IoU ≥ 0.5; with `minAreaM2`, predicted regions smaller than that
+ * are dropped first, as the batch drops patches under TUBAN_MIN_AREA_M2.
  */
-export async function evaluateDataset(dir: string, modelDir: string, opts: { threshold?: number; gsdM?: number; split?: string; sweep?: number[]; interiorThreshold?: number; splitObjects?: boolean } = {}): Promise<EvalResult> {
+export async function evaluateDataset(dir: string, modelDir: string, opts: { threshold?: number; gsdM?: number; split?: string; sweep?: number[]; interiorThreshold?: number; splitObjects?: boolean; minAreaM2?: number } = {}): Promise<EvalResult> {
   const model = await OnnxChangeModel.load(modelDir);
   const threshold = opts.threshold ?? model.manifest.defaultThreshold;
   const gsdM = opts.gsdM ?? model.manifest.gsdM;
@@ -127,6 +128,7 @@ export async function evaluateDataset(dir: string, modelDir: string, opts: { thr
         const pred = binary(r.probability, at);
         const p = pixelCounts(pred, t.data);
         if (r.interior && opts.splitObjects !== false) splitTouching(pred, r.interior, a.width, a.height, { threshold: interiorThreshold });
+        if (opts.minAreaM2) removeSmallRegions(pred, a.width, a.height, Math.ceil(opts.minAreaM2 / (gsdM * gsdM)));
         return { p, o: objectCounts(pred, t.data, a.width, a.height, { pixelAreaM2: gsdM * gsdM, largeAreaM2: 50 }) };
       };
       const { p, o } = measure(threshold);

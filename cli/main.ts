@@ -284,9 +284,10 @@ program.command('eval').description('pixel and object metrics of a change model 
   .option('--split <file.json>', 'evaluate only the validation images the split file names for this folder (e.g. models/siam-unet-lite/split.json)')
   .option('--interior-threshold <p>', 'interior probability that seeds a split of touching buildings (default: the model\'s)', num('--interior-threshold'))
   .option('--no-split-objects', 'count objects as the 8-connected regions of the mask, without splitting touching buildings')
+  .option('--min-area-m2 <n>', 'drop predicted objects smaller than this, as the batch drops patches under TUBAN_MIN_AREA_M2 (default 0: keep all)', num('--min-area-m2'))
   .option('--json', 'print one JSON object')
-  .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; split?: string; interiorThreshold?: number; splitObjects: boolean; json?: boolean }) => {
-    const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd, split: o.split, interiorThreshold: o.interiorThreshold, splitObjects: o.splitObjects });
+  .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; split?: string; interiorThreshold?: number; splitObjects: boolean; minAreaM2?: number; json?: boolean }) => {
+    const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd, split: o.split, interiorThreshold: o.interiorThreshold, splitObjects: o.splitObjects, minAreaM2: o.minAreaM2 });
     console.log(o.json ? JSON.stringify(r) : evalText(r));
   });
 

@@ -100,3 +100,18 @@ export function splitTouching(mask: Uint8Array, interior: Float32Array, width: n
   arrayPool.give(label, queue);
   return cleared;
 }
+
+/** Clears the 8-connected regions of `mask` smaller than `minPx` pixels, in place (the pipeline drops such pieces too); returns how many went. */
+export function removeSmallRegions(mask: Uint8Array, width: number, height: number, minPx: number): number {
+  if (minPx <= 1) return 0;
+  const runs = labelRuns(mask, width, height);
+  const size = new Map<number, number>();
+  for (let r = 0; r < runs.count; r++) size.set(runs.root8[r], (size.get(runs.root8[r]) ?? 0) + runs.endX[r] - runs.startX[r]);
+  let removed = 0;
+  for (const n of size.values()) if (n < minPx) removed++;
+  if (!removed) return 0;
+  for (let r = 0; r < runs.count; r++) {
+    if ((size.get(runs.root8[r]) ?? 0) < minPx) mask.fill(0, runs.row[r] * width + runs.startX[r], runs.row[r] * width + runs.endX[r]);
+  }
+  return removed;
+}

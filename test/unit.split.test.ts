@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitTouching } from '../pipeline/mask.split.ts';
+import { removeSmallRegions, splitTouching } from '../pipeline/mask.split.ts';
 import { objectCounts } from '../pipeline/metrics.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 
@@ -77,5 +77,13 @@ describe('splitting touching buildings at interior seeds', () => {
     expect(vectorizeRaster(mask, w, h, gt, { interior })).toHaveLength(2);
     expect(Array.from(mask).reduce((s, v) => s + v, 0)).toBe(20 * 25 + 25 * 20); // the caller's mask is not changed
     expect(vectorizeRaster(prob, w, h, gt, { interior, interiorThreshold: 0.95 })).toHaveLength(1);
+  });
+
+  it('drops regions smaller than the minimum, keeping the rest as they are', () => {
+    const w = 40, h = 20;
+    const { mask } = canvas(w, h, [[2, 2, 12, 12], [20, 5, 23, 8], [30, 2, 31, 3]]); // 100, 9 and 1 px
+    expect(removeSmallRegions(mask, w, h, 10)).toBe(2);
+    expect(mask.reduce((s, v) => s + v, 0)).toBe(100);
+    expect(removeSmallRegions(mask, w, h, 1)).toBe(0);
   });
 });
