@@ -14,6 +14,8 @@ import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 import { createLogger } from '../pipeline/log.ts';
+import { loadManifest } from '../pipeline/model.manifest.ts';
+import { launchBatch } from '../workers/batch.launch.ts';
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -218,6 +220,16 @@ describe('security: hostile town users', () => {
     expect(r.headers['content-type']).toBe('image/png');
     expect(r.headers['x-content-type-options']).toBe('nosniff');
     expect(r.headers['content-disposition']).toMatch(/^attachment; filename="__\.png"; filename\*=UTF-8''%E7%8E%B0%E5%9C%BA\.png$/);
+  });
+
+  it('low findings: a batch refuses a baseline that is not earlier than its month, before it writes anything', async () => {
+    const { manifest } = loadManifest(run.config.modelDir);
+    const batches = async () => Number((await run.db('batch').count({ n: '*' }))[0].n);
+    const before = await batches();
+    for (const baseline of ['2024-03', '2024-04']) {
+      await expect(launchBatch(run.db, run.config, manifest, '2024-03', baseline)).rejects.toThrow(new RegExp(`--baseline ${baseline} is not earlier than --month 2024-03`));
+    }
+    expect(await batches()).toBe(before);
   });
 
   it('keeps the evidence of other towns where it is (the data folder holds only what the server named)', () => {

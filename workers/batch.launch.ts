@@ -2,7 +2,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
-import { ConflictError, TubanError } from '../pipeline/errors.ts';
+import { BadInputError, ConflictError, TubanError } from '../pipeline/errors.ts';
 import { batchParts, batchTiles, createBatch, ensureParts, getBatch, partPxOf, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
@@ -16,6 +16,8 @@ export interface LaunchResult {
 export async function launchBatch(db: Knex, config: Config, manifest: ModelManifest, month: string, baselineMonth?: string, threshold?: number, regularise?: boolean): Promise<LaunchResult> {
   if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new Error(`--month "${month}" is not YYYY-MM`);
   const base = baselineMonth ?? previousMonth(month);
+  // a baseline is the month before the change: the same month or a later one compares nothing new
+  if (base >= month) throw new BadInputError('bad_baseline', `--baseline ${base} is not earlier than --month ${month}`, { field: 'baseline', month, baseline: base });
   const { batch, tiles } = await createBatch(db, {
     month, baselineMonth: base, modelName: manifest.name, modelVersion: manifest.version,
     params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M, partPx: config.TUBAN_PART_PX, regularise: regularise ?? config.TUBAN_REGULARISE, regulariseMaxChange: config.TUBAN_REGULARISE_MAX_CHANGE },
