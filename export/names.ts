@@ -1,13 +1,8 @@
-import { z } from 'zod';
-
 /**
  * Names that leave the server: the download name of an export and the folders inside a town
  * package. Codes and names come from users and from imported layers, so they are reduced to
  * letters, digits, `.`, `_` and `-` before they name anything; no separator, no leading dot.
  */
-
-/** A town (镇街) code as a request gives it: letters, digits, `_` and `-` only. */
-export const TownCode = z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, 'a town code: letters, digits, _ or - (at most 64)');
 
 /** `name` made safe as a file or folder name: anything else becomes `_`, leading dots go. */
 export function safeName(name: string, fallback = 'export'): string {

@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { safeName } from '../export/names.ts';
 import { createUser, issueToken } from '../store/users.ts';
-import type { WorkflowEnv } from '../store/workflow.ts';
-import { addWorkingDays, loadCalendar, workingDaysBetween } from '../workflow/calendar.ts';
+import { addWorkingDays, workingDaysBetween } from '../workflow/calendar.ts';
 import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
+import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 import { createLogger } from '../pipeline/log.ts';
 import { loadManifest } from '../pipeline/model.manifest.ts';
 import { launchBatch } from '../workers/batch.launch.ts';
@@ -35,12 +35,11 @@ describe('security: hostile town users', () => {
   let run: Run;
   let app: FastifyInstance;
   let today = '2024-03-18';
-  const env: WorkflowEnv = { calendar: loadCalendar('config/calendar.cn.json'), policy: DEFAULT_POLICY, today: () => today };
+  const env = testWorkflowEnv(() => today);
   const token: Record<string, string> = {};
   // town 350206001 (殿前) has 0002, 0003, 0005; 350206002 (禾山) has 0001, 0004
   const OWN = '350206-202403-0002';
-  const call = (who: string | null, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) =>
-    app.inject({ method, url, payload: body as never, headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers } });
+  const call = apiCaller(() => app, token);
 
   const logged: Record<string, unknown>[] = [];
   beforeAll(async () => {

@@ -3,12 +3,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import { createUser, issueToken } from '../store/users.ts';
-import type { WorkflowEnv } from '../store/workflow.ts';
-import { addDays, loadCalendar } from '../workflow/calendar.ts';
-import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
+import { addDays } from '../workflow/calendar.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
+import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
 
@@ -18,14 +17,13 @@ describe('workflow HTTP API', () => {
   let run: Run;
   let app: FastifyInstance;
   let today = '2024-03-18';
-  const env: WorkflowEnv = { calendar: loadCalendar('config/calendar.cn.json'), policy: DEFAULT_POLICY, today: () => today };
+  const env = testWorkflowEnv(() => today);
   const token: Record<string, string> = {};
   // Patches of the fixture batch: town 350206001 (殿前) has 0002, 0003, 0005; 350206002 (禾山) has 0001, 0004.
   const OWN = '350206-202403-0002';
   const OTHER = '350206-202403-0001';
 
-  const call = (who: string | null, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) =>
-    app.inject({ method, url, payload: body as never, headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers } });
+  const call = apiCaller(() => app, token);
 
   beforeAll(async () => {
     run = await freshRun(fixturesDir);

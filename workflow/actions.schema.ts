@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { IsoDate } from './calendar.ts';
 import { DISMISS_REASONS, MEASURES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
 
+/** A town (镇街) code as a request gives it: letters, digits, `_` and `-` only (no separators, no control characters). */
+export const TownCode = z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, 'a town code: letters, digits, _ or - (at most 64)');
+
 /** Request bodies of the patch actions; the same schemas validate requests and describe them in OpenAPI. */
 export const ActionBodies = {
   dispatch: z.object({ note: z.string().max(2000).optional() }),
@@ -29,7 +32,7 @@ export const ActionBodies = {
 
 export const PatchQuerySchema = z.object({
   month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/).optional(),
-  town: z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, 'a town code: letters, digits, _ or - (at most 64)').optional(),
+  town: TownCode.optional(),
   status: z.string().regex(/^[a-z_]{1,32}$/, 'a status name').optional(),
   class: z.enum(['ecological', 'farmland', 'water', 'general']).optional(),
   overdue: z.enum(['true', 'false']).optional(),

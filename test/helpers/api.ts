@@ -1,0 +1,18 @@
+import type { FastifyInstance } from 'fastify';
+import type { WorkflowEnv } from '../../store/workflow.ts';
+import { loadCalendar } from '../../workflow/calendar.ts';
+import { DEFAULT_POLICY } from '../../workflow/lifecycle.ts';
+
+/** The workflow environment of the API tests: the committed calendar and policy, "today" as the test sets it. */
+export function testWorkflowEnv(today: () => string): WorkflowEnv {
+  return { calendar: loadCalendar('config/calendar.cn.json'), policy: DEFAULT_POLICY, today };
+}
+
+/**
+ * A request to the server as a user (by name, with the token the test issued them) or anonymously
+ * (null), through Fastify's inject; the app is looked up at call time (tests build it in beforeAll).
+ */
+export function apiCaller(app: () => FastifyInstance, token: Record<string, string>) {
+  return (who: string | null, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) =>
+    app().inject({ method, url, payload: body as never, headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers } });
+}
