@@ -67,6 +67,12 @@ const EnvSchema = z.object({
   TUBAN_DEADLINES_FILE: z.string().optional(),
   /** Largest evidence upload (bytes). */
   TUBAN_EVIDENCE_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  /** Heavy exports (PDF sheets, town packages) the server makes at once; more wait in line. */
+  TUBAN_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).default(2),
+  /** Heavy exports that may wait for a place; beyond that a request gets 503 with Retry-After. */
+  TUBAN_EXPORT_QUEUE: z.coerce.number().int().min(0).default(8),
+  /** An export still running after this many seconds is stopped (503); so is one whose client went away. */
+  TUBAN_EXPORT_TIMEOUT_S: z.coerce.number().int().min(1).default(600),
   /** A .ttf/.ttc font with Chinese glyphs for PDF sheets; unset: the first of the Debian CJK fonts found. */
   TUBAN_PDF_FONT: z.string().optional(),
   /** HTTP server address. */

@@ -21,20 +21,21 @@ export function ogrCommand(format: 'gpkg' | 'shp', input: string, output: string
 }
 
 /** Writes a GeoPackage file, or a Shapefile's files into `outDir`; returns the written paths. */
-export async function writeWithOgr(format: 'gpkg' | 'shp', records: ExportRecord[], srid: number, outPath: string, layer = 'patches'): Promise<string[]> {
+export async function writeWithOgr(format: 'gpkg' | 'shp', records: ExportRecord[], srid: number, outPath: string, signal?: AbortSignal, layer = 'patches'): Promise<string[]> {
   const tmp = mkdtempSync(join(tmpdir(), 'tuban-export-'));
   try {
     const input = join(tmp, 'in.geojson');
     writeFileSync(input, toStorageGeoJson(records, srid));
     try {
-      await run('ogr2ogr', ogrCommand(format, input, outPath, srid, layer), { timeout: 120_000 });
+      await run('ogr2ogr', ogrCommand(format, input, outPath, srid, layer), { timeout: 120_000, signal });
     } catch (err) {
+      signal?.throwIfAborted();
       const e = err as NodeJS.ErrnoException & { stderr?: string };
       if (e.code === 'ENOENT') throw new BadInputError('gdal_missing', `writing ${format.toUpperCase()} needs GDAL's ogr2ogr (Debian: apt-get install gdal-bin)`);
       throw new Error(`ogr2ogr failed writing ${outPath}: ${e.stderr ?? e.message}`);
     }
     if (format === 'gpkg') {
-      await addGpkgAliases(outPath, layer);
+      await addGpkgAliases(outPath, layer, signal);
       return [outPath];
     }
     return readdirSync(outPath).filter((f) => f.startsWith(`${layer}.`)).map((f) => join(outPath, f));
@@ -58,11 +59,12 @@ export function gpkgAliasStatements(layer: string): string[] {
   ];
 }
 
-async function addGpkgAliases(path: string, layer: string): Promise<void> {
+async function addGpkgAliases(path: string, layer: string, signal?: AbortSignal): Promise<void> {
   for (const sql of gpkgAliasStatements(layer)) {
     try {
-      await run('ogrinfo', ['-q', path, '-sql', sql], { timeout: 60_000 });
+      await run('ogrinfo', ['-q', path, '-sql', sql], { timeout: 60_000, signal });
     } catch (err) {
+      signal?.throwIfAborted();
       throw new Error(`ogrinfo failed writing field aliases into ${path}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
     }
   }

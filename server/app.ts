@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/env.ts';
-import { BadInputError, TubanError, errorFate } from '../pipeline/errors.ts';
+import { BadInputError, TransientError, TubanError, errorFate } from '../pipeline/errors.ts';
 import { addEvidence, readEvidence } from '../store/evidence.ts';
 import type { Db } from '../store/db.ts';
 import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
@@ -15,6 +15,7 @@ import { addNote, applyAction, listPatchesFor, patchDetail, scopedPatch, type Wo
 import { ActionBodies, PatchQuerySchema, TownCode } from '../workflow/actions.schema.ts';
 import { ACTIONS, RULES, type Action } from '../workflow/lifecycle.ts';
 import { jsonSchema, openApiDocument } from './openapi.ts';
+import { WorkGate } from './gate.ts';
 import type { WebAssets } from './web.ts';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
@@ -77,7 +78,8 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { db, config, env } = opts;
   const log = opts.log ?? createLogger();
-  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024, genReqId: () => randomUUID() });
+  // requestTimeout: a client gets 5 minutes to send its request (a 20 MB photo on a slow line), then the socket is closed
+  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024, genReqId: () => randomUUID(), requestTimeout: 300_000 });
   const maxEvidence = opts.evidenceMaxBytes ?? 20 * 1024 * 1024;
   for (const type of ['image/jpeg', 'image/png', 'application/pdf', 'application/octet-stream']) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: maxEvidence + 1 }, (_req, body, done) => done(null, body));
@@ -86,6 +88,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     if (err instanceof TubanError) {
       const status = errorFate[err.kind].httpStatus;
+      if (typeof err.detail.retryAfterS === 'number') reply.header('retry-after', String(err.detail.retryAfterS));
       return reply.status(status).send({ error: err.kind, code: 'code' in err ? err.code : err.kind, message: err.message, ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}) });
     }
     if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });
@@ -140,7 +143,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (!roles.includes(me(req).role)) throw new TubanError('forbidden', `this needs role ${roles.join(' or ')}; you are ${me(req).role}`);
   };
 
-  app.get('/api/health', async () => ({ ok: true }));
+  // PDF sheets and town packages cut imagery for every patch: a few at a time, a short line, the rest refused
+  const heavyExports = new WorkGate('PDF/zip exports', config.TUBAN_EXPORT_CONCURRENCY, config.TUBAN_EXPORT_QUEUE);
+  app.get('/api/health', async () => ({ ok: true, exports: heavyExports.stats }));
   app.get('/api/openapi.json', async () => openApiDocument());
 
   app.post('/api/login', { bodyLimit: LOGIN_BODY_LIMIT }, async (req, reply) => {
@@ -203,6 +208,28 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.get('/api/export', async (req, reply) => {
     const q = parse(ExportQuery, req.query, 'query');
+    // the work stops when the client goes away or the time limit passes
+    const stop = new AbortController();
+    const limit = setTimeout(() => stop.abort(new TransientError(`the export took longer than ${config.TUBAN_EXPORT_TIMEOUT_S} s and was stopped; export one town at a time`)), config.TUBAN_EXPORT_TIMEOUT_S * 1000);
+    reply.raw.once('close', () => {
+      clearTimeout(limit);
+      if (!reply.raw.writableFinished) stop.abort(new TransientError('the client went away before the export was sent'));
+    });
+    const work = (signal: AbortSignal) => makeExport(req, q, signal);
+    let r: Awaited<ReturnType<typeof makeExport>>;
+    try {
+      r = q.format === 'pdf' || q.format === 'zip' ? await heavyExports.run(stop.signal, work) : await work(stop.signal);
+    } catch (err) {
+      if (stop.signal.aborted) log.warn('Export:Stopped', { requestId: req.id, format: q.format, month: q.month, reason: (stop.signal.reason as Error).message });
+      throw err;
+    }
+    clearTimeout(limit);
+    const stream = createReadStream(r.file);
+    stream.once('close', r.cleanup);
+    return reply.header('content-type', r.type).header('content-length', statSync(r.file).size)
+      .header('content-disposition', `attachment; filename="${downloadName(r.name)}"; filename*=UTF-8''${encodeURIComponent(r.name)}`).send(stream);
+  });
+  async function makeExport(req: FastifyRequest, q: z.infer<typeof ExportQuery>, signal: AbortSignal) {
     // every path here is made by the server: a fresh folder under the data folder, fixed file names;
     // the town only filters rows and, sanitised, names the download
     const work = join(config.dataDir, 'tmp');
@@ -212,23 +239,20 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     try {
       const ext = q.format === 'shp' ? 'zip' : q.format;
       const out = join(dir, q.format === 'shp' ? 'shp' : `export.${ext}`);
-      const r = await exportPatches(db, env, { month: q.month, town: q.town ?? null, format: q.format, outPath: out, user: me(req), storageSrid: config.TUBAN_STORAGE_SRID, fontPath: config.TUBAN_PDF_FONT });
+      const r = await exportPatches(db, env, { month: q.month, town: q.town ?? null, format: q.format, outPath: out, user: me(req), storageSrid: config.TUBAN_STORAGE_SRID, fontPath: config.TUBAN_PDF_FONT, signal });
       let file = out;
       if (q.format === 'shp') {
         file = join(dir, 'export.zip');
         await zipFiles(r.files.map((f) => ({ path: f, name: basename(f) })), file);
       }
+      signal.throwIfAborted();
       const type = { gpkg: 'application/geopackage+sqlite3', shp: 'application/zip', zip: 'application/zip', pdf: 'application/pdf', geojson: 'application/geo+json', kml: 'application/vnd.google-earth.kml+xml', csv: 'text/csv; charset=utf-8', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet' }[q.format];
-      const name = safeName(`patches-${q.month}${q.town ? `-${q.town}` : ''}.${ext}`);
-      const stream = createReadStream(file);
-      stream.once('close', cleanup);
-      return reply.header('content-type', type).header('content-length', statSync(file).size)
-        .header('content-disposition', `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`).send(stream);
+      return { file, type, cleanup, name: safeName(`patches-${q.month}${q.town ? `-${q.town}` : ''}.${ext}`) };
     } catch (err) {
       cleanup();
       throw err;
     }
-  });
+  }
 
   app.get('/api/reports/monthly', async (req) => monthlyTownReport(db, me(req), parse(MonthQuery, req.query, 'query').month));
   app.get('/api/reports/board', async (req) => {

@@ -30,10 +30,10 @@ export async function exportRecords(db: Knex, env: WorkflowEnv, month: string, t
  * Write the month's patch list (one town, or all the user may see) in a format. GPKG is one
  * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; zip holds a folder per town with all of them.
  */
-export async function exportPatches(db: Knex, env: WorkflowEnv, opts: { month: string; town?: string | null; format: string; outPath: string; user?: User | null; storageSrid: number; fontPath?: string }): Promise<{ files: string[]; count: number }> {
+export async function exportPatches(db: Knex, env: WorkflowEnv, opts: { month: string; town?: string | null; format: string; outPath: string; user?: User | null; storageSrid: number; fontPath?: string; signal?: AbortSignal }): Promise<{ files: string[]; count: number }> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format)) throw new BadInputError('bad_format', `--format "${opts.format}" is not one of ${EXPORT_FORMATS.join(', ')}`);
   const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null);
-  const target: WriteTarget = { db, env, storageSrid: opts.storageSrid, fontPath: opts.fontPath, title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}` };
+  const target: WriteTarget = { db, env, storageSrid: opts.storageSrid, fontPath: opts.fontPath, title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`, signal: opts.signal };
   const files = opts.format === 'zip' ? [await townPackages(target, records, opts.month, opts.outPath)] : await writeFormat(target, records, opts.format as Exclude<ExportFormat, 'zip'>, opts.outPath);
   return { files, count: records.length };
 }
@@ -44,16 +44,19 @@ interface WriteTarget {
   storageSrid: number;
   fontPath?: string;
   title: string;
+  /** Stops the work between sheets, files and towns (a client that went away, a time limit). */
+  signal?: AbortSignal;
 }
 
 /** Records already loaded → one file (or a Shapefile folder) in a format; returns the written paths. */
 async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Exclude<ExportFormat, 'zip'>, outPath: string): Promise<string[]> {
+  t.signal?.throwIfAborted();
   switch (format) {
     case 'gpkg':
-      return writeWithOgr('gpkg', records, t.storageSrid, outPath);
+      return writeWithOgr('gpkg', records, t.storageSrid, outPath, t.signal);
     case 'shp':
       mkdirSync(outPath, { recursive: true });
-      return writeWithOgr('shp', records, t.storageSrid, outPath);
+      return writeWithOgr('shp', records, t.storageSrid, outPath, t.signal);
     case 'geojson':
       writeFileSync(outPath, toGeoJson(records));
       break;
@@ -67,7 +70,7 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
       writeFileSync(outPath, await toXlsx(records, t.env.calendar, t.env.today(), t.title));
       break;
     case 'pdf':
-      await writePdf(sheetImages(t.db, records), t.title, findCjkFont(t.fontPath), outPath);
+      await writePdf(sheetImages(t.db, records, t.signal), t.title, findCjkFont(t.fontPath), outPath);
       break;
   }
   return [outPath];
@@ -93,7 +96,7 @@ export async function patchChip(db: Knex, open: OpenSource, code: string, month:
 }
 
 /** Before/after chips and an overview for each patch, cut from the registered imagery, one patch at a time. */
-async function* sheetImages(db: Knex, records: ExportRecord[]): AsyncGenerator<{ record: ExportRecord; images: SheetImages }> {
+async function* sheetImages(db: Knex, records: ExportRecord[], signal?: AbortSignal): AsyncGenerator<{ record: ExportRecord; images: SheetImages }> {
   const sources = new GeoTiffCache();
   const open = (path: string) => sources.open(path);
   const chip = async (code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> => {
@@ -105,6 +108,7 @@ async function* sheetImages(db: Knex, records: ExportRecord[]): AsyncGenerator<{
   };
   try {
     for (const r of records) {
+      signal?.throwIfAborted();
       const code = String(r.code);
       const [before, after, overview] = await Promise.all([chip(code, r.baselineMonth, 'detail', '#ffd400'), chip(code, String(r.month), 'detail', '#ff2020'), chip(code, String(r.month), 'overview', '#ff2020')]);
       yield { record: r, images: { before, after, overview } };

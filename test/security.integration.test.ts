@@ -16,6 +16,7 @@ import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 import { createLogger } from '../pipeline/log.ts';
 import { loadManifest } from '../pipeline/model.manifest.ts';
 import { launchBatch } from '../workers/batch.launch.ts';
+import { exportPatches } from '../store/export.ts';
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -167,6 +168,95 @@ describe('security: hostile town users', () => {
     expect(ok.statusCode, ok.body).toBe(200);
     expect(ok.json().rectify_due).toBe('2024-03-29');
   }, 120_000);
+
+  /** A second server on the same database, listening on loopback, with its own export limits and log. */
+  async function listening(exportLimits: { running: number; waiting: number }, lines: Record<string, unknown>[] = []) {
+    const srv = await buildServer({
+      db: run.db,
+      config: { ...run.config, TUBAN_EXPORT_CONCURRENCY: exportLimits.running, TUBAN_EXPORT_QUEUE: exportLimits.waiting },
+      env,
+      log: createLogger('info', (l) => lines.push(JSON.parse(l))),
+    });
+    const base = await srv.listen({ host: '127.0.0.1', port: 0 });
+    return { srv, base, pdf: (signal?: AbortSignal) => fetch(`${base}/api/export?month=2024-03&format=pdf`, { headers: { authorization: `Bearer ${token.ana}` }, signal }) };
+  }
+
+  it('finding 4 (Medium): 40 concurrent PDF exports leave /api/health answering within 1 s; the line is bounded', async () => {
+    const { srv, base, pdf } = await listening({ running: 2, waiting: 8 });
+    try {
+      const health: number[] = [];
+      const rss0 = process.memoryUsage().rss;
+      let rssPeak = rss0;
+      let loading = true;
+      const poll = (async () => {
+        while (loading) {
+          const t0 = performance.now();
+          const h = await fetch(`${base}/api/health`, { signal: AbortSignal.timeout(30_000) });
+          expect(h.status).toBe(200);
+          await h.json();
+          health.push(performance.now() - t0);
+          rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      const results = await Promise.all(
+        Array.from({ length: 40 }, async () => {
+          const r = await pdf();
+          return { status: r.status, retryAfter: r.headers.get('retry-after'), body: Buffer.from(await r.arrayBuffer()) };
+        }),
+      );
+      loading = false;
+      await poll;
+      const made = results.filter((r) => r.status === 200);
+      const refused = results.filter((r) => r.status === 503);
+      expect(made.length + refused.length).toBe(40);
+      // two run, eight wait: at least those ten are made; the rest are told when to come back
+      expect(made.length).toBeGreaterThanOrEqual(10);
+      expect(refused.length).toBeGreaterThan(0);
+      for (const r of made) expect(r.body.subarray(0, 5).toString()).toBe('%PDF-');
+      for (const r of refused) {
+        expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(5);
+        expect(JSON.parse(r.body.toString()).message).toMatch(/busy .* try again in \d+ s/);
+      }
+      console.log(`40 PDF exports: ${made.length} made, ${refused.length} refused; /api/health ${health.length} polls, slowest ${Math.max(...health).toFixed(0)} ms; RSS +${((rssPeak - rss0) / 2 ** 20).toFixed(0)} MB`);
+      expect(health.length).toBeGreaterThan(2);
+      expect(Math.max(...health)).toBeLessThan(1000);
+    } finally {
+      await srv.close();
+    }
+    await expect.poll(() => filesUnder(join(run.config.dataDir, 'tmp')), { timeout: 10_000 }).toEqual([]);
+  }, 300_000);
+
+  it('finding 4: a client that goes away leaves the line, and its export is stopped', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const { srv, base, pdf } = await listening({ running: 1, waiting: 4 }, lines);
+    const exports = async () => (await (await fetch(`${base}/api/health`)).json()).exports as { running: number; waiting: number };
+    try {
+      const first = pdf();
+      await expect.poll(exports, { timeout: 30_000, interval: 5 }).toMatchObject({ running: 1 });
+      const gone = [1, 2, 3].map(() => {
+        const ac = new AbortController();
+        return { ac, res: pdf(ac.signal).catch((err: Error) => err) };
+      });
+      await expect.poll(exports, { timeout: 30_000, interval: 5 }).toMatchObject({ waiting: 3 });
+      for (const g of gone) g.ac.abort();
+      for (const g of gone) expect(await g.res).toBeInstanceOf(Error);
+      await expect.poll(exports, { timeout: 30_000 }).toMatchObject({ waiting: 0 });
+      const made = await first;
+      expect(made.status).toBe(200);
+      expect(Buffer.from(await made.arrayBuffer()).subarray(0, 5).toString()).toBe('%PDF-');
+      await expect.poll(() => lines.filter((l) => l.event === 'Export:Stopped' && /went away/.test(String(l.reason))).length, { timeout: 30_000 }).toBe(3);
+      await expect.poll(exports, { timeout: 30_000 }).toEqual({ running: 0, waiting: 0 });
+    } finally {
+      await srv.close();
+    }
+    // an export already stopped writes nothing
+    const ac = new AbortController();
+    ac.abort(new Error('stopped by the test'));
+    const out = join(run.config.dataDir, 'tmp-stopped.pdf');
+    await expect(exportPatches(run.db, env, { month: '2024-03', format: 'pdf', outPath: out, storageSrid: run.config.TUBAN_STORAGE_SRID, signal: ac.signal })).rejects.toThrow(/stopped by the test/);
+    expect(existsSync(out)).toBe(false);
+  }, 300_000);
 
   it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
     const bad: [string, RegExp][] = [
