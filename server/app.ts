@@ -16,6 +16,8 @@ import { ActionBodies, PatchQuerySchema, TownCode } from '../workflow/actions.sc
 import { ACTIONS, RULES, type Action } from '../workflow/lifecycle.ts';
 import { jsonSchema, openApiDocument } from './openapi.ts';
 import { WorkGate } from './gate.ts';
+import { summariseBody, writeAudit, type AuditEntry } from './audit.ts';
+import type { Knex } from 'knex';
 import type { WebAssets } from './web.ts';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
@@ -27,6 +29,8 @@ import { BatchProgressReader, recentBatches } from '../workers/batch.progress.ts
 declare module 'fastify' {
   interface FastifyRequest {
     user?: User;
+    /** Set once the request's audit row is written in the transaction of its change. */
+    audited?: boolean;
   }
 }
 
@@ -127,13 +131,37 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (!user) return reply.status(401).send({ error: 'unauthorized', message: 'send Authorization: Bearer <token> (POST /api/login issues one)' });
     req.user = user;
   });
-  app.addHook('onResponse', async (req, reply) => {
-    if (['GET', 'HEAD', 'OPTIONS'].includes(req.method)) return;
-    await db('audit_event').insert({
-      user_id: req.user?.id ?? null, username: req.user?.username ?? (req.url === '/api/login' ? String((req.body as { username?: string })?.username ?? '') : null),
-      remote_addr: req.ip, method: req.method, path: req.url.slice(0, 500), status: reply.statusCode,
-      detail: JSON.stringify(req.url === '/api/login' ? {} : { body: summariseBody(req.body) }),
+  const auditEntry = (req: FastifyRequest, status: number): AuditEntry => ({
+    userId: req.user?.id ?? null,
+    username: req.user?.username ?? (req.routeOptions.url === '/api/login' ? String((req.body as { username?: unknown } | undefined)?.username ?? '') : null),
+    remoteAddr: req.ip,
+    method: req.method,
+    path: req.url,
+    status,
+    detail: { body: summariseBody(req.body) },
+  });
+  /**
+   * Runs a change and writes its audit row in one transaction: both are kept or neither. A
+   * request that fails changes nothing; its refusal is recorded after the response (below).
+   */
+  const audited = async <T>(req: FastifyRequest, status: number, work: (trx: Knex) => Promise<T>): Promise<T> => {
+    const out = await db.transaction(async (trx) => {
+      const r = await work(trx);
+      await writeAudit(trx, auditEntry(req, status));
+      return r;
     });
+    req.audited = true;
+    return out;
+  };
+  app.addHook('onResponse', async (req, reply) => {
+    if (['GET', 'HEAD', 'OPTIONS'].includes(req.method) || req.audited) return;
+    // a change always writes its row in its own transaction: reaching here with a success is a bug, said loudly
+    if (reply.statusCode < 400) log.error('Audit:NotInTransaction', { requestId: req.id, method: req.method, path: req.url.slice(0, 500) });
+    try {
+      await writeAudit(db, auditEntry(req, reply.statusCode));
+    } catch (err) {
+      log.error('Audit:WriteFailed', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), status: reply.statusCode, error: (err as Error).message });
+    }
   });
   const me = (req: FastifyRequest): User => {
     if (!req.user) throw new TubanError('unauthorized', 'send Authorization: Bearer <token> (POST /api/login issues one)');
@@ -150,9 +178,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   app.post('/api/login', { bodyLimit: LOGIN_BODY_LIMIT }, async (req, reply) => {
     const b = parse(LoginBody, req.body, 'login');
-    const r = await login(db, b.username, b.password);
-    if (!r) return reply.status(401).send({ error: 'unauthorized', message: 'unknown user or wrong password' });
-    return { token: r.token, user: r.user };
+    const r = await audited(req, 200, async (trx) => {
+      const ok = await login(trx, b.username, b.password);
+      if (!ok) throw new TubanError('unauthorized', 'unknown user or wrong password');
+      return ok;
+    });
+    return reply.send({ token: r.token, user: r.user });
   });
   app.get('/api/me', async (req) => me(req));
 
@@ -184,17 +215,18 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.post('/api/patches/:code/actions/:action', async (req) => {
     const { code, action } = req.params as { code: string; action: string };
     if (!(ACTIONS as string[]).includes(action)) throw new BadInputError('bad_action', `unknown action "${action}"; actions: ${ACTIONS.join(', ')}`);
-    return applyAction(db, env, me(req), code, action as Action, req.body);
+    return audited(req, 200, (trx) => applyAction(trx, env, me(req), code, action as Action, req.body));
   });
   app.post('/api/patches/:code/notes', async (req, reply) => {
     const { code } = req.params as { code: string };
-    return reply.status(201).send(await addNote(db, me(req), code, (req.body as { text?: unknown } | undefined)?.text));
+    return reply.status(201).send(await audited(req, 201, (trx) => addNote(trx, me(req), code, (req.body as { text?: unknown } | undefined)?.text)));
   });
   app.post('/api/patches/:code/evidence', async (req, reply) => {
     const { code } = req.params as { code: string };
     const q = req.query as { filename?: string; note?: string };
     if (!Buffer.isBuffer(req.body)) throw new BadInputError('bad_body', 'send the file as the request body with Content-Type image/jpeg, image/png or application/pdf');
-    const r = await addEvidence(db, config.dataDir, maxEvidence, me(req), code, { filename: q.filename ?? 'evidence', bytes: req.body, note: q.note });
+    const bytes = req.body;
+    const r = await audited(req, 201, (trx) => addEvidence(trx, config.dataDir, maxEvidence, me(req), code, { filename: q.filename ?? 'evidence', bytes, note: q.note }));
     return reply.status(201).send(r);
   });
   app.get('/api/evidence/:id', async (req, reply) => {
@@ -282,22 +314,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.post('/api/users', async (req, reply) => {
     requireRole(req, 'admin');
     const b = parse(UserBody, req.body, 'user');
-    return reply.status(201).send(await createUser(db, { username: b.username, displayName: b.display_name, role: b.role, townCode: b.town_code, password: b.password }));
+    return reply.status(201).send(await audited(req, 201, (trx) => createUser(trx, { username: b.username, displayName: b.display_name, role: b.role, townCode: b.town_code, password: b.password })));
   });
   app.post('/api/users/:username/tokens', async (req, reply) => {
     requireRole(req, 'admin');
-    const r = await issueToken(db, (req.params as { username: string }).username, 'issued by admin');
+    const r = await audited(req, 201, (trx) => issueToken(trx, (req.params as { username: string }).username, 'issued by admin'));
     return reply.status(201).send({ token: r.token, user: r.user });
   });
   return app;
 }
-
-function summariseBody(body: unknown): unknown {
-  if (Buffer.isBuffer(body)) return { bytes: body.length };
-  if (body && typeof body === 'object') {
-    const { password: _p, ...rest } = body as Record<string, unknown>;
-    return rest;
-  }
-  return body ?? null;
-}
-

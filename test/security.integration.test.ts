@@ -258,6 +258,64 @@ describe('security: hostile town users', () => {
     expect(existsSync(out)).toBe(false);
   }, 300_000);
 
+  /** The audit rows and patch events of one patch's notes path, newest last. */
+  async function trail(code: string) {
+    const audit = await run.db('audit_event').where('path', `/api/patches/${code}/notes`).orderBy('id');
+    const events = await run.db('patch_event as e').join('patch as p', 'p.id', 'e.patch_id').where({ 'p.code': code, 'e.type': 'note' }).orderBy('e.id').select('e.*');
+    return { audit, events };
+  }
+
+  it('finding 5 (Medium): a body nested a million deep is audited like any other, with its change', async () => {
+    const before = await trail(OWN);
+    const deep = `{"text":"现场已拆除一半","extra":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`;
+    const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, deep, { 'content-type': 'application/json' });
+    expect(r.statusCode, r.body).toBe(201);
+    const after = await trail(OWN);
+    expect(after.events.length).toBe(before.events.length + 1);
+    expect(after.audit.length).toBe(before.audit.length + 1);
+    const row = after.audit.at(-1);
+    expect(row).toMatchObject({ username: 'dianqian', method: 'POST', status: 201 });
+    expect(row.detail.body.fields).toEqual({ text: '现场已拆除一半', extra: { type: 'array', items: 1 } });
+  });
+
+  it('finding 5: the audit row and the change are one transaction: no row, no change', async () => {
+    const marker = `audit-refused-${process.pid}-${Date.now()}`;
+    // the database refuses this one audit row (as a full disk or a lost connection would)
+    await run.db.raw(`alter table audit_event add constraint "${marker}" check (detail::text not like '%${marker}%')`);
+    try {
+      const before = await trail(OWN);
+      const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: marker });
+      expect(r.statusCode).toBe(500);
+      const after = await trail(OWN);
+      expect(after.events.length).toBe(before.events.length); // the note went with its audit row
+      expect(after.audit.length).toBe(before.audit.length);
+      // the refusal's own row could not be written either, and the log says so
+      expect(logged.some((l) => l.event === 'Audit:WriteFailed' && String(l.path).includes(OWN))).toBe(true);
+    } finally {
+      await run.db.raw(`alter table audit_event drop constraint "${marker}"`);
+    }
+    expect(logged.filter((l) => l.event === 'Audit:NotInTransaction')).toEqual([]);
+  });
+
+  it('finding 8 (Medium): the audit keeps a bounded summary, never the body', async () => {
+    const junk = 'x'.repeat(11 * 2 ** 20);
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`f${i}`, i]));
+    for (const body of [{ text: 'ok', junk }, { text: 'ok', ...many }, { text: 'ok', password: 'hunter2-secret' }]) {
+      const before = await trail(OWN);
+      const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, body);
+      expect(r.statusCode, r.body.slice(0, 200)).toBe(201);
+      const row = (await trail(OWN)).audit.at(-1);
+      expect(Number(row.id)).toBeGreaterThan(Number(before.audit.at(-1)?.id ?? 0));
+      const stored = JSON.stringify(row.detail);
+      expect(stored.length).toBeLessThan(12_000);
+      expect(stored).not.toContain('hunter2');
+    }
+    const rows = (await trail(OWN)).audit.slice(-3).map((r) => r.detail.body);
+    expect(rows[0].fields.junk).toMatchObject({ chars: 11 * 2 ** 20, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(rows[1].more_fields).toBe(5001 - 30);
+    expect(rows[2].fields.password).toEqual({ redacted: true });
+  });
+
   it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
     const bad: [string, RegExp][] = [
       ['/api/patches?offset=2147483648', /offset/],
