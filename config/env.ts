@@ -67,6 +67,13 @@ const EnvSchema = z.object({
   TUBAN_DEADLINES_FILE: z.string().optional(),
   /** Largest evidence upload (bytes). */
   TUBAN_EVIDENCE_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  /** Days an API token (from login or issued) lives. */
+  TUBAN_TOKEN_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  /** Failed logins for one user name within TUBAN_LOGIN_WINDOW_S before further tries get 429. */
+  TUBAN_LOGIN_FAILURES_PER_USER: z.coerce.number().int().min(1).default(5),
+  /** Failed logins from one address within TUBAN_LOGIN_WINDOW_S before further tries get 429. */
+  TUBAN_LOGIN_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(20),
+  TUBAN_LOGIN_WINDOW_S: z.coerce.number().int().min(1).default(900),
   /** Heavy exports (PDF sheets, town packages) the server makes at once; more wait in line. */
   TUBAN_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).default(2),
   /** Heavy exports that may wait for a place; beyond that a request gets 503 with Retry-After. */

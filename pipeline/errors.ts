@@ -2,7 +2,7 @@
  * The few error kinds tuban distinguishes. The kind decides a job's fate (retry or not) and,
  * later, an HTTP status — in one table, `errorFate`, instead of scattered `instanceof` checks.
  */
-export type ErrorKind = 'bad_input' | 'transient' | 'not_found' | 'conflict' | 'forbidden' | 'unauthorized';
+export type ErrorKind = 'bad_input' | 'transient' | 'not_found' | 'conflict' | 'forbidden' | 'unauthorized' | 'too_many';
 
 export class TubanError extends Error {
   readonly kind: ErrorKind;
@@ -51,6 +51,13 @@ export class ForbiddenError extends TubanError {
   }
 }
 
+/** Too many attempts from one user or address (logins): wait `retryAfterS` seconds. */
+export class TooManyError extends TubanError {
+  constructor(message: string, retryAfterS: number) {
+    super('too_many', message, { retryAfterS });
+  }
+}
+
 /** One table: error kind → whether a job retries it and which HTTP status it maps to. */
 export const errorFate: Record<ErrorKind, { retry: boolean; httpStatus: number }> = {
   bad_input: { retry: false, httpStatus: 400 },
@@ -59,6 +66,7 @@ export const errorFate: Record<ErrorKind, { retry: boolean; httpStatus: number }
   conflict: { retry: false, httpStatus: 409 },
   forbidden: { retry: false, httpStatus: 403 },
   unauthorized: { retry: false, httpStatus: 401 },
+  too_many: { retry: true, httpStatus: 429 },
 };
 
 /** Kind of any thrown value; unknown errors are treated as transient (retried, then reported). */

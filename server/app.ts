@@ -10,7 +10,8 @@ import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync } from 'node
 import { basename, join } from 'node:path';
 import { zipFiles } from '../export/zip.ts';
 import { downloadName, safeName } from '../export/names.ts';
-import { createUser, issueToken, listUsers, login, userForToken, type User } from '../store/users.ts';
+import { createUser, issueToken, listUsers, login, revokeToken, revokeTokens, setDisabled, setPassword, userForToken, type User } from '../store/users.ts';
+import { FailureLimiter } from './ratelimit.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail, scopedPatch, type WorkflowEnv } from '../store/workflow.ts';
 import { ActionBodies, PatchQuerySchema, TownCode } from '../workflow/actions.schema.ts';
 import { ACTIONS, RULES, type Action } from '../workflow/lifecycle.ts';
@@ -29,6 +30,8 @@ import { BatchProgressReader, recentBatches } from '../workers/batch.progress.ts
 declare module 'fastify' {
   interface FastifyRequest {
     user?: User;
+    /** The bearer token the request came with (for logout). */
+    token?: string;
     /** Set once the request's audit row is written in the transaction of its change. */
     audited?: boolean;
   }
@@ -53,6 +56,7 @@ const CSP_HTML = "default-src 'self'; script-src 'self'; style-src 'self' 'unsaf
 const LOGIN_BODY_LIMIT = 4 * 1024;
 
 const LoginBody = z.object({ username: z.string().min(1), password: z.string().min(1) });
+const PasswordBody = z.object({ password: z.string() });
 const UserBody = z.object({ username: z.string(), display_name: z.string().optional(), role: z.string(), town_code: z.string().optional(), password: z.string().optional() });
 const MonthQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM') });
 const ExportQuery = z.object({ month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'YYYY-MM'), town: TownCode.optional(), format: z.enum(EXPORT_FORMATS) });
@@ -130,6 +134,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const user = m ? await userForToken(db, m[1]) : null;
     if (!user) return reply.status(401).send({ error: 'unauthorized', message: 'send Authorization: Bearer <token> (POST /api/login issues one)' });
     req.user = user;
+    req.token = m![1];
   });
   const auditEntry = (req: FastifyRequest, status: number): AuditEntry => ({
     userId: req.user?.id ?? null,
@@ -176,16 +181,32 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.get('/api/health', async () => ({ ok: true, exports: heavyExports.stats }));
   app.get('/api/openapi.json', async () => openApiDocument());
 
+  const loginFailures = new FailureLimiter(config.TUBAN_LOGIN_WINDOW_S * 1000);
   app.post('/api/login', { bodyLimit: LOGIN_BODY_LIMIT }, async (req, reply) => {
     const b = parse(LoginBody, req.body, 'login');
+    const userKey = `user:${b.username.toLowerCase()}`;
+    const addressKey = `address:${req.ip}`;
+    loginFailures.check([
+      { key: userKey, max: config.TUBAN_LOGIN_FAILURES_PER_USER, what: `for ${b.username.slice(0, 64)}` },
+      { key: addressKey, max: config.TUBAN_LOGIN_FAILURES_PER_ADDRESS, what: `from ${req.ip}` },
+    ]);
     const r = await audited(req, 200, async (trx) => {
-      const ok = await login(trx, b.username, b.password);
+      const ok = await login(trx, b.username, b.password, config.TUBAN_TOKEN_DAYS);
       if (!ok) throw new TubanError('unauthorized', 'unknown user or wrong password');
       return ok;
+    }).catch((err) => {
+      if (err instanceof TubanError && err.kind === 'unauthorized') loginFailures.fail([userKey, addressKey]);
+      throw err;
     });
-    return reply.send({ token: r.token, user: r.user });
+    loginFailures.clear(userKey);
+    return reply.send({ token: r.token, user: r.user, expires_at: r.expiresAt });
   });
   app.get('/api/me', async (req) => me(req));
+  app.post('/api/logout', async (req, reply) => {
+    me(req);
+    await audited(req, 204, (trx) => revokeToken(trx, req.token!));
+    return reply.status(204).send();
+  });
 
   app.get('/api/patches', async (req) => listPatchesFor(db, me(req), parse(PatchQuerySchema, req.query, 'query')));
   /** The same list as GeoJSON in the storage CRS (the web map's CRS), scoped the same way. */
@@ -318,8 +339,28 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   app.post('/api/users/:username/tokens', async (req, reply) => {
     requireRole(req, 'admin');
-    const r = await audited(req, 201, (trx) => issueToken(trx, (req.params as { username: string }).username, 'issued by admin'));
-    return reply.status(201).send({ token: r.token, user: r.user });
+    const r = await audited(req, 201, (trx) => issueToken(trx, (req.params as { username: string }).username, 'issued by admin', config.TUBAN_TOKEN_DAYS));
+    return reply.status(201).send({ token: r.token, user: r.user, expires_at: r.expiresAt });
+  });
+  // an admin ends a user's sessions, locks them out or lets them back, or sets their password (which ends their sessions)
+  app.post('/api/users/:username/revoke', async (req) => {
+    requireRole(req, 'admin');
+    return { revoked: await audited(req, 200, (trx) => revokeTokens(trx, (req.params as { username: string }).username)) };
+  });
+  for (const [path, disabled] of [['disable', true], ['enable', false]] as const) {
+    app.post(`/api/users/:username/${path}`, async (req) => {
+      requireRole(req, 'admin');
+      const username = (req.params as { username: string }).username;
+      if (disabled && username === me(req).username) throw new BadInputError('bad_request', 'an admin cannot disable themself; ask another admin', { field: 'username' });
+      const r = await audited(req, 200, (trx) => setDisabled(trx, username, disabled));
+      return { user: r.user, disabled, revoked: r.revoked };
+    });
+  }
+  app.post('/api/users/:username/password', { bodyLimit: LOGIN_BODY_LIMIT }, async (req) => {
+    requireRole(req, 'admin');
+    const b = parse(PasswordBody, req.body, 'password');
+    const r = await audited(req, 200, (trx) => setPassword(trx, (req.params as { username: string }).username, b.password));
+    return { user: r.user, revoked: r.revoked };
   });
   return app;
 }

@@ -1,11 +1,11 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { renderChip } from '../export/chip.ts';
-import { findCjkFont, writePdf, type SheetImages } from '../export/write.pdf.ts';
+import { findCjkFont } from '../export/write.pdf.ts';
+import { runPdfThread } from '../export/pdf.run.ts';
+import { renderChipPlan, type ChipPlan, type OpenSource, type SheetPlan } from '../export/sheets.ts';
 import { zipFiles } from '../export/zip.ts';
 import { safeName } from '../export/names.ts';
-import { GeoTiffCache, type GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import type { Knex } from 'knex';
 import { toRecord, type ExportRecord } from '../export/fields.ts';
@@ -70,53 +70,59 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
       writeFileSync(outPath, await toXlsx(records, t.env.calendar, t.env.today(), t.title));
       break;
     case 'pdf':
-      await writePdf(sheetImages(t.db, records, t.signal), t.title, findCjkFont(t.fontPath), outPath);
+      await writeSheets(t, records, outPath);
       break;
   }
   return [outPath];
 }
 
-type OpenSource = (path: string) => Promise<GeoTiffSource>;
 
 /**
  * A PNG chip of a month's imagery around a patch with its outline drawn: `detail` fits the patch
  * with 15 m around it at 0.5 m; `overview` is 300 m across at 2 m. Null when no imagery covers it.
  */
 export async function patchChip(db: Knex, open: OpenSource, code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> {
+  const plan = await chipPlan(db, code, month, kind, colour);
+  return plan ? renderChipPlan(plan, open) : null;
+}
+
+
+export async function chipPlan(db: Knex, code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<ChipPlan | null> {
   const margin = kind === 'detail' ? 15 : 150;
   const rows = await runSql<{ path: string; stretch: BandStretch | null; geom: { type: string; coordinates: unknown }; centre: { coordinates: number[] } }>(db, 'export/chip_tiles', { code, month, margin_m: margin });
   if (rows.length === 0) return null;
-  const tiles = [];
-  for (const r of rows) tiles.push({ source: await open(r.path), stretch: r.stretch });
   const polys = (rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates) as number[][][][];
   const pts = polys.flat(2);
   const [cx, cy] = rows[0].centre.coordinates;
   const half = kind === 'detail' ? Math.max(...pts.map((p) => Math.max(Math.abs(p[0] - cx), Math.abs(p[1] - cy)))) + margin : margin;
-  return renderChip({ tiles, boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, outlineColour: colour, widthPx: kind === 'detail' ? 510 : 280 });
+  return { tiles: rows.map((r) => ({ path: r.path, stretch: r.stretch })), boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, colour, widthPx: kind === 'detail' ? 510 : 280 };
 }
 
-/** Before/after chips and an overview for each patch, cut from the registered imagery, one patch at a time. */
-async function* sheetImages(db: Knex, records: ExportRecord[], signal?: AbortSignal): AsyncGenerator<{ record: ExportRecord; images: SheetImages }> {
-  const sources = new GeoTiffCache();
-  const open = (path: string) => sources.open(path);
-  const chip = async (code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> => {
-    try {
-      return await patchChip(db, open, code, month, kind, colour);
-    } catch {
-      return null; // a damaged tile leaves a blank frame on the sheet rather than no sheet
-    }
-  };
-  try {
-    for (const r of records) {
-      signal?.throwIfAborted();
-      const code = String(r.code);
-      const [before, after, overview] = await Promise.all([chip(code, r.baselineMonth, 'detail', '#ffd400'), chip(code, String(r.month), 'detail', '#ff2020'), chip(code, String(r.month), 'overview', '#ff2020')]);
-      yield { record: r, images: { before, after, overview } };
-    }
-  } finally {
-    await sources.close();
+
+
+/** The chips' plans for every sheet, from the database (a few small queries per patch). */
+async function sheetPlans(db: Knex, records: ExportRecord[], signal?: AbortSignal): Promise<SheetPlan[]> {
+  const plans: SheetPlan[] = [];
+  for (const r of records) {
+    signal?.throwIfAborted();
+    const code = String(r.code);
+    const [before, after, overview] = await Promise.all([chipPlan(db, code, r.baselineMonth, 'detail', '#ffd400'), chipPlan(db, code, String(r.month), 'detail', '#ff2020'), chipPlan(db, code, String(r.month), 'overview', '#ff2020')]);
+    plans.push({ record: r, before, after, overview });
   }
+  return plans;
 }
+
+/**
+ * Verification sheets: the plans come from the database here; cutting the chips and writing the
+ * PDF (image decoding, compression, layout: the heavy part) happen in a worker thread, so the
+ * server keeps answering while it runs; an abort terminates the thread at once.
+ */
+async function writeSheets(t: WriteTarget, records: ExportRecord[], outPath: string): Promise<void> {
+  const plans = await sheetPlans(t.db, records, t.signal);
+  const font = findCjkFont(t.fontPath);
+  await runPdfThread({ plans, title: t.title, font, outPath }, t.signal);
+}
+
 
 /** One folder per town with every format, zipped: what a town office receives each month. */
 async function townPackages(t: WriteTarget, records: ExportRecord[], month: string, outPath: string): Promise<string> {

@@ -41,7 +41,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await runBatch(run.db, run.config, '2024-03', '2024-02');
     analyst = await createUser(run.db, { username: 'ana', role: 'analyst', password: 'analyst-pass' });
     await createUser(run.db, { username: 'sup', role: 'supervisor', password: 'supervisor-pass' });
-    await createUser(run.db, { username: 'dianqian', role: 'town', townCode: '350206001', displayName: '殿前街道办', password: 'town-pass' });
+    await createUser(run.db, { username: 'dianqian', role: 'town', townCode: '350206001', displayName: '殿前街道办', password: 'town-office-pass' });
     for (const p of await run.db('patch').select('code', 'town_code').orderBy('code')) {
       (townCodes[p.town_code] ??= []).push(p.code);
       await applyAction(run.db, env, analyst, p.code, 'dispatch', {});
@@ -86,7 +86,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.fill('input[name=password]', 'wrong');
     await page.click('button[type=submit]');
     await expect.poll(() => page.textContent('#login-msg')).toMatch(/wrong password/);
-    await page.fill('input[name=password]', 'town-pass');
+    await page.fill('input[name=password]', 'town-office-pass');
     await page.click('button[type=submit]');
     await page.waitForSelector('#patch-table tbody tr');
     const codes = await page.$$eval('#patch-table tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.code));
@@ -121,7 +121,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   });
 
   it('lets the town verify a dispatched patch and shows the history update', async () => {
-    const page = await signIn('dianqian', 'town-pass');
+    const page = await signIn('dianqian', 'town-office-pass');
     const code = townCodes['350206001'][0];
     await page.dblclick(`#patch-table tr[data-code="${code}"]`);
     await page.waitForSelector('#patch-code');

@@ -172,7 +172,10 @@ function renderFrame(): void {
   const here = location.hash.split('/')[1] ?? 'map';
   nav.innerHTML = links.map(([href, label]) => `<a href="${href}" class="${href.split('/')[1] === here ? 'active' : ''}">${label}</a>`).join('');
   who.innerHTML = `${esc(me.displayName || me.username)} · ${esc(me.role)}${me.townCode ? ` · ${esc(me.townCode)}` : ''} <button id="signout">退出 Sign out</button>`;
-  $('#signout').addEventListener('click', signOut);
+  $('#signout').addEventListener('click', () => {
+    // the server revokes the token, so a copy left behind (a shared computer) stops working too
+    api('/api/logout', { method: 'POST' }).catch(() => undefined).finally(signOut);
+  });
 }
 
 let cleanup: (() => void) | null = null;

@@ -1,0 +1,48 @@
+import { renderChip } from './chip.ts';
+import type { ExportRecord } from './fields.ts';
+import type { SheetImages } from './write.pdf.ts';
+import type { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import type { BandStretch } from '../pipeline/raster.normalise.ts';
+
+export type OpenSource = (path: string) => Promise<GeoTiffSource>;
+
+/** What a chip needs from the database, as plain data (it crosses to the PDF thread). */
+export interface ChipPlan {
+  tiles: { path: string; stretch: BandStretch | null }[];
+  boundsWorld: [number, number, number, number];
+  gsdM: number;
+  outline: number[][][][];
+  colour: string;
+  widthPx: number;
+}
+
+/** Cuts a planned chip from its tiles and draws the outline: a PNG. */
+export async function renderChipPlan(plan: ChipPlan, open: OpenSource): Promise<Buffer> {
+  const tiles = [];
+  for (const t of plan.tiles) tiles.push({ source: await open(t.path), stretch: t.stretch });
+  return renderChip({ tiles, boundsWorld: plan.boundsWorld, gsdM: plan.gsdM, outline: plan.outline, outlineColour: plan.colour, widthPx: plan.widthPx });
+}
+
+/** One sheet's record and the plans of its before/after chips and overview. */
+export interface SheetPlan {
+  record: ExportRecord;
+  before: ChipPlan | null;
+  after: ChipPlan | null;
+  overview: ChipPlan | null;
+}
+
+/** Before/after chips and an overview for each patch, cut from the registered imagery, one patch at a time. */
+export async function* sheetImages(plans: SheetPlan[], open: OpenSource): AsyncGenerator<{ record: ExportRecord; images: SheetImages }> {
+  const chip = async (plan: ChipPlan | null): Promise<Buffer | null> => {
+    if (!plan) return null;
+    try {
+      return await renderChipPlan(plan, open);
+    } catch {
+      return null; // a damaged tile leaves a blank frame on the sheet rather than no sheet
+    }
+  };
+  for (const p of plans) {
+    const [before, after, overview] = await Promise.all([chip(p.before), chip(p.after), chip(p.overview)]);
+    yield { record: p.record, images: { before, after, overview } };
+  }
+}

@@ -1,0 +1,48 @@
+import { TooManyError } from '../pipeline/errors.ts';
+
+/**
+ * Failed logins counted per key (a user name, an address) in a sliding window; once a key has
+ * `max` failures in the window, further attempts are refused (429, Retry-After) until the oldest
+ * failure leaves it. Success clears the user's count. Held in this process's memory: one server
+ * process guards itself; bounded to `maxKeys` keys, the stalest dropped first.
+ */
+export class FailureLimiter {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(
+    readonly windowMs: number,
+    readonly maxKeys = 50_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Throws TooManyError when any of `keys` (with its limit) is at its limit now. */
+  check(keys: { key: string; max: number; what: string }[]): void {
+    const t = this.now();
+    for (const { key, max, what } of keys) {
+      const recent = this.recent(key, t);
+      if (recent.length >= max) {
+        const retryAfterS = Math.max(1, Math.ceil((recent[0] + this.windowMs - t) / 1000));
+        throw new TooManyError(`too many failed logins ${what}; try again in ${retryAfterS} s`, retryAfterS);
+      }
+    }
+  }
+
+  fail(keys: string[]): void {
+    const t = this.now();
+    for (const key of keys) {
+      const recent = this.recent(key, t);
+      recent.push(t);
+      this.failures.delete(key); // re-inserted last: the Map's order is staleness
+      this.failures.set(key, recent);
+    }
+    while (this.failures.size > this.maxKeys) this.failures.delete(this.failures.keys().next().value as string);
+  }
+
+  clear(key: string): void {
+    this.failures.delete(key);
+  }
+
+  private recent(key: string, t: number): number[] {
+    return (this.failures.get(key) ?? []).filter((at) => at > t - this.windowMs);
+  }
+}
