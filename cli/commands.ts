@@ -20,7 +20,8 @@ import { startWorkers, type WorkerPool } from '../workers/worker.pool.ts';
 
 export async function cmdMigrate(db: Db, config: Config): Promise<string> {
   const applied = await migrate(db, config);
-  return applied.length ? `applied ${applied.join(', ')} to schema ${config.TUBAN_DB_SCHEMA}` : `schema ${config.TUBAN_DB_SCHEMA} is up to date`;
+  const grant = config.TUBAN_APP_ROLE && config.DATABASE_URL ? `; role ${config.TUBAN_APP_ROLE} may use it (rows only, history append-only)` : '';
+  return (applied.length ? `applied ${applied.join(', ')} to schema ${config.TUBAN_DB_SCHEMA}` : `schema ${config.TUBAN_DB_SCHEMA} is up to date`) + grant;
 }
 
 export async function cmdLayersImport(db: Db, file: string, kind: string, srid?: number): Promise<{ text: string; ok: boolean }> {

@@ -37,10 +37,13 @@ const num = (name: string) => (v: string) => {
   return n;
 };
 
-program.command('db').description('database').command('migrate').description('apply the schema (knex migrations from sql/migrations)').action(async () => {
-  const c = context();
-  console.log(await cmdMigrate(await c.database(), c.config));
-});
+program.command('db').description('database').command('migrate').description('apply the schema (knex migrations from sql/migrations); run it as the owner role')
+  .option('--app-role <role>', 'the role the server and workers log in as: granted rows in the tables, not ownership (default TUBAN_APP_ROLE)')
+  .action(async (o: { appRole?: string }) => {
+    const c = context();
+    if (o.appRole) c.config.TUBAN_APP_ROLE = o.appRole;
+    console.log(await cmdMigrate(await c.database(), c.config));
+  });
 
 program.command('layers').description('reference layers').command('import <file>')
   .description('load a GeoJSON reference layer into PostGIS (repairs invalid geometry, reports rejected features)')

@@ -9,6 +9,8 @@ const EnvSchema = z.object({
   /** PostgreSQL/PostGIS connection string. Unset: embedded PGlite under TUBAN_DATA_DIR/pgdata (single process). */
   DATABASE_URL: z.string().optional(),
   /** Schema holding tuban's tables (PostGIS itself stays in `public`). */
+  /** The role the app logs in as, when migrations run as another (the owner): `db migrate` grants it rows, not ownership. */
+  TUBAN_APP_ROLE: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').optional(),
   TUBAN_DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('tuban'),
   /** Redis for BullMQ. */
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),

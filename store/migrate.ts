@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { sqlDir } from './sql.ts';
 import { splitSqlStatements } from './sql.split.ts';
+import { BadInputError } from '../pipeline/errors.ts';
 
 /** knex migrations whose bodies are the files in sql/migrations, with {{srid}} filled in. */
 class SqlMigrationSource implements Knex.MigrationSource<string> {
@@ -46,6 +47,37 @@ export async function migrate(db: Knex, config: Config): Promise<string[]> {
   });
 }
 
+/** Tables whose rows are history: the app role may add rows and read them, nothing else. */
+const APPEND_ONLY = ['audit_event', 'patch_event'];
+
+/**
+ * Lets the role the app logs in as use the schema without owning it: rows in every table
+ * (INSERT and SELECT only on the history tables; nothing on knex's own), sequences, functions.
+ * Not owning the tables, it cannot ALTER them (switch the append-only triggers off), drop or
+ * truncate them. Run by the owner, after the migrations.
+ */
+export async function grantAppRole(db: Knex, schema: string, role: string): Promise<void> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(role)) throw new BadInputError('bad_option', `app role "${role}" must be a lower-case SQL identifier`, { field: 'TUBAN_APP_ROLE' });
+  const who = await db.raw('select current_user as me, exists (select 1 from pg_roles where rolname = ?) as known', [role]);
+  if (!who.rows[0].known) throw new BadInputError('bad_option', `app role "${role}" does not exist; create it first (create role ${role} login)`, { field: 'TUBAN_APP_ROLE' });
+  if (who.rows[0].me === role) throw new BadInputError('bad_option', `run the migrations as the owner role, not as the app role "${role}" itself`, { field: 'TUBAN_APP_ROLE' });
+  const owned = await db.raw(`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ? and pg_get_userbyid(c.relowner) = ? limit 5`, [schema, role]);
+  if (owned.rows.length) throw new BadInputError('bad_option', `app role "${role}" owns ${owned.rows.map((r: { relname: string }) => r.relname).join(', ')} in schema ${schema}: the app must not own its tables (reassign them: reassign owned by ${role} to <owner>)`, { field: 'TUBAN_APP_ROLE' });
+  const s = `"${schema}"`;
+  const r = `"${role}"`;
+  for (const sql of [
+    `grant usage on schema ${s} to ${r}`,
+    `grant select, insert, update, delete on all tables in schema ${s} to ${r}`,
+    `revoke all on ${APPEND_ONLY.map((t) => `${s}.${t}`).join(', ')}, ${s}.knex_migrations, ${s}.knex_migrations_lock from ${r}`,
+    `grant select, insert on ${APPEND_ONLY.map((t) => `${s}.${t}`).join(', ')} to ${r}`,
+    `grant select on ${s}.knex_migrations to ${r}`,
+    `grant usage, select on all sequences in schema ${s} to ${r}`,
+    `grant execute on all functions in schema ${s} to ${r}`,
+  ]) {
+    await db.raw(sql);
+  }
+}
+
 async function migrateUnlocked(db: Knex, config: Config): Promise<string[]> {
   const schema = config.TUBAN_DB_SCHEMA;
   await db.raw('create extension if not exists postgis');
@@ -60,5 +92,6 @@ async function migrateUnlocked(db: Knex, config: Config): Promise<string[]> {
   if (stored !== config.TUBAN_STORAGE_SRID) {
     throw new Error(`database schema "${schema}" stores geometries in EPSG:${stored}, but TUBAN_STORAGE_SRID is ${config.TUBAN_STORAGE_SRID}; use the schema's SRID or a new schema`);
   }
+  if (config.TUBAN_APP_ROLE && config.DATABASE_URL) await grantAppRole(db, schema, config.TUBAN_APP_ROLE);
   return applied as string[];
 }

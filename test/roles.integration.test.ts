@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import knexFactory, { type Knex } from 'knex';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig, type Config } from '../config/env.ts';
+import { buildServer } from '../server/app.ts';
+import { openDb, type Db } from '../store/db.ts';
+import { migrate } from '../store/migrate.ts';
+import { createUser, issueToken } from '../store/users.ts';
+import { createLogger } from '../pipeline/log.ts';
+import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
+import { loadFixtureLayers, registerFixtureMonths, runBatch } from './helpers/batch.ts';
+import { cleanup, isolatedConfig, TEST_DATABASE_URL } from './helpers/services.ts';
+
+/** The test database's URL as another role (trust or peer authentication, as on the CI machine). */
+function urlAs(role: string): string {
+  const u = new URL(TEST_DATABASE_URL);
+  u.username = role;
+  u.password = '';
+  return u.toString();
+}
+
+/**
+ * Issue 17, finding 6: the tables are owned by a role the app does not log in as. Migrations run
+ * as the owner and grant the app role rows (history tables: insert and read only); the whole
+ * batch and the workflow then run as the app role, which can neither switch the append-only rule
+ * off nor rewrite history. Uses the roles .ci/run creates (TUBAN_TEST_OWNER_ROLE,
+ * TUBAN_TEST_APP_ROLE), or makes throwaway ones when the test database lets it.
+ */
+describe('roles: the app owns none of its tables', () => {
+  const fixturesDir = inject('fixturesDir');
+  const id = randomBytes(3).toString('hex');
+  const made: string[] = [];
+  let admin: Knex;
+  let owner: Config;
+  let app: Config;
+  let ownerDb: Db;
+  let appDb: Db;
+  let ownerRole: string;
+  let appRole: string;
+
+  beforeAll(async () => {
+    admin = knexFactory({ client: 'pg', connection: TEST_DATABASE_URL, pool: { min: 0, max: 1 } });
+    ownerRole = process.env.TUBAN_TEST_OWNER_ROLE ?? '';
+    appRole = process.env.TUBAN_TEST_APP_ROLE ?? '';
+    if (!ownerRole || !appRole) {
+      ownerRole = `tuban_owner_${id}`;
+      appRole = `tuban_app_${id}`;
+      const db = (await admin.raw('select current_database() as d')).rows[0].d;
+      for (const r of [ownerRole, appRole]) {
+        await admin.raw(`create role "${r}" login nosuperuser`);
+        made.push(r);
+      }
+      await admin.raw(`grant create on database "${db}" to "${ownerRole}"`);
+    }
+    owner = isolatedConfig({ DATABASE_URL: urlAs(ownerRole), TUBAN_APP_ROLE: appRole });
+    app = loadConfig({ ...process.env, DATABASE_URL: urlAs(appRole), TUBAN_DB_SCHEMA: owner.TUBAN_DB_SCHEMA, TUBAN_QUEUE_PREFIX: owner.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: owner.dataDir, TUBAN_MODEL_DIR: owner.TUBAN_MODEL_DIR, TUBAN_LOG_LEVEL: owner.TUBAN_LOG_LEVEL });
+    ownerDb = await openDb(owner);
+    await migrate(ownerDb, owner);
+    appDb = await openDb(app);
+  }, 180_000);
+
+  afterAll(async () => {
+    await appDb?.destroy();
+    if (owner) await cleanup(ownerDb, owner);
+    for (const r of made.reverse()) {
+      await admin.raw(`drop owned by "${r}"`);
+      await admin.raw(`drop role "${r}"`);
+    }
+    await admin?.destroy();
+  });
+
+  it('runs the monthly batch and the workflow as the app role; the history stays append-only', async () => {
+    const tables = await ownerDb.raw(`select tablename, tableowner from pg_tables where schemaname = ?`, [owner.TUBAN_DB_SCHEMA]);
+    expect(tables.rows.length).toBeGreaterThan(10);
+    for (const t of tables.rows) expect(t.tableowner, t.tablename).toBe(ownerRole);
+
+    // the whole month as the app: layers, imagery, batch, users, a lifecycle step through the API
+    await loadFixtureLayers(appDb, fixturesDir);
+    await registerFixtureMonths(appDb, app, fixturesDir);
+    const batch = await runBatch(appDb, app, '2024-03', '2024-02');
+    expect(batch.patches.new).toBeGreaterThan(0);
+    await createUser(appDb, { username: 'ana', role: 'analyst' });
+    const token = { ana: (await issueToken(appDb, 'ana')).token };
+    const server = await buildServer({ db: appDb, config: app, env: testWorkflowEnv(() => '2024-03-18'), log: createLogger('error', () => {}) });
+    try {
+      const call = apiCaller(() => server, token);
+      const code = (await call('ana', 'GET', '/api/patches?month=2024-03')).json().patches[0].code;
+      const r = await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {});
+      expect(r.statusCode, r.body).toBe(200);
+    } finally {
+      await server.close();
+    }
+    expect(Number((await appDb('audit_event').count({ n: '*' }))[0].n)).toBeGreaterThan(0);
+
+    // what the review did as the app's role: switch the rule off, rewrite or wipe history
+    const attacks: [string, RegExp][] = [
+      ['alter table audit_event disable trigger audit_event_no_update', /must be owner/],
+      ['alter table patch_event disable trigger all', /must be owner/],
+      ['update audit_event set status = 200', /permission denied/],
+      ['delete from patch_event', /permission denied/],
+      ['truncate audit_event', /permission denied/],
+      ['drop table patch_event', /must be owner/],
+      ['drop trigger patch_event_no_update on patch_event', /must be owner/],
+    ];
+    for (const [sql, refusal] of attacks) await expect(appDb.raw(sql), sql).rejects.toThrow(refusal);
+    // the owner is held by the triggers, each naming its own table
+    await expect(ownerDb.raw('update audit_event set status = 200')).rejects.toThrow(/audit_event is append-only: UPDATE refused/);
+    await expect(ownerDb.raw('delete from patch_event')).rejects.toThrow(/patch_event is append-only: DELETE refused/);
+  }, 600_000);
+
+  it('refuses to migrate as the app role itself', async () => {
+    await expect(migrate(appDb, app.TUBAN_APP_ROLE ? app : { ...app, TUBAN_APP_ROLE: appRole })).rejects.toThrow(/owner role, not as the app role|must be owner|permission denied/);
+  });
+});
