@@ -143,6 +143,8 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
         if (body.other === code) throw new BadInputError('bad_body', 'merge: a patch cannot be merged into itself');
         const other = await scopedPatch(trx, user, body.other, true);
         planTransition(other.code, other.status, 'merge', user.role);
+        // each town answers for its own patches: one that straddles a boundary is corrected first, not merged across it
+        if (other.town_code !== p.town_code) throw new BadInputError('bad_body', `merge: ${other.code} lies in town ${other.town_code ?? '(none)'} and ${code} in ${p.town_code ?? '(none)'}; patches of different towns are not merged (correct_town first if one is wrong)`, { field: 'other' });
         const prev = await trx.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7) as g from patch where id = ?', [p.id]);
         detail.previous_geometry = JSON.parse(prev.rows[0].g);
         await trx.raw('update patch set geom = ST_Multi(ST_Union(geom, (select geom from patch where id = ?))) where id = ?', [other.id, p.id]);
@@ -174,6 +176,10 @@ export async function applyAction(db: Knex, env: WorkflowEnv, user: User, code: 
         break;
       }
       case 'extend': {
+        // a repeat of a request already applied (a double click, a retry after a lost answer) changes nothing;
+        // the patch row is locked, so parallel repeats see the first one's event
+        const done = await trx('patch_event').where({ patch_id: p.id, type: 'extend' }).whereRaw("detail->>'request_key' = ?", [body.request_key]).first('id');
+        if (done) return;
         const field = from === 'dispatched' ? 'verify_due' : 'rectify_due';
         const current = date(p[field]) ?? today;
         const next = addWorkingDays(env.calendar, current, body.working_days);

@@ -131,7 +131,7 @@ describe('security: hostile town users', () => {
     // a deadline stored before the fix: extend answers at once with a 400 instead of hanging the server
     await run.db('patch').where({ code }).update({ rectify_due: '9999-12-31' });
     const t0 = Date.now();
-    const e = await call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 5, reason: '台风' });
+    const e = await call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 5, reason: '台风', request_key: 'typhoon-far-future' });
     expect(e.statusCode, e.body).toBe(400);
     expect(e.json().message).toMatch(/9999-12-31/);
     expect(Date.now() - t0).toBeLessThan(10_000);
@@ -423,6 +423,34 @@ describe('security: hostile town users', () => {
       expect(r.json().message).toMatch(why);
     }
   }, 120_000);
+
+  it('low findings: 20 identical parallel extends move the deadline once; each new request key once more', async () => {
+    const code = '350206-202403-0003';
+    today = '2024-03-18';
+    const dispatched = await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {});
+    expect(dispatched.statusCode, dispatched.body).toBe(200);
+    const due0 = dispatched.json().verify_due;
+    const extend = (key?: string) => call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 5, reason: '台风停工', ...(key ? { request_key: key } : {}) });
+    expect((await extend()).json().message).toMatch(/request_key/);
+    const same = await Promise.all(Array.from({ length: 20 }, () => extend('typhoon-2024-03-18')));
+    for (const r of same) expect(r.statusCode, r.body).toBe(200);
+    const due1 = (await call('sup', 'GET', `/api/patches/${code}`)).json().verify_due;
+    expect(due1).toBe(addWorkingDays(env.calendar, due0, 5));
+    expect(new Set(same.map((r) => r.json().verify_due))).toEqual(new Set([due1]));
+    const again = await extend('typhoon-2024-03-19');
+    expect(again.json().verify_due).toBe(addWorkingDays(env.calendar, due1, 5));
+    const events = (await call('sup', 'GET', `/api/patches/${code}`)).json().history.filter((e: { type: string }) => e.type === 'extend');
+    expect(events).toHaveLength(2);
+    expect(events.every((e: { detail: { reason: string } }) => e.detail.reason === '台风停工')).toBe(true);
+  });
+
+  it('info finding: analysts cannot merge patches of different towns', async () => {
+    // 0001 and 0004 are 禾山's, 0002 殿前's
+    const r = await call('ana', 'POST', '/api/patches/350206-202403-0004/actions/merge', { other: '350206-202403-0002', reason: '同一栋' });
+    expect(r.statusCode).toBe(400);
+    expect(r.json().message).toMatch(/different towns/);
+    expect((await call('ana', 'GET', '/api/patches/350206-202403-0002')).json().status).not.toBe('merged');
+  });
 
   it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
     const bad: [string, RegExp][] = [

@@ -166,7 +166,7 @@ describe('workflow HTTP API', () => {
     expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).json().verify_due).toBe('2024-03-21');
     expect((await call('ana', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 2, reason: 'x' })).statusCode).toBe(403);
     expect((await call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 2 })).statusCode).toBe(400);
-    const e = await call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 2, reason: '台风停工' });
+    const e = await call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 2, reason: '台风停工', request_key: 'typhoon-stop-1' });
     expect(e.json().verify_due).toBe('2024-03-25');
   });
 
@@ -223,12 +223,15 @@ describe('workflow HTTP API', () => {
     expect((await call('heshan', 'GET', `/api/patches/${rebuilt.code}`)).statusCode).toBe(200);
     expect((await call('ana', 'POST', `/api/patches/${rebuilt.code}/actions/correct_town`, { town_code: '999', reason: 'x' })).statusCode).toBe(400);
     const before = (await call('ana', 'GET', `/api/patches/${OWN}`)).json();
+    // patches of two towns are not merged; put it back in OWN's town first
+    expect((await call('ana', 'POST', `/api/patches/${OWN}/actions/merge`, { other: rebuilt.code, reason: '同一建筑' })).statusCode).toBe(400);
+    expect((await call('ana', 'POST', `/api/patches/${rebuilt.code}/actions/correct_town`, { town_code: before.town_code, reason: '复核界线' })).statusCode).toBe(200);
     const merged = await call('ana', 'POST', `/api/patches/${OWN}/actions/merge`, { other: rebuilt.code, reason: '同一建筑' });
     expect(merged.statusCode).toBe(200);
     expect(merged.json().area_m2).toBeGreaterThan(before.area_m2);
     const gone = (await call('ana', 'GET', `/api/patches/${rebuilt.code}`)).json();
     expect(gone).toMatchObject({ status: 'merged', merged_into: OWN });
-    expect(gone.history.map((h: { type: string }) => h.type)).toEqual(['rebuilt', 'correct_town', 'merged']);
+    expect(gone.history.map((h: { type: string }) => h.type)).toEqual(['rebuilt', 'correct_town', 'correct_town', 'merged']);
     expect((await call('ana', 'POST', `/api/patches/${OWN}/actions/merge`, { other: rebuilt.code, reason: 'again' })).statusCode).toBe(409);
   });
 

@@ -421,6 +421,8 @@ interface JsonSchema { type?: string; properties?: Record<string, JsonSchema>; r
 function actionForm(action: string, schema: JsonSchema): string {
   const props = Object.entries(schema.properties ?? {});
   const fields = props.map(([name, s]) => {
+    // made once per form: sending the same form twice (a double click, a retry) is one request
+    if (name === 'request_key') return `<input type="hidden" name="request_key" value="${requestKey()}">`;
     const req = schema.required?.includes(name) ? ' *' : '';
     const hint = s.description ? ` <small>${esc(s.description)}</small>` : '';
     let input: string;
@@ -432,6 +434,11 @@ function actionForm(action: string, schema: JsonSchema): string {
     return `<label>${esc(name)}${req}${hint}${input}</label>`;
   });
   return `<form class="actionform" data-action="${action}">${fields.join('')}<div><button class="primary" type="submit">${esc(action)}</button> <button type="button" data-cancel>取消 cancel</button></div></form>`;
+}
+
+/** A random request key; crypto.getRandomValues works where randomUUID does not (plain http on an intranet). */
+function requestKey(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function formBody(form: HTMLFormElement, schema: JsonSchema): Record<string, unknown> {

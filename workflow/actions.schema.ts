@@ -26,7 +26,11 @@ export const ActionBodies = {
       .describe('two or more polygons in lon/lat; each part is the patch cut by one polygon'),
     reason: z.string().min(1).max(2000),
   }),
-  extend: z.object({ working_days: z.number().int().min(1).max(120), reason: z.string().min(1).max(2000) }),
+  extend: z.object({
+    working_days: z.number().int().min(1).max(120),
+    reason: z.string().min(1).max(2000),
+    request_key: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, '8–64 letters, digits, _ or -').describe('a key of your own for this request (e.g. a UUID): sent again, the same key extends nothing more'),
+  }),
   escalate: z.object({ reason: z.string().min(1).max(2000) }),
 } as const;
 
