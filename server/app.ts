@@ -7,7 +7,7 @@ import type { Db } from '../store/db.ts';
 import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
 import { EXPORT_FORMATS, exportPatches, patchChip } from '../store/export.ts';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { zipFiles } from '../export/zip.ts';
 import { downloadName, safeName } from '../export/names.ts';
 import { createUser, issueToken, listUsers, login, revokeToken, revokeTokens, setDisabled, setPassword, userForToken, type User } from '../store/users.ts';
@@ -218,7 +218,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.get('/api/map/config', async () => mapConfig(db, config.TUBAN_STORAGE_SRID));
   app.get('/api/map/tiles/:month/:z/:x/:y', async (req, reply) => {
     const p = parse(TileParams, { ...(req.params as object), y: String((req.params as { y: string }).y).replace(/\.png$/, '') }, 'tile');
-    const png = await renderMapTile(db, sources, config.TUBAN_STORAGE_SRID, p.month, p.z, p.x, p.y);
+    const png = await renderMapTile(db, sources, config.TUBAN_STORAGE_SRID, p.month, p.z, p.x, p.y, me(req));
     if (!png) return reply.status(204).header('cache-control', 'private, max-age=3600').send();
     return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=3600').send(png);
   });
@@ -325,7 +325,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.get('/api/batches/:id', async (req) => {
     requireRole(req, 'analyst', 'supervisor', 'admin');
     const id = idParam((req.params as { id: string }).id, 'batch id');
-    return progress.read(id);
+    const p = await progress.read(id);
+    // the server's folders are nobody's business over HTTP: scenes by file name, messages without the folder
+    return { ...p, tiles: p.tiles.map((t) => ({ ...t, path: basename(t.path), error_message: t.error_message?.replaceAll(`${dirname(t.path)}/`, '') ?? null })) };
   });
 
   app.get('/api/users', async (req) => {

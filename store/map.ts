@@ -45,7 +45,10 @@ export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
  * One 256² PNG map tile of a month's imagery (transparent where no imagery is), or null when the
  * zoom level is coarser than imagery is drawn at or no tile of the month covers it.
  */
-export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number, month: string, z: number, x: number, y: number): Promise<Buffer | null> {
+/** How far beyond their town a town user sees imagery (m): enough for context at a boundary. */
+export const TOWN_IMAGERY_MARGIN_M = 200;
+
+export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number, month: string, z: number, x: number, y: number, user?: User): Promise<Buffer | null> {
   const res = TILE_GRID.resolutions[z];
   if (res === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0) throw new BadInputError('bad_request', `no map tile ${z}/${x}/${y}: zoom runs 0–${TILE_GRID.resolutions.length - 1}, x and y are whole numbers ≥ 0`);
   if (res > MAX_IMAGERY_RES) return null;
@@ -53,8 +56,10 @@ export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number,
   const minX = TILE_GRID.origin[0] + x * size;
   const maxY = TILE_GRID.origin[1] - y * size;
   const bounds: [number, number, number, number] = [minX, maxY - size, minX + size, maxY];
-  const rows = await runSql<{ path: string; stretch: BandStretch | null }>(db, 'map/tile_imagery', { month, srid, min_x: bounds[0], min_y: bounds[1], max_x: bounds[2], max_y: bounds[3] });
+  // a town user sees their town and a margin around it; elsewhere there is no tile, and a tile on the edge is masked
+  const rows = await runSql<{ path: string; stretch: BandStretch | null; clip: { type: string; coordinates: unknown } | null }>(db, 'map/tile_imagery', { month, srid, min_x: bounds[0], min_y: bounds[1], max_x: bounds[2], max_y: bounds[3], scope_town: user ? scopeTown(user) : null, margin_m: TOWN_IMAGERY_MARGIN_M });
   if (!rows.length) return null;
+  const mask = rows[0].clip ? await clipMask(rows[0].clip, bounds, res) : null;
   const tiles = [];
   for (const r of rows) tiles.push({ source: await cache.open(r.path), stretch: r.stretch });
   const { rgb, valid } = await readChipRgb(tiles, bounds, res);
@@ -64,9 +69,20 @@ export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number,
     rgba[i * 4] = rgb[i * 3];
     rgba[i * 4 + 1] = rgb[i * 3 + 1];
     rgba[i * 4 + 2] = rgb[i * 3 + 2];
-    rgba[i * 4 + 3] = valid[i] ? 255 : 0;
+    rgba[i * 4 + 3] = valid[i] && (!mask || mask[i] >= 128) ? 255 : 0;
   }
   return sharp(rgba, { raw: { width: TILE_GRID.tileSizePx, height: TILE_GRID.tileSizePx, channels: 4 } }).png({ compressionLevel: 3 }).toBuffer();
+}
+
+/** The tile's pixels inside a polygon (in the tile's CRS), 0–255 per pixel, drawn by libvips from an SVG. */
+async function clipMask(geom: { type: string; coordinates: unknown }, bounds: [number, number, number, number], res: number): Promise<Uint8Array> {
+  const size = TILE_GRID.tileSizePx;
+  const polys = (geom.type === 'Polygon' ? [geom.coordinates] : geom.type === 'MultiPolygon' ? geom.coordinates : []) as number[][][][];
+  const toPx = (p: number[]) => `${((p[0] - bounds[0]) / res).toFixed(2)},${((bounds[3] - p[1]) / res).toFixed(2)}`;
+  const d = polys.map((poly) => poly.map((ring) => `M${ring.map(toPx).join(' L')} Z`).join(' ')).join(' ');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="black"/><path d="${d}" fill="white" fill-rule="evenodd"/></svg>`;
+  const { data } = await sharp(Buffer.from(svg)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  return data;
 }
 
 /** New patches per month over the last `months` months (town-scoped), for the board's chart. */

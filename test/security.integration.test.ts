@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import sharp from 'sharp';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -450,6 +451,47 @@ describe('security: hostile town users', () => {
     expect(r.statusCode).toBe(400);
     expect(r.json().message).toMatch(/different towns/);
     expect((await call('ana', 'GET', '/api/patches/350206-202403-0002')).json().status).not.toBe('merged');
+  });
+
+  it('info finding: town users get map imagery only inside their town and a margin; batches show no server paths', async () => {
+    const res = 0.5;
+    const z = 5; // 0.5 m in the tile grid
+    const tileAt = (x: number, y: number) => `/api/map/tiles/2024-03/${z}/${Math.floor(x / (256 * res))}/${Math.floor((10_000_000 - y) / (256 * res))}.png`;
+    // random points on March's imagery (1 km across; 禾山 is its eastern 474 m), with their distance from 殿前 (350206001)
+    const { rows } = await run.db.raw(`
+      select ST_X(p.geom) x, ST_Y(p.geom) y, ST_Distance(p.geom, t.geom) d
+      from (select (ST_Dump(ST_GeneratePoints(ST_Union(footprint), 400, 17))).geom from imagery where month = '2024-03') p,
+           (select ST_Union(geom) geom from reference_feature where kind = 'town' and code = '350206001') t`);
+    const alpha = async (png: Buffer) => {
+      const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+      let shown = 0;
+      for (let i = info.channels - 1; i < data.length; i += info.channels) if (data[i] > 0) shown++;
+      return shown / (info.width * info.height);
+    };
+    // a 128 m map tile around a point 420 m away lies wholly beyond the 200 m margin
+    const far = rows.find((r: { d: number }) => r.d > 420);
+    const inside = rows.find((r: { d: number }) => r.d === 0);
+    const edge = rows.find((r: { d: number }) => r.d > 180 && r.d < 220);
+    expect(far && inside && edge).toBeTruthy();
+    const farTile = tileAt(far.x, far.y);
+    expect((await call('ana', 'GET', farTile)).statusCode).toBe(200);
+    expect((await call('dianqian', 'GET', farTile)).statusCode).toBe(204);
+    const own = await call('dianqian', 'GET', tileAt(inside.x, inside.y));
+    expect(own.statusCode).toBe(200);
+    expect(own.rawPayload.equals((await call('ana', 'GET', tileAt(inside.x, inside.y))).rawPayload)).toBe(true);
+    const edgeTile = tileAt(edge.x, edge.y);
+    const [mine, all] = [await call('dianqian', 'GET', edgeTile), await call('ana', 'GET', edgeTile)];
+    expect(mine.statusCode).toBe(200);
+    const [shownMine, shownAll] = [await alpha(mine.rawPayload), await alpha(all.rawPayload)];
+    expect(shownMine).toBeGreaterThan(0);
+    expect(shownMine).toBeLessThan(shownAll);
+
+    // a batch's scenes by file name over HTTP, never the server's folders
+    const batches = (await call('ana', 'GET', '/api/batches')).json();
+    const detail = (await call('ana', 'GET', `/api/batches/${batches[0].id}`)).json();
+    expect(detail.tiles.length).toBeGreaterThan(0);
+    for (const t of detail.tiles) expect(t.path).not.toContain('/');
+    expect(JSON.stringify(detail)).not.toContain(fixturesDir);
   });
 
   it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
