@@ -67,6 +67,8 @@ const EnvSchema = z.object({
   TUBAN_CALENDAR_FILE: z.string().default('config/calendar.cn.json'),
   /** Deadline policy JSON file ({verifyDays, rectifyDays, escalateAfterDays}); unset: built-in defaults. */
   TUBAN_DEADLINES_FILE: z.string().optional(),
+  /** Largest image registration accepts, in megapixels (a whole city's month in one file is 6,800). */
+  TUBAN_MAX_IMAGE_MPX: z.coerce.number().positive().default(10_000),
   /** Largest evidence upload (bytes). */
   TUBAN_EVIDENCE_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
   /** Days an API token (from login or issued) lives. */

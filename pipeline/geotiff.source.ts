@@ -22,8 +22,9 @@ export class GeoTiffSource implements TileSource {
     this.ycbcr = new TiffTags(image).number('PhotometricInterpretation', 2) === 6;
   }
 
-  static async open(file: string): Promise<GeoTiffSource> {
-    await checkTiffStructure(file);
+  /** `maxPixels`: refuse images larger than this (registration passes TUBAN_MAX_IMAGE_MPX). */
+  static async open(file: string, opts: { maxPixels?: number } = {}): Promise<GeoTiffSource> {
+    await checkTiffStructure(file, opts.maxPixels);
     let tiff: GeoTIFF;
     try {
       tiff = await fromFile(file);

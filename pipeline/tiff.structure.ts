@@ -3,16 +3,20 @@ import { BadInputError } from './errors.ts';
 
 /** Largest side accepted, in pixels: 1,000,000 px is 500 km at 0.5 m, far beyond any city scene. */
 export const MAX_SIDE_PX = 1_000_000;
+/** Largest image accepted by default, in pixels (TUBAN_MAX_IMAGE_MPX): a whole city's month in one file is 6.8 Gpx. */
+export const DEFAULT_MAX_PIXELS = 10_000 * 1e6;
 /** More IFDs than this (images, overviews, masks) is treated as a corrupt chain. */
 const MAX_IFDS = 256;
 
 /**
  * Walks a TIFF's IFD chain before any decoder touches it: refuses wrong magic numbers, IFD
  * offsets outside the file, chains that loop back on themselves (which would make a naive
- * reader spin forever) and absurd image sizes (which would make it allocate gigabytes).
- * Reads only the header and the IFD entries, never pixel data.
+ * reader spin forever), absurd image sizes (which would make it allocate gigabytes), sizes over
+ * `maxPixels`, and a first image whose strips or tiles are not all listed or do not all lie
+ * inside the file (a header that declares more than the file can back). Reads only the header,
+ * the IFD entries and the block offset tables, never pixel data.
  */
-export async function checkTiffStructure(file: string): Promise<{ ifds: number; bigTiff: boolean }> {
+export async function checkTiffStructure(file: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<{ ifds: number; bigTiff: boolean }> {
   const fh = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') throw new BadInputError('file_missing', `${file}: no such file`, { file });
     throw new BadInputError('unreadable', `${file}: cannot open (${err.message})`, { file });
@@ -49,14 +53,46 @@ export async function checkTiffStructure(file: string): Promise<{ ifds: number; 
       if (n > 4096) throw new BadInputError('corrupt_tiff', `${file}: IFD at ${offset} claims ${n} entries`, { file });
       const entries = await read(first, n * entrySize + (big ? 8 : 4));
       if (count === 1) {
+        const tags = new Map<number, { type: number; n: number; at: number }>();
         for (let i = 0; i < n; i++) {
           const e = i * entrySize;
-          const tag = u16(entries, e);
-          if (tag !== 256 && tag !== 257) continue; // ImageWidth, ImageLength
-          const type = u16(entries, e + 2);
-          const valueAt = e + (big ? 12 : 8);
-          const v = type === 3 ? u16(entries, valueAt) : type === 16 ? u64(entries, valueAt) : u32(entries, valueAt);
-          if (v === 0 || v > MAX_SIDE_PX) throw new BadInputError('absurd_size', `${file}: image ${tag === 256 ? 'width' : 'height'} ${v} px is outside 1…${MAX_SIDE_PX} px`, { file });
+          tags.set(u16(entries, e), { type: u16(entries, e + 2), n: big ? u64(entries, e + 4) : u32(entries, e + 4), at: e + (big ? 12 : 8) });
+        }
+        const TYPE_BYTES: Record<number, number> = { 3: 2, 4: 4, 16: 8 };
+        /** An integer tag's values (SHORT, LONG, LONG8), inline or at their offset; refused when they cannot lie in the file. */
+        const values = async (tag: number, name: string): Promise<number[] | null> => {
+          const t = tags.get(tag);
+          if (!t) return null;
+          const width = TYPE_BYTES[t.type];
+          if (!width) throw new BadInputError('corrupt_tiff', `${file}: ${name} has TIFF type ${t.type}, not an integer type`, { file });
+          if (t.n * width > size) throw new BadInputError('corrupt_tiff', `${file}: ${name} claims ${t.n} values, more than the file (${size} bytes) can hold`, { file });
+          const inline = t.n * width <= (big ? 8 : 4);
+          const buf = inline ? entries.subarray(t.at, t.at + t.n * width) : await read(big ? u64(entries, t.at) : u32(entries, t.at), t.n * width);
+          const get = width === 2 ? u16 : width === 4 ? u32 : u64;
+          return Array.from({ length: t.n }, (_, k) => get(buf, k * width));
+        };
+        const [width, height] = [(await values(256, 'ImageWidth'))?.[0] ?? 0, (await values(257, 'ImageLength'))?.[0] ?? 0];
+        for (const [v, what] of [[width, 'width'], [height, 'height']] as const) {
+          if (v === 0 || v > MAX_SIDE_PX) throw new BadInputError('absurd_size', `${file}: image ${what} ${v} px is outside 1…${MAX_SIDE_PX} px`, { file });
+        }
+        if (width * height > maxPixels) throw new BadInputError('too_large', `${file}: ${width}×${height} px (${((width * height) / 1e6).toFixed(0)} Mpx) is over the ${(maxPixels / 1e6).toFixed(0)} Mpx ceiling (TUBAN_MAX_IMAGE_MPX); cut it into tiles (gdal_retile.py) or raise the ceiling`, { file });
+        // every block the size implies must be listed, and every listed block must lie inside the file
+        const planes = (await values(284, 'PlanarConfiguration'))?.[0] === 2 ? ((await values(277, 'SamplesPerPixel'))?.[0] ?? 1) : 1;
+        const tiled = tags.has(324) || tags.has(322);
+        const blockW = tiled ? ((await values(322, 'TileWidth'))?.[0] ?? 0) : width;
+        const blockH = tiled ? ((await values(323, 'TileLength'))?.[0] ?? 0) : Math.min(height, (await values(278, 'RowsPerStrip'))?.[0] || height);
+        if (blockW === 0 || blockH === 0) throw new BadInputError('corrupt_tiff', `${file}: ${tiled ? 'tile' : 'strip'} size ${blockW}×${blockH} px`, { file });
+        const expected = Math.ceil(width / blockW) * Math.ceil(height / blockH) * planes;
+        const offsets = await values(tiled ? 324 : 273, tiled ? 'TileOffsets' : 'StripOffsets');
+        const counts = await values(tiled ? 325 : 279, tiled ? 'TileByteCounts' : 'StripByteCounts');
+        if (!offsets || !counts) throw new BadInputError('corrupt_tiff', `${file}: no ${tiled ? 'tile' : 'strip'} offsets or byte counts`, { file });
+        if (offsets.length !== expected || counts.length !== expected) {
+          throw new BadInputError('corrupt_tiff', `${file}: a ${width}×${height} px image in ${blockW}×${blockH} px ${tiled ? 'tiles' : 'strips'} needs ${expected} of them; the file lists ${offsets.length} offsets and ${counts.length} byte counts`, { file });
+        }
+        for (let k = 0; k < expected; k++) {
+          if (counts[k] > 0 && offsets[k] + counts[k] > size) {
+            throw new BadInputError('corrupt_tiff', `${file}: ${tiled ? 'tile' : 'strip'} ${k} lies at bytes ${offsets[k]}–${offsets[k] + counts[k]}, past the end of the file (${size} bytes)`, { file });
+          }
         }
       }
       const nextAt = n * entrySize;

@@ -57,7 +57,7 @@ export async function registerImagery(db: Knex, config: Config, month: string, i
 }
 
 async function registerOne(db: Knex, config: Config, month: string, path: string, acquiredOn: string): Promise<RegisteredImage> {
-  const src = await GeoTiffSource.open(path);
+  const src = await GeoTiffSource.open(path, { maxPixels: config.TUBAN_MAX_IMAGE_MPX * 1e6 });
   try {
     const info = src.info;
     const known = await db.raw('select 1 from spatial_ref_sys where srid = ?', [info.crs.epsg]);

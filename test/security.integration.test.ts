@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import sharp from 'sharp';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
@@ -18,6 +19,9 @@ import { createLogger } from '../pipeline/log.ts';
 import { loadManifest } from '../pipeline/model.manifest.ts';
 import { launchBatch } from '../workers/batch.launch.ts';
 import { exportPatches } from '../store/export.ts';
+import { registerImagery } from '../store/imagery.ts';
+import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
+import { EPSG_4548 } from '../pipeline/crs.ts';
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -492,6 +496,60 @@ describe('security: hostile town users', () => {
     expect(detail.tiles.length).toBeGreaterThan(0);
     for (const t of detail.tiles) expect(t.path).not.toContain('/');
     expect(JSON.stringify(detail)).not.toContain(fixturesDir);
+  });
+
+  it('low findings: registration refuses sizes the file cannot back and sizes over the ceiling', async () => {
+    const small = Buffer.from(encodeGeoTiff({ widthPx: 16, heightPx: 16, samples: new Uint8Array(16 * 16 * 3).fill(90), bands: 3, crs: EPSG_4548, geoTransform: [611200, 0.5, 0, 2713600, 0, -0.5] }));
+    /** The first IFD's entry for `tag` (geotiff.js writes big-endian; GDAL little-endian): where its type and value sit. */
+    const le = (b: Buffer) => b.toString('latin1', 0, 2) === 'II';
+    const u16 = (b: Buffer, o: number) => (le(b) ? b.readUInt16LE(o) : b.readUInt16BE(o));
+    const entry = (b: Buffer, tag: number) => {
+      const ifd = le(b) ? b.readUInt32LE(4) : b.readUInt32BE(4);
+      for (let i = 0; i < u16(b, ifd); i++) {
+        const e = ifd + 2 + i * 12;
+        if (u16(b, e) === tag) return e;
+      }
+      throw new Error(`no tag ${tag}`);
+    };
+    const setLong = (b: Buffer, tag: number, v: number) => {
+      const e = entry(b, tag);
+      if (le(b)) {
+        b.writeUInt16LE(4, e + 2);
+        b.writeUInt32LE(v, e + 8);
+      } else {
+        b.writeUInt16BE(4, e + 2);
+        b.writeUInt32BE(v, e + 8);
+      }
+    };
+    // outside the data folder: the last test checks it holds only what the server named
+    const dir = mkdtempSync(join(tmpdir(), 'tuban-hostile-tiffs-'));
+    // the review's file: 1,000,000 × 1,000,000 px declared, 11 MB on disk
+    const huge = Buffer.concat([small, Buffer.alloc(11 * 2 ** 20)]);
+    setLong(huge, 256, 1_000_000);
+    setLong(huge, 257, 1_000_000);
+    writeFileSync(join(dir, 'huge.tif'), huge);
+    // a strip that lies past the end of the file
+    const past = Buffer.from(small);
+    setLong(past, 273, small.length + 10);
+    writeFileSync(join(dir, 'past-end.tif'), past);
+    writeFileSync(join(dir, 'ok.tif'), small);
+    const r = await registerImagery(run.db, run.config, '2024-07', [dir]);
+    expect(r.registered.map((i) => basename(i.path))).toEqual(['ok.tif']);
+    const why = Object.fromEntries(r.refused.map((x) => [basename(x.path), x]));
+    expect(why['huge.tif'].code).toBe('too_large');
+    expect(why['huge.tif'].reason).toMatch(/1000000×1000000 px .* over the 10000 Mpx ceiling/);
+    expect(why['past-end.tif'].code).toBe('corrupt_tiff');
+    expect(why['past-end.tif'].reason).toMatch(/strip 0 lies at bytes .* past the end of the file/);
+    // under the ceiling but declaring more strips than it lists
+    const config = { ...run.config, TUBAN_MAX_IMAGE_MPX: 100_000_000 };
+    const r2 = await registerImagery(run.db, config, '2024-07', [join(dir, 'huge.tif')]);
+    expect(r2.refused[0].code).toBe('corrupt_tiff');
+    expect(r2.refused[0].reason).toMatch(/needs \d+ of them; the file lists 1 offsets/);
+    // and a ceiling below a real file's size refuses it by name
+    const r3 = await registerImagery(run.db, { ...run.config, TUBAN_MAX_IMAGE_MPX: 0.0001 }, '2024-07', [join(dir, 'ok.tif')]);
+    expect(r3.refused[0]).toMatchObject({ code: 'too_large' });
+    expect(r3.refused[0].reason).toContain('ok.tif');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
