@@ -182,9 +182,11 @@ program.command('worker').description('run the part (detect and vectorize) and d
     if (isEmbedded(c.config)) throw new BadInputError('embedded_db', 'the embedded PGlite database cannot be shared between processes: set DATABASE_URL to a PostgreSQL server to run separate workers, or use `tuban batch run --wait`, which runs workers in-process');
     await checkRedis(c.config);
     const model = await OnnxChangeModel.load(c.config.modelDir, { intraOpThreads: c.config.TUBAN_ORT_THREADS });
-    const pool = startWorkers({ db: await c.database(), config: c.config, model, log: c.log, concurrency: o.concurrency, workflow: workflowEnv(c.config) });
+    const pool = startWorkers({ db: await c.database(), config: c.config, model, log: c.log, concurrency: o.concurrency, workflow: workflowEnv(c.config), autorun: false });
     await scheduleDeadlineSweep(c.config);
+    // said before the first job is taken, so every job's log lines follow it
     c.log.info('Worker:Started', { pid: process.pid, model: model.manifest.name, concurrency: o.concurrency ?? c.config.TUBAN_CONCURRENCY });
+    pool.run();
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         c.log.info('Worker:Stopping', { signal });

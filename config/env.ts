@@ -62,7 +62,7 @@ const EnvSchema = z.object({
   /** On SIGTERM, how long the job in hand may take to finish before the worker gives up (ms). */
   TUBAN_STOP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
   /** Fault-injection hook for the resilience tests only: `stage:ms[,stage:ms]` pauses that long inside a stage (detect, vectorize, diff). */
-  TUBAN_FAULT_PAUSE: z.string().regex(/^((detect|vectorize|diff):\d+,?)*$/, 'stage:ms pairs').optional(),
+  TUBAN_FAULT_PAUSE: z.string().regex(/^((detect|vectorize|emit|diff):\d+,?)*$/, 'stage:ms pairs').optional(),
   /** Working-day calendar (holidays, make-up days) for deadlines. */
   TUBAN_CALENDAR_FILE: z.string().default('config/calendar.cn.json'),
   /** Deadline policy JSON file ({verifyDays, rectifyDays, escalateAfterDays}); unset: built-in defaults. */

@@ -158,7 +158,7 @@ export async function setBatchStatus(db: Knex, batchId: number, status: string):
  * Diff, match and emit for a finished batch, in one transaction (all or nothing). Running it
  * again for a completed batch changes nothing and returns the stored summary.
  */
-export async function runDiff(db: Knex, config: Config, batchId: number, actor = 'batch', beforeCommit?: () => Promise<void>): Promise<BatchSummary> {
+export async function runDiff(db: Knex, config: Config, batchId: number, actor = 'batch', pause?: (point: 'emit' | 'commit') => Promise<void>): Promise<BatchSummary> {
   return db.transaction(async (trx) => {
     const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
     if (!batch) throw new NotFoundError(`batch ${batchId} does not exist`);
@@ -176,13 +176,14 @@ export async function runDiff(db: Knex, config: Config, batchId: number, actor =
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
     const matchMs = lap();
     await lockPatchNumbers(trx as unknown as Knex, batch.month);
+    await pause?.('emit');
     await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
     const emitMs = lap();
     const tiles = await batchTiles(trx as unknown as Knex, batchId);
     const failed = tiles.filter((t) => t.status === 'failed');
     const status = failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
     const summary = { ...(await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles)), timings: { diffMs, matchMs, emitMs } };
-    await beforeCommit?.();
+    await pause?.('commit');
     await trx('batch').where({ id: batchId }).update({ status, summary: JSON.stringify(summary), finished_at: trx.fn.now() });
     return summary;
   });

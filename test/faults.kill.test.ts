@@ -2,9 +2,12 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadManifest } from '../pipeline/model.manifest.ts';
 import { launchBatch, waitForBatch } from '../workers/batch.launch.ts';
 import { runBatch } from './helpers/batch.ts';
-import { sleep, WorkerProc } from './helpers/procs.ts';
+import { firstEvent, sleep, WorkerProc } from './helpers/procs.ts';
 import { freshRun, type Run } from './helpers/run.ts';
-import { cleanup } from './helpers/services.ts';
+import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
+import { loadFixtureLayers } from './helpers/batch.ts';
+import { registerImagery } from '../store/imagery.ts';
+import { join } from 'node:path';
 import { patchSnapshot } from './helpers/snapshot.ts';
 
 /**
@@ -17,17 +20,39 @@ import { patchSnapshot } from './helpers/snapshot.ts';
 const FAST_RECOVERY = { TUBAN_LOCK_MS: '3000', TUBAN_STALLED_INTERVAL_MS: '1000', TUBAN_STOP_TIMEOUT_MS: '20000' };
 const manifest = loadManifest('models/cva-baseline').manifest;
 
-const SCENARIOS = [
-  { stage: 'detect', started: 'Tile:DetectStarted', finished: 'Tile:Detected', nth: 1, delayMs: 300 },
-  { stage: 'detect', started: 'Tile:DetectStarted', finished: 'Tile:Detected', nth: 2, delayMs: 1300 },
-  { stage: 'detect', started: 'Tile:DetectStarted', finished: 'Tile:Detected', nth: 4, delayMs: 2200 },
-  { stage: 'vectorize', started: 'Tile:Detected', finished: 'Tile:Vectorized', nth: 1, delayMs: 30 },
-  { stage: 'vectorize', started: 'Tile:Detected', finished: 'Tile:Vectorized', nth: 2, delayMs: 600 },
-  { stage: 'vectorize', started: 'Tile:Detected', finished: 'Tile:Vectorized', nth: 4, delayMs: 1300 },
-  { stage: 'diff', started: 'Batch:DiffStarted', finished: 'Batch:Completed', nth: 1, delayMs: 100 },
-  { stage: 'diff', started: 'Batch:DiffStarted', finished: 'Batch:Completed', nth: 1, delayMs: 900 },
-  { stage: 'diff', started: 'Batch:DiffStarted', finished: 'Batch:Completed', nth: 1, delayMs: 1800 },
-] as const;
+const DETECT = { stage: 'detect', started: 'Tile:DetectStarted', finished: 'Tile:Detected' } as const;
+const VECTORIZE = { stage: 'vectorize', started: 'Tile:Detected', finished: 'Tile:Vectorized' } as const;
+const EMIT = { stage: 'emit', started: 'Batch:DiffStarted', finished: 'Batch:Completed' } as const;
+const DIFF = { stage: 'diff', started: 'Batch:DiffStarted', finished: 'Batch:Completed' } as const;
+/**
+ * 22 kill points: in detect (the model's result not yet stored), in vectorize/store (polygons
+ * written, not committed), in the diff before emit and after it (before the commit), at several
+ * jobs and moments; and during retries: the worker that took over a killed job killed in turn.
+ */
+const SCENARIOS: { stage: string; started: string; finished: string; nth: number; delayMs: number; again?: number }[] = [
+  { ...DETECT, nth: 1, delayMs: 300 },
+  { ...DETECT, nth: 2, delayMs: 1300 },
+  { ...DETECT, nth: 3, delayMs: 700 },
+  { ...DETECT, nth: 4, delayMs: 2200 },
+  { ...DETECT, nth: 1, delayMs: 1800 },
+  { ...VECTORIZE, nth: 1, delayMs: 30 },
+  { ...VECTORIZE, nth: 2, delayMs: 600 },
+  { ...VECTORIZE, nth: 3, delayMs: 1000 },
+  { ...VECTORIZE, nth: 4, delayMs: 1300 },
+  { ...VECTORIZE, nth: 1, delayMs: 2000 },
+  { ...EMIT, nth: 1, delayMs: 100 },
+  { ...EMIT, nth: 1, delayMs: 1200 },
+  { ...EMIT, nth: 1, delayMs: 2200 },
+  { ...DIFF, nth: 1, delayMs: 100 },
+  { ...DIFF, nth: 1, delayMs: 900 },
+  { ...DIFF, nth: 1, delayMs: 1800 },
+  { ...DETECT, nth: 1, delayMs: 500, again: 300 },
+  { ...DETECT, nth: 2, delayMs: 1000, again: 1500 },
+  { ...VECTORIZE, nth: 1, delayMs: 200, again: 400 },
+  { ...VECTORIZE, nth: 3, delayMs: 800, again: 100 },
+  { ...EMIT, nth: 1, delayMs: 500, again: 800 },
+  { ...DIFF, nth: 1, delayMs: 600, again: 600 },
+];
 
 describe('killed workers', () => {
   const fixturesDir = inject('fixturesDir');
@@ -60,7 +85,8 @@ describe('killed workers', () => {
   }
 
   for (const sc of SCENARIOS) {
-    it(`SIGKILL during ${sc.stage} (#${sc.nth} job, ${sc.delayMs} ms in) ends with the reference patches`, async () => {
+    const retry = sc.again === undefined ? '' : `, then its retry ${sc.again} ms in`;
+    it(`SIGKILL during ${sc.stage} (#${sc.nth} job, ${sc.delayMs} ms in${retry}) ends with the reference patches`, async () => {
       const run = await freshRun(fixturesDir, { ...FAST_RECOVERY, TUBAN_FAULT_PAUSE: `${sc.stage}:2500` });
       runs.push(run);
       const workers = [new WorkerProc(run.env), new WorkerProc(run.env)];
@@ -77,12 +103,24 @@ describe('killed workers', () => {
       expect(finishedBeforeKill, `${sc.stage} finished before the kill`).toBe(false);
       const replacement = new WorkerProc(run.env);
       procs.push(replacement);
+      const all = [...workers, replacement];
+      if (sc.again !== undefined) {
+        // the job comes back to a live worker as its second try (it logs that the last worker died); kill that one too
+        const retried = sc.stage === 'detect' || sc.stage === 'vectorize' ? 'Tile:WorkerDied' : 'Batch:DiffWorkerDied';
+        const { worker: second } = await firstEvent(all.filter((w) => w !== victim), (e) => e.event === retried, 90_000);
+        await sleep(sc.again);
+        second.kill('SIGKILL');
+        await second.exited();
+        const third = new WorkerProc(run.env);
+        procs.push(third);
+        all.push(third);
+      }
 
-      const done = await waitForBatch(run.db, batch.id, () => {}, { timeoutMs: 120_000 });
+      const done = await waitForBatch(run.db, batch.id, () => {}, { timeoutMs: 180_000 });
       expect(done.status).toBe('completed');
       expect(await patchSnapshot(run.db)).toEqual(reference);
-      for (const w of [...workers, replacement]) w.kill('SIGKILL');
-    });
+      for (const w of all) w.kill('SIGKILL');
+    }, 300_000);
   }
 
   it('SIGTERM lets the job in hand finish, then the worker exits; nothing is half-written', async () => {
@@ -108,4 +146,83 @@ describe('killed workers', () => {
     expect(await patchSnapshot(run.db)).toEqual(reference);
     next.kill('SIGKILL');
   });
+});
+
+/**
+ * The review's reliability finding: a part whose worker is killed again and again. One scene
+ * (one part), each worker held in detect and killed there; the job has TUBAN_JOB_ATTEMPTS tries
+ * however they end, and the batch records that the worker died, not a misleading "did not finish".
+ */
+describe('a part whose worker keeps dying', () => {
+  const fixturesDir = inject('fixturesDir');
+  const runs: Run[] = [];
+  const procs: WorkerProc[] = [];
+  afterAll(async () => {
+    for (const p of procs) p.kill('SIGKILL');
+    for (const r of runs) await cleanup(r.db, r.config);
+  });
+
+  /** A run with one scene in each month, workers that pause in detect, `kills` kills, then `last` starts a worker with `lastEnv`. */
+  async function killRepeatedly(attempts: number, kills: number, lastEnv: Record<string, string>) {
+    const config = isolatedConfig({ ...FAST_RECOVERY, TUBAN_JOB_ATTEMPTS: String(attempts) });
+    const db = await migratedDb(config);
+    const run: Run = { config, db, env: { ...process.env, DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL, TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA, TUBAN_MODEL_DIR: config.TUBAN_MODEL_DIR, TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: config.dataDir, ...FAST_RECOVERY, TUBAN_JOB_ATTEMPTS: String(attempts) } };
+    runs.push(run);
+    await loadFixtureLayers(db, fixturesDir);
+    for (const [month, date] of [['2024-02', '2024-02-10'], ['2024-03', '2024-03-15']]) {
+      const r = await registerImagery(db, config, month, [join(fixturesDir, 'imagery', month, 'r0c0.tif')], date);
+      expect(r.refused).toEqual([]);
+    }
+    const held = { ...run.env, TUBAN_FAULT_PAUSE: 'detect:30000' };
+    const first = new WorkerProc(held);
+    procs.push(first);
+    await first.next((e) => e.event === 'Worker:Started');
+    const { batch } = await launchBatch(db, config, manifest, '2024-03', '2024-02');
+    let w = first;
+    for (let k = 0; k < kills; k++) {
+      if (k > 0) {
+        w = new WorkerProc(held);
+        procs.push(w);
+      }
+      await w.next((e) => e.event === 'Tile:DetectStarted', 90_000);
+      await sleep(1000);
+      w.kill('SIGKILL');
+      await w.exited();
+    }
+    const last = new WorkerProc({ ...run.env, ...lastEnv });
+    procs.push(last);
+    const done = await waitForBatch(db, batch.id, () => {}, { timeoutMs: 180_000 });
+    last.kill('SIGKILL');
+    const tile = await db('batch_tile').where({ batch_id: batch.id }).first();
+    return { done, tile, last };
+  }
+
+  it('is retried after each death while tries remain, and completes', async () => {
+    // three deaths used to end it for good (BullMQ's stall limit of 2), whatever TUBAN_JOB_ATTEMPTS said
+    const { done, tile, last } = await killRepeatedly(4, 3, {});
+    expect(done.status).toBe('completed');
+    expect(tile.status).toBe('vectorized');
+    expect(last.events.find((e) => e.event === 'Tile:WorkerDied')).toMatchObject({ died: 3, attempt: 4, of: 4 });
+  }, 400_000);
+
+  it('fails with the real reason once its tries are used', async () => {
+    const { done, tile } = await killRepeatedly(3, 3, { TUBAN_FAULT_PAUSE: 'detect:30000' });
+    expect(done.status).toBe('failed');
+    expect(tile).toMatchObject({ status: 'failed', error_code: 'worker_died' });
+    expect(tile.error_message).toMatch(/the worker running this part died 3 time\(s\) \(killed, or out of memory\).*3 tries \(TUBAN_JOB_ATTEMPTS\) used/);
+  }, 400_000);
+
+  it('logs Worker:Started before it takes its first job', async () => {
+    const run = await freshRun(fixturesDir);
+    runs.push(run);
+    await launchBatch(run.db, run.config, manifest, '2024-03', '2024-02');
+    // the jobs are already waiting when the worker starts
+    const w = new WorkerProc(run.env);
+    procs.push(w);
+    await w.next((e) => e.event === 'Tile:DetectStarted', 90_000);
+    const names = w.events.map((e) => e.event);
+    expect(names.indexOf('Worker:Started')).toBeGreaterThanOrEqual(0);
+    expect(names.indexOf('Worker:Started')).toBeLessThan(names.indexOf('Tile:DetectStarted'));
+    w.kill('SIGKILL');
+  }, 300_000);
 });

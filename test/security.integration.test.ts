@@ -570,6 +570,21 @@ describe('security: hostile town users', () => {
       expect(r.json().message, url).toMatch(field);
     }
     expect((await call('ana', 'GET', '/api/patches?offset=10&bbox=118,24,119,25')).statusCode).toBe(200);
+    // a bow-tie drawn over a patch is made valid (the second part, far away, then refuses the split: nothing changes)
+    const code = '350206-202403-0004';
+    const g = (await call('ana', 'GET', `/api/patches/${code}`)).json().geometry;
+    const ring = (g.type === 'MultiPolygon' ? g.coordinates[0][0] : g.coordinates[0]) as number[][];
+    const [x0, x1, y0, y1] = [Math.min(...ring.map((c) => c[0])), Math.max(...ring.map((c) => c[0])), Math.min(...ring.map((c) => c[1])), Math.max(...ring.map((c) => c[1]))];
+    const bowTie = { type: 'Polygon', coordinates: [[[x0, y0], [x1, y1], [x1, y0], [x0, y1], [x0, y0]]] };
+    const faraway = { type: 'Polygon', coordinates: [[[100, 10], [100.001, 10], [100.001, 10.001], [100, 10]]] };
+    const split = await call('ana', 'POST', `/api/patches/${code}/actions/split`, { parts: [bowTie, faraway], reason: '两栋' });
+    expect(split.statusCode, split.body).toBe(400);
+    expect(split.json().message).toMatch(/part 2 does not cover/);
+    const open = { type: 'Polygon', coordinates: [[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]] };
+    const unclosed = await call('ana', 'POST', `/api/patches/${code}/actions/split`, { parts: [open, bowTie], reason: '两栋' });
+    expect(unclosed.statusCode).toBe(400);
+    expect(unclosed.json().message).toMatch(/parts\.0\.coordinates\.0: a ring ends where it starts/);
+    expect((await call('ana', 'GET', `/api/patches/${code}`)).json().status).toBe('detected');
   });
 
   it('low findings: a 500 is logged with a request id the error body shows', async () => {

@@ -117,7 +117,7 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
   for (const t of tiles.filter((t) => t.status !== 'vectorized' && t.status !== 'failed')) {
     await updateTile(ctx.db, batchId, t.imagery_id, { status: 'failed', error_code: 'incomplete', error_message: `${t.path}: tile did not finish (${t.status}) before the batch was diffed` });
   }
-  const summary = await runDiff(ctx.db, ctx.config, batchId, 'batch', () => faultPause(ctx.config, 'diff'));
+  const summary = await runDiff(ctx.db, ctx.config, batchId, 'batch', (point) => faultPause(ctx.config, point === 'emit' ? 'emit' : 'diff'));
   ctx.log.info('Batch:Completed', { batchId, status: summary.status, tiles: summary.tiles.total, failed: summary.tiles.failed, patchesNew: summary.patches.new, redetected: summary.patches.redetected, ms: Math.round(performance.now() - t0) });
   return summary;
 }

@@ -12,6 +12,8 @@ import { diffJob, partJob, partStageOf, type JobContext } from './tile.jobs.ts';
 
 export interface WorkerPool {
   workers: Worker[];
+  /** Starts taking jobs when the pool was made with `autorun: false` (log that the worker is up first). */
+  run(): void;
   /** Calls `listener` once when this pool's diff worker next ends a job (completed or failed); returns an unsubscribe. */
   onceDiffEnds(listener: () => void): () => void;
   /** Stop taking jobs, let the jobs in hand finish (up to timeoutMs), then close. */
@@ -24,38 +26,70 @@ export interface WorkerPool {
  * tile is marked failed only when its last attempt fails. Either way the reason lands in
  * batch_tile, where the batch summary reads it.
  */
-export function startWorkers(opts: { db: Knex; config: Config; model: ChangeModel; log: Logger; concurrency?: number; workflow?: WorkflowEnv }): WorkerPool {
+export function startWorkers(opts: { db: Knex; config: Config; model: ChangeModel; log: Logger; concurrency?: number; workflow?: WorkflowEnv; autorun?: boolean }): WorkerPool {
   const ctx: JobContext = { db: opts.db, config: opts.config, model: opts.model, log: opts.log };
   const concurrency = opts.concurrency ?? opts.config.TUBAN_CONCURRENCY;
-  const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: opts.config.TUBAN_LOCK_MS, stalledInterval: opts.config.TUBAN_STALLED_INTERVAL_MS, maxStalledCount: 2 };
+  const attempts = opts.config.TUBAN_JOB_ATTEMPTS;
+  // Tries are counted here, stalls (a worker killed or out of memory) and errors alike, against
+  // TUBAN_JOB_ATTEMPTS (see triesOf); BullMQ's own stall limit sits above that and is never reached.
+  const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: opts.config.TUBAN_LOCK_MS, stalledInterval: opts.config.TUBAN_STALLED_INTERVAL_MS, maxStalledCount: attempts + 1, autorun: opts.autorun ?? true };
+
+  /** Marks a part failed for good with its reason (the batch summary reads it). */
+  const failPart = (batchId: number, imageryId: number, part: number, code: string, message: string) =>
+    ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: code, error_message: message }));
 
   const partHandler = async (job: Job<TileJobData>) => {
     const { batchId, imageryId } = job.data;
     const part = job.data.part ?? 0;
+    const tries = triesOf(job);
+    if (tries.died > 0) {
+      const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
+      ctx.log.warn('Tile:WorkerDied', { batchId, imageryId, part, path, died: tries.died, failed: job.attemptsMade, attempt: tries.now, of: attempts });
+      if (tries.now > attempts) {
+        const message = `the worker running this part died ${tries.died} time(s) (killed, or out of memory) and it failed ${job.attemptsMade} time(s): ${attempts} tries (TUBAN_JOB_ATTEMPTS) used`;
+        await failPart(batchId, imageryId, part, 'worker_died', message);
+        throw new UnrecoverableError(message);
+      }
+    }
     try {
       return await partJob(ctx, batchId, imageryId, part, (pct) => void job.updateProgress(pct));
     } catch (err) {
       const kind = errorKindOf(err);
-      const last = !errorFate[kind].retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const last = !errorFate[kind].retry || tries.now >= attempts;
       const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
       const stage = partStageOf(err);
       ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
       if (last) {
         const message = stage ? `${stage}: ${(err as Error).message}` : (err as Error).message;
-        await ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: errorCodeOf(err), error_message: message }));
+        await failPart(batchId, imageryId, part, errorCodeOf(err), message);
+        // BullMQ counts only errors: stop it retrying once the tries, deaths included, are used
+        throw new UnrecoverableError((err as Error).message);
       }
-      if (!errorFate[kind].retry) throw new UnrecoverableError((err as Error).message);
       throw err;
     }
   };
 
+  const failBatch = (batchId: number, message: string) =>
+    ctx.db('batch').where({ id: batchId }).update({ status: 'failed', summary: JSON.stringify({ batchId, status: 'failed', error: message }), finished_at: ctx.db.fn.now() });
   const diffHandler = async (job: Job<DiffJobData>) => {
+    const tries = triesOf(job);
+    if (tries.died > 0) {
+      ctx.log.warn('Batch:DiffWorkerDied', { batchId: job.data.batchId, died: tries.died, failed: job.attemptsMade, attempt: tries.now, of: attempts });
+      if (tries.now > attempts) {
+        const message = `the worker running the diff died ${tries.died} time(s) (killed, or out of memory) and it failed ${job.attemptsMade} time(s): ${attempts} tries (TUBAN_JOB_ATTEMPTS) used`;
+        await failBatch(job.data.batchId, message);
+        throw new UnrecoverableError(message);
+      }
+    }
     try {
       return await diffJob(ctx, job.data.batchId);
     } catch (err) {
-      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      ctx.log.error('Batch:DiffFailed', { batchId: job.data.batchId, attempt: job.attemptsMade + 1, final: last, message: (err as Error).message });
-      if (last) await ctx.db('batch').where({ id: job.data.batchId }).update({ status: 'failed', summary: JSON.stringify({ batchId: job.data.batchId, status: 'failed', error: (err as Error).message }), finished_at: ctx.db.fn.now() });
+      const last = tries.now >= attempts;
+      ctx.log.error('Batch:DiffFailed', { batchId: job.data.batchId, attempt: tries.now, final: last, message: (err as Error).message });
+      if (last) {
+        await failBatch(job.data.batchId, (err as Error).message);
+        throw new UnrecoverableError((err as Error).message);
+      }
       throw err;
     }
   };
@@ -75,6 +109,9 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
 
   return {
     workers,
+    run() {
+      for (const w of workers) if (!w.isRunning()) void w.run().catch((err: Error) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
+    },
     onceDiffEnds(listener) {
       const fire = () => {
         diffWorker.off('completed', fire).off('failed', fire);
@@ -93,6 +130,16 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
       for (const c of connections) c.disconnect();
     },
   };
+}
+
+/**
+ * Which try of a job this is: BullMQ counts failed attempts (attemptsMade) and stalls (a lock that
+ * lapsed because the worker died) apart; a job has TUBAN_JOB_ATTEMPTS tries in all, however each
+ * earlier one ended.
+ */
+export function triesOf(job: Job): { now: number; died: number } {
+  const died = job.stalledCounter ?? 0;
+  return { now: job.attemptsMade + died + 1, died };
 }
 
 /** The daily deadline sweep as a BullMQ job scheduler (01:00 city time); upserting it again changes nothing. */

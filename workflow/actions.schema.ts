@@ -22,7 +22,13 @@ export const ActionBodies = {
   correct_town: z.object({ town_code: z.string().min(1), reason: z.string().min(1).max(2000) }),
   merge: z.object({ other: z.string().min(1).describe('code of the patch merged into this one'), reason: z.string().min(1).max(2000) }),
   split: z.object({
-    parts: z.array(z.object({ type: z.literal('Polygon'), coordinates: z.array(z.array(z.tuple([z.number(), z.number()])).min(4)).min(1) })).min(2).max(20)
+    parts: z.array(z.object({
+      type: z.literal('Polygon'),
+      coordinates: z.array(
+        z.array(z.tuple([z.number().min(-180).max(180), z.number().min(-90).max(90)])).min(4).max(10_000)
+          .refine((ring) => ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1], 'a ring ends where it starts'),
+      ).min(1).max(100),
+    })).min(2).max(20)
       .describe('two or more polygons in lon/lat; each part is the patch cut by one polygon'),
     reason: z.string().min(1).max(2000),
   }),

@@ -2,12 +2,12 @@
 -- the parent's month, town, state and deadlines, its own code, area and zone overlaps.
 -- Parameters:
 --   :parent_id  the patch being split
---   :part       the drawn polygon as GeoJSON in lon/lat (EPSG:4326)
+--   :part       the drawn polygon as GeoJSON in lon/lat (EPSG:4326); a self-intersecting one (a bow-tie) is made valid first
 --   :seq        sequence number of the new patch within its district and month
 -- Returns the new patch's id and code, or no row when the part does not overlap the parent.
 with parent as (select * from patch where id = :parent_id::bigint),
 cut as (
-  select ST_Multi(ST_CollectionExtract(ST_Intersection(p.geom, ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:part::text), 4326), ST_SRID(p.geom))), 3)) as geom
+  select ST_Multi(ST_CollectionExtract(ST_Intersection(p.geom, ST_Transform(ST_MakeValid(ST_SetSRID(ST_GeomFromGeoJSON(:part::text), 4326)), ST_SRID(p.geom))), 3)) as geom
   from parent p
 ),
 zones as (
