@@ -13,8 +13,9 @@ export class CliContext {
     this.log = createLogger(config.TUBAN_LOG_LEVEL);
   }
 
-  database(): Promise<Db> {
-    this.db ??= openDb(this.config);
+  /** `statementTimeoutMs`: for the server, whose statements end with their request (the first call decides). */
+  database(opts: { statementTimeoutMs?: number } = {}): Promise<Db> {
+    this.db ??= openDb(this.config, opts);
     return this.db;
   }
 

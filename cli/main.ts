@@ -207,7 +207,7 @@ program.command('serve').description('HTTP API and web map until SIGTERM')
     const web = await buildWebAssets(join(c.config.dataDir, 'web'));
     const redis = redisConnection(c.config, { lazyConnect: false });
     redis.on('error', (err) => c.log.warn('Server:RedisError', { message: err.message }));
-    const app = await buildServer({ db: await c.database(), config: c.config, env: workflowEnv(c.config), evidenceMaxBytes: c.config.TUBAN_EVIDENCE_MAX_BYTES, web, redis });
+    const app = await buildServer({ db: await c.database({ statementTimeoutMs: c.config.TUBAN_HTTP_TIMEOUT_S * 1000 }), config: c.config, env: workflowEnv(c.config), evidenceMaxBytes: c.config.TUBAN_EVIDENCE_MAX_BYTES, web, redis });
     const address = await app.listen({ port: o.port ?? c.config.TUBAN_PORT, host: o.host ?? c.config.TUBAN_HOST });
     c.log.info('Server:Listening', { address });
     await new Promise<void>((resolve) => {

@@ -78,6 +78,8 @@ const EnvSchema = z.object({
   /** Failed logins from one address within TUBAN_LOGIN_WINDOW_S before further tries get 429. */
   TUBAN_LOGIN_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(20),
   TUBAN_LOGIN_WINDOW_S: z.coerce.number().int().min(1).default(900),
+  /** An API request not answered within this many seconds gets 503 (its database statements are cancelled too); exports have TUBAN_EXPORT_TIMEOUT_S. */
+  TUBAN_HTTP_TIMEOUT_S: z.coerce.number().int().min(1).default(60),
   /** Heavy exports (PDF sheets, town packages) the server makes at once; more wait in line. */
   TUBAN_EXPORT_CONCURRENCY: z.coerce.number().int().min(1).default(2),
   /** Heavy exports that may wait for a place; beyond that a request gets 503 with Retry-After. */

@@ -124,6 +124,18 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       app.get(path, async (_req, reply) => reply.header('content-type', file.type).header('cache-control', 'no-cache').send(file.body));
     }
   }
+  // every request but an export (which has its own, longer limit) is answered within TUBAN_HTTP_TIMEOUT_S
+  const slow = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+  // from when the body is in (receiving it has Fastify's requestTimeout) to the answer
+  app.addHook('preHandler', async (req, reply) => {
+    if (req.routeOptions.url === '/api/export') return;
+    slow.set(req, setTimeout(() => {
+      if (reply.sent) return;
+      log.warn('Http:TimedOut', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), limitS: config.TUBAN_HTTP_TIMEOUT_S });
+      void reply.status(503).header('retry-after', '30').send({ error: 'transient', message: `the request took longer than ${config.TUBAN_HTTP_TIMEOUT_S} s and was given up; try again, or narrow it (a month, a town)`, request_id: req.id });
+    }, config.TUBAN_HTTP_TIMEOUT_S * 1000));
+  });
+  app.addHook('onResponse', async (req) => clearTimeout(slow.get(req)));
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     // Decide by the route that matched, not the raw URL: Fastify decodes the path before routing,
     // so /%61pi/... reaches an /api/ route while its raw URL does not start with /api/.

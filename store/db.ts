@@ -10,12 +10,13 @@ export type Db = Knex;
  * Every connection's search_path is the tuban schema first, then public (where PostGIS lives).
  * PGlite is one in-process connection: the CLI runs workers in the same process in that mode.
  */
-export async function openDb(config: Config): Promise<Db> {
+export async function openDb(config: Config, opts: { statementTimeoutMs?: number } = {}): Promise<Db> {
   const schema = config.TUBAN_DB_SCHEMA;
   if (config.DATABASE_URL) {
     const db = knexFactory({
       client: 'pg',
-      connection: config.DATABASE_URL,
+      // the server's connections give up on a statement after its request time limit; workers' diffs may run longer
+      connection: opts.statementTimeoutMs ? { connectionString: config.DATABASE_URL, statement_timeout: opts.statementTimeoutMs } : config.DATABASE_URL,
       searchPath: [schema, 'public'],
       pool: { min: 0, max: 8 },
       acquireConnectionTimeout: 20_000,

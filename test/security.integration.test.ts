@@ -20,6 +20,7 @@ import { loadManifest } from '../pipeline/model.manifest.ts';
 import { launchBatch } from '../workers/batch.launch.ts';
 import { exportPatches } from '../store/export.ts';
 import { registerImagery } from '../store/imagery.ts';
+import { openDb } from '../store/db.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
 import { EPSG_4548 } from '../pipeline/crs.ts';
 
@@ -550,6 +551,27 @@ describe('security: hostile town users', () => {
     expect(r3.refused[0]).toMatchObject({ code: 'too_large' });
     expect(r3.refused[0].reason).toContain('ok.tif');
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a request that hangs is answered 503 at the time limit, and the server's statements end too', async () => {
+    const limited = await buildServer({ db: run.db, config: { ...run.config, TUBAN_HTTP_TIMEOUT_S: 1 }, env, log: createLogger('error', () => {}) });
+    limited.get('/api/test-hang', async () => new Promise(() => {}));
+    try {
+      const t0 = Date.now();
+      const r = await limited.inject({ method: 'GET', url: '/api/test-hang', headers: { authorization: `Bearer ${token.ana}` } });
+      expect(r.statusCode).toBe(503);
+      expect(r.json().message).toMatch(/longer than 1 s/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect((await limited.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
+    const db = await openDb(run.config, { statementTimeoutMs: 300 });
+    try {
+      await expect(db.raw('select pg_sleep(3)')).rejects.toThrow(/statement timeout/);
+    } finally {
+      await db.destroy();
+    }
   });
 
   it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
