@@ -553,7 +553,7 @@ describe('security: hostile town users', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a request that hangs is answered 503 at the time limit, and the server's statements end too', async () => {
+  it('a request that hangs is answered 503 at the time limit, and the server statements end too', async () => {
     const limited = await buildServer({ db: run.db, config: { ...run.config, TUBAN_HTTP_TIMEOUT_S: 1 }, env, log: createLogger('error', () => {}) });
     limited.get('/api/test-hang', async () => new Promise(() => {}));
     try {
