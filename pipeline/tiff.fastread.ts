@@ -28,6 +28,7 @@ export class FastTiffReader {
     private readonly predictor: boolean,
     private readonly offsets: ArrayLike<number>,
     private readonly counts: ArrayLike<number>,
+    private readonly photometric: number,
   ) {}
 
   /** A reader when the image's layout is one this handles, else null. `blocks`: its strip or tile offsets and byte counts. */
@@ -51,7 +52,7 @@ export class FastTiffReader {
     const blockW = tiled ? tags.number('TileWidth', 0) : width;
     const blockH = tiled ? tags.number('TileLength', 0) : Math.min(tags.number('RowsPerStrip', height), height);
     if (blockW <= 0 || blockH <= 0) return null;
-    return new FastTiffReader(file, await open(file, 'r'), width, height, spp, blockW, blockH, kind, predictor === 2, blocks.offsets, blocks.counts);
+    return new FastTiffReader(file, await open(file, 'r'), width, height, spp, blockW, blockH, kind, predictor === 2, blocks.offsets, blocks.counts, tags.number('PhotometricInterpretation', 1));
   }
 
   /**
@@ -59,11 +60,14 @@ export class FastTiffReader {
    * every core, with none of the per-block work on Node's main thread, where a part job's reads
    * otherwise compete with everything else the process does (in the batch benchmark this took a
    * DEFLATE scene's reads from 2.8 to 1.9 s). Strips stay with eachRun: libvips may decode a
-   * striped file from its first strip on. read() and readInterleaved() decode the same way; the
-   * tests compare both with GDAL for tiled and striped files.
+   * striped file from its first strip on. Only RGB(A) goes that way: libvips turns one grey band
+   * into three, drops or premultiplies alpha beside grey, expands palettes and inverts
+   * MINISWHITE, none of which is the stored value GDAL gives; those are decoded by eachRun.
+   * read() and readInterleaved() decode the same way; the tests compare both with GDAL for tiled
+   * and striped files of every such layout.
    */
   private get viaLibvips(): boolean {
-    return this.compression !== 'none' && this.blockW !== this.width && this.spp <= 4;
+    return this.compression !== 'none' && this.blockW !== this.width && this.photometric === 2 && (this.spp === 3 || this.spp === 4);
   }
 
   /** Band-separate samples of a window (bands: 0-based sample indices). */

@@ -107,15 +107,40 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
     ['uint16-rgbn', ['-ot', 'UInt16', '-scale', '0', '255', '0', '4095', '-b', '1', '-b', '2', '-b', '3', '-b', '1', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
     ['pixel-is-point', ['-mo', 'AREA_OR_POINT=Point']],
     ['nodata', ['-a_nodata', '0']],
+    // one and two bands (masks, panchromatic scenes, grey + alpha), 16-bit grey, MINISWHITE: compressed and not
+    ['grey-tiled-deflate', ['-b', '1', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
+    ['grey-tiled-deflate-pred2', ['-b', '1', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
+    ['grey-tiled-lzw', ['-b', '1', '-co', 'TILED=YES', '-co', 'COMPRESS=LZW']],
+    ['grey-striped-deflate', ['-b', '1', '-co', 'COMPRESS=DEFLATE']],
+    ['grey-tiled', ['-b', '1', '-co', 'TILED=YES']],
+    ['grey-alpha-tiled-deflate', ['-b', '1', '-b', '2', '-colorinterp', 'gray,alpha', '-co', 'ALPHA=YES', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
+    ['grey-alpha-striped', ['-b', '1', '-b', '2', '-colorinterp', 'gray,alpha', '-co', 'ALPHA=YES']],
+    ['grey-uint16-tiled-deflate', ['-b', '1', '-ot', 'UInt16', '-scale', '0', '255', '0', '4095', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
+    ['miniswhite-tiled-deflate', ['-b', '1', '-co', 'PHOTOMETRIC=MINISWHITE', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
+    ['miniswhite-striped', ['-b', '1', '-co', 'PHOTOMETRIC=MINISWHITE']],
   ];
   for (const [name, args] of cases) {
     it(`${name}: pixels and georeferencing equal GDAL's`, async () => {
       await compare(make(name, args), dir, name);
     });
   }
+  for (const compress of ['DEFLATE', 'NONE']) {
+    it(`palette (colour-mapped), ${compress}: the stored indices, as GDAL gives them`, async () => {
+      // GDAL writes a palette TIFF from a VRT whose band has a colour table
+      const vrt = join(dir, `palette-${compress}.vrt`);
+      execFileSync('gdal_translate', ['-q', '-of', 'VRT', '-b', '1', src(), vrt]);
+      const table = `<ColorTable>${Array.from({ length: 256 }, (_, i) => `<Entry c1="${i}" c2="${255 - i}" c3="${(i * 7) % 256}" c4="255"/>`).join('')}</ColorTable>`;
+      writeFileSync(vrt, readFileSync(vrt, 'utf8').replace(/<ColorInterp>\w+<\/ColorInterp>/, `<ColorInterp>Palette</ColorInterp>${table}`));
+      const out = join(dir, `palette-${compress}.tif`);
+      execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', `COMPRESS=${compress}`, vrt, out]);
+      expect(execFileSync('gdalinfo', [out], { encoding: 'utf8' })).toMatch(/ColorInterp=Palette/);
+      await compare(out, dir, `palette-${compress}`);
+    });
+  }
+
   it('reads the common 8-bit layouts pixel-interleaved as stored, equal to the band-by-band read', () => {
     // runs after the cases above (vitest keeps the order within a file)
-    expect([...interleaved].sort()).toEqual(expect.arrayContaining(['bigtiff', 'cog', 'nodata', 'rgbn-8bit-deflate', 'striped', 'striped-deflate-pred2', 'striped-lzw-pred2', 'tiled-deflate-pred2', 'tiled-lzw-pred2']));
+    expect([...interleaved].sort()).toEqual(expect.arrayContaining(['bigtiff', 'cog', 'grey-alpha-tiled-deflate', 'grey-striped-deflate', 'grey-tiled-deflate', 'miniswhite-tiled-deflate', 'nodata', 'rgbn-8bit-deflate', 'striped', 'striped-deflate-pred2', 'striped-lzw-pred2', 'tiled-deflate-pred2', 'tiled-lzw-pred2']));
   });
 
   it('JPEG (YCbCr) decodes to RGB close to GDAL (another JPEG decoder: chroma upsampling differs at sharp edges)', async () => {
