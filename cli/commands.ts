@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { area as turfArea } from '@turf/turf';
+import { area as turfArea } from '@turf/area';
 import type { Config } from '../config/env.ts';
 import { detectRegion } from '../pipeline/detect.tile.ts';
 import { partGrid } from '../pipeline/window.grid.ts';

@@ -10,16 +10,11 @@ import { resumeBatch } from '../workers/batch.launch.ts';
 import { scheduleDeadlineSweep, startWorkers } from '../workers/worker.pool.ts';
 import { workflowEnv } from '../workflow/env.ts';
 import { checkDate } from '../workflow/calendar.ts';
-import { buildServer } from '../server/app.ts';
-import { buildWebAssets } from '../server/web.ts';
 import { join } from 'node:path';
 import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPassword } from '../store/users.ts';
 import { sweepOverdue } from '../store/overdue.ts';
-import { exportPatches } from '../store/export.ts';
-import { exportTrainingChips } from '../store/training.ts';
 import { cmdBatchRetry, cmdBatchRun, cmdBatchStatus, cmdDetect, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList, cmdVectorize } from './commands.ts';
 import { CliContext } from './context.ts';
-import { evalText, evaluateDataset } from './eval.ts';
 import { patchListText, summaryText } from './format.ts';
 
 const program = new Command('tuban').description('两违图斑: change detection and patch workflow for monthly satellite imagery').showHelpAfterError();
@@ -204,6 +199,8 @@ program.command('serve').description('HTTP API and web map until SIGTERM')
   .option('--host <addr>', 'address (default TUBAN_HOST)')
   .action(async (o: { port?: number; host?: string }) => {
     const c = context();
+    // the server's modules load only for serve: every other command starts without them
+    const [{ buildServer }, { buildWebAssets }] = await Promise.all([import('../server/app.ts'), import('../server/web.ts')]);
     const web = await buildWebAssets(join(c.config.dataDir, 'web'));
     const redis = redisConnection(c.config, { lazyConnect: false });
     redis.on('error', (err) => c.log.warn('Server:RedisError', { message: err.message }));
@@ -315,6 +312,7 @@ patchesCmd.command('export').description("the month's patch list as a GIS file o
   .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
   .action(async (o: { month: string; town?: string; format: string; output: string }) => {
     const c = context();
+    const { exportPatches } = await import('../store/export.ts');
     const r = await exportPatches(await c.database(), workflowEnv(c.config), { month: o.month, town: o.town, format: o.format, outPath: o.output, storageSrid: c.config.TUBAN_STORAGE_SRID, fontPath: c.config.TUBAN_PDF_FONT });
     console.log(`${r.count} patch(es) → ${r.files.join(', ')}`);
   });
@@ -330,6 +328,7 @@ program.command('eval').description('pixel and object metrics of a change model 
   .option('--min-area-m2 <n>', 'drop predicted objects smaller than this, as the batch drops patches under TUBAN_MIN_AREA_M2 (default 0: keep all)', num('--min-area-m2'))
   .option('--json', 'print one JSON object')
   .action(async (o: { dataset: string; model?: string; threshold?: number; gsd?: number; split?: string; interiorThreshold?: number; splitObjects: boolean; minAreaM2?: number; json?: boolean }) => {
+    const { evalText, evaluateDataset } = await import('./eval.ts');
     const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, { threshold: o.threshold, gsdM: o.gsd, split: o.split, interiorThreshold: o.interiorThreshold, splitObjects: o.splitObjects, minAreaM2: o.minAreaM2 });
     console.log(o.json ? JSON.stringify(r) : evalText(r));
   });
@@ -341,6 +340,7 @@ trainingCmd.command('export').description('before/after chips of verified patche
   .option('--size <px>', 'chip size in pixels (larger when a patch needs it)', num('--size'), 256)
   .requiredOption('-o, --output <dir>', 'output folder')
   .action(async (o: { month: string; since?: string; size: number; output: string }) => {
+    const { exportTrainingChips } = await import('../store/training.ts');
     const r = await exportTrainingChips(await context().database(), { month: o.month, since: o.since, sizePx: o.size, outDir: o.output });
     const change = r.chips.filter((c) => c.label === 'change').length;
     console.log(`${r.chips.length} chip(s) → ${o.output} (${change} change, ${r.chips.length - change} no change)`);

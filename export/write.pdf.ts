@@ -1,27 +1,15 @@
-import { createWriteStream, existsSync, rmSync } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import PDFDocument from 'pdfkit';
 import QRCode from 'qrcode';
 import { BadInputError } from '../pipeline/errors.ts';
+export { findCjkFont } from './fonts.ts';
 import { FIELDS, type ExportRecord } from './fields.ts';
 
 export interface SheetImages {
   before: Buffer | null;
   after: Buffer | null;
   overview: Buffer | null;
-}
-
-/** CJK fonts tried in order (Debian: fonts-wqy-microhei, fonts-noto-cjk); TUBAN_PDF_FONT overrides. */
-const FONT_CANDIDATES = [
-  '/usr/share/fonts/truetype/wqy/wqy-microhei.ttc',
-  '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc',
-  '/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc',
-];
-
-export function findCjkFont(override?: string): string {
-  const found = [override, ...FONT_CANDIDATES].find((f) => f && existsSync(f));
-  if (!found) throw new BadInputError('font_missing', `PDF sheets need a Chinese font: install fonts-wqy-microhei (apt-get install fonts-wqy-microhei) or set TUBAN_PDF_FONT to a .ttf/.ttc file`);
-  return found;
 }
 
 const SHOWN: string[] = ['code', 'month', 'before_dt', 'after_dt', 'town', 'grid', 'x', 'y', 'lon', 'lat', 'area_m2', 'area_mu', 'farm_m2', 'eco_m2', 'water_m2', 'class', 'status', 'verify_due', 'model', 'confidence'];

@@ -1,4 +1,5 @@
-import { convex, featureCollection, point } from '@turf/turf';
+import { convex } from '@turf/convex';
+import { featureCollection, point } from '@turf/helpers';
 import { traceMask } from './mask.trace.ts';
 
 /**

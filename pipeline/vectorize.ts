@@ -1,4 +1,4 @@
-import { simplify } from '@turf/turf';
+import { simplify } from '@turf/simplify';
 import type { Feature, MultiPolygon, Polygon } from 'geojson';
 import { pixelAreaUnits2, pixelToWorld, type GeoTransform } from './geotransform.ts';
 import { splitTouching } from './mask.split.ts';

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { findCjkFont } from '../export/write.pdf.ts';
+import { findCjkFont } from '../export/fonts.ts';
 import { runPdfThread } from '../export/pdf.run.ts';
 import { renderChipPlan, type ChipPlan, type OpenSource, type SheetPlan } from '../export/sheets.ts';
 import { zipFiles } from '../export/zip.ts';
@@ -11,7 +11,6 @@ import type { Knex } from 'knex';
 import { toRecord, type ExportRecord } from '../export/fields.ts';
 import { writeWithOgr } from '../export/write.ogr.ts';
 import { toCsv, toGeoJson, toKml } from '../export/write.text.ts';
-import { toXlsx } from '../export/write.xlsx.ts';
 import { BadInputError } from '../pipeline/errors.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
@@ -67,7 +66,8 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
       writeFileSync(outPath, toCsv(records));
       break;
     case 'xlsx':
-      writeFileSync(outPath, await toXlsx(records, t.env.calendar, t.env.today(), t.title));
+      // exceljs takes half a second to load: only when a spreadsheet is asked for
+      writeFileSync(outPath, await (await import('../export/write.xlsx.ts')).toXlsx(records, t.env.calendar, t.env.today(), t.title));
       break;
     case 'pdf':
       await writeSheets(t, records, outPath);

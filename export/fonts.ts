@@ -1,0 +1,15 @@
+import { existsSync } from 'node:fs';
+import { BadInputError } from '../pipeline/errors.ts';
+
+/** CJK fonts tried in order (Debian: fonts-wqy-microhei, fonts-noto-cjk); TUBAN_PDF_FONT overrides. */
+const FONT_CANDIDATES = [
+  '/usr/share/fonts/truetype/wqy/wqy-microhei.ttc',
+  '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc',
+  '/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc',
+];
+
+export function findCjkFont(override?: string): string {
+  const found = [override, ...FONT_CANDIDATES].find((f) => f && existsSync(f));
+  if (!found) throw new BadInputError('font_missing', `PDF sheets need a Chinese font: install fonts-wqy-microhei (apt-get install fonts-wqy-microhei) or set TUBAN_PDF_FONT to a .ttf/.ttc file`);
+  return found;
+}
