@@ -20,6 +20,7 @@ export class CliContext {
   }
 
   async close(): Promise<void> {
-    if (this.db) await (await this.db).destroy();
+    const db = this.db && (await this.db.catch(() => null)); // one that never opened has nothing to close
+    if (db) await db.destroy();
   }
 }

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { BadInputError, NotFoundError, TubanError, errorFate } from '../pipeline/errors.ts';
 import { latestBatchOfMonth } from '../store/batch.ts';
@@ -347,13 +347,22 @@ trainingCmd.command('export').description('before/after chips of verified patche
     for (const s of r.skipped) console.log(`skipped ${s.code}: ${s.reason}`);
   });
 
+// commander's own refusals (a missing required option, an unknown command) are bad input: exit 2, not 1
+program.exitOverride();
+for (const c of program.commands.flatMap(function all(c: Command): Command[] { return [c, ...c.commands.flatMap(all)]; })) c.exitOverride();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const kind = err instanceof TubanError ? err.kind : null;
-  console.error(`tuban: ${(err as Error).message}`);
-  if (!kind && process.env.TUBAN_LOG_LEVEL === 'debug') console.error((err as Error).stack);
-  process.exitCode = kind ? (errorFate[kind].httpStatus >= 500 ? 3 : 2) : 1;
+  if (err instanceof CommanderError) {
+    // help and --version are not errors; commander has printed its message already
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    const kind = err instanceof TubanError ? err.kind : null;
+    console.error(`tuban: ${(err as Error).message}`);
+    if (!kind && process.env.TUBAN_LOG_LEVEL === 'debug') console.error((err as Error).stack);
+    process.exitCode = kind ? errorFate[kind].exitCode : 1;
+  }
 } finally {
-  await ctx?.close();
+  // closing what never opened (a database that did not answer) must not hide the reason above
+  await ctx?.close().catch(() => undefined);
 }

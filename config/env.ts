@@ -1,3 +1,4 @@
+import { BadInputError } from '../pipeline/errors.ts';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -102,7 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
-    throw new Error(`invalid configuration in the environment:\n${lines}`);
+    throw new BadInputError('bad_config', `invalid configuration in the environment:\n${lines}`, { fields: parsed.error.issues.map((i) => i.path.join('.')) });
   }
   const c = parsed.data;
   return { ...c, dataDir: resolve(c.TUBAN_DATA_DIR), modelDir: resolve(c.TUBAN_MODEL_DIR) };

@@ -58,15 +58,24 @@ export class TooManyError extends TubanError {
   }
 }
 
-/** One table: error kind → whether a job retries it and which HTTP status it maps to. */
-export const errorFate: Record<ErrorKind, { retry: boolean; httpStatus: number }> = {
-  bad_input: { retry: false, httpStatus: 400 },
-  transient: { retry: true, httpStatus: 503 },
-  not_found: { retry: false, httpStatus: 404 },
-  conflict: { retry: false, httpStatus: 409 },
-  forbidden: { retry: false, httpStatus: 403 },
-  unauthorized: { retry: false, httpStatus: 401 },
-  too_many: { retry: true, httpStatus: 429 },
+export class UnauthorizedError extends TubanError {
+  constructor(message: string, detail: Record<string, unknown> = {}) {
+    super('unauthorized', message, detail);
+  }
+}
+
+/**
+ * One table: error kind → whether a job retries it, which HTTP status it maps to, and the CLI's
+ * exit code (README: 0 ok, 2 bad input, 3 a service did not answer, 1 anything else).
+ */
+export const errorFate: Record<ErrorKind, { retry: boolean; httpStatus: number; exitCode: number }> = {
+  bad_input: { retry: false, httpStatus: 400, exitCode: 2 },
+  transient: { retry: true, httpStatus: 503, exitCode: 3 },
+  not_found: { retry: false, httpStatus: 404, exitCode: 2 },
+  conflict: { retry: false, httpStatus: 409, exitCode: 2 },
+  forbidden: { retry: false, httpStatus: 403, exitCode: 2 },
+  unauthorized: { retry: false, httpStatus: 401, exitCode: 2 },
+  too_many: { retry: true, httpStatus: 429, exitCode: 3 },
 };
 
 /** Kind of any thrown value; unknown errors are treated as transient (retried, then reported). */

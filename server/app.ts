@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config/env.ts';
-import { BadInputError, TransientError, TubanError, errorFate } from '../pipeline/errors.ts';
+import { BadInputError, TransientError, TubanError, UnauthorizedError, errorFate } from '../pipeline/errors.ts';
 import { addEvidence, readEvidence } from '../store/evidence.ts';
 import type { Db } from '../store/db.ts';
 import { monthlyTownReport, supervisorBoard } from '../store/reports.ts';
@@ -144,7 +144,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer (\S+)$/.exec(auth);
     const user = m ? await userForToken(db, m[1]) : null;
-    if (!user) return reply.status(401).send({ error: 'unauthorized', message: 'send Authorization: Bearer <token> (POST /api/login issues one)' });
+    if (!user) throw new UnauthorizedError('send Authorization: Bearer <token> (POST /api/login issues one)');
     req.user = user;
     req.token = m![1];
   });
@@ -181,7 +181,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
   });
   const me = (req: FastifyRequest): User => {
-    if (!req.user) throw new TubanError('unauthorized', 'send Authorization: Bearer <token> (POST /api/login issues one)');
+    if (!req.user) throw new UnauthorizedError('send Authorization: Bearer <token> (POST /api/login issues one)');
     return req.user;
   };
   const requireRole = (req: FastifyRequest, ...roles: User['role'][]) => {
@@ -204,7 +204,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     ]);
     const r = await audited(req, 200, async (trx) => {
       const ok = await login(trx, b.username, b.password, config.TUBAN_TOKEN_DAYS);
-      if (!ok) throw new TubanError('unauthorized', 'unknown user or wrong password');
+      if (!ok) throw new UnauthorizedError('unknown user or wrong password');
       return ok;
     }).catch((err) => {
       if (err instanceof TubanError && err.kind === 'unauthorized') loginFailures.fail([userKey, addressKey]);

@@ -108,3 +108,34 @@ describe('tuban CLI with a separate worker process', () => {
     for (const f of fc.features) expect(f.properties.area_m2).toBeGreaterThan(50);
   });
 });
+
+/**
+ * The README's exit codes, from real processes: 2 for bad input (options, environment, a refused
+ * login), 3 when a service does not answer, with one line saying why and no stack trace.
+ */
+describe('tuban exit codes', () => {
+  const run = (env: Record<string, string>, ...args: string[]) => {
+    const r = spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env: { ...process.env, TUBAN_LOG_LEVEL: 'warn', ...env }, encoding: 'utf8', timeout: 120_000 });
+    return { status: r.status, stderr: r.stderr };
+  };
+  const db = { DATABASE_URL: process.env.TUBAN_TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' };
+  const cases: [string, Record<string, string>, string[], number, RegExp][] = [
+    ['a missing required option', {}, ['eval'], 2, /required option '--dataset <dir>' not specified/],
+    ['an unknown command', {}, ['nosuch'], 2, /unknown command 'nosuch'/],
+    ['a bad environment', { TUBAN_PORT: 'abc' }, ['db', 'migrate'], 2, /invalid configuration in the environment:\s+TUBAN_PORT/],
+    ['PostgreSQL not answering', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' }, ['db', 'migrate'], 3, /PostgreSQL does not answer at postgres:\/\/127\.0\.0\.1:1\/test/],
+    ['PostgreSQL refusing the role', { DATABASE_URL: db.DATABASE_URL.replace(/\/\/[^@/]*@/, '//no_such_role_tuban@') }, ['db', 'migrate'], 2, /refused: role "no_such_role_tuban" does not exist/],
+    ['Redis not answering', { ...db, REDIS_URL: 'redis://127.0.0.1:1' }, ['worker'], 3, /Redis does not answer at redis:\/\/127\.0\.0\.1:1/],
+  ];
+  for (const [what, env, args, code, message] of cases) {
+    it(`${what}: exit ${code}, the reason in one line`, () => {
+      const r = run(env, ...args);
+      expect(r.status, r.stderr).toBe(code);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }, 120_000);
+  }
+  it('--help is not an error', () => {
+    expect(run({}, '--help').status).toBe(0);
+  }, 120_000);
+});
