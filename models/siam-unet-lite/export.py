@@ -33,6 +33,7 @@ def main():
     ap.add_argument('--interior-threshold', type=float, default=0.5, help='interior probability that seeds a split of touching buildings')
     ap.add_argument('--no-interior', action='store_true', help='export the change output only')
     ap.add_argument('--symmetric', action='store_true', help='average the probabilities of both date orders in the graph (the encoder runs once per date)')
+    ap.add_argument('--flip', action='store_true', help='average the probabilities of the scene and its mirror image in the graph (twice the inference work)')
     ap.add_argument('--float-input', action='store_true', help='float32 inputs normalised outside the graph')
     args = ap.parse_args()
     with open(os.path.join(args.run, 'training.json')) as f:
@@ -43,7 +44,7 @@ def main():
     os.makedirs(args.model_dir, exist_ok=True)
     onnx_path = os.path.join(args.model_dir, 'model.onnx')
     interior = not args.no_interior and 'interior' in record['architecture'].get('outputs', [])
-    export_onnx(net, onnx_path, uint8=not args.float_input, interior=interior, symmetric=args.symmetric)
+    export_onnx(net, onnx_path, uint8=not args.float_input, interior=interior, symmetric=args.symmetric, flip=args.flip)
     if os.path.abspath(args.run) != os.path.abspath(args.model_dir):
         shutil.copyfile(os.path.join(args.run, 'weights.npz'), os.path.join(args.model_dir, 'weights.npz'))
         shutil.copyfile(os.path.join(args.run, 'training.json'), os.path.join(args.model_dir, 'training.json'))
@@ -81,7 +82,7 @@ def main():
             'initialisedFrom': record.get('initialisedFrom'),
             'maxMinutes': record.get('maxMinutes'), 'scale': record.get('scale'), 'same': record.get('same'), 'interiorWeight': record.get('interiorWeight'),
             'metricsAtExport': {'threshold': 0.5, 'pixel': record['devMetrics'], 'note': 'PyTorch pixel metrics on the development sets (levir-cd-t38: its validation images only) at the end of training; `tuban eval` gives the full table through onnxruntime'},
-            'exportedWith': {'torch': torch.__version__, 'symmetric': args.symmetric},
+            'exportedWith': {'torch': torch.__version__, 'symmetric': args.symmetric, 'flip': args.flip},
         },
     }
     with open(os.path.join(args.model_dir, 'manifest.json'), 'w') as f:

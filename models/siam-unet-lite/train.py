@@ -87,15 +87,17 @@ class SiamUNetLite(nn.Module):
         return self.decode(fa, fb, size), self.decode(fb, fa, size)
 
 
-def heads(net, before, after, interior, symmetric=False):
+def heads(net, before, after, interior, symmetric=False, flip=False):
     """The graph's outputs: change probability, and with `interior` the building-interior probability
     as a second output (seeds that split touching buildings in vectorize). `symmetric` averages the
-    probabilities of both date orders."""
+    probabilities of both date orders; `flip` those of the scene and its mirror image (twice the work)."""
     if symmetric:
         l1, l2 = net.forward_symmetric(before, after)
         p = (torch.sigmoid(l1) + torch.sigmoid(l2)) * 0.5
     else:
         p = torch.sigmoid(net(before, after))
+    if flip:
+        p = (p + torch.flip(torch.sigmoid(net(torch.flip(before, [3]), torch.flip(after, [3]))), [3])) * 0.5
     return (p[:, :1], p[:, 1:2]) if interior else p[:, :1]
 
 
@@ -117,11 +119,12 @@ class Exported8(nn.Module):
     band], as GeoTIFFs store them), transposed and normalised inside the graph, so the pipeline
     hands its samples over as read instead of separating bands and converting every pixel to floats."""
 
-    def __init__(self, net, mean, std, interior=False, symmetric=False):
+    def __init__(self, net, mean, std, interior=False, symmetric=False, flip=False):
         super().__init__()
         self.net = net
         self.interior = interior
         self.symmetric = symmetric
+        self.flip = flip
         self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
@@ -129,7 +132,7 @@ class Exported8(nn.Module):
         before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
         b = before.float() * self.scale + self.shift
         a = after.float() * self.scale + self.shift
-        return heads(self.net, b, a, self.interior, self.symmetric)
+        return heads(self.net, b, a, self.interior, self.symmetric, self.flip)
 
 
 MEAN = [0.40, 0.40, 0.38]
@@ -557,10 +560,13 @@ def interior_target(lab):
     return 1 - F.max_pool2d(1 - lab, k, 1, ERODE_PX)
 
 
-def export_onnx(net, path, opset=13, uint8=False, interior=False, symmetric=False):
+def export_onnx(net, path, opset=13, uint8=False, interior=False, symmetric=False, flip=False):
     """uint8: pixel-interleaved 8-bit inputs [batch, height, width, 3]; else normalised floats [batch, 3, height, width].
-    interior: a second output, `interior`, the building-interior probability. symmetric: average both date orders."""
-    model = (Exported8(net, MEAN, STD, interior, symmetric) if uint8 else Exported(net, interior, symmetric)).eval().cpu()
+    interior: a second output, `interior`, the building-interior probability. symmetric: average both date orders.
+    flip: average the scene and its mirror image (uint8 graph only)."""
+    if flip and not uint8:
+        raise ValueError('--flip is exported for the uint8 graph only')
+    model = (Exported8(net, MEAN, STD, interior, symmetric, flip) if uint8 else Exported(net, interior, symmetric)).eval().cpu()
     x = torch.zeros(1, 64, 64, 3, dtype=torch.uint8) if uint8 else torch.zeros(1, 3, 64, 64)
     axes = {0: 'batch', 1: 'height', 2: 'width'} if uint8 else {0: 'batch', 2: 'height', 3: 'width'}
     out_axes = {0: 'batch', 2: 'height', 3: 'width'}
