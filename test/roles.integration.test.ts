@@ -40,6 +40,12 @@ describe('roles: the app owns none of its tables', () => {
 
   beforeAll(async () => {
     admin = knexFactory({ client: 'pg', connection: TEST_DATABASE_URL, pool: { min: 0, max: 1 } });
+    // PostGIS is not a trusted extension: a superuser creates it, as a deployment's DBA does (under the
+    // lock migrate takes, so a test file migrating at the same moment does not collide)
+    await admin.transaction(async (trx) => {
+      await trx.raw('select pg_advisory_xact_lock(?)', [0x7475626d]);
+      await trx.raw('create extension if not exists postgis');
+    });
     ownerRole = process.env.TUBAN_TEST_OWNER_ROLE ?? '';
     appRole = process.env.TUBAN_TEST_APP_ROLE ?? '';
     if (!ownerRole || !appRole) {
