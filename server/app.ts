@@ -86,8 +86,10 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { db, config, env } = opts;
   const log = opts.log ?? createLogger();
-  // requestTimeout: a client gets 5 minutes to send its request (a 20 MB photo on a slow line), then the socket is closed
-  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024, genReqId: () => randomUUID(), requestTimeout: 300_000 });
+  // requestTimeout: a client gets 5 minutes to send its request (a 20 MB photo on a slow line), then the socket is closed.
+  // handlerTimeout: a request not answered within TUBAN_HTTP_TIMEOUT_S gets 503 and its req.signal aborts (routes may
+  // set their own, as the export does); req.signal also aborts when the client goes away.
+  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024, genReqId: () => randomUUID(), requestTimeout: 300_000, handlerTimeout: config.TUBAN_HTTP_TIMEOUT_S * 1000 });
   const maxEvidence = opts.evidenceMaxBytes ?? 20 * 1024 * 1024;
   for (const type of ['image/jpeg', 'image/png', 'application/pdf', 'application/octet-stream']) {
     app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: maxEvidence + 1 }, (_req, body, done) => done(null, body));
@@ -100,6 +102,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       return reply.status(status).send({ error: err.kind, code: 'code' in err ? err.code : err.kind, message: err.message, ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}) });
     }
     if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });
+    if ((err as { code?: string }).code === 'FST_ERR_HANDLER_TIMEOUT') {
+      const limitS = Math.round((req.routeOptions.handlerTimeout ?? config.TUBAN_HTTP_TIMEOUT_S * 1000) / 1000);
+      log.warn('Http:TimedOut', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), limitS });
+      return reply.status(503).header('retry-after', '30').send({ error: 'transient', message: `the request took longer than ${limitS} s and was given up; try again, or narrow it (a month, a town)`, request_id: req.id });
+    }
     log.error('Http:InternalError', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), user: req.user?.username ?? null, error: err.message, stack: err.stack });
     return reply.status(500).send({ error: 'internal', message: `internal error; the server log has it under request id ${req.id}`, request_id: req.id });
   });
@@ -124,18 +131,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       app.get(path, async (_req, reply) => reply.header('content-type', file.type).header('cache-control', 'no-cache').send(file.body));
     }
   }
-  // every request but an export (which has its own, longer limit) is answered within TUBAN_HTTP_TIMEOUT_S
-  const slow = new WeakMap<FastifyRequest, NodeJS.Timeout>();
-  // from when the body is in (receiving it has Fastify's requestTimeout) to the answer
-  app.addHook('preHandler', async (req, reply) => {
-    if (req.routeOptions.url === '/api/export') return;
-    slow.set(req, setTimeout(() => {
-      if (reply.sent) return;
-      log.warn('Http:TimedOut', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), limitS: config.TUBAN_HTTP_TIMEOUT_S });
-      void reply.status(503).header('retry-after', '30').send({ error: 'transient', message: `the request took longer than ${config.TUBAN_HTTP_TIMEOUT_S} s and was given up; try again, or narrow it (a month, a town)`, request_id: req.id });
-    }, config.TUBAN_HTTP_TIMEOUT_S * 1000));
-  });
-  app.addHook('onResponse', async (req) => clearTimeout(slow.get(req)));
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     // Decide by the route that matched, not the raw URL: Fastify decodes the path before routing,
     // so /%61pi/... reaches an /api/ route while its raw URL does not start with /api/.
@@ -271,24 +266,19 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return reply.header('content-type', f.contentType).header('content-disposition', `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`).send(f.bytes);
   });
 
-  app.get('/api/export', async (req, reply) => {
+  // the export has a longer time limit; req.signal stops its work when that passes or the client goes away
+  app.get('/api/export', { handlerTimeout: config.TUBAN_EXPORT_TIMEOUT_S * 1000 }, async (req, reply) => {
     const q = parse(ExportQuery, req.query, 'query');
-    // the work stops when the client goes away or the time limit passes
-    const stop = new AbortController();
-    const limit = setTimeout(() => stop.abort(new TransientError(`the export took longer than ${config.TUBAN_EXPORT_TIMEOUT_S} s and was stopped; export one town at a time`)), config.TUBAN_EXPORT_TIMEOUT_S * 1000);
-    reply.raw.once('close', () => {
-      clearTimeout(limit);
-      if (!reply.raw.writableFinished) stop.abort(new TransientError('the client went away before the export was sent'));
-    });
     const work = (signal: AbortSignal) => makeExport(req, q, signal);
     let r: Awaited<ReturnType<typeof makeExport>>;
     try {
-      r = q.format === 'pdf' || q.format === 'zip' ? await heavyExports.run(stop.signal, work) : await work(stop.signal);
+      r = q.format === 'pdf' || q.format === 'zip' ? await heavyExports.run(req.signal, work) : await work(req.signal);
     } catch (err) {
-      if (stop.signal.aborted) log.warn('Export:Stopped', { requestId: req.id, format: q.format, month: q.month, reason: (stop.signal.reason as Error).message });
-      throw err;
+      if (!req.signal.aborted) throw err;
+      const reason = req.socket?.destroyed ? 'the client went away before the export was sent' : `the export took longer than ${config.TUBAN_EXPORT_TIMEOUT_S} s and was stopped; export one town at a time`;
+      log.warn('Export:Stopped', { requestId: req.id, format: q.format, month: q.month, reason });
+      throw new TransientError(reason);
     }
-    clearTimeout(limit);
     const stream = createReadStream(r.file);
     stream.once('close', r.cleanup);
     return reply.header('content-type', r.type).header('content-length', statSync(r.file).size)
