@@ -25,13 +25,17 @@ export interface ChipRequest {
 export async function renderChip(req: ChipRequest): Promise<Buffer> {
   const [minX, , , maxY] = req.boundsWorld;
   const { rgb, width: w, height: h } = await readChipRgb(req.tiles, req.boundsWorld, req.gsdM, 220);
-  const toPx = (p: number[]) => `${((p[0] - minX) / req.gsdM).toFixed(2)},${((maxY - p[1]) / req.gsdM).toFixed(2)}`;
-  const paths = req.outline.map((poly) => poly.map((ring) => `M${ring.map(toPx).join(' L')} Z`).join(' '));
   const stroke = Math.max(1.5, w / 150);
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><path d="${paths.join(' ')}" fill="none" stroke="${req.outlineColour}" stroke-width="${stroke}" fill-rule="evenodd"/></svg>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><path d="${svgPath(req.outline, minX, maxY, req.gsdM)}" fill="none" stroke="${req.outlineColour}" stroke-width="${stroke}" fill-rule="evenodd"/></svg>`;
   // Two passes: sharp resizes before it composites, so the outline is drawn at the chip's own size first.
   const drawn = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).composite([{ input: Buffer.from(svg) }]).png().toBuffer();
   return sharp(drawn).resize({ width: req.widthPx, kernel: 'lanczos3' }).png().toBuffer();
+}
+
+/** SVG path data of polygons (rings in world units) on a pixel grid whose top-left corner is (minX, maxY). */
+export function svgPath(polys: number[][][][], minX: number, maxY: number, gsd: number): string {
+  const toPx = (p: number[]) => `${((p[0] - minX) / gsd).toFixed(2)},${((maxY - p[1]) / gsd).toFixed(2)}`;
+  return polys.map((poly) => poly.map((ring) => `M${ring.map(toPx).join(' L')} Z`).join(' ')).join(' ');
 }
 
 /**

@@ -76,7 +76,6 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
   return [outPath];
 }
 
-
 /**
  * A PNG chip of a month's imagery around a patch with its outline drawn: `detail` fits the patch
  * with 15 m around it at 0.5 m; `overview` is 300 m across at 2 m. Null when no imagery covers it.
@@ -85,7 +84,6 @@ export async function patchChip(db: Knex, open: OpenSource, code: string, month:
   const plan = await chipPlan(db, code, month, kind, colour);
   return plan ? renderChipPlan(plan, open) : null;
 }
-
 
 export async function chipPlan(db: Knex, code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<ChipPlan | null> {
   const margin = kind === 'detail' ? 15 : 150;
@@ -97,8 +95,6 @@ export async function chipPlan(db: Knex, code: string, month: string, kind: 'det
   const half = kind === 'detail' ? Math.max(...pts.map((p) => Math.max(Math.abs(p[0] - cx), Math.abs(p[1] - cy)))) + margin : margin;
   return { tiles: rows.map((r) => ({ path: r.path, stretch: r.stretch })), boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, colour, widthPx: kind === 'detail' ? 510 : 280 };
 }
-
-
 
 /** The chips' plans for every sheet, from the database (a few small queries per patch). */
 async function sheetPlans(db: Knex, records: ExportRecord[], signal?: AbortSignal): Promise<SheetPlan[]> {
@@ -122,7 +118,6 @@ async function writeSheets(t: WriteTarget, records: ExportRecord[], outPath: str
   const font = findCjkFont(t.fontPath);
   await runPdfThread({ plans, title: t.title, font, outPath }, t.signal);
 }
-
 
 /** One folder per town with every format, zipped: what a town office receives each month. */
 async function townPackages(t: WriteTarget, records: ExportRecord[], month: string, outPath: string): Promise<string> {

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import sharp from 'sharp';
-import { readChipRgb } from '../export/chip.ts';
+import { readChipRgb, svgPath } from '../export/chip.ts';
 import { BadInputError } from '../pipeline/errors.ts';
 import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
@@ -78,9 +78,7 @@ export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number,
 async function clipMask(geom: { type: string; coordinates: unknown }, bounds: [number, number, number, number], res: number): Promise<Uint8Array> {
   const size = TILE_GRID.tileSizePx;
   const polys = (geom.type === 'Polygon' ? [geom.coordinates] : geom.type === 'MultiPolygon' ? geom.coordinates : []) as number[][][][];
-  const toPx = (p: number[]) => `${((p[0] - bounds[0]) / res).toFixed(2)},${((bounds[3] - p[1]) / res).toFixed(2)}`;
-  const d = polys.map((poly) => poly.map((ring) => `M${ring.map(toPx).join(' L')} Z`).join(' ')).join(' ');
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="black"/><path d="${d}" fill="white" fill-rule="evenodd"/></svg>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="black"/><path d="${svgPath(polys, bounds[0], bounds[3], res)}" fill="white" fill-rule="evenodd"/></svg>`;
   const { data } = await sharp(Buffer.from(svg)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   return data;
 }

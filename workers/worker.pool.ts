@@ -38,19 +38,28 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
   const failPart = (batchId: number, imageryId: number, part: number, code: string, message: string) =>
     ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: code, error_message: message }));
 
+  /**
+   * A job whose worker died on an earlier try is logged as such; once its tries are used it fails
+   * for good (`fail` records why) instead of running again. Returns which try this is.
+   */
+  const checkDeaths = async (job: Job, what: string, event: string, fields: () => Promise<Record<string, unknown>>, fail: (message: string) => Promise<unknown>) => {
+    const tries = triesOf(job);
+    if (tries.died === 0) return tries;
+    ctx.log.warn(event, { ...(await fields()), died: tries.died, failed: job.attemptsMade, attempt: tries.now, of: attempts });
+    if (tries.now > attempts) {
+      const message = `the worker running ${what} died ${tries.died} time(s) (killed, or out of memory) and it failed ${job.attemptsMade} time(s): ${attempts} tries (TUBAN_JOB_ATTEMPTS) used`;
+      await fail(message);
+      throw new UnrecoverableError(message);
+    }
+    return tries;
+  };
+
   const partHandler = async (job: Job<TileJobData>) => {
     const { batchId, imageryId } = job.data;
     const part = job.data.part ?? 0;
-    const tries = triesOf(job);
-    if (tries.died > 0) {
-      const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
-      ctx.log.warn('Tile:WorkerDied', { batchId, imageryId, part, path, died: tries.died, failed: job.attemptsMade, attempt: tries.now, of: attempts });
-      if (tries.now > attempts) {
-        const message = `the worker running this part died ${tries.died} time(s) (killed, or out of memory) and it failed ${job.attemptsMade} time(s): ${attempts} tries (TUBAN_JOB_ATTEMPTS) used`;
-        await failPart(batchId, imageryId, part, 'worker_died', message);
-        throw new UnrecoverableError(message);
-      }
-    }
+    const tries = await checkDeaths(job, 'this part', 'Tile:WorkerDied',
+      async () => ({ batchId, imageryId, part, path: (await batchTile(ctx.db, batchId, imageryId))?.path }),
+      (message) => failPart(batchId, imageryId, part, 'worker_died', message));
     try {
       return await partJob(ctx, batchId, imageryId, part, (pct) => void job.updateProgress(pct));
     } catch (err) {
@@ -58,7 +67,7 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
       const last = !errorFate[kind].retry || tries.now >= attempts;
       const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
       const stage = partStageOf(err);
-      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, stage, attempt: job.attemptsMade + 1, final: last, code: errorCodeOf(err), message: (err as Error).message });
+      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, stage, attempt: tries.now, final: last, code: errorCodeOf(err), message: (err as Error).message });
       if (last) {
         const message = stage ? `${stage}: ${(err as Error).message}` : (err as Error).message;
         await failPart(batchId, imageryId, part, errorCodeOf(err), message);
@@ -72,15 +81,7 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
   const failBatch = (batchId: number, message: string) =>
     ctx.db('batch').where({ id: batchId }).update({ status: 'failed', summary: JSON.stringify({ batchId, status: 'failed', error: message }), finished_at: ctx.db.fn.now() });
   const diffHandler = async (job: Job<DiffJobData>) => {
-    const tries = triesOf(job);
-    if (tries.died > 0) {
-      ctx.log.warn('Batch:DiffWorkerDied', { batchId: job.data.batchId, died: tries.died, failed: job.attemptsMade, attempt: tries.now, of: attempts });
-      if (tries.now > attempts) {
-        const message = `the worker running the diff died ${tries.died} time(s) (killed, or out of memory) and it failed ${job.attemptsMade} time(s): ${attempts} tries (TUBAN_JOB_ATTEMPTS) used`;
-        await failBatch(job.data.batchId, message);
-        throw new UnrecoverableError(message);
-      }
-    }
+    const tries = await checkDeaths(job, 'the diff', 'Batch:DiffWorkerDied', async () => ({ batchId: job.data.batchId }), (message) => failBatch(job.data.batchId, message));
     try {
       return await diffJob(ctx, job.data.batchId);
     } catch (err) {
