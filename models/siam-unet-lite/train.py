@@ -19,6 +19,7 @@ Outputs in --out: weights.npz (for fine-tuning with --init), model.onnx (dynamic
 sigmoid probability), training.json (recipe, data, seed, per-step loss, metrics on --dev sets).
 """
 import argparse
+import copy
 import json
 import os
 import random
@@ -595,12 +596,24 @@ def load_weights(net, path):
     net.load_state_dict(state)
 
 
-def save_checkpoint(path, net, opt, step, elapsed, gen):
+def save_checkpoint(path, net, opt, step, elapsed, gen, ema=None):
     """Everything a run needs to go on where it stopped (--resume), written atomically."""
     tmp = path + '.tmp'
     torch.save({'net': net.state_dict(), 'opt': opt.state_dict(), 'step': step, 'elapsed': elapsed,
+                'ema': ema.state_dict() if ema is not None else None,
                 'python_rng': gen.getstate(), 'torch_rng': torch.get_rng_state(), 'numpy_rng': np.random.get_state()}, tmp)
     os.replace(tmp, path)
+
+
+@torch.no_grad()
+def update_ema(ema, net, decay):
+    """ema ← decay·ema + (1 − decay)·net, over weights and BatchNorm statistics alike; integer buffers
+    (the batch counters) are copied."""
+    for e, v in zip(ema.state_dict().values(), net.state_dict().values()):
+        if e.dtype.is_floating_point:
+            e.mul_(decay).add_(v.detach(), alpha=1 - decay)
+        else:
+            e.copy_(v)
 
 
 def learning_rate(base, progress, warmup=0.03, floor=0.01):
@@ -633,6 +646,9 @@ def main(argv=None):
     ap.add_argument('--max-minutes', type=float, default=0, help='end after this much training time even before --steps; the learning rate follows whichever of steps or time is further along (0: steps only)')
     ap.add_argument('--checkpoint-minutes', type=float, default=5, help='write checkpoint.pt, weights.npz and training.json this often')
     ap.add_argument('--eval-every', type=int, default=500, help='evaluate the development sets every N steps (0: only at the end)')
+    ap.add_argument('--ema', type=float, default=0.0, help='keep an exponential moving average of the weights with this decay '
+                    '(e.g. 0.999); evaluations and weights.npz then use the average (0: off)')
+    ap.add_argument('--snapshots', action='store_true', help='also keep the weights of every evaluation as snapshots/step-N.npz')
     ap.add_argument('--resume', action='store_true', help='go on from --out/checkpoint.pt with the same arguments')
     ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16')
     ap.add_argument('--out', required=True)
@@ -682,6 +698,9 @@ def main(argv=None):
     if args.init:
         load_weights(net, args.init)
     params = sum(p.numel() for p in net.parameters())
+    if not 0 <= args.ema < 1:
+        raise SystemExit(f'--ema {args.ema}: expected a decay in [0, 1)')
+    ema = copy.deepcopy(net).eval() if args.ema else None
     sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0, device=device))
@@ -691,6 +710,10 @@ def main(argv=None):
         ck = torch.load(ckpt_path, map_location=device)
         net.load_state_dict(ck['net'])
         opt.load_state_dict(ck['opt'])
+        if ema is not None:
+            if ck.get('ema') is None:
+                raise SystemExit(f'--resume --ema: {ckpt_path} was written without --ema')
+            ema.load_state_dict(ck['ema'])
         step, elapsed_before = ck['step'], ck['elapsed']
         gen.setstate(ck['python_rng'])
         torch.set_rng_state(ck['torch_rng'])
@@ -716,7 +739,7 @@ def main(argv=None):
             'architecture': {'name': 'SiamUNetLite', 'widths': list(widths), 'parameters': params, 'outputs': ['probability', 'interior'], 'interiorErodePx': ERODE_PX},
             'normalisation': {'mean': MEAN, 'std': STD},
             'seed': args.seed, 'steps': step, 'stepsPlanned': args.steps, 'maxMinutes': args.max_minutes, 'finished': final,
-            'batch': args.batch, 'crop': args.crop, 'lr': args.lr, 'scale': list(scale), 'interiorWeight': args.interior_weight,
+            'batch': args.batch, 'crop': args.crop, 'lr': args.lr, 'scale': list(scale), 'interiorWeight': args.interior_weight, 'ema': args.ema,
             'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same, 'regional': args.regional,
             'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
             'threads': torch.get_num_threads(), 'torch': torch.__version__,
@@ -732,12 +755,12 @@ def main(argv=None):
 
     def write(final, metrics=None, train_metrics=None):
         net.eval()
-        save_weights(net, os.path.join(args.out, 'weights.npz'))
+        save_weights(ema or net, os.path.join(args.out, 'weights.npz'))
         net.train()
         with open(os.path.join(args.out, 'training.json.tmp'), 'w') as f:
             json.dump(record(final, metrics, train_metrics), f, indent=2)
         os.replace(os.path.join(args.out, 'training.json.tmp'), os.path.join(args.out, 'training.json'))
-        save_checkpoint(ckpt_path, net, opt, step, elapsed_before + time.time() - t0, gen)
+        save_checkpoint(ckpt_path, net, opt, step, elapsed_before + time.time() - t0, gen, ema)
 
     net.train()
     while step < args.steps and progress() < 1:
@@ -754,24 +777,30 @@ def main(argv=None):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema is not None:
+            update_ema(ema, net, min(args.ema, (1 + step) / (10 + step)))
         if step % 100 == 0:
             elapsed = elapsed_before + time.time() - t0
             log.append({'step': step, 'loss': round(float(loss), 4), 'lr': round(lr, 6), 'seconds': round(elapsed, 1)})
             print(f'step {step} loss {float(loss):.4f} lr {lr:.5f} {elapsed:.0f}s ({progress():.1%})', flush=True)
         if args.eval_every and step % args.eval_every == 0 and dev_sets:
-            m = evaluate(net, dev_sets, device)
+            m = evaluate(ema or net, dev_sets, device)
+            if args.snapshots:
+                os.makedirs(os.path.join(args.out, 'snapshots'), exist_ok=True)
+                save_weights(ema or net, os.path.join(args.out, 'snapshots', f'step-{step}.npz'))
             evals.append({'step': step, 'seconds': round(elapsed_before + time.time() - t0, 1), 'dev': m})
             print(f'eval {step}: ' + ', '.join(f'{k} F1 {v["f1"]:.3f}' for k, v in m.items()), flush=True)
         if time.time() - last_ckpt > args.checkpoint_minutes * 60:
             write(False)
             last_ckpt = time.time()
     seconds = elapsed_before + time.time() - t0
-    metrics = evaluate(net, dev_sets, device)
-    train_metrics = evaluate(net, train_sets, device)
+    final_net = ema or net
+    metrics = evaluate(final_net, dev_sets, device)
+    train_metrics = evaluate(final_net, train_sets, device)
     print('dev:', json.dumps(metrics), flush=True)
     write(True, metrics, train_metrics)
     try:
-        export_onnx(net.cpu().eval(), os.path.join(args.out, 'model.onnx'))
+        export_onnx(final_net.cpu().eval(), os.path.join(args.out, 'model.onnx'))
     except Exception as err:  # the weights are saved; the ONNX file can be made again with export.py
         print(f'ONNX export failed: {err}', file=sys.stderr, flush=True)
     print(f'wrote {args.out}: {params} parameters, {step} steps in {seconds:.0f}s', flush=True)
