@@ -57,3 +57,6 @@ export const PatchQuerySchema = z.object({
   offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
 });
 export type PatchQuery = z.infer<typeof PatchQuerySchema>;
+
+/** A note on a patch: text only, no state change. */
+export const NoteBody = z.object({ text: z.string().min(1).max(4000) });

@@ -1,0 +1,71 @@
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import type { Config } from '../config/env.ts';
+import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
+import type { Logger } from '../pipeline/log.ts';
+import type { Db } from '../store/db.ts';
+import type { User } from '../store/users.ts';
+import type { WorkflowEnv } from '../store/workflow.ts';
+import type { BatchProgressReader } from '../workers/batch.progress.ts';
+import type { WorkGate } from './gate.ts';
+
+/** The Fastify instance the routes are declared on: request parts typed from their zod schemas. */
+export type ZodApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+
+/** What every route module gets from buildServer. */
+export interface RouteContext {
+  db: Db;
+  config: Config;
+  env: WorkflowEnv;
+  log: Logger;
+  /** Open GeoTIFFs of imagery, shared by map tiles and chips. */
+  sources: GeoTiffCache;
+  progress: BatchProgressReader;
+  /** PDF sheets and town packages: a few at a time, a short line, the rest refused. */
+  heavyExports: WorkGate;
+  maxEvidenceBytes: number;
+  /** The signed-in user (the auth hook has set it on every route that needs a token). */
+  me(req: FastifyRequest): User;
+  /** A route's preValidation hook: 403 unless the signed-in user has one of these roles (checked before the body). */
+  roles(...roles: User['role'][]): (req: FastifyRequest) => Promise<void>;
+  /** Runs a change and writes its audit row in one transaction: both are kept or neither. */
+  audited<T>(req: FastifyRequest, status: number, work: (trx: Knex) => Promise<T>): Promise<T>;
+}
+
+export const MonthString = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM');
+export const Username = z.string().min(1).max(64).describe('user name');
+export const UsernameParams = z.object({ username: Username });
+export const PatchCodeParams = z.object({ code: z.string().min(1).max(64).describe('patch code, e.g. 350206-202403-0001') });
+
+/** A row id in a path: digits only, within what a bigint column holds; `what` names it in the error. */
+export const RowId = (what: string) =>
+  z.string().regex(/^\d{1,15}$/, `${what} must be a whole number`).transform(Number).describe(what);
+
+/** Every error answer: the kind from errorFate, a code, a message that says what to do. */
+export const ErrorBody = z.object({
+  error: z.string().describe('the kind: bad_input, unauthorized, forbidden, not_found, conflict, transient, internal'),
+  code: z.string().optional(),
+  message: z.string(),
+  allowed: z.array(z.string()).optional().describe('the moves allowed from the current state (409)'),
+  request_id: z.string().optional(),
+});
+
+/** A route's answer when it succeeds, described for OpenAPI (its shape is the store function's return type). */
+export const ok = (what: string, status: 200 | 201 | 204 = 200) => ({ [status]: z.unknown().describe(what) }) as Record<typeof status, z.ZodUnknown>;
+
+/** The error answers a route can give, for OpenAPI. */
+export const errors = (...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 429 | 503)[]) => {
+  const what: Record<number, string> = {
+    400: 'bad input: the message names the field',
+    401: 'no valid token',
+    403: 'your role may not do this',
+    404: 'not found in your scope',
+    409: 'not allowed from the current state; the message lists the allowed moves',
+    413: 'the body is too large',
+    429: 'too many tries; see Retry-After',
+    503: 'busy or timed out; see Retry-After',
+  };
+  return Object.fromEntries(statuses.map((s) => [s, ErrorBody.describe(what[s])]));
+};
