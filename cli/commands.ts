@@ -6,7 +6,7 @@ import { partGrid } from '../pipeline/window.grid.ts';
 import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
 import { LAYER_KINDS, type LayerKind } from '../pipeline/layer.parse.ts';
-import type { Logger } from '../pipeline/log.ts';
+import type { Logger } from '../core/log.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import { getBatch, listPatches, type BatchSummary } from '../store/batch.ts';
@@ -112,7 +112,10 @@ export async function cmdDetect(config: Config, beforePath: string, afterPath: s
     let samples = probability;
     if (interior) {
       samples = new Float32Array(W * H * 2);
-      for (let i = 0; i < W * H; i++) (samples[2 * i] = probability[i]), (samples[2 * i + 1] = interior[i]);
+      for (let i = 0; i < W * H; i++) {
+        samples[2 * i] = probability[i];
+        samples[2 * i + 1] = interior[i];
+      }
     }
     const bytes = encodeGeoTiff({ widthPx: W, heightPx: H, samples, bands: interior ? 2 : 1, crs: after.info.crs, geoTransform: after.info.geoTransform });
     writeFileSync(outPath, Buffer.from(bytes));

@@ -1,5 +1,5 @@
 import { loadConfig, type Config } from '../config/env.ts';
-import { createLogger, type Logger } from '../pipeline/log.ts';
+import { createLogger, type Logger } from '../core/log.ts';
 import { openDb, type Db } from '../store/db.ts';
 
 /** What a command needs, opened lazily and closed once. */

@@ -1,10 +1,10 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { extname, join, basename, resolve } from 'node:path';
 import sharp from 'sharp';
-import { crs } from '../pipeline/crs.ts';
+import { crs } from '../core/crs.ts';
 import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
 import { removeSmallRegions, splitTouching } from '../pipeline/mask.split.ts';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { addObject, addPixel, objectCounts, pixelCounts, summarise, type ObjectCounts, type PixelCounts } from '../pipeline/metrics.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';

@@ -1,4 +1,5 @@
 import type { BatchSummary } from '../store/batch.ts';
+import { asText } from '../core/text.ts';
 
 /** Plain-text table with columns padded by display width (CJK characters count double). */
 export function table(headers: string[], rows: (string | number | null)[][]): string {
@@ -28,9 +29,9 @@ export function zoneFlags(p: { farmland_m2: number; ecological_m2: number; water
 export function patchListText(month: string, patches: Record<string, unknown>[]): string {
   if (patches.length === 0) return `No patches for ${month}.`;
   const byTown = new Map<string, Record<string, unknown>[]>();
-  const sorted = [...patches].sort((a, b) => String(a.town_code ?? '~').localeCompare(String(b.town_code ?? '~')) || String(a.code).localeCompare(String(b.code)));
+  const sorted = [...patches].sort((a, b) => (asText(a.town_code) || '~').localeCompare(asText(b.town_code) || '~') || asText(a.code).localeCompare(asText(b.code)));
   for (const p of sorted) {
-    const key = `${p.town_name ?? '(outside every town)'} ${p.town_code ?? ''}`.trim();
+    const key = `${asText(p.town_name) || '(outside every town)'} ${asText(p.town_code)}`.trim();
     byTown.set(key, [...(byTown.get(key) ?? []), p]);
   }
   const parts: string[] = [];

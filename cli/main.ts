@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { BadInputError, NotFoundError, TubanError, errorFate } from '../pipeline/errors.ts';
+import { BadInputError, NotFoundError, TubanError, errorFate } from '../core/errors.ts';
 import { latestBatchOfMonth } from '../store/batch.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { isEmbedded } from '../store/db.ts';

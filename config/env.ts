@@ -1,4 +1,4 @@
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 
 /** CJK fonts tried in order (Debian: fonts-wqy-microhei, fonts-noto-cjk); TUBAN_PDF_FONT overrides. */
 const FONT_CANDIDATES = [

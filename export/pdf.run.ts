@@ -1,6 +1,6 @@
 import { rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { BadInputError, TubanError, type ErrorKind } from '../pipeline/errors.ts';
+import { BadInputError, TubanError, type ErrorKind } from '../core/errors.ts';
 import type { SheetPlan } from './sheets.ts';
 
 /** What the PDF thread is given: every sheet's record and chip plans, plain data. */

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
-import { BadInputError, TubanError } from '../pipeline/errors.ts';
+import { BadInputError, TubanError } from '../core/errors.ts';
 import type { PdfJob, PdfThreadReply } from './pdf.run.ts';
 import { sheetImages } from './sheets.ts';
 import { writePdf } from './write.pdf.ts';

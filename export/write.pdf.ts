@@ -2,9 +2,10 @@ import { createWriteStream, rmSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import PDFDocument from 'pdfkit';
 import QRCode from 'qrcode';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 export { findCjkFont } from './fonts.ts';
 import { FIELDS, type ExportRecord } from './fields.ts';
+import { asText } from '../core/text.ts';
 
 export interface SheetImages {
   before: Buffer | null;
@@ -72,7 +73,7 @@ function drawSheet(doc: PDFKit.PDFDocument, r: ExportRecord, images: SheetImages
   const colX = 190;
   doc.fontSize(9);
   for (const key of SHOWN) {
-    doc.text(`${alias[key]}：${r[key as keyof ExportRecord] ?? ''}`, colX, y, { width: 220 });
+    doc.text(`${alias[key]}：${asText(r[key as keyof ExportRecord])}`, colX, y, { width: 220 });
     y += 12.5;
   }
   y = Math.max(y, y2 + 160) + 10;

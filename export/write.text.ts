@@ -1,4 +1,5 @@
 import { FIELDS, type ExportRecord } from './fields.ts';
+import { asText } from '../core/text.ts';
 
 const props = (r: ExportRecord) => Object.fromEntries(FIELDS.map((f) => [f.name, r[f.name]]));
 
@@ -13,8 +14,7 @@ export function toStorageGeoJson(records: ExportRecord[], srid: number): string 
 }
 
 function csvCell(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = String(v);
+  const s = asText(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -24,7 +24,7 @@ export function toCsv(records: ExportRecord[]): Buffer {
   return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(lines.join('\r\n') + '\r\n', 'utf8')]);
 }
 
-const xml = (s: unknown) => String(s ?? '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const xml = (s: unknown) => asText(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 function kmlGeometry(g: { type: string; coordinates: number[][][] | number[][][][] }): string {
   const polys = (g.type === 'Polygon' ? [g.coordinates] : g.coordinates) as number[][][][];

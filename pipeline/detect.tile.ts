@@ -1,6 +1,6 @@
 import { arrayPool } from './array.pool.ts';
 import type { ChangeModel, ModelInput } from './change.model.ts';
-import { BadInputError } from './errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { bothValid, fillWindow, readBaselinePlanes, readInputPlanes } from './model.input.ts';
 import type { BaselineTile } from './pair.align.ts';
 import type { BandStretch } from './raster.normalise.ts';

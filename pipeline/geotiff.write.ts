@@ -1,5 +1,5 @@
 import { writeArrayBuffer } from 'geotiff';
-import type { Crs } from './crs.ts';
+import type { Crs } from '../core/crs.ts';
 import { isNorthUp, type GeoTransform } from './geotransform.ts';
 
 export interface WriteRasterInput {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { BadInputError } from './errors.ts';
+import { BadInputError } from '../core/errors.ts';
+import { asText } from '../core/text.ts';
 
 export const LAYER_KINDS = ['permit', 'building', 'farmland', 'ecological', 'water', 'town', 'grid'] as const;
 export type LayerKind = (typeof LAYER_KINDS)[number];
@@ -57,32 +58,32 @@ export function parseLayer(text: string, file: string, sridOverride?: number): P
   const srid = sridOverride ?? sridFromCrsMember(fc.data.crs, file) ?? 4326;
   const features: LayerFeature[] = [];
   const rejected: RejectedFeature[] = [];
-  fc.data.features.forEach((raw, index) => {
+  for (const [index, raw] of fc.data.features.entries()) {
     const f = raw as { type?: unknown; properties?: Record<string, unknown> | null; geometry?: { type?: string; coordinates?: unknown } | null };
     const props = f?.properties && typeof f.properties === 'object' ? f.properties : {};
     const code = pick(props, PROP_ALIASES.code);
-    const reject = (reason: string) => rejected.push({ index, code, reason });
-    if (!f || f.type !== 'Feature') return reject('not a GeoJSON Feature');
+    const reject = (reason: string) => void rejected.push({ index, code, reason });
+    if (!f || f.type !== 'Feature') { reject('not a GeoJSON Feature'); continue; }
     const g = f.geometry;
-    if (!g) return reject('geometry is null');
-    if (g.type !== 'Polygon' && g.type !== 'MultiPolygon') return reject(`geometry type ${g.type ?? 'missing'} is not Polygon or MultiPolygon`);
+    if (!g) { reject('geometry is null'); continue; }
+    if (g.type !== 'Polygon' && g.type !== 'MultiPolygon') { reject(`geometry type ${g.type ?? 'missing'} is not Polygon or MultiPolygon`); continue; }
     const coordProblem = checkCoordinates(g.type, g.coordinates);
-    if (coordProblem) return reject(coordProblem);
+    if (coordProblem) { reject(coordProblem); continue; }
     const validFrom = pick(props, PROP_ALIASES.validFrom);
     const validTo = pick(props, PROP_ALIASES.validTo);
-    for (const [label, v] of [['valid_from', validFrom], ['valid_to', validTo]] as const) {
-      if (v !== null && (!DATE.test(v) || Number.isNaN(Date.parse(v)))) return reject(`${label} "${v}" is not a date (YYYY-MM-DD)`);
-    }
-    if (validFrom && validTo && validFrom > validTo) return reject(`valid_from ${validFrom} is after valid_to ${validTo}`);
+    const notDate = ([['valid_from', validFrom], ['valid_to', validTo]] as const).find(([, v]) => v !== null && (!DATE.test(v) || Number.isNaN(Date.parse(v))));
+    if (notDate) { reject(`${notDate[0]} "${notDate[1]}" is not a date (YYYY-MM-DD)`); continue; }
+    if (validFrom && validTo && validFrom > validTo) { reject(`valid_from ${validFrom} is after valid_to ${validTo}`); continue; }
     features.push({ index, code, name: pick(props, PROP_ALIASES.name), districtCode: pick(props, PROP_ALIASES.districtCode), validFrom, validTo, props, geometry: { type: g.type, coordinates: g.coordinates } });
-  });
+  }
   return { srid, features, rejected };
 }
 
 function pick(props: Record<string, unknown>, keys: readonly string[]): string | null {
   for (const k of keys) {
     const v = props[k];
-    if (v !== undefined && v !== null && String(v).trim() !== '') return String(v).trim();
+    const text = asText(v).trim();
+    if (text !== '') return text;
   }
   return null;
 }

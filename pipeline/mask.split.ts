@@ -65,10 +65,22 @@ export function splitTouching(mask: Uint8Array, interior: Float32Array, width: n
     const i = queue[head];
     const id = label[i];
     const x = i % width;
-    if (x > 0 && mask[i - 1] && !label[i - 1]) (label[i - 1] = id), (queue[tail++] = i - 1);
-    if (x + 1 < width && mask[i + 1] && !label[i + 1]) (label[i + 1] = id), (queue[tail++] = i + 1);
-    if (i >= width && mask[i - width] && !label[i - width]) (label[i - width] = id), (queue[tail++] = i - width);
-    if (i + width < n && mask[i + width] && !label[i + width]) (label[i + width] = id), (queue[tail++] = i + width);
+    if (x > 0 && mask[i - 1] && !label[i - 1]) {
+      label[i - 1] = id;
+      queue[tail++] = i - 1;
+    }
+    if (x + 1 < width && mask[i + 1] && !label[i + 1]) {
+      label[i + 1] = id;
+      queue[tail++] = i + 1;
+    }
+    if (i >= width && mask[i - width] && !label[i - width]) {
+      label[i - width] = id;
+      queue[tail++] = i - width;
+    }
+    if (i + width < n && mask[i + width] && !label[i + width]) {
+      label[i + width] = id;
+      queue[tail++] = i + width;
+    }
   }
   // clear the pixels of each seed's region that touch a region of a lower seed
   let cleared = 0;

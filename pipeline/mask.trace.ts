@@ -165,7 +165,7 @@ function assemble(rings: { coords: number[]; piece: number; signedArea2: number 
 }
 
 function toPairs(flat: number[]): number[][] {
-  const out: number[][] = new Array(flat.length / 2);
+  const out: number[][] = Array.from({ length: flat.length / 2 });
   for (let i = 0; i < flat.length; i += 2) out[i / 2] = [flat[i], flat[i + 1]];
   return out;
 }

@@ -1,5 +1,5 @@
 import type { ModelInput } from './change.model.ts';
-import { sameCrs } from './crs.ts';
+import { sameCrs } from '../core/crs.ts';
 import type { ModelManifest } from './model.manifest.ts';
 import { integerShift, pixelMap, readBaselineOnGrid, type BaselineTile } from './pair.align.ts';
 import { modelInputLuts, normaliseBands, validMask, type BandStretch } from './raster.normalise.ts';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { BadInputError } from './errors.ts';
+import { BadInputError } from '../core/errors.ts';
 
 /** `models/<name>/manifest.json`: everything needed to feed a change model and read its output. */
 export const ModelManifestSchema = z.object({

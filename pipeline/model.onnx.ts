@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
 import { arrayPool } from './array.pool.ts';
 import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput, type ModelRun } from './change.model.ts';
-import { BadInputError } from './errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { loadManifest, type ModelManifest } from './model.manifest.ts';
 
 export interface OnnxModelOptions {

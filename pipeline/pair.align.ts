@@ -1,5 +1,5 @@
-import { crsLabel, sameCrs } from './crs.ts';
-import { BadInputError } from './errors.ts';
+import { crsLabel, sameCrs } from '../core/crs.ts';
+import { BadInputError } from '../core/errors.ts';
 import { invertGeoTransform, type GeoTransform } from './geotransform.ts';
 import { normaliseBands, type BandStretch } from './raster.normalise.ts';
 import type { RasterInfo, TileSource } from './raster.source.ts';

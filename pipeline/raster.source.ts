@@ -1,4 +1,4 @@
-import type { Crs } from './crs.ts';
+import type { Crs } from '../core/crs.ts';
 import type { GeoTransform } from './geotransform.ts';
 import type { WindowPx } from './window.grid.ts';
 

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { cmdBatchRun } from '../cli/commands.ts';
 import { loadConfig } from '../config/env.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../core/log.ts';
 import { openDb } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { importLayer } from '../store/layers.ts';

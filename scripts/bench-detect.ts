@@ -8,7 +8,7 @@
  *   npx tsx scripts/bench-detect.ts [--threads 2] [--size 2048] [--seconds 5] [MODEL_DIR ...]
  */
 import { cpus } from 'node:os';
-import { crs } from '../pipeline/crs.ts';
+import { crs } from '../core/crs.ts';
 import { detectTile } from '../pipeline/detect.tile.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';

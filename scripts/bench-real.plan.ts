@@ -3,8 +3,8 @@
  * turn each into GeoTIFFs in UTM, and the town layer that covers them. No process is run here.
  */
 import { join } from 'node:path';
-import { BadInputError } from '../pipeline/errors.ts';
-import { crs, type Crs } from '../pipeline/crs.ts';
+import { BadInputError } from '../core/errors.ts';
+import { crs, type Crs } from '../core/crs.ts';
 
 /** The LEVIR-CD pairs are in and around Austin, Texas: UTM zone 14N (102° W to 96° W). */
 export const UTM_14N: Crs = crs(32614, false);

@@ -20,7 +20,7 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { BASELINE_MONTH, CURRENT_MONTH, TOWN, UTM_14N, dataLayout, footprintsParam, pairCommands, planPairs, townLayer, type RealPair } from './bench-real.plan.ts';
 import { reportText, share, totalOf, type ImageScore, type RealBenchResult } from './bench-real.report.ts';
 
@@ -84,7 +84,7 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
   const { Redis } = await import('ioredis');
   const { cmdBatchRun } = await import('../cli/commands.ts');
   const { loadConfig } = await import('../config/env.ts');
-  const { createLogger, StageTimer } = await import('../pipeline/log.ts');
+  const { createLogger, StageTimer } = await import('../core/log.ts');
   const { fromFile } = await import('geotiff');
   const { rasterInfoOf } = await import('../pipeline/geotiff.source.ts');
   const { vectorizeRaster } = await import('../pipeline/vectorize.ts');

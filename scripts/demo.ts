@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../config/env.ts';
 import { cmdBatchRun, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList } from '../cli/commands.ts';
 import { patchListText, summaryText } from '../cli/format.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../core/log.ts';
 import { isEmbedded, openDb } from '../store/db.ts';
 import { FIXTURE, makeFixtures } from './make-fixtures.ts';
 

@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { crs, EPSG_4548 } from '../pipeline/crs.ts';
+import { crs, EPSG_4548 } from '../core/crs.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
 
 export interface HostileCase {

@@ -4,12 +4,12 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
-import { ForbiddenError, TubanError, UnauthorizedError, errorFate } from '../pipeline/errors.ts';
+import { ForbiddenError, TubanError, UnauthorizedError, errorFate } from '../core/errors.ts';
 import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
-import { createLogger, type Logger } from '../pipeline/log.ts';
+import { createLogger, type Logger } from '../core/log.ts';
 import type { Db } from '../store/db.ts';
 import { userForToken, type User } from '../store/users.ts';
-import type { WorkflowEnv } from '../store/workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
 import { BatchProgressReader } from '../workers/batch.progress.ts';
 import { summariseBody, writeAudit, type AuditEntry } from './audit.ts';
 import type { RouteContext } from './context.ts';
@@ -24,6 +24,7 @@ import { reportRoutes } from './routes/reports.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { userRoutes } from './routes/users.ts';
 import type { WebAssets } from './web.ts';
+import { asText } from '../core/text.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -131,7 +132,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   const auditEntry = (req: FastifyRequest, status: number): AuditEntry => ({
     userId: req.user?.id ?? null,
-    username: req.user?.username ?? (req.routeOptions.url === '/api/login' ? String((req.sentBody as { username?: unknown } | undefined)?.username ?? '') : null),
+    username: req.user?.username ?? (req.routeOptions.url === '/api/login' ? asText((req.sentBody as { username?: unknown } | undefined)?.username) : null),
     remoteAddr: req.ip,
     method: req.method,
     path: req.url,

@@ -4,10 +4,10 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../config/env.ts';
 import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
-import type { Logger } from '../pipeline/log.ts';
+import type { Logger } from '../core/log.ts';
 import type { Db } from '../store/db.ts';
 import type { User } from '../store/users.ts';
-import type { WorkflowEnv } from '../store/workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
 import type { BatchProgressReader } from '../workers/batch.progress.ts';
 import type { WorkGate } from './gate.ts';
 
@@ -27,11 +27,11 @@ export interface RouteContext {
   heavyExports: WorkGate;
   maxEvidenceBytes: number;
   /** The signed-in user (the auth hook has set it on every route that needs a token). */
-  me(req: FastifyRequest): User;
+  me: (req: FastifyRequest) => User;
   /** A route's preValidation hook: 403 unless the signed-in user has one of these roles (checked before the body). */
-  roles(...roles: User['role'][]): (req: FastifyRequest) => Promise<void>;
+  roles: (...roles: User['role'][]) => (req: FastifyRequest) => Promise<void>;
   /** Runs a change and writes its audit row in one transaction: both are kept or neither. */
-  audited<T>(req: FastifyRequest, status: number, work: (trx: Knex) => Promise<T>): Promise<T>;
+  audited: <T>(req: FastifyRequest, status: number, work: (trx: Knex) => Promise<T>) => Promise<T>;
 }
 
 export const MonthString = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM');

@@ -1,4 +1,4 @@
-import { TransientError } from '../pipeline/errors.ts';
+import { TransientError } from '../core/errors.ts';
 
 /**
  * A bounded line for heavy work (PDF sheets, town packages): at most `running` jobs at once and

@@ -1,4 +1,4 @@
-import { TooManyError } from '../pipeline/errors.ts';
+import { TooManyError } from '../core/errors.ts';
 
 /**
  * Failed logins counted per key (a user name, an address) in a sliding window; once a key has

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
-import { ConflictError, NotFoundError } from '../pipeline/errors.ts';
+import { ConflictError, NotFoundError } from '../core/errors.ts';
 import { partGrid, type ScenePart } from '../pipeline/window.grid.ts';
 import { regularise } from '../pipeline/regularise.ts';
 import { runSql } from './sql.ts';

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import type { Config } from '../config/env.ts';
-import { BadInputError, TransientError } from '../pipeline/errors.ts';
+import { BadInputError, TransientError } from '../core/errors.ts';
 
 export type Db = Knex;
 

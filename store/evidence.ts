@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
-import { BadInputError, NotFoundError } from '../pipeline/errors.ts';
+import { BadInputError, NotFoundError } from '../core/errors.ts';
 import { scopedPatch, scopeTown } from './workflow.ts';
 import type { User } from './users.ts';
 

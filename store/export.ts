@@ -11,10 +11,11 @@ import type { Knex } from 'knex';
 import { toRecord, type ExportRecord } from '../export/fields.ts';
 import { writeWithOgr } from '../export/write.ogr.ts';
 import { toCsv, toGeoJson, toKml } from '../export/write.text.ts';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
-import { scopeTown, type WorkflowEnv } from './workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
+import { scopeTown } from './workflow.ts';
 
 export const EXPORT_FORMATS = ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf', 'zip'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

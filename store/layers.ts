@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Knex } from 'knex';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { decodeLayerText, implausibleForSrid, parseLayer, type LayerKind, type RejectedFeature } from '../pipeline/layer.parse.ts';
 import { runSql } from './sql.ts';
 

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import sharp from 'sharp';
 import { readChipRgb, svgPath } from '../export/chip.ts';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';

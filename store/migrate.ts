@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { sqlDir } from './sql.ts';
 import { splitSqlStatements } from './sql.split.ts';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 
 /** knex migrations whose bodies are the files in sql/migrations, with {{srid}} filled in. */
 class SqlMigrationSource implements Knex.MigrationSource<string> {

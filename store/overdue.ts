@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { workingDaysBetween } from '../workflow/calendar.ts';
-import type { WorkflowEnv } from './workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
 
 /**
  * The daily deadline sweep: a patch whose running deadline (verification while dispatched,
@@ -17,7 +17,7 @@ export async function sweepOverdue(db: Knex, env: WorkflowEnv): Promise<{ overdu
     const rows = await trx('patch')
       .whereIn('status', ['dispatched', 'rectifying'])
       .andWhereRaw('patch_running_due(status, verify_due, rectify_due) < ?::date', [today])
-      .andWhere((q) => q.whereNull('overdue_since').orWhereNull('escalated_at'))
+      .andWhere((q) => void q.whereNull('overdue_since').orWhereNull('escalated_at'))
       .orderBy('id')
       .select('id', 'code', 'status', 'overdue_since', 'escalated_at', trx.raw("to_char(patch_running_due(status, verify_due, rectify_due), 'YYYY-MM-DD') as due"))
       .forUpdate();

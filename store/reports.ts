@@ -2,7 +2,8 @@ import type { Knex } from 'knex';
 import { previousMonth } from './batch.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
-import { scopeTown, type WorkflowEnv } from './workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
+import { scopeTown } from './workflow.ts';
 import { addWorkingDays } from '../workflow/calendar.ts';
 
 export async function monthlyTownReport(db: Knex, user: User, month: string) {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Knex } from 'knex';
 import sharp from 'sharp';
 import { readChipRgb } from '../export/chip.ts';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';

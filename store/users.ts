@@ -1,7 +1,7 @@
 import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Knex } from 'knex';
-import { BadInputError, ConflictError, NotFoundError } from '../pipeline/errors.ts';
+import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
 import { ROLES, type Role } from '../workflow/lifecycle.ts';
 
 const scryptAsync = promisify(scrypt);
@@ -22,7 +22,7 @@ export const MIN_PASSWORD_CHARS = 10;
 
 /** Why a password is refused, or null: at least 10 characters, not only spaces, not the user name. */
 export function passwordProblem(username: string, password: string): string | null {
-  if ([...password].length < MIN_PASSWORD_CHARS) return `password must have at least ${MIN_PASSWORD_CHARS} characters`;
+  if (Array.from(password).length < MIN_PASSWORD_CHARS) return `password must have at least ${MIN_PASSWORD_CHARS} characters`;
   if (password.trim() === '') return 'password must not be only spaces';
   if (password.trim().toLowerCase() === username.toLowerCase()) return 'password must not be the user name';
   return null;
@@ -98,7 +98,7 @@ export async function userForToken(db: Knex, token: string): Promise<User | null
     .where({ 't.token_hash': tokenHash(token), 'u.disabled': false }).whereNull('t.revoked_at').andWhere('t.expires_at', '>', db.fn.now()).first('u.*', 't.id as token_id');
   if (!row) return null;
   // at most one write a minute per token: a map view makes hundreds of requests
-  await db('api_token').where({ id: row.token_id }).where((q) => q.whereNull('last_used_at').orWhere('last_used_at', '<', db.raw("now() - interval '1 minute'"))).update({ last_used_at: db.fn.now() });
+  await db('api_token').where({ id: row.token_id }).where((q) => void q.whereNull('last_used_at').orWhere('last_used_at', '<', db.raw("now() - interval '1 minute'"))).update({ last_used_at: db.fn.now() });
   return toUser(row);
 }
 

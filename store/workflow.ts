@@ -1,17 +1,13 @@
 import type { Knex } from 'knex';
-import { BadInputError, ConflictError, ForbiddenError, NotFoundError } from '../pipeline/errors.ts';
+import { BadInputError, ConflictError, ForbiddenError, NotFoundError } from '../core/errors.ts';
 import { ActionBodies, type PatchQuery } from '../workflow/actions.schema.ts';
-import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
-import { allowedMoves, planTransition, RULES, type Action, type DeadlinePolicy, type PatchClass, type PatchStatus } from '../workflow/lifecycle.ts';
+import { addWorkingDays } from '../workflow/calendar.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
+import { allowedMoves, planTransition, RULES, type Action, type PatchClass, type PatchStatus } from '../workflow/lifecycle.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
+import { asText } from '../core/text.ts';
 
-export interface WorkflowEnv {
-  calendar: WorkCalendar;
-  policy: DeadlinePolicy;
-  /** Today's date (YYYY-MM-DD) in the city's time zone; injected so tests can move time. */
-  today: () => string;
-}
 
 /** The town a user is confined to, or null for city-wide roles. */
 export const scopeTown = (u: User) => (u.role === 'town' ? u.townCode : null);
@@ -66,7 +62,7 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<R
 function date(v: unknown): string | null {
   if (!v) return null;
   if (v instanceof Date) return `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}`;
-  return String(v).slice(0, 10);
+  return asText(v).slice(0, 10);
 }
 
 /**

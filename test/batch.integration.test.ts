@@ -1,6 +1,6 @@
-import { copyFileSync, existsSync, readFileSync, truncateSync, statSync } from 'node:fs';
+import { copyFileSync, readFileSync, truncateSync, statSync } from 'node:fs';
 import { cmdBatchRetry } from '../cli/commands.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../core/log.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { batchTiles } from '../store/batch.ts';
 import { diffJob, partJob } from '../workers/tile.jobs.ts';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { exportPatches } from '../store/export.ts';
 import { createUser, issueToken } from '../store/users.ts';
-import type { WorkflowEnv } from '../store/workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
 import { loadCalendar } from '../workflow/calendar.ts';
 import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
 import { runBatch } from './helpers/batch.ts';
@@ -47,7 +47,7 @@ describe('patch list exports', () => {
 
   it('writes a Shapefile with .prj and a UTF-8 .cpg that GDAL reads back in Chinese', async () => {
     const r = await exp('shp', 'shp');
-    expect(r.files.map((f) => f.split('.').pop()).sort()).toEqual(['cpg', 'dbf', 'prj', 'shp', 'shx']);
+    expect(r.files.map((f) => f.split('.').pop() ?? '').sort()).toEqual(['cpg', 'dbf', 'prj', 'shp', 'shx']);
     expect(readFileSync(join(out('shp'), 'patches.cpg'), 'utf8').trim()).toBe('UTF-8');
     const summary = ogrinfo('-so', '-al', join(out('shp'), 'patches.shp'));
     expect(summary).toContain('Feature Count: 5');

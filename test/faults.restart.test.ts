@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadManifest } from '../pipeline/model.manifest.ts';
-import { ConflictError } from '../pipeline/errors.ts';
+import { ConflictError } from '../core/errors.ts';
 import { launchBatch, waitForBatch } from '../workers/batch.launch.ts';
 import { runBatch } from './helpers/batch.ts';
 import { sleep, WorkerProc } from './helpers/procs.ts';

@@ -39,7 +39,7 @@ describe('hostile input corpus', () => {
       expect(refused[c.file].reason).toContain(join(dir, c.file));
     }
     const batchCases = cases.filter((c) => c.stage === 'batch');
-    expect(reg.registered.map((r) => r.path.split('/').pop()).sort()).toEqual(['good.tif', ...batchCases.map((c) => c.file)].sort());
+    expect(reg.registered.map((r) => r.path.split('/').pop() ?? '').sort()).toEqual(['good.tif', ...batchCases.map((c) => c.file)].sort());
 
     const s = await runBatch(db, config, '2024-04', '2024-03');
     expect(s.status).toBe('completed_with_failures');
@@ -65,7 +65,7 @@ describe('hostile input corpus', () => {
     const mixed = await importLayer(db, join(dir, 'layer-mixed.geojson'), 'farmland');
     expect(mixed.imported).toBe(2);
     expect(mixed.repaired.map((r) => r.code)).toEqual(['BOWTIE']);
-    expect(mixed.rejected.map((r) => r.code).sort()).toEqual(['EMPTY', 'LONLAT']);
+    expect(mixed.rejected.map((r) => r.code ?? '').sort()).toEqual(['EMPTY', 'LONLAT']);
     expect(mixed.rejected.find((r) => r.code === 'LONLAT')!.reason).toMatch(/look like degrees, but EPSG:4548 is projected/);
     await expect(importLayer(db, join(dir, 'layer-gbk.geojson'), 'town')).rejects.toMatchObject({ code: 'not_utf8', message: expect.stringContaining('layer-gbk.geojson: not UTF-8') });
     const [{ n }] = await db('reference_feature').where({ kind: 'town' }).count({ n: '*' });

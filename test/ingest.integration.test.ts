@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../config/env.ts';
-import { crs, EPSG_4548 } from '../pipeline/crs.ts';
+import { crs, EPSG_4548 } from '../core/crs.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
 import type { Db } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';

@@ -5,7 +5,7 @@ function mask(rows: string[]): { data: Uint8Array; width: number; height: number
   const height = rows.length;
   const width = rows[0].length;
   const data = new Uint8Array(width * height);
-  rows.forEach((r, y) => [...r].forEach((ch, x) => (data[y * width + x] = ch === '#' ? 1 : 0)));
+  rows.forEach((r, y) => r.split('').forEach((ch, x) => (data[y * width + x] = ch === '#' ? 1 : 0)));
   return { data, width, height };
 }
 
@@ -92,6 +92,6 @@ describe('traceMask', () => {
     const m = mask(['##..', '...#']);
     const values = new Float32Array([0.5, 1, 0, 0, 0, 0, 0, 0.25]);
     const comps = traceMask(m.data, m.width, m.height, values);
-    expect(comps.map((c) => c.valueSum).sort()).toEqual([0.25, 1.5]);
+    expect(comps.map((c) => c.valueSum).sort((a, b) => a - b)).toEqual([0.25, 1.5]);
   });
 });

@@ -33,7 +33,7 @@ describe('migrations on a fresh database', () => {
     try {
       const applied = await Promise.all(dbs.map((db, i) => migrate(db, configs[i])));
       // each schema is migrated once: the first of the three on the shared schema applies everything, the others find nothing to do
-      const onShared = applied.slice(0, 3).map((a) => a.length).sort();
+      const onShared = applied.slice(0, 3).map((a) => a.length).sort((a, b) => a - b);
       expect(onShared[0]).toBe(0);
       expect(onShared[1]).toBe(0);
       expect(onShared[2]).toBeGreaterThan(0);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { EPSG_4548 } from '../pipeline/crs.ts';
+import { EPSG_4548 } from '../core/crs.ts';
 import { detectRegion, detectTile } from '../pipeline/detect.tile.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { MemorySource } from '../pipeline/raster.source.ts';

@@ -6,7 +6,7 @@ import { buildServer } from '../server/app.ts';
 import { openDb, type Db } from '../store/db.ts';
 import { migrate } from '../store/migrate.ts';
 import { createUser, issueToken } from '../store/users.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../core/log.ts';
 import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 import { loadFixtureLayers, registerFixtureMonths, runBatch } from './helpers/batch.ts';
 import { cleanup, isolatedConfig, TEST_DATABASE_URL } from './helpers/services.ts';

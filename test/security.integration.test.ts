@@ -15,14 +15,14 @@ import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
-import { createLogger } from '../pipeline/log.ts';
+import { createLogger } from '../core/log.ts';
 import { loadManifest } from '../pipeline/model.manifest.ts';
 import { launchBatch } from '../workers/batch.launch.ts';
 import { exportPatches } from '../store/export.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { openDb } from '../store/db.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
-import { EPSG_4548 } from '../pipeline/crs.ts';
+import { EPSG_4548 } from '../core/crs.ts';
 
 const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

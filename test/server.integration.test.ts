@@ -280,9 +280,9 @@ describe('workflow HTTP API', () => {
     await until(2);
     await holder.commit();
     const [r1, r2] = await Promise.all([first, second]);
-    expect([r1.statusCode, r2.statusCode].sort(), `${r1.body} ${r2.body}`).toEqual([200, 409]);
+    expect([r1.statusCode, r2.statusCode].sort((a, b) => a - b), `${r1.body} ${r2.body}`).toEqual([200, 409]);
     const rows = await run.db('patch').whereIn('code', children).orderBy('code').select('code', 'status');
-    expect(rows.map((r) => r.status).sort()).toEqual(['detected', 'merged']);
+    expect(rows.map((r) => String(r.status)).sort()).toEqual(['detected', 'merged']);
   });
 
   it('records every mutating request in an audit table the database will not let anyone change', async () => {
@@ -298,7 +298,7 @@ describe('workflow HTTP API', () => {
     const { redisConnection } = await import('../workers/queues.ts');
     const { scheduleDeadlineSweep, startWorkers } = await import('../workers/worker.pool.ts');
     const { OnnxChangeModel } = await import('../pipeline/model.onnx.ts');
-    const { createLogger } = await import('../pipeline/log.ts');
+    const { createLogger } = await import('../core/log.ts');
     await scheduleDeadlineSweep(run.config);
     await scheduleDeadlineSweep(run.config);
     const connection = redisConnection(run.config);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ChangeModel } from '../pipeline/change.model.ts';
-import { EPSG_4548, crs } from '../pipeline/crs.ts';
+import { EPSG_4548, crs } from '../core/crs.ts';
 import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
@@ -85,7 +85,7 @@ describe('baseline on the current grid', () => {
     const r = await readBaselineOnGrid(cur, { x: 0, y: 0, width: 10, height: 10 }, [{ source: base }], [0]);
     expect(r.valid[0]).toBe(0);
     expect(r.valid[1 * 10 + 2]).toBe(1);
-    expect(r.bands[0][1 * 10 + 2]).toBeCloseTo(0 / 255, 6);
+    expect(r.bands[0][1 * 10 + 2]).toBeCloseTo(0, 6);
     expect(r.bands[0][3 * 10 + 5]).toBeCloseTo((3 * 10 + 2) / 255, 6);
   });
 

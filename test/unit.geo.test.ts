@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { crsFromGeoKeys } from '../pipeline/crs.ts';
-import { BadInputError } from '../pipeline/errors.ts';
+import { crsFromGeoKeys } from '../core/crs.ts';
+import { BadInputError } from '../core/errors.ts';
 import { gsdMetres, invertGeoTransform, pixelToWorld, worldToPixel, type GeoTransform } from '../pipeline/geotransform.ts';
 import { axisStarts, axisWindows, blendWeights, windowGrid } from '../pipeline/window.grid.ts';
 

@@ -1,6 +1,6 @@
 import { lzwDecode } from '../pipeline/tiff.lzw.ts';
 import { describe, expect, it } from 'vitest';
-import { EPSG_4548 } from '../pipeline/crs.ts';
+import { EPSG_4548 } from '../core/crs.ts';
 import { parseLayer } from '../pipeline/layer.parse.ts';
 import { normaliseBands, percentileStretch } from '../pipeline/raster.normalise.ts';
 import type { RasterInfo } from '../pipeline/raster.source.ts';
@@ -66,6 +66,23 @@ describe('parseLayer', () => {
     expect(r.rejected).toEqual([
       { index: 0, code: 'A', reason: 'coordinate [1,"x"] is not a pair of finite numbers' },
       { index: 1, code: 'B', reason: 'valid_from 2025-01-01 is after valid_to 2024-01-01' },
+    ]);
+  });
+
+  it('rejects each bad feature once, by its first problem, and keeps the good ones', () => {
+    const square = { type: 'Polygon', coordinates: [[[0, 0], [1, 0], [1, 1], [0, 0]]] };
+    const text = JSON.stringify({ type: 'FeatureCollection', features: [
+      { type: 'Feature', properties: { code: 'C', valid_from: '2024-13-01', valid_to: '31/12/2024' }, geometry: square },
+      { type: 'Feature', properties: { code: 'D' }, geometry: null },
+      { type: 'Point', properties: { code: 'E' } },
+      { type: 'Feature', properties: { code: 'F', valid_to: '2024-12-31' }, geometry: square },
+    ] });
+    const r = parseLayer(text, 'p.geojson');
+    expect(r.features.map((f) => f.code)).toEqual(['F']);
+    expect(r.rejected).toEqual([
+      { index: 0, code: 'C', reason: 'valid_from "2024-13-01" is not a date (YYYY-MM-DD)' },
+      { index: 1, code: 'D', reason: 'geometry is null' },
+      { index: 2, code: 'E', reason: 'not a GeoJSON Feature' },
     ]);
   });
 });

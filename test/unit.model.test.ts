@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { buildFeeds } from '../pipeline/change.model.ts';
-import { EPSG_4548 } from '../pipeline/crs.ts';
+import { EPSG_4548 } from '../core/crs.ts';
 import { detectTile } from '../pipeline/detect.tile.ts';
 import { loadManifest } from '../pipeline/model.manifest.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';

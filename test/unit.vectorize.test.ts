@@ -7,7 +7,7 @@ const gt: GeoTransform = [611200, 0.5, 0, 2713600, 0, -0.5];
 function maskFrom(rows: string[]): { data: Uint8Array; w: number; h: number } {
   const h = rows.length, w = rows[0].length;
   const data = new Uint8Array(w * h);
-  rows.forEach((r, y) => [...r].forEach((c, x) => (data[y * w + x] = c === '#' ? 1 : 0)));
+  rows.forEach((r, y) => r.split('').forEach((c, x) => (data[y * w + x] = c === '#' ? 1 : 0)));
   return { data, w, h };
 }
 

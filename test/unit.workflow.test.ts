@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConflictError, ForbiddenError } from '../pipeline/errors.ts';
+import { ConflictError, ForbiddenError } from '../core/errors.ts';
 import { addWorkingDays, isWorkingDay, loadCalendar, parseCalendar, workingDaysBetween } from '../workflow/calendar.ts';
 import { allowedMoves, planTransition, type Action, type PatchStatus, type Role } from '../workflow/lifecycle.ts';
 

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
 import { createUser, type User } from '../store/users.ts';
-import { applyAction, type WorkflowEnv } from '../store/workflow.ts';
+import { applyAction } from '../store/workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
 import { redisConnection } from '../workers/queues.ts';
 import { loadCalendar } from '../workflow/calendar.ts';
 import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
@@ -90,7 +91,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.click('button[type=submit]');
     await page.waitForSelector('#patch-table tbody tr');
     const codes = await page.$$eval('#patch-table tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.code));
-    expect(codes.sort()).toEqual(townCodes['350206001'].sort());
+    expect(codes.map(String).sort()).toEqual(townCodes['350206001'].map(String).sort());
     const towns = await page.$$eval('#patch-table tbody tr td:nth-child(2)', (cells) => [...new Set(cells.map((c) => c.textContent))]);
     expect(towns).toEqual(['殿前街道']);
     expect(await page.isDisabled('select[name=town]')).toBe(true);

@@ -90,7 +90,17 @@ async function showImage(img: HTMLImageElement, path: string, empty: string): Pr
 // Helpers
 
 const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
-const esc = (v: unknown) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** A value as text: '' for null and undefined, objects as JSON (never "[object Object]"). */
+const text = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean));
+/** A form field's text ('' for a missing field or a file). */
+const field = (form: HTMLFormElement | EventTarget | null, name: string): string => {
+  const v = new FormData(form as HTMLFormElement).get(name);
+  return typeof v === 'string' ? v : '';
+};
+/** An event listener that runs async work; a failure not handled inside reaches the browser's error reporting. */
+const on = <K extends keyof HTMLElementEventMap>(el: HTMLElement, type: K, handler: (e: HTMLElementEventMap[K]) => Promise<void>) =>
+  el.addEventListener(type, (e) => void handler(e).catch(reportError));
+const esc = (v: unknown) => text(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const fmt = (v: unknown, digits = 1) => (v === null || v === undefined || v === '' ? '–' : typeof v === 'number' ? v.toFixed(digits) : esc(v));
 const main = () => $('#main');
 
@@ -138,14 +148,14 @@ function renderLogin(): void {
       <div id="login-msg"></div>
       <p><button class="primary" type="submit">登录 Sign in</button></p>
     </form>`;
-  $('#login').addEventListener('submit', async (e) => {
+  on($('#login'), 'submit', async (e) => {
     e.preventDefault();
-    const f = new FormData(e.target as HTMLFormElement);
+    const f = e.target;
     try {
-      if (String(f.get('token') ?? '').trim()) {
-        token = String(f.get('token')).trim();
+      if (field(f, 'token').trim()) {
+        token = field(f, 'token').trim();
       } else {
-        const r = await api<{ token: string }>('/api/login', { method: 'POST', body: JSON.stringify({ username: f.get('username'), password: f.get('password') }) });
+        const r = await api<{ token: string }>('/api/login', { method: 'POST', body: JSON.stringify({ username: field(f, 'username'), password: field(f, 'password') }) });
         token = r.token;
       }
       me = await api<User>('/api/me');
@@ -386,7 +396,7 @@ async function renderMap(seq: number): Promise<void> {
       tr.addEventListener('dblclick', () => { location.hash = `#/patch/${encodeURIComponent(tr.dataset.code!)}`; });
     }
   };
-  $('#filters').addEventListener('change', async (e) => {
+  on($('#filters'), 'change', async (e) => {
     const el = e.target as HTMLInputElement;
     if (el.name === 'month') {
       state.month = el.value;
@@ -504,7 +514,7 @@ async function renderPatch(code: string, seq: number): Promise<void> {
       area.innerHTML = `<p><small>${esc(meta!.actions[action].label)}</small></p>${actionForm(action, schema)}`;
       const form = $<HTMLFormElement>('form.actionform', area);
       $('[data-cancel]', form).addEventListener('click', () => { area.innerHTML = ''; });
-      form.addEventListener('submit', async (e) => {
+      on(form, 'submit', async (e) => {
         e.preventDefault();
         try {
           await api(`/api/patches/${encodeURIComponent(code)}/actions/${action}`, { method: 'POST', body: JSON.stringify(formBody(form, schema)) });
@@ -516,17 +526,17 @@ async function renderPatch(code: string, seq: number): Promise<void> {
       });
     });
   }
-  $('#note').addEventListener('submit', async (e) => {
+  on($('#note'), 'submit', async (e) => {
     e.preventDefault();
-    const text = String(new FormData(e.target as HTMLFormElement).get('text') ?? '');
+    const note = field(e.target, 'text');
     try {
-      await api(`/api/patches/${encodeURIComponent(code)}/notes`, { method: 'POST', body: JSON.stringify({ text }) });
+      await api(`/api/patches/${encodeURIComponent(code)}/notes`, { method: 'POST', body: JSON.stringify({ text: note }) });
       await renderPatch(code, seq);
     } catch (err) {
       showError($('#action-msg'), err);
     }
   });
-  $('#upload').addEventListener('submit', async (e) => {
+  on($('#upload'), 'submit', async (e) => {
     e.preventDefault();
     const file = (new FormData(e.target as HTMLFormElement).get('file') as File | null);
     if (!file || !file.size) return showError($('#action-msg'), new Error('choose a JPEG, PNG or PDF file first'));
@@ -539,7 +549,7 @@ async function renderPatch(code: string, seq: number): Promise<void> {
     }
   });
   for (const a of document.querySelectorAll<HTMLAnchorElement>('[data-evidence]')) {
-    a.addEventListener('click', async (e) => {
+    on(a, 'click', async (e) => {
       e.preventDefault();
       const url = await blobUrl(`/api/evidence/${a.dataset.evidence}`);
       if (!url) return;
@@ -642,7 +652,7 @@ async function renderBatches(id: number | null, seq: number): Promise<void> {
       el.innerHTML = `<h3>批次 Batch ${b.id} · ${esc(b.month)} vs ${esc(b.baseline_month)} · <span id="batch-status">${esc(b.status)}</span></h3>
         <div class="progress" title="${done}/${b.tiles}"><div style="width:${b.tiles ? (100 * done) / b.tiles : 0}%"></div></div>
         <p>${done}/${b.tiles} tiles done (${b.vectorized} ok, ${b.failed} failed, ${b.queued} queued); diff job: ${esc(p.diff ?? '–')};
-          BullMQ: ${p.queueAvailable ? Object.entries(p.jobs).map(([k, v]) => `${esc(k)} ${v}`).join(', ') || 'no jobs held' : 'not reachable (database state only)'}; model ${esc(b.model_name)} ${esc(b.model_version)}</p>
+          BullMQ: ${p.queueAvailable ? Object.entries(p.jobs).map(([k, v]) => `${esc(k)} ${esc(v)}`).join(', ') || 'no jobs held' : 'not reachable (database state only)'}; model ${esc(b.model_name)} ${esc(b.model_version)}</p>
         <table id="batch-tiles"><tr><th>Tile</th><th>Status</th><th>Part jobs</th><th>Parts</th><th>Reason</th></tr>
         ${(p.tiles as Row[]).map((t) => `<tr><td><small>${esc(String(t.path).split('/').slice(-2).join('/'))}</small></td><td>${esc(t.status)}</td><td>${esc(t.part_jobs ?? '–')}</td><td>${t.parts_done}/${t.parts}</td><td>${t.error_code ? `<strong>${esc(t.error_code)}</strong> ${esc(t.error_message)}` : ''}</td></tr>`).join('')}</table>`;
       if (running) timer = window.setTimeout(draw, 2000);

@@ -2,7 +2,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
-import { BadInputError, ConflictError, TubanError } from '../pipeline/errors.ts';
+import { BadInputError, ConflictError, TubanError } from '../core/errors.ts';
 import { batchParts, batchTiles, createBatch, ensureParts, getBatch, partPxOf, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';

@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
-import { NotFoundError } from '../pipeline/errors.ts';
+import { NotFoundError } from '../core/errors.ts';
 import { runSql } from '../store/sql.ts';
 import { flowKey, partJobId } from './batch.flow.ts';
 import { QUEUE } from './queues.ts';

@@ -1,4 +1,4 @@
-import { TransientError } from '../pipeline/errors.ts';
+import { TransientError } from '../core/errors.ts';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/env.ts';
 

@@ -3,7 +3,7 @@ import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
-import { StageTimer, type Logger } from '../pipeline/log.ts';
+import { StageTimer, type Logger } from '../core/log.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';

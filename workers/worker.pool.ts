@@ -2,11 +2,11 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
-import { errorCodeOf, errorFate, errorKindOf } from '../pipeline/errors.ts';
-import type { Logger } from '../pipeline/log.ts';
+import { errorCodeOf, errorFate, errorKindOf } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
 import { batchTile, updatePartAndTile } from '../store/batch.ts';
 import { sweepOverdue } from '../store/overdue.ts';
-import type { WorkflowEnv } from '../store/workflow.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
 import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
 import { diffJob, partJob, partStageOf, type JobContext } from './tile.jobs.ts';
 
@@ -15,7 +15,7 @@ export interface WorkerPool {
   /** Starts taking jobs when the pool was made with `autorun: false` (log that the worker is up first). */
   run(): void;
   /** Calls `listener` once when this pool's diff worker next ends a job (completed or failed); returns an unsubscribe. */
-  onceDiffEnds(listener: () => void): () => void;
+  onceDiffEnds: (listener: () => void) => () => void;
   /** Stop taking jobs, let the jobs in hand finish (up to timeoutMs), then close. */
   close(timeoutMs?: number): Promise<void>;
 }

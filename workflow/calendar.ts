@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { BadInputError } from '../pipeline/errors.ts';
+import { BadInputError } from '../core/errors.ts';
 
 /**
  * A working-day calendar: Monday–Friday, minus public holidays, plus make-up working days

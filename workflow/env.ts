@@ -1,10 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Config } from '../config/env.ts';
-import { BadInputError } from '../pipeline/errors.ts';
-import type { WorkflowEnv } from '../store/workflow.ts';
-import { loadCalendar } from './calendar.ts';
+import { BadInputError } from '../core/errors.ts';
+import { loadCalendar, type WorkCalendar } from './calendar.ts';
 import { DEFAULT_POLICY, type DeadlinePolicy } from './lifecycle.ts';
+
+/** What the workflow needs besides the database: the working-day calendar, the deadline policy, today. */
+export interface WorkflowEnv {
+  calendar: WorkCalendar;
+  policy: DeadlinePolicy;
+  /** Today's date (YYYY-MM-DD) in the city's time zone; injected so tests can move time. */
+  today: () => string;
+}
 
 const Days = z.object({ ecological: z.number().int().min(1), farmland: z.number().int().min(1), water: z.number().int().min(1), general: z.number().int().min(1) });
 const PolicySchema = z.object({ verifyDays: Days, rectifyDays: Days, escalateAfterDays: z.number().int().min(0) });

@@ -1,4 +1,4 @@
-import { ConflictError, ForbiddenError, BadInputError } from '../pipeline/errors.ts';
+import { ConflictError, ForbiddenError, BadInputError } from '../core/errors.ts';
 
 /** Who acts. `town` users act only on their own town's patches (enforced in every query). */
 export type Role = 'analyst' | 'town' | 'supervisor' | 'admin';

@@ -6,7 +6,7 @@ import { errors, ok, RowId, type RouteContext, type ZodApp } from '../context.ts
 /** The monthly batches: the recent ones, and one with its scenes, parts and live progress. */
 export function batchRoutes(app: ZodApp, ctx: RouteContext): void {
   const preValidation = ctx.roles('analyst', 'supervisor', 'admin');
-  app.get('/api/batches', { preValidation, schema: { summary: 'The 20 most recent batches (analyst, supervisor, admin)', tags: ['batches'], response: { ...ok('batches, newest first'), ...errors(401, 403) } } }, async (req) => {
+  app.get('/api/batches', { preValidation, schema: { summary: 'The 20 most recent batches (analyst, supervisor, admin)', tags: ['batches'], response: { ...ok('batches, newest first'), ...errors(401, 403) } } }, async () => {
     return recentBatches(ctx.db, 20);
   });
   app.get('/api/batches/:id', {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BadInputError } from '../../pipeline/errors.ts';
+import { BadInputError } from '../../core/errors.ts';
 import { downloadName, safeName } from '../../export/names.ts';
 import { addEvidence, readEvidence } from '../../store/evidence.ts';
 import { errors, ok, PatchCodeParams, RowId, type RouteContext, type ZodApp } from '../context.ts';

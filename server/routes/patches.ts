@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { addNote, applyAction, listPatchesFor, patchDetail } from '../../store/workflow.ts';
 import { ActionBodies, NoteBody, PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { ACTIONS, RULES } from '../../workflow/lifecycle.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TubanError, UnauthorizedError } from '../../pipeline/errors.ts';
+import { TubanError, UnauthorizedError } from '../../core/errors.ts';
 import { login, revokeToken } from '../../store/users.ts';
 import { errors, ok, type RouteContext, type ZodApp } from '../context.ts';
 import { FailureLimiter } from '../ratelimit.ts';

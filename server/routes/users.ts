@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BadInputError } from '../../pipeline/errors.ts';
+import { BadInputError } from '../../core/errors.ts';
 import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPassword } from '../../store/users.ts';
 import { errors, ok, UsernameParams, type RouteContext, type ZodApp } from '../context.ts';
 import { LOGIN_BODY_LIMIT } from './session.ts';

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { WorkflowEnv } from '../../store/workflow.ts';
+import type { WorkflowEnv } from '../../workflow/env.ts';
 import { loadCalendar } from '../../workflow/calendar.ts';
 import { DEFAULT_POLICY } from '../../workflow/lifecycle.ts';
 

@@ -2,7 +2,7 @@ import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../config/env.ts';
 import { cmdBatchRun } from '../../cli/commands.ts';
-import { createLogger } from '../../pipeline/log.ts';
+import { createLogger } from '../../core/log.ts';
 import type { Db } from '../../store/db.ts';
 import { registerImagery } from '../../store/imagery.ts';
 import { importLayer } from '../../store/layers.ts';
