@@ -5,7 +5,15 @@ import { crs } from '../core/crs.ts';
 import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
 import { removeSmallRegions, splitTouching } from '../pipeline/mask.split.ts';
 import { BadInputError } from '../core/errors.ts';
-import { addObject, addPixel, objectCounts, pixelCounts, summarise, type ObjectCounts, type PixelCounts } from '../pipeline/metrics.ts';
+import {
+  addObject,
+  addPixel,
+  objectCounts,
+  pixelCounts,
+  summarise,
+  type ObjectCounts,
+  type PixelCounts,
+} from '../pipeline/metrics.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
 
@@ -13,13 +21,21 @@ const IMAGE = /\.(png|jpe?g|tif{1,2})$/i;
 
 /** Image names of a change-detection dataset: `list/*.txt` when present, else the files of `A/` that have a B and a label. */
 export function datasetNames(dir: string): string[] {
-  for (const sub of ['A', 'B', 'label']) if (!existsSync(join(dir, sub))) throw new BadInputError('bad_dataset', `${dir}: no ${sub}/ folder (expected A/, B/ and label/)`);
+  for (const sub of ['A', 'B', 'label'])
+    if (!existsSync(join(dir, sub)))
+      throw new BadInputError('bad_dataset', `${dir}: no ${sub}/ folder (expected A/, B/ and label/)`);
   const listDir = join(dir, 'list');
   if (existsSync(listDir)) {
-    const names = readdirSync(listDir).filter((f) => f.endsWith('.txt')).flatMap((f) => readFileSync(join(listDir, f), 'utf8').split(/\r?\n/)).map((s) => s.trim()).filter(Boolean);
+    const names = readdirSync(listDir)
+      .filter((f) => f.endsWith('.txt'))
+      .flatMap((f) => readFileSync(join(listDir, f), 'utf8').split(/\r?\n/))
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (names.length) return [...new Set(names)].sort();
   }
-  return readdirSync(join(dir, 'A')).filter((f) => IMAGE.test(f)).sort();
+  return readdirSync(join(dir, 'A'))
+    .filter((f) => IMAGE.test(f))
+    .sort();
 }
 
 function labelFile(dir: string, name: string): string {
@@ -32,8 +48,13 @@ function labelFile(dir: string, name: string): string {
 }
 
 async function rgb(path: string): Promise<{ data: Buffer; width: number; height: number }> {
-  const { data, info } = await sharp(path).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3) throw new BadInputError('bad_dataset', `${path}: ${info.channels} channels after conversion, expected 3`);
+  const { data, info } = await sharp(path)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3)
+    throw new BadInputError('bad_dataset', `${path}: ${info.channels} channels after conversion, expected 3`);
   return { data, width: info.width, height: info.height };
 }
 
@@ -46,7 +67,16 @@ async function label(path: string): Promise<{ data: Uint8Array; width: number; h
 function source(name: string, img: { data: Buffer; width: number; height: number }, gsdM: number): MemorySource {
   const n = img.width * img.height;
   const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: n }, (_, i) => img.data[i * 3 + b]));
-  const info: RasterInfo = { file: name, widthPx: img.width, heightPx: img.height, bandCount: 3, sampleType: 'uint8', nodata: null, crs: crs(3857, false), geoTransform: [0, gsdM, 0, 0, 0, -gsdM] };
+  const info: RasterInfo = {
+    file: name,
+    widthPx: img.width,
+    heightPx: img.height,
+    bandCount: 3,
+    sampleType: 'uint8',
+    nodata: null,
+    crs: crs(3857, false),
+    geoTransform: [0, gsdM, 0, 0, 0, -gsdM],
+  };
   return new MemorySource(info, bands);
 }
 
@@ -74,13 +104,19 @@ export function splitNames(splitFile: string, dir: string): string[] {
   try {
     doc = JSON.parse(readFileSync(splitFile, 'utf8'));
   } catch (err) {
-    throw new BadInputError('bad_split', `${splitFile}: cannot read the split file (${(err as Error).message})`, { file: splitFile });
+    throw new BadInputError('bad_split', `${splitFile}: cannot read the split file (${(err as Error).message})`, {
+      file: splitFile,
+    });
   }
   const folder = basename(resolve(dir));
   const val = (doc as { validation?: Record<string, unknown> })?.validation;
   const names = val?.[folder];
   if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
-    throw new BadInputError('bad_split', `${splitFile}: no list of validation images for folder "${folder}" (folders: ${Object.keys(val ?? {}).join(', ') || 'none'})`, { file: splitFile });
+    throw new BadInputError(
+      'bad_split',
+      `${splitFile}: no list of validation images for folder "${folder}" (folders: ${Object.keys(val ?? {}).join(', ') || 'none'})`,
+      { file: splitFile },
+    );
   }
   return names as string[];
 }
@@ -97,7 +133,19 @@ function binary(p: Float32Array, threshold: number): Uint8Array {
  * vectorize turns into polygons), matched at IoU ≥ 0.5; with `minAreaM2`, predicted regions smaller than that
  * are dropped first, as the batch drops patches under TUBAN_MIN_AREA_M2.
  */
-export async function evaluateDataset(dir: string, modelDir: string, opts: { threshold?: number; gsdM?: number; split?: string; sweep?: number[]; interiorThreshold?: number; splitObjects?: boolean; minAreaM2?: number } = {}): Promise<EvalResult> {
+export async function evaluateDataset(
+  dir: string,
+  modelDir: string,
+  opts: {
+    threshold?: number;
+    gsdM?: number;
+    split?: string;
+    sweep?: number[];
+    interiorThreshold?: number;
+    splitObjects?: boolean;
+    minAreaM2?: number;
+  } = {},
+): Promise<EvalResult> {
   const model = await OnnxChangeModel.load(modelDir);
   const threshold = opts.threshold ?? model.manifest.defaultThreshold;
   const gsdM = opts.gsdM ?? model.manifest.gsdM;
@@ -106,13 +154,23 @@ export async function evaluateDataset(dir: string, modelDir: string, opts: { thr
   let px: PixelCounts = { tp: 0, fp: 0, fn: 0, tn: 0 };
   let obj: ObjectCounts = { truth: 0, found: 0, truthLarge: 0, foundLarge: 0, predicted: 0, matched: 0 };
   const sweepPx = sweepAt.map((): PixelCounts => ({ tp: 0, fp: 0, fn: 0, tn: 0 }));
-  const sweepObj = sweepAt.map((): ObjectCounts => ({ truth: 0, found: 0, truthLarge: 0, foundLarge: 0, predicted: 0, matched: 0 }));
+  const sweepObj = sweepAt.map((): ObjectCounts => ({
+    truth: 0,
+    found: 0,
+    truthLarge: 0,
+    foundLarge: 0,
+    predicted: 0,
+    matched: 0,
+  }));
   const images: EvalResult['images'] = [];
   let names = datasetNames(dir);
   if (opts.split) {
     const wanted = splitNames(opts.split, dir);
     const missing = wanted.filter((n) => !names.includes(n));
-    if (missing.length) throw new BadInputError('bad_split', `${opts.split}: ${missing.join(', ')} not in ${dir}/A`, { file: opts.split });
+    if (missing.length)
+      throw new BadInputError('bad_split', `${opts.split}: ${missing.join(', ')} not in ${dir}/A`, {
+        file: opts.split,
+      });
     names = wanted.slice().sort();
   }
   try {
@@ -121,13 +179,21 @@ export async function evaluateDataset(dir: string, modelDir: string, opts: { thr
       const b = await rgb(join(dir, 'B', name));
       const t = await label(labelFile(dir, name));
       if (a.width !== b.width || a.height !== b.height || a.width !== t.width || a.height !== t.height) {
-        throw new BadInputError('bad_dataset', `${name}: A ${a.width}×${a.height}, B ${b.width}×${b.height}, label ${t.width}×${t.height} differ`);
+        throw new BadInputError(
+          'bad_dataset',
+          `${name}: A ${a.width}×${a.height}, B ${b.width}×${b.height}, label ${t.width}×${t.height} differ`,
+        );
       }
-      const r = await detectTile({ after: source(name, b, gsdM), baselines: [{ source: source(name, a, gsdM) }], model });
+      const r = await detectTile({
+        after: source(name, b, gsdM),
+        baselines: [{ source: source(name, a, gsdM) }],
+        model,
+      });
       const measure = (at: number) => {
         const pred = binary(r.probability, at);
         const p = pixelCounts(pred, t.data);
-        if (r.interior && opts.splitObjects !== false) splitTouching(pred, r.interior, a.width, a.height, { threshold: interiorThreshold });
+        if (r.interior && opts.splitObjects !== false)
+          splitTouching(pred, r.interior, a.width, a.height, { threshold: interiorThreshold });
         if (opts.minAreaM2) removeSmallRegions(pred, a.width, a.height, Math.ceil(opts.minAreaM2 / (gsdM * gsdM)));
         return { p, o: objectCounts(pred, t.data, a.width, a.height, { pixelAreaM2: gsdM * gsdM, largeAreaM2: 50 }) };
       };
@@ -146,18 +212,31 @@ export async function evaluateDataset(dir: string, modelDir: string, opts: { thr
     await model.close();
   }
   return {
-    dataset: dir, model: `${model.manifest.name} ${model.manifest.version}`, threshold, split: Boolean(model.manifest.interior) && opts.splitObjects !== false, images, total: summarise(px, obj),
+    dataset: dir,
+    model: `${model.manifest.name} ${model.manifest.version}`,
+    threshold,
+    split: Boolean(model.manifest.interior) && opts.splitObjects !== false,
+    images,
+    total: summarise(px, obj),
     sweep: sweepAt.map((at, k) => ({ threshold: at, ...summarise(sweepPx[k], sweepObj[k]) })),
   };
 }
 
 export function evalText(r: EvalResult): string {
   const f = (v: number | null) => (v === null ? '  -  ' : v.toFixed(3));
-  const lines = [`${r.dataset} — model ${r.model}, threshold ${r.threshold}`, 'image                              P      R      F1     IoU    objP   objR   objF1  objR≥50m²'];
-  const row = (name: string, s: ReturnType<typeof summarise>) => `${name.padEnd(32).slice(0, 32)}  ${f(s.pixel.precision)}  ${f(s.pixel.recall)}  ${f(s.pixel.f1)}  ${f(s.pixel.iou)}  ${f(s.object.precision)}  ${f(s.object.recall)}  ${f(s.object.f1)}  ${f(s.object.recallLarge)}`;
+  const lines = [
+    `${r.dataset} — model ${r.model}, threshold ${r.threshold}`,
+    'image                              P      R      F1     IoU    objP   objR   objF1  objR≥50m²',
+  ];
+  const row = (name: string, s: ReturnType<typeof summarise>) =>
+    `${name.padEnd(32).slice(0, 32)}  ${f(s.pixel.precision)}  ${f(s.pixel.recall)}  ${f(s.pixel.f1)}  ${f(s.pixel.iou)}  ${f(s.object.precision)}  ${f(s.object.recall)}  ${f(s.object.f1)}  ${f(s.object.recallLarge)}`;
   for (const i of r.images) lines.push(row(i.name, i));
   lines.push(row('TOTAL', r.total));
-  lines.push('', `threshold sweep (all images; objects ${r.split ? 'split at the interior seeds' : 'as 8-connected regions'})`, 'threshold                          P      R      F1     IoU    objP   objR   objF1  objR≥50m²');
+  lines.push(
+    '',
+    `threshold sweep (all images; objects ${r.split ? 'split at the interior seeds' : 'as 8-connected regions'})`,
+    'threshold                          P      R      F1     IoU    objP   objR   objF1  objR≥50m²',
+  );
   for (const s of r.sweep) lines.push(row(s.threshold.toFixed(2) + (s.threshold === r.threshold ? ' *' : ''), s));
   return lines.join('\n');
 }

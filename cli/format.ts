@@ -5,15 +5,23 @@ import { asText } from '../core/text.ts';
 export function table(headers: string[], rows: (string | number | null)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => displayWidth(r[i] ?? ''))));
-  return cells.map((r, ri) => {
-    const line = r.map((c, i) => c + ' '.repeat(widths[i] - displayWidth(c))).join('  ').trimEnd();
-    return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
-  }).join('\n');
+  return cells
+    .map((r, ri) => {
+      const line = r
+        .map((c, i) => c + ' '.repeat(widths[i] - displayWidth(c)))
+        .join('  ')
+        .trimEnd();
+      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+    })
+    .join('\n');
 }
 
 function displayWidth(s: string): number {
   let w = 0;
-  for (const ch of s) w += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(ch) ? 2 : 1;
+  for (const ch of s)
+    w += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(ch)
+      ? 2
+      : 1;
   return w;
 }
 
@@ -29,7 +37,11 @@ export function zoneFlags(p: { farmland_m2: number; ecological_m2: number; water
 export function patchListText(month: string, patches: Record<string, unknown>[]): string {
   if (patches.length === 0) return `No patches for ${month}.`;
   const byTown = new Map<string, Record<string, unknown>[]>();
-  const sorted = [...patches].sort((a, b) => (asText(a.town_code) || '~').localeCompare(asText(b.town_code) || '~') || asText(a.code).localeCompare(asText(b.code)));
+  const sorted = [...patches].sort(
+    (a, b) =>
+      (asText(a.town_code) || '~').localeCompare(asText(b.town_code) || '~') ||
+      asText(a.code).localeCompare(asText(b.code)),
+  );
   for (const p of sorted) {
     const key = `${asText(p.town_name) || '(outside every town)'} ${asText(p.town_code)}`.trim();
     byTown.set(key, [...(byTown.get(key) ?? []), p]);
@@ -38,10 +50,20 @@ export function patchListText(month: string, patches: Record<string, unknown>[])
   for (const [town, list] of byTown) {
     const area = list.reduce((s, p) => s + Number(p.area_m2), 0);
     parts.push(`${town} — ${list.length} patch(es), ${area.toFixed(1)} m²`);
-    parts.push(table(['code', 'area m²', 'town', 'grid', 'zones', 'status', 'prob'], list.map((p) => [
-      p.code as string, Number(p.area_m2).toFixed(1), p.town_name as string, p.grid_code as string,
-      zoneFlags(p as never), p.status as string, p.mean_prob === null ? '' : Number(p.mean_prob).toFixed(2),
-    ])));
+    parts.push(
+      table(
+        ['code', 'area m²', 'town', 'grid', 'zones', 'status', 'prob'],
+        list.map((p) => [
+          p.code as string,
+          Number(p.area_m2).toFixed(1),
+          p.town_name as string,
+          p.grid_code as string,
+          zoneFlags(p as never),
+          p.status as string,
+          p.mean_prob === null ? '' : Number(p.mean_prob).toFixed(2),
+        ]),
+      ),
+    );
     parts.push('');
   }
   return parts.join('\n');
@@ -55,6 +77,7 @@ export function summaryText(s: BatchSummary): string {
   ];
   for (const f of s.failedTiles) lines.push(`  FAILED ${f.path}: [${f.code}] ${f.reason}`);
   for (const f of s.refusedFiles ?? []) lines.push(`  REFUSED at registration ${f.path}: [${f.code}] ${f.reason}`);
-  for (const t of s.perTown) lines.push(`  ${t.townName} ${t.townCode}: ${t.newPatches} new (${t.newAreaM2} m²), ${t.redetected} re-detected`);
+  for (const t of s.perTown)
+    lines.push(`  ${t.townName} ${t.townCode}: ${t.newPatches} new (${t.newAreaM2} m²), ${t.redetected} re-detected`);
   return lines.join('\n');
 }

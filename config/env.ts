@@ -11,8 +11,14 @@ const EnvSchema = z.object({
   DATABASE_URL: z.string().optional(),
   /** Schema holding tuban's tables (PostGIS itself stays in `public`). */
   /** The role the app logs in as, when migrations run as another (the owner): `db migrate` grants it rows, not ownership. */
-  TUBAN_APP_ROLE: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').optional(),
-  TUBAN_DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier').default('tuban'),
+  TUBAN_APP_ROLE: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier')
+    .optional(),
+  TUBAN_DB_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier')
+    .default('tuban'),
   /** Redis for BullMQ. */
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   /** BullMQ key prefix, so several tubans (or test runs) share one Redis. */
@@ -29,7 +35,10 @@ const EnvSchema = z.object({
   /** Threshold on change probability; unset uses the model manifest's default. */
   TUBAN_THRESHOLD: z.coerce.number().gt(0).lt(1).optional(),
   /** District (区) code for patches outside every town polygon; towns carry their own. */
-  TUBAN_DISTRICT_CODE: z.string().regex(/^\d{6}$/, 'six-digit administrative code').default('350206'),
+  TUBAN_DISTRICT_CODE: z
+    .string()
+    .regex(/^\d{6}$/, 'six-digit administrative code')
+    .default('350206'),
   /** Smallest patch kept (m²). */
   TUBAN_MIN_AREA_M2: z.coerce.number().min(0).default(20),
   /** Douglas–Peucker tolerance applied to patches (m). */
@@ -49,7 +58,10 @@ const EnvSchema = z.object({
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
-  TUBAN_REGULARISE: z.enum(['true', 'false', '1', '0']).default('false').transform((v) => v === 'true' || v === '1'),
+  TUBAN_REGULARISE: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   /** Largest relative area change regularisation may make (0.1 = 10 %). */
   TUBAN_REGULARISE_MAX_CHANGE: z.coerce.number().min(0).max(0.5).default(0.1),
   /** onnxruntime threads per inference (intra-op); default: onnxruntime's choice (the physical cores). */
@@ -63,7 +75,10 @@ const EnvSchema = z.object({
   /** On SIGTERM, how long the job in hand may take to finish before the worker gives up (ms). */
   TUBAN_STOP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
   /** Fault-injection hook for the resilience tests only: `stage:ms[,stage:ms]` pauses that long inside a stage (detect, vectorize, diff). */
-  TUBAN_FAULT_PAUSE: z.string().regex(/^((detect|vectorize|emit|diff):\d+,?)*$/, 'stage:ms pairs').optional(),
+  TUBAN_FAULT_PAUSE: z
+    .string()
+    .regex(/^((detect|vectorize|emit|diff):\d+,?)*$/, 'stage:ms pairs')
+    .optional(),
   /** Working-day calendar (holidays, make-up days) for deadlines. */
   TUBAN_CALENDAR_FILE: z.string().default('config/calendar.cn.json'),
   /** Deadline policy JSON file ({verifyDays, rectifyDays, escalateAfterDays}); unset: built-in defaults. */
@@ -71,7 +86,11 @@ const EnvSchema = z.object({
   /** Largest image registration accepts, in megapixels (a whole city's month in one file is 6,800). */
   TUBAN_MAX_IMAGE_MPX: z.coerce.number().positive().default(10_000),
   /** Largest evidence upload (bytes). */
-  TUBAN_EVIDENCE_MAX_BYTES: z.coerce.number().int().positive().default(20 * 1024 * 1024),
+  TUBAN_EVIDENCE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20 * 1024 * 1024),
   /** Days an API token (from login or issued) lives. */
   TUBAN_TOKEN_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   /** Failed logins for one user name within TUBAN_LOGIN_WINDOW_S before further tries get 429. */
@@ -103,7 +122,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
-    throw new BadInputError('bad_config', `invalid configuration in the environment:\n${lines}`, { fields: parsed.error.issues.map((i) => i.path.join('.')) });
+    throw new BadInputError('bad_config', `invalid configuration in the environment:\n${lines}`, {
+      fields: parsed.error.issues.map((i) => i.path.join('.')),
+    });
   }
   const c = parsed.data;
   return { ...c, dataDir: resolve(c.TUBAN_DATA_DIR), modelDir: resolve(c.TUBAN_MODEL_DIR) };

@@ -42,25 +42,45 @@ const METRE = 9001;
  */
 export function crsFromGeoKeys(keys: GeoKeys | null | undefined, file: string): Crs {
   if (!keys || Object.keys(keys).length === 0) {
-    throw new BadInputError('no_crs', `${file}: no GeoKeys, so the CRS is unknown; re-export the file with its EPSG code (e.g. gdal_translate -a_srs EPSG:4548)`, { file });
+    throw new BadInputError(
+      'no_crs',
+      `${file}: no GeoKeys, so the CRS is unknown; re-export the file with its EPSG code (e.g. gdal_translate -a_srs EPSG:4548)`,
+      { file },
+    );
   }
   const model = keys.GTModelTypeGeoKey;
   if (model === 1 || (model === undefined && keys.ProjectedCSTypeGeoKey)) {
     const code = keys.ProjectedCSTypeGeoKey;
     if (!code || code === USER_DEFINED) {
-      throw new BadInputError('unknown_crs', `${file}: projected CRS is user-defined (ProjectedCSTypeGeoKey=${code ?? 'missing'}), not an EPSG code; assign one with gdal_translate -a_srs EPSG:NNNN`, { file, geoKeys: keys });
+      throw new BadInputError(
+        'unknown_crs',
+        `${file}: projected CRS is user-defined (ProjectedCSTypeGeoKey=${code ?? 'missing'}), not an EPSG code; assign one with gdal_translate -a_srs EPSG:NNNN`,
+        { file, geoKeys: keys },
+      );
     }
     if (keys.ProjLinearUnitsGeoKey !== undefined && keys.ProjLinearUnitsGeoKey !== METRE) {
-      throw new BadInputError('unsupported_units', `${file}: projected CRS EPSG:${code} uses linear unit ${keys.ProjLinearUnitsGeoKey}, only metres (9001) are supported`, { file, epsg: code });
+      throw new BadInputError(
+        'unsupported_units',
+        `${file}: projected CRS EPSG:${code} uses linear unit ${keys.ProjLinearUnitsGeoKey}, only metres (9001) are supported`,
+        { file, epsg: code },
+      );
     }
     return crs(code, false);
   }
   if (model === 2 || (model === undefined && keys.GeographicTypeGeoKey)) {
     const code = keys.GeographicTypeGeoKey;
     if (!code || code === USER_DEFINED) {
-      throw new BadInputError('unknown_crs', `${file}: geographic CRS is user-defined (GeographicTypeGeoKey=${code ?? 'missing'}), not an EPSG code`, { file, geoKeys: keys });
+      throw new BadInputError(
+        'unknown_crs',
+        `${file}: geographic CRS is user-defined (GeographicTypeGeoKey=${code ?? 'missing'}), not an EPSG code`,
+        { file, geoKeys: keys },
+      );
     }
     return crs(code, true);
   }
-  throw new BadInputError('unknown_crs', `${file}: GTModelTypeGeoKey=${model ?? 'missing'} is neither projected (1) nor geographic (2)`, { file, geoKeys: keys });
+  throw new BadInputError(
+    'unknown_crs',
+    `${file}: GTModelTypeGeoKey=${model ?? 'missing'} is neither projected (1) nor geographic (2)`,
+    { file, geoKeys: keys },
+  );
 }

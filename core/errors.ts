@@ -2,7 +2,14 @@
  * The few error kinds tuban distinguishes. The kind decides a job's fate (retry or not) and,
  * later, an HTTP status — in one table, `errorFate`, instead of scattered `instanceof` checks.
  */
-export type ErrorKind = 'bad_input' | 'transient' | 'not_found' | 'conflict' | 'forbidden' | 'unauthorized' | 'too_many';
+export type ErrorKind =
+  | 'bad_input'
+  | 'transient'
+  | 'not_found'
+  | 'conflict'
+  | 'forbidden'
+  | 'unauthorized'
+  | 'too_many';
 
 export class TubanError extends Error {
   readonly kind: ErrorKind;

@@ -28,7 +28,10 @@ export async function renderChip(req: ChipRequest): Promise<Buffer> {
   const stroke = Math.max(1.5, w / 150);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><path d="${svgPath(req.outline, minX, maxY, req.gsdM)}" fill="none" stroke="${req.outlineColour}" stroke-width="${stroke}" fill-rule="evenodd"/></svg>`;
   // Two passes: sharp resizes before it composites, so the outline is drawn at the chip's own size first.
-  const drawn = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).composite([{ input: Buffer.from(svg) }]).png().toBuffer();
+  const drawn = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } })
+    .composite([{ input: Buffer.from(svg) }])
+    .png()
+    .toBuffer();
   return sharp(drawn).resize({ width: req.widthPx, kernel: 'lanczos3' }).png().toBuffer();
 }
 
@@ -42,7 +45,12 @@ export function svgPath(polys: number[][][][], minX: number, maxY: number, gsd: 
  * The RGB pixels (8-bit, interleaved) of an extent, mosaicked from every covering tile on a grid of
  * its own; `valid` marks the pixels some tile covered (others are `fill`).
  */
-export async function readChipRgb(tiles: BaselineTile[], boundsWorld: [number, number, number, number], gsdM: number, fill = 0): Promise<{ rgb: Buffer; valid: Uint8Array; width: number; height: number }> {
+export async function readChipRgb(
+  tiles: BaselineTile[],
+  boundsWorld: [number, number, number, number],
+  gsdM: number,
+  fill = 0,
+): Promise<{ rgb: Buffer; valid: Uint8Array; width: number; height: number }> {
   const [minX, minY, maxX, maxY] = boundsWorld;
   const w = Math.max(1, Math.ceil((maxX - minX) / gsdM - 1e-6));
   const h = Math.max(1, Math.ceil((maxY - minY) / gsdM - 1e-6));
@@ -50,7 +58,16 @@ export async function readChipRgb(tiles: BaselineTile[], boundsWorld: [number, n
   const rgb = Buffer.alloc(w * h * 3, fill);
   let valid: Uint8Array = new Uint8Array(w * h);
   if (tiles.length) {
-    const info: RasterInfo = { file: 'chip', widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata: null, crs: tiles[0].source.info.crs, geoTransform: gt };
+    const info: RasterInfo = {
+      file: 'chip',
+      widthPx: w,
+      heightPx: h,
+      bandCount: 3,
+      sampleType: 'uint8',
+      nodata: null,
+      crs: tiles[0].source.info.crs,
+      geoTransform: gt,
+    };
     const read = await readBaselineOnGrid(info, { x: 0, y: 0, width: w, height: h }, tiles, [0, 1, 2]);
     valid = read.valid;
     for (let i = 0; i < w * h; i++) {

@@ -38,22 +38,48 @@ export const FIELDS = [
 ] as const;
 
 export type FieldName = (typeof FIELDS)[number]['name'];
-export type ExportRecord = Record<FieldName, string | number | null> & { geomStorage: unknown; geomLonLat: unknown; srid: number; baselineMonth: string };
+export type ExportRecord = Record<FieldName, string | number | null> & {
+  geomStorage: unknown;
+  geomLonLat: unknown;
+  srid: number;
+  baselineMonth: string;
+};
 
-const round = (v: unknown, d: number) => (v === null || v === undefined ? null : Math.round(Number(v) * 10 ** d) / 10 ** d);
+const round = (v: unknown, d: number) =>
+  v === null || v === undefined ? null : Math.round(Number(v) * 10 ** d) / 10 ** d;
 
 /** A database row (sql/export/patches.sql) as an export record, with days overdue on the calendar. */
 export function toRecord(r: Record<string, any>, cal: WorkCalendar, today: string): ExportRecord {
   const due = r.status === 'dispatched' ? r.verify_due : r.status === 'rectifying' ? r.rectify_due : null;
   return {
-    code: r.code, month: r.month, before_dt: r.before_date, after_dt: r.after_date, district: r.district_code,
-    town_code: r.town_code, town: r.town_name, grid: r.grid_code,
-    x: round(r.x, 2), y: round(r.y, 2), lon: round(r.lon, 7), lat: round(r.lat, 7),
-    area_m2: round(r.area_m2, 1), area_mu: round(Number(r.area_m2) / M2_PER_MU, 3),
-    farm_m2: round(r.farmland_m2, 1), eco_m2: round(r.ecological_m2, 1), water_m2: round(r.water_m2, 1),
-    class: r.class, status: r.status, result: r.verification_result, verify_due: r.verify_due, rect_due: r.rectify_due,
+    code: r.code,
+    month: r.month,
+    before_dt: r.before_date,
+    after_dt: r.after_date,
+    district: r.district_code,
+    town_code: r.town_code,
+    town: r.town_name,
+    grid: r.grid_code,
+    x: round(r.x, 2),
+    y: round(r.y, 2),
+    lon: round(r.lon, 7),
+    lat: round(r.lat, 7),
+    area_m2: round(r.area_m2, 1),
+    area_mu: round(Number(r.area_m2) / M2_PER_MU, 3),
+    farm_m2: round(r.farmland_m2, 1),
+    eco_m2: round(r.ecological_m2, 1),
+    water_m2: round(r.water_m2, 1),
+    class: r.class,
+    status: r.status,
+    result: r.verification_result,
+    verify_due: r.verify_due,
+    rect_due: r.rectify_due,
     days_late: due && due < today ? workingDaysBetween(cal, due, today) : 0,
-    model: `${r.model_name} ${r.model_version}`, confidence: round(r.mean_prob, 3),
-    geomStorage: r.geom_storage, geomLonLat: r.geom_lonlat, srid: Number(r.srid), baselineMonth: r.baseline_month,
+    model: `${r.model_name} ${r.model_version}`,
+    confidence: round(r.mean_prob, 3),
+    geomStorage: r.geom_storage,
+    geomLonLat: r.geom_lonlat,
+    srid: Number(r.srid),
+    baselineMonth: r.baseline_month,
   };
 }

@@ -10,6 +10,10 @@ const FONT_CANDIDATES = [
 
 export function findCjkFont(override?: string): string {
   const found = [override, ...FONT_CANDIDATES].find((f) => f && existsSync(f));
-  if (!found) throw new BadInputError('font_missing', `PDF sheets need a Chinese font: install fonts-wqy-microhei (apt-get install fonts-wqy-microhei) or set TUBAN_PDF_FONT to a .ttf/.ttc file`);
+  if (!found)
+    throw new BadInputError(
+      'font_missing',
+      `PDF sheets need a Chinese font: install fonts-wqy-microhei (apt-get install fonts-wqy-microhei) or set TUBAN_PDF_FONT to a .ttf/.ttc file`,
+    );
   return found;
 }

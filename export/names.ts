@@ -6,7 +6,11 @@
 
 /** `name` made safe as a file or folder name: anything else becomes `_`, leading dots go. */
 export function safeName(name: string, fallback = 'export'): string {
-  const s = name.normalize('NFC').replace(/[^\p{L}\p{N}._-]+/gu, '_').replace(/^[._]+/, '').slice(0, 120);
+  const s = name
+    .normalize('NFC')
+    .replace(/[^\p{L}\p{N}._-]+/gu, '_')
+    .replace(/^[._]+/, '')
+    .slice(0, 120);
   return s || fallback;
 }
 

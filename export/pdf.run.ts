@@ -11,7 +11,9 @@ export interface PdfJob {
   outPath: string;
 }
 
-export type PdfThreadReply = { ok: true } | { ok: false; message: string; code?: string; kind?: ErrorKind; detail?: Record<string, unknown> };
+export type PdfThreadReply =
+  | { ok: true }
+  | { ok: false; message: string; code?: string; kind?: ErrorKind; detail?: Record<string, unknown> };
 
 /**
  * Writes verification sheets in a worker thread (export/pdf.worker.ts): chip cutting, image
@@ -42,6 +44,8 @@ export function runPdfThread(job: PdfJob, signal?: AbortSignal): Promise<void> {
       settle(new Error(`writing ${job.outPath}: ${m.message}`));
     });
     worker.once('error', (err) => settle(err));
-    worker.once('exit', (code) => settle(new Error(`the PDF thread for ${job.outPath} stopped (exit ${code}) before it finished`)));
+    worker.once('exit', (code) =>
+      settle(new Error(`the PDF thread for ${job.outPath} stopped (exit ${code}) before it finished`)),
+    );
   });
 }

@@ -20,7 +20,14 @@ export interface ChipPlan {
 export async function renderChipPlan(plan: ChipPlan, open: OpenSource): Promise<Buffer> {
   const tiles = [];
   for (const t of plan.tiles) tiles.push({ source: await open(t.path), stretch: t.stretch });
-  return renderChip({ tiles, boundsWorld: plan.boundsWorld, gsdM: plan.gsdM, outline: plan.outline, outlineColour: plan.colour, widthPx: plan.widthPx });
+  return renderChip({
+    tiles,
+    boundsWorld: plan.boundsWorld,
+    gsdM: plan.gsdM,
+    outline: plan.outline,
+    outlineColour: plan.colour,
+    widthPx: plan.widthPx,
+  });
 }
 
 /** One sheet's record and the plans of its before/after chips and overview. */
@@ -32,7 +39,10 @@ export interface SheetPlan {
 }
 
 /** Before/after chips and an overview for each patch, cut from the registered imagery, one patch at a time. */
-export async function* sheetImages(plans: SheetPlan[], open: OpenSource): AsyncGenerator<{ record: ExportRecord; images: SheetImages }> {
+export async function* sheetImages(
+  plans: SheetPlan[],
+  open: OpenSource,
+): AsyncGenerator<{ record: ExportRecord; images: SheetImages }> {
   const chip = async (plan: ChipPlan | null): Promise<Buffer | null> => {
     if (!plan) return null;
     try {

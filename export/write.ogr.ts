@@ -14,14 +14,27 @@ const run = promisify(execFile);
  * as data, so it can be logged and tested. GDAL writes the .prj / gpkg_spatial_ref_sys entry from
  * the EPSG code, and for a Shapefile a .cpg declaring UTF-8 so QGIS and ArcGIS read the Chinese.
  */
-export function ogrCommand(format: 'gpkg' | 'shp', input: string, output: string, srid: number, layer: string): string[] {
+export function ogrCommand(
+  format: 'gpkg' | 'shp',
+  input: string,
+  output: string,
+  srid: number,
+  layer: string,
+): string[] {
   const common = ['-a_srs', `EPSG:${srid}`, '-nln', layer, '-nlt', 'MULTIPOLYGON', output, input];
   if (format === 'gpkg') return ['-f', 'GPKG', '-overwrite', ...common];
   return ['-f', 'ESRI Shapefile', '-lco', 'ENCODING=UTF-8', '-overwrite', ...common];
 }
 
 /** Writes a GeoPackage file, or a Shapefile's files into `outDir`; returns the written paths. */
-export async function writeWithOgr(format: 'gpkg' | 'shp', records: ExportRecord[], srid: number, outPath: string, signal?: AbortSignal, layer = 'patches'): Promise<string[]> {
+export async function writeWithOgr(
+  format: 'gpkg' | 'shp',
+  records: ExportRecord[],
+  srid: number,
+  outPath: string,
+  signal?: AbortSignal,
+  layer = 'patches',
+): Promise<string[]> {
   const tmp = mkdtempSync(join(tmpdir(), 'tuban-export-'));
   try {
     const input = join(tmp, 'in.geojson');
@@ -31,14 +44,20 @@ export async function writeWithOgr(format: 'gpkg' | 'shp', records: ExportRecord
     } catch (err) {
       signal?.throwIfAborted();
       const e = err as NodeJS.ErrnoException & { stderr?: string };
-      if (e.code === 'ENOENT') throw new BadInputError('gdal_missing', `writing ${format.toUpperCase()} needs GDAL's ogr2ogr (Debian: apt-get install gdal-bin)`);
+      if (e.code === 'ENOENT')
+        throw new BadInputError(
+          'gdal_missing',
+          `writing ${format.toUpperCase()} needs GDAL's ogr2ogr (Debian: apt-get install gdal-bin)`,
+        );
       throw new Error(`ogr2ogr failed writing ${outPath}: ${e.stderr ?? e.message}`);
     }
     if (format === 'gpkg') {
       await addGpkgAliases(outPath, layer, signal);
       return [outPath];
     }
-    return readdirSync(outPath).filter((f) => f.startsWith(`${layer}.`)).map((f) => join(outPath, f));
+    return readdirSync(outPath)
+      .filter((f) => f.startsWith(`${layer}.`))
+      .map((f) => join(outPath, f));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -65,7 +84,9 @@ async function addGpkgAliases(path: string, layer: string, signal?: AbortSignal)
       await run('ogrinfo', ['-q', path, '-sql', sql], { timeout: 60_000, signal });
     } catch (err) {
       signal?.throwIfAborted();
-      throw new Error(`ogrinfo failed writing field aliases into ${path}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
+      throw new Error(
+        `ogrinfo failed writing field aliases into ${path}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`,
+      );
     }
   }
 }

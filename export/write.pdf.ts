@@ -13,7 +13,28 @@ export interface SheetImages {
   overview: Buffer | null;
 }
 
-const SHOWN: string[] = ['code', 'month', 'before_dt', 'after_dt', 'town', 'grid', 'x', 'y', 'lon', 'lat', 'area_m2', 'area_mu', 'farm_m2', 'eco_m2', 'water_m2', 'class', 'status', 'verify_due', 'model', 'confidence'];
+const SHOWN: string[] = [
+  'code',
+  'month',
+  'before_dt',
+  'after_dt',
+  'town',
+  'grid',
+  'x',
+  'y',
+  'lon',
+  'lat',
+  'area_m2',
+  'area_mu',
+  'farm_m2',
+  'eco_m2',
+  'water_m2',
+  'class',
+  'status',
+  'verify_due',
+  'model',
+  'confidence',
+];
 
 /**
  * Verification sheets (外业核查表), one A4 page per patch: before/after chips with the outline,
@@ -21,10 +42,26 @@ const SHOWN: string[] = ['code', 'month', 'before_dt', 'after_dt', 'town', 'grid
  * the checker and the date. Written to `outPath` as the sheets arrive, so a month of patches is
  * never held in memory at once, neither its chips nor the file.
  */
-export async function writePdf(sheets: AsyncIterable<{ record: ExportRecord; images: SheetImages }>, title: string, fontPath: string, outPath: string): Promise<void> {
-  const doc = new PDFDocument({ size: 'A4', margin: 36, autoFirstPage: false, info: { Title: title, Creator: 'tuban' } });
+export async function writePdf(
+  sheets: AsyncIterable<{ record: ExportRecord; images: SheetImages }>,
+  title: string,
+  fontPath: string,
+  outPath: string,
+): Promise<void> {
+  const doc = new PDFDocument({
+    size: 'A4',
+    margin: 36,
+    autoFirstPage: false,
+    info: { Title: title, Creator: 'tuban' },
+  });
   // A .ttc holds several faces: pdfkit picks one by PostScript name.
-  const family = fontPath.endsWith('.ttc') ? (fontPath.includes('wqy-microhei') ? 'WenQuanYiMicroHei' : fontPath.includes('zenhei') ? 'WenQuanYiZenHei' : 'NotoSansCJKsc-Regular') : undefined;
+  const family = fontPath.endsWith('.ttc')
+    ? fontPath.includes('wqy-microhei')
+      ? 'WenQuanYiMicroHei'
+      : fontPath.includes('zenhei')
+        ? 'WenQuanYiZenHei'
+        : 'NotoSansCJKsc-Regular'
+    : undefined;
   doc.registerFont('cjk', fontPath, family);
   const file = createWriteStream(outPath);
   // a file error (no such folder, disk full) is kept and ends the loop at the next sheet
@@ -47,11 +84,25 @@ export async function writePdf(sheets: AsyncIterable<{ record: ExportRecord; ima
   }
   if (failure || fileError) {
     rmSync(outPath, { force: true }); // no half-written sheets left behind
-    throw failure ?? new BadInputError('export_write', `${outPath}: cannot write the PDF (${(fileError as Error).message})`, { file: outPath }, { cause: fileError });
+    throw (
+      failure ??
+      new BadInputError(
+        'export_write',
+        `${outPath}: cannot write the PDF (${(fileError as Error).message})`,
+        { file: outPath },
+        { cause: fileError },
+      )
+    );
   }
 }
 
-function drawSheet(doc: PDFKit.PDFDocument, r: ExportRecord, images: SheetImages, alias: Record<string, string>, qr: Buffer): void {
+function drawSheet(
+  doc: PDFKit.PDFDocument,
+  r: ExportRecord,
+  images: SheetImages,
+  alias: Record<string, string>,
+  qr: Buffer,
+): void {
   doc.addPage();
   doc.font('cjk').fontSize(16).text('两违图斑外业核查表', { align: 'center' });
   doc.fontSize(11).text(`图斑编号 ${r.code}    ${r.town ?? ''}  ${r.grid ?? ''}`, { align: 'center' });
@@ -79,7 +130,9 @@ function drawSheet(doc: PDFKit.PDFDocument, r: ExportRecord, images: SheetImages
   y = Math.max(y, y2 + 160) + 10;
   doc.fontSize(11).text('外业核查结论（勾选）', 36, y);
   y += 18;
-  doc.fontSize(10).text('□ 违法建设    □ 违法用地    □ 合法（许可证号：____________）    □ 伪变化    □ 原有建筑', 36, y);
+  doc
+    .fontSize(10)
+    .text('□ 违法建设    □ 违法用地    □ 合法（许可证号：____________）    □ 伪变化    □ 原有建筑', 36, y);
   y += 22;
   doc.text('现场情况描述：', 36, y);
   doc.rect(36, y + 14, 523, 60).stroke();

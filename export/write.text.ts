@@ -5,12 +5,19 @@ const props = (r: ExportRecord) => Object.fromEntries(FIELDS.map((f) => [f.name,
 
 /** RFC 7946 GeoJSON: lon/lat (EPSG:4326), no crs member. */
 export function toGeoJson(records: ExportRecord[]): string {
-  return JSON.stringify({ type: 'FeatureCollection', features: records.map((r) => ({ type: 'Feature', id: r.code, properties: props(r), geometry: r.geomLonLat })) });
+  return JSON.stringify({
+    type: 'FeatureCollection',
+    features: records.map((r) => ({ type: 'Feature', id: r.code, properties: props(r), geometry: r.geomLonLat })),
+  });
 }
 
 /** GeoJSON in the storage CRS with the legacy crs member: the input GDAL converts to GPKG/SHP. */
 export function toStorageGeoJson(records: ExportRecord[], srid: number): string {
-  return JSON.stringify({ type: 'FeatureCollection', crs: { type: 'name', properties: { name: `urn:ogc:def:crs:EPSG::${srid}` } }, features: records.map((r) => ({ type: 'Feature', properties: props(r), geometry: r.geomStorage })) });
+  return JSON.stringify({
+    type: 'FeatureCollection',
+    crs: { type: 'name', properties: { name: `urn:ogc:def:crs:EPSG::${srid}` } },
+    features: records.map((r) => ({ type: 'Feature', properties: props(r), geometry: r.geomStorage })),
+  });
 }
 
 function csvCell(v: unknown): string {
@@ -20,23 +27,37 @@ function csvCell(v: unknown): string {
 
 /** CSV with a UTF-8 byte-order mark so Excel opens the Chinese correctly; headings are the Chinese aliases. */
 export function toCsv(records: ExportRecord[]): Buffer {
-  const lines = [FIELDS.map((f) => csvCell(f.alias)).join(','), ...records.map((r) => FIELDS.map((f) => csvCell(r[f.name])).join(','))];
+  const lines = [
+    FIELDS.map((f) => csvCell(f.alias)).join(','),
+    ...records.map((r) => FIELDS.map((f) => csvCell(r[f.name])).join(',')),
+  ];
   return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(lines.join('\r\n') + '\r\n', 'utf8')]);
 }
 
-const xml = (s: unknown) => asText(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const xml = (s: unknown) =>
+  asText(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 function kmlGeometry(g: { type: string; coordinates: number[][][] | number[][][][] }): string {
   const polys = (g.type === 'Polygon' ? [g.coordinates] : g.coordinates) as number[][][][];
   const ring = (r: number[][]) => `<coordinates>${r.map((p) => `${p[0]},${p[1]}`).join(' ')}</coordinates>`;
-  const poly = (p: number[][][]) => `<Polygon><outerBoundaryIs><LinearRing>${ring(p[0])}</LinearRing></outerBoundaryIs>${p.slice(1).map((h) => `<innerBoundaryIs><LinearRing>${ring(h)}</LinearRing></innerBoundaryIs>`).join('')}</Polygon>`;
+  const poly = (p: number[][][]) =>
+    `<Polygon><outerBoundaryIs><LinearRing>${ring(p[0])}</LinearRing></outerBoundaryIs>${p
+      .slice(1)
+      .map((h) => `<innerBoundaryIs><LinearRing>${ring(h)}</LinearRing></innerBoundaryIs>`)
+      .join('')}</Polygon>`;
   return polys.length === 1 ? poly(polys[0]) : `<MultiGeometry>${polys.map(poly).join('')}</MultiGeometry>`;
 }
 
 /** KML 2.2 for field apps: one Placemark per patch named by its code, attributes in ExtendedData with Chinese display names. */
 export function toKml(records: ExportRecord[], title: string): string {
   const schema = `<Schema name="patch" id="patch">${FIELDS.map((f) => `<SimpleField name="${f.name}" type="${f.type === 'string' ? 'string' : f.type === 'integer' ? 'int' : 'double'}"><displayName>${xml(f.alias)}</displayName></SimpleField>`).join('')}</Schema>`;
-  const style = '<Style id="patch"><LineStyle><color>ff0000ff</color><width>2</width></LineStyle><PolyStyle><color>400000ff</color></PolyStyle></Style>';
-  const placemarks = records.map((r) => `<Placemark><name>${xml(r.code)}</name><description>${xml(`${r.town ?? ''} ${r.area_m2} m² ${r.status}`)}</description><styleUrl>#patch</styleUrl><ExtendedData><SchemaData schemaUrl="#patch">${FIELDS.map((f) => `<SimpleData name="${f.name}">${xml(r[f.name])}</SimpleData>`).join('')}</SchemaData></ExtendedData>${kmlGeometry(r.geomLonLat as never)}</Placemark>`).join('\n');
+  const style =
+    '<Style id="patch"><LineStyle><color>ff0000ff</color><width>2</width></LineStyle><PolyStyle><color>400000ff</color></PolyStyle></Style>';
+  const placemarks = records
+    .map(
+      (r) =>
+        `<Placemark><name>${xml(r.code)}</name><description>${xml(`${r.town ?? ''} ${r.area_m2} m² ${r.status}`)}</description><styleUrl>#patch</styleUrl><ExtendedData><SchemaData schemaUrl="#patch">${FIELDS.map((f) => `<SimpleData name="${f.name}">${xml(r[f.name])}</SimpleData>`).join('')}</SchemaData></ExtendedData>${kmlGeometry(r.geomLonLat as never)}</Placemark>`,
+    )
+    .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>${xml(title)}</name>${schema}${style}\n${placemarks}\n</Document></kml>\n`;
 }

@@ -10,16 +10,24 @@ const AMBER = 'FFFFE699';
  * header row, an area total, and the running deadline highlighted — red when overdue, amber when
  * due within 3 working days.
  */
-export async function toXlsx(records: ExportRecord[], cal: WorkCalendar, today: string, title: string): Promise<Buffer> {
+export async function toXlsx(
+  records: ExportRecord[],
+  cal: WorkCalendar,
+  today: string,
+  title: string,
+): Promise<Buffer> {
   const wb = new ExcelJS.Workbook();
   wb.creator = 'tuban';
   wb.title = title;
   const soon = addWorkingDays(cal, today, 3);
   const byTown = new Map<string, ExportRecord[]>();
-  for (const r of records) byTown.set(String(r.town ?? '未落入镇街'), [...(byTown.get(String(r.town ?? '未落入镇街')) ?? []), r]);
+  for (const r of records)
+    byTown.set(String(r.town ?? '未落入镇街'), [...(byTown.get(String(r.town ?? '未落入镇街')) ?? []), r]);
   if (byTown.size === 0) byTown.set('无图斑', []);
   for (const [town, rows] of byTown) {
-    const ws = wb.addWorksheet(town.slice(0, 31).replace(/[\\/?*[\]:]/g, '_'), { views: [{ state: 'frozen', ySplit: 1 }] });
+    const ws = wb.addWorksheet(town.slice(0, 31).replace(/[\\/?*[\]:]/g, '_'), {
+      views: [{ state: 'frozen', ySplit: 1 }],
+    });
     ws.columns = FIELDS.map((f) => ({ header: f.alias, key: f.name, width: Math.max(10, f.alias.length * 2 + 2) }));
     ws.getRow(1).font = { bold: true };
     for (const r of rows) {
@@ -33,7 +41,11 @@ export async function toXlsx(records: ExportRecord[], cal: WorkCalendar, today: 
         }
       }
     }
-    const total = ws.addRow({ code: '合计', area_m2: rows.reduce((s, r) => s + Number(r.area_m2 ?? 0), 0), area_mu: Math.round(rows.reduce((s, r) => s + Number(r.area_mu ?? 0), 0) * 1000) / 1000 });
+    const total = ws.addRow({
+      code: '合计',
+      area_m2: rows.reduce((s, r) => s + Number(r.area_m2 ?? 0), 0),
+      area_mu: Math.round(rows.reduce((s, r) => s + Number(r.area_mu ?? 0), 0) * 1000) / 1000,
+    });
     total.font = { bold: true };
   }
   return Buffer.from(await wb.xlsx.writeBuffer());

@@ -7,10 +7,16 @@ export function zipFiles(entries: { path: string; name: string }[], outPath?: st
     const zip = new yazl.ZipFile();
     for (const e of entries) zip.addFile(e.path, e.name);
     if (outPath) {
-      zip.outputStream.pipe(createWriteStream(outPath)).on('close', () => resolve(null)).on('error', reject);
+      zip.outputStream
+        .pipe(createWriteStream(outPath))
+        .on('close', () => resolve(null))
+        .on('error', reject);
     } else {
       const chunks: Buffer[] = [];
-      zip.outputStream.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks))).on('error', reject);
+      zip.outputStream
+        .on('data', (c: Buffer) => chunks.push(c))
+        .on('end', () => resolve(Buffer.concat(chunks)))
+        .on('error', reject);
     }
     zip.end();
   });

@@ -10,7 +10,11 @@
  * capped in bytes; the least recently given arrays are dropped first.
  */
 type PooledArray = Uint8Array | Float32Array | Int32Array;
-type PooledCtor<T extends PooledArray> = { new (length: number): T; new (buffer: ArrayBufferLike): T; BYTES_PER_ELEMENT: number };
+type PooledCtor<T extends PooledArray> = {
+  new (length: number): T;
+  new (buffer: ArrayBufferLike): T;
+  BYTES_PER_ELEMENT: number;
+};
 
 /** Pool key: element type, length, and whether the memory is shared (a Buffer counts as a Uint8Array). */
 const typeOf = (ctor: unknown) => (ctor === Float32Array ? 'f32' : ctor === Int32Array ? 'i32' : 'u8');
@@ -47,7 +51,14 @@ export class ArrayPool {
   /** Hands arrays back; null and undefined are skipped, and so are views into a larger buffer. */
   give(...arrays: (PooledArray | null | undefined)[]): void {
     for (const a of arrays) {
-      if (!a || a.byteLength < MIN_POOLED_BYTES || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength || this.order.includes(a)) continue;
+      if (
+        !a ||
+        a.byteLength < MIN_POOLED_BYTES ||
+        a.byteOffset !== 0 ||
+        a.byteLength !== a.buffer.byteLength ||
+        this.order.includes(a)
+      )
+        continue;
       if (a.byteLength > this.maxBytes) continue;
       while (this.bytes + a.byteLength > this.maxBytes) this.drop(this.order[0]);
       const key = keyOfArray(a);

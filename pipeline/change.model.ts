@@ -28,15 +28,25 @@ export interface ModelRun {
 }
 
 /** ONNX feeds for one batch: pure data, so the call can be logged and tested without a runtime. */
-export function buildFeeds(manifest: ModelManifest, before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number) {
+export function buildFeeds(
+  manifest: ModelManifest,
+  before: ModelInput,
+  after: ModelInput,
+  batch: number,
+  heightPx: number,
+  widthPx: number,
+) {
   const bands = manifest.bands.indices.length;
   const expected = batch * bands * heightPx * widthPx;
   const dims = manifest.inputType === 'uint8' ? [batch, heightPx, widthPx, bands] : [batch, bands, heightPx, widthPx];
   if (before.length !== expected || after.length !== expected) {
-    throw new Error(`model ${manifest.name}: feed needs ${expected} values ([${dims.join(', ')}]), got ${before.length}/${after.length}`);
+    throw new Error(
+      `model ${manifest.name}: feed needs ${expected} values ([${dims.join(', ')}]), got ${before.length}/${after.length}`,
+    );
   }
   const Want = manifest.inputType === 'uint8' ? Uint8Array : Float32Array;
-  if (!(before instanceof Want) || !(after instanceof Want)) throw new Error(`model ${manifest.name}: feed must be ${manifest.inputType}`);
+  if (!(before instanceof Want) || !(after instanceof Want))
+    throw new Error(`model ${manifest.name}: feed must be ${manifest.inputType}`);
   return { [manifest.inputs.before]: { data: before, dims }, [manifest.inputs.after]: { data: after, dims } };
 }
 

@@ -53,7 +53,9 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
  * by `marginPx` (default partMarginPx) on every side inside the scene, so windows at its edges
  * still see context, run like detectTile, and cropped back to the part.
  */
-export async function detectRegion(input: DetectInput & { region: WindowPx; marginPx?: number }): Promise<ChangeProbability> {
+export async function detectRegion(
+  input: DetectInput & { region: WindowPx; marginPx?: number },
+): Promise<ChangeProbability> {
   const { region } = input;
   const info = input.after.info;
   const grown = grownRegion(region, info.widthPx, info.heightPx, input.marginPx ?? partMarginPx(input.model.manifest));
@@ -68,8 +70,10 @@ export function partMarginPx(spec: WindowSpec): number {
 
 /** `region` grown by `marginPx` on every side, clipped to a widthPx × heightPx scene: what detectRegion reads and runs. */
 export function grownRegion(region: WindowPx, widthPx: number, heightPx: number, marginPx: number): WindowPx {
-  const x0 = Math.max(0, region.x - marginPx), y0 = Math.max(0, region.y - marginPx);
-  const x1 = Math.min(widthPx, region.x + region.width + marginPx), y1 = Math.min(heightPx, region.y + region.height + marginPx);
+  const x0 = Math.max(0, region.x - marginPx),
+    y0 = Math.max(0, region.y - marginPx);
+  const x1 = Math.min(widthPx, region.x + region.width + marginPx),
+    y1 = Math.min(heightPx, region.y + region.height + marginPx);
   return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
 }
 
@@ -84,9 +88,14 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const bandIdx = m.bands.indices;
   const maxBand = Math.max(...bandIdx);
   if (maxBand >= info.bandCount) {
-    throw new BadInputError('band_count', `${info.file}: model ${m.name} reads band ${maxBand + 1} but the file has ${info.bandCount} band(s)`, { file: info.file, bands: info.bandCount });
+    throw new BadInputError(
+      'band_count',
+      `${info.file}: model ${m.name} reads band ${maxBand + 1} but the file has ${info.bandCount} band(s)`,
+      { file: info.file, bands: info.bandCount },
+    );
   }
-  const W = info.widthPx, H = info.heightPx;
+  const W = info.widthPx,
+    H = info.heightPx;
   // Both dates are read once for the whole raster (overlapping windows would decode the same
   // pixels again) and kept as read; windows are cut and normalised from memory below.
   let t = performance.now();
@@ -95,10 +104,14 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   // leaves the cores to the other. Both reads end before anything is thrown (the caller closes the
   // files next), and the current month's error comes first, so the reported reason does not
   // depend on which read failed sooner.
-  const [ra, rb] = await Promise.allSettled([readInputPlanes(after, whole, bandIdx, input.afterStretch, m), readBaselinePlanes(info, whole, input.baselines, bandIdx, m)]);
+  const [ra, rb] = await Promise.allSettled([
+    readInputPlanes(after, whole, bandIdx, input.afterStretch, m),
+    readBaselinePlanes(info, whole, input.baselines, bandIdx, m),
+  ]);
   if (ra.status === 'rejected') throw ra.reason;
   if (rb.status === 'rejected') throw rb.reason;
-  const a = ra.value, b = rb.value;
+  const a = ra.value,
+    b = rb.value;
   const both = bothValid(a, b);
   t = lap(input.stages, 'read', t);
   const { xs, ys, windows } = windowGrid(W, H, m);
@@ -110,17 +123,23 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   // part's cutting and blending overlap another's inference; the input tensors come from arrayPool
   // and go back after each batch.
   // in shared memory, which the model's thread reads without a copy
-  const take = (n: number): ModelInput => (m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n, false, true) : arrayPool.take(Float32Array, n, false, true));
+  const take = (n: number): ModelInput =>
+    m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n, false, true) : arrayPool.take(Float32Array, n, false, true);
   for (let k = 0; k < windows.length; k += batchSize) {
     const group = windows.slice(k, k + batchSize);
-    const before = take(group.length * nb * plane), afterT = take(group.length * nb * plane);
+    const before = take(group.length * nb * plane),
+      afterT = take(group.length * nb * plane);
     try {
       for (const [gi, win] of group.entries()) {
         fillWindow(a, win, m, afterT, gi);
         fillWindow(b, win, m, before, gi);
       }
       t = lap(input.stages, 'read', t);
-      const { probability: prob, interior, computeMs } = await model.run(before, afterT, group.length, ys.size, xs.size);
+      const {
+        probability: prob,
+        interior,
+        computeMs,
+      } = await model.run(before, afterT, group.length, ys.size, xs.size);
       if (m.interior && !interior) throw new Error(`model ${m.name}: no interior output from the run`);
       const outs = m.interior ? [prob, interior!] : [prob];
       // Inference is the model's own compute; the rest of the call (the hand-over to the model's
@@ -133,7 +152,12 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
         add(input.stages, 'modelWait', now - t - computeMs);
         t = now;
       }
-      for (const [gi, win] of group.entries()) blender.add(outs.map((o) => o.subarray(gi * plane, (gi + 1) * plane)), win.i, win.j);
+      for (const [gi, win] of group.entries())
+        blender.add(
+          outs.map((o) => o.subarray(gi * plane, (gi + 1) * plane)),
+          win.i,
+          win.j,
+        );
       arrayPool.give(...outs);
       t = lap(input.stages, 'blend', t);
     } finally {
@@ -167,10 +191,21 @@ class Blender {
   /** The blended planes: probability, then the interior when the model has it. */
   private readonly planes: Float32Array[];
 
-  constructor(private readonly W: number, H: number, private readonly xs: AxisWindows, private readonly ys: AxisWindows, rampPx: number, private readonly crop: WindowPx, planes = 1) {
+  constructor(
+    private readonly W: number,
+    H: number,
+    private readonly xs: AxisWindows,
+    private readonly ys: AxisWindows,
+    rampPx: number,
+    private readonly crop: WindowPx,
+    planes = 1,
+  ) {
     this.nx = normalisedRamps(xs, W, (s) => blendRamps({ x: s, y: 0, width: xs.size, height: 1 }, W, 1, rampPx).wx);
     this.ny = normalisedRamps(ys, H, (s) => blendRamps({ x: 0, y: s, width: 1, height: ys.size }, 1, H, rampPx).wy);
-    this.alone = xs.starts.map((s, i) => [i > 0 ? xs.starts[i - 1] + xs.size - s : 0, i + 1 < xs.starts.length ? xs.starts[i + 1] - s : xs.size]);
+    this.alone = xs.starts.map((s, i) => [
+      i > 0 ? xs.starts[i - 1] + xs.size - s : 0,
+      i + 1 < xs.starts.length ? xs.starts[i + 1] - s : xs.size,
+    ]);
     this.planes = Array.from({ length: planes }, () => arrayPool.take(Float32Array, crop.width * crop.height, true));
   }
 
@@ -182,12 +217,17 @@ class Blender {
   private addPlane(out: Float32Array, prob: Float32Array, i: number, j: number): void {
     const { crop } = this;
     const sx = this.xs.size;
-    const x0 = this.xs.starts[i], y0 = this.ys.starts[j];
-    const nx = this.nx[i], ny = this.ny[j];
-    const cA = Math.max(0, crop.x - x0), cB = Math.min(sx, crop.x + crop.width - x0);
+    const x0 = this.xs.starts[i],
+      y0 = this.ys.starts[j];
+    const nx = this.nx[i],
+      ny = this.ny[j];
+    const cA = Math.max(0, crop.x - x0),
+      cB = Math.min(sx, crop.x + crop.width - x0);
     if (cB <= cA) return;
-    const lo = Math.max(cA, this.alone[i][0]), hi = Math.min(cB, this.alone[i][1]);
-    const rA = Math.max(0, crop.y - y0), rB = Math.min(this.ys.size, crop.y + crop.height - y0);
+    const lo = Math.max(cA, this.alone[i][0]),
+      hi = Math.min(cB, this.alone[i][1]);
+    const rA = Math.max(0, crop.y - y0),
+      rB = Math.min(this.ys.size, crop.y + crop.height - y0);
     for (let r = rA; r < rB; r++) {
       const fy = ny[r];
       const p0 = r * sx;
@@ -212,7 +252,8 @@ class Blender {
     else {
       validPx = 0;
       for (let r = 0; r < crop.height; r++) {
-        const s = (crop.y + r) * W + crop.x, d = r * crop.width;
+        const s = (crop.y + r) * W + crop.x,
+          d = r * crop.width;
         for (let c = 0; c < crop.width; c++) {
           if (both[s + c]) {
             valid[d + c] = 1;
@@ -224,7 +265,14 @@ class Blender {
         }
       }
     }
-    return { widthPx: crop.width, heightPx: crop.height, probability, ...(interior ? { interior } : {}), valid, validPx };
+    return {
+      widthPx: crop.width,
+      heightPx: crop.height,
+      probability,
+      ...(interior ? { interior } : {}),
+      valid,
+      validPx,
+    };
   }
 }
 

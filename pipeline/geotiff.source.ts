@@ -18,7 +18,12 @@ const RASTER_PIXEL_IS_POINT = 2;
 export class GeoTiffSource implements TileSource {
   private readonly ycbcr: boolean;
 
-  private constructor(readonly info: RasterInfo, private readonly tiff: GeoTIFF, private readonly image: GeoTIFFImage, private readonly fast: FastTiffReader | null) {
+  private constructor(
+    readonly info: RasterInfo,
+    private readonly tiff: GeoTIFF,
+    private readonly image: GeoTIFFImage,
+    private readonly fast: FastTiffReader | null,
+  ) {
     this.ycbcr = new TiffTags(image).number('PhotometricInterpretation', 2) === 6;
   }
 
@@ -31,14 +36,24 @@ export class GeoTiffSource implements TileSource {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw new BadInputError('file_missing', `${file}: no such file`, { file }, { cause: err });
-      throw new BadInputError('corrupt_tiff', `${file}: not a readable TIFF (${(err as Error).message})`, { file }, { cause: err });
+      throw new BadInputError(
+        'corrupt_tiff',
+        `${file}: not a readable TIFF (${(err as Error).message})`,
+        { file },
+        { cause: err },
+      );
     }
     try {
       let image: GeoTIFFImage;
       try {
         image = await tiff.getImage(0);
       } catch (err) {
-        throw new BadInputError('corrupt_tiff', `${file}: not a readable TIFF (${(err as Error).message})`, { file }, { cause: err });
+        throw new BadInputError(
+          'corrupt_tiff',
+          `${file}: not a readable TIFF (${(err as Error).message})`,
+          { file },
+          { cause: err },
+        );
       }
       const info = rasterInfoOf(file, image);
       checkCompression(file, image);
@@ -63,7 +78,12 @@ export class GeoTiffSource implements TileSource {
       const rasters = await this.image.readRasters({ window, samples: bands, interleave: false });
       return Array.from(rasters as unknown as BandArray[]);
     } catch (err) {
-      throw new BadInputError('corrupt_tiff', `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`, { file: this.info.file, window: win }, { cause: err });
+      throw new BadInputError(
+        'corrupt_tiff',
+        `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`,
+        { file: this.info.file, window: win },
+        { cause: err },
+      );
     }
   }
 
@@ -74,7 +94,12 @@ export class GeoTiffSource implements TileSource {
     try {
       return { data: await this.fast.readInterleaved(win), samples: this.info.bandCount };
     } catch (err) {
-      throw new BadInputError('corrupt_tiff', `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`, { file: this.info.file, window: win }, { cause: err });
+      throw new BadInputError(
+        'corrupt_tiff',
+        `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`,
+        { file: this.info.file, window: win },
+        { cause: err },
+      );
     }
   }
 
@@ -85,29 +110,65 @@ export class GeoTiffSource implements TileSource {
 }
 
 /** TIFF compression codes geotiff.js decodes in Node (WebP needs a browser; LZMA and JPEG 2000 are not implemented). */
-const DECODABLE: Record<number, string> = { 1: 'none', 5: 'LZW', 7: 'JPEG', 8: 'DEFLATE', 32946: 'DEFLATE', 32773: 'PackBits', 34887: 'LERC', 50000: 'ZSTD' };
-const KNOWN: Record<number, string> = { 6: 'old-style JPEG', 34712: 'JPEG 2000', 34925: 'LZMA', 50001: 'WebP', 50002: 'JPEG XL', 2: 'CCITT RLE', 3: 'CCITT G3', 4: 'CCITT G4' };
+const DECODABLE: Record<number, string> = {
+  1: 'none',
+  5: 'LZW',
+  7: 'JPEG',
+  8: 'DEFLATE',
+  32946: 'DEFLATE',
+  32773: 'PackBits',
+  34887: 'LERC',
+  50000: 'ZSTD',
+};
+const KNOWN: Record<number, string> = {
+  6: 'old-style JPEG',
+  34712: 'JPEG 2000',
+  34925: 'LZMA',
+  50001: 'WebP',
+  50002: 'JPEG XL',
+  2: 'CCITT RLE',
+  3: 'CCITT G3',
+  4: 'CCITT G4',
+};
 
 function checkCompression(file: string, image: GeoTIFFImage): void {
   const code = new TiffTags(image).number('Compression', 1);
   if (DECODABLE[code]) return;
-  throw new BadInputError('unsupported_compression', `${file}: ${KNOWN[code] ?? 'unknown'} compression (TIFF code ${code}) is not supported; re-encode it, e.g. gdal_translate -co COMPRESS=DEFLATE -co PREDICTOR=2 -co TILED=YES`, { file, compression: code });
+  throw new BadInputError(
+    'unsupported_compression',
+    `${file}: ${KNOWN[code] ?? 'unknown'} compression (TIFF code ${code}) is not supported; re-encode it, e.g. gdal_translate -co COMPRESS=DEFLATE -co PREDICTOR=2 -co TILED=YES`,
+    { file, compression: code },
+  );
 }
 
 /**
  * A truncated file still has a readable header, and geotiff.js then decodes the missing strips
  * as zeros — garbage pixels that look like change. Every strip/tile must end inside the file.
  */
-async function checkDataWithinFile(file: string, image: GeoTIFFImage): Promise<{ offsets: ArrayLike<number>; counts: ArrayLike<number> }> {
+async function checkDataWithinFile(
+  file: string,
+  image: GeoTIFFImage,
+): Promise<{ offsets: ArrayLike<number>; counts: ArrayLike<number> }> {
   const tags = new TiffTags(image);
-  const [offTag, cntTag] = tags.has('TileOffsets') ? ['TileOffsets', 'TileByteCounts'] : ['StripOffsets', 'StripByteCounts'];
-  if (!tags.has(offTag) || !tags.has(cntTag)) throw new BadInputError('corrupt_tiff', `${file}: no ${offTag}/${cntTag} tags, so the pixel data cannot be located`, { file });
+  const [offTag, cntTag] = tags.has('TileOffsets')
+    ? ['TileOffsets', 'TileByteCounts']
+    : ['StripOffsets', 'StripByteCounts'];
+  if (!tags.has(offTag) || !tags.has(cntTag))
+    throw new BadInputError(
+      'corrupt_tiff',
+      `${file}: no ${offTag}/${cntTag} tags, so the pixel data cannot be located`,
+      { file },
+    );
   const [offsets, counts] = await Promise.all([tags.load(offTag), tags.load(cntTag)]);
   const size = (await stat(file)).size;
   let end = 0;
   for (let i = 0; i < offsets.length; i++) end = Math.max(end, Number(offsets[i]) + Number(counts[i]));
   if (end > size) {
-    throw new BadInputError('corrupt_tiff', `${file}: truncated — pixel data runs to byte ${end} but the file has ${size} bytes`, { file, expectedBytes: end, fileBytes: size });
+    throw new BadInputError(
+      'corrupt_tiff',
+      `${file}: truncated — pixel data runs to byte ${end} but the file has ${size} bytes`,
+      { file, expectedBytes: end, fileBytes: size },
+    );
   }
   return { offsets, counts };
 }
@@ -128,9 +189,22 @@ export function rasterInfoOf(file: string, image: GeoTIFFImage): RasterInfo {
 function sampleTypeOf(file: string, format: number, bits: number): SampleType {
   // TIFF SampleFormat: 1 unsigned int, 2 signed int, 3 IEEE float
   const key = `${format ?? 1}:${bits}`;
-  const table: Record<string, SampleType> = { '1:8': 'uint8', '1:16': 'uint16', '2:16': 'int16', '1:32': 'uint32', '2:32': 'int32', '3:32': 'float32', '3:64': 'float64' };
+  const table: Record<string, SampleType> = {
+    '1:8': 'uint8',
+    '1:16': 'uint16',
+    '2:16': 'int16',
+    '1:32': 'uint32',
+    '2:32': 'int32',
+    '3:32': 'float32',
+    '3:64': 'float64',
+  };
   const t = table[key];
-  if (!t) throw new BadInputError('unsupported_sample_type', `${file}: sample format ${format} with ${bits} bits per sample is not supported`, { file, format, bits });
+  if (!t)
+    throw new BadInputError(
+      'unsupported_sample_type',
+      `${file}: sample format ${format} with ${bits} bits per sample is not supported`,
+      { file, format, bits },
+    );
   return t;
 }
 
@@ -141,12 +215,23 @@ function geoTransformOf(file: string, image: GeoTIFFImage, geoKeys: GeoKeys | nu
   const scale = tags.numbers('ModelPixelScale');
   let gt: [number, number, number, number, number, number];
   if (transformation && transformation.length >= 8) {
-    gt = [transformation[3], transformation[0], transformation[1], transformation[7], transformation[4], transformation[5]];
+    gt = [
+      transformation[3],
+      transformation[0],
+      transformation[1],
+      transformation[7],
+      transformation[4],
+      transformation[5],
+    ];
   } else if (tiepoint && tiepoint.length >= 6 && scale && scale.length >= 2) {
     const [i, j, , x, y] = tiepoint;
     gt = [x - i * scale[0], scale[0], 0, y + j * scale[1], 0, -scale[1]];
   } else {
-    throw new BadInputError('no_georeferencing', `${file}: no georeferencing (neither ModelTransformation nor ModelTiepoint + ModelPixelScale tags)`, { file });
+    throw new BadInputError(
+      'no_georeferencing',
+      `${file}: no georeferencing (neither ModelTransformation nor ModelTiepoint + ModelPixelScale tags)`,
+      { file },
+    );
   }
   if (!gt.every(Number.isFinite) || gt[1] * gt[5] - gt[2] * gt[4] === 0) {
     throw new BadInputError('no_georeferencing', `${file}: degenerate geotransform [${gt.join(', ')}]`, { file });
@@ -165,7 +250,10 @@ function geoTransformOf(file: string, image: GeoTIFFImage, geoKeys: GeoKeys | nu
  */
 export class GeoTiffCache {
   private readonly sources = new Map<string, Promise<GeoTiffSource>>();
-  constructor(private readonly max = 64, private readonly closeDelayMs = 30_000) {}
+  constructor(
+    private readonly max = 64,
+    private readonly closeDelayMs = 30_000,
+  ) {}
 
   open(path: string): Promise<GeoTiffSource> {
     let s = this.sources.get(path);

@@ -53,28 +53,71 @@ export function parseLayer(text: string, file: string, sridOverride?: number): P
   } catch (err) {
     throw new BadInputError('invalid_geojson', `${file}: not valid JSON (${(err as Error).message})`, { file });
   }
-  const fc = z.object({ type: z.literal('FeatureCollection'), features: z.array(z.unknown()), crs: z.unknown().optional() }).safeParse(doc);
-  if (!fc.success) throw new BadInputError('invalid_geojson', `${file}: expected a GeoJSON FeatureCollection with a "features" array`, { file });
+  const fc = z
+    .object({ type: z.literal('FeatureCollection'), features: z.array(z.unknown()), crs: z.unknown().optional() })
+    .safeParse(doc);
+  if (!fc.success)
+    throw new BadInputError(
+      'invalid_geojson',
+      `${file}: expected a GeoJSON FeatureCollection with a "features" array`,
+      { file },
+    );
   const srid = sridOverride ?? sridFromCrsMember(fc.data.crs, file) ?? 4326;
   const features: LayerFeature[] = [];
   const rejected: RejectedFeature[] = [];
   for (const [index, raw] of fc.data.features.entries()) {
-    const f = raw as { type?: unknown; properties?: Record<string, unknown> | null; geometry?: { type?: string; coordinates?: unknown } | null };
+    const f = raw as {
+      type?: unknown;
+      properties?: Record<string, unknown> | null;
+      geometry?: { type?: string; coordinates?: unknown } | null;
+    };
     const props = f?.properties && typeof f.properties === 'object' ? f.properties : {};
     const code = pick(props, PROP_ALIASES.code);
     const reject = (reason: string) => void rejected.push({ index, code, reason });
-    if (!f || f.type !== 'Feature') { reject('not a GeoJSON Feature'); continue; }
+    if (!f || f.type !== 'Feature') {
+      reject('not a GeoJSON Feature');
+      continue;
+    }
     const g = f.geometry;
-    if (!g) { reject('geometry is null'); continue; }
-    if (g.type !== 'Polygon' && g.type !== 'MultiPolygon') { reject(`geometry type ${g.type ?? 'missing'} is not Polygon or MultiPolygon`); continue; }
+    if (!g) {
+      reject('geometry is null');
+      continue;
+    }
+    if (g.type !== 'Polygon' && g.type !== 'MultiPolygon') {
+      reject(`geometry type ${g.type ?? 'missing'} is not Polygon or MultiPolygon`);
+      continue;
+    }
     const coordProblem = checkCoordinates(g.type, g.coordinates);
-    if (coordProblem) { reject(coordProblem); continue; }
+    if (coordProblem) {
+      reject(coordProblem);
+      continue;
+    }
     const validFrom = pick(props, PROP_ALIASES.validFrom);
     const validTo = pick(props, PROP_ALIASES.validTo);
-    const notDate = ([['valid_from', validFrom], ['valid_to', validTo]] as const).find(([, v]) => v !== null && (!DATE.test(v) || Number.isNaN(Date.parse(v))));
-    if (notDate) { reject(`${notDate[0]} "${notDate[1]}" is not a date (YYYY-MM-DD)`); continue; }
-    if (validFrom && validTo && validFrom > validTo) { reject(`valid_from ${validFrom} is after valid_to ${validTo}`); continue; }
-    features.push({ index, code, name: pick(props, PROP_ALIASES.name), districtCode: pick(props, PROP_ALIASES.districtCode), validFrom, validTo, props, geometry: { type: g.type, coordinates: g.coordinates } });
+    const notDate = (
+      [
+        ['valid_from', validFrom],
+        ['valid_to', validTo],
+      ] as const
+    ).find(([, v]) => v !== null && (!DATE.test(v) || Number.isNaN(Date.parse(v))));
+    if (notDate) {
+      reject(`${notDate[0]} "${notDate[1]}" is not a date (YYYY-MM-DD)`);
+      continue;
+    }
+    if (validFrom && validTo && validFrom > validTo) {
+      reject(`valid_from ${validFrom} is after valid_to ${validTo}`);
+      continue;
+    }
+    features.push({
+      index,
+      code,
+      name: pick(props, PROP_ALIASES.name),
+      districtCode: pick(props, PROP_ALIASES.districtCode),
+      validFrom,
+      validTo,
+      props,
+      geometry: { type: g.type, coordinates: g.coordinates },
+    });
   }
   return { srid, features, rejected };
 }
@@ -91,8 +134,13 @@ function pick(props: Record<string, unknown>, keys: readonly string[]): string |
 function sridFromCrsMember(crs: unknown, file: string): number | null {
   if (!crs) return null;
   const name = (crs as { properties?: { name?: unknown } })?.properties?.name;
-  const m = typeof name === 'string' ? /EPSG:{1,2}(\d+)$/i.exec(name) ?? /crs84$/i.exec(name) : null;
-  if (!m) throw new BadInputError('unknown_crs', `${file}: cannot read the "crs" member ${JSON.stringify(crs)}; pass --srid`, { file });
+  const m = typeof name === 'string' ? (/EPSG:{1,2}(\d+)$/i.exec(name) ?? /crs84$/i.exec(name)) : null;
+  if (!m)
+    throw new BadInputError(
+      'unknown_crs',
+      `${file}: cannot read the "crs" member ${JSON.stringify(crs)}; pass --srid`,
+      { file },
+    );
   return m[1] ? Number(m[1]) : 4326;
 }
 
@@ -102,9 +150,11 @@ function checkCoordinates(type: 'Polygon' | 'MultiPolygon', coords: unknown): st
   for (const poly of polys) {
     if (!Array.isArray(poly) || poly.length === 0) return 'geometry has an empty polygon';
     for (const ring of poly) {
-      if (!Array.isArray(ring) || ring.length < 4) return `ring with ${Array.isArray(ring) ? ring.length : 0} positions (a closed ring needs at least 4)`;
+      if (!Array.isArray(ring) || ring.length < 4)
+        return `ring with ${Array.isArray(ring) ? ring.length : 0} positions (a closed ring needs at least 4)`;
       for (const p of ring) {
-        if (!Array.isArray(p) || p.length < 2 || !Number.isFinite(p[0]) || !Number.isFinite(p[1])) return `coordinate ${JSON.stringify(p)} is not a pair of finite numbers`;
+        if (!Array.isArray(p) || p.length < 2 || !Number.isFinite(p[0]) || !Number.isFinite(p[1]))
+          return `coordinate ${JSON.stringify(p)} is not a pair of finite numbers`;
       }
     }
   }
@@ -122,8 +172,18 @@ export function implausibleForSrid(features: LayerFeature[], srid: number, geogr
     const polys = (f.geometry.type === 'Polygon' ? [f.geometry.coordinates] : f.geometry.coordinates) as number[][][][];
     const pts = polys.flat(1).flat(1);
     const looksDegrees = pts.every(([x, y]) => Math.abs(x) <= 180 && Math.abs(y) <= 90);
-    if (geographic && !looksDegrees) out.push({ index: f.index, code: f.code, reason: `coordinates such as [${pts[0].join(', ')}] are not degrees, but EPSG:${srid} is geographic; wrong SRID? pass --srid with the layer's projected CRS` });
-    if (!geographic && looksDegrees) out.push({ index: f.index, code: f.code, reason: `coordinates such as [${pts[0].join(', ')}] look like degrees, but EPSG:${srid} is projected; wrong SRID? pass --srid 4326 (or 4490)` });
+    if (geographic && !looksDegrees)
+      out.push({
+        index: f.index,
+        code: f.code,
+        reason: `coordinates such as [${pts[0].join(', ')}] are not degrees, but EPSG:${srid} is geographic; wrong SRID? pass --srid with the layer's projected CRS`,
+      });
+    if (!geographic && looksDegrees)
+      out.push({
+        index: f.index,
+        code: f.code,
+        reason: `coordinates such as [${pts[0].join(', ')}] look like degrees, but EPSG:${srid} is projected; wrong SRID? pass --srid 4326 (or 4490)`,
+      });
   }
   return out;
 }
@@ -135,6 +195,10 @@ export function decodeLayerText(bytes: Uint8Array, file: string): string {
   } catch {
     const lossy = new TextDecoder('utf-8').decode(bytes);
     const at = new TextEncoder().encode(lossy.slice(0, Math.max(0, lossy.indexOf('\uFFFD')))).length;
-    throw new BadInputError('not_utf8', `${file}: not UTF-8 text (first invalid byte near offset ${at}); GeoJSON must be UTF-8 — convert it, e.g. iconv -f GBK -t UTF-8`, { file, offset: at });
+    throw new BadInputError(
+      'not_utf8',
+      `${file}: not UTF-8 text (first invalid byte near offset ${at}); GeoJSON must be UTF-8 — convert it, e.g. iconv -f GBK -t UTF-8`,
+      { file, offset: at },
+    );
   }
 }

@@ -74,7 +74,17 @@ export function labelRuns(mask: Uint8Array, width: number, height: number): Mask
     root4[i] = find(parent4, i);
     root8[i] = find(parent8, i);
   }
-  return { width, height, startX: startX.subarray(0, n), endX: endX.subarray(0, n), row: row.subarray(0, n), rowStart, count: n, root4, root8 };
+  return {
+    width,
+    height,
+    startX: startX.subarray(0, n),
+    endX: endX.subarray(0, n),
+    row: row.subarray(0, n),
+    rowStart,
+    count: n,
+    root4,
+    root8,
+  };
 }
 
 /** Index of the run containing pixel (x, y), or -1 when the pixel is background. */

@@ -20,9 +20,18 @@ export interface SplitOptions {
  * region per seed, so tracing gives one polygon per building. Regions without a seed stay as they are.
  * Returns how many pixels were cleared.
  */
-export function splitTouching(mask: Uint8Array, interior: Float32Array, width: number, height: number, opts: SplitOptions = {}): number {
+export function splitTouching(
+  mask: Uint8Array,
+  interior: Float32Array,
+  width: number,
+  height: number,
+  opts: SplitOptions = {},
+): number {
   const n = width * height;
-  if (mask.length !== n || interior.length !== n) throw new Error(`splitTouching: mask ${mask.length} and interior ${interior.length} values for ${width} × ${height}`);
+  if (mask.length !== n || interior.length !== n)
+    throw new Error(
+      `splitTouching: mask ${mask.length} and interior ${interior.length} values for ${width} × ${height}`,
+    );
   const threshold = opts.threshold ?? 0.5;
   const minSeedPx = opts.minSeedPx ?? 6;
   const seeds = arrayPool.take(Uint8Array, n);
@@ -41,7 +50,8 @@ export function splitTouching(mask: Uint8Array, interior: Float32Array, width: n
   const runs = labelRuns(seeds, width, height);
   arrayPool.give(seeds);
   const size = new Map<number, number>();
-  for (let r = 0; r < runs.count; r++) size.set(runs.root8[r], (size.get(runs.root8[r]) ?? 0) + runs.endX[r] - runs.startX[r]);
+  for (let r = 0; r < runs.count; r++)
+    size.set(runs.root8[r], (size.get(runs.root8[r]) ?? 0) + runs.endX[r] - runs.startX[r]);
   const idOf = new Map<number, number>();
   const queue = arrayPool.take(Int32Array, n);
   let tail = 0;
@@ -118,12 +128,14 @@ export function removeSmallRegions(mask: Uint8Array, width: number, height: numb
   if (minPx <= 1) return 0;
   const runs = labelRuns(mask, width, height);
   const size = new Map<number, number>();
-  for (let r = 0; r < runs.count; r++) size.set(runs.root8[r], (size.get(runs.root8[r]) ?? 0) + runs.endX[r] - runs.startX[r]);
+  for (let r = 0; r < runs.count; r++)
+    size.set(runs.root8[r], (size.get(runs.root8[r]) ?? 0) + runs.endX[r] - runs.startX[r]);
   let removed = 0;
   for (const n of size.values()) if (n < minPx) removed++;
   if (!removed) return 0;
   for (let r = 0; r < runs.count; r++) {
-    if ((size.get(runs.root8[r]) ?? 0) < minPx) mask.fill(0, runs.row[r] * width + runs.startX[r], runs.row[r] * width + runs.endX[r]);
+    if ((size.get(runs.root8[r]) ?? 0) < minPx)
+      mask.fill(0, runs.row[r] * width + runs.startX[r], runs.row[r] * width + runs.endX[r]);
   }
   return removed;
 }

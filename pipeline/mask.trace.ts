@@ -27,13 +27,21 @@ export interface TracedComponent {
   bbox: [number, number, number, number];
 }
 
-const E = 0, S = 1, W = 2, N = 3;
+const E = 0,
+  S = 1,
+  W = 2,
+  N = 3;
 const LEFT = [N, E, S, W]; // left turn of E,S,W,N in a y-down raster
 const RIGHT = [S, W, N, E];
 const DX = [1, 0, -1, 0];
 const DY = [0, 1, 0, -1];
 
-export function traceMask(mask: Uint8Array, width: number, height: number, values?: Float32Array | Uint8Array): TracedComponent[] {
+export function traceMask(
+  mask: Uint8Array,
+  width: number,
+  height: number,
+  values?: Float32Array | Uint8Array,
+): TracedComponent[] {
   const runs = labelRuns(mask, width, height);
   const fg = (x: number, y: number) => x >= 0 && y >= 0 && x < width && y < height && mask[y * width + x] !== 0;
   const piece = (x: number, y: number) => runs.root4[runAt(runs, x, y)];
@@ -42,10 +50,14 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
   // Candidate edge leaving vertex (vx, vy) in direction d: foreground on its left, background on its right.
   const canGo = (vx: number, vy: number, d: number): boolean => {
     switch (d) {
-      case E: return fg(vx, vy - 1) && !fg(vx, vy);
-      case S: return fg(vx, vy) && !fg(vx - 1, vy);
-      case W: return fg(vx - 1, vy) && !fg(vx - 1, vy - 1);
-      default: return fg(vx - 1, vy - 1) && !fg(vx, vy - 1);
+      case E:
+        return fg(vx, vy - 1) && !fg(vx, vy);
+      case S:
+        return fg(vx, vy) && !fg(vx - 1, vy);
+      case W:
+        return fg(vx - 1, vy) && !fg(vx - 1, vy - 1);
+      default:
+        return fg(vx - 1, vy - 1) && !fg(vx, vy - 1);
     }
   };
 
@@ -54,7 +66,10 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
 
   // Horizontal boundary edges are where a row differs from the row above. Rows are compared four
   // pixels at a time where the layout allows (most of a change mask is empty), then pixel by pixel.
-  const words = width % 4 === 0 && mask.byteOffset % 4 === 0 ? new Uint32Array(mask.buffer, mask.byteOffset, (width * height) / 4) : null;
+  const words =
+    width % 4 === 0 && mask.byteOffset % 4 === 0
+      ? new Uint32Array(mask.buffer, mask.byteOffset, (width * height) / 4)
+      : null;
   const wordsPerRow = width / 4;
   const traceEdge = (x: number, y: number) => {
     const above = y > 0 && mask[(y - 1) * width + x] !== 0;
@@ -64,17 +79,22 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
     const startX = above ? x : x + 1;
     const owner = above ? piece(x, y - 1) : piece(x, y);
     const coords: number[] = [startX, y];
-    let vx = startX, vy = y, h = startHeading;
+    let vx = startX,
+      vy = y,
+      h = startHeading;
     let area2 = 0;
     for (;;) {
       if (h === E) visited[vy * width + vx] = 1;
       else if (h === W) visited[vy * width + vx - 1] = 1;
-      const nx = vx + DX[h], ny = vy + DY[h];
+      const nx = vx + DX[h],
+        ny = vy + DY[h];
       area2 += vx * ny - nx * vy;
       vx = nx;
       vy = ny;
-      const l = LEFT[h], r = RIGHT[h];
-      const canL = canGo(vx, vy, l), canR = canGo(vx, vy, r);
+      const l = LEFT[h],
+        r = RIGHT[h];
+      const canL = canGo(vx, vy, l),
+        canR = canGo(vx, vy, r);
       let next: number;
       if (canL && canR) {
         next = diagonalJoins(h, vx, vy, piece) ? r : l;
@@ -91,7 +111,8 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
   };
   for (let y = 0; y <= height; y++) {
     if (words && y > 0 && y < height) {
-      const a = (y - 1) * wordsPerRow, b = y * wordsPerRow;
+      const a = (y - 1) * wordsPerRow,
+        b = y * wordsPerRow;
       for (let k = 0; k < wordsPerRow; k++) {
         if (words[a + k] === words[b + k]) continue;
         for (let x = k * 4; x < k * 4 + 4; x++) traceEdge(x, y);
@@ -110,14 +131,22 @@ export function traceMask(mask: Uint8Array, width: number, height: number, value
  */
 function diagonalJoins(h: number, vx: number, vy: number, piece: (x: number, y: number) => number): boolean {
   switch (h) {
-    case E: return piece(vx - 1, vy - 1) === piece(vx, vy);
-    case S: return piece(vx, vy - 1) === piece(vx - 1, vy);
-    case W: return piece(vx, vy) === piece(vx - 1, vy - 1);
-    default: return piece(vx - 1, vy) === piece(vx, vy - 1);
+    case E:
+      return piece(vx - 1, vy - 1) === piece(vx, vy);
+    case S:
+      return piece(vx, vy - 1) === piece(vx - 1, vy);
+    case W:
+      return piece(vx, vy) === piece(vx - 1, vy - 1);
+    default:
+      return piece(vx - 1, vy) === piece(vx, vy - 1);
   }
 }
 
-function assemble(rings: { coords: number[]; piece: number; signedArea2: number }[], runs: MaskRuns, values?: Float32Array | Uint8Array): TracedComponent[] {
+function assemble(
+  rings: { coords: number[]; piece: number; signedArea2: number }[],
+  runs: MaskRuns,
+  values?: Float32Array | Uint8Array,
+): TracedComponent[] {
   // In y-down pixel space, shells walked with foreground on the left have negative signed area.
   const shellOf = new Map<number, number[]>();
   const holesOf = new Map<number, number[][]>();

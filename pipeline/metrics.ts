@@ -24,7 +24,8 @@ export function pixelCounts(pred: Uint8Array, truth: Uint8Array): PixelCounts {
   if (pred.length !== truth.length) throw new Error(`prediction has ${pred.length} pixels, label ${truth.length}`);
   const c = { tp: 0, fp: 0, fn: 0, tn: 0 };
   for (let i = 0; i < pred.length; i++) {
-    const p = pred[i] !== 0, t = truth[i] !== 0;
+    const p = pred[i] !== 0,
+      t = truth[i] !== 0;
     if (p && t) c.tp++;
     else if (p) c.fp++;
     else if (t) c.fn++;
@@ -56,7 +57,13 @@ function components(mask: Uint8Array, width: number, height: number): { ids: Int
  * Object-level matching: a labelled region counts as found when some predicted region overlaps it
  * with IoU ≥ `iou` (0.5 by default); a predicted region is matched under the same rule.
  */
-export function objectCounts(pred: Uint8Array, truth: Uint8Array, width: number, height: number, opts: { iou?: number; pixelAreaM2?: number; largeAreaM2?: number } = {}): ObjectCounts {
+export function objectCounts(
+  pred: Uint8Array,
+  truth: Uint8Array,
+  width: number,
+  height: number,
+  opts: { iou?: number; pixelAreaM2?: number; largeAreaM2?: number } = {},
+): ObjectCounts {
   const iouMin = opts.iou ?? 0.5;
   const largePx = (opts.largeAreaM2 ?? 50) / (opts.pixelAreaM2 ?? 0.25);
   const P = components(pred, width, height);
@@ -64,30 +71,41 @@ export function objectCounts(pred: Uint8Array, truth: Uint8Array, width: number,
   const inter = new Map<number, number>(); // key t * (P count) + p
   const np = P.sizes.length;
   for (let i = 0; i < pred.length; i++) {
-    const t = T.ids[i], p = P.ids[i];
+    const t = T.ids[i],
+      p = P.ids[i];
     if (t && p) inter.set(t * np + p, (inter.get(t * np + p) ?? 0) + 1);
   }
   const foundT = new Set<number>();
   const matchedP = new Set<number>();
   for (const [key, n] of inter) {
-    const t = Math.floor(key / np), p = key % np;
+    const t = Math.floor(key / np),
+      p = key % np;
     if (n / (T.sizes[t] + P.sizes[p] - n) >= iouMin) {
       foundT.add(t);
       matchedP.add(p);
     }
   }
-  let truthLarge = 0, foundLarge = 0;
+  let truthLarge = 0,
+    foundLarge = 0;
   for (let t = 1; t < T.sizes.length; t++) {
     if (T.sizes[t] >= largePx) {
       truthLarge++;
       if (foundT.has(t)) foundLarge++;
     }
   }
-  return { truth: T.sizes.length - 1, found: foundT.size, truthLarge, foundLarge, predicted: np - 1, matched: matchedP.size };
+  return {
+    truth: T.sizes.length - 1,
+    found: foundT.size,
+    truthLarge,
+    foundLarge,
+    predicted: np - 1,
+    matched: matchedP.size,
+  };
 }
 
 const ratio = (a: number, b: number) => (b === 0 ? null : a / b);
-const f1 = (p: number | null, r: number | null) => (p === null || r === null || p + r === 0 ? null : (2 * p * r) / (p + r));
+const f1 = (p: number | null, r: number | null) =>
+  p === null || r === null || p + r === 0 ? null : (2 * p * r) / (p + r);
 
 export function summarise(px: PixelCounts, obj: ObjectCounts) {
   const precision = ratio(px.tp, px.tp + px.fp);
@@ -96,7 +114,13 @@ export function summarise(px: PixelCounts, obj: ObjectCounts) {
   const objRecall = ratio(obj.found, obj.truth);
   return {
     pixel: { precision, recall, f1: f1(precision, recall), iou: ratio(px.tp, px.tp + px.fp + px.fn), ...px },
-    object: { precision: objPrecision, recall: objRecall, f1: f1(objPrecision, objRecall), recallLarge: ratio(obj.foundLarge, obj.truthLarge), ...obj },
+    object: {
+      precision: objPrecision,
+      recall: objRecall,
+      f1: f1(objPrecision, objRecall),
+      recallLarge: ratio(obj.foundLarge, obj.truthLarge),
+      ...obj,
+    },
   };
 }
 
@@ -105,5 +129,12 @@ export function addPixel(a: PixelCounts, b: PixelCounts): PixelCounts {
 }
 
 export function addObject(a: ObjectCounts, b: ObjectCounts): ObjectCounts {
-  return { truth: a.truth + b.truth, found: a.found + b.found, truthLarge: a.truthLarge + b.truthLarge, foundLarge: a.foundLarge + b.foundLarge, predicted: a.predicted + b.predicted, matched: a.matched + b.matched };
+  return {
+    truth: a.truth + b.truth,
+    found: a.found + b.found,
+    truthLarge: a.truthLarge + b.truthLarge,
+    foundLarge: a.foundLarge + b.foundLarge,
+    predicted: a.predicted + b.predicted,
+    matched: a.matched + b.matched,
+  };
 }

@@ -28,16 +28,29 @@ export interface InputPlanes {
 }
 
 /** A window of one raster as input planes (no resampling: the raster is on the target grid). */
-export async function readInputPlanes(source: TileSource, win: WindowPx, bandIdx: number[], stretch: BandStretch | null | undefined, manifest: ModelManifest): Promise<InputPlanes> {
+export async function readInputPlanes(
+  source: TileSource,
+  win: WindowPx,
+  bandIdx: number[],
+  stretch: BandStretch | null | undefined,
+  manifest: ModelManifest,
+): Promise<InputPlanes> {
   const { width, height } = win;
   const base = { width, height, bands: [] as BandArray[], interleaved: null, luts: null, bytes: false, valid: null };
   if (manifest.inputType === 'uint8' && source.info.sampleType === 'uint8' && source.readInterleaved) {
     const read = await source.readInterleaved(win);
-    if (read) return { ...base, interleaved: { ...read, bandIdx }, bytes: true, valid: interleavedValidMask(source.info, read.data, read.samples, bandIdx) };
+    if (read)
+      return {
+        ...base,
+        interleaved: { ...read, bandIdx },
+        bytes: true,
+        valid: interleavedValidMask(source.info, read.data, read.samples, bandIdx),
+      };
   }
   const raw = await source.readWindow(win, bandIdx);
   if (manifest.inputType === 'uint8') {
-    if (source.info.sampleType === 'uint8') return { ...base, bands: raw, bytes: true, valid: validMask(source.info, raw) };
+    if (source.info.sampleType === 'uint8')
+      return { ...base, bands: raw, bytes: true, valid: validMask(source.info, raw) };
     const norm = normaliseBands(source.info, raw, stretch, bandIdx);
     return { ...base, bands: norm.bands.map(toBytes), bytes: true, valid: norm.valid };
   }
@@ -48,14 +61,23 @@ export async function readInputPlanes(source: TileSource, win: WindowPx, bandIdx
 }
 
 /** validMask for pixel-interleaved 8-bit samples: 0 where every model band equals the nodata value. */
-function interleavedValidMask(info: RasterInfo, data: Uint8Array, samples: number, bandIdx: number[]): Uint8Array | null {
+function interleavedValidMask(
+  info: RasterInfo,
+  data: Uint8Array,
+  samples: number,
+  bandIdx: number[],
+): Uint8Array | null {
   const nodata = info.nodata;
   if (nodata === null) return null;
   const n = data.length / samples;
   const valid = new Uint8Array(n).fill(1);
   for (let i = 0; i < n; i++) {
     let all = true;
-    for (const b of bandIdx) if (data[i * samples + b] !== nodata) { all = false; break; }
+    for (const b of bandIdx)
+      if (data[i * samples + b] !== nodata) {
+        all = false;
+        break;
+      }
     if (all) valid[i] = 0;
   }
   return valid;
@@ -73,18 +95,39 @@ function toBytes(band: Float32Array): Uint8Array {
  * covering the whole window, is read as the current month is; anything else goes through
  * readBaselineOnGrid (shifts, resampling, mosaics, gaps, and the refusal of another CRS).
  */
-export async function readBaselinePlanes(target: RasterInfo, win: WindowPx, baselines: BaselineTile[], bandIdx: number[], manifest: ModelManifest): Promise<InputPlanes> {
+export async function readBaselinePlanes(
+  target: RasterInfo,
+  win: WindowPx,
+  baselines: BaselineTile[],
+  bandIdx: number[],
+  manifest: ModelManifest,
+): Promise<InputPlanes> {
   if (baselines.length === 1 && sameCrs(baselines[0].source.info.crs, target.crs)) {
     const base = baselines[0];
     const shift = integerShift(pixelMap(target.geoTransform, base.source.info.geoTransform));
-    const x = win.x + (shift?.dx ?? 0), y = win.y + (shift?.dy ?? 0);
-    if (shift && x >= 0 && y >= 0 && x + win.width <= base.source.info.widthPx && y + win.height <= base.source.info.heightPx) {
+    const x = win.x + (shift?.dx ?? 0),
+      y = win.y + (shift?.dy ?? 0);
+    if (
+      shift &&
+      x >= 0 &&
+      y >= 0 &&
+      x + win.width <= base.source.info.widthPx &&
+      y + win.height <= base.source.info.heightPx
+    ) {
       return readInputPlanes(base.source, { ...win, x, y }, bandIdx, base.stretch, manifest);
     }
   }
   const read = await readBaselineOnGrid(target, win, baselines, bandIdx);
   const bytes = manifest.inputType === 'uint8';
-  return { width: win.width, height: win.height, bands: bytes ? read.bands.map(toBytes) : read.bands, interleaved: null, luts: null, bytes, valid: read.valid };
+  return {
+    width: win.width,
+    height: win.height,
+    bands: bytes ? read.bands.map(toBytes) : read.bands,
+    interleaved: null,
+    luts: null,
+    bytes,
+    valid: read.valid,
+  };
 }
 
 /** 1 where both months have data, or null when both have it everywhere. */
@@ -101,34 +144,52 @@ export function bothValid(a: InputPlanes, b: InputPlanes): Uint8Array | null {
  * `k` of the batch, as the manifest's inputType says: 8-bit samples pixel-interleaved as they are,
  * floats band by band, normalised as the manifest says. Pixels without data get the value of reflectance 0, as normaliseBands gives them.
  */
-export function fillWindow(planes: InputPlanes, win: WindowPx, manifest: ModelManifest, out: ModelInput, k: number): void {
+export function fillWindow(
+  planes: InputPlanes,
+  win: WindowPx,
+  manifest: ModelManifest,
+  out: ModelInput,
+  k: number,
+): void {
   const nb = manifest.bands.indices.length;
   const plane = win.width * win.height;
   const offset = k * nb * plane;
   if (manifest.inputType === 'uint8') {
     // 8-bit models take pixel-interleaved windows
     if (!(out instanceof Uint8Array) || !planes.bytes) throw new Error('fillWindow: an 8-bit model takes 8-bit planes');
-    if (planes.interleaved) fillInterleavedFromInterleaved(planes.interleaved, planes.valid, planes.width, win, nb, out, offset);
+    if (planes.interleaved)
+      fillInterleavedFromInterleaved(planes.interleaved, planes.valid, planes.width, win, nb, out, offset);
     else fillInterleavedFromBands(planes.bands as Uint8Array[], planes.valid, planes.width, win, out, offset);
     return;
   }
-  if (!(out instanceof Float32Array) || planes.bytes) throw new Error('fillWindow: a float model takes float or lookup planes');
+  if (!(out instanceof Float32Array) || planes.bytes)
+    throw new Error('fillWindow: a float model takes float or lookup planes');
   const { mean, std } = manifest.normalisation;
   for (let c = 0; c < nb; c++) {
     const at = offset + c * plane;
     const lut = planes.luts?.[c];
-    if (lut && planes.valid) fillLutMasked(planes.bands[c], lut, planes.valid, (0 - mean[c]) / std[c], planes.width, win, out, at);
+    if (lut && planes.valid)
+      fillLutMasked(planes.bands[c], lut, planes.valid, (0 - mean[c]) / std[c], planes.width, win, out, at);
     else if (lut) fillLut(planes.bands[c], lut, planes.width, win, out, at);
     else fillAffine(planes.bands[c] as Float32Array, mean[c], 1 / std[c], planes.width, win, out, at);
   }
 }
 
 /** Rows of interleaved samples into a pixel-interleaved window: whole rows copied when the file's samples are the model's bands. */
-function fillInterleavedFromInterleaved(src: { data: Uint8Array; samples: number; bandIdx: number[] }, valid: Uint8Array | null, W: number, win: WindowPx, nb: number, out: Uint8Array, offset: number): void {
+function fillInterleavedFromInterleaved(
+  src: { data: Uint8Array; samples: number; bandIdx: number[] },
+  valid: Uint8Array | null,
+  W: number,
+  win: WindowPx,
+  nb: number,
+  out: Uint8Array,
+  offset: number,
+): void {
   const { data, samples, bandIdx } = src;
   const asStored = samples === nb && bandIdx.every((b, i) => b === i);
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x, d = offset + r * win.width * nb;
+    const s = (win.y + r) * W + win.x,
+      d = offset + r * win.width * nb;
     if (asStored && !valid) {
       out.set(data.subarray(s * samples, (s + win.width) * samples), d);
       continue;
@@ -140,10 +201,18 @@ function fillInterleavedFromInterleaved(src: { data: Uint8Array; samples: number
   }
 }
 
-function fillInterleavedFromBands(bands: Uint8Array[], valid: Uint8Array | null, W: number, win: WindowPx, out: Uint8Array, offset: number): void {
+function fillInterleavedFromBands(
+  bands: Uint8Array[],
+  valid: Uint8Array | null,
+  W: number,
+  win: WindowPx,
+  out: Uint8Array,
+  offset: number,
+): void {
   const nb = bands.length;
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x, d = offset + r * win.width * nb;
+    const s = (win.y + r) * W + win.x,
+      d = offset + r * win.width * nb;
     for (let c = 0; c < nb; c++) {
       const band = bands[c];
       for (let x = 0; x < win.width; x++) out[d + x * nb + c] = !valid || valid[s + x] ? band[s + x] : 0;
@@ -153,21 +222,41 @@ function fillInterleavedFromBands(bands: Uint8Array[], valid: Uint8Array | null,
 
 function fillLut(src: BandArray, lut: Float32Array, W: number, win: WindowPx, out: Float32Array, offset: number): void {
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x, d = offset + r * win.width;
+    const s = (win.y + r) * W + win.x,
+      d = offset + r * win.width;
     for (let x = 0; x < win.width; x++) out[d + x] = lut[src[s + x]];
   }
 }
 
-function fillLutMasked(src: BandArray, lut: Float32Array, valid: Uint8Array, empty: number, W: number, win: WindowPx, out: Float32Array, offset: number): void {
+function fillLutMasked(
+  src: BandArray,
+  lut: Float32Array,
+  valid: Uint8Array,
+  empty: number,
+  W: number,
+  win: WindowPx,
+  out: Float32Array,
+  offset: number,
+): void {
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x, d = offset + r * win.width;
+    const s = (win.y + r) * W + win.x,
+      d = offset + r * win.width;
     for (let x = 0; x < win.width; x++) out[d + x] = valid[s + x] ? lut[src[s + x]] : empty;
   }
 }
 
-function fillAffine(src: Float32Array, mean: number, k: number, W: number, win: WindowPx, out: Float32Array, offset: number): void {
+function fillAffine(
+  src: Float32Array,
+  mean: number,
+  k: number,
+  W: number,
+  win: WindowPx,
+  out: Float32Array,
+  offset: number,
+): void {
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x, d = offset + r * win.width;
+    const s = (win.y + r) * W + win.x,
+      d = offset + r * win.width;
     for (let x = 0; x < win.width; x++) out[d + x] = (src[s + x] - mean) * k;
   }
 }

@@ -63,7 +63,9 @@ export function loadManifest(modelDir: string): LoadedManifest {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new BadInputError('model_manifest', `${path}: cannot read model manifest (${(err as Error).message})`, { file: path });
+    throw new BadInputError('model_manifest', `${path}: cannot read model manifest (${(err as Error).message})`, {
+      file: path,
+    });
   }
   const parsed = ModelManifestSchema.safeParse(raw);
   if (!parsed.success) {
@@ -73,9 +75,23 @@ export function loadManifest(modelDir: string): LoadedManifest {
   const m = parsed.data;
   const n = m.bands.indices.length;
   if (m.normalisation.mean.length !== n || m.normalisation.std.length !== n) {
-    throw new BadInputError('model_manifest', `${path}: normalisation.mean/std need ${n} values (one per band), found ${m.normalisation.mean.length}/${m.normalisation.std.length}`, { file: path });
+    throw new BadInputError(
+      'model_manifest',
+      `${path}: normalisation.mean/std need ${n} values (one per band), found ${m.normalisation.mean.length}/${m.normalisation.std.length}`,
+      { file: path },
+    );
   }
-  if (m.maxWindowPx !== undefined && m.maxWindowPx < m.tileSizePx) throw new BadInputError('model_manifest', `${path}: maxWindowPx ${m.maxWindowPx} must not be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
-  if (m.overlapPx >= m.tileSizePx) throw new BadInputError('model_manifest', `${path}: overlapPx ${m.overlapPx} must be smaller than tileSizePx ${m.tileSizePx}`, { file: path });
+  if (m.maxWindowPx !== undefined && m.maxWindowPx < m.tileSizePx)
+    throw new BadInputError(
+      'model_manifest',
+      `${path}: maxWindowPx ${m.maxWindowPx} must not be smaller than tileSizePx ${m.tileSizePx}`,
+      { file: path },
+    );
+  if (m.overlapPx >= m.tileSizePx)
+    throw new BadInputError(
+      'model_manifest',
+      `${path}: overlapPx ${m.overlapPx} must be smaller than tileSizePx ${m.tileSizePx}`,
+      { file: path },
+    );
   return { dir, manifest: m, onnxPath: join(dir, m.file) };
 }

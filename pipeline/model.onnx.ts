@@ -25,7 +25,12 @@ export class OnnxChangeModel implements ChangeModel {
   /** A new session thread while one is being started after the last one died. */
   private restarting: Promise<SessionThread> | null = null;
 
-  private constructor(readonly manifest: ModelManifest, private session: SessionThread, private readonly startSession: () => Promise<SessionThread>, private readonly onnxPath: string) {}
+  private constructor(
+    readonly manifest: ModelManifest,
+    private session: SessionThread,
+    private readonly startSession: () => Promise<SessionThread>,
+    private readonly onnxPath: string,
+  ) {}
 
   static async load(modelDir: string, opts: OnnxModelOptions = {}): Promise<OnnxChangeModel> {
     const { manifest, onnxPath } = loadManifest(modelDir);
@@ -33,16 +38,24 @@ export class OnnxChangeModel implements ChangeModel {
     try {
       bytes = readFileSync(onnxPath);
     } catch (err) {
-      throw new BadInputError('model_file', `${onnxPath}: cannot read model file (${(err as Error).message})`, { file: onnxPath });
+      throw new BadInputError('model_file', `${onnxPath}: cannot read model file (${(err as Error).message})`, {
+        file: onnxPath,
+      });
     }
     if (manifest.sha256) {
       const found = createHash('sha256').update(bytes).digest('hex');
-      if (found !== manifest.sha256) throw new BadInputError('model_file', `${onnxPath}: sha256 ${found} differs from the manifest's ${manifest.sha256}`, { file: onnxPath });
+      if (found !== manifest.sha256)
+        throw new BadInputError(
+          'model_file',
+          `${onnxPath}: sha256 ${found} differs from the manifest's ${manifest.sha256}`,
+          { file: onnxPath },
+        );
     }
-    const startSession = () => SessionThread.start(onnxPath, bytes, {
-      ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
-      graphOptimizationLevel: 'all',
-    });
+    const startSession = () =>
+      SessionThread.start(onnxPath, bytes, {
+        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+        graphOptimizationLevel: 'all',
+      });
     const session = await startSession();
     try {
       checkGraph(manifest, session.graph, onnxPath);
@@ -53,13 +66,26 @@ export class OnnxChangeModel implements ChangeModel {
     return new OnnxChangeModel(manifest, session, startSession, onnxPath);
   }
 
-  async run(before: ModelInput, after: ModelInput, batch: number, heightPx: number, widthPx: number): Promise<ModelRun> {
+  async run(
+    before: ModelInput,
+    after: ModelInput,
+    batch: number,
+    heightPx: number,
+    widthPx: number,
+  ): Promise<ModelRun> {
     const feeds = buildFeeds(this.manifest, before, after, batch, heightPx, widthPx);
     const session = await this.live();
     // (the thread refuses an output of another size than batch×1×height×width, naming it)
     const names = [this.manifest.output.name, ...(this.manifest.interior ? [this.manifest.interior.name] : [])];
-    const { outputs: [output, interior], computeMs } = await session.run(feeds, names, batch * heightPx * widthPx);
-    return { probability: this.manifest.output.kind === 'logits' ? sigmoidInPlace(output) : output, ...(interior ? { interior } : {}), computeMs };
+    const {
+      outputs: [output, interior],
+      computeMs,
+    } = await session.run(feeds, names, batch * heightPx * widthPx);
+    return {
+      probability: this.manifest.output.kind === 'logits' ? sigmoidInPlace(output) : output,
+      ...(interior ? { interior } : {}),
+      computeMs,
+    };
   }
 
   /**
@@ -74,16 +100,19 @@ export class OnnxChangeModel implements ChangeModel {
     // waits for it instead of starting a second thread. A failure to start again is not bad input
     // (the same file loaded before): it is reported as an error the job may retry.
     this.restarting ??= this.startSession()
-      .then(async (fresh) => {
-        if (this.closed) {
-          await fresh.close();
-          throw new Error(`${this.onnxPath}: the model was closed`);
-        }
-        this.session = fresh;
-        return fresh;
-      }, (err: Error) => {
-        throw new Error(`${this.onnxPath}: could not start the onnxruntime thread again: ${err.message}`);
-      })
+      .then(
+        async (fresh) => {
+          if (this.closed) {
+            await fresh.close();
+            throw new Error(`${this.onnxPath}: the model was closed`);
+          }
+          this.session = fresh;
+          return fresh;
+        },
+        (err: Error) => {
+          throw new Error(`${this.onnxPath}: could not start the onnxruntime thread again: ${err.message}`);
+        },
+      )
       .finally(() => (this.restarting = null));
     return this.restarting;
   }
@@ -104,15 +133,33 @@ interface GraphInfo {
 /** The manifest's names and input type must be the graph's: a mismatch is refused at load, naming the file. */
 function checkGraph(manifest: ModelManifest, graph: GraphInfo, onnxPath: string): void {
   for (const name of [manifest.inputs.before, manifest.inputs.after]) {
-    if (!graph.inputNames.includes(name)) throw new BadInputError('model_file', `${onnxPath}: graph has no input "${name}" (inputs: ${graph.inputNames.join(', ')})`, { file: onnxPath });
+    if (!graph.inputNames.includes(name))
+      throw new BadInputError(
+        'model_file',
+        `${onnxPath}: graph has no input "${name}" (inputs: ${graph.inputNames.join(', ')})`,
+        { file: onnxPath },
+      );
   }
   for (const meta of graph.inputMetadata) {
-    if (meta.isTensor && [manifest.inputs.before, manifest.inputs.after].includes(meta.name) && meta.type !== manifest.inputType) {
-      throw new BadInputError('model_file', `${onnxPath}: graph input "${meta.name}" is ${meta.type} but the manifest's inputType is ${manifest.inputType}`, { file: onnxPath });
+    if (
+      meta.isTensor &&
+      [manifest.inputs.before, manifest.inputs.after].includes(meta.name) &&
+      meta.type !== manifest.inputType
+    ) {
+      throw new BadInputError(
+        'model_file',
+        `${onnxPath}: graph input "${meta.name}" is ${meta.type} but the manifest's inputType is ${manifest.inputType}`,
+        { file: onnxPath },
+      );
     }
   }
   for (const name of [manifest.output.name, ...(manifest.interior ? [manifest.interior.name] : [])]) {
-    if (!graph.outputNames.includes(name)) throw new BadInputError('model_file', `${onnxPath}: graph has no output "${name}" (outputs: ${graph.outputNames.join(', ')})`, { file: onnxPath });
+    if (!graph.outputNames.includes(name))
+      throw new BadInputError(
+        'model_file',
+        `${onnxPath}: graph has no output "${name}" (outputs: ${graph.outputNames.join(', ')})`,
+        { file: onnxPath },
+      );
   }
 }
 
@@ -127,11 +174,23 @@ type Reply = { id: number; computeMs?: number; error?: string };
  */
 class SessionThread {
   private nextId = 0;
-  private readonly pending = new Map<number, { copies: ModelInput[]; outputs: Float32Array[]; resolve: (r: { outputs: Float32Array[]; computeMs: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    {
+      copies: ModelInput[];
+      outputs: Float32Array[];
+      resolve: (r: { outputs: Float32Array[]; computeMs: number }) => void;
+      reject: (e: Error) => void;
+    }
+  >();
   /** Set once the thread has died: every later run fails with it. */
   private dead: Error | null = null;
 
-  private constructor(private readonly worker: Worker, readonly graph: GraphInfo, private readonly onnxPath: string) {
+  private constructor(
+    private readonly worker: Worker,
+    readonly graph: GraphInfo,
+    private readonly onnxPath: string,
+  ) {
     worker.on('message', (m: Reply) => this.settle(m));
     const die = (err: Error) => {
       this.dead = err;
@@ -144,8 +203,14 @@ class SessionThread {
     worker.unref();
   }
 
-  static async start(onnxPath: string, bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<SessionThread> {
-    const worker = new Worker(new URL('./model.thread.mjs', import.meta.url), { workerData: { model: bytes, options } });
+  static async start(
+    onnxPath: string,
+    bytes: Uint8Array,
+    options: ort.InferenceSession.SessionOptions,
+  ): Promise<SessionThread> {
+    const worker = new Worker(new URL('./model.thread.mjs', import.meta.url), {
+      workerData: { model: bytes, options },
+    });
     type First = { ready?: GraphInfo; failed?: string };
     // (listeners are removed one by one: removing all of a Worker's 'message' listeners stops its port)
     let onMessage!: (m: First) => void, onError!: (err: Error) => void, onExit!: (code: number) => void;
@@ -158,7 +223,9 @@ class SessionThread {
     worker.off('message', onMessage).off('error', onError).off('exit', onExit);
     if (!first.ready) {
       await worker.terminate();
-      throw new BadInputError('model_file', `${onnxPath}: onnxruntime cannot load the model (${first.failed})`, { file: onnxPath });
+      throw new BadInputError('model_file', `${onnxPath}: onnxruntime cannot load the model (${first.failed})`, {
+        file: onnxPath,
+      });
     }
     return new SessionThread(worker, first.ready, onnxPath);
   }
@@ -171,23 +238,38 @@ class SessionThread {
    * One run of the session. The caller keeps the feeds (read in place when they are in shared
    * memory, copied otherwise); each output is a shared array from arrayPool, to be handed back when done.
    */
-  run(feeds: ReturnType<typeof buildFeeds>, outputNames: string[], outputLength: number): Promise<{ outputs: Float32Array[]; computeMs: number }> {
+  run(
+    feeds: ReturnType<typeof buildFeeds>,
+    outputNames: string[],
+    outputLength: number,
+  ): Promise<{ outputs: Float32Array[]; computeMs: number }> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     const copies: ModelInput[] = [];
     const inShared = (a: ModelInput): ModelInput => {
       if (a.buffer instanceof SharedArrayBuffer) return a;
-      const c = a instanceof Uint8Array ? arrayPool.take(Uint8Array, a.length, false, true) : arrayPool.take(Float32Array, a.length, false, true);
+      const c =
+        a instanceof Uint8Array
+          ? arrayPool.take(Uint8Array, a.length, false, true)
+          : arrayPool.take(Float32Array, a.length, false, true);
       c.set(a);
       copies.push(c);
       return c;
     };
     const outputs = outputNames.map(() => arrayPool.take(Float32Array, outputLength, false, true));
     const message = {
-      id, outputs: outputNames.map((name, k) => ({ name, into: outputs[k] })),
-      feeds: Object.fromEntries(Object.entries(feeds).map(([name, f]) => [name, { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data: inShared(f.data), dims: f.dims }])),
+      id,
+      outputs: outputNames.map((name, k) => ({ name, into: outputs[k] })),
+      feeds: Object.fromEntries(
+        Object.entries(feeds).map(([name, f]) => [
+          name,
+          { type: f.data instanceof Uint8Array ? 'uint8' : 'float32', data: inShared(f.data), dims: f.dims },
+        ]),
+      ),
     };
-    const done = new Promise<{ outputs: Float32Array[]; computeMs: number }>((resolve, reject) => this.pending.set(id, { copies, outputs, resolve, reject }));
+    const done = new Promise<{ outputs: Float32Array[]; computeMs: number }>((resolve, reject) =>
+      this.pending.set(id, { copies, outputs, resolve, reject }),
+    );
     if (this.pending.size === 1) this.worker.ref();
     try {
       this.worker.postMessage(message);

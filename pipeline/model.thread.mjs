@@ -36,7 +36,8 @@ if (session) {
   /** @param {string} name @param {Uint8Array | Float32Array} shared */
   const local = (name, shared) => {
     let a = own.get(name);
-    if (!a || a.length !== shared.length || a.constructor !== shared.constructor) own.set(name, (a = new /** @type {any} */ (shared.constructor)(shared.length)));
+    if (!a || a.length !== shared.length || a.constructor !== shared.constructor)
+      own.set(name, (a = new /** @type {any} */ (shared.constructor)(shared.length)));
     a.set(shared);
     return a;
   };
@@ -44,13 +45,16 @@ if (session) {
   /** @param {{ id: number, feeds: Record<string, { type: 'uint8' | 'float32', data: Uint8Array | Float32Array, dims: number[] }>, outputs: { name: string, into: Float32Array }[] }} m */
   const run = async (m) => {
     try {
-      const tensors = Object.fromEntries(Object.entries(m.feeds).map(([name, f]) => [name, new ort.Tensor(f.type, local(name, f.data), f.dims)]));
+      const tensors = Object.fromEntries(
+        Object.entries(m.feeds).map(([name, f]) => [name, new ort.Tensor(f.type, local(name, f.data), f.dims)]),
+      );
       const t0 = performance.now();
       const result = await s.run(tensors);
       const computeMs = performance.now() - t0;
       for (const o of m.outputs) {
         const output = /** @type {Float32Array} */ (result[o.name].data);
-        if (output.length !== o.into.length) throw new Error(`output "${o.name}" has ${output.length} values, expected ${o.into.length}`);
+        if (output.length !== o.into.length)
+          throw new Error(`output "${o.name}" has ${output.length} values, expected ${o.into.length}`);
         o.into.set(output);
       }
       port.postMessage({ id: m.id, computeMs });

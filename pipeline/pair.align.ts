@@ -43,14 +43,23 @@ export function integerShift(m: GeoTransform): { dx: number; dy: number } | null
  * Pixels no baseline covers are marked invalid. A baseline in another CRS is refused: silently
  * comparing misaligned images would report every pixel as change.
  */
-export async function readBaselineOnGrid(target: RasterInfo, win: WindowPx, baselines: BaselineTile[], bandIdx: number[]): Promise<{ bands: Float32Array[]; valid: Uint8Array }> {
+export async function readBaselineOnGrid(
+  target: RasterInfo,
+  win: WindowPx,
+  baselines: BaselineTile[],
+  bandIdx: number[],
+): Promise<{ bands: Float32Array[]; valid: Uint8Array }> {
   const n = win.width * win.height;
   const bands = bandIdx.map(() => new Float32Array(n));
   const valid = new Uint8Array(n);
   for (const base of baselines) {
     const info = base.source.info;
     if (!sameCrs(info.crs, target.crs)) {
-      throw new BadInputError('crs_mismatch', `baseline ${info.file} is in ${crsLabel(info.crs)} but ${target.file} is in ${crsLabel(target.crs)}; reproject one month (gdalwarp -t_srs ${crsLabel(target.crs)}) before the batch`, { baseline: info.file, current: target.file });
+      throw new BadInputError(
+        'crs_mismatch',
+        `baseline ${info.file} is in ${crsLabel(info.crs)} but ${target.file} is in ${crsLabel(target.crs)}; reproject one month (gdalwarp -t_srs ${crsLabel(target.crs)}) before the batch`,
+        { baseline: info.file, current: target.file },
+      );
     }
     const m = pixelMap(target.geoTransform, info.geoTransform);
     const shift = integerShift(m);
@@ -60,7 +69,14 @@ export async function readBaselineOnGrid(target: RasterInfo, win: WindowPx, base
   return { bands, valid };
 }
 
-async function copyShifted(base: BaselineTile, win: WindowPx, shift: { dx: number; dy: number }, bandIdx: number[], bands: Float32Array[], valid: Uint8Array): Promise<void> {
+async function copyShifted(
+  base: BaselineTile,
+  win: WindowPx,
+  shift: { dx: number; dy: number },
+  bandIdx: number[],
+  bands: Float32Array[],
+  valid: Uint8Array,
+): Promise<void> {
   const info = base.source.info;
   const sx0 = Math.max(0, win.x + shift.dx);
   const sy0 = Math.max(0, win.y + shift.dy);
@@ -73,9 +89,14 @@ async function copyShifted(base: BaselineTile, win: WindowPx, shift: { dx: numbe
   const w = srcWin.width;
   for (let r = 0; r < srcWin.height; r++) {
     const ty = sy0 + r - shift.dy - win.y;
-    const s0 = r * w, t0 = ty * win.width + (sx0 - shift.dx - win.x);
+    const s0 = r * w,
+      t0 = ty * win.width + (sx0 - shift.dx - win.x);
     let all = true;
-    for (let c = 0; c < w; c++) if (!norm.valid[s0 + c]) { all = false; break; }
+    for (let c = 0; c < w; c++)
+      if (!norm.valid[s0 + c]) {
+        all = false;
+        break;
+      }
     if (all) {
       // the common case, a row with data everywhere: copy it whole
       valid.fill(1, t0, t0 + w);
@@ -90,10 +111,20 @@ async function copyShifted(base: BaselineTile, win: WindowPx, shift: { dx: numbe
   }
 }
 
-async function resampleBilinear(base: BaselineTile, win: WindowPx, m: GeoTransform, bandIdx: number[], bands: Float32Array[], valid: Uint8Array): Promise<void> {
+async function resampleBilinear(
+  base: BaselineTile,
+  win: WindowPx,
+  m: GeoTransform,
+  bandIdx: number[],
+  bands: Float32Array[],
+  valid: Uint8Array,
+): Promise<void> {
   const info = base.source.info;
   const corners = [
-    [win.x, win.y], [win.x + win.width, win.y], [win.x, win.y + win.height], [win.x + win.width, win.y + win.height],
+    [win.x, win.y],
+    [win.x + win.width, win.y],
+    [win.x, win.y + win.height],
+    [win.x + win.width, win.y + win.height],
   ].map(([c, r]) => [m[0] + c * m[1] + r * m[2], m[3] + c * m[4] + r * m[5]]);
   const sx0 = Math.max(0, Math.floor(Math.min(...corners.map((p) => p[0]))) - 1);
   const sy0 = Math.max(0, Math.floor(Math.min(...corners.map((p) => p[1]))) - 1);
@@ -118,7 +149,10 @@ async function resampleBilinear(base: BaselineTile, win: WindowPx, m: GeoTransfo
       const y1 = Math.min(sh - 1, y0 + 1);
       const ax = Math.max(0, Math.min(1, fx - x0));
       const ay = Math.max(0, Math.min(1, fy - y0));
-      const i00 = y0 * sw + x0, i01 = y0 * sw + x1, i10 = y1 * sw + x0, i11 = y1 * sw + x1;
+      const i00 = y0 * sw + x0,
+        i01 = y0 * sw + x1,
+        i10 = y1 * sw + x0,
+        i11 = y1 * sw + x1;
       if (!(norm.valid[i00] && norm.valid[i01] && norm.valid[i10] && norm.valid[i11])) continue;
       const ti = r * win.width + c;
       valid[ti] = 1;

@@ -15,7 +15,12 @@ export interface BandStretch {
  *  - A pixel is invalid when every band equals the nodata value, or any band is NaN.
  * `bandIdx` names the file band each raw array came from (default: raw[i] is band i), to pick its stretch.
  */
-export function normaliseBands(info: RasterInfo, raw: BandArray[], stretch?: BandStretch | null, bandIdx?: number[]): { bands: Float32Array[]; valid: Uint8Array } {
+export function normaliseBands(
+  info: RasterInfo,
+  raw: BandArray[],
+  stretch?: BandStretch | null,
+  bandIdx?: number[],
+): { bands: Float32Array[]; valid: Uint8Array } {
   const n = raw[0]?.length ?? 0;
   const valid = validMask(info, raw) ?? new Uint8Array(n).fill(1);
   const bands = raw.map((b, bi) => {
@@ -59,7 +64,13 @@ export function validMask(info: RasterInfo, raw: BandArray[]): Uint8Array | null
  * input value, (stretched reflectance − mean) / std, the same value normaliseBands and the
  * manifest's normalisation give in two passes. Null for other sample types.
  */
-export function modelInputLuts(info: RasterInfo, bandIdx: number[], stretch: BandStretch | null | undefined, mean: number[], std: number[]): Float32Array[] | null {
+export function modelInputLuts(
+  info: RasterInfo,
+  bandIdx: number[],
+  stretch: BandStretch | null | undefined,
+  mean: number[],
+  std: number[],
+): Float32Array[] | null {
   const size = info.sampleType === 'uint8' ? 256 : info.sampleType === 'uint16' ? 65536 : 0;
   if (!size) return null;
   return bandIdx.map((band, bi) => {
@@ -85,11 +96,16 @@ function bandScale(info: RasterInfo, bi: number, stretch?: BandStretch | null): 
 
 function fullRange(t: RasterInfo['sampleType']): number {
   switch (t) {
-    case 'uint16': return 65535;
-    case 'int16': return 32767;
-    case 'uint32': return 4294967295;
-    case 'int32': return 2147483647;
-    default: return 1;
+    case 'uint16':
+      return 65535;
+    case 'int16':
+      return 32767;
+    case 'uint32':
+      return 4294967295;
+    case 'int32':
+      return 2147483647;
+    default:
+      return 1;
   }
 }
 
@@ -98,7 +114,9 @@ export function percentileStretch(samples: BandArray[], nodata: number | null, l
   const low: number[] = [];
   const high: number[] = [];
   for (const b of samples) {
-    const vals = Array.from(b).filter((v) => Number.isFinite(v) && v !== nodata).sort((x, y) => x - y);
+    const vals = Array.from(b)
+      .filter((v) => Number.isFinite(v) && v !== nodata)
+      .sort((x, y) => x - y);
     if (vals.length === 0) {
       low.push(0);
       high.push(1);

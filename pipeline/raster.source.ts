@@ -33,9 +33,13 @@ export interface TileSource {
 
 /** An in-memory raster, for tests and for rasters computed in the pipeline. */
 export class MemorySource implements TileSource {
-  constructor(readonly info: RasterInfo, private readonly bands: BandArray[]) {
+  constructor(
+    readonly info: RasterInfo,
+    private readonly bands: BandArray[],
+  ) {
     for (const [i, b] of bands.entries()) {
-      if (b.length !== info.widthPx * info.heightPx) throw new Error(`${info.file}: band ${i} has ${b.length} samples, expected ${info.widthPx * info.heightPx}`);
+      if (b.length !== info.widthPx * info.heightPx)
+        throw new Error(`${info.file}: band ${i} has ${b.length} samples, expected ${info.widthPx * info.heightPx}`);
     }
   }
 
@@ -57,7 +61,16 @@ export class MemorySource implements TileSource {
 }
 
 export function checkWindow(info: RasterInfo, win: WindowPx): void {
-  if (win.x < 0 || win.y < 0 || win.width <= 0 || win.height <= 0 || win.x + win.width > info.widthPx || win.y + win.height > info.heightPx) {
-    throw new Error(`${info.file}: window x=${win.x} y=${win.y} ${win.width}×${win.height} lies outside the ${info.widthPx}×${info.heightPx} raster`);
+  if (
+    win.x < 0 ||
+    win.y < 0 ||
+    win.width <= 0 ||
+    win.height <= 0 ||
+    win.x + win.width > info.widthPx ||
+    win.y + win.height > info.heightPx
+  ) {
+    throw new Error(
+      `${info.file}: window x=${win.x} y=${win.y} ${win.width}×${win.height} lies outside the ${info.widthPx}×${info.heightPx} raster`,
+    );
   }
 }

@@ -9,9 +9,17 @@ import type { WindowPx } from './window.grid.ts';
  */
 export class WindowView implements TileSource {
   readonly info: RasterInfo;
-  constructor(private readonly source: TileSource, readonly window: WindowPx) {
+  constructor(
+    private readonly source: TileSource,
+    readonly window: WindowPx,
+  ) {
     checkWindow(source.info, window);
-    this.info = { ...source.info, widthPx: window.width, heightPx: window.height, geoTransform: windowGeoTransform(source.info.geoTransform, window.x, window.y) };
+    this.info = {
+      ...source.info,
+      widthPx: window.width,
+      heightPx: window.height,
+      geoTransform: windowGeoTransform(source.info.geoTransform, window.x, window.y),
+    };
   }
 
   readWindow(win: WindowPx, bands?: number[]): Promise<BandArray[]> {
@@ -20,7 +28,9 @@ export class WindowView implements TileSource {
 
   async readInterleaved(win: WindowPx): Promise<{ data: Uint8Array; samples: number } | null> {
     checkWindow(this.info, win);
-    return this.source.readInterleaved ? this.source.readInterleaved({ ...win, x: win.x + this.window.x, y: win.y + this.window.y }) : null;
+    return this.source.readInterleaved
+      ? this.source.readInterleaved({ ...win, x: win.x + this.window.x, y: win.y + this.window.y })
+      : null;
   }
 
   async close(): Promise<void> {

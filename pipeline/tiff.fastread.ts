@@ -32,7 +32,11 @@ export class FastTiffReader {
   ) {}
 
   /** A reader when the image's layout is one this handles, else null. `blocks`: its strip or tile offsets and byte counts. */
-  static async forImage(file: string, image: GeoTIFFImage, blocks: { offsets: ArrayLike<number>; counts: ArrayLike<number> }): Promise<FastTiffReader | null> {
+  static async forImage(
+    file: string,
+    image: GeoTIFFImage,
+    blocks: { offsets: ArrayLike<number>; counts: ArrayLike<number> },
+  ): Promise<FastTiffReader | null> {
     const tags = new TiffTags(image);
     const spp = image.getSamplesPerPixel();
     const bits = tags.numbers('BitsPerSample') ?? [1];
@@ -43,16 +47,37 @@ export class FastTiffReader {
     if (tags.number('PhotometricInterpretation', 1) === 6) return null; // YCbCr
     if (tags.number('FillOrder', 1) !== 1) return null;
     const compression = tags.number('Compression', 1);
-    const kind = compression === 1 ? 'none' : compression === 8 || compression === 32946 ? 'deflate' : compression === 5 ? 'lzw' : null;
+    const kind =
+      compression === 1
+        ? 'none'
+        : compression === 8 || compression === 32946
+          ? 'deflate'
+          : compression === 5
+            ? 'lzw'
+            : null;
     if (!kind) return null;
     const predictor = tags.number('Predictor', 1);
     if (predictor !== 1 && predictor !== 2) return null;
     const tiled = tags.has('TileOffsets');
-    const width = image.getWidth(), height = image.getHeight();
+    const width = image.getWidth(),
+      height = image.getHeight();
     const blockW = tiled ? tags.number('TileWidth', 0) : width;
     const blockH = tiled ? tags.number('TileLength', 0) : Math.min(tags.number('RowsPerStrip', height), height);
     if (blockW <= 0 || blockH <= 0) return null;
-    return new FastTiffReader(file, await open(file, 'r'), width, height, spp, blockW, blockH, kind, predictor === 2, blocks.offsets, blocks.counts, tags.number('PhotometricInterpretation', 1));
+    return new FastTiffReader(
+      file,
+      await open(file, 'r'),
+      width,
+      height,
+      spp,
+      blockW,
+      blockH,
+      kind,
+      predictor === 2,
+      blocks.offsets,
+      blocks.counts,
+      tags.number('PhotometricInterpretation', 1),
+    );
   }
 
   /**
@@ -67,7 +92,12 @@ export class FastTiffReader {
    * and striped files of every such layout.
    */
   private get viaLibvips(): boolean {
-    return this.compression !== 'none' && this.blockW !== this.width && this.photometric === 2 && (this.spp === 3 || this.spp === 4);
+    return (
+      this.compression !== 'none' &&
+      this.blockW !== this.width &&
+      this.photometric === 2 &&
+      (this.spp === 3 || this.spp === 4)
+    );
   }
 
   /** Band-separate samples of a window (bands: 0-based sample indices). */
@@ -105,27 +135,43 @@ export class FastTiffReader {
    * libuv's thread pool side by side, so decoding uses every core; each block's raw bytes go into
    * its slot of one buffer that this call reuses from group to group.
    */
-  private async eachRun(win: WindowPx, visit: (block: Uint8Array, src: number, dst: number, n: number) => void): Promise<void> {
+  private async eachRun(
+    win: WindowPx,
+    visit: (block: Uint8Array, src: number, dst: number, n: number) => void,
+  ): Promise<void> {
     const perRow = Math.ceil(this.width / this.blockW);
-    const bx0 = Math.floor(win.x / this.blockW), bx1 = Math.floor((win.x + win.width - 1) / this.blockW);
-    const by0 = Math.floor(win.y / this.blockH), by1 = Math.floor((win.y + win.height - 1) / this.blockH);
+    const bx0 = Math.floor(win.x / this.blockW),
+      bx1 = Math.floor((win.x + win.width - 1) / this.blockW);
+    const by0 = Math.floor(win.y / this.blockH),
+      by1 = Math.floor((win.y + win.height - 1) / this.blockH);
     const stride = this.blockW * this.spp;
     const across = bx1 - bx0 + 1;
     const rowsAtOnce = Math.max(1, Math.floor(BLOCKS_IN_FLIGHT / across));
-    const rowsOf = (by: number) => (this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH); // a last strip may be short; tiles are padded
+    const rowsOf = (by: number) =>
+      this.blockW === this.width ? Math.min(this.blockH, this.height - by * this.blockH) : this.blockH; // a last strip may be short; tiles are padded
     const scratch: Uint8Array[] = [];
     for (let g0 = by0; g0 <= by1; g0 += rowsAtOnce) {
       const g1 = Math.min(by1, g0 + rowsAtOnce - 1);
       const pending: Promise<Uint8Array>[] = [];
-      for (let by = g0; by <= g1; by++) for (let i = 0; i < across; i++) pending.push(this.block(by * perRow + bx0 + i, rowsOf(by), scratch, pending.length));
+      for (let by = g0; by <= g1; by++)
+        for (let i = 0; i < across; i++)
+          pending.push(this.block(by * perRow + bx0 + i, rowsOf(by), scratch, pending.length));
       const blocks = await Promise.all(pending);
       for (let by = g0; by <= g1; by++) {
         const rows = rowsOf(by);
         for (let bx = bx0; bx <= bx1; bx++) {
           const block = blocks[(by - g0) * across + bx - bx0];
-          const x0 = Math.max(win.x, bx * this.blockW), x1 = Math.min(win.x + win.width, (bx + 1) * this.blockW, this.width);
-          const y0 = Math.max(win.y, by * this.blockH), y1 = Math.min(win.y + win.height, by * this.blockH + rows);
-          for (let y = y0; y < y1; y++) visit(block, (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * this.spp, (y - win.y) * win.width + (x0 - win.x), x1 - x0);
+          const x0 = Math.max(win.x, bx * this.blockW),
+            x1 = Math.min(win.x + win.width, (bx + 1) * this.blockW, this.width);
+          const y0 = Math.max(win.y, by * this.blockH),
+            y1 = Math.min(win.y + win.height, by * this.blockH + rows);
+          for (let y = y0; y < y1; y++)
+            visit(
+              block,
+              (y - by * this.blockH) * stride + (x0 - bx * this.blockW) * this.spp,
+              (y - win.y) * win.width + (x0 - win.x),
+              x1 - x0,
+            );
         }
       }
     }
@@ -135,7 +181,8 @@ export class FastTiffReader {
 
   /** One block, decoded; its raw bytes are read into scratch[slot] (grown when too small; from arrayPool), which the caller reuses. */
   private async block(index: number, rows: number, scratch: Uint8Array[], slot: number): Promise<Uint8Array> {
-    const offset = Number(this.offsets[index]), count = Number(this.counts[index]);
+    const offset = Number(this.offsets[index]),
+      count = Number(this.counts[index]);
     const size = this.blockW * rows * this.spp;
     if (count === 0) return new Uint8Array(size); // sparse block: GDAL reads it as 0
     if (!scratch[slot] || scratch[slot].length < count) {
@@ -145,7 +192,12 @@ export class FastTiffReader {
     const raw = scratch[slot].subarray(0, count);
     const { bytesRead } = await this.fh.read(raw, 0, count, offset);
     if (bytesRead !== count) throw new Error(`block ${index} ends past the end of the file`);
-    const data = this.compression === 'deflate' ? await inflateBlock(raw, size) : this.compression === 'lzw' ? lzwDecode(raw, size) : raw;
+    const data =
+      this.compression === 'deflate'
+        ? await inflateBlock(raw, size)
+        : this.compression === 'lzw'
+          ? lzwDecode(raw, size)
+          : raw;
     if (data.length < size) throw new Error(`block ${index} holds ${data.length} bytes, expected ${size}`);
     const block = new Uint8Array(data.buffer, data.byteOffset, size);
     if (this.predictor) undoPredictor(block, rows, this.blockW * this.spp, this.spp);
@@ -162,8 +214,14 @@ export class FastTiffReader {
  * any warning (sharp's default failOn), so a damaged block is an error, never zeros.
  */
 async function readWithLibvips(file: string, win: WindowPx, spp: number): Promise<Uint8Array> {
-  const { data, info } = await sharp(file, { limitInputPixels: false }).extract({ left: win.x, top: win.y, width: win.width, height: win.height }).raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== spp || data.length !== win.width * win.height * spp) throw new Error(`libvips gave ${info.channels} band(s) and ${data.length} bytes for a ${win.width}×${win.height} window of ${spp} band(s)`);
+  const { data, info } = await sharp(file, { limitInputPixels: false })
+    .extract({ left: win.x, top: win.y, width: win.width, height: win.height })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== spp || data.length !== win.width * win.height * spp)
+    throw new Error(
+      `libvips gave ${info.channels} band(s) and ${data.length} bytes for a ${win.width}×${win.height} window of ${spp} band(s)`,
+    );
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
@@ -176,7 +234,9 @@ const BLOCKS_IN_FLIGHT = 16;
  * `raw` must stay untouched until the promise settles.
  */
 function inflateBlock(raw: Uint8Array, size: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => inflate(raw, { chunkSize: Math.max(size, 64) }, (err, out) => (err ? reject(err) : resolve(out))));
+  return new Promise((resolve, reject) =>
+    inflate(raw, { chunkSize: Math.max(size, 64) }, (err, out) => (err ? reject(err) : resolve(out))),
+  );
 }
 
 /**
@@ -187,7 +247,9 @@ function undoPredictor(block: Uint8Array, rows: number, stride: number, spp: num
   for (let r = 0; r < rows; r++) {
     const end = (r + 1) * stride;
     if (spp === 3) {
-      let a = block[r * stride], b = block[r * stride + 1], c = block[r * stride + 2];
+      let a = block[r * stride],
+        b = block[r * stride + 1],
+        c = block[r * stride + 2];
       for (let i = r * stride + 3; i < end; i += 3) {
         a = (a + block[i]) & 0xff;
         b = (b + block[i + 1]) & 0xff;
@@ -203,7 +265,16 @@ function undoPredictor(block: Uint8Array, rows: number, stride: number, spp: num
 }
 
 /** Samples 0, 1 and 2 of n pixels of `spp` interleaved samples, from block[src] into three planes at dst, in one pass. */
-function deinterleave3(block: Uint8Array, src: number, spp: number, o0: Uint8Array, o1: Uint8Array, o2: Uint8Array, dst: number, n: number): void {
+function deinterleave3(
+  block: Uint8Array,
+  src: number,
+  spp: number,
+  o0: Uint8Array,
+  o1: Uint8Array,
+  o2: Uint8Array,
+  dst: number,
+  n: number,
+): void {
   for (let x = 0, s = src; x < n; x++, s += spp) {
     o0[dst + x] = block[s];
     o1[dst + x] = block[s + 1];

@@ -15,9 +15,17 @@ export function lzwDecode(input: Uint8Array, expectedBytes: number): Uint8Array 
   // entry k ≥ 258 is the string out[start[k], start[k] + length[k]); codes below 256 are single bytes
   const start = new Int32Array(4096);
   const length = new Int32Array(4096);
-  let next = 258, width = 9, mask = 511, limit = 511;
-  let op = 0, old = -1, oldStart = 0, oldLen = 0;
-  let buf = 0, bits = 0, ip = 0;
+  let next = 258,
+    width = 9,
+    mask = 511,
+    limit = 511;
+  let op = 0,
+    old = -1,
+    oldStart = 0,
+    oldLen = 0;
+  let buf = 0,
+    bits = 0,
+    ip = 0;
   const n = input.length;
   for (;;) {
     if (bits < width) {

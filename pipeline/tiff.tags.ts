@@ -6,7 +6,11 @@ import type { GeoTIFFImage } from 'geotiff';
  * names; this is the one place that steps around that.
  */
 export class TiffTags {
-  private readonly fd: { hasTag(t: string): boolean; getValue(t: string): unknown; loadValue(t: string): Promise<ArrayLike<number>> };
+  private readonly fd: {
+    hasTag(t: string): boolean;
+    getValue(t: string): unknown;
+    loadValue(t: string): Promise<ArrayLike<number>>;
+  };
 
   constructor(image: GeoTIFFImage) {
     this.fd = image.fileDirectory as unknown as TiffTags['fd'];
@@ -27,7 +31,11 @@ export class TiffTags {
   numbers(tag: string): number[] | undefined {
     if (!this.fd.hasTag(tag)) return undefined;
     const v = this.fd.getValue(tag);
-    return v === undefined || v === null ? undefined : typeof v === 'object' ? Array.from(v as ArrayLike<number>) : [Number(v)];
+    return v === undefined || v === null
+      ? undefined
+      : typeof v === 'object'
+        ? Array.from(v as ArrayLike<number>)
+        : [Number(v)];
   }
 
   /** A tag stored out of line that geotiff.js reads only on request (strip and tile offsets, byte counts). */

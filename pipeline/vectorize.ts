@@ -42,7 +42,13 @@ export interface ChangeFeatureProps {
  * mask.trace.ts). Rings are wound per RFC 7946 (shells counter-clockwise, holes clockwise).
  * Values: Float32Array probabilities, or a Uint8Array mask.
  */
-export function vectorizeRaster(values: Float32Array | Uint8Array, widthPx: number, heightPx: number, gt: GeoTransform, opts: VectorizeOptions = {}): Feature<Polygon | MultiPolygon, ChangeFeatureProps>[] {
+export function vectorizeRaster(
+  values: Float32Array | Uint8Array,
+  widthPx: number,
+  heightPx: number,
+  gt: GeoTransform,
+  opts: VectorizeOptions = {},
+): Feature<Polygon | MultiPolygon, ChangeFeatureProps>[] {
   const threshold = opts.threshold ?? 0.5;
   let mask: Uint8Array;
   if (values instanceof Uint8Array && threshold > 0 && threshold <= 1 && !opts.interior) mask = values; // already a 0/1 (or 0/255) mask: any non-zero pixel is change
@@ -66,15 +72,37 @@ export function vectorizeRaster(values: Float32Array | Uint8Array, widthPx: numb
   for (const comp of comps) {
     const areaM2 = comp.pixelCount * pixelAreaM2;
     if (areaM2 < minAreaM2) continue;
-    const ox = opts.offsetPx?.x ?? 0, oy = opts.offsetPx?.y ?? 0;
-    const polygons = comp.polygons.map((poly) => poly.map((ring, i) => orient(ring.map(([c, r]) => { const p = pixelToWorld(gt, c + ox, r + oy); return [p.x, p.y]; }), i === 0)));
+    const ox = opts.offsetPx?.x ?? 0,
+      oy = opts.offsetPx?.y ?? 0;
+    const polygons = comp.polygons.map((poly) =>
+      poly.map((ring, i) =>
+        orient(
+          ring.map(([c, r]) => {
+            const p = pixelToWorld(gt, c + ox, r + oy);
+            return [p.x, p.y];
+          }),
+          i === 0,
+        ),
+      ),
+    );
     let feature: Feature<Polygon | MultiPolygon, ChangeFeatureProps> = {
       type: 'Feature',
-      properties: { area_m2: round(areaM2, 4), pixel_count: comp.pixelCount, mean_probability: isProbability ? round(comp.valueSum / comp.pixelCount, 4) : null },
-      geometry: polygons.length === 1 ? { type: 'Polygon', coordinates: polygons[0] } : { type: 'MultiPolygon', coordinates: polygons },
+      properties: {
+        area_m2: round(areaM2, 4),
+        pixel_count: comp.pixelCount,
+        mean_probability: isProbability ? round(comp.valueSum / comp.pixelCount, 4) : null,
+      },
+      geometry:
+        polygons.length === 1
+          ? { type: 'Polygon', coordinates: polygons[0] }
+          : { type: 'MultiPolygon', coordinates: polygons },
     };
     if (opts.simplifyToleranceM && opts.simplifyToleranceM > 0) {
-      feature = simplify(feature, { tolerance: opts.simplifyToleranceM / metresPerUnit, highQuality: true, mutate: true });
+      feature = simplify(feature, {
+        tolerance: opts.simplifyToleranceM / metresPerUnit,
+        highQuality: true,
+        mutate: true,
+      });
     }
     features.push(feature);
   }

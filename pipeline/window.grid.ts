@@ -21,7 +21,8 @@ export interface AxisWindows {
 export function axisWindows(length: number, maxSize: number, overlap: number, multiple = 1): AxisWindows {
   if (length <= 0) return { starts: [], size: 0 };
   if (maxSize >= length) return { starts: [0], size: length };
-  if (overlap < 0 || overlap >= maxSize) throw new Error(`overlap ${overlap} px must be in [0, ${maxSize}) for window size ${maxSize} px`);
+  if (overlap < 0 || overlap >= maxSize)
+    throw new Error(`overlap ${overlap} px must be in [0, ${maxSize}) for window size ${maxSize} px`);
   const n = Math.ceil((length - overlap) / (maxSize - overlap));
   const fit = Math.ceil((length + (n - 1) * overlap) / n);
   const size = Math.min(maxSize, Math.ceil(fit / multiple) * multiple);
@@ -33,7 +34,8 @@ export function axisWindows(length: number, maxSize: number, overlap: number, mu
 export function axisStarts(length: number, size: number, overlap: number): number[] {
   if (length <= 0) return [];
   if (size >= length) return [0];
-  if (overlap < 0 || overlap >= size) throw new Error(`overlap ${overlap} px must be in [0, ${size}) for window size ${size} px`);
+  if (overlap < 0 || overlap >= size)
+    throw new Error(`overlap ${overlap} px must be in [0, ${size}) for window size ${size} px`);
   const step = size - overlap;
   const starts: number[] = [];
   for (let s = 0; s + size < length; s += step) starts.push(s);
@@ -54,7 +56,8 @@ export interface WindowSpec {
  * the last flush with the end (axisStarts), for models with window-wide statistics.
  */
 export function modelAxis(length: number, spec: WindowSpec): AxisWindows {
-  if (spec.maxWindowPx === undefined) return { starts: axisStarts(length, spec.tileSizePx, spec.overlapPx), size: Math.min(spec.tileSizePx, length) };
+  if (spec.maxWindowPx === undefined)
+    return { starts: axisStarts(length, spec.tileSizePx, spec.overlapPx), size: Math.min(spec.tileSizePx, length) };
   return axisWindows(length, Math.max(spec.maxWindowPx, spec.tileSizePx), spec.overlapPx, 16);
 }
 
@@ -62,11 +65,16 @@ export function modelAxis(length: number, spec: WindowSpec): AxisWindows {
  * The windows that tile a raster of widthPx × heightPx for a model, all of one size, row-major,
  * each with its column i and row j in the grid; and the two axes they come from.
  */
-export function windowGrid(widthPx: number, heightPx: number, spec: WindowSpec): { xs: AxisWindows; ys: AxisWindows; windows: (WindowPx & { i: number; j: number })[] } {
+export function windowGrid(
+  widthPx: number,
+  heightPx: number,
+  spec: WindowSpec,
+): { xs: AxisWindows; ys: AxisWindows; windows: (WindowPx & { i: number; j: number })[] } {
   const xs = modelAxis(widthPx, spec);
   const ys = modelAxis(heightPx, spec);
   const windows: (WindowPx & { i: number; j: number })[] = [];
-  for (const [j, y] of ys.starts.entries()) for (const [i, x] of xs.starts.entries()) windows.push({ x, y, width: xs.size, height: ys.size, i, j });
+  for (const [j, y] of ys.starts.entries())
+    for (const [i, x] of xs.starts.entries()) windows.push({ x, y, width: xs.size, height: ys.size, i, j });
   return { xs, ys, windows };
 }
 
@@ -76,7 +84,12 @@ export function windowGrid(widthPx: number, heightPx: number, spec: WindowSpec):
  * inside the raster; edges on the raster border keep full weight (no neighbour to blend with).
  * Never zero, so every pixel keeps a defined value.
  */
-export function blendWeights(win: WindowPx, rasterWidthPx: number, rasterHeightPx: number, rampPx: number): Float32Array {
+export function blendWeights(
+  win: WindowPx,
+  rasterWidthPx: number,
+  rasterHeightPx: number,
+  rampPx: number,
+): Float32Array {
   const { wx, wy } = blendRamps(win, rasterWidthPx, rasterHeightPx, rampPx);
   const out = new Float32Array(win.width * win.height);
   for (let r = 0; r < win.height; r++) for (let c = 0; c < win.width; c++) out[r * win.width + c] = wx[c] * wy[r];
@@ -84,8 +97,16 @@ export function blendWeights(win: WindowPx, rasterWidthPx: number, rasterHeightP
 }
 
 /** The blending weights of a window as two ramps: weight at (row, col) = wy[row] × wx[col]. */
-export function blendRamps(win: WindowPx, rasterWidthPx: number, rasterHeightPx: number, rampPx: number): { wx: Float32Array; wy: Float32Array } {
-  return { wx: axisRamp(win.x, win.width, rasterWidthPx, rampPx), wy: axisRamp(win.y, win.height, rasterHeightPx, rampPx) };
+export function blendRamps(
+  win: WindowPx,
+  rasterWidthPx: number,
+  rasterHeightPx: number,
+  rampPx: number,
+): { wx: Float32Array; wy: Float32Array } {
+  return {
+    wx: axisRamp(win.x, win.width, rasterWidthPx, rampPx),
+    wy: axisRamp(win.y, win.height, rasterHeightPx, rampPx),
+  };
 }
 
 function axisRamp(start: number, size: number, length: number, rampPx: number): Float32Array {
@@ -116,7 +137,13 @@ export function partGrid(widthPx: number, heightPx: number, partPx: number): Sce
   const out: ScenePart[] = [];
   for (let y = 0; y < heightPx; y += partPx) {
     for (let x = 0; x < widthPx; x += partPx) {
-      out.push({ part: out.length, x, y, width: Math.min(partPx, widthPx - x), height: Math.min(partPx, heightPx - y) });
+      out.push({
+        part: out.length,
+        x,
+        y,
+        width: Math.min(partPx, widthPx - x),
+        height: Math.min(partPx, heightPx - y),
+      });
     }
   }
   return out;

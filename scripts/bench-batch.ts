@@ -51,7 +51,10 @@ const work = mkdtempSync(join(tmpdir(), 'tuban-bench-batch-'));
 console.log(`scaling the fixtures ${repeat} × ${repeat} in ${work}`);
 const fx = makeFixtures(join(work, 'fixtures'));
 const sceneM = FIXTURE.tilePx * FIXTURE.tilesX * FIXTURE.gsdM; // 1024 m a side
-for (const [month, src] of [[FIXTURE.baselineMonth, fx.imagery.baseline], [FIXTURE.currentMonth, fx.imagery.current]] as const) {
+for (const [month, src] of [
+  [FIXTURE.baselineMonth, fx.imagery.baseline],
+  [FIXTURE.currentMonth, fx.imagery.current],
+] as const) {
   const out = join(work, 'scaled', month);
   mkdirSync(out, { recursive: true });
   for (const f of readdirSync(src).filter((n) => n.endsWith('.tif'))) {
@@ -60,27 +63,58 @@ for (const [month, src] of [[FIXTURE.baselineMonth, fx.imagery.baseline], [FIXTU
     const [lrx, lry] = info.cornerCoordinates.lowerRight as number[];
     for (let i = 0; i < repeat; i++) {
       for (let j = 0; j < repeat; j++) {
-        const dx = i * sceneM, dy = -j * sceneM;
-        execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', `COMPRESS=${compress}`, '-a_ullr', `${ulx + dx}`, `${uly + dy}`, `${lrx + dx}`, `${lry + dy}`, join(src, f), join(out, `s${i}_${j}_${f}`)]);
+        const dx = i * sceneM,
+          dy = -j * sceneM;
+        execFileSync('gdal_translate', [
+          '-q',
+          '-co',
+          'TILED=YES',
+          '-co',
+          `COMPRESS=${compress}`,
+          '-a_ullr',
+          `${ulx + dx}`,
+          `${uly + dy}`,
+          `${lrx + dx}`,
+          `${lry + dy}`,
+          join(src, f),
+          join(out, `s${i}_${j}_${f}`),
+        ]);
       }
     }
   }
   if (scenePx > 0) {
     // one mosaic of the month, cut into scenes of scenePx (the last row and column smaller)
-    const tiles = readdirSync(out).filter((n) => n.endsWith('.tif')).map((n) => join(out, n));
+    const tiles = readdirSync(out)
+      .filter((n) => n.endsWith('.tif'))
+      .map((n) => join(out, n));
     const vrt = join(work, `${month}.vrt`);
     execFileSync('gdalbuildvrt', ['-q', vrt, ...tiles]);
     const size = JSON.parse(execFileSync('gdalinfo', ['-json', vrt], { encoding: 'utf8' })).size as [number, number];
     for (let y = 0; y < size[1]; y += scenePx) {
       for (let x = 0; x < size[0]; x += scenePx) {
-        const w = Math.min(scenePx, size[0] - x), h = Math.min(scenePx, size[1] - y);
-        execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', `COMPRESS=${compress}`, ...(compress === 'NONE' ? [] : ['-co', 'PREDICTOR=2']), '-srcwin', `${x}`, `${y}`, `${w}`, `${h}`, vrt, join(out, `scene_${x}_${y}.tif`)]);
+        const w = Math.min(scenePx, size[0] - x),
+          h = Math.min(scenePx, size[1] - y);
+        execFileSync('gdal_translate', [
+          '-q',
+          '-co',
+          'TILED=YES',
+          '-co',
+          `COMPRESS=${compress}`,
+          ...(compress === 'NONE' ? [] : ['-co', 'PREDICTOR=2']),
+          '-srcwin',
+          `${x}`,
+          `${y}`,
+          `${w}`,
+          `${h}`,
+          vrt,
+          join(out, `scene_${x}_${y}.tif`),
+        ]);
       }
     }
     for (const f of tiles) rmSync(f);
   }
 }
-const km2 = (repeat * sceneM / 1000) ** 2;
+const km2 = ((repeat * sceneM) / 1000) ** 2;
 
 const env = {
   ...process.env,
@@ -97,32 +131,59 @@ const config = loadConfig(env);
 const db = await openDb(config);
 try {
   await migrate(db, config);
-  for (const kind of ['town', 'grid', 'permit', 'building', 'farmland', 'ecological', 'water'] as const) await importLayer(db, fx.layers[kind], kind);
+  for (const kind of ['town', 'grid', 'permit', 'building', 'farmland', 'ecological', 'water'] as const)
+    await importLayer(db, fx.layers[kind], kind);
   await registerImagery(db, config, FIXTURE.baselineMonth, [join(work, 'scaled', FIXTURE.baselineMonth)], '2024-02-10');
-  await registerImagery(db, config, FIXTURE.currentMonth, [join(work, 'scaled', FIXTURE.currentMonth)], FIXTURE.currentDate);
+  await registerImagery(
+    db,
+    config,
+    FIXTURE.currentMonth,
+    [join(work, 'scaled', FIXTURE.currentMonth)],
+    FIXTURE.currentDate,
+  );
 
   const t0 = performance.now();
-  const r = await cmdBatchRun(db, config, createLogger('warn'), { month: FIXTURE.currentMonth, baseline: FIXTURE.baselineMonth, wait: true, inProcessWorkers: true });
+  const r = await cmdBatchRun(db, config, createLogger('warn'), {
+    month: FIXTURE.currentMonth,
+    baseline: FIXTURE.baselineMonth,
+    wait: true,
+    inProcessWorkers: true,
+  });
   const wallS = (performance.now() - t0) / 1000;
   const s = r.summary!;
   if (!s?.tiles) throw new Error(`batch ended without a summary: ${JSON.stringify(s)}`);
   const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
   const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
   const stages: [string, number][] = [
-    ['read + normalise', sum('read')], ['inference', sum('infer')], ['waiting for the model', sum('modelWait')], ['blend windows', sum('blend')],
-    ['vectorize', sum('vectorize')], ['store polygons', sum('store')],
-    ['diff (PostGIS)', (s.timings?.diffMs ?? 0) / 1000], ['match', (s.timings?.matchMs ?? 0) / 1000], ['emit', (s.timings?.emitMs ?? 0) / 1000],
+    ['read + normalise', sum('read')],
+    ['inference', sum('infer')],
+    ['waiting for the model', sum('modelWait')],
+    ['blend windows', sum('blend')],
+    ['vectorize', sum('vectorize')],
+    ['store polygons', sum('store')],
+    ['diff (PostGIS)', (s.timings?.diffMs ?? 0) / 1000],
+    ['match', (s.timings?.matchMs ?? 0) / 1000],
+    ['emit', (s.timings?.emitMs ?? 0) / 1000],
   ];
   const staged = stages.reduce((a, [, v]) => a + v, 0);
   const cores = cpus().length;
   const layout = scenePx > 0 ? `scenes of ≤ ${scenePx}² px` : 'tiles of 1024² px';
   const parts = await db('batch_part').where({ batch_id: s.batchId }).count<{ n: string }[]>({ n: '*' });
-  console.log(`\nbatch ${s.batchId}: ${s.status}; ${s.tiles.total} ${layout}, ${parts[0].n} parts, GeoTIFF compression ${compress} (${km2.toFixed(1)} km² at 0.5 m, ${(km2 * 4).toFixed(0)} MP a month); ${s.patches.new} new patches`);
-  console.log(`model ${s.model.name} ${s.model.version}; parts of ≤ ${config.TUBAN_PART_PX} px; worker concurrency ${config.TUBAN_CONCURRENCY}; onnxruntime threads ${config.TUBAN_ORT_THREADS ?? 'default'}; ${cores} cores`);
-  console.log(`wall ${wallS.toFixed(1)} s → ${(km2 / (wallS / 3600)).toFixed(1)} km²/h, ${(km2 / (wallS / 3600) / cores).toFixed(1)} km²/h per core`);
+  console.log(
+    `\nbatch ${s.batchId}: ${s.status}; ${s.tiles.total} ${layout}, ${parts[0].n} parts, GeoTIFF compression ${compress} (${km2.toFixed(1)} km² at 0.5 m, ${(km2 * 4).toFixed(0)} MP a month); ${s.patches.new} new patches`,
+  );
+  console.log(
+    `model ${s.model.name} ${s.model.version}; parts of ≤ ${config.TUBAN_PART_PX} px; worker concurrency ${config.TUBAN_CONCURRENCY}; onnxruntime threads ${config.TUBAN_ORT_THREADS ?? 'default'}; ${cores} cores`,
+  );
+  console.log(
+    `wall ${wallS.toFixed(1)} s → ${(km2 / (wallS / 3600)).toFixed(1)} km²/h, ${(km2 / (wallS / 3600) / cores).toFixed(1)} km²/h per core`,
+  );
   console.log('\nstage                         seconds   share of wall');
-  for (const [name, v] of stages) console.log(`${name.padEnd(30)}${v.toFixed(2).padStart(8)}   ${((100 * v) / wallS).toFixed(1).padStart(5)} %`);
-  console.log(`${'queues, job start, other'.padEnd(30)}${(wallS - staged).toFixed(2).padStart(8)}   ${((100 * (wallS - staged)) / wallS).toFixed(1).padStart(5)} %`);
+  for (const [name, v] of stages)
+    console.log(`${name.padEnd(30)}${v.toFixed(2).padStart(8)}   ${((100 * v) / wallS).toFixed(1).padStart(5)} %`);
+  console.log(
+    `${'queues, job start, other'.padEnd(30)}${(wallS - staged).toFixed(2).padStart(8)}   ${((100 * (wallS - staged)) / wallS).toFixed(1).padStart(5)} %`,
+  );
   console.log(`\neverything but inference: ${((100 * (wallS - sum('infer'))) / wallS).toFixed(1)} % of the wall time`);
 
   // With parts in flight together the model shares the cores with the other part's work, so some of
@@ -134,10 +195,18 @@ try {
     const win = m.maxWindowPx ?? m.tileSizePx;
     // the first fixture tile of each month (its cost depends a little on the pixels: noise runs slower)
     const tileOf = async (dir: string) => {
-      const src = await GeoTiffSource.open(join(dir, readdirSync(dir).filter((n) => n.endsWith('.tif')).sort()[0]));
+      const src = await GeoTiffSource.open(
+        join(
+          dir,
+          readdirSync(dir)
+            .filter((n) => n.endsWith('.tif'))
+            .sort()[0],
+        ),
+      );
       try {
         const px = await src.readInterleaved({ x: 0, y: 0, width: win, height: win });
-        if (!px || m.inputType !== 'uint8' || px.samples !== 3) throw new Error(`the calibration needs an 8-bit RGB model and tile (model ${m.name}: ${m.inputType})`);
+        if (!px || m.inputType !== 'uint8' || px.samples !== 3)
+          throw new Error(`the calibration needs an 8-bit RGB model and tile (model ${m.name}: ${m.inputType})`);
         return px.data as Uint8Array;
       } finally {
         await src.close();
@@ -147,7 +216,10 @@ try {
     const runs: number[] = [];
     for (let k = 0; k < 6; k++) runs.push((await model.run(before, after, 1, win, win)).computeMs ?? NaN);
     const msPerPx = runs.slice(1).sort((a, b) => a - b)[2] / (win * win);
-    const rows = await db('batch_part as p').join('imagery as i', 'i.id', 'p.imagery_id').where('p.batch_id', s.batchId).select('p.x', 'p.y', 'p.width', 'p.height', 'i.width_px', 'i.height_px');
+    const rows = await db('batch_part as p')
+      .join('imagery as i', 'i.id', 'p.imagery_id')
+      .where('p.batch_id', s.batchId)
+      .select('p.x', 'p.y', 'p.width', 'p.height', 'i.width_px', 'i.height_px');
     let windowPx = 0;
     for (const r of rows) {
       // the windows detectRegion ran for this part
@@ -156,7 +228,9 @@ try {
       windowPx += g.windows.length * g.xs.size * g.ys.size;
     }
     const aloneS = (windowPx * msPerPx) / 1000;
-    console.log(`the model alone on the batch's ${(windowPx / 1e6).toFixed(0)} MP of windows (${(msPerPx * 1e6).toFixed(0)} ms/MP, timed on a ${win}² fixture pair): ${aloneS.toFixed(2)} s; the wall time beyond it: ${((100 * (wallS - aloneS)) / wallS).toFixed(1)} %`);
+    console.log(
+      `the model alone on the batch's ${(windowPx / 1e6).toFixed(0)} MP of windows (${(msPerPx * 1e6).toFixed(0)} ms/MP, timed on a ${win}² fixture pair): ${aloneS.toFixed(2)} s; the wall time beyond it: ${((100 * (wallS - aloneS)) / wallS).toFixed(1)} %`,
+    );
   } catch (err) {
     console.log(`no reference time for the model alone: ${(err as Error).message}`);
   } finally {

@@ -32,19 +32,32 @@ function scene(seed: number): MemorySource {
   const n = size * size;
   const bands = [0, 1, 2].map(() => new Uint8Array(n));
   for (let i = 0; i < n; i++) {
-    const v = 90 + ((i % size) >> 5) % 7 * 10 + Math.floor(rnd() * 30);
+    const v = 90 + (((i % size) >> 5) % 7) * 10 + Math.floor(rnd() * 30);
     for (const b of bands) b[i] = v;
   }
-  const info: RasterInfo = { file: `scene-${seed}`, widthPx: size, heightPx: size, bandCount: 3, sampleType: 'uint8', nodata: null, crs: crs(4548, false), geoTransform: [0, 0.5, 0, 0, 0, -0.5] };
+  const info: RasterInfo = {
+    file: `scene-${seed}`,
+    widthPx: size,
+    heightPx: size,
+    bandCount: 3,
+    sampleType: 'uint8',
+    nodata: null,
+    crs: crs(4548, false),
+    geoTransform: [0, 0.5, 0, 0, 0, -0.5],
+  };
   return new MemorySource(info, bands);
 }
 
 console.log(`${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores; onnxruntime intra-op threads ${threads}`);
-const before = scene(1), after = scene(2);
+const before = scene(1),
+  after = scene(2);
 for (const dir of models) {
   const model = await OnnxChangeModel.load(dir, { intraOpThreads: threads });
   const win = model.manifest.tileSizePx;
-  const x = model.manifest.inputType === 'uint8' ? new Uint8Array(3 * win * win).fill(128) : new Float32Array(3 * win * win).fill(0.5);
+  const x =
+    model.manifest.inputType === 'uint8'
+      ? new Uint8Array(3 * win * win).fill(128)
+      : new Float32Array(3 * win * win).fill(0.5);
   await model.run(x, x, 1, win, win);
   let k = 0;
   let computeMs = 0;
@@ -57,6 +70,8 @@ for (const dir of models) {
   const t1 = performance.now();
   await detectTile({ after, baselines: [{ source: before }], model });
   const tile = (size * size) / 1e6 / ((performance.now() - t1) / 1000);
-  console.log(`${model.manifest.name} ${model.manifest.version}: bare model ${bare.toFixed(2)} MP/s on ${win}² windows (${((k * win * win) / 1e3 / computeMs).toFixed(2)} MP/s in onnxruntime's own time); detectTile ${tile.toFixed(2)} MP/s on ${size}² (windows of ≤ ${model.manifest.maxWindowPx ?? win} px, overlap ≥ ${model.manifest.overlapPx} px)`);
+  console.log(
+    `${model.manifest.name} ${model.manifest.version}: bare model ${bare.toFixed(2)} MP/s on ${win}² windows (${((k * win * win) / 1e3 / computeMs).toFixed(2)} MP/s in onnxruntime's own time); detectTile ${tile.toFixed(2)} MP/s on ${size}² (windows of ≤ ${model.manifest.maxWindowPx ?? win} px, overlap ≥ ${model.manifest.overlapPx} px)`,
+  );
   await model.close();
 }

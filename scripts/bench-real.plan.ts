@@ -8,7 +8,8 @@ import { crs, type Crs } from '../core/crs.ts';
 
 /** The LEVIR-CD pairs are in and around Austin, Texas: UTM zone 14N (102° W to 96° W). */
 export const UTM_14N: Crs = crs(32614, false);
-const ZONE_WEST_DEG = -102, ZONE_EAST_DEG = -96;
+const ZONE_WEST_DEG = -102,
+  ZONE_EAST_DEG = -96;
 
 /** Months the pairs are registered as: LEVIR-CD's A images are from 2002, its B images from 2018. */
 export const BASELINE_MONTH = '2002-01';
@@ -32,7 +33,12 @@ const latOf = (y: number) => ((2 * Math.atan(Math.exp(y / R)) - Math.PI / 2) * 1
  * bench keeps west, north and east and puts the south edge where square pixels end (≈ 0.517 m on
  * the ground at Austin's latitude, warped to 0.5 m).
  */
-export interface BoundsDeg { westDeg: number; northDeg: number; eastDeg: number; southDeg: number }
+export interface BoundsDeg {
+  westDeg: number;
+  northDeg: number;
+  eastDeg: number;
+  southDeg: number;
+}
 
 /** Where one pair's files are: the PNGs read, the GeoTIFFs written. */
 export interface RealPair {
@@ -56,29 +62,54 @@ export function dataLayout(dataDir: string): { pairsDir: string; coordsFile: str
  * (one folder per month, as `imagery register` takes them; labels apart). Throws BadInputError
  * naming the image when its corners are missing or it lies outside UTM zone 14N.
  */
-export function planPairs(names: string[], coords: Record<string, unknown>, pairsDir: string, workDir: string): RealPair[] {
-  if (names.length === 0) throw new BadInputError('no_images', 'no images chosen (--images or the split file named none)');
+export function planPairs(
+  names: string[],
+  coords: Record<string, unknown>,
+  pairsDir: string,
+  workDir: string,
+): RealPair[] {
+  if (names.length === 0)
+    throw new BadInputError('no_images', 'no images chosen (--images or the split file named none)');
   return names.map((image) => {
     const c = coords[image];
     if (!Array.isArray(c) || c.length !== 4 || !c.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-      throw new BadInputError('no_coords', `${image}: no [west, north, east, south] corners in LEVIR_CD_name_coords.json`, { image });
+      throw new BadInputError(
+        'no_coords',
+        `${image}: no [west, north, east, south] corners in LEVIR_CD_name_coords.json`,
+        { image },
+      );
     }
     const [westDeg, northDeg, eastDeg] = c as number[];
     const southDeg = latOf(mercY(northDeg) - ((eastDeg - westDeg) * Math.PI * R) / 180);
     if (westDeg < ZONE_WEST_DEG || eastDeg > ZONE_EAST_DEG) {
-      throw new BadInputError('outside_zone', `${image}: longitudes ${westDeg}..${eastDeg} are outside UTM zone 14N (${ZONE_WEST_DEG}..${ZONE_EAST_DEG}), the bench's EPSG:${UTM_14N.epsg}`, { image });
+      throw new BadInputError(
+        'outside_zone',
+        `${image}: longitudes ${westDeg}..${eastDeg} are outside UTM zone 14N (${ZONE_WEST_DEG}..${ZONE_EAST_DEG}), the bench's EPSG:${UTM_14N.epsg}`,
+        { image },
+      );
     }
     const tif = image.replace(/\.[a-z]+$/i, '.tif');
     return {
       image,
       bounds: { westDeg, northDeg, eastDeg, southDeg },
-      png: { before: join(pairsDir, 'A', image), after: join(pairsDir, 'B', image), label: join(pairsDir, 'label', image) },
-      tif: { before: join(workDir, BASELINE_MONTH, tif), after: join(workDir, CURRENT_MONTH, tif), label: join(workDir, 'label', tif) },
+      png: {
+        before: join(pairsDir, 'A', image),
+        after: join(pairsDir, 'B', image),
+        label: join(pairsDir, 'label', image),
+      },
+      tif: {
+        before: join(workDir, BASELINE_MONTH, tif),
+        after: join(workDir, CURRENT_MONTH, tif),
+        label: join(workDir, 'label', tif),
+      },
     };
   });
 }
 
-export interface GdalCommand { program: 'gdal_translate' | 'gdalwarp'; args: string[] }
+export interface GdalCommand {
+  program: 'gdal_translate' | 'gdalwarp';
+  args: string[];
+}
 
 /**
  * Two GDAL steps per raster: a VRT that gives the PNG its Web Mercator corners (EPSG:3857, square
@@ -90,11 +121,44 @@ export function warpCommands(png: string, tif: string, bounds: BoundsDeg, kind: 
   const vrt = `${tif}.vrt`;
   const { westDeg, northDeg, eastDeg, southDeg } = bounds;
   return [
-    { program: 'gdal_translate', args: ['-q', '-of', 'VRT', '-a_srs', 'EPSG:3857', '-a_ullr', `${(westDeg * Math.PI * R) / 180}`, `${mercY(northDeg)}`, `${(eastDeg * Math.PI * R) / 180}`, `${mercY(southDeg)}`, png, vrt] },
+    {
+      program: 'gdal_translate',
+      args: [
+        '-q',
+        '-of',
+        'VRT',
+        '-a_srs',
+        'EPSG:3857',
+        '-a_ullr',
+        `${(westDeg * Math.PI * R) / 180}`,
+        `${mercY(northDeg)}`,
+        `${(eastDeg * Math.PI * R) / 180}`,
+        `${mercY(southDeg)}`,
+        png,
+        vrt,
+      ],
+    },
     {
       program: 'gdalwarp',
-      args: ['-q', '-overwrite', '-t_srs', `EPSG:${UTM_14N.epsg}`, '-tr', '0.5', '0.5', '-tap', '-r', kind === 'image' ? 'bilinear' : 'near',
-        ...(kind === 'image' ? ['-dstnodata', '0'] : []), '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', vrt, tif],
+      args: [
+        '-q',
+        '-overwrite',
+        '-t_srs',
+        `EPSG:${UTM_14N.epsg}`,
+        '-tr',
+        '0.5',
+        '0.5',
+        '-tap',
+        '-r',
+        kind === 'image' ? 'bilinear' : 'near',
+        ...(kind === 'image' ? ['-dstnodata', '0'] : []),
+        '-co',
+        'TILED=YES',
+        '-co',
+        'COMPRESS=DEFLATE',
+        vrt,
+        tif,
+      ],
     },
   ];
 }
@@ -116,15 +180,33 @@ export function townLayer(pairs: RealPair[]): object {
   const n = Math.max(...pairs.map((p) => p.bounds.northDeg)) + TOWN_MARGIN_DEG;
   return {
     type: 'FeatureCollection',
-    features: [{
-      type: 'Feature',
-      properties: { code: TOWN.code, name: TOWN.name, district_code: TOWN.districtCode },
-      geometry: { type: 'Polygon', coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] },
-    }],
+    features: [
+      {
+        type: 'Feature',
+        properties: { code: TOWN.code, name: TOWN.name, district_code: TOWN.districtCode },
+        geometry: {
+          type: 'Polygon',
+          coordinates: [
+            [
+              [w, s],
+              [e, s],
+              [e, n],
+              [w, n],
+              [w, s],
+            ],
+          ],
+        },
+      },
+    ],
   };
 }
 
 /** The footprints parameter of sql/bench/real_scores.sql. */
 export function footprintsParam(pairs: RealPair[]): string {
-  return JSON.stringify(pairs.map((p) => ({ image: p.image, bounds: [p.bounds.westDeg, p.bounds.northDeg, p.bounds.eastDeg, p.bounds.southDeg] })));
+  return JSON.stringify(
+    pairs.map((p) => ({
+      image: p.image,
+      bounds: [p.bounds.westDeg, p.bounds.northDeg, p.bounds.eastDeg, p.bounds.southDeg],
+    })),
+  );
 }

@@ -41,7 +41,14 @@ export interface RealBenchResult {
 /** The figures of the per-image rows added up. */
 export function totalOf(rows: ImageScore[]): ImageScore {
   const sum = (k: 'km2' | 'buildings' | 'found' | 'patches' | 'truePatches') => rows.reduce((a, r) => a + r[k], 0);
-  return { image: 'total', km2: sum('km2'), buildings: sum('buildings'), found: sum('found'), patches: sum('patches'), truePatches: sum('truePatches') };
+  return {
+    image: 'total',
+    km2: sum('km2'),
+    buildings: sum('buildings'),
+    found: sum('found'),
+    patches: sum('patches'),
+    truePatches: sum('truePatches'),
+  };
 }
 
 export const share = (part: number, whole: number): number | null => (whole > 0 ? part / whole : null);
@@ -52,23 +59,45 @@ const pct = (v: number | null) => (v === null ? '–' : `${(100 * v).toFixed(1)}
 export function reportText(r: RealBenchResult): string {
   const lines: string[] = [];
   lines.push(`command: ${r.command}`);
-  if (Object.keys(r.environment).length) lines.push(`environment: ${Object.entries(r.environment).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (Object.keys(r.environment).length)
+    lines.push(
+      `environment: ${Object.entries(r.environment)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
   lines.push(`model: ${r.model.name} ${r.model.version} (${r.model.dir}), threshold ${r.model.threshold}`);
   lines.push(`images (${r.images.length}): ${r.images.join(', ')}`);
-  lines.push(`covered: ${r.km2.toFixed(3)} km² (LEVIR-CD footprints on the ellipsoid); current month ${r.currentMpx.toFixed(1)} Mpx after the warp to UTM 14N at 0.5 m`);
-  lines.push(`prepare: ${Object.entries(r.prepareS).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`);
+  lines.push(
+    `covered: ${r.km2.toFixed(3)} km² (LEVIR-CD footprints on the ellipsoid); current month ${r.currentMpx.toFixed(1)} Mpx after the warp to UTM 14N at 0.5 m`,
+  );
+  lines.push(
+    `prepare: ${Object.entries(r.prepareS)
+      .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+      .join(', ')}`,
+  );
   const b = r.batch;
-  lines.push(`batch ${b.id}: ${b.status}; ${b.tiles} tiles (${b.failedTiles} failed), ${b.changePolygons} change polygons, ${b.patches} new patches`);
-  lines.push(`wall ${r.wallS.toFixed(1)} s on ${r.cores} cores → ${r.mpxPerS.toFixed(3)} Mpx/s (${r.mpxPerSPerCore.toFixed(3)} per core), ${r.km2PerH.toFixed(1)} km²/h (${r.km2PerHPerCore.toFixed(1)} per core)`);
+  lines.push(
+    `batch ${b.id}: ${b.status}; ${b.tiles} tiles (${b.failedTiles} failed), ${b.changePolygons} change polygons, ${b.patches} new patches`,
+  );
+  lines.push(
+    `wall ${r.wallS.toFixed(1)} s on ${r.cores} cores → ${r.mpxPerS.toFixed(3)} Mpx/s (${r.mpxPerSPerCore.toFixed(3)} per core), ${r.km2PerH.toFixed(1)} km²/h (${r.km2PerHPerCore.toFixed(1)} per core)`,
+  );
   lines.push('', 'stage                         seconds   share of wall');
   let staged = 0;
   for (const [name, s] of Object.entries(r.stagesS)) {
     staged += s;
     lines.push(`${name.padEnd(30)}${s.toFixed(2).padStart(8)}   ${((100 * s) / r.wallS).toFixed(1).padStart(5)} %`);
   }
-  lines.push(`${'queues, job start, other'.padEnd(30)}${(r.wallS - staged).toFixed(2).padStart(8)}   ${((100 * (r.wallS - staged)) / r.wallS).toFixed(1).padStart(5)} %`);
-  lines.push('', 'found: truth buildings ≥ 50 % covered by the patches; true: patches ≥ 50 % on buildings, or covering ≥ 50 % of one');
-  lines.push(`${'image'.padEnd(16)}${'km²'.padStart(7)}${'buildings'.padStart(11)}${'found'.padStart(7)}${'% found'.padStart(9)}${'patches'.padStart(9)}${'true'.padStart(6)}${'% true'.padStart(9)}`);
+  lines.push(
+    `${'queues, job start, other'.padEnd(30)}${(r.wallS - staged).toFixed(2).padStart(8)}   ${((100 * (r.wallS - staged)) / r.wallS).toFixed(1).padStart(5)} %`,
+  );
+  lines.push(
+    '',
+    'found: truth buildings ≥ 50 % covered by the patches; true: patches ≥ 50 % on buildings, or covering ≥ 50 % of one',
+  );
+  lines.push(
+    `${'image'.padEnd(16)}${'km²'.padStart(7)}${'buildings'.padStart(11)}${'found'.padStart(7)}${'% found'.padStart(9)}${'patches'.padStart(9)}${'true'.padStart(6)}${'% true'.padStart(9)}`,
+  );
   const row = (s: ImageScore) =>
     `${(s.image ?? '(outside)').padEnd(16)}${s.km2.toFixed(3).padStart(7)}${String(s.buildings).padStart(11)}${String(s.found).padStart(7)}${pct(share(s.found, s.buildings)).padStart(9)}` +
     `${String(s.patches).padStart(9)}${String(s.truePatches).padStart(6)}${pct(share(s.truePatches, s.patches)).padStart(9)}`;

@@ -21,7 +21,18 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BadInputError } from '../core/errors.ts';
-import { BASELINE_MONTH, CURRENT_MONTH, TOWN, UTM_14N, dataLayout, footprintsParam, pairCommands, planPairs, townLayer, type RealPair } from './bench-real.plan.ts';
+import {
+  BASELINE_MONTH,
+  CURRENT_MONTH,
+  TOWN,
+  UTM_14N,
+  dataLayout,
+  footprintsParam,
+  pairCommands,
+  planPairs,
+  townLayer,
+  type RealPair,
+} from './bench-real.plan.ts';
 import { reportText, share, totalOf, type ImageScore, type RealBenchResult } from './bench-real.report.ts';
 
 const USAGE = `npx tsx scripts/bench-real.ts [options]
@@ -36,11 +47,27 @@ const USAGE = `npx tsx scripts/bench-real.ts [options]
 const TRUTH_MIN_AREA_M2 = 2;
 
 const argv = process.argv.slice(2);
-let values: { model?: string; images?: string; split?: string; data?: string; json?: boolean; keep?: boolean; help?: boolean };
+let values: {
+  model?: string;
+  images?: string;
+  split?: string;
+  data?: string;
+  json?: boolean;
+  keep?: boolean;
+  help?: boolean;
+};
 try {
   ({ values } = parseArgs({
     args: argv,
-    options: { model: { type: 'string' }, images: { type: 'string' }, split: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      model: { type: 'string' },
+      images: { type: 'string' },
+      split: { type: 'string' },
+      data: { type: 'string' },
+      json: { type: 'boolean' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   }));
 } catch (err) {
   console.error(`${(err as Error).message}\n${USAGE}`);
@@ -57,21 +84,39 @@ const splitFile = resolve(values.split ?? join(repo, 'models', 'siam-unet-lite',
 const modelDir = resolve(values.model ?? process.env.TUBAN_MODEL_DIR ?? join(repo, 'models', 'siam-unet-lite'));
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`);
-const command = ['npx', 'tsx', relative(process.cwd(), process.argv[1]) || process.argv[1], ...argv].map(quote).join(' ');
+const command = ['npx', 'tsx', relative(process.cwd(), process.argv[1]) || process.argv[1], ...argv]
+  .map(quote)
+  .join(' ');
 
 async function main(): Promise<void> {
   const { pairsDir, coordsFile } = dataLayout(dataDir);
   for (const dir of [dataDir, pairsDir, join(pairsDir, 'A'), join(pairsDir, 'B'), join(pairsDir, 'label')]) {
-    if (!existsSync(dir)) throw new BadInputError('data_missing', `${dir}: no such folder; pass --data DIR, a folder holding change-pairs/levir-cd-t38/{A,B,label} and geotiff/levir-cd-geo`, { dir });
+    if (!existsSync(dir))
+      throw new BadInputError(
+        'data_missing',
+        `${dir}: no such folder; pass --data DIR, a folder holding change-pairs/levir-cd-t38/{A,B,label} and geotiff/levir-cd-geo`,
+        { dir },
+      );
   }
-  if (!existsSync(coordsFile)) throw new BadInputError('data_missing', `${coordsFile}: no such file (the EPSG:4326 corners of the LEVIR-CD images)`, { file: coordsFile });
+  if (!existsSync(coordsFile))
+    throw new BadInputError(
+      'data_missing',
+      `${coordsFile}: no such file (the EPSG:4326 corners of the LEVIR-CD images)`,
+      { file: coordsFile },
+    );
   const { splitNames } = await import('../cli/eval.ts');
-  const names = values.images ? values.images.split(',').map((s) => s.trim()).filter(Boolean) : splitNames(splitFile, pairsDir);
+  const names = values.images
+    ? values.images
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : splitNames(splitFile, pairsDir);
   const coords = JSON.parse(readFileSync(coordsFile, 'utf8')) as Record<string, unknown>;
   const work = mkdtempSync(join(tmpdir(), 'tuban-bench-real-'));
   try {
     const pairs = planPairs(names, coords, pairsDir, join(work, 'tif'));
-    for (const f of pairs.flatMap((p) => Object.values(p.png))) if (!existsSync(f)) throw new BadInputError('data_missing', `${f}: no such file`, { file: f });
+    for (const f of pairs.flatMap((p) => Object.values(p.png)))
+      if (!existsSync(f)) throw new BadInputError('data_missing', `${f}: no such file`, { file: f });
     await run(pairs, work);
   } finally {
     if (values.keep) say(`kept ${work}`);
@@ -102,7 +147,9 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
       try {
         execFileSync(c.program, c.args, { stdio: ['ignore', 'ignore', 'pipe'] });
       } catch (err) {
-        throw new Error(`${c.program} ${c.args.join(' ')} failed: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`);
+        throw new Error(
+          `${c.program} ${c.args.join(' ')} failed: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`,
+        );
       }
     }
   });
@@ -122,16 +169,22 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
   const db = await openDb(config);
   try {
     await migrate(db, config);
-    await db.raw(`create table bench_truth (id bigserial primary key, image text not null, geom geometry(MultiPolygon, ${UTM_14N.epsg}) not null)`);
+    await db.raw(
+      `create table bench_truth (id bigserial primary key, image text not null, geom geometry(MultiPolygon, ${UTM_14N.epsg}) not null)`,
+    );
     await db.raw('create index bench_truth_geom_idx on bench_truth using gist (geom)');
     const townFile = join(work, 'town.geojson');
     writeFileSync(townFile, JSON.stringify(townLayer(pairs)));
     const town = await importLayer(db, townFile, 'town');
     if (town.imported !== 1) throw new Error(`the town layer was not imported: ${JSON.stringify(town.rejected)}`);
     const registered: { widthPx: number; heightPx: number }[] = [];
-    for (const [month, pick] of [[BASELINE_MONTH, (p: RealPair) => p.tif.before], [CURRENT_MONTH, (p: RealPair) => p.tif.after]] as const) {
+    for (const [month, pick] of [
+      [BASELINE_MONTH, (p: RealPair) => p.tif.before],
+      [CURRENT_MONTH, (p: RealPair) => p.tif.after],
+    ] as const) {
       const r = await registerImagery(db, config, month, pairs.map(pick));
-      if (r.refused.length) throw new Error(`imagery of ${month} refused: ${r.refused.map((f) => `${f.path} (${f.reason})`).join('; ')}`);
+      if (r.refused.length)
+        throw new Error(`imagery of ${month} refused: ${r.refused.map((f) => `${f.path} (${f.reason})`).join('; ')}`);
       if (month === CURRENT_MONTH) registered.push(...r.registered);
     }
 
@@ -145,12 +198,20 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
         try {
           const image = await tiff.getImage(0);
           const { widthPx, heightPx, geoTransform, crs } = rasterInfoOf(p.tif.label, image);
-          if (crs.epsg !== UTM_14N.epsg) throw new Error(`${p.tif.label}: EPSG:${crs.epsg}, expected EPSG:${UTM_14N.epsg}`);
-          const [band] = (await image.readRasters({ samples: [0], interleave: false })) as unknown as ArrayLike<number>[];
+          if (crs.epsg !== UTM_14N.epsg)
+            throw new Error(`${p.tif.label}: EPSG:${crs.epsg}, expected EPSG:${UTM_14N.epsg}`);
+          const [band] = (await image.readRasters({
+            samples: [0],
+            interleave: false,
+          })) as unknown as ArrayLike<number>[];
           // labels are 0 / 255; cut at 127 as tuban eval does
           const mask = Uint8Array.from(band, (v) => (v > 127 ? 1 : 0));
           const buildings = vectorizeRaster(mask, widthPx, heightPx, geoTransform, { minAreaM2: TRUTH_MIN_AREA_M2 });
-          const [row] = await runSql<{ inserted: number; repaired: number }>(db, 'bench/truth_insert', { image: p.image, srid: UTM_14N.epsg, geometries: JSON.stringify(buildings.map((b) => b.geometry)) });
+          const [row] = await runSql<{ inserted: number; repaired: number }>(db, 'bench/truth_insert', {
+            image: p.image,
+            srid: UTM_14N.epsg,
+            geometries: JSON.stringify(buildings.map((b) => b.geometry)),
+          });
           repaired += row.repaired;
         } finally {
           await tiff.close();
@@ -161,7 +222,12 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
 
     say(`running the batch ${CURRENT_MONTH} against ${BASELINE_MONTH} with ${modelDir}`);
     const t0 = performance.now();
-    const r = await cmdBatchRun(db, config, createLogger('warn'), { month: CURRENT_MONTH, baseline: BASELINE_MONTH, wait: true, inProcessWorkers: true });
+    const r = await cmdBatchRun(db, config, createLogger('warn'), {
+      month: CURRENT_MONTH,
+      baseline: BASELINE_MONTH,
+      wait: true,
+      inProcessWorkers: true,
+    });
     const wallS = (performance.now() - t0) / 1000;
     const s = r.summary;
     if (!s?.tiles) throw new Error(`batch ended without a summary: ${JSON.stringify(s)}`);
@@ -171,17 +237,42 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
     const tiles = await db('batch_tile').where({ batch_id: s.batchId }).select('timings');
     const sum = (k: string) => tiles.reduce((a, t) => a + Number(t.timings?.[k] ?? 0), 0) / 1000;
     const stagesS: Record<string, number> = {
-      'read + normalise': sum('read'), inference: sum('infer'), 'waiting for the model': sum('modelWait'), 'blend windows': sum('blend'),
-      vectorize: sum('vectorize'), 'store polygons': sum('store'),
-      'diff (PostGIS)': (s.timings?.diffMs ?? 0) / 1000, match: (s.timings?.matchMs ?? 0) / 1000, emit: (s.timings?.emitMs ?? 0) / 1000,
+      'read + normalise': sum('read'),
+      inference: sum('infer'),
+      'waiting for the model': sum('modelWait'),
+      'blend windows': sum('blend'),
+      vectorize: sum('vectorize'),
+      'store polygons': sum('store'),
+      'diff (PostGIS)': (s.timings?.diffMs ?? 0) / 1000,
+      match: (s.timings?.matchMs ?? 0) / 1000,
+      emit: (s.timings?.emitMs ?? 0) / 1000,
     };
 
-    const rows = await timer.time('score', () => runSql<{ image: string | null; km2: number; buildings: number; found: number; patches: number; true_patches: number }>(db, 'bench/real_scores', {
-      batch_id: s.batchId, month: CURRENT_MONTH, srid: UTM_14N.epsg, footprints: footprintsParam(pairs),
-    }));
+    const rows = await timer.time('score', () =>
+      runSql<{
+        image: string | null;
+        km2: number;
+        buildings: number;
+        found: number;
+        patches: number;
+        true_patches: number;
+      }>(db, 'bench/real_scores', {
+        batch_id: s.batchId,
+        month: CURRENT_MONTH,
+        srid: UTM_14N.epsg,
+        footprints: footprintsParam(pairs),
+      }),
+    );
     const order = (img: string | null) => (img === null ? pairs.length : pairs.findIndex((p) => p.image === img));
     const perImage: ImageScore[] = rows
-      .map((x) => ({ image: x.image, km2: Number(x.km2), buildings: x.buildings, found: x.found, patches: x.patches, truePatches: x.true_patches }))
+      .map((x) => ({
+        image: x.image,
+        km2: Number(x.km2),
+        buildings: x.buildings,
+        found: x.found,
+        patches: x.patches,
+        truePatches: x.true_patches,
+      }))
       .sort((a, b) => order(a.image) - order(b.image));
     const total = totalOf(perImage);
     const batch = await db('batch').where({ id: s.batchId }).first();
@@ -189,16 +280,33 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
     const currentMpx = registered.reduce((a, g) => a + g.widthPx * g.heightPx, 0) / 1e6;
     const result: RealBenchResult = {
       command,
-      environment: Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('TUBAN_') && v) as [string, string][]),
+      environment: Object.fromEntries(
+        Object.entries(process.env).filter(([k, v]) => k.startsWith('TUBAN_') && v) as [string, string][],
+      ),
       model: { dir: modelDir, name: s.model.name, version: s.model.version, threshold: Number(batch.params.threshold) },
       images: pairs.map((p) => p.image),
-      batch: { id: s.batchId, status: s.status, tiles: s.tiles.total, failedTiles: s.tiles.failed, changePolygons: s.changePolygons, patches: s.patches.new },
-      km2: total.km2, currentMpx, cores, wallS,
-      mpxPerS: currentMpx / wallS, mpxPerSPerCore: currentMpx / wallS / cores,
-      km2PerH: total.km2 / (wallS / 3600), km2PerHPerCore: total.km2 / (wallS / 3600) / cores,
+      batch: {
+        id: s.batchId,
+        status: s.status,
+        tiles: s.tiles.total,
+        failedTiles: s.tiles.failed,
+        changePolygons: s.changePolygons,
+        patches: s.patches.new,
+      },
+      km2: total.km2,
+      currentMpx,
+      cores,
+      wallS,
+      mpxPerS: currentMpx / wallS,
+      mpxPerSPerCore: currentMpx / wallS / cores,
+      km2PerH: total.km2 / (wallS / 3600),
+      km2PerHPerCore: total.km2 / (wallS / 3600) / cores,
       prepareS: Object.fromEntries(Object.entries(timer.ms).map(([k, ms]) => [k, ms / 1000])),
-      stagesS, perImage, total,
-      foundShare: share(total.found, total.buildings), trueShare: share(total.truePatches, total.patches),
+      stagesS,
+      perImage,
+      total,
+      foundShare: share(total.found, total.buildings),
+      trueShare: share(total.truePatches, total.patches),
     };
     console.log(values.json ? JSON.stringify(result, null, 2) : reportText(result));
   } finally {

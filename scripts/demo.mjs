@@ -13,7 +13,10 @@ process.chdir(root);
 if (!existsSync(join(root, 'node_modules', 'tsx')) || !existsSync(join(root, 'node_modules', 'onnxruntime-node'))) {
   console.log('== Installing packages (npm ci)');
   // onnxruntime-node's install script downloads CUDA binaries from outside the npm registry; the CPU build ships in the package.
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { stdio: 'inherit', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], {
+    stdio: 'inherit',
+    env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
+  });
 }
 
 const redisUrl = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -25,8 +28,14 @@ function answers() {
     const s = net.connect({ host, port }, () => {
       s.write('PING\r\n');
     });
-    s.setTimeout(1500, () => { s.destroy(); resolve(false); });
-    s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG') || d.toString().startsWith('-NOAUTH')); });
+    s.setTimeout(1500, () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.on('data', (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith('+PONG') || d.toString().startsWith('-NOAUTH'));
+    });
     s.on('error', () => resolve(false));
   });
 }
@@ -36,12 +45,27 @@ if (!(await answers())) {
   const isLocal = ['127.0.0.1', 'localhost', '::1'].includes(host);
   if (which.status === 0 && isLocal) {
     console.log(`== Starting redis-server on port ${port} (nothing saved to disk)`);
-    execFileSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes']);
+    execFileSync('redis-server', [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'yes',
+    ]);
     for (let i = 0; i < 50 && !(await answers()); i++) await new Promise((r) => setTimeout(r, 100));
   }
   if (!(await answers())) {
     console.error(`Redis does not answer at ${redisUrl.href}.`);
-    console.error(isLocal ? "Install it (Debian: 'apt-get install redis-server') and run the demo again, or set REDIS_URL to a running Redis." : 'Start that Redis, or set REDIS_URL to one that runs.');
+    console.error(
+      isLocal
+        ? "Install it (Debian: 'apt-get install redis-server') and run the demo again, or set REDIS_URL to a running Redis."
+        : 'Start that Redis, or set REDIS_URL to one that runs.',
+    );
     process.exit(1);
   }
 }

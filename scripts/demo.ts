@@ -33,7 +33,11 @@ step('Fixtures: two months of 0.5 m imagery over Huli district, Xiamen (EPSG:454
 const fx = makeFixtures(join(config.dataDir, 'fixtures'));
 console.log(`written to ${fx.dir}`);
 
-step(isEmbedded(config) ? `Database: embedded PGlite + PostGIS in ${join(config.dataDir, 'pgdata')} (DATABASE_URL unset)` : `Database: ${config.DATABASE_URL?.replace(/:[^:@/]*@/, ':***@')}, schema ${config.TUBAN_DB_SCHEMA}`);
+step(
+  isEmbedded(config)
+    ? `Database: embedded PGlite + PostGIS in ${join(config.dataDir, 'pgdata')} (DATABASE_URL unset)`
+    : `Database: ${config.DATABASE_URL?.replace(/:[^:@/]*@/, ':***@')}, schema ${config.TUBAN_DB_SCHEMA}`,
+);
 const db = await openDb(config);
 let failed = false;
 try {
@@ -47,14 +51,23 @@ try {
 
   step('Imagery');
   console.log((await cmdImageryRegister(db, config, FIXTURE.baselineMonth, [fx.imagery.baseline])).text);
-  console.log((await cmdImageryRegister(db, config, FIXTURE.currentMonth, [fx.imagery.current], FIXTURE.currentDate)).text);
+  console.log(
+    (await cmdImageryRegister(db, config, FIXTURE.currentMonth, [fx.imagery.current], FIXTURE.currentDate)).text,
+  );
 
-  step(`Monthly batch ${FIXTURE.currentMonth} against ${FIXTURE.baselineMonth} (BullMQ at ${config.REDIS_URL}, prefix ${config.TUBAN_QUEUE_PREFIX})`);
-  console.log(`model ${config.modelDir} (synthetic fixture scenes; real imagery uses the default models/siam-unet-lite)`);
+  step(
+    `Monthly batch ${FIXTURE.currentMonth} against ${FIXTURE.baselineMonth} (BullMQ at ${config.REDIS_URL}, prefix ${config.TUBAN_QUEUE_PREFIX})`,
+  );
+  console.log(
+    `model ${config.modelDir} (synthetic fixture scenes; real imagery uses the default models/siam-unet-lite)`,
+  );
   const t0 = Date.now();
   let last = '';
   const r = await cmdBatchRun(db, config, log, {
-    month: FIXTURE.currentMonth, baseline: FIXTURE.baselineMonth, wait: true, inProcessWorkers: true,
+    month: FIXTURE.currentMonth,
+    baseline: FIXTURE.baselineMonth,
+    wait: true,
+    inProcessWorkers: true,
     onProgress: (p) => {
       const line = `  parts ${p.parts.done}/${p.parts.total}, tiles ${p.vectorized + p.failed}/${p.total} done (${p.failed} failed)`;
       if (line !== last) console.log(line);

@@ -39,7 +39,13 @@ export function buildCvaGraph(): GraphBuilder {
   const offsetStep = (a: string) => mean(g.op('Clip', [g.op('Sub', [a, 'before']), lo, hi]));
   const pass1 = g.op('Sub', ['after', offsetStep('after')]);
   const afterMatched = g.op('Sub', [pass1, offsetStep(pass1)]);
-  const smooth = (x: string, k: number) => g.op('AveragePool', [x], { kernel_shape: [k, k], pads: [(k - 1) / 2, (k - 1) / 2, (k - 1) / 2, (k - 1) / 2], strides: [1, 1], count_include_pad: 0 });
+  const smooth = (x: string, k: number) =>
+    g.op('AveragePool', [x], {
+      kernel_shape: [k, k],
+      pads: [(k - 1) / 2, (k - 1) / 2, (k - 1) / 2, (k - 1) / 2],
+      strides: [1, 1],
+      count_include_pad: 0,
+    });
   const b = smooth('before', 3);
   const a = smooth(afterMatched, 3);
   const k = 2 * REGISTRATION_RADIUS_PX + 1;
@@ -50,9 +56,14 @@ export function buildCvaGraph(): GraphBuilder {
   const above = g.op('Relu', [g.op('Sub', [a, bMax])]);
   const below = g.op('Relu', [g.op('Sub', [bMin, a])]);
   const perBand = g.op('Add', [above, below]);
-  const dist = g.op('Sqrt', [g.op('Add', [g.op('ReduceSumSquare', [perBand], { axes: [1], keepdims: 1 }), g.constant('eps2', [1e-8], [])])]);
+  const dist = g.op('Sqrt', [
+    g.op('Add', [g.op('ReduceSumSquare', [perBand], { axes: [1], keepdims: 1 }), g.constant('eps2', [1e-8], [])]),
+  ]);
   const distSmooth = smooth(dist, 5);
-  const z = g.op('Mul', [g.op('Sub', [distSmooth, g.constant('centre', [DISTANCE_CENTRE], [])]), g.constant('slope', [DISTANCE_SLOPE], [])]);
+  const z = g.op('Mul', [
+    g.op('Sub', [distSmooth, g.constant('centre', [DISTANCE_CENTRE], [])]),
+    g.constant('slope', [DISTANCE_SLOPE], []),
+  ]);
   g.op('Sigmoid', [z], {}, 'probability');
   return g;
 }
@@ -61,12 +72,19 @@ function main(): void {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'models', 'cva-baseline');
   mkdirSync(dir, { recursive: true });
   const bytes = buildCvaGraph().encode({
-    inputs: [{ name: 'before', channels: 3 }, { name: 'after', channels: 3 }],
+    inputs: [
+      { name: 'before', channels: 3 },
+      { name: 'after', channels: 3 },
+    ],
     outputs: [{ name: 'probability', channels: 1 }],
     opset: 17,
     producer: 'tuban-cva-baseline',
     docString: 'Change vector analysis with radiometric normalisation and misregistration envelope',
-    metadata: { registration_radius_px: String(REGISTRATION_RADIUS_PX), distance_centre: String(DISTANCE_CENTRE), distance_slope: String(DISTANCE_SLOPE) },
+    metadata: {
+      registration_radius_px: String(REGISTRATION_RADIUS_PX),
+      distance_centre: String(DISTANCE_CENTRE),
+      distance_slope: String(DISTANCE_SLOPE),
+    },
   });
   writeFileSync(join(dir, 'model.onnx'), bytes);
   const manifest = {
@@ -87,7 +105,12 @@ function main(): void {
       kind: 'generated',
       script: 'scripts/make-cva-model.ts',
       trainingData: 'none (parameters set by hand)',
-      parameters: { offsetClip: OFFSET_CLIP, registrationRadiusPx: REGISTRATION_RADIUS_PX, distanceCentre: DISTANCE_CENTRE, distanceSlope: DISTANCE_SLOPE },
+      parameters: {
+        offsetClip: OFFSET_CLIP,
+        registrationRadiusPx: REGISTRATION_RADIUS_PX,
+        distanceCentre: DISTANCE_CENTRE,
+        distanceSlope: DISTANCE_SLOPE,
+      },
     },
   };
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');

@@ -30,10 +30,24 @@ export class GraphBuilder {
   }
 
   /** Serialise with float32 NCHW inputs/outputs of dynamic batch, height and width. */
-  encode(opts: { inputs: { name: string; channels: number }[]; outputs: { name: string; channels: number }[]; opset: number; producer: string; docString: string; metadata: Record<string, string> }): Uint8Array {
+  encode(opts: {
+    inputs: { name: string; channels: number }[];
+    outputs: { name: string; channels: number }[];
+    opset: number;
+    producer: string;
+    docString: string;
+    metadata: Record<string, string>;
+  }): Uint8Array {
     const valueInfo = (name: string, channels: number) => ({
       name,
-      type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: 'batch' }, { dimValue: channels }, { dimParam: 'height' }, { dimParam: 'width' }] } } },
+      type: {
+        tensorType: {
+          elemType: onnx.TensorProto.DataType.FLOAT,
+          shape: {
+            dim: [{ dimParam: 'batch' }, { dimValue: channels }, { dimParam: 'height' }, { dimParam: 'width' }],
+          },
+        },
+      },
     });
     const model = onnx.ModelProto.create({
       irVersion: 8,

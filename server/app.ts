@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  hasZodFastifySchemaValidationErrors,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import { ForbiddenError, TubanError, UnauthorizedError, errorFate } from '../core/errors.ts';
@@ -52,7 +57,8 @@ export interface ServerOptions {
 }
 
 /** The web app's content security policy: everything from this server, images also as data:/blob: URLs (chips fetched with the token). */
-const CSP_HTML = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+const CSP_HTML =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 /**
  * The HTTP API. Every route but login, health and the OpenAPI document needs a bearer token;
  * every query is scoped to the user's town for town users (another town's patch is a 404);
@@ -64,10 +70,18 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // requestTimeout: a client gets 5 minutes to send its request (a 20 MB photo on a slow line), then the socket is closed.
   // handlerTimeout: a request not answered within TUBAN_HTTP_TIMEOUT_S gets 503 and its req.signal aborts (routes may
   // set their own, as the export does); req.signal also aborts when the client goes away.
-  const app = Fastify({ logger: false, bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024, genReqId: () => randomUUID(), requestTimeout: 300_000, handlerTimeout: config.TUBAN_HTTP_TIMEOUT_S * 1000 });
+  const app = Fastify({
+    logger: false,
+    bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024,
+    genReqId: () => randomUUID(),
+    requestTimeout: 300_000,
+    handlerTimeout: config.TUBAN_HTTP_TIMEOUT_S * 1000,
+  });
   const maxEvidence = opts.evidenceMaxBytes ?? 20 * 1024 * 1024;
   for (const type of ['image/jpeg', 'image/png', 'application/pdf', 'application/octet-stream']) {
-    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: maxEvidence + 1 }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: maxEvidence + 1 }, (_req, body, done) =>
+      done(null, body),
+    );
   }
   // every route declares its params, query and body as zod schemas: they validate the request, type the handler and make the OpenAPI document
   app.setValidatorCompiler(validatorCompiler);
@@ -78,29 +92,62 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (err instanceof TubanError) {
       const status = errorFate[err.kind].httpStatus;
       if (typeof err.detail.retryAfterS === 'number') reply.header('retry-after', String(err.detail.retryAfterS));
-      return reply.status(status).send({ error: err.kind, code: 'code' in err ? err.code : err.kind, message: err.message, ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}) });
+      return reply
+        .status(status)
+        .send({
+          error: err.kind,
+          code: 'code' in err ? err.code : err.kind,
+          message: err.message,
+          ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}),
+        });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       // 400 naming each field: "query: offset: Too big…", "body: parts.0.coordinates.0: a ring ends where it starts"
       const names: Record<string, string> = { querystring: 'query', params: 'path' };
       const part = names[err.validationContext ?? ''] ?? err.validationContext ?? 'request';
       const issues = err.validation.map((i) => `${i.instancePath.slice(1).replaceAll('/', '.') || part}: ${i.message}`);
-      return reply.status(400).send({ error: 'bad_input', code: 'bad_request', message: `${part}: ${issues.join('; ')}` });
+      return reply
+        .status(400)
+        .send({ error: 'bad_input', code: 'bad_request', message: `${part}: ${issues.join('; ')}` });
     }
-    if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });
+    if (err.statusCode && err.statusCode < 500)
+      return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });
     if ((err as { code?: string }).code === 'FST_ERR_HANDLER_TIMEOUT') {
       const limitS = Math.round((req.routeOptions.handlerTimeout ?? config.TUBAN_HTTP_TIMEOUT_S * 1000) / 1000);
       log.warn('Http:TimedOut', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), limitS });
-      return reply.status(503).header('retry-after', '30').send({ error: 'transient', message: `the request took longer than ${limitS} s and was given up; try again, or narrow it (a month, a town)`, request_id: req.id });
+      return reply
+        .status(503)
+        .header('retry-after', '30')
+        .send({
+          error: 'transient',
+          message: `the request took longer than ${limitS} s and was given up; try again, or narrow it (a month, a town)`,
+          request_id: req.id,
+        });
     }
-    log.error('Http:InternalError', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), user: req.user?.username ?? null, error: err.message, stack: err.stack });
-    return reply.status(500).send({ error: 'internal', message: `internal error; the server log has it under request id ${req.id}`, request_id: req.id });
+    log.error('Http:InternalError', {
+      requestId: req.id,
+      method: req.method,
+      path: req.url.slice(0, 500),
+      user: req.user?.username ?? null,
+      error: err.message,
+      stack: err.stack,
+    });
+    return reply
+      .status(500)
+      .send({
+        error: 'internal',
+        message: `internal error; the server log has it under request id ${req.id}`,
+        request_id: req.id,
+      });
   });
   // every response: no type sniffing, no framing; the web app's pages also get a content security policy
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
     const type = String(reply.getHeader('content-type') ?? '');
-    reply.header('content-security-policy', type.startsWith('text/html') ? CSP_HTML : "default-src 'none'; frame-ancestors 'none'");
+    reply.header(
+      'content-security-policy',
+      type.startsWith('text/html') ? CSP_HTML : "default-src 'none'; frame-ancestors 'none'",
+    );
     reply.header('x-frame-options', 'DENY');
     return payload;
   });
@@ -113,7 +160,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   if (opts.web) {
     for (const [path, file] of opts.web.files) {
-      app.get(path, { schema: { hide: true } }, async (_req, reply) => reply.header('content-type', file.type).header('cache-control', 'no-cache').send(file.body));
+      app.get(path, { schema: { hide: true } }, async (_req, reply) =>
+        reply.header('content-type', file.type).header('cache-control', 'no-cache').send(file.body),
+      );
     }
   }
   app.addHook('onRequest', async (req: FastifyRequest) => {
@@ -132,7 +181,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   const auditEntry = (req: FastifyRequest, status: number): AuditEntry => ({
     userId: req.user?.id ?? null,
-    username: req.user?.username ?? (req.routeOptions.url === '/api/login' ? asText((req.sentBody as { username?: unknown } | undefined)?.username) : null),
+    username:
+      req.user?.username ??
+      (req.routeOptions.url === '/api/login'
+        ? asText((req.sentBody as { username?: unknown } | undefined)?.username)
+        : null),
     remoteAddr: req.ip,
     method: req.method,
     path: req.url,
@@ -142,11 +195,18 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.addHook('onResponse', async (req, reply) => {
     if (['GET', 'HEAD', 'OPTIONS'].includes(req.method) || req.audited) return;
     // a change always writes its row in its own transaction: reaching here with a success is a bug, said loudly
-    if (reply.statusCode < 400) log.error('Audit:NotInTransaction', { requestId: req.id, method: req.method, path: req.url.slice(0, 500) });
+    if (reply.statusCode < 400)
+      log.error('Audit:NotInTransaction', { requestId: req.id, method: req.method, path: req.url.slice(0, 500) });
     try {
       await writeAudit(db, auditEntry(req, reply.statusCode));
     } catch (err) {
-      log.error('Audit:WriteFailed', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), status: reply.statusCode, error: (err as Error).message });
+      log.error('Audit:WriteFailed', {
+        requestId: req.id,
+        method: req.method,
+        path: req.url.slice(0, 500),
+        status: reply.statusCode,
+        error: (err as Error).message,
+      });
     }
   });
   const me = (req: FastifyRequest): User => {
@@ -154,13 +214,21 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return req.user;
   };
   const ctx: RouteContext = {
-    db, config, env, log, sources, progress,
+    db,
+    config,
+    env,
+    log,
+    sources,
+    progress,
     heavyExports: new WorkGate('PDF/zip exports', config.TUBAN_EXPORT_CONCURRENCY, config.TUBAN_EXPORT_QUEUE),
     maxEvidenceBytes: maxEvidence,
     me,
-    roles: (...roles) => async (req) => {
-      if (!roles.includes(me(req).role)) throw new ForbiddenError(`this needs role ${roles.join(' or ')}; you are ${me(req).role}`);
-    },
+    roles:
+      (...roles) =>
+      async (req) => {
+        if (!roles.includes(me(req).role))
+          throw new ForbiddenError(`this needs role ${roles.join(' or ')}; you are ${me(req).role}`);
+      },
     // A request that fails changes nothing; its refusal is recorded after the response (onResponse above).
     audited: async (req, status, work) => {
       const out = await db.transaction(async (trx) => {
@@ -174,7 +242,19 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   };
 
   const api = app.withTypeProvider<ZodTypeProvider>();
-  for (const routes of [sessionRoutes, patchRoutes, mapRoutes, evidenceRoutes, exportRoutes, reportRoutes, batchRoutes, userRoutes]) routes(api, ctx);
-  api.get('/api/openapi.json', { schema: { summary: 'This OpenAPI 3.1 description', tags: ['session'] } }, async () => app.swagger());
+  for (const routes of [
+    sessionRoutes,
+    patchRoutes,
+    mapRoutes,
+    evidenceRoutes,
+    exportRoutes,
+    reportRoutes,
+    batchRoutes,
+    userRoutes,
+  ])
+    routes(api, ctx);
+  api.get('/api/openapi.json', { schema: { summary: 'This OpenAPI 3.1 description', tags: ['session'] } }, async () =>
+    app.swagger(),
+  );
   return app;
 }

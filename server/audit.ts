@@ -23,7 +23,12 @@ export function summariseBody(body: unknown): unknown {
   if (typeof body !== 'object') return summariseValue(body);
   const keys = Object.keys(body);
   const fields = Object.fromEntries(
-    keys.slice(0, MAX_FIELDS).map((k) => [k.slice(0, 64), SECRET.test(k) ? { redacted: true } : summariseValue((body as Record<string, unknown>)[k])]),
+    keys
+      .slice(0, MAX_FIELDS)
+      .map((k) => [
+        k.slice(0, 64),
+        SECRET.test(k) ? { redacted: true } : summariseValue((body as Record<string, unknown>)[k]),
+      ]),
   );
   return keys.length > MAX_FIELDS ? { fields, more_fields: keys.length - MAX_FIELDS } : { fields };
 }
@@ -31,7 +36,8 @@ export function summariseBody(body: unknown): unknown {
 function summariseValue(v: unknown): unknown {
   if (v === null || typeof v === 'boolean') return v;
   if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
-  if (typeof v === 'string') return v.length <= MAX_STRING ? v : { chars: v.length, start: v.slice(0, 80), sha256: sha256(v) };
+  if (typeof v === 'string')
+    return v.length <= MAX_STRING ? v : { chars: v.length, start: v.slice(0, 80), sha256: sha256(v) };
   if (Array.isArray(v)) return { type: 'array', items: v.length };
   if (typeof v === 'object') return { type: 'object', fields: Object.keys(v as object).length };
   return { type: typeof v };

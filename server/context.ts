@@ -1,4 +1,11 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyRequest,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Knex } from 'knex';
 import { z } from 'zod';
@@ -12,7 +19,13 @@ import type { BatchProgressReader } from '../workers/batch.progress.ts';
 import type { WorkGate } from './gate.ts';
 
 /** The Fastify instance the routes are declared on: request parts typed from their zod schemas. */
-export type ZodApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+export type ZodApp = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
 
 /** What every route module gets from buildServer. */
 export interface RouteContext {
@@ -37,11 +50,17 @@ export interface RouteContext {
 export const MonthString = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM');
 export const Username = z.string().min(1).max(64).describe('user name');
 export const UsernameParams = z.object({ username: Username });
-export const PatchCodeParams = z.object({ code: z.string().min(1).max(64).describe('patch code, e.g. 350206-202403-0001') });
+export const PatchCodeParams = z.object({
+  code: z.string().min(1).max(64).describe('patch code, e.g. 350206-202403-0001'),
+});
 
 /** A row id in a path: digits only, within what a bigint column holds; `what` names it in the error. */
 export const RowId = (what: string) =>
-  z.string().regex(/^\d{1,15}$/, `${what} must be a whole number`).transform(Number).describe(what);
+  z
+    .string()
+    .regex(/^\d{1,15}$/, `${what} must be a whole number`)
+    .transform(Number)
+    .describe(what);
 
 /** Every error answer: the kind from errorFate, a code, a message that says what to do. */
 export const ErrorBody = z.object({
@@ -53,7 +72,8 @@ export const ErrorBody = z.object({
 });
 
 /** A route's answer when it succeeds, described for OpenAPI (its shape is the store function's return type). */
-export const ok = (what: string, status: 200 | 201 | 204 = 200) => ({ [status]: z.unknown().describe(what) }) as Record<typeof status, z.ZodUnknown>;
+export const ok = (what: string, status: 200 | 201 | 204 = 200) =>
+  ({ [status]: z.unknown().describe(what) }) as Record<typeof status, z.ZodUnknown>;
 
 /** The error answers a route can give, for OpenAPI. */
 export const errors = (...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 429 | 503)[]) => {

@@ -31,7 +31,10 @@ export class WorkGate {
     if (this.active >= this.running) {
       if (this.line.length >= this.waiting) {
         const retryAfterS = Math.max(5, Math.ceil((this.meanS * (this.line.length + this.active)) / this.running));
-        throw new TransientError(`the server is busy with ${this.active} ${this.name} and ${this.line.length} more waiting; try again in ${retryAfterS} s`, { retryAfterS });
+        throw new TransientError(
+          `the server is busy with ${this.active} ${this.name} and ${this.line.length} more waiting; try again in ${retryAfterS} s`,
+          { retryAfterS },
+        );
       }
       await new Promise<void>((resolve, reject) => {
         const entry = {

@@ -16,7 +16,11 @@ export function swaggerOptions(): SwaggerOptions {
   return {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'tuban API', version: '0.1.0', description: '两违图斑 workflow: patches, verification, rectification, deadlines, reports, the monthly batches' },
+      info: {
+        title: 'tuban API',
+        version: '0.1.0',
+        description: '两违图斑 workflow: patches, verification, rectification, deadlines, reports, the monthly batches',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
     transform: (doc) => {

@@ -17,12 +17,18 @@ export async function openDb(config: Config, opts: { statementTimeoutMs?: number
     const db = knexFactory({
       client: 'pg',
       // the server's connections give up on a statement after its request time limit; workers' diffs may run longer
-      connection: opts.statementTimeoutMs ? { connectionString: config.DATABASE_URL, statement_timeout: opts.statementTimeoutMs } : config.DATABASE_URL,
+      connection: opts.statementTimeoutMs
+        ? { connectionString: config.DATABASE_URL, statement_timeout: opts.statementTimeoutMs }
+        : config.DATABASE_URL,
       searchPath: [schema, 'public'],
       pool: { min: 0, max: 8 },
       // a connection that cannot be made is reported once, with its reason, by the caller (below, or the
       // query's own error), not as a stack trace from knex's pool
-      log: { warn: (m: unknown) => { if (!String(m).startsWith('Acquire connection error')) console.warn(m); } },
+      log: {
+        warn: (m: unknown) => {
+          if (!String(m).startsWith('Acquire connection error')) console.warn(m);
+        },
+      },
       acquireConnectionTimeout: 20_000,
     });
     try {
@@ -31,9 +37,15 @@ export async function openDb(config: Config, opts: { statementTimeoutMs?: number
       await db.destroy();
       const e = err as NodeJS.ErrnoException;
       // a server that does not answer is worth retrying; a refused login or a missing database is not
-      const down = ['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'ECONNRESET'].includes(String(e.code)) || /timeout/i.test(e.message);
+      const down =
+        ['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'ECONNRESET'].includes(String(e.code)) ||
+        /timeout/i.test(e.message);
       const where = config.DATABASE_URL.replace(/\/\/[^@/]*@/, '//');
-      if (down) throw new TransientError(`PostgreSQL does not answer at ${where} (${e.message}); start it or set DATABASE_URL`, { service: 'postgresql' });
+      if (down)
+        throw new TransientError(
+          `PostgreSQL does not answer at ${where} (${e.message}); start it or set DATABASE_URL`,
+          { service: 'postgresql' },
+        );
       throw new BadInputError('database', `PostgreSQL at ${where} refused: ${e.message}`, { service: 'postgresql' });
     }
     return db;

@@ -23,11 +23,23 @@ export function sniffType(bytes: Uint8Array): { type: string; ext: string } | nu
  * outside anything served statically, named by their SHA-256; only the database knows the
  * original name. Town users may attach only to their own town's patches.
  */
-export async function addEvidence(db: Knex, dataDir: string, maxBytes: number, user: User, code: string, file: { filename: string; bytes: Buffer; note?: string }): Promise<{ id: number; sha256: string; content_type: string }> {
+export async function addEvidence(
+  db: Knex,
+  dataDir: string,
+  maxBytes: number,
+  user: User,
+  code: string,
+  file: { filename: string; bytes: Buffer; note?: string },
+): Promise<{ id: number; sha256: string; content_type: string }> {
   const patch = await scopedPatch(db, user, code);
-  if (user.role === 'admin') throw new BadInputError('bad_role', 'admins manage users; evidence comes from analysts, towns and supervisors');
+  if (user.role === 'admin')
+    throw new BadInputError('bad_role', 'admins manage users; evidence comes from analysts, towns and supervisors');
   if (file.bytes.length === 0) throw new BadInputError('bad_body', `${file.filename}: empty file`);
-  if (file.bytes.length > maxBytes) throw new BadInputError('too_large', `${file.filename}: ${file.bytes.length} bytes is over the ${maxBytes}-byte limit`);
+  if (file.bytes.length > maxBytes)
+    throw new BadInputError(
+      'too_large',
+      `${file.filename}: ${file.bytes.length} bytes is over the ${maxBytes}-byte limit`,
+    );
   const kind = sniffType(file.bytes);
   if (!kind) throw new BadInputError('bad_type', `${file.filename}: not a JPEG, PNG or PDF file (by its content)`);
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
@@ -37,15 +49,42 @@ export async function addEvidence(db: Knex, dataDir: string, maxBytes: number, u
   const tmp = `${stored}.${randomUUID()}.tmp`; // two uploads of the same bytes must not share a temp file
   await writeFile(tmp, file.bytes);
   await rename(tmp, stored);
-  const [row] = await db('evidence').insert({ patch_id: patch.id, filename: file.filename.slice(0, 200), content_type: kind.type, bytes: file.bytes.length, sha256, stored_as: stored, note: file.note ?? null, uploaded_by: user.id }).returning('id');
-  await db('patch_event').insert({ patch_id: patch.id, actor: user.username, type: 'evidence_added', from_status: patch.status, to_status: patch.status, detail: JSON.stringify({ evidence_id: Number(row.id), filename: file.filename, sha256, bytes: file.bytes.length }) });
+  const [row] = await db('evidence')
+    .insert({
+      patch_id: patch.id,
+      filename: file.filename.slice(0, 200),
+      content_type: kind.type,
+      bytes: file.bytes.length,
+      sha256,
+      stored_as: stored,
+      note: file.note ?? null,
+      uploaded_by: user.id,
+    })
+    .returning('id');
+  await db('patch_event').insert({
+    patch_id: patch.id,
+    actor: user.username,
+    type: 'evidence_added',
+    from_status: patch.status,
+    to_status: patch.status,
+    detail: JSON.stringify({ evidence_id: Number(row.id), filename: file.filename, sha256, bytes: file.bytes.length }),
+  });
   return { id: Number(row.id), sha256, content_type: kind.type };
 }
 
-export async function readEvidence(db: Knex, user: User, id: number): Promise<{ filename: string; contentType: string; bytes: Buffer }> {
+export async function readEvidence(
+  db: Knex,
+  user: User,
+  id: number,
+): Promise<{ filename: string; contentType: string; bytes: Buffer }> {
   const town = scopeTown(user);
-  const row = await db('evidence as e').join('patch as p', 'p.id', 'e.patch_id').where('e.id', id)
-    .modify((q) => { if (town) q.andWhere('p.town_code', town); }).first('e.*');
+  const row = await db('evidence as e')
+    .join('patch as p', 'p.id', 'e.patch_id')
+    .where('e.id', id)
+    .modify((q) => {
+      if (town) q.andWhere('p.town_code', town);
+    })
+    .first('e.*');
   if (!row) throw new NotFoundError(`evidence ${id} not found`);
   return { filename: row.filename, contentType: row.content_type, bytes: await readFile(row.stored_as) };
 }

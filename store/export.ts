@@ -20,8 +20,18 @@ import { scopeTown } from './workflow.ts';
 export const EXPORT_FORMATS = ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf', 'zip'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-export async function exportRecords(db: Knex, env: WorkflowEnv, month: string, town: string | null, user: User | null): Promise<ExportRecord[]> {
-  const rows = await runSql<Record<string, unknown>>(db, 'export/patches', { month, town, scope_town: user ? scopeTown(user) : null });
+export async function exportRecords(
+  db: Knex,
+  env: WorkflowEnv,
+  month: string,
+  town: string | null,
+  user: User | null,
+): Promise<ExportRecord[]> {
+  const rows = await runSql<Record<string, unknown>>(db, 'export/patches', {
+    month,
+    town,
+    scope_town: user ? scopeTown(user) : null,
+  });
   const today = env.today();
   return rows.map((r) => toRecord(r, env.calendar, today));
 }
@@ -30,11 +40,35 @@ export async function exportRecords(db: Knex, env: WorkflowEnv, month: string, t
  * Write the month's patch list (one town, or all the user may see) in a format. GPKG is one
  * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; zip holds a folder per town with all of them.
  */
-export async function exportPatches(db: Knex, env: WorkflowEnv, opts: { month: string; town?: string | null; format: string; outPath: string; user?: User | null; storageSrid: number; fontPath?: string; signal?: AbortSignal }): Promise<{ files: string[]; count: number }> {
-  if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format)) throw new BadInputError('bad_format', `--format "${opts.format}" is not one of ${EXPORT_FORMATS.join(', ')}`);
+export async function exportPatches(
+  db: Knex,
+  env: WorkflowEnv,
+  opts: {
+    month: string;
+    town?: string | null;
+    format: string;
+    outPath: string;
+    user?: User | null;
+    storageSrid: number;
+    fontPath?: string;
+    signal?: AbortSignal;
+  },
+): Promise<{ files: string[]; count: number }> {
+  if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format))
+    throw new BadInputError('bad_format', `--format "${opts.format}" is not one of ${EXPORT_FORMATS.join(', ')}`);
   const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null);
-  const target: WriteTarget = { db, env, storageSrid: opts.storageSrid, fontPath: opts.fontPath, title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`, signal: opts.signal };
-  const files = opts.format === 'zip' ? [await townPackages(target, records, opts.month, opts.outPath)] : await writeFormat(target, records, opts.format as Exclude<ExportFormat, 'zip'>, opts.outPath);
+  const target: WriteTarget = {
+    db,
+    env,
+    storageSrid: opts.storageSrid,
+    fontPath: opts.fontPath,
+    title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`,
+    signal: opts.signal,
+  };
+  const files =
+    opts.format === 'zip'
+      ? [await townPackages(target, records, opts.month, opts.outPath)]
+      : await writeFormat(target, records, opts.format as Exclude<ExportFormat, 'zip'>, opts.outPath);
   return { files, count: records.length };
 }
 
@@ -49,7 +83,12 @@ interface WriteTarget {
 }
 
 /** Records already loaded → one file (or a Shapefile folder) in a format; returns the written paths. */
-async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Exclude<ExportFormat, 'zip'>, outPath: string): Promise<string[]> {
+async function writeFormat(
+  t: WriteTarget,
+  records: ExportRecord[],
+  format: Exclude<ExportFormat, 'zip'>,
+  outPath: string,
+): Promise<string[]> {
   t.signal?.throwIfAborted();
   switch (format) {
     case 'gpkg':
@@ -68,7 +107,10 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
       break;
     case 'xlsx':
       // exceljs takes half a second to load: only when a spreadsheet is asked for
-      writeFileSync(outPath, await (await import('../export/write.xlsx.ts')).toXlsx(records, t.env.calendar, t.env.today(), t.title));
+      writeFileSync(
+        outPath,
+        await (await import('../export/write.xlsx.ts')).toXlsx(records, t.env.calendar, t.env.today(), t.title),
+      );
       break;
     case 'pdf':
       await writeSheets(t, records, outPath);
@@ -81,20 +123,50 @@ async function writeFormat(t: WriteTarget, records: ExportRecord[], format: Excl
  * A PNG chip of a month's imagery around a patch with its outline drawn: `detail` fits the patch
  * with 15 m around it at 0.5 m; `overview` is 300 m across at 2 m. Null when no imagery covers it.
  */
-export async function patchChip(db: Knex, open: OpenSource, code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<Buffer | null> {
+export async function patchChip(
+  db: Knex,
+  open: OpenSource,
+  code: string,
+  month: string,
+  kind: 'detail' | 'overview',
+  colour: string,
+): Promise<Buffer | null> {
   const plan = await chipPlan(db, code, month, kind, colour);
   return plan ? renderChipPlan(plan, open) : null;
 }
 
-export async function chipPlan(db: Knex, code: string, month: string, kind: 'detail' | 'overview', colour: string): Promise<ChipPlan | null> {
+export async function chipPlan(
+  db: Knex,
+  code: string,
+  month: string,
+  kind: 'detail' | 'overview',
+  colour: string,
+): Promise<ChipPlan | null> {
   const margin = kind === 'detail' ? 15 : 150;
-  const rows = await runSql<{ path: string; stretch: BandStretch | null; geom: { type: string; coordinates: unknown }; centre: { coordinates: number[] } }>(db, 'export/chip_tiles', { code, month, margin_m: margin });
+  const rows = await runSql<{
+    path: string;
+    stretch: BandStretch | null;
+    geom: { type: string; coordinates: unknown };
+    centre: { coordinates: number[] };
+  }>(db, 'export/chip_tiles', { code, month, margin_m: margin });
   if (rows.length === 0) return null;
-  const polys = (rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates) as number[][][][];
+  const polys = (
+    rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates
+  ) as number[][][][];
   const pts = polys.flat(2);
   const [cx, cy] = rows[0].centre.coordinates;
-  const half = kind === 'detail' ? Math.max(...pts.map((p) => Math.max(Math.abs(p[0] - cx), Math.abs(p[1] - cy)))) + margin : margin;
-  return { tiles: rows.map((r) => ({ path: r.path, stretch: r.stretch })), boundsWorld: [cx - half, cy - half, cx + half, cy + half], gsdM: kind === 'detail' ? 0.5 : 2, outline: polys, colour, widthPx: kind === 'detail' ? 510 : 280 };
+  const half =
+    kind === 'detail'
+      ? Math.max(...pts.map((p) => Math.max(Math.abs(p[0] - cx), Math.abs(p[1] - cy)))) + margin
+      : margin;
+  return {
+    tiles: rows.map((r) => ({ path: r.path, stretch: r.stretch })),
+    boundsWorld: [cx - half, cy - half, cx + half, cy + half],
+    gsdM: kind === 'detail' ? 0.5 : 2,
+    outline: polys,
+    colour,
+    widthPx: kind === 'detail' ? 510 : 280,
+  };
 }
 
 /** The chips' plans for every sheet, from the database (a few small queries per patch). */
@@ -103,7 +175,11 @@ async function sheetPlans(db: Knex, records: ExportRecord[], signal?: AbortSigna
   for (const r of records) {
     signal?.throwIfAborted();
     const code = String(r.code);
-    const [before, after, overview] = await Promise.all([chipPlan(db, code, r.baselineMonth, 'detail', '#ffd400'), chipPlan(db, code, String(r.month), 'detail', '#ff2020'), chipPlan(db, code, String(r.month), 'overview', '#ff2020')]);
+    const [before, after, overview] = await Promise.all([
+      chipPlan(db, code, r.baselineMonth, 'detail', '#ffd400'),
+      chipPlan(db, code, String(r.month), 'detail', '#ff2020'),
+      chipPlan(db, code, String(r.month), 'overview', '#ff2020'),
+    ]);
     plans.push({ record: r, before, after, overview });
   }
   return plans;
@@ -136,7 +212,8 @@ async function townPackages(t: WriteTarget, records: ExportRecord[], month: stri
       for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
         const out = format === 'shp' ? join(dir, 'shp') : join(dir, safeName(`图斑_${month}_${town}.${format}`));
         const files = await writeFormat({ ...t, title: `图斑 ${month} ${town}` }, mine, format, out);
-        for (const f of files) entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
+        for (const f of files)
+          entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
       }
     }
     await zipFiles(entries, outPath);

@@ -10,8 +10,22 @@ import { percentileStretch, type BandStretch } from '../pipeline/raster.normalis
 import { axisStarts } from '../pipeline/window.grid.ts';
 import { runSql } from './sql.ts';
 
-export interface RegisteredImage { id: number; path: string; month: string; widthPx: number; heightPx: number; bands: number; epsg: number; gsdM: number; inserted: boolean }
-export interface RefusedImage { path: string; code: string; reason: string }
+export interface RegisteredImage {
+  id: number;
+  path: string;
+  month: string;
+  widthPx: number;
+  heightPx: number;
+  bands: number;
+  epsg: number;
+  gsdM: number;
+  inserted: boolean;
+}
+export interface RefusedImage {
+  path: string;
+  code: string;
+  reason: string;
+}
 
 /** Expand files and folders into the GeoTIFFs they hold, sorted. */
 export function listTiffs(inputs: string[]): string[] {
@@ -38,7 +52,13 @@ export function listTiffs(inputs: string[]): string[] {
  * a stretch for >8-bit data, store footprint and metadata. Each refused file is reported with
  * its reason; the others are registered.
  */
-export async function registerImagery(db: Knex, config: Config, month: string, inputs: string[], acquiredOn?: string): Promise<{ registered: RegisteredImage[]; refused: RefusedImage[] }> {
+export async function registerImagery(
+  db: Knex,
+  config: Config,
+  month: string,
+  inputs: string[],
+  acquiredOn?: string,
+): Promise<{ registered: RegisteredImage[]; refused: RefusedImage[] }> {
   if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new BadInputError('bad_month', `--month "${month}" is not YYYY-MM`);
   const date = acquiredOn ?? `${month}-01`;
   const registered: RegisteredImage[] = [];
@@ -50,36 +70,86 @@ export async function registerImagery(db: Knex, config: Config, month: string, i
     } catch (err) {
       const r = { path, code: errorCodeOf(err), reason: (err as Error).message };
       refused.push(r);
-      await db('imagery_refusal').insert({ month, ...r }).onConflict(['month', 'path']).merge(['code', 'reason', 'refused_at']);
+      await db('imagery_refusal')
+        .insert({ month, ...r })
+        .onConflict(['month', 'path'])
+        .merge(['code', 'reason', 'refused_at']);
     }
   }
   return { registered, refused };
 }
 
-async function registerOne(db: Knex, config: Config, month: string, path: string, acquiredOn: string): Promise<RegisteredImage> {
+async function registerOne(
+  db: Knex,
+  config: Config,
+  month: string,
+  path: string,
+  acquiredOn: string,
+): Promise<RegisteredImage> {
   const src = await GeoTiffSource.open(path, { maxPixels: config.TUBAN_MAX_IMAGE_MPX * 1e6 });
   try {
     const info = src.info;
     const known = await db.raw('select 1 from spatial_ref_sys where srid = ?', [info.crs.epsg]);
-    if (known.rows.length === 0) throw new BadInputError('unknown_crs', `${path}: ${crsLabel(info.crs)} is not known to PostGIS (spatial_ref_sys), so it cannot be placed`, { file: path });
+    if (known.rows.length === 0)
+      throw new BadInputError(
+        'unknown_crs',
+        `${path}: ${crsLabel(info.crs)} is not known to PostGIS (spatial_ref_sys), so it cannot be placed`,
+        { file: path },
+      );
     const gt = info.geoTransform;
     const centre = pixelToWorld(gt, info.widthPx / 2, info.heightPx / 2);
     const gsd = gsdMetres(gt, info.crs.geographic, info.crs.geographic ? centre.y : 0);
     const gsdM = (gsd.x + gsd.y) / 2;
     const off = Math.abs(gsdM - config.TUBAN_GSD_M) / config.TUBAN_GSD_M;
     if (off > config.TUBAN_GSD_TOLERANCE) {
-      throw new BadInputError('gsd_mismatch', `${path}: ground sample distance ${gsdM.toFixed(3)} m differs from the configured ${config.TUBAN_GSD_M} m by ${(off * 100).toFixed(0)} % (tolerance ${(config.TUBAN_GSD_TOLERANCE * 100).toFixed(0)} %, TUBAN_GSD_TOLERANCE)`, { file: path, gsdM });
+      throw new BadInputError(
+        'gsd_mismatch',
+        `${path}: ground sample distance ${gsdM.toFixed(3)} m differs from the configured ${config.TUBAN_GSD_M} m by ${(off * 100).toFixed(0)} % (tolerance ${(config.TUBAN_GSD_TOLERANCE * 100).toFixed(0)} %, TUBAN_GSD_TOLERANCE)`,
+        { file: path, gsdM },
+      );
     }
-    if (info.bandCount < 3) throw new BadInputError('band_count', `${path}: ${info.bandCount} band(s); RGB imagery with at least 3 bands is required`, { file: path });
+    if (info.bandCount < 3)
+      throw new BadInputError(
+        'band_count',
+        `${path}: ${info.bandCount} band(s); RGB imagery with at least 3 bands is required`,
+        { file: path },
+      );
     const stretch = info.sampleType === 'uint8' ? null : await sampleStretch(src);
-    const corners = [[0, 0], [info.widthPx, 0], [info.widthPx, info.heightPx], [0, info.heightPx], [0, 0]].map(([c, r]) => pixelToWorld(gt, c, r));
+    const corners = [
+      [0, 0],
+      [info.widthPx, 0],
+      [info.widthPx, info.heightPx],
+      [0, info.heightPx],
+      [0, 0],
+    ].map(([c, r]) => pixelToWorld(gt, c, r));
     const wkt = `POLYGON((${corners.map((p) => `${p.x} ${p.y}`).join(', ')}))`;
     const [row] = await runSql<{ id: string; inserted: boolean }>(db, 'imagery/upsert', {
-      month, path, acquired_on: acquiredOn, file_bytes: statSync(path).size, width_px: info.widthPx, height_px: info.heightPx,
-      band_count: info.bandCount, sample_type: info.sampleType, nodata: info.nodata, srid: info.crs.epsg,
-      geotransform: `{${gt.join(',')}}`, gsd_m: gsdM, stretch: stretch ? JSON.stringify(stretch) : null, footprint_wkt: wkt,
+      month,
+      path,
+      acquired_on: acquiredOn,
+      file_bytes: statSync(path).size,
+      width_px: info.widthPx,
+      height_px: info.heightPx,
+      band_count: info.bandCount,
+      sample_type: info.sampleType,
+      nodata: info.nodata,
+      srid: info.crs.epsg,
+      geotransform: `{${gt.join(',')}}`,
+      gsd_m: gsdM,
+      stretch: stretch ? JSON.stringify(stretch) : null,
+      footprint_wkt: wkt,
     });
-    return { id: Number(row.id), path, month, widthPx: info.widthPx, heightPx: info.heightPx, bands: info.bandCount, epsg: info.crs.epsg, gsdM, inserted: row.inserted };
+    return {
+      id: Number(row.id),
+      path,
+      month,
+      widthPx: info.widthPx,
+      heightPx: info.heightPx,
+      bands: info.bandCount,
+      epsg: info.crs.epsg,
+      gsdM,
+      inserted: row.inserted,
+    };
   } finally {
     await src.close();
   }
@@ -89,14 +159,23 @@ async function registerOne(db: Knex, config: Config, month: string, path: string
 async function sampleStretch(src: GeoTiffSource): Promise<BandStretch> {
   const { widthPx, heightPx } = src.info;
   const size = 128;
-  const xs = axisStarts(widthPx, size, 0).filter((_, i, a) => a.length <= 4 || i % Math.ceil(a.length / 4) === 0).slice(0, 4);
-  const ys = axisStarts(heightPx, size, 0).filter((_, i, a) => a.length <= 4 || i % Math.ceil(a.length / 4) === 0).slice(0, 4);
+  const xs = axisStarts(widthPx, size, 0)
+    .filter((_, i, a) => a.length <= 4 || i % Math.ceil(a.length / 4) === 0)
+    .slice(0, 4);
+  const ys = axisStarts(heightPx, size, 0)
+    .filter((_, i, a) => a.length <= 4 || i % Math.ceil(a.length / 4) === 0)
+    .slice(0, 4);
   const bands = [0, 1, 2];
   const acc: number[][] = bands.map(() => []);
-  for (const y of ys) for (const x of xs) {
-    const w = await src.readWindow({ x, y, width: Math.min(size, widthPx), height: Math.min(size, heightPx) }, bands);
-    w.forEach((b, i) => { for (const v of b) acc[i].push(v); });
-  }
-  return percentileStretch(acc.map((a) => Float64Array.from(a)), src.info.nodata);
+  for (const y of ys)
+    for (const x of xs) {
+      const w = await src.readWindow({ x, y, width: Math.min(size, widthPx), height: Math.min(size, heightPx) }, bands);
+      w.forEach((b, i) => {
+        for (const v of b) acc[i].push(v);
+      });
+    }
+  return percentileStretch(
+    acc.map((a) => Float64Array.from(a)),
+    src.info.nodata,
+  );
 }
-

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Knex } from 'knex';
 import { BadInputError } from '../core/errors.ts';
-import { decodeLayerText, implausibleForSrid, parseLayer, type LayerKind, type RejectedFeature } from '../pipeline/layer.parse.ts';
+import {
+  decodeLayerText,
+  implausibleForSrid,
+  parseLayer,
+  type LayerKind,
+  type RejectedFeature,
+} from '../pipeline/layer.parse.ts';
 import { runSql } from './sql.ts';
 
 export interface LayerImportResult {
@@ -21,7 +27,12 @@ export interface LayerImportResult {
  * is repaired with ST_MakeValid (and reported); features that cannot be used are rejected with
  * their index, code and reason — never dropped silently.
  */
-export async function importLayer(db: Knex, file: string, kind: LayerKind, sridOverride?: number): Promise<LayerImportResult> {
+export async function importLayer(
+  db: Knex,
+  file: string,
+  kind: LayerKind,
+  sridOverride?: number,
+): Promise<LayerImportResult> {
   const path = resolve(file);
   let bytes: Buffer;
   try {
@@ -30,8 +41,15 @@ export async function importLayer(db: Knex, file: string, kind: LayerKind, sridO
     throw new BadInputError('file_missing', `${file}: cannot read (${(err as Error).message})`, { file });
   }
   const parsed = parseLayer(decodeLayerText(bytes, file), file, sridOverride);
-  const known = await db.raw("select proj4text like '%+proj=longlat%' as geographic from spatial_ref_sys where srid = ?", [parsed.srid]);
-  if (known.rows.length === 0) throw new BadInputError('unknown_crs', `${file}: EPSG:${parsed.srid} is not in PostGIS's spatial_ref_sys`, { file, srid: parsed.srid });
+  const known = await db.raw(
+    "select proj4text like '%+proj=longlat%' as geographic from spatial_ref_sys where srid = ?",
+    [parsed.srid],
+  );
+  if (known.rows.length === 0)
+    throw new BadInputError('unknown_crs', `${file}: EPSG:${parsed.srid} is not in PostGIS's spatial_ref_sys`, {
+      file,
+      srid: parsed.srid,
+    });
   const implausible = implausibleForSrid(parsed.features, parsed.srid, Boolean(known.rows[0].geographic));
   const skip = new Set(implausible.map((r) => r.index));
   parsed.features = parsed.features.filter((f) => !skip.has(f.index));
@@ -48,11 +66,25 @@ export async function importLayer(db: Knex, file: string, kind: LayerKind, sridO
       await trx.raw(`savepoint ${sp}`);
       try {
         const rows = await runSql<{ id: number; repaired: boolean; invalid_reason: string }>(trx, 'layers/insert', {
-          kind, code: f.code, name: f.name, district_code: f.districtCode, valid_from: f.validFrom, valid_to: f.validTo,
-          props: JSON.stringify(f.props), source_file: path, source_index: f.index, geojson: JSON.stringify(f.geometry), srid: parsed.srid,
+          kind,
+          code: f.code,
+          name: f.name,
+          district_code: f.districtCode,
+          valid_from: f.validFrom,
+          valid_to: f.validTo,
+          props: JSON.stringify(f.props),
+          source_file: path,
+          source_index: f.index,
+          geojson: JSON.stringify(f.geometry),
+          srid: parsed.srid,
         });
         await trx.raw(`release savepoint ${sp}`);
-        if (rows.length === 0) rejected.push({ index: f.index, code: f.code, reason: 'no polygonal area left after ST_MakeValid (empty or collapsed geometry)' });
+        if (rows.length === 0)
+          rejected.push({
+            index: f.index,
+            code: f.code,
+            reason: 'no polygonal area left after ST_MakeValid (empty or collapsed geometry)',
+          });
         else {
           imported++;
           if (rows[0].repaired) repaired.push({ index: f.index, code: f.code, reason: rows[0].invalid_reason });

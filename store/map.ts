@@ -14,7 +14,11 @@ import type { User } from './users.ts';
  * Imagery is drawn from MAX_IMAGERY_RES down: coarser tiles would read too many source pixels
  * without overviews.
  */
-export const TILE_GRID = { origin: [0, 10_000_000] as [number, number], tileSizePx: 256, resolutions: [16, 8, 4, 2, 1, 0.5, 0.25] } as const;
+export const TILE_GRID = {
+  origin: [0, 10_000_000] as [number, number],
+  tileSizePx: 256,
+  resolutions: [16, 8, 4, 2, 1, 0.5, 0.25],
+} as const;
 export const MAX_IMAGERY_RES = 2;
 
 export interface MapConfig {
@@ -22,21 +26,42 @@ export interface MapConfig {
   proj4: string;
   tileGrid: typeof TILE_GRID;
   maxImageryResolution: number;
-  months: { month: string; baselineMonth: string | null; extent: [number, number, number, number]; gsdM: number; tiles: number }[];
+  months: {
+    month: string;
+    baselineMonth: string | null;
+    extent: [number, number, number, number];
+    gsdM: number;
+    tiles: number;
+  }[];
 }
 
 export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
   const [proj] = await runSql<{ proj4text: string }>(db, 'map/proj4', { srid });
-  if (!proj) throw new BadInputError('unknown_crs', `EPSG:${srid} (TUBAN_STORAGE_SRID) is not in PostGIS spatial_ref_sys`);
-  const months = await runSql<{ month: string; baseline_month: string | null; min_x: number; min_y: number; max_x: number; max_y: number; gsd_m: number; tiles: number }>(db, 'map/config', {});
+  if (!proj)
+    throw new BadInputError('unknown_crs', `EPSG:${srid} (TUBAN_STORAGE_SRID) is not in PostGIS spatial_ref_sys`);
+  const months = await runSql<{
+    month: string;
+    baseline_month: string | null;
+    min_x: number;
+    min_y: number;
+    max_x: number;
+    max_y: number;
+    gsd_m: number;
+    tiles: number;
+  }>(db, 'map/config', {});
   const registered = months.map((m) => m.month);
   return {
-    srid, proj4: proj.proj4text.trim(), tileGrid: TILE_GRID, maxImageryResolution: MAX_IMAGERY_RES,
+    srid,
+    proj4: proj.proj4text.trim(),
+    tileGrid: TILE_GRID,
+    maxImageryResolution: MAX_IMAGERY_RES,
     months: months.map((m, i) => ({
       month: m.month,
       // the batch's baseline, else the previous registered month
       baselineMonth: m.baseline_month ?? (i > 0 ? registered[i - 1] : null),
-      extent: [m.min_x, m.min_y, m.max_x, m.max_y], gsdM: m.gsd_m, tiles: m.tiles,
+      extent: [m.min_x, m.min_y, m.max_x, m.max_y],
+      gsdM: m.gsd_m,
+      tiles: m.tiles,
     })),
   };
 }
@@ -48,16 +73,42 @@ export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
 /** How far beyond their town a town user sees imagery (m): enough for context at a boundary. */
 export const TOWN_IMAGERY_MARGIN_M = 200;
 
-export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number, month: string, z: number, x: number, y: number, user?: User): Promise<Buffer | null> {
+export async function renderMapTile(
+  db: Knex,
+  cache: GeoTiffCache,
+  srid: number,
+  month: string,
+  z: number,
+  x: number,
+  y: number,
+  user?: User,
+): Promise<Buffer | null> {
   const res = TILE_GRID.resolutions[z];
-  if (res === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0) throw new BadInputError('bad_request', `no map tile ${z}/${x}/${y}: zoom runs 0–${TILE_GRID.resolutions.length - 1}, x and y are whole numbers ≥ 0`);
+  if (res === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0)
+    throw new BadInputError(
+      'bad_request',
+      `no map tile ${z}/${x}/${y}: zoom runs 0–${TILE_GRID.resolutions.length - 1}, x and y are whole numbers ≥ 0`,
+    );
   if (res > MAX_IMAGERY_RES) return null;
   const size = TILE_GRID.tileSizePx * res;
   const minX = TILE_GRID.origin[0] + x * size;
   const maxY = TILE_GRID.origin[1] - y * size;
   const bounds: [number, number, number, number] = [minX, maxY - size, minX + size, maxY];
   // a town user sees their town and a margin around it; elsewhere there is no tile, and a tile on the edge is masked
-  const rows = await runSql<{ path: string; stretch: BandStretch | null; clip: { type: string; coordinates: unknown } | null }>(db, 'map/tile_imagery', { month, srid, min_x: bounds[0], min_y: bounds[1], max_x: bounds[2], max_y: bounds[3], scope_town: user ? scopeTown(user) : null, margin_m: TOWN_IMAGERY_MARGIN_M });
+  const rows = await runSql<{
+    path: string;
+    stretch: BandStretch | null;
+    clip: { type: string; coordinates: unknown } | null;
+  }>(db, 'map/tile_imagery', {
+    month,
+    srid,
+    min_x: bounds[0],
+    min_y: bounds[1],
+    max_x: bounds[2],
+    max_y: bounds[3],
+    scope_town: user ? scopeTown(user) : null,
+    margin_m: TOWN_IMAGERY_MARGIN_M,
+  });
   if (!rows.length) return null;
   const mask = rows[0].clip ? await clipMask(rows[0].clip, bounds, res) : null;
   const tiles = [];
@@ -71,24 +122,41 @@ export async function renderMapTile(db: Knex, cache: GeoTiffCache, srid: number,
     rgba[i * 4 + 2] = rgb[i * 3 + 2];
     rgba[i * 4 + 3] = valid[i] && (!mask || mask[i] >= 128) ? 255 : 0;
   }
-  return sharp(rgba, { raw: { width: TILE_GRID.tileSizePx, height: TILE_GRID.tileSizePx, channels: 4 } }).png({ compressionLevel: 3 }).toBuffer();
+  return sharp(rgba, { raw: { width: TILE_GRID.tileSizePx, height: TILE_GRID.tileSizePx, channels: 4 } })
+    .png({ compressionLevel: 3 })
+    .toBuffer();
 }
 
 /** The tile's pixels inside a polygon (in the tile's CRS), 0–255 per pixel, drawn by libvips from an SVG. */
-async function clipMask(geom: { type: string; coordinates: unknown }, bounds: [number, number, number, number], res: number): Promise<Uint8Array> {
+async function clipMask(
+  geom: { type: string; coordinates: unknown },
+  bounds: [number, number, number, number],
+  res: number,
+): Promise<Uint8Array> {
   const size = TILE_GRID.tileSizePx;
-  const polys = (geom.type === 'Polygon' ? [geom.coordinates] : geom.type === 'MultiPolygon' ? geom.coordinates : []) as number[][][][];
+  const polys = (
+    geom.type === 'Polygon' ? [geom.coordinates] : geom.type === 'MultiPolygon' ? geom.coordinates : []
+  ) as number[][][][];
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="black"/><path d="${svgPath(polys, bounds[0], bounds[3], res)}" fill="white" fill-rule="evenodd"/></svg>`;
   const { data } = await sharp(Buffer.from(svg)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   return data;
 }
 
 /** New patches per month over the last `months` months (town-scoped), for the board's chart. */
-export async function patchTrend(db: Knex, user: User, lastMonth: string, months = 12): Promise<{ month: string; new_patches: number; new_area_m2: number; illegal: number }[]> {
+export async function patchTrend(
+  db: Knex,
+  user: User,
+  lastMonth: string,
+  months = 12,
+): Promise<{ month: string; new_patches: number; new_area_m2: number; illegal: number }[]> {
   const [y, m] = lastMonth.split('-').map(Number);
   const first = new Date(Date.UTC(y, m - 1 - (months - 1), 1));
   const since = `${first.getUTCFullYear()}-${String(first.getUTCMonth() + 1).padStart(2, '0')}`;
-  const rows = await runSql<{ month: string; new_patches: number; new_area_m2: number; illegal: number }>(db, 'workflow/trend', { since, scope_town: scopeTown(user) });
+  const rows = await runSql<{ month: string; new_patches: number; new_area_m2: number; illegal: number }>(
+    db,
+    'workflow/trend',
+    { since, scope_town: scopeTown(user) },
+  );
   const byMonth = new Map(rows.map((r) => [r.month, r]));
   const out = [];
   for (let i = 0; i < months; i++) {

@@ -10,7 +10,9 @@ import { BadInputError } from '../core/errors.ts';
 class SqlMigrationSource implements Knex.MigrationSource<string> {
   constructor(private readonly srid: number) {}
   async getMigrations(): Promise<string[]> {
-    return readdirSync(join(sqlDir, 'migrations')).filter((f) => f.endsWith('.sql')).sort();
+    return readdirSync(join(sqlDir, 'migrations'))
+      .filter((f) => f.endsWith('.sql'))
+      .sort();
   }
   getMigrationName(name: string): string {
     return name;
@@ -57,12 +59,35 @@ const APPEND_ONLY = ['audit_event', 'patch_event'];
  * truncate them. Run by the owner, after the migrations.
  */
 export async function grantAppRole(db: Knex, schema: string, role: string): Promise<void> {
-  if (!/^[a-z_][a-z0-9_]*$/.test(role)) throw new BadInputError('bad_option', `app role "${role}" must be a lower-case SQL identifier`, { field: 'TUBAN_APP_ROLE' });
-  const who = await db.raw('select current_user as me, exists (select 1 from pg_roles where rolname = ?) as known', [role]);
-  if (!who.rows[0].known) throw new BadInputError('bad_option', `app role "${role}" does not exist; create it first (create role ${role} login)`, { field: 'TUBAN_APP_ROLE' });
-  if (who.rows[0].me === role) throw new BadInputError('bad_option', `run the migrations as the owner role, not as the app role "${role}" itself`, { field: 'TUBAN_APP_ROLE' });
-  const owned = await db.raw(`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ? and pg_get_userbyid(c.relowner) = ? limit 5`, [schema, role]);
-  if (owned.rows.length) throw new BadInputError('bad_option', `app role "${role}" owns ${owned.rows.map((r: { relname: string }) => r.relname).join(', ')} in schema ${schema}: the app must not own its tables (reassign them: reassign owned by ${role} to <owner>)`, { field: 'TUBAN_APP_ROLE' });
+  if (!/^[a-z_][a-z0-9_]*$/.test(role))
+    throw new BadInputError('bad_option', `app role "${role}" must be a lower-case SQL identifier`, {
+      field: 'TUBAN_APP_ROLE',
+    });
+  const who = await db.raw('select current_user as me, exists (select 1 from pg_roles where rolname = ?) as known', [
+    role,
+  ]);
+  if (!who.rows[0].known)
+    throw new BadInputError(
+      'bad_option',
+      `app role "${role}" does not exist; create it first (create role ${role} login)`,
+      { field: 'TUBAN_APP_ROLE' },
+    );
+  if (who.rows[0].me === role)
+    throw new BadInputError(
+      'bad_option',
+      `run the migrations as the owner role, not as the app role "${role}" itself`,
+      { field: 'TUBAN_APP_ROLE' },
+    );
+  const owned = await db.raw(
+    `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ? and pg_get_userbyid(c.relowner) = ? limit 5`,
+    [schema, role],
+  );
+  if (owned.rows.length)
+    throw new BadInputError(
+      'bad_option',
+      `app role "${role}" owns ${owned.rows.map((r: { relname: string }) => r.relname).join(', ')} in schema ${schema}: the app must not own its tables (reassign them: reassign owned by ${role} to <owner>)`,
+      { field: 'TUBAN_APP_ROLE' },
+    );
   const s = `"${schema}"`;
   const r = `"${role}"`;
   for (const sql of [
@@ -90,7 +115,9 @@ async function migrateUnlocked(db: Knex, config: Config): Promise<string[]> {
   const row = await db.raw(`select value from "${schema}".setting where key = 'storage_srid'`);
   const stored = Number(row.rows[0]?.value);
   if (stored !== config.TUBAN_STORAGE_SRID) {
-    throw new Error(`database schema "${schema}" stores geometries in EPSG:${stored}, but TUBAN_STORAGE_SRID is ${config.TUBAN_STORAGE_SRID}; use the schema's SRID or a new schema`);
+    throw new Error(
+      `database schema "${schema}" stores geometries in EPSG:${stored}, but TUBAN_STORAGE_SRID is ${config.TUBAN_STORAGE_SRID}; use the schema's SRID or a new schema`,
+    );
   }
   if (config.TUBAN_APP_ROLE && config.DATABASE_URL) await grantAppRole(db, schema, config.TUBAN_APP_ROLE);
   return applied as string[];

@@ -19,7 +19,14 @@ export async function sweepOverdue(db: Knex, env: WorkflowEnv): Promise<{ overdu
       .andWhereRaw('patch_running_due(status, verify_due, rectify_due) < ?::date', [today])
       .andWhere((q) => void q.whereNull('overdue_since').orWhereNull('escalated_at'))
       .orderBy('id')
-      .select('id', 'code', 'status', 'overdue_since', 'escalated_at', trx.raw("to_char(patch_running_due(status, verify_due, rectify_due), 'YYYY-MM-DD') as due"))
+      .select(
+        'id',
+        'code',
+        'status',
+        'overdue_since',
+        'escalated_at',
+        trx.raw("to_char(patch_running_due(status, verify_due, rectify_due), 'YYYY-MM-DD') as due"),
+      )
       .forUpdate();
     const markOverdue: number[] = [];
     const markEscalated: number[] = [];
@@ -29,11 +36,25 @@ export async function sweepOverdue(db: Knex, env: WorkflowEnv): Promise<{ overdu
       if (late === 0) continue; // past due only on rest days: not late yet
       if (!p.overdue_since) {
         markOverdue.push(p.id);
-        events.push({ patch_id: p.id, actor: 'system', type: 'overdue', from_status: p.status, to_status: p.status, detail: JSON.stringify({ due: p.due, working_days_late: late }) });
+        events.push({
+          patch_id: p.id,
+          actor: 'system',
+          type: 'overdue',
+          from_status: p.status,
+          to_status: p.status,
+          detail: JSON.stringify({ due: p.due, working_days_late: late }),
+        });
       }
       if (!p.escalated_at && late > env.policy.escalateAfterDays) {
         markEscalated.push(p.id);
-        events.push({ patch_id: p.id, actor: 'system', type: 'escalated', from_status: p.status, to_status: p.status, detail: JSON.stringify({ due: p.due, working_days_late: late, threshold: env.policy.escalateAfterDays }) });
+        events.push({
+          patch_id: p.id,
+          actor: 'system',
+          type: 'escalated',
+          from_status: p.status,
+          to_status: p.status,
+          detail: JSON.stringify({ due: p.due, working_days_late: late, threshold: env.policy.escalateAfterDays }),
+        });
       }
     }
     if (markOverdue.length) await trx('patch').whereIn('id', markOverdue).update({ overdue_since: today });

@@ -7,25 +7,58 @@ import { scopeTown } from './workflow.ts';
 import { addWorkingDays } from '../workflow/calendar.ts';
 
 export async function monthlyTownReport(db: Knex, user: User, month: string) {
-  const towns = await runSql<Record<string, any>>(db, 'workflow/monthly_report', { month, prev_month: previousMonth(month), scope_town: scopeTown(user) });
-  const ranked: Record<string, any>[] = towns.map((t, i) => ({ rank: i + 1, ...t, change_from_previous: t.new_patches - t.prev_new_patches }));
+  const towns = await runSql<Record<string, any>>(db, 'workflow/monthly_report', {
+    month,
+    prev_month: previousMonth(month),
+    scope_town: scopeTown(user),
+  });
+  const ranked: Record<string, any>[] = towns.map((t, i) => ({
+    rank: i + 1,
+    ...t,
+    change_from_previous: t.new_patches - t.prev_new_patches,
+  }));
   const sum = (k: string) => ranked.reduce((s, t) => s + Number(t[k] ?? 0), 0);
   const city = {
-    new_patches: sum('new_patches'), new_area_m2: Math.round(sum('new_area_m2') * 10) / 10, verified: sum('verified'), illegal: sum('illegal'),
-    rectified: sum('rectified'), overdue: sum('overdue'), escalated: sum('escalated'), prev_new_patches: sum('prev_new_patches'),
-    zero_growth_towns: ranked.filter((t) => t.zero_growth).length, towns: ranked.length,
+    new_patches: sum('new_patches'),
+    new_area_m2: Math.round(sum('new_area_m2') * 10) / 10,
+    verified: sum('verified'),
+    illegal: sum('illegal'),
+    rectified: sum('rectified'),
+    overdue: sum('overdue'),
+    escalated: sum('escalated'),
+    prev_new_patches: sum('prev_new_patches'),
+    zero_growth_towns: ranked.filter((t) => t.zero_growth).length,
+    towns: ranked.length,
   };
-  return { month, previous_month: previousMonth(month), city: { ...city, change_from_previous: city.new_patches - city.prev_new_patches }, towns: ranked };
+  return {
+    month,
+    previous_month: previousMonth(month),
+    city: { ...city, change_from_previous: city.new_patches - city.prev_new_patches },
+    towns: ranked,
+  };
 }
 
 export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, days: number) {
   const today = env.today();
   const dueBy = addWorkingDays(env.calendar, today, days);
-  const rows = await runSql<Record<string, any>>(db, 'workflow/board', { today, due_by: dueBy, scope_town: scopeTown(user) });
+  const rows = await runSql<Record<string, any>>(db, 'workflow/board', {
+    today,
+    due_by: dueBy,
+    scope_town: scopeTown(user),
+  });
   type Item = { code: string; status: string; class: string; deadline: string; due: string };
-  const byTown = new Map<string, { town_code: string; town_name: string; due_soon: Item[]; overdue: Item[]; escalated: Item[] }>();
+  const byTown = new Map<
+    string,
+    { town_code: string; town_name: string; due_soon: Item[]; overdue: Item[]; escalated: Item[] }
+  >();
   for (const r of rows) {
-    const t = byTown.get(r.town_code) ?? { town_code: r.town_code, town_name: r.town_name, due_soon: [] as Item[], overdue: [] as Item[], escalated: [] as Item[] };
+    const t = byTown.get(r.town_code) ?? {
+      town_code: r.town_code,
+      town_name: r.town_name,
+      due_soon: [] as Item[],
+      overdue: [] as Item[],
+      escalated: [] as Item[],
+    };
     byTown.set(r.town_code, t);
     const item = { code: r.code, status: r.status, class: r.class, deadline: r.deadline, due: r.due };
     if (r.escalated) t.escalated.push(item);

@@ -11,14 +11,21 @@ export function sqlText(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
     // Whole-line comments go: they document the parameters, and knex would bind `:name` in them too.
-    text = readFileSync(join(SQL_DIR, `${name}.sql`), 'utf8').split('\n').filter((l) => !l.trimStart().startsWith('--')).join('\n');
+    text = readFileSync(join(SQL_DIR, `${name}.sql`), 'utf8')
+      .split('\n')
+      .filter((l) => !l.trimStart().startsWith('--'))
+      .join('\n');
     cache.set(name, text);
   }
   return text;
 }
 
 /** Runs `sql/<name>.sql` with named bindings (`:name` in the file). Returns the rows. */
-export async function runSql<T = Record<string, unknown>>(db: Knex | Knex.Transaction, name: string, params: Record<string, unknown> = {}): Promise<T[]> {
+export async function runSql<T = Record<string, unknown>>(
+  db: Knex | Knex.Transaction,
+  name: string,
+  params: Record<string, unknown> = {},
+): Promise<T[]> {
   const result = await db.raw(sqlText(name), params as Knex.ValueDict);
   return (result.rows ?? []) as T[];
 }

@@ -9,8 +9,24 @@ import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
 
 type Geom = { type: 'Polygon' | 'MultiPolygon'; coordinates: number[][][] | number[][][][] };
-interface ChipRow { path: string; stretch: BandStretch | null; srid: number; gsd_m: number; centre: { coordinates: number[] }; geom: Geom }
-interface Verified { code: string; month: string; baseline_month: string; status: string; verification_result: string | null; dismiss_reason: string | null; label: 'change' | 'no_change'; area_m2: number }
+interface ChipRow {
+  path: string;
+  stretch: BandStretch | null;
+  srid: number;
+  gsd_m: number;
+  centre: { coordinates: number[] };
+  geom: Geom;
+}
+interface Verified {
+  code: string;
+  month: string;
+  baseline_month: string;
+  status: string;
+  verification_result: string | null;
+  dismiss_reason: string | null;
+  label: 'change' | 'no_change';
+  area_m2: number;
+}
 
 export interface TrainingChip {
   name: string;
@@ -35,13 +51,23 @@ export interface TrainingExport {
   skipped: { code: string; reason: string }[];
 }
 
-const polygons = (g: Geom): number[][][][] => (g.type === 'Polygon' ? [g.coordinates as number[][][]] : (g.coordinates as number[][][][]));
+const polygons = (g: Geom): number[][][][] =>
+  g.type === 'Polygon' ? [g.coordinates as number[][][]] : (g.coordinates as number[][][][]);
 
 /** The change label of a chip: verified change polygons rasterised on the chip grid (255 inside), crisp edges. */
-async function rasteriseLabel(geoms: Geom[], bounds: [number, number, number, number], gsdM: number, w: number, h: number): Promise<Buffer> {
+async function rasteriseLabel(
+  geoms: Geom[],
+  bounds: [number, number, number, number],
+  gsdM: number,
+  w: number,
+  h: number,
+): Promise<Buffer> {
   const [minX, , , maxY] = bounds;
   const toPx = (p: number[]) => `${((p[0] - minX) / gsdM).toFixed(3)},${((maxY - p[1]) / gsdM).toFixed(3)}`;
-  const d = geoms.flatMap(polygons).map((poly) => poly.map((ring) => `M${ring.map(toPx).join(' L')} Z`).join(' ')).join(' ');
+  const d = geoms
+    .flatMap(polygons)
+    .map((poly) => poly.map((ring) => `M${ring.map(toPx).join(' L')} Z`).join(' '))
+    .join(' ');
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}"><rect width="${w}" height="${h}" fill="black"/>${d ? `<path d="${d}" fill="white" fill-rule="evenodd" shape-rendering="crispEdges"/>` : ''}</svg>`;
   const grey = await sharp(Buffer.from(svg)).greyscale().raw().toBuffer();
   return Buffer.from(grey.map((v) => (v > 127 ? 255 : 0)));
@@ -54,9 +80,16 @@ async function rasteriseLabel(geoms: Geom[], bounds: [number, number, number, nu
  * a false-change or dismissed patch leaves its own area 0. Chips not fully covered by both months'
  * imagery are skipped with the reason in the manifest.
  */
-export async function exportTrainingChips(db: Knex, opts: { month: string; since?: string; outDir: string; sizePx?: number; minCoverage?: number }): Promise<TrainingExport> {
-  for (const [field, v] of [['--month', opts.month], ['--since', opts.since]] as const) {
-    if (v !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(v)) throw new BadInputError('bad_month', `${field} "${v}" is not a month in the form YYYY-MM`);
+export async function exportTrainingChips(
+  db: Knex,
+  opts: { month: string; since?: string; outDir: string; sizePx?: number; minCoverage?: number },
+): Promise<TrainingExport> {
+  for (const [field, v] of [
+    ['--month', opts.month],
+    ['--since', opts.since],
+  ] as const) {
+    if (v !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(v))
+      throw new BadInputError('bad_month', `${field} "${v}" is not a month in the form YYYY-MM`);
   }
   const since = opts.since ?? opts.month;
   if (since > opts.month) throw new BadInputError('bad_month', `--since ${since} is after --month ${opts.month}`);
@@ -72,14 +105,24 @@ export async function exportTrainingChips(db: Knex, opts: { month: string; since
     for (const p of patches) {
       const reach = Math.max(100, Math.sqrt(p.area_m2) * 2 + size);
       const after = await runSql<ChipRow>(db, 'export/chip_tiles', { code: p.code, month: p.month, margin_m: reach });
-      const before = await runSql<ChipRow>(db, 'export/chip_tiles', { code: p.code, month: p.baseline_month, margin_m: reach });
+      const before = await runSql<ChipRow>(db, 'export/chip_tiles', {
+        code: p.code,
+        month: p.baseline_month,
+        margin_m: reach,
+      });
       if (!after.length || !before.length) {
-        skipped.push({ code: p.code, reason: `no imagery registered for ${!after.length ? p.month : p.baseline_month}` });
+        skipped.push({
+          code: p.code,
+          reason: `no imagery registered for ${!after.length ? p.month : p.baseline_month}`,
+        });
         continue;
       }
       const { gsd_m: gsd, srid } = after[0];
       if (before.some((r) => r.srid !== srid)) {
-        skipped.push({ code: p.code, reason: `${p.baseline_month} imagery is in EPSG:${before[0].srid}, ${p.month} in EPSG:${srid}` });
+        skipped.push({
+          code: p.code,
+          reason: `${p.baseline_month} imagery is in EPSG:${before[0].srid}, ${p.month} in EPSG:${srid}`,
+        });
         continue;
       }
       const pts = polygons(after[0].geom).flat(2);
@@ -91,25 +134,57 @@ export async function exportTrainingChips(db: Knex, opts: { month: string; since
       const y1 = Math.round((cy + (px / 2) * gsd) / gsd) * gsd;
       const bounds: [number, number, number, number] = [x0, y1 - px * gsd, x0 + px * gsd, y1];
       try {
-        const a = await readChipRgb(await Promise.all(before.map(async (r) => ({ source: await open(r.path), stretch: r.stretch }))), bounds, gsd);
-        const b = await readChipRgb(await Promise.all(after.map(async (r) => ({ source: await open(r.path), stretch: r.stretch }))), bounds, gsd);
+        const a = await readChipRgb(
+          await Promise.all(before.map(async (r) => ({ source: await open(r.path), stretch: r.stretch }))),
+          bounds,
+          gsd,
+        );
+        const b = await readChipRgb(
+          await Promise.all(after.map(async (r) => ({ source: await open(r.path), stretch: r.stretch }))),
+          bounds,
+          gsd,
+        );
         const covered = (v: Uint8Array) => v.reduce((s, x) => s + x, 0) / v.length;
         const cover = Math.min(covered(a.valid), covered(b.valid));
         if (cover < minCoverage) {
-          skipped.push({ code: p.code, reason: `imagery covers ${(cover * 100).toFixed(1)}% of the chip (needs ${(minCoverage * 100).toFixed(0)}%)` });
+          skipped.push({
+            code: p.code,
+            reason: `imagery covers ${(cover * 100).toFixed(1)}% of the chip (needs ${(minCoverage * 100).toFixed(0)}%)`,
+          });
           continue;
         }
-        const [{ geoms }] = await runSql<{ geoms: Geom[] }>(db, 'training/labels', { code: p.code, reach_m: reach, srid });
+        const [{ geoms }] = await runSql<{ geoms: Geom[] }>(db, 'training/labels', {
+          code: p.code,
+          reach_m: reach,
+          srid,
+        });
         const label = await rasteriseLabel(geoms, bounds, gsd, px, px);
         const name = `${p.code}.png`;
         const raw = { raw: { width: px, height: px, channels: 3 as const } };
-        await sharp(a.rgb, raw).png().toFile(join(opts.outDir, 'A', name));
-        await sharp(b.rgb, raw).png().toFile(join(opts.outDir, 'B', name));
-        await sharp(label, { raw: { width: px, height: px, channels: 1 } }).toColourspace('b-w').png().toFile(join(opts.outDir, 'label', name));
+        await sharp(a.rgb, raw)
+          .png()
+          .toFile(join(opts.outDir, 'A', name));
+        await sharp(b.rgb, raw)
+          .png()
+          .toFile(join(opts.outDir, 'B', name));
+        await sharp(label, { raw: { width: px, height: px, channels: 1 } })
+          .toColourspace('b-w')
+          .png()
+          .toFile(join(opts.outDir, 'label', name));
         chips.push({
-          name, code: p.code, month: p.month, baselineMonth: p.baseline_month, verdict: p.verification_result ?? `dismissed: ${p.dismiss_reason}`, label: p.label,
-          srid, gsdM: gsd, boundsWorld: bounds, sizePx: [px, px], changePixels: label.reduce((s, v) => s + (v ? 1 : 0), 0),
-          beforeTiles: before.map((r) => r.path), afterTiles: after.map((r) => r.path),
+          name,
+          code: p.code,
+          month: p.month,
+          baselineMonth: p.baseline_month,
+          verdict: p.verification_result ?? `dismissed: ${p.dismiss_reason}`,
+          label: p.label,
+          srid,
+          gsdM: gsd,
+          boundsWorld: bounds,
+          sizePx: [px, px],
+          changePixels: label.reduce((s, v) => s + (v ? 1 : 0), 0),
+          beforeTiles: before.map((r) => r.path),
+          afterTiles: after.map((r) => r.path),
         });
       } catch (err) {
         skipped.push({ code: p.code, reason: (err as Error).message });
@@ -119,6 +194,18 @@ export async function exportTrainingChips(db: Knex, opts: { month: string; since
     await sources.close();
   }
   const result: TrainingExport = { dir: opts.outDir, months: { since, until: opts.month }, chips, skipped };
-  writeFileSync(join(opts.outDir, 'manifest.json'), JSON.stringify({ ...result, dir: undefined, createdAt: new Date().toISOString(), layout: 'A/ before, B/ after, label/ 0 = no change, 255 = verified change' }, null, 2));
+  writeFileSync(
+    join(opts.outDir, 'manifest.json'),
+    JSON.stringify(
+      {
+        ...result,
+        dir: undefined,
+        createdAt: new Date().toISOString(),
+        layout: 'A/ before, B/ after, label/ 0 = no change, 255 = verified change',
+      },
+      null,
+      2,
+    ),
+  );
   return result;
 }

@@ -22,7 +22,8 @@ export const MIN_PASSWORD_CHARS = 10;
 
 /** Why a password is refused, or null: at least 10 characters, not only spaces, not the user name. */
 export function passwordProblem(username: string, password: string): string | null {
-  if (Array.from(password).length < MIN_PASSWORD_CHARS) return `password must have at least ${MIN_PASSWORD_CHARS} characters`;
+  if (Array.from(password).length < MIN_PASSWORD_CHARS)
+    return `password must have at least ${MIN_PASSWORD_CHARS} characters`;
   if (password.trim() === '') return 'password must not be only spaces';
   if (password.trim().toLowerCase() === username.toLowerCase()) return 'password must not be the user name';
   return null;
@@ -46,16 +47,31 @@ export async function checkPassword(password: string, stored: string | null): Pr
 }
 
 function toUser(r: Record<string, unknown>): User {
-  return { id: Number(r.id), username: String(r.username), displayName: String(r.display_name), role: r.role as Role, townCode: (r.town_code as string) ?? null };
+  return {
+    id: Number(r.id),
+    username: String(r.username),
+    displayName: String(r.display_name),
+    role: r.role as Role,
+    townCode: (r.town_code as string) ?? null,
+  };
 }
 
-export async function createUser(db: Knex, u: { username: string; displayName?: string; role: string; townCode?: string | null; password?: string }): Promise<User> {
-  if (!/^[A-Za-z0-9_.-]{2,64}$/.test(u.username)) throw new BadInputError('bad_field', `username "${u.username}" must be 2–64 letters, digits, _ . -`);
-  if (!(ROLES as readonly string[]).includes(u.role)) throw new BadInputError('bad_field', `role "${u.role}" is not one of ${ROLES.join(', ')}`);
+export async function createUser(
+  db: Knex,
+  u: { username: string; displayName?: string; role: string; townCode?: string | null; password?: string },
+): Promise<User> {
+  if (!/^[A-Za-z0-9_.-]{2,64}$/.test(u.username))
+    throw new BadInputError('bad_field', `username "${u.username}" must be 2–64 letters, digits, _ . -`);
+  if (!(ROLES as readonly string[]).includes(u.role))
+    throw new BadInputError('bad_field', `role "${u.role}" is not one of ${ROLES.join(', ')}`);
   if (u.role === 'town') {
     if (!u.townCode) throw new BadInputError('bad_field', 'a town user needs a town code');
     const town = await db('reference_feature').where({ kind: 'town', code: u.townCode }).first();
-    if (!town) throw new BadInputError('bad_field', `town ${u.townCode} is not in the town layer; import it first (tuban layers import … --kind town)`);
+    if (!town)
+      throw new BadInputError(
+        'bad_field',
+        `town ${u.townCode} is not in the town layer; import it first (tuban layers import … --kind town)`,
+      );
   } else if (u.townCode) throw new BadInputError('bad_field', `only town users have a town; ${u.role} sees all towns`);
   if (u.password !== undefined) {
     const problem = passwordProblem(u.username, u.password);
@@ -63,7 +79,15 @@ export async function createUser(db: Knex, u: { username: string; displayName?: 
   }
   const existing = await db('app_user').where({ username: u.username }).first();
   if (existing) throw new ConflictError(`user ${u.username} already exists`);
-  const [row] = await db('app_user').insert({ username: u.username, display_name: u.displayName ?? u.username, role: u.role, town_code: u.role === 'town' ? u.townCode : null, password_hash: u.password ? hashPassword(u.password) : null }).returning('*');
+  const [row] = await db('app_user')
+    .insert({
+      username: u.username,
+      display_name: u.displayName ?? u.username,
+      role: u.role,
+      town_code: u.role === 'town' ? u.townCode : null,
+      password_hash: u.password ? hashPassword(u.password) : null,
+    })
+    .returning('*');
   return toUser(row);
 }
 
@@ -71,18 +95,35 @@ export async function createUser(db: Knex, u: { username: string; displayName?: 
  * Issue a new API token for a user, valid for `days`. The token is returned once; only its hash
  * is stored.
  */
-export async function issueToken(db: Knex, username: string, label = '', days = DEFAULT_TOKEN_DAYS): Promise<{ token: string; user: User; expiresAt: string }> {
+export async function issueToken(
+  db: Knex,
+  username: string,
+  label = '',
+  days = DEFAULT_TOKEN_DAYS,
+): Promise<{ token: string; user: User; expiresAt: string }> {
   const row = await db('app_user').where({ username, disabled: false }).first();
   if (!row) throw new NotFoundError(`user ${username} does not exist or is disabled`);
   const token = `tb_${randomBytes(24).toString('base64url')}`;
-  const [t] = await db('api_token').insert({ user_id: row.id, token_hash: tokenHash(token), label, expires_at: db.raw(`now() + make_interval(days => ?)`, [days]) }).returning('expires_at');
+  const [t] = await db('api_token')
+    .insert({
+      user_id: row.id,
+      token_hash: tokenHash(token),
+      label,
+      expires_at: db.raw(`now() + make_interval(days => ?)`, [days]),
+    })
+    .returning('expires_at');
   return { token, user: toUser(row), expiresAt: new Date(t.expires_at).toISOString() };
 }
 
 /** A hash to check against when the user is unknown, so that a login takes as long either way. */
 let decoyHash: string | null = null;
 
-export async function login(db: Knex, username: string, password: string, days = DEFAULT_TOKEN_DAYS): Promise<{ token: string; user: User; expiresAt: string } | null> {
+export async function login(
+  db: Knex,
+  username: string,
+  password: string,
+  days = DEFAULT_TOKEN_DAYS,
+): Promise<{ token: string; user: User; expiresAt: string } | null> {
   const row = await db('app_user').where({ username, disabled: false }).first();
   if (!row?.password_hash) {
     decoyHash ??= hashPassword(randomBytes(16).toString('hex'));
@@ -94,11 +135,18 @@ export async function login(db: Knex, username: string, password: string, days =
 }
 
 export async function userForToken(db: Knex, token: string): Promise<User | null> {
-  const row = await db('api_token as t').join('app_user as u', 'u.id', 't.user_id')
-    .where({ 't.token_hash': tokenHash(token), 'u.disabled': false }).whereNull('t.revoked_at').andWhere('t.expires_at', '>', db.fn.now()).first('u.*', 't.id as token_id');
+  const row = await db('api_token as t')
+    .join('app_user as u', 'u.id', 't.user_id')
+    .where({ 't.token_hash': tokenHash(token), 'u.disabled': false })
+    .whereNull('t.revoked_at')
+    .andWhere('t.expires_at', '>', db.fn.now())
+    .first('u.*', 't.id as token_id');
   if (!row) return null;
   // at most one write a minute per token: a map view makes hundreds of requests
-  await db('api_token').where({ id: row.token_id }).where((q) => void q.whereNull('last_used_at').orWhere('last_used_at', '<', db.raw("now() - interval '1 minute'"))).update({ last_used_at: db.fn.now() });
+  await db('api_token')
+    .where({ id: row.token_id })
+    .where((q) => void q.whereNull('last_used_at').orWhere('last_used_at', '<', db.raw("now() - interval '1 minute'")))
+    .update({ last_used_at: db.fn.now() });
   return toUser(row);
 }
 
@@ -110,9 +158,19 @@ export interface UserSummary extends User {
 }
 
 export async function listUsers(db: Knex): Promise<UserSummary[]> {
-  const rows = await db('app_user as u').leftJoin('api_token as t', (j) => j.on('t.user_id', 'u.id').andOnNull('t.revoked_at').andOn('t.expires_at', '>', db.raw('now()')))
-    .groupBy('u.id').orderBy('u.username').select('u.*', db.raw('count(t.id)::int as active_tokens'), db.raw('max(t.last_used_at) as last_used_at'));
-  return rows.map((r) => ({ ...toUser(r), disabled: Boolean(r.disabled), activeTokens: Number(r.active_tokens), lastUsedAt: r.last_used_at ? new Date(r.last_used_at).toISOString() : null }));
+  const rows = await db('app_user as u')
+    .leftJoin('api_token as t', (j) =>
+      j.on('t.user_id', 'u.id').andOnNull('t.revoked_at').andOn('t.expires_at', '>', db.raw('now()')),
+    )
+    .groupBy('u.id')
+    .orderBy('u.username')
+    .select('u.*', db.raw('count(t.id)::int as active_tokens'), db.raw('max(t.last_used_at) as last_used_at'));
+  return rows.map((r) => ({
+    ...toUser(r),
+    disabled: Boolean(r.disabled),
+    activeTokens: Number(r.active_tokens),
+    lastUsedAt: r.last_used_at ? new Date(r.last_used_at).toISOString() : null,
+  }));
 }
 
 async function userRow(db: Knex, username: string): Promise<Record<string, unknown>> {
@@ -123,17 +181,28 @@ async function userRow(db: Knex, username: string): Promise<Record<string, unkno
 
 /** Revokes one token (a logout). */
 export async function revokeToken(db: Knex, token: string): Promise<void> {
-  await db('api_token').where({ token_hash: tokenHash(token) }).whereNull('revoked_at').update({ revoked_at: db.fn.now() });
+  await db('api_token')
+    .where({ token_hash: tokenHash(token) })
+    .whereNull('revoked_at')
+    .update({ revoked_at: db.fn.now() });
 }
 
 /** Revokes every live token of a user (all their sessions end); returns how many. */
 export async function revokeTokens(db: Knex, username: string): Promise<number> {
   const row = await userRow(db, username);
-  return db('api_token').where({ user_id: row.id }).whereNull('revoked_at').andWhere('expires_at', '>', db.fn.now()).update({ revoked_at: db.fn.now() });
+  return db('api_token')
+    .where({ user_id: row.id })
+    .whereNull('revoked_at')
+    .andWhere('expires_at', '>', db.fn.now())
+    .update({ revoked_at: db.fn.now() });
 }
 
 /** Disables a user (their tokens are revoked and no login works) or enables them again. */
-export async function setDisabled(db: Knex, username: string, disabled: boolean): Promise<{ user: User; revoked: number }> {
+export async function setDisabled(
+  db: Knex,
+  username: string,
+  disabled: boolean,
+): Promise<{ user: User; revoked: number }> {
   const row = await userRow(db, username);
   await db('app_user').where({ id: row.id }).update({ disabled });
   const revoked = disabled ? await revokeTokens(db, username) : 0;
@@ -141,10 +210,16 @@ export async function setDisabled(db: Knex, username: string, disabled: boolean)
 }
 
 /** Sets a user's password (the policy applies) and revokes their tokens, so old sessions end. */
-export async function setPassword(db: Knex, username: string, password: string): Promise<{ user: User; revoked: number }> {
+export async function setPassword(
+  db: Knex,
+  username: string,
+  password: string,
+): Promise<{ user: User; revoked: number }> {
   const row = await userRow(db, username);
   const problem = passwordProblem(username, password);
   if (problem) throw new BadInputError('bad_field', problem, { field: 'password' });
-  await db('app_user').where({ id: row.id }).update({ password_hash: hashPassword(password) });
+  await db('app_user')
+    .where({ id: row.id })
+    .update({ password_hash: hashPassword(password) });
   return { user: toUser(row), revoked: await revokeTokens(db, username) };
 }

@@ -20,7 +20,9 @@ describe('monthly batch on real PostGIS and Redis', () => {
   const fixturesDir = inject('fixturesDir');
   let config: Config;
   let db: Db;
-  const truth = JSON.parse(readFileSync(join(fixturesDir, 'truth.geojson'), 'utf8')) as { features: { properties: { id: string; expect: string; town: string; flags: string[] }; geometry: unknown }[] };
+  const truth = JSON.parse(readFileSync(join(fixturesDir, 'truth.geojson'), 'utf8')) as {
+    features: { properties: { id: string; expect: string; town: string; flags: string[] }; geometry: unknown }[];
+  };
 
   beforeAll(async () => {
     config = isolatedConfig();
@@ -31,7 +33,19 @@ describe('monthly batch on real PostGIS and Redis', () => {
   afterAll(async () => cleanup(db, config));
 
   /** IoU of each patch of the month with a ground-truth footprint, computed in PostGIS. */
-  async function iouWith(month: string, geometry: unknown): Promise<{ code: string; iou: number; town_code: string; farmland_m2: number; ecological_m2: number; source_tiles: string[] }[]> {
+  async function iouWith(
+    month: string,
+    geometry: unknown,
+  ): Promise<
+    {
+      code: string;
+      iou: number;
+      town_code: string;
+      farmland_m2: number;
+      ecological_m2: number;
+      source_tiles: string[];
+    }[]
+  > {
     const { rows } = await db.raw(
       `with t as (select ST_SetSRID(ST_GeomFromGeoJSON(?), 4548) g)
        select p.code, p.town_code, p.farmland_m2, p.ecological_m2, p.source_tiles,
@@ -54,8 +68,12 @@ describe('monthly batch on real PostGIS and Redis', () => {
       expect(hits.length, `${f.properties.id}: overlapping patches`).toBe(1);
       expect(hits[0].iou, `${f.properties.id}: IoU`).toBeGreaterThanOrEqual(0.5);
       expect(hits[0].town_code, `${f.properties.id}: town`).toBe(f.properties.town);
-      expect(Number(hits[0].farmland_m2) > 0, `${f.properties.id}: farmland flag`).toBe(f.properties.flags.includes('farmland'));
-      expect(Number(hits[0].ecological_m2) > 0, `${f.properties.id}: ecological flag`).toBe(f.properties.flags.includes('ecological'));
+      expect(Number(hits[0].farmland_m2) > 0, `${f.properties.id}: farmland flag`).toBe(
+        f.properties.flags.includes('farmland'),
+      );
+      expect(Number(hits[0].ecological_m2) > 0, `${f.properties.id}: ecological flag`).toBe(
+        f.properties.flags.includes('ecological'),
+      );
       if (f.properties.id === 'seam') expect(hits[0].source_tiles).toHaveLength(2);
     }
     for (const f of truth.features.filter((f) => f.properties.expect === 'permitted')) {
@@ -64,11 +82,24 @@ describe('monthly batch on real PostGIS and Redis', () => {
   });
 
   it('gives patches stable codes, attributes and a history event', async () => {
-    const { rows } = await db.raw(`select code, area_m2, status, model_name, district_code, town_name, grid_code, ST_IsValid(geom) as valid,
+    const { rows } =
+      await db.raw(`select code, area_m2, status, model_name, district_code, town_name, grid_code, ST_IsValid(geom) as valid,
       (select count(*) from patch_event e where e.patch_id = p.id and e.type = 'detected')::int as events from patch p order by code`);
-    expect(rows.map((r: { code: string }) => r.code)).toEqual(['350206-202403-0001', '350206-202403-0002', '350206-202403-0003', '350206-202403-0004', '350206-202403-0005']);
+    expect(rows.map((r: { code: string }) => r.code)).toEqual([
+      '350206-202403-0001',
+      '350206-202403-0002',
+      '350206-202403-0003',
+      '350206-202403-0004',
+      '350206-202403-0005',
+    ]);
     for (const r of rows) {
-      expect(r).toMatchObject({ status: 'detected', model_name: 'cva-baseline', district_code: '350206', valid: true, events: 1 });
+      expect(r).toMatchObject({
+        status: 'detected',
+        model_name: 'cva-baseline',
+        district_code: '350206',
+        valid: true,
+        events: 1,
+      });
       expect(r.area_m2).toBeGreaterThan(300);
       expect(r.grid_code).toMatch(/^35020600[12]-0[12]$/);
     }
@@ -106,20 +137,39 @@ describe('monthly batch on real PostGIS and Redis', () => {
     const batch = await db('batch').where({ month: '2024-04' }).first();
     const [failed] = await batchTiles(db, batch.id).then((t) => t.filter((x) => x.status === 'failed'));
     copyFileSync(join(fixturesDir, 'imagery', '2024-03', failed.path.split('/').pop()!), failed.path);
-    const before = await db('batch_tile').where({ batch_id: batch.id, status: 'vectorized' }).select('imagery_id', 'updated_at');
-    const r = await cmdBatchRetry(db, config, createLogger('warn'), { batchId: batch.id, wait: true, inProcessWorkers: true });
+    const before = await db('batch_tile')
+      .where({ batch_id: batch.id, status: 'vectorized' })
+      .select('imagery_id', 'updated_at');
+    const r = await cmdBatchRetry(db, config, createLogger('warn'), {
+      batchId: batch.id,
+      wait: true,
+      inProcessWorkers: true,
+    });
     expect(r.retried).toBe(1);
     expect(r.summary).toMatchObject({ status: 'completed', tiles: { total: 4, ok: 4, failed: 0 }, failedTiles: [] });
     // The tiles that had succeeded were not run again.
-    expect(await db('batch_tile').where({ batch_id: batch.id }).whereIn('imagery_id', before.map((b) => b.imagery_id)).select('imagery_id', 'updated_at')).toEqual(before);
-    await expect(cmdBatchRetry(db, config, createLogger('warn'), { batchId: batch.id, wait: false, inProcessWorkers: false })).rejects.toThrow(/is completed; only a batch that finished with failed tiles/);
+    expect(
+      await db('batch_tile')
+        .where({ batch_id: batch.id })
+        .whereIn(
+          'imagery_id',
+          before.map((b) => b.imagery_id),
+        )
+        .select('imagery_id', 'updated_at'),
+    ).toEqual(before);
+    await expect(
+      cmdBatchRetry(db, config, createLogger('warn'), { batchId: batch.id, wait: false, inProcessWorkers: false }),
+    ).rejects.toThrow(/is completed; only a batch that finished with failed tiles/);
   });
 
   it('yields the same rows when a stage job runs twice', async () => {
     const batch = await db('batch').where({ month: '2024-03' }).orderBy('id').first();
     const ctx = { db, config, model: await OnnxChangeModel.load(config.modelDir), log: createLogger('warn') };
     const rows = async () => ({
-      polygons: await db('change_polygon').where({ batch_id: batch.id }).orderBy(['imagery_id', 'seq']).select('imagery_id', 'seq', 'area_m2', db.raw('ST_AsText(geom) as wkt')),
+      polygons: await db('change_polygon')
+        .where({ batch_id: batch.id })
+        .orderBy(['imagery_id', 'seq'])
+        .select('imagery_id', 'seq', 'area_m2', db.raw('ST_AsText(geom) as wkt')),
       patches: await db('patch').orderBy('code').select('code', 'area_m2'),
       events: Number((await db('patch_event').count({ n: '*' }))[0].n),
       observations: Number((await db('patch_observation').count({ n: '*' }))[0].n),

@@ -14,11 +14,20 @@ describe('tuban CLI with a separate worker process', () => {
   let config: Config;
   let env: NodeJS.ProcessEnv;
   let worker: ChildProcess | undefined;
-  const tuban = (...args: string[]) => spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env, encoding: 'utf8', timeout: 120_000 });
+  const tuban = (...args: string[]) =>
+    spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env, encoding: 'utf8', timeout: 120_000 });
 
   beforeAll(() => {
     config = isolatedConfig();
-    env = { ...process.env, DATABASE_URL: config.DATABASE_URL, TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA, TUBAN_MODEL_DIR: config.TUBAN_MODEL_DIR, TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: config.dataDir, TUBAN_LOG_LEVEL: 'info' };
+    env = {
+      ...process.env,
+      DATABASE_URL: config.DATABASE_URL,
+      TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA,
+      TUBAN_MODEL_DIR: config.TUBAN_MODEL_DIR,
+      TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX,
+      TUBAN_DATA_DIR: config.dataDir,
+      TUBAN_LOG_LEVEL: 'info',
+    };
   });
   afterAll(async () => {
     worker?.kill('SIGKILL');
@@ -39,25 +48,43 @@ describe('tuban CLI with a separate worker process', () => {
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toContain('4 image(s) registered, 0 refused');
     }
-    const refused = tuban('imagery', 'register', '--month', '2024-03', join(fixturesDir, 'truth.geojson'), join(fixturesDir, 'nothing-here.tif'));
+    const refused = tuban(
+      'imagery',
+      'register',
+      '--month',
+      '2024-03',
+      join(fixturesDir, 'truth.geojson'),
+      join(fixturesDir, 'nothing-here.tif'),
+    );
     expect(refused.status).toBe(2);
     expect(refused.stdout).toMatch(/REFUSED .*nothing-here\.tif: \[file_missing\]/);
   });
 
   it('runs the batch on a worker in another process and lists patches per town', async () => {
-    worker = spawn(process.execPath, ['bin/tuban.mjs', 'worker', '--concurrency', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    worker = spawn(process.execPath, ['bin/tuban.mjs', 'worker', '--concurrency', '1'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let workerLog = '';
     worker.stderr!.on('data', (d) => (workerLog += d));
     const run = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const p = spawn(process.execPath, ['bin/tuban.mjs', 'batch', 'run', '--month', '2024-03', '--wait', '--json'], { env });
-      let out = '', err = '';
+      const p = spawn(process.execPath, ['bin/tuban.mjs', 'batch', 'run', '--month', '2024-03', '--wait', '--json'], {
+        env,
+      });
+      let out = '',
+        err = '';
       p.stdout.on('data', (d) => (out += d));
       p.stderr.on('data', (d) => (err += d));
       p.on('close', (code) => resolve({ code, out, err }));
     });
     expect(run.code, run.err).toBe(0);
     const summary = JSON.parse(run.out);
-    expect(summary).toMatchObject({ status: 'completed', month: '2024-03', tiles: { total: 4, ok: 4, failed: 0 }, patches: { new: 5, redetected: 0 } });
+    expect(summary).toMatchObject({
+      status: 'completed',
+      month: '2024-03',
+      tiles: { total: 4, ok: 4, failed: 0 },
+      patches: { new: 5, redetected: 0 },
+    });
     expect(workerLog).toContain('Tile:Detected');
 
     const list = tuban('patches', 'list', '--month', '2024-03', '--town', '350206002', '--json');
@@ -83,8 +110,12 @@ describe('tuban CLI with a separate worker process', () => {
     const status = tuban('batch', 'status', '--month', '2024-03');
     expect(status.status, status.stderr).toBe(0);
     const lines = status.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^batch \d+ 2024-03 \(baseline 2024-02\) — queued: 0\/4 scenes done, 0 failed; diff job waiting-children$/);
-    expect(lines.slice(1).map((l) => l.replace(/^ +\S+\/(r\dc\d\.tif):/, '$1:'))).toEqual(['r0c0.tif', 'r0c1.tif', 'r1c0.tif', 'r1c1.tif'].map((f) => `${f}: queued, parts 0/1; part jobs waiting`));
+    expect(lines[0]).toMatch(
+      /^batch \d+ 2024-03 \(baseline 2024-02\) — queued: 0\/4 scenes done, 0 failed; diff job waiting-children$/,
+    );
+    expect(lines.slice(1).map((l) => l.replace(/^ +\S+\/(r\dc\d\.tif):/, '$1:'))).toEqual(
+      ['r0c0.tif', 'r0c1.tif', 'r1c0.tif', 'r1c1.tif'].map((f) => `${f}: queued, parts 0/1; part jobs waiting`),
+    );
   });
 
   it('detects one pair without database or queue, then vectorizes the probability raster', async () => {
@@ -95,7 +126,14 @@ describe('tuban CLI with a separate worker process', () => {
     expect(d.status, d.stderr).toBe(0);
     const src = await GeoTiffSource.open(prob);
     const ref = await GeoTiffSource.open(after);
-    expect(src.info).toMatchObject({ widthPx: 1024, heightPx: 1024, bandCount: 1, sampleType: 'float32', crs: { epsg: 4548 }, geoTransform: ref.info.geoTransform });
+    expect(src.info).toMatchObject({
+      widthPx: 1024,
+      heightPx: 1024,
+      bandCount: 1,
+      sampleType: 'float32',
+      crs: { epsg: 4548 },
+      geoTransform: ref.info.geoTransform,
+    });
     await src.close();
     await ref.close();
     const out = join(config.dataDir, 'changes.geojson');
@@ -115,17 +153,48 @@ describe('tuban CLI with a separate worker process', () => {
  */
 describe('tuban exit codes', () => {
   const run = (env: Record<string, string>, ...args: string[]) => {
-    const r = spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env: { ...process.env, TUBAN_LOG_LEVEL: 'warn', ...env }, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, ['bin/tuban.mjs', ...args], {
+      env: { ...process.env, TUBAN_LOG_LEVEL: 'warn', ...env },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     return { status: r.status, stderr: r.stderr };
   };
-  const db = { DATABASE_URL: process.env.TUBAN_TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' };
+  const db = {
+    DATABASE_URL:
+      process.env.TUBAN_TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  };
   const cases: [string, Record<string, string>, string[], number, RegExp][] = [
     ['a missing required option', {}, ['eval'], 2, /required option '--dataset <dir>' not specified/],
     ['an unknown command', {}, ['nosuch'], 2, /unknown command 'nosuch'/],
-    ['a bad environment', { TUBAN_PORT: 'abc' }, ['db', 'migrate'], 2, /invalid configuration in the environment:\s+TUBAN_PORT/],
-    ['PostgreSQL not answering', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' }, ['db', 'migrate'], 3, /PostgreSQL does not answer at postgres:\/\/127\.0\.0\.1:1\/test/],
-    ['PostgreSQL refusing the role', { DATABASE_URL: db.DATABASE_URL.replace(/\/\/[^@/]*@/, '//no_such_role_tuban@') }, ['db', 'migrate'], 2, /refused: role "no_such_role_tuban" does not exist/],
-    ['Redis not answering', { ...db, REDIS_URL: 'redis://127.0.0.1:1' }, ['worker'], 3, /Redis does not answer at redis:\/\/127\.0\.0\.1:1/],
+    [
+      'a bad environment',
+      { TUBAN_PORT: 'abc' },
+      ['db', 'migrate'],
+      2,
+      /invalid configuration in the environment:\s+TUBAN_PORT/,
+    ],
+    [
+      'PostgreSQL not answering',
+      { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/test' },
+      ['db', 'migrate'],
+      3,
+      /PostgreSQL does not answer at postgres:\/\/127\.0\.0\.1:1\/test/,
+    ],
+    [
+      'PostgreSQL refusing the role',
+      { DATABASE_URL: db.DATABASE_URL.replace(/\/\/[^@/]*@/, '//no_such_role_tuban@') },
+      ['db', 'migrate'],
+      2,
+      /refused: role "no_such_role_tuban" does not exist/,
+    ],
+    [
+      'Redis not answering',
+      { ...db, REDIS_URL: 'redis://127.0.0.1:1' },
+      ['worker'],
+      3,
+      /Redis does not answer at redis:\/\/127\.0\.0\.1:1/,
+    ],
   ];
   for (const [what, env, args, code, message] of cases) {
     it(`${what}: exit ${code}, the reason in one line`, () => {

@@ -10,19 +10,38 @@ describe('dataset evaluation', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tuban-eval-'));
   const N = 128;
   const ground = (x: number, y: number) => 120 + ((x * 7 + y * 13) % 17);
-  const img = (roof: boolean) => Buffer.from(Array.from({ length: N * N * 3 }, (_, i) => {
-    const p = Math.floor(i / 3), x = p % N, y = Math.floor(p / N);
-    return roof && x >= 40 && x < 80 && y >= 40 && y < 80 ? [210, 90, 60][i % 3] : ground(x, y);
-  }));
-  const png = (data: Buffer, channels: 1 | 3) => sharp(data, { raw: { width: N, height: N, channels } }).png().toBuffer();
+  const img = (roof: boolean) =>
+    Buffer.from(
+      Array.from({ length: N * N * 3 }, (_, i) => {
+        const p = Math.floor(i / 3),
+          x = p % N,
+          y = Math.floor(p / N);
+        return roof && x >= 40 && x < 80 && y >= 40 && y < 80 ? [210, 90, 60][i % 3] : ground(x, y);
+      }),
+    );
+  const png = (data: Buffer, channels: 1 | 3) =>
+    sharp(data, { raw: { width: N, height: N, channels } })
+      .png()
+      .toBuffer();
 
   beforeAll(async () => {
     for (const s of ['A', 'B', 'label']) mkdirSync(join(dir, s), { recursive: true });
     writeFileSync(join(dir, 'A', 'roof.png'), await png(img(false), 3));
     writeFileSync(join(dir, 'B', 'roof.png'), await png(img(true), 3));
     // A JPEG label with compression noise: values below 128 are "no change".
-    const lab = Buffer.from(Array.from({ length: N * N }, (_, p) => { const x = p % N, y = Math.floor(p / N); return x >= 40 && x < 80 && y >= 40 && y < 80 ? 250 : (p % 5) * 10; }));
-    writeFileSync(join(dir, 'label', 'roof.jpg'), await sharp(lab, { raw: { width: N, height: N, channels: 1 } }).jpeg({ quality: 95 }).toBuffer());
+    const lab = Buffer.from(
+      Array.from({ length: N * N }, (_, p) => {
+        const x = p % N,
+          y = Math.floor(p / N);
+        return x >= 40 && x < 80 && y >= 40 && y < 80 ? 250 : (p % 5) * 10;
+      }),
+    );
+    writeFileSync(
+      join(dir, 'label', 'roof.jpg'),
+      await sharp(lab, { raw: { width: N, height: N, channels: 1 } })
+        .jpeg({ quality: 95 })
+        .toBuffer(),
+    );
     writeFileSync(join(dir, 'A', 'same.png'), await png(img(false), 3));
     writeFileSync(join(dir, 'B', 'same.png'), await png(img(false), 3));
     writeFileSync(join(dir, 'label', 'same.png'), await png(Buffer.alloc(N * N), 1));
@@ -67,7 +86,9 @@ describe('dataset evaluation', () => {
       writeFileSync(split, JSON.stringify({ validation: { [folder]: ['gone.png'] } }));
       await expect(evaluateDataset(dir, 'models/cva-baseline', { split })).rejects.toThrow(/gone\.png not in/);
       writeFileSync(split, JSON.stringify({ validation: { other: ['same.png'] } }));
-      await expect(evaluateDataset(dir, 'models/cva-baseline', { split })).rejects.toThrow(new RegExp(`no list of validation images for folder "${folder}" \\(folders: other\\)`));
+      await expect(evaluateDataset(dir, 'models/cva-baseline', { split })).rejects.toThrow(
+        new RegExp(`no list of validation images for folder "${folder}" \\(folders: other\\)`),
+      );
     } finally {
       rmSync(split, { force: true });
     }

@@ -18,9 +18,14 @@ const ogrinfo = (...args: string[]) => execFileSync('ogrinfo', args, { encoding:
 describe('patch list exports', () => {
   const fixturesDir = inject('fixturesDir');
   let run: Run;
-  const env: WorkflowEnv = { calendar: loadCalendar('config/calendar.cn.json'), policy: DEFAULT_POLICY, today: () => '2024-03-20' };
+  const env: WorkflowEnv = {
+    calendar: loadCalendar('config/calendar.cn.json'),
+    policy: DEFAULT_POLICY,
+    today: () => '2024-03-20',
+  };
   const out = (name: string) => join(run.config.dataDir, name);
-  const exp = (format: string, name: string, town?: string) => exportPatches(run.db, env, { month: '2024-03', town, format, outPath: out(name), storageSrid: 4548 });
+  const exp = (format: string, name: string, town?: string) =>
+    exportPatches(run.db, env, { month: '2024-03', town, format, outPath: out(name), storageSrid: 4548 });
 
   beforeAll(async () => {
     run = await freshRun(fixturesDir);
@@ -39,10 +44,22 @@ describe('patch list exports', () => {
     expect(one).toContain('town (String) = 殿前街道');
     expect(one).toMatch(/MULTIPOLYGON \(\(\(61/);
     // Chinese aliases in the GeoPackage schema extension (gpkg_data_columns), read back through GDAL
-    const aliases = ogrinfo('-q', out('p.gpkg'), '-sql', "SELECT column_name, name FROM gpkg_data_columns WHERE table_name = 'patches' AND column_name IN ('code', 'town', 'area_mu')");
+    const aliases = ogrinfo(
+      '-q',
+      out('p.gpkg'),
+      '-sql',
+      "SELECT column_name, name FROM gpkg_data_columns WHERE table_name = 'patches' AND column_name IN ('code', 'town', 'area_mu')",
+    );
     expect(aliases).toContain('name (String) = 图斑编号');
     expect(aliases).toContain('name (String) = 镇街');
-    expect(ogrinfo('-q', out('p.gpkg'), '-sql', "SELECT extension_name FROM gpkg_extensions WHERE table_name = 'gpkg_data_columns'")).toContain('gpkg_schema');
+    expect(
+      ogrinfo(
+        '-q',
+        out('p.gpkg'),
+        '-sql',
+        "SELECT extension_name FROM gpkg_extensions WHERE table_name = 'gpkg_data_columns'",
+      ),
+    ).toContain('gpkg_schema');
   });
 
   it('writes a Shapefile with .prj and a UTF-8 .cpg that GDAL reads back in Chinese', async () => {
@@ -52,7 +69,9 @@ describe('patch list exports', () => {
     const summary = ogrinfo('-so', '-al', join(out('shp'), 'patches.shp'));
     expect(summary).toContain('Feature Count: 5');
     expect(summary).toContain('CGCS2000 / 3-degree Gauss-Kruger CM 117E');
-    expect(ogrinfo('-al', '-q', '-where', "code = '350206-202403-0001'", join(out('shp'), 'patches.shp'))).toContain('town (String) = 禾山街道');
+    expect(ogrinfo('-al', '-q', '-where', "code = '350206-202403-0001'", join(out('shp'), 'patches.shp'))).toContain(
+      'town (String) = 禾山街道',
+    );
   });
 
   it('writes GeoJSON in lon/lat, KML for field apps, and CSV with a BOM', async () => {
@@ -60,7 +79,10 @@ describe('patch list exports', () => {
     const gj = ogrinfo('-so', '-al', out('p.geojson'));
     expect(gj).toContain('Feature Count: 5');
     expect(gj).toMatch(/WGS 84/);
-    expect(JSON.parse(readFileSync(out('p.geojson'), 'utf8')).features[0].geometry.coordinates[0][0][0][0]).toBeCloseTo(118.1, 1);
+    expect(JSON.parse(readFileSync(out('p.geojson'), 'utf8')).features[0].geometry.coordinates[0][0][0][0]).toBeCloseTo(
+      118.1,
+      1,
+    );
     await exp('kml', 'p.kml');
     expect(ogrinfo('-so', '-al', out('p.kml'))).toContain('Feature Count: 5');
     await exp('csv', 'p.csv', '350206001');
@@ -91,7 +113,11 @@ describe('patch list exports', () => {
     expect(text).toContain('核查人');
     expect(text).toContain('前时相 2024-02-10');
     // Each page carries images: two chips, the overview and the QR code.
-    const images = execFileSync('pdfimages', ['-list', out('p.pdf')], { encoding: 'utf8' }).trim().split('\n').slice(2).filter((l) => l.trim().split(/\s+/)[2] === 'image');
+    const images = execFileSync('pdfimages', ['-list', out('p.pdf')], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .slice(2)
+      .filter((l) => l.trim().split(/\s+/)[2] === 'image');
     expect(images.length).toBe(5 * 4);
   });
 
@@ -100,9 +126,12 @@ describe('patch list exports', () => {
     const { existsSync } = await import('node:fs');
     const bad = join(out('no-such-folder'), 'p.pdf');
     async function* sheets() {
-      for (let i = 0; i < 3; i++) yield { record: { code: `C${i}` } as never, images: { before: null, after: null, overview: null } };
+      for (let i = 0; i < 3; i++)
+        yield { record: { code: `C${i}` } as never, images: { before: null, after: null, overview: null } };
     }
-    await expect(writePdf(sheets(), 't', findCjkFont(), bad)).rejects.toThrow(/no-such-folder\/p\.pdf: cannot write the PDF/);
+    await expect(writePdf(sheets(), 't', findCjkFont(), bad)).rejects.toThrow(
+      /no-such-folder\/p\.pdf: cannot write the PDF/,
+    );
     // a sheet that fails half way: the error is the sheet's, and the partial file is removed
     const partial = out('partial.pdf');
     async function* failing() {
@@ -115,12 +144,19 @@ describe('patch list exports', () => {
 
   it('packs one folder per town with every format into a zip', async () => {
     await exp('zip', 'p.zip');
-    const listing = execFileSync('python3', ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', out('p.zip')], { encoding: 'utf8' });
+    const listing = execFileSync(
+      'python3',
+      ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', out('p.zip')],
+      { encoding: 'utf8' },
+    );
     for (const folder of ['350206001_殿前街道', '350206002_禾山街道']) {
-      for (const ext of ['gpkg', 'geojson', 'kml', 'csv', 'xlsx', 'pdf']) expect(listing).toContain(`${folder}/图斑_2024-03_${folder.slice(0, 9)}.${ext}`);
+      for (const ext of ['gpkg', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'])
+        expect(listing).toContain(`${folder}/图斑_2024-03_${folder.slice(0, 9)}.${ext}`);
       for (const ext of ['shp', 'shx', 'dbf', 'prj', 'cpg']) expect(listing).toContain(`${folder}/shp/patches.${ext}`);
     }
-    expect(ogrinfo('-so', '-al', `/vsizip/${out('p.zip')}/350206002_禾山街道/图斑_2024-03_350206002.gpkg`)).toContain('Feature Count: 2');
+    expect(ogrinfo('-so', '-al', `/vsizip/${out('p.zip')}/350206002_禾山街道/图斑_2024-03_350206002.gpkg`)).toContain(
+      'Feature Count: 2',
+    );
   });
 
   it('serves exports through the API scoped to the town user', async () => {
@@ -128,15 +164,37 @@ describe('patch list exports', () => {
     const { token } = await issueToken(run.db, 'hs');
     const app = await buildServer({ db: run.db, config: run.config, env });
     try {
-      const gj = await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=geojson', headers: { authorization: `Bearer ${token}` } });
+      const gj = await app.inject({
+        method: 'GET',
+        url: '/api/export?month=2024-03&format=geojson',
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(gj.statusCode).toBe(200);
-      expect(JSON.parse(gj.body).features.map((f: { properties: { town_code: string } }) => f.properties.town_code)).toEqual(['350206002', '350206002']);
-      const other = await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=geojson&town=350206001', headers: { authorization: `Bearer ${token}` } });
+      expect(
+        JSON.parse(gj.body).features.map((f: { properties: { town_code: string } }) => f.properties.town_code),
+      ).toEqual(['350206002', '350206002']);
+      const other = await app.inject({
+        method: 'GET',
+        url: '/api/export?month=2024-03&format=geojson&town=350206001',
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(JSON.parse(other.body).features).toHaveLength(0);
-      const shp = await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=shp', headers: { authorization: `Bearer ${token}` } });
+      const shp = await app.inject({
+        method: 'GET',
+        url: '/api/export?month=2024-03&format=shp',
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(shp.headers['content-type']).toBe('application/zip');
       expect([...shp.rawPayload.subarray(0, 2)]).toEqual([0x50, 0x4b]);
-      expect((await app.inject({ method: 'GET', url: '/api/export?month=2024-03&format=dwg', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(400);
+      expect(
+        (
+          await app.inject({
+            method: 'GET',
+            url: '/api/export?month=2024-03&format=dwg',
+            headers: { authorization: `Bearer ${token}` },
+          })
+        ).statusCode,
+      ).toBe(400);
     } finally {
       await app.close();
     }

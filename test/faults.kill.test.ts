@@ -29,30 +29,31 @@ const DIFF = { stage: 'diff', started: 'Batch:DiffStarted', finished: 'Batch:Com
  * written, not committed), in the diff before emit and after it (before the commit), at several
  * jobs and moments; and during retries: the worker that took over a killed job killed in turn.
  */
-const SCENARIOS: { stage: string; started: string; finished: string; nth: number; delayMs: number; again?: number }[] = [
-  { ...DETECT, nth: 1, delayMs: 300 },
-  { ...DETECT, nth: 2, delayMs: 1300 },
-  { ...DETECT, nth: 3, delayMs: 700 },
-  { ...DETECT, nth: 4, delayMs: 2200 },
-  { ...DETECT, nth: 1, delayMs: 1800 },
-  { ...VECTORIZE, nth: 1, delayMs: 30 },
-  { ...VECTORIZE, nth: 2, delayMs: 600 },
-  { ...VECTORIZE, nth: 3, delayMs: 1000 },
-  { ...VECTORIZE, nth: 4, delayMs: 1300 },
-  { ...VECTORIZE, nth: 1, delayMs: 2000 },
-  { ...EMIT, nth: 1, delayMs: 100 },
-  { ...EMIT, nth: 1, delayMs: 1200 },
-  { ...EMIT, nth: 1, delayMs: 2200 },
-  { ...DIFF, nth: 1, delayMs: 100 },
-  { ...DIFF, nth: 1, delayMs: 900 },
-  { ...DIFF, nth: 1, delayMs: 1800 },
-  { ...DETECT, nth: 1, delayMs: 500, again: 300 },
-  { ...DETECT, nth: 2, delayMs: 1000, again: 1500 },
-  { ...VECTORIZE, nth: 1, delayMs: 200, again: 400 },
-  { ...VECTORIZE, nth: 3, delayMs: 800, again: 100 },
-  { ...EMIT, nth: 1, delayMs: 500, again: 800 },
-  { ...DIFF, nth: 1, delayMs: 600, again: 600 },
-];
+const SCENARIOS: { stage: string; started: string; finished: string; nth: number; delayMs: number; again?: number }[] =
+  [
+    { ...DETECT, nth: 1, delayMs: 300 },
+    { ...DETECT, nth: 2, delayMs: 1300 },
+    { ...DETECT, nth: 3, delayMs: 700 },
+    { ...DETECT, nth: 4, delayMs: 2200 },
+    { ...DETECT, nth: 1, delayMs: 1800 },
+    { ...VECTORIZE, nth: 1, delayMs: 30 },
+    { ...VECTORIZE, nth: 2, delayMs: 600 },
+    { ...VECTORIZE, nth: 3, delayMs: 1000 },
+    { ...VECTORIZE, nth: 4, delayMs: 1300 },
+    { ...VECTORIZE, nth: 1, delayMs: 2000 },
+    { ...EMIT, nth: 1, delayMs: 100 },
+    { ...EMIT, nth: 1, delayMs: 1200 },
+    { ...EMIT, nth: 1, delayMs: 2200 },
+    { ...DIFF, nth: 1, delayMs: 100 },
+    { ...DIFF, nth: 1, delayMs: 900 },
+    { ...DIFF, nth: 1, delayMs: 1800 },
+    { ...DETECT, nth: 1, delayMs: 500, again: 300 },
+    { ...DETECT, nth: 2, delayMs: 1000, again: 1500 },
+    { ...VECTORIZE, nth: 1, delayMs: 200, again: 400 },
+    { ...VECTORIZE, nth: 3, delayMs: 800, again: 100 },
+    { ...EMIT, nth: 1, delayMs: 500, again: 800 },
+    { ...DIFF, nth: 1, delayMs: 600, again: 600 },
+  ];
 
 describe('killed workers', () => {
   const fixturesDir = inject('fixturesDir');
@@ -99,7 +100,9 @@ describe('killed workers', () => {
       victim.kill('SIGKILL');
       await victim.exited();
       // The kill must have landed inside the stage: the victim never finished that job.
-      const finishedBeforeKill = victim.events.some((e) => e.event === sc.finished && (sc.stage === 'diff' || e.imageryId === event.imageryId));
+      const finishedBeforeKill = victim.events.some(
+        (e) => e.event === sc.finished && (sc.stage === 'diff' || e.imageryId === event.imageryId),
+      );
       expect(finishedBeforeKill, `${sc.stage} finished before the kill`).toBe(false);
       const replacement = new WorkerProc(run.env);
       procs.push(replacement);
@@ -107,7 +110,11 @@ describe('killed workers', () => {
       if (sc.again !== undefined) {
         // the job comes back to a live worker as its second try (it logs that the last worker died); kill that one too
         const retried = sc.stage === 'detect' || sc.stage === 'vectorize' ? 'Tile:WorkerDied' : 'Batch:DiffWorkerDied';
-        const { worker: second } = await firstEvent(all.filter((w) => w !== victim), (e) => e.event === retried, 90_000);
+        const { worker: second } = await firstEvent(
+          all.filter((w) => w !== victim),
+          (e) => e.event === retried,
+          90_000,
+        );
         await sleep(sc.again);
         second.kill('SIGKILL');
         await second.exited();
@@ -166,10 +173,27 @@ describe('a part whose worker keeps dying', () => {
   async function killRepeatedly(attempts: number, kills: number, lastEnv: Record<string, string>) {
     const config = isolatedConfig({ ...FAST_RECOVERY, TUBAN_JOB_ATTEMPTS: String(attempts) });
     const db = await migratedDb(config);
-    const run: Run = { config, db, env: { ...process.env, DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL, TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA, TUBAN_MODEL_DIR: config.TUBAN_MODEL_DIR, TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: config.dataDir, ...FAST_RECOVERY, TUBAN_JOB_ATTEMPTS: String(attempts) } };
+    const run: Run = {
+      config,
+      db,
+      env: {
+        ...process.env,
+        DATABASE_URL: config.DATABASE_URL,
+        REDIS_URL: config.REDIS_URL,
+        TUBAN_DB_SCHEMA: config.TUBAN_DB_SCHEMA,
+        TUBAN_MODEL_DIR: config.TUBAN_MODEL_DIR,
+        TUBAN_QUEUE_PREFIX: config.TUBAN_QUEUE_PREFIX,
+        TUBAN_DATA_DIR: config.dataDir,
+        ...FAST_RECOVERY,
+        TUBAN_JOB_ATTEMPTS: String(attempts),
+      },
+    };
     runs.push(run);
     await loadFixtureLayers(db, fixturesDir);
-    for (const [month, date] of [['2024-02', '2024-02-10'], ['2024-03', '2024-03-15']]) {
+    for (const [month, date] of [
+      ['2024-02', '2024-02-10'],
+      ['2024-03', '2024-03-15'],
+    ]) {
       const r = await registerImagery(db, config, month, [join(fixturesDir, 'imagery', month, 'r0c0.tif')], date);
       expect(r.refused).toEqual([]);
     }
@@ -209,7 +233,9 @@ describe('a part whose worker keeps dying', () => {
     const { done, tile } = await killRepeatedly(3, 3, { TUBAN_FAULT_PAUSE: 'detect:30000' });
     expect(done.status).toBe('failed');
     expect(tile).toMatchObject({ status: 'failed', error_code: 'worker_died' });
-    expect(tile.error_message).toMatch(/the worker running this part died 3 time\(s\) \(killed, or out of memory\).*3 tries \(TUBAN_JOB_ATTEMPTS\) used/);
+    expect(tile.error_message).toMatch(
+      /the worker running this part died 3 time\(s\) \(killed, or out of memory\).*3 tries \(TUBAN_JOB_ATTEMPTS\) used/,
+    );
   }, 400_000);
 
   it('logs Worker:Started before it takes its first job', async () => {

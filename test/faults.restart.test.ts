@@ -92,7 +92,9 @@ describe('restarts and concurrency', () => {
     const done = await waitForBatch(run.db, batch.id, () => {}, { timeoutMs: 120_000 });
     expect(done.status).toBe('completed');
     expect(await patchSnapshot(run.db)).toEqual(reference);
-    await expect(resumeBatch(run.db, run.config, batch.id)).rejects.toThrow(/is completed; only a queued or running batch/);
+    await expect(resumeBatch(run.db, run.config, batch.id)).rejects.toThrow(
+      /is completed; only a queued or running batch/,
+    );
     w.kill('SIGKILL');
   });
 
@@ -121,7 +123,10 @@ describe('restarts and concurrency', () => {
     const workers = [new WorkerProc(run.env), new WorkerProc(run.env)];
     procs.push(...workers);
     const first = (ok[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof launchBatch>>>).value.batch.id;
-    const [a, b] = await Promise.all([waitForBatch(run.db, first, () => {}, { timeoutMs: 120_000 }), waitForBatch(run.db, other.batch.id, () => {}, { timeoutMs: 120_000 })]);
+    const [a, b] = await Promise.all([
+      waitForBatch(run.db, first, () => {}, { timeoutMs: 120_000 }),
+      waitForBatch(run.db, other.batch.id, () => {}, { timeoutMs: 120_000 }),
+    ]);
     expect(a.status).toBe('completed');
     expect(b.status).toBe('completed');
     expect(a.summary!.patches.new).toBe(5);

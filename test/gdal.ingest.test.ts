@@ -34,32 +34,50 @@ async function compare(file: string, dir: string, name: string, tolerance = 0) {
     const info = gdalInfo(file);
     expect([src.info.widthPx, src.info.heightPx], `${name} size`).toEqual(info.size);
     expect(src.info.bandCount, `${name} bands`).toBe(info.bands);
-    src.info.geoTransform.forEach((v, i) => expect(v, `${name} geotransform[${i}]`).toBeCloseTo(info.geoTransform[i], 9));
+    src.info.geoTransform.forEach((v, i) =>
+      expect(v, `${name} geotransform[${i}]`).toBeCloseTo(info.geoTransform[i], 9),
+    );
     if (info.epsg) expect(src.info.crs.epsg, `${name} EPSG`).toBe(info.epsg);
     const raw = gdalRaw(file, dir, name);
     const bands = await src.readWindow({ x: 0, y: 0, width: src.info.widthPx, height: src.info.heightPx });
     const n = src.info.widthPx * src.info.heightPx;
     const bytes = raw.type === '1' ? 1 : raw.type === '12' || raw.type === '2' ? 2 : 4;
-    const expected = (b: number, i: number) => (bytes === 1 ? raw.data[b * n + i] : bytes === 2 ? raw.data.readUInt16LE((b * n + i) * 2) : raw.data.readFloatLE((b * n + i) * 4));
+    const expected = (b: number, i: number) =>
+      bytes === 1
+        ? raw.data[b * n + i]
+        : bytes === 2
+          ? raw.data.readUInt16LE((b * n + i) * 2)
+          : raw.data.readFloatLE((b * n + i) * 4);
     let maxDiff = 0;
     let sumDiff = 0;
     let within2 = 0;
-    for (let b = 0; b < bands.length; b++) for (let i = 0; i < n; i++) {
-      const d = Math.abs(bands[b][i] - expected(b, i));
-      maxDiff = Math.max(maxDiff, d);
-      sumDiff += d;
-      if (d <= 2) within2++;
-    }
+    for (let b = 0; b < bands.length; b++)
+      for (let i = 0; i < n; i++) {
+        const d = Math.abs(bands[b][i] - expected(b, i));
+        maxDiff = Math.max(maxDiff, d);
+        sumDiff += d;
+        if (d <= 2) within2++;
+      }
     const stats = { maxDiff, meanDiff: sumDiff / (n * bands.length), within2: within2 / (n * bands.length) };
     if (tolerance === 0) expect(maxDiff, `${name}: largest difference from GDAL's pixels`).toBe(0);
     // a window that starts and ends inside blocks, with the bands in another order
-    const w = { x: Math.min(37, src.info.widthPx - 1), y: Math.min(51, src.info.heightPx - 1), width: Math.min(300, src.info.widthPx - 37), height: Math.min(211, src.info.heightPx - 51) };
+    const w = {
+      x: Math.min(37, src.info.widthPx - 1),
+      y: Math.min(51, src.info.heightPx - 1),
+      width: Math.min(300, src.info.widthPx - 37),
+      height: Math.min(211, src.info.heightPx - 51),
+    };
     const order = [...Array(src.info.bandCount).keys()].reverse();
     const part = await src.readWindow(w, order);
     let partDiff = 0;
-    for (const [k, b] of order.entries()) for (let r = 0; r < w.height; r++) for (let c = 0; c < w.width; c++) {
-      partDiff = Math.max(partDiff, Math.abs(part[k][r * w.width + c] - bands[b][(w.y + r) * src.info.widthPx + w.x + c]));
-    }
+    for (const [k, b] of order.entries())
+      for (let r = 0; r < w.height; r++)
+        for (let c = 0; c < w.width; c++) {
+          partDiff = Math.max(
+            partDiff,
+            Math.abs(part[k][r * w.width + c] - bands[b][(w.y + r) * src.info.widthPx + w.x + c]),
+          );
+        }
     expect(partDiff, `${name}: a window inside blocks equals the same pixels of the whole read`).toBe(0);
     // the same window pixel-interleaved, where the reader hands samples over as stored
     const inter = await src.readInterleaved(w);
@@ -67,9 +85,14 @@ async function compare(file: string, dir: string, name: string, tolerance = 0) {
       const nb = src.info.bandCount;
       expect(inter.samples).toBe(nb);
       let interDiff = 0;
-      for (let b = 0; b < nb; b++) for (let r = 0; r < w.height; r++) for (let c = 0; c < w.width; c++) {
-        interDiff = Math.max(interDiff, Math.abs(inter.data[(r * w.width + c) * nb + b] - bands[b][(w.y + r) * src.info.widthPx + w.x + c]));
-      }
+      for (let b = 0; b < nb; b++)
+        for (let r = 0; r < w.height; r++)
+          for (let c = 0; c < w.width; c++) {
+            interDiff = Math.max(
+              interDiff,
+              Math.abs(inter.data[(r * w.width + c) * nb + b] - bands[b][(w.y + r) * src.info.widthPx + w.x + c]),
+            );
+          }
       expect(interDiff, `${name}: the window read pixel-interleaved equals the whole read`).toBe(0);
       interleaved.add(name);
     }
@@ -96,15 +119,44 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
   const cases: [string, string[], string?][] = [
     ['striped', ['-co', 'TILED=NO']],
     // strips of 7 rows: many strips are decoded at once, and the last one is short (1024 = 146 × 7 + 2)
-    ['striped-deflate-pred2', ['-co', 'TILED=NO', '-co', 'BLOCKYSIZE=7', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
+    [
+      'striped-deflate-pred2',
+      ['-co', 'TILED=NO', '-co', 'BLOCKYSIZE=7', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2'],
+    ],
     ['striped-lzw-pred2', ['-co', 'TILED=NO', '-co', 'BLOCKYSIZE=7', '-co', 'COMPRESS=LZW', '-co', 'PREDICTOR=2']],
     ['tiled-lzw-pred2', ['-co', 'TILED=YES', '-co', 'COMPRESS=LZW', '-co', 'PREDICTOR=2']],
     ['tiled-deflate-pred2', ['-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
     ['zstd', ['-co', 'TILED=YES', '-co', 'COMPRESS=ZSTD']],
-    ['rgbn-8bit-deflate', ['-b', '1', '-b', '2', '-b', '3', '-b', '1', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
+    [
+      'rgbn-8bit-deflate',
+      ['-b', '1', '-b', '2', '-b', '3', '-b', '1', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2'],
+    ],
     ['bigtiff', ['-co', 'BIGTIFF=YES', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
     ['cog', ['-of', 'COG', '-co', 'COMPRESS=DEFLATE', '-co', 'BLOCKSIZE=256']],
-    ['uint16-rgbn', ['-ot', 'UInt16', '-scale', '0', '255', '0', '4095', '-b', '1', '-b', '2', '-b', '3', '-b', '1', '-co', 'COMPRESS=DEFLATE', '-co', 'PREDICTOR=2']],
+    [
+      'uint16-rgbn',
+      [
+        '-ot',
+        'UInt16',
+        '-scale',
+        '0',
+        '255',
+        '0',
+        '4095',
+        '-b',
+        '1',
+        '-b',
+        '2',
+        '-b',
+        '3',
+        '-b',
+        '1',
+        '-co',
+        'COMPRESS=DEFLATE',
+        '-co',
+        'PREDICTOR=2',
+      ],
+    ],
     ['pixel-is-point', ['-mo', 'AREA_OR_POINT=Point']],
     ['nodata', ['-a_nodata', '0']],
     // one and two bands (masks, panchromatic scenes, grey + alpha), 16-bit grey, MINISWHITE: compressed and not
@@ -113,10 +165,32 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
     ['grey-tiled-lzw', ['-b', '1', '-co', 'TILED=YES', '-co', 'COMPRESS=LZW']],
     ['grey-striped-deflate', ['-b', '1', '-co', 'COMPRESS=DEFLATE']],
     ['grey-tiled', ['-b', '1', '-co', 'TILED=YES']],
-    ['grey-alpha-tiled-deflate', ['-b', '1', '-b', '2', '-colorinterp', 'gray,alpha', '-co', 'ALPHA=YES', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
+    [
+      'grey-alpha-tiled-deflate',
+      [
+        '-b',
+        '1',
+        '-b',
+        '2',
+        '-colorinterp',
+        'gray,alpha',
+        '-co',
+        'ALPHA=YES',
+        '-co',
+        'TILED=YES',
+        '-co',
+        'COMPRESS=DEFLATE',
+      ],
+    ],
     ['grey-alpha-striped', ['-b', '1', '-b', '2', '-colorinterp', 'gray,alpha', '-co', 'ALPHA=YES']],
-    ['grey-uint16-tiled-deflate', ['-b', '1', '-ot', 'UInt16', '-scale', '0', '255', '0', '4095', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
-    ['miniswhite-tiled-deflate', ['-b', '1', '-co', 'PHOTOMETRIC=MINISWHITE', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE']],
+    [
+      'grey-uint16-tiled-deflate',
+      ['-b', '1', '-ot', 'UInt16', '-scale', '0', '255', '0', '4095', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE'],
+    ],
+    [
+      'miniswhite-tiled-deflate',
+      ['-b', '1', '-co', 'PHOTOMETRIC=MINISWHITE', '-co', 'TILED=YES', '-co', 'COMPRESS=DEFLATE'],
+    ],
     ['miniswhite-striped', ['-b', '1', '-co', 'PHOTOMETRIC=MINISWHITE']],
   ];
   for (const [name, args] of cases) {
@@ -130,7 +204,13 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
       const vrt = join(dir, `palette-${compress}.vrt`);
       execFileSync('gdal_translate', ['-q', '-of', 'VRT', '-b', '1', src(), vrt]);
       const table = `<ColorTable>${Array.from({ length: 256 }, (_, i) => `<Entry c1="${i}" c2="${255 - i}" c3="${(i * 7) % 256}" c4="255"/>`).join('')}</ColorTable>`;
-      writeFileSync(vrt, readFileSync(vrt, 'utf8').replace(/<ColorInterp>\w+<\/ColorInterp>/, `<ColorInterp>Palette</ColorInterp>${table}`));
+      writeFileSync(
+        vrt,
+        readFileSync(vrt, 'utf8').replace(
+          /<ColorInterp>\w+<\/ColorInterp>/,
+          `<ColorInterp>Palette</ColorInterp>${table}`,
+        ),
+      );
       const out = join(dir, `palette-${compress}.tif`);
       execFileSync('gdal_translate', ['-q', '-co', 'TILED=YES', '-co', `COMPRESS=${compress}`, vrt, out]);
       expect(execFileSync('gdalinfo', [out], { encoding: 'utf8' })).toMatch(/ColorInterp=Palette/);
@@ -140,12 +220,35 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
 
   it('reads the common 8-bit layouts pixel-interleaved as stored, equal to the band-by-band read', () => {
     // runs after the cases above (vitest keeps the order within a file)
-    expect([...interleaved].sort()).toEqual(expect.arrayContaining(['bigtiff', 'cog', 'grey-alpha-tiled-deflate', 'grey-striped-deflate', 'grey-tiled-deflate', 'miniswhite-tiled-deflate', 'nodata', 'rgbn-8bit-deflate', 'striped', 'striped-deflate-pred2', 'striped-lzw-pred2', 'tiled-deflate-pred2', 'tiled-lzw-pred2']));
+    expect([...interleaved].sort()).toEqual(
+      expect.arrayContaining([
+        'bigtiff',
+        'cog',
+        'grey-alpha-tiled-deflate',
+        'grey-striped-deflate',
+        'grey-tiled-deflate',
+        'miniswhite-tiled-deflate',
+        'nodata',
+        'rgbn-8bit-deflate',
+        'striped',
+        'striped-deflate-pred2',
+        'striped-lzw-pred2',
+        'tiled-deflate-pred2',
+        'tiled-lzw-pred2',
+      ]),
+    );
   });
 
   it('JPEG (YCbCr) decodes to RGB close to GDAL (another JPEG decoder: chroma upsampling differs at sharp edges)', async () => {
-    const d = await compare(make('jpeg-ycbcr', ['-co', 'TILED=YES', '-co', 'COMPRESS=JPEG', '-co', 'PHOTOMETRIC=YCBCR']), dir, 'jpeg-ycbcr', 1);
-    console.log(`JPEG YCbCr vs GDAL: mean |Δ| ${d.meanDiff.toFixed(3)}, ${(100 * d.within2).toFixed(2)} % within 2 levels, max ${d.maxDiff}`);
+    const d = await compare(
+      make('jpeg-ycbcr', ['-co', 'TILED=YES', '-co', 'COMPRESS=JPEG', '-co', 'PHOTOMETRIC=YCBCR']),
+      dir,
+      'jpeg-ycbcr',
+      1,
+    );
+    console.log(
+      `JPEG YCbCr vs GDAL: mean |Δ| ${d.meanDiff.toFixed(3)}, ${(100 * d.within2).toFixed(2)} % within 2 levels, max ${d.maxDiff}`,
+    );
     expect(d.meanDiff).toBeLessThan(1);
     expect(d.within2).toBeGreaterThan(0.95);
   });
@@ -159,8 +262,14 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
       const src = await GeoTiffSource.open(f);
       try {
         const whole = { x: 0, y: 0, width: src.info.widthPx, height: src.info.heightPx };
-        await expect(src.readInterleaved(whole), `${c} pixel-interleaved`).rejects.toMatchObject({ code: 'corrupt_tiff', message: expect.stringContaining(f) });
-        await expect(src.readWindow(whole), `${c} band by band`).rejects.toMatchObject({ code: 'corrupt_tiff', message: expect.stringContaining(f) });
+        await expect(src.readInterleaved(whole), `${c} pixel-interleaved`).rejects.toMatchObject({
+          code: 'corrupt_tiff',
+          message: expect.stringContaining(f),
+        });
+        await expect(src.readWindow(whole), `${c} band by band`).rejects.toMatchObject({
+          code: 'corrupt_tiff',
+          message: expect.stringContaining(f),
+        });
       } finally {
         await src.close();
       }
@@ -168,9 +277,15 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
   });
 
   it('refuses compressions it cannot decode, naming the file and the compression', async () => {
-    for (const [c, label] of [['LZMA', 'LZMA'], ['WEBP', 'WebP']]) {
+    for (const [c, label] of [
+      ['LZMA', 'LZMA'],
+      ['WEBP', 'WebP'],
+    ]) {
       const f = make(`c-${c}`, ['-co', `COMPRESS=${c}`]);
-      await expect(GeoTiffSource.open(f)).rejects.toMatchObject({ code: 'unsupported_compression', message: expect.stringContaining(`${f}: ${label} compression`) });
+      await expect(GeoTiffSource.open(f)).rejects.toMatchObject({
+        code: 'unsupported_compression',
+        message: expect.stringContaining(`${f}: ${label} compression`),
+      });
     }
   });
 
@@ -181,13 +296,24 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
   }
 
   it('reads the real sample imagery in ../shared/data exactly as GDAL does', async (ctx) => {
-    const files = ['solaris-spacenet/sample_geotiff.tif', 'solaris-spacenet/preproc_tutorial/pan1.tif', 'opengeos-naip-timeseries'].map((f) => join(SHARED, f));
+    const files = [
+      'solaris-spacenet/sample_geotiff.tif',
+      'solaris-spacenet/preproc_tutorial/pan1.tif',
+      'opengeos-naip-timeseries',
+    ].map((f) => join(SHARED, f));
     if (!existsSync(SHARED)) {
       ctx.skip('../shared/data is absent: skipping the real-imagery comparison');
       return;
     }
     const naipDir = files[2];
-    const naip = existsSync(naipDir) ? execFileSync('ls', [naipDir], { encoding: 'utf8' }).split('\n').filter((f) => f.endsWith('.tif')).slice(0, 2).map((f) => join(naipDir, f)) : [];
-    for (const f of [files[0], files[1], ...naip].filter(existsSync)) await compare(f, dir, f.split('/').pop()!.replace('.tif', ''));
+    const naip = existsSync(naipDir)
+      ? execFileSync('ls', [naipDir], { encoding: 'utf8' })
+          .split('\n')
+          .filter((f) => f.endsWith('.tif'))
+          .slice(0, 2)
+          .map((f) => join(naipDir, f))
+      : [];
+    for (const f of [files[0], files[1], ...naip].filter(existsSync))
+      await compare(f, dir, f.split('/').pop()!.replace('.tif', ''));
   });
 });

@@ -39,7 +39,9 @@ describe('hostile input corpus', () => {
       expect(refused[c.file].reason).toContain(join(dir, c.file));
     }
     const batchCases = cases.filter((c) => c.stage === 'batch');
-    expect(reg.registered.map((r) => r.path.split('/').pop() ?? '').sort()).toEqual(['good.tif', ...batchCases.map((c) => c.file)].sort());
+    expect(reg.registered.map((r) => r.path.split('/').pop() ?? '').sort()).toEqual(
+      ['good.tif', ...batchCases.map((c) => c.file)].sort(),
+    );
 
     const s = await runBatch(db, config, '2024-04', '2024-03');
     expect(s.status).toBe('completed_with_failures');
@@ -52,12 +54,15 @@ describe('hostile input corpus', () => {
     expect(s.patches.new).toBe(0); // the good tile is the baseline's own pixels
     // files refused at registration are listed in the same summary, each with its named error
     const refusedInSummary = Object.fromEntries((s.refusedFiles ?? []).map((r) => [r.path.split('/').pop()!, r.code]));
-    for (const c of cases.filter((c) => c.stage === 'register')) expect(refusedInSummary[c.file], `${c.file} in the batch summary`).toBe(c.code);
+    for (const c of cases.filter((c) => c.stage === 'register'))
+      expect(refusedInSummary[c.file], `${c.file} in the batch summary`).toBe(c.code);
 
     // Consistent: only registered files have imagery rows, failed tiles left no change polygons.
     const [{ n: images }] = await db('imagery').where({ month: '2024-04' }).count({ n: '*' });
     expect(Number(images)).toBe(1 + batchCases.length);
-    const { rows } = await db.raw(`select count(*)::int n from change_polygon c join batch_tile t using (batch_id, imagery_id) where t.status = 'failed'`);
+    const { rows } = await db.raw(
+      `select count(*)::int n from change_polygon c join batch_tile t using (batch_id, imagery_id) where t.status = 'failed'`,
+    );
     expect(rows[0].n).toBe(0);
   });
 
@@ -66,8 +71,13 @@ describe('hostile input corpus', () => {
     expect(mixed.imported).toBe(2);
     expect(mixed.repaired.map((r) => r.code)).toEqual(['BOWTIE']);
     expect(mixed.rejected.map((r) => r.code ?? '').sort()).toEqual(['EMPTY', 'LONLAT']);
-    expect(mixed.rejected.find((r) => r.code === 'LONLAT')!.reason).toMatch(/look like degrees, but EPSG:4548 is projected/);
-    await expect(importLayer(db, join(dir, 'layer-gbk.geojson'), 'town')).rejects.toMatchObject({ code: 'not_utf8', message: expect.stringContaining('layer-gbk.geojson: not UTF-8') });
+    expect(mixed.rejected.find((r) => r.code === 'LONLAT')!.reason).toMatch(
+      /look like degrees, but EPSG:4548 is projected/,
+    );
+    await expect(importLayer(db, join(dir, 'layer-gbk.geojson'), 'town')).rejects.toMatchObject({
+      code: 'not_utf8',
+      message: expect.stringContaining('layer-gbk.geojson: not UTF-8'),
+    });
     const [{ n }] = await db('reference_feature').where({ kind: 'town' }).count({ n: '*' });
     expect(Number(n)).toBe(0);
   });

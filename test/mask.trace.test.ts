@@ -79,8 +79,9 @@ describe('traceMask', () => {
 
   it('keeps every polygon area equal to its pixel count on a random mask', () => {
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-    const width = 40, height = 30;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const width = 40,
+      height = 30;
     const data = new Uint8Array(width * height).map(() => (rnd() < 0.45 ? 1 : 0));
     const comps = traceMask(data, width, height);
     const pixels = data.reduce((s, v) => s + v, 0);

@@ -28,12 +28,17 @@ describe('migrations on a fresh database', () => {
 
   it('lets several processes create PostGIS and the same and other schemas at once', async () => {
     const shared = `tuban_test_${randomBytes(4).toString('hex')}`;
-    const configs = [shared, shared, shared, undefined, undefined].map((schema) => isolatedConfig({ DATABASE_URL: fresh(), ...(schema ? { TUBAN_DB_SCHEMA: schema } : {}) }));
+    const configs = [shared, shared, shared, undefined, undefined].map((schema) =>
+      isolatedConfig({ DATABASE_URL: fresh(), ...(schema ? { TUBAN_DB_SCHEMA: schema } : {}) }),
+    );
     const dbs: Db[] = await Promise.all(configs.map((c) => openDb(c)));
     try {
       const applied = await Promise.all(dbs.map((db, i) => migrate(db, configs[i])));
       // each schema is migrated once: the first of the three on the shared schema applies everything, the others find nothing to do
-      const onShared = applied.slice(0, 3).map((a) => a.length).sort((a, b) => a - b);
+      const onShared = applied
+        .slice(0, 3)
+        .map((a) => a.length)
+        .sort((a, b) => a - b);
       expect(onShared[0]).toBe(0);
       expect(onShared[1]).toBe(0);
       expect(onShared[2]).toBeGreaterThan(0);

@@ -20,8 +20,14 @@ describe('monthly batch on embedded PGlite', () => {
     await loadFixtureLayers(db, fixturesDir);
     await registerFixtureMonths(db, config, fixturesDir);
     const s = await runBatch(db, config, '2024-03');
-    expect(s).toMatchObject({ status: 'completed', tiles: { total: 4, ok: 4, failed: 0 }, patches: { new: 5, redetected: 0 } });
-    const { rows } = await db.raw(`select code, town_code, farmland_m2 > 0 as farmland, ecological_m2 > 0 as ecological from patch order by code`);
+    expect(s).toMatchObject({
+      status: 'completed',
+      tiles: { total: 4, ok: 4, failed: 0 },
+      patches: { new: 5, redetected: 0 },
+    });
+    const { rows } = await db.raw(
+      `select code, town_code, farmland_m2 > 0 as farmland, ecological_m2 > 0 as ecological from patch order by code`,
+    );
     expect(rows).toEqual([
       { code: '350206-202403-0001', town_code: '350206002', farmland: false, ecological: false },
       { code: '350206-202403-0002', town_code: '350206001', farmland: false, ecological: false },

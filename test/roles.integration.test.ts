@@ -59,7 +59,15 @@ describe('roles: the app owns none of its tables', () => {
       await admin.raw(`grant create on database "${db}" to "${ownerRole}"`);
     }
     owner = isolatedConfig({ DATABASE_URL: urlAs(ownerRole), TUBAN_APP_ROLE: appRole });
-    app = loadConfig({ ...process.env, DATABASE_URL: urlAs(appRole), TUBAN_DB_SCHEMA: owner.TUBAN_DB_SCHEMA, TUBAN_QUEUE_PREFIX: owner.TUBAN_QUEUE_PREFIX, TUBAN_DATA_DIR: owner.dataDir, TUBAN_MODEL_DIR: owner.TUBAN_MODEL_DIR, TUBAN_LOG_LEVEL: owner.TUBAN_LOG_LEVEL });
+    app = loadConfig({
+      ...process.env,
+      DATABASE_URL: urlAs(appRole),
+      TUBAN_DB_SCHEMA: owner.TUBAN_DB_SCHEMA,
+      TUBAN_QUEUE_PREFIX: owner.TUBAN_QUEUE_PREFIX,
+      TUBAN_DATA_DIR: owner.dataDir,
+      TUBAN_MODEL_DIR: owner.TUBAN_MODEL_DIR,
+      TUBAN_LOG_LEVEL: owner.TUBAN_LOG_LEVEL,
+    });
     ownerDb = await openDb(owner);
     await migrate(ownerDb, owner);
     appDb = await openDb(app);
@@ -76,7 +84,9 @@ describe('roles: the app owns none of its tables', () => {
   });
 
   it('runs the monthly batch and the workflow as the app role; the history stays append-only', async () => {
-    const tables = await ownerDb.raw(`select tablename, tableowner from pg_tables where schemaname = ?`, [owner.TUBAN_DB_SCHEMA]);
+    const tables = await ownerDb.raw(`select tablename, tableowner from pg_tables where schemaname = ?`, [
+      owner.TUBAN_DB_SCHEMA,
+    ]);
     expect(tables.rows.length).toBeGreaterThan(10);
     for (const t of tables.rows) expect(t.tableowner, t.tablename).toBe(ownerRole);
 
@@ -87,7 +97,12 @@ describe('roles: the app owns none of its tables', () => {
     expect(batch.patches.new).toBeGreaterThan(0);
     await createUser(appDb, { username: 'ana', role: 'analyst' });
     const token = { ana: (await issueToken(appDb, 'ana')).token };
-    const server = await buildServer({ db: appDb, config: app, env: testWorkflowEnv(() => '2024-03-18'), log: createLogger('error', () => {}) });
+    const server = await buildServer({
+      db: appDb,
+      config: app,
+      env: testWorkflowEnv(() => '2024-03-18'),
+      log: createLogger('error', () => {}),
+    });
     try {
       const call = apiCaller(() => server, token);
       const code = (await call('ana', 'GET', '/api/patches?month=2024-03')).json().patches[0].code;
@@ -110,11 +125,15 @@ describe('roles: the app owns none of its tables', () => {
     ];
     for (const [sql, refusal] of attacks) await expect(appDb.raw(sql), sql).rejects.toThrow(refusal);
     // the owner is held by the triggers, each naming its own table
-    await expect(ownerDb.raw('update audit_event set status = 200')).rejects.toThrow(/audit_event is append-only: UPDATE refused/);
+    await expect(ownerDb.raw('update audit_event set status = 200')).rejects.toThrow(
+      /audit_event is append-only: UPDATE refused/,
+    );
     await expect(ownerDb.raw('delete from patch_event')).rejects.toThrow(/patch_event is append-only: DELETE refused/);
   }, 600_000);
 
   it('refuses to migrate as the app role itself', async () => {
-    await expect(migrate(appDb, app.TUBAN_APP_ROLE ? app : { ...app, TUBAN_APP_ROLE: appRole })).rejects.toThrow(/owner role, not as the app role|must be owner|permission denied/);
+    await expect(migrate(appDb, app.TUBAN_APP_ROLE ? app : { ...app, TUBAN_APP_ROLE: appRole })).rejects.toThrow(
+      /owner role, not as the app role|must be owner|permission denied/,
+    );
   });
 });

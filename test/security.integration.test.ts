@@ -24,13 +24,17 @@ import { openDb } from '../store/db.ts';
 import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
 import { EPSG_4548 } from '../core/crs.ts';
 
-const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9]);
+const JPEG = Buffer.from([
+  0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9,
+]);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Every file under `dir`, recursively, as paths relative to it. */
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
 }
 
 /**
@@ -58,7 +62,12 @@ describe('security: hostile town users', () => {
     await createUser(run.db, { username: 'heshan', role: 'town', townCode: '350206002' });
     await createUser(run.db, { username: 'root', role: 'admin' });
     for (const u of ['ana', 'sup', 'dianqian', 'heshan', 'root']) token[u] = (await issueToken(run.db, u)).token;
-    app = await buildServer({ db: run.db, config: run.config, env, log: createLogger('error', (l) => logged.push(JSON.parse(l))) });
+    app = await buildServer({
+      db: run.db,
+      config: run.config,
+      env,
+      log: createLogger('error', (l) => logged.push(JSON.parse(l))),
+    });
     // a route that fails the way a bug would, to see what a 500 leaves behind
     app.get('/api/test-crash', async () => {
       throw new Error('a bug');
@@ -72,13 +81,18 @@ describe('security: hostile town users', () => {
   /** Dispatch, verify illegal: the patch is ready for rectify. */
   async function toIllegal(code: string, town: string) {
     expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
-    const v = await call(town, 'POST', `/api/patches/${code}/actions/verify`, { result: 'illegal', violation: 'construction' });
+    const v = await call(town, 'POST', `/api/patches/${code}/actions/verify`, {
+      result: 'illegal',
+      violation: 'construction',
+    });
     expect(v.statusCode, v.body).toBe(200);
   }
 
   it('finding 1 (High): a town in the export query never reaches a path; exports leave no file behind', async () => {
     // another town's evidence file is the target, as in the review
-    const up = await call('heshan', 'POST', `/api/patches/350206-202403-0001/evidence?filename=site.jpg`, JPEG, { 'content-type': 'image/jpeg' });
+    const up = await call('heshan', 'POST', `/api/patches/350206-202403-0001/evidence?filename=site.jpg`, JPEG, {
+      'content-type': 'image/jpeg',
+    });
     expect(up.statusCode).toBe(201);
     const evidence = filesUnder(join(run.config.dataDir, 'evidence'));
     expect(evidence).toHaveLength(1);
@@ -137,7 +151,11 @@ describe('security: hostile town users', () => {
     // a deadline stored before the fix: extend answers at once with a 400 instead of hanging the server
     await run.db('patch').where({ code }).update({ rectify_due: '9999-12-31' });
     const t0 = Date.now();
-    const e = await call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 5, reason: '台风', request_key: 'typhoon-far-future' });
+    const e = await call('sup', 'POST', `/api/patches/${code}/actions/extend`, {
+      working_days: 5,
+      reason: '台风',
+      request_key: 'typhoon-far-future',
+    });
     expect(e.statusCode, e.body).toBe(400);
     expect(e.json().message).toMatch(/9999-12-31/);
     expect(Date.now() - t0).toBeLessThan(10_000);
@@ -150,13 +168,22 @@ describe('security: hostile town users', () => {
   }, 120_000);
 
   it('finding 2: the CLI refuses dates outside the window or not on the calendar, exit 2, at once', () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env: run.env, encoding: 'utf8', timeout: 120_000 });
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env: run.env, encoding: 'utf8', timeout: 120_000 });
     for (const date of ['9999-12-31', '2024-02-30']) {
       const sweep = cli('deadlines', 'sweep', '--date', date);
       expect(sweep.status, sweep.stderr).toBe(2);
       expect(sweep.stderr).toMatch(new RegExp(`--date: .*${date}`));
     }
-    const reg = cli('imagery', 'register', '--month', '2024-02', '--date', '2024-02-30', join(fixturesDir, 'imagery', '2024-02'));
+    const reg = cli(
+      'imagery',
+      'register',
+      '--month',
+      '2024-02',
+      '--date',
+      '2024-02-30',
+      join(fixturesDir, 'imagery', '2024-02'),
+    );
     expect(reg.status, reg.stderr).toBe(2);
     expect(reg.stderr).toMatch(/--date: 2024-02-30 is not a calendar date/);
   }, 240_000);
@@ -165,13 +192,20 @@ describe('security: hostile town users', () => {
     const code = '350206-202403-0001'; // 禾山
     today = '2024-03-18';
     await toIllegal(code, 'heshan');
-    const cls = (await call('heshan', 'GET', `/api/patches/${code}`)).json().class as keyof typeof DEFAULT_POLICY.rectifyDays;
+    const cls = (await call('heshan', 'GET', `/api/patches/${code}`)).json()
+      .class as keyof typeof DEFAULT_POLICY.rectifyDays;
     const latest = addWorkingDays(env.calendar, today, DEFAULT_POLICY.rectifyDays[cls]);
-    const late = await call('heshan', 'POST', `/api/patches/${code}/actions/rectify`, { measure: 'demolish', due: '2024-12-31' });
+    const late = await call('heshan', 'POST', `/api/patches/${code}/actions/rectify`, {
+      measure: 'demolish',
+      due: '2024-12-31',
+    });
     expect(late.statusCode).toBe(400);
     expect(late.json().message).toContain(`later than the policy allows`);
     expect(late.json().message).toContain(latest);
-    const ok = await call('heshan', 'POST', `/api/patches/${code}/actions/rectify`, { measure: 'demolish', due: '2024-03-29' });
+    const ok = await call('heshan', 'POST', `/api/patches/${code}/actions/rectify`, {
+      measure: 'demolish',
+      due: '2024-03-29',
+    });
     expect(ok.statusCode, ok.body).toBe(200);
     expect(ok.json().rectify_due).toBe('2024-03-29');
   }, 120_000);
@@ -180,12 +214,24 @@ describe('security: hostile town users', () => {
   async function listening(exportLimits: { running: number; waiting: number }, lines: Record<string, unknown>[] = []) {
     const srv = await buildServer({
       db: run.db,
-      config: { ...run.config, TUBAN_EXPORT_CONCURRENCY: exportLimits.running, TUBAN_EXPORT_QUEUE: exportLimits.waiting },
+      config: {
+        ...run.config,
+        TUBAN_EXPORT_CONCURRENCY: exportLimits.running,
+        TUBAN_EXPORT_QUEUE: exportLimits.waiting,
+      },
       env,
       log: createLogger('info', (l) => lines.push(JSON.parse(l))),
     });
     const base = await srv.listen({ host: '127.0.0.1', port: 0 });
-    return { srv, base, pdf: (signal?: AbortSignal) => fetch(`${base}/api/export?month=2024-03&format=pdf`, { headers: { authorization: `Bearer ${token.ana}` }, signal }) };
+    return {
+      srv,
+      base,
+      pdf: (signal?: AbortSignal) =>
+        fetch(`${base}/api/export?month=2024-03&format=pdf`, {
+          headers: { authorization: `Bearer ${token.ana}` },
+          signal,
+        }),
+    };
   }
 
   it('finding 4 (Medium): 40 concurrent PDF exports leave /api/health answering within 1 s; the line is bounded', async () => {
@@ -209,7 +255,11 @@ describe('security: hostile town users', () => {
       const results = await Promise.all(
         Array.from({ length: 40 }, async () => {
           const r = await pdf();
-          return { status: r.status, retryAfter: r.headers.get('retry-after'), body: Buffer.from(await r.arrayBuffer()) };
+          return {
+            status: r.status,
+            retryAfter: r.headers.get('retry-after'),
+            body: Buffer.from(await r.arrayBuffer()),
+          };
         }),
       );
       loading = false;
@@ -225,7 +275,9 @@ describe('security: hostile town users', () => {
         expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(5);
         expect(JSON.parse(r.body.toString()).message).toMatch(/busy .* try again in \d+ s/);
       }
-      console.log(`40 PDF exports: ${made.length} made, ${refused.length} refused; /api/health ${health.length} polls, slowest ${Math.max(...health).toFixed(0)} ms; RSS +${((rssPeak - rss0) / 2 ** 20).toFixed(0)} MB`);
+      console.log(
+        `40 PDF exports: ${made.length} made, ${refused.length} refused; /api/health ${health.length} polls, slowest ${Math.max(...health).toFixed(0)} ms; RSS +${((rssPeak - rss0) / 2 ** 20).toFixed(0)} MB`,
+      );
       expect(health.length).toBeGreaterThan(2);
       expect(Math.max(...health)).toBeLessThan(1000);
     } finally {
@@ -237,7 +289,8 @@ describe('security: hostile town users', () => {
   it('finding 4: a client that goes away leaves the line, and its export is stopped', async () => {
     const lines: Record<string, unknown>[] = [];
     const { srv, base, pdf } = await listening({ running: 1, waiting: 4 }, lines);
-    const exports = async () => (await (await fetch(`${base}/api/health`)).json()).exports as { running: number; waiting: number };
+    const exports = async () =>
+      (await (await fetch(`${base}/api/health`)).json()).exports as { running: number; waiting: number };
     try {
       const first = pdf();
       await expect.poll(exports, { timeout: 30_000, interval: 5 }).toMatchObject({ running: 1 });
@@ -251,8 +304,16 @@ describe('security: hostile town users', () => {
       await expect.poll(exports, { timeout: 30_000 }).toMatchObject({ waiting: 0 });
       const made = await first;
       expect(made.status).toBe(200);
-      expect(Buffer.from(await made.arrayBuffer()).subarray(0, 5).toString()).toBe('%PDF-');
-      await expect.poll(() => lines.filter((l) => l.event === 'Export:Stopped' && /went away/.test(String(l.reason))).length, { timeout: 30_000 }).toBe(3);
+      expect(
+        Buffer.from(await made.arrayBuffer())
+          .subarray(0, 5)
+          .toString(),
+      ).toBe('%PDF-');
+      await expect
+        .poll(() => lines.filter((l) => l.event === 'Export:Stopped' && /went away/.test(String(l.reason))).length, {
+          timeout: 30_000,
+        })
+        .toBe(3);
       await expect.poll(exports, { timeout: 30_000 }).toEqual({ running: 0, waiting: 0 });
     } finally {
       await srv.close();
@@ -261,14 +322,27 @@ describe('security: hostile town users', () => {
     const ac = new AbortController();
     ac.abort(new Error('stopped by the test'));
     const out = join(run.config.dataDir, 'tmp-stopped.pdf');
-    await expect(exportPatches(run.db, env, { month: '2024-03', format: 'pdf', outPath: out, storageSrid: run.config.TUBAN_STORAGE_SRID, signal: ac.signal })).rejects.toThrow(/stopped by the test/);
+    await expect(
+      exportPatches(run.db, env, {
+        month: '2024-03',
+        format: 'pdf',
+        outPath: out,
+        storageSrid: run.config.TUBAN_STORAGE_SRID,
+        signal: ac.signal,
+      }),
+    ).rejects.toThrow(/stopped by the test/);
     expect(existsSync(out)).toBe(false);
   }, 300_000);
 
   /** The audit rows and patch events of one patch's notes path, newest last. */
   async function trail(code: string) {
     const audit = await run.db('audit_event').where('path', `/api/patches/${code}/notes`).orderBy('id');
-    const events = await run.db('patch_event as e').join('patch as p', 'p.id', 'e.patch_id').where({ 'p.code': code, 'e.type': 'note' }).orderBy('e.id').select('e.*');
+    const events = await run
+      .db('patch_event as e')
+      .join('patch as p', 'p.id', 'e.patch_id')
+      .where({ 'p.code': code, 'e.type': 'note' })
+      .orderBy('e.id')
+      .select('e.*');
     return { audit, events };
   }
 
@@ -307,7 +381,11 @@ describe('security: hostile town users', () => {
   it('finding 8 (Medium): the audit keeps a bounded summary, never the body', async () => {
     const junk = 'x'.repeat(11 * 2 ** 20);
     const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`f${i}`, i]));
-    for (const body of [{ text: 'ok', junk }, { text: 'ok', ...many }, { text: 'ok', password: 'hunter2-secret' }]) {
+    for (const body of [
+      { text: 'ok', junk },
+      { text: 'ok', ...many },
+      { text: 'ok', password: 'hunter2-secret' },
+    ]) {
       const before = await trail(OWN);
       const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, body);
       expect(r.statusCode, r.body.slice(0, 200)).toBe(201);
@@ -335,7 +413,10 @@ describe('security: hostile town users', () => {
     expect(days).toBeGreaterThan(29.9);
     expect(days).toBeLessThanOrEqual(30);
     expect((await as(first.json().token)).statusCode).toBe(200);
-    await run.db('api_token').where('token_hash', createHash('sha256').update(first.json().token).digest('hex')).update({ expires_at: run.db.raw("now() - interval '1 second'") });
+    await run
+      .db('api_token')
+      .where('token_hash', createHash('sha256').update(first.json().token).digest('hex'))
+      .update({ expires_at: run.db.raw("now() - interval '1 second'") });
     expect((await as(first.json().token)).statusCode).toBe(401);
 
     // revoke: every session ends
@@ -350,7 +431,10 @@ describe('security: hostile town users', () => {
 
     // disable: no login, tokens gone; enable lets them back
     const c = (await loginAs('clerk-first-pass')).json().token;
-    expect((await call('root', 'POST', '/api/users/clerk/disable')).json()).toMatchObject({ disabled: true, revoked: 1 });
+    expect((await call('root', 'POST', '/api/users/clerk/disable')).json()).toMatchObject({
+      disabled: true,
+      revoked: 1,
+    });
     expect((await as(c)).statusCode).toBe(401);
     expect((await loginAs('clerk-first-pass')).statusCode).toBe(401);
     expect((await call('root', 'POST', '/api/users/root/disable')).statusCode).toBe(400);
@@ -364,15 +448,34 @@ describe('security: hostile town users', () => {
     expect((await as(d)).statusCode).toBe(401);
     expect((await loginAs('clerk-first-pass')).statusCode).toBe(401);
     expect((await loginAs('clerk-second-pass')).statusCode).toBe(200);
-    const listed = (await call('root', 'GET', '/api/users')).json().find((u: { username: string }) => u.username === 'clerk');
+    const listed = (await call('root', 'GET', '/api/users'))
+      .json()
+      .find((u: { username: string }) => u.username === 'clerk');
     expect(listed).toMatchObject({ disabled: false, activeTokens: 1 });
     // the audit has each admin act, with the password only as "redacted"
-    const acts = await run.db('audit_event').where('path', 'like', '/api/users/clerk/%').orderBy('id').select('path', 'status', 'detail');
-    expect(acts.map((r) => `${r.path} ${r.status}`)).toEqual(expect.arrayContaining(['/api/users/clerk/revoke 200', '/api/users/clerk/disable 200', '/api/users/clerk/enable 200', '/api/users/clerk/password 200']));
+    const acts = await run
+      .db('audit_event')
+      .where('path', 'like', '/api/users/clerk/%')
+      .orderBy('id')
+      .select('path', 'status', 'detail');
+    expect(acts.map((r) => `${r.path} ${r.status}`)).toEqual(
+      expect.arrayContaining([
+        '/api/users/clerk/revoke 200',
+        '/api/users/clerk/disable 200',
+        '/api/users/clerk/enable 200',
+        '/api/users/clerk/password 200',
+      ]),
+    );
     expect(JSON.stringify(acts)).not.toContain('clerk-second-pass');
 
     // the same from the CLI
-    const cli = (args: string[], input?: string) => spawnSync(process.execPath, ['bin/tuban.mjs', 'users', ...args], { env: run.env, encoding: 'utf8', input, timeout: 120_000 });
+    const cli = (args: string[], input?: string) =>
+      spawnSync(process.execPath, ['bin/tuban.mjs', 'users', ...args], {
+        env: run.env,
+        encoding: 'utf8',
+        input,
+        timeout: 120_000,
+      });
     const list = cli(['list']);
     expect(list.status, list.stderr).toBe(0);
     expect(list.stdout).toMatch(/^clerk\ttown\t350206002\tactive\t1\t/m);
@@ -389,18 +492,26 @@ describe('security: hostile town users', () => {
   }, 300_000);
 
   it('low findings: logins are limited per user and per address (429), as slow for unknown users, and passwords have a floor', async () => {
-    const limited = await buildServer({ db: run.db, config: { ...run.config, TUBAN_LOGIN_FAILURES_PER_USER: 3, TUBAN_LOGIN_FAILURES_PER_ADDRESS: 6 }, env, log: createLogger('error', () => {}) });
+    const limited = await buildServer({
+      db: run.db,
+      config: { ...run.config, TUBAN_LOGIN_FAILURES_PER_USER: 3, TUBAN_LOGIN_FAILURES_PER_ADDRESS: 6 },
+      env,
+      log: createLogger('error', () => {}),
+    });
     try {
-      const attempt = (username: string, password: string, from: string) => limited.inject({ method: 'POST', url: '/api/login', payload: { username, password }, remoteAddress: from });
+      const attempt = (username: string, password: string, from: string) =>
+        limited.inject({ method: 'POST', url: '/api/login', payload: { username, password }, remoteAddress: from });
       await createUser(run.db, { username: 'field1', role: 'town', townCode: '350206001', password: 'field-one-pass' });
       // per user: three failures, then even the right password waits
-      for (let i = 0; i < 3; i++) expect((await attempt('field1', 'guess-number-' + i, `10.0.1.${i + 1}`)).statusCode).toBe(401);
+      for (let i = 0; i < 3; i++)
+        expect((await attempt('field1', 'guess-number-' + i, `10.0.1.${i + 1}`)).statusCode).toBe(401);
       const locked = await attempt('field1', 'field-one-pass', '10.0.1.9');
       expect(locked.statusCode).toBe(429);
       expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
       expect(locked.json().message).toMatch(/too many failed logins for field1/);
       // per address: six failures over any names, then that address waits; another does not
-      for (let i = 0; i < 6; i++) expect((await attempt(`nobody${i}`, 'whatever-pass', '10.0.2.1')).statusCode).toBe(401);
+      for (let i = 0; i < 6; i++)
+        expect((await attempt(`nobody${i}`, 'whatever-pass', '10.0.2.1')).statusCode).toBe(401);
       expect((await attempt('nobody9', 'whatever-pass', '10.0.2.1')).statusCode).toBe(429);
       expect((await attempt('nobody9', 'whatever-pass', '10.0.2.2')).statusCode).toBe(401);
 
@@ -423,7 +534,12 @@ describe('security: hostile town users', () => {
       await limited.close();
     }
     // the password floor, at creation
-    for (const [password, why] of [['        ', /at least 10/], ['          ', /only spaces/], ['short-pw', /at least 10/], ['Field3User', /not be the user name/]] as const) {
+    for (const [password, why] of [
+      ['        ', /at least 10/],
+      ['          ', /only spaces/],
+      ['short-pw', /at least 10/],
+      ['Field3User', /not be the user name/],
+    ] as const) {
       const r = await call('root', 'POST', '/api/users', { username: 'field3user', role: 'analyst', password });
       expect(r.statusCode, password).toBe(400);
       expect(r.json().message).toMatch(why);
@@ -436,7 +552,12 @@ describe('security: hostile town users', () => {
     const dispatched = await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {});
     expect(dispatched.statusCode, dispatched.body).toBe(200);
     const due0 = dispatched.json().verify_due;
-    const extend = (key?: string) => call('sup', 'POST', `/api/patches/${code}/actions/extend`, { working_days: 5, reason: '台风停工', ...(key ? { request_key: key } : {}) });
+    const extend = (key?: string) =>
+      call('sup', 'POST', `/api/patches/${code}/actions/extend`, {
+        working_days: 5,
+        reason: '台风停工',
+        ...(key ? { request_key: key } : {}),
+      });
     expect((await extend()).json().message).toMatch(/request_key/);
     const same = await Promise.all(Array.from({ length: 20 }, () => extend('typhoon-2024-03-18')));
     for (const r of same) expect(r.statusCode, r.body).toBe(200);
@@ -445,14 +566,19 @@ describe('security: hostile town users', () => {
     expect(new Set(same.map((r) => r.json().verify_due))).toEqual(new Set([due1]));
     const again = await extend('typhoon-2024-03-19');
     expect(again.json().verify_due).toBe(addWorkingDays(env.calendar, due1, 5));
-    const events = (await call('sup', 'GET', `/api/patches/${code}`)).json().history.filter((e: { type: string }) => e.type === 'extend');
+    const events = (await call('sup', 'GET', `/api/patches/${code}`))
+      .json()
+      .history.filter((e: { type: string }) => e.type === 'extend');
     expect(events).toHaveLength(2);
     expect(events.every((e: { detail: { reason: string } }) => e.detail.reason === '台风停工')).toBe(true);
   });
 
   it('info finding: analysts cannot merge patches of different towns', async () => {
     // 0001 and 0004 are 禾山's, 0002 殿前's
-    const r = await call('ana', 'POST', '/api/patches/350206-202403-0004/actions/merge', { other: '350206-202403-0002', reason: '同一栋' });
+    const r = await call('ana', 'POST', '/api/patches/350206-202403-0004/actions/merge', {
+      other: '350206-202403-0002',
+      reason: '同一栋',
+    });
     expect(r.statusCode).toBe(400);
     expect(r.json().message).toMatch(/different towns/);
     expect((await call('ana', 'GET', '/api/patches/350206-202403-0002')).json().status).not.toBe('merged');
@@ -461,7 +587,8 @@ describe('security: hostile town users', () => {
   it('info finding: town users get map imagery only inside their town and a margin; batches show no server paths', async () => {
     const res = 0.5;
     const z = 5; // 0.5 m in the tile grid
-    const tileAt = (x: number, y: number) => `/api/map/tiles/2024-03/${z}/${Math.floor(x / (256 * res))}/${Math.floor((10_000_000 - y) / (256 * res))}.png`;
+    const tileAt = (x: number, y: number) =>
+      `/api/map/tiles/2024-03/${z}/${Math.floor(x / (256 * res))}/${Math.floor((10_000_000 - y) / (256 * res))}.png`;
     // random points on March's imagery (1 km across; 禾山 is its eastern 474 m), with their distance from 殿前 (350206001)
     const { rows } = await run.db.raw(`
       select ST_X(p.geom) x, ST_Y(p.geom) y, ST_Distance(p.geom, t.geom) d
@@ -500,7 +627,16 @@ describe('security: hostile town users', () => {
   });
 
   it('low findings: registration refuses sizes the file cannot back and sizes over the ceiling', async () => {
-    const small = Buffer.from(encodeGeoTiff({ widthPx: 16, heightPx: 16, samples: new Uint8Array(16 * 16 * 3).fill(90), bands: 3, crs: EPSG_4548, geoTransform: [611200, 0.5, 0, 2713600, 0, -0.5] }));
+    const small = Buffer.from(
+      encodeGeoTiff({
+        widthPx: 16,
+        heightPx: 16,
+        samples: new Uint8Array(16 * 16 * 3).fill(90),
+        bands: 3,
+        crs: EPSG_4548,
+        geoTransform: [611200, 0.5, 0, 2713600, 0, -0.5],
+      }),
+    );
     /** The first IFD's entry for `tag` (geotiff.js writes big-endian; GDAL little-endian): where its type and value sit. */
     const le = (b: Buffer) => b.toString('latin1', 0, 2) === 'II';
     const u16 = (b: Buffer, o: number) => (le(b) ? b.readUInt16LE(o) : b.readUInt16BE(o));
@@ -547,18 +683,29 @@ describe('security: hostile town users', () => {
     expect(r2.refused[0].code).toBe('corrupt_tiff');
     expect(r2.refused[0].reason).toMatch(/needs \d+ of them; the file lists 1 offsets/);
     // and a ceiling below a real file's size refuses it by name
-    const r3 = await registerImagery(run.db, { ...run.config, TUBAN_MAX_IMAGE_MPX: 0.0001 }, '2024-07', [join(dir, 'ok.tif')]);
+    const r3 = await registerImagery(run.db, { ...run.config, TUBAN_MAX_IMAGE_MPX: 0.0001 }, '2024-07', [
+      join(dir, 'ok.tif'),
+    ]);
     expect(r3.refused[0]).toMatchObject({ code: 'too_large' });
     expect(r3.refused[0].reason).toContain('ok.tif');
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('a request that hangs is answered 503 at the time limit, and the server statements end too', async () => {
-    const limited = await buildServer({ db: run.db, config: { ...run.config, TUBAN_HTTP_TIMEOUT_S: 1 }, env, log: createLogger('error', () => {}) });
+    const limited = await buildServer({
+      db: run.db,
+      config: { ...run.config, TUBAN_HTTP_TIMEOUT_S: 1 },
+      env,
+      log: createLogger('error', () => {}),
+    });
     limited.get('/api/test-hang', async () => new Promise(() => {}));
     try {
       const t0 = Date.now();
-      const r = await limited.inject({ method: 'GET', url: '/api/test-hang', headers: { authorization: `Bearer ${token.ana}` } });
+      const r = await limited.inject({
+        method: 'GET',
+        url: '/api/test-hang',
+        headers: { authorization: `Bearer ${token.ana}` },
+      });
       expect(r.statusCode).toBe(503);
       expect(r.json().message).toMatch(/longer than 1 s/);
       expect(Date.now() - t0).toBeLessThan(10_000);
@@ -596,14 +743,56 @@ describe('security: hostile town users', () => {
     const code = '350206-202403-0004';
     const g = (await call('ana', 'GET', `/api/patches/${code}`)).json().geometry;
     const ring = (g.type === 'MultiPolygon' ? g.coordinates[0][0] : g.coordinates[0]) as number[][];
-    const [x0, x1, y0, y1] = [Math.min(...ring.map((c) => c[0])), Math.max(...ring.map((c) => c[0])), Math.min(...ring.map((c) => c[1])), Math.max(...ring.map((c) => c[1]))];
-    const bowTie = { type: 'Polygon', coordinates: [[[x0, y0], [x1, y1], [x1, y0], [x0, y1], [x0, y0]]] };
-    const faraway = { type: 'Polygon', coordinates: [[[100, 10], [100.001, 10], [100.001, 10.001], [100, 10]]] };
-    const split = await call('ana', 'POST', `/api/patches/${code}/actions/split`, { parts: [bowTie, faraway], reason: '两栋' });
+    const [x0, x1, y0, y1] = [
+      Math.min(...ring.map((c) => c[0])),
+      Math.max(...ring.map((c) => c[0])),
+      Math.min(...ring.map((c) => c[1])),
+      Math.max(...ring.map((c) => c[1])),
+    ];
+    const bowTie = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [x0, y0],
+          [x1, y1],
+          [x1, y0],
+          [x0, y1],
+          [x0, y0],
+        ],
+      ],
+    };
+    const faraway = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [100, 10],
+          [100.001, 10],
+          [100.001, 10.001],
+          [100, 10],
+        ],
+      ],
+    };
+    const split = await call('ana', 'POST', `/api/patches/${code}/actions/split`, {
+      parts: [bowTie, faraway],
+      reason: '两栋',
+    });
     expect(split.statusCode, split.body).toBe(400);
     expect(split.json().message).toMatch(/part 2 does not cover/);
-    const open = { type: 'Polygon', coordinates: [[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]] };
-    const unclosed = await call('ana', 'POST', `/api/patches/${code}/actions/split`, { parts: [open, bowTie], reason: '两栋' });
+    const open = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [x0, y0],
+          [x1, y0],
+          [x1, y1],
+          [x0, y1],
+        ],
+      ],
+    };
+    const unclosed = await call('ana', 'POST', `/api/patches/${code}/actions/split`, {
+      parts: [open, bowTie],
+      reason: '两栋',
+    });
     expect(unclosed.statusCode).toBe(400);
     expect(unclosed.json().message).toMatch(/parts\.0\.coordinates\.0: a ring ends where it starts/);
     expect((await call('ana', 'GET', `/api/patches/${code}`)).json().status).toBe('detected');
@@ -616,7 +805,13 @@ describe('security: hostile town users', () => {
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(r.json().message).toContain(id);
     expect(r.json().message).not.toMatch(/a bug/);
-    expect(logged.find((l) => l.requestId === id)).toMatchObject({ level: 'error', event: 'Http:InternalError', error: 'a bug', path: '/api/test-crash', user: 'ana' });
+    expect(logged.find((l) => l.requestId === id)).toMatchObject({
+      level: 'error',
+      event: 'Http:InternalError',
+      error: 'a bug',
+      path: '/api/test-crash',
+      user: 'ana',
+    });
   });
 
   it('low findings: logins take a few KB, every response says nosniff and no framing, the web app gets a CSP', async () => {
@@ -633,13 +828,21 @@ describe('security: hostile town users', () => {
   it('low findings: evidence comes back under its proven type and a safe name, whatever the upload was called', async () => {
     const PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010806000000', 'hex');
     const polyglot = Buffer.concat([PNG, Buffer.from('<html><script>alert(1)</script></html>')]);
-    const up = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=${encodeURIComponent('../现场.html')}`, polyglot, { 'content-type': 'image/png' });
+    const up = await call(
+      'dianqian',
+      'POST',
+      `/api/patches/${OWN}/evidence?filename=${encodeURIComponent('../现场.html')}`,
+      polyglot,
+      { 'content-type': 'image/png' },
+    );
     expect(up.statusCode, up.body).toBe(201);
     const r = await call('dianqian', 'GET', `/api/evidence/${up.json().id}`);
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-type']).toBe('image/png');
     expect(r.headers['x-content-type-options']).toBe('nosniff');
-    expect(r.headers['content-disposition']).toMatch(/^attachment; filename="__\.png"; filename\*=UTF-8''%E7%8E%B0%E5%9C%BA\.png$/);
+    expect(r.headers['content-disposition']).toMatch(
+      /^attachment; filename="__\.png"; filename\*=UTF-8''%E7%8E%B0%E5%9C%BA\.png$/,
+    );
   });
 
   it('low findings: a batch refuses a baseline that is not earlier than its month, before it writes anything', async () => {
@@ -647,7 +850,9 @@ describe('security: hostile town users', () => {
     const batches = async () => Number((await run.db('batch').count({ n: '*' }))[0].n);
     const before = await batches();
     for (const baseline of ['2024-03', '2024-04']) {
-      await expect(launchBatch(run.db, run.config, manifest, '2024-03', baseline)).rejects.toThrow(new RegExp(`--baseline ${baseline} is not earlier than --month 2024-03`));
+      await expect(launchBatch(run.db, run.config, manifest, '2024-03', baseline)).rejects.toThrow(
+        new RegExp(`--baseline ${baseline} is not earlier than --month 2024-03`),
+      );
     }
     expect(await batches()).toBe(before);
   });

@@ -48,7 +48,8 @@ describe('training export from verified patches', () => {
     expect(byCode[codes.legal].label).toBe('change');
     expect(byCode[codes.falseChange].label).toBe('no_change');
     expect(byCode[codes.shadow]).toMatchObject({ label: 'no_change', verdict: 'dismissed: shadow' });
-    for (const sub of ['A', 'B', 'label']) expect(readdirSync(join(out, sub)).sort()).toEqual(result.chips.map((c) => c.name).sort());
+    for (const sub of ['A', 'B', 'label'])
+      expect(readdirSync(join(out, sub)).sort()).toEqual(result.chips.map((c) => c.name).sort());
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
     expect(manifest.chips.length).toBe(4);
     expect(manifest.chips[0].beforeTiles[0]).toMatch(/2024-02/);
@@ -59,7 +60,10 @@ describe('training export from verified patches', () => {
       const chip = result.chips.find((c) => c.code === code)!;
       const { area_m2 } = await run.db('patch').where({ code }).first('area_m2');
       expect((await sharp(join(out, 'label', chip.name)).metadata()).channels).toBe(1);
-      const { data, info } = await sharp(join(out, 'label', chip.name)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await sharp(join(out, 'label', chip.name))
+        .extractChannel(0)
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       expect([info.width, info.height]).toEqual(chip.sizePx);
       const ones = data.reduce((s, v) => s + (v === 255 ? 1 : 0), 0);
       expect(data.every((v) => v === 0 || v === 255)).toBe(true);
@@ -69,15 +73,20 @@ describe('training export from verified patches', () => {
     }
     for (const code of [codes.falseChange, codes.shadow]) {
       const chip = result.chips.find((c) => c.code === code)!;
-      const { data } = await sharp(join(out, 'label', chip.name)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+      const { data } = await sharp(join(out, 'label', chip.name))
+        .extractChannel(0)
+        .raw()
+        .toBuffer({ resolveWithObject: true });
       const [cx, cy] = [chip.sizePx[0] / 2, chip.sizePx[1] / 2];
       expect(data[cy * chip.sizePx[0] + cx]).toBe(0);
     }
   });
 
-  it('cuts the after chip from the month\'s imagery at the right place, pixel for pixel', async () => {
+  it("cuts the after chip from the month's imagery at the right place, pixel for pixel", async () => {
     const chip = result.chips.find((c) => c.code === codes.illegal)!;
-    const { data } = await sharp(join(out, 'B', chip.name)).raw().toBuffer({ resolveWithObject: true });
+    const { data } = await sharp(join(out, 'B', chip.name))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     const row = chip.sizePx[1] / 2;
     const rowY = chip.boundsWorld[3] - (row + 0.5) * chip.gsdM; // world y of the centre row's pixel centres
     let compared = 0;
@@ -101,14 +110,38 @@ describe('training export from verified patches', () => {
   });
 
   it('refuses a month that is not YYYY-MM, naming the option', async () => {
-    await expect(exportTrainingChips(run.db, { month: '2024-3', outDir: out })).rejects.toThrow(/--month "2024-3" is not a month/);
-    await expect(exportTrainingChips(run.db, { month: '2024-03', since: '2024-05', outDir: out })).rejects.toThrow(/--since 2024-05 is after --month 2024-03/);
+    await expect(exportTrainingChips(run.db, { month: '2024-3', outDir: out })).rejects.toThrow(
+      /--month "2024-3" is not a month/,
+    );
+    await expect(exportTrainingChips(run.db, { month: '2024-03', since: '2024-05', outDir: out })).rejects.toThrow(
+      /--since 2024-05 is after --month 2024-03/,
+    );
   });
 
   it.skipIf(!hasTorch)('is read by the training script as a labelled folder (needs python3-torch)', () => {
     const runDir = mkdtempSync(join(tmpdir(), 'tuban-train-'));
     try {
-      execFileSync('/usr/bin/python3', ['models/siam-unet-lite/train.py', '--data', out, '--mix', '1,0,0', '--steps', '2', '--batch', '2', '--crop', '64', '--threads', '1', '--out', runDir], { stdio: 'pipe' });
+      execFileSync(
+        '/usr/bin/python3',
+        [
+          'models/siam-unet-lite/train.py',
+          '--data',
+          out,
+          '--mix',
+          '1,0,0',
+          '--steps',
+          '2',
+          '--batch',
+          '2',
+          '--crop',
+          '64',
+          '--threads',
+          '1',
+          '--out',
+          runDir,
+        ],
+        { stdio: 'pipe' },
+      );
       const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
       expect(record.trainingData).toEqual([{ folder: out.split('/').pop(), scale: 1, pairs: 4 }]);
       expect(record.steps).toBe(2);
@@ -119,23 +152,57 @@ describe('training export from verified patches', () => {
 
   // What a city does with its own verified patches instead of LEVIR-CD's research-only weights:
   // fine-tune the default model on them, export it, and evaluate it through onnxruntime.
-  it.skipIf(!hasTorch)('fine-tunes the default model on the export, end to end: train-detector.sh --init → export.py → tuban eval', async () => {
-    const runDir = mkdtempSync(join(tmpdir(), 'tuban-finetune-'));
-    const modelDir = mkdtempSync(join(tmpdir(), 'tuban-city-model-'));
-    try {
-      const env = { ...process.env, SHARED_DATA: join(runDir, 'no-shared-data') }; // only the city's own chips
-      execFileSync('scripts/train-detector.sh', [runDir, '--data', out, '--init', 'models/siam-unet-lite/weights.npz', '--steps', '3', '--batch', '2', '--crop', '64', '--lr', '1e-3', '--threads', '1'], { stdio: 'pipe', env });
-      const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
-      expect(record).toMatchObject({ steps: 3, finished: true, initialisedFrom: 'models/siam-unet-lite/weights.npz' });
-      execFileSync('/usr/bin/python3', ['models/siam-unet-lite/export.py', runDir, modelDir, '--name', 'city-2024', '--version', '1.0.0'], { stdio: 'pipe' });
-      const { evaluateDataset } = await import('../cli/eval.ts');
-      const r = await evaluateDataset(out, modelDir);
-      expect(r.model).toBe('city-2024 1.0.0');
-      expect(r.images).toHaveLength(4);
-      expect(r.total.pixel.tp + r.total.pixel.fp + r.total.pixel.fn + r.total.pixel.tn).toBe(r.images.reduce((s, i) => s + i.pixel.tp + i.pixel.fp + i.pixel.fn + i.pixel.tn, 0));
-    } finally {
-      rmSync(runDir, { recursive: true, force: true });
-      rmSync(modelDir, { recursive: true, force: true });
-    }
-  }, 300_000);
+  it.skipIf(!hasTorch)(
+    'fine-tunes the default model on the export, end to end: train-detector.sh --init → export.py → tuban eval',
+    async () => {
+      const runDir = mkdtempSync(join(tmpdir(), 'tuban-finetune-'));
+      const modelDir = mkdtempSync(join(tmpdir(), 'tuban-city-model-'));
+      try {
+        const env = { ...process.env, SHARED_DATA: join(runDir, 'no-shared-data') }; // only the city's own chips
+        execFileSync(
+          'scripts/train-detector.sh',
+          [
+            runDir,
+            '--data',
+            out,
+            '--init',
+            'models/siam-unet-lite/weights.npz',
+            '--steps',
+            '3',
+            '--batch',
+            '2',
+            '--crop',
+            '64',
+            '--lr',
+            '1e-3',
+            '--threads',
+            '1',
+          ],
+          { stdio: 'pipe', env },
+        );
+        const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
+        expect(record).toMatchObject({
+          steps: 3,
+          finished: true,
+          initialisedFrom: 'models/siam-unet-lite/weights.npz',
+        });
+        execFileSync(
+          '/usr/bin/python3',
+          ['models/siam-unet-lite/export.py', runDir, modelDir, '--name', 'city-2024', '--version', '1.0.0'],
+          { stdio: 'pipe' },
+        );
+        const { evaluateDataset } = await import('../cli/eval.ts');
+        const r = await evaluateDataset(out, modelDir);
+        expect(r.model).toBe('city-2024 1.0.0');
+        expect(r.images).toHaveLength(4);
+        expect(r.total.pixel.tp + r.total.pixel.fp + r.total.pixel.fn + r.total.pixel.tn).toBe(
+          r.images.reduce((s, i) => s + i.pixel.tp + i.pixel.fp + i.pixel.fn + i.pixel.tn, 0),
+        );
+      } finally {
+        rmSync(runDir, { recursive: true, force: true });
+        rmSync(modelDir, { recursive: true, force: true });
+      }
+    },
+    300_000,
+  );
 });

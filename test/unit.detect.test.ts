@@ -8,8 +8,20 @@ import { integerShift, pixelMap, readBaselineOnGrid } from '../pipeline/pair.ali
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
 
 const manifest = (tile: number, overlap: number): ModelManifest => ({
-  name: 'echo', version: '0', description: '', file: 'none', inputs: { before: 'b', after: 'a' }, output: { name: 'p', kind: 'probability' },
-  bands: { indices: [0, 1, 2] }, normalisation: { mean: [0, 0, 0], std: [1, 1, 1] }, inputType: 'float32', tileSizePx: tile, overlapPx: overlap, defaultThreshold: 0.5, gsdM: 0.5, provenance: {},
+  name: 'echo',
+  version: '0',
+  description: '',
+  file: 'none',
+  inputs: { before: 'b', after: 'a' },
+  output: { name: 'p', kind: 'probability' },
+  bands: { indices: [0, 1, 2] },
+  normalisation: { mean: [0, 0, 0], std: [1, 1, 1] },
+  inputType: 'float32',
+  tileSizePx: tile,
+  overlapPx: overlap,
+  defaultThreshold: 0.5,
+  gsdM: 0.5,
+  provenance: {},
 });
 
 /** Returns the after image's first band: stitching must reproduce it exactly, seams or not. */
@@ -25,9 +37,19 @@ function echoModel(tile: number, overlap: number): ChangeModel {
   };
 }
 
-function raster(file: string, w: number, h: number, gt: RasterInfo['geoTransform'], fill: (x: number, y: number, b: number) => number, nodata: number | null = null): MemorySource {
+function raster(
+  file: string,
+  w: number,
+  h: number,
+  gt: RasterInfo['geoTransform'],
+  fill: (x: number, y: number, b: number) => number,
+  nodata: number | null = null,
+): MemorySource {
   const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: w * h }, (_, i) => fill(i % w, Math.floor(i / w), b)));
-  return new MemorySource({ file, widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata, crs: EPSG_4548, geoTransform: gt }, bands);
+  return new MemorySource(
+    { file, widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata, crs: EPSG_4548, geoTransform: gt },
+    bands,
+  );
 }
 
 const GT: RasterInfo['geoTransform'] = [611200, 0.5, 0, 2713600, 0, -0.5];
@@ -38,7 +60,8 @@ describe('detectTile', () => {
     const before = raster('before', 100, 70, GT, () => 0);
     const r = await detectTile({ after, baselines: [{ source: before }], model: echoModel(32, 8), batchSize: 3 });
     expect(r.windows).toBe(12);
-    for (let y = 0; y < 70; y++) for (let x = 0; x < 100; x++) expect(r.probability[y * 100 + x]).toBeCloseTo(((x * 7 + y * 3) % 256) / 255, 5);
+    for (let y = 0; y < 70; y++)
+      for (let x = 0; x < 100; x++) expect(r.probability[y * 100 + x]).toBeCloseTo(((x * 7 + y * 3) % 256) / 255, 5);
   });
 
   it('gives zero probability where either date has no data', async () => {
@@ -52,8 +75,8 @@ describe('detectTile', () => {
 
   it('reuses a handed-back result for the next tile with nothing of the old one left in it', async () => {
     // 512² px: big enough for the pool; nodata on the left of the first tile, none in the second
-    const first = raster('first', 512, 512, GT, (x, y) => (x < 40 ? 0 : (x + 2 * y) % 250 + 1), 0);
-    const second = raster('second', 512, 512, GT, (x, y) => (x * y) % 251 + 1);
+    const first = raster('first', 512, 512, GT, (x, y) => (x < 40 ? 0 : ((x + 2 * y) % 250) + 1), 0);
+    const second = raster('second', 512, 512, GT, (x, y) => ((x * y) % 251) + 1);
     const before = raster('before', 512, 512, GT, () => 100);
     const model = echoModel(512, 0);
     const r1 = await detectTile({ after: first, baselines: [{ source: before }], model });
@@ -71,8 +94,13 @@ describe('detectTile', () => {
 
   it('refuses a baseline in another CRS with both files named', async () => {
     const after = raster('cur.tif', 8, 8, GT, () => 1);
-    const other = new MemorySource({ ...raster('base.tif', 8, 8, GT, () => 1).info, crs: crs(32650, false) }, [0, 1, 2].map(() => new Uint8Array(64)));
-    await expect(detectTile({ after, baselines: [{ source: other }], model: echoModel(8, 0) })).rejects.toThrow(/base\.tif is in EPSG:32650 but cur\.tif is in EPSG:4548/);
+    const other = new MemorySource(
+      { ...raster('base.tif', 8, 8, GT, () => 1).info, crs: crs(32650, false) },
+      [0, 1, 2].map(() => new Uint8Array(64)),
+    );
+    await expect(detectTile({ after, baselines: [{ source: other }], model: echoModel(8, 0) })).rejects.toThrow(
+      /base\.tif is in EPSG:32650 but cur\.tif is in EPSG:4548/,
+    );
   });
 });
 
@@ -103,13 +131,16 @@ describe('cva-baseline ONNX model', () => {
     const model = await OnnxChangeModel.load('models/cva-baseline');
     expect(model.manifest.name).toBe('cva-baseline');
     const W = 128;
-    const texture = (x: number, y: number, b: number) => 110 + ((x * 13 + y * 7 + b * 5) % 23) + (Math.floor(x / 16) % 2) * 30;
+    const texture = (x: number, y: number, b: number) =>
+      110 + ((x * 13 + y * 7 + b * 5) % 23) + (Math.floor(x / 16) % 2) * 30;
     const before = raster('before', W, W, GT, texture);
     const shifted = raster('after', W, W, GT, (x, y, b) => Math.min(255, Math.round(texture(x + 1, y, b) * 1.06 + 6)));
     const clean = await detectTile({ after: shifted, baselines: [{ source: before }], model });
     const falseAlarms = clean.probability.filter((p) => p >= 0.5).length;
     expect(falseAlarms).toBeLessThan(W * W * 0.01);
-    const roof = raster('after', W, W, GT, (x, y, b) => (x >= 40 && x < 80 && y >= 50 && y < 90 ? [200, 90, 70][b] : texture(x, y, b)));
+    const roof = raster('after', W, W, GT, (x, y, b) =>
+      x >= 40 && x < 80 && y >= 50 && y < 90 ? [200, 90, 70][b] : texture(x, y, b),
+    );
     const r = await detectTile({ after: roof, baselines: [{ source: before }], model });
     let hit = 0;
     for (let y = 50; y < 90; y++) for (let x = 40; x < 80; x++) hit += r.probability[y * W + x] >= 0.5 ? 1 : 0;

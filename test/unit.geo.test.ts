@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { crsFromGeoKeys } from '../core/crs.ts';
 import { BadInputError } from '../core/errors.ts';
-import { gsdMetres, invertGeoTransform, pixelToWorld, worldToPixel, type GeoTransform } from '../pipeline/geotransform.ts';
+import {
+  gsdMetres,
+  invertGeoTransform,
+  pixelToWorld,
+  worldToPixel,
+  type GeoTransform,
+} from '../pipeline/geotransform.ts';
 import { axisStarts, axisWindows, blendWeights, windowGrid } from '../pipeline/window.grid.ts';
 
 describe('geotransform', () => {
@@ -10,7 +16,12 @@ describe('geotransform', () => {
   it('maps pixel corners to world coordinates and back', () => {
     expect(pixelToWorld(gt, 0, 0)).toEqual({ x: 611200, y: 2713600 });
     expect(pixelToWorld(gt, 1024, 1024)).toEqual({ x: 611712, y: 2713088 });
-    for (const [c, r] of [[0, 0], [10.25, 3.5], [1023, 1], [0.5, 0.5]]) {
+    for (const [c, r] of [
+      [0, 0],
+      [10.25, 3.5],
+      [1023, 1],
+      [0.5, 0.5],
+    ]) {
       const w = pixelToWorld(gt, c, r);
       const p = worldToPixel(gt, w.x, w.y);
       expect(p.col).toBeCloseTo(c, 9);
@@ -39,14 +50,23 @@ describe('geotransform', () => {
 
 describe('CRS from GeoKeys', () => {
   it('reads projected and geographic EPSG codes', () => {
-    expect(crsFromGeoKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 4548, ProjLinearUnitsGeoKey: 9001 }, 'a.tif')).toEqual({ epsg: 4548, geographic: false });
-    expect(crsFromGeoKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 4490 }, 'a.tif')).toEqual({ epsg: 4490, geographic: true });
+    expect(
+      crsFromGeoKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 4548, ProjLinearUnitsGeoKey: 9001 }, 'a.tif'),
+    ).toEqual({ epsg: 4548, geographic: false });
+    expect(crsFromGeoKeys({ GTModelTypeGeoKey: 2, GeographicTypeGeoKey: 4490 }, 'a.tif')).toEqual({
+      epsg: 4490,
+      geographic: true,
+    });
   });
 
   it('refuses user-defined and missing CRSs, naming the file', () => {
-    expect(() => crsFromGeoKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 32767 }, 'tiles/x.tif')).toThrow(/tiles\/x\.tif: projected CRS is user-defined/);
+    expect(() => crsFromGeoKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 32767 }, 'tiles/x.tif')).toThrow(
+      /tiles\/x\.tif: projected CRS is user-defined/,
+    );
     expect(() => crsFromGeoKeys(null, 'y.tif')).toThrow(BadInputError);
-    expect(() => crsFromGeoKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 2385, ProjLinearUnitsGeoKey: 9002 }, 'ft.tif')).toThrow(/only metres/);
+    expect(() =>
+      crsFromGeoKeys({ GTModelTypeGeoKey: 1, ProjectedCSTypeGeoKey: 2385, ProjLinearUnitsGeoKey: 9002 }, 'ft.tif'),
+    ).toThrow(/only metres/);
   });
 });
 
@@ -65,7 +85,13 @@ describe('window grid', () => {
     expect(axisWindows(1000, 512, 64, 16)).toEqual({ starts: [0, 308, 616], size: 384 });
     expect(axisWindows(1024, 1024, 64, 16)).toEqual({ starts: [0], size: 1024 });
     expect(axisWindows(3200, 1024, 64, 16)).toEqual({ starts: [0, 784, 1568, 2352], size: 848 });
-    for (const [len, max, ov, mult] of [[1000, 512, 64, 16], [4097, 1000, 37, 1], [9000, 1024, 64, 16], [513, 512, 64, 16], [70, 32, 8, 16]]) {
+    for (const [len, max, ov, mult] of [
+      [1000, 512, 64, 16],
+      [4097, 1000, 37, 1],
+      [9000, 1024, 64, 16],
+      [513, 512, 64, 16],
+      [70, 32, 8, 16],
+    ]) {
       const { starts, size } = axisWindows(len, max, ov, mult);
       expect(size).toBeLessThanOrEqual(max);
       expect(starts[0]).toBe(0);
@@ -85,7 +111,8 @@ describe('window grid', () => {
       expect([w.width, w.height]).toEqual([384, 384]);
     }
     const covered = new Uint8Array(1000 * 700);
-    for (const w of wins) for (let r = w.y; r < w.y + w.height; r++) covered.fill(1, r * 1000 + w.x, r * 1000 + w.x + w.width);
+    for (const w of wins)
+      for (let r = w.y; r < w.y + w.height; r++) covered.fill(1, r * 1000 + w.x, r * 1000 + w.x + w.width);
     expect(covered.every((v) => v === 1)).toBe(true);
   });
 

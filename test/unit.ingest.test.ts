@@ -5,11 +5,24 @@ import { parseLayer } from '../pipeline/layer.parse.ts';
 import { normaliseBands, percentileStretch } from '../pipeline/raster.normalise.ts';
 import type { RasterInfo } from '../pipeline/raster.source.ts';
 
-const info = (sampleType: RasterInfo['sampleType'], nodata: number | null): RasterInfo => ({ file: 't.tif', widthPx: 4, heightPx: 1, bandCount: 3, sampleType, nodata, crs: EPSG_4548, geoTransform: [0, 0.5, 0, 0, 0, -0.5] });
+const info = (sampleType: RasterInfo['sampleType'], nodata: number | null): RasterInfo => ({
+  file: 't.tif',
+  widthPx: 4,
+  heightPx: 1,
+  bandCount: 3,
+  sampleType,
+  nodata,
+  crs: EPSG_4548,
+  geoTransform: [0, 0.5, 0, 0, 0, -0.5],
+});
 
 describe('normaliseBands', () => {
   it('scales uint8 by 1/255 and masks pixels where every band is nodata', () => {
-    const r = normaliseBands(info('uint8', 0), [Uint8Array.of(0, 255, 0, 51), Uint8Array.of(0, 255, 10, 51), Uint8Array.of(0, 255, 0, 51)]);
+    const r = normaliseBands(info('uint8', 0), [
+      Uint8Array.of(0, 255, 0, 51),
+      Uint8Array.of(0, 255, 10, 51),
+      Uint8Array.of(0, 255, 0, 51),
+    ]);
     expect(Array.from(r.valid)).toEqual([0, 1, 1, 1]);
     expect(r.bands[0][1]).toBe(1);
     expect(r.bands[0][3]).toBeCloseTo(0.2, 6);
@@ -25,7 +38,9 @@ describe('normaliseBands', () => {
 
   it('masks NaN in float rasters', () => {
     const b = Float32Array.of(0.1, Number.NaN, 0.3, 0.4);
-    expect(Array.from(normaliseBands(info('float32', null), [b, b, b], { low: [0, 0, 0], high: [1, 1, 1] }).valid)).toEqual([1, 0, 1, 1]);
+    expect(
+      Array.from(normaliseBands(info('float32', null), [b, b, b], { low: [0, 0, 0], high: [1, 1, 1] }).valid),
+    ).toEqual([1, 0, 1, 1]);
   });
 
   it('takes the 2nd and 98th percentiles, ignoring nodata', () => {
@@ -40,27 +55,83 @@ describe('parseLayer', () => {
   it('reads the CRS from --srid, the crs member, or defaults to EPSG:4326', () => {
     const fc = (crs?: unknown) => JSON.stringify({ type: 'FeatureCollection', crs, features: [] });
     expect(parseLayer(fc(), 'a.geojson').srid).toBe(4326);
-    expect(parseLayer(fc({ type: 'name', properties: { name: 'urn:ogc:def:crs:EPSG::4548' } }), 'a.geojson').srid).toBe(4548);
+    expect(parseLayer(fc({ type: 'name', properties: { name: 'urn:ogc:def:crs:EPSG::4548' } }), 'a.geojson').srid).toBe(
+      4548,
+    );
     expect(parseLayer(fc({ type: 'name', properties: { name: 'EPSG:4490' } }), 'a.geojson', 32650).srid).toBe(32650);
-    expect(() => parseLayer(fc({ type: 'name', properties: { name: 'local grid' } }), 'b.geojson')).toThrow(/b\.geojson: cannot read the "crs" member/);
+    expect(() => parseLayer(fc({ type: 'name', properties: { name: 'local grid' } }), 'b.geojson')).toThrow(
+      /b\.geojson: cannot read the "crs" member/,
+    );
   });
 
   it('names the file when the JSON is broken or not a FeatureCollection', () => {
     expect(() => parseLayer('{"type":', 'broken.geojson')).toThrow(/broken\.geojson: not valid JSON/);
-    expect(() => parseLayer('{"type":"Feature"}', 'one.geojson')).toThrow(/one\.geojson: expected a GeoJSON FeatureCollection/);
+    expect(() => parseLayer('{"type":"Feature"}', 'one.geojson')).toThrow(
+      /one\.geojson: expected a GeoJSON FeatureCollection/,
+    );
   });
 
   it('maps common Chinese attribute names', () => {
-    const text = JSON.stringify({ type: 'FeatureCollection', features: [{ type: 'Feature', properties: { 编号: 'P-1', 名称: '许可', 有效期起: '2024-01-01', 有效期止: '2024-12-31' }, geometry: { type: 'Polygon', coordinates: [[[0, 0], [1, 0], [1, 1], [0, 0]]] } }] });
+    const text = JSON.stringify({
+      type: 'FeatureCollection',
+      features: [
+        {
+          type: 'Feature',
+          properties: { 编号: 'P-1', 名称: '许可', 有效期起: '2024-01-01', 有效期止: '2024-12-31' },
+          geometry: {
+            type: 'Polygon',
+            coordinates: [
+              [
+                [0, 0],
+                [1, 0],
+                [1, 1],
+                [0, 0],
+              ],
+            ],
+          },
+        },
+      ],
+    });
     const [f] = parseLayer(text, 'p.geojson').features;
     expect(f).toMatchObject({ code: 'P-1', name: '许可', validFrom: '2024-01-01', validTo: '2024-12-31' });
   });
 
   it('rejects a non-finite coordinate and a reversed validity period with the feature index', () => {
-    const text = JSON.stringify({ type: 'FeatureCollection', features: [
-      { type: 'Feature', properties: { code: 'A' }, geometry: { type: 'Polygon', coordinates: [[[0, 0], [1, 'x'], [1, 1], [0, 0]]] } },
-      { type: 'Feature', properties: { code: 'B', valid_from: '2025-01-01', valid_to: '2024-01-01' }, geometry: { type: 'Polygon', coordinates: [[[0, 0], [1, 0], [1, 1], [0, 0]]] } },
-    ] });
+    const text = JSON.stringify({
+      type: 'FeatureCollection',
+      features: [
+        {
+          type: 'Feature',
+          properties: { code: 'A' },
+          geometry: {
+            type: 'Polygon',
+            coordinates: [
+              [
+                [0, 0],
+                [1, 'x'],
+                [1, 1],
+                [0, 0],
+              ],
+            ],
+          },
+        },
+        {
+          type: 'Feature',
+          properties: { code: 'B', valid_from: '2025-01-01', valid_to: '2024-01-01' },
+          geometry: {
+            type: 'Polygon',
+            coordinates: [
+              [
+                [0, 0],
+                [1, 0],
+                [1, 1],
+                [0, 0],
+              ],
+            ],
+          },
+        },
+      ],
+    });
     const r = parseLayer(text, 'p.geojson');
     expect(r.features).toHaveLength(0);
     expect(r.rejected).toEqual([
@@ -70,13 +141,30 @@ describe('parseLayer', () => {
   });
 
   it('rejects each bad feature once, by its first problem, and keeps the good ones', () => {
-    const square = { type: 'Polygon', coordinates: [[[0, 0], [1, 0], [1, 1], [0, 0]]] };
-    const text = JSON.stringify({ type: 'FeatureCollection', features: [
-      { type: 'Feature', properties: { code: 'C', valid_from: '2024-13-01', valid_to: '31/12/2024' }, geometry: square },
-      { type: 'Feature', properties: { code: 'D' }, geometry: null },
-      { type: 'Point', properties: { code: 'E' } },
-      { type: 'Feature', properties: { code: 'F', valid_to: '2024-12-31' }, geometry: square },
-    ] });
+    const square = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [0, 0],
+          [1, 0],
+          [1, 1],
+          [0, 0],
+        ],
+      ],
+    };
+    const text = JSON.stringify({
+      type: 'FeatureCollection',
+      features: [
+        {
+          type: 'Feature',
+          properties: { code: 'C', valid_from: '2024-13-01', valid_to: '31/12/2024' },
+          geometry: square,
+        },
+        { type: 'Feature', properties: { code: 'D' }, geometry: null },
+        { type: 'Point', properties: { code: 'E' } },
+        { type: 'Feature', properties: { code: 'F', valid_to: '2024-12-31' }, geometry: square },
+      ],
+    });
     const r = parseLayer(text, 'p.geojson');
     expect(r.features.map((f) => f.code)).toEqual(['F']);
     expect(r.rejected).toEqual([

@@ -24,7 +24,10 @@ describe('change-detection metrics', () => {
     expect(o).toEqual({ truth: 2, found: 1, truthLarge: 2, foundLarge: 1, predicted: 2, matched: 1 });
     const s = summarise(pixelCounts(pred, truth), o);
     expect(s.object).toMatchObject({ precision: 0.5, recall: 0.5, f1: 0.5, recallLarge: 0.5 });
-    expect(objectCounts(pred, truth, 6, 6, { pixelAreaM2: 0.25, largeAreaM2: 2 })).toMatchObject({ truthLarge: 0, foundLarge: 0 });
+    expect(objectCounts(pred, truth, 6, 6, { pixelAreaM2: 0.25, largeAreaM2: 2 })).toMatchObject({
+      truthLarge: 0,
+      foundLarge: 0,
+    });
   });
 
   it('does not count an overlap below IoU 0.5 as found', () => {

@@ -19,7 +19,19 @@ const GT: RasterInfo['geoTransform'] = [611200, 0.5, 0, 2713600, 0, -0.5];
 
 function raster(file: string, w: number, h: number, fill: (x: number, y: number, b: number) => number): MemorySource {
   const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: w * h }, (_, i) => fill(i % w, Math.floor(i / w), b)));
-  return new MemorySource({ file, widthPx: w, heightPx: h, bandCount: 3, sampleType: 'uint8', nodata: null, crs: EPSG_4548, geoTransform: GT }, bands);
+  return new MemorySource(
+    {
+      file,
+      widthPx: w,
+      heightPx: h,
+      bandCount: 3,
+      sampleType: 'uint8',
+      nodata: null,
+      crs: EPSG_4548,
+      geoTransform: GT,
+    },
+    bands,
+  );
 }
 
 /** The contract between the trained model's files and the pipeline: manifest, ONNX graph, shapes, output. */
@@ -28,24 +40,46 @@ describe('siam-unet-lite ONNX model', () => {
     expect(loadConfig({}).modelDir.endsWith(DIR)).toBe(true);
     const { manifest } = loadManifest(DIR);
     expect(manifest.output.kind).toBe('probability');
-    expect(manifest.provenance).toMatchObject({ kind: 'trained', recipe: 'models/siam-unet-lite/train.py', seed: expect.any(Number) });
-    const p = manifest.provenance as { architecture: { parameters: number }; trainingData: { folder: string }[]; metricsAtExport: { pixel: Record<string, unknown> } };
+    expect(manifest.provenance).toMatchObject({
+      kind: 'trained',
+      recipe: 'models/siam-unet-lite/train.py',
+      seed: expect.any(Number),
+    });
+    const p = manifest.provenance as {
+      architecture: { parameters: number };
+      trainingData: { folder: string }[];
+      metricsAtExport: { pixel: Record<string, unknown> };
+    };
     expect(p.architecture.parameters).toBeLessThanOrEqual(2_000_000);
     expect(p.trainingData.map((d) => d.folder)).not.toContain('levir-cd-dev');
-    expect(Object.keys(p.metricsAtExport.pixel)).toEqual(expect.arrayContaining(['egy-bcd-val', 'pak-houses-val', 'levir-cd-t38']));
+    expect(Object.keys(p.metricsAtExport.pixel)).toEqual(
+      expect.arrayContaining(['egy-bcd-val', 'pak-houses-val', 'levir-cd-t38']),
+    );
     // trained on LEVIR-CD images, never on the validation images its split file names
     expect(p.trainingData.map((d) => d.folder)).toContain('levir-cd-t38');
     const split = JSON.parse(readFileSync(join(DIR, 'split.json'), 'utf8')).validation['levir-cd-t38'] as string[];
     expect(split.length).toBeGreaterThanOrEqual(6);
-    expect((manifest.provenance as { split: Record<string, string[]> }).split['levir-cd-t38']).toEqual([...split].sort());
+    expect((manifest.provenance as { split: Record<string, string[]> }).split['levir-cd-t38']).toEqual(
+      [...split].sort(),
+    );
   });
 
   it('takes 8-bit samples of any batch, height and width and returns a probability per pixel', async () => {
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
     expect(model.manifest.inputType).toBe('uint8');
-    for (const [n, h, w] of [[1, 64, 64], [2, 100, 140], [1, 257, 33]]) {
+    for (const [n, h, w] of [
+      [1, 64, 64],
+      [2, 100, 140],
+      [1, 257, 33],
+    ]) {
       const x = Uint8Array.from({ length: n * 3 * h * w }, (_, i) => (i * 7919) % 255);
-      const { probability: out } = await model.run(x, x.map((v) => 255 - v), n, h, w);
+      const { probability: out } = await model.run(
+        x,
+        x.map((v) => 255 - v),
+        n,
+        h,
+        w,
+      );
       expect(out.length).toBe(n * h * w);
       expect(out.every((p) => p >= 0 && p <= 1)).toBe(true);
     }
@@ -59,9 +93,17 @@ describe('siam-unet-lite ONNX model', () => {
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
     try {
       expect(model.manifest.interior).toMatchObject({ name: 'interior', threshold: expect.any(Number) });
-      const n = 2, h = 96, w = 80;
+      const n = 2,
+        h = 96,
+        w = 80;
       const x = Uint8Array.from({ length: n * h * w * 3 }, (_, i) => (i * 7919) % 255);
-      const r = await model.run(x, x.map((v) => 255 - v), n, h, w);
+      const r = await model.run(
+        x,
+        x.map((v) => 255 - v),
+        n,
+        h,
+        w,
+      );
       expect(r.interior).toBeInstanceOf(Float32Array);
       expect(r.interior!.length).toBe(n * h * w);
       expect(r.interior!.every((p) => p >= 0 && p <= 1)).toBe(true);
@@ -75,19 +117,40 @@ describe('siam-unet-lite ONNX model', () => {
     const { encodeGeoTiff } = await import('../pipeline/geotiff.write.ts');
     const { GeoTiffSource } = await import('../pipeline/geotiff.source.ts');
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
-    expect(buildFeeds(model.manifest, new Uint8Array(2 * 3 * 5 * 3), new Uint8Array(2 * 3 * 5 * 3), 2, 3, 5).before.dims).toEqual([2, 3, 5, 3]); // pixel-interleaved
-    const W = 300, H = 260;
-    const value = (x: number, y: number, b: number, t: number) => (x < 12 ? 0 : (x * (7 + t) + y * 3 + b * 41 + ((x >> 5) ^ (y >> 4)) * 29 * t) % 256);
+    expect(
+      buildFeeds(model.manifest, new Uint8Array(2 * 3 * 5 * 3), new Uint8Array(2 * 3 * 5 * 3), 2, 3, 5).before.dims,
+    ).toEqual([2, 3, 5, 3]); // pixel-interleaved
+    const W = 300,
+      H = 260;
+    const value = (x: number, y: number, b: number, t: number) =>
+      x < 12 ? 0 : (x * (7 + t) + y * 3 + b * 41 + ((x >> 5) ^ (y >> 4)) * 29 * t) % 256;
     const dir = mkdtempSync(join(tmpdir(), 'tuban-nhwc-'));
     try {
       // 3-band RGB, and 4-band RGBN (the model picks bands 0-2 of 4 samples a pixel)
       for (const nb of [3, 4]) {
         const open = async (t: number) => {
-          const samples = Uint8Array.from({ length: W * H * nb }, (_, i) => value(Math.floor(i / nb) % W, Math.floor(i / nb / W), i % nb, t));
+          const samples = Uint8Array.from({ length: W * H * nb }, (_, i) =>
+            value(Math.floor(i / nb) % W, Math.floor(i / nb / W), i % nb, t),
+          );
           const file = join(dir, `t${t}-${nb}.tif`);
-          writeFileSync(file, Buffer.from(encodeGeoTiff({ widthPx: W, heightPx: H, samples, bands: nb, crs: EPSG_4548, geoTransform: GT, nodata: 0 })));
+          writeFileSync(
+            file,
+            Buffer.from(
+              encodeGeoTiff({
+                widthPx: W,
+                heightPx: H,
+                samples,
+                bands: nb,
+                crs: EPSG_4548,
+                geoTransform: GT,
+                nodata: 0,
+              }),
+            ),
+          );
           const tif = await GeoTiffSource.open(file);
-          const bands = Array.from({ length: nb }, (_, b) => Uint8Array.from({ length: W * H }, (_, i) => samples[i * nb + b]));
+          const bands = Array.from({ length: nb }, (_, b) =>
+            Uint8Array.from({ length: W * H }, (_, i) => samples[i * nb + b]),
+          );
           return { tif, mem: new MemorySource({ ...tif.info }, bands) };
         };
         const [a, b] = [await open(0), await open(1)];
@@ -109,8 +172,13 @@ describe('siam-unet-lite ONNX model', () => {
   it('marks little where nothing changed', async () => {
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
     const W = 160;
-    const ground = (x: number, y: number, b: number) => [96, 110, 84][b] + ((x * 13 + y * 7 + b * 5) % 19) + (Math.floor(x / 24 + y / 40) % 2) * 12;
-    const same = await detectTile({ after: raster('after', W, W, ground), baselines: [{ source: raster('before', W, W, ground) }], model });
+    const ground = (x: number, y: number, b: number) =>
+      [96, 110, 84][b] + ((x * 13 + y * 7 + b * 5) % 19) + (Math.floor(x / 24 + y / 40) % 2) * 12;
+    const same = await detectTile({
+      after: raster('after', W, W, ground),
+      baselines: [{ source: raster('before', W, W, ground) }],
+      model,
+    });
     expect(same.probability.filter((p) => p >= model.manifest.defaultThreshold).length).toBeLessThan(W * W * 0.01);
     await model.close();
   });
@@ -118,32 +186,49 @@ describe('siam-unet-lite ONNX model', () => {
   // A real pair it was never trained on (one of split.json's validation images): the new houses are
   // found, one object each once touching ones are split, and an unchanged date pair gives nearly nothing.
   const LEVIR = '../shared/data/change-pairs/levir-cd-t38';
-  it.skipIf(!existsSync(LEVIR))('finds the new houses of a held-out LEVIR-CD pair, each its own object (needs ../shared/data)', async () => {
-    const model = await OnnxChangeModel.load(DIR);
-    try {
-      const name = 'test_44.png'; // 47 new houses in a subdivision
-      expect(JSON.parse(readFileSync(join(DIR, 'split.json'), 'utf8')).validation['levir-cd-t38']).toContain(name);
-      const png = async (sub: string) => (await sharp(join(LEVIR, sub, name)).removeAlpha().raw().toBuffer({ resolveWithObject: true }));
-      const [a, b, l] = [await png('A'), await png('B'), await png('label')];
-      const mem = (img: typeof a, file: string) => raster(file, img.info.width, img.info.height, (x, y, k) => img.data[(y * img.info.width + x) * img.info.channels + k]);
-      const W = a.info.width, H = a.info.height;
-      const truth = Uint8Array.from({ length: W * H }, (_, i) => (l.data[i * l.info.channels] > 127 ? 1 : 0));
-      const r = await detectTile({ after: mem(b, 'after'), baselines: [{ source: mem(a, 'before') }], model });
-      const pred = Uint8Array.from(r.probability, (p) => (p >= model.manifest.defaultThreshold ? 1 : 0));
-      const px = pixelCounts(pred, truth);
-      expect((2 * px.tp) / (2 * px.tp + px.fp + px.fn)).toBeGreaterThan(0.75);
-      const merged = objectCounts(pred, truth, W, H);
-      splitTouching(pred, r.interior!, W, H, { threshold: model.manifest.interior!.threshold });
-      const split = objectCounts(pred, truth, W, H);
-      expect(split.found / split.truth).toBeGreaterThan(0.65);
-      expect(split.matched / split.predicted).toBeGreaterThan(0.6);
-      expect(split.found).toBeGreaterThan(merged.found);
-      const still = await detectTile({ after: mem(a, 'after'), baselines: [{ source: mem(a, 'before') }], model });
-      expect(still.probability.filter((p) => p >= model.manifest.defaultThreshold).length).toBeLessThan(W * H * 0.002);
-    } finally {
-      await model.close();
-    }
-  }, 120_000);
+  it.skipIf(!existsSync(LEVIR))(
+    'finds the new houses of a held-out LEVIR-CD pair, each its own object (needs ../shared/data)',
+    async () => {
+      const model = await OnnxChangeModel.load(DIR);
+      try {
+        const name = 'test_44.png'; // 47 new houses in a subdivision
+        expect(JSON.parse(readFileSync(join(DIR, 'split.json'), 'utf8')).validation['levir-cd-t38']).toContain(name);
+        const png = async (sub: string) =>
+          await sharp(join(LEVIR, sub, name))
+            .removeAlpha()
+            .raw()
+            .toBuffer({ resolveWithObject: true });
+        const [a, b, l] = [await png('A'), await png('B'), await png('label')];
+        const mem = (img: typeof a, file: string) =>
+          raster(
+            file,
+            img.info.width,
+            img.info.height,
+            (x, y, k) => img.data[(y * img.info.width + x) * img.info.channels + k],
+          );
+        const W = a.info.width,
+          H = a.info.height;
+        const truth = Uint8Array.from({ length: W * H }, (_, i) => (l.data[i * l.info.channels] > 127 ? 1 : 0));
+        const r = await detectTile({ after: mem(b, 'after'), baselines: [{ source: mem(a, 'before') }], model });
+        const pred = Uint8Array.from(r.probability, (p) => (p >= model.manifest.defaultThreshold ? 1 : 0));
+        const px = pixelCounts(pred, truth);
+        expect((2 * px.tp) / (2 * px.tp + px.fp + px.fn)).toBeGreaterThan(0.75);
+        const merged = objectCounts(pred, truth, W, H);
+        splitTouching(pred, r.interior!, W, H, { threshold: model.manifest.interior!.threshold });
+        const split = objectCounts(pred, truth, W, H);
+        expect(split.found / split.truth).toBeGreaterThan(0.65);
+        expect(split.matched / split.predicted).toBeGreaterThan(0.6);
+        expect(split.found).toBeGreaterThan(merged.found);
+        const still = await detectTile({ after: mem(a, 'after'), baselines: [{ source: mem(a, 'before') }], model });
+        expect(still.probability.filter((p) => p >= model.manifest.defaultThreshold).length).toBeLessThan(
+          W * H * 0.002,
+        );
+      } finally {
+        await model.close();
+      }
+    },
+    120_000,
+  );
 
   it('refuses a model file that does not match the manifest checksum, naming the file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tuban-model-'));
@@ -161,13 +246,17 @@ describe('siam-unet-lite ONNX model', () => {
   it('runs on a thread of its own: the event loop keeps turning during a run, runs in flight answer in order, the caller keeps its inputs', async () => {
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
     try {
-      const n = 2, h = 512, w = 512;
-      const input = (seed: number) => Uint8Array.from({ length: n * h * w * 3 }, (_, i) => (i * seed + (i >> 9) * 31) % 251);
+      const n = 2,
+        h = 512,
+        w = 512;
+      const input = (seed: number) =>
+        Uint8Array.from({ length: n * h * w * 3 }, (_, i) => (i * seed + (i >> 9) * 31) % 251);
       const alone = (await model.run(input(7), input(13), n, h, w)).probability;
       // onnxruntime-node computes on the calling thread: on the main thread, no timer fires during a run
       let ticks = 0;
       const timer = setInterval(() => ticks++, 1);
-      const before = input(7), after = input(13);
+      const before = input(7),
+        after = input(13);
       const [r1, r2] = await Promise.all([model.run(before, after, n, h, w), model.run(input(13), input(7), n, h, w)]);
       clearInterval(timer);
       expect(r1.computeMs! + r2.computeMs!).toBeGreaterThan(20);
@@ -180,11 +269,15 @@ describe('siam-unet-lite ONNX model', () => {
       // views into a larger buffer are fine
       const big = new Uint8Array(2 * 64 * 64 * 3 + 10);
       const view = big.subarray(10);
-      expect((await model.run(view.subarray(0, 64 * 64 * 3), view.subarray(64 * 64 * 3), 1, 64, 64)).probability.length).toBe(64 * 64);
+      expect(
+        (await model.run(view.subarray(0, 64 * 64 * 3), view.subarray(64 * 64 * 3), 1, 64, 64)).probability.length,
+      ).toBe(64 * 64);
     } finally {
       await model.close();
     }
-    await expect(model.run(new Uint8Array(3 * 8 * 8), new Uint8Array(3 * 8 * 8), 1, 8, 8)).rejects.toThrow(/model\.onnx: the model was closed/);
+    await expect(model.run(new Uint8Array(3 * 8 * 8), new Uint8Array(3 * 8 * 8), 1, 8, 8)).rejects.toThrow(
+      /model\.onnx: the model was closed/,
+    );
   });
 
   it('starts its thread again when it dies: the run in flight fails, naming the file, and the next one runs', async () => {

@@ -38,7 +38,7 @@ describe('ArrayPool', () => {
     expect(pool.heldBytes).toBe(2 * MB);
   });
 
-  it('keeps shared arrays (for the model\'s thread) apart from private ones of the same type and length', () => {
+  it("keeps shared arrays (for the model's thread) apart from private ones of the same type and length", () => {
     const pool = new ArrayPool(8 * MB);
     const shared = pool.take(Float32Array, MB / 4, false, true);
     expect(shared.buffer).toBeInstanceOf(SharedArrayBuffer);

@@ -5,7 +5,8 @@ import type { GeoTransform } from '../pipeline/geotransform.ts';
 const gt: GeoTransform = [611200, 0.5, 0, 2713600, 0, -0.5];
 
 function maskFrom(rows: string[]): { data: Uint8Array; w: number; h: number } {
-  const h = rows.length, w = rows[0].length;
+  const h = rows.length,
+    w = rows[0].length;
   const data = new Uint8Array(w * h);
   rows.forEach((r, y) => r.split('').forEach((c, x) => (data[y * w + x] = c === '#' ? 1 : 0)));
   return { data, w, h };
@@ -17,7 +18,8 @@ describe('vectorizeRaster', () => {
     const [f] = vectorizeRaster(m.data, m.w, m.h, gt);
     expect(f.geometry.type).toBe('Polygon');
     const ring = (f.geometry.coordinates as number[][][])[0];
-    const xs = ring.map((p) => p[0]), ys = ring.map((p) => p[1]);
+    const xs = ring.map((p) => p[0]),
+      ys = ring.map((p) => p[1]);
     expect(Math.min(...xs)).toBe(611200.5);
     expect(Math.max(...xs)).toBe(611201.5);
     expect(Math.max(...ys)).toBe(2713599.5);
@@ -47,7 +49,9 @@ describe('vectorizeRaster', () => {
   });
 
   it('simplifies a staircase in metres without changing its extent much', () => {
-    const rows = Array.from({ length: 40 }, (_, y) => Array.from({ length: 40 }, (_, x) => (x + y < 40 ? '#' : '.')).join(''));
+    const rows = Array.from({ length: 40 }, (_, y) =>
+      Array.from({ length: 40 }, (_, x) => (x + y < 40 ? '#' : '.')).join(''),
+    );
     const m = maskFrom(rows);
     const [exact] = vectorizeRaster(m.data, m.w, m.h, gt);
     const [simple] = vectorizeRaster(m.data, m.w, m.h, gt, { simplifyToleranceM: 1 });

@@ -28,37 +28,88 @@ describe('working-day calendar', () => {
   });
 
   it('refuses a calendar with a day both holiday and make-up day, naming the file', () => {
-    expect(() => parseCalendar(JSON.stringify({ years: [2024, 2024], holidays: ['2024-01-01'], workdays: ['2024-01-01'] }), 'cal.json')).toThrow(/cal\.json: 2024-01-01 listed as both/);
-    expect(() => parseCalendar('{"years":[2024,2024],"holidays":["1 Jan"]}', 'bad.json')).toThrow(/bad\.json: holidays\.0/);
+    expect(() =>
+      parseCalendar(
+        JSON.stringify({ years: [2024, 2024], holidays: ['2024-01-01'], workdays: ['2024-01-01'] }),
+        'cal.json',
+      ),
+    ).toThrow(/cal\.json: 2024-01-01 listed as both/);
+    expect(() => parseCalendar('{"years":[2024,2024],"holidays":["1 Jan"]}', 'bad.json')).toThrow(
+      /bad\.json: holidays\.0/,
+    );
   });
 });
 
 describe('patch lifecycle', () => {
   /** Every state × action × role that is allowed, written out by hand (the spec, not the code). */
   const ALLOWED: [PatchStatus, Action, Role][] = [
-    ['detected', 'dispatch', 'analyst'], ['detected', 'dismiss', 'analyst'], ['detected', 'correct_town', 'analyst'], ['detected', 'merge', 'analyst'], ['detected', 'split', 'analyst'],
-    ['dispatched', 'verify', 'town'], ['dispatched', 'correct_town', 'analyst'], ['dispatched', 'merge', 'analyst'], ['dispatched', 'split', 'analyst'], ['dispatched', 'extend', 'supervisor'], ['dispatched', 'escalate', 'supervisor'],
-    ['illegal', 'rectify', 'town'], ['illegal', 'rectify', 'supervisor'],
-    ['rectifying', 'report_rectified', 'town'], ['rectifying', 'extend', 'supervisor'], ['rectifying', 'escalate', 'supervisor'],
-    ['rectified', 'close', 'supervisor'], ['rectified', 'send_back', 'supervisor'],
+    ['detected', 'dispatch', 'analyst'],
+    ['detected', 'dismiss', 'analyst'],
+    ['detected', 'correct_town', 'analyst'],
+    ['detected', 'merge', 'analyst'],
+    ['detected', 'split', 'analyst'],
+    ['dispatched', 'verify', 'town'],
+    ['dispatched', 'correct_town', 'analyst'],
+    ['dispatched', 'merge', 'analyst'],
+    ['dispatched', 'split', 'analyst'],
+    ['dispatched', 'extend', 'supervisor'],
+    ['dispatched', 'escalate', 'supervisor'],
+    ['illegal', 'rectify', 'town'],
+    ['illegal', 'rectify', 'supervisor'],
+    ['rectifying', 'report_rectified', 'town'],
+    ['rectifying', 'extend', 'supervisor'],
+    ['rectifying', 'escalate', 'supervisor'],
+    ['rectified', 'close', 'supervisor'],
+    ['rectified', 'send_back', 'supervisor'],
   ];
-  const STATES: PatchStatus[] = ['detected', 'dispatched', 'dismissed', 'illegal', 'legal', 'false_change', 'pre_existing', 'rectifying', 'rectified', 'closed', 'merged', 'split'];
-  const ACTIONS: Action[] = ['dispatch', 'dismiss', 'verify', 'rectify', 'report_rectified', 'close', 'send_back', 'correct_town', 'merge', 'split', 'extend', 'escalate'];
+  const STATES: PatchStatus[] = [
+    'detected',
+    'dispatched',
+    'dismissed',
+    'illegal',
+    'legal',
+    'false_change',
+    'pre_existing',
+    'rectifying',
+    'rectified',
+    'closed',
+    'merged',
+    'split',
+  ];
+  const ACTIONS: Action[] = [
+    'dispatch',
+    'dismiss',
+    'verify',
+    'rectify',
+    'report_rectified',
+    'close',
+    'send_back',
+    'correct_town',
+    'merge',
+    'split',
+    'extend',
+    'escalate',
+  ];
   const ROLES: Role[] = ['analyst', 'town', 'supervisor', 'admin'];
 
   it('allows exactly the listed moves and refuses every other state × action × role', () => {
-    let allowed = 0, refused = 0;
-    for (const s of STATES) for (const a of ACTIONS) for (const r of ROLES) {
-      const ok = ALLOWED.some(([xs, xa, xr]) => xs === s && xa === a && xr === r);
-      const attempt = () => planTransition('P-1', s, a, r, 'illegal');
-      if (ok) {
-        expect(attempt, `${s} ${a} ${r}`).not.toThrow();
-        allowed++;
-      } else {
-        expect(attempt, `${s} ${a} ${r}`).toThrow(r === 'admin' || !ALLOWED.some(([, xa, xr]) => xa === a && xr === r) ? ForbiddenError : ConflictError);
-        refused++;
-      }
-    }
+    let allowed = 0,
+      refused = 0;
+    for (const s of STATES)
+      for (const a of ACTIONS)
+        for (const r of ROLES) {
+          const ok = ALLOWED.some(([xs, xa, xr]) => xs === s && xa === a && xr === r);
+          const attempt = () => planTransition('P-1', s, a, r, 'illegal');
+          if (ok) {
+            expect(attempt, `${s} ${a} ${r}`).not.toThrow();
+            allowed++;
+          } else {
+            expect(attempt, `${s} ${a} ${r}`).toThrow(
+              r === 'admin' || !ALLOWED.some(([, xa, xr]) => xa === a && xr === r) ? ForbiddenError : ConflictError,
+            );
+            refused++;
+          }
+        }
     expect(allowed).toBe(ALLOWED.length);
     expect(refused).toBe(STATES.length * ACTIONS.length * ROLES.length - ALLOWED.length);
   });
@@ -66,8 +117,12 @@ describe('patch lifecycle', () => {
   it('goes to the verification result, and names the current state and allowed moves when refusing', () => {
     expect(planTransition('P-1', 'dispatched', 'verify', 'town', 'false_change')).toBe('false_change');
     expect(planTransition('P-1', 'rectified', 'send_back', 'supervisor')).toBe('rectifying');
-    expect(() => planTransition('P-1', 'closed', 'close', 'supervisor')).toThrow('patch P-1 is closed; close needs rectified. Allowed from closed: none (final state)');
-    expect(() => planTransition('P-1', 'detected', 'verify', 'town', 'legal')).toThrow(/patch P-1 is detected; verify needs dispatched\. Allowed from detected: dispatch \(analyst\), dismiss \(analyst\)/);
+    expect(() => planTransition('P-1', 'closed', 'close', 'supervisor')).toThrow(
+      'patch P-1 is closed; close needs rectified. Allowed from closed: none (final state)',
+    );
+    expect(() => planTransition('P-1', 'detected', 'verify', 'town', 'legal')).toThrow(
+      /patch P-1 is detected; verify needs dispatched\. Allowed from detected: dispatch \(analyst\), dismiss \(analyst\)/,
+    );
     expect(() => planTransition('P-1', 'illegal', 'close', 'town')).toThrow(/role town may not close/);
     expect(allowedMoves('rectified', 'supervisor').map((m) => m.action)).toEqual(['close', 'send_back']);
   });

@@ -33,7 +33,11 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   let redis: Redis;
   let browser: Browser;
   let base: string;
-  const env: WorkflowEnv = { calendar: loadCalendar('config/calendar.cn.json'), policy: DEFAULT_POLICY, today: () => '2024-03-20' };
+  const env: WorkflowEnv = {
+    calendar: loadCalendar('config/calendar.cn.json'),
+    policy: DEFAULT_POLICY,
+    today: () => '2024-03-20',
+  };
   let analyst: User;
   const townCodes: Record<string, string[]> = {};
 
@@ -42,7 +46,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await runBatch(run.db, run.config, '2024-03', '2024-02');
     analyst = await createUser(run.db, { username: 'ana', role: 'analyst', password: 'analyst-pass' });
     await createUser(run.db, { username: 'sup', role: 'supervisor', password: 'supervisor-pass' });
-    await createUser(run.db, { username: 'dianqian', role: 'town', townCode: '350206001', displayName: '殿前街道办', password: 'town-office-pass' });
+    await createUser(run.db, {
+      username: 'dianqian',
+      role: 'town',
+      townCode: '350206001',
+      displayName: '殿前街道办',
+      password: 'town-office-pass',
+    });
     for (const p of await run.db('patch').select('code', 'town_code').orderBy('code')) {
       (townCodes[p.town_code] ??= []).push(p.code);
       await applyAction(run.db, env, analyst, p.code, 'dispatch', {});
@@ -52,8 +62,16 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     app = await buildServer({ db: run.db, config: run.config, env, web, redis });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({
-      executablePath: CHROMIUM, headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-extensions', '--no-first-run'],
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--disable-background-networking',
+        '--disable-extensions',
+        '--no-first-run',
+      ],
     });
     mkdirSync(SHOTS, { recursive: true });
   });
@@ -78,10 +96,12 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     return page;
   }
 
-  it('signs a town user in and shows only that town, on a map over the month\'s imagery', async () => {
+  it("signs a town user in and shows only that town, on a map over the month's imagery", async () => {
     const tiles: number[] = [];
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on('response', (r) => { if (r.url().includes('/api/map/tiles/')) tiles.push(r.status()); });
+    page.on('response', (r) => {
+      if (r.url().includes('/api/map/tiles/')) tiles.push(r.status());
+    });
     await page.goto(base);
     await page.fill('input[name=username]', 'dianqian');
     await page.fill('input[name=password]', 'wrong');
@@ -90,9 +110,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.fill('input[name=password]', 'town-office-pass');
     await page.click('button[type=submit]');
     await page.waitForSelector('#patch-table tbody tr');
-    const codes = await page.$$eval('#patch-table tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.code));
+    const codes = await page.$$eval('#patch-table tbody tr', (rows) =>
+      rows.map((r) => (r as HTMLElement).dataset.code),
+    );
     expect(codes.map(String).sort()).toEqual(townCodes['350206001'].map(String).sort());
-    const towns = await page.$$eval('#patch-table tbody tr td:nth-child(2)', (cells) => [...new Set(cells.map((c) => c.textContent))]);
+    const towns = await page.$$eval('#patch-table tbody tr td:nth-child(2)', (cells) => [
+      ...new Set(cells.map((c) => c.textContent)),
+    ]);
     expect(towns).toEqual(['殿前街道']);
     expect(await page.isDisabled('select[name=town]')).toBe(true);
     expect(await page.textContent('#who')).toContain('350206001');
@@ -127,8 +151,12 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.dblclick(`#patch-table tr[data-code="${code}"]`);
     await page.waitForSelector('#patch-code');
     expect(await page.textContent('#patch-code')).toContain('已下发');
-    await expect.poll(() => page.$eval('#chip-after', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 20_000 }).toBeGreaterThan(100);
-    await expect.poll(() => page.$eval('#chip-before', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 20_000 }).toBeGreaterThan(100);
+    await expect
+      .poll(() => page.$eval('#chip-after', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 20_000 })
+      .toBeGreaterThan(100);
+    await expect
+      .poll(() => page.$eval('#chip-before', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 20_000 })
+      .toBeGreaterThan(100);
     const historyRows = await page.$$eval('#history tr', (r) => r.length);
     // buttons for the town's moves only: verify, not dispatch or close
     const buttons = await page.$$eval('[data-open]', (b) => b.map((x) => (x as HTMLElement).dataset.open));
@@ -150,11 +178,21 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const row = await run.db('patch').where({ code }).first('status', 'violation');
     expect(row).toEqual({ status: 'illegal', violation: 'construction' });
     // evidence from the page: a text file is refused with the API's reason, a photo is stored and listed
-    await page.setInputFiles('#upload input[type=file]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('not a photo') });
+    await page.setInputFiles('#upload input[type=file]', {
+      name: 'notes.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('not a photo'),
+    });
     await page.click('#upload button');
     await expect.poll(() => page.textContent('#action-msg')).toMatch(/not a JPEG, PNG or PDF/);
-    const photo = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#a33' } }).png().toBuffer();
-    await page.setInputFiles('#upload input[type=file]', { name: '现场照片.png', mimeType: 'image/png', buffer: photo });
+    const photo = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#a33' } })
+      .png()
+      .toBuffer();
+    await page.setInputFiles('#upload input[type=file]', {
+      name: '现场照片.png',
+      mimeType: 'image/png',
+      buffer: photo,
+    });
     await page.click('#upload button');
     await expect.poll(() => page.textContent('#evidence')).toContain('现场照片.png');
     expect(await page.textContent('#history')).toContain('evidence_added');
@@ -168,7 +206,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const page = await signIn('sup', 'supervisor-pass');
     await page.click('a[href="#/board"]');
     await page.waitForSelector('#ranking', { timeout: 10_000 }).catch(async (err) => {
-      throw new Error(`${err.message}; page shows: ${await page.textContent('#main')}; errors: ${(page as Page & { failures: string[] }).failures.join(' | ')}`);
+      throw new Error(
+        `${err.message}; page shows: ${await page.textContent('#main')}; errors: ${(page as Page & { failures: string[] }).failures.join(' | ')}`,
+      );
     });
     const ranking = await page.textContent('#ranking');
     expect(ranking).toContain('殿前街道');
@@ -191,7 +231,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const summary = await rerun;
     expect(summary.status).toBe('completed');
     await expect.poll(() => page.textContent('#batch-status'), { timeout: 20_000 }).toBe('completed');
-    const tiles = await page.$$eval('#batch-tiles tr', (rows) => rows.slice(1).map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)));
+    const tiles = await page.$$eval('#batch-tiles tr', (rows) =>
+      rows.slice(1).map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)),
+    );
     expect(tiles.length).toBe(4);
     for (const t of tiles) expect(t.slice(1, 4)).toEqual(['vectorized', 'completed', '1/1']); // status, the part job's state, parts done
     await page.screenshot({ path: join(SHOTS, '5-analyst-batch.png'), fullPage: true });

@@ -28,11 +28,25 @@ import proj4 from 'proj4';
 // ---------------------------------------------------------------------------------------------
 // API
 
-interface User { id: number; username: string; displayName: string; role: 'analyst' | 'town' | 'supervisor' | 'admin'; townCode: string | null }
+interface User {
+  id: number;
+  username: string;
+  displayName: string;
+  role: 'analyst' | 'town' | 'supervisor' | 'admin';
+  townCode: string | null;
+}
 interface MapConfig {
-  srid: number; proj4: string; maxImageryResolution: number;
+  srid: number;
+  proj4: string;
+  maxImageryResolution: number;
   tileGrid: { origin: [number, number]; tileSizePx: number; resolutions: number[] };
-  months: { month: string; baselineMonth: string | null; extent: [number, number, number, number]; gsdM: number; tiles: number }[];
+  months: {
+    month: string;
+    baselineMonth: string | null;
+    extent: [number, number, number, number];
+    gsdM: number;
+    tiles: number;
+  }[];
 }
 type Row = Record<string, any>;
 
@@ -40,10 +54,14 @@ const TOKEN_KEY = 'tuban.token';
 let token = localStorage.getItem(TOKEN_KEY);
 let me: User | null = null;
 let config: MapConfig | null = null;
-let meta: { actions: Record<string, { label: string; from: string[]; roles: string[]; schema: JsonSchema }> } | null = null;
+let meta: { actions: Record<string, { label: string; from: string[]; roles: string[]; schema: JsonSchema }> } | null =
+  null;
 
 class ApiError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -89,31 +107,66 @@ async function showImage(img: HTMLImageElement, path: string, empty: string): Pr
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) => root.querySelector(sel) as T;
+const $ = <T extends HTMLElement = HTMLElement>(sel: string, root: ParentNode = document) =>
+  root.querySelector(sel) as T;
 /** A value as text: '' for null and undefined, objects as JSON (never "[object Object]"). */
-const text = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean));
+const text = (v: unknown): string =>
+  v === null || v === undefined
+    ? ''
+    : typeof v === 'object'
+      ? JSON.stringify(v)
+      : String(v as string | number | boolean);
 /** A form field's text ('' for a missing field or a file). */
 const field = (form: HTMLFormElement | EventTarget | null, name: string): string => {
   const v = new FormData(form as HTMLFormElement).get(name);
   return typeof v === 'string' ? v : '';
 };
 /** An event listener that runs async work; a failure not handled inside reaches the browser's error reporting. */
-const on = <K extends keyof HTMLElementEventMap>(el: HTMLElement, type: K, handler: (e: HTMLElementEventMap[K]) => Promise<void>) =>
-  el.addEventListener(type, (e) => void handler(e).catch(reportError));
-const esc = (v: unknown) => text(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-const fmt = (v: unknown, digits = 1) => (v === null || v === undefined || v === '' ? '–' : typeof v === 'number' ? v.toFixed(digits) : esc(v));
+const on = <K extends keyof HTMLElementEventMap>(
+  el: HTMLElement,
+  type: K,
+  handler: (e: HTMLElementEventMap[K]) => Promise<void>,
+) => el.addEventListener(type, (e) => void handler(e).catch(reportError));
+const esc = (v: unknown) =>
+  text(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const fmt = (v: unknown, digits = 1) =>
+  v === null || v === undefined || v === '' ? '–' : typeof v === 'number' ? v.toFixed(digits) : esc(v);
 const main = () => $('#main');
 
 const STATUS_LABEL: Record<string, string> = {
-  detected: '待核查 detected', dispatched: '已下发 dispatched', dismissed: '已排除 dismissed', illegal: '违法 illegal', legal: '合法 legal',
-  false_change: '伪变化 false change', pre_existing: '原有 pre-existing', rectifying: '整改中 rectifying', rectified: '已整改 rectified',
-  closed: '已销号 closed', merged: '已合并 merged', split: '已拆分 split',
+  detected: '待核查 detected',
+  dispatched: '已下发 dispatched',
+  dismissed: '已排除 dismissed',
+  illegal: '违法 illegal',
+  legal: '合法 legal',
+  false_change: '伪变化 false change',
+  pre_existing: '原有 pre-existing',
+  rectifying: '整改中 rectifying',
+  rectified: '已整改 rectified',
+  closed: '已销号 closed',
+  merged: '已合并 merged',
+  split: '已拆分 split',
 };
 const STATUS_COLOUR: Record<string, string> = {
-  detected: '#ff2d2d', dispatched: '#ff9f1a', illegal: '#b517d6', rectifying: '#1f6feb', rectified: '#12b5a5', closed: '#8a9099',
-  dismissed: '#c3c9d0', legal: '#4caf50', false_change: '#c3c9d0', pre_existing: '#c3c9d0', merged: '#c3c9d0', split: '#c3c9d0',
+  detected: '#ff2d2d',
+  dispatched: '#ff9f1a',
+  illegal: '#b517d6',
+  rectifying: '#1f6feb',
+  rectified: '#12b5a5',
+  closed: '#8a9099',
+  dismissed: '#c3c9d0',
+  legal: '#4caf50',
+  false_change: '#c3c9d0',
+  pre_existing: '#c3c9d0',
+  merged: '#c3c9d0',
+  split: '#c3c9d0',
 };
-const CLASS_LABEL: Record<string, string> = { ecological: '生态 ecological', farmland: '耕地 farmland', water: '水域 water', general: '一般 general' };
+const CLASS_LABEL: Record<string, string> = {
+  ecological: '生态 ecological',
+  farmland: '耕地 farmland',
+  water: '水域 water',
+  general: '一般 general',
+};
 
 function statusBadge(p: Row): string {
   let s = `<span class="badge" style="border:1px solid ${STATUS_COLOUR[p.status] ?? '#999'}">${esc(STATUS_LABEL[p.status] ?? p.status)}</span>`;
@@ -155,7 +208,10 @@ function renderLogin(): void {
       if (field(f, 'token').trim()) {
         token = field(f, 'token').trim();
       } else {
-        const r = await api<{ token: string }>('/api/login', { method: 'POST', body: JSON.stringify({ username: field(f, 'username'), password: field(f, 'password') }) });
+        const r = await api<{ token: string }>('/api/login', {
+          method: 'POST',
+          body: JSON.stringify({ username: field(f, 'username'), password: field(f, 'password') }),
+        });
         token = r.token;
       }
       me = await api<User>('/api/me');
@@ -164,7 +220,12 @@ function renderLogin(): void {
       else location.hash = '#/map'; // the hashchange routes
     } catch (err) {
       token = null;
-      showError($('#login-msg'), err instanceof ApiError && err.status === 401 ? new Error('用户名、密码或令牌无效 unknown user, wrong password or invalid token') : err);
+      showError(
+        $('#login-msg'),
+        err instanceof ApiError && err.status === 401
+          ? new Error('用户名、密码或令牌无效 unknown user, wrong password or invalid token')
+          : err,
+      );
     }
   });
 }
@@ -177,14 +238,21 @@ function renderFrame(): void {
     who.innerHTML = '';
     return;
   }
-  const links: [string, string][] = [['#/map', '地图 Map'], ['#/board', '督办 Board']];
+  const links: [string, string][] = [
+    ['#/map', '地图 Map'],
+    ['#/board', '督办 Board'],
+  ];
   if (me.role !== 'town') links.push(['#/batches', '批次 Batches']);
   const here = location.hash.split('/')[1] ?? 'map';
-  nav.innerHTML = links.map(([href, label]) => `<a href="${href}" class="${href.split('/')[1] === here ? 'active' : ''}">${label}</a>`).join('');
+  nav.innerHTML = links
+    .map(([href, label]) => `<a href="${href}" class="${href.split('/')[1] === here ? 'active' : ''}">${label}</a>`)
+    .join('');
   who.innerHTML = `${esc(me.displayName || me.username)} · ${esc(me.role)}${me.townCode ? ` · ${esc(me.townCode)}` : ''} <button id="signout">退出 Sign out</button>`;
   $('#signout').addEventListener('click', () => {
     // the server revokes the token, so a copy left behind (a shared computer) stops working too
-    api('/api/logout', { method: 'POST' }).catch(() => undefined).finally(signOut);
+    api('/api/logout', { method: 'POST' })
+      .catch(() => undefined)
+      .finally(signOut);
   });
 }
 
@@ -225,7 +293,8 @@ async function route(): Promise<void> {
 const state = {
   month: '' as string,
   filters: { town: '', status: '', class: '', overdue: '', min_area: '' } as Record<string, string>,
-  sort: 'code', dir: 'asc' as 'asc' | 'desc',
+  sort: 'code',
+  dir: 'asc' as 'asc' | 'desc',
   swipe: 50,
   selected: null as string | null,
 };
@@ -247,13 +316,26 @@ function patchStyle(selected: boolean) {
     if (!s) {
       const colour = STATUS_COLOUR[p.status] ?? '#ff2d2d';
       s = new Style({
-        stroke: new Stroke({ color: selected ? '#ffd400' : p.overdue_since ? '#7a0000' : colour, width: selected ? 4 : p.overdue_since ? 3.5 : 2.5, lineDash: p.overdue_since ? [8, 4] : undefined }),
+        stroke: new Stroke({
+          color: selected ? '#ffd400' : p.overdue_since ? '#7a0000' : colour,
+          width: selected ? 4 : p.overdue_since ? 3.5 : 2.5,
+          lineDash: p.overdue_since ? [8, 4] : undefined,
+        }),
         fill: new Fill({ color: `${colour}33` }),
       });
       cache.set(key, s);
     }
     // the last part of the code as a label, each feature its own (styles above are shared)
-    const label = new Style({ text: new Text({ text: String(p.code).slice(-4), font: '12px sans-serif', fill: labelFill, stroke: labelStroke, offsetY: resolution > 1 ? -14 : 0, overflow: true }) });
+    const label = new Style({
+      text: new Text({
+        text: String(p.code).slice(-4),
+        font: '12px sans-serif',
+        fill: labelFill,
+        stroke: labelStroke,
+        offsetY: resolution > 1 ? -14 : 0,
+        overflow: true,
+      }),
+    });
     return [s, label];
   };
 }
@@ -261,7 +343,8 @@ function patchStyle(selected: boolean) {
 async function renderMap(seq: number): Promise<void> {
   const cfg = config!;
   if (!cfg.months.length) {
-    main().innerHTML = '<div class="card">No imagery registered yet: run <code>tuban imagery register</code> and a batch first.</div>';
+    main().innerHTML =
+      '<div class="card">No imagery registered yet: run <code>tuban imagery register</code> and a batch first.</div>';
     return;
   }
   const months = cfg.months.map((m) => m.month).reverse();
@@ -274,8 +357,12 @@ async function renderMap(seq: number): Promise<void> {
         <form class="filters" id="filters">
           <label>月份 Month <select name="month">${months.map((m) => `<option ${m === state.month ? 'selected' : ''}>${m}</option>`).join('')}</select></label>
           <label>镇街 Town <select name="town" ${me!.role === 'town' ? 'disabled' : ''}><option value="">全部 all</option>${towns.map((t) => `<option value="${esc(t.town_code)}" ${t.town_code === state.filters.town ? 'selected' : ''}>${esc(t.town_name)} ${esc(t.town_code)}</option>`).join('')}</select></label>
-          <label>状态 Status <select name="status"><option value="">全部 all</option>${Object.entries(STATUS_LABEL).map(([k, v]) => `<option value="${k}" ${k === state.filters.status ? 'selected' : ''}>${v}</option>`).join('')}</select></label>
-          <label>类别 Class <select name="class"><option value="">全部 all</option>${Object.entries(CLASS_LABEL).map(([k, v]) => `<option value="${k}" ${k === state.filters.class ? 'selected' : ''}>${v}</option>`).join('')}</select></label>
+          <label>状态 Status <select name="status"><option value="">全部 all</option>${Object.entries(STATUS_LABEL)
+            .map(([k, v]) => `<option value="${k}" ${k === state.filters.status ? 'selected' : ''}>${v}</option>`)
+            .join('')}</select></label>
+          <label>类别 Class <select name="class"><option value="">全部 all</option>${Object.entries(CLASS_LABEL)
+            .map(([k, v]) => `<option value="${k}" ${k === state.filters.class ? 'selected' : ''}>${v}</option>`)
+            .join('')}</select></label>
           <label>逾期 Overdue <select name="overdue"><option value="">全部 all</option><option value="true" ${state.filters.overdue === 'true' ? 'selected' : ''}>逾期 overdue</option><option value="false" ${state.filters.overdue === 'false' ? 'selected' : ''}>未逾期 not overdue</option></select></label>
           <label>最小面积 Min area m² <input name="min_area" type="number" min="0" step="10" value="${esc(state.filters.min_area)}"></label>
         </form>
@@ -297,20 +384,34 @@ async function renderMap(seq: number): Promise<void> {
     register(proj4);
   }
   const projection = getProjection(code)!;
-  const tileGrid = new TileGrid({ origin: cfg.tileGrid.origin, resolutions: cfg.tileGrid.resolutions, tileSize: cfg.tileGrid.tileSizePx });
-  const imagery = (month: string) => new TileLayer({
-    source: new XYZ({
-      projection, tileGrid, url: `/api/map/tiles/${month}/{z}/{x}/{y}.png`, transition: 0,
-      tileLoadFunction: (tile, src) => {
-        const img = (tile as ImageTile).getImage() as HTMLImageElement;
-        showImage(img, src, 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==').catch(() => { img.src = 'data:,'; });
-      },
-    }),
-    maxResolution: cfg.maxImageryResolution * 1.01,
+  const tileGrid = new TileGrid({
+    origin: cfg.tileGrid.origin,
+    resolutions: cfg.tileGrid.resolutions,
+    tileSize: cfg.tileGrid.tileSizePx,
   });
+  const imagery = (month: string) =>
+    new TileLayer({
+      source: new XYZ({
+        projection,
+        tileGrid,
+        url: `/api/map/tiles/${month}/{z}/{x}/{y}.png`,
+        transition: 0,
+        tileLoadFunction: (tile, src) => {
+          const img = (tile as ImageTile).getImage() as HTMLImageElement;
+          showImage(img, src, 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==').catch(
+            () => {
+              img.src = 'data:,';
+            },
+          );
+        },
+      }),
+      maxResolution: cfg.maxImageryResolution * 1.01,
+    });
   const after = imagery(state.month);
   const before = monthCfg.baselineMonth ? imagery(monthCfg.baselineMonth) : null;
-  $('#swipe-before').textContent = monthCfg.baselineMonth ? `前时相 before ${monthCfg.baselineMonth}` : 'no before month';
+  $('#swipe-before').textContent = monthCfg.baselineMonth
+    ? `前时相 before ${monthCfg.baselineMonth}`
+    : 'no before month';
   $('#swipe-after').textContent = `后时相 after ${state.month}`;
   const source = new VectorSource();
   const vector = new VectorLayer({ source, style: patchStyle(false) as any });
@@ -318,7 +419,13 @@ async function renderMap(seq: number): Promise<void> {
   const map = new OlMap({
     target: 'map',
     layers: [after, ...(before ? [before] : []), vector, selectedLayer],
-    view: new View({ projection, center: getCenter(monthCfg.extent), resolution: 1, resolutions: cfg.tileGrid.resolutions, constrainResolution: true }),
+    view: new View({
+      projection,
+      center: getCenter(monthCfg.extent),
+      resolution: 1,
+      resolutions: cfg.tileGrid.resolutions,
+      constrainResolution: true,
+    }),
   });
   (window as any).__tubanMap = map;
   map.getView().fit(monthCfg.extent, { padding: [20, 20, 20, 20] });
@@ -353,11 +460,19 @@ async function renderMap(seq: number): Promise<void> {
     state.selected = codeSel;
     const sel = selectedLayer.getSource()!;
     sel.clear();
-    for (const tr of document.querySelectorAll<HTMLTableRowElement>('#list tr[data-code]')) tr.classList.toggle('selected', tr.dataset.code === codeSel);
+    for (const tr of document.querySelectorAll<HTMLTableRowElement>('#list tr[data-code]'))
+      tr.classList.toggle('selected', tr.dataset.code === codeSel);
     const f = codeSel ? source.getFeatureById(codeSel) : null;
     if (f) {
       sel.addFeature(f.clone());
-      if (zoom) map.getView().fit(f.getGeometry()!.getExtent(), { padding: [80, 80, 80, 80], maxZoom: cfg.tileGrid.resolutions.length - 2, duration: 250 });
+      if (zoom)
+        map
+          .getView()
+          .fit(f.getGeometry()!.getExtent(), {
+            padding: [80, 80, 80, 80],
+            maxZoom: cfg.tileGrid.resolutions.length - 2,
+            duration: 250,
+          });
     }
   };
   const load = async () => {
@@ -381,7 +496,8 @@ async function renderMap(seq: number): Promise<void> {
     ['due', '期限 Due', (p) => esc((p.status === 'dispatched' ? p.verify_due : p.rectify_due) ?? '–')],
   ];
   const renderList = () => {
-    $('#list').innerHTML = `<table id="patch-table"><thead><tr>${cols.map(([k, label]) => `<th class="sortable ${state.sort === k ? `sorted-${state.dir}` : ''}" data-sort="${k}">${label}</th>`).join('')}</tr></thead>
+    $('#list').innerHTML =
+      `<table id="patch-table"><thead><tr>${cols.map(([k, label]) => `<th class="sortable ${state.sort === k ? `sorted-${state.dir}` : ''}" data-sort="${k}">${label}</th>`).join('')}</tr></thead>
       <tbody>${rows.map((p) => `<tr class="clickable" data-code="${esc(p.code)}">${cols.map(([, , f]) => `<td>${f(p)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
     for (const th of document.querySelectorAll<HTMLElement>('#list th[data-sort]')) {
       th.addEventListener('click', () => {
@@ -393,7 +509,9 @@ async function renderMap(seq: number): Promise<void> {
     }
     for (const tr of document.querySelectorAll<HTMLTableRowElement>('#list tr[data-code]')) {
       tr.addEventListener('click', () => select(tr.dataset.code!, true));
-      tr.addEventListener('dblclick', () => { location.hash = `#/patch/${encodeURIComponent(tr.dataset.code!)}`; });
+      tr.addEventListener('dblclick', () => {
+        location.hash = `#/patch/${encodeURIComponent(tr.dataset.code!)}`;
+      });
     }
   };
   on($('#filters'), 'change', async (e) => {
@@ -408,7 +526,9 @@ async function renderMap(seq: number): Promise<void> {
   });
   const popup = $('#popup');
   map.on('singleclick', (e) => {
-    const f = map.forEachFeatureAtPixel(e.pixel, (x) => x, { layerFilter: (l) => l === vector }) as Feature<Geometry> | undefined;
+    const f = map.forEachFeatureAtPixel(e.pixel, (x) => x, { layerFilter: (l) => l === vector }) as
+      | Feature<Geometry>
+      | undefined;
     if (!f) {
       popup.hidden = true;
       return select(null, false);
@@ -426,7 +546,17 @@ async function renderMap(seq: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Patch page
 
-interface JsonSchema { type?: string; properties?: Record<string, JsonSchema>; required?: string[]; enum?: string[]; description?: string; pattern?: string; minimum?: number; maximum?: number; items?: unknown }
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  enum?: string[];
+  description?: string;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  items?: unknown;
+}
 
 function actionForm(action: string, schema: JsonSchema): string {
   const props = Object.entries(schema.properties ?? {});
@@ -436,9 +566,12 @@ function actionForm(action: string, schema: JsonSchema): string {
     const req = schema.required?.includes(name) ? ' *' : '';
     const hint = s.description ? ` <small>${esc(s.description)}</small>` : '';
     let input: string;
-    if (s.enum) input = `<select name="${name}">${req ? '' : '<option value=""></option>'}${s.enum.map((v) => `<option>${esc(v)}</option>`).join('')}</select>`;
-    else if (s.type === 'integer' || s.type === 'number') input = `<input name="${name}" type="number" ${s.minimum !== undefined ? `min="${s.minimum}"` : ''} ${s.maximum !== undefined ? `max="${s.maximum}"` : ''}>`;
-    else if (s.type === 'array') return `<p><small>${esc(name)}: drawn polygons — use the API (POST /api/patches/{code}/actions/${action}).</small></p>`;
+    if (s.enum)
+      input = `<select name="${name}">${req ? '' : '<option value=""></option>'}${s.enum.map((v) => `<option>${esc(v)}</option>`).join('')}</select>`;
+    else if (s.type === 'integer' || s.type === 'number')
+      input = `<input name="${name}" type="number" ${s.minimum !== undefined ? `min="${s.minimum}"` : ''} ${s.maximum !== undefined ? `max="${s.maximum}"` : ''}>`;
+    else if (s.type === 'array')
+      return `<p><small>${esc(name)}: drawn polygons — use the API (POST /api/patches/{code}/actions/${action}).</small></p>`;
     else if (s.pattern?.includes('\\d{4}-\\d{2}-\\d{2}')) input = `<input name="${name}" type="date">`;
     else input = `<input name="${name}">`;
     return `<label>${esc(name)}${req}${hint}${input}</label>`;
@@ -466,14 +599,28 @@ async function renderPatch(code: string, seq: number): Promise<void> {
   if (stale(seq)) return;
   const mu = (m2: number) => (m2 / 666.6667).toFixed(2);
   const attrs: [string, string][] = [
-    ['月份 Month', esc(p.month)], ['镇街 Town', `${esc(p.town_name)} ${esc(p.town_code)}`], ['网格 Grid', esc(p.grid_code)], ['类别 Class', esc(CLASS_LABEL[p.class] ?? p.class)],
-    ['面积 Area', `${fmt(p.area_m2)} m² (${mu(p.area_m2)} 亩)`], ['耕地 Farmland', `${fmt(p.farmland_m2)} m²`], ['生态 Ecological', `${fmt(p.ecological_m2)} m²`], ['水域 Water', `${fmt(p.water_m2)} m²`],
-    ['模型 Model', `${esc(p.model)} · p=${fmt(p.mean_prob, 2)}`], ['核查结果 Verification', esc(p.verification_result ?? '–')], ['违法类型 Violation', esc(p.violation ?? '–')], ['许可 Permit', esc(p.permit_ref ?? '–')],
-    ['整改措施 Measure', esc(p.measure ?? '–')], ['核查期限 Verify by', esc(p.verify_due ?? '–')], ['整改期限 Rectify by', esc(p.rectify_due ?? '–')], ['逾期 Overdue since', esc(p.overdue_since ?? '–')],
+    ['月份 Month', esc(p.month)],
+    ['镇街 Town', `${esc(p.town_name)} ${esc(p.town_code)}`],
+    ['网格 Grid', esc(p.grid_code)],
+    ['类别 Class', esc(CLASS_LABEL[p.class] ?? p.class)],
+    ['面积 Area', `${fmt(p.area_m2)} m² (${mu(p.area_m2)} 亩)`],
+    ['耕地 Farmland', `${fmt(p.farmland_m2)} m²`],
+    ['生态 Ecological', `${fmt(p.ecological_m2)} m²`],
+    ['水域 Water', `${fmt(p.water_m2)} m²`],
+    ['模型 Model', `${esc(p.model)} · p=${fmt(p.mean_prob, 2)}`],
+    ['核查结果 Verification', esc(p.verification_result ?? '–')],
+    ['违法类型 Violation', esc(p.violation ?? '–')],
+    ['许可 Permit', esc(p.permit_ref ?? '–')],
+    ['整改措施 Measure', esc(p.measure ?? '–')],
+    ['核查期限 Verify by', esc(p.verify_due ?? '–')],
+    ['整改期限 Rectify by', esc(p.rectify_due ?? '–')],
+    ['逾期 Overdue since', esc(p.overdue_since ?? '–')],
   ];
   if (p.regularised) attrs.push(['规则化 Outline', `${esc(p.regularised)} (${fmt(p.raw_area_m2)} m² before)`]);
-  if (p.rebuilt_of) attrs.push(['复建 Rebuilt of', `<a href="#/patch/${encodeURIComponent(p.rebuilt_of)}">${esc(p.rebuilt_of)}</a>`]);
-  if (p.split_from) attrs.push(['拆分自 Split from', `<a href="#/patch/${encodeURIComponent(p.split_from)}">${esc(p.split_from)}</a>`]);
+  if (p.rebuilt_of)
+    attrs.push(['复建 Rebuilt of', `<a href="#/patch/${encodeURIComponent(p.rebuilt_of)}">${esc(p.rebuilt_of)}</a>`]);
+  if (p.split_from)
+    attrs.push(['拆分自 Split from', `<a href="#/patch/${encodeURIComponent(p.split_from)}">${esc(p.split_from)}</a>`]);
   const actions: string[] = p.allowed_actions ?? [];
   main().innerHTML = `
     <p><a href="#/map">← 地图 map</a></p>
@@ -504,7 +651,11 @@ async function renderPatch(code: string, seq: number): Promise<void> {
     </div>`;
   for (const which of ['before', 'after'] as const) {
     const img = $<HTMLImageElement>(`#chip-${which}`);
-    showImage(img, `/api/patches/${encodeURIComponent(code)}/chips/${which}.png`, '').then((shown) => { if (!shown) img.alt = 'no imagery'; }).catch(() => {});
+    showImage(img, `/api/patches/${encodeURIComponent(code)}/chips/${which}.png`, '')
+      .then((shown) => {
+        if (!shown) img.alt = 'no imagery';
+      })
+      .catch(() => {});
   }
   const area = $('#action-area');
   for (const b of document.querySelectorAll<HTMLButtonElement>('[data-open]')) {
@@ -513,11 +664,16 @@ async function renderPatch(code: string, seq: number): Promise<void> {
       const schema = meta!.actions[action].schema;
       area.innerHTML = `<p><small>${esc(meta!.actions[action].label)}</small></p>${actionForm(action, schema)}`;
       const form = $<HTMLFormElement>('form.actionform', area);
-      $('[data-cancel]', form).addEventListener('click', () => { area.innerHTML = ''; });
+      $('[data-cancel]', form).addEventListener('click', () => {
+        area.innerHTML = '';
+      });
       on(form, 'submit', async (e) => {
         e.preventDefault();
         try {
-          await api(`/api/patches/${encodeURIComponent(code)}/actions/${action}`, { method: 'POST', body: JSON.stringify(formBody(form, schema)) });
+          await api(`/api/patches/${encodeURIComponent(code)}/actions/${action}`, {
+            method: 'POST',
+            body: JSON.stringify(formBody(form, schema)),
+          });
           await renderPatch(code, seq);
           $('#action-msg').innerHTML = `<div class="ok">${esc(action)} ✓</div>`;
         } catch (err) {
@@ -530,7 +686,10 @@ async function renderPatch(code: string, seq: number): Promise<void> {
     e.preventDefault();
     const note = field(e.target, 'text');
     try {
-      await api(`/api/patches/${encodeURIComponent(code)}/notes`, { method: 'POST', body: JSON.stringify({ text: note }) });
+      await api(`/api/patches/${encodeURIComponent(code)}/notes`, {
+        method: 'POST',
+        body: JSON.stringify({ text: note }),
+      });
       await renderPatch(code, seq);
     } catch (err) {
       showError($('#action-msg'), err);
@@ -538,11 +697,15 @@ async function renderPatch(code: string, seq: number): Promise<void> {
   });
   on($('#upload'), 'submit', async (e) => {
     e.preventDefault();
-    const file = (new FormData(e.target as HTMLFormElement).get('file') as File | null);
+    const file = new FormData(e.target as HTMLFormElement).get('file') as File | null;
     if (!file || !file.size) return showError($('#action-msg'), new Error('choose a JPEG, PNG or PDF file first'));
     try {
       // sent as bytes whatever the browser thinks the type is: the server decides by the content
-      await api(`/api/patches/${encodeURIComponent(code)}/evidence?filename=${encodeURIComponent(file.name)}`, { method: 'POST', body: file, headers: { 'content-type': 'application/octet-stream' } });
+      await api(`/api/patches/${encodeURIComponent(code)}/evidence?filename=${encodeURIComponent(file.name)}`, {
+        method: 'POST',
+        body: file,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       await renderPatch(code, seq);
     } catch (err) {
       showError($('#action-msg'), err);
@@ -564,7 +727,11 @@ async function renderPatch(code: string, seq: number): Promise<void> {
 
 function summarise(detail: unknown): string {
   if (!detail || typeof detail !== 'object') return '';
-  return Object.entries(detail as Row).filter(([k]) => k !== 'previous_geom').map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join('; ').slice(0, 200);
+  return Object.entries(detail as Row)
+    .filter(([k]) => k !== 'previous_geom')
+    .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`)
+    .join('; ')
+    .slice(0, 200);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,7 +750,13 @@ async function renderBoard(seq: number): Promise<void> {
     api<Row[]>(`/api/reports/trend?month=${month}&months=12`),
   ]);
   if (stale(seq)) return;
-  const codes = (items: Row[]) => items.map((i) => `<a href="#/patch/${encodeURIComponent(i.code)}">${esc(i.code)}</a> <small>${esc(i.deadline === 'verification' ? '核查' : '整改')} ${esc(i.due)}</small>`).join('<br>') || '–';
+  const codes = (items: Row[]) =>
+    items
+      .map(
+        (i) =>
+          `<a href="#/patch/${encodeURIComponent(i.code)}">${esc(i.code)}</a> <small>${esc(i.deadline === 'verification' ? '核查' : '整改')} ${esc(i.due)}</small>`,
+      )
+      .join('<br>') || '–';
   main().innerHTML = `
     <div class="card"><label>月份 Month <select id="board-month">${months.map((m) => `<option ${m === month ? 'selected' : ''}>${m}</option>`).join('')}</select></label>
       <span style="margin-left:12px">today ${esc(board.today)}; due within ${board.working_days} working days: by ${esc(board.due_by)}</span></div>
@@ -606,16 +779,21 @@ async function renderBoard(seq: number): Promise<void> {
 }
 
 function trendChart(rows: Row[]): string {
-  const w = 520, h = 180, pad = 28;
+  const w = 520,
+    h = 180,
+    pad = 28;
   const max = Math.max(1, ...rows.map((r) => r.new_patches));
   const bw = (w - pad * 2) / Math.max(1, rows.length);
-  const bars = rows.map((r, i) => {
-    const bh = ((h - pad * 2) * r.new_patches) / max;
-    const x = pad + i * bw + 3, y = h - pad - bh;
-    return `<rect x="${x}" y="${y}" width="${bw - 6}" height="${bh}" fill="#1f6feb"><title>${esc(r.month)}: ${r.new_patches}</title></rect>
+  const bars = rows
+    .map((r, i) => {
+      const bh = ((h - pad * 2) * r.new_patches) / max;
+      const x = pad + i * bw + 3,
+        y = h - pad - bh;
+      return `<rect x="${x}" y="${y}" width="${bw - 6}" height="${bh}" fill="#1f6feb"><title>${esc(r.month)}: ${r.new_patches}</title></rect>
       <text x="${x + (bw - 6) / 2}" y="${y - 3}" text-anchor="middle">${r.new_patches}</text>
       <text x="${x + (bw - 6) / 2}" y="${h - pad + 14}" text-anchor="middle">${esc(String(r.month).slice(2))}</text>`;
-  }).join('');
+    })
+    .join('');
   return `<svg class="chart" id="trend" viewBox="0 0 ${w} ${h}" width="100%" role="img" aria-label="new patches per month"><line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#8aa0b6"/>${bars}</svg>`;
 }
 
@@ -632,9 +810,13 @@ async function renderBatches(id: number | null, seq: number): Promise<void> {
     </div>`;
   const chosen = id ?? (list[0] ? Number(list[0].id) : null);
   const drawList = (rows: Row[]) => {
-    $('#batches').innerHTML = `<table><tr><th>#</th><th>Month</th><th>Baseline</th><th>Status</th><th>Tiles</th><th>Failed</th><th>New patches</th><th>Started</th></tr>
+    $('#batches').innerHTML =
+      `<table><tr><th>#</th><th>Month</th><th>Baseline</th><th>Status</th><th>Tiles</th><th>Failed</th><th>New patches</th><th>Started</th></tr>
       ${rows.map((b) => `<tr class="clickable ${Number(b.id) === chosen ? 'selected' : ''}" data-batch="${b.id}"><td>${b.id}</td><td>${esc(b.month)}</td><td>${esc(b.baseline_month)}</td><td>${esc(b.status)}</td><td>${b.vectorized + b.failed}/${b.tiles}</td><td>${b.failed}</td><td>${b.patches?.new ?? '–'}</td><td>${esc(b.created_at)}</td></tr>`).join('') || '<tr><td colspan="8">No batch yet.</td></tr>'}</table>`;
-    for (const tr of document.querySelectorAll<HTMLElement>('[data-batch]')) tr.addEventListener('click', () => { location.hash = `#/batches/${tr.dataset.batch}`; });
+    for (const tr of document.querySelectorAll<HTMLElement>('[data-batch]'))
+      tr.addEventListener('click', () => {
+        location.hash = `#/batches/${tr.dataset.batch}`;
+      });
   };
   drawList(list);
   if (chosen === null) return;
@@ -652,7 +834,13 @@ async function renderBatches(id: number | null, seq: number): Promise<void> {
       el.innerHTML = `<h3>批次 Batch ${b.id} · ${esc(b.month)} vs ${esc(b.baseline_month)} · <span id="batch-status">${esc(b.status)}</span></h3>
         <div class="progress" title="${done}/${b.tiles}"><div style="width:${b.tiles ? (100 * done) / b.tiles : 0}%"></div></div>
         <p>${done}/${b.tiles} tiles done (${b.vectorized} ok, ${b.failed} failed, ${b.queued} queued); diff job: ${esc(p.diff ?? '–')};
-          BullMQ: ${p.queueAvailable ? Object.entries(p.jobs).map(([k, v]) => `${esc(k)} ${esc(v)}`).join(', ') || 'no jobs held' : 'not reachable (database state only)'}; model ${esc(b.model_name)} ${esc(b.model_version)}</p>
+          BullMQ: ${
+            p.queueAvailable
+              ? Object.entries(p.jobs)
+                  .map(([k, v]) => `${esc(k)} ${esc(v)}`)
+                  .join(', ') || 'no jobs held'
+              : 'not reachable (database state only)'
+          }; model ${esc(b.model_name)} ${esc(b.model_version)}</p>
         <table id="batch-tiles"><tr><th>Tile</th><th>Status</th><th>Part jobs</th><th>Parts</th><th>Reason</th></tr>
         ${(p.tiles as Row[]).map((t) => `<tr><td><small>${esc(String(t.path).split('/').slice(-2).join('/'))}</small></td><td>${esc(t.status)}</td><td>${esc(t.part_jobs ?? '–')}</td><td>${t.parts_done}/${t.parts}</td><td>${t.error_code ? `<strong>${esc(t.error_code)}</strong> ${esc(t.error_message)}` : ''}</td></tr>`).join('')}</table>`;
       if (running) timer = window.setTimeout(draw, 2000);

@@ -18,7 +18,13 @@ export function flowKey(instanceId: string, batchId: number, round = 0): string 
   return `${instanceId.slice(0, 12)}-b${batchId}${round ? `-r${round}` : ''}`;
 }
 
-export function batchFlow(key: string, batchId: number, parts: { imageryId: number; part: number }[], prefix: string, opts: FlowOptions): FlowJob {
+export function batchFlow(
+  key: string,
+  batchId: number,
+  parts: { imageryId: number; part: number }[],
+  prefix: string,
+  opts: FlowOptions,
+): FlowJob {
   const jobOpts = (id: string) => ({
     jobId: id,
     attempts: opts.attempts,

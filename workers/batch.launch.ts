@@ -3,7 +3,18 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
 import { BadInputError, ConflictError, TubanError } from '../core/errors.ts';
-import { batchParts, batchTiles, createBatch, ensureParts, getBatch, partPxOf, previousMonth, reopenFailedTiles, type BatchRow, type BatchTileRow } from '../store/batch.ts';
+import {
+  batchParts,
+  batchTiles,
+  createBatch,
+  ensureParts,
+  getBatch,
+  partPxOf,
+  previousMonth,
+  reopenFailedTiles,
+  type BatchRow,
+  type BatchTileRow,
+} from '../store/batch.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
 
@@ -13,29 +24,73 @@ export interface LaunchResult {
 }
 
 /** Create the batch rows and enqueue its flow. Tiles already failed (no baseline) get no jobs. */
-export async function launchBatch(db: Knex, config: Config, manifest: ModelManifest, month: string, baselineMonth?: string, threshold?: number, regularise?: boolean): Promise<LaunchResult> {
+export async function launchBatch(
+  db: Knex,
+  config: Config,
+  manifest: ModelManifest,
+  month: string,
+  baselineMonth?: string,
+  threshold?: number,
+  regularise?: boolean,
+): Promise<LaunchResult> {
   if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new Error(`--month "${month}" is not YYYY-MM`);
   const base = baselineMonth ?? previousMonth(month);
   // a baseline is the month before the change: the same month or a later one compares nothing new
-  if (base >= month) throw new BadInputError('bad_baseline', `--baseline ${base} is not earlier than --month ${month}`, { field: 'baseline', month, baseline: base });
+  if (base >= month)
+    throw new BadInputError('bad_baseline', `--baseline ${base} is not earlier than --month ${month}`, {
+      field: 'baseline',
+      month,
+      baseline: base,
+    });
   const { batch, tiles } = await createBatch(db, {
-    month, baselineMonth: base, modelName: manifest.name, modelVersion: manifest.version,
-    params: { threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold, minAreaM2: config.TUBAN_MIN_AREA_M2, simplifyM: config.TUBAN_SIMPLIFY_M, legalBufferM: config.TUBAN_LEGAL_BUFFER_M, partPx: config.TUBAN_PART_PX, regularise: regularise ?? config.TUBAN_REGULARISE, regulariseMaxChange: config.TUBAN_REGULARISE_MAX_CHANGE },
+    month,
+    baselineMonth: base,
+    modelName: manifest.name,
+    modelVersion: manifest.version,
+    params: {
+      threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold,
+      minAreaM2: config.TUBAN_MIN_AREA_M2,
+      simplifyM: config.TUBAN_SIMPLIFY_M,
+      legalBufferM: config.TUBAN_LEGAL_BUFFER_M,
+      partPx: config.TUBAN_PART_PX,
+      regularise: regularise ?? config.TUBAN_REGULARISE,
+      regulariseMaxChange: config.TUBAN_REGULARISE_MAX_CHANGE,
+    },
   });
-  await enqueueFlow(db, config, batch.id, tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id), 0);
+  await enqueueFlow(
+    db,
+    config,
+    batch.id,
+    tiles.filter((t) => t.status === 'queued').map((t) => t.imagery_id),
+    0,
+  );
   return { batch, tiles };
 }
 
 /** Enqueue the unfinished parts of these tiles (parts are created first where missing). */
-async function enqueueFlow(db: Knex, config: Config, batchId: number, imageryIds: number[], round: number): Promise<void> {
+async function enqueueFlow(
+  db: Knex,
+  config: Config,
+  batchId: number,
+  imageryIds: number[],
+  round: number,
+): Promise<void> {
   const instance = await db('setting').where({ key: 'instance_id' }).first();
   const batch = await getBatch(db, batchId);
   await ensureParts(db, batchId, imageryIds, partPxOf(batch.params));
-  const parts = (await batchParts(db, batchId, { imageryIds, unfinished: true })).map((p) => ({ imageryId: p.imagery_id, part: p.part }));
+  const parts = (await batchParts(db, batchId, { imageryIds, unfinished: true })).map((p) => ({
+    imageryId: p.imagery_id,
+    part: p.part,
+  }));
   const connection = redisConnection(config);
   const flows = new FlowProducer({ connection, prefix: config.TUBAN_QUEUE_PREFIX });
   try {
-    await flows.add(batchFlow(flowKey(instance.value, batchId, round), batchId, parts, config.TUBAN_QUEUE_PREFIX, { attempts: config.TUBAN_JOB_ATTEMPTS, backoffMs: 2000 }));
+    await flows.add(
+      batchFlow(flowKey(instance.value, batchId, round), batchId, parts, config.TUBAN_QUEUE_PREFIX, {
+        attempts: config.TUBAN_JOB_ATTEMPTS,
+        backoffMs: 2000,
+      }),
+    );
   } finally {
     await flows.close();
     connection.disconnect();
@@ -47,9 +102,20 @@ async function enqueueFlow(db: Knex, config: Config, batchId: number, imageryIds
  * may have been registered since); the diff then runs over the whole batch again, and what the
  * first run already emitted is matched, not duplicated.
  */
-export async function retryFailedTiles(db: Knex, config: Config, batchId: number): Promise<{ retried: BatchTileRow[]; stillFailed: BatchTileRow[] }> {
+export async function retryFailedTiles(
+  db: Knex,
+  config: Config,
+  batchId: number,
+): Promise<{ retried: BatchTileRow[]; stillFailed: BatchTileRow[] }> {
   const { retried, stillFailed, round } = await reopenFailedTiles(db, batchId);
-  if (retried.length) await enqueueFlow(db, config, batchId, retried.map((t) => t.imagery_id), round);
+  if (retried.length)
+    await enqueueFlow(
+      db,
+      config,
+      batchId,
+      retried.map((t) => t.imagery_id),
+      round,
+    );
   return { retried, stillFailed };
 }
 
@@ -67,7 +133,12 @@ export async function batchProgress(db: Knex, batchId: number): Promise<BatchPro
   const [batch, tiles, parts] = await Promise.all([
     getBatch(db, batchId),
     batchTiles(db, batchId),
-    db('batch_part').where({ batch_id: batchId }).first(db.raw('count(*)::int as total'), db.raw("(count(*) filter (where status in ('vectorized', 'failed')))::int as done")),
+    db('batch_part')
+      .where({ batch_id: batchId })
+      .first(
+        db.raw('count(*)::int as total'),
+        db.raw("(count(*) filter (where status in ('vectorized', 'failed')))::int as done"),
+      ),
   ]);
   return {
     total: tiles.length,
@@ -83,7 +154,12 @@ export async function batchProgress(db: Knex, batchId: number): Promise<BatchPro
  * cuts a poll's wait short: workers in this process call it when a diff job ends, so the wait
  * ends with the batch and not up to a poll later.
  */
-export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: BatchProgress) => void, opts: { pollMs?: number; timeoutMs?: number; wake?: (listener: () => void) => () => void } = {}): Promise<BatchRow> {
+export async function waitForBatch(
+  db: Knex,
+  batchId: number,
+  onProgress: (p: BatchProgress) => void,
+  opts: { pollMs?: number; timeoutMs?: number; wake?: (listener: () => void) => () => void } = {},
+): Promise<BatchRow> {
   const t0 = Date.now();
   for (;;) {
     let p: BatchProgress;
@@ -98,7 +174,10 @@ export async function waitForBatch(db: Knex, batchId: number, onProgress: (p: Ba
     }
     onProgress(p);
     if (['completed', 'completed_with_failures', 'failed'].includes(p.status)) return getBatch(db, batchId);
-    if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs) throw new Error(`batch ${batchId} did not finish within ${opts.timeoutMs} ms (status ${p.status}); are workers running? ('tuban worker')`);
+    if (opts.timeoutMs && Date.now() - t0 > opts.timeoutMs)
+      throw new Error(
+        `batch ${batchId} did not finish within ${opts.timeoutMs} ms (status ${p.status}); are workers running? ('tuban worker')`,
+      );
     await new Promise<void>((resolve) => {
       const timer = setTimeout(done, opts.pollMs ?? 500);
       const unsubscribe = opts.wake?.(done);
@@ -135,10 +214,21 @@ export async function queueCounts(config: Config): Promise<Record<string, Record
  */
 export async function resumeBatch(db: Knex, config: Config, batchId: number): Promise<{ requeued: number }> {
   const batch = await getBatch(db, batchId);
-  if (!['queued', 'running'].includes(batch.status)) throw new ConflictError(`batch ${batchId} is ${batch.status}; only a queued or running batch can be resumed (use 'batch retry --failed' for failed tiles)`);
+  if (!['queued', 'running'].includes(batch.status))
+    throw new ConflictError(
+      `batch ${batchId} is ${batch.status}; only a queued or running batch can be resumed (use 'batch retry --failed' for failed tiles)`,
+    );
   const tiles = (await batchTiles(db, batchId)).filter((t) => t.status === 'queued' || t.status === 'detected');
   const round = Number(batch.params?.retryRound ?? 0) + 1;
-  await db('batch').where({ id: batchId }).update({ params: db.raw("params || jsonb_build_object('retryRound', ?::int)", [round]) });
-  await enqueueFlow(db, config, batchId, tiles.map((t) => t.imagery_id), round);
+  await db('batch')
+    .where({ id: batchId })
+    .update({ params: db.raw("params || jsonb_build_object('retryRound', ?::int)", [round]) });
+  await enqueueFlow(
+    db,
+    config,
+    batchId,
+    tiles.map((t) => t.imagery_id),
+    round,
+  );
   return { requeued: tiles.length };
 }

@@ -8,8 +8,18 @@ import { flowKey, partJobId } from './batch.flow.ts';
 import { QUEUE } from './queues.ts';
 
 export interface BatchListItem {
-  id: number; month: string; baseline_month: string; status: string; model_name: string; model_version: string;
-  created_at: string; finished_at: string | null; tiles: number; queued: number; vectorized: number; failed: number;
+  id: number;
+  month: string;
+  baseline_month: string;
+  status: string;
+  model_name: string;
+  model_version: string;
+  created_at: string;
+  finished_at: string | null;
+  tiles: number;
+  queued: number;
+  vectorized: number;
+  failed: number;
   patches: { new: number; redetected: number } | null;
 }
 
@@ -18,7 +28,16 @@ export async function recentBatches(db: Knex, limit = 20): Promise<BatchListItem
 }
 
 /** A BullMQ job's state, or null when the queue holds no such job (removed, or never enqueued). */
-type JobState = 'waiting' | 'waiting-children' | 'delayed' | 'active' | 'completed' | 'failed' | 'prioritized' | 'unknown' | null;
+type JobState =
+  | 'waiting'
+  | 'waiting-children'
+  | 'delayed'
+  | 'active'
+  | 'completed'
+  | 'failed'
+  | 'prioritized'
+  | 'unknown'
+  | null;
 
 export interface BatchProgress {
   batch: BatchListItem;
@@ -26,7 +45,17 @@ export interface BatchProgress {
    * Per tile: the database status (what has been committed), its parts done, and the states of
    * its parts' jobs in BullMQ (what is running), as a "state count" list.
    */
-  tiles: { imagery_id: number; path: string; status: string; error_code: string | null; error_message: string | null; parts: number; parts_done: number; part_jobs: string | null; attempts: number }[];
+  tiles: {
+    imagery_id: number;
+    path: string;
+    status: string;
+    error_code: string | null;
+    error_message: string | null;
+    parts: number;
+    parts_done: number;
+    part_jobs: string | null;
+    attempts: number;
+  }[];
   diff: JobState;
   /** Jobs of this batch BullMQ holds right now, by state. */
   jobs: Record<string, number>;
@@ -45,7 +74,11 @@ const ALL_PARTS_LOOKUP = 400;
 export class BatchProgressReader {
   private readonly queues: Record<'part' | 'diff', Queue> | null;
   /** Without a Redis connection only the database's side is reported (queueAvailable false). */
-  constructor(private readonly db: Knex, config: Config, connection?: Redis) {
+  constructor(
+    private readonly db: Knex,
+    config: Config,
+    connection?: Redis,
+  ) {
     const mk = (name: string) => new Queue(name, { connection: connection!, prefix: config.TUBAN_QUEUE_PREFIX });
     this.queues = connection ? { part: mk(QUEUE.part), diff: mk(QUEUE.diff) } : null;
   }
@@ -53,15 +86,24 @@ export class BatchProgressReader {
   async read(batchId: number): Promise<BatchProgress> {
     const [batch] = await runSql<BatchListItem>(this.db, 'batch/recent', { batch_id: batchId, limit: 1 });
     if (!batch) throw new NotFoundError(`no batch ${batchId}`);
-    const tiles = await this.db('batch_tile as t').join('imagery as i', 'i.id', 't.imagery_id').where('t.batch_id', batchId).orderBy('i.path')
+    const tiles = await this.db('batch_tile as t')
+      .join('imagery as i', 'i.id', 't.imagery_id')
+      .where('t.batch_id', batchId)
+      .orderBy('i.path')
       .select('t.imagery_id', 'i.path', 't.status', 't.error_code', 't.error_message');
-    const parts = await this.db('batch_part').where({ batch_id: batchId }).orderBy(['imagery_id', 'part']).select('imagery_id', 'part', 'status');
+    const parts = await this.db('batch_part')
+      .where({ batch_id: batchId })
+      .orderBy(['imagery_id', 'part'])
+      .select('imagery_id', 'part', 'status');
     const b = await this.db('batch').where({ id: batchId }).first('params');
     const instance = (await this.db('setting').where({ key: 'instance_id' }).first())?.value as string;
     const lastRound = Number(b?.params?.retryRound ?? 0);
     const jobs: Record<string, number> = {};
     let queueAvailable = this.queues !== null;
-    const state = async (queue: Queue, id: (round: number) => string): Promise<{ state: JobState; attempts: number }> => {
+    const state = async (
+      queue: Queue,
+      id: (round: number) => string,
+    ): Promise<{ state: JobState; attempts: number }> => {
       for (let round = lastRound; round >= 0; round--) {
         const job = await queue.getJob(id(round));
         if (job) {
@@ -76,13 +118,19 @@ export class BatchProgressReader {
     let diff: JobState = null;
     try {
       if (!this.queues) throw new Error('no queue connection');
-      const lookup = parts.length <= ALL_PARTS_LOOKUP ? parts : parts.filter((p) => !['vectorized', 'failed'].includes(p.status));
+      const lookup =
+        parts.length <= ALL_PARTS_LOOKUP ? parts : parts.filter((p) => !['vectorized', 'failed'].includes(p.status));
       // all lookups in flight at once: the connection sends them without waiting for each answer
       const queues = this.queues;
-      const found = await Promise.all(lookup.map(async (p) => {
-        const id = Number(p.imagery_id);
-        return { id, ...(await state(queues.part, (round) => partJobId(flowKey(instance, batchId, round), id, Number(p.part)))) };
-      }));
+      const found = await Promise.all(
+        lookup.map(async (p) => {
+          const id = Number(p.imagery_id);
+          return {
+            id,
+            ...(await state(queues.part, (round) => partJobId(flowKey(instance, batchId, round), id, Number(p.part)))),
+          };
+        }),
+      );
       for (const r of found) {
         const t = perTile.get(r.id) ?? { states: {}, attempts: 0 };
         perTile.set(r.id, t);
@@ -111,9 +159,15 @@ export class BatchProgressReader {
       const mine = partsOf.get(id) ?? [];
       const jobStates = perTile.get(id);
       return {
-        imagery_id: id, path: t.path, status: t.status, error_code: t.error_code, error_message: t.error_message,
-        parts: mine.length, parts_done: mine.filter((p) => p.status === 'vectorized').length,
-        part_jobs: counts(jobStates?.states, mine.length), attempts: jobStates?.attempts ?? 0,
+        imagery_id: id,
+        path: t.path,
+        status: t.status,
+        error_code: t.error_code,
+        error_message: t.error_message,
+        parts: mine.length,
+        parts_done: mine.filter((p) => p.status === 'vectorized').length,
+        part_jobs: counts(jobStates?.states, mine.length),
+        attempts: jobStates?.attempts ?? 0,
       };
     });
     return { batch, tiles: rows, diff, jobs, queueAvailable };

@@ -32,13 +32,21 @@ export function redisConnection(config: Config, extra: RedisOptions = {}): Redis
 
 /** Ping Redis once with a short timeout; a clear message when nothing answers. */
 export async function checkRedis(config: Config, timeoutMs = 2000): Promise<void> {
-  const r = new Redis(config.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: timeoutMs, retryStrategy: () => null });
+  const r = new Redis(config.REDIS_URL, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: timeoutMs,
+    retryStrategy: () => null,
+  });
   r.on('error', () => {}); // the failure is reported below, once, not as an unhandled error event
   try {
     await r.connect();
     await r.ping();
   } catch (err) {
-    throw new TransientError(`Redis does not answer at ${config.REDIS_URL} (${(err as Error).message}); start one (e.g. 'redis-server --port 6379 --save "" --daemonize yes') or set REDIS_URL`, { service: 'redis' });
+    throw new TransientError(
+      `Redis does not answer at ${config.REDIS_URL} (${(err as Error).message}); start one (e.g. 'redis-server --port 6379 --save "" --daemonize yes') or set REDIS_URL`,
+      { service: 'redis' },
+    );
   } finally {
     r.disconnect();
   }

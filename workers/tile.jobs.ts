@@ -9,7 +9,14 @@ import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
-import { batchTiles, runDiff, setBatchStatus, updatePartAndTile, updateTile, type BatchSummary } from '../store/batch.ts';
+import {
+  batchTiles,
+  runDiff,
+  setBatchStatus,
+  updatePartAndTile,
+  updateTile,
+  type BatchSummary,
+} from '../store/batch.ts';
 import { runSql } from '../store/sql.ts';
 import { faultPause } from './fault.ts';
 
@@ -25,7 +32,10 @@ interface PartJobRow {
   tile_status: string;
   batch_status: string;
   params: Record<string, unknown>;
-  x: number; y: number; width: number | null; height: number;
+  x: number;
+  y: number;
+  width: number | null;
+  height: number;
   path: string;
   stretch: BandStretch | null;
   geotransform: number[];
@@ -43,12 +53,19 @@ const TILE_PIECE_MIN_M2 = 2;
  * bounded by the part size, whatever the scene size. Polygons and the part's status are committed
  * in one transaction: a worker killed anywhere before that leaves nothing, and the job runs again.
  */
-export async function partJob(ctx: JobContext, batchId: number, imageryId: number, partNo = 0, progress?: (pct: number) => void): Promise<{ windows: number; polygons: number; ms: Record<string, number> }> {
+export async function partJob(
+  ctx: JobContext,
+  batchId: number,
+  imageryId: number,
+  partNo = 0,
+  progress?: (pct: number) => void,
+): Promise<{ windows: number; polygons: number; ms: Record<string, number> }> {
   const at = { stage: 'detect' as PartStage };
   try {
     return await runPart(ctx, batchId, imageryId, partNo, at, progress);
   } catch (err) {
-    if (err !== null && typeof err === 'object' && !('stage' in err)) Object.defineProperty(err, 'stage', { value: at.stage, enumerable: false });
+    if (err !== null && typeof err === 'object' && !('stage' in err))
+      Object.defineProperty(err, 'stage', { value: at.stage, enumerable: false });
     throw err;
   }
 }
@@ -61,9 +78,20 @@ export function partStageOf(err: unknown): PartStage | undefined {
   return err !== null && typeof err === 'object' && 'stage' in err ? (err.stage as PartStage) : undefined;
 }
 
-async function runPart(ctx: JobContext, batchId: number, imageryId: number, partNo: number, at: { stage: PartStage }, progress?: (pct: number) => void): Promise<{ windows: number; polygons: number; ms: Record<string, number> }> {
+async function runPart(
+  ctx: JobContext,
+  batchId: number,
+  imageryId: number,
+  partNo: number,
+  at: { stage: PartStage },
+  progress?: (pct: number) => void,
+): Promise<{ windows: number; polygons: number; ms: Record<string, number> }> {
   const timer = new StageTimer();
-  const [job] = await runSql<PartJobRow>(ctx.db, 'batch/part_job', { batch_id: batchId, imagery_id: imageryId, part: partNo });
+  const [job] = await runSql<PartJobRow>(ctx.db, 'batch/part_job', {
+    batch_id: batchId,
+    imagery_id: imageryId,
+    part: partNo,
+  });
   if (!job) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
   if (job.tile_status === 'failed') return { windows: 0, polygons: 0, ms: {} };
   if (job.width === null) throw new Error(`batch ${batchId} tile ${imageryId} has no part ${partNo}`);
@@ -84,7 +112,12 @@ async function runPart(ctx: JobContext, batchId: number, imageryId: number, part
     }
     // detectRegion adds its own read / infer / blend times to the timer's
     detected = await detectRegion({
-      after, afterStretch: job.stretch, baselines: baseSources, model: ctx.model, region: part, stages: timer.ms,
+      after,
+      afterStretch: job.stretch,
+      baselines: baseSources,
+      model: ctx.model,
+      region: part,
+      stages: timer.ms,
       onProgress: (d, t) => d < t && progress?.(Math.round((100 * d) / t)), // the job's completion says 100 %
     });
   } finally {
@@ -94,18 +127,52 @@ async function runPart(ctx: JobContext, batchId: number, imageryId: number, part
   ctx.log.info('Tile:Detected', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows });
   const gt = job.geotransform.map(Number) as unknown as GeoTransform;
   at.stage = 'vectorize';
-  const features = await timer.time('vectorize', () => vectorizeRaster(detected.probability, part.width, part.height, gt, { threshold, minAreaM2: TILE_PIECE_MIN_M2, offsetPx: { x: part.x, y: part.y }, interior: detected.interior, interiorThreshold: ctx.model.manifest.interior?.threshold }));
+  const features = await timer.time('vectorize', () =>
+    vectorizeRaster(detected.probability, part.width, part.height, gt, {
+      threshold,
+      minAreaM2: TILE_PIECE_MIN_M2,
+      offsetPx: { x: part.x, y: part.y },
+      interior: detected.interior,
+      interiorThreshold: ctx.model.manifest.interior?.threshold,
+    }),
+  );
   releaseProbability(detected);
   at.stage = 'store';
   await ctx.db.transaction(async (trx) => {
     const t0 = performance.now();
-    const rows = features.map((f, i) => ({ seq: i + 1, geometry: JSON.stringify(f.geometry), area_m2: f.properties.area_m2, pixel_count: f.properties.pixel_count, mean_prob: f.properties.mean_probability }));
-    await runSql(trx, 'batch/store_part_polygons', { batch_id: batchId, imagery_id: imageryId, part: partNo, srid: job.srid, features: JSON.stringify(rows) });
+    const rows = features.map((f, i) => ({
+      seq: i + 1,
+      geometry: JSON.stringify(f.geometry),
+      area_m2: f.properties.area_m2,
+      pixel_count: f.properties.pixel_count,
+      mean_prob: f.properties.mean_probability,
+    }));
+    await runSql(trx, 'batch/store_part_polygons', {
+      batch_id: batchId,
+      imagery_id: imageryId,
+      part: partNo,
+      srid: job.srid,
+      features: JSON.stringify(rows),
+    });
     timer.ms.store = Math.round((performance.now() - t0) * 10) / 10;
     await faultPause(ctx.config, 'vectorize');
-    await updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, { status: 'vectorized', windows: detected.windows, valid_px: detected.validPx, polygons: features.length, timings: timer.ms });
+    await updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, {
+      status: 'vectorized',
+      windows: detected.windows,
+      valid_px: detected.validPx,
+      polygons: features.length,
+      timings: timer.ms,
+    });
   });
-  ctx.log.info('Tile:Vectorized', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows, polygons: features.length, ...prefixed(timer.ms) });
+  ctx.log.info('Tile:Vectorized', {
+    batchId,
+    imageryId,
+    part: partNo,
+    path: job.path,
+    windows: detected.windows,
+    polygons: features.length,
+    ...prefixed(timer.ms),
+  });
   return { windows: detected.windows, polygons: features.length, ms: timer.ms };
 }
 
@@ -115,10 +182,24 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
   // Tiles whose jobs never reported (e.g. removed from Redis) are failed, not silently skipped.
   const tiles = await batchTiles(ctx.db, batchId);
   for (const t of tiles.filter((t) => t.status !== 'vectorized' && t.status !== 'failed')) {
-    await updateTile(ctx.db, batchId, t.imagery_id, { status: 'failed', error_code: 'incomplete', error_message: `${t.path}: tile did not finish (${t.status}) before the batch was diffed` });
+    await updateTile(ctx.db, batchId, t.imagery_id, {
+      status: 'failed',
+      error_code: 'incomplete',
+      error_message: `${t.path}: tile did not finish (${t.status}) before the batch was diffed`,
+    });
   }
-  const summary = await runDiff(ctx.db, ctx.config, batchId, 'batch', (point) => faultPause(ctx.config, point === 'emit' ? 'emit' : 'diff'));
-  ctx.log.info('Batch:Completed', { batchId, status: summary.status, tiles: summary.tiles.total, failed: summary.tiles.failed, patchesNew: summary.patches.new, redetected: summary.patches.redetected, ms: Math.round(performance.now() - t0) });
+  const summary = await runDiff(ctx.db, ctx.config, batchId, 'batch', (point) =>
+    faultPause(ctx.config, point === 'emit' ? 'emit' : 'diff'),
+  );
+  ctx.log.info('Batch:Completed', {
+    batchId,
+    status: summary.status,
+    tiles: summary.tiles.total,
+    failed: summary.tiles.failed,
+    patchesNew: summary.patches.new,
+    redetected: summary.patches.redetected,
+    ms: Math.round(performance.now() - t0),
+  });
   return summary;
 }
 

@@ -26,26 +26,59 @@ export interface WorkerPool {
  * tile is marked failed only when its last attempt fails. Either way the reason lands in
  * batch_tile, where the batch summary reads it.
  */
-export function startWorkers(opts: { db: Knex; config: Config; model: ChangeModel; log: Logger; concurrency?: number; workflow?: WorkflowEnv; autorun?: boolean }): WorkerPool {
+export function startWorkers(opts: {
+  db: Knex;
+  config: Config;
+  model: ChangeModel;
+  log: Logger;
+  concurrency?: number;
+  workflow?: WorkflowEnv;
+  autorun?: boolean;
+}): WorkerPool {
   const ctx: JobContext = { db: opts.db, config: opts.config, model: opts.model, log: opts.log };
   const concurrency = opts.concurrency ?? opts.config.TUBAN_CONCURRENCY;
   const attempts = opts.config.TUBAN_JOB_ATTEMPTS;
   // Tries are counted here, stalls (a worker killed or out of memory) and errors alike, against
   // TUBAN_JOB_ATTEMPTS (see triesOf); BullMQ's own stall limit sits above that and is never reached.
-  const common = { prefix: opts.config.TUBAN_QUEUE_PREFIX, concurrency, lockDuration: opts.config.TUBAN_LOCK_MS, stalledInterval: opts.config.TUBAN_STALLED_INTERVAL_MS, maxStalledCount: attempts + 1, autorun: opts.autorun ?? true };
+  const common = {
+    prefix: opts.config.TUBAN_QUEUE_PREFIX,
+    concurrency,
+    lockDuration: opts.config.TUBAN_LOCK_MS,
+    stalledInterval: opts.config.TUBAN_STALLED_INTERVAL_MS,
+    maxStalledCount: attempts + 1,
+    autorun: opts.autorun ?? true,
+  };
 
   /** Marks a part failed for good with its reason (the batch summary reads it). */
   const failPart = (batchId: number, imageryId: number, part: number, code: string, message: string) =>
-    ctx.db.transaction((trx) => updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, { status: 'failed', error_code: code, error_message: message }));
+    ctx.db.transaction((trx) =>
+      updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, {
+        status: 'failed',
+        error_code: code,
+        error_message: message,
+      }),
+    );
 
   /**
    * A job whose worker died on an earlier try is logged as such; once its tries are used it fails
    * for good (`fail` records why) instead of running again. Returns which try this is.
    */
-  const checkDeaths = async (job: Job, what: string, event: string, fields: () => Promise<Record<string, unknown>>, fail: (message: string) => Promise<unknown>) => {
+  const checkDeaths = async (
+    job: Job,
+    what: string,
+    event: string,
+    fields: () => Promise<Record<string, unknown>>,
+    fail: (message: string) => Promise<unknown>,
+  ) => {
     const tries = triesOf(job);
     if (tries.died === 0) return tries;
-    ctx.log.warn(event, { ...(await fields()), died: tries.died, failed: job.attemptsMade, attempt: tries.now, of: attempts });
+    ctx.log.warn(event, {
+      ...(await fields()),
+      died: tries.died,
+      failed: job.attemptsMade,
+      attempt: tries.now,
+      of: attempts,
+    });
     if (tries.now > attempts) {
       const message = `the worker running ${what} died ${tries.died} time(s) (killed, or out of memory) and it failed ${job.attemptsMade} time(s): ${attempts} tries (TUBAN_JOB_ATTEMPTS) used`;
       await fail(message);
@@ -57,9 +90,13 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
   const partHandler = async (job: Job<TileJobData>) => {
     const { batchId, imageryId } = job.data;
     const part = job.data.part ?? 0;
-    const tries = await checkDeaths(job, 'this part', 'Tile:WorkerDied',
+    const tries = await checkDeaths(
+      job,
+      'this part',
+      'Tile:WorkerDied',
       async () => ({ batchId, imageryId, part, path: (await batchTile(ctx.db, batchId, imageryId))?.path }),
-      (message) => failPart(batchId, imageryId, part, 'worker_died', message));
+      (message) => failPart(batchId, imageryId, part, 'worker_died', message),
+    );
     try {
       return await partJob(ctx, batchId, imageryId, part, (pct) => void job.updateProgress(pct));
     } catch (err) {
@@ -67,7 +104,17 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
       const last = !errorFate[kind].retry || tries.now >= attempts;
       const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
       const stage = partStageOf(err);
-      ctx.log.warn('Tile:Failed', { batchId, imageryId, part, path, stage, attempt: tries.now, final: last, code: errorCodeOf(err), message: (err as Error).message });
+      ctx.log.warn('Tile:Failed', {
+        batchId,
+        imageryId,
+        part,
+        path,
+        stage,
+        attempt: tries.now,
+        final: last,
+        code: errorCodeOf(err),
+        message: (err as Error).message,
+      });
       if (last) {
         const message = stage ? `${stage}: ${(err as Error).message}` : (err as Error).message;
         await failPart(batchId, imageryId, part, errorCodeOf(err), message);
@@ -79,14 +126,32 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
   };
 
   const failBatch = (batchId: number, message: string) =>
-    ctx.db('batch').where({ id: batchId }).update({ status: 'failed', summary: JSON.stringify({ batchId, status: 'failed', error: message }), finished_at: ctx.db.fn.now() });
+    ctx
+      .db('batch')
+      .where({ id: batchId })
+      .update({
+        status: 'failed',
+        summary: JSON.stringify({ batchId, status: 'failed', error: message }),
+        finished_at: ctx.db.fn.now(),
+      });
   const diffHandler = async (job: Job<DiffJobData>) => {
-    const tries = await checkDeaths(job, 'the diff', 'Batch:DiffWorkerDied', async () => ({ batchId: job.data.batchId }), (message) => failBatch(job.data.batchId, message));
+    const tries = await checkDeaths(
+      job,
+      'the diff',
+      'Batch:DiffWorkerDied',
+      async () => ({ batchId: job.data.batchId }),
+      (message) => failBatch(job.data.batchId, message),
+    );
     try {
       return await diffJob(ctx, job.data.batchId);
     } catch (err) {
       const last = tries.now >= attempts;
-      ctx.log.error('Batch:DiffFailed', { batchId: job.data.batchId, attempt: tries.now, final: last, message: (err as Error).message });
+      ctx.log.error('Batch:DiffFailed', {
+        batchId: job.data.batchId,
+        attempt: tries.now,
+        final: last,
+        message: (err as Error).message,
+      });
       if (last) {
         await failBatch(job.data.batchId, (err as Error).message);
         throw new UnrecoverableError((err as Error).message);
@@ -96,22 +161,38 @@ export function startWorkers(opts: { db: Knex; config: Config; model: ChangeMode
   };
 
   const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
-  const diffWorker = new Worker<DiffJobData>(QUEUE.diff, diffHandler, { ...common, concurrency: 1, connection: connections[1] });
-  const workers: Worker[] = [new Worker<TileJobData>(QUEUE.part, partHandler, { ...common, connection: connections[0] }), diffWorker];
+  const diffWorker = new Worker<DiffJobData>(QUEUE.diff, diffHandler, {
+    ...common,
+    concurrency: 1,
+    connection: connections[1],
+  });
+  const workers: Worker[] = [
+    new Worker<TileJobData>(QUEUE.part, partHandler, { ...common, connection: connections[0] }),
+    diffWorker,
+  ];
   if (opts.workflow) {
     const wf = opts.workflow;
-    workers.push(new Worker(QUEUE.deadlines, async () => {
-      const r = await sweepOverdue(opts.db, wf);
-      opts.log.info('Deadlines:Swept', { today: wf.today(), ...r });
-      return r;
-    }, { ...common, concurrency: 1, connection: connections[2] }));
+    workers.push(
+      new Worker(
+        QUEUE.deadlines,
+        async () => {
+          const r = await sweepOverdue(opts.db, wf);
+          opts.log.info('Deadlines:Swept', { today: wf.today(), ...r });
+          return r;
+        },
+        { ...common, concurrency: 1, connection: connections[2] },
+      ),
+    );
   } else connections[2].disconnect();
-  for (const w of workers) w.on('error', (err) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
+  for (const w of workers)
+    w.on('error', (err) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
 
   return {
     workers,
     run() {
-      for (const w of workers) if (!w.isRunning()) void w.run().catch((err: Error) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
+      for (const w of workers)
+        if (!w.isRunning())
+          void w.run().catch((err: Error) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
     },
     onceDiffEnds(listener) {
       const fire = () => {
@@ -150,7 +231,11 @@ export async function scheduleDeadlineSweep(config: Config): Promise<void> {
   const q = new Queue(QUEUE.deadlines, { connection, prefix: config.TUBAN_QUEUE_PREFIX });
   try {
     const tz = `Etc/GMT${config.TUBAN_UTC_OFFSET_H >= 0 ? '-' : '+'}${Math.abs(config.TUBAN_UTC_OFFSET_H)}`;
-    await q.upsertJobScheduler('daily-deadline-sweep', { pattern: '0 1 * * *', tz }, { name: 'sweep', opts: { removeOnComplete: { count: 60 }, removeOnFail: { count: 60 } } });
+    await q.upsertJobScheduler(
+      'daily-deadline-sweep',
+      { pattern: '0 1 * * *', tz },
+      { name: 'sweep', opts: { removeOnComplete: { count: 60 }, removeOnFail: { count: 60 } } },
+    );
   } finally {
     await q.close();
     connection.disconnect();

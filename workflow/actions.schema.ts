@@ -3,7 +3,9 @@ import { IsoDate } from './calendar.ts';
 import { DISMISS_REASONS, MEASURES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
 
 /** A town (镇街) code as a request gives it: letters, digits, `_` and `-` only (no separators, no control characters). */
-export const TownCode = z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, 'a town code: letters, digits, _ or - (at most 64)');
+export const TownCode = z
+  .string()
+  .regex(/^[\p{L}\p{N}_-]{1,64}$/u, 'a town code: letters, digits, _ or - (at most 64)');
 
 /** Request bodies of the patch actions; the same schemas validate requests and describe them in OpenAPI. */
 export const ActionBodies = {
@@ -12,43 +14,86 @@ export const ActionBodies = {
   verify: z.object({
     result: z.enum(VERIFY_RESULTS),
     violation: z.enum(VIOLATIONS).optional().describe('for illegal: 违法建设 (construction) or 违法用地 (land_use)'),
-    permit_ref: z.string().min(1).max(200).optional().describe('required for legal: permit number or document reference'),
+    permit_ref: z
+      .string()
+      .min(1)
+      .max(200)
+      .optional()
+      .describe('required for legal: permit number or document reference'),
     note: z.string().max(2000).optional(),
   }),
-  rectify: z.object({ measure: z.enum(MEASURES), due: IsoDate.optional().describe('an earlier deadline than the policy gives; default and latest: the class period in working days'), note: z.string().max(2000).optional() }),
+  rectify: z.object({
+    measure: z.enum(MEASURES),
+    due: IsoDate.optional().describe(
+      'an earlier deadline than the policy gives; default and latest: the class period in working days',
+    ),
+    note: z.string().max(2000).optional(),
+  }),
   report_rectified: z.object({ note: z.string().max(2000).optional() }),
   close: z.object({ note: z.string().max(2000).optional() }),
   send_back: z.object({ reason: z.string().min(1).max(2000) }),
   correct_town: z.object({ town_code: z.string().min(1), reason: z.string().min(1).max(2000) }),
-  merge: z.object({ other: z.string().min(1).describe('code of the patch merged into this one'), reason: z.string().min(1).max(2000) }),
+  merge: z.object({
+    other: z.string().min(1).describe('code of the patch merged into this one'),
+    reason: z.string().min(1).max(2000),
+  }),
   split: z.object({
-    parts: z.array(z.object({
-      type: z.literal('Polygon'),
-      coordinates: z.array(
-        z.array(z.tuple([z.number().min(-180).max(180), z.number().min(-90).max(90)])).min(4).max(10_000)
-          .refine((ring) => ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1], 'a ring ends where it starts'),
-      ).min(1).max(100),
-    })).min(2).max(20)
+    parts: z
+      .array(
+        z.object({
+          type: z.literal('Polygon'),
+          coordinates: z
+            .array(
+              z
+                .array(z.tuple([z.number().min(-180).max(180), z.number().min(-90).max(90)]))
+                .min(4)
+                .max(10_000)
+                .refine(
+                  (ring) => ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1],
+                  'a ring ends where it starts',
+                ),
+            )
+            .min(1)
+            .max(100),
+        }),
+      )
+      .min(2)
+      .max(20)
       .describe('two or more polygons in lon/lat; each part is the patch cut by one polygon'),
     reason: z.string().min(1).max(2000),
   }),
   extend: z.object({
     working_days: z.number().int().min(1).max(120),
     reason: z.string().min(1).max(2000),
-    request_key: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, '8–64 letters, digits, _ or -').describe('a key of your own for this request (e.g. a UUID): sent again, the same key extends nothing more'),
+    request_key: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{8,64}$/, '8–64 letters, digits, _ or -')
+      .describe('a key of your own for this request (e.g. a UUID): sent again, the same key extends nothing more'),
   }),
   escalate: z.object({ reason: z.string().min(1).max(2000) }),
 } as const;
 
 export const PatchQuerySchema = z.object({
-  month: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/).optional(),
+  month: z
+    .string()
+    .regex(/^\d{4}-(0[1-9]|1[0-2])$/)
+    .optional(),
   town: TownCode.optional(),
-  status: z.string().regex(/^[a-z_]{1,32}$/, 'a status name').optional(),
+  status: z
+    .string()
+    .regex(/^[a-z_]{1,32}$/, 'a status name')
+    .optional(),
   class: z.enum(['ecological', 'farmland', 'water', 'general']).optional(),
   overdue: z.enum(['true', 'false']).optional(),
   escalated: z.enum(['true', 'false']).optional(),
-  bbox: z.string().regex(/^-?\d{1,3}(\.\d+)?(,-?\d{1,3}(\.\d+)?){3}$/, 'minLon,minLat,maxLon,maxLat')
-    .refine((v) => { const [a, b, c, d] = v.split(',').map(Number); return a >= -180 && c <= 180 && b >= -90 && d <= 90 && a <= c && b <= d; }, 'minLon,minLat,maxLon,maxLat in degrees, min ≤ max').optional(),
+  bbox: z
+    .string()
+    .regex(/^-?\d{1,3}(\.\d+)?(,-?\d{1,3}(\.\d+)?){3}$/, 'minLon,minLat,maxLon,maxLat')
+    .refine((v) => {
+      const [a, b, c, d] = v.split(',').map(Number);
+      return a >= -180 && c <= 180 && b >= -90 && d <= 90 && a <= c && b <= d;
+    }, 'minLon,minLat,maxLon,maxLat in degrees, min ≤ max')
+    .optional(),
   min_area: z.coerce.number().min(0).optional().describe('m²'),
   max_area: z.coerce.number().min(0).optional().describe('m²'),
   sort: z.enum(['code', 'area_m2', 'due', 'status', 'town']).default('code'),

@@ -56,10 +56,20 @@ export function parseCalendar(text: string, file: string): WorkCalendar {
     throw new BadInputError('invalid_calendar', `${file}: not valid JSON (${(err as Error).message})`, { file });
   }
   const parsed = CalendarFileSchema.safeParse(raw);
-  if (!parsed.success) throw new BadInputError('invalid_calendar', `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, { file });
+  if (!parsed.success)
+    throw new BadInputError(
+      'invalid_calendar',
+      `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      { file },
+    );
   const c = parsed.data;
   const both = c.holidays.filter((d) => c.workdays.includes(d));
-  if (both.length) throw new BadInputError('invalid_calendar', `${file}: ${both.join(', ')} listed as both holiday and make-up working day`, { file });
+  if (both.length)
+    throw new BadInputError(
+      'invalid_calendar',
+      `${file}: ${both.join(', ')} listed as both holiday and make-up working day`,
+      { file },
+    );
   return { holidays: new Set(c.holidays), workdays: new Set(c.workdays), years: c.years };
 }
 
@@ -68,7 +78,11 @@ export function loadCalendar(file: string): WorkCalendar {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new BadInputError('invalid_calendar', `${file}: cannot read the working-day calendar (${(err as Error).message})`, { file });
+    throw new BadInputError(
+      'invalid_calendar',
+      `${file}: cannot read the working-day calendar (${(err as Error).message})`,
+      { file },
+    );
   }
   return parseCalendar(text, file);
 }
@@ -94,9 +108,13 @@ export function addWorkingDays(cal: WorkCalendar, date: string, n: number): stri
   if (!Number.isInteger(n) || n < 0) throw new Error(`working days must be a whole number ≥ 0, got ${n}`);
   checkDate(date, 'date');
   let d = date;
-  for (let left = n; left > 0; ) {
+  for (let left = n; left > 0;) {
     d = addDays(d, 1);
-    if (d > DATE_MAX) throw new BadInputError('bad_date', `${n} working days after ${date} is past ${DATE_MAX}`, { field: 'date', value: date });
+    if (d > DATE_MAX)
+      throw new BadInputError('bad_date', `${n} working days after ${date} is past ${DATE_MAX}`, {
+        field: 'date',
+        value: date,
+      });
     if (isWorkingDay(cal, d)) left--;
   }
   return d;

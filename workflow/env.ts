@@ -13,7 +13,12 @@ export interface WorkflowEnv {
   today: () => string;
 }
 
-const Days = z.object({ ecological: z.number().int().min(1), farmland: z.number().int().min(1), water: z.number().int().min(1), general: z.number().int().min(1) });
+const Days = z.object({
+  ecological: z.number().int().min(1),
+  farmland: z.number().int().min(1),
+  water: z.number().int().min(1),
+  general: z.number().int().min(1),
+});
 const PolicySchema = z.object({ verifyDays: Days, rectifyDays: Days, escalateAfterDays: z.number().int().min(0) });
 
 export function loadPolicy(file: string | undefined): DeadlinePolicy {
@@ -22,10 +27,19 @@ export function loadPolicy(file: string | undefined): DeadlinePolicy {
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new BadInputError('invalid_deadlines', `${file}: cannot read the deadline policy (${(err as Error).message})`, { file });
+    throw new BadInputError(
+      'invalid_deadlines',
+      `${file}: cannot read the deadline policy (${(err as Error).message})`,
+      { file },
+    );
   }
   const r = PolicySchema.safeParse(raw);
-  if (!r.success) throw new BadInputError('invalid_deadlines', `${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, { file });
+  if (!r.success)
+    throw new BadInputError(
+      'invalid_deadlines',
+      `${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      { file },
+    );
   return r.data;
 }
 
@@ -35,5 +49,9 @@ export function localToday(offsetH: number, now = Date.now()): string {
 }
 
 export function workflowEnv(config: Config): WorkflowEnv {
-  return { calendar: loadCalendar(config.TUBAN_CALENDAR_FILE), policy: loadPolicy(config.TUBAN_DEADLINES_FILE), today: () => localToday(config.TUBAN_UTC_OFFSET_H) };
+  return {
+    calendar: loadCalendar(config.TUBAN_CALENDAR_FILE),
+    policy: loadPolicy(config.TUBAN_DEADLINES_FILE),
+    today: () => localToday(config.TUBAN_UTC_OFFSET_H),
+  };
 }

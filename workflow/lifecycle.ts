@@ -5,12 +5,29 @@ export type Role = 'analyst' | 'town' | 'supervisor' | 'admin';
 export const ROLES: readonly Role[] = ['analyst', 'town', 'supervisor', 'admin'];
 
 export type PatchStatus =
-  | 'detected' | 'dispatched' | 'dismissed'
-  | 'illegal' | 'legal' | 'false_change' | 'pre_existing'
-  | 'rectifying' | 'rectified' | 'closed' | 'merged' | 'split';
+  | 'detected'
+  | 'dispatched'
+  | 'dismissed'
+  | 'illegal'
+  | 'legal'
+  | 'false_change'
+  | 'pre_existing'
+  | 'rectifying'
+  | 'rectified'
+  | 'closed'
+  | 'merged'
+  | 'split';
 
 /** States from which nothing more happens to the patch (it may come back only as a new, rebuilt patch). */
-export const FINAL_STATES: readonly PatchStatus[] = ['dismissed', 'legal', 'false_change', 'pre_existing', 'closed', 'merged', 'split'];
+export const FINAL_STATES: readonly PatchStatus[] = [
+  'dismissed',
+  'legal',
+  'false_change',
+  'pre_existing',
+  'closed',
+  'merged',
+  'split',
+];
 
 export const DISMISS_REASONS = ['cloud', 'shadow', 'vehicle', 'seasonal_crop', 'duplicate', 'other'] as const;
 export const VERIFY_RESULTS = ['illegal', 'legal', 'false_change', 'pre_existing'] as const;
@@ -18,8 +35,18 @@ export const MEASURES = ['demolish', 'confiscate', 'fine_legalise'] as const;
 export const VIOLATIONS = ['construction', 'land_use'] as const;
 
 export type Action =
-  | 'dispatch' | 'dismiss' | 'verify' | 'rectify' | 'report_rectified' | 'close' | 'send_back'
-  | 'correct_town' | 'merge' | 'split' | 'extend' | 'escalate';
+  | 'dispatch'
+  | 'dismiss'
+  | 'verify'
+  | 'rectify'
+  | 'report_rectified'
+  | 'close'
+  | 'send_back'
+  | 'correct_town'
+  | 'merge'
+  | 'split'
+  | 'extend'
+  | 'escalate';
 
 interface Rule {
   from: readonly PatchStatus[];
@@ -37,13 +64,33 @@ export const RULES: Record<Action, Rule> = {
   dispatch: { from: ['detected'], to: 'dispatched', roles: ['analyst'], label: 'dispatch to the town (下发)' },
   dismiss: { from: ['detected'], to: 'dismissed', roles: ['analyst'], label: 'dismiss with a reason' },
   verify: { from: ['dispatched'], roles: ['town'], label: 'record the on-site verification (外业核查)' },
-  rectify: { from: ['illegal'], to: 'rectifying', roles: ['town', 'supervisor'], label: 'start rectification with a measure' },
-  report_rectified: { from: ['rectifying'], to: 'rectified', roles: ['town'], label: 'report rectified, with evidence' },
+  rectify: {
+    from: ['illegal'],
+    to: 'rectifying',
+    roles: ['town', 'supervisor'],
+    label: 'start rectification with a measure',
+  },
+  report_rectified: {
+    from: ['rectifying'],
+    to: 'rectified',
+    roles: ['town'],
+    label: 'report rectified, with evidence',
+  },
   close: { from: ['rectified'], to: 'closed', roles: ['supervisor'], label: 'close (销号)' },
-  send_back: { from: ['rectified'], to: 'rectifying', roles: ['supervisor'], label: 'send back for more rectification' },
+  send_back: {
+    from: ['rectified'],
+    to: 'rectifying',
+    roles: ['supervisor'],
+    label: 'send back for more rectification',
+  },
   correct_town: { from: ['detected', 'dispatched'], roles: ['analyst'], label: "correct the patch's town" },
   merge: { from: ['detected', 'dispatched'], roles: ['analyst'], label: 'merge another patch into this one' },
-  split: { from: ['detected', 'dispatched'], to: 'split', roles: ['analyst'], label: 'split into parts drawn as polygons' },
+  split: {
+    from: ['detected', 'dispatched'],
+    to: 'split',
+    roles: ['analyst'],
+    label: 'split into parts drawn as polygons',
+  },
   extend: { from: ['dispatched', 'rectifying'], roles: ['supervisor'], label: 'extend the running deadline' },
   escalate: { from: ['dispatched', 'rectifying'], roles: ['supervisor'], label: 'list for supervision (挂牌督办)' },
 };
@@ -52,24 +99,40 @@ export const ACTIONS = Object.keys(RULES) as Action[];
 
 /** The moves open from a state, as "action (roles)" strings for messages and the API. */
 export function allowedMoves(status: PatchStatus, role?: Role): { action: Action; roles: readonly Role[] }[] {
-  return ACTIONS.filter((a) => RULES[a].from.includes(status) && (!role || RULES[a].roles.includes(role))).map((a) => ({ action: a, roles: RULES[a].roles }));
+  return ACTIONS.filter((a) => RULES[a].from.includes(status) && (!role || RULES[a].roles.includes(role))).map((a) => ({
+    action: a,
+    roles: RULES[a].roles,
+  }));
 }
 
 /**
  * Checks that `role` may take `action` on a patch in `status` and returns the new status.
  * Refusals name the current state and the moves that are allowed (HTTP 409 / 403).
  */
-export function planTransition(code: string, status: PatchStatus, action: Action, role: Role, result?: string): PatchStatus {
+export function planTransition(
+  code: string,
+  status: PatchStatus,
+  action: Action,
+  role: Role,
+  result?: string,
+): PatchStatus {
   const rule = RULES[action];
   if (!rule.roles.includes(role)) {
-    throw new ForbiddenError(`role ${role} may not ${rule.label}; that is for ${rule.roles.join(' or ')}`, { action, role });
+    throw new ForbiddenError(`role ${role} may not ${rule.label}; that is for ${rule.roles.join(' or ')}`, {
+      action,
+      role,
+    });
   }
   if (!rule.from.includes(status)) {
     const moves = allowedMoves(status).map((m) => `${m.action} (${m.roles.join('/')})`);
-    throw new ConflictError(`patch ${code} is ${status}; ${action} needs ${rule.from.join(' or ')}. Allowed from ${status}: ${moves.length ? moves.join(', ') : 'none (final state)'}`, { code, status, action, allowed: moves });
+    throw new ConflictError(
+      `patch ${code} is ${status}; ${action} needs ${rule.from.join(' or ')}. Allowed from ${status}: ${moves.length ? moves.join(', ') : 'none (final state)'}`,
+      { code, status, action, allowed: moves },
+    );
   }
   if (action === 'verify') {
-    if (!result || !(VERIFY_RESULTS as readonly string[]).includes(result)) throw new BadInputError('bad_field', `result must be one of ${VERIFY_RESULTS.join(', ')}`);
+    if (!result || !(VERIFY_RESULTS as readonly string[]).includes(result))
+      throw new BadInputError('bad_field', `result must be one of ${VERIFY_RESULTS.join(', ')}`);
     return result as PatchStatus;
   }
   return rule.to ?? status;
@@ -77,7 +140,6 @@ export function planTransition(code: string, status: PatchStatus, action: Action
 
 /** Deadline class of a patch: protected zones get shorter periods. */
 export type PatchClass = 'ecological' | 'farmland' | 'water' | 'general';
-
 
 /** Verification and rectification periods in working days per class. */
 export interface DeadlinePolicy {

@@ -6,15 +6,42 @@ import { errors, ok, RowId, type RouteContext, type ZodApp } from '../context.ts
 /** The monthly batches: the recent ones, and one with its scenes, parts and live progress. */
 export function batchRoutes(app: ZodApp, ctx: RouteContext): void {
   const preValidation = ctx.roles('analyst', 'supervisor', 'admin');
-  app.get('/api/batches', { preValidation, schema: { summary: 'The 20 most recent batches (analyst, supervisor, admin)', tags: ['batches'], response: { ...ok('batches, newest first'), ...errors(401, 403) } } }, async () => {
-    return recentBatches(ctx.db, 20);
-  });
-  app.get('/api/batches/:id', {
-    preValidation,
-    schema: { summary: 'One batch: scenes by file name, parts, progress (analyst, supervisor, admin)', tags: ['batches'], params: z.object({ id: RowId('batch id') }), response: { ...ok('the batch and its progress'), ...errors(400, 401, 403, 404) } },
-  }, async (req) => {
-    const p = await ctx.progress.read(req.params.id);
-    // the server's folders are nobody's business over HTTP: scenes by file name, messages without the folder
-    return { ...p, tiles: p.tiles.map((t) => ({ ...t, path: basename(t.path), error_message: t.error_message?.replaceAll(`${dirname(t.path)}/`, '') ?? null })) };
-  });
+  app.get(
+    '/api/batches',
+    {
+      preValidation,
+      schema: {
+        summary: 'The 20 most recent batches (analyst, supervisor, admin)',
+        tags: ['batches'],
+        response: { ...ok('batches, newest first'), ...errors(401, 403) },
+      },
+    },
+    async () => {
+      return recentBatches(ctx.db, 20);
+    },
+  );
+  app.get(
+    '/api/batches/:id',
+    {
+      preValidation,
+      schema: {
+        summary: 'One batch: scenes by file name, parts, progress (analyst, supervisor, admin)',
+        tags: ['batches'],
+        params: z.object({ id: RowId('batch id') }),
+        response: { ...ok('the batch and its progress'), ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const p = await ctx.progress.read(req.params.id);
+      // the server's folders are nobody's business over HTTP: scenes by file name, messages without the folder
+      return {
+        ...p,
+        tiles: p.tiles.map((t) => ({
+          ...t,
+          path: basename(t.path),
+          error_message: t.error_message?.replaceAll(`${dirname(t.path)}/`, '') ?? null,
+        })),
+      };
+    },
+  );
 }

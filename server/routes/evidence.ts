@@ -13,26 +13,58 @@ const EXTENSION: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'p
 /** Site photos and documents: uploaded to a patch, downloaded by whoever may see the patch. */
 export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, config, me } = ctx;
-  app.post('/api/patches/:code/evidence', {
-    schema: {
-      summary: 'Attach a photo or PDF: the body is the file, with Content-Type image/jpeg, image/png or application/pdf',
-      tags: ['evidence'], params: PatchCodeParams, querystring: EvidenceQuery,
-      consumes: ['image/jpeg', 'image/png', 'application/pdf'], body: z.unknown().describe('the file'),
-      response: { ...ok('id, sha256 and content type of the stored file', 201), ...errors(400, 401, 403, 404, 413) },
+  app.post(
+    '/api/patches/:code/evidence',
+    {
+      schema: {
+        summary:
+          'Attach a photo or PDF: the body is the file, with Content-Type image/jpeg, image/png or application/pdf',
+        tags: ['evidence'],
+        params: PatchCodeParams,
+        querystring: EvidenceQuery,
+        consumes: ['image/jpeg', 'image/png', 'application/pdf'],
+        body: z.unknown().describe('the file'),
+        response: { ...ok('id, sha256 and content type of the stored file', 201), ...errors(400, 401, 403, 404, 413) },
+      },
     },
-  }, async (req, reply) => {
-    if (!Buffer.isBuffer(req.body)) throw new BadInputError('bad_body', 'send the file as the request body with Content-Type image/jpeg, image/png or application/pdf');
-    const bytes = req.body;
-    const r = await ctx.audited(req, 201, (trx) => addEvidence(trx, config.dataDir, ctx.maxEvidenceBytes, me(req), req.params.code, { filename: req.query.filename ?? 'evidence', bytes, note: req.query.note }));
-    return reply.status(201).send(r);
-  });
-  app.get('/api/evidence/:id', {
-    schema: { summary: 'Download an evidence file', tags: ['evidence'], params: z.object({ id: RowId('evidence id') }), response: { ...ok('the file'), ...errors(400, 401, 404) } },
-  }, async (req, reply) => {
-    const f = await readEvidence(db, me(req), req.params.id);
-    // the type is the one the upload's magic bytes proved; the name keeps the uploader's stem with the extension of that type
-    const name = `${safeName(f.filename.replace(/\.[^.]*$/, ''), 'evidence')}.${EXTENSION[f.contentType] ?? 'bin'}`;
-    return reply.header('content-type', f.contentType)
-      .header('content-disposition', `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`).send(f.bytes);
-  });
+    async (req, reply) => {
+      if (!Buffer.isBuffer(req.body))
+        throw new BadInputError(
+          'bad_body',
+          'send the file as the request body with Content-Type image/jpeg, image/png or application/pdf',
+        );
+      const bytes = req.body;
+      const r = await ctx.audited(req, 201, (trx) =>
+        addEvidence(trx, config.dataDir, ctx.maxEvidenceBytes, me(req), req.params.code, {
+          filename: req.query.filename ?? 'evidence',
+          bytes,
+          note: req.query.note,
+        }),
+      );
+      return reply.status(201).send(r);
+    },
+  );
+  app.get(
+    '/api/evidence/:id',
+    {
+      schema: {
+        summary: 'Download an evidence file',
+        tags: ['evidence'],
+        params: z.object({ id: RowId('evidence id') }),
+        response: { ...ok('the file'), ...errors(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const f = await readEvidence(db, me(req), req.params.id);
+      // the type is the one the upload's magic bytes proved; the name keeps the uploader's stem with the extension of that type
+      const name = `${safeName(f.filename.replace(/\.[^.]*$/, ''), 'evidence')}.${EXTENSION[f.contentType] ?? 'bin'}`;
+      return reply
+        .header('content-type', f.contentType)
+        .header(
+          'content-disposition',
+          `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`,
+        )
+        .send(f.bytes);
+    },
+  );
 }

@@ -12,37 +12,61 @@ import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../cont
 const ExportQuery = z.object({ month: MonthString, town: TownCode.optional(), format: z.enum(EXPORT_FORMATS) });
 
 const CONTENT_TYPE: Record<ExportFormat, string> = {
-  gpkg: 'application/geopackage+sqlite3', shp: 'application/zip', zip: 'application/zip', pdf: 'application/pdf', geojson: 'application/geo+json',
-  kml: 'application/vnd.google-earth.kml+xml', csv: 'text/csv; charset=utf-8', xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  gpkg: 'application/geopackage+sqlite3',
+  shp: 'application/zip',
+  zip: 'application/zip',
+  pdf: 'application/pdf',
+  geojson: 'application/geo+json',
+  kml: 'application/vnd.google-earth.kml+xml',
+  csv: 'text/csv; charset=utf-8',
+  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
 };
 
 /** The month's patch list as a file. PDF sheets and town packages go through the heavy-export line. */
 export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, config, env, log } = ctx;
   // the export has a longer time limit; req.signal stops its work when that passes or the client goes away
-  app.get('/api/export', {
-    handlerTimeout: config.TUBAN_EXPORT_TIMEOUT_S * 1000,
-    schema: {
-      summary: "The month's patches as gpkg, shp (zip), geojson, kml, csv, xlsx, pdf verification sheets or a zip package per town; town users get their town only",
-      tags: ['export'], querystring: ExportQuery, response: { ...ok('the file, as an attachment'), ...errors(400, 401, 503) },
+  app.get(
+    '/api/export',
+    {
+      handlerTimeout: config.TUBAN_EXPORT_TIMEOUT_S * 1000,
+      schema: {
+        summary:
+          "The month's patches as gpkg, shp (zip), geojson, kml, csv, xlsx, pdf verification sheets or a zip package per town; town users get their town only",
+        tags: ['export'],
+        querystring: ExportQuery,
+        response: { ...ok('the file, as an attachment'), ...errors(400, 401, 503) },
+      },
     },
-  }, async (req, reply) => {
-    const q = req.query;
-    const work = (signal: AbortSignal) => makeExport(req, q, signal);
-    let r: Awaited<ReturnType<typeof makeExport>>;
-    try {
-      r = q.format === 'pdf' || q.format === 'zip' ? await ctx.heavyExports.run(req.signal, work) : await work(req.signal);
-    } catch (err) {
-      if (!req.signal.aborted) throw err;
-      const reason = req.socket?.destroyed ? 'the client went away before the export was sent' : `the export took longer than ${config.TUBAN_EXPORT_TIMEOUT_S} s and was stopped; export one town at a time`;
-      log.warn('Export:Stopped', { requestId: req.id, format: q.format, month: q.month, reason });
-      throw new TransientError(reason);
-    }
-    const stream = createReadStream(r.file);
-    stream.once('close', r.cleanup);
-    return reply.header('content-type', r.type).header('content-length', statSync(r.file).size)
-      .header('content-disposition', `attachment; filename="${downloadName(r.name)}"; filename*=UTF-8''${encodeURIComponent(r.name)}`).send(stream);
-  });
+    async (req, reply) => {
+      const q = req.query;
+      const work = (signal: AbortSignal) => makeExport(req, q, signal);
+      let r: Awaited<ReturnType<typeof makeExport>>;
+      try {
+        r =
+          q.format === 'pdf' || q.format === 'zip'
+            ? await ctx.heavyExports.run(req.signal, work)
+            : await work(req.signal);
+      } catch (err) {
+        if (!req.signal.aborted) throw err;
+        const reason = req.socket?.destroyed
+          ? 'the client went away before the export was sent'
+          : `the export took longer than ${config.TUBAN_EXPORT_TIMEOUT_S} s and was stopped; export one town at a time`;
+        log.warn('Export:Stopped', { requestId: req.id, format: q.format, month: q.month, reason });
+        throw new TransientError(reason);
+      }
+      const stream = createReadStream(r.file);
+      stream.once('close', r.cleanup);
+      return reply
+        .header('content-type', r.type)
+        .header('content-length', statSync(r.file).size)
+        .header(
+          'content-disposition',
+          `attachment; filename="${downloadName(r.name)}"; filename*=UTF-8''${encodeURIComponent(r.name)}`,
+        )
+        .send(stream);
+    },
+  );
 
   async function makeExport(req: FastifyRequest, q: z.infer<typeof ExportQuery>, signal: AbortSignal) {
     // every path here is made by the server: a fresh folder under the data folder, fixed file names;
@@ -54,14 +78,31 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
     try {
       const ext = q.format === 'shp' ? 'zip' : q.format;
       const out = join(dir, q.format === 'shp' ? 'shp' : `export.${ext}`);
-      const r = await exportPatches(db, env, { month: q.month, town: q.town ?? null, format: q.format, outPath: out, user: ctx.me(req), storageSrid: config.TUBAN_STORAGE_SRID, fontPath: config.TUBAN_PDF_FONT, signal });
+      const r = await exportPatches(db, env, {
+        month: q.month,
+        town: q.town ?? null,
+        format: q.format,
+        outPath: out,
+        user: ctx.me(req),
+        storageSrid: config.TUBAN_STORAGE_SRID,
+        fontPath: config.TUBAN_PDF_FONT,
+        signal,
+      });
       let file = out;
       if (q.format === 'shp') {
         file = join(dir, 'export.zip');
-        await zipFiles(r.files.map((f) => ({ path: f, name: basename(f) })), file);
+        await zipFiles(
+          r.files.map((f) => ({ path: f, name: basename(f) })),
+          file,
+        );
       }
       signal.throwIfAborted();
-      return { file, type: CONTENT_TYPE[q.format], cleanup, name: safeName(`patches-${q.month}${q.town ? `-${q.town}` : ''}.${ext}`) };
+      return {
+        file,
+        type: CONTENT_TYPE[q.format],
+        cleanup,
+        name: safeName(`patches-${q.month}${q.town ? `-${q.town}` : ''}.${ext}`),
+      };
     } catch (err) {
       cleanup();
       throw err;

@@ -5,46 +5,114 @@ import { listPatchesFor, scopedPatch } from '../../store/workflow.ts';
 import { PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 
-const Png = (what: string) => z.string().regex(/^\d{1,10}(\.png)?$/, `${what}: a whole number, optionally with .png`).transform((v) => Number(v.replace(/\.png$/, '')));
+const Png = (what: string) =>
+  z
+    .string()
+    .regex(/^\d{1,10}(\.png)?$/, `${what}: a whole number, optionally with .png`)
+    .transform((v) => Number(v.replace(/\.png$/, '')));
 const TileParams = z.object({
   month: MonthString,
-  z: z.string().regex(/^\d{1,2}$/, 'z: a zoom level').transform(Number),
-  x: z.string().regex(/^\d{1,10}$/, 'x: a whole number').transform(Number),
+  z: z
+    .string()
+    .regex(/^\d{1,2}$/, 'z: a zoom level')
+    .transform(Number),
+  x: z
+    .string()
+    .regex(/^\d{1,10}$/, 'x: a whole number')
+    .transform(Number),
   y: Png('y'),
 });
 const ChipParams = PatchCodeParams.extend({
-  which: z.enum(['before', 'after', 'overview', 'before.png', 'after.png', 'overview.png']).transform((v) => v.replace(/\.png$/, '') as 'before' | 'after' | 'overview'),
+  which: z
+    .enum(['before', 'after', 'overview', 'before.png', 'after.png', 'overview.png'])
+    .transform((v) => v.replace(/\.png$/, '') as 'before' | 'after' | 'overview'),
 });
 
 /** The web map: patches as GeoJSON, the map's extent and CRS, imagery tiles and patch chips. */
 export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, config, me, sources } = ctx;
   /** The same list as GeoJSON in the storage CRS (the web map's CRS), scoped the same way. */
-  app.get('/api/map/patches', {
-    schema: { summary: 'Patches as GeoJSON in the storage CRS, filtered and scoped like /api/patches', tags: ['map'], querystring: PatchQuerySchema, response: { ...ok('a GeoJSON FeatureCollection'), ...errors(400, 401) } },
-  }, async (req, reply) => {
-    const r = await listPatchesFor(db, me(req), req.query, { withGeometry: true });
-    const features = r.patches.map(({ geom, ...props }) => ({ type: 'Feature', id: props.code, geometry: geom, properties: props }));
-    return reply.header('content-type', 'application/geo+json')
-      .send({ type: 'FeatureCollection', total: r.total, crs: { type: 'name', properties: { name: `EPSG:${config.TUBAN_STORAGE_SRID}` } }, features });
-  });
-  app.get('/api/map/config', { schema: { summary: "The map's CRS, extent, months with imagery, town boundaries", tags: ['map'], response: { ...ok('the map configuration'), ...errors(401) } } }, async () => mapConfig(db, config.TUBAN_STORAGE_SRID));
-  app.get('/api/map/tiles/:month/:z/:x/:y', {
-    schema: { summary: "A 256² PNG tile of the month's imagery (town users: their town and 200 m around it); 204 where there is none", tags: ['map'], params: TileParams, response: { ...ok('image/png'), ...ok('no imagery here', 204), ...errors(400, 401) } },
-  }, async (req, reply) => {
-    const p = req.params;
-    const png = await renderMapTile(db, sources, config.TUBAN_STORAGE_SRID, p.month, p.z, p.x, p.y, me(req));
-    if (!png) return reply.status(204).header('cache-control', 'private, max-age=3600').send();
-    return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=3600').send(png);
-  });
-  app.get('/api/patches/:code/chips/:which', {
-    schema: { summary: 'A PNG chip of the patch: before, after, or an overview of its surroundings; 204 without imagery', tags: ['map'], params: ChipParams, response: { ...ok('image/png'), ...ok('no imagery for this patch', 204), ...errors(400, 401, 404) } },
-  }, async (req, reply) => {
-    const p = req.params;
-    const patch = await scopedPatch(db, me(req), p.code);
-    const month = p.which === 'before' ? patch.baseline_month : patch.month;
-    const png = await patchChip(db, (path) => sources.open(path), patch.code, month, p.which === 'overview' ? 'overview' : 'detail', p.which === 'before' ? '#ffd400' : '#ff2020');
-    if (!png) return reply.status(204).send();
-    return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=600').send(png);
-  });
+  app.get(
+    '/api/map/patches',
+    {
+      schema: {
+        summary: 'Patches as GeoJSON in the storage CRS, filtered and scoped like /api/patches',
+        tags: ['map'],
+        querystring: PatchQuerySchema,
+        response: { ...ok('a GeoJSON FeatureCollection'), ...errors(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const r = await listPatchesFor(db, me(req), req.query, { withGeometry: true });
+      const features = r.patches.map(({ geom, ...props }) => ({
+        type: 'Feature',
+        id: props.code,
+        geometry: geom,
+        properties: props,
+      }));
+      return reply
+        .header('content-type', 'application/geo+json')
+        .send({
+          type: 'FeatureCollection',
+          total: r.total,
+          crs: { type: 'name', properties: { name: `EPSG:${config.TUBAN_STORAGE_SRID}` } },
+          features,
+        });
+    },
+  );
+  app.get(
+    '/api/map/config',
+    {
+      schema: {
+        summary: "The map's CRS, extent, months with imagery, town boundaries",
+        tags: ['map'],
+        response: { ...ok('the map configuration'), ...errors(401) },
+      },
+    },
+    async () => mapConfig(db, config.TUBAN_STORAGE_SRID),
+  );
+  app.get(
+    '/api/map/tiles/:month/:z/:x/:y',
+    {
+      schema: {
+        summary:
+          "A 256² PNG tile of the month's imagery (town users: their town and 200 m around it); 204 where there is none",
+        tags: ['map'],
+        params: TileParams,
+        response: { ...ok('image/png'), ...ok('no imagery here', 204), ...errors(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const p = req.params;
+      const png = await renderMapTile(db, sources, config.TUBAN_STORAGE_SRID, p.month, p.z, p.x, p.y, me(req));
+      if (!png) return reply.status(204).header('cache-control', 'private, max-age=3600').send();
+      return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=3600').send(png);
+    },
+  );
+  app.get(
+    '/api/patches/:code/chips/:which',
+    {
+      schema: {
+        summary: 'A PNG chip of the patch: before, after, or an overview of its surroundings; 204 without imagery',
+        tags: ['map'],
+        params: ChipParams,
+        response: { ...ok('image/png'), ...ok('no imagery for this patch', 204), ...errors(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const p = req.params;
+      const patch = await scopedPatch(db, me(req), p.code);
+      const month = p.which === 'before' ? patch.baseline_month : patch.month;
+      const png = await patchChip(
+        db,
+        (path) => sources.open(path),
+        patch.code,
+        month,
+        p.which === 'overview' ? 'overview' : 'detail',
+        p.which === 'before' ? '#ffd400' : '#ff2020',
+      );
+      if (!png) return reply.status(204).send();
+      return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=600').send(png);
+    },
+  );
 }

@@ -11,32 +11,95 @@ import { jsonSchema } from '../openapi.ts';
  */
 export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, env, me } = ctx;
-  app.get('/api/patches', {
-    schema: { summary: 'Patches, filtered and paged; town users see only their town', tags: ['patches'], querystring: PatchQuerySchema, response: { ...ok('total and one page of patches'), ...errors(400, 401) } },
-  }, async (req) => listPatchesFor(db, me(req), req.query));
+  app.get(
+    '/api/patches',
+    {
+      schema: {
+        summary: 'Patches, filtered and paged; town users see only their town',
+        tags: ['patches'],
+        querystring: PatchQuerySchema,
+        response: { ...ok('total and one page of patches'), ...errors(400, 401) },
+      },
+    },
+    async (req) => listPatchesFor(db, me(req), req.query),
+  );
 
   const meta = {
-    actions: Object.fromEntries(ACTIONS.map((name) => [name, { label: RULES[name].label, from: RULES[name].from, roles: RULES[name].roles, schema: jsonSchema(ActionBodies[name]) }])),
+    actions: Object.fromEntries(
+      ACTIONS.map((name) => [
+        name,
+        {
+          label: RULES[name].label,
+          from: RULES[name].from,
+          roles: RULES[name].roles,
+          schema: jsonSchema(ActionBodies[name]),
+        },
+      ]),
+    ),
   };
-  app.get('/api/meta', { schema: { summary: 'The patch actions: label, states they start from, roles, body schema (the web app builds its forms from it)', tags: ['patches'], response: { ...ok('actions by name'), ...errors(401) } } }, async () => meta);
+  app.get(
+    '/api/meta',
+    {
+      schema: {
+        summary:
+          'The patch actions: label, states they start from, roles, body schema (the web app builds its forms from it)',
+        tags: ['patches'],
+        response: { ...ok('actions by name'), ...errors(401) },
+      },
+    },
+    async () => meta,
+  );
 
-  app.get('/api/patches/:code', {
-    schema: { summary: 'One patch with history, observations across months, evidence and allowed actions', tags: ['patches'], params: PatchCodeParams, response: { ...ok('the patch'), ...errors(401, 404) } },
-  }, async (req) => patchDetail(db, me(req), req.params.code));
+  app.get(
+    '/api/patches/:code',
+    {
+      schema: {
+        summary: 'One patch with history, observations across months, evidence and allowed actions',
+        tags: ['patches'],
+        params: PatchCodeParams,
+        response: { ...ok('the patch'), ...errors(401, 404) },
+      },
+    },
+    async (req) => patchDetail(db, me(req), req.params.code),
+  );
 
   for (const action of ACTIONS) {
     const rule = RULES[action];
-    app.post(`/api/patches/:code/actions/${action}`, {
-      attachValidation: true,
-      schema: {
-        summary: `${rule.label} — from ${rule.from.join('/')}; roles ${rule.roles.join('/')}`,
-        tags: ['actions'], params: PatchCodeParams, body: ActionBodies[action], response: { ...ok('the patch after the action'), ...errors(400, 401, 403, 404, 409) },
+    app.post(
+      `/api/patches/:code/actions/${action}`,
+      {
+        attachValidation: true,
+        schema: {
+          summary: `${rule.label} — from ${rule.from.join('/')}; roles ${rule.roles.join('/')}`,
+          tags: ['actions'],
+          params: PatchCodeParams,
+          body: ActionBodies[action],
+          response: { ...ok('the patch after the action'), ...errors(400, 401, 403, 404, 409) },
+        },
       },
-    }, async (req) => ctx.audited(req, 200, (trx) => applyAction(trx, env, me(req), req.params.code, action, req.body)));
+      async (req) => ctx.audited(req, 200, (trx) => applyAction(trx, env, me(req), req.params.code, action, req.body)),
+    );
   }
 
-  app.post('/api/patches/:code/notes', {
-    attachValidation: true,
-    schema: { summary: 'Add a note to a patch (no state change)', tags: ['patches'], params: PatchCodeParams, body: NoteBody, response: { ...ok('the note', 201), ...errors(400, 401, 403, 404) } },
-  }, async (req, reply) => reply.status(201).send(await ctx.audited(req, 201, (trx) => addNote(trx, me(req), req.params.code, (req.body as { text?: unknown } | undefined)?.text))));
+  app.post(
+    '/api/patches/:code/notes',
+    {
+      attachValidation: true,
+      schema: {
+        summary: 'Add a note to a patch (no state change)',
+        tags: ['patches'],
+        params: PatchCodeParams,
+        body: NoteBody,
+        response: { ...ok('the note', 201), ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (req, reply) =>
+      reply
+        .status(201)
+        .send(
+          await ctx.audited(req, 201, (trx) =>
+            addNote(trx, me(req), req.params.code, (req.body as { text?: unknown } | undefined)?.text),
+          ),
+        ),
+  );
 }

@@ -5,19 +5,49 @@ import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../cont
 
 const MonthQuery = z.object({ month: MonthString });
 const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3).describe('working days ahead') });
-const TrendQuery = z.object({ month: MonthString.describe('the last month shown'), months: z.coerce.number().int().min(1).max(60).default(12) });
+const TrendQuery = z.object({
+  month: MonthString.describe('the last month shown'),
+  months: z.coerce.number().int().min(1).max(60).default(12),
+});
 
 /** The supervisor's figures: the monthly town report, the deadline board, the trend. */
 export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, env, me } = ctx;
-  app.get('/api/reports/monthly', {
-    schema: { summary: 'Monthly town report with the zero-growth (新增两违零增长) ranking', tags: ['reports'], querystring: MonthQuery, response: { ...ok('towns with their counts and rank'), ...errors(400, 401) } },
-  }, async (req) => monthlyTownReport(db, me(req), req.query.month));
-  app.get('/api/reports/board', {
-    preValidation: ctx.roles('supervisor', 'analyst', 'town'),
-    schema: { summary: 'Supervisor board: deadlines due within N working days, overdue, escalated', tags: ['reports'], querystring: BoardQuery, response: { ...ok('deadlines by town'), ...errors(400, 401, 403) } },
-  }, async (req) => supervisorBoard(db, env, me(req), req.query.days));
-  app.get('/api/reports/trend', {
-    schema: { summary: 'New patches per month and town, for the months up to the given one', tags: ['reports'], querystring: TrendQuery, response: { ...ok('counts by month and town'), ...errors(400, 401) } },
-  }, async (req) => patchTrend(db, me(req), req.query.month, req.query.months));
+  app.get(
+    '/api/reports/monthly',
+    {
+      schema: {
+        summary: 'Monthly town report with the zero-growth (新增两违零增长) ranking',
+        tags: ['reports'],
+        querystring: MonthQuery,
+        response: { ...ok('towns with their counts and rank'), ...errors(400, 401) },
+      },
+    },
+    async (req) => monthlyTownReport(db, me(req), req.query.month),
+  );
+  app.get(
+    '/api/reports/board',
+    {
+      preValidation: ctx.roles('supervisor', 'analyst', 'town'),
+      schema: {
+        summary: 'Supervisor board: deadlines due within N working days, overdue, escalated',
+        tags: ['reports'],
+        querystring: BoardQuery,
+        response: { ...ok('deadlines by town'), ...errors(400, 401, 403) },
+      },
+    },
+    async (req) => supervisorBoard(db, env, me(req), req.query.days),
+  );
+  app.get(
+    '/api/reports/trend',
+    {
+      schema: {
+        summary: 'New patches per month and town, for the months up to the given one',
+        tags: ['reports'],
+        querystring: TrendQuery,
+        response: { ...ok('counts by month and town'), ...errors(400, 401) },
+      },
+    },
+    async (req) => patchTrend(db, me(req), req.query.month, req.query.months),
+  );
 }

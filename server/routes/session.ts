@@ -12,35 +12,70 @@ const LoginBody = z.object({ username: z.string().min(1), password: z.string().m
 /** Health, login, the signed-in user, logout. */
 export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
   const { config } = ctx;
-  app.get('/api/health', { schema: { summary: 'Liveness, and how many heavy exports run and wait', tags: ['session'], response: ok('ok, and the export line: running and waiting') } }, async () => ({ ok: true, exports: ctx.heavyExports.stats }));
+  app.get(
+    '/api/health',
+    {
+      schema: {
+        summary: 'Liveness, and how many heavy exports run and wait',
+        tags: ['session'],
+        response: ok('ok, and the export line: running and waiting'),
+      },
+    },
+    async () => ({ ok: true, exports: ctx.heavyExports.stats }),
+  );
 
   const loginFailures = new FailureLimiter(config.TUBAN_LOGIN_WINDOW_S * 1000);
-  app.post('/api/login', {
-    bodyLimit: LOGIN_BODY_LIMIT,
-    schema: { summary: 'Exchange username and password for an API token (valid TUBAN_TOKEN_DAYS)', tags: ['session'], body: LoginBody, response: { ...ok('token, user and expires_at'), ...errors(400, 401, 429) } },
-  }, async (req, reply) => {
-    const b = req.body;
-    const userKey = `user:${b.username.toLowerCase()}`;
-    const addressKey = `address:${req.ip}`;
-    loginFailures.check([
-      { key: userKey, max: config.TUBAN_LOGIN_FAILURES_PER_USER, what: `for ${b.username.slice(0, 64)}` },
-      { key: addressKey, max: config.TUBAN_LOGIN_FAILURES_PER_ADDRESS, what: `from ${req.ip}` },
-    ]);
-    const r = await ctx.audited(req, 200, async (trx) => {
-      const ok = await login(trx, b.username, b.password, config.TUBAN_TOKEN_DAYS);
-      if (!ok) throw new UnauthorizedError('unknown user or wrong password');
-      return ok;
-    }).catch((err) => {
-      if (err instanceof TubanError && err.kind === 'unauthorized') loginFailures.fail([userKey, addressKey]);
-      throw err;
-    });
-    loginFailures.clear(userKey);
-    return reply.send({ token: r.token, user: r.user, expires_at: r.expiresAt });
-  });
-  app.get('/api/me', { schema: { summary: 'The signed-in user', tags: ['session'], response: { ...ok('the user'), ...errors(401) } } }, async (req) => ctx.me(req));
-  app.post('/api/logout', { schema: { summary: 'Revoke the token this request came with', tags: ['session'], response: { ...ok('signed out', 204), ...errors(401) } } }, async (req, reply) => {
-    ctx.me(req);
-    await ctx.audited(req, 204, (trx) => revokeToken(trx, req.token!));
-    return reply.status(204).send();
-  });
+  app.post(
+    '/api/login',
+    {
+      bodyLimit: LOGIN_BODY_LIMIT,
+      schema: {
+        summary: 'Exchange username and password for an API token (valid TUBAN_TOKEN_DAYS)',
+        tags: ['session'],
+        body: LoginBody,
+        response: { ...ok('token, user and expires_at'), ...errors(400, 401, 429) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const userKey = `user:${b.username.toLowerCase()}`;
+      const addressKey = `address:${req.ip}`;
+      loginFailures.check([
+        { key: userKey, max: config.TUBAN_LOGIN_FAILURES_PER_USER, what: `for ${b.username.slice(0, 64)}` },
+        { key: addressKey, max: config.TUBAN_LOGIN_FAILURES_PER_ADDRESS, what: `from ${req.ip}` },
+      ]);
+      const r = await ctx
+        .audited(req, 200, async (trx) => {
+          const ok = await login(trx, b.username, b.password, config.TUBAN_TOKEN_DAYS);
+          if (!ok) throw new UnauthorizedError('unknown user or wrong password');
+          return ok;
+        })
+        .catch((err) => {
+          if (err instanceof TubanError && err.kind === 'unauthorized') loginFailures.fail([userKey, addressKey]);
+          throw err;
+        });
+      loginFailures.clear(userKey);
+      return reply.send({ token: r.token, user: r.user, expires_at: r.expiresAt });
+    },
+  );
+  app.get(
+    '/api/me',
+    { schema: { summary: 'The signed-in user', tags: ['session'], response: { ...ok('the user'), ...errors(401) } } },
+    async (req) => ctx.me(req),
+  );
+  app.post(
+    '/api/logout',
+    {
+      schema: {
+        summary: 'Revoke the token this request came with',
+        tags: ['session'],
+        response: { ...ok('signed out', 204), ...errors(401) },
+      },
+    },
+    async (req, reply) => {
+      ctx.me(req);
+      await ctx.audited(req, 204, (trx) => revokeToken(trx, req.token!));
+      return reply.status(204).send();
+    },
+  );
 }

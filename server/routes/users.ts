@@ -4,10 +4,15 @@ import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPasswo
 import { errors, ok, UsernameParams, type RouteContext, type ZodApp } from '../context.ts';
 import { LOGIN_BODY_LIMIT } from './session.ts';
 
-const PasswordBody = z.object({ password: z.string().describe('at least 10 characters, not only spaces, not the user name') });
+const PasswordBody = z.object({
+  password: z.string().describe('at least 10 characters, not only spaces, not the user name'),
+});
 const UserBody = z.object({
-  username: z.string(), display_name: z.string().optional(), role: z.string().describe('analyst, town, supervisor or admin'),
-  town_code: z.string().optional().describe('for town users: their town'), password: z.string().optional(),
+  username: z.string(),
+  display_name: z.string().optional(),
+  role: z.string().describe('analyst, town, supervisor or admin'),
+  town_code: z.string().optional().describe('for town users: their town'),
+  password: z.string().optional(),
 });
 const admin = (summary: string) => ({ summary: `${summary} (admin)`, tags: ['users'] });
 
@@ -15,41 +20,109 @@ const admin = (summary: string) => ({ summary: `${summary} (admin)`, tags: ['use
 export function userRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, config, me } = ctx;
   const preValidation = ctx.roles('admin');
-  app.get('/api/users', { preValidation, schema: { ...admin('Users'), response: { ...ok('the users'), ...errors(401, 403) } } }, async () => listUsers(db));
-  app.post('/api/users', {
-    preValidation,
-    schema: { ...admin('Create a user'), body: UserBody, response: { ...ok('the user', 201), ...errors(400, 401, 403, 409) } },
-  }, async (req, reply) => {
-    const b = req.body;
-    return reply.status(201).send(await ctx.audited(req, 201, (trx) => createUser(trx, { username: b.username, displayName: b.display_name, role: b.role, townCode: b.town_code, password: b.password })));
-  });
-  app.post('/api/users/:username/tokens', {
-    preValidation,
-    schema: { ...admin('Issue an API token for a user, valid TUBAN_TOKEN_DAYS'), params: UsernameParams, response: { ...ok('token, user and expires_at', 201), ...errors(401, 403, 404) } },
-  }, async (req, reply) => {
-    const r = await ctx.audited(req, 201, (trx) => issueToken(trx, req.params.username, 'issued by admin', config.TUBAN_TOKEN_DAYS));
-    return reply.status(201).send({ token: r.token, user: r.user, expires_at: r.expiresAt });
-  });
+  app.get(
+    '/api/users',
+    { preValidation, schema: { ...admin('Users'), response: { ...ok('the users'), ...errors(401, 403) } } },
+    async () => listUsers(db),
+  );
+  app.post(
+    '/api/users',
+    {
+      preValidation,
+      schema: {
+        ...admin('Create a user'),
+        body: UserBody,
+        response: { ...ok('the user', 201), ...errors(400, 401, 403, 409) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      return reply
+        .status(201)
+        .send(
+          await ctx.audited(req, 201, (trx) =>
+            createUser(trx, {
+              username: b.username,
+              displayName: b.display_name,
+              role: b.role,
+              townCode: b.town_code,
+              password: b.password,
+            }),
+          ),
+        );
+    },
+  );
+  app.post(
+    '/api/users/:username/tokens',
+    {
+      preValidation,
+      schema: {
+        ...admin('Issue an API token for a user, valid TUBAN_TOKEN_DAYS'),
+        params: UsernameParams,
+        response: { ...ok('token, user and expires_at', 201), ...errors(401, 403, 404) },
+      },
+    },
+    async (req, reply) => {
+      const r = await ctx.audited(req, 201, (trx) =>
+        issueToken(trx, req.params.username, 'issued by admin', config.TUBAN_TOKEN_DAYS),
+      );
+      return reply.status(201).send({ token: r.token, user: r.user, expires_at: r.expiresAt });
+    },
+  );
   // an admin ends a user's sessions, locks them out or lets them back, or sets their password (which ends their sessions)
-  app.post('/api/users/:username/revoke', {
-    preValidation,
-    schema: { ...admin('Revoke every live token of a user: all their sessions end'), params: UsernameParams, response: { ...ok('how many tokens were revoked'), ...errors(401, 403, 404) } },
-  }, async (req) => ({ revoked: await ctx.audited(req, 200, (trx) => revokeTokens(trx, req.params.username)) }));
-  for (const [path, disabled] of [['disable', true], ['enable', false]] as const) {
+  app.post(
+    '/api/users/:username/revoke',
+    {
+      preValidation,
+      schema: {
+        ...admin('Revoke every live token of a user: all their sessions end'),
+        params: UsernameParams,
+        response: { ...ok('how many tokens were revoked'), ...errors(401, 403, 404) },
+      },
+    },
+    async (req) => ({ revoked: await ctx.audited(req, 200, (trx) => revokeTokens(trx, req.params.username)) }),
+  );
+  for (const [path, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
     const summary = disabled ? 'Disable a user: no login, every token revoked' : 'Let a disabled user log in again';
-    app.post(`/api/users/:username/${path}`, { preValidation, schema: { ...admin(summary), params: UsernameParams, response: { ...ok('the user, and tokens revoked'), ...errors(400, 401, 403, 404) } } }, async (req) => {
-      const username = req.params.username;
-      if (disabled && username === me(req).username) throw new BadInputError('bad_request', 'an admin cannot disable themself; ask another admin', { field: 'username' });
-      const r = await ctx.audited(req, 200, (trx) => setDisabled(trx, username, disabled));
-      return { user: r.user, disabled, revoked: r.revoked };
-    });
+    app.post(
+      `/api/users/:username/${path}`,
+      {
+        preValidation,
+        schema: {
+          ...admin(summary),
+          params: UsernameParams,
+          response: { ...ok('the user, and tokens revoked'), ...errors(400, 401, 403, 404) },
+        },
+      },
+      async (req) => {
+        const username = req.params.username;
+        if (disabled && username === me(req).username)
+          throw new BadInputError('bad_request', 'an admin cannot disable themself; ask another admin', {
+            field: 'username',
+          });
+        const r = await ctx.audited(req, 200, (trx) => setDisabled(trx, username, disabled));
+        return { user: r.user, disabled, revoked: r.revoked };
+      },
+    );
   }
-  app.post('/api/users/:username/password', {
-    bodyLimit: LOGIN_BODY_LIMIT,
-    preValidation,
-    schema: { ...admin("Set a user's password; revokes their tokens"), params: UsernameParams, body: PasswordBody, response: { ...ok('the user, and tokens revoked'), ...errors(400, 401, 403, 404) } },
-  }, async (req) => {
-    const r = await ctx.audited(req, 200, (trx) => setPassword(trx, req.params.username, req.body.password));
-    return { user: r.user, revoked: r.revoked };
-  });
+  app.post(
+    '/api/users/:username/password',
+    {
+      bodyLimit: LOGIN_BODY_LIMIT,
+      preValidation,
+      schema: {
+        ...admin("Set a user's password; revokes their tokens"),
+        params: UsernameParams,
+        body: PasswordBody,
+        response: { ...ok('the user, and tokens revoked'), ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (req) => {
+      const r = await ctx.audited(req, 200, (trx) => setPassword(trx, req.params.username, req.body.password));
+      return { user: r.user, revoked: r.revoked };
+    },
+  );
 }

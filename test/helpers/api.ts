@@ -13,6 +13,17 @@ export function testWorkflowEnv(today: () => string): WorkflowEnv {
  * (null), through Fastify's inject; the app is looked up at call time (tests build it in beforeAll).
  */
 export function apiCaller(app: () => FastifyInstance, token: Record<string, string>) {
-  return (who: string | null, method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) =>
-    app().inject({ method, url, payload: body as never, headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers } });
+  return (
+    who: string | null,
+    method: 'GET' | 'POST',
+    url: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) =>
+    app().inject({
+      method,
+      url,
+      payload: body as never,
+      headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers },
+    });
 }

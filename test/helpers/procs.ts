@@ -4,12 +4,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 export class WorkerProc {
   readonly proc: ChildProcess;
   readonly events: Record<string, unknown>[] = [];
-  private waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+  private waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] =
+    [];
   private exitCode: Promise<number | null>;
   stderr = '';
 
   constructor(env: NodeJS.ProcessEnv, concurrency = 1) {
-    this.proc = spawn(process.execPath, ['bin/tuban.mjs', 'worker', '--concurrency', String(concurrency)], { env: { ...env, TUBAN_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.proc = spawn(process.execPath, ['bin/tuban.mjs', 'worker', '--concurrency', String(concurrency)], {
+      env: { ...env, TUBAN_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     this.exitCode = new Promise((r) => this.proc.on('exit', (code) => r(code)));
     let buf = '';
     this.proc.stderr!.on('data', (d: Buffer) => {
@@ -34,7 +38,10 @@ export class WorkerProc {
   /** Resolves on the next log event matching `match` (also one already seen, when `seen` is true). */
   next(match: (e: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no matching worker event within ${timeoutMs} ms; log:\n${this.stderr.slice(-2000)}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`no matching worker event within ${timeoutMs} ms; log:\n${this.stderr.slice(-2000)}`)),
+        timeoutMs,
+      );
       this.waiters.push({ match, resolve: (e) => (clearTimeout(t), resolve(e)) });
     });
   }
@@ -49,7 +56,11 @@ export class WorkerProc {
 }
 
 /** Waits for the first of several workers to log an event, returning that worker and the event. */
-export function firstEvent(workers: WorkerProc[], match: (e: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<{ worker: WorkerProc; event: Record<string, unknown> }> {
+export function firstEvent(
+  workers: WorkerProc[],
+  match: (e: Record<string, unknown>) => boolean,
+  timeoutMs = 60_000,
+): Promise<{ worker: WorkerProc; event: Record<string, unknown> }> {
   return Promise.race(workers.map((w) => w.next(match, timeoutMs).then((event) => ({ worker: w, event }))));
 }
 

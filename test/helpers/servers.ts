@@ -31,7 +31,24 @@ export class ThrowawayRedis {
   }
 
   async start(): Promise<void> {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+    this.proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+      ],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 100; i++) {
       try {
         execFileSync('redis-cli', ['-p', String(this.port), 'ping'], { stdio: 'pipe' });
@@ -68,7 +85,11 @@ export class ThrowawayPostgres {
   private readonly bin = join('/usr/lib/postgresql', readdirSync('/usr/lib/postgresql').sort().pop()!, 'bin');
   constructor(readonly port: number) {
     chmodSync(this.dir, 0o755);
-    chownSync(this.dir, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
+    chownSync(
+      this.dir,
+      Number(execFileSync('id', ['-u', 'postgres']).toString()),
+      Number(execFileSync('id', ['-g', 'postgres']).toString()),
+    );
   }
 
   get url(): string {
@@ -76,20 +97,51 @@ export class ThrowawayPostgres {
   }
 
   private asPostgres(cmd: string, args: string[]): string {
-    const real = process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const : [cmd, args] as const;
+    const real =
+      process.getuid?.() === 0
+        ? (['runuser', ['-u', 'postgres', '--', cmd, ...args]] as const)
+        : ([cmd, args] as const);
     return execFileSync(real[0], real[1] as string[], { stdio: 'pipe' }).toString();
   }
 
   init(): void {
-    this.asPostgres(join(this.bin, 'initdb'), ['-D', join(this.dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8']);
+    this.asPostgres(join(this.bin, 'initdb'), [
+      '-D',
+      join(this.dir, 'data'),
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '-E',
+      'UTF8',
+    ]);
   }
 
   start(): void {
-    this.asPostgres(join(this.bin, 'pg_ctl'), ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-w', '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`, 'start']);
+    this.asPostgres(join(this.bin, 'pg_ctl'), [
+      '-D',
+      join(this.dir, 'data'),
+      '-l',
+      join(this.dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`,
+      'start',
+    ]);
   }
 
   restart(): void {
-    this.asPostgres(join(this.bin, 'pg_ctl'), ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-w', '-m', 'fast', '-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`, 'restart']);
+    this.asPostgres(join(this.bin, 'pg_ctl'), [
+      '-D',
+      join(this.dir, 'data'),
+      '-l',
+      join(this.dir, 'log'),
+      '-w',
+      '-m',
+      'fast',
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1`,
+      'restart',
+    ]);
   }
 
   destroy(): void {

@@ -7,7 +7,8 @@ import { openDb, type Db } from '../../store/db.ts';
 import { migrate } from '../../store/migrate.ts';
 
 /** The PostgreSQL the integration tests use: DATABASE_URL, else the machine's local server. */
-export const TEST_DATABASE_URL = process.env.TUBAN_TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const TEST_DATABASE_URL =
+  process.env.TUBAN_TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /**
  * A config of its own for one test file: a fresh schema in the test database, a fresh BullMQ
