@@ -92,14 +92,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (err instanceof TubanError) {
       const status = errorFate[err.kind].httpStatus;
       if (typeof err.detail.retryAfterS === 'number') reply.header('retry-after', String(err.detail.retryAfterS));
-      return reply
-        .status(status)
-        .send({
-          error: err.kind,
-          code: 'code' in err ? err.code : err.kind,
-          message: err.message,
-          ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}),
-        });
+      return reply.status(status).send({
+        error: err.kind,
+        code: 'code' in err ? err.code : err.kind,
+        message: err.message,
+        ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}),
+      });
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       // 400 naming each field: "query: offset: Too big…", "body: parts.0.coordinates.0: a ring ends where it starts"
@@ -132,13 +130,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       error: err.message,
       stack: err.stack,
     });
-    return reply
-      .status(500)
-      .send({
-        error: 'internal',
-        message: `internal error; the server log has it under request id ${req.id}`,
-        request_id: req.id,
-      });
+    return reply.status(500).send({
+      error: 'internal',
+      message: `internal error; the server log has it under request id ${req.id}`,
+      request_id: req.id,
+    });
   });
   // every response: no type sniffing, no framing; the web app's pages also get a content security policy
   app.addHook('onSend', async (_req, reply, payload) => {

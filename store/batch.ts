@@ -153,15 +153,13 @@ export async function reopenFailedTiles(
         stillFailed.push(t);
         continue;
       }
-      await trx('batch_tile')
-        .where({ batch_id: batchId, imagery_id: t.imagery_id })
-        .update({
-          status: 'queued',
-          error_code: null,
-          error_message: null,
-          baseline_ids: ids,
-          updated_at: trx.fn.now(),
-        });
+      await trx('batch_tile').where({ batch_id: batchId, imagery_id: t.imagery_id }).update({
+        status: 'queued',
+        error_code: null,
+        error_message: null,
+        baseline_ids: ids,
+        updated_at: trx.fn.now(),
+      });
       await trx('batch_part').where({ batch_id: batchId, imagery_id: t.imagery_id }).delete(); // made afresh when enqueued
       retried.push({ ...t, status: 'queued', baseline_ids: ids, error_code: null, error_message: null });
     }

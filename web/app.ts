@@ -466,13 +466,11 @@ async function renderMap(seq: number): Promise<void> {
     if (f) {
       sel.addFeature(f.clone());
       if (zoom)
-        map
-          .getView()
-          .fit(f.getGeometry()!.getExtent(), {
-            padding: [80, 80, 80, 80],
-            maxZoom: cfg.tileGrid.resolutions.length - 2,
-            duration: 250,
-          });
+        map.getView().fit(f.getGeometry()!.getExtent(), {
+          padding: [80, 80, 80, 80],
+          maxZoom: cfg.tileGrid.resolutions.length - 2,
+          duration: 250,
+        });
     }
   };
   const load = async () => {

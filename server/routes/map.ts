@@ -50,14 +50,12 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
         geometry: geom,
         properties: props,
       }));
-      return reply
-        .header('content-type', 'application/geo+json')
-        .send({
-          type: 'FeatureCollection',
-          total: r.total,
-          crs: { type: 'name', properties: { name: `EPSG:${config.TUBAN_STORAGE_SRID}` } },
-          features,
-        });
+      return reply.header('content-type', 'application/geo+json').send({
+        type: 'FeatureCollection',
+        total: r.total,
+        crs: { type: 'name', properties: { name: `EPSG:${config.TUBAN_STORAGE_SRID}` } },
+        features,
+      });
     },
   );
   app.get(

@@ -37,19 +37,17 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
     },
     async (req, reply) => {
       const b = req.body;
-      return reply
-        .status(201)
-        .send(
-          await ctx.audited(req, 201, (trx) =>
-            createUser(trx, {
-              username: b.username,
-              displayName: b.display_name,
-              role: b.role,
-              townCode: b.town_code,
-              password: b.password,
-            }),
-          ),
-        );
+      return reply.status(201).send(
+        await ctx.audited(req, 201, (trx) =>
+          createUser(trx, {
+            username: b.username,
+            displayName: b.display_name,
+            role: b.role,
+            townCode: b.town_code,
+            password: b.password,
+          }),
+        ),
+      );
     },
   );
   app.post(
