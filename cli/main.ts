@@ -26,17 +26,14 @@ import {
 } from './commands.ts';
 import { CliContext } from './context.ts';
 import { patchListText, summaryText } from './format.ts';
+import { checkMonth } from '../core/month.ts';
 
 const program = new Command('tuban')
   .description('两违图斑: change detection and patch workflow for monthly satellite imagery')
   .showHelpAfterError();
 let ctx: CliContext | undefined;
 const context = () => (ctx ??= new CliContext());
-const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
-const month = (v: string) => {
-  if (!MONTH.test(v)) throw new BadInputError('bad_month', `month "${v}" is not YYYY-MM`);
-  return v;
-};
+const month = (v: string) => checkMonth(v, 'month');
 const isoDate = (name: string) => (v: string) => checkDate(v, name);
 const num = (name: string) => (v: string) => {
   const n = Number(v);

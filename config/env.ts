@@ -1,6 +1,7 @@
 import { BadInputError } from '../core/errors.ts';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { formatIssues } from '../core/issues.ts';
 
 /**
  * Every environment variable tuban reads, parsed once. The README's configuration table is
@@ -121,7 +122,7 @@ export type Config = z.infer<typeof EnvSchema> & { dataDir: string; modelDir: st
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    const lines = `  ${formatIssues(parsed.error.issues, '(root)', '\n  ')}`;
     throw new BadInputError('bad_config', `invalid configuration in the environment:\n${lines}`, {
       fields: parsed.error.issues.map((i) => i.path.join('.')),
     });

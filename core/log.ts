@@ -1,4 +1,4 @@
-/** Structured logs: one JSON line per event with a stable name (`Tile:Detected`) and its numbers. */
+/** Structured logs: one JSON line per event with a stable name (`Part:Detected`) and its numbers. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 

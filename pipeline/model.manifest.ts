@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { BadInputError } from '../core/errors.ts';
+import { formatIssues } from '../core/issues.ts';
 
 /** `models/<name>/manifest.json`: everything needed to feed a change model and read its output. */
 export const ModelManifestSchema = z.object({
@@ -69,7 +70,7 @@ export function loadManifest(modelDir: string): LoadedManifest {
   }
   const parsed = ModelManifestSchema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const issues = formatIssues(parsed.error.issues);
     throw new BadInputError('model_manifest', `${path}: invalid model manifest — ${issues}`, { file: path });
   }
   const m = parsed.data;

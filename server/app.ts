@@ -30,6 +30,7 @@ import { sessionRoutes } from './routes/session.ts';
 import { userRoutes } from './routes/users.ts';
 import type { WebAssets } from './web.ts';
 import { asText } from '../core/text.ts';
+import { formatIssues } from '../core/issues.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -103,10 +104,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       // 400 naming each field: "query: offset: Too big…", "body: parts.0.coordinates.0: a ring ends where it starts"
       const names: Record<string, string> = { querystring: 'query', params: 'path' };
       const part = names[err.validationContext ?? ''] ?? err.validationContext ?? 'request';
-      const issues = err.validation.map((i) => `${i.instancePath.slice(1).replaceAll('/', '.') || part}: ${i.message}`);
+      const issues = err.validation.map((i) => ({
+        path: i.instancePath.split('/').slice(1),
+        message: i.message ?? 'invalid',
+      }));
       return reply
         .status(400)
-        .send({ error: 'bad_input', code: 'bad_request', message: `${part}: ${issues.join('; ')}` });
+        .send({ error: 'bad_input', code: 'bad_request', message: `${part}: ${formatIssues(issues, part)}` });
     }
     if (err.statusCode && err.statusCode < 500)
       return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });

@@ -17,6 +17,7 @@ import type { User } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import type { BatchProgressReader } from '../workers/batch.progress.ts';
 import type { WorkGate } from './gate.ts';
+import { MONTH_PATTERN } from '../core/month.ts';
 
 /** The Fastify instance the routes are declared on: request parts typed from their zod schemas. */
 export type ZodApp = FastifyInstance<
@@ -47,7 +48,7 @@ export interface RouteContext {
   audited: <T>(req: FastifyRequest, status: number, work: (trx: Knex) => Promise<T>) => Promise<T>;
 }
 
-export const MonthString = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month as YYYY-MM');
+export const MonthString = z.string().regex(MONTH_PATTERN, 'a month as YYYY-MM');
 export const Username = z.string().min(1).max(64).describe('user name');
 export const UsernameParams = z.object({ username: Username });
 export const PatchCodeParams = z.object({

@@ -5,8 +5,10 @@ import { partGrid, type ScenePart } from '../pipeline/window.grid.ts';
 import { regularise } from '../pipeline/regularise.ts';
 import { runSql } from './sql.ts';
 import { lockPatchNumbers } from './workflow.ts';
+import { addMonths } from '../core/month.ts';
 
-export type TileStatus = 'queued' | 'detected' | 'vectorized' | 'failed';
+/** A scene's or a part's state: detection and vectorizing are one job, so queued goes straight to vectorized or failed. */
+export type TileStatus = 'queued' | 'vectorized' | 'failed';
 
 export interface BatchTileRow {
   imagery_id: number;
@@ -46,11 +48,7 @@ export interface BatchSummary {
   timings?: { diffMs: number; matchMs: number; emitMs: number };
 }
 
-export function previousMonth(month: string): string {
-  const [y, m] = month.split('-').map(Number);
-  const d = new Date(Date.UTC(y, m - 2, 1));
-  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
-}
+export const previousMonth = (month: string): string => addMonths(month, -1);
 
 /**
  * Create a batch and its tile rows. Tiles with no overlapping baseline image are failed at once

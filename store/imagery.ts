@@ -9,6 +9,7 @@ import { gsdMetres, pixelToWorld } from '../pipeline/geotransform.ts';
 import { percentileStretch, type BandStretch } from '../pipeline/raster.normalise.ts';
 import { axisStarts } from '../pipeline/window.grid.ts';
 import { runSql } from './sql.ts';
+import { checkMonth } from '../core/month.ts';
 
 export interface RegisteredImage {
   id: number;
@@ -59,7 +60,7 @@ export async function registerImagery(
   inputs: string[],
   acquiredOn?: string,
 ): Promise<{ registered: RegisteredImage[]; refused: RefusedImage[] }> {
-  if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new BadInputError('bad_month', `--month "${month}" is not YYYY-MM`);
+  checkMonth(month, '--month');
   const date = acquiredOn ?? `${month}-01`;
   const registered: RegisteredImage[] = [];
   const refused: RefusedImage[] = [];

@@ -7,6 +7,7 @@ import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
 import { scopeTown } from './workflow.ts';
 import type { User } from './users.ts';
+import { addMonths } from '../core/month.ts';
 
 /**
  * The web map's tile grid, in the storage CRS: a fixed top-left origin (any projected CRS of the
@@ -149,9 +150,7 @@ export async function patchTrend(
   lastMonth: string,
   months = 12,
 ): Promise<{ month: string; new_patches: number; new_area_m2: number; illegal: number }[]> {
-  const [y, m] = lastMonth.split('-').map(Number);
-  const first = new Date(Date.UTC(y, m - 1 - (months - 1), 1));
-  const since = `${first.getUTCFullYear()}-${String(first.getUTCMonth() + 1).padStart(2, '0')}`;
+  const since = addMonths(lastMonth, -(months - 1));
   const rows = await runSql<{ month: string; new_patches: number; new_area_m2: number; illegal: number }>(
     db,
     'workflow/trend',
@@ -160,8 +159,7 @@ export async function patchTrend(
   const byMonth = new Map(rows.map((r) => [r.month, r]));
   const out = [];
   for (let i = 0; i < months; i++) {
-    const d = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + i, 1));
-    const key = `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+    const key = addMonths(since, i);
     if (key > lastMonth) break;
     out.push(byMonth.get(key) ?? { month: key, new_patches: 0, new_area_m2: 0, illegal: 0 });
   }

@@ -7,6 +7,7 @@ import { BadInputError } from '../core/errors.ts';
 import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
+import { checkMonth } from '../core/month.ts';
 
 type Geom = { type: 'Polygon' | 'MultiPolygon'; coordinates: number[][][] | number[][][][] };
 interface ChipRow {
@@ -88,8 +89,7 @@ export async function exportTrainingChips(
     ['--month', opts.month],
     ['--since', opts.since],
   ] as const) {
-    if (v !== undefined && !/^\d{4}-(0[1-9]|1[0-2])$/.test(v))
-      throw new BadInputError('bad_month', `${field} "${v}" is not a month in the form YYYY-MM`);
+    if (v !== undefined) checkMonth(v, field);
   }
   const since = opts.since ?? opts.month;
   if (since > opts.month) throw new BadInputError('bad_month', `--since ${since} is after --month ${opts.month}`);

@@ -14,6 +14,7 @@ import {
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import { asText } from '../core/text.ts';
+import { formatIssues } from '../core/issues.ts';
 
 /** The town a user is confined to, or null for city-wide roles. */
 export const scopeTown = (u: User) => (u.role === 'town' ? u.townCode : null);
@@ -139,11 +140,7 @@ export async function applyAction(
   const visible = await scopedPatch(db, user, code);
   if (!RULES[action].roles.includes(user.role)) planTransition(code, visible.status, action, user.role);
   const parsed = ActionBodies[action].safeParse(rawBody ?? {});
-  if (!parsed.success)
-    throw new BadInputError(
-      'bad_body',
-      `${action}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`,
-    );
+  if (!parsed.success) throw new BadInputError('bad_body', `${action}: ${formatIssues(parsed.error.issues, 'body')}`);
   const body = parsed.data as Record<string, any>;
   const today = env.today();
   await db.transaction(async (trx) => {

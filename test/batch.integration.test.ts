@@ -3,7 +3,7 @@ import { cmdBatchRetry } from '../cli/commands.ts';
 import { createLogger } from '../core/log.ts';
 import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { batchTiles } from '../store/batch.ts';
-import { diffJob, partJob } from '../workers/tile.jobs.ts';
+import { diffJob, partJob } from '../workers/jobs.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';

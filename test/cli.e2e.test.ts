@@ -85,7 +85,7 @@ describe('tuban CLI with a separate worker process', () => {
       tiles: { total: 4, ok: 4, failed: 0 },
       patches: { new: 5, redetected: 0 },
     });
-    expect(workerLog).toContain('Tile:Detected');
+    expect(workerLog).toContain('Part:Detected');
 
     const list = tuban('patches', 'list', '--month', '2024-03', '--town', '350206002', '--json');
     const rows = JSON.parse(list.stdout);

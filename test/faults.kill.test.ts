@@ -20,8 +20,8 @@ import { patchSnapshot } from './helpers/snapshot.ts';
 const FAST_RECOVERY = { TUBAN_LOCK_MS: '3000', TUBAN_STALLED_INTERVAL_MS: '1000', TUBAN_STOP_TIMEOUT_MS: '20000' };
 const manifest = loadManifest('models/cva-baseline').manifest;
 
-const DETECT = { stage: 'detect', started: 'Tile:DetectStarted', finished: 'Tile:Detected' } as const;
-const VECTORIZE = { stage: 'vectorize', started: 'Tile:Detected', finished: 'Tile:Vectorized' } as const;
+const DETECT = { stage: 'detect', started: 'Part:DetectStarted', finished: 'Part:Detected' } as const;
+const VECTORIZE = { stage: 'vectorize', started: 'Part:Detected', finished: 'Part:Vectorized' } as const;
 const EMIT = { stage: 'emit', started: 'Batch:DiffStarted', finished: 'Batch:Completed' } as const;
 const DIFF = { stage: 'diff', started: 'Batch:DiffStarted', finished: 'Batch:Completed' } as const;
 /**
@@ -109,7 +109,7 @@ describe('killed workers', () => {
       const all = [...workers, replacement];
       if (sc.again !== undefined) {
         // the job comes back to a live worker as its second try (it logs that the last worker died); kill that one too
-        const retried = sc.stage === 'detect' || sc.stage === 'vectorize' ? 'Tile:WorkerDied' : 'Batch:DiffWorkerDied';
+        const retried = sc.stage === 'detect' || sc.stage === 'vectorize' ? 'Part:WorkerDied' : 'Batch:DiffWorkerDied';
         const { worker: second } = await firstEvent(
           all.filter((w) => w !== victim),
           (e) => e.event === retried,
@@ -137,13 +137,13 @@ describe('killed workers', () => {
     procs.push(w);
     await w.next((e) => e.event === 'Worker:Started');
     const { batch } = await launchBatch(run.db, run.config, manifest, '2024-03', '2024-02');
-    const started = await w.next((e) => e.event === 'Tile:DetectStarted');
+    const started = await w.next((e) => e.event === 'Part:DetectStarted');
     await sleep(500);
     const t0 = Date.now();
     w.kill('SIGTERM');
     expect(await w.exited()).toBe(0);
     expect(Date.now() - t0).toBeLessThan(20_000);
-    expect(w.events.some((e) => e.event === 'Tile:Vectorized' && e.imageryId === started.imageryId)).toBe(true);
+    expect(w.events.some((e) => e.event === 'Part:Vectorized' && e.imageryId === started.imageryId)).toBe(true);
     const tile = await run.db('batch_tile').where({ batch_id: batch.id, imagery_id: started.imageryId }).first();
     expect(tile.status).toBe('vectorized');
     const next = new WorkerProc(run.env);
@@ -208,7 +208,7 @@ describe('a part whose worker keeps dying', () => {
         w = new WorkerProc(held);
         procs.push(w);
       }
-      await w.next((e) => e.event === 'Tile:DetectStarted', 90_000);
+      await w.next((e) => e.event === 'Part:DetectStarted', 90_000);
       await sleep(1000);
       w.kill('SIGKILL');
       await w.exited();
@@ -226,7 +226,7 @@ describe('a part whose worker keeps dying', () => {
     const { done, tile, last } = await killRepeatedly(4, 3, {});
     expect(done.status).toBe('completed');
     expect(tile.status).toBe('vectorized');
-    expect(last.events.find((e) => e.event === 'Tile:WorkerDied')).toMatchObject({ died: 3, attempt: 4, of: 4 });
+    expect(last.events.find((e) => e.event === 'Part:WorkerDied')).toMatchObject({ died: 3, attempt: 4, of: 4 });
   }, 400_000);
 
   it('fails with the real reason once its tries are used', async () => {
@@ -245,10 +245,10 @@ describe('a part whose worker keeps dying', () => {
     // the jobs are already waiting when the worker starts
     const w = new WorkerProc(run.env);
     procs.push(w);
-    await w.next((e) => e.event === 'Tile:DetectStarted', 90_000);
+    await w.next((e) => e.event === 'Part:DetectStarted', 90_000);
     const names = w.events.map((e) => e.event);
     expect(names.indexOf('Worker:Started')).toBeGreaterThanOrEqual(0);
-    expect(names.indexOf('Worker:Started')).toBeLessThan(names.indexOf('Tile:DetectStarted'));
+    expect(names.indexOf('Worker:Started')).toBeLessThan(names.indexOf('Part:DetectStarted'));
     w.kill('SIGKILL');
   }, 300_000);
 });

@@ -47,7 +47,7 @@ describe('restarts and concurrency', () => {
     procs.push(w);
     await w.next((e) => e.event === 'Worker:Started');
     const { batch } = await launchBatch(run.db, run.config, manifest, '2024-03', '2024-02');
-    await w.next((e) => e.event === 'Tile:Detected');
+    await w.next((e) => e.event === 'Part:Detected');
     await disturb();
     const done = await waitForBatch(run.db, batch.id, () => {}, { timeoutMs: 120_000 });
     expect(done.status).toBe('completed');

@@ -1,5 +1,5 @@
 import type { FlowJob } from 'bullmq';
-import { QUEUE, type DiffJobData, type TileJobData } from './queues.ts';
+import { QUEUE, type DiffJobData, type PartJobData } from './queues.ts';
 
 export interface FlowOptions {
   attempts: number;
@@ -43,7 +43,7 @@ export function batchFlow(
       name: 'part',
       queueName: QUEUE.part,
       prefix,
-      data: { batchId, imageryId, part } satisfies TileJobData,
+      data: { batchId, imageryId, part } satisfies PartJobData,
       opts: jobOpts(partJobId(key, imageryId, part)),
     })),
   };

@@ -17,6 +17,7 @@ import {
 } from '../store/batch.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
+import { checkMonth } from '../core/month.ts';
 
 export interface LaunchResult {
   batch: BatchRow;
@@ -33,7 +34,7 @@ export async function launchBatch(
   threshold?: number,
   regularise?: boolean,
 ): Promise<LaunchResult> {
-  if (!/^\d{4}-(0[1-9]|1[0-2])$/.test(month)) throw new Error(`--month "${month}" is not YYYY-MM`);
+  checkMonth(month, '--month');
   const base = baselineMonth ?? previousMonth(month);
   // a baseline is the month before the change: the same month or a later one compares nothing new
   if (base >= month)
@@ -218,7 +219,7 @@ export async function resumeBatch(db: Knex, config: Config, batchId: number): Pr
     throw new ConflictError(
       `batch ${batchId} is ${batch.status}; only a queued or running batch can be resumed (use 'batch retry --failed' for failed tiles)`,
     );
-  const tiles = (await batchTiles(db, batchId)).filter((t) => t.status === 'queued' || t.status === 'detected');
+  const tiles = (await batchTiles(db, batchId)).filter((t) => t.status === 'queued');
   const round = Number(batch.params?.retryRound ?? 0) + 1;
   await db('batch')
     .where({ id: batchId })

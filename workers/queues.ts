@@ -6,7 +6,7 @@ import type { Config } from '../config/env.ts';
 export const QUEUE = { part: 'part', diff: 'diff', deadlines: 'deadlines' } as const;
 
 /** Payload of a part job: one part (window range) of one scene. */
-export interface TileJobData {
+export interface PartJobData {
   batchId: number;
   imageryId: number;
   /** Part number (see store/batch.ts ensureParts); absent in jobs enqueued before parts: 0. */

@@ -7,8 +7,8 @@ import type { Logger } from '../core/log.ts';
 import { batchTile, updatePartAndTile } from '../store/batch.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
-import { QUEUE, redisConnection, type DiffJobData, type TileJobData } from './queues.ts';
-import { diffJob, partJob, partStageOf, type JobContext } from './tile.jobs.ts';
+import { QUEUE, redisConnection, type DiffJobData, type PartJobData } from './queues.ts';
+import { diffJob, partJob, partStageOf, type JobContext } from './jobs.ts';
 
 export interface WorkerPool {
   workers: Worker[];
@@ -87,13 +87,13 @@ export function startWorkers(opts: {
     return tries;
   };
 
-  const partHandler = async (job: Job<TileJobData>) => {
+  const partHandler = async (job: Job<PartJobData>) => {
     const { batchId, imageryId } = job.data;
     const part = job.data.part ?? 0;
     const tries = await checkDeaths(
       job,
       'this part',
-      'Tile:WorkerDied',
+      'Part:WorkerDied',
       async () => ({ batchId, imageryId, part, path: (await batchTile(ctx.db, batchId, imageryId))?.path }),
       (message) => failPart(batchId, imageryId, part, 'worker_died', message),
     );
@@ -104,7 +104,7 @@ export function startWorkers(opts: {
       const last = !errorFate[kind].retry || tries.now >= attempts;
       const path = (await batchTile(ctx.db, batchId, imageryId))?.path;
       const stage = partStageOf(err);
-      ctx.log.warn('Tile:Failed', {
+      ctx.log.warn('Part:Failed', {
         batchId,
         imageryId,
         part,
@@ -167,7 +167,7 @@ export function startWorkers(opts: {
     connection: connections[1],
   });
   const workers: Worker[] = [
-    new Worker<TileJobData>(QUEUE.part, partHandler, { ...common, connection: connections[0] }),
+    new Worker<PartJobData>(QUEUE.part, partHandler, { ...common, connection: connections[0] }),
     diffWorker,
   ];
   if (opts.workflow) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IsoDate } from './calendar.ts';
 import { DISMISS_REASONS, MEASURES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
+import { MONTH_PATTERN } from '../core/month.ts';
 
 /** A town (镇街) code as a request gives it: letters, digits, `_` and `-` only (no separators, no control characters). */
 export const TownCode = z
@@ -74,10 +75,7 @@ export const ActionBodies = {
 } as const;
 
 export const PatchQuerySchema = z.object({
-  month: z
-    .string()
-    .regex(/^\d{4}-(0[1-9]|1[0-2])$/)
-    .optional(),
+  month: z.string().regex(MONTH_PATTERN, 'a month as YYYY-MM').optional(),
   town: TownCode.optional(),
   status: z
     .string()

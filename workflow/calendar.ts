@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BadInputError } from '../core/errors.ts';
+import { formatIssues } from '../core/issues.ts';
 
 /**
  * A working-day calendar: Monday–Friday, minus public holidays, plus make-up working days
@@ -57,11 +58,7 @@ export function parseCalendar(text: string, file: string): WorkCalendar {
   }
   const parsed = CalendarFileSchema.safeParse(raw);
   if (!parsed.success)
-    throw new BadInputError(
-      'invalid_calendar',
-      `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      { file },
-    );
+    throw new BadInputError('invalid_calendar', `${file}: ${formatIssues(parsed.error.issues)}`, { file });
   const c = parsed.data;
   const both = c.holidays.filter((d) => c.workdays.includes(d));
   if (both.length)

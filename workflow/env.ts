@@ -4,6 +4,7 @@ import type { Config } from '../config/env.ts';
 import { BadInputError } from '../core/errors.ts';
 import { loadCalendar, type WorkCalendar } from './calendar.ts';
 import { DEFAULT_POLICY, type DeadlinePolicy } from './lifecycle.ts';
+import { formatIssues } from '../core/issues.ts';
 
 /** What the workflow needs besides the database: the working-day calendar, the deadline policy, today. */
 export interface WorkflowEnv {
@@ -34,12 +35,7 @@ export function loadPolicy(file: string | undefined): DeadlinePolicy {
     );
   }
   const r = PolicySchema.safeParse(raw);
-  if (!r.success)
-    throw new BadInputError(
-      'invalid_deadlines',
-      `${file}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      { file },
-    );
+  if (!r.success) throw new BadInputError('invalid_deadlines', `${file}: ${formatIssues(r.error.issues)}`, { file });
   return r.data;
 }
 

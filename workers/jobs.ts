@@ -98,7 +98,7 @@ async function runPart(
   const part = { x: job.x, y: job.y, width: job.width, height: job.height };
   if (job.batch_status === 'queued') await setBatchStatus(ctx.db, batchId, 'running');
   const threshold = Number(job.params.threshold ?? ctx.model.manifest.defaultThreshold);
-  ctx.log.info('Tile:DetectStarted', { batchId, imageryId, part: partNo, pid: process.pid });
+  ctx.log.info('Part:DetectStarted', { batchId, imageryId, part: partNo, pid: process.pid });
   const opened: TileSource[] = [];
   let detected: Awaited<ReturnType<typeof detectRegion>>;
   try {
@@ -124,7 +124,7 @@ async function runPart(
     for (const s of opened) await s.close();
   }
   await faultPause(ctx.config, 'detect');
-  ctx.log.info('Tile:Detected', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows });
+  ctx.log.info('Part:Detected', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows });
   const gt = job.geotransform.map(Number) as unknown as GeoTransform;
   at.stage = 'vectorize';
   const features = await timer.time('vectorize', () =>
@@ -164,7 +164,7 @@ async function runPart(
       timings: timer.ms,
     });
   });
-  ctx.log.info('Tile:Vectorized', {
+  ctx.log.info('Part:Vectorized', {
     batchId,
     imageryId,
     part: partNo,
