@@ -127,7 +127,7 @@ describe('killed workers', () => {
       expect(done.status).toBe('completed');
       expect(await patchSnapshot(run.db)).toEqual(reference);
       for (const w of all) w.kill('SIGKILL');
-    }, 300_000);
+    });
   }
 
   it('SIGTERM lets the job in hand finish, then the worker exits; nothing is half-written', async () => {
@@ -227,7 +227,7 @@ describe('a part whose worker keeps dying', () => {
     expect(done.status).toBe('completed');
     expect(tile.status).toBe('vectorized');
     expect(last.events.find((e) => e.event === 'Part:WorkerDied')).toMatchObject({ died: 3, attempt: 4, of: 4 });
-  }, 400_000);
+  });
 
   it('fails with the real reason once its tries are used', async () => {
     const { done, tile } = await killRepeatedly(3, 3, { TUBAN_FAULT_PAUSE: 'detect:30000' });
@@ -236,7 +236,7 @@ describe('a part whose worker keeps dying', () => {
     expect(tile.error_message).toMatch(
       /the worker running this part died 3 time\(s\) \(killed, or out of memory\).*3 tries \(TUBAN_JOB_ATTEMPTS\) used/,
     );
-  }, 400_000);
+  });
 
   it('logs Worker:Started before it takes its first job', async () => {
     const run = await freshRun(fixturesDir);
@@ -250,5 +250,5 @@ describe('a part whose worker keeps dying', () => {
     expect(names.indexOf('Worker:Started')).toBeGreaterThanOrEqual(0);
     expect(names.indexOf('Worker:Started')).toBeLessThan(names.indexOf('Part:DetectStarted'));
     w.kill('SIGKILL');
-  }, 300_000);
+  });
 });

@@ -71,7 +71,7 @@ describe('roles: the app owns none of its tables', () => {
     ownerDb = await openDb(owner);
     await migrate(ownerDb, owner);
     appDb = await openDb(app);
-  }, 180_000);
+  });
 
   afterAll(async () => {
     await appDb?.destroy();
@@ -129,7 +129,7 @@ describe('roles: the app owns none of its tables', () => {
       /audit_event is append-only: UPDATE refused/,
     );
     await expect(ownerDb.raw('delete from patch_event')).rejects.toThrow(/patch_event is append-only: DELETE refused/);
-  }, 600_000);
+  });
 
   it('refuses to migrate as the app role itself', async () => {
     await expect(migrate(appDb, app.TUBAN_APP_ROLE ? app : { ...app, TUBAN_APP_ROLE: appRole })).rejects.toThrow(

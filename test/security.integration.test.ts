@@ -72,7 +72,7 @@ describe('security: hostile town users', () => {
     app.get('/api/test-crash', async () => {
       throw new Error('a bug');
     });
-  }, 300_000);
+  });
   afterAll(async () => {
     await app?.close();
     if (run) await cleanup(run.db, run.config);
@@ -126,8 +126,8 @@ describe('security: hostile town users', () => {
     expect(shp.statusCode, shp.body).toBe(200);
     expect(shp.rawPayload.subarray(0, 2).toString()).toBe('PK');
     // the folder goes when the response stream closes, which may be just after inject resolves
-    await expect.poll(() => filesUnder(join(run.config.dataDir, 'tmp')), { timeout: 10_000 }).toEqual([]);
-  }, 120_000);
+    await expect.poll(() => filesUnder(join(run.config.dataDir, 'tmp')), { timeout: 60_000 }).toEqual([]);
+  });
 
   it('finding 1: names from the town layer are made safe before they name a zip folder or a file', () => {
     expect(safeName('../../etc/passwd')).toBe('etc_passwd');
@@ -165,11 +165,11 @@ describe('security: hostile town users', () => {
     expect(() => addWorkingDays(env.calendar, '2100-12-30', 5)).toThrow(/past 2100-12-31/);
     expect(workingDaysBetween(env.calendar, '2100-12-01', '9999-12-31')).toBeLessThan(30);
     expect(workingDaysBetween(env.calendar, '0001-01-01', '2000-01-10')).toBeLessThan(10);
-  }, 120_000);
+  });
 
   it('finding 2: the CLI refuses dates outside the window or not on the calendar, exit 2, at once', () => {
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env: run.env, encoding: 'utf8', timeout: 120_000 });
+      spawnSync(process.execPath, ['bin/tuban.mjs', ...args], { env: run.env, encoding: 'utf8', timeout: 600_000 });
     for (const date of ['9999-12-31', '2024-02-30']) {
       const sweep = cli('deadlines', 'sweep', '--date', date);
       expect(sweep.status, sweep.stderr).toBe(2);
@@ -186,7 +186,7 @@ describe('security: hostile town users', () => {
     );
     expect(reg.status, reg.stderr).toBe(2);
     expect(reg.stderr).toMatch(/--date: 2024-02-30 is not a calendar date/);
-  }, 240_000);
+  });
 
   it('finding 3 (Medium): a town cannot set a deadline later than the policy; an earlier one is kept', async () => {
     const code = '350206-202403-0001'; // 禾山
@@ -208,7 +208,7 @@ describe('security: hostile town users', () => {
     });
     expect(ok.statusCode, ok.body).toBe(200);
     expect(ok.json().rectify_due).toBe('2024-03-29');
-  }, 120_000);
+  });
 
   /** A second server on the same database, listening on loopback, with its own export limits and log. */
   async function listening(exportLimits: { running: number; waiting: number }, lines: Record<string, unknown>[] = []) {
@@ -283,8 +283,8 @@ describe('security: hostile town users', () => {
     } finally {
       await srv.close();
     }
-    await expect.poll(() => filesUnder(join(run.config.dataDir, 'tmp')), { timeout: 10_000 }).toEqual([]);
-  }, 300_000);
+    await expect.poll(() => filesUnder(join(run.config.dataDir, 'tmp')), { timeout: 60_000 }).toEqual([]);
+  });
 
   it('finding 4: a client that goes away leaves the line, and its export is stopped', async () => {
     const lines: Record<string, unknown>[] = [];
@@ -293,15 +293,15 @@ describe('security: hostile town users', () => {
       (await (await fetch(`${base}/api/health`)).json()).exports as { running: number; waiting: number };
     try {
       const first = pdf();
-      await expect.poll(exports, { timeout: 30_000, interval: 5 }).toMatchObject({ running: 1 });
+      await expect.poll(exports, { timeout: 60_000, interval: 5 }).toMatchObject({ running: 1 });
       const gone = [1, 2, 3].map(() => {
         const ac = new AbortController();
         return { ac, res: pdf(ac.signal).catch((err: Error) => err) };
       });
-      await expect.poll(exports, { timeout: 30_000, interval: 5 }).toMatchObject({ waiting: 3 });
+      await expect.poll(exports, { timeout: 60_000, interval: 5 }).toMatchObject({ waiting: 3 });
       for (const g of gone) g.ac.abort();
       for (const g of gone) expect(await g.res).toBeInstanceOf(Error);
-      await expect.poll(exports, { timeout: 30_000 }).toMatchObject({ waiting: 0 });
+      await expect.poll(exports, { timeout: 60_000 }).toMatchObject({ waiting: 0 });
       const made = await first;
       expect(made.status).toBe(200);
       expect(
@@ -314,7 +314,7 @@ describe('security: hostile town users', () => {
           timeout: 30_000,
         })
         .toBe(3);
-      await expect.poll(exports, { timeout: 30_000 }).toEqual({ running: 0, waiting: 0 });
+      await expect.poll(exports, { timeout: 60_000 }).toEqual({ running: 0, waiting: 0 });
     } finally {
       await srv.close();
     }
@@ -332,7 +332,7 @@ describe('security: hostile town users', () => {
       }),
     ).rejects.toThrow(/stopped by the test/);
     expect(existsSync(out)).toBe(false);
-  }, 300_000);
+  });
 
   /** The audit rows and patch events of one patch's notes path, newest last. */
   async function trail(code: string) {
@@ -474,7 +474,7 @@ describe('security: hostile town users', () => {
         env: run.env,
         encoding: 'utf8',
         input,
-        timeout: 120_000,
+        timeout: 600_000,
       });
     const list = cli(['list']);
     expect(list.status, list.stderr).toBe(0);
@@ -489,7 +489,7 @@ describe('security: hostile town users', () => {
     expect(cli(['enable', 'clerk']).status).toBe(0);
     expect(cli(['revoke', 'clerk']).stdout).toMatch(/clerk: 0 token\(s\) revoked/);
     expect(cli(['revoke', 'nobody']).status).toBe(2);
-  }, 300_000);
+  });
 
   it('low findings: logins are limited per user and per address (429), as slow for unknown users, and passwords have a floor', async () => {
     const limited = await buildServer({
@@ -544,7 +544,7 @@ describe('security: hostile town users', () => {
       expect(r.statusCode, password).toBe(400);
       expect(r.json().message).toMatch(why);
     }
-  }, 120_000);
+  });
 
   it('low findings: 20 identical parallel extends move the deadline once; each new request key once more', async () => {
     const code = '350206-202403-0003';

@@ -121,7 +121,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.isDisabled('select[name=town]')).toBe(true);
     expect(await page.textContent('#who')).toContain('350206001');
     // imagery tiles drawn from the GeoTIFFs, and the patch outlines over them
-    await expect.poll(() => tiles.filter((s) => s === 200).length, { timeout: 30_000 }).toBeGreaterThan(0);
+    await expect.poll(() => tiles.filter((s) => s === 200).length, { timeout: 60_000 }).toBeGreaterThan(0);
     await page.waitForTimeout(1500);
     const painted = await page.evaluate(() => {
       const canvases = [...document.querySelectorAll('#map canvas')] as HTMLCanvasElement[];
@@ -152,10 +152,10 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.waitForSelector('#patch-code');
     expect(await page.textContent('#patch-code')).toContain('已下发');
     await expect
-      .poll(() => page.$eval('#chip-after', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 20_000 })
+      .poll(() => page.$eval('#chip-after', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 60_000 })
       .toBeGreaterThan(100);
     await expect
-      .poll(() => page.$eval('#chip-before', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 20_000 })
+      .poll(() => page.$eval('#chip-before', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 60_000 })
       .toBeGreaterThan(100);
     const historyRows = await page.$$eval('#history tr', (r) => r.length);
     // buttons for the town's moves only: verify, not dispatch or close
@@ -205,7 +205,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   it('shows the supervisor the deadlines by town, the ranking with zero-growth towns and the monthly chart', async () => {
     const page = await signIn('sup', 'supervisor-pass');
     await page.click('a[href="#/board"]');
-    await page.waitForSelector('#ranking', { timeout: 10_000 }).catch(async (err) => {
+    await page.waitForSelector('#ranking', { timeout: 60_000 }).catch(async (err) => {
       throw new Error(
         `${err.message}; page shows: ${await page.textContent('#main')}; errors: ${(page as Page & { failures: string[] }).failures.join(' | ')}`,
       );
@@ -224,13 +224,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const page = await signIn('ana', 'analyst-pass');
     const rerun = runBatch(run.db, run.config, '2024-03', '2024-02');
     const lastBatch = async () => Number((await run.db('batch').max('id as id').first())?.id ?? 0);
-    await expect.poll(lastBatch, { timeout: 20_000 }).toBeGreaterThan(1);
+    await expect.poll(lastBatch, { timeout: 60_000 }).toBeGreaterThan(1);
     const id = await lastBatch();
     await page.goto(`${base}/#/batches/${id}`);
     await page.waitForSelector('#batch-tiles');
     const summary = await rerun;
     expect(summary.status).toBe('completed');
-    await expect.poll(() => page.textContent('#batch-status'), { timeout: 20_000 }).toBe('completed');
+    await expect.poll(() => page.textContent('#batch-status'), { timeout: 60_000 }).toBe('completed');
     const tiles = await page.$$eval('#batch-tiles tr', (rows) =>
       rows.slice(1).map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)),
     );
