@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import { createUser, issueToken } from '../store/users.ts';
@@ -27,7 +27,10 @@ describe('workflow HTTP API', () => {
 
   const call = apiCaller(() => app, token);
 
-  beforeAll(async () => {
+  // Every scenario starts from its own fresh schema with the fixture batch's five patches, today on
+  // 2024-03-18: none depends on what another left behind, in any order (vitest --sequence.shuffle).
+  beforeEach(async () => {
+    today = '2024-03-18';
     run = await freshRun(fixturesDir);
     await runBatch(run.db, run.config, '2024-03', '2024-02');
     await createUser(run.db, { username: 'ana', role: 'analyst', password: 'analyst-pass' });
@@ -41,10 +44,66 @@ describe('workflow HTTP API', () => {
     expect(login.statusCode).toBe(200);
     token.ana = login.json().token;
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await app?.close();
     await cleanup(run.db, run.config);
   });
+
+  /** Takes a 殿前 patch the shortest way from detected to closed: dispatch, verify illegal, demolish, evidence, report, close. */
+  async function walkToClosed(code: string): Promise<void> {
+    const steps: [string, string, Record<string, unknown>][] = [
+      ['ana', 'dispatch', {}],
+      ['dianqian', 'verify', { result: 'illegal', violation: 'construction' }],
+      ['dianqian', 'rectify', { measure: 'demolish' }],
+    ];
+    for (const [who, action, body] of steps) {
+      const r = await call(who, 'POST', `/api/patches/${code}/actions/${action}`, body);
+      expect(r.statusCode, `${action}: ${r.body}`).toBe(200);
+    }
+    const up = await call('dianqian', 'POST', `/api/patches/${code}/evidence?filename=done.jpg`, JPEG, {
+      'content-type': 'image/jpeg',
+    });
+    expect(up.statusCode, up.body).toBe(201);
+    expect((await call('dianqian', 'POST', `/api/patches/${code}/actions/report_rectified`, {})).statusCode).toBe(200);
+    expect((await call('sup', 'POST', `/api/patches/${code}/actions/close`, {})).json().status).toBe('closed');
+  }
+
+  /** The April batch against February, after 0005 was demolished and closed: 0005's building comes back as a rebuilt patch. */
+  async function rebuiltPatch(): Promise<{ code: string; summary: Awaited<ReturnType<typeof runBatch>> }> {
+    await walkToClosed('350206-202403-0005');
+    const { copyMonth } = await import('./helpers/batch.ts');
+    const { registerImagery } = await import('../store/imagery.ts');
+    const dir = `${run.config.dataDir}/2024-04`;
+    copyMonth(fixturesDir, '2024-03', dir);
+    await registerImagery(run.db, run.config, '2024-04', [dir]);
+    const summary = await runBatch(run.db, run.config, '2024-04', '2024-02'); // against February: the buildings are "new" again
+    return { code: (await run.db('patch').where({ month: '2024-04' }).first()).code, summary };
+  }
+
+  /** Two boxes that cut a patch across the middle of its bounding box, in lon/lat. */
+  async function halves(code: string) {
+    const p = (await call('ana', 'GET', `/api/patches/${code}`)).json();
+    const ring = (
+      p.geometry.type === 'MultiPolygon' ? p.geometry.coordinates[0][0] : p.geometry.coordinates[0]
+    ) as number[][];
+    const xs = ring.map((c) => c[0]),
+      ys = ring.map((c) => c[1]);
+    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+    const xm = (x0 + x1) / 2;
+    const box = (a: number, b: number) => ({
+      type: 'Polygon',
+      coordinates: [
+        [
+          [a, y0 - 1e-4],
+          [b, y0 - 1e-4],
+          [b, y1 + 1e-4],
+          [a, y1 + 1e-4],
+          [a, y0 - 1e-4],
+        ],
+      ],
+    });
+    return { patch: p, left: box(x0 - 1e-4, xm), right: box(xm, x1 + 1e-4), whole: box(x0 - 1e-4, x1 + 1e-4) };
+  }
 
   it('refuses requests without a valid token, and logins with a wrong password', async () => {
     expect((await call(null, 'GET', '/api/patches')).statusCode).toBe(401);
@@ -333,6 +392,14 @@ describe('workflow HTTP API', () => {
   });
 
   it('reports towns with zero growth and ranks them first', async () => {
+    // 殿前: one patch found illegal and demolished; 禾山: none illegal, one escalated by the daily sweep
+    await walkToClosed('350206-202403-0005');
+    today = '2024-03-28';
+    expect((await call('ana', 'POST', '/api/patches/350206-202403-0004/actions/dispatch', {})).statusCode).toBe(200);
+    for (let d = '2024-03-28'; d <= '2024-04-30'; d = addDays(d, 1)) {
+      today = d;
+      await sweepOverdue(run.db, env);
+    }
     const rep = (await call('sup', 'GET', '/api/reports/monthly?month=2024-03')).json();
     const dq = rep.towns.find((t: { town_code: string }) => t.town_code === '350206001');
     const hs = rep.towns.find((t: { town_code: string }) => t.town_code === '350206002');
@@ -342,22 +409,17 @@ describe('workflow HTTP API', () => {
   });
 
   it('reopens a demolished patch that the next batch detects again as rebuilt (复建)', async () => {
-    const { copyMonth } = await import('./helpers/batch.ts');
-    const { registerImagery } = await import('../store/imagery.ts');
-    const dir = `${run.config.dataDir}/2024-04`;
-    copyMonth(fixturesDir, '2024-03', dir);
-    await registerImagery(run.db, run.config, '2024-04', [dir]);
-    const s = await runBatch(run.db, run.config, '2024-04', '2024-02'); // against February: the buildings are "new" again
+    const { code, summary: s } = await rebuiltPatch();
     expect(s.patches.new).toBe(1);
     expect(s.patches.redetected).toBe(4);
-    const rebuilt = await run.db('patch').where({ month: '2024-04' }).first();
+    const rebuilt = { code };
     const detail = (await call('ana', 'GET', `/api/patches/${rebuilt.code}`)).json();
     expect(detail.rebuilt_of).toBe('350206-202403-0005');
     expect(detail.history.map((h: { type: string }) => h.type)).toEqual(['rebuilt']);
   });
 
   it('lets analysts correct a town and merge patches, keeping the history', async () => {
-    const rebuilt = await run.db('patch').where({ month: '2024-04' }).first();
+    const rebuilt = { code: (await rebuiltPatch()).code };
     const moved = await call('ana', 'POST', `/api/patches/${rebuilt.code}/actions/correct_town`, {
       town_code: '350206002',
       reason: '界线核实',
@@ -409,30 +471,11 @@ describe('workflow HTTP API', () => {
 
   it('lets analysts split a patch into drawn parts with their own codes, areas and history', async () => {
     const code = '350206-202403-0001'; // 禾山, detected
-    const p = (await call('ana', 'GET', `/api/patches/${code}`)).json();
-    const ring = (
-      p.geometry.type === 'MultiPolygon' ? p.geometry.coordinates[0][0] : p.geometry.coordinates[0]
-    ) as number[][];
-    const xs = ring.map((c) => c[0]),
-      ys = ring.map((c) => c[1]);
-    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-    const xm = (x0 + x1) / 2;
-    const box = (a: number, b: number) => ({
-      type: 'Polygon',
-      coordinates: [
-        [
-          [a, y0 - 1e-4],
-          [b, y0 - 1e-4],
-          [b, y1 + 1e-4],
-          [a, y1 + 1e-4],
-          [a, y0 - 1e-4],
-        ],
-      ],
-    });
+    const { patch: p, left, right, whole } = await halves(code);
     expect(
       (
         await call('heshan', 'POST', `/api/patches/${code}/actions/split`, {
-          parts: [box(x0 - 1e-4, xm), box(xm, x1 + 1e-4)],
+          parts: [left, right],
           reason: 'x',
         })
       ).statusCode,
@@ -440,13 +483,13 @@ describe('workflow HTTP API', () => {
     expect(
       (
         await call('ana', 'POST', `/api/patches/${code}/actions/split`, {
-          parts: [box(x0 - 1e-4, x1 + 1e-4), box(x0 - 1e-4, x1 + 1e-4)],
+          parts: [whole, whole],
           reason: '两栋',
         })
       ).json().message,
     ).toMatch(/parts overlap/);
     const r = await call('ana', 'POST', `/api/patches/${code}/actions/split`, {
-      parts: [box(x0 - 1e-4, xm), box(xm, x1 + 1e-4)],
+      parts: [left, right],
       reason: '两栋建筑',
     });
     expect(r.statusCode, r.body).toBe(200);
@@ -464,6 +507,12 @@ describe('workflow HTTP API', () => {
   });
 
   it('merges one pair in both directions at once without a deadlock: one merge wins, the other is refused', async () => {
+    const { left, right } = await halves('350206-202403-0001');
+    const split = await call('ana', 'POST', '/api/patches/350206-202403-0001/actions/split', {
+      parts: [left, right],
+      reason: '两栋建筑',
+    });
+    expect(split.statusCode, split.body).toBe(200);
     const children = await run
       .db('patch')
       .where('split_from', run.db('patch').where({ code: '350206-202403-0001' }).select('id'))
@@ -503,15 +552,24 @@ describe('workflow HTTP API', () => {
   });
 
   it('records every mutating request in an audit table the database will not let anyone change', async () => {
-    const { rows } = await run.db.raw(
-      `select username, method, path, status from audit_event where path like '%actions/close%' order by id`,
-    );
-    expect(rows).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ username: 'sup', method: 'POST', status: 200 }),
-        expect.objectContaining({ username: 'dianqian', status: 403 }),
-      ]),
-    );
+    await walkToClosed('350206-202403-0005');
+    // a refused close is recorded too
+    expect((await call('dianqian', 'POST', '/api/patches/350206-202403-0005/actions/close', {})).statusCode).toBe(403);
+    // a change writes its row in its own transaction; a refusal's row is written just after the response
+    const closes = async () =>
+      (
+        await run.db.raw(
+          `select username, method, path, status from audit_event where path like '%actions/close%' order by id`,
+        )
+      ).rows;
+    await expect
+      .poll(closes, { timeout: 60_000 })
+      .toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ username: 'sup', method: 'POST', status: 200 }),
+          expect.objectContaining({ username: 'dianqian', status: 403 }),
+        ]),
+      );
     await expect(run.db.raw('update audit_event set status = 200')).rejects.toThrow(/append-only/);
     await expect(run.db.raw('delete from audit_event')).rejects.toThrow(/append-only/);
     await expect(run.db.raw('update patch_event set actor = ?', ['x'])).rejects.toThrow(/append-only/);
