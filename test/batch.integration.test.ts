@@ -5,7 +5,7 @@ import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
 import { batchTiles } from '../store/batch.ts';
 import { diffJob, partJob } from '../workers/jobs.ts';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
@@ -24,13 +24,26 @@ describe('monthly batch on real PostGIS and Redis', () => {
     features: { properties: { id: string; expect: string; town: string; flags: string[] }; geometry: unknown }[];
   };
 
-  beforeAll(async () => {
+  // every scenario gets a fresh schema and queue prefix with the layers and both fixture months,
+  // and runs the batches it needs itself: none depends on another's leftovers
+  beforeEach(async () => {
     config = isolatedConfig();
     db = await migratedDb(config);
     await loadFixtureLayers(db, fixturesDir);
     await registerFixtureMonths(db, config, fixturesDir);
   });
-  afterAll(async () => cleanup(db, config));
+  afterEach(async () => cleanup(db, config));
+
+  /** 2024-04: the same pixels as 2024-03 (so no change), one tile damaged after delivery; its batch. */
+  async function damagedApril() {
+    const dir = join(config.dataDir, 'imagery-2024-04');
+    const files = copyMonth(fixturesDir, '2024-03', dir);
+    const reg = await registerImagery(db, config, '2024-04', [dir]);
+    expect(reg.refused).toEqual([]);
+    const damaged = files[3];
+    truncateSync(damaged, Math.floor(statSync(damaged).size / 3));
+    return { damaged, summary: await runBatch(db, config, '2024-04') };
+  }
 
   /** IoU of each patch of the month with a ground-truth footprint, computed in PostGIS. */
   async function iouWith(
@@ -82,6 +95,7 @@ describe('monthly batch on real PostGIS and Redis', () => {
   });
 
   it('gives patches stable codes, attributes and a history event', async () => {
+    await runBatch(db, config, '2024-03');
     const { rows } =
       await db.raw(`select code, area_m2, status, model_name, district_code, town_name, grid_code, ST_IsValid(geom) as valid,
       (select count(*) from patch_event e where e.patch_id = p.id and e.type = 'detected')::int as events from patch p order by code`);
@@ -106,6 +120,7 @@ describe('monthly batch on real PostGIS and Redis', () => {
   });
 
   it('records a re-run of the same month as re-detections, never new patches', async () => {
+    await runBatch(db, config, '2024-03');
     const before = await db('patch').select('code', 'area_m2').orderBy('code');
     const s = await runBatch(db, config, '2024-03');
     expect(s.patches).toEqual({ new: 0, redetected: 5 });
@@ -115,14 +130,8 @@ describe('monthly batch on real PostGIS and Redis', () => {
   });
 
   it('fails a corrupt tile alone, with its reason, while the rest of the batch completes', async () => {
-    // 2024-04: the same pixels as 2024-03 (so no change), one tile damaged after delivery.
-    const dir = join(config.dataDir, 'imagery-2024-04');
-    const files = copyMonth(fixturesDir, '2024-03', dir);
-    const reg = await registerImagery(db, config, '2024-04', [dir]);
-    expect(reg.refused).toEqual([]);
-    const damaged = files[3];
-    truncateSync(damaged, Math.floor(statSync(damaged).size / 3));
-    const s = await runBatch(db, config, '2024-04');
+    await runBatch(db, config, '2024-03');
+    const { damaged, summary: s } = await damagedApril();
     expect(s.status).toBe('completed_with_failures');
     expect(s.tiles).toEqual({ total: 4, ok: 3, failed: 1 });
     expect(s.failedTiles).toHaveLength(1);
@@ -134,6 +143,8 @@ describe('monthly batch on real PostGIS and Redis', () => {
   });
 
   it('re-runs just the failed tile with retry --failed once the file is repaired', async () => {
+    await runBatch(db, config, '2024-03');
+    expect((await damagedApril()).summary.tiles.failed).toBe(1);
     const batch = await db('batch').where({ month: '2024-04' }).first();
     const [failed] = await batchTiles(db, batch.id).then((t) => t.filter((x) => x.status === 'failed'));
     copyFileSync(join(fixturesDir, 'imagery', '2024-03', failed.path.split('/').pop()!), failed.path);
@@ -163,6 +174,7 @@ describe('monthly batch on real PostGIS and Redis', () => {
   });
 
   it('yields the same rows when a stage job runs twice', async () => {
+    await runBatch(db, config, '2024-03');
     const batch = await db('batch').where({ month: '2024-03' }).orderBy('id').first();
     const ctx = { db, config, model: await OnnxChangeModel.load(config.modelDir), log: createLogger('warn') };
     const rows = async () => ({
