@@ -10,7 +10,6 @@ import { resumeBatch } from '../workers/batch.launch.ts';
 import { scheduleDeadlineSweep, startWorkers } from '../workers/worker.pool.ts';
 import { workflowEnv } from '../workflow/env.ts';
 import { checkDate } from '../workflow/calendar.ts';
-import { join } from 'node:path';
 import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPassword } from '../store/users.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import {
@@ -301,11 +300,14 @@ program
   .action(async (o: { port?: number; host?: string }) => {
     const c = context();
     // the server's modules load only for serve: every other command starts without them
-    const [{ buildServer }, { buildWebAssets }] = await Promise.all([
+    const [{ buildServer }, { loadWebAssets, staleWebSources }] = await Promise.all([
       import('../server/app.ts'),
       import('../server/web.ts'),
     ]);
-    const web = await buildWebAssets(join(c.config.dataDir, 'web'));
+    // built once by `npm run build` (npm ci runs it), not at every start
+    const web = loadWebAssets();
+    const stale = staleWebSources();
+    if (stale.length) c.log.warn('Server:WebBundleStale', { changed: stale, fix: 'npm run build' });
     const redis = redisConnection(c.config, { lazyConnect: false });
     redis.on('error', (err) => c.log.warn('Server:RedisError', { message: err.message }));
     const app = await buildServer({

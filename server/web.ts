@@ -1,20 +1,23 @@
-import { build } from 'esbuild';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BadInputError } from '../core/errors.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const WEB_SRC = join(ROOT, 'web');
+/** Where `npm run build` (also run by `npm ci`/`npm install`, as prepare) puts the web app. */
+export const WEB_DIST = join(ROOT, 'dist', 'web');
 
 export interface WebAssets {
   files: Map<string, { type: string; body: Buffer }>;
 }
 
 /**
- * Bundles the web app (web/app.ts with OpenLayers, proj4 and their CSS) with esbuild into
- * `outDir` and loads it for serving: no CDN, every asset from this server.
+ * Bundles the web app (web/app.ts with OpenLayers, proj4 and their CSS) with esbuild into `outDir`,
+ * with its index.html: no CDN, every asset from this server. esbuild loads only here.
  */
-export async function buildWebAssets(outDir: string): Promise<WebAssets> {
+export async function bundleWeb(outDir: string = WEB_DIST): Promise<void> {
+  const { build } = await import('esbuild');
   mkdirSync(outDir, { recursive: true });
   await build({
     entryPoints: { app: join(WEB_SRC, 'app.ts') },
@@ -28,10 +31,30 @@ export async function buildWebAssets(outDir: string): Promise<WebAssets> {
     logLevel: 'error',
     legalComments: 'none',
   });
+  await import('node:fs/promises').then((fs) => fs.copyFile(join(WEB_SRC, 'index.html'), join(outDir, 'index.html')));
+}
+
+/** The built web app in `dir`, for serving; a clear error when it was never built. */
+export function loadWebAssets(dir: string = WEB_DIST): WebAssets {
+  if (!existsSync(join(dir, 'app.js')) || !existsSync(join(dir, 'index.html'))) {
+    throw new BadInputError('web_not_built', `${dir}: the web app is not built; run \`npm run build\``, { dir });
+  }
   const files = new Map<string, { type: string; body: Buffer }>();
-  files.set('/', { type: 'text/html; charset=utf-8', body: readFileSync(join(WEB_SRC, 'index.html')) });
-  files.set('/assets/app.js', { type: 'text/javascript; charset=utf-8', body: readFileSync(join(outDir, 'app.js')) });
-  if (existsSync(join(outDir, 'app.css')))
-    files.set('/assets/app.css', { type: 'text/css; charset=utf-8', body: readFileSync(join(outDir, 'app.css')) });
+  files.set('/', { type: 'text/html; charset=utf-8', body: readFileSync(join(dir, 'index.html')) });
+  files.set('/assets/app.js', { type: 'text/javascript; charset=utf-8', body: readFileSync(join(dir, 'app.js')) });
+  if (existsSync(join(dir, 'app.css')))
+    files.set('/assets/app.css', { type: 'text/css; charset=utf-8', body: readFileSync(join(dir, 'app.css')) });
   return { files };
+}
+
+/** Web sources changed after the bundle in `dir` was built (a developer forgot `npm run build`), by name. */
+export function staleWebSources(dir: string = WEB_DIST): string[] {
+  const built = statSync(join(dir, 'app.js')).mtimeMs;
+  return readdirSync(WEB_SRC).filter((f) => statSync(join(WEB_SRC, f)).mtimeMs > built);
+}
+
+/** Bundles into `outDir` and loads the result: the tests serve the web app as it is in the tree. */
+export async function buildWebAssets(outDir: string): Promise<WebAssets> {
+  await bundleWeb(outDir);
+  return loadWebAssets(outDir);
 }

@@ -103,6 +103,35 @@ describe('tuban CLI with a separate worker process', () => {
     worker = undefined;
   });
 
+  it('serves the web app built at install, and the API, until SIGTERM', async () => {
+    const serve = spawn(process.execPath, ['bin/tuban.mjs', 'serve', '--port', '0', '--host', '127.0.0.1'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      let log = '';
+      const address = await new Promise<string>((resolve, reject) => {
+        serve.stderr!.on('data', (d: Buffer) => {
+          log += d;
+          const m = /"event":"Server:Listening".*?"address":"([^"]+)"/.exec(log);
+          if (m) resolve(m[1]);
+        });
+        serve.once('exit', (code) => reject(new Error(`tuban serve exited with ${code}: ${log}`)));
+      });
+      const page = await fetch(`${address}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('/assets/app.js');
+      const js = await fetch(`${address}/assets/app.js`);
+      expect(js.status).toBe(200);
+      expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(100_000); // OpenLayers is in the bundle
+      expect((await (await fetch(`${address}/api/health`)).json()).ok).toBe(true);
+    } finally {
+      const exited = new Promise((r) => serve.once('exit', r));
+      serve.kill('SIGTERM');
+      await exited;
+    }
+  });
+
   it('shows an unfinished batch scene by scene, with its part jobs as BullMQ holds them', () => {
     // no worker runs now: the batch stays queued with its jobs waiting
     const launched = tuban('batch', 'run', '--month', '2024-03');
