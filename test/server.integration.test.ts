@@ -666,10 +666,19 @@ describe('workflow HTTP API', () => {
       );
     }
     expect(doc.openapi).toBe('3.1.0');
-    expect(
-      doc.paths['/api/patches/{code}/actions/verify'].post.requestBody.content['application/json'].schema.properties
-        .result.enum,
-    ).toEqual(['illegal', 'legal', 'false_change', 'pre_existing']);
+    // verify's body has one variant per result, each naming the fields it needs
+    const verify = doc.paths['/api/patches/{code}/actions/verify'].post.requestBody.content['application/json'].schema;
+    const variants = verify.oneOf as {
+      properties: Record<string, { const?: string; enum?: string[] }>;
+      required: string[];
+    }[];
+    expect(variants.flatMap((v) => v.properties.result.enum ?? [v.properties.result.const])).toEqual([
+      'illegal',
+      'legal',
+      'false_change',
+      'pre_existing',
+    ]);
+    expect(variants.map((v) => v.required)).toEqual([['result', 'violation'], ['result', 'permit_ref'], ['result']]);
     // every route but the open three needs the bearer token; every query parameter is described
     for (const route of expected) {
       const [method, path] = route.split(' ');

@@ -549,6 +549,9 @@ interface JsonSchema {
   properties?: Record<string, JsonSchema>;
   required?: string[];
   enum?: string[];
+  const?: string;
+  oneOf?: JsonSchema[];
+  anyOf?: JsonSchema[];
   description?: string;
   pattern?: string;
   minimum?: number;
@@ -556,7 +559,27 @@ interface JsonSchema {
   items?: unknown;
 }
 
-function actionForm(action: string, schema: JsonSchema): string {
+/**
+ * One form for a body with variants (verify: one per result): the fields of every variant, the
+ * discriminator's values as one choice, required only what every variant requires. The server checks
+ * which fields the chosen variant needs.
+ */
+function flatSchema(schema: JsonSchema): JsonSchema {
+  const variants = schema.oneOf ?? schema.anyOf;
+  if (!variants) return schema;
+  const properties: Record<string, JsonSchema> = {};
+  for (const v of variants) {
+    for (const [name, p] of Object.entries(v.properties ?? {})) {
+      const values = [...(properties[name]?.enum ?? []), ...(p.enum ?? (p.const !== undefined ? [p.const] : []))];
+      properties[name] = { ...properties[name], ...p, ...(values.length ? { enum: values } : {}) };
+    }
+  }
+  const required = Object.keys(properties).filter((n) => variants.every((v) => v.required?.includes(n)));
+  return { type: 'object', properties, required };
+}
+
+function actionForm(action: string, full: JsonSchema): string {
+  const schema = flatSchema(full);
   const props = Object.entries(schema.properties ?? {});
   const fields = props.map(([name, s]) => {
     // made once per form: sending the same form twice (a double click, a retry) is one request
@@ -582,9 +605,9 @@ function requestKey(): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-function formBody(form: HTMLFormElement, schema: JsonSchema): Record<string, unknown> {
+function formBody(form: HTMLFormElement, full: JsonSchema): Record<string, unknown> {
   const body: Record<string, unknown> = {};
-  for (const [name, s] of Object.entries(schema.properties ?? {})) {
+  for (const [name, s] of Object.entries(flatSchema(full).properties ?? {})) {
     const el = form.elements.namedItem(name) as HTMLInputElement | null;
     if (!el || el.value === '') continue;
     body[name] = s.type === 'integer' || s.type === 'number' ? Number(el.value) : el.value;

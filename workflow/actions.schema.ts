@@ -12,17 +12,31 @@ export const TownCode = z
 export const ActionBodies = {
   dispatch: z.object({ note: z.string().max(2000).optional() }),
   dismiss: z.object({ reason: z.enum(DISMISS_REASONS), note: z.string().max(2000).optional() }),
-  verify: z.object({
-    result: z.enum(VERIFY_RESULTS),
-    violation: z.enum(VIOLATIONS).optional().describe('for illegal: 违法建设 (construction) or 违法用地 (land_use)'),
-    permit_ref: z
-      .string()
-      .min(1)
-      .max(200)
-      .optional()
-      .describe('required for legal: permit number or document reference'),
-    note: z.string().max(2000).optional(),
-  }),
+  // which fields a result needs is part of the schema (one variant per result), so forms and OpenAPI show it
+  verify: z.discriminatedUnion('result', [
+    z.object({
+      result: z.literal('illegal'),
+      violation: z
+        .enum(VIOLATIONS, { error: 'an illegal result needs violation (construction or land_use)' })
+        .describe('违法建设 (construction) or 违法用地 (land_use)'),
+      note: z.string().max(2000).optional(),
+    }),
+    z.object({
+      result: z.literal('legal'),
+      permit_ref: z
+        .string({ error: 'a legal result needs permit_ref (permit number or document reference)' })
+        .min(1, 'a legal result needs permit_ref (permit number or document reference)')
+        .max(200)
+        .describe('permit number or document reference'),
+      note: z.string().max(2000).optional(),
+    }),
+    z.object({
+      result: z.enum(
+        VERIFY_RESULTS.filter((r) => r !== 'illegal' && r !== 'legal') as ['false_change', 'pre_existing'],
+      ),
+      note: z.string().max(2000).optional(),
+    }),
+  ]),
   rectify: z.object({
     measure: z.enum(MEASURES),
     due: IsoDate.optional().describe(
@@ -73,6 +87,9 @@ export const ActionBodies = {
   }),
   escalate: z.object({ reason: z.string().min(1).max(2000) }),
 } as const;
+
+/** The request body of an action, as its schema gives it. */
+export type ActionBody<A extends keyof typeof ActionBodies> = z.infer<(typeof ActionBodies)[A]>;
 
 export const PatchQuerySchema = z.object({
   month: z.string().regex(MONTH_PATTERN, 'a month as YYYY-MM').optional(),

@@ -1,0 +1,257 @@
+import type { Knex } from 'knex';
+import { BadInputError, ConflictError } from '../core/errors.ts';
+import type { ActionBody, ActionBodies } from '../workflow/actions.schema.ts';
+import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
+import type { WorkflowEnv } from '../workflow/env.ts';
+import {
+  planTransition,
+  type Action,
+  type DeadlinePolicy,
+  type PatchClass,
+  type PatchStatus,
+} from '../workflow/lifecycle.ts';
+import { runSql } from './sql.ts';
+import type { User } from './users.ts';
+import { lockPatchNumbers, scopedPatch } from './workflow.ts';
+
+/** What a handler works on: the locked patch row, the state it leaves, and the change it plans. */
+export interface ActionContext {
+  trx: Knex;
+  env: WorkflowEnv;
+  user: User;
+  code: string;
+  /** The patch row, locked for the transaction. */
+  patch: Record<string, any>;
+  from: PatchStatus;
+  cls: PatchClass;
+  today: string;
+  /** Columns of the patch row to set (status is set already). */
+  update: Record<string, unknown>;
+  /** The history event's detail (the body is in it already). */
+  detail: Record<string, unknown>;
+}
+
+/** A handler plans the change into ctx.update and ctx.detail; 'repeat' means the request was applied before. */
+type Handler<A extends Action> = (
+  ctx: ActionContext,
+  body: ActionBody<A>,
+) => Promise<void | 'repeat'> | void | 'repeat';
+
+// ---- pure planning: deadlines from the calendar and the policy ----
+
+/** The verification deadline a dispatch sets: the class's working days from today. */
+export const verifyDue = (cal: WorkCalendar, policy: DeadlinePolicy, cls: PatchClass, today: string): string =>
+  addWorkingDays(cal, today, policy.verifyDays[cls]);
+
+/**
+ * The rectification deadline: the policy's by default; a town may set an earlier one, never a later one
+ * (only a supervisor's extend moves it out), and never one before today.
+ */
+export function rectifyDue(
+  cal: WorkCalendar,
+  policy: DeadlinePolicy,
+  cls: PatchClass,
+  today: string,
+  asked?: string,
+): string {
+  const latest = addWorkingDays(cal, today, policy.rectifyDays[cls]);
+  const due = asked ?? latest;
+  if (due < today)
+    throw new BadInputError('bad_body', `rectify: due ${due} is before today ${today}`, { field: 'due' });
+  if (due > latest)
+    throw new BadInputError(
+      'bad_body',
+      `rectify: due ${due} is later than the policy allows for a ${cls} patch (${policy.rectifyDays[cls]} working days: ${latest}); ask a supervisor to extend`,
+      { field: 'due' },
+    );
+  return due;
+}
+
+// ---- one handler per action ----
+
+const dispatch: Handler<'dispatch'> = (c) => {
+  c.update.dispatched_at = c.trx.fn.now();
+  c.update.verify_due = c.detail.verify_due = verifyDue(c.env.calendar, c.env.policy, c.cls, c.today);
+};
+
+const dismiss: Handler<'dismiss'> = (c, body) => {
+  c.update.dismiss_reason = body.reason;
+};
+
+const verify: Handler<'verify'> = async (c, body) => {
+  if (body.result === 'pre_existing' && !(await c.trx('evidence').where({ patch_id: c.patch.id }).first()))
+    throw new BadInputError('bad_body', 'verify: pre_existing needs evidence; upload a photo or document first');
+  Object.assign(c.update, {
+    verification_result: body.result,
+    violation: body.result === 'illegal' ? body.violation : null,
+    permit_ref: body.result === 'legal' ? body.permit_ref : null,
+    verified_at: c.trx.fn.now(),
+    overdue_since: null,
+  });
+};
+
+const rectify: Handler<'rectify'> = (c, body) => {
+  const due = rectifyDue(c.env.calendar, c.env.policy, c.cls, c.today, body.due);
+  Object.assign(c.update, { measure: body.measure, rectify_due: due, overdue_since: null });
+  c.detail.rectify_due = due;
+};
+
+const reportRectified: Handler<'report_rectified'> = async (c) => {
+  // evidence uploaded since the patch last went to rectifying
+  const since = await c
+    .trx('patch_event')
+    .where({ patch_id: c.patch.id, to_status: 'rectifying' })
+    .whereIn('type', ['rectify', 'send_back'])
+    .max({ at: 'at' });
+  const ev = await c.trx('evidence').where({ patch_id: c.patch.id }).andWhere('uploaded_at', '>=', since[0].at).first();
+  if (!ev)
+    throw new BadInputError(
+      'bad_body',
+      'report_rectified: upload evidence of the rectification (photo or document) first',
+    );
+  Object.assign(c.update, { rectified_at: c.trx.fn.now(), overdue_since: null });
+};
+
+const close: Handler<'close'> = (c) => {
+  c.update.closed_at = c.trx.fn.now();
+};
+
+const sendBack: Handler<'send_back'> = (c) => {
+  c.update.rectified_at = null;
+};
+
+const correctTown: Handler<'correct_town'> = async (c, body) => {
+  const town = await c.trx('reference_feature').where({ kind: 'town', code: body.town_code }).first();
+  if (!town) throw new BadInputError('bad_body', `correct_town: town ${body.town_code} is not in the town layer`);
+  Object.assign(c.update, { town_code: town.code, town_name: town.name });
+  c.detail.from_town = c.patch.town_code;
+};
+
+const merge: Handler<'merge'> = async (c, body) => {
+  const { trx, patch: p, code } = c;
+  if (body.other === code) throw new BadInputError('bad_body', 'merge: a patch cannot be merged into itself');
+  const other = await scopedRow(c, body.other);
+  planTransition(other.code, other.status, 'merge', c.user.role);
+  // each town answers for its own patches: one that straddles a boundary is corrected first, not merged across it
+  if (other.town_code !== p.town_code)
+    throw new BadInputError(
+      'bad_body',
+      `merge: ${other.code} lies in town ${other.town_code ?? '(none)'} and ${code} in ${p.town_code ?? '(none)'}; patches of different towns are not merged (correct_town first if one is wrong)`,
+      { field: 'other' },
+    );
+  const prev = await trx.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7) as g from patch where id = ?', [p.id]);
+  c.detail.previous_geometry = JSON.parse(prev.rows[0].g);
+  await trx.raw(
+    'update patch set geom = ST_Multi(ST_Union(geom, (select geom from patch where id = ?))) where id = ?',
+    [other.id, p.id],
+  );
+  // what follows from the outline: true area, centroid, zone overlaps and the class they give
+  await trx.raw(
+    `update patch p set area_m2 = ST_Area(ST_Transform(p.geom, 4326)::geography), centroid = ST_PointOnSurface(p.geom),
+                        farmland_m2 = z.f, ecological_m2 = z.e, water_m2 = z.w, class = patch_class(z.f, z.e, z.w)
+                 from (select coalesce(zone_overlap_m2('farmland', geom), 0) f, coalesce(zone_overlap_m2('ecological', geom), 0) e, coalesce(zone_overlap_m2('water', geom), 0) w
+                       from patch where id = ?) z
+                 where p.id = ?`,
+    [p.id, p.id],
+  );
+  await trx('patch').where({ id: other.id }).update({ status: 'merged', merged_into: p.id });
+  await trx('patch_event').insert({
+    patch_id: other.id,
+    actor: c.user.username,
+    type: 'merged',
+    from_status: other.status,
+    to_status: 'merged',
+    detail: JSON.stringify({ into: code, reason: body.reason }),
+  });
+};
+
+const split: Handler<'split'> = async (c, body) => {
+  const { trx, patch: p, code } = c;
+  const children: { code: string; area_m2: number }[] = [];
+  await lockPatchNumbers(trx, p.month);
+  for (const part of body.parts) {
+    const [{ max }] = await trx('patch').where({ district_code: p.district_code, month: p.month }).max({ max: 'seq' });
+    const rows = await runSql<{ id: string; code: string; area_m2: number }>(trx, 'workflow/split_part', {
+      parent_id: p.id,
+      part: JSON.stringify(part),
+      seq: Number(max) + 1,
+    });
+    if (rows.length === 0 || rows[0].area_m2 < 1)
+      throw new BadInputError('bad_body', `split: part ${children.length + 1} does not cover any of patch ${code}`);
+    children.push({ code: rows[0].code, area_m2: Math.round(rows[0].area_m2 * 10) / 10 });
+    await trx('patch_event').insert({
+      patch_id: Number(rows[0].id),
+      actor: c.user.username,
+      type: 'split_from',
+      from_status: null,
+      to_status: c.from,
+      detail: JSON.stringify({ parent: code, reason: body.reason }),
+    });
+  }
+  const covered = children.reduce((s, ch) => s + ch.area_m2, 0);
+  if (covered > Number(p.area_m2) * 1.01)
+    throw new BadInputError(
+      'bad_body',
+      `split: the parts overlap (${covered.toFixed(1)} m² of parts for a ${Number(p.area_m2).toFixed(1)} m² patch)`,
+    );
+  delete c.detail.parts;
+  delete c.detail.reason;
+  Object.assign(c.detail, {
+    drawn: body.parts,
+    parts: children,
+    uncovered_m2: Math.max(0, Math.round((Number(p.area_m2) - covered) * 10) / 10),
+    reason: body.reason,
+  });
+};
+
+const extend: Handler<'extend'> = async (c, body) => {
+  // a repeat of a request already applied (a double click, a retry after a lost answer) changes nothing;
+  // the patch row is locked, so parallel repeats see the first one's event
+  const done = await c
+    .trx('patch_event')
+    .where({ patch_id: c.patch.id, type: 'extend' })
+    .whereRaw("detail->>'request_key' = ?", [body.request_key])
+    .first('id');
+  if (done) return 'repeat';
+  const field = c.from === 'dispatched' ? 'verify_due' : 'rectify_due';
+  const current = isoDay(c.patch[field]) ?? c.today;
+  const next = addWorkingDays(c.env.calendar, current, body.working_days);
+  c.update[field] = next;
+  if (next >= c.today) c.update.overdue_since = null;
+  Object.assign(c.detail, { field, from_due: current, to_due: next });
+  return undefined;
+};
+
+const escalate: Handler<'escalate'> = (c) => {
+  if (c.patch.escalated_at) throw new ConflictError(`patch ${c.code} is already listed for supervision`);
+  c.update.escalated_at = c.trx.fn.now();
+};
+
+/** Every action's handler: the table the type checker holds complete. */
+export const HANDLERS: { [A in keyof typeof ActionBodies]: Handler<A> } = {
+  dispatch,
+  dismiss,
+  verify,
+  rectify,
+  report_rectified: reportRectified,
+  close,
+  send_back: sendBack,
+  correct_town: correctTown,
+  merge,
+  split,
+  extend,
+  escalate,
+};
+
+// ---- helpers ----
+
+/** Another patch in the user's scope, locked (merge). */
+const scopedRow = (c: ActionContext, code: string) => scopedPatch(c.trx, c.user, code, true);
+
+/** A date column as YYYY-MM-DD (pg gives Date objects for date columns). */
+export function isoDay(v: unknown): string | null {
+  if (!v) return null;
+  if (v instanceof Date)
+    return `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}`;
+  return typeof v === 'string' ? v.slice(0, 10) : null;
+}
