@@ -116,7 +116,6 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<R
   };
 }
 
-
 /**
  * Apply one lifecycle action in a transaction: lock the patch (within the user's scope), check
  * role and state, let the action's handler (store/actions.ts) plan the change, update the patch and
