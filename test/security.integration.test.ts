@@ -94,7 +94,9 @@ describe('security: hostile town users', () => {
       'content-type': 'image/jpeg',
     });
     expect(up.statusCode).toBe(201);
-    const evidence = filesUnder(join(run.config.dataDir, 'evidence'));
+    // the file this upload stored (other scenarios may have stored more)
+    const stored = (await run.db('evidence').where({ id: up.json().id }).first('stored_as')).stored_as as string;
+    const evidence = filesUnder(join(run.config.dataDir, 'evidence')).filter((f) => f === stored);
     expect(evidence).toHaveLength(1);
     const before = readFileSync(evidence[0]);
     const target = evidence[0].replace(/\.jpg$/, '');
@@ -370,8 +372,12 @@ describe('security: hostile town users', () => {
       const after = await trail(OWN);
       expect(after.events.length).toBe(before.events.length); // the note went with its audit row
       expect(after.audit.length).toBe(before.audit.length);
-      // the refusal's own row could not be written either, and the log says so
-      expect(logged.some((l) => l.event === 'Audit:WriteFailed' && String(l.path).includes(OWN))).toBe(true);
+      // the refusal's own row, written just after the response, could not be written either, and the log says so
+      await expect
+        .poll(() => logged.some((l) => l.event === 'Audit:WriteFailed' && String(l.path).includes(OWN)), {
+          timeout: 60_000,
+        })
+        .toBe(true);
     } finally {
       await run.db.raw(`alter table audit_event drop constraint "${marker}"`);
     }
