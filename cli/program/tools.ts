@@ -1,0 +1,153 @@
+import { Command, Option } from 'commander';
+import { workflowEnv } from '../../workflow/env.ts';
+import { cmdDetect, cmdPatchesList, cmdVectorize } from '../commands.ts';
+import { patchListText } from '../format.ts';
+import { context, month, num } from '../options.ts';
+
+/** `tuban` commands: detect and vectorize without database, patch lists and exports, eval, training data. */
+export function toolsCommands(program: Command): void {
+  program
+    .command('detect <before> <after>')
+    .description('change probability for one image pair (no database or queue)')
+    .requiredOption('-o, --output <prob.tif>', 'output GeoTIFF')
+    .option('--model <dir>', 'model folder (default: TUBAN_MODEL_DIR)')
+    .action(async (before: string, after: string, o: { output: string; model?: string }) => {
+      console.log(await cmdDetect(context().config, before, after, o.output, o.model));
+    });
+
+  program
+    .command('vectorize <raster>')
+    .description('mask or probability GeoTIFF → polygons (GeoJSON, raster CRS)')
+    .requiredOption('-o, --output <out.geojson>', 'output GeoJSON')
+    .option('--threshold <p>', 'probability threshold', num('--threshold'), 0.5)
+    .option('--min-area-m2 <n>', 'drop smaller polygons', num('--min-area-m2'), 0)
+    .option(
+      '--simplify-m <n>',
+      'Douglas–Peucker tolerance in metres (0 = exact pixel outlines)',
+      num('--simplify-m'),
+      0,
+    )
+    .option(
+      '--interior-threshold <p>',
+      'building-interior probability that seeds a split, when the raster has the interior as band 2',
+      num('--interior-threshold'),
+      0.5,
+    )
+    .action(
+      async (
+        raster: string,
+        o: { output: string; threshold: number; minAreaM2: number; simplifyM: number; interiorThreshold: number },
+      ) => {
+        console.log(await cmdVectorize(raster, o.output, o));
+      },
+    );
+
+  const patchesCmd = program.command('patches').description('patches');
+  patchesCmd
+    .command('list')
+    .description('patches first detected in a month')
+    .requiredOption('--month <YYYY-MM>', 'month', month)
+    .option('--town <code>', 'only this town')
+    .option('--json', 'JSON output (geometry in lon/lat)')
+    .action(async (o: { month: string; town?: string; json?: boolean }) => {
+      const rows = await cmdPatchesList(await context().database(), o.month, o.town);
+      console.log(o.json ? JSON.stringify(rows) : patchListText(o.month, rows));
+    });
+
+  patchesCmd
+    .command('export')
+    .description("the month's patch list as a GIS file or spreadsheet")
+    .requiredOption('--month <YYYY-MM>', 'month', month)
+    .option('--town <code>', 'only this town')
+    .addOption(
+      new Option('--format <fmt>', 'output format')
+        .choices(['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf', 'zip'])
+        .makeOptionMandatory(),
+    )
+    .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
+    .action(async (o: { month: string; town?: string; format: string; output: string }) => {
+      const c = context();
+      const { exportPatches } = await import('../../store/export.ts');
+      const r = await exportPatches(await c.database(), workflowEnv(c.config), {
+        month: o.month,
+        town: o.town,
+        format: o.format,
+        outPath: o.output,
+        storageSrid: c.config.TUBAN_STORAGE_SRID,
+        fontPath: c.config.TUBAN_PDF_FONT,
+      });
+      console.log(`${r.count} patch(es) → ${r.files.join(', ')}`);
+    });
+
+  program
+    .command('eval')
+    .description('pixel and object metrics of a change model on a labelled dataset (A/, B/, label/)')
+    .requiredOption('--dataset <dir>', 'dataset folder')
+    .option('--model <dir>', 'model folder (default TUBAN_MODEL_DIR)')
+    .option('--threshold <p>', "probability threshold (default: the model's)", num('--threshold'))
+    .option('--gsd <m>', "ground sample distance of the images in metres (default: the model's)", num('--gsd'))
+    .option(
+      '--split <file.json>',
+      'evaluate only the validation images the split file names for this folder (e.g. models/siam-unet-lite/split.json)',
+    )
+    .option(
+      '--interior-threshold <p>',
+      "interior probability that seeds a split of touching buildings (default: the model's)",
+      num('--interior-threshold'),
+    )
+    .option(
+      '--no-split-objects',
+      'count objects as the 8-connected regions of the mask, without splitting touching buildings',
+    )
+    .option(
+      '--min-area-m2 <n>',
+      'drop predicted objects smaller than this, as the batch drops patches under TUBAN_MIN_AREA_M2 (default 0: keep all)',
+      num('--min-area-m2'),
+    )
+    .option('--json', 'print one JSON object')
+    .action(
+      async (o: {
+        dataset: string;
+        model?: string;
+        threshold?: number;
+        gsd?: number;
+        split?: string;
+        interiorThreshold?: number;
+        splitObjects: boolean;
+        minAreaM2?: number;
+        json?: boolean;
+      }) => {
+        const { evalText, evaluateDataset } = await import('../eval.ts');
+        const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, {
+          threshold: o.threshold,
+          gsdM: o.gsd,
+          split: o.split,
+          interiorThreshold: o.interiorThreshold,
+          splitObjects: o.splitObjects,
+          minAreaM2: o.minAreaM2,
+        });
+        console.log(o.json ? JSON.stringify(r) : evalText(r));
+      },
+    );
+
+  const trainingCmd = program.command('training').description("training data from the city's own verified patches");
+  trainingCmd
+    .command('export')
+    .description('before/after chips of verified patches with their verdict as the change label (A/, B/, label/)')
+    .requiredOption('--month <YYYY-MM>', 'last month', month)
+    .option('--since <YYYY-MM>', 'first month (default: --month)', month)
+    .option('--size <px>', 'chip size in pixels (larger when a patch needs it)', num('--size'), 256)
+    .requiredOption('-o, --output <dir>', 'output folder')
+    .action(async (o: { month: string; since?: string; size: number; output: string }) => {
+      const { exportTrainingChips } = await import('../../store/training.ts');
+      const r = await exportTrainingChips(await context().database(), {
+        month: o.month,
+        since: o.since,
+        sizePx: o.size,
+        outDir: o.output,
+      });
+      const change = r.chips.filter((c) => c.label === 'change').length;
+      console.log(`${r.chips.length} chip(s) → ${o.output} (${change} change, ${r.chips.length - change} no change)`);
+      for (const s of r.skipped) console.log(`skipped ${s.code}: ${s.reason}`);
+    });
+}
