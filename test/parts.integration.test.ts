@@ -11,7 +11,7 @@ import { partGrid } from '../pipeline/window.grid.ts';
 import { runBatch } from './helpers/batch.ts';
 import { BatchProgressReader } from '../workers/batch.progress.ts';
 import { redisConnection } from '../workers/queues.ts';
-import { updatePartAndTile } from '../store/batch.ts';
+import { updatePartAndTile } from '../store/batch.parts.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 

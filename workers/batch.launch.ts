@@ -4,17 +4,15 @@ import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/model.manifest.ts';
 import { BadInputError, ConflictError, TubanError } from '../core/errors.ts';
 import {
-  batchParts,
   batchTiles,
   createBatch,
-  ensureParts,
   getBatch,
-  partPxOf,
   previousMonth,
   reopenFailedTiles,
   type BatchRow,
   type BatchTileRow,
 } from '../store/batch.ts';
+import { batchParts, ensureParts, partPxOf } from '../store/batch.parts.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
 import { QUEUE, redisConnection } from './queues.ts';
 import { checkMonth } from '../core/month.ts';

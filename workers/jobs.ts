@@ -9,14 +9,9 @@ import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
-import {
-  batchTiles,
-  runDiff,
-  setBatchStatus,
-  updatePartAndTile,
-  updateTile,
-  type BatchSummary,
-} from '../store/batch.ts';
+import { batchTiles, setBatchStatus, updateTile, type BatchSummary } from '../store/batch.ts';
+import { runDiff } from '../store/batch.diff.ts';
+import { updatePartAndTile } from '../store/batch.parts.ts';
 import { runSql } from '../store/sql.ts';
 import { faultPause } from './fault.ts';
 

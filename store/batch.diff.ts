@@ -1,0 +1,144 @@
+import type { Knex } from 'knex';
+import type { Config } from '../config/env.ts';
+import { NotFoundError } from '../core/errors.ts';
+import { regularise } from '../pipeline/regularise.ts';
+import { runSql } from './sql.ts';
+import { lockPatchNumbers } from './workflow.ts';
+import { batchTiles, type BatchRow, type BatchSummary, type BatchTileRow } from './batch.ts';
+
+/**
+ * Diff, match and emit for a finished batch, in one transaction (all or nothing). Running it
+ * again for a completed batch changes nothing and returns the stored summary.
+ */
+export async function runDiff(
+  db: Knex,
+  config: Config,
+  batchId: number,
+  actor = 'batch',
+  pause?: (point: 'emit' | 'commit') => Promise<void>,
+): Promise<BatchSummary> {
+  return db.transaction(async (trx) => {
+    const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
+    if (!batch) throw new NotFoundError(`batch ${batchId} does not exist`);
+    if (batch.status === 'completed' || batch.status === 'completed_with_failures')
+      return batch.summary as BatchSummary;
+    const dates = await trx('imagery as i')
+      .join('batch_tile as t', 't.imagery_id', 'i.id')
+      .where('t.batch_id', batchId)
+      .max({ d: 'i.acquired_on' });
+    const imageryDate = dates[0]?.d ? new Date(dates[0].d).toISOString().slice(0, 10) : `${batch.month}-01`;
+    await trx('batch_candidate').where({ batch_id: batchId }).delete();
+    const lap = (() => {
+      let t = performance.now();
+      return () => {
+        const now = performance.now();
+        const ms = Math.round(now - t);
+        t = now;
+        return ms;
+      };
+    })();
+    await runSql(trx, 'diff/candidates', {
+      batch_id: batchId,
+      imagery_date: imageryDate,
+      legal_buffer_m: config.TUBAN_LEGAL_BUFFER_M,
+      opening_m: config.TUBAN_OPENING_M,
+      seam_eps_m: config.TUBAN_GSD_M / 2,
+      min_area_m2: config.TUBAN_MIN_AREA_M2,
+      simplify_m: config.TUBAN_SIMPLIFY_M,
+      default_district: config.TUBAN_DISTRICT_CODE,
+    });
+    if (batch.params?.regularise)
+      await regulariseCandidates(
+        trx as unknown as Knex,
+        batchId,
+        config.TUBAN_GSD_M,
+        Number(batch.params.regulariseMaxChange ?? 0.1),
+      );
+    const diffMs = lap();
+    await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
+    const matchMs = lap();
+    await lockPatchNumbers(trx as unknown as Knex, batch.month);
+    await pause?.('emit');
+    await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
+    const emitMs = lap();
+    const tiles = await batchTiles(trx as unknown as Knex, batchId);
+    const failed = tiles.filter((t) => t.status === 'failed');
+    const status =
+      failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
+    const summary = {
+      ...(await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles)),
+      timings: { diffMs, matchMs, emitMs },
+    };
+    await pause?.('commit');
+    await trx('batch')
+      .where({ id: batchId })
+      .update({ status, summary: JSON.stringify(summary), finished_at: trx.fn.now() });
+    return summary;
+  });
+}
+
+async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]): Promise<BatchSummary> {
+  const failed = tiles.filter((t) => t.status === 'failed');
+  const [{ n: changePolygons }] = await db('change_polygon').where({ batch_id: batch.id }).count({ n: '*' });
+  const [{ n: candidates }] = await db('batch_candidate').where({ batch_id: batch.id }).count({ n: '*' });
+  const towns = await runSql<{
+    town_code: string;
+    town_name: string;
+    new_patches: string;
+    redetected: string;
+    new_area_m2: number;
+  }>(db, 'batch/summary', { batch_id: batch.id });
+  const perTown = towns.map((t) => ({
+    townCode: t.town_code,
+    townName: t.town_name,
+    newPatches: Number(t.new_patches),
+    redetected: Number(t.redetected),
+    newAreaM2: Number(t.new_area_m2),
+  }));
+  return {
+    batchId: batch.id,
+    month: batch.month,
+    baselineMonth: batch.baseline_month,
+    status: batch.status,
+    model: { name: batch.model_name, version: batch.model_version },
+    tiles: { total: tiles.length, ok: tiles.length - failed.length, failed: failed.length },
+    failedTiles: failed.map((t) => ({ path: t.path, code: t.error_code, reason: t.error_message })),
+    refusedFiles: await db('imagery_refusal')
+      .where({ month: batch.month })
+      .orderBy('path')
+      .select('path', 'code', 'reason'),
+    changePolygons: Number(changePolygons),
+    candidates: Number(candidates),
+    patches: {
+      new: perTown.reduce((s, t) => s + t.newPatches, 0),
+      redetected: perTown.reduce((s, t) => s + t.redetected, 0),
+    },
+    perTown,
+  };
+}
+
+/**
+ * Building-aware outlines for the batch's candidates (when the batch was run with regularise):
+ * each single-polygon candidate is redrawn as a rectangle or at right angles when that changes
+ * its area by at most maxAreaChange; the method and the area before are kept on the patch.
+ */
+async function regulariseCandidates(db: Knex, batchId: number, gsdM: number, maxAreaChange: number): Promise<void> {
+  const rows = await db('batch_candidate')
+    .where({ batch_id: batchId })
+    .select('seq', db.raw('ST_AsGeoJSON(geom, 4)::json as g'));
+  const items: { seq: number; geojson: string; method: string }[] = [];
+  for (const r of rows) {
+    const g = r.g as { type: string; coordinates: number[][][][] };
+    if (g.type !== 'MultiPolygon' || g.coordinates.length !== 1) continue;
+    const out = regularise(g.coordinates[0], { gsdM, maxAreaChange });
+    if (!out.method) continue;
+    items.push({
+      seq: Number(r.seq),
+      geojson: JSON.stringify({ type: 'Polygon', coordinates: out.rings }),
+      method: out.method,
+    });
+  }
+  // one statement per thousand candidates, not one per candidate
+  for (let i = 0; i < items.length; i += 1000)
+    await runSql(db, 'diff/regularise', { batch_id: batchId, items: JSON.stringify(items.slice(i, i + 1000)) });
+}
