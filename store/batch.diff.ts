@@ -7,6 +7,12 @@ import { lockPatchNumbers } from './workflow.ts';
 import { batchTiles, type BatchRow, type BatchSummary, type BatchTileRow } from './batch.ts';
 
 /**
+ * A candidate is the same building as an earlier patch when their overlap covers at least this share of
+ * the smaller of the two (sql/diff/match.sql): a patch that grew or shrank between months is still matched.
+ */
+export const MATCH_OVERLAP = 0.3;
+
+/**
  * Diff, match and emit for a finished batch, in one transaction (all or nothing). Running it
  * again for a completed batch changes nothing and returns the stored summary.
  */
@@ -55,7 +61,7 @@ export async function runDiff(
         Number(batch.params.regulariseMaxChange ?? 0.1),
       );
     const diffMs = lap();
-    await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: 0.3 });
+    await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: MATCH_OVERLAP });
     const matchMs = lap();
     await lockPatchNumbers(trx as unknown as Knex, batch.month);
     await pause?.('emit');
