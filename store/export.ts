@@ -10,15 +10,13 @@ import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import type { Knex } from 'knex';
 import { toRecord, type ExportRecord } from '../export/fields.ts';
 import { writeWithOgr } from '../export/write.ogr.ts';
+import { EXPORT_FORMATS, type ExportFormat } from '../export/formats.ts';
 import { toCsv, toGeoJson, toKml } from '../export/write.text.ts';
 import { BadInputError } from '../core/errors.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './workflow.ts';
-
-export const EXPORT_FORMATS = ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf', 'zip'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export async function exportRecords(
   db: Knex,

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { LAYER_KINDS } from '../../pipeline/layer.parse.ts';
 import { cmdImageryRegister, cmdLayersImport, cmdMigrate } from '../commands.ts';
 import { context, isoDate, month, num } from '../options.ts';
 
@@ -24,11 +25,7 @@ export function setupCommands(program: Command): void {
     .description('reference layers')
     .command('import <file>')
     .description('load a GeoJSON reference layer into PostGIS (repairs invalid geometry, reports rejected features)')
-    .addOption(
-      new Option('--kind <kind>', 'layer kind')
-        .choices(['permit', 'building', 'farmland', 'ecological', 'water', 'town', 'grid'])
-        .makeOptionMandatory(),
-    )
+    .addOption(new Option('--kind <kind>', 'layer kind').choices(LAYER_KINDS).makeOptionMandatory())
     .option('--srid <n>', "EPSG code of the coordinates (default: the file's crs member, else 4326)", num('--srid'))
     .action(async (file: string, o: { kind: string; srid?: number }) => {
       const c = context();

@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { EXPORT_FORMATS } from '../../export/formats.ts';
 import { workflowEnv } from '../../workflow/env.ts';
 import { cmdDetect, cmdPatchesList, cmdVectorize } from '../commands.ts';
 import { patchListText } from '../format.ts';
@@ -59,11 +60,7 @@ export function toolsCommands(program: Command): void {
     .description("the month's patch list as a GIS file or spreadsheet")
     .requiredOption('--month <YYYY-MM>', 'month', month)
     .option('--town <code>', 'only this town')
-    .addOption(
-      new Option('--format <fmt>', 'output format')
-        .choices(['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf', 'zip'])
-        .makeOptionMandatory(),
-    )
+    .addOption(new Option('--format <fmt>', 'output format').choices(EXPORT_FORMATS).makeOptionMandatory())
     .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
     .action(async (o: { month: string; town?: string; format: string; output: string }) => {
       const c = context();

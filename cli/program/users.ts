@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BadInputError } from '../../core/errors.ts';
 import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPassword } from '../../store/users.ts';
+import { ROLES } from '../../workflow/lifecycle.ts';
 import { context } from '../options.ts';
 
 /** `tuban` commands: users and API tokens. */
@@ -9,9 +10,7 @@ export function usersCommands(program: Command): void {
   users
     .command('add <username>')
     .description('create a user')
-    .addOption(
-      new Option('--role <role>', 'role').choices(['analyst', 'town', 'supervisor', 'admin']).makeOptionMandatory(),
-    )
+    .addOption(new Option('--role <role>', 'role').choices(ROLES).makeOptionMandatory())
     .option('--town <code>', 'town code (town users only)')
     .option('--name <display>', 'display name')
     .option(

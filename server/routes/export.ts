@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { downloadName, safeName } from '../../export/names.ts';
 import { zipFiles } from '../../export/zip.ts';
 import { TransientError } from '../../core/errors.ts';
-import { EXPORT_FORMATS, exportPatches, type ExportFormat } from '../../store/export.ts';
+import { EXPORT_FORMATS, type ExportFormat } from '../../export/formats.ts';
+import { exportPatches } from '../../store/export.ts';
 import { TownCode } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
 
