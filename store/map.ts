@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
-import sharp from 'sharp';
-import { readChipRgb, svgPath } from '../export/chip.ts';
+import { renderMapTilePng } from '../export/tile.ts';
 import { BadInputError } from '../core/errors.ts';
 import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
@@ -111,36 +110,9 @@ export async function renderMapTile(
     margin_m: TOWN_IMAGERY_MARGIN_M,
   });
   if (!rows.length) return null;
-  const mask = rows[0].clip ? await clipMask(rows[0].clip, bounds, res) : null;
   const tiles = [];
   for (const r of rows) tiles.push({ source: await cache.open(r.path), stretch: r.stretch });
-  const { rgb, valid } = await readChipRgb(tiles, bounds, res);
-  const n = TILE_GRID.tileSizePx ** 2;
-  const rgba = Buffer.alloc(n * 4);
-  for (let i = 0; i < n; i++) {
-    rgba[i * 4] = rgb[i * 3];
-    rgba[i * 4 + 1] = rgb[i * 3 + 1];
-    rgba[i * 4 + 2] = rgb[i * 3 + 2];
-    rgba[i * 4 + 3] = valid[i] && (!mask || mask[i] >= 128) ? 255 : 0;
-  }
-  return sharp(rgba, { raw: { width: TILE_GRID.tileSizePx, height: TILE_GRID.tileSizePx, channels: 4 } })
-    .png({ compressionLevel: 3 })
-    .toBuffer();
-}
-
-/** The tile's pixels inside a polygon (in the tile's CRS), 0–255 per pixel, drawn by libvips from an SVG. */
-async function clipMask(
-  geom: { type: string; coordinates: unknown },
-  bounds: [number, number, number, number],
-  res: number,
-): Promise<Uint8Array> {
-  const size = TILE_GRID.tileSizePx;
-  const polys = (
-    geom.type === 'Polygon' ? [geom.coordinates] : geom.type === 'MultiPolygon' ? geom.coordinates : []
-  ) as number[][][][];
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="black"/><path d="${svgPath(polys, bounds[0], bounds[3], res)}" fill="white" fill-rule="evenodd"/></svg>`;
-  const { data } = await sharp(Buffer.from(svg)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
-  return data;
+  return renderMapTilePng({ tiles, boundsWorld: bounds, resM: res, sizePx: TILE_GRID.tileSizePx, clip: rows[0].clip });
 }
 
 /** New patches per month over the last `months` months (town-scoped), for the board's chart. */

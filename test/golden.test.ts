@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, inject, it } from 'vitest';
 import { renderChipPlan } from '../export/sheets.ts';
+import { renderMapTilePng } from '../export/tile.ts';
 import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
@@ -84,5 +85,46 @@ describe('golden outputs', () => {
       }
     }
     await Promise.all(opened.map((s) => s.close()));
+  });
+
+  it('draws the same web-map tiles over the tile seam, whole and clipped to a town', async () => {
+    const fixturesDir = inject('fixturesDir');
+    const truth = JSON.parse(readFileSync(join(fixturesDir, 'truth.geojson'), 'utf8')) as {
+      features: { properties: { id: string }; geometry: { coordinates: number[][][] } }[];
+    };
+    const ring = truth.features.find((t) => t.properties.id === 'seam')!.geometry.coordinates[0];
+    const [cx, cy] = [
+      (Math.min(...ring.map((p) => p[0])) + Math.max(...ring.map((p) => p[0]))) / 2,
+      (Math.min(...ring.map((p) => p[1])) + Math.max(...ring.map((p) => p[1]))) / 2,
+    ];
+    const half = 64; // 256 px at 0.5 m
+    const boundsWorld: [number, number, number, number] = [cx - half, cy - half, cx + half, cy + half];
+    const sources = await Promise.all(
+      ['r0c0', 'r0c1', 'r1c0', 'r1c1'].map((t) =>
+        GeoTiffSource.open(join(fixturesDir, 'imagery', '2024-03', `${t}.tif`)),
+      ),
+    );
+    const tiles = sources.map((source) => ({ source, stretch: null }));
+    const diamond = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [cx, cy - 50],
+          [cx + 50, cy],
+          [cx, cy + 50],
+          [cx - 50, cy],
+          [cx, cy - 50],
+        ],
+      ],
+    };
+    await expectGoldenPng(
+      'tile-seam.png',
+      await renderMapTilePng({ tiles, boundsWorld, resM: 0.5, sizePx: 256, clip: null }),
+    );
+    await expectGoldenPng(
+      'tile-seam-clipped.png',
+      await renderMapTilePng({ tiles, boundsWorld, resM: 0.5, sizePx: 256, clip: diamond }),
+    );
+    await Promise.all(sources.map((s) => s.close()));
   });
 });
