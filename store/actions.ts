@@ -12,7 +12,7 @@ import {
 } from '../workflow/lifecycle.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
-import { lockPatchNumbers, scopedPatch } from './workflow.ts';
+import { isoDay, lockPatchNumbers, scopedPatch } from './patch.row.ts';
 
 /** What a handler works on: the locked patch row, the state it leaves, and the change it plans. */
 export interface ActionContext {
@@ -247,11 +247,3 @@ export const HANDLERS: { [A in keyof typeof ActionBodies]: Handler<A> } = {
 
 /** Another patch in the user's scope, locked (merge). */
 const scopedRow = (c: ActionContext, code: string) => scopedPatch(c.trx, c.user, code, true);
-
-/** A date column as YYYY-MM-DD (pg gives Date objects for date columns). */
-export function isoDay(v: unknown): string | null {
-  if (!v) return null;
-  if (v instanceof Date)
-    return `${v.getFullYear()}-${String(v.getMonth() + 1).padStart(2, '0')}-${String(v.getDate()).padStart(2, '0')}`;
-  return typeof v === 'string' ? v.slice(0, 10) : null;
-}

@@ -3,7 +3,7 @@ import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
 import { regularise } from '../pipeline/regularise.ts';
 import { runSql } from './sql.ts';
-import { lockPatchNumbers } from './workflow.ts';
+import { lockPatchNumbers } from './patch.row.ts';
 import { batchTiles, type BatchRow, type BatchSummary, type BatchTileRow } from './batch.ts';
 
 /**

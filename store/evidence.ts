@@ -4,7 +4,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { BadInputError, NotFoundError } from '../core/errors.ts';
-import { scopedPatch, scopeTown } from './workflow.ts';
+import { scopedPatch, scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
 
 /** Accepted evidence types, recognised by their first bytes, not by what the client claims. */

@@ -16,7 +16,7 @@ import { BadInputError } from '../core/errors.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
-import { scopeTown } from './workflow.ts';
+import { scopeTown } from './patch.row.ts';
 
 export async function exportRecords(
   db: Knex,

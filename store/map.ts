@@ -4,7 +4,7 @@ import { BadInputError } from '../core/errors.ts';
 import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
-import { scopeTown } from './workflow.ts';
+import { scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
 import { addMonths } from '../core/month.ts';
 

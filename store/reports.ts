@@ -3,7 +3,7 @@ import { previousMonth } from './batch.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
-import { scopeTown } from './workflow.ts';
+import { scopeTown } from './patch.row.ts';
 import { addWorkingDays } from '../workflow/calendar.ts';
 
 export async function monthlyTownReport(db: Knex, user: User, month: string) {

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
-import { BadInputError, ForbiddenError, NotFoundError } from '../core/errors.ts';
+import { BadInputError, ForbiddenError } from '../core/errors.ts';
 import { ActionBodies, type ActionBody, type PatchQuery } from '../workflow/actions.schema.ts';
-import { HANDLERS, isoDay, type ActionContext } from './actions.ts';
+import { HANDLERS, type ActionContext } from './actions.ts';
+import { isoDay, scopedPatch, scopeTown } from './patch.row.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import {
   allowedMoves,
@@ -14,20 +15,6 @@ import {
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import { formatIssues } from '../core/issues.ts';
-
-/** The town a user is confined to, or null for city-wide roles. */
-export const scopeTown = (u: User) => (u.role === 'town' ? u.townCode : null);
-
-/** One patch as the user may see it; another town's patch is "not found", never "forbidden". */
-export async function scopedPatch(db: Knex, user: User, code: string, lock = false): Promise<Record<string, any>> {
-  const q = db('patch').where({ code });
-  const town = scopeTown(user);
-  if (town) q.andWhere({ town_code: town });
-  if (lock) q.forUpdate();
-  const row = await q.first();
-  if (!row) throw new NotFoundError(`patch ${code} not found`);
-  return row;
-}
 
 export async function listPatchesFor(
   db: Knex,
@@ -191,12 +178,4 @@ export async function addNote(db: Knex, user: User, code: string, text: unknown)
     detail: JSON.stringify({ text: text.trim() }),
   });
   return patchDetail(db, user, code);
-}
-
-/**
- * Patch numbers of a month are handed out as max(seq) + 1 by the batch emit and by splits; this
- * transaction-scoped lock makes the two take turns instead of colliding on the same number.
- */
-export async function lockPatchNumbers(trx: Knex, month: string): Promise<void> {
-  await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-patch-seq-${month}`]);
 }

@@ -1,15 +1,12 @@
 import { z } from 'zod';
 import { patchChip } from '../../store/export.ts';
 import { mapConfig, renderMapTile } from '../../store/map.ts';
-import { listPatchesFor, scopedPatch } from '../../store/workflow.ts';
+import { scopedPatch } from '../../store/patch.row.ts';
+import { listPatchesFor } from '../../store/workflow.ts';
 import { PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 
-const Png = (what: string) =>
-  z
-    .string()
-    .regex(/^\d{1,10}(\.png)?$/, `${what}: a whole number, optionally with .png`)
-    .transform((v) => Number(v.replace(/\.png$/, '')));
+/** A tile address in the path: zoom, column, row (the row may end in .png, as map clients ask). */
 const TileParams = z.object({
   month: MonthString,
   z: z
@@ -20,7 +17,10 @@ const TileParams = z.object({
     .string()
     .regex(/^\d{1,10}$/, 'x: a whole number')
     .transform(Number),
-  y: Png('y'),
+  y: z
+    .string()
+    .regex(/^\d{1,10}(\.png)?$/, 'y: a whole number, optionally with .png')
+    .transform((v) => Number(v.replace(/\.png$/, ''))),
 });
 const ChipParams = PatchCodeParams.extend({
   which: z
