@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BadInputError } from '../core/errors.ts';
@@ -31,7 +31,7 @@ export async function bundleWeb(outDir: string = WEB_DIST): Promise<void> {
     logLevel: 'error',
     legalComments: 'none',
   });
-  await import('node:fs/promises').then((fs) => fs.copyFile(join(WEB_SRC, 'index.html'), join(outDir, 'index.html')));
+  copyFileSync(join(WEB_SRC, 'index.html'), join(outDir, 'index.html'));
 }
 
 /** The built web app in `dir`, for serving; a clear error when it was never built. */

@@ -9,6 +9,21 @@ import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 
+/** The patch actions, written out here (not taken from the code) so the tests notice one added or lost. */
+const ACTION_NAMES = [
+  'dispatch',
+  'dismiss',
+  'verify',
+  'rectify',
+  'report_rectified',
+  'close',
+  'send_back',
+  'correct_town',
+  'merge',
+  'split',
+  'extend',
+  'escalate',
+];
 const JPEG = Buffer.from([
   0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9,
 ]);
@@ -167,20 +182,7 @@ describe('workflow HTTP API', () => {
       }
       if (town) {
         const foreign = town === '350206001' ? OTHER : OWN;
-        for (const action of [
-          'dispatch',
-          'dismiss',
-          'verify',
-          'rectify',
-          'report_rectified',
-          'close',
-          'send_back',
-          'correct_town',
-          'merge',
-          'split',
-          'extend',
-          'escalate',
-        ]) {
+        for (const action of ACTION_NAMES) {
           expect(
             (await call(who, 'POST', `/api/patches/${foreign}/actions/${action}`, {})).statusCode,
             `${who} ${action} on ${foreign}`,
@@ -624,20 +626,7 @@ describe('workflow HTTP API', () => {
       'GET /api/meta',
       'GET /api/patches/{code}',
       'POST /api/patches/{code}/notes',
-      ...[
-        'dispatch',
-        'dismiss',
-        'verify',
-        'rectify',
-        'report_rectified',
-        'close',
-        'send_back',
-        'correct_town',
-        'merge',
-        'split',
-        'extend',
-        'escalate',
-      ].map((a) => `POST /api/patches/{code}/actions/${a}`),
+      ...ACTION_NAMES.map((a) => `POST /api/patches/{code}/actions/${a}`),
       'GET /api/map/patches',
       'GET /api/map/config',
       'GET /api/map/tiles/{month}/{z}/{x}/{y}',

@@ -52,6 +52,19 @@ describe('normaliseBands', () => {
 });
 
 describe('parseLayer', () => {
+  /** A small closed ring (a triangle), as a Polygon. */
+  const triangle = {
+    type: 'Polygon',
+    coordinates: [
+      [
+        [0, 0],
+        [1, 0],
+        [1, 1],
+        [0, 0],
+      ],
+    ],
+  };
+
   it('reads the CRS from --srid, the crs member, or defaults to EPSG:4326', () => {
     const fc = (crs?: unknown) => JSON.stringify({ type: 'FeatureCollection', crs, features: [] });
     expect(parseLayer(fc(), 'a.geojson').srid).toBe(4326);
@@ -78,17 +91,7 @@ describe('parseLayer', () => {
         {
           type: 'Feature',
           properties: { 编号: 'P-1', 名称: '许可', 有效期起: '2024-01-01', 有效期止: '2024-12-31' },
-          geometry: {
-            type: 'Polygon',
-            coordinates: [
-              [
-                [0, 0],
-                [1, 0],
-                [1, 1],
-                [0, 0],
-              ],
-            ],
-          },
+          geometry: triangle,
         },
       ],
     });
@@ -118,17 +121,7 @@ describe('parseLayer', () => {
         {
           type: 'Feature',
           properties: { code: 'B', valid_from: '2025-01-01', valid_to: '2024-01-01' },
-          geometry: {
-            type: 'Polygon',
-            coordinates: [
-              [
-                [0, 0],
-                [1, 0],
-                [1, 1],
-                [0, 0],
-              ],
-            ],
-          },
+          geometry: triangle,
         },
       ],
     });
@@ -141,28 +134,17 @@ describe('parseLayer', () => {
   });
 
   it('rejects each bad feature once, by its first problem, and keeps the good ones', () => {
-    const square = {
-      type: 'Polygon',
-      coordinates: [
-        [
-          [0, 0],
-          [1, 0],
-          [1, 1],
-          [0, 0],
-        ],
-      ],
-    };
     const text = JSON.stringify({
       type: 'FeatureCollection',
       features: [
         {
           type: 'Feature',
           properties: { code: 'C', valid_from: '2024-13-01', valid_to: '31/12/2024' },
-          geometry: square,
+          geometry: triangle,
         },
         { type: 'Feature', properties: { code: 'D' }, geometry: null },
         { type: 'Point', properties: { code: 'E' } },
-        { type: 'Feature', properties: { code: 'F', valid_to: '2024-12-31' }, geometry: square },
+        { type: 'Feature', properties: { code: 'F', valid_to: '2024-12-31' }, geometry: triangle },
       ],
     });
     const r = parseLayer(text, 'p.geojson');

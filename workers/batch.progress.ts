@@ -4,16 +4,15 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
 import { runSql } from '../store/sql.ts';
+import type { BatchRow } from '../store/batch.ts';
 import { flowKey, partJobId } from './batch.flow.ts';
 import { QUEUE } from './queues.ts';
 
-export interface BatchListItem {
-  id: number;
-  month: string;
-  baseline_month: string;
-  status: string;
-  model_name: string;
-  model_version: string;
+/** A batch as the recent-batches list shows it: the batch row's identity, its times and its counts. */
+export interface BatchListItem extends Pick<
+  BatchRow,
+  'id' | 'month' | 'baseline_month' | 'status' | 'model_name' | 'model_version'
+> {
   created_at: string;
   finished_at: string | null;
   tiles: number;
