@@ -7,23 +7,8 @@ import { addDays } from '../workflow/calendar.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
-import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
+import { ACTION_NAMES, apiCaller, testWorkflowEnv } from './helpers/api.ts';
 
-/** The patch actions, written out here (not taken from the code) so the tests notice one added or lost. */
-const ACTION_NAMES = [
-  'dispatch',
-  'dismiss',
-  'verify',
-  'rectify',
-  'report_rectified',
-  'close',
-  'send_back',
-  'correct_town',
-  'merge',
-  'split',
-  'extend',
-  'escalate',
-];
 const JPEG = Buffer.from([
   0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xff, 0xd9,
 ]);

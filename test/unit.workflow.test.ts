@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConflictError, ForbiddenError } from '../core/errors.ts';
 import { addWorkingDays, isWorkingDay, loadCalendar, parseCalendar, workingDaysBetween } from '../workflow/calendar.ts';
 import { allowedMoves, planTransition, type Action, type PatchStatus, type Role } from '../workflow/lifecycle.ts';
+import { ACTION_NAMES } from './helpers/api.ts';
 
 const cn = loadCalendar('config/calendar.cn.json');
 
@@ -76,27 +77,13 @@ describe('patch lifecycle', () => {
     'merged',
     'split',
   ];
-  const ACTIONS: Action[] = [
-    'dispatch',
-    'dismiss',
-    'verify',
-    'rectify',
-    'report_rectified',
-    'close',
-    'send_back',
-    'correct_town',
-    'merge',
-    'split',
-    'extend',
-    'escalate',
-  ];
   const ROLES: Role[] = ['analyst', 'town', 'supervisor', 'admin'];
 
   it('allows exactly the listed moves and refuses every other state × action × role', () => {
     let allowed = 0,
       refused = 0;
     for (const s of STATES)
-      for (const a of ACTIONS)
+      for (const a of ACTION_NAMES)
         for (const r of ROLES) {
           const ok = ALLOWED.some(([xs, xa, xr]) => xs === s && xa === a && xr === r);
           const attempt = () => planTransition('P-1', s, a, r, 'illegal');
@@ -111,7 +98,7 @@ describe('patch lifecycle', () => {
           }
         }
     expect(allowed).toBe(ALLOWED.length);
-    expect(refused).toBe(STATES.length * ACTIONS.length * ROLES.length - ALLOWED.length);
+    expect(refused).toBe(STATES.length * ACTION_NAMES.length * ROLES.length - ALLOWED.length);
   });
 
   it('goes to the verification result, and names the current state and allowed moves when refusing', () => {

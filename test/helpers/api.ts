@@ -1,7 +1,23 @@
 import type { FastifyInstance } from 'fastify';
 import type { WorkflowEnv } from '../../workflow/env.ts';
 import { loadCalendar } from '../../workflow/calendar.ts';
-import { DEFAULT_POLICY } from '../../workflow/lifecycle.ts';
+import { DEFAULT_POLICY, type Action } from '../../workflow/lifecycle.ts';
+
+/** The patch actions, written out here (not taken from the code) so the tests notice one added or lost. */
+export const ACTION_NAMES: readonly Action[] = [
+  'dispatch',
+  'dismiss',
+  'verify',
+  'rectify',
+  'report_rectified',
+  'close',
+  'send_back',
+  'correct_town',
+  'merge',
+  'split',
+  'extend',
+  'escalate',
+];
 
 /** The workflow environment of the API tests: the committed calendar and policy, "today" as the test sets it. */
 export function testWorkflowEnv(today: () => string): WorkflowEnv {
