@@ -18,6 +18,7 @@ import type { WorkflowEnv } from '../workflow/env.ts';
 import type { BatchProgressReader } from '../workers/batch.progress.ts';
 import type { WorkGate } from './gate.ts';
 import { MONTH_PATTERN } from '../core/month.ts';
+import { ErrorBody } from '../api/responses.ts';
 
 /** The Fastify instance the routes are declared on: request parts typed from their zod schemas. */
 export type ZodApp = FastifyInstance<
@@ -63,18 +64,12 @@ export const RowId = (what: string) =>
     .transform(Number)
     .describe(what);
 
-/** Every error answer: the kind from errorFate, a code, a message that says what to do. */
-export const ErrorBody = z.object({
-  error: z.string().describe('the kind: bad_input, unauthorized, forbidden, not_found, conflict, transient, internal'),
-  code: z.string().optional(),
-  message: z.string(),
-  allowed: z.array(z.string()).optional().describe('the moves allowed from the current state (409)'),
-  request_id: z.string().optional(),
-});
-
 /** A route's answer when it succeeds, described for OpenAPI (its shape is the store function's return type). */
 export const ok = (what: string, status: 200 | 201 | 204 = 200) =>
   ({ [status]: z.unknown().describe(what) }) as Record<typeof status, z.ZodUnknown>;
+
+/** A route's answer when it succeeds, with its shape (api/responses.ts): checked before it is sent, shown in OpenAPI. */
+export const answers = <S extends z.ZodType>(schema: S, what: string) => ({ 200: schema.describe(what) });
 
 /** The error answers a route can give, for OpenAPI. */
 export const errors = (...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 429 | 503)[]) => {

@@ -1,9 +1,12 @@
 import type { SwaggerOptions } from '@fastify/swagger';
 import { jsonSchemaTransform } from 'fastify-type-provider-zod';
+import type { JsonSchema } from '../api/responses.ts';
 import { z } from 'zod';
 
 /** JSON Schema of a request body or query, as the web app's action forms use it (GET /api/meta). */
-export const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+/** A zod schema as the JSON Schema of what a client sends. */
+export const jsonSchema = (s: z.ZodType): JsonSchema =>
+  z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
 
 /** The routes anyone may call; every other /api/ route needs a bearer token. */
 export const OPEN_ROUTES = new Set(['/api/login', '/api/health', '/api/openapi.json']);

@@ -13,14 +13,14 @@ export interface WebAssets {
 }
 
 /**
- * Bundles the web app (web/app.ts with OpenLayers, proj4 and their CSS) with esbuild into `outDir`,
+ * Bundles the web app (web/main.ts and its modules, with OpenLayers, proj4 and their CSS) with esbuild into `outDir`,
  * with its index.html: no CDN, every asset from this server. esbuild loads only here.
  */
 export async function bundleWeb(outDir: string = WEB_DIST): Promise<void> {
   const { build } = await import('esbuild');
   mkdirSync(outDir, { recursive: true });
   await build({
-    entryPoints: { app: join(WEB_SRC, 'app.ts') },
+    entryPoints: { app: join(WEB_SRC, 'main.ts') },
     bundle: true,
     minify: true,
     sourcemap: false,
@@ -50,7 +50,9 @@ export function loadWebAssets(dir: string = WEB_DIST): WebAssets {
 /** Web sources changed after the bundle in `dir` was built (a developer forgot `npm run build`), by name. */
 export function staleWebSources(dir: string = WEB_DIST): string[] {
   const built = statSync(join(dir, 'app.js')).mtimeMs;
-  return readdirSync(WEB_SRC).filter((f) => statSync(join(WEB_SRC, f)).mtimeMs > built);
+  return readdirSync(WEB_SRC, { recursive: true, encoding: 'utf8' }).filter(
+    (f) => statSync(join(WEB_SRC, f)).isFile() && statSync(join(WEB_SRC, f)).mtimeMs > built,
+  );
 }
 
 /** Bundles into `outDir` and loads the result: the tests serve the web app as it is in the tree. */

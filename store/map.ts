@@ -7,6 +7,7 @@ import { runSql } from './sql.ts';
 import { scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
 import { addMonths } from '../core/month.ts';
+import type { MapConfigBody } from '../api/responses.ts';
 
 /**
  * The web map's tile grid, in the storage CRS: a fixed top-left origin (any projected CRS of the
@@ -17,23 +18,12 @@ import { addMonths } from '../core/month.ts';
 export const TILE_GRID = {
   origin: [0, 10_000_000] as [number, number],
   tileSizePx: 256,
-  resolutions: [16, 8, 4, 2, 1, 0.5, 0.25],
-} as const;
+  resolutions: [16, 8, 4, 2, 1, 0.5, 0.25] as readonly number[],
+};
 export const MAX_IMAGERY_RES = 2;
 
-export interface MapConfig {
-  srid: number;
-  proj4: string;
-  tileGrid: typeof TILE_GRID;
-  maxImageryResolution: number;
-  months: {
-    month: string;
-    baselineMonth: string | null;
-    extent: [number, number, number, number];
-    gsdM: number;
-    tiles: number;
-  }[];
-}
+/** The web map's configuration: the CRS, the tile grid and the months with imagery (api/responses.ts). */
+export type MapConfig = MapConfigBody;
 
 export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
   const [proj] = await runSql<{ proj4text: string }>(db, 'map/proj4', { srid });

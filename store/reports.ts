@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { BoardBody, MonthlyReportBody, TownCounts, TownMonth } from '../api/responses.ts';
 import { previousMonth } from './batch.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
@@ -6,18 +7,18 @@ import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
 import { addWorkingDays } from '../workflow/calendar.ts';
 
-export async function monthlyTownReport(db: Knex, user: User, month: string) {
-  const towns = await runSql<Record<string, any>>(db, 'workflow/monthly_report', {
+export async function monthlyTownReport(db: Knex, user: User, month: string): Promise<MonthlyReportBody> {
+  const towns = await runSql<TownMonth>(db, 'workflow/monthly_report', {
     month,
     prev_month: previousMonth(month),
     scope_town: scopeTown(user),
   });
-  const ranked: Record<string, any>[] = towns.map((t, i) => ({
+  const ranked: MonthlyReportBody['towns'] = towns.map((t, i) => ({
     rank: i + 1,
     ...t,
     change_from_previous: t.new_patches - t.prev_new_patches,
   }));
-  const sum = (k: string) => ranked.reduce((s, t) => s + Number(t[k] ?? 0), 0);
+  const sum = (k: keyof typeof TownCounts) => ranked.reduce((s, t) => s + Number(t[k] ?? 0), 0);
   const city = {
     new_patches: sum('new_patches'),
     new_area_m2: Math.round(sum('new_area_m2') * 10) / 10,
@@ -38,7 +39,7 @@ export async function monthlyTownReport(db: Knex, user: User, month: string) {
   };
 }
 
-export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, days: number) {
+export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, days: number): Promise<BoardBody> {
   const today = env.today();
   const dueBy = addWorkingDays(env.calendar, today, days);
   const rows = await runSql<Record<string, any>>(db, 'workflow/board', {
@@ -46,11 +47,9 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
     due_by: dueBy,
     scope_town: scopeTown(user),
   });
-  type Item = { code: string; status: string; class: string; deadline: string; due: string };
-  const byTown = new Map<
-    string,
-    { town_code: string; town_name: string; due_soon: Item[]; overdue: Item[]; escalated: Item[] }
-  >();
+  type Town = BoardBody['towns'][number];
+  type Item = Town['due_soon'][number];
+  const byTown = new Map<string, Town>();
   for (const r of rows) {
     const t = byTown.get(r.town_code) ?? {
       town_code: r.town_code,

@@ -6,13 +6,13 @@ import { ROLES, type Role } from '../workflow/lifecycle.ts';
 
 const scryptAsync = promisify(scrypt);
 
-export interface User {
+export type User = {
   id: number;
   username: string;
   displayName: string;
   role: Role;
   townCode: string | null;
-}
+};
 
 const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
 

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { PatchDetailBody, PatchListItem } from '../api/responses.ts';
 import { BadInputError, ForbiddenError } from '../core/errors.ts';
 import { ActionBodies, type ActionBody, type PatchQuery } from '../workflow/actions.schema.ts';
 import { HANDLERS, type ActionContext } from './actions.ts';
@@ -21,9 +22,9 @@ export async function listPatchesFor(
   user: User,
   q: PatchQuery,
   opts: { withGeometry?: boolean } = {},
-): Promise<{ total: number; patches: Record<string, unknown>[] }> {
+): Promise<{ total: number; patches: (PatchListItem & { geom?: unknown })[] }> {
   const bbox = q.bbox?.split(',').map(Number);
-  const rows = await runSql<Record<string, unknown>>(db, 'workflow/list', {
+  const rows = await runSql<PatchListItem & { total: number; geom: unknown }>(db, 'workflow/list', {
     scope_town: scopeTown(user),
     month: q.month ?? null,
     town: q.town ?? null,
@@ -47,7 +48,7 @@ export async function listPatchesFor(
   return { total, patches: rows.map(({ total: _t, geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)) };
 }
 
-export async function patchDetail(db: Knex, user: User, code: string): Promise<Record<string, unknown>> {
+export async function patchDetail(db: Knex, user: User, code: string): Promise<PatchDetailBody> {
   const p = await scopedPatch(db, user, code);
   const [history, observations, evidence, geom] = await Promise.all([
     db('patch_event as e')

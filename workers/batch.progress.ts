@@ -9,10 +9,10 @@ import { flowKey, partJobId } from './batch.flow.ts';
 import { QUEUE } from './queues.ts';
 
 /** A batch as the recent-batches list shows it: the batch row's identity, its times and its counts. */
-export interface BatchListItem extends Pick<
+export type BatchListItem = Pick<
   BatchRow,
   'id' | 'month' | 'baseline_month' | 'status' | 'model_name' | 'model_version'
-> {
+> & {
   created_at: string;
   finished_at: string | null;
   tiles: number;
@@ -20,7 +20,7 @@ export interface BatchListItem extends Pick<
   vectorized: number;
   failed: number;
   patches: { new: number; redetected: number } | null;
-}
+};
 
 export async function recentBatches(db: Knex, limit = 20): Promise<BatchListItem[]> {
   return runSql<BatchListItem>(db, 'batch/recent', { batch_id: null, limit });
@@ -38,7 +38,7 @@ type JobState =
   | 'unknown'
   | null;
 
-export interface BatchProgress {
+export type BatchProgress = {
   batch: BatchListItem;
   /**
    * Per tile: the database status (what has been committed), its parts done, and the states of
@@ -59,7 +59,7 @@ export interface BatchProgress {
   /** Jobs of this batch BullMQ holds right now, by state. */
   jobs: Record<string, number>;
   queueAvailable: boolean;
-}
+};
 
 /** Above this many parts in a batch, only unfinished parts' jobs are looked up in BullMQ. */
 const ALL_PARTS_LOOKUP = 400;

@@ -1,7 +1,8 @@
 import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { recentBatches } from '../../workers/batch.progress.ts';
-import { errors, ok, RowId, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, RowId, type RouteContext, type ZodApp } from '../context.ts';
+import { BatchListBody, BatchProgressBody } from '../../api/responses.ts';
 
 /** The monthly batches: the recent ones, and one with its scenes, parts and live progress. */
 export function batchRoutes(app: ZodApp, ctx: RouteContext): void {
@@ -13,7 +14,7 @@ export function batchRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         summary: 'The 20 most recent batches (analyst, supervisor, admin)',
         tags: ['batches'],
-        response: { ...ok('batches, newest first'), ...errors(401, 403) },
+        response: { ...answers(BatchListBody, 'batches, newest first'), ...errors(401, 403) },
       },
     },
     async () => {
@@ -28,7 +29,7 @@ export function batchRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'One batch: scenes by file name, parts, progress (analyst, supervisor, admin)',
         tags: ['batches'],
         params: z.object({ id: RowId('batch id') }),
-        response: { ...ok('the batch and its progress'), ...errors(400, 401, 403, 404) },
+        response: { ...answers(BatchProgressBody, 'the batch and its progress'), ...errors(400, 401, 403, 404) },
       },
     },
     async (req) => {

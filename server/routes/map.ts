@@ -4,7 +4,8 @@ import { mapConfig, renderMapTile } from '../../store/map.ts';
 import { scopedPatch } from '../../store/patch.row.ts';
 import { listPatchesFor } from '../../store/workflow.ts';
 import { PatchQuerySchema } from '../../workflow/actions.schema.ts';
-import { errors, ok, MonthString, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, ok, MonthString, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
+import { MapConfigBody, PatchFeatureCollection } from '../../api/responses.ts';
 
 /** A tile address in the path: zoom, column, row (the row may end in .png, as map clients ask). */
 const TileParams = z.object({
@@ -39,13 +40,13 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'Patches as GeoJSON in the storage CRS, filtered and scoped like /api/patches',
         tags: ['map'],
         querystring: PatchQuerySchema,
-        response: { ...ok('a GeoJSON FeatureCollection'), ...errors(400, 401) },
+        response: { ...answers(PatchFeatureCollection, 'a GeoJSON FeatureCollection'), ...errors(400, 401) },
       },
     },
     async (req, reply) => {
       const r = await listPatchesFor(db, me(req), req.query, { withGeometry: true });
       const features = r.patches.map(({ geom, ...props }) => ({
-        type: 'Feature',
+        type: 'Feature' as const,
         id: props.code,
         geometry: geom,
         properties: props,
@@ -64,7 +65,7 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         summary: "The map's CRS, extent, months with imagery, town boundaries",
         tags: ['map'],
-        response: { ...ok('the map configuration'), ...errors(401) },
+        response: { ...answers(MapConfigBody, 'the map configuration'), ...errors(401) },
       },
     },
     async () => mapConfig(db, config.TUBAN_STORAGE_SRID),

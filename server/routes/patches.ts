@@ -1,7 +1,8 @@
 import { addNote, applyAction, listPatchesFor, patchDetail } from '../../store/workflow.ts';
 import { ActionBodies, NoteBody, PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { ACTIONS, RULES } from '../../workflow/lifecycle.ts';
-import { errors, ok, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, ok, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
+import { MetaBody, PatchDetailBody, PatchListBody } from '../../api/responses.ts';
 import { jsonSchema } from '../openapi.ts';
 
 /**
@@ -18,7 +19,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'Patches, filtered and paged; town users see only their town',
         tags: ['patches'],
         querystring: PatchQuerySchema,
-        response: { ...ok('total and one page of patches'), ...errors(400, 401) },
+        response: { ...answers(PatchListBody, 'total and one page of patches'), ...errors(400, 401) },
       },
     },
     async (req) => listPatchesFor(db, me(req), req.query),
@@ -44,7 +45,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         summary:
           'The patch actions: label, states they start from, roles, body schema (the web app builds its forms from it)',
         tags: ['patches'],
-        response: { ...ok('actions by name'), ...errors(401) },
+        response: { ...answers(MetaBody, 'actions by name'), ...errors(401) },
       },
     },
     async () => meta,
@@ -57,7 +58,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'One patch with history, observations across months, evidence and allowed actions',
         tags: ['patches'],
         params: PatchCodeParams,
-        response: { ...ok('the patch'), ...errors(401, 404) },
+        response: { ...answers(PatchDetailBody, 'the patch'), ...errors(401, 404) },
       },
     },
     async (req) => patchDetail(db, me(req), req.params.code),

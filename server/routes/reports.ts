@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { patchTrend } from '../../store/map.ts';
 import { monthlyTownReport, supervisorBoard } from '../../store/reports.ts';
-import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, MonthString, type RouteContext, type ZodApp } from '../context.ts';
+import { BoardBody, MonthlyReportBody, TrendBody } from '../../api/responses.ts';
 
 const MonthQuery = z.object({ month: MonthString });
 const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3).describe('working days ahead') });
@@ -20,7 +21,7 @@ export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'Monthly town report with the zero-growth (新增两违零增长) ranking',
         tags: ['reports'],
         querystring: MonthQuery,
-        response: { ...ok('towns with their counts and rank'), ...errors(400, 401) },
+        response: { ...answers(MonthlyReportBody, 'towns with their counts and rank'), ...errors(400, 401) },
       },
     },
     async (req) => monthlyTownReport(db, me(req), req.query.month),
@@ -33,7 +34,7 @@ export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'Supervisor board: deadlines due within N working days, overdue, escalated',
         tags: ['reports'],
         querystring: BoardQuery,
-        response: { ...ok('deadlines by town'), ...errors(400, 401, 403) },
+        response: { ...answers(BoardBody, 'deadlines by town'), ...errors(400, 401, 403) },
       },
     },
     async (req) => supervisorBoard(db, env, me(req), req.query.days),
@@ -45,7 +46,7 @@ export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'New patches per month and town, for the months up to the given one',
         tags: ['reports'],
         querystring: TrendQuery,
-        response: { ...ok('counts by month and town'), ...errors(400, 401) },
+        response: { ...answers(TrendBody, 'counts by month'), ...errors(400, 401) },
       },
     },
     async (req) => patchTrend(db, me(req), req.query.month, req.query.months),

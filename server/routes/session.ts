@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { TubanError, UnauthorizedError } from '../../core/errors.ts';
 import { login, revokeToken } from '../../store/users.ts';
-import { errors, ok, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, ok, type RouteContext, type ZodApp } from '../context.ts';
+import { UserBody } from '../../api/responses.ts';
 import { FailureLimiter } from '../ratelimit.ts';
 
 /** Login bodies are a name and a password: a few KB is plenty. */
@@ -60,7 +61,13 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
   );
   app.get(
     '/api/me',
-    { schema: { summary: 'The signed-in user', tags: ['session'], response: { ...ok('the user'), ...errors(401) } } },
+    {
+      schema: {
+        summary: 'The signed-in user',
+        tags: ['session'],
+        response: { ...answers(UserBody, 'the user'), ...errors(401) },
+      },
+    },
     async (req) => ctx.me(req),
   );
   app.post(

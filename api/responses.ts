@@ -1,0 +1,287 @@
+/**
+ * The shapes of the API's answers, as zod schemas. The server declares them as its routes' responses
+ * (so OpenAPI shows them and every answer is checked against them before it leaves), and the web app
+ * imports their types: one definition for both sides. Objects are loose: a field added on the server
+ * reaches the client before a schema names it, and nothing is stripped.
+ *
+ * This module imports only zod, so that the browser bundle's type check can read it.
+ */
+import { z } from 'zod';
+
+export const ROLE_NAMES = ['analyst', 'town', 'supervisor', 'admin'] as const;
+
+/** A day as YYYY-MM-DD, or null. */
+const Day = z.string().nullable();
+/** A time: a Date on the server (written as ISO 8601), a string on the wire. */
+const Time = z.union([z.string(), z.date()]).describe('ISO 8601 time');
+
+export const UserBody = z.looseObject({
+  id: z.number(),
+  username: z.string(),
+  displayName: z.string(),
+  role: z.enum(ROLE_NAMES),
+  townCode: z.string().nullable(),
+});
+export type UserBody = z.output<typeof UserBody>;
+
+export const MapConfigBody = z.looseObject({
+  srid: z.number().int(),
+  proj4: z.string(),
+  maxImageryResolution: z.number(),
+  tileGrid: z.looseObject({
+    origin: z.tuple([z.number(), z.number()]),
+    tileSizePx: z.number().int(),
+    resolutions: z.array(z.number()).readonly(),
+  }),
+  months: z.array(
+    z.looseObject({
+      month: z.string(),
+      baselineMonth: z.string().nullable(),
+      extent: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+      gsdM: z.number(),
+      tiles: z.number().int(),
+    }),
+  ),
+});
+export type MapConfigBody = z.output<typeof MapConfigBody>;
+
+/** A JSON Schema as the API gives it for an action's body (the web app builds its forms from it). */
+export interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  enum?: string[];
+  const?: string;
+  oneOf?: JsonSchema[];
+  anyOf?: JsonSchema[];
+  description?: string;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  items?: unknown;
+}
+
+export const MetaBody = z.looseObject({
+  actions: z.record(
+    z.string(),
+    z.looseObject({
+      label: z.string(),
+      from: z.array(z.string()).readonly(),
+      roles: z.array(z.string()).readonly(),
+      schema: z.custom<JsonSchema>((v) => typeof v === 'object' && v !== null).describe('JSON Schema of the body'),
+    }),
+  ),
+});
+export type MetaBody = z.output<typeof MetaBody>;
+
+/** One patch in a list (and a map feature's properties). */
+export const PatchListItem = z.looseObject({
+  code: z.string(),
+  month: z.string(),
+  town_code: z.string().nullable(),
+  town_name: z.string().nullable(),
+  grid_code: z.string().nullable(),
+  class: z.string(),
+  status: z.string(),
+  area_m2: z.number(),
+  farmland_m2: z.number(),
+  ecological_m2: z.number(),
+  water_m2: z.number(),
+  verify_due: Day,
+  rectify_due: Day,
+  overdue_since: Day,
+  escalated: z.boolean(),
+  verification_result: z.string().nullable(),
+  measure: z.string().nullable(),
+  lon: z.number(),
+  lat: z.number(),
+});
+export type PatchListItem = z.output<typeof PatchListItem>;
+
+export const PatchListBody = z.looseObject({ total: z.number().int(), patches: z.array(PatchListItem) });
+export type PatchListBody = z.output<typeof PatchListBody>;
+
+export const PatchFeatureCollection = z.looseObject({
+  type: z.literal('FeatureCollection'),
+  total: z.number().int(),
+  crs: z.unknown(),
+  features: z.array(
+    z.looseObject({
+      type: z.literal('Feature'),
+      id: z.string(),
+      geometry: z.unknown().describe('GeoJSON geometry in the storage CRS'),
+      properties: PatchListItem,
+    }),
+  ),
+});
+export type PatchFeatureCollection = z.output<typeof PatchFeatureCollection>;
+
+export const PatchEvent = z.looseObject({
+  at: Time,
+  actor: z.string(),
+  type: z.string(),
+  from_status: z.string().nullable(),
+  to_status: z.string().nullable(),
+  detail: z.unknown(),
+});
+export const PatchObservation = z.looseObject({
+  month: z.string(),
+  kind: z.string(),
+  area_m2: z.number().nullable(),
+  mean_prob: z.number().nullable(),
+});
+export const EvidenceItem = z.looseObject({
+  id: z.union([z.number(), z.string()]),
+  filename: z.string(),
+  content_type: z.string(),
+  bytes: z.number(),
+  note: z.string().nullable(),
+  uploaded_at: Time,
+});
+
+export const PatchDetailBody = z.looseObject({
+  code: z.string(),
+  month: z.string(),
+  baseline_month: z.string().nullable(),
+  status: z.string(),
+  class: z.string(),
+  district_code: z.string().nullable(),
+  town_code: z.string().nullable(),
+  town_name: z.string().nullable(),
+  grid_code: z.string().nullable(),
+  area_m2: z.number(),
+  farmland_m2: z.number(),
+  ecological_m2: z.number(),
+  water_m2: z.number(),
+  mean_prob: z.number().nullable(),
+  model: z.string(),
+  verification_result: z.string().nullable(),
+  violation: z.string().nullable(),
+  permit_ref: z.string().nullable(),
+  measure: z.string().nullable(),
+  dismiss_reason: z.string().nullable(),
+  verify_due: Day,
+  rectify_due: Day,
+  overdue_since: Day,
+  escalated: z.boolean(),
+  rebuilt_of: z.string().nullable(),
+  regularised: z.string().nullable(),
+  raw_area_m2: z.number().nullable(),
+  split_from: z.string().nullable(),
+  merged_into: z.string().nullable(),
+  allowed_actions: z.array(z.string()),
+  geometry: z.unknown().describe('GeoJSON geometry in lon/lat (EPSG:4326)'),
+  history: z.array(PatchEvent),
+  observations: z.array(PatchObservation),
+  evidence: z.array(EvidenceItem),
+});
+export type PatchDetailBody = z.output<typeof PatchDetailBody>;
+
+export const TownCounts = {
+  new_patches: z.number(),
+  new_area_m2: z.number(),
+  verified: z.number(),
+  illegal: z.number(),
+  rectified: z.number(),
+  overdue: z.number(),
+  escalated: z.number(),
+  prev_new_patches: z.number(),
+};
+/** One town's month as the report's query gives it. */
+export const TownMonth = z.looseObject({
+  ...TownCounts,
+  town_code: z.string(),
+  town_name: z.string(),
+  verified_pct: z.number().nullable(),
+  zero_growth: z.boolean(),
+});
+export type TownMonth = z.output<typeof TownMonth>;
+export const MonthlyReportBody = z.looseObject({
+  month: z.string(),
+  previous_month: z.string(),
+  city: z.looseObject({
+    ...TownCounts,
+    change_from_previous: z.number(),
+    zero_growth_towns: z.number(),
+    towns: z.number(),
+  }),
+  towns: z.array(TownMonth.extend({ rank: z.number().int(), change_from_previous: z.number() })),
+});
+export type MonthlyReportBody = z.output<typeof MonthlyReportBody>;
+
+const BoardItem = z.looseObject({
+  code: z.string(),
+  status: z.string(),
+  class: z.string(),
+  deadline: z.enum(['verification', 'rectification']),
+  due: z.string(),
+});
+export const BoardBody = z.looseObject({
+  today: z.string(),
+  due_by: z.string(),
+  working_days: z.number().int(),
+  towns: z.array(
+    z.looseObject({
+      town_code: z.string(),
+      town_name: z.string(),
+      due_soon: z.array(BoardItem),
+      overdue: z.array(BoardItem),
+      escalated: z.array(BoardItem),
+    }),
+  ),
+});
+export type BoardBody = z.output<typeof BoardBody>;
+
+export const TrendBody = z.array(
+  z.looseObject({ month: z.string(), new_patches: z.number(), new_area_m2: z.number(), illegal: z.number() }),
+);
+export type TrendBody = z.output<typeof TrendBody>;
+
+export const BatchListItem = z.looseObject({
+  id: z.union([z.number(), z.string()]).describe('batch id'),
+  month: z.string(),
+  baseline_month: z.string(),
+  status: z.string(),
+  model_name: z.string(),
+  model_version: z.string(),
+  created_at: Time,
+  finished_at: Time.nullable(),
+  tiles: z.number().int(),
+  queued: z.number().int(),
+  vectorized: z.number().int(),
+  failed: z.number().int(),
+  patches: z.looseObject({ new: z.number(), redetected: z.number() }).nullable(),
+});
+export type BatchListItem = z.output<typeof BatchListItem>;
+export const BatchListBody = z.array(BatchListItem);
+
+export const BatchProgressBody = z.looseObject({
+  batch: BatchListItem,
+  tiles: z.array(
+    z.looseObject({
+      imagery_id: z.union([z.number(), z.string()]),
+      path: z.string().describe('the scene file name'),
+      status: z.string(),
+      error_code: z.string().nullable(),
+      error_message: z.string().nullable(),
+      parts: z.number().int(),
+      parts_done: z.number().int(),
+      part_jobs: z.string().nullable(),
+      attempts: z.number().int(),
+    }),
+  ),
+  diff: z.string().nullable(),
+  jobs: z.record(z.string(), z.number()),
+  queueAvailable: z.boolean(),
+});
+export type BatchProgressBody = z.output<typeof BatchProgressBody>;
+
+/** Every error answer: the kind from errorFate, a code, a message that says what to do. */
+export const ErrorBody = z.object({
+  error: z.string().describe('the kind: bad_input, unauthorized, forbidden, not_found, conflict, transient, internal'),
+  code: z.string().optional(),
+  message: z.string(),
+  allowed: z.array(z.string()).optional().describe('the moves allowed from the current state (409)'),
+  request_id: z.string().optional(),
+});
+export type ErrorBody = z.output<typeof ErrorBody>;
