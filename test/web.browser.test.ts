@@ -202,6 +202,37 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.close();
   });
 
+  it('keeps the month, filters and sort in the URL, so a link or a reload shows the same list', async () => {
+    const page = await signIn('sup', 'supervisor-pass');
+    const patches = (await run.db('patch').where({ month: '2024-03' }).select('code', 'area_m2')).map((p) => ({
+      code: String(p.code),
+      area: Number(p.area_m2),
+    }));
+    const byArea = [...patches].sort((a, b) => b.area - a.area || a.code.localeCompare(b.code));
+    // the smallest patch is left out by the area filter the link carries
+    const minArea = Math.floor(byArea[byArea.length - 1].area) + 1;
+    const shown = byArea.filter((p) => p.area >= minArea);
+    expect(shown.length).toBeGreaterThan(1);
+    expect(shown.length).toBeLessThan(patches.length);
+    const listed = () =>
+      page.$$eval('#patch-table tbody tr', (rows) => rows.map((r) => String((r as HTMLElement).dataset.code)));
+    await page.goto(`${base}/#/map?month=2024-03&min_area=${minArea}&sort=area_m2&dir=desc`);
+    await expect.poll(listed).toEqual(shown.map((p) => p.code));
+    expect(await page.inputValue('input[name=min_area]')).toBe(String(minArea));
+    expect(await page.getAttribute('th[data-sort=area_m2]', 'class')).toContain('sorted-desc');
+    // sorting again turns the order and rewrites the URL; a reload shows the same
+    await page.click('th[data-sort=area_m2]');
+    const ascending = [...shown].reverse().map((p) => p.code);
+    await expect.poll(listed).toEqual(ascending);
+    expect(page.url()).toContain('sort=area_m2');
+    expect(page.url()).not.toContain('dir=desc');
+    expect(page.url()).toContain(`min_area=${minArea}`);
+    await page.reload();
+    await expect.poll(listed).toEqual(ascending);
+    expect((page as Page & { failures: string[] }).failures).toEqual([]);
+    await page.close();
+  });
+
   it('shows the supervisor the deadlines by town, the ranking with zero-growth towns and the monthly chart', async () => {
     const page = await signIn('sup', 'supervisor-pass');
     await page.click('a[href="#/board"]');

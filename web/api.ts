@@ -1,0 +1,90 @@
+/**
+ * The API client: every request with the signed-in user's token, errors as ApiError with the
+ * server's message, the answer typed with the server's own response schemas (api/responses.ts).
+ */
+import type { ErrorBody } from '../api/responses.ts';
+
+const TOKEN_KEY = 'tuban.token';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: Partial<ErrorBody> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** The token, kept in localStorage so a reload stays signed in. */
+export const session = {
+  get token(): string | null {
+    return localStorage.getItem(TOKEN_KEY);
+  },
+  set token(value: string | null) {
+    if (value) localStorage.setItem(TOKEN_KEY, value);
+    else localStorage.removeItem(TOKEN_KEY);
+  },
+  /** Called when the server answers 401 to a signed-in request: the token expired or was revoked. */
+  onSignedOut: () => {},
+};
+
+/** GET (or `init`'s method) `path` as JSON of type T; a Blob for images and files; null for 204. */
+export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const headers = new Headers(init.headers);
+  const token = session.token;
+  if (token) headers.set('authorization', `Bearer ${token}`);
+  if (typeof init.body === 'string') headers.set('content-type', 'application/json');
+  const res = await fetch(path, { ...init, headers });
+  if (res.status === 401 && path !== '/api/login') {
+    session.token = null;
+    session.onSignedOut();
+    throw new ApiError(401, 'signed out');
+  }
+  if (!res.ok) {
+    const body = (await res.json().catch(() => ({ message: res.statusText }))) as Partial<ErrorBody>;
+    throw new ApiError(res.status, body.message ?? res.statusText, body);
+  }
+  if (res.status === 204) return null as T;
+  const type = res.headers.get('content-type') ?? '';
+  return (type.includes('json') ? res.json() : res.blob()) as Promise<T>;
+}
+
+/** POST a JSON body. */
+export const post = <T>(path: string, body: unknown): Promise<T> =>
+  api<T>(path, { method: 'POST', body: JSON.stringify(body) });
+
+/** An image or file behind the token, as an object URL (null for 204: nothing to show). Release it with URL.revokeObjectURL. */
+export async function blobUrl(path: string): Promise<string | null> {
+  const b = await api<Blob | null>(path);
+  return b ? URL.createObjectURL(b) : null;
+}
+
+/** Show an image behind the token; its object URL is released once the image has it. */
+export async function showImage(img: HTMLImageElement, path: string, empty = ''): Promise<boolean> {
+  const url = await blobUrl(path);
+  if (!url) {
+    if (empty) img.src = empty;
+    return false;
+  }
+  const release = () => URL.revokeObjectURL(url);
+  img.addEventListener('load', release, { once: true });
+  img.addEventListener('error', release, { once: true });
+  img.src = url;
+  return true;
+}
+
+/** Download a file behind the token under `name`. */
+export async function download(path: string, name: string): Promise<void> {
+  const url = await blobUrl(path);
+  if (!url) return;
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** `/path/with/:code` made safe: each value URI-encoded. */
+export const path = (strings: TemplateStringsArray, ...values: (string | number)[]): string =>
+  strings.reduce((out, s, i) => out + s + (i < values.length ? encodeURIComponent(String(values[i])) : ''), '');

@@ -1,0 +1,59 @@
+/** Words shown for the API's codes: patch states, land classes, and the colours of the states on the map. */
+
+export const STATUS_LABEL: Record<string, string> = {
+  detected: '待核查 detected',
+  dispatched: '已下发 dispatched',
+  dismissed: '已排除 dismissed',
+  illegal: '违法 illegal',
+  legal: '合法 legal',
+  false_change: '伪变化 false change',
+  pre_existing: '原有 pre-existing',
+  rectifying: '整改中 rectifying',
+  rectified: '已整改 rectified',
+  closed: '已销号 closed',
+  merged: '已合并 merged',
+  split: '已拆分 split',
+};
+
+export const STATUS_COLOUR: Record<string, string> = {
+  detected: '#ff2d2d',
+  dispatched: '#ff9f1a',
+  illegal: '#b517d6',
+  rectifying: '#1f6feb',
+  rectified: '#12b5a5',
+  closed: '#8a9099',
+  dismissed: '#c3c9d0',
+  legal: '#4caf50',
+  false_change: '#c3c9d0',
+  pre_existing: '#c3c9d0',
+  merged: '#c3c9d0',
+  split: '#c3c9d0',
+};
+/** The states drawn in the map's legend (the others are closed cases, drawn grey). */
+export const LEGEND_STATES = ['detected', 'dispatched', 'illegal', 'rectifying', 'rectified', 'closed'];
+export const OVERDUE_COLOUR = '#7a0000';
+
+export const CLASS_LABEL: Record<string, string> = {
+  ecological: '生态 ecological',
+  farmland: '耕地 farmland',
+  water: '水域 water',
+  general: '一般 general',
+};
+
+/** Square metres in one 亩. */
+export const M2_PER_MU = 666.6667;
+
+/** A number with `digits` decimals, '–' for none. */
+export const fmt = (v: number | null | undefined, digits = 1): string =>
+  v === null || v === undefined ? '–' : v.toFixed(digits);
+
+/** A value as text: '' for null and undefined, objects as JSON (never "[object Object]"). */
+export const text = (v: unknown): string =>
+  v === null || v === undefined
+    ? ''
+    : typeof v === 'object'
+      ? JSON.stringify(v)
+      : String(v as string | number | boolean);
+
+/** A byte count for people. */
+export const bytes = (n: number): string => (n < 1024 ? `${n} B` : `${Math.round(n / 1024)} kB`);

@@ -1,0 +1,79 @@
+/**
+ * tuban web app: the month's patches on a map over the month's own imagery (before/after swipe),
+ * the patch list and patch pages with the actions a role may take, the supervisor board and the
+ * batch page. lit-html templates (values escaped), OpenLayers for the map, bundled once by
+ * `npm run build`; every request goes to the same API with the user's token, so the web app sees
+ * exactly what the API lets the user see.
+ *
+ * Layout: api.ts (the client), router.ts (views in the URL), context.ts (what pages share),
+ * pages/ (one file per view), components/ (pieces several pages use), labels.ts (words for codes).
+ */
+import 'ol/ol.css';
+import './app.css';
+import type { MapConfigBody, MetaBody, UserBody } from '../api/responses.ts';
+import { api, ApiError, post, session } from './api.ts';
+import { showError } from './components/message.ts';
+import type { AppContext } from './context.ts';
+import { renderBatchesPage } from './pages/batches.ts';
+import { renderBoardPage } from './pages/board.ts';
+import { renderFrame } from './pages/frame.ts';
+import { renderLogin } from './pages/login.ts';
+import { renderMapPage } from './pages/map.ts';
+import { renderPatchPage } from './pages/patch.ts';
+import { currentLocation, navigate, startRouter, type Navigation } from './router.ts';
+
+const main = document.querySelector<HTMLElement>('#main')!;
+let ctx: AppContext | null = null;
+
+const PAGES: Record<string, (ctx: AppContext, nav: Navigation) => Promise<void>> = {
+  '/map': renderMapPage,
+  '/patch/:code': renderPatchPage,
+  '/board': renderBoardPage,
+  '/batches': renderBatchesPage,
+  '/batches/:id': renderBatchesPage,
+};
+
+function signedOut(): void {
+  ctx = null;
+  renderFrame(null, signOut);
+  renderLogin(main, afterSignIn);
+}
+
+/** The server revokes the token, so a copy left behind (a shared computer) stops working too. */
+function signOut(): void {
+  post('/api/logout', {})
+    .catch(() => undefined)
+    .finally(() => {
+      session.token = null;
+      signedOut();
+    });
+}
+
+async function afterSignIn(): Promise<void> {
+  // a link the user followed before signing in is kept; otherwise the map
+  if (currentLocation().path.startsWith('/') && currentLocation().path !== '/' && location.hash) await show();
+  else navigate('#/map');
+}
+
+async function loadContext(): Promise<AppContext> {
+  const [me, config, meta] = await Promise.all([
+    api<UserBody>('/api/me'),
+    api<MapConfigBody>('/api/map/config'),
+    api<MetaBody>('/api/meta'),
+  ]);
+  return { me, config, meta, main, month: null };
+}
+
+session.onSignedOut = signedOut;
+const show = startRouter(async (nav) => {
+  if (!session.token) return signedOut();
+  try {
+    ctx ??= await loadContext();
+    if (nav.stale()) return;
+    renderFrame(ctx.me, signOut);
+    await PAGES[nav.route.pattern]?.(ctx, nav);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401) && !nav.stale()) showError(main, err);
+  }
+});
+void show().catch(reportError);

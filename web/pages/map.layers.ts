@@ -1,0 +1,181 @@
+/**
+ * The OpenLayers map of one month: imagery tiles of the month and its baseline month with a swipe
+ * between them, the patches drawn by state, the selected patch highlighted. Knows nothing of the page.
+ */
+import OlMap from 'ol/Map.js';
+import View from 'ol/View.js';
+import TileLayer from 'ol/layer/Tile.js';
+import VectorLayer from 'ol/layer/Vector.js';
+import XYZ from 'ol/source/XYZ.js';
+import VectorSource from 'ol/source/Vector.js';
+import TileGrid from 'ol/tilegrid/TileGrid.js';
+import GeoJSON from 'ol/format/GeoJSON.js';
+import { Fill, Stroke, Style, Text } from 'ol/style.js';
+import { register } from 'ol/proj/proj4.js';
+import { get as getProjection } from 'ol/proj.js';
+import { getRenderPixel } from 'ol/render.js';
+import { getCenter } from 'ol/extent.js';
+import type Feature from 'ol/Feature.js';
+import type ImageTile from 'ol/ImageTile.js';
+import type RenderEvent from 'ol/render/Event.js';
+import type { Geometry } from 'ol/geom.js';
+import type { FeatureLike } from 'ol/Feature.js';
+import proj4 from 'proj4';
+import type { MapConfigBody, PatchFeatureCollection, PatchListItem } from '../../api/responses.ts';
+import { showImage } from '../api.ts';
+import { OVERDUE_COLOUR, STATUS_COLOUR } from '../labels.ts';
+
+const EMPTY_GIF = 'data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEKAAEALAAAAAABAAEAAAICTAEAOw==';
+
+function patchStyle(selected: boolean) {
+  const cache = new Map<string, Style>();
+  const labelFill = new Fill({ color: '#fff' });
+  const labelStroke = new Stroke({ color: '#000', width: 3 });
+  return (f: FeatureLike, resolution: number): Style[] => {
+    const p = f.getProperties() as PatchListItem;
+    const key = `${p.status}|${!!p.overdue_since}|${selected}`;
+    let s = cache.get(key);
+    if (!s) {
+      const colour = STATUS_COLOUR[p.status] ?? '#ff2d2d';
+      s = new Style({
+        stroke: new Stroke({
+          color: selected ? '#ffd400' : p.overdue_since ? OVERDUE_COLOUR : colour,
+          width: selected ? 4 : p.overdue_since ? 3.5 : 2.5,
+          lineDash: p.overdue_since ? [8, 4] : undefined,
+        }),
+        fill: new Fill({ color: `${colour}33` }),
+      });
+      cache.set(key, s);
+    }
+    // the last part of the code as a label, each feature its own (styles above are shared)
+    const label = new Style({
+      text: new Text({
+        text: String(p.code).slice(-4),
+        font: '12px sans-serif',
+        fill: labelFill,
+        stroke: labelStroke,
+        offsetY: resolution > 1 ? -14 : 0,
+        overflow: true,
+      }),
+    });
+    return [s, label];
+  };
+}
+
+export interface PatchMap {
+  map: OlMap;
+  setPatches(fc: PatchFeatureCollection): void;
+  /** Highlight one patch (or none); `zoom` fits the view to it. */
+  select(code: string | null, zoom: boolean): void;
+  /** The share of the view, from the left, that shows the baseline month (0–100). */
+  setSwipe(percent: number): void;
+  /** Calls back with the patch clicked (null: the map beside the patches) and the pixel clicked. */
+  onClick(fn: (p: PatchListItem | null, pixel: number[]) => void): void;
+  dispose(): void;
+}
+
+export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string, swipe: number): PatchMap {
+  const monthCfg = cfg.months.find((m) => m.month === month)!;
+  const code = `EPSG:${cfg.srid}`;
+  if (!getProjection(code)) {
+    proj4.defs(code, cfg.proj4);
+    register(proj4);
+  }
+  const projection = getProjection(code)!;
+  const resolutions = [...cfg.tileGrid.resolutions];
+  const tileGrid = new TileGrid({ origin: cfg.tileGrid.origin, resolutions, tileSize: cfg.tileGrid.tileSizePx });
+  const imagery = (m: string) =>
+    new TileLayer({
+      source: new XYZ({
+        projection,
+        tileGrid,
+        url: `/api/map/tiles/${m}/{z}/{x}/{y}.png`,
+        transition: 0,
+        tileLoadFunction: (tile, src) => {
+          const img = (tile as ImageTile).getImage() as HTMLImageElement;
+          showImage(img, src, EMPTY_GIF).catch(() => {
+            img.src = 'data:,';
+          });
+        },
+      }),
+      maxResolution: cfg.maxImageryResolution * 1.01,
+    });
+  const after = imagery(month);
+  const before = monthCfg.baselineMonth ? imagery(monthCfg.baselineMonth) : null;
+  const source = new VectorSource<Feature<Geometry>>();
+  const vector = new VectorLayer({ source, style: patchStyle(false) });
+  const selected = new VectorSource<Feature<Geometry>>();
+  const map = new OlMap({
+    target,
+    layers: [
+      after,
+      ...(before ? [before] : []),
+      vector,
+      new VectorLayer({ source: selected, style: patchStyle(true) }),
+    ],
+    view: new View({
+      projection,
+      center: getCenter(monthCfg.extent),
+      resolution: 1,
+      resolutions,
+      constrainResolution: true,
+    }),
+  });
+  (window as unknown as { __tubanMap: OlMap }).__tubanMap = map;
+  map.getView().fit(monthCfg.extent, { padding: [20, 20, 20, 20] });
+  let swipePercent = swipe;
+  if (before) {
+    // the baseline month is drawn only left of the swipe line
+    before.on('prerender', (event: RenderEvent) => {
+      const ctx = event.context as CanvasRenderingContext2D;
+      const ratio = event.frameState?.pixelRatio ?? 1;
+      const width = (ctx.canvas.width * (swipePercent / 100)) / ratio;
+      const corners = [
+        getRenderPixel(event, [0, 0]),
+        getRenderPixel(event, [0, ctx.canvas.height]),
+        getRenderPixel(event, [width, ctx.canvas.height]),
+        getRenderPixel(event, [width, 0]),
+      ];
+      ctx.save();
+      ctx.beginPath();
+      ctx.moveTo(corners[0][0], corners[0][1]);
+      for (const [x, y] of corners.slice(1)) ctx.lineTo(x, y);
+      ctx.closePath();
+      ctx.clip();
+    });
+    before.on('postrender', (event: RenderEvent) => (event.context as CanvasRenderingContext2D).restore());
+  }
+  const format = new GeoJSON({ dataProjection: projection, featureProjection: projection });
+  return {
+    map,
+    setPatches(fc) {
+      source.clear();
+      source.addFeatures(format.readFeatures(fc) as Feature<Geometry>[]);
+    },
+    select(codeSel, zoom) {
+      selected.clear();
+      const f = codeSel ? source.getFeatureById(codeSel) : null;
+      if (!f) return;
+      selected.addFeature(f.clone());
+      if (zoom)
+        map.getView().fit(f.getGeometry()!.getExtent(), {
+          padding: [80, 80, 80, 80],
+          maxZoom: resolutions.length - 2,
+          duration: 250,
+        });
+    },
+    setSwipe(percent) {
+      swipePercent = percent;
+      map.render();
+    },
+    onClick(fn) {
+      map.on('singleclick', (e) => {
+        const f = map.forEachFeatureAtPixel(e.pixel, (x) => x, { layerFilter: (l) => l === vector });
+        fn(f ? (f.getProperties() as PatchListItem) : null, e.pixel);
+      });
+    },
+    dispose() {
+      map.setTarget(undefined);
+    },
+  };
+}

@@ -1,0 +1,264 @@
+/**
+ * The map page: the month's patches as a sortable list beside a map over the month's imagery. The
+ * month, the filters and the sort are in the URL (`#/map?month=2024-03&status=dispatched&sort=area_m2`),
+ * so a link shows the same view; changing a filter rewrites the URL without a new history entry.
+ */
+import { html, nothing, render, type TemplateResult } from 'lit-html';
+import type { MonthlyReportBody, PatchFeatureCollection, PatchListItem } from '../../api/responses.ts';
+import { api } from '../api.ts';
+import { statusBadge } from '../components/badges.ts';
+import { errorMessage } from '../components/message.ts';
+import { monthsOf, pickMonth, type AppContext } from '../context.ts';
+import { CLASS_LABEL, fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR, STATUS_LABEL } from '../labels.ts';
+import { href, navigate, replaceQuery, type Navigation } from '../router.ts';
+import { patchMap, type PatchMap } from './map.layers.ts';
+
+const FILTERS = ['town', 'status', 'class', 'overdue', 'min_area'] as const;
+type Filter = (typeof FILTERS)[number];
+const SORTS = ['code', 'town', 'status', 'area_m2', 'due'] as const;
+
+interface MapView {
+  month: string;
+  filters: Record<Filter, string>;
+  sort: string;
+  dir: 'asc' | 'desc';
+}
+
+/** The view the URL asks for, with defaults. */
+export function mapViewFrom(query: URLSearchParams, month: string): MapView {
+  const filters = Object.fromEntries(FILTERS.map((f) => [f, query.get(f) ?? ''])) as Record<Filter, string>;
+  const sort = query.get('sort') ?? 'code';
+  return {
+    month,
+    filters,
+    sort: (SORTS as readonly string[]).includes(sort) ? sort : 'code',
+    dir: query.get('dir') === 'desc' ? 'desc' : 'asc',
+  };
+}
+
+const viewQuery = (v: MapView) => ({
+  month: v.month,
+  ...v.filters,
+  sort: v.sort === 'code' ? '' : v.sort,
+  dir: v.dir === 'asc' ? '' : v.dir,
+});
+
+const COLUMNS: [string, string, (p: PatchListItem) => TemplateResult | string][] = [
+  ['code', '图斑编号 Code', (p) => p.code],
+  ['town', '镇街 Town', (p) => p.town_name ?? ''],
+  ['status', '状态 Status', (p) => statusBadge(p)],
+  ['area_m2', '面积 m²', (p) => fmt(p.area_m2)],
+  ['due', '期限 Due', (p) => (p.status === 'dispatched' ? p.verify_due : p.rectify_due) ?? '–'],
+];
+
+const options = (entries: [string, string][], chosen: string) =>
+  entries.map(([value, label]) => html`<option value=${value} ?selected=${value === chosen}>${label}</option>`);
+
+export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<void> {
+  const month = pickMonth(ctx, nav.route.query.get('month'));
+  if (!month) {
+    render(
+      html`<div class="card">
+        No imagery registered yet: run <code>tuban imagery register</code> and a batch first.
+      </div>`,
+      ctx.main,
+    );
+    return;
+  }
+  const view = mapViewFrom(nav.route.query, month);
+  const report = await api<MonthlyReportBody>(`/api/reports/monthly?month=${month}`);
+  if (nav.stale()) return;
+  const baseline = ctx.config.months.find((m) => m.month === month)?.baselineMonth ?? null;
+  const state = {
+    rows: [] as PatchListItem[],
+    total: null as number | null,
+    failure: null as unknown,
+    selected: null as string | null,
+    popup: null as { patch: PatchListItem; pixel: number[] } | null,
+    swipe: 50,
+  };
+  let map: PatchMap | null = null;
+
+  const onFilter = (e: Event) => {
+    const el = e.target as HTMLInputElement | HTMLSelectElement;
+    if (el.name === 'month') return navigate(href('/map', viewQuery({ ...view, month: el.value })));
+    view.filters[el.name as Filter] = el.value;
+    replaceQuery(viewQuery(view));
+    void load();
+  };
+  const sortBy = (key: string) => {
+    view.dir = view.sort === key && view.dir === 'asc' ? 'desc' : 'asc';
+    view.sort = key;
+    replaceQuery(viewQuery(view));
+    void load();
+  };
+  const select = (code: string | null, zoom: boolean) => {
+    state.selected = code;
+    map?.select(code, zoom);
+    draw();
+  };
+
+  const filters = html`<form class="filters" id="filters" @change=${onFilter}>
+    <label
+      >月份 Month
+      <select name="month">
+        ${options(
+          monthsOf(ctx).map((m) => [m, m]),
+          month,
+        )}
+      </select></label
+    >
+    <label
+      >镇街 Town
+      <select name="town" ?disabled=${ctx.me.role === 'town'}>
+        <option value="">全部 all</option>
+        ${options(
+          report.towns.map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
+          view.filters.town,
+        )}
+      </select></label
+    >
+    <label
+      >状态 Status
+      <select name="status">
+        <option value="">全部 all</option>
+        ${options(Object.entries(STATUS_LABEL), view.filters.status)}
+      </select></label
+    >
+    <label
+      >类别 Class
+      <select name="class">
+        <option value="">全部 all</option>
+        ${options(Object.entries(CLASS_LABEL), view.filters.class)}
+      </select></label
+    >
+    <label
+      >逾期 Overdue
+      <select name="overdue">
+        <option value="">全部 all</option>
+        ${options(
+          [
+            ['true', '逾期 overdue'],
+            ['false', '未逾期 not overdue'],
+          ],
+          view.filters.overdue,
+        )}
+      </select></label
+    >
+    <label
+      >最小面积 Min area m² <input name="min_area" type="number" min="0" step="10" .value=${view.filters.min_area}
+    /></label>
+  </form>`;
+
+  const table = () =>
+    html`<table id="patch-table">
+      <thead>
+        <tr>
+          ${COLUMNS.map(
+            ([key, label]) =>
+              html`<th
+                class="sortable ${view.sort === key ? `sorted-${view.dir}` : ''}"
+                data-sort=${key}
+                @click=${() => sortBy(key)}
+              >
+                ${label}
+              </th>`,
+          )}
+        </tr>
+      </thead>
+      <tbody>
+        ${state.rows.map(
+          (p) =>
+            html`<tr
+              class="clickable ${p.code === state.selected ? 'selected' : ''}"
+              data-code=${p.code}
+              @click=${() => select(p.code, true)}
+              @dblclick=${() => navigate(href(`/patch/${encodeURIComponent(p.code)}`))}
+            >
+              ${COLUMNS.map(([, , cell]) => html`<td>${cell(p)}</td>`)}
+            </tr>`,
+        )}
+      </tbody>
+    </table>`;
+
+  const popup = () => {
+    const p = state.popup?.patch;
+    if (!p) return html`<div id="popup" class="popup" hidden></div>`;
+    return html`<div id="popup" class="popup" style="left:${state.popup!.pixel[0]}px;top:${state.popup!.pixel[1]}px">
+      <strong>${p.code}</strong> ${p.town_name} · ${fmt(p.area_m2)} m²<br />${statusBadge(p)}
+      <a href=${href(`/patch/${encodeURIComponent(p.code)}`)}>详情 open</a>
+    </div>`;
+  };
+
+  const draw = () =>
+    render(
+      html`<div class="mapview">
+        <div class="side">
+          ${filters}
+          <div id="list-msg">
+            ${
+              state.failure
+                ? errorMessage(state.failure)
+                : state.total === null
+                  ? nothing
+                  : html`<div>${state.total} 个图斑 patch(es) in ${month}</div>`
+            }
+          </div>
+          <div id="list">${table()}</div>
+        </div>
+        <div class="mapwrap">
+          <div id="map"></div>
+          <div class="legend">
+            ${LEGEND_STATES.map(
+              (s) => html`<div><span style="border-color:${STATUS_COLOUR[s]}"></span>${STATUS_LABEL[s]}</div>`,
+            )}
+            <div><span style="border-color:${OVERDUE_COLOUR};border-style:dashed"></span>逾期 overdue</div>
+          </div>
+          <div class="swipe">
+            <span id="swipe-before">${baseline ? `前时相 before ${baseline}` : 'no before month'}</span>
+            <input
+              id="swipe"
+              type="range"
+              min="0"
+              max="100"
+              .value=${String(state.swipe)}
+              aria-label="before/after swipe"
+              @input=${(e: Event) => {
+                state.swipe = Number((e.target as HTMLInputElement).value);
+                map?.setSwipe(state.swipe);
+              }}
+            />
+            <span id="swipe-after">后时相 after ${month}</span>
+          </div>
+          ${popup()}
+        </div>
+      </div>`,
+      ctx.main,
+    );
+
+  async function load() {
+    const q = new URLSearchParams({ month: view.month, sort: view.sort, dir: view.dir, limit: '1000' });
+    for (const [k, v] of Object.entries(view.filters)) if (v) q.set(k, v);
+    try {
+      const fc = await api<PatchFeatureCollection>(`/api/map/patches?${q}`);
+      if (nav.stale()) return;
+      map?.setPatches(fc);
+      state.rows = fc.features.map((f) => f.properties);
+      state.total = fc.total;
+      state.failure = null;
+      if (state.selected) map?.select(state.selected, false);
+    } catch (err) {
+      state.failure = err;
+    }
+    draw();
+  }
+
+  draw();
+  map = patchMap(ctx.main.querySelector<HTMLElement>('#map')!, ctx.config, month, state.swipe);
+  nav.onLeave(() => map?.dispose());
+  map.onClick((p, pixel) => {
+    state.popup = p ? { patch: p, pixel } : null;
+    select(p?.code ?? null, false);
+  });
+  await load();
+}

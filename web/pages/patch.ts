@@ -1,0 +1,261 @@
+/**
+ * One patch: before/after chips, attributes, observations across months, the actions the user's role
+ * may take now (forms from the API's schemas), history, notes and evidence.
+ */
+import { html, nothing, render, type TemplateResult } from 'lit-html';
+import type { PatchDetailBody } from '../../api/responses.ts';
+import { api, download, path, post, showImage } from '../api.ts';
+import { actionForm, field, requestKey } from '../components/action-form.ts';
+import { statusBadge } from '../components/badges.ts';
+import { errorMessage, okMessage } from '../components/message.ts';
+import type { AppContext } from '../context.ts';
+import { bytes, CLASS_LABEL, fmt, M2_PER_MU, text } from '../labels.ts';
+import { href, type Navigation } from '../router.ts';
+
+const patchLink = (code: string) => html`<a href=${href(`/patch/${encodeURIComponent(code)}`)}>${code}</a>`;
+
+function attributes(p: PatchDetailBody): [string, TemplateResult | string][] {
+  const rows: [string, TemplateResult | string][] = [
+    ['月份 Month', p.month],
+    ['镇街 Town', `${p.town_name ?? ''} ${p.town_code ?? ''}`],
+    ['网格 Grid', p.grid_code ?? ''],
+    ['类别 Class', CLASS_LABEL[p.class] ?? p.class],
+    ['面积 Area', `${fmt(p.area_m2)} m² (${(p.area_m2 / M2_PER_MU).toFixed(2)} 亩)`],
+    ['耕地 Farmland', `${fmt(p.farmland_m2)} m²`],
+    ['生态 Ecological', `${fmt(p.ecological_m2)} m²`],
+    ['水域 Water', `${fmt(p.water_m2)} m²`],
+    ['模型 Model', `${p.model} · p=${fmt(p.mean_prob, 2)}`],
+    ['核查结果 Verification', p.verification_result ?? '–'],
+    ['违法类型 Violation', p.violation ?? '–'],
+    ['许可 Permit', p.permit_ref ?? '–'],
+    ['整改措施 Measure', p.measure ?? '–'],
+    ['核查期限 Verify by', p.verify_due ?? '–'],
+    ['整改期限 Rectify by', p.rectify_due ?? '–'],
+    ['逾期 Overdue since', p.overdue_since ?? '–'],
+  ];
+  if (p.regularised) rows.push(['规则化 Outline', `${p.regularised} (${fmt(p.raw_area_m2)} m² before)`]);
+  if (p.rebuilt_of) rows.push(['复建 Rebuilt of', patchLink(p.rebuilt_of)]);
+  if (p.split_from) rows.push(['拆分自 Split from', patchLink(p.split_from)]);
+  if (p.merged_into) rows.push(['并入 Merged into', patchLink(p.merged_into)]);
+  return rows;
+}
+
+/** A history event's detail in one line (the geometry it replaced left out). */
+export function summarise(detail: unknown): string {
+  if (!detail || typeof detail !== 'object') return '';
+  return Object.entries(detail as Record<string, unknown>)
+    .filter(([k]) => k !== 'previous_geom')
+    .map(([k, v]) => `${k}: ${text(v)}`)
+    .join('; ')
+    .slice(0, 200);
+}
+
+export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise<void> {
+  const code = nav.route.params.code;
+  const base = path`/api/patches/${code}`;
+  let p = await api<PatchDetailBody>(base);
+  if (nav.stale()) return;
+  const ui = {
+    open: null as { action: string; key: string } | null,
+    message: null as TemplateResult | null,
+  };
+  const reload = async (message: TemplateResult | null) => {
+    p = await api<PatchDetailBody>(base);
+    ui.open = null;
+    ui.message = message;
+    draw();
+  };
+  /** Runs a change; a refusal is shown under the actions, as the server words it. */
+  const attempt = async (work: () => Promise<unknown>, done: TemplateResult | null) => {
+    try {
+      await work();
+      await reload(done);
+    } catch (err) {
+      ui.message = errorMessage(err);
+      draw();
+    }
+  };
+
+  const actionArea = () => {
+    if (!ui.open) return nothing;
+    const { action, key } = ui.open;
+    const spec = ctx.meta.actions[action];
+    return html`<p><small>${spec.label}</small></p>
+      ${actionForm({
+        action,
+        schema: spec.schema,
+        key,
+        onSubmit: (body) =>
+          attempt(() => post(path`/api/patches/${code}/actions/${action}`, body), okMessage(`${action} ✓`)),
+        onCancel: () => {
+          ui.open = null;
+          draw();
+        },
+      })}`;
+  };
+
+  const onNote = (e: SubmitEvent) => {
+    e.preventDefault();
+    const note = field(e.currentTarget as HTMLFormElement, 'text');
+    void attempt(() => post(path`/api/patches/${code}/notes`, { text: note }), null);
+  };
+  const onUpload = (e: SubmitEvent) => {
+    e.preventDefault();
+    const file = new FormData(e.currentTarget as HTMLFormElement).get('file') as File | null;
+    if (!file || !file.size) {
+      ui.message = errorMessage(new Error('choose a JPEG, PNG or PDF file first'));
+      return draw();
+    }
+    // sent as bytes whatever the browser thinks the type is: the server decides by the content
+    void attempt(
+      () =>
+        api(`${path`/api/patches/${code}/evidence`}?filename=${encodeURIComponent(file.name)}`, {
+          method: 'POST',
+          body: file,
+          headers: { 'content-type': 'application/octet-stream' },
+        }),
+      null,
+    );
+  };
+
+  const draw = () => {
+    const actions = p.allowed_actions;
+    render(
+      html`<p><a href="#/map">← 地图 map</a></p>
+        <h2 id="patch-code">${p.code} ${statusBadge(p)}</h2>
+        <div class="patch">
+          <div>
+            <div class="chips">
+              <figure>
+                <img id="chip-before" alt="before" />
+                <figcaption>前时相 before ${p.baseline_month ?? ''}</figcaption>
+              </figure>
+              <figure>
+                <img id="chip-after" alt="after" />
+                <figcaption>后时相 after ${p.month}</figcaption>
+              </figure>
+            </div>
+            <div class="card">
+              <h3>属性 Attributes</h3>
+              <table>
+                ${attributes(p).map(
+                  ([k, v]) =>
+                    html`<tr>
+                      <th>${k}</th>
+                      <td>${v}</td>
+                    </tr>`,
+                )}
+              </table>
+            </div>
+            <div class="card">
+              <h3>历次监测 Observations</h3>
+              <table>
+                <tr>
+                  <th>Month</th>
+                  <th>Kind</th>
+                  <th>Area m²</th>
+                  <th>p</th>
+                </tr>
+                ${p.observations.map(
+                  (o) =>
+                    html`<tr>
+                      <td>${o.month}</td>
+                      <td>${o.kind}</td>
+                      <td>${fmt(o.area_m2)}</td>
+                      <td>${fmt(o.mean_prob, 2)}</td>
+                    </tr>`,
+                )}
+              </table>
+            </div>
+          </div>
+          <div>
+            <div class="card actions">
+              <h3>操作 Actions</h3>
+              ${
+                actions.length
+                  ? actions.map(
+                      (a) =>
+                        html`<button
+                          data-open=${a}
+                          title=${ctx.meta.actions[a]?.label ?? ''}
+                          @click=${() => {
+                            ui.open = { action: a, key: requestKey() };
+                            draw();
+                          }}
+                        >
+                          ${a}
+                        </button>`,
+                    )
+                  : html`<p>无可用操作 No action open to your role in this state.</p>`
+              }
+              <div id="action-area">${actionArea()}</div>
+              <div id="action-msg">${ui.message ?? nothing}</div>
+            </div>
+            <div class="card">
+              <h3>历史 History</h3>
+              <table id="history">
+                <tr>
+                  <th>时间 At</th>
+                  <th>人 Actor</th>
+                  <th>事件 Event</th>
+                  <th>状态 State</th>
+                  <th>说明 Detail</th>
+                </tr>
+                ${p.history.map(
+                  (h) =>
+                    html`<tr>
+                      <td>${String(h.at).replace('T', ' ').slice(0, 19)}</td>
+                      <td>${h.actor}</td>
+                      <td>${h.type}</td>
+                      <td>${h.from_status ?? ''} → ${h.to_status ?? ''}</td>
+                      <td><small>${summarise(h.detail)}</small></td>
+                    </tr>`,
+                )}
+              </table>
+              <form id="note" class="inline" @submit=${onNote}>
+                <input name="text" placeholder="备注 note" /><button>添加 add note</button>
+              </form>
+            </div>
+            <div class="card">
+              <h3>证据 Evidence</h3>
+              <ul id="evidence">
+                ${
+                  p.evidence.length
+                    ? p.evidence.map(
+                        (e) =>
+                          html`<li>
+                            <a
+                              href="#"
+                              @click=${(ev: Event) => {
+                                ev.preventDefault();
+                                void download(`/api/evidence/${e.id}`, e.filename).catch(reportError);
+                              }}
+                              >${e.filename}</a
+                            >
+                            (${bytes(e.bytes)}) ${e.note ?? ''}
+                          </li>`,
+                      )
+                    : html`<li>–</li>`
+                }
+              </ul>
+              <form id="upload" class="inline" @submit=${onUpload}>
+                <input type="file" name="file" accept="image/jpeg,image/png,application/pdf" /><button>
+                  上传 upload
+                </button>
+              </form>
+            </div>
+          </div>
+        </div>`,
+      ctx.main,
+    );
+  };
+  draw();
+  for (const which of ['before', 'after'] as const) {
+    const img = ctx.main.querySelector<HTMLImageElement>(`#chip-${which}`)!;
+    showImage(img, path`/api/patches/${code}/chips/${which}.png`)
+      .then((shown) => {
+        if (!shown) img.alt = 'no imagery';
+      })
+      .catch(() => {});
+  }
+}
