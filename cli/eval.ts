@@ -14,7 +14,7 @@ import {
   type ObjectCounts,
   type PixelCounts,
 } from '../pipeline/metrics.ts';
-import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
 
 const IMAGE = /\.(png|jpe?g|tif{1,2})$/i;

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
+import { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import { BadInputError, TubanError } from '../core/errors.ts';
 import type { PdfJob, PdfThreadReply } from './pdf.run.ts';
 import { sheetImages } from './sheets.ts';

@@ -1,7 +1,7 @@
 import { renderChip } from './chip.ts';
 import type { ExportRecord } from './fields.ts';
 import type { SheetImages } from './write.pdf.ts';
-import type { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import type { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 
 export type OpenSource = (path: string) => Promise<GeoTiffSource>;

@@ -1,4 +1,4 @@
-import type { ModelManifest } from './model.manifest.ts';
+import type { ModelManifest } from './io/model.manifest.ts';
 
 /** Model input samples: floats normalised as the manifest says, or 8-bit reflectance (manifest inputType). */
 export type ModelInput = Float32Array | Uint8Array;

@@ -1,6 +1,6 @@
 import type { ModelInput } from './change.model.ts';
 import { sameCrs } from '../core/crs.ts';
-import type { ModelManifest } from './model.manifest.ts';
+import type { ModelManifest } from './io/model.manifest.ts';
 import { integerShift, pixelMap, readBaselineOnGrid, type BaselineTile } from './pair.align.ts';
 import { modelInputLuts, normaliseBands, validMask, type BandStretch } from './raster.normalise.ts';
 import type { BandArray, RasterInfo, TileSource } from './raster.source.ts';

@@ -30,10 +30,10 @@ import { openDb } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { importLayer } from '../store/layers.ts';
 import { migrate } from '../store/migrate.ts';
-import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { windowGrid } from '../pipeline/window.grid.ts';
 import { grownRegion, partMarginPx } from '../pipeline/detect.tile.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { FIXTURE, makeFixtures } from './make-fixtures.ts';
 
 const argv = process.argv.slice(2);

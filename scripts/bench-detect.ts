@@ -10,7 +10,7 @@
 import { cpus } from 'node:os';
 import { crs } from '../core/crs.ts';
 import { detectTile } from '../pipeline/detect.tile.ts';
-import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
 import { mulberry32 } from './prng.ts';
 

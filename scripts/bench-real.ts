@@ -131,7 +131,7 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
   const { loadConfig } = await import('../config/env.ts');
   const { createLogger, StageTimer } = await import('../core/log.ts');
   const { fromFile } = await import('geotiff');
-  const { rasterInfoOf } = await import('../pipeline/geotiff.source.ts');
+  const { rasterInfoOf } = await import('../pipeline/io/geotiff.source.ts');
   const { vectorizeRaster } = await import('../pipeline/vectorize.ts');
   const { openDb } = await import('../store/db.ts');
   const { registerImagery } = await import('../store/imagery.ts');

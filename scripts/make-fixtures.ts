@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EPSG_4548 } from '../core/crs.ts';
-import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
+import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import { mulberry32 } from './prng.ts';
 
 export const FIXTURE = {

@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crs, EPSG_4548 } from '../core/crs.ts';
-import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
+import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 
 export interface HostileCase {
   file: string;

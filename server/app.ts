@@ -10,7 +10,7 @@ import {
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import { ForbiddenError, TubanError, UnauthorizedError, errorFate } from '../core/errors.ts';
-import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
+import { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Db } from '../store/db.ts';
 import { userForToken, type User } from '../store/users.ts';

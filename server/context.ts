@@ -10,7 +10,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../config/env.ts';
-import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
+import type { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import type { Logger } from '../core/log.ts';
 import type { Db } from '../store/db.ts';
 import type { User } from '../store/users.ts';

@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { crsLabel } from '../core/crs.ts';
 import { BadInputError, errorCodeOf } from '../core/errors.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { gsdMetres, pixelToWorld } from '../pipeline/geotransform.ts';
 import { percentileStretch, type BandStretch } from '../pipeline/raster.normalise.ts';
 import { axisStarts } from '../pipeline/window.grid.ts';

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { renderMapTilePng } from '../export/tile.ts';
 import { BadInputError } from '../core/errors.ts';
-import type { GeoTiffCache } from '../pipeline/geotiff.source.ts';
+import type { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
 import { scopeTown } from './patch.row.ts';

@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import sharp from 'sharp';
 import { readChipRgb } from '../export/chip.ts';
 import { BadInputError } from '../core/errors.ts';
-import { GeoTiffCache } from '../pipeline/geotiff.source.ts';
+import { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { runSql } from './sql.ts';
 import { checkMonth } from '../core/month.ts';

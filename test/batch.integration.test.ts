@@ -1,7 +1,7 @@
 import { copyFileSync, readFileSync, truncateSync, statSync } from 'node:fs';
 import { cmdBatchRetry } from '../cli/commands.ts';
 import { createLogger } from '../core/log.ts';
-import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { batchTiles } from '../store/batch.ts';
 import { diffJob, partJob } from '../workers/jobs.ts';
 import { join } from 'node:path';

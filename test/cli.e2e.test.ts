@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { openDb } from '../store/db.ts';
 import { KINDS } from './helpers/batch.ts';
 import { cleanup, isolatedConfig } from './helpers/services.ts';

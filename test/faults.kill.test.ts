@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadManifest } from '../pipeline/model.manifest.ts';
+import { loadManifest } from '../pipeline/io/model.manifest.ts';
 import { launchBatch, waitForBatch } from '../workers/batch.launch.ts';
 import { runBatch } from './helpers/batch.ts';
 import { firstEvent, sleep, WorkerProc } from './helpers/procs.ts';

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 
 /**
  * Files written by GDAL itself (gdal_translate, gdalwarp, -of COG) must read exactly as GDAL

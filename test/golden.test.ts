@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, inject, it } from 'vitest';
 import { renderChipPlan } from '../export/sheets.ts';
 import { renderMapTilePng } from '../export/tile.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import { expectGoldenPng, expectGoldenText, GOLDEN } from './helpers/golden.ts';

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../config/env.ts';
 import { crs, EPSG_4548 } from '../core/crs.ts';
-import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
+import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import type { Db } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { importLayer } from '../store/layers.ts';

@@ -16,12 +16,12 @@ import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 import { createLogger } from '../core/log.ts';
-import { loadManifest } from '../pipeline/model.manifest.ts';
+import { loadManifest } from '../pipeline/io/model.manifest.ts';
 import { launchBatch } from '../workers/batch.launch.ts';
 import { exportPatches } from '../store/export.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { openDb } from '../store/db.ts';
-import { encodeGeoTiff } from '../pipeline/geotiff.write.ts';
+import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import { EPSG_4548 } from '../core/crs.ts';
 
 const JPEG = Buffer.from([

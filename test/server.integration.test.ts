@@ -566,7 +566,7 @@ describe('workflow HTTP API', () => {
     const { Queue } = await import('bullmq');
     const { redisConnection } = await import('../workers/queues.ts');
     const { scheduleDeadlineSweep, startWorkers } = await import('../workers/worker.pool.ts');
-    const { OnnxChangeModel } = await import('../pipeline/model.onnx.ts');
+    const { OnnxChangeModel } = await import('../pipeline/io/model.onnx.ts');
     const { createLogger } = await import('../core/log.ts');
     await scheduleDeadlineSweep(run.config);
     await scheduleDeadlineSweep(run.config);

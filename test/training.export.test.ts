@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { exportTrainingChips, type TrainingExport } from '../store/training.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';

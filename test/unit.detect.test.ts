@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { EPSG_4548, crs } from '../core/crs.ts';
 import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
-import type { ModelManifest } from '../pipeline/model.manifest.ts';
-import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import type { ModelManifest } from '../pipeline/io/model.manifest.ts';
+import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { integerShift, pixelMap, readBaselineOnGrid } from '../pipeline/pair.align.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
 

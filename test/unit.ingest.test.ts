@@ -1,4 +1,4 @@
-import { lzwDecode } from '../pipeline/tiff.lzw.ts';
+import { lzwDecode } from '../pipeline/io/tiff.lzw.ts';
 import { describe, expect, it } from 'vitest';
 import { EPSG_4548 } from '../core/crs.ts';
 import { parseLayer } from '../pipeline/layer.parse.ts';

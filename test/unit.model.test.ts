@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { buildFeeds } from '../pipeline/change.model.ts';
 import { EPSG_4548 } from '../core/crs.ts';
 import { detectTile } from '../pipeline/detect.tile.ts';
-import { loadManifest } from '../pipeline/model.manifest.ts';
-import { OnnxChangeModel } from '../pipeline/model.onnx.ts';
+import { loadManifest } from '../pipeline/io/model.manifest.ts';
+import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
 import { loadConfig } from '../config/env.ts';
 import { firstDifference, sameBytes } from './helpers/bytes.ts';
@@ -115,8 +115,8 @@ describe('siam-unet-lite ONNX model', () => {
   });
 
   it('gives the same probabilities from a GeoTIFF read pixel-interleaved as from the same pixels band by band, nodata included', async () => {
-    const { encodeGeoTiff } = await import('../pipeline/geotiff.write.ts');
-    const { GeoTiffSource } = await import('../pipeline/geotiff.source.ts');
+    const { encodeGeoTiff } = await import('../pipeline/io/geotiff.write.ts');
+    const { GeoTiffSource } = await import('../pipeline/io/geotiff.source.ts');
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
     expect(
       buildFeeds(model.manifest, new Uint8Array(2 * 3 * 5 * 3), new Uint8Array(2 * 3 * 5 * 3), 2, 3, 5).before.dims,

@@ -1,7 +1,7 @@
 import { FlowProducer, Queue } from 'bullmq';
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
-import type { ModelManifest } from '../pipeline/model.manifest.ts';
+import type { ModelManifest } from '../pipeline/io/model.manifest.ts';
 import { BadInputError, ConflictError, TubanError } from '../core/errors.ts';
 import {
   batchTiles,

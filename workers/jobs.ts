@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
-import { GeoTiffSource } from '../pipeline/geotiff.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { StageTimer, type Logger } from '../core/log.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';

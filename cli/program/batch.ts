@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { BadInputError, NotFoundError } from '../../core/errors.ts';
 import { latestBatchOfMonth } from '../../store/batch.ts';
-import { OnnxChangeModel } from '../../pipeline/model.onnx.ts';
+import { OnnxChangeModel } from '../../pipeline/io/model.onnx.ts';
 import { isEmbedded } from '../../store/db.ts';
 import { checkRedis, redisConnection } from '../../workers/queues.ts';
 import { BatchProgressReader } from '../../workers/batch.progress.ts';

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { BadInputError } from '../core/errors.ts';
+import { BadInputError } from '../../core/errors.ts';
 
 /** Largest side accepted, in pixels: 1,000,000 px is 500 km at 0.5 m, far beyond any city scene. */
 export const MAX_SIDE_PX = 1_000_000;

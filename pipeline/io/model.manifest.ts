@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { BadInputError } from '../core/errors.ts';
-import { formatIssues } from '../core/issues.ts';
+import { BadInputError } from '../../core/errors.ts';
+import { formatIssues } from '../../core/issues.ts';
 
 /** `models/<name>/manifest.json`: everything needed to feed a change model and read its output. */
 export const ModelManifestSchema = z.object({

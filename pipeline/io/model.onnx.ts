@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
-import { arrayPool } from './array.pool.ts';
-import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput, type ModelRun } from './change.model.ts';
-import { BadInputError } from '../core/errors.ts';
+import { arrayPool } from '../array.pool.ts';
+import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput, type ModelRun } from '../change.model.ts';
+import { BadInputError } from '../../core/errors.ts';
 import { loadManifest, type ModelManifest } from './model.manifest.ts';
 
 export interface OnnxModelOptions {

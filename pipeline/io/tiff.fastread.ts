@@ -2,10 +2,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import sharp from 'sharp';
 import { inflate } from 'node:zlib';
 import type { GeoTIFFImage } from 'geotiff';
-import type { WindowPx } from './window.grid.ts';
+import type { WindowPx } from '../window.grid.ts';
 import { lzwDecode } from './tiff.lzw.ts';
 import { TiffTags } from './tiff.tags.ts';
-import { arrayPool } from './array.pool.ts';
+import { arrayPool } from '../array.pool.ts';
 
 /**
  * A direct reader for the most common delivery layout: 8-bit unsigned, pixel-interleaved

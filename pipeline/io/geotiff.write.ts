@@ -1,6 +1,6 @@
 import { writeArrayBuffer } from 'geotiff';
-import type { Crs } from '../core/crs.ts';
-import { isNorthUp, type GeoTransform } from './geotransform.ts';
+import type { Crs } from '../../core/crs.ts';
+import { isNorthUp, type GeoTransform } from '../geotransform.ts';
 
 export interface WriteRasterInput {
   widthPx: number;

@@ -1,13 +1,13 @@
 import { stat } from 'node:fs/promises';
 import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
-import { crsFromGeoKeys, type GeoKeys } from '../core/crs.ts';
+import { crsFromGeoKeys, type GeoKeys } from '../../core/crs.ts';
 import { checkTiffStructure } from './tiff.structure.ts';
 import { FastTiffReader } from './tiff.fastread.ts';
 import { TiffTags } from './tiff.tags.ts';
-import { BadInputError } from '../core/errors.ts';
-import type { GeoTransform } from './geotransform.ts';
-import { checkWindow, type BandArray, type RasterInfo, type SampleType, type TileSource } from './raster.source.ts';
-import type { WindowPx } from './window.grid.ts';
+import { BadInputError } from '../../core/errors.ts';
+import type { GeoTransform } from '../geotransform.ts';
+import { checkWindow, type BandArray, type RasterInfo, type SampleType, type TileSource } from '../raster.source.ts';
+import type { WindowPx } from '../window.grid.ts';
 
 const RASTER_PIXEL_IS_POINT = 2;
 
