@@ -173,31 +173,37 @@ export async function cmdDetect(
   try {
     const t0 = performance.now();
     // part by part, as the batch does, so only the output raster grows with the scene
-    const { widthPx: W, heightPx: H } = after.info;
-    const probability = new Float32Array(W * H);
+    const { widthPx, heightPx } = after.info;
+    const probability = new Float32Array(widthPx * heightPx);
     // a model with an interior output writes it as band 2 (tuban vectorize splits touching buildings with it)
-    const interior = model.manifest.interior ? new Float32Array(W * H) : null;
+    const interior = model.manifest.interior ? new Float32Array(widthPx * heightPx) : null;
     let windows = 0;
-    for (const part of partGrid(W, H, config.TUBAN_PART_PX)) {
+    for (const part of partGrid(widthPx, heightPx, config.TUBAN_PART_PX)) {
       const r = await detectRegion({ after, baselines: [{ source: before }], model, region: part });
       for (let row = 0; row < part.height; row++) {
-        probability.set(r.probability.subarray(row * part.width, (row + 1) * part.width), (part.y + row) * W + part.x);
+        probability.set(
+          r.probability.subarray(row * part.width, (row + 1) * part.width),
+          (part.y + row) * widthPx + part.x,
+        );
         if (interior && r.interior)
-          interior.set(r.interior.subarray(row * part.width, (row + 1) * part.width), (part.y + row) * W + part.x);
+          interior.set(
+            r.interior.subarray(row * part.width, (row + 1) * part.width),
+            (part.y + row) * widthPx + part.x,
+          );
       }
       windows += r.windows;
     }
     let samples = probability;
     if (interior) {
-      samples = new Float32Array(W * H * 2);
-      for (let i = 0; i < W * H; i++) {
+      samples = new Float32Array(widthPx * heightPx * 2);
+      for (let i = 0; i < widthPx * heightPx; i++) {
         samples[2 * i] = probability[i];
         samples[2 * i + 1] = interior[i];
       }
     }
     const bytes = encodeGeoTiff({
-      widthPx: W,
-      heightPx: H,
+      widthPx,
+      heightPx,
       samples,
       bands: interior ? 2 : 1,
       crs: after.info.crs,
@@ -205,7 +211,7 @@ export async function cmdDetect(
     });
     writeFileSync(outPath, Buffer.from(bytes));
     const changed = probability.reduce((n, p) => n + (p >= model.manifest.defaultThreshold ? 1 : 0), 0);
-    return `${outPath}: change probability${interior ? ' (band 1) and building interior (band 2)' : ''} ${W}×${H} px on ${afterPath}'s grid (EPSG:${after.info.crs.epsg}), ${windows} windows, ${changed} px ≥ ${model.manifest.defaultThreshold}, ${Math.round(performance.now() - t0)} ms, model ${model.manifest.name} ${model.manifest.version}`;
+    return `${outPath}: change probability${interior ? ' (band 1) and building interior (band 2)' : ''} ${widthPx}×${heightPx} px on ${afterPath}'s grid (EPSG:${after.info.crs.epsg}), ${windows} windows, ${changed} px ≥ ${model.manifest.defaultThreshold}, ${Math.round(performance.now() - t0)} ms, model ${model.manifest.name} ${model.manifest.version}`;
   } finally {
     await after.close();
     await before.close();

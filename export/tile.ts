@@ -44,13 +44,13 @@ export async function renderMapTilePng(req: MapTileRequest): Promise<Buffer> {
 async function clipMask(
   geom: ClipGeometry,
   bounds: [number, number, number, number],
-  res: number,
-  size: number,
+  resM: number,
+  sizePx: number,
 ): Promise<Uint8Array> {
   const polys = (
     geom.type === 'Polygon' ? [geom.coordinates] : geom.type === 'MultiPolygon' ? geom.coordinates : []
   ) as number[][][][];
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}"><rect width="${size}" height="${size}" fill="black"/><path d="${svgPath(polys, bounds[0], bounds[3], res)}" fill="white" fill-rule="evenodd"/></svg>`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${sizePx}" height="${sizePx}"><rect width="${sizePx}" height="${sizePx}" fill="black"/><path d="${svgPath(polys, bounds[0], bounds[3], resM)}" fill="white" fill-rule="evenodd"/></svg>`;
   const { data } = await sharp(Buffer.from(svg)).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   return data;
 }

@@ -1,3 +1,4 @@
+import type { StageTimer } from '../core/log.ts';
 import { arrayPool } from './array.pool.ts';
 import type { ChangeModel, ModelInput } from './change.model.ts';
 import { BadInputError } from '../core/errors.ts';
@@ -18,7 +19,7 @@ export interface DetectInput {
   /** Called after each batch of windows with (windows done, windows total). */
   onProgress?: (done: number, total: number) => void;
   /** When given, milliseconds spent reading (and normalising), in the model, waiting for the model, and blending are added to read/infer/modelWait/blend. */
-  stages?: Record<string, number>;
+  stages?: StageTimer;
 }
 
 export interface ChangeProbability {
@@ -94,12 +95,12 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
       { file: info.file, bands: info.bandCount },
     );
   }
-  const W = info.widthPx,
-    H = info.heightPx;
+  const { widthPx, heightPx } = info;
   // Both dates are read once for the whole raster (overlapping windows would decode the same
   // pixels again) and kept as read; windows are cut and normalised from memory below.
-  let t = performance.now();
-  const whole = { x: 0, y: 0, width: W, height: H };
+  const timer = input.stages;
+  timer?.restart();
+  const whole = { x: 0, y: 0, width: widthPx, height: heightPx };
   // Both months at once: a decoder waiting on one file (libtiff's lock in libvips, a disk read)
   // leaves the cores to the other. Both reads end before anything is thrown (the caller closes the
   // files next), and the current month's error comes first, so the reported reason does not
@@ -113,9 +114,9 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   const a = ra.value,
     b = rb.value;
   const both = bothValid(a, b);
-  t = lap(input.stages, 'read', t);
-  const { xs, ys, windows } = windowGrid(W, H, m);
-  const blender = new Blender(W, H, xs, ys, m.overlapPx, crop, m.interior ? 2 : 1);
+  timer?.lap('read');
+  const { xs, ys, windows } = windowGrid(widthPx, heightPx, m);
+  const blender = new Blender(widthPx, heightPx, xs, ys, m.overlapPx, crop, m.interior ? 2 : 1);
   const nb = bandIdx.length;
   const plane = xs.size * ys.size;
   const batchSize = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
@@ -134,7 +135,7 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
         fillWindow(a, win, m, afterT, gi);
         fillWindow(b, win, m, before, gi);
       }
-      t = lap(input.stages, 'read', t);
+      timer?.lap('read');
       const {
         probability: prob,
         interior,
@@ -145,12 +146,10 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
       // Inference is the model's own compute; the rest of the call (the hand-over to the model's
       // thread, another part's run ahead in its queue) is waiting, so that with several parts in
       // flight inference is counted once.
-      if (computeMs === undefined) t = lap(input.stages, 'infer', t);
+      if (computeMs === undefined) timer?.lap('infer');
       else {
-        const now = performance.now();
-        add(input.stages, 'infer', computeMs);
-        add(input.stages, 'modelWait', now - t - computeMs);
-        t = now;
+        timer?.add('infer', computeMs);
+        timer?.lap('modelWait', computeMs);
       }
       for (const [gi, win] of group.entries())
         blender.add(
@@ -159,14 +158,14 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
           win.j,
         );
       arrayPool.give(...outs);
-      t = lap(input.stages, 'blend', t);
+      timer?.lap('blend');
     } finally {
       arrayPool.give(before, afterT);
     }
     input.onProgress?.(Math.min(k + batchSize, windows.length), windows.length);
   }
   const r = blender.finish(both);
-  lap(input.stages, 'blend', t);
+  timer?.lap('blend');
   arrayPool.give(a.interleaved?.data, b.interleaved?.data);
   return { ...r, windows: windows.length };
 }
@@ -192,16 +191,24 @@ class Blender {
   private readonly planes: Float32Array[];
 
   constructor(
-    private readonly W: number,
-    H: number,
+    private readonly widthPx: number,
+    heightPx: number,
     private readonly xs: AxisWindows,
     private readonly ys: AxisWindows,
     rampPx: number,
     private readonly crop: WindowPx,
     planes = 1,
   ) {
-    this.nx = normalisedRamps(xs, W, (s) => blendRamps({ x: s, y: 0, width: xs.size, height: 1 }, W, 1, rampPx).wx);
-    this.ny = normalisedRamps(ys, H, (s) => blendRamps({ x: 0, y: s, width: 1, height: ys.size }, 1, H, rampPx).wy);
+    this.nx = normalisedRamps(
+      xs,
+      widthPx,
+      (s) => blendRamps({ x: s, y: 0, width: xs.size, height: 1 }, widthPx, 1, rampPx).wx,
+    );
+    this.ny = normalisedRamps(
+      ys,
+      heightPx,
+      (s) => blendRamps({ x: 0, y: s, width: 1, height: ys.size }, 1, heightPx, rampPx).wy,
+    );
     this.alone = xs.starts.map((s, i) => [
       i > 0 ? xs.starts[i - 1] + xs.size - s : 0,
       i + 1 < xs.starts.length ? xs.starts[i + 1] - s : xs.size,
@@ -244,7 +251,7 @@ class Blender {
 
   /** The blended crop, 0 (and invalid) where either month has no data; `both` covers the whole raster. */
   finish(both: Uint8Array | null): Omit<ChangeProbability, 'windows'> {
-    const { crop, W } = this;
+    const { crop, widthPx } = this;
     const [probability, interior] = this.planes;
     const valid = arrayPool.take(Uint8Array, crop.width * crop.height, both !== null);
     let validPx = valid.length;
@@ -252,7 +259,7 @@ class Blender {
     else {
       validPx = 0;
       for (let r = 0; r < crop.height; r++) {
-        const s = (crop.y + r) * W + crop.x,
+        const s = (crop.y + r) * widthPx + crop.x,
           d = r * crop.width;
         for (let c = 0; c < crop.width; c++) {
           if (both[s + c]) {
@@ -282,15 +289,4 @@ function normalisedRamps(axis: AxisWindows, length: number, ramp: (start: number
   const total = new Float64Array(length);
   for (const [k, s] of axis.starts.entries()) for (let i = 0; i < axis.size; i++) total[s + i] += ramps[k][i];
   return ramps.map((w, k) => w.map((v, i) => (v === total[axis.starts[k] + i] ? 1 : v / total[axis.starts[k] + i])));
-}
-
-/** Adds the time since t0 to stages[key] (when stages are being collected) and returns now. */
-function lap(stages: Record<string, number> | undefined, key: string, t0: number): number {
-  const now = performance.now();
-  add(stages, key, now - t0);
-  return now;
-}
-
-function add(stages: Record<string, number> | undefined, key: string, ms: number): void {
-  if (stages) stages[key] = Math.round(((stages[key] ?? 0) + Math.max(0, ms)) * 10) / 10;
 }

@@ -179,7 +179,7 @@ export function fillWindow(
 function fillInterleavedFromInterleaved(
   src: { data: Uint8Array; samples: number; bandIdx: number[] },
   valid: Uint8Array | null,
-  W: number,
+  widthPx: number,
   win: WindowPx,
   nb: number,
   out: Uint8Array,
@@ -188,7 +188,7 @@ function fillInterleavedFromInterleaved(
   const { data, samples, bandIdx } = src;
   const asStored = samples === nb && bandIdx.every((b, i) => b === i);
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x,
+    const s = (win.y + r) * widthPx + win.x,
       d = offset + r * win.width * nb;
     if (asStored && !valid) {
       out.set(data.subarray(s * samples, (s + win.width) * samples), d);
@@ -204,14 +204,14 @@ function fillInterleavedFromInterleaved(
 function fillInterleavedFromBands(
   bands: Uint8Array[],
   valid: Uint8Array | null,
-  W: number,
+  widthPx: number,
   win: WindowPx,
   out: Uint8Array,
   offset: number,
 ): void {
   const nb = bands.length;
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x,
+    const s = (win.y + r) * widthPx + win.x,
       d = offset + r * win.width * nb;
     for (let c = 0; c < nb; c++) {
       const band = bands[c];
@@ -220,9 +220,16 @@ function fillInterleavedFromBands(
   }
 }
 
-function fillLut(src: BandArray, lut: Float32Array, W: number, win: WindowPx, out: Float32Array, offset: number): void {
+function fillLut(
+  src: BandArray,
+  lut: Float32Array,
+  widthPx: number,
+  win: WindowPx,
+  out: Float32Array,
+  offset: number,
+): void {
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x,
+    const s = (win.y + r) * widthPx + win.x,
       d = offset + r * win.width;
     for (let x = 0; x < win.width; x++) out[d + x] = lut[src[s + x]];
   }
@@ -233,13 +240,13 @@ function fillLutMasked(
   lut: Float32Array,
   valid: Uint8Array,
   empty: number,
-  W: number,
+  widthPx: number,
   win: WindowPx,
   out: Float32Array,
   offset: number,
 ): void {
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x,
+    const s = (win.y + r) * widthPx + win.x,
       d = offset + r * win.width;
     for (let x = 0; x < win.width; x++) out[d + x] = valid[s + x] ? lut[src[s + x]] : empty;
   }
@@ -249,13 +256,13 @@ function fillAffine(
   src: Float32Array,
   mean: number,
   k: number,
-  W: number,
+  widthPx: number,
   win: WindowPx,
   out: Float32Array,
   offset: number,
 ): void {
   for (let r = 0; r < win.height; r++) {
-    const s = (win.y + r) * W + win.x,
+    const s = (win.y + r) * widthPx + win.x,
       d = offset + r * win.width;
     for (let x = 0; x < win.width; x++) out[d + x] = (src[s + x] - mean) * k;
   }

@@ -24,6 +24,7 @@ import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import { partGrid } from '../pipeline/window.grid.ts';
 import { ringArea } from '../pipeline/regularise.ts';
 import { mulberry32 } from './prng.ts';
+import { StageTimer } from '../core/log.ts';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -157,17 +158,20 @@ let next = 0,
 const inFlight = async () => {
   for (let i = next++; i < parts.length; i = next++) {
     const p = parts[i];
-    const r = await detectRegion({ after: a, baselines: [{ source: b }], model, region: p, stages: ms });
-    const tv = performance.now();
-    for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, {
-      threshold: model.manifest.defaultThreshold,
-      minAreaM2: 2,
-      offsetPx: { x: p.x, y: p.y },
-      interior: r.interior,
-      interiorThreshold: model.manifest.interior?.threshold,
-    }))
-      pieces.push(f);
-    ms.vectorize = (ms.vectorize ?? 0) + performance.now() - tv;
+    // a timer per part (several are in flight), summed into the scene's stages
+    const timer = new StageTimer();
+    const r = await detectRegion({ after: a, baselines: [{ source: b }], model, region: p, stages: timer });
+    await timer.time('vectorize', () => {
+      for (const f of vectorizeRaster(r.probability, p.width, p.height, a.info.geoTransform, {
+        threshold: model.manifest.defaultThreshold,
+        minAreaM2: 2,
+        offsetPx: { x: p.x, y: p.y },
+        interior: r.interior,
+        interiorThreshold: model.manifest.interior?.threshold,
+      }))
+        pieces.push(f);
+    });
+    for (const [stage, v] of Object.entries(timer.ms)) ms[stage] = (ms[stage] ?? 0) + v;
     releaseProbability(r); // as the workers do: the next part reuses the planes
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     if (++done % 10 === 0 || done === parts.length)

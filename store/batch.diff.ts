@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
+import { StageTimer } from '../core/log.ts';
 import { regularise } from '../pipeline/regularise.ts';
 import { runSql } from './sql.ts';
 import { lockPatchNumbers } from './patch.row.ts';
@@ -34,15 +35,7 @@ export async function runDiff(
       .max({ d: 'i.acquired_on' });
     const imageryDate = dates[0]?.d ? new Date(dates[0].d).toISOString().slice(0, 10) : `${batch.month}-01`;
     await trx('batch_candidate').where({ batch_id: batchId }).delete();
-    const lap = (() => {
-      let t = performance.now();
-      return () => {
-        const now = performance.now();
-        const ms = Math.round(now - t);
-        t = now;
-        return ms;
-      };
-    })();
+    const timer = new StageTimer();
     await runSql(trx, 'diff/candidates', {
       batch_id: batchId,
       imagery_date: imageryDate,
@@ -60,13 +53,13 @@ export async function runDiff(
         config.TUBAN_GSD_M,
         Number(batch.params.regulariseMaxChange ?? 0.1),
       );
-    const diffMs = lap();
+    const diffMs = timer.lap('diff');
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: MATCH_OVERLAP });
-    const matchMs = lap();
+    const matchMs = timer.lap('match');
     await lockPatchNumbers(trx as unknown as Knex, batch.month);
     await pause?.('emit');
     await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
-    const emitMs = lap();
+    const emitMs = timer.lap('emit');
     const tiles = await batchTiles(trx as unknown as Knex, batchId);
     const failed = tiles.filter((t) => t.status === 'failed');
     const status =

@@ -73,17 +73,17 @@ export async function renderMapTile(
   y: number,
   user?: User,
 ): Promise<Buffer | null> {
-  const res = TILE_GRID.resolutions[z];
-  if (res === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0)
+  const resM = TILE_GRID.resolutions[z];
+  if (resM === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0)
     throw new BadInputError(
       'bad_request',
       `no map tile ${z}/${x}/${y}: zoom runs 0–${TILE_GRID.resolutions.length - 1}, x and y are whole numbers ≥ 0`,
     );
-  if (res > MAX_IMAGERY_RES) return null;
-  const size = TILE_GRID.tileSizePx * res;
-  const minX = TILE_GRID.origin[0] + x * size;
-  const maxY = TILE_GRID.origin[1] - y * size;
-  const bounds: [number, number, number, number] = [minX, maxY - size, minX + size, maxY];
+  if (resM > MAX_IMAGERY_RES) return null;
+  const sizeM = TILE_GRID.tileSizePx * resM;
+  const minX = TILE_GRID.origin[0] + x * sizeM;
+  const maxY = TILE_GRID.origin[1] - y * sizeM;
+  const bounds: [number, number, number, number] = [minX, maxY - sizeM, minX + sizeM, maxY];
   // a town user sees their town and a margin around it; elsewhere there is no tile, and a tile on the edge is masked
   const rows = await runSql<{
     path: string;
@@ -102,7 +102,7 @@ export async function renderMapTile(
   if (!rows.length) return null;
   const tiles = [];
   for (const r of rows) tiles.push({ source: await cache.open(r.path), stretch: r.stretch });
-  return renderMapTilePng({ tiles, boundsWorld: bounds, resM: res, sizePx: TILE_GRID.tileSizePx, clip: rows[0].clip });
+  return renderMapTilePng({ tiles, boundsWorld: bounds, resM, sizePx: TILE_GRID.tileSizePx, clip: rows[0].clip });
 }
 
 /** New patches per month over the last `months` months (town-scoped), for the board's chart. */

@@ -216,9 +216,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(shown.length).toBeLessThan(patches.length);
     const listed = () =>
       page.$$eval('#patch-table tbody tr', (rows) => rows.map((r) => String((r as HTMLElement).dataset.code)));
-    await page.goto(`${base}/#/map?month=2024-03&min_area=${minArea}&sort=area_m2&dir=desc`);
+    await page.goto(`${base}/#/map?month=2024-03&min_area_m2=${minArea}&sort=area_m2&dir=desc`);
     await expect.poll(listed).toEqual(shown.map((p) => p.code));
-    expect(await page.inputValue('input[name=min_area]')).toBe(String(minArea));
+    expect(await page.inputValue('input[name=min_area_m2]')).toBe(String(minArea));
     expect(await page.getAttribute('th[data-sort=area_m2]', 'class')).toContain('sorted-desc');
     // sorting again turns the order and rewrites the URL; a reload shows the same
     await page.click('th[data-sort=area_m2]');
@@ -226,7 +226,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await expect.poll(listed).toEqual(ascending);
     expect(page.url()).toContain('sort=area_m2');
     expect(page.url()).not.toContain('dir=desc');
-    expect(page.url()).toContain(`min_area=${minArea}`);
+    expect(page.url()).toContain(`min_area_m2=${minArea}`);
     await page.reload();
     await expect.poll(listed).toEqual(ascending);
     expect((page as Page & { failures: string[] }).failures).toEqual([]);

@@ -112,7 +112,7 @@ async function runPart(
       baselines: baseSources,
       model: ctx.model,
       region: part,
-      stages: timer.ms,
+      stages: timer,
       onProgress: (d, t) => d < t && progress?.(Math.round((100 * d) / t)), // the job's completion says 100 %
     });
   } finally {
@@ -134,7 +134,7 @@ async function runPart(
   releaseProbability(detected);
   at.stage = 'store';
   await ctx.db.transaction(async (trx) => {
-    const t0 = performance.now();
+    timer.restart();
     const rows = features.map((f, i) => ({
       seq: i + 1,
       geometry: JSON.stringify(f.geometry),
@@ -149,7 +149,7 @@ async function runPart(
       srid: job.srid,
       features: JSON.stringify(rows),
     });
-    timer.ms.store = Math.round((performance.now() - t0) * 10) / 10;
+    timer.lap('store');
     await faultPause(ctx.config, 'vectorize');
     await updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, {
       status: 'vectorized',

@@ -109,8 +109,8 @@ export const PatchQuerySchema = z.object({
       return a >= -180 && c <= 180 && b >= -90 && d <= 90 && a <= c && b <= d;
     }, 'minLon,minLat,maxLon,maxLat in degrees, min ≤ max')
     .optional(),
-  min_area: z.coerce.number().min(0).optional().describe('m²'),
-  max_area: z.coerce.number().min(0).optional().describe('m²'),
+  min_area_m2: z.coerce.number().min(0).optional().describe('smallest patch area shown, m²'),
+  max_area_m2: z.coerce.number().min(0).optional().describe('largest patch area shown, m²'),
   sort: z.enum(['code', 'area_m2', 'due', 'status', 'town']).default('code'),
   dir: z.enum(['asc', 'desc']).default('asc'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),

@@ -5,7 +5,7 @@
 --   :month, :town, :status, :class     filters or null
 --   :overdue, :escalated                'true' / 'false' or null
 --   :min_lon, :min_lat, :max_lon, :max_lat  bbox in lon/lat, or null (transformed once to the storage CRS, so the GiST index on patch.geom serves it)
---   :min_area, :max_area                area range in m², or null
+--   :min_area_m2, :max_area_m2                area range in m², or null
 --   :sort, :dir                         code | area_m2 | due (the running deadline, as on the board) | status | town, asc | desc
 --   :with_geom                          true: add the outline in the storage CRS (for the web map)
 --   :limit, :offset
@@ -30,8 +30,8 @@ where (:scope_town::text is null or p.town_code = :scope_town::text)
   and (:overdue::text is null or (p.overdue_since is not null) = (:overdue::text = 'true'))
   and (:escalated::text is null or (p.escalated_at is not null) = (:escalated::text = 'true'))
   and (:min_lon::float8 is null or ST_Intersects(p.geom, ST_Transform(ST_MakeEnvelope(:min_lon::float8, :min_lat::float8, :max_lon::float8, :max_lat::float8, 4326), (select value::int from setting where key = 'storage_srid'))))
-  and (:min_area::float8 is null or p.area_m2 >= :min_area::float8)
-  and (:max_area::float8 is null or p.area_m2 <= :max_area::float8)
+  and (:min_area_m2::float8 is null or p.area_m2 >= :min_area_m2::float8)
+  and (:max_area_m2::float8 is null or p.area_m2 <= :max_area_m2::float8)
 order by
   case when :sort::text = 'area_m2' and :dir::text = 'asc' then p.area_m2 end asc nulls last,
   case when :sort::text = 'area_m2' and :dir::text = 'desc' then p.area_m2 end desc nulls last,

@@ -13,7 +13,7 @@ import { CLASS_LABEL, fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR, STATUS_
 import { href, navigate, replaceQuery, type Navigation } from '../router.ts';
 import { patchMap, type PatchMap } from './map.layers.ts';
 
-const FILTERS = ['town', 'status', 'class', 'overdue', 'min_area'] as const;
+const FILTERS = ['town', 'status', 'class', 'overdue', 'min_area_m2'] as const;
 type Filter = (typeof FILTERS)[number];
 const SORTS = ['code', 'town', 'status', 'area_m2', 'due'] as const;
 
@@ -146,7 +146,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       </select></label
     >
     <label
-      >最小面积 Min area m² <input name="min_area" type="number" min="0" step="10" .value=${view.filters.min_area}
+      >最小面积 Min area m²
+      <input name="min_area_m2" type="number" min="0" step="10" .value=${view.filters.min_area_m2}
     /></label>
   </form>`;
 
