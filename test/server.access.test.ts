@@ -1,0 +1,216 @@
+import { describe, expect, it } from 'vitest';
+import { ACTION_NAMES } from './helpers/api.ts';
+import { JPEG } from './helpers/hostile.ts';
+import { OTHER, OWN, workflowApi } from './helpers/workflow-api.ts';
+
+/** The tokens, town scope, audit, OpenAPI, through the HTTP API on real PostGIS. */
+describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
+  const h = workflowApi();
+  const { call, token } = h;
+
+  it('refuses requests without a valid token, and logins with a wrong password', async () => {
+    expect((await call(null, 'GET', '/api/patches')).statusCode).toBe(401);
+    expect(
+      (await h.app.inject({ method: 'GET', url: '/api/patches', headers: { authorization: 'Bearer nope' } }))
+        .statusCode,
+    ).toBe(401);
+    expect((await call(null, 'POST', '/api/login', { username: 'ana', password: 'wrong' })).statusCode).toBe(401);
+    // a percent-encoded path reaches the same routes: it must need the token too
+    for (const url of [
+      '/%61pi/export?month=2024-03&format=geojson',
+      '/%61pi/patches',
+      '/api/%70atches',
+      '/%61pi/map/config',
+    ]) {
+      expect((await h.app.inject({ method: 'GET', url })).statusCode, url).toBe(401);
+    }
+    const { rows } = await h.run.db.raw('select token_hash from api_token limit 1');
+    expect(rows[0].token_hash).toMatch(/^[0-9a-f]{64}$/); // only hashes are stored
+    expect(Object.values(token)).not.toContain(rows[0].token_hash);
+  });
+
+  it('permission matrix: town users never see or touch another town, in lists, counts, details, actions, evidence or reports', async () => {
+    const roles = ['ana', 'sup', 'adm', 'dianqian', 'heshan'] as const;
+    const townOf: Record<string, string | null> = {
+      ana: null,
+      sup: null,
+      adm: null,
+      dianqian: '350206001',
+      heshan: '350206002',
+    };
+    const upload = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=site.jpg`, JPEG, {
+      'content-type': 'image/jpeg',
+    });
+    expect(upload.statusCode).toBe(201);
+    const evidenceId = upload.json().id;
+    let checks = 0;
+    for (const who of roles) {
+      const town = townOf[who];
+      const list = await call(who, 'GET', '/api/patches?month=2024-03');
+      expect(list.statusCode).toBe(200);
+      const codes = list.json().patches.map((p: { code: string }) => p.code);
+      expect(list.json().total, who).toBe(town === '350206001' ? 3 : town === '350206002' ? 2 : 5);
+      if (town) expect(list.json().patches.every((p: { town_code: string }) => p.town_code === town)).toBe(true);
+      // asking for the other town by filter gives nothing, not the other town's rows
+      if (town)
+        expect(
+          (await call(who, 'GET', `/api/patches?town=${town === '350206001' ? '350206002' : '350206001'}`)).json()
+            .total,
+        ).toBe(0);
+      for (const code of [OWN, OTHER]) {
+        const visible = !town || (code === OWN ? town === '350206001' : town === '350206002');
+        expect((await call(who, 'GET', `/api/patches/${code}`)).statusCode, `${who} GET ${code}`).toBe(
+          visible ? 200 : 404,
+        );
+        expect(codes.includes(code), `${who} list has ${code}`).toBe(visible);
+        // an action on an invisible patch is 404 (no leak), on a visible one 403/409/200 by role and state
+        const act = await call(who, 'POST', `/api/patches/${code}/actions/escalate`, { reason: 'matrix' });
+        if (!visible) expect(act.statusCode, `${who} escalate ${code}`).toBe(404);
+        else expect(act.statusCode, `${who} escalate ${code}`).toBe(who === 'sup' ? 409 : 403);
+        checks += 3;
+      }
+      if (town) {
+        const foreign = town === '350206001' ? OTHER : OWN;
+        for (const action of ACTION_NAMES) {
+          expect(
+            (await call(who, 'POST', `/api/patches/${foreign}/actions/${action}`, {})).statusCode,
+            `${who} ${action} on ${foreign}`,
+          ).toBe(404);
+        }
+        const up = await call(who, 'POST', `/api/patches/${foreign}/evidence?filename=x.jpg`, JPEG, {
+          'content-type': 'image/jpeg',
+        });
+        expect(up.statusCode, `${who} upload to ${foreign}`).toBe(404);
+        const board = (await call(who, 'GET', '/api/reports/board?days=60')).json();
+        expect(board.towns.every((t: { town_code: string }) => t.town_code === town)).toBe(true);
+        checks += 14;
+      }
+      if (town)
+        expect(
+          (await call(who, 'POST', `/api/patches/${town === '350206001' ? OTHER : OWN}/notes`, { text: '偷看' }))
+            .statusCode,
+          `${who} note on foreign`,
+        ).toBe(404);
+      const ev = await call(who, 'GET', `/api/evidence/${evidenceId}`);
+      expect(ev.statusCode, `${who} evidence`).toBe(town === '350206002' ? 404 : 200);
+      const report = await call(who, 'GET', '/api/reports/monthly?month=2024-03');
+      expect(
+        report.json().towns.map((t: { town_code: string }) => t.town_code),
+        `${who} report`,
+      ).toEqual(town ? [town] : expect.arrayContaining(['350206001', '350206002']));
+      const usersList = await call(who, 'GET', '/api/users');
+      expect(usersList.statusCode, `${who} users`).toBe(who === 'adm' ? 200 : 403);
+      const newUser = await call(who, 'POST', '/api/users', { username: `made-by-${who}`, role: 'analyst' });
+      expect(newUser.statusCode, `${who} create user`).toBe(who === 'adm' ? 201 : 403);
+      const newToken = await call(who, 'POST', '/api/users/dianqian/tokens', {});
+      expect(newToken.statusCode, `${who} issue token`).toBe(who === 'adm' ? 201 : 403);
+      const me = await call(who, 'GET', '/api/me');
+      expect(me.json()).toMatchObject({
+        role: { ana: 'analyst', sup: 'supervisor', adm: 'admin', dianqian: 'town', heshan: 'town' }[who],
+        townCode: town,
+      });
+      checks += 7;
+    }
+    expect(checks).toBe(roles.length * 13 + 2 * 14);
+  });
+
+  it('records every mutating request in an audit table the database will not let anyone change', async () => {
+    await h.walkToClosed('350206-202403-0005');
+    // a refused close is recorded too
+    expect((await call('dianqian', 'POST', '/api/patches/350206-202403-0005/actions/close', {})).statusCode).toBe(403);
+    // a change writes its row in its own transaction; a refusal's row is written just after the response
+    const closes = async () =>
+      (
+        await h.run.db.raw(
+          `select username, method, path, status from audit_event where path like '%actions/close%' order by id`,
+        )
+      ).rows;
+    await expect
+      .poll(closes, { timeout: 60_000 })
+      .toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ username: 'sup', method: 'POST', status: 200 }),
+          expect.objectContaining({ username: 'dianqian', status: 403 }),
+        ]),
+      );
+    await expect(h.run.db.raw('update audit_event set status = 200')).rejects.toThrow(/append-only/);
+    await expect(h.run.db.raw('delete from audit_event')).rejects.toThrow(/append-only/);
+    await expect(h.run.db.raw('update patch_event set actor = ?', ['x'])).rejects.toThrow(/append-only/);
+  });
+
+  it('serves an OpenAPI description of exactly the routes the server has', async () => {
+    // the document lists every /api/ route the server registers (only the web app's files are hidden)
+    const routes: string[] = [];
+    const doc = (await call(null, 'GET', '/api/openapi.json')).json();
+    for (const [path, methods] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+      for (const method of Object.keys(methods)) routes.push(`${method.toUpperCase()} ${path}`);
+    }
+    const expected = [
+      'GET /api/health',
+      'POST /api/login',
+      'GET /api/me',
+      'POST /api/logout',
+      'GET /api/openapi.json',
+      'GET /api/patches',
+      'GET /api/meta',
+      'GET /api/patches/{code}',
+      'POST /api/patches/{code}/notes',
+      ...ACTION_NAMES.map((a) => `POST /api/patches/{code}/actions/${a}`),
+      'GET /api/map/patches',
+      'GET /api/map/config',
+      'GET /api/map/tiles/{month}/{z}/{x}/{y}',
+      'GET /api/patches/{code}/chips/{which}',
+      'POST /api/patches/{code}/evidence',
+      'GET /api/evidence/{id}',
+      'GET /api/export',
+      'GET /api/reports/monthly',
+      'GET /api/reports/board',
+      'GET /api/reports/trend',
+      'GET /api/batches',
+      'GET /api/batches/{id}',
+      'GET /api/users',
+      'POST /api/users',
+      'POST /api/users/{username}/tokens',
+      'POST /api/users/{username}/revoke',
+      'POST /api/users/{username}/disable',
+      'POST /api/users/{username}/enable',
+      'POST /api/users/{username}/password',
+    ];
+    expect(routes.sort()).toEqual(expected.sort());
+    for (const route of expected) {
+      const [method, path] = route.split(' ');
+      expect(h.app.hasRoute({ method: method as 'GET' | 'POST', url: path.replace(/\{(\w+)\}/g, ':$1') }), route).toBe(
+        true,
+      );
+    }
+    expect(doc.openapi).toBe('3.1.0');
+    // verify's body has one variant per result, each naming the fields it needs
+    const verify = doc.paths['/api/patches/{code}/actions/verify'].post.requestBody.content['application/json'].schema;
+    const variants = verify.oneOf as {
+      properties: Record<string, { const?: string; enum?: string[] }>;
+      required: string[];
+    }[];
+    expect(variants.flatMap((v) => v.properties.result.enum ?? [v.properties.result.const])).toEqual([
+      'illegal',
+      'legal',
+      'false_change',
+      'pre_existing',
+    ]);
+    expect(variants.map((v) => v.required)).toEqual([['result', 'violation'], ['result', 'permit_ref'], ['result']]);
+    // every route but the open three needs the bearer token; every query parameter is described
+    for (const route of expected) {
+      const [method, path] = route.split(' ');
+      const op = doc.paths[path][method.toLowerCase()];
+      expect(op.summary, route).toBeTruthy();
+      expect(op.security ?? null, route).toEqual(
+        ['/api/login', '/api/health', '/api/openapi.json'].includes(path) ? null : [{ bearer: [] }],
+      );
+    }
+    expect(doc.paths['/api/patches'].get.parameters.map((p: { name: string }) => p.name)).toEqual(
+      expect.arrayContaining(['month', 'town', 'status', 'bbox', 'limit', 'offset']),
+    );
+    expect(
+      doc.paths['/api/export'].get.parameters.find((p: { name: string }) => p.name === 'format').schema.enum,
+    ).toContain('gpkg');
+  });
+});
