@@ -12,6 +12,8 @@ import { makeFixtures } from '../scripts/make-fixtures.ts';
 export default function setup(project: TestProject): void {
   const hash = createHash('sha256')
     .update(readFileSync(new URL('../scripts/make-fixtures.ts', import.meta.url)))
+    .update(readFileSync(new URL('../scripts/fixtures/scene.ts', import.meta.url)))
+    .update(readFileSync(new URL('../scripts/fixtures/layers.ts', import.meta.url)))
     .update(readFileSync(new URL('../pipeline/io/geotiff.write.ts', import.meta.url)))
     .update(readFileSync(new URL('../scripts/prng.ts', import.meta.url)))
     .digest('hex')
