@@ -43,9 +43,6 @@ const USAGE = `npx tsx scripts/bench-real.ts [options]
   --json               print one JSON object instead of the text report
   --keep               keep the schema, the Redis keys and the GeoTIFFs (their names are printed)`;
 
-/** Label regions smaller than this are specks of the annotation, not buildings (8 pixels at 0.5 m). */
-const TRUTH_MIN_AREA_M2 = 2;
-
 const argv = process.argv.slice(2);
 let values: {
   model?: string;
@@ -130,13 +127,11 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
   const { cmdBatchRun } = await import('../cli/commands.ts');
   const { loadConfig } = await import('../config/env.ts');
   const { createLogger, StageTimer } = await import('../core/log.ts');
-  const { fromFile } = await import('geotiff');
-  const { rasterInfoOf } = await import('../pipeline/io/geotiff.source.ts');
-  const { vectorizeRaster } = await import('../pipeline/vectorize.ts');
   const { openDb } = await import('../store/db.ts');
   const { registerImagery } = await import('../store/imagery.ts');
   const { importLayer } = await import('../store/layers.ts');
   const { migrate } = await import('../store/migrate.ts');
+  const { storeTruth } = await import('./bench-real.truth.ts');
   const { runSql } = await import('../store/sql.ts');
 
   const timer = new StageTimer();
@@ -169,10 +164,6 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
   const db = await openDb(config);
   try {
     await migrate(db, config);
-    await db.raw(
-      `create table bench_truth (id bigserial primary key, image text not null, geom geometry(MultiPolygon, ${UTM_14N.epsg}) not null)`,
-    );
-    await db.raw('create index bench_truth_geom_idx on bench_truth using gist (geom)');
     const townFile = join(work, 'town.geojson');
     writeFileSync(townFile, JSON.stringify(townLayer(pairs)));
     const town = await importLayer(db, townFile, 'town');
@@ -189,35 +180,7 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
     }
 
     say('tracing the labels into buildings');
-    let repaired = 0;
-    await timer.time('truth', async () => {
-      for (const p of pairs) {
-        // geotiff.js, not GeoTiffSource: its fast path hands a one-band tiled DEFLATE file to libvips,
-        // which returns it as three bands and the read is refused (tiff.fastread.ts, readWithLibvips)
-        const tiff = await fromFile(p.tif.label);
-        try {
-          const image = await tiff.getImage(0);
-          const { widthPx, heightPx, geoTransform, crs } = rasterInfoOf(p.tif.label, image);
-          if (crs.epsg !== UTM_14N.epsg)
-            throw new Error(`${p.tif.label}: EPSG:${crs.epsg}, expected EPSG:${UTM_14N.epsg}`);
-          const [band] = (await image.readRasters({
-            samples: [0],
-            interleave: false,
-          })) as unknown as ArrayLike<number>[];
-          // labels are 0 / 255; cut at 127 as tuban eval does
-          const mask = Uint8Array.from(band, (v) => (v > 127 ? 1 : 0));
-          const buildings = vectorizeRaster(mask, widthPx, heightPx, geoTransform, { minAreaM2: TRUTH_MIN_AREA_M2 });
-          const [row] = await runSql<{ inserted: number; repaired: number }>(db, 'bench/truth_insert', {
-            image: p.image,
-            srid: UTM_14N.epsg,
-            geometries: JSON.stringify(buildings.map((b) => b.geometry)),
-          });
-          repaired += row.repaired;
-        } finally {
-          await tiff.close();
-        }
-      }
-    });
+    const repaired = await timer.time('truth', () => storeTruth(db, pairs));
     if (repaired) say(`${repaired} label outlines repaired with ST_MakeValid (pixels meeting at a corner)`);
 
     say(`running the batch ${CURRENT_MONTH} against ${BASELINE_MONTH} with ${modelDir}`);
