@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
-from train import SiamUNetLite, export_onnx, load_weights  # noqa: E402
+from net import SiamUNetLite, export_onnx, load_weights  # noqa: E402
 
 
 def main():

@@ -1,0 +1,157 @@
+"""The siam-unet-lite network: a Siamese U-Net with change and building-interior heads, its input
+normalisation, ONNX export (float or 8-bit input, flips averaged) and weights as .npz."""
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+WIDTHS = (16, 32, 64, 96)
+
+
+# ----------------------------------------------------------------------------------------------
+# Model
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, cin, cout, stride=1, k=3):
+        super().__init__(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SiamUNetLite(nn.Module):
+    """Shared encoder at 1/2..1/16, fusion of (a, b, |a−b|) at each scale, U-Net decoder to 1/2, bilinear to full."""
+
+    def __init__(self, widths=WIDTHS):
+        super().__init__()
+        w = widths
+        self.enc = nn.ModuleList()
+        cin = 3
+        for c in w:
+            self.enc.append(nn.Sequential(ConvBNReLU(cin, c, stride=2), ConvBNReLU(c, c)))
+            cin = c
+        self.fuse = nn.ModuleList([ConvBNReLU(3 * c, c, k=1) for c in w])
+        self.dec = nn.ModuleList([ConvBNReLU(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
+        self.head = nn.Conv2d(w[0], 2, 1)  # channel 0: change; channel 1: building interior (change eroded by ERODE_PX)
+
+    def features(self, x):
+        out = []
+        for stage in self.enc:
+            x = stage(x)
+            out.append(x)
+        return out
+
+    def decode(self, fa, fb, size):
+        d = [f(torch.cat([a, b, torch.abs(a - b)], 1)) for f, a, b in zip(self.fuse, fa, fb)]
+        x = d[-1]
+        for i, block in zip(reversed(range(len(d) - 1)), self.dec):
+            x = F.interpolate(x, size=d[i].shape[-2:], mode='bilinear', align_corners=False)
+            x = block(torch.cat([x, d[i]], 1))
+        x = self.head(x)
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+    def forward(self, before, after):
+        return self.decode(self.features(before), self.features(after), before.shape[-2:])
+
+    def forward_symmetric(self, before, after):
+        """Logits of both date orders, from one pass of the encoder per date (the label does not depend
+        on the order, and training swapped dates at random): averaging them is test-time augmentation
+        that costs the fusion and decoder again, not the encoder."""
+        fa, fb = self.features(before), self.features(after)
+        size = before.shape[-2:]
+        return self.decode(fa, fb, size), self.decode(fb, fa, size)
+
+
+def heads(net, before, after, interior, symmetric=False, flip=False):
+    """The graph's outputs: change probability, and with `interior` the building-interior probability
+    as a second output (seeds that split touching buildings in vectorize). `symmetric` averages the
+    probabilities of both date orders; `flip` those of the scene and its mirror image (twice the work)."""
+    if symmetric:
+        l1, l2 = net.forward_symmetric(before, after)
+        p = (torch.sigmoid(l1) + torch.sigmoid(l2)) * 0.5
+    else:
+        p = torch.sigmoid(net(before, after))
+    if flip:
+        p = (p + torch.flip(torch.sigmoid(net(torch.flip(before, [3]), torch.flip(after, [3]))), [3])) * 0.5
+    return (p[:, :1], p[:, 1:2]) if interior else p[:, :1]
+
+
+class Exported(nn.Module):
+    """What goes into the ONNX file: probability in 0..1, inputs already normalised by the manifest."""
+
+    def __init__(self, net, interior=False, symmetric=False):
+        super().__init__()
+        self.net = net
+        self.interior = interior
+        self.symmetric = symmetric
+
+    def forward(self, before, after):
+        return heads(self.net, before, after, self.interior, self.symmetric)
+
+
+class Exported8(nn.Module):
+    """The same for 8-bit samples: uint8 inputs 0..255, pixel-interleaved ([batch, height, width,
+    band], as GeoTIFFs store them), transposed and normalised inside the graph, so the pipeline
+    hands its samples over as read instead of separating bands and converting every pixel to floats."""
+
+    def __init__(self, net, mean, std, interior=False, symmetric=False, flip=False):
+        super().__init__()
+        self.net = net
+        self.interior = interior
+        self.symmetric = symmetric
+        self.flip = flip
+        self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
+        self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
+
+    def forward(self, before, after):
+        before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
+        b = before.float() * self.scale + self.shift
+        a = after.float() * self.scale + self.shift
+        return heads(self.net, b, a, self.interior, self.symmetric, self.flip)
+
+
+MEAN = [0.40, 0.40, 0.38]
+
+
+STD = [0.20, 0.19, 0.19]
+
+
+def normalise(x):
+    m = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def export_onnx(net, path, opset=13, uint8=False, interior=False, symmetric=False, flip=False):
+    """uint8: pixel-interleaved 8-bit inputs [batch, height, width, 3]; else normalised floats [batch, 3, height, width].
+    interior: a second output, `interior`, the building-interior probability. symmetric: average both date orders.
+    flip: average the scene and its mirror image (uint8 graph only)."""
+    if flip and not uint8:
+        raise ValueError('--flip is exported for the uint8 graph only')
+    model = (Exported8(net, MEAN, STD, interior, symmetric, flip) if uint8 else Exported(net, interior, symmetric)).eval().cpu()
+    x = torch.zeros(1, 64, 64, 3, dtype=torch.uint8) if uint8 else torch.zeros(1, 3, 64, 64)
+    axes = {0: 'batch', 1: 'height', 2: 'width'} if uint8 else {0: 'batch', 2: 'height', 3: 'width'}
+    out_axes = {0: 'batch', 2: 'height', 3: 'width'}
+    names = ['probability', 'interior'] if interior else ['probability']
+    kwargs = dict(input_names=['before', 'after'], output_names=names, opset_version=opset,
+                  dynamic_axes={'before': axes, 'after': axes, **{n: out_axes for n in names}})
+    try:
+        torch.onnx.export(model, (x, x), path, dynamo=False, **kwargs)
+    except TypeError:  # torch < 2.5 has no dynamo argument
+        torch.onnx.export(model, (x, x), path, **kwargs)
+
+
+def save_weights(net, path):
+    np.savez(path, **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
+
+
+def load_weights(net, path):
+    """Weights from weights.npz; a one-channel head (models before the interior output) starts both
+    channels from its change channel."""
+    with np.load(path) as z:
+        state = {k: torch.from_numpy(z[k]) for k in z.files}
+    own = net.state_dict()
+    for k in ('head.weight', 'head.bias'):
+        if k in state and k in own and state[k].shape[0] == 1 and own[k].shape[0] == 2:
+            state[k] = torch.cat([state[k], state[k]])
+    net.load_state_dict(state)
