@@ -78,13 +78,18 @@ export class GeoTiffSource implements TileSource {
       const rasters = await this.image.readRasters({ window, samples: bands, interleave: false });
       return Array.from(rasters as unknown as BandArray[]);
     } catch (err) {
-      throw new BadInputError(
-        'corrupt_tiff',
-        `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`,
-        { file: this.info.file, window: win },
-        { cause: err },
-      );
+      throw this.undecodable(win, err);
     }
+  }
+
+  /** A window whose blocks would not decode: the file's bytes are damaged. */
+  private undecodable(win: WindowPx, err: unknown): BadInputError {
+    return new BadInputError(
+      'corrupt_tiff',
+      `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`,
+      { file: this.info.file, window: win },
+      { cause: err },
+    );
   }
 
   /** Pixel-interleaved 8-bit samples straight from the blocks, for the layouts the fast reader handles; else null. */
@@ -94,12 +99,7 @@ export class GeoTiffSource implements TileSource {
     try {
       return { data: await this.fast.readInterleaved(win), samples: this.info.bandCount };
     } catch (err) {
-      throw new BadInputError(
-        'corrupt_tiff',
-        `${this.info.file}: cannot decode window x=${win.x} y=${win.y} ${win.width}×${win.height} (${(err as Error).message})`,
-        { file: this.info.file, window: win },
-        { cause: err },
-      );
+      throw this.undecodable(win, err);
     }
   }
 

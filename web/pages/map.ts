@@ -98,6 +98,15 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     draw();
   };
 
+  /** A filter's choice: "all" first, then the values. */
+  const filter = (label: string, name: Filter, entries: [string, string][], disabled = false) =>
+    html`<label
+      >${label}
+      <select name=${name} ?disabled=${disabled}>
+        <option value="">全部 all</option>
+        ${options(entries, view.filters[name])}
+      </select></label
+    >`;
   const filters = html`<form class="filters" id="filters" @change=${onFilter}>
     <label
       >月份 Month
@@ -108,43 +117,18 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
         )}
       </select></label
     >
-    <label
-      >镇街 Town
-      <select name="town" ?disabled=${ctx.me.role === 'town'}>
-        <option value="">全部 all</option>
-        ${options(
-          report.towns.map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
-          view.filters.town,
-        )}
-      </select></label
-    >
-    <label
-      >状态 Status
-      <select name="status">
-        <option value="">全部 all</option>
-        ${options(Object.entries(STATUS_LABEL), view.filters.status)}
-      </select></label
-    >
-    <label
-      >类别 Class
-      <select name="class">
-        <option value="">全部 all</option>
-        ${options(Object.entries(CLASS_LABEL), view.filters.class)}
-      </select></label
-    >
-    <label
-      >逾期 Overdue
-      <select name="overdue">
-        <option value="">全部 all</option>
-        ${options(
-          [
-            ['true', '逾期 overdue'],
-            ['false', '未逾期 not overdue'],
-          ],
-          view.filters.overdue,
-        )}
-      </select></label
-    >
+    ${filter(
+      '镇街 Town',
+      'town',
+      report.towns.map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
+      ctx.me.role === 'town',
+    )}
+    ${filter('状态 Status', 'status', Object.entries(STATUS_LABEL))}
+    ${filter('类别 Class', 'class', Object.entries(CLASS_LABEL))}
+    ${filter('逾期 Overdue', 'overdue', [
+      ['true', '逾期 overdue'],
+      ['false', '未逾期 not overdue'],
+    ])}
     <label
       >最小面积 Min area m²
       <input name="min_area_m2" type="number" min="0" step="10" .value=${view.filters.min_area_m2}
