@@ -4,7 +4,6 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EPSG_4548 } from '../core/crs.ts';
 import { detectRegion, detectTile } from '../pipeline/detect.tile.ts';
-import type { ChangeModel } from '../pipeline/change.model.ts';
 import { MemorySource } from '../pipeline/raster.source.ts';
 import { WindowView } from '../pipeline/raster.view.ts';
 import { partGrid } from '../pipeline/window.grid.ts';
@@ -12,34 +11,12 @@ import { runBatch } from './helpers/batch.ts';
 import { BatchProgressReader } from '../workers/batch.progress.ts';
 import { redisConnection } from '../workers/queues.ts';
 import { updatePartAndTile } from '../store/batch.parts.ts';
+import { echoModel } from './helpers/echo.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 
 /** Returns the after image's first band, so any stitching must reproduce the input exactly. */
-const echo: ChangeModel = {
-  manifest: {
-    name: 'echo',
-    version: '0',
-    description: '',
-    file: 'none',
-    inputs: { before: 'b', after: 'a' },
-    output: { name: 'p', kind: 'probability' },
-    bands: { indices: [0, 1, 2] },
-    normalisation: { mean: [0, 0, 0], std: [1, 1, 1] },
-    inputType: 'float32',
-    tileSizePx: 96,
-    overlapPx: 16,
-    defaultThreshold: 0.5,
-    gsdM: 0.5,
-    provenance: {},
-  },
-  async run(_b, a, batch, h, w) {
-    const out = new Float32Array(batch * h * w);
-    for (let i = 0; i < batch; i++) out.set(a.subarray(i * 3 * h * w, i * 3 * h * w + h * w), i * h * w);
-    return { probability: out };
-  },
-  async close() {},
-};
+const echo = echoModel(96, 16);
 
 describe('scene parts', () => {
   it('cut a scene into parts that cover it exactly once', () => {

@@ -1,41 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { ChangeModel } from '../pipeline/change.model.ts';
 import { EPSG_4548, crs } from '../core/crs.ts';
 import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
-import type { ModelManifest } from '../pipeline/io/model.manifest.ts';
 import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { integerShift, pixelMap, readBaselineOnGrid } from '../pipeline/pair.align.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
-
-const manifest = (tile: number, overlap: number): ModelManifest => ({
-  name: 'echo',
-  version: '0',
-  description: '',
-  file: 'none',
-  inputs: { before: 'b', after: 'a' },
-  output: { name: 'p', kind: 'probability' },
-  bands: { indices: [0, 1, 2] },
-  normalisation: { mean: [0, 0, 0], std: [1, 1, 1] },
-  inputType: 'float32',
-  tileSizePx: tile,
-  overlapPx: overlap,
-  defaultThreshold: 0.5,
-  gsdM: 0.5,
-  provenance: {},
-});
-
-/** Returns the after image's first band: stitching must reproduce it exactly, seams or not. */
-function echoModel(tile: number, overlap: number): ChangeModel {
-  return {
-    manifest: manifest(tile, overlap),
-    async run(_b, a, batch, h, w) {
-      const out = new Float32Array(batch * h * w);
-      for (let i = 0; i < batch; i++) out.set(a.subarray(i * 3 * h * w, i * 3 * h * w + h * w), i * h * w);
-      return { probability: out };
-    },
-    async close() {},
-  };
-}
+import { echoModel } from './helpers/echo.ts';
 
 function raster(
   file: string,
