@@ -9,7 +9,9 @@
  * pages/ (one file per view), components/ (pieces several pages use), labels.ts (words for codes).
  */
 import 'ol/ol.css';
-import './app.css';
+import './styles/base.css';
+import './styles/map.css';
+import './styles/patch.css';
 import type { MapConfigBody, MetaBody, UserBody } from '../api/responses.ts';
 import { api, ApiError, post, session } from './api.ts';
 import { showError } from './components/message.ts';

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { buildServer } from '../server/app.ts';
+import { createLogger } from '../core/log.ts';
+import { openDb } from '../store/db.ts';
+import { hostileServer } from './helpers/hostile.ts';
+
+/** The security review's findings (issue 17) on slow or malformed requests, errors and response headers, replayed against tuban serve on real PostGIS. */
+describe('security: hostile requests, errors and headers', () => {
+  const h = hostileServer();
+  const { call, env, token, logged } = h;
+
+  it('a request that hangs is answered 503 at the time limit, and the server statements end too', async () => {
+    const limited = await buildServer({
+      db: h.run.db,
+      config: { ...h.run.config, TUBAN_HTTP_TIMEOUT_S: 1 },
+      env,
+      log: createLogger('error', () => {}),
+    });
+    limited.get('/api/test-hang', async () => new Promise(() => {}));
+    try {
+      const t0 = Date.now();
+      const r = await limited.inject({
+        method: 'GET',
+        url: '/api/test-hang',
+        headers: { authorization: `Bearer ${token.ana}` },
+      });
+      expect(r.statusCode).toBe(503);
+      expect(r.json().message).toMatch(/longer than 1 s/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect((await limited.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
+    const db = await openDb(h.run.config, { statementTimeoutMs: 300 });
+    try {
+      await expect(db.raw('select pg_sleep(3)')).rejects.toThrow(/statement timeout/);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('low findings: malformed input is a 400 naming the field, never a 500', async () => {
+    const bad: [string, RegExp][] = [
+      ['/api/patches?offset=2147483648', /offset/],
+      ['/api/patches?bbox=1.2.3,4,5,6', /bbox/],
+      ['/api/patches?bbox=118,24,117,25', /bbox/],
+      ['/api/patches?town=%00', /town/],
+      ['/api/patches?town=350206001%0D%0AX-Injected:1', /town/],
+      ['/api/patches?status=detected%00', /status/],
+      ['/api/evidence/1e300', /evidence id/],
+      ['/api/evidence/-1', /evidence id/],
+      ['/api/batches/99999999999999999999', /batch id/],
+    ];
+    for (const [url, field] of bad) {
+      const r = await call('ana', 'GET', url);
+      expect(r.statusCode, url).toBe(400);
+      expect(r.json().message, url).toMatch(field);
+    }
+    expect((await call('ana', 'GET', '/api/patches?offset=10&bbox=118,24,119,25')).statusCode).toBe(200);
+    // a bow-tie drawn over a patch is made valid (the second part, far away, then refuses the split: nothing changes)
+    const code = '350206-202403-0004';
+    const g = (await call('ana', 'GET', `/api/patches/${code}`)).json().geometry;
+    const ring = (g.type === 'MultiPolygon' ? g.coordinates[0][0] : g.coordinates[0]) as number[][];
+    const [x0, x1, y0, y1] = [
+      Math.min(...ring.map((c) => c[0])),
+      Math.max(...ring.map((c) => c[0])),
+      Math.min(...ring.map((c) => c[1])),
+      Math.max(...ring.map((c) => c[1])),
+    ];
+    const bowTie = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [x0, y0],
+          [x1, y1],
+          [x1, y0],
+          [x0, y1],
+          [x0, y0],
+        ],
+      ],
+    };
+    const faraway = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [100, 10],
+          [100.001, 10],
+          [100.001, 10.001],
+          [100, 10],
+        ],
+      ],
+    };
+    const split = await call('ana', 'POST', `/api/patches/${code}/actions/split`, {
+      parts: [bowTie, faraway],
+      reason: '两栋',
+    });
+    expect(split.statusCode, split.body).toBe(400);
+    expect(split.json().message).toMatch(/part 2 does not cover/);
+    const open = {
+      type: 'Polygon',
+      coordinates: [
+        [
+          [x0, y0],
+          [x1, y0],
+          [x1, y1],
+          [x0, y1],
+        ],
+      ],
+    };
+    const unclosed = await call('ana', 'POST', `/api/patches/${code}/actions/split`, {
+      parts: [open, bowTie],
+      reason: '两栋',
+    });
+    expect(unclosed.statusCode).toBe(400);
+    expect(unclosed.json().message).toMatch(/parts\.0\.coordinates\.0: a ring ends where it starts/);
+    expect((await call('ana', 'GET', `/api/patches/${code}`)).json().status).toBe('detected');
+  });
+
+  it('low findings: a 500 is logged with a request id the error body shows', async () => {
+    const r = await call('ana', 'GET', '/api/test-crash');
+    expect(r.statusCode).toBe(500);
+    const id = r.json().request_id;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r.json().message).toContain(id);
+    expect(r.json().message).not.toMatch(/a bug/);
+    expect(logged.find((l) => l.requestId === id)).toMatchObject({
+      level: 'error',
+      event: 'Http:InternalError',
+      error: 'a bug',
+      path: '/api/test-crash',
+      user: 'ana',
+    });
+  });
+
+  it('low findings: logins take a few KB, every response says nosniff and no framing, the web app gets a CSP', async () => {
+    const big = await call(null, 'POST', '/api/login', { username: 'ana', password: 'x'.repeat(20 * 1024) });
+    expect(big.statusCode).toBe(413);
+    for (const url of ['/api/health', '/api/patches']) {
+      const r = await call('ana', 'GET', url);
+      expect(r.headers['x-content-type-options'], url).toBe('nosniff');
+      expect(r.headers['content-security-policy'], url).toMatch(/frame-ancestors 'none'/);
+      expect(r.headers['x-frame-options'], url).toBe('DENY');
+    }
+  });
+});
