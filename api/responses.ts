@@ -186,6 +186,8 @@ export const TownCounts = {
   overdue: z.number(),
   escalated: z.number(),
   prev_new_patches: z.number(),
+  unverified: z.number().describe('new patches not yet verified (dismissed ones excepted)'),
+  unverified_overdue: z.number().describe('of those, dispatched and past their verification deadline'),
 };
 /** One town's month as the report's query gives it. */
 export const TownMonth = z.looseObject({
@@ -193,7 +195,7 @@ export const TownMonth = z.looseObject({
   town_code: z.string(),
   town_name: z.string(),
   verified_pct: z.number().nullable(),
-  zero_growth: z.boolean(),
+  zero_growth: z.boolean().describe('every new patch verified (or dismissed) and none illegal'),
 });
 export type TownMonth = z.output<typeof TownMonth>;
 export const MonthlyReportBody = z.looseObject({

@@ -7,11 +7,14 @@ import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
 import { addWorkingDays } from '../workflow/calendar.ts';
 
-export async function monthlyTownReport(db: Knex, user: User, month: string): Promise<MonthlyReportBody> {
+/**
+ * The month's town ranking as the bureau publishes it: every town for every role (a town user sees
+ * the others' figures, not their patches), the city row summing all towns.
+ */
+export async function monthlyTownReport(db: Knex, month: string): Promise<MonthlyReportBody> {
   const towns = await runSql<TownMonth>(db, 'workflow/monthly_report', {
     month,
     prev_month: previousMonth(month),
-    scope_town: scopeTown(user),
   });
   const ranked: MonthlyReportBody['towns'] = towns.map((t, i) => ({
     rank: i + 1,
@@ -27,6 +30,8 @@ export async function monthlyTownReport(db: Knex, user: User, month: string): Pr
     rectified: sum('rectified'),
     overdue: sum('overdue'),
     escalated: sum('escalated'),
+    unverified: sum('unverified'),
+    unverified_overdue: sum('unverified_overdue'),
     prev_new_patches: sum('prev_new_patches'),
     zero_growth_towns: ranked.filter((t) => t.zero_growth).length,
     towns: ranked.length,

@@ -177,21 +177,55 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     ).toEqual([code]);
   });
 
-  it('reports towns with zero growth and ranks them first', async () => {
-    // 殿前: one patch found illegal and demolished; 禾山: none illegal, one escalated by the daily sweep
-    await h.walkToClosed('350206-202403-0005');
-    h.today = '2024-03-28';
+  it('ranks zero growth only where every new patch was verified and none is illegal, for every town to see', async () => {
+    // 禾山: 0004 dispatched and left unverified past its deadline (overdue, escalated), 0001 never
+    // dispatched: nothing found illegal, but nothing verified either, so no zero growth
     expect((await call('ana', 'POST', '/api/patches/350206-202403-0004/actions/dispatch', {})).statusCode).toBe(200);
-    for (let d = '2024-03-28'; d <= '2024-04-30'; d = addDays(d, 1)) {
+    // 殿前: every patch dispatched and verified on site, none illegal
+    for (const code of ['350206-202403-0002', '350206-202403-0003', '350206-202403-0005']) {
+      expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
+      const photo = await call('dianqian', 'POST', `/api/patches/${code}/evidence?filename=site.jpg`, JPEG, {
+        'content-type': 'image/jpeg',
+      });
+      expect(photo.statusCode, photo.body).toBe(201);
+      const v = await call('dianqian', 'POST', `/api/patches/${code}/actions/verify`, { result: 'pre_existing' });
+      expect(v.statusCode, v.body).toBe(200);
+    }
+    for (let d = '2024-03-18'; d <= '2024-04-30'; d = addDays(d, 1)) {
       h.today = d;
       await sweepOverdue(h.run.db, env);
     }
-    const rep = (await call('sup', 'GET', '/api/reports/monthly?month=2024-03')).json();
-    const dq = rep.towns.find((t: { town_code: string }) => t.town_code === '350206001');
-    const hs = rep.towns.find((t: { town_code: string }) => t.town_code === '350206002');
-    expect(dq).toMatchObject({ new_patches: 3, illegal: 1, rectified: 1, zero_growth: false });
-    expect(hs).toMatchObject({ new_patches: 2, illegal: 0, zero_growth: true, escalated: 1, rank: 1 });
-    expect(rep.city).toMatchObject({ new_patches: 5, illegal: 1, zero_growth_towns: 1, towns: 2 });
+    // a town user sees the whole ranking and the city's own totals, as a supervisor does
+    for (const who of ['sup', 'heshan']) {
+      const rep = (await call(who, 'GET', '/api/reports/monthly?month=2024-03')).json();
+      const dq = rep.towns.find((t: { town_code: string }) => t.town_code === '350206001');
+      const hs = rep.towns.find((t: { town_code: string }) => t.town_code === '350206002');
+      expect(dq, who).toMatchObject({
+        new_patches: 3,
+        verified: 3,
+        unverified: 0,
+        illegal: 0,
+        zero_growth: true,
+        rank: 1,
+      });
+      expect(hs, who).toMatchObject({
+        new_patches: 2,
+        verified: 0,
+        unverified: 2,
+        unverified_overdue: 1,
+        illegal: 0,
+        escalated: 1,
+        zero_growth: false,
+        rank: 2,
+      });
+      expect(rep.city, who).toMatchObject({
+        new_patches: 5,
+        illegal: 0,
+        unverified: 2,
+        zero_growth_towns: 1,
+        towns: 2,
+      });
+    }
   });
 
   it('reopens a demolished patch that the next batch detects again as rebuilt (复建)', async () => {

@@ -80,6 +80,10 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
       </div>
       <div class="card">
         <h3>${report.month} 镇街排名 Town ranking (新增两违零增长 zero growth marked)</h3>
+        <p class="muted">
+          零增长：本月新增图斑全部核查且无违法。排名：零增长在前，其次违法与逾期未核查越少越前。 Zero growth: every new
+          patch verified, none illegal; then fewer illegal and overdue-unverified patches rank higher.
+        </p>
         <table id="ranking">
           <tr>
             <th>#</th>
@@ -88,6 +92,8 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
             <th>面积 m²</th>
             <th>较上月 vs ${report.previous_month}</th>
             <th>已核查 Verified</th>
+            <th>未核查 Unverified</th>
+            <th>逾期未核查 Overdue unverified</th>
             <th>违法 Illegal</th>
             <th>已整改 Rectified</th>
             <th>逾期 Overdue</th>
@@ -95,13 +101,13 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
           </tr>
           ${report.towns.map(
             (t) =>
-              html`<tr>
+              html`<tr class=${t.town_code === ctx.me.townCode ? 'selected' : ''}>
                 <td>${t.rank}</td>
                 <td>
                   ${t.town_name}
                   ${
                     t.zero_growth
-                      ? html`<span class="badge zero" title="no new illegal construction verified this month"
+                      ? html`<span class="badge zero" title="every new patch of the month verified, none illegal"
                           >零增长 zero growth</span
                         >`
                       : ''
@@ -111,6 +117,8 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
                 <td>${fmt(t.new_area_m2)}</td>
                 <td>${t.change_from_previous > 0 ? '+' : ''}${t.change_from_previous}</td>
                 <td>${t.verified}</td>
+                <td>${t.unverified}</td>
+                <td>${t.unverified_overdue}</td>
                 <td>${t.illegal}</td>
                 <td>${t.rectified}</td>
                 <td>${t.overdue}</td>
@@ -124,6 +132,8 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
             <th>${fmt(city.new_area_m2)}</th>
             <th>${city.change_from_previous}</th>
             <th>${city.verified}</th>
+            <th>${city.unverified}</th>
+            <th>${city.unverified_overdue}</th>
             <th>${city.illegal}</th>
             <th>${city.rectified}</th>
             <th>${city.overdue}</th>

@@ -99,14 +99,16 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   };
 
   /** A filter's choice: "all" first, then the values. */
-  const filter = (label: string, name: Filter, entries: [string, string][], disabled = false) =>
+  const filter = (label: string, name: Filter, entries: [string, string][], fixed: string | null = null) =>
     html`<label
       >${label}
-      <select name=${name} ?disabled=${disabled}>
-        <option value="">全部 all</option>
-        ${options(entries, view.filters[name])}
+      <select name=${name} ?disabled=${fixed !== null}>
+        ${fixed === null ? html`<option value="">全部 all</option>` : nothing}
+        ${options(entries, fixed ?? view.filters[name])}
       </select></label
     >`;
+  // a town user's list is their town's (the API scopes it): the choice shows it, fixed
+  const ownTown = ctx.me.role === 'town' ? ctx.me.townCode : null;
   const filters = html`<form class="filters" id="filters" @change=${onFilter}>
     <label
       >月份 Month
@@ -120,8 +122,10 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     ${filter(
       '镇街 Town',
       'town',
-      report.towns.map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
-      ctx.me.role === 'town',
+      report.towns
+        .filter((t) => ownTown === null || t.town_code === ownTown)
+        .map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
+      ownTown,
     )}
     ${filter('状态 Status', 'status', Object.entries(STATUS_LABEL))}
     ${filter('类别 Class', 'class', Object.entries(CLASS_LABEL))}
