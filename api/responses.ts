@@ -211,12 +211,17 @@ export const MonthlyReportBody = z.looseObject({
 });
 export type MonthlyReportBody = z.output<typeof MonthlyReportBody>;
 
+const DaysLeft = z
+  .number()
+  .int()
+  .describe('working days to the deadline: 0 due today, negative overdue by that many working days');
 const BoardItem = z.looseObject({
   code: z.string(),
   status: z.string(),
   class: z.string(),
   deadline: z.enum(['verification', 'rectification']),
   due: z.string(),
+  days_left: DaysLeft,
 });
 export const BoardBody = z.looseObject({
   today: z.string(),
@@ -238,6 +243,33 @@ export const TrendBody = z.array(
   z.looseObject({ month: z.string(), new_patches: z.number(), new_area_m2: z.number(), illegal: z.number() }),
 );
 export type TrendBody = z.output<typeof TrendBody>;
+
+/** A patch waiting on the user, with its deadline and the moves they can make. */
+export const TodoItem = z.looseObject({
+  code: z.string(),
+  month: z.string(),
+  town_code: z.string().nullable(),
+  town_name: z.string().nullable(),
+  status: z.string(),
+  class: z.string(),
+  area_m2: z.number(),
+  due: Day,
+  deadline: z.enum(['verification', 'rectification']).nullable(),
+  days_left: DaysLeft.nullable(),
+  overdue_since: Day,
+  escalated: z.boolean(),
+  actions: z.array(z.string()).describe('the moves this user can make now'),
+});
+export type TodoItem = z.output<typeof TodoItem>;
+
+/** What waits on the signed-in user: one row per patch, across months, the nearest deadline first. */
+export const TodoBody = z.looseObject({
+  today: z.string(),
+  role: z.enum(ROLE_NAMES),
+  states: z.array(z.string()).describe('the states that wait on this role'),
+  patches: z.array(TodoItem),
+});
+export type TodoBody = z.output<typeof TodoBody>;
 
 export const BatchListItem = z.looseObject({
   id: z.union([z.number(), z.string()]).describe('batch id'),

@@ -1,11 +1,12 @@
 import type { Knex } from 'knex';
-import type { BoardBody, MonthlyReportBody, TownCounts, TownMonth } from '../api/responses.ts';
+import type { BoardBody, MonthlyReportBody, TodoBody, TodoItem, TownCounts, TownMonth } from '../api/responses.ts';
 import { previousMonth } from './batch.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
-import { addWorkingDays } from '../workflow/calendar.ts';
+import { addWorkingDays, workingDaysLeft } from '../workflow/calendar.ts';
+import { allowedMoves, FORWARD_ACTIONS, statesWaitingOn, type PatchStatus } from '../workflow/lifecycle.ts';
 
 /**
  * The month's town ranking as the bureau publishes it: every town for every role (a town user sees
@@ -64,10 +65,40 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
       escalated: [] as Item[],
     };
     byTown.set(r.town_code, t);
-    const item = { code: r.code, status: r.status, class: r.class, deadline: r.deadline, due: r.due };
+    const item = {
+      code: r.code,
+      status: r.status,
+      class: r.class,
+      deadline: r.deadline,
+      due: r.due,
+      days_left: workingDaysLeft(env.calendar, today, r.due),
+    };
     if (r.escalated) t.escalated.push(item);
     else if (r.overdue) t.overdue.push(item);
     else t.due_soon.push(item);
   }
   return { today, due_by: dueBy, working_days: days, towns: [...byTown.values()] };
+}
+
+/** What waits on `user` (their town's, for a town user): patches in the states their role moves on, across months. */
+export async function todoList(db: Knex, env: WorkflowEnv, user: User): Promise<TodoBody> {
+  const today = env.today();
+  const states = statesWaitingOn(user.role);
+  // days_left and actions are added below
+  const rows = await runSql<TodoItem>(db, 'workflow/todo', {
+    states: JSON.stringify(states),
+    scope_town: scopeTown(user),
+  });
+  return {
+    today,
+    role: user.role,
+    states,
+    patches: rows.map((r) => ({
+      ...r,
+      days_left: r.due ? workingDaysLeft(env.calendar, today, r.due) : null,
+      actions: allowedMoves(r.status as PatchStatus, user.role)
+        .map((m) => m.action)
+        .filter((a) => FORWARD_ACTIONS.includes(a)),
+    })),
+  };
 }

@@ -166,6 +166,7 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       'GET /api/reports/monthly',
       'GET /api/reports/board',
       'GET /api/reports/trend',
+      'GET /api/todo',
       'GET /api/batches',
       'GET /api/batches/{id}',
       'GET /api/users',

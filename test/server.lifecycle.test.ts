@@ -228,6 +228,43 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     }
   });
 
+  it('lists what waits on each user, nearest deadline first, with working days left or overdue', async () => {
+    h.today = '2024-03-18';
+    for (const code of [OWN, '350206-202403-0004'])
+      expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
+    h.today = '2024-03-28'; // verification was due on 2024-03-25, five working days after dispatch
+    const todo = async (who: string) => (await call(who, 'GET', '/api/todo')).json();
+    const dq = await todo('dianqian');
+    expect(dq.patches).toEqual([
+      expect.objectContaining({
+        code: OWN,
+        status: 'dispatched',
+        deadline: 'verification',
+        due: '2024-03-25',
+        days_left: -3,
+        actions: ['verify'],
+      }),
+    ]);
+    expect((await todo('heshan')).patches.map((p: { code: string }) => p.code)).toEqual(['350206-202403-0004']);
+    // the analyst owes the office check of the three never dispatched, in code order (no deadline)
+    const ana = await todo('ana');
+    expect(ana.patches.map((p: { code: string }) => p.code)).toEqual([
+      '350206-202403-0001',
+      '350206-202403-0003',
+      '350206-202403-0005',
+    ]);
+    expect(ana.patches[0]).toMatchObject({ days_left: null, actions: ['dispatch', 'dismiss'] });
+    expect((await todo('sup')).patches).toEqual([]);
+    // the supervisor's board counts the same working days
+    const board = (await call('sup', 'GET', '/api/reports/board?days=3')).json();
+    const items = board.towns.flatMap((t: { overdue: unknown[]; due_soon: unknown[]; escalated: unknown[] }) => [
+      ...t.overdue,
+      ...t.due_soon,
+      ...t.escalated,
+    ]);
+    expect(items).toContainEqual(expect.objectContaining({ code: OWN, days_left: -3 }));
+  });
+
   it('reopens a demolished patch that the next batch detects again as rebuilt (复建)', async () => {
     const { code, summary: s } = await h.rebuiltPatch();
     expect(s.patches.new).toBe(1);

@@ -92,7 +92,8 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.fill('input[name=username]', username);
     await page.fill('input[name=password]', password);
     await page.click('button[type=submit]');
-    await page.waitForSelector('#patch-table tbody tr');
+    // town offices land on their to-do list, the others on the month's map
+    await page.waitForSelector('#todo-table tr[data-code], #todo-empty, #patch-table tbody tr');
     return page;
   }
 
@@ -109,6 +110,16 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await expect.poll(() => page.textContent('#login-msg')).toMatch(/wrong password/);
     await page.fill('input[name=password]', 'town-office-pass');
     await page.click('button[type=submit]');
+    // the landing page is the to-do list: every patch of the town waits on its verification
+    await page.waitForSelector('#todo-table tr[data-code]');
+    expect(page.url()).toMatch(/#\/todo$/);
+    const todo = await page.$$eval('#todo-table tr[data-code]', (rows) =>
+      rows.map((r) => (r as HTMLElement).dataset.code),
+    );
+    expect(todo.map(String).sort()).toEqual(townCodes['350206001'].map(String).sort());
+    expect(await page.textContent('#todo-table')).toMatch(/working day\(s\) left/);
+    await page.screenshot({ path: join(SHOTS, '0-town-todo.png') });
+    await page.click('a[href="#/map"]');
     await page.waitForSelector('#patch-table tbody tr');
     const codes = await page.$$eval('#patch-table tbody tr', (rows) =>
       rows.map((r) => (r as HTMLElement).dataset.code),
@@ -148,7 +159,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   it('lets the town verify a dispatched patch and shows the history update', async () => {
     const page = await signIn('dianqian', 'town-office-pass');
     const code = townCodes['350206001'][0];
-    await page.dblclick(`#patch-table tr[data-code="${code}"]`);
+    await page.click(`#todo-table tr[data-code="${code}"]`);
     await page.waitForSelector('#patch-code');
     expect(await page.textContent('#patch-code')).toContain('已下发');
     await expect

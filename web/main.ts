@@ -22,12 +22,14 @@ import { renderFrame } from './pages/frame.ts';
 import { renderLogin } from './pages/login.ts';
 import { renderMapPage } from './pages/map.ts';
 import { renderPatchPage } from './pages/patch.ts';
+import { renderTodoPage } from './pages/todo.ts';
 import { currentLocation, navigate, startRouter, type Navigation } from './router.ts';
 
 const main = document.querySelector<HTMLElement>('#main')!;
 let ctx: AppContext | null = null;
 
 const PAGES: Record<string, (ctx: AppContext, nav: Navigation) => Promise<void>> = {
+  '/todo': renderTodoPage,
   '/map': renderMapPage,
   '/patch/:code': renderPatchPage,
   '/board': renderBoardPage,
@@ -52,9 +54,15 @@ function signOut(): void {
 }
 
 async function afterSignIn(): Promise<void> {
-  // a link the user followed before signing in is kept; otherwise the map
+  // a link the user followed before signing in is kept; otherwise the landing page of the role
   if (currentLocation().path.startsWith('/') && currentLocation().path !== '/' && location.hash) await show();
-  else navigate('#/map');
+  else navigate(await landingPage());
+}
+
+/** A town office lands on what it owes (我的待办); the others on the month's map. */
+async function landingPage(): Promise<string> {
+  ctx ??= await loadContext();
+  return ctx.me.role === 'town' ? '#/todo' : '#/map';
 }
 
 async function loadContext(): Promise<AppContext> {
@@ -72,6 +80,7 @@ const show = startRouter(async (nav) => {
   try {
     ctx ??= await loadContext();
     if (nav.stale()) return;
+    if (currentLocation().path === '/') return navigate(await landingPage());
     renderFrame(ctx.me, signOut);
     await PAGES[nav.route.pattern]?.(ctx, nav);
   } catch (err) {

@@ -129,3 +129,11 @@ export function workingDaysBetween(cal: WorkCalendar, from: string, to: string):
   for (let d = addDays(lo, 1); d <= hi; d = addDays(d, 1)) if (isWorkingDay(cal, d)) n++;
   return n;
 }
+
+/**
+ * Working days from `today` to `due`: ≥ 0 while the deadline is ahead (0: due today), negative when it
+ * has passed (-1: due on the last working day before today).
+ */
+export function workingDaysLeft(cal: WorkCalendar, today: string, due: string): number {
+  return due >= today ? workingDaysBetween(cal, today, due) : -workingDaysBetween(cal, due, today);
+}

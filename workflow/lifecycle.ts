@@ -154,3 +154,22 @@ export const DEFAULT_POLICY: DeadlinePolicy = {
   rectifyDays: { ecological: 10, farmland: 10, water: 10, general: 20 },
   escalateAfterDays: 5,
 };
+
+/**
+ * The moves that take a patch on towards its end (the others — corrections, merges, splits, extensions,
+ * escalations — are there when needed, not owed). A patch waits on a role when the role has one of these.
+ */
+export const FORWARD_ACTIONS: readonly Action[] = [
+  'dispatch',
+  'dismiss',
+  'verify',
+  'rectify',
+  'report_rectified',
+  'close',
+  'send_back',
+];
+
+/** The states in which a patch waits on `role`: its to-do list. */
+export function statesWaitingOn(role: Role): PatchStatus[] {
+  return [...new Set(FORWARD_ACTIONS.filter((a) => RULES[a].roles.includes(role)).flatMap((a) => RULES[a].from))];
+}

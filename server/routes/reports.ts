@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { patchTrend } from '../../store/map.ts';
-import { monthlyTownReport, supervisorBoard } from '../../store/reports.ts';
+import { monthlyTownReport, supervisorBoard, todoList } from '../../store/reports.ts';
 import { answers, errors, MonthString, type RouteContext, type ZodApp } from '../context.ts';
-import { BoardBody, MonthlyReportBody, TrendBody } from '../../api/responses.ts';
+import { BoardBody, MonthlyReportBody, TodoBody, TrendBody } from '../../api/responses.ts';
 
 const MonthQuery = z.object({ month: MonthString });
 const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3).describe('working days ahead') });
@@ -51,5 +51,17 @@ export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
       },
     },
     async (req) => patchTrend(db, me(req), req.query.month, req.query.months),
+  );
+  app.get(
+    '/api/todo',
+    {
+      schema: {
+        summary:
+          "我的待办: every patch waiting on the signed-in user's move (a town user: their town's), across months, nearest deadline first",
+        tags: ['reports'],
+        response: { ...answers(TodoBody, 'the patches waiting on this user'), ...errors(401) },
+      },
+    },
+    async (req) => todoList(db, env, me(req)),
   );
 }

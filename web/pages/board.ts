@@ -2,6 +2,7 @@
 import { html, render } from 'lit-html';
 import type { BoardBody, MonthlyReportBody, TrendBody } from '../../api/responses.ts';
 import { api } from '../api.ts';
+import { daysLeft } from '../components/deadline.ts';
 import { trendChart } from '../components/trend-chart.ts';
 import { monthsOf, pickMonth, type AppContext } from '../context.ts';
 import { fmt } from '../labels.ts';
@@ -14,7 +15,7 @@ const codes = (items: BoardItem[]) =>
     ? items.map(
         (i, n) =>
           html`${n ? html`<br />` : ''}<a href=${href(`/patch/${encodeURIComponent(i.code)}`)}>${i.code}</a>
-            <small>${i.deadline === 'verification' ? '核查' : '整改'} ${i.due}</small>`,
+            <small>${i.deadline === 'verification' ? '核查' : '整改'} ${i.due} · ${daysLeft(i.days_left)}</small>`,
       )
     : '–';
 

@@ -12,6 +12,7 @@ export function renderFrame(me: UserBody | null, signOut: () => void): void {
     return;
   }
   const links: [string, string][] = [
+    ['#/todo', '待办 To-do'],
     ['#/map', '地图 Map'],
     ['#/board', '督办 Board'],
   ];
