@@ -116,7 +116,7 @@ export async function applyAction<A extends Action>(
   code: string,
   action: A,
   rawBody: unknown,
-): Promise<Record<string, unknown>> {
+): Promise<PatchDetailBody> {
   // Outside the user's scope: 404 whatever the body says; a role that may never take the action: 403 before any body check.
   const visible = await scopedPatch(db, user, code);
   if (!RULES[action].roles.includes(user.role)) planTransition(code, visible.status, action, user.role);
@@ -164,7 +164,7 @@ export async function applyAction<A extends Action>(
   return patchDetail(db, user, code);
 }
 
-export async function addNote(db: Knex, user: User, code: string, text: unknown): Promise<Record<string, unknown>> {
+export async function addNote(db: Knex, user: User, code: string, text: unknown): Promise<PatchDetailBody> {
   const p = await scopedPatch(db, user, code);
   if (user.role === 'admin')
     throw new ForbiddenError('admins manage users; notes come from analysts, towns and supervisors');

@@ -119,6 +119,11 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
       actor: 'dianqian',
       detail: { text: '已电话联系业主' },
     });
+    // times are the city's wall clock (UTC+8 by default), with the offset written out
+    const at = r.json().history.at(-1).at as string;
+    expect(at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00$/);
+    const stored = await h.run.db('patch_event').where({ type: 'note' }).orderBy('id', 'desc').first('at');
+    expect(new Date(at).getTime()).toBe(Math.floor(new Date(stored.at).getTime() / 1000) * 1000);
     expect((await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: '' })).statusCode).toBe(400);
     expect((await call('adm', 'POST', `/api/patches/${OWN}/notes`, { text: 'x' })).statusCode).toBe(403);
   });

@@ -57,3 +57,7 @@ export const text = (v: unknown): string =>
 
 /** A byte count for people. */
 export const bytes = (n: number): string => (n < 1024 ? `${n} B` : `${Math.round(n / 1024)} kB`);
+
+/** A time the API gives in the city's local time (ISO 8601 with its offset), as "2024-03-18 13:37:05". */
+export const localTime = (iso: string | Date | null | undefined): string =>
+  iso ? text(iso).replaceAll('"', '').slice(0, 19).replace('T', ' ') : '–';

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
+import { offsetSuffix } from '../core/time.ts';
 import { runSql } from '../store/sql.ts';
 import type { BatchRow } from '../store/batch.ts';
 import { flowKey, partJobId } from './batch.flow.ts';
@@ -22,8 +23,12 @@ export type BatchListItem = Pick<
   patches: { new: number; redetected: number } | null;
 };
 
-export async function recentBatches(db: Knex, limit = 20): Promise<BatchListItem[]> {
-  return runSql<BatchListItem>(db, 'batch/recent', { batch_id: null, limit });
+/** The SQL parameters that write times in the city's local time. */
+const localTimes = (utcOffsetH: number) => ({ utc_offset_h: utcOffsetH, offset_suffix: offsetSuffix(utcOffsetH) });
+
+/** The recent batches, newest first; times in the city's local time (`utcOffsetH`). */
+export async function recentBatches(db: Knex, utcOffsetH: number, limit = 20): Promise<BatchListItem[]> {
+  return runSql<BatchListItem>(db, 'batch/recent', { batch_id: null, limit, ...localTimes(utcOffsetH) });
 }
 
 /** A BullMQ job's state, or null when the queue holds no such job (removed, or never enqueued). */
@@ -75,7 +80,7 @@ export class BatchProgressReader {
   /** Without a Redis connection only the database's side is reported (queueAvailable false). */
   constructor(
     private readonly db: Knex,
-    config: Config,
+    private readonly config: Config,
     connection?: Redis,
   ) {
     const mk = (name: string) => new Queue(name, { connection: connection!, prefix: config.TUBAN_QUEUE_PREFIX });
@@ -83,7 +88,11 @@ export class BatchProgressReader {
   }
 
   async read(batchId: number): Promise<BatchProgress> {
-    const [batch] = await runSql<BatchListItem>(this.db, 'batch/recent', { batch_id: batchId, limit: 1 });
+    const [batch] = await runSql<BatchListItem>(this.db, 'batch/recent', {
+      batch_id: batchId,
+      limit: 1,
+      ...localTimes(this.config.TUBAN_UTC_OFFSET_H),
+    });
     if (!batch) throw new NotFoundError(`no batch ${batchId}`);
     const tiles = await this.db('batch_tile as t')
       .join('imagery as i', 'i.id', 't.imagery_id')

@@ -3,6 +3,7 @@ import { BadInputError } from '../../core/errors.ts';
 import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPassword } from '../../store/users.ts';
 import { ROLES } from '../../workflow/lifecycle.ts';
 import { context } from '../options.ts';
+import { cityTime } from '../../core/time.ts';
 
 /** `tuban` commands: users and API tokens. */
 export function usersCommands(program: Command): void {
@@ -40,14 +41,15 @@ export function usersCommands(program: Command): void {
     .action(async (username: string) => {
       const c = context();
       const r = await issueToken(await c.database(), username, 'cli', c.config.TUBAN_TOKEN_DAYS);
-      console.error(`token for ${r.user.username}, valid until ${r.expiresAt}`);
+      console.error(`token for ${r.user.username}, valid until ${cityTime(r.expiresAt, c.config.TUBAN_UTC_OFFSET_H)}`);
       console.log(r.token);
     });
   users
     .command('list')
     .description('users, their roles and towns, whether disabled, live tokens and last use')
     .action(async () => {
-      const rows = await listUsers(await context().database());
+      const c = context();
+      const rows = await listUsers(await c.database());
       console.log(['user', 'role', 'town', 'state', 'live tokens', 'last used'].join('\t'));
       for (const u of rows)
         console.log(
@@ -57,7 +59,7 @@ export function usersCommands(program: Command): void {
             u.townCode ?? '-',
             u.disabled ? 'disabled' : 'active',
             u.activeTokens,
-            u.lastUsedAt ?? '-',
+            cityTime(u.lastUsedAt, c.config.TUBAN_UTC_OFFSET_H) ?? '-',
           ].join('\t'),
         );
     });

@@ -18,7 +18,7 @@ export function batchRoutes(app: ZodApp, ctx: RouteContext): void {
       },
     },
     async () => {
-      return recentBatches(ctx.db, 20);
+      return recentBatches(ctx.db, ctx.config.TUBAN_UTC_OFFSET_H, 20);
     },
   );
   app.get(

@@ -1,8 +1,9 @@
 import { addNote, applyAction, listPatchesFor, patchDetail } from '../../store/workflow.ts';
 import { ActionBodies, NoteBody, PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { ACTIONS, RULES } from '../../workflow/lifecycle.ts';
-import { answers, errors, ok, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 import { MetaBody, PatchDetailBody, PatchListBody } from '../../api/responses.ts';
+import { cityTime } from '../../core/time.ts';
 import { jsonSchema } from '../openapi.ts';
 
 /**
@@ -12,6 +13,13 @@ import { jsonSchema } from '../openapi.ts';
  */
 export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, env, me } = ctx;
+  const offsetH = ctx.config.TUBAN_UTC_OFFSET_H;
+  /** The patch with its history and evidence times in the city's local time. */
+  const local = (p: PatchDetailBody): PatchDetailBody => ({
+    ...p,
+    history: p.history.map((h) => ({ ...h, at: cityTime(h.at, offsetH) ?? '' })),
+    evidence: p.evidence.map((e) => ({ ...e, uploaded_at: cityTime(e.uploaded_at, offsetH) ?? '' })),
+  });
   app.get(
     '/api/patches',
     {
@@ -61,7 +69,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         response: { ...answers(PatchDetailBody, 'the patch'), ...errors(401, 404) },
       },
     },
-    async (req) => patchDetail(db, me(req), req.params.code),
+    async (req) => local(await patchDetail(db, me(req), req.params.code)),
   );
 
   for (const action of ACTIONS) {
@@ -75,10 +83,11 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
           tags: ['actions'],
           params: PatchCodeParams,
           body: ActionBodies[action],
-          response: { ...ok('the patch after the action'), ...errors(400, 401, 403, 404, 409) },
+          response: { ...answers(PatchDetailBody, 'the patch after the action'), ...errors(400, 401, 403, 404, 409) },
         },
       },
-      async (req) => ctx.audited(req, 200, (trx) => applyAction(trx, env, me(req), req.params.code, action, req.body)),
+      async (req) =>
+        local(await ctx.audited(req, 200, (trx) => applyAction(trx, env, me(req), req.params.code, action, req.body))),
     );
   }
 
@@ -91,15 +100,20 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         tags: ['patches'],
         params: PatchCodeParams,
         body: NoteBody,
-        response: { ...ok('the note', 201), ...errors(400, 401, 403, 404) },
+        response: {
+          201: PatchDetailBody.describe('the patch with the note in its history'),
+          ...errors(400, 401, 403, 404),
+        },
       },
     },
     async (req, reply) =>
       reply
         .status(201)
         .send(
-          await ctx.audited(req, 201, (trx) =>
-            addNote(trx, me(req), req.params.code, (req.body as { text?: unknown } | undefined)?.text),
+          local(
+            await ctx.audited(req, 201, (trx) =>
+              addNote(trx, me(req), req.params.code, (req.body as { text?: unknown } | undefined)?.text),
+            ),
           ),
         ),
   );

@@ -3,6 +3,7 @@ import { html, render } from 'lit-html';
 import type { BatchListItem, BatchProgressBody } from '../../api/responses.ts';
 import { api } from '../api.ts';
 import { errorMessage } from '../components/message.ts';
+import { localTime } from '../labels.ts';
 import type { AppContext } from '../context.ts';
 import { href, navigate, type Navigation } from '../router.ts';
 
@@ -37,7 +38,7 @@ const batchList = (rows: BatchListItem[], chosen: number | null) =>
                 <td>${b.vectorized + b.failed}/${b.tiles}</td>
                 <td>${b.failed}</td>
                 <td>${b.patches?.new ?? '–'}</td>
-                <td>${String(b.created_at)}</td>
+                <td>${localTime(b.created_at)}</td>
               </tr>`,
           )
         : html`<tr>

@@ -9,7 +9,7 @@ import { actionForm, field, requestKey } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
-import { bytes, CLASS_LABEL, fmt, M2_PER_MU, text } from '../labels.ts';
+import { bytes, CLASS_LABEL, fmt, localTime, M2_PER_MU, text } from '../labels.ts';
 import { href, type Navigation } from '../router.ts';
 
 const patchLink = (code: string) => html`<a href=${href(`/patch/${encodeURIComponent(code)}`)}>${code}</a>`;
@@ -204,7 +204,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                 ${p.history.map(
                   (h) =>
                     html`<tr>
-                      <td>${String(h.at).replace('T', ' ').slice(0, 19)}</td>
+                      <td>${localTime(h.at)}</td>
                       <td>${h.actor}</td>
                       <td>${h.type}</td>
                       <td>${h.from_status ?? ''} → ${h.to_status ?? ''}</td>
