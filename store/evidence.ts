@@ -3,7 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
-import { BadInputError, NotFoundError } from '../core/errors.ts';
+import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
+import { FINAL_STATES, type PatchStatus } from '../workflow/lifecycle.ts';
 import { scopedPatch, scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
 
@@ -34,6 +35,10 @@ export async function addEvidence(
   const patch = await scopedPatch(db, user, code);
   if (user.role === 'admin')
     throw new BadInputError('bad_role', 'admins manage users; evidence comes from analysts, towns and supervisors');
+  if (FINAL_STATES.includes(patch.status as PatchStatus))
+    throw new ConflictError(`${code} is ${patch.status}: a finished case takes no more evidence`, {
+      status: patch.status,
+    });
   if (file.bytes.length === 0) throw new BadInputError('bad_body', `${file.filename}: empty file`);
   if (file.bytes.length > maxBytes)
     throw new BadInputError(

@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { sweepOverdue } from '../store/overdue.ts';
 import { addDays } from '../workflow/calendar.ts';
@@ -91,6 +92,12 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     const again = await call('sup', 'POST', `/api/patches/${code}/actions/close`, {});
     expect(again.statusCode).toBe(409);
     expect(again.json().message).toMatch(/is closed; .*none \(final state\)/);
+    // a finished case takes no more evidence
+    const late = await call('dianqian', 'POST', `/api/patches/${code}/evidence?filename=late.jpg`, JPEG, {
+      'content-type': 'image/jpeg',
+    });
+    expect(late.statusCode, late.body).toBe(409);
+    expect(late.json().message).toMatch(/is closed: a finished case takes no more evidence/);
     const history = closed.json().history.map((h: { type: string }) => h.type);
     expect(history).toEqual([
       'detected',
@@ -109,6 +116,33 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
       from_status: 'dispatched',
       to_status: 'illegal',
     });
+  });
+
+  it('shows photos as upright thumbnails; a PDF or a photo that does not decode has none', async () => {
+    const photo = await sharp({ create: { width: 600, height: 400, channels: 3, background: '#888' } })
+      .png({ palette: true, colours: 2 })
+      .toBuffer();
+    const upload = async (name: string, bytes: Buffer) => {
+      const r = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=${name}`, bytes, {
+        'content-type': 'application/octet-stream',
+      });
+      expect(r.statusCode, r.body).toBe(201);
+      return r.json().id as number;
+    };
+    const thumb = await call('dianqian', 'GET', `/api/evidence/${await upload('site.png', photo)}/thumb.jpg`);
+    expect(thumb.statusCode).toBe(200);
+    expect(thumb.headers['content-type']).toBe('image/jpeg');
+    expect(await sharp(thumb.rawPayload).metadata()).toMatchObject({ format: 'jpeg', width: 240, height: 160 });
+    const pdf = Buffer.from('%PDF-1.4\n%%EOF\n');
+    expect((await call('dianqian', 'GET', `/api/evidence/${await upload('scan.pdf', pdf)}/thumb.jpg`)).statusCode).toBe(
+      204,
+    );
+    expect(
+      (await call('dianqian', 'GET', `/api/evidence/${await upload('tiny.jpg', JPEG)}/thumb.jpg`)).statusCode,
+    ).toBe(204);
+    // another town's evidence has no thumbnail either: it is not found
+    const id = await upload('again.png', photo);
+    expect((await call('heshan', 'GET', `/api/evidence/${id}/thumb.jpg`)).statusCode).toBe(404);
   });
 
   it('keeps notes in the history', async () => {

@@ -206,6 +206,11 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     });
     await page.click('#upload button');
     await expect.poll(() => page.textContent('#evidence')).toContain('现场照片.png');
+    await expect
+      .poll(() => page.$eval('#evidence img.thumb', (img) => (img as HTMLImageElement).naturalWidth), {
+        timeout: 30_000,
+      })
+      .toBe(16); // the photo's thumbnail (never enlarged)
     expect(await page.textContent('#history')).toContain('evidence_added');
     expect(await run.db('evidence').count('* as n').first()).toEqual({ n: '1' });
     await page.screenshot({ path: join(SHOTS, '3-town-verified.png'), fullPage: true });

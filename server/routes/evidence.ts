@@ -3,6 +3,7 @@ import { BadInputError } from '../../core/errors.ts';
 import { downloadName, safeName } from '../../export/names.ts';
 import { addEvidence, readEvidence } from '../../store/evidence.ts';
 import { errors, ok, PatchCodeParams, RowId, type RouteContext, type ZodApp } from '../context.ts';
+import { evidenceThumbnail, THUMB_PX } from '../../export/thumb.ts';
 
 const EvidenceQuery = z.object({
   filename: z.string().max(255).optional().describe("the file's name on the uploader's device (its stem is kept)"),
@@ -65,6 +66,23 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
           `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`,
         )
         .send(f.bytes);
+    },
+  );
+  app.get(
+    '/api/evidence/:id/thumb.jpg',
+    {
+      schema: {
+        summary: `A photo's thumbnail (JPEG, at most ${THUMB_PX} px, turned upright); 204 for a PDF or a photo that does not decode`,
+        tags: ['evidence'],
+        params: z.object({ id: RowId('evidence id') }),
+        response: { ...ok('image/jpeg'), ...ok('not a photo: no thumbnail', 204), ...errors(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const f = await readEvidence(db, me(req), req.params.id);
+      const thumb = await evidenceThumbnail(f.bytes, f.contentType);
+      if (!thumb) return reply.status(204).send();
+      return reply.header('content-type', 'image/jpeg').header('cache-control', 'private, max-age=3600').send(thumb);
     },
   );
 }

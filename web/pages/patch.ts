@@ -64,6 +64,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     ui.open = null;
     ui.message = message;
     draw();
+    showThumbnails();
   };
   /** Runs a change; a refusal is shown under the actions, as the server words it. */
   const attempt = async (work: () => Promise<unknown>, done: TemplateResult | null) => {
@@ -118,6 +119,11 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     );
   };
 
+  /** Photos' thumbnails, each fetched once with the token (new ones after an upload). */
+  const showThumbnails = () => {
+    for (const img of ctx.main.querySelectorAll<HTMLImageElement>('img[data-thumb]:not([src])'))
+      showImage(img, `/api/evidence/${img.dataset.thumb}/thumb.jpg`).catch(() => {});
+  };
   const draw = () => {
     const actions = p.allowed_actions;
     render(
@@ -224,6 +230,11 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                     ? p.evidence.map(
                         (e) =>
                           html`<li>
+                            ${
+                              e.content_type.startsWith('image/')
+                                ? html`<img class="thumb" alt=${e.filename} data-thumb=${e.id} />`
+                                : nothing
+                            }
                             <a
                               href="#"
                               @click=${(ev: Event) => {
@@ -250,6 +261,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     );
   };
   draw();
+  showThumbnails();
   for (const which of ['before', 'after'] as const) {
     const img = ctx.main.querySelector<HTMLImageElement>(`#chip-${which}`)!;
     showImage(img, path`/api/patches/${code}/chips/${which}.png`)
