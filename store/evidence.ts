@@ -19,6 +19,16 @@ export function sniffType(bytes: Uint8Array): { type: string; ext: string } | nu
   return SIGNATURES.find((s) => s.magic.every((b, i) => bytes[i] === b)) ?? null;
 }
 
+/** HEIC/HEIF (an ISO-BMFF 'ftyp' box with a HEIF brand): what iPhones take by default. */
+export function isHeic(bytes: Uint8Array): boolean {
+  const text = (a: number, b: number) => String.fromCharCode(...bytes.subarray(a, b));
+  return (
+    bytes.length > 12 &&
+    text(4, 8) === 'ftyp' &&
+    ['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'mif1', 'msf1'].includes(text(8, 12))
+  );
+}
+
 /**
  * Store an evidence file for a patch the user can see. Files live under `<data>/evidence/`,
  * outside anything served statically, named by their SHA-256; only the database knows the
@@ -46,6 +56,12 @@ export async function addEvidence(
       `${file.filename}: ${file.bytes.length} bytes is over the ${maxBytes}-byte limit`,
     );
   const kind = sniffType(file.bytes);
+  if (!kind && isHeic(file.bytes))
+    // this machine's libvips decodes AVIF but not HEVC, so the photo cannot become a JPEG here
+    throw new BadInputError(
+      'bad_type',
+      `${file.filename}: an HEIC photo, which tuban cannot read; set the camera to JPEG (iPhone: Settings › Camera › Formats › Most Compatible) or share the photo as JPEG`,
+    );
   if (!kind) throw new BadInputError('bad_type', `${file.filename}: not a JPEG, PNG or PDF file (by its content)`);
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const dir = join(dataDir, 'evidence', sha256.slice(0, 2));

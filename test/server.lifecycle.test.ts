@@ -140,6 +140,13 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     expect(
       (await call('dianqian', 'GET', `/api/evidence/${await upload('tiny.jpg', JPEG)}/thumb.jpg`)).statusCode,
     ).toBe(204);
+    // an iPhone's HEIC photo is refused with what to do instead
+    const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('ftypheic'), Buffer.alloc(64)]);
+    const refused = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=IMG_0001.HEIC`, heic, {
+      'content-type': 'application/octet-stream',
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().message).toMatch(/IMG_0001\.HEIC: an HEIC photo.*JPEG/);
     // another town's evidence has no thumbnail either: it is not found
     const id = await upload('again.png', photo);
     expect((await call('heshan', 'GET', `/api/evidence/${id}/thumb.jpg`)).statusCode).toBe(404);

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
+import { addEvidence } from '../store/evidence.ts';
 import { createUser, type User } from '../store/users.ts';
 import { applyAction } from '../store/workflow.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
@@ -39,6 +40,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     today: () => '2024-03-20',
   };
   let analyst: User;
+  let clerk: User;
   const townCodes: Record<string, string[]> = {};
 
   beforeAll(async () => {
@@ -46,7 +48,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await runBatch(run.db, run.config, '2024-03', '2024-02');
     analyst = await createUser(run.db, { username: 'ana', role: 'analyst', password: 'analyst-pass' });
     await createUser(run.db, { username: 'sup', role: 'supervisor', password: 'supervisor-pass' });
-    await createUser(run.db, {
+    clerk = await createUser(run.db, {
       username: 'dianqian',
       role: 'town',
       townCode: '350206001',
@@ -116,7 +118,12 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const todo = await page.$$eval('#todo-table tr[data-code]', (rows) =>
       rows.map((r) => (r as HTMLElement).dataset.code),
     );
-    expect(todo.map(String).sort()).toEqual(townCodes['350206001'].map(String).sort());
+    const waiting = await run
+      .db('patch')
+      .where({ town_code: '350206001' })
+      .whereIn('status', ['dispatched', 'illegal', 'rectifying'])
+      .pluck('code');
+    expect(todo.map(String).sort()).toEqual(waiting.map(String).sort());
     expect(await page.textContent('#todo-table')).toMatch(/working day\(s\) left/);
     await page.screenshot({ path: join(SHOTS, '0-town-todo.png') });
     await page.click('a[href="#/map"]');
@@ -214,6 +221,105 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.textContent('#history')).toContain('evidence_added');
     expect(await run.db('evidence').count('* as n').first()).toEqual({ n: '1' });
     await page.screenshot({ path: join(SHOTS, '3-town-verified.png'), fullPage: true });
+    expect((page as Page & { failures: string[] }).failures).toEqual([]);
+    await page.close();
+  });
+
+  /** Signs a user in on a page of the given size; the page records script errors and failed requests. */
+  async function signInAt(username: string, password: string, width: number, height: number): Promise<Page> {
+    const page = await browser.newPage({ viewport: { width, height }, isMobile: width < 500, hasTouch: width < 500 });
+    const failures: string[] = [];
+    page.on('pageerror', (err) => failures.push(err.message));
+    (page as Page & { failures: string[] }).failures = failures;
+    await page.goto(base);
+    await page.fill('input[name=username]', username);
+    await page.fill('input[name=password]', password);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#todo-table tr[data-code], #todo-empty, #patch-table tbody tr');
+    return page;
+  }
+
+  /** The page is no wider than the screen, and every action button lies inside it. */
+  async function fitsTheScreen(page: Page, what: string): Promise<void> {
+    const { scrollWidth, innerWidth } = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+    }));
+    expect(scrollWidth, `${what}: page ${scrollWidth} px wide on a ${innerWidth} px screen`).toBeLessThanOrEqual(
+      innerWidth,
+    );
+    for (const b of await page.$$('[data-open], #upload button, label.camera')) {
+      const box = await b.boundingBox();
+      expect(box, what).not.toBeNull();
+      expect(box!.x, what).toBeGreaterThanOrEqual(0);
+      expect(box!.x + box!.width, `${what}: ${await b.textContent()} off the right edge`).toBeLessThanOrEqual(
+        innerWidth + 0.5,
+      );
+      expect(await b.isVisible()).toBe(true);
+    }
+  }
+
+  it('walks a town inspector on a phone (375 × 812) from the to-do list to a reported rectification', async () => {
+    const code = townCodes['350206001'][1];
+    const page = await signInAt('dianqian', 'town-office-pass', 375, 812);
+    await fitsTheScreen(page, 'to-do');
+    await page.click(`#todo-table tr[data-code="${code}"]`);
+    await page.waitForSelector('#patch-code');
+    expect(await page.textContent('#location')).toMatch(/lon \d+\.\d{6}, 纬度 lat \d+\.\d{6}/);
+    await fitsTheScreen(page, 'patch page');
+    await page.screenshot({ path: join(SHOTS, '6-phone-patch.png'), fullPage: true });
+    const act = async (action: string, fill: (form: string) => Promise<void>) => {
+      await page.click(`[data-open=${action}]`);
+      await fitsTheScreen(page, `${action} form`);
+      await fill('form.actionform');
+      await page.click('form.actionform button[type=submit]');
+      await expect.poll(() => page.textContent('#action-msg')).toContain(`${action} ✓`);
+    };
+    await act('verify', async (f) => {
+      await page.selectOption(`${f} select[name=result]`, 'illegal');
+      await page.selectOption(`${f} select[name=violation]`, 'construction');
+    });
+    await act('rectify', async (f) => {
+      await page.selectOption(`${f} select[name=measure]`, 'demolish');
+    });
+    // the photo of the demolition, from the phone's camera input
+    const photo = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#6a6' } })
+      .jpeg()
+      .toBuffer();
+    await page.setInputFiles('label.camera input', { name: '拆除后.jpg', mimeType: 'image/jpeg', buffer: photo });
+    await expect.poll(() => page.textContent('#evidence')).toContain('拆除后.jpg');
+    await act('report_rectified', async () => {});
+    expect(await page.textContent('#patch-code')).toContain('已整改');
+    await fitsTheScreen(page, 'patch page after the report');
+    await page.screenshot({ path: join(SHOTS, '7-phone-reported.png'), fullPage: true });
+    expect(await run.db('patch').where({ code }).first('status')).toEqual({ status: 'rectified' });
+    expect((page as Page & { failures: string[] }).failures).toEqual([]);
+    await page.close();
+  });
+
+  it('lets a supervisor (1366 × 768) close a rectified patch from the to-do list', async () => {
+    const code = townCodes['350206001'][2];
+    // the town's part, through the workflow: verified illegal, demolished, a photo, reported
+    await applyAction(run.db, env, clerk, code, 'verify', { result: 'illegal', violation: 'construction' });
+    await applyAction(run.db, env, clerk, code, 'rectify', { measure: 'demolish' });
+    const photo = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#6a6' } })
+      .png()
+      .toBuffer();
+    await addEvidence(run.db, run.config.dataDir, 1 << 20, clerk, code, { filename: 'done.png', bytes: photo });
+    await applyAction(run.db, env, clerk, code, 'report_rectified', {});
+    const page = await signInAt('sup', 'supervisor-pass', 1366, 768);
+    await page.click('a[href="#/board"]');
+    await page.waitForSelector('#ranking');
+    await fitsTheScreen(page, 'board');
+    await page.click('a[href="#/todo"]');
+    await page.click(`#todo-table tr[data-code="${code}"]`);
+    await page.waitForSelector('#patch-code');
+    await fitsTheScreen(page, 'patch page');
+    await page.click('[data-open=close]');
+    await page.click('form.actionform button[type=submit]');
+    await expect.poll(() => page.textContent('#action-msg')).toContain('close ✓');
+    expect(await page.textContent('#patch-code')).toContain('已销号');
+    await page.screenshot({ path: join(SHOTS, '8-supervisor-closed.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
     await page.close();
   });

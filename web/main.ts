@@ -12,6 +12,7 @@ import 'ol/ol.css';
 import './styles/base.css';
 import './styles/map.css';
 import './styles/patch.css';
+import './styles/phone.css';
 import type { MapConfigBody, MetaBody, UserBody } from '../api/responses.ts';
 import { api, ApiError, post, session } from './api.ts';
 import { showError } from './components/message.ts';

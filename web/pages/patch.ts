@@ -7,6 +7,7 @@ import type { PatchDetailBody } from '../../api/responses.ts';
 import { api, download, path, post, showImage } from '../api.ts';
 import { actionForm, field, requestKey } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
+import { centreOf, distanceM, locationCard } from '../components/location.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
 import { bytes, CLASS_LABEL, fmt, localTime, M2_PER_MU, text } from '../labels.ts';
@@ -58,6 +59,25 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   const ui = {
     open: null as { action: string; key: string } | null,
     message: null as TemplateResult | null,
+    here: null as { distanceM?: number; error?: string } | null,
+  };
+  const locate = () => {
+    const centre = centreOf(p.geometry);
+    if (!centre || !navigator.geolocation) {
+      ui.here = { error: '无法定位 this browser gives no position' };
+      return draw();
+    }
+    navigator.geolocation.getCurrentPosition(
+      (pos) => {
+        ui.here = { distanceM: distanceM([pos.coords.longitude, pos.coords.latitude], centre) };
+        draw();
+      },
+      (err) => {
+        ui.here = { error: `无法定位 no position: ${err.message}` };
+        draw();
+      },
+      { enableHighAccuracy: true, timeout: 15_000 },
+    );
   };
   const reload = async (message: TemplateResult | null) => {
     p = await api<PatchDetailBody>(base);
@@ -100,15 +120,9 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     const note = field(e.currentTarget as HTMLFormElement, 'text');
     void attempt(() => post(path`/api/patches/${code}/notes`, { text: note }), null);
   };
-  const onUpload = (e: SubmitEvent) => {
-    e.preventDefault();
-    const file = new FormData(e.currentTarget as HTMLFormElement).get('file') as File | null;
-    if (!file || !file.size) {
-      ui.message = errorMessage(new Error('choose a JPEG, PNG or PDF file first'));
-      return draw();
-    }
-    // sent as bytes whatever the browser thinks the type is: the server decides by the content
-    void attempt(
+  // sent as bytes whatever the browser thinks the type is: the server decides by the content
+  const upload = (file: File) =>
+    attempt(
       () =>
         api(`${path`/api/patches/${code}/evidence`}?filename=${encodeURIComponent(file.name)}`, {
           method: 'POST',
@@ -117,6 +131,21 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
         }),
       null,
     );
+  const onUpload = (e: SubmitEvent) => {
+    e.preventDefault();
+    const file = new FormData(e.currentTarget as HTMLFormElement).get('file') as File | null;
+    if (!file || !file.size) {
+      ui.message = errorMessage(new Error('choose a JPEG, PNG or PDF file first'));
+      return draw();
+    }
+    void upload(file);
+  };
+  /** The phone's camera: the photo goes up as soon as it is taken. */
+  const onCamera = (e: Event) => {
+    const input = e.currentTarget as HTMLInputElement;
+    const file = input.files?.[0];
+    input.value = '';
+    if (file?.size) void upload(file);
   };
 
   /** Photos' thumbnails, each fetched once with the token (new ones after an upload). */
@@ -126,6 +155,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   };
   const draw = () => {
     const actions = p.allowed_actions;
+    const centre = centreOf(p.geometry);
     render(
       html`<p><a href="#/map">← 地图 map</a></p>
         <h2 id="patch-code">${p.code} ${statusBadge(p)}</h2>
@@ -175,6 +205,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
             </div>
           </div>
           <div>
+            ${centre ? locationCard(p.code, centre, ui.here, locate) : nothing}
             <div class="card actions">
               <h3>操作 Actions</h3>
               ${
@@ -254,6 +285,10 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                   上传 upload
                 </button>
               </form>
+              <label class="camera button"
+                ><input type="file" accept="image/*" capture="environment" @change=${onCamera} />拍照上传 Take a
+                photo</label
+              >
             </div>
           </div>
         </div>`,

@@ -1,0 +1,68 @@
+/**
+ * Where a patch is, for an inspector on the way there: its centre in lon/lat (CGCS2000, which agrees
+ * with WGS 84 to the centimetre at this scale), links that open a navigation app, and the distance
+ * from the phone's own position when the user asks for it.
+ */
+import { html, type TemplateResult } from 'lit-html';
+
+type Ring = number[][];
+
+/** The centre of a polygon's bounding box (lon, lat), from GeoJSON in EPSG:4326; null without geometry. */
+export function centreOf(geometry: unknown): [number, number] | null {
+  const g = geometry as { type?: string; coordinates?: unknown } | null;
+  if (!g?.coordinates) return null;
+  const rings: Ring[] =
+    g.type === 'Polygon'
+      ? (g.coordinates as Ring[])
+      : g.type === 'MultiPolygon'
+        ? (g.coordinates as Ring[][]).flat()
+        : [];
+  const pts = rings.flat();
+  if (!pts.length) return null;
+  const xs = pts.map((p) => p[0]);
+  const ys = pts.map((p) => p[1]);
+  return [(Math.min(...xs) + Math.max(...xs)) / 2, (Math.min(...ys) + Math.max(...ys)) / 2];
+}
+
+/** Great-circle distance in metres. */
+export function distanceM([lon1, lat1]: [number, number], [lon2, lat2]: [number, number]): number {
+  const rad = Math.PI / 180;
+  const a =
+    Math.sin(((lat2 - lat1) * rad) / 2) ** 2 +
+    Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(((lon2 - lon1) * rad) / 2) ** 2;
+  return 2 * 6_371_008.8 * Math.asin(Math.sqrt(a));
+}
+
+export const distanceText = (m: number): string => (m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(1)} km`);
+
+/** The location card's content; `onLocate` asks the phone for its position. */
+export function locationCard(
+  code: string,
+  centre: [number, number],
+  here: { distanceM?: number; error?: string } | null,
+  onLocate: () => void,
+): TemplateResult {
+  const [lon, lat] = centre;
+  const name = encodeURIComponent(code);
+  return html`<div class="card" id="location">
+    <h3>位置 Location</h3>
+    <p>
+      经度 lon <strong>${lon.toFixed(6)}</strong>, 纬度 lat <strong>${lat.toFixed(6)}</strong>
+      <small>(CGCS2000 / WGS 84)</small>
+    </p>
+    <p class="nav-links">
+      <a href="https://uri.amap.com/marker?position=${lon},${lat}&name=${name}&coordinate=wgs84&callnative=1"
+        >高德导航 Amap</a
+      >
+      <a href="geo:${lat},${lon}?q=${lat},${lon}(${name})">地图应用 Maps app</a>
+      <button type="button" id="locate" @click=${onLocate}>距我多远 Distance from me</button>
+    </p>
+    ${
+      here?.distanceM !== undefined
+        ? html`<p id="distance">距离 ${distanceText(here.distanceM)} from your position</p>`
+        : here?.error
+          ? html`<p id="distance" class="error">${here.error}</p>`
+          : ''
+    }
+  </div>`;
+}
