@@ -1,5 +1,6 @@
 import { BadInputError } from '../core/errors.ts';
 import { checkMonth } from '../core/month.ts';
+import { ExportStatusFilter } from '../workflow/actions.schema.ts';
 import { checkDate } from '../workflow/calendar.ts';
 import { CliContext } from './context.ts';
 
@@ -16,4 +17,11 @@ export const num = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new BadInputError('bad_option', `${name} "${v}" is not a number`);
   return n;
+};
+
+/** --status: patch states, comma-separated, or "open" (the unfinished ones). */
+export const states = (v: string): string[] => {
+  const r = ExportStatusFilter.safeParse(v);
+  if (!r.success) throw new BadInputError('bad_option', `--status: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  return r.data;
 };

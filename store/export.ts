@@ -24,11 +24,13 @@ export async function exportRecords(
   month: string,
   town: string | null,
   user: User | null,
+  states: readonly string[] | null = null,
 ): Promise<ExportRecord[]> {
   const rows = await runSql<Record<string, unknown>>(db, 'export/patches', {
     month,
     town,
     scope_town: user ? scopeTown(user) : null,
+    states: states ? JSON.stringify(states) : null,
   });
   const today = env.today();
   return rows.map((r) => toRecord(r, env.calendar, today));
@@ -50,11 +52,13 @@ export async function exportPatches(
     storageSrid: number;
     fontPath?: string;
     signal?: AbortSignal;
+    /** Only patches in these states (null: all). */
+    states?: readonly string[] | null;
   },
 ): Promise<{ files: string[]; count: number }> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format))
     throw new BadInputError('bad_format', `--format "${opts.format}" is not one of ${EXPORT_FORMATS.join(', ')}`);
-  const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null);
+  const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null, opts.states ?? null);
   const target: WriteTarget = {
     db,
     env,

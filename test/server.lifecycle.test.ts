@@ -152,6 +152,30 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     expect((await call('heshan', 'GET', `/api/evidence/${id}/thumb.jpg`)).statusCode).toBe(404);
   });
 
+  it('exports only the unfinished patches when asked (status=open), and names a bad state', async () => {
+    await h.walkToClosed('350206-202403-0005');
+    const csv = async (status?: string) => {
+      const r = await call(
+        'dianqian',
+        'GET',
+        `/api/export?month=2024-03&format=csv${status === undefined ? '' : `&status=${status}`}`,
+      );
+      expect(r.statusCode, r.body).toBe(200);
+      return r.body;
+    };
+    const all = await csv();
+    expect(all).toContain('350206-202403-0005');
+    const open = await csv('open');
+    expect(open).not.toContain('350206-202403-0005');
+    expect(open).toContain('350206-202403-0002');
+    expect(open).toContain('350206-202403-0003');
+    expect(open).not.toContain('350206-202403-0001'); // another town's, as ever
+    expect(await csv('closed')).toContain('350206-202403-0005');
+    const bad = await call('dianqian', 'GET', '/api/export?month=2024-03&format=csv&status=open,finished');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toMatch(/"finished" is not a patch state/);
+  });
+
   it('keeps notes in the history', async () => {
     const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: '已电话联系业主' });
     expect(r.statusCode).toBe(201);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -154,6 +154,12 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     });
     expect(painted).toBe(true);
     await page.screenshot({ path: join(SHOTS, '1-town-map.png') });
+    // the town's month as a spreadsheet, from the page
+    const [xlsx] = await Promise.all([page.waitForEvent('download'), page.click('[data-download=xlsx]')]);
+    expect(xlsx.suggestedFilename()).toBe('350206001_2024-03.xlsx');
+    const saved = join(run.config.dataDir, 'download.xlsx');
+    await xlsx.saveAs(saved);
+    expect(readFileSync(saved).subarray(0, 2).toString()).toBe('PK'); // an OOXML zip
     // the swipe moves the boundary between before and after
     await page.fill('#swipe', '20');
     await page.screenshot({ path: join(SHOTS, '2-town-map-swipe.png') });

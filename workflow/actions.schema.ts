@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { IsoDate } from './calendar.ts';
-import { DISMISS_REASONS, MEASURES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
+import { DISMISS_REASONS, FINAL_STATES, MEASURES, PATCH_STATES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
 import { MONTH_PATTERN } from '../core/month.ts';
 
 /** A town (镇街) code as a request gives it: letters, digits, `_` and `-` only (no separators, no control characters). */
@@ -120,3 +120,30 @@ export type PatchQuery = z.infer<typeof PatchQuerySchema>;
 
 /** A note on a patch: text only, no state change. */
 export const NoteBody = z.object({ text: z.string().min(1).max(4000) });
+
+/**
+ * Which patches an export holds, by state: a comma-separated list of states, or `open` for every state
+ * that still needs work (dismissed, closed and other finished cases need no blank verdict sheet).
+ */
+export const ExportStatusFilter = z
+  .string()
+  .max(300)
+  .transform((v, ctx) => {
+    const names = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    const out = new Set<string>();
+    for (const n of names) {
+      if (n === 'open') {
+        for (const s of PATCH_STATES) if (!FINAL_STATES.includes(s)) out.add(s);
+      } else if ((PATCH_STATES as readonly string[]).includes(n)) {
+        out.add(n);
+      } else {
+        ctx.addIssue({ code: 'custom', message: `"${n}" is not a patch state (${PATCH_STATES.join(', ')}) or "open"` });
+        return z.NEVER;
+      }
+    }
+    return [...out];
+  })
+  .describe('patch states to include, comma-separated, or "open" for the unfinished ones; default all');

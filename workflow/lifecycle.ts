@@ -18,6 +18,22 @@ export type PatchStatus =
   | 'merged'
   | 'split';
 
+/** Every state a patch can be in, in the order of its life. */
+export const PATCH_STATES: readonly PatchStatus[] = [
+  'detected',
+  'dispatched',
+  'illegal',
+  'rectifying',
+  'rectified',
+  'closed',
+  'dismissed',
+  'legal',
+  'false_change',
+  'pre_existing',
+  'merged',
+  'split',
+];
+
 /** States from which nothing more happens to the patch (it may come back only as a new, rebuilt patch). */
 export const FINAL_STATES: readonly PatchStatus[] = [
   'dismissed',

@@ -3,7 +3,7 @@ import { EXPORT_FORMATS } from '../../export/formats.ts';
 import { workflowEnv } from '../../workflow/env.ts';
 import { cmdDetect, cmdPatchesList, cmdVectorize } from '../commands.ts';
 import { patchListText } from '../format.ts';
-import { context, month, num } from '../options.ts';
+import { context, month, num, states } from '../options.ts';
 
 /** `tuban` commands: detect and vectorize without database, patch lists and exports, eval, training data. */
 export function toolsCommands(program: Command): void {
@@ -62,7 +62,12 @@ export function toolsCommands(program: Command): void {
     .option('--town <code>', 'only this town')
     .addOption(new Option('--format <fmt>', 'output format').choices(EXPORT_FORMATS).makeOptionMandatory())
     .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
-    .action(async (o: { month: string; town?: string; format: string; output: string }) => {
+    .option(
+      '--status <states>',
+      'only patches in these states, comma-separated, or "open" (the unfinished ones)',
+      states,
+    )
+    .action(async (o: { month: string; town?: string; format: string; output: string; status?: string[] }) => {
       const c = context();
       const { exportPatches } = await import('../../store/export.ts');
       const r = await exportPatches(await c.database(), workflowEnv(c.config), {
@@ -72,6 +77,7 @@ export function toolsCommands(program: Command): void {
         outPath: o.output,
         storageSrid: c.config.TUBAN_STORAGE_SRID,
         fontPath: c.config.TUBAN_PDF_FONT,
+        states: o.status ?? null,
       });
       console.log(`${r.count} patch(es) → ${r.files.join(', ')}`);
     });

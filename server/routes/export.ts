@@ -7,10 +7,15 @@ import { zipFiles } from '../../export/zip.ts';
 import { TransientError } from '../../core/errors.ts';
 import { EXPORT_FORMATS, type ExportFormat } from '../../export/formats.ts';
 import { exportPatches } from '../../store/export.ts';
-import { TownCode } from '../../workflow/actions.schema.ts';
+import { ExportStatusFilter, TownCode } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
 
-const ExportQuery = z.object({ month: MonthString, town: TownCode.optional(), format: z.enum(EXPORT_FORMATS) });
+const ExportQuery = z.object({
+  month: MonthString,
+  town: TownCode.optional(),
+  format: z.enum(EXPORT_FORMATS),
+  status: ExportStatusFilter.optional(),
+});
 
 const CONTENT_TYPE: Record<ExportFormat, string> = {
   gpkg: 'application/geopackage+sqlite3',
@@ -88,6 +93,7 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
         storageSrid: config.TUBAN_STORAGE_SRID,
         fontPath: config.TUBAN_PDF_FONT,
         signal,
+        states: q.status ?? null,
       });
       let file = out;
       if (q.format === 'shp') {

@@ -3,6 +3,7 @@
 --   :month       YYYY-MM
 --   :town        town code filter, or null
 --   :scope_town  town of a town user, or null
+--   :states      JSON array of the states to include, or null for every state
 select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name, p.class, p.status,
        p.verification_result, p.measure,
        to_char(p.verify_due, 'YYYY-MM-DD') as verify_due, to_char(p.rectify_due, 'YYYY-MM-DD') as rectify_due,
@@ -20,4 +21,5 @@ where p.month = :month::text
   and patch_is_live(p.status)
   and (:town::text is null or p.town_code = :town::text)
   and (:scope_town::text is null or p.town_code = :scope_town::text)
+  and (:states::jsonb is null or p.status in (select jsonb_array_elements_text(:states::jsonb)))
 order by p.town_code, p.code;

@@ -7,6 +7,7 @@ import { html, nothing, render, type TemplateResult } from 'lit-html';
 import type { MonthlyReportBody, PatchFeatureCollection, PatchListItem } from '../../api/responses.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
+import { downloadsCard, type DownloadsState } from '../components/downloads.ts';
 import { errorMessage } from '../components/message.ts';
 import { monthsOf, pickMonth, type AppContext } from '../context.ts';
 import { CLASS_LABEL, fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR, STATUS_LABEL } from '../labels.ts';
@@ -76,6 +77,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     selected: null as string | null,
     popup: null as { patch: PatchListItem; pixel: number[] } | null,
     swipe: 50,
+    downloads: { status: '', busy: null, failure: null } as DownloadsState,
   };
   let map: PatchMap | null = null;
 
@@ -194,6 +196,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
             }
           </div>
           <div id="list">${table()}</div>
+          ${downloadsCard(month, ownTown ?? (view.filters.town || null), state.downloads, draw)}
         </div>
         <div class="mapwrap">
           <div id="map"></div>

@@ -1,0 +1,74 @@
+/**
+ * The month's patch list as the files a town office works with — XLSX, PDF verification sheets, GPKG,
+ * SHP (zipped) — for one town or all the user may see, all patches or only the unfinished ones.
+ */
+import { html, nothing, type TemplateResult } from 'lit-html';
+import { download } from '../api.ts';
+import { errorMessage } from './message.ts';
+
+const FILES: [format: string, ext: string, label: string][] = [
+  ['xlsx', 'xlsx', 'Excel 表格'],
+  ['pdf', 'pdf', 'PDF 核查表 sheets'],
+  ['gpkg', 'gpkg', 'GeoPackage'],
+  ['shp', 'zip', 'Shapefile (zip)'],
+];
+
+export interface DownloadsState {
+  /** 'open' (the unfinished patches) or '' (all). */
+  status: string;
+  busy: string | null;
+  failure: unknown;
+}
+
+export function downloadsCard(
+  month: string,
+  town: string | null,
+  state: DownloadsState,
+  redraw: () => void,
+): TemplateResult {
+  const get = async (format: string, ext: string) => {
+    const q = new URLSearchParams({ month, format });
+    if (town) q.set('town', town);
+    if (state.status) q.set('status', state.status);
+    state.busy = format;
+    state.failure = null;
+    redraw();
+    try {
+      await download(`/api/export?${q}`, `${town ?? 'all'}_${month}${state.status ? '_open' : ''}.${ext}`);
+    } catch (err) {
+      state.failure = err;
+    }
+    state.busy = null;
+    redraw();
+  };
+  return html`<div class="card" id="downloads">
+    <h3>下载 Downloads <small>${month}${town ? ` · ${town}` : ''}</small></h3>
+    <label
+      >图斑 Patches
+      <select
+        name="export-status"
+        @change=${(e: Event) => {
+          state.status = (e.target as HTMLSelectElement).value;
+          redraw();
+        }}
+      >
+        <option value="" ?selected=${state.status === ''}>全部 all</option>
+        <option value="open" ?selected=${state.status === 'open'}>未办结 unfinished only</option>
+      </select></label
+    >
+    <div class="download-buttons">
+      ${FILES.map(
+        ([format, ext, label]) =>
+          html`<button
+            type="button"
+            data-download=${format}
+            ?disabled=${state.busy !== null}
+            @click=${() => void get(format, ext)}
+          >
+            ${state.busy === format ? '…' : ''}${label}
+          </button>`,
+      )}
+    </div>
+    ${state.failure ? errorMessage(state.failure) : nothing}
+  </div>`;
+}
