@@ -21,6 +21,7 @@ export const UserBody = z.looseObject({
   displayName: z.string(),
   role: z.enum(ROLE_NAMES),
   townCode: z.string().nullable(),
+  townName: z.string().nullable().optional().describe("the town's name from the town layer (GET /api/me)"),
 });
 export type UserBody = z.output<typeof UserBody>;
 

@@ -1,3 +1,4 @@
+import { label } from '../i18n/index.ts';
 import type { WorkCalendar } from '../workflow/calendar.ts';
 import { workingDaysBetween } from '../workflow/calendar.ts';
 
@@ -28,8 +29,15 @@ export const FIELDS = [
   { name: 'eco_m2', alias: '占生态红线(平方米)', type: 'real' },
   { name: 'water_m2', alias: '占水域(平方米)', type: 'real' },
   { name: 'class', alias: '类别', type: 'string' },
+  { name: 'class_cd', alias: '类别代码', type: 'string' },
   { name: 'status', alias: '状态', type: 'string' },
+  { name: 'status_cd', alias: '状态代码', type: 'string' },
   { name: 'result', alias: '核查结果', type: 'string' },
+  { name: 'result_cd', alias: '核查结果代码', type: 'string' },
+  { name: 'violation', alias: '违法类型', type: 'string' },
+  { name: 'measure', alias: '整改措施', type: 'string' },
+  { name: 'escalated', alias: '挂牌督办', type: 'string' },
+  { name: 'overdue_dt', alias: '逾期起始', type: 'string' },
   { name: 'verify_due', alias: '核查期限', type: 'string' },
   { name: 'rect_due', alias: '整改期限', type: 'string' },
   { name: 'days_late', alias: '逾期工作日', type: 'integer' },
@@ -69,9 +77,17 @@ export function toRecord(r: Record<string, any>, cal: WorkCalendar, today: strin
     farm_m2: round(r.farmland_m2, 1),
     eco_m2: round(r.ecological_m2, 1),
     water_m2: round(r.water_m2, 1),
-    class: r.class,
-    status: r.status,
-    result: r.verification_result,
+    // the Chinese columns carry the words (the shared catalogue), the code columns beside them the codes
+    class: label('class', r.class),
+    class_cd: r.class,
+    status: label('status', r.status),
+    status_cd: r.status,
+    result: label('result', r.verification_result) || null,
+    result_cd: r.verification_result ?? null,
+    violation: label('violation', r.violation) || null,
+    measure: label('measure', r.measure) || null,
+    escalated: r.escalated ? '是' : '否',
+    overdue_dt: r.overdue_since ?? null,
     verify_due: r.verify_due,
     rect_due: r.rectify_due,
     days_late: due && due < today ? workingDaysBetween(cal, due, today) : 0,

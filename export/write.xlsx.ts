@@ -32,11 +32,11 @@ export async function toXlsx(
     ws.getRow(1).font = { bold: true };
     for (const r of rows) {
       const row = ws.addRow(Object.fromEntries(FIELDS.map((f) => [f.name, r[f.name]])));
-      const due = r.status === 'dispatched' ? r.verify_due : r.status === 'rectifying' ? r.rect_due : null;
+      const due = r.status_cd === 'dispatched' ? r.verify_due : r.status_cd === 'rectifying' ? r.rect_due : null;
       if (due) {
         const colour = String(due) < today ? RED : String(due) <= soon ? AMBER : null;
         if (colour) {
-          const cell = row.getCell(r.status === 'dispatched' ? 'verify_due' : 'rect_due');
+          const cell = row.getCell(r.status_cd === 'dispatched' ? 'verify_due' : 'rect_due');
           cell.fill = { type: 'pattern', pattern: 'solid', fgColor: { argb: colour } };
         }
       }

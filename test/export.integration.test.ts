@@ -92,6 +92,21 @@ describe('patch list exports', () => {
     expect(text).toContain('图斑编号,监测月份,前时相,后时相');
     expect(text.trim().split('\r\n')).toHaveLength(4); // heading + the town's 3 patches
     expect(ogrinfo('-al', '-q', out('p.csv'))).toContain('殿前街道');
+    // the Chinese columns say it in words, the code columns beside them keep the codes
+    const header = text
+      .replace(/^\uFEFF/, '')
+      .split('\r\n')[0]
+      .split(',');
+    const rows = text
+      .trim()
+      .split('\r\n')
+      .slice(1)
+      .map((l) => l.split(','));
+    const col = (alias: string) => rows.map((r) => r[header.indexOf(alias)]);
+    expect(new Set(col('状态'))).toEqual(new Set(['待核查']));
+    expect(new Set(col('状态代码'))).toEqual(new Set(['detected']));
+    expect(col('类别').every((v) => ['生态红线', '耕地', '水域', '一般'].includes(v))).toBe(true);
+    expect(col('挂牌督办')).toEqual(['否', '否', '否']);
   });
 
   it('writes a workbook with a sheet per town, frozen header and area totals', async () => {

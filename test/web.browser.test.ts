@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { label } from '../i18n/index.ts';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
 import { addEvidence } from '../store/evidence.ts';
@@ -137,7 +138,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     ]);
     expect(towns).toEqual(['殿前街道']);
     expect(await page.isDisabled('select[name=town]')).toBe(true);
-    expect(await page.textContent('#who')).toContain('350206001');
+    expect(await page.textContent('#who-town')).toBe('殿前街道'); // the town's name, not its code
     // imagery tiles drawn from the GeoTIFFs, and the patch outlines over them
     await expect.poll(() => tiles.filter((s) => s === 200).length, { timeout: 60_000 }).toBeGreaterThan(0);
     await page.waitForTimeout(1500);
@@ -195,7 +196,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.selectOption('form.actionform select[name=violation]', 'construction');
     await page.fill('form.actionform input[name=note]', '现场核实为新建厂房');
     await page.click('form.actionform button[type=submit]');
-    await expect.poll(() => page.textContent('#action-msg')).toMatch(/verify ✓/);
+    await expect.poll(() => page.textContent('#action-msg')).toMatch(/核查 ✓/);
     expect(await page.textContent('#patch-code')).toContain('违法');
     expect(await page.$$eval('#history tr', (r) => r.length)).toBe(historyRows + 1);
     expect(await page.textContent('#history')).toContain('dianqian');
@@ -224,7 +225,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
         timeout: 30_000,
       })
       .toBe(16); // the photo's thumbnail (never enlarged)
-    expect(await page.textContent('#history')).toContain('evidence_added');
+    expect(await page.textContent('#history')).toContain('上传证据'); // evidence_added, in the catalogue's words
     expect(await run.db('evidence').count('* as n').first()).toEqual({ n: '1' });
     await page.screenshot({ path: join(SHOTS, '3-town-verified.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
@@ -279,7 +280,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       await fitsTheScreen(page, `${action} form`);
       await fill('form.actionform');
       await page.click('form.actionform button[type=submit]');
-      await expect.poll(() => page.textContent('#action-msg')).toContain(`${action} ✓`);
+      await expect.poll(() => page.textContent('#action-msg')).toContain(`${label('action', action)} ✓`);
     };
     await act('verify', async (f) => {
       await page.selectOption(`${f} select[name=result]`, 'illegal');
@@ -323,7 +324,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await fitsTheScreen(page, 'patch page');
     await page.click('[data-open=close]');
     await page.click('form.actionform button[type=submit]');
-    await expect.poll(() => page.textContent('#action-msg')).toContain('close ✓');
+    await expect.poll(() => page.textContent('#action-msg')).toContain('销号 ✓');
     expect(await page.textContent('#patch-code')).toContain('已销号');
     await page.screenshot({ path: join(SHOTS, '8-supervisor-closed.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);

@@ -1,19 +1,4 @@
-/** Words shown for the API's codes: patch states, land classes, and the colours of the states on the map. */
-
-export const STATUS_LABEL: Record<string, string> = {
-  detected: '待核查 detected',
-  dispatched: '已下发 dispatched',
-  dismissed: '已排除 dismissed',
-  illegal: '违法 illegal',
-  legal: '合法 legal',
-  false_change: '伪变化 false change',
-  pre_existing: '原有 pre-existing',
-  rectifying: '整改中 rectifying',
-  rectified: '已整改 rectified',
-  closed: '已销号 closed',
-  merged: '已合并 merged',
-  split: '已拆分 split',
-};
+/** The colours of the states on the map, and how numbers, sizes and times are written (words for codes: locale.ts). */
 
 export const STATUS_COLOUR: Record<string, string> = {
   detected: '#ff2d2d',
@@ -32,13 +17,6 @@ export const STATUS_COLOUR: Record<string, string> = {
 /** The states drawn in the map's legend (the others are closed cases, drawn grey). */
 export const LEGEND_STATES = ['detected', 'dispatched', 'illegal', 'rectifying', 'rectified', 'closed'];
 export const OVERDUE_COLOUR = '#7a0000';
-
-export const CLASS_LABEL: Record<string, string> = {
-  ecological: '生态 ecological',
-  farmland: '耕地 farmland',
-  water: '水域 water',
-  general: '一般 general',
-};
 
 /** Square metres in one 亩. */
 export const M2_PER_MU = 666.6667;

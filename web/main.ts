@@ -82,7 +82,7 @@ const show = startRouter(async (nav) => {
     ctx ??= await loadContext();
     if (nav.stale()) return;
     if (currentLocation().path === '/') return navigate(await landingPage());
-    renderFrame(ctx.me, signOut);
+    renderFrame(ctx.me, signOut, () => void show().catch(reportError));
     await PAGES[nav.route.pattern]?.(ctx, nav);
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401) && !nav.stale()) showError(main, err);

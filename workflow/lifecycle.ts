@@ -189,3 +189,17 @@ export const FORWARD_ACTIONS: readonly Action[] = [
 export function statesWaitingOn(role: Role): PatchStatus[] {
   return [...new Set(FORWARD_ACTIONS.filter((a) => RULES[a].roles.includes(role)).flatMap((a) => RULES[a].from))];
 }
+
+/** Every kind of history event: the actions, and what the batch, the daily sweep and the users add. */
+export const EVENT_TYPES: readonly string[] = [
+  ...ACTIONS,
+  'detected',
+  'redetected',
+  'rebuilt',
+  'overdue',
+  'escalated',
+  'evidence_added',
+  'merged',
+  'split_from',
+  'note',
+];

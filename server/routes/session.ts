@@ -68,7 +68,14 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
         response: { ...answers(UserBody, 'the user'), ...errors(401) },
       },
     },
-    async (req) => ctx.me(req),
+    async (req) => {
+      const me = ctx.me(req);
+      // a town office reads its town's name, not its code
+      const town = me.townCode
+        ? await ctx.db('reference_feature').where({ kind: 'town', code: me.townCode }).first('name')
+        : null;
+      return { ...me, townName: (town?.name as string | undefined) ?? null };
+    },
   );
   app.post(
     '/api/logout',

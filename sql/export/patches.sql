@@ -5,7 +5,7 @@
 --   :scope_town  town of a town user, or null
 --   :states      JSON array of the states to include, or null for every state
 select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name, p.class, p.status,
-       p.verification_result, p.measure,
+       p.verification_result, p.violation, p.measure, p.escalated_at is not null as escalated,
        to_char(p.verify_due, 'YYYY-MM-DD') as verify_due, to_char(p.rectify_due, 'YYYY-MM-DD') as rectify_due,
        to_char(p.overdue_since, 'YYYY-MM-DD') as overdue_since,
        p.area_m2, p.farmland_m2, p.ecological_m2, p.water_m2, p.mean_prob, p.model_name, p.model_version,

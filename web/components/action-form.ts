@@ -5,25 +5,8 @@
  */
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { JsonSchema } from '../../api/responses.ts';
-
-/**
- * One form for a body with variants (verify: one per result): the fields of every variant, the
- * discriminator's values as one choice, required only what every variant requires. The server checks
- * which fields the chosen variant needs.
- */
-export function flatSchema(schema: JsonSchema): JsonSchema {
-  const variants = schema.oneOf ?? schema.anyOf;
-  if (!variants) return schema;
-  const properties: Record<string, JsonSchema> = {};
-  for (const v of variants) {
-    for (const [name, p] of Object.entries(v.properties ?? {})) {
-      const values = [...(properties[name]?.enum ?? []), ...(p.enum ?? (p.const !== undefined ? [p.const] : []))];
-      properties[name] = { ...properties[name], ...p, ...(values.length ? { enum: [...new Set(values)] } : {}) };
-    }
-  }
-  const required = Object.keys(properties).filter((n) => variants.every((v) => v.required?.includes(n)));
-  return { type: 'object', properties, required };
-}
+import { flatSchema } from './schema.ts';
+import { FIELD_VALUES, t } from '../locale.ts';
 
 /** A random request key; crypto.getRandomValues works where randomUUID does not (plain http on an intranet). */
 export function requestKey(): string {
@@ -34,10 +17,14 @@ const isNumber = (s: JsonSchema) => s.type === 'integer' || s.type === 'number';
 const isDate = (s: JsonSchema) => s.pattern?.includes('\\d{4}-\\d{2}-\\d{2}') ?? false;
 
 function input(name: string, s: JsonSchema, required: boolean): TemplateResult {
-  if (s.enum)
+  if (s.enum) {
+    const group = FIELD_VALUES[name];
     return html`<select name=${name}>
-      ${required ? nothing : html`<option value=""></option>`}${s.enum.map((v) => html`<option>${v}</option>`)}
+      ${required ? nothing : html`<option value=""></option>`}${s.enum.map(
+        (v) => html`<option value=${v}>${group ? t(group, v) : v}</option>`,
+      )}
     </select>`;
+  }
   if (isNumber(s))
     return html`<input name=${name} type="number" min=${s.minimum ?? nothing} max=${s.maximum ?? nothing} />`;
   if (isDate(s)) return html`<input name=${name} type="date" />`;
@@ -63,7 +50,9 @@ export function actionForm(o: ActionFormOptions): TemplateResult {
       </p>`;
     const required = schema.required?.includes(name) ?? false;
     return html`<label
-      >${name}${required ? ' *' : ''}${s.description ? html` <small>${s.description}</small>` : nothing}
+      >${t('field', name)}${required ? ' *' : ''} <small>${name}</small>${
+        s.description ? html` <small>${s.description}</small>` : nothing
+      }
       ${input(name, s, required)}</label
     >`;
   });
@@ -74,7 +63,7 @@ export function actionForm(o: ActionFormOptions): TemplateResult {
   return html`<form class="actionform" data-action=${o.action} @submit=${submit}>
     ${fields}
     <div>
-      <button class="primary" type="submit">${o.action}</button>
+      <button class="primary" type="submit">${t('action', o.action)}</button>
       <button type="button" data-cancel @click=${o.onCancel}>取消 cancel</button>
     </div>
   </form>`;

@@ -1,9 +1,11 @@
 import { html, nothing, render } from 'lit-html';
 import type { UserBody } from '../../api/responses.ts';
+import type { Locale } from '../../i18n/index.ts';
+import { locale, setLocale, t } from '../locale.ts';
 import { currentLocation } from '../router.ts';
 
 /** The header: the pages this role has, and who is signed in. */
-export function renderFrame(me: UserBody | null, signOut: () => void): void {
+export function renderFrame(me: UserBody | null, signOut: () => void, redraw: () => void = () => {}): void {
   const nav = document.querySelector<HTMLElement>('#nav')!;
   const who = document.querySelector<HTMLElement>('#who')!;
   if (!me) {
@@ -24,8 +26,22 @@ export function renderFrame(me: UserBody | null, signOut: () => void): void {
     ),
     nav,
   );
+  const other: Locale = locale() === 'zh-CN' ? 'en' : 'zh-CN';
   render(
-    html`${me.displayName || me.username} · ${me.role}${me.townCode ? ` · ${me.townCode}` : ''}
+    html`${me.displayName || me.username} ·
+      ${t('role', me.role)}${
+        me.townCode ? html` · <span id="who-town" title=${me.townCode}>${me.townName ?? me.townCode}</span>` : ''
+      }
+      <button
+        id="locale"
+        lang=${other}
+        @click=${() => {
+          setLocale(other);
+          redraw();
+        }}
+      >
+        ${other === 'en' ? 'English' : '中文'}
+      </button>
       <button id="signout" @click=${signOut}>退出 Sign out</button>`,
     who,
   );

@@ -10,7 +10,8 @@ import { statusBadge } from '../components/badges.ts';
 import { downloadsCard, type DownloadsState } from '../components/downloads.ts';
 import { errorMessage } from '../components/message.ts';
 import { monthsOf, pickMonth, type AppContext } from '../context.ts';
-import { CLASS_LABEL, fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR, STATUS_LABEL } from '../labels.ts';
+import { fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR } from '../labels.ts';
+import { choices, t } from '../locale.ts';
 import { href, navigate, replaceQuery, type Navigation } from '../router.ts';
 import { patchMap, type PatchMap } from './map.layers.ts';
 
@@ -129,8 +130,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
         .map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
       ownTown,
     )}
-    ${filter('状态 Status', 'status', Object.entries(STATUS_LABEL))}
-    ${filter('类别 Class', 'class', Object.entries(CLASS_LABEL))}
+    ${filter('状态 Status', 'status', choices('status'))} ${filter('类别 Class', 'class', choices('class'))}
     ${filter('逾期 Overdue', 'overdue', [
       ['true', '逾期 overdue'],
       ['false', '未逾期 not overdue'],
@@ -202,7 +202,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
           <div id="map"></div>
           <div class="legend">
             ${LEGEND_STATES.map(
-              (s) => html`<div><span style="border-color:${STATUS_COLOUR[s]}"></span>${STATUS_LABEL[s]}</div>`,
+              (s) => html`<div><span style="border-color:${STATUS_COLOUR[s]}"></span>${t('status', s)}</div>`,
             )}
             <div><span style="border-color:${OVERDUE_COLOUR};border-style:dashed"></span>逾期 overdue</div>
           </div>

@@ -10,7 +10,8 @@ import { statusBadge } from '../components/badges.ts';
 import { centreOf, distanceM, locationCard } from '../components/location.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
-import { bytes, CLASS_LABEL, fmt, localTime, M2_PER_MU, text } from '../labels.ts';
+import { bytes, fmt, localTime, M2_PER_MU, text } from '../labels.ts';
+import { t } from '../locale.ts';
 import { href, type Navigation } from '../router.ts';
 
 const patchLink = (code: string) => html`<a href=${href(`/patch/${encodeURIComponent(code)}`)}>${code}</a>`;
@@ -20,16 +21,16 @@ function attributes(p: PatchDetailBody): [string, TemplateResult | string][] {
     ['月份 Month', p.month],
     ['镇街 Town', `${p.town_name ?? ''} ${p.town_code ?? ''}`],
     ['网格 Grid', p.grid_code ?? ''],
-    ['类别 Class', CLASS_LABEL[p.class] ?? p.class],
+    ['类别 Class', t('class', p.class)],
     ['面积 Area', `${fmt(p.area_m2)} m² (${(p.area_m2 / M2_PER_MU).toFixed(2)} 亩)`],
     ['耕地 Farmland', `${fmt(p.farmland_m2)} m²`],
     ['生态 Ecological', `${fmt(p.ecological_m2)} m²`],
     ['水域 Water', `${fmt(p.water_m2)} m²`],
     ['模型 Model', `${p.model} · p=${fmt(p.mean_prob, 2)}`],
-    ['核查结果 Verification', p.verification_result ?? '–'],
-    ['违法类型 Violation', p.violation ?? '–'],
+    ['核查结果 Verification', t('result', p.verification_result) || '–'],
+    ['违法类型 Violation', t('violation', p.violation) || '–'],
     ['许可 Permit', p.permit_ref ?? '–'],
-    ['整改措施 Measure', p.measure ?? '–'],
+    ['整改措施 Measure', t('measure', p.measure) || '–'],
     ['核查期限 Verify by', p.verify_due ?? '–'],
     ['整改期限 Rectify by', p.rectify_due ?? '–'],
     ['逾期 Overdue since', p.overdue_since ?? '–'],
@@ -107,7 +108,10 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
         schema: spec.schema,
         key,
         onSubmit: (body) =>
-          attempt(() => post(path`/api/patches/${code}/actions/${action}`, body), okMessage(`${action} ✓`)),
+          attempt(
+            () => post(path`/api/patches/${code}/actions/${action}`, body),
+            okMessage(`${t('action', action)} ✓`),
+          ),
         onCancel: () => {
           ui.open = null;
           draw();
@@ -220,7 +224,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                             draw();
                           }}
                         >
-                          ${a}
+                          ${t('action', a)}
                         </button>`,
                     )
                   : html`<p>无可用操作 No action open to your role in this state.</p>`
@@ -243,7 +247,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                     html`<tr>
                       <td>${localTime(h.at)}</td>
                       <td>${h.actor}</td>
-                      <td>${h.type}</td>
+                      <td>${h.type in ctx.meta.actions ? t('action', h.type) : t('event', h.type)}</td>
                       <td>${h.from_status ?? ''} → ${h.to_status ?? ''}</td>
                       <td><small>${summarise(h.detail)}</small></td>
                     </tr>`,

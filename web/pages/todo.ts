@@ -9,6 +9,7 @@ import { statusBadge } from '../components/badges.ts';
 import { daysLeft } from '../components/deadline.ts';
 import type { AppContext } from '../context.ts';
 import { fmt } from '../labels.ts';
+import { t } from '../locale.ts';
 import { href, navigate, type Navigation } from '../router.ts';
 
 const DEADLINE = { verification: '核查 verify', rectification: '整改 rectify' } as const;
@@ -49,7 +50,7 @@ export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<
                     <td>${p.month}</td>
                     ${ctx.me.role === 'town' ? '' : html`<td>${p.town_name ?? ''}</td>`}
                     <td>${statusBadge(p)}</td>
-                    <td>${p.actions.join(', ')}</td>
+                    <td>${p.actions.map((a) => t('action', a)).join('、')}</td>
                     <td>${p.due ? `${p.deadline ? DEADLINE[p.deadline] : ''} ${p.due}` : '–'}</td>
                     <td class="days">${daysLeft(p.days_left)}</td>
                     <td>${fmt(p.area_m2)}</td>
