@@ -46,6 +46,20 @@ export const MapConfigBody = z.looseObject({
 });
 export type MapConfigBody = z.output<typeof MapConfigBody>;
 
+/** The town boundaries, GeoJSON in the storage CRS. */
+export const TownsBody = z.looseObject({
+  type: z.literal('FeatureCollection'),
+  features: z.array(
+    z.looseObject({
+      type: z.literal('Feature'),
+      id: z.string(),
+      geometry: z.unknown(),
+      properties: z.looseObject({ code: z.string(), name: z.string() }),
+    }),
+  ),
+});
+export type TownsBody = z.output<typeof TownsBody>;
+
 /** A JSON Schema as the API gives it for an action's body (the web app builds its forms from it). */
 export interface JsonSchema {
   type?: string;

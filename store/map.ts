@@ -7,7 +7,7 @@ import { runSql } from './sql.ts';
 import { scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
 import { addMonths } from '../core/month.ts';
-import type { MapConfigBody } from '../api/responses.ts';
+import type { MapConfigBody, TownsBody } from '../api/responses.ts';
 
 /**
  * The web map's tile grid, in the storage CRS: a fixed top-left origin (any projected CRS of the
@@ -52,6 +52,20 @@ export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
       extent: [m.min_x, m.min_y, m.max_x, m.max_y],
       gsdM: m.gsd_m,
       tiles: m.tiles,
+    })),
+  };
+}
+
+/** The town boundaries as GeoJSON in the storage CRS (every town: boundaries are public). */
+export async function townBoundaries(db: Knex): Promise<TownsBody> {
+  const rows = await runSql<{ code: string; name: string; geom: unknown }>(db, 'map/towns', {});
+  return {
+    type: 'FeatureCollection',
+    features: rows.map((r) => ({
+      type: 'Feature' as const,
+      id: r.code,
+      geometry: r.geom,
+      properties: { code: r.code, name: r.name },
     })),
   };
 }

@@ -158,6 +158,7 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       ...ACTION_NAMES.map((a) => `POST /api/patches/{code}/actions/${a}`),
       'GET /api/map/patches',
       'GET /api/map/config',
+      'GET /api/map/towns',
       'GET /api/map/tiles/{month}/{z}/{x}/{y}',
       'GET /api/patches/{code}/chips/{which}',
       'POST /api/patches/{code}/evidence',

@@ -163,7 +163,28 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(readFileSync(saved).subarray(0, 2).toString()).toBe('PK'); // an OOXML zip
     // the swipe moves the boundary between before and after
     await page.fill('#swipe', '20');
+    expect(await page.getAttribute('.swipe-line', 'style')).toContain('left:20%'); // the divider follows
+    // a scale bar, the pointer's coordinates and the town boundaries over the imagery
+    expect(await page.isVisible('.ol-scale-line')).toBe(true);
+    await page.mouse.move(900, 400);
+    await expect.poll(() => page.textContent('.coordinates')).toMatch(/^1\d{2}\.\d{6}, 2\d\.\d{6} · EPSG:4548/);
+    await expect
+      .poll(() =>
+        page.evaluate(() => {
+          const map = (window as unknown as { __tubanMap: { getLayers(): { getArray(): unknown[] } } }).__tubanMap;
+          return map
+            .getLayers()
+            .getArray()
+            .map((l) => (l as { getSource(): { getFeatures?(): unknown[] } }).getSource().getFeatures?.().length ?? -1);
+        }),
+      )
+      .toContain(2); // the two towns' boundaries
     await page.screenshot({ path: join(SHOTS, '2-town-map-swipe.png') });
+    // a patch row opens with Enter
+    await page.focus('#patch-table tbody tr');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#patch-code');
+    await page.goBack();
     // another town's patch is not found, as in the API
     await page.goto(`${base}/#/patch/${encodeURIComponent(townCodes['350206002'][0])}`);
     await expect.poll(() => page.textContent('#main')).toMatch(/not found/);

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { patchChip } from '../../store/export.ts';
-import { mapConfig, renderMapTile } from '../../store/map.ts';
+import { mapConfig, renderMapTile, townBoundaries } from '../../store/map.ts';
 import { scopedPatch } from '../../store/patch.row.ts';
 import { listPatchesFor } from '../../store/workflow.ts';
 import { PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { answers, errors, ok, MonthString, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
-import { MapConfigBody, PatchFeatureCollection } from '../../api/responses.ts';
+import { MapConfigBody, PatchFeatureCollection, TownsBody } from '../../api/responses.ts';
 
 /** A tile address in the path: zoom, column, row (the row may end in .png, as map clients ask). */
 const TileParams = z.object({
@@ -63,12 +63,23 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
     '/api/map/config',
     {
       schema: {
-        summary: "The map's CRS, extent, months with imagery, town boundaries",
+        summary: "The map's CRS, tile grid and months with imagery (their extents and baseline months)",
         tags: ['map'],
         response: { ...answers(MapConfigBody, 'the map configuration'), ...errors(401) },
       },
     },
     async () => mapConfig(db, config.TUBAN_STORAGE_SRID),
+  );
+  app.get(
+    '/api/map/towns',
+    {
+      schema: {
+        summary: 'The town boundaries, GeoJSON in the storage CRS, for the map',
+        tags: ['map'],
+        response: { ...answers(TownsBody, 'the towns'), ...errors(401) },
+      },
+    },
+    async () => townBoundaries(db),
   );
   app.get(
     '/api/map/tiles/:month/:z/:x/:y',

@@ -21,7 +21,9 @@ import type RenderEvent from 'ol/render/Event.js';
 import type { Geometry } from 'ol/geom.js';
 import type { FeatureLike } from 'ol/Feature.js';
 import proj4 from 'proj4';
-import type { MapConfigBody, PatchFeatureCollection, PatchListItem } from '../../api/responses.ts';
+import { defaults as defaultControls, MousePosition, ScaleLine } from 'ol/control.js';
+import { toLonLat } from 'ol/proj.js';
+import type { MapConfigBody, PatchFeatureCollection, PatchListItem, TownsBody } from '../../api/responses.ts';
 import { showImage } from '../api.ts';
 import { OVERDUE_COLOUR, STATUS_COLOUR } from '../labels.ts';
 
@@ -62,8 +64,22 @@ function patchStyle(selected: boolean) {
   };
 }
 
+/** Town boundaries: a dashed line and the town's name, over the imagery and under the patches. */
+const townStyle = (f: FeatureLike): Style =>
+  new Style({
+    stroke: new Stroke({ color: '#ffffff', width: 2, lineDash: [10, 6] }),
+    text: new Text({
+      text: String(f.get('name') ?? ''),
+      font: 'bold 14px sans-serif',
+      fill: new Fill({ color: '#fff' }),
+      stroke: new Stroke({ color: '#16324f', width: 4 }),
+      overflow: true,
+    }),
+  });
+
 export interface PatchMap {
   map: OlMap;
+  setTowns(fc: TownsBody): void;
   setPatches(fc: PatchFeatureCollection): void;
   /** Highlight one patch (or none); `zoom` fits the view to it. */
   select(code: string | null, zoom: boolean): void;
@@ -105,11 +121,25 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
   const source = new VectorSource<Feature<Geometry>>();
   const vector = new VectorLayer({ source, style: patchStyle(false) });
   const selected = new VectorSource<Feature<Geometry>>();
+  const towns = new VectorSource<Feature<Geometry>>();
   const map = new OlMap({
     target,
+    controls: defaultControls().extend([
+      new ScaleLine({ units: 'metric' }),
+      // the pointer's position in lon/lat (CGCS2000 ≈ WGS 84) and in the storage CRS
+      new MousePosition({
+        className: 'ol-mouse-position coordinates',
+        coordinateFormat: (c) => {
+          if (!c) return '';
+          const [lon, lat] = toLonLat(c, projection);
+          return `${lon.toFixed(6)}, ${lat.toFixed(6)} · ${code} ${c[0].toFixed(1)} ${c[1].toFixed(1)}`;
+        },
+      }),
+    ]),
     layers: [
       after,
       ...(before ? [before] : []),
+      new VectorLayer({ source: towns, style: townStyle }),
       vector,
       new VectorLayer({ source: selected, style: patchStyle(true) }),
     ],
@@ -148,6 +178,10 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
   const format = new GeoJSON({ dataProjection: projection, featureProjection: projection });
   return {
     map,
+    setTowns(fc) {
+      towns.clear();
+      towns.addFeatures(format.readFeatures(fc) as Feature<Geometry>[]);
+    },
     setPatches(fc) {
       source.clear();
       source.addFeatures(format.readFeatures(fc) as Feature<Geometry>[]);

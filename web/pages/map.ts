@@ -4,7 +4,7 @@
  * so a link shows the same view; changing a filter rewrites the URL without a new history entry.
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
-import type { MonthlyReportBody, PatchFeatureCollection, PatchListItem } from '../../api/responses.ts';
+import type { MonthlyReportBody, PatchFeatureCollection, PatchListItem, TownsBody } from '../../api/responses.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
 import { downloadsCard, type DownloadsState } from '../components/downloads.ts';
@@ -95,6 +95,25 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     replaceQuery(viewQuery(view));
     void load();
   };
+  const setSwipe = (percent: number) => {
+    state.swipe = Math.max(0, Math.min(100, percent));
+    map?.setSwipe(state.swipe);
+    draw();
+  };
+  /** Dragging the divider's handle moves the boundary between the two months. */
+  const dragSwipe = (down: PointerEvent) => {
+    const wrap = (down.currentTarget as HTMLElement).closest<HTMLElement>('.mapwrap')!;
+    const box = wrap.getBoundingClientRect();
+    const move = (e: PointerEvent) => setSwipe(((e.clientX - box.left) / box.width) * 100);
+    const up = () => {
+      window.removeEventListener('pointermove', move);
+      window.removeEventListener('pointerup', up);
+    };
+    window.addEventListener('pointermove', move);
+    window.addEventListener('pointerup', up);
+    down.preventDefault();
+  };
+  const openPatch = (code: string) => navigate(href(`/patch/${encodeURIComponent(code)}`));
   const select = (code: string | null, zoom: boolean) => {
     state.selected = code;
     map?.select(code, zoom);
@@ -150,7 +169,12 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
               html`<th
                 class="sortable ${view.sort === key ? `sorted-${view.dir}` : ''}"
                 data-sort=${key}
+                tabindex="0"
+                aria-sort=${view.sort === key ? (view.dir === 'asc' ? 'ascending' : 'descending') : 'none'}
                 @click=${() => sortBy(key)}
+                @keydown=${(e: KeyboardEvent) => {
+                  if (e.key === 'Enter') sortBy(key);
+                }}
               >
                 ${label}
               </th>`,
@@ -163,8 +187,12 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
             html`<tr
               class="clickable ${p.code === state.selected ? 'selected' : ''}"
               data-code=${p.code}
+              tabindex="0"
               @click=${() => select(p.code, true)}
-              @dblclick=${() => navigate(href(`/patch/${encodeURIComponent(p.code)}`))}
+              @dblclick=${() => openPatch(p.code)}
+              @keydown=${(e: KeyboardEvent) => {
+                if (e.key === 'Enter') openPatch(p.code);
+              }}
             >
               ${COLUMNS.map(([, , cell]) => html`<td>${cell(p)}</td>`)}
             </tr>`,
@@ -200,6 +228,13 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
         </div>
         <div class="mapwrap">
           <div id="map"></div>
+          ${
+            baseline
+              ? html`<div class="swipe-line" style="left:${state.swipe}%" aria-hidden="true">
+                  <span class="swipe-handle" @pointerdown=${dragSwipe}>⟷</span>
+                </div>`
+              : nothing
+          }
           <div class="legend">
             ${LEGEND_STATES.map(
               (s) => html`<div><span style="border-color:${STATUS_COLOUR[s]}"></span>${t('status', s)}</div>`,
@@ -215,10 +250,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
               max="100"
               .value=${String(state.swipe)}
               aria-label="before/after swipe"
-              @input=${(e: Event) => {
-                state.swipe = Number((e.target as HTMLInputElement).value);
-                map?.setSwipe(state.swipe);
-              }}
+              @input=${(e: Event) => setSwipe(Number((e.target as HTMLInputElement).value))}
             />
             <span id="swipe-after">后时相 after ${month}</span>
           </div>
@@ -252,5 +284,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     state.popup = p ? { patch: p, pixel } : null;
     select(p?.code ?? null, false);
   });
+  api<TownsBody>('/api/map/towns')
+    .then((fc) => map?.setTowns(fc))
+    .catch(() => {}); // the boundaries are context: the map works without them
   await load();
 }
