@@ -152,6 +152,9 @@ export const EvidenceItem = z.looseObject({
   bytes: z.number(),
   note: z.string().nullable(),
   uploaded_at: Time,
+  taken_at: z.string().nullable().describe("the camera's time (EXIF), as it wrote it"),
+  lon: z.number().nullable().describe('where the photo was taken (EXIF GPS, WGS 84)'),
+  lat: z.number().nullable(),
 });
 
 export const PatchDetailBody = z.looseObject({

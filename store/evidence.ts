@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
 import { FINAL_STATES, type PatchStatus } from '../workflow/lifecycle.ts';
+import { photoPlace } from '../export/exif.ts';
 import { scopedPatch, scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
 
@@ -41,7 +42,14 @@ export async function addEvidence(
   user: User,
   code: string,
   file: { filename: string; bytes: Buffer; note?: string },
-): Promise<{ id: number; sha256: string; content_type: string }> {
+): Promise<{
+  id: number;
+  sha256: string;
+  content_type: string;
+  taken_at: string | null;
+  lon: number | null;
+  lat: number | null;
+}> {
   const patch = await scopedPatch(db, user, code);
   if (user.role === 'admin')
     throw new BadInputError('bad_role', 'admins manage users; evidence comes from analysts, towns and supervisors');
@@ -64,6 +72,7 @@ export async function addEvidence(
     );
   if (!kind) throw new BadInputError('bad_type', `${file.filename}: not a JPEG, PNG or PDF file (by its content)`);
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
+  const place = await photoPlace(file.bytes, kind.type);
   const dir = join(dataDir, 'evidence', sha256.slice(0, 2));
   mkdirSync(dir, { recursive: true });
   const stored = join(dir, `${sha256}.${kind.ext}`);
@@ -80,6 +89,9 @@ export async function addEvidence(
       stored_as: stored,
       note: file.note ?? null,
       uploaded_by: user.id,
+      taken_at: place.takenAt,
+      lon: place.lon,
+      lat: place.lat,
     })
     .returning('id');
   await db('patch_event').insert({
@@ -88,9 +100,23 @@ export async function addEvidence(
     type: 'evidence_added',
     from_status: patch.status,
     to_status: patch.status,
-    detail: JSON.stringify({ evidence_id: Number(row.id), filename: file.filename, sha256, bytes: file.bytes.length }),
+    detail: JSON.stringify({
+      evidence_id: Number(row.id),
+      filename: file.filename,
+      sha256,
+      bytes: file.bytes.length,
+      ...(place.takenAt ? { taken_at: place.takenAt } : {}),
+      ...(place.lon !== null ? { lon: place.lon, lat: place.lat } : {}),
+    }),
   });
-  return { id: Number(row.id), sha256, content_type: kind.type };
+  return {
+    id: Number(row.id),
+    sha256,
+    content_type: kind.type,
+    taken_at: place.takenAt,
+    lon: place.lon,
+    lat: place.lat,
+  };
 }
 
 export async function readEvidence(

@@ -62,7 +62,7 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<P
     db('evidence')
       .where({ patch_id: p.id })
       .orderBy('id')
-      .select('id', 'filename', 'content_type', 'bytes', 'note', 'uploaded_at'),
+      .select('id', 'filename', 'content_type', 'bytes', 'note', 'uploaded_at', 'taken_at', 'lon', 'lat'),
     db.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g from patch where id = ?', [p.id]),
   ]);
   const rebuiltOf = p.rebuilt_of ? (await db('patch').where({ id: p.rebuilt_of }).first('code'))?.code : null;

@@ -140,6 +140,34 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     expect(
       (await call('dianqian', 'GET', `/api/evidence/${await upload('tiny.jpg', JPEG)}/thumb.jpg`)).statusCode,
     ).toBe(204);
+    // a photo's EXIF time and GPS position are kept with it: the proof of the site visit
+    const geotagged = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#6a6' } })
+      .withExif({
+        IFD2: { DateTimeOriginal: '2024:03:20 10:31:05', OffsetTimeOriginal: '+08:00' },
+        IFD3: {
+          GPSLatitudeRef: 'N',
+          GPSLatitude: '24/1 30/1 5616/100',
+          GPSLongitudeRef: 'E',
+          GPSLongitude: '118/1 5/1 5520/100',
+        },
+      })
+      .jpeg()
+      .toBuffer();
+    const up = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=site.jpg`, geotagged, {
+      'content-type': 'image/jpeg',
+    });
+    expect(up.statusCode, up.body).toBe(201);
+    expect(up.json()).toMatchObject({ taken_at: '2024-03-20T10:31:05+08:00' });
+    expect(up.json().lat).toBeCloseTo(24.5156, 6);
+    expect(up.json().lon).toBeCloseTo(118.098667, 6);
+    const listed = (await call('dianqian', 'GET', `/api/patches/${OWN}`)).json().evidence;
+    expect(listed.find((e: { filename: string }) => e.filename === 'site.jpg')).toMatchObject({
+      taken_at: '2024-03-20T10:31:05+08:00',
+    });
+    expect(listed.find((e: { filename: string }) => e.filename === 'site.png')).toMatchObject({
+      taken_at: null,
+      lon: null,
+    });
     // an iPhone's HEIC photo is refused with what to do instead
     const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from('ftypheic'), Buffer.alloc(64)]);
     const refused = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=IMG_0001.HEIC`, heic, {

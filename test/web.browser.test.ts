@@ -312,10 +312,21 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     });
     // the photo of the demolition, from the phone's camera input
     const photo = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#6a6' } })
+      .withExif({
+        IFD2: { DateTimeOriginal: '2024:03:21 09:15:00' },
+        IFD3: {
+          GPSLatitudeRef: 'N',
+          GPSLatitude: '24/1 30/1 5600/100',
+          GPSLongitudeRef: 'E',
+          GPSLongitude: '118/1 5/1 5560/100',
+        },
+      })
       .jpeg()
       .toBuffer();
     await page.setInputFiles('label.camera input', { name: '拆除后.jpg', mimeType: 'image/jpeg', buffer: photo });
     await expect.poll(() => page.textContent('#evidence')).toContain('拆除后.jpg');
+    // the camera's time and how far from the patch it was taken, from the photo's EXIF
+    expect(await page.textContent('#evidence .exif')).toMatch(/taken 2024-03-21 09:15:00 · 距图斑 \d+ m/);
     await act('report_rectified', async () => {});
     expect(await page.textContent('#patch-code')).toContain('已整改');
     await fitsTheScreen(page, 'patch page after the report');

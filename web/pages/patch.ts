@@ -7,7 +7,7 @@ import type { PatchDetailBody } from '../../api/responses.ts';
 import { api, download, path, post, showImage } from '../api.ts';
 import { actionForm, field, requestKey } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
-import { centreOf, distanceM, locationCard } from '../components/location.ts';
+import { centreOf, distanceM, distanceText, locationCard } from '../components/location.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
 import { bytes, fmt, localTime, M2_PER_MU, text } from '../labels.ts';
@@ -43,6 +43,19 @@ function attributes(p: PatchDetailBody): [string, TemplateResult | string][] {
 }
 
 /** A history event's detail in one line (the geometry it replaced left out). */
+/** When and how far from the patch a photo was taken, by its EXIF: the proof of a site visit. */
+function photoWhereWhen(
+  e: { taken_at: string | null; lon: number | null; lat: number | null },
+  centre: [number, number] | null,
+): TemplateResult | string {
+  const when = e.taken_at ? `拍摄于 taken ${localTime(e.taken_at)}` : '';
+  const where =
+    e.lon !== null && e.lat !== null && centre
+      ? ` · 距图斑 ${distanceText(distanceM([e.lon, e.lat], centre))} from the patch`
+      : '';
+  return when || where ? html`<small class="exif">${when}${where}</small>` : '';
+}
+
 export function summarise(detail: unknown): string {
   if (!detail || typeof detail !== 'object') return '';
   return Object.entries(detail as Record<string, unknown>)
@@ -278,7 +291,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                               }}
                               >${e.filename}</a
                             >
-                            (${bytes(e.bytes)}) ${e.note ?? ''}
+                            (${bytes(e.bytes)}) ${e.note ?? ''} ${photoWhereWhen(e, centreOf(p.geometry))}
                           </li>`,
                       )
                     : html`<li>–</li>`
