@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { BadInputError } from '../core/errors.ts';
 import { FIELDS, type ExportRecord } from './fields.ts';
@@ -21,7 +21,25 @@ export function ogrCommand(
   srid: number,
   layer: string,
 ): string[] {
-  const common = ['-a_srs', `EPSG:${srid}`, '-nln', layer, '-nlt', 'MULTIPOLYGON', output, input];
+  // every column gets its declared type whatever the month's values (ogr2ogr would otherwise guess:
+  // a farmland column of whole numbers became Integer one month and Real the next)
+  const sqlType = { string: 'character(254)', real: 'float', integer: 'integer' } as const;
+  const select = FIELDS.map((f) => `CAST("${f.name}" AS ${sqlType[f.type]}) AS "${f.name}"`).join(', ');
+  const source = basename(input).replace(/\.[^.]*$/, '');
+  const common = [
+    '-a_srs',
+    `EPSG:${srid}`,
+    '-nln',
+    layer,
+    '-nlt',
+    'MULTIPOLYGON',
+    '-dialect',
+    'OGRSQL',
+    '-sql',
+    `SELECT ${select} FROM "${source}"`,
+    output,
+    input,
+  ];
   if (format === 'gpkg') return ['-f', 'GPKG', '-overwrite', ...common];
   return ['-f', 'ESRI Shapefile', '-lco', 'ENCODING=UTF-8', '-overwrite', ...common];
 }

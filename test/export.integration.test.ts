@@ -11,6 +11,7 @@ import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
+import { FIELDS } from '../export/fields.ts';
 
 const ogrinfo = (...args: string[]) => execFileSync('ogrinfo', args, { encoding: 'utf8' });
 
@@ -40,6 +41,11 @@ describe('patch list exports', () => {
     expect(summary).toContain('CGCS2000 / 3-degree Gauss-Kruger CM 117E');
     expect(summary).toMatch(/code: String/);
     expect(summary).toMatch(/area_mu: Real/);
+    // every column has its declared type whatever the values (here water_m2 is 0 for every patch)
+    for (const f of FIELDS)
+      expect(summary, f.name).toMatch(
+        new RegExp(`\\n${f.name}: ${{ string: 'String', real: 'Real', integer: 'Integer' }[f.type]} `),
+      );
     const one = ogrinfo('-al', '-q', '-where', "code = '350206-202403-0002'", out('p.gpkg'));
     expect(one).toContain('town (String) = 殿前街道');
     expect(one).toMatch(/MULTIPOLYGON \(\(\(61/);

@@ -52,7 +52,12 @@ describe('security: exports, files and evidence', () => {
     // a good export streams, is named from a sanitised town, and leaves nothing on disk
     const ok = await call('dianqian', 'GET', '/api/export?month=2024-03&format=csv&town=350206001');
     expect(ok.statusCode, ok.body).toBe(200);
-    expect(ok.headers['content-disposition']).toMatch(/filename="patches-2024-03-350206001\.csv"/);
+    // named for a yearly register: town code, town name, month (ASCII in filename=, UTF-8 in filename*=)
+    const disposition = String(ok.headers['content-disposition']);
+    expect(disposition).toMatch(/filename="350206001_[_]+2024-03\.csv"/);
+    expect(decodeURIComponent(/filename\*=UTF-8''([^;]+)/.exec(disposition)![1])).toBe(
+      '350206001_殿前街道_2024-03.csv',
+    );
     expect(ok.body).toContain('350206-202403-0002');
     const shp = await call('dianqian', 'GET', '/api/export?month=2024-03&format=shp');
     expect(shp.statusCode, shp.body).toBe(200);

@@ -157,7 +157,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.screenshot({ path: join(SHOTS, '1-town-map.png') });
     // the town's month as a spreadsheet, from the page
     const [xlsx] = await Promise.all([page.waitForEvent('download'), page.click('[data-download=xlsx]')]);
-    expect(xlsx.suggestedFilename()).toBe('350206001_2024-03.xlsx');
+    expect(xlsx.suggestedFilename()).toBe('350206001_殿前街道_2024-03.xlsx');
     const saved = join(run.config.dataDir, 'download.xlsx');
     await xlsx.saveAs(saved);
     expect(readFileSync(saved).subarray(0, 2).toString()).toBe('PK'); // an OOXML zip

@@ -108,11 +108,23 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
         file,
         type: CONTENT_TYPE[q.format],
         cleanup,
-        name: safeName(`patches-${q.month}${q.town ? `-${q.town}` : ''}.${ext}`),
+        name: await downloadFileName(req, q.month, q.town ?? null, ext),
       };
     } catch (err) {
       cleanup();
       throw err;
     }
+  }
+
+  /**
+   * The file's name as a yearly register files it: town code, town name and month
+   * (350206001_殿前街道_2024-03.gpkg), or the month alone for all towns.
+   */
+  async function downloadFileName(req: FastifyRequest, month: string, town: string | null, ext: string) {
+    const me = ctx.me(req);
+    const code = town ?? (me.role === 'town' ? me.townCode : null);
+    if (!code) return safeName(`${month}.${ext}`);
+    const t = await db('reference_feature').where({ kind: 'town', code }).first('name');
+    return safeName(`${code}_${(t?.name as string | undefined) ?? ''}_${month}.${ext}`.replace('__', '_'));
   }
 }

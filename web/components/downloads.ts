@@ -22,19 +22,21 @@ export interface DownloadsState {
 
 export function downloadsCard(
   month: string,
-  town: string | null,
+  town: { code: string; name: string } | null,
   state: DownloadsState,
   redraw: () => void,
 ): TemplateResult {
   const get = async (format: string, ext: string) => {
     const q = new URLSearchParams({ month, format });
-    if (town) q.set('town', town);
+    if (town) q.set('town', town.code);
     if (state.status) q.set('status', state.status);
     state.busy = format;
     state.failure = null;
     redraw();
     try {
-      await download(`/api/export?${q}`, `${town ?? 'all'}_${month}${state.status ? '_open' : ''}.${ext}`);
+      // named as the server names it: town code, town name and month
+      const stem = town ? `${town.code}_${town.name}_${month}` : month;
+      await download(`/api/export?${q}`, `${stem}${state.status ? '_open' : ''}.${ext}`);
     } catch (err) {
       state.failure = err;
     }
@@ -42,7 +44,7 @@ export function downloadsCard(
     redraw();
   };
   return html`<div class="card" id="downloads">
-    <h3>下载 Downloads <small>${month}${town ? ` · ${town}` : ''}</small></h3>
+    <h3>下载 Downloads <small>${month}${town ? ` · ${town.name}` : ''}</small></h3>
     <label
       >图斑 Patches
       <select

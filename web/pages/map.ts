@@ -113,6 +113,12 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     window.addEventListener('pointerup', up);
     down.preventDefault();
   };
+  /** The town the downloads are for: the user's own, or the one chosen in the filter. */
+  const exportTown = () => {
+    const code = ownTown ?? (view.filters.town || null);
+    const t = report.towns.find((x) => x.town_code === code);
+    return t ? { code: t.town_code, name: t.town_name } : null;
+  };
   const openPatch = (code: string) => navigate(href(`/patch/${encodeURIComponent(code)}`));
   const select = (code: string | null, zoom: boolean) => {
     state.selected = code;
@@ -224,7 +230,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
             }
           </div>
           <div id="list">${table()}</div>
-          ${downloadsCard(month, ownTown ?? (view.filters.town || null), state.downloads, draw)}
+          ${downloadsCard(month, exportTown(), state.downloads, draw)}
         </div>
         <div class="mapwrap">
           <div id="map"></div>
