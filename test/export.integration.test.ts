@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
@@ -140,6 +140,12 @@ describe('patch list exports', () => {
       .slice(2)
       .filter((l) => l.trim().split(/\s+/)[2] === 'image');
     expect(images.length).toBe(5 * 4);
+    // the chips are JPEG, so a month of 300 sheets stays well under 30 MB
+    const chips = images.filter((l) => l.trim().split(/\s+/)[8] === 'jpeg');
+    expect(chips.length).toBe(5 * 3);
+    const perPage = statSync(out('p.pdf')).size / 5;
+    console.log(`PDF sheets: ${(perPage / 1024).toFixed(0)} KB a page`);
+    expect(perPage).toBeLessThan(100 * 1024);
   });
 
   it('refuses a PDF it cannot write with the file named, and leaves no half-written file', async () => {
