@@ -5,10 +5,16 @@ import { FIELDS, type ExportRecord } from './fields.ts';
 const RED = 'FFF8CBAD';
 const AMBER = 'FFFFE699';
 
+/** Columns that hold days: written as dates, so a register can sort and filter them as dates. */
+const DATE_FIELDS = new Set(['before_dt', 'after_dt', 'verify_due', 'rect_due', 'overdue_dt']);
+const asDate = (v: unknown) =>
+  typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v) ? new Date(`${v}T00:00:00Z`) : v;
+
 /**
- * The patch list as a workbook: one sheet per town (named by the town), Chinese headings, frozen
- * header row, an area total, and the running deadline highlighted — red when overdue, amber when
- * due within 3 working days.
+ * The patch list as a workbook that files into a yearly register: one sheet per town (named by the
+ * town), a title row, Chinese headings with an autofilter, frozen above the rows, days as dates,
+ * numbers to 0.01 at most, area totals, the running deadline highlighted — red when overdue, amber
+ * when due within 3 working days — and pages set up landscape on A4, one page wide.
  */
 export async function toXlsx(
   records: ExportRecord[],
@@ -26,12 +32,23 @@ export async function toXlsx(
   if (byTown.size === 0) byTown.set('无图斑', []);
   for (const [town, rows] of byTown) {
     const ws = wb.addWorksheet(town.slice(0, 31).replace(/[\\/?*[\]:]/g, '_'), {
-      views: [{ state: 'frozen', ySplit: 1 }],
+      views: [{ state: 'frozen', ySplit: 2 }],
+      pageSetup: { paperSize: 9, orientation: 'landscape', fitToPage: true, fitToWidth: 1, fitToHeight: 0 },
     });
-    ws.columns = FIELDS.map((f) => ({ header: f.alias, key: f.name, width: Math.max(10, f.alias.length * 2 + 2) }));
-    ws.getRow(1).font = { bold: true };
+    ws.columns = FIELDS.map((f) => ({
+      key: f.name,
+      width: Math.max(10, f.alias.length * 2 + 2),
+      style: DATE_FIELDS.has(f.name) ? { numFmt: 'yyyy-mm-dd' } : f.type === 'real' ? { numFmt: '0.00' } : {},
+    }));
+    // row 1: what the sheet is; row 2: the headings, filterable
+    ws.addRow([`${title} · ${town} · 导出于 ${today}`]).font = { bold: true, size: 14 };
+    ws.mergeCells(1, 1, 1, FIELDS.length);
+    ws.addRow(FIELDS.map((f) => f.alias)).font = { bold: true };
+    ws.autoFilter = { from: { row: 2, column: 1 }, to: { row: 2, column: FIELDS.length } };
     for (const r of rows) {
-      const row = ws.addRow(Object.fromEntries(FIELDS.map((f) => [f.name, r[f.name]])));
+      const row = ws.addRow(
+        Object.fromEntries(FIELDS.map((f) => [f.name, DATE_FIELDS.has(f.name) ? asDate(r[f.name]) : r[f.name]])),
+      );
       const due = r.status_cd === 'dispatched' ? r.verify_due : r.status_cd === 'rectifying' ? r.rect_due : null;
       if (due) {
         const colour = String(due) < today ? RED : String(due) <= soon ? AMBER : null;
@@ -43,8 +60,8 @@ export async function toXlsx(
     }
     const total = ws.addRow({
       code: '合计',
-      area_m2: rows.reduce((s, r) => s + Number(r.area_m2 ?? 0), 0),
-      area_mu: Math.round(rows.reduce((s, r) => s + Number(r.area_mu ?? 0), 0) * 1000) / 1000,
+      area_m2: Math.round(rows.reduce((s, r) => s + Number(r.area_m2 ?? 0), 0) * 100) / 100,
+      area_mu: Math.round(rows.reduce((s, r) => s + Number(r.area_mu ?? 0), 0) * 100) / 100,
     });
     total.font = { bold: true };
   }

@@ -123,6 +123,17 @@ describe('patch list exports', () => {
     const sheet = ogrinfo('-al', '-q', out('p.xlsx'), '殿前街道');
     expect(sheet).toContain('合计');
     expect((sheet.match(/350206-202403-/g) ?? []).length).toBe(3);
+    // read back as a register would: title row, filterable headings, dates as dates, landscape pages
+    const { default: ExcelJS } = await import('exceljs');
+    const wb = new ExcelJS.Workbook();
+    await wb.xlsx.readFile(out('p.xlsx'));
+    const ws = wb.getWorksheet('殿前街道')!;
+    expect(ws.getCell('A1').text).toMatch(/^图斑 2024-03 · 殿前街道 · 导出于 \d{4}-\d{2}-\d{2}$/);
+    expect(ws.getRow(2).getCell(1).value).toBe('图斑编号');
+    expect(ws.autoFilter).toBeTruthy();
+    expect(ws.pageSetup.orientation).toBe('landscape');
+    const verifyCol = FIELDS.findIndex((f) => f.name === 'after_dt') + 1;
+    expect(ws.getRow(3).getCell(verifyCol).value).toBeInstanceOf(Date);
   });
 
   it('writes PDF verification sheets, one page per patch, with chips, QR code and blank verdict fields', async () => {
