@@ -289,9 +289,21 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
 
   it('walks a town inspector on a phone (375 × 812) from the to-do list to a reported rectification', async () => {
     const code = townCodes['350206001'][1];
+    const t0 = performance.now();
     const page = await signInAt('dianqian', 'town-office-pass', 375, 812);
+    const loads: string[] = [`sign-in to to-do ${Math.round(performance.now() - t0)} ms`];
     await fitsTheScreen(page, 'to-do');
+    const t1 = performance.now();
     await page.click(`#todo-table tr[data-code="${code}"]`);
+    await page.waitForSelector('#patch-code');
+    await page.waitForFunction(() => (document.querySelector('#chip-after') as HTMLImageElement)?.naturalWidth > 0);
+    loads.push(`patch page with chips ${Math.round(performance.now() - t1)} ms`);
+    const t2 = performance.now();
+    await page.goto(`${base}/#/map`);
+    await page.waitForSelector('#patch-table tbody tr');
+    loads.push(`map page with its list ${Math.round(performance.now() - t2)} ms`);
+    console.log(`page loads on a phone viewport: ${loads.join('; ')}`);
+    await page.goBack();
     await page.waitForSelector('#patch-code');
     expect(await page.textContent('#location')).toMatch(/lon \d+\.\d{6}, 纬度 lat \d+\.\d{6}/);
     await fitsTheScreen(page, 'patch page');
