@@ -21,9 +21,9 @@ D=${SHARED_DATA:-../shared/data/change-pairs}
 defaults=()
 if [ -d "$D" ]; then
   # training: levir-cd-t38 less its validation images (models/siam-unet-lite/split.json), and the older
-  # labelled training splits (EGY-BCD is 0.25 m: resampled to 0.5 m), drawn 0.5 / 0.4 / 0.1 (run T4);
+  # labelled training splits (EGY-BCD is 0.25 m: resampled to 0.5 m), drawn 0.45 / 0.45 / 0.1 (run T5);
   # development: levir-cd-t38's validation images, egy-bcd-val, pak-houses-val, levir-cd-dev, never trained on
-  defaults=(--data "$D/levir-cd-t38=0.5" --data "$D/pak-houses-train=0.4" --data "$D/egy-bcd-train@0.5=0.1"
+  defaults=(--data "$D/levir-cd-t38=0.45" --data "$D/pak-houses-train=0.45" --data "$D/egy-bcd-train@0.5=0.1"
             --split models/siam-unet-lite/split.json
             --dev "$D/levir-cd-t38" --dev "$D/egy-bcd-val" --dev "$D/pak-houses-val" --dev "$D/levir-cd-dev")
 else
