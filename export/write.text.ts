@@ -1,5 +1,6 @@
 import { FIELDS, type ExportRecord } from './fields.ts';
 import { asText } from '../core/text.ts';
+import { STATUS_COLOUR } from '../i18n/colours.ts';
 
 const props = (r: ExportRecord) => Object.fromEntries(FIELDS.map((f) => [f.name, r[f.name]]));
 
@@ -50,13 +51,19 @@ function kmlGeometry(g: { type: string; coordinates: number[][][] | number[][][]
 
 /** KML 2.2 for field apps: one Placemark per patch named by its code, attributes in ExtendedData with Chinese display names. */
 export function toKml(records: ExportRecord[], title: string): string {
-  const schema = `<Schema name="patch" id="patch">${FIELDS.map((f) => `<SimpleField name="${f.name}" type="${f.type === 'string' ? 'string' : f.type === 'integer' ? 'int' : 'double'}"><displayName>${xml(f.alias)}</displayName></SimpleField>`).join('')}</Schema>`;
-  const style =
-    '<Style id="patch"><LineStyle><color>ff0000ff</color><width>2</width></LineStyle><PolyStyle><color>400000ff</color></PolyStyle></Style>';
+  const schema = `<Schema name="patch" id="patch-fields">${FIELDS.map((f) => `<SimpleField name="${f.name}" type="${f.type === 'string' ? 'string' : f.type === 'integer' ? 'int' : 'double'}"><displayName>${xml(f.alias)}</displayName></SimpleField>`).join('')}</Schema>`;
+  // one style per state, in the web map's colours (KML writes colours as aabbggrr)
+  const kmlColour = (hex: string, alpha: string) => `${alpha}${hex.slice(5, 7)}${hex.slice(3, 5)}${hex.slice(1, 3)}`;
+  const style = Object.entries(STATUS_COLOUR)
+    .map(
+      ([status, hex]) =>
+        `<Style id="status-${status}"><LineStyle><color>${kmlColour(hex, 'ff')}</color><width>2</width></LineStyle><PolyStyle><color>${kmlColour(hex, '40')}</color></PolyStyle></Style>`,
+    )
+    .join('');
   const placemarks = records
     .map(
       (r) =>
-        `<Placemark><name>${xml(r.code)}</name><description>${xml(`${r.town ?? ''} ${r.area_m2} m² ${r.status}`)}</description><styleUrl>#patch</styleUrl><ExtendedData><SchemaData schemaUrl="#patch">${FIELDS.map((f) => `<SimpleData name="${f.name}">${xml(r[f.name])}</SimpleData>`).join('')}</SchemaData></ExtendedData>${kmlGeometry(r.geomLonLat as never)}</Placemark>`,
+        `<Placemark id="${xml(r.code)}"><name>${xml(r.code)}</name><description>${xml(`${r.town ?? ''} ${r.area_m2} m² ${r.status}`)}</description><styleUrl>#status-${xml(r.status_cd)}</styleUrl><ExtendedData><SchemaData schemaUrl="#patch-fields">${FIELDS.map((f) => `<SimpleData name="${f.name}">${xml(r[f.name])}</SimpleData>`).join('')}</SchemaData></ExtendedData>${kmlGeometry(r.geomLonLat as never)}</Placemark>`,
     )
     .join('\n');
   return `<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>${xml(title)}</name>${schema}${style}\n${placemarks}\n</Document></kml>\n`;

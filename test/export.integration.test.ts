@@ -91,6 +91,12 @@ describe('patch list exports', () => {
     );
     await exp('kml', 'p.kml');
     expect(ogrinfo('-so', '-al', out('p.kml'))).toContain('Feature Count: 5');
+    // every id in the document is unique, and each patch is drawn in its state's style
+    const kml = readFileSync(out('p.kml'), 'utf8');
+    const ids = [...kml.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(kml.match(/<styleUrl>#status-detected<\/styleUrl>/g)).toHaveLength(5);
+    expect(kml).toContain('<Style id="status-detected"><LineStyle><color>ff2d2dff</color>');
     await exp('csv', 'p.csv', '350206001');
     const csv = readFileSync(out('p.csv'));
     expect([...csv.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);

@@ -1,19 +1,6 @@
 /** The colours of the states on the map, and how numbers, sizes and times are written (words for codes: locale.ts). */
 
-export const STATUS_COLOUR: Record<string, string> = {
-  detected: '#ff2d2d',
-  dispatched: '#ff9f1a',
-  illegal: '#b517d6',
-  rectifying: '#1f6feb',
-  rectified: '#12b5a5',
-  closed: '#8a9099',
-  dismissed: '#c3c9d0',
-  legal: '#4caf50',
-  false_change: '#c3c9d0',
-  pre_existing: '#c3c9d0',
-  merged: '#c3c9d0',
-  split: '#c3c9d0',
-};
+export { STATUS_COLOUR } from '../i18n/colours.ts';
 /** The states drawn in the map's legend (the others are closed cases, drawn grey). */
 export const LEGEND_STATES = ['detected', 'dispatched', 'illegal', 'rectifying', 'rectified', 'closed'];
 export const OVERDUE_COLOUR = '#7a0000';
