@@ -86,18 +86,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   });
 
   async function signIn(username: string, password: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    const failures: string[] = [];
-    page.on('pageerror', (err) => failures.push(err.message));
-    page.on('requestfailed', (r) => failures.push(`${r.url()} ${r.failure()?.errorText}`));
-    (page as Page & { failures: string[] }).failures = failures;
-    await page.goto(base);
-    await page.fill('input[name=username]', username);
-    await page.fill('input[name=password]', password);
-    await page.click('button[type=submit]');
-    // town offices land on their to-do list, the others on the month's map
-    await page.waitForSelector('#todo-table tr[data-code], #todo-empty, #patch-table tbody tr');
-    return page;
+    return signInAt(username, password, 1400, 900);
   }
 
   it("signs a town user in and shows only that town, on a map over the month's imagery", async () => {
@@ -258,6 +247,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const page = await browser.newPage({ viewport: { width, height }, isMobile: width < 500, hasTouch: width < 500 });
     const failures: string[] = [];
     page.on('pageerror', (err) => failures.push(err.message));
+    page.on('requestfailed', (r) => failures.push(`${r.url()} ${r.failure()?.errorText}`));
     (page as Page & { failures: string[] }).failures = failures;
     await page.goto(base);
     await page.fill('input[name=username]', username);
