@@ -43,6 +43,7 @@ export const FIELDS = [
   { name: 'days_late', alias: '逾期工作日', type: 'integer' },
   { name: 'model', alias: '模型', type: 'string' },
   { name: 'confidence', alias: '置信度', type: 'real' },
+  { name: 'note', alias: '备注', type: 'string' },
 ] as const;
 
 export type FieldName = (typeof FIELDS)[number]['name'];
@@ -72,11 +73,12 @@ export function toRecord(r: Record<string, any>, cal: WorkCalendar, today: strin
     y: round(r.y, 2),
     lon: round(r.lon, 7),
     lat: round(r.lat, 7),
-    area_m2: round(r.area_m2, 1),
-    area_mu: round(Number(r.area_m2) / M2_PER_MU, 3),
-    farm_m2: round(r.farmland_m2, 1),
-    eco_m2: round(r.ecological_m2, 1),
-    water_m2: round(r.water_m2, 1),
+    // measures to 0.01, as a register keeps them (coordinates keep their own precision)
+    area_m2: round(r.area_m2, 2),
+    area_mu: round(Number(r.area_m2) / M2_PER_MU, 2),
+    farm_m2: round(r.farmland_m2, 2),
+    eco_m2: round(r.ecological_m2, 2),
+    water_m2: round(r.water_m2, 2),
     // the Chinese columns carry the words (the shared catalogue), the code columns beside them the codes
     class: label('class', r.class),
     class_cd: r.class,
@@ -92,7 +94,8 @@ export function toRecord(r: Record<string, any>, cal: WorkCalendar, today: strin
     rect_due: r.rectify_due,
     days_late: due && due < today ? workingDaysBetween(cal, due, today) : 0,
     model: `${r.model_name} ${r.model_version}`,
-    confidence: round(r.mean_prob, 3),
+    confidence: round(r.mean_prob, 2),
+    note: r.note ?? null,
     geomStorage: r.geom_storage,
     geomLonLat: r.geom_lonlat,
     srid: Number(r.srid),

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { exportPatches } from '../store/export.ts';
+import { addNote } from '../store/workflow.ts';
 import { createUser, issueToken } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { loadCalendar } from '../workflow/calendar.ts';
@@ -119,6 +120,22 @@ describe('patch list exports', () => {
     expect(new Set(col('状态代码'))).toEqual(new Set(['detected']));
     expect(col('类别').every((v) => ['生态红线', '耕地', '水域', '一般'].includes(v))).toBe(true);
     expect(col('挂牌督办')).toEqual(['否', '否', '否']);
+    // measures to 0.01
+    for (const alias of ['面积(平方米)', '面积(亩)', '占耕地(平方米)'])
+      for (const v of col(alias)) expect(v, alias).toMatch(/^\d+(\.\d{1,2})?$/);
+  });
+
+  it('carries the latest note of a patch in 备注', async () => {
+    const clerk = await createUser(run.db, { username: 'note-clerk', role: 'town', townCode: '350206001' });
+    await addNote(run.db, clerk, '350206-202403-0003', '业主已承诺自行拆除');
+    await exp('csv', 'notes.csv', '350206001');
+    const lines = readFileSync(out('notes.csv'), 'utf8')
+      .replace(/^\uFEFF/, '')
+      .trim()
+      .split('\r\n');
+    const header = lines[0].split(',');
+    const row = lines.find((l) => l.startsWith('350206-202403-0003'))!.split(',');
+    expect(row[header.indexOf('备注')]).toBe('业主已承诺自行拆除');
   });
 
   it('writes a workbook with a sheet per town, frozen header and area totals', async () => {

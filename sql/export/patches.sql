@@ -13,6 +13,7 @@ select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_n
        (select to_char(max(i.acquired_on), 'YYYY-MM-DD') from imagery i where i.month = p.month) as after_date,
        ST_X(p.centroid) as x, ST_Y(p.centroid) as y,
        ST_X(ST_Transform(p.centroid, 4326)) as lon, ST_Y(ST_Transform(p.centroid, 4326)) as lat,
+       (select e.detail->>'text' from patch_event e where e.patch_id = p.id and e.type = 'note' order by e.id desc limit 1) as note,
        ST_SRID(p.geom) as srid,
        ST_AsGeoJSON(p.geom, 3)::json as geom_storage,
        ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json as geom_lonlat
