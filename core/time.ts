@@ -5,7 +5,7 @@
  */
 
 /** "+08:00" for 8, "-03:30" for -3.5. */
-export function offsetSuffix(offsetH: number): string {
+function offsetSuffix(offsetH: number): string {
   const minutes = Math.round(Math.abs(offsetH) * 60);
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${offsetH < 0 ? '-' : '+'}${pad(Math.floor(minutes / 60))}:${pad(minutes % 60)}`;

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
-import { offsetSuffix } from '../core/time.ts';
+import { cityTime } from '../core/time.ts';
 import { runSql } from '../store/sql.ts';
 import type { BatchRow } from '../store/batch.ts';
 import { flowKey, partJobId } from './batch.flow.ts';
@@ -23,12 +23,27 @@ export type BatchListItem = Pick<
   patches: { new: number; redetected: number } | null;
 };
 
-/** The SQL parameters that write times in the city's local time. */
-const localTimes = (utcOffsetH: number) => ({ utc_offset_h: utcOffsetH, offset_suffix: offsetSuffix(utcOffsetH) });
+/** Batch rows as recent.sql gives them, with their times in the city's local time (core/time.ts). */
+async function batchRows(
+  db: Knex,
+  utcOffsetH: number,
+  batchId: number | null,
+  limit: number,
+): Promise<BatchListItem[]> {
+  const rows = await runSql<BatchListItem & { created_at: Date; finished_at: Date | null }>(db, 'batch/recent', {
+    batch_id: batchId,
+    limit,
+  });
+  return rows.map((r) => ({
+    ...r,
+    created_at: cityTime(r.created_at, utcOffsetH) ?? '',
+    finished_at: cityTime(r.finished_at, utcOffsetH),
+  }));
+}
 
 /** The recent batches, newest first; times in the city's local time (`utcOffsetH`). */
 export async function recentBatches(db: Knex, utcOffsetH: number, limit = 20): Promise<BatchListItem[]> {
-  return runSql<BatchListItem>(db, 'batch/recent', { batch_id: null, limit, ...localTimes(utcOffsetH) });
+  return batchRows(db, utcOffsetH, null, limit);
 }
 
 /** A BullMQ job's state, or null when the queue holds no such job (removed, or never enqueued). */
@@ -88,11 +103,7 @@ export class BatchProgressReader {
   }
 
   async read(batchId: number): Promise<BatchProgress> {
-    const [batch] = await runSql<BatchListItem>(this.db, 'batch/recent', {
-      batch_id: batchId,
-      limit: 1,
-      ...localTimes(this.config.TUBAN_UTC_OFFSET_H),
-    });
+    const [batch] = await batchRows(this.db, this.config.TUBAN_UTC_OFFSET_H, batchId, 1);
     if (!batch) throw new NotFoundError(`no batch ${batchId}`);
     const tiles = await this.db('batch_tile as t')
       .join('imagery as i', 'i.id', 't.imagery_id')
