@@ -105,3 +105,9 @@ function pgMessage(err: unknown): string {
   const i = m.lastIndexOf(' - ');
   return i >= 0 ? m.slice(i + 3) : m;
 }
+
+/** A town's name from the town layer, or null when the layer has no such town. */
+export async function townName(db: Knex, code: string): Promise<string | null> {
+  const row = await db('reference_feature').where({ kind: 'town', code }).first('name');
+  return (row?.name as string | undefined) ?? null;
+}

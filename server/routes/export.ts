@@ -9,6 +9,7 @@ import { EXPORT_FORMATS, type ExportFormat } from '../../export/formats.ts';
 import { exportPatches } from '../../store/export.ts';
 import { ExportStatusFilter, TownCode } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
+import { townName } from '../../store/layers.ts';
 
 const ExportQuery = z.object({
   month: MonthString,
@@ -124,7 +125,7 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
     const me = ctx.me(req);
     const code = town ?? (me.role === 'town' ? me.townCode : null);
     if (!code) return safeName(`${month}.${ext}`);
-    const t = await db('reference_feature').where({ kind: 'town', code }).first('name');
-    return safeName(`${code}_${(t?.name as string | undefined) ?? ''}_${month}.${ext}`.replace('__', '_'));
+    const name = await townName(db, code);
+    return safeName(name ? `${code}_${name}_${month}.${ext}` : `${code}_${month}.${ext}`);
   }
 }

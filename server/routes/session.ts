@@ -4,6 +4,7 @@ import { login, revokeToken } from '../../store/users.ts';
 import { answers, errors, ok, type RouteContext, type ZodApp } from '../context.ts';
 import { UserBody } from '../../api/responses.ts';
 import { FailureLimiter } from '../ratelimit.ts';
+import { townName } from '../../store/layers.ts';
 
 /** Login bodies are a name and a password: a few KB is plenty. */
 export const LOGIN_BODY_LIMIT = 4 * 1024;
@@ -71,10 +72,7 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
     async (req) => {
       const me = ctx.me(req);
       // a town office reads its town's name, not its code
-      const town = me.townCode
-        ? await ctx.db('reference_feature').where({ kind: 'town', code: me.townCode }).first('name')
-        : null;
-      return { ...me, townName: (town?.name as string | undefined) ?? null };
+      return { ...me, townName: me.townCode ? await townName(ctx.db, me.townCode) : null };
     },
   );
   app.post(
