@@ -25,4 +25,4 @@ export const bytes = (n: number): string => (n < 1024 ? `${n} B` : `${Math.round
 
 /** A time the API gives in the city's local time (ISO 8601 with its offset), as "2024-03-18 13:37:05". */
 export const localTime = (iso: string | Date | null | undefined): string =>
-  iso ? text(iso).replaceAll('"', '').slice(0, 19).replace('T', ' ') : '–';
+  typeof iso === 'string' ? iso.slice(0, 19).replace('T', ' ') : '–';

@@ -291,7 +291,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                               }}
                               >${e.filename}</a
                             >
-                            (${bytes(e.bytes)}) ${e.note ?? ''} ${photoWhereWhen(e, centreOf(p.geometry))}
+                            (${bytes(e.bytes)}) ${e.note ?? ''} ${photoWhereWhen(e, centre)}
                           </li>`,
                       )
                     : html`<li>–</li>`
