@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { sweepOverdue } from '../store/overdue.ts';
+import { addDays } from '../workflow/calendar.ts';
+import { JPEG } from './helpers/hostile.ts';
+import { OWN, workflowApi } from './helpers/workflow-api.ts';
+
+/** The town ranking and the to-do lists, through the HTTP API on real PostGIS. */
+describe('workflow HTTP API: ranking and to-do lists', () => {
+  const h = workflowApi();
+  const { call, env } = h;
+
+  it('ranks zero growth only where every new patch was verified and none is illegal, for every town to see', async () => {
+    // 禾山: 0004 dispatched and left unverified past its deadline (overdue, escalated), 0001 never
+    // dispatched: nothing found illegal, but nothing verified either, so no zero growth
+    expect((await call('ana', 'POST', '/api/patches/350206-202403-0004/actions/dispatch', {})).statusCode).toBe(200);
+    // 殿前: every patch dispatched and verified on site, none illegal
+    for (const code of ['350206-202403-0002', '350206-202403-0003', '350206-202403-0005']) {
+      expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
+      const photo = await call('dianqian', 'POST', `/api/patches/${code}/evidence?filename=site.jpg`, JPEG, {
+        'content-type': 'image/jpeg',
+      });
+      expect(photo.statusCode, photo.body).toBe(201);
+      const v = await call('dianqian', 'POST', `/api/patches/${code}/actions/verify`, { result: 'pre_existing' });
+      expect(v.statusCode, v.body).toBe(200);
+    }
+    for (let d = '2024-03-18'; d <= '2024-04-30'; d = addDays(d, 1)) {
+      h.today = d;
+      await sweepOverdue(h.run.db, env);
+    }
+    // a town user sees the whole ranking and the city's own totals, as a supervisor does
+    for (const who of ['sup', 'heshan']) {
+      const rep = (await call(who, 'GET', '/api/reports/monthly?month=2024-03')).json();
+      const dq = rep.towns.find((t: { town_code: string }) => t.town_code === '350206001');
+      const hs = rep.towns.find((t: { town_code: string }) => t.town_code === '350206002');
+      expect(dq, who).toMatchObject({
+        new_patches: 3,
+        verified: 3,
+        unverified: 0,
+        illegal: 0,
+        zero_growth: true,
+        rank: 1,
+      });
+      expect(hs, who).toMatchObject({
+        new_patches: 2,
+        verified: 0,
+        unverified: 2,
+        unverified_overdue: 1,
+        illegal: 0,
+        escalated: 1,
+        zero_growth: false,
+        rank: 2,
+      });
+      expect(rep.city, who).toMatchObject({
+        new_patches: 5,
+        illegal: 0,
+        unverified: 2,
+        zero_growth_towns: 1,
+        towns: 2,
+      });
+    }
+  });
+
+  it('lists what waits on each user, nearest deadline first, with working days left or overdue', async () => {
+    h.today = '2024-03-18';
+    for (const code of [OWN, '350206-202403-0004'])
+      expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
+    h.today = '2024-03-28'; // verification was due on 2024-03-25, five working days after dispatch
+    const todo = async (who: string) => (await call(who, 'GET', '/api/todo')).json();
+    const dq = await todo('dianqian');
+    expect(dq.patches).toEqual([
+      expect.objectContaining({
+        code: OWN,
+        status: 'dispatched',
+        deadline: 'verification',
+        due: '2024-03-25',
+        days_left: -3,
+        actions: ['verify'],
+      }),
+    ]);
+    expect((await todo('heshan')).patches.map((p: { code: string }) => p.code)).toEqual(['350206-202403-0004']);
+    // the analyst owes the office check of the three never dispatched, in code order (no deadline)
+    const ana = await todo('ana');
+    expect(ana.patches.map((p: { code: string }) => p.code)).toEqual([
+      '350206-202403-0001',
+      '350206-202403-0003',
+      '350206-202403-0005',
+    ]);
+    expect(ana.patches[0]).toMatchObject({ days_left: null, actions: ['dispatch', 'dismiss'] });
+    expect((await todo('sup')).patches).toEqual([]);
+    // the supervisor's board counts the same working days
+    const board = (await call('sup', 'GET', '/api/reports/board?days=3')).json();
+    const items = board.towns.flatMap((t: { overdue: unknown[]; due_soon: unknown[]; escalated: unknown[] }) => [
+      ...t.overdue,
+      ...t.due_soon,
+      ...t.escalated,
+    ]);
+    expect(items).toContainEqual(expect.objectContaining({ code: OWN, days_left: -3 }));
+  });
+});
