@@ -11,7 +11,7 @@ import { z } from 'zod';
 export const ROLE_NAMES = ['analyst', 'town', 'supervisor', 'admin'] as const;
 
 /** A day as YYYY-MM-DD, or null. */
-const Day = z.string().nullable();
+export const Day = z.string().nullable();
 /** A time: a Date on the server (written as ISO 8601), a string on the wire. */
 const Time = z.union([z.string(), z.date()]).describe('ISO 8601 time');
 
@@ -194,100 +194,6 @@ export const PatchDetailBody = z.looseObject({
   evidence: z.array(EvidenceItem),
 });
 export type PatchDetailBody = z.output<typeof PatchDetailBody>;
-
-export const TownCounts = {
-  new_patches: z.number(),
-  new_area_m2: z.number(),
-  verified: z.number(),
-  illegal: z.number(),
-  rectified: z.number(),
-  overdue: z.number(),
-  escalated: z.number(),
-  prev_new_patches: z.number(),
-  unverified: z.number().describe('new patches not yet verified (dismissed ones excepted)'),
-  unverified_overdue: z.number().describe('of those, dispatched and past their verification deadline'),
-};
-/** One town's month as the report's query gives it. */
-export const TownMonth = z.looseObject({
-  ...TownCounts,
-  town_code: z.string(),
-  town_name: z.string(),
-  verified_pct: z.number().nullable(),
-  zero_growth: z.boolean().describe('every new patch verified (or dismissed) and none illegal'),
-});
-export type TownMonth = z.output<typeof TownMonth>;
-export const MonthlyReportBody = z.looseObject({
-  month: z.string(),
-  previous_month: z.string(),
-  city: z.looseObject({
-    ...TownCounts,
-    change_from_previous: z.number(),
-    zero_growth_towns: z.number(),
-    towns: z.number(),
-  }),
-  towns: z.array(TownMonth.extend({ rank: z.number().int(), change_from_previous: z.number() })),
-});
-export type MonthlyReportBody = z.output<typeof MonthlyReportBody>;
-
-const DaysLeft = z
-  .number()
-  .int()
-  .describe('working days to the deadline: 0 due today, negative overdue by that many working days');
-const BoardItem = z.looseObject({
-  code: z.string(),
-  status: z.string(),
-  class: z.string(),
-  deadline: z.enum(['verification', 'rectification']),
-  due: z.string(),
-  days_left: DaysLeft,
-});
-export const BoardBody = z.looseObject({
-  today: z.string(),
-  due_by: z.string(),
-  working_days: z.number().int(),
-  towns: z.array(
-    z.looseObject({
-      town_code: z.string(),
-      town_name: z.string(),
-      due_soon: z.array(BoardItem),
-      overdue: z.array(BoardItem),
-      escalated: z.array(BoardItem),
-    }),
-  ),
-});
-export type BoardBody = z.output<typeof BoardBody>;
-
-export const TrendBody = z.array(
-  z.looseObject({ month: z.string(), new_patches: z.number(), new_area_m2: z.number(), illegal: z.number() }),
-);
-export type TrendBody = z.output<typeof TrendBody>;
-
-/** A patch waiting on the user, with its deadline and the moves they can make. */
-export const TodoItem = z.looseObject({
-  code: z.string(),
-  month: z.string(),
-  town_code: z.string().nullable(),
-  town_name: z.string().nullable(),
-  status: z.string(),
-  class: z.string(),
-  area_m2: z.number(),
-  due: Day,
-  deadline: z.enum(['verification', 'rectification']).nullable(),
-  days_left: DaysLeft.nullable(),
-  overdue_since: Day,
-  escalated: z.boolean(),
-  actions: z.array(z.string()).describe('the moves this user can make now'),
-});
-export type TodoItem = z.output<typeof TodoItem>;
-
-/** What waits on the signed-in user: one row per patch, across months, the nearest deadline first. */
-export const TodoBody = z.looseObject({
-  today: z.string(),
-  role: z.enum(ROLE_NAMES),
-  states: z.array(z.string()).describe('the states that wait on this role'),
-  patches: z.array(TodoItem),
-});
-export type TodoBody = z.output<typeof TodoBody>;
 
 export const BatchListItem = z.looseObject({
   id: z.union([z.number(), z.string()]).describe('batch id'),

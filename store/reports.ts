@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { BoardBody, MonthlyReportBody, TodoBody, TodoItem, TownCounts, TownMonth } from '../api/responses.ts';
+import type { BoardBody, MonthlyReportBody, TodoBody, TodoItem, TownCounts, TownMonth } from '../api/reports.ts';
 import { previousMonth } from './batch.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';

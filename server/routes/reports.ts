@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { patchTrend } from '../../store/map.ts';
 import { monthlyTownReport, supervisorBoard, todoList } from '../../store/reports.ts';
 import { answers, errors, MonthString, type RouteContext, type ZodApp } from '../context.ts';
-import { BoardBody, MonthlyReportBody, TodoBody, TrendBody } from '../../api/responses.ts';
+import { BoardBody, MonthlyReportBody, TodoBody, TrendBody } from '../../api/reports.ts';
 
 const MonthQuery = z.object({ month: MonthString });
 const BoardQuery = z.object({ days: z.coerce.number().int().min(0).max(60).default(3).describe('working days ahead') });

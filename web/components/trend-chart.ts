@@ -1,5 +1,5 @@
 import { html, svg, type TemplateResult } from 'lit-html';
-import type { TrendBody } from '../../api/responses.ts';
+import type { TrendBody } from '../../api/reports.ts';
 
 /** New patches per month as bars with their counts (the board's chart). */
 export function trendChart(rows: TrendBody): TemplateResult {

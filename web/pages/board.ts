@@ -1,6 +1,6 @@
 /** The supervisor's board: deadlines by town, new patches per month, the month's town ranking. */
 import { html, render } from 'lit-html';
-import type { BoardBody, MonthlyReportBody, TrendBody } from '../../api/responses.ts';
+import type { BoardBody, MonthlyReportBody, TrendBody } from '../../api/reports.ts';
 import { api } from '../api.ts';
 import { daysLeft } from '../components/deadline.ts';
 import { trendChart } from '../components/trend-chart.ts';

@@ -4,7 +4,8 @@
  * so a link shows the same view; changing a filter rewrites the URL without a new history entry.
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
-import type { MonthlyReportBody, PatchFeatureCollection, PatchListItem, TownsBody } from '../../api/responses.ts';
+import type { PatchFeatureCollection, PatchListItem, TownsBody } from '../../api/responses.ts';
+import type { MonthlyReportBody } from '../../api/reports.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
 import { downloadsCard, type DownloadsState } from '../components/downloads.ts';

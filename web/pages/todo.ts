@@ -3,7 +3,7 @@
  * working days left or overdue. A town user's landing page: what the office owes, not one month's map.
  */
 import { html, render } from 'lit-html';
-import type { TodoBody } from '../../api/responses.ts';
+import type { TodoBody } from '../../api/reports.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
 import { daysLeft } from '../components/deadline.ts';
