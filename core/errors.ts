@@ -2,6 +2,8 @@
  * The few error kinds tuban distinguishes. The kind decides a job's fate (retry or not) and,
  * later, an HTTP status — in one table, `errorFate`, instead of scattered `instanceof` checks.
  */
+import { render, type Said } from '../i18n/say.ts';
+
 export type ErrorKind =
   | 'bad_input'
   | 'transient'
@@ -11,14 +13,23 @@ export type ErrorKind =
   | 'unauthorized'
   | 'too_many';
 
+/**
+ * What an error says: plain English for the operator (CLI, logs), or a catalogue message (`say(key,
+ * values)`) that the server puts into the reader's language; `message` is then its English words.
+ */
+export type ErrorText = string | Said;
+
 export class TubanError extends Error {
   readonly kind: ErrorKind;
   /** Values that explain the failure: file, window, CRS, expected vs found. */
   readonly detail: Record<string, unknown>;
-  constructor(kind: ErrorKind, message: string, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super(message, options);
+  /** The catalogue message, when the error was made from one (every refusal a web user can meet). */
+  readonly said?: Said;
+  constructor(kind: ErrorKind, text: ErrorText, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(typeof text === 'string' ? text : render(text, 'en'), options);
     this.kind = kind;
     this.detail = detail;
+    if (typeof text !== 'string') this.said = text;
     this.name = new.target.name;
   }
 }
@@ -27,7 +38,7 @@ export class TubanError extends Error {
 export class BadInputError extends TubanError {
   /** Stable machine name for the reason, e.g. `no_georeferencing`, `unknown_crs`, `corrupt_tiff`. */
   readonly code: string;
-  constructor(code: string, message: string, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(code: string, message: ErrorText, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super('bad_input', message, detail, options);
     this.code = code;
   }
@@ -35,38 +46,38 @@ export class BadInputError extends TubanError {
 
 /** A failure that may pass: a lost connection, a busy server. Retried with backoff. */
 export class TransientError extends TubanError {
-  constructor(message: string, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(message: ErrorText, detail: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super('transient', message, detail, options);
   }
 }
 
 export class NotFoundError extends TubanError {
-  constructor(message: string, detail: Record<string, unknown> = {}) {
+  constructor(message: ErrorText, detail: Record<string, unknown> = {}) {
     super('not_found', message, detail);
   }
 }
 
 export class ConflictError extends TubanError {
-  constructor(message: string, detail: Record<string, unknown> = {}) {
+  constructor(message: ErrorText, detail: Record<string, unknown> = {}) {
     super('conflict', message, detail);
   }
 }
 
 export class ForbiddenError extends TubanError {
-  constructor(message: string, detail: Record<string, unknown> = {}) {
+  constructor(message: ErrorText, detail: Record<string, unknown> = {}) {
     super('forbidden', message, detail);
   }
 }
 
 /** Too many attempts from one user or address (logins): wait `retryAfterS` seconds. */
 export class TooManyError extends TubanError {
-  constructor(message: string, retryAfterS: number) {
+  constructor(message: ErrorText, retryAfterS: number) {
     super('too_many', message, { retryAfterS });
   }
 }
 
 export class UnauthorizedError extends TubanError {
-  constructor(message: string, detail: Record<string, unknown> = {}) {
+  constructor(message: ErrorText, detail: Record<string, unknown> = {}) {
     super('unauthorized', message, detail);
   }
 }

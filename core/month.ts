@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import { BadInputError } from './errors.ts';
 
 /** A month as tuban names it everywhere: YYYY-MM (the month of a batch, a report, a patch). */
@@ -8,7 +9,7 @@ export const isMonth = (v: string): boolean => MONTH_PATTERN.test(v);
 /** The month, or a BadInputError naming where it came from (`--month`, `query month`, …). */
 export function checkMonth(value: string, what: string): string {
   if (!isMonth(value))
-    throw new BadInputError('bad_month', `${what} "${value.slice(0, 40)}" is not a month in the form YYYY-MM`, {
+    throw new BadInputError('bad_month', say('month_invalid', { what, value: value.slice(0, 40) }), {
       field: what,
     });
   return value;

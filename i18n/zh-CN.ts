@@ -62,7 +62,7 @@ export const zhCN = {
     violation: '违法类型',
     permit_ref: '许可证号',
     measure: '整改措施',
-    reason: '排除原因',
+    reason: '原因',
     note: '备注',
     due: '期限',
     working_days: '延长工作日',

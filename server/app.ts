@@ -1,15 +1,11 @@
+import { say } from '../i18n/say.ts';
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import {
-  hasZodFastifySchemaValidationErrors,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
-import { ForbiddenError, TubanError, UnauthorizedError, errorFate } from '../core/errors.ts';
+import { ForbiddenError, UnauthorizedError } from '../core/errors.ts';
 import { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Db } from '../store/db.ts';
@@ -30,7 +26,7 @@ import { sessionRoutes } from './routes/session.ts';
 import { userRoutes } from './routes/users.ts';
 import type { WebAssets } from './web.ts';
 import { asText } from '../core/text.ts';
-import { formatIssues } from '../core/issues.ts';
+import { refusals } from './refusals.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -89,57 +85,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.setSerializerCompiler(serializerCompiler);
   await app.register(fastifySwagger, swaggerOptions());
 
-  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    if (err instanceof TubanError) {
-      const status = errorFate[err.kind].httpStatus;
-      if (typeof err.detail.retryAfterS === 'number') reply.header('retry-after', String(err.detail.retryAfterS));
-      return reply.status(status).send({
-        error: err.kind,
-        code: 'code' in err ? err.code : err.kind,
-        message: err.message,
-        ...(err.detail.allowed ? { allowed: err.detail.allowed } : {}),
-      });
-    }
-    if (hasZodFastifySchemaValidationErrors(err)) {
-      // 400 naming each field: "query: offset: Too big…", "body: parts.0.coordinates.0: a ring ends where it starts"
-      const names: Record<string, string> = { querystring: 'query', params: 'path' };
-      const part = names[err.validationContext ?? ''] ?? err.validationContext ?? 'request';
-      const issues = err.validation.map((i) => ({
-        path: i.instancePath.split('/').slice(1),
-        message: i.message ?? 'invalid',
-      }));
-      return reply
-        .status(400)
-        .send({ error: 'bad_input', code: 'bad_request', message: `${part}: ${formatIssues(issues, part)}` });
-    }
-    if (err.statusCode && err.statusCode < 500)
-      return reply.status(err.statusCode).send({ error: 'bad_input', message: err.message });
-    if ((err as { code?: string }).code === 'FST_ERR_HANDLER_TIMEOUT') {
-      const limitS = Math.round((req.routeOptions.handlerTimeout ?? config.TUBAN_HTTP_TIMEOUT_S * 1000) / 1000);
-      log.warn('Http:TimedOut', { requestId: req.id, method: req.method, path: req.url.slice(0, 500), limitS });
-      return reply
-        .status(503)
-        .header('retry-after', '30')
-        .send({
-          error: 'transient',
-          message: `the request took longer than ${limitS} s and was given up; try again, or narrow it (a month, a town)`,
-          request_id: req.id,
-        });
-    }
-    log.error('Http:InternalError', {
-      requestId: req.id,
-      method: req.method,
-      path: req.url.slice(0, 500),
-      user: req.user?.username ?? null,
-      error: err.message,
-      stack: err.stack,
-    });
-    return reply.status(500).send({
-      error: 'internal',
-      message: `internal error; the server log has it under request id ${req.id}`,
-      request_id: req.id,
-    });
-  });
+  app.setErrorHandler(refusals({ log, defaultTimeoutS: config.TUBAN_HTTP_TIMEOUT_S }));
   // every response: no type sniffing, no framing; the web app's pages also get a content security policy
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
@@ -172,7 +118,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (route === undefined || !route.startsWith('/api/') || OPEN_ROUTES.has(route)) return;
     const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
     const user = m ? await userForToken(db, m[1]) : null;
-    if (!user) throw new UnauthorizedError('send Authorization: Bearer <token> (POST /api/login issues one)');
+    if (!user) throw new UnauthorizedError(say('sign_in_needed'));
     req.user = user;
     req.token = m![1];
   });
@@ -210,7 +156,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
   });
   const me = (req: FastifyRequest): User => {
-    if (!req.user) throw new UnauthorizedError('send Authorization: Bearer <token> (POST /api/login issues one)');
+    if (!req.user) throw new UnauthorizedError(say('sign_in_needed'));
     return req.user;
   };
   const ctx: RouteContext = {
@@ -220,14 +166,18 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     log,
     sources,
     progress,
-    heavyExports: new WorkGate('PDF/zip exports', config.TUBAN_EXPORT_CONCURRENCY, config.TUBAN_EXPORT_QUEUE),
+    heavyExports: new WorkGate(
+      'PDF/zip exports',
+      say('busy_exports'),
+      config.TUBAN_EXPORT_CONCURRENCY,
+      config.TUBAN_EXPORT_QUEUE,
+    ),
     maxEvidenceBytes: maxEvidence,
     me,
     roles:
       (...roles) =>
       async (req) => {
-        if (!roles.includes(me(req).role))
-          throw new ForbiddenError(`this needs role ${roles.join(' or ')}; you are ${me(req).role}`);
+        if (!roles.includes(me(req).role)) throw new ForbiddenError(say('role_needed', { roles, role: me(req).role }));
       },
     // A request that fails changes nothing; its refusal is recorded after the response (onResponse above).
     audited: async (req, status, work) => {

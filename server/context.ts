@@ -1,3 +1,4 @@
+import { en, render, say } from '../i18n/say.ts';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -49,7 +50,7 @@ export interface RouteContext {
   audited: <T>(req: FastifyRequest, status: number, work: (trx: Knex) => Promise<T>) => Promise<T>;
 }
 
-export const MonthString = z.string().regex(MONTH_PATTERN, 'a month as YYYY-MM');
+export const MonthString = z.string().regex(MONTH_PATTERN, en('form_month'));
 export const Username = z.string().min(1).max(64).describe('user name');
 export const UsernameParams = z.object({ username: Username });
 export const PatchCodeParams = z.object({
@@ -60,7 +61,11 @@ export const PatchCodeParams = z.object({
 export const RowId = (what: string) =>
   z
     .string()
-    .regex(/^\d{1,15}$/, `${what} must be a whole number`)
+    .superRefine((v, ctx) => {
+      const problem = say('form_whole_number', { what });
+      if (!/^\d{1,15}$/.test(v))
+        ctx.addIssue({ code: 'custom', message: render(problem, 'en'), params: { say: problem } });
+    })
     .transform(Number)
     .describe(what);
 

@@ -1,3 +1,4 @@
+import { say, type Said } from '../i18n/say.ts';
 import { TransientError } from '../core/errors.ts';
 
 /**
@@ -15,6 +16,8 @@ export class WorkGate {
 
   constructor(
     readonly name: string,
+    /** What the work is called in a refusal, in the reader's language. */
+    readonly what: Said,
     readonly running: number,
     readonly waiting: number,
   ) {
@@ -32,7 +35,7 @@ export class WorkGate {
       if (this.line.length >= this.waiting) {
         const retryAfterS = Math.max(5, Math.ceil((this.meanS * (this.line.length + this.active)) / this.running));
         throw new TransientError(
-          `the server is busy with ${this.active} ${this.name} and ${this.line.length} more waiting; try again in ${retryAfterS} s`,
+          say('busy', { what: this.what, active: this.active, waiting: this.line.length, seconds: retryAfterS }),
           { retryAfterS },
         );
       }

@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import { TooManyError } from '../core/errors.ts';
 
 /**
@@ -16,13 +17,17 @@ export class FailureLimiter {
   ) {}
 
   /** Throws TooManyError when any of `keys` (with its limit) is at its limit now. */
-  check(keys: { key: string; max: number; what: string }[]): void {
+  check(keys: { key: string; max: number; who: { username: string } | { address: string } }[]): void {
     const t = this.now();
-    for (const { key, max, what } of keys) {
+    for (const { key, max, who } of keys) {
       const recent = this.recent(key, t);
       if (recent.length >= max) {
         const retryAfterS = Math.max(1, Math.ceil((recent[0] + this.windowMs - t) / 1000));
-        throw new TooManyError(`too many failed logins ${what}; try again in ${retryAfterS} s`, retryAfterS);
+        const text =
+          'username' in who
+            ? say('too_many_logins_user', { ...who, seconds: retryAfterS })
+            : say('too_many_logins_address', { ...who, seconds: retryAfterS });
+        throw new TooManyError(text, retryAfterS);
       }
     }
   }

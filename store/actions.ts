@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import type { Knex } from 'knex';
 import { BadInputError, ConflictError } from '../core/errors.ts';
 import type { ActionBody, ActionBodies } from '../workflow/actions.schema.ts';
@@ -56,12 +57,11 @@ export function rectifyDue(
 ): string {
   const latest = addWorkingDays(cal, today, policy.rectifyDays[cls]);
   const due = asked ?? latest;
-  if (due < today)
-    throw new BadInputError('bad_body', `rectify: due ${due} is before today ${today}`, { field: 'due' });
+  if (due < today) throw new BadInputError('bad_body', say('due_before_today', { due, today }), { field: 'due' });
   if (due > latest)
     throw new BadInputError(
       'bad_body',
-      `rectify: due ${due} is later than the policy allows for a ${cls} patch (${policy.rectifyDays[cls]} working days: ${latest}); ask a supervisor to extend`,
+      say('due_past_policy', { due, class: cls, days: policy.rectifyDays[cls], latest }),
       { field: 'due' },
     );
   return due;
@@ -80,7 +80,7 @@ const dismiss: Handler<'dismiss'> = (c, body) => {
 
 const verify: Handler<'verify'> = async (c, body) => {
   if (body.result === 'pre_existing' && !(await c.trx('evidence').where({ patch_id: c.patch.id }).first()))
-    throw new BadInputError('bad_body', 'verify: pre_existing needs evidence; upload a photo or document first');
+    throw new BadInputError('bad_body', say('pre_existing_needs_evidence'));
   Object.assign(c.update, {
     verification_result: body.result,
     violation: body.result === 'illegal' ? body.violation : null,
@@ -104,11 +104,7 @@ const reportRectified: Handler<'report_rectified'> = async (c) => {
     .whereIn('type', ['rectify', 'send_back'])
     .max({ at: 'at' });
   const ev = await c.trx('evidence').where({ patch_id: c.patch.id }).andWhere('uploaded_at', '>=', since[0].at).first();
-  if (!ev)
-    throw new BadInputError(
-      'bad_body',
-      'report_rectified: upload evidence of the rectification (photo or document) first',
-    );
+  if (!ev) throw new BadInputError('bad_body', say('rectified_needs_evidence'));
   Object.assign(c.update, { rectified_at: c.trx.fn.now(), overdue_since: null });
 };
 
@@ -122,21 +118,21 @@ const sendBack: Handler<'send_back'> = (c) => {
 
 const correctTown: Handler<'correct_town'> = async (c, body) => {
   const town = await c.trx('reference_feature').where({ kind: 'town', code: body.town_code }).first();
-  if (!town) throw new BadInputError('bad_body', `correct_town: town ${body.town_code} is not in the town layer`);
+  if (!town) throw new BadInputError('bad_body', say('correct_town_unknown', { town: body.town_code }));
   Object.assign(c.update, { town_code: town.code, town_name: town.name });
   c.detail.from_town = c.patch.town_code;
 };
 
 const merge: Handler<'merge'> = async (c, body) => {
   const { trx, patch: p, code } = c;
-  if (body.other === code) throw new BadInputError('bad_body', 'merge: a patch cannot be merged into itself');
+  if (body.other === code) throw new BadInputError('bad_body', say('merge_self'));
   const other = await scopedRow(c, body.other);
   planTransition(other.code, other.status, 'merge', c.user.role);
   // each town answers for its own patches: one that straddles a boundary is corrected first, not merged across it
   if (other.town_code !== p.town_code)
     throw new BadInputError(
       'bad_body',
-      `merge: ${other.code} lies in town ${other.town_code ?? '(none)'} and ${code} in ${p.town_code ?? '(none)'}; patches of different towns are not merged (correct_town first if one is wrong)`,
+      say('merge_other_town', { other: other.code, other_town: other.town_code, code, town: p.town_code }),
       { field: 'other' },
     );
   const prev = await trx.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7) as g from patch where id = ?', [p.id]);
@@ -177,7 +173,7 @@ const split: Handler<'split'> = async (c, body) => {
       seq: Number(max) + 1,
     });
     if (rows.length === 0 || rows[0].area_m2 < 1)
-      throw new BadInputError('bad_body', `split: part ${children.length + 1} does not cover any of patch ${code}`);
+      throw new BadInputError('bad_body', say('split_part_empty', { part: children.length + 1, code }));
     children.push({ code: rows[0].code, area_m2: Math.round(rows[0].area_m2 * 10) / 10 });
     await trx('patch_event').insert({
       patch_id: Number(rows[0].id),
@@ -192,7 +188,7 @@ const split: Handler<'split'> = async (c, body) => {
   if (covered > Number(p.area_m2) * 1.01)
     throw new BadInputError(
       'bad_body',
-      `split: the parts overlap (${covered.toFixed(1)} m² of parts for a ${Number(p.area_m2).toFixed(1)} m² patch)`,
+      say('split_overlap', { parts_m2: covered.toFixed(1), patch_m2: Number(p.area_m2).toFixed(1) }),
     );
   delete c.detail.parts;
   delete c.detail.reason;
@@ -223,7 +219,7 @@ const extend: Handler<'extend'> = async (c, body) => {
 };
 
 const escalate: Handler<'escalate'> = (c) => {
-  if (c.patch.escalated_at) throw new ConflictError(`patch ${c.code} is already listed for supervision`);
+  if (c.patch.escalated_at) throw new ConflictError(say('already_escalated', { code: c.code }));
   c.update.escalated_at = c.trx.fn.now();
 };
 

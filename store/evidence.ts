@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
@@ -51,26 +52,20 @@ export async function addEvidence(
   lat: number | null;
 }> {
   const patch = await scopedPatch(db, user, code);
-  if (user.role === 'admin')
-    throw new BadInputError('bad_role', 'admins manage users; evidence comes from analysts, towns and supervisors');
+  if (user.role === 'admin') throw new BadInputError('bad_role', say('admin_no_evidence'));
   if (FINAL_STATES.includes(patch.status as PatchStatus))
-    throw new ConflictError(`${code} is ${patch.status}: a finished case takes no more evidence`, {
-      status: patch.status,
-    });
-  if (file.bytes.length === 0) throw new BadInputError('bad_body', `${file.filename}: empty file`);
+    throw new ConflictError(say('evidence_case_finished', { code, status: patch.status }), { status: patch.status });
+  if (file.bytes.length === 0) throw new BadInputError('bad_body', say('evidence_empty', { file: file.filename }));
   if (file.bytes.length > maxBytes)
     throw new BadInputError(
       'too_large',
-      `${file.filename}: ${file.bytes.length} bytes is over the ${maxBytes}-byte limit`,
+      say('evidence_too_large', { file: file.filename, bytes: file.bytes.length, max: maxBytes }),
     );
   const kind = sniffType(file.bytes);
   if (!kind && isHeic(file.bytes))
     // this machine's libvips decodes AVIF but not HEVC, so the photo cannot become a JPEG here
-    throw new BadInputError(
-      'bad_type',
-      `${file.filename}: an HEIC photo, which tuban cannot read; set the camera to JPEG (iPhone: Settings › Camera › Formats › Most Compatible) or share the photo as JPEG`,
-    );
-  if (!kind) throw new BadInputError('bad_type', `${file.filename}: not a JPEG, PNG or PDF file (by its content)`);
+    throw new BadInputError('bad_type', say('evidence_heic', { file: file.filename }));
+  if (!kind) throw new BadInputError('bad_type', say('evidence_type', { file: file.filename }));
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const place = await photoPlace(file.bytes, kind.type);
   const dir = join(dataDir, 'evidence', sha256.slice(0, 2));
@@ -132,6 +127,6 @@ export async function readEvidence(
       if (town) q.andWhere('p.town_code', town);
     })
     .first('e.*');
-  if (!row) throw new NotFoundError(`evidence ${id} not found`);
+  if (!row) throw new NotFoundError(say('evidence_unknown', { id }));
   return { filename: row.filename, contentType: row.content_type, bytes: await readFile(row.stored_as) };
 }

@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -57,7 +58,10 @@ export async function exportPatches(
   },
 ): Promise<{ files: string[]; count: number }> {
   if (!(EXPORT_FORMATS as readonly string[]).includes(opts.format))
-    throw new BadInputError('bad_format', `--format "${opts.format}" is not one of ${EXPORT_FORMATS.join(', ')}`);
+    throw new BadInputError(
+      'bad_format',
+      say('export_format', { format: opts.format, formats: EXPORT_FORMATS.join(', ') }),
+    );
   const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null, opts.states ?? null);
   const target: WriteTarget = {
     db,

@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import type { Knex } from 'knex';
 import { renderMapTilePng } from '../export/tile.ts';
 import { BadInputError } from '../core/errors.ts';
@@ -27,8 +28,7 @@ export type MapConfig = MapConfigBody;
 
 export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
   const [proj] = await runSql<{ proj4text: string }>(db, 'map/proj4', { srid });
-  if (!proj)
-    throw new BadInputError('unknown_crs', `EPSG:${srid} (TUBAN_STORAGE_SRID) is not in PostGIS spatial_ref_sys`);
+  if (!proj) throw new BadInputError('unknown_crs', say('storage_srid_unknown', { srid }));
   const months = await runSql<{
     month: string;
     baseline_month: string | null;
@@ -91,7 +91,7 @@ export async function renderMapTile(
   if (resM === undefined || !Number.isInteger(x) || !Number.isInteger(y) || x < 0 || y < 0)
     throw new BadInputError(
       'bad_request',
-      `no map tile ${z}/${x}/${y}: zoom runs 0–${TILE_GRID.resolutions.length - 1}, x and y are whole numbers ≥ 0`,
+      say('map_tile_invalid', { z, x, y, max_z: TILE_GRID.resolutions.length - 1 }),
     );
   if (resM > MAX_IMAGERY_RES) return null;
   const sizeM = TILE_GRID.tileSizePx * resM;

@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import type { Knex } from 'knex';
 import { NotFoundError } from '../core/errors.ts';
 import type { User } from './users.ts';
@@ -14,7 +15,7 @@ export async function scopedPatch(db: Knex, user: User, code: string, lock = fal
   if (town) q.andWhere({ town_code: town });
   if (lock) q.forUpdate();
   const row = await q.first();
-  if (!row) throw new NotFoundError(`patch ${code} not found`);
+  if (!row) throw new NotFoundError(say('patch_unknown', { code }));
   return row;
 }
 

@@ -1,3 +1,4 @@
+import { say, type Said } from '../i18n/say.ts';
 import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Knex } from 'knex';
@@ -21,11 +22,10 @@ export const DEFAULT_TOKEN_DAYS = 30;
 export const MIN_PASSWORD_CHARS = 10;
 
 /** Why a password is refused, or null: at least 10 characters, not only spaces, not the user name. */
-export function passwordProblem(username: string, password: string): string | null {
-  if (Array.from(password).length < MIN_PASSWORD_CHARS)
-    return `password must have at least ${MIN_PASSWORD_CHARS} characters`;
-  if (password.trim() === '') return 'password must not be only spaces';
-  if (password.trim().toLowerCase() === username.toLowerCase()) return 'password must not be the user name';
+export function passwordProblem(username: string, password: string): Said | null {
+  if (Array.from(password).length < MIN_PASSWORD_CHARS) return say('password_too_short', { min: MIN_PASSWORD_CHARS });
+  if (password.trim() === '') return say('password_blank');
+  if (password.trim().toLowerCase() === username.toLowerCase()) return say('password_is_username');
   return null;
 }
 
@@ -61,24 +61,20 @@ export async function createUser(
   u: { username: string; displayName?: string; role: string; townCode?: string | null; password?: string },
 ): Promise<User> {
   if (!/^[A-Za-z0-9_.-]{2,64}$/.test(u.username))
-    throw new BadInputError('bad_field', `username "${u.username}" must be 2–64 letters, digits, _ . -`);
+    throw new BadInputError('bad_field', say('username_invalid', { username: u.username }));
   if (!(ROLES as readonly string[]).includes(u.role))
-    throw new BadInputError('bad_field', `role "${u.role}" is not one of ${ROLES.join(', ')}`);
+    throw new BadInputError('bad_field', say('role_invalid', { role: u.role, roles: ROLES }));
   if (u.role === 'town') {
-    if (!u.townCode) throw new BadInputError('bad_field', 'a town user needs a town code');
+    if (!u.townCode) throw new BadInputError('bad_field', say('town_user_needs_town'));
     const town = await db('reference_feature').where({ kind: 'town', code: u.townCode }).first();
-    if (!town)
-      throw new BadInputError(
-        'bad_field',
-        `town ${u.townCode} is not in the town layer; import it first (tuban layers import … --kind town)`,
-      );
-  } else if (u.townCode) throw new BadInputError('bad_field', `only town users have a town; ${u.role} sees all towns`);
+    if (!town) throw new BadInputError('bad_field', say('town_unknown', { town: u.townCode }));
+  } else if (u.townCode) throw new BadInputError('bad_field', say('town_only_for_town_users', { role: u.role }));
   if (u.password !== undefined) {
     const problem = passwordProblem(u.username, u.password);
     if (problem) throw new BadInputError('bad_field', problem, { field: 'password' });
   }
   const existing = await db('app_user').where({ username: u.username }).first();
-  if (existing) throw new ConflictError(`user ${u.username} already exists`);
+  if (existing) throw new ConflictError(say('user_exists', { username: u.username }));
   const [row] = await db('app_user')
     .insert({
       username: u.username,
@@ -102,7 +98,7 @@ export async function issueToken(
   days = DEFAULT_TOKEN_DAYS,
 ): Promise<{ token: string; user: User; expiresAt: string }> {
   const row = await db('app_user').where({ username, disabled: false }).first();
-  if (!row) throw new NotFoundError(`user ${username} does not exist or is disabled`);
+  if (!row) throw new NotFoundError(say('user_unknown_or_disabled', { username }));
   const token = `tb_${randomBytes(24).toString('base64url')}`;
   const [t] = await db('api_token')
     .insert({
@@ -175,7 +171,7 @@ export async function listUsers(db: Knex): Promise<UserSummary[]> {
 
 async function userRow(db: Knex, username: string): Promise<Record<string, unknown>> {
   const row = await db('app_user').where({ username }).first();
-  if (!row) throw new NotFoundError(`user ${username} does not exist`);
+  if (!row) throw new NotFoundError(say('user_unknown', { username }));
   return row;
 }
 

@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import type { Knex } from 'knex';
 import type { PatchDetailBody, PatchListItem } from '../api/responses.ts';
 import { BadInputError, ForbiddenError } from '../core/errors.ts';
@@ -121,7 +122,14 @@ export async function applyAction<A extends Action>(
   const visible = await scopedPatch(db, user, code);
   if (!RULES[action].roles.includes(user.role)) planTransition(code, visible.status, action, user.role);
   const parsed = ActionBodies[action].safeParse(rawBody ?? {});
-  if (!parsed.success) throw new BadInputError('bad_body', `${action}: ${formatIssues(parsed.error.issues, 'body')}`);
+  if (!parsed.success)
+    throw new BadInputError(
+      'bad_body',
+      say('action_body_invalid', { action, issues: formatIssues(parsed.error.issues, 'body') }),
+      {
+        issues: parsed.error.issues,
+      },
+    );
   const body = parsed.data as ActionBody<A>;
   const today = env.today();
   await db.transaction(async (trx) => {
@@ -166,10 +174,9 @@ export async function applyAction<A extends Action>(
 
 export async function addNote(db: Knex, user: User, code: string, text: unknown): Promise<PatchDetailBody> {
   const p = await scopedPatch(db, user, code);
-  if (user.role === 'admin')
-    throw new ForbiddenError('admins manage users; notes come from analysts, towns and supervisors');
+  if (user.role === 'admin') throw new ForbiddenError(say('admin_no_notes'));
   if (typeof text !== 'string' || text.trim() === '' || text.length > 4000)
-    throw new BadInputError('bad_body', 'note: text must be 1–4000 characters');
+    throw new BadInputError('bad_body', say('note_length'));
   await db('patch_event').insert({
     patch_id: p.id,
     actor: user.username,

@@ -137,7 +137,9 @@ describe('security: exports, files and evidence', () => {
       for (const r of made) expect(r.body.subarray(0, 5).toString()).toBe('%PDF-');
       for (const r of refused) {
         expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(5);
-        expect(JSON.parse(r.body.toString()).message).toMatch(/busy .* try again in \d+ s/);
+        expect(JSON.parse(r.body.toString()).message).toMatch(
+          /^服务器正忙：PDF\/压缩包导出有 \d+ 项进行中.*请 \d+ 秒后再试$/,
+        );
       }
       console.log(
         `40 PDF exports: ${made.length} made, ${refused.length} refused; /api/health ${health.length} polls, slowest ${Math.max(...health).toFixed(0)} ms; RSS +${((rssPeak - rss0) / 2 ** 20).toFixed(0)} MB`,

@@ -129,7 +129,7 @@ describe('security: tokens and logins', () => {
       const locked = await attempt('field1', 'field-one-pass', '10.0.1.9');
       expect(locked.statusCode).toBe(429);
       expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
-      expect(locked.json().message).toMatch(/too many failed logins for field1/);
+      expect(locked.json().message).toMatch(/用户 field1 登录失败次数过多，请 \d+ 秒后再试/);
       // per address: six failures over any names, then that address waits; another does not
       for (let i = 0; i < 6; i++)
         expect((await attempt(`nobody${i}`, 'whatever-pass', '10.0.2.1')).statusCode).toBe(401);

@@ -29,6 +29,25 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
     expect(Object.values(token)).not.toContain(rows[0].token_hash);
   });
 
+  it('refuses in Chinese by default and in English when asked, naming fields in the words of the catalogue', async () => {
+    const zh = { 'accept-language': '' };
+    const locked = await call('dianqian', 'POST', `/api/patches/${OWN}/actions/close`, {}, zh);
+    expect(locked.statusCode).toBe(403);
+    expect(locked.json().message).toBe('镇街角色不能执行「销号」，此操作属于督办');
+    const stale = await call('dianqian', 'POST', `/api/patches/${OWN}/actions/verify`, { result: 'false_change' }, zh);
+    expect(stale.statusCode).toBe(409);
+    expect(stale.json().message).toMatch(/^图斑 \S+ 当前为「.+」；「核查」须在「已下发」状态下进行。当前可进行：/);
+    // a bad body: the field by its name in the catalogue, zod's own message in Chinese
+    const bad = await call('sup', 'POST', `/api/patches/${OWN}/actions/extend`, { working_days: 0 }, zh);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toMatch(/^「延期」的填写有误：延长工作日：数值过小/);
+    const month = await call('ana', 'GET', '/api/patches?month=2024-3', undefined, { 'accept-language': 'zh-CN' });
+    expect(month.json().message).toBe('查询参数：month：YYYY-MM 格式的月份');
+    const english = await call('ana', 'GET', '/api/patches?month=2024-3');
+    expect(english.json().message).toBe('query: month: a month as YYYY-MM');
+    expect((await call(null, 'GET', '/api/patches', undefined, zh)).json().message).toMatch(/^请先登录/);
+  });
+
   it('permission matrix: town users never see or touch another town, in lists, counts, details, actions, evidence or reports', async () => {
     const roles = ['ana', 'sup', 'adm', 'dianqian', 'heshan'] as const;
     const townOf: Record<string, string | null> = {

@@ -110,7 +110,7 @@ describe('patch lifecycle', () => {
     expect(() => planTransition('P-1', 'detected', 'verify', 'town', 'legal')).toThrow(
       /patch P-1 is detected; verify needs dispatched\. Allowed from detected: dispatch \(analyst\), dismiss \(analyst\)/,
     );
-    expect(() => planTransition('P-1', 'illegal', 'close', 'town')).toThrow(/role town may not close/);
+    expect(() => planTransition('P-1', 'illegal', 'close', 'town')).toThrow(/role town office may not close/);
     expect(allowedMoves('rectified', 'supervisor').map((m) => m.action)).toEqual(['close', 'send_back']);
   });
 });

@@ -3,6 +3,7 @@
  * server's message, the answer typed with the server's own response schemas (api/responses.ts).
  */
 import type { ErrorBody } from '../api/responses.ts';
+import { locale } from './locale.ts';
 
 const TOKEN_KEY = 'tuban.token';
 
@@ -34,12 +35,14 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   const headers = new Headers(init.headers);
   const token = session.token;
   if (token) headers.set('authorization', `Bearer ${token}`);
+  // the server's refusals come in the language the user reads
+  headers.set('accept-language', locale());
   if (typeof init.body === 'string') headers.set('content-type', 'application/json');
   const res = await fetch(path, { ...init, headers });
   if (res.status === 401 && path !== '/api/login') {
     session.token = null;
     session.onSignedOut();
-    throw new ApiError(401, 'signed out');
+    throw new ApiError(401, locale() === 'en' ? 'signed out' : '已退出登录');
   }
   if (!res.ok) {
     const body = (await res.json().catch(() => ({ message: res.statusText }))) as Partial<ErrorBody>;

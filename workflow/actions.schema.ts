@@ -1,12 +1,11 @@
+import { en, render, say } from '../i18n/say.ts';
 import { z } from 'zod';
 import { IsoDate } from './calendar.ts';
 import { DISMISS_REASONS, FINAL_STATES, MEASURES, PATCH_STATES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
 import { MONTH_PATTERN } from '../core/month.ts';
 
 /** A town (镇街) code as a request gives it: letters, digits, `_` and `-` only (no separators, no control characters). */
-export const TownCode = z
-  .string()
-  .regex(/^[\p{L}\p{N}_-]{1,64}$/u, 'a town code: letters, digits, _ or - (at most 64)');
+export const TownCode = z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, en('form_town_code'));
 
 /** Request bodies of the patch actions; the same schemas validate requests and describe them in OpenAPI. */
 export const ActionBodies = {
@@ -17,15 +16,15 @@ export const ActionBodies = {
     z.object({
       result: z.literal('illegal'),
       violation: z
-        .enum(VIOLATIONS, { error: 'an illegal result needs violation (construction or land_use)' })
+        .enum(VIOLATIONS, { error: en('form_violation_needed') })
         .describe('违法建设 (construction) or 违法用地 (land_use)'),
       note: z.string().max(2000).optional(),
     }),
     z.object({
       result: z.literal('legal'),
       permit_ref: z
-        .string({ error: 'a legal result needs permit_ref (permit number or document reference)' })
-        .min(1, 'a legal result needs permit_ref (permit number or document reference)')
+        .string({ error: en('form_permit_needed') })
+        .min(1, en('form_permit_needed'))
         .max(200)
         .describe('permit number or document reference'),
       note: z.string().max(2000).optional(),
@@ -65,7 +64,7 @@ export const ActionBodies = {
                 .max(10_000)
                 .refine(
                   (ring) => ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1],
-                  'a ring ends where it starts',
+                  en('form_ring_closed'),
                 ),
             )
             .min(1)
@@ -82,7 +81,7 @@ export const ActionBodies = {
     reason: z.string().min(1).max(2000),
     request_key: z
       .string()
-      .regex(/^[A-Za-z0-9_-]{8,64}$/, '8–64 letters, digits, _ or -')
+      .regex(/^[A-Za-z0-9_-]{8,64}$/, en('form_request_key'))
       .describe('a key of your own for this request (e.g. a UUID): sent again, the same key extends nothing more'),
   }),
   escalate: z.object({ reason: z.string().min(1).max(2000) }),
@@ -92,22 +91,22 @@ export const ActionBodies = {
 export type ActionBody<A extends keyof typeof ActionBodies> = z.infer<(typeof ActionBodies)[A]>;
 
 export const PatchQuerySchema = z.object({
-  month: z.string().regex(MONTH_PATTERN, 'a month as YYYY-MM').optional(),
+  month: z.string().regex(MONTH_PATTERN, en('form_month')).optional(),
   town: TownCode.optional(),
   status: z
     .string()
-    .regex(/^[a-z_]{1,32}$/, 'a status name')
+    .regex(/^[a-z_]{1,32}$/, en('form_status_name'))
     .optional(),
   class: z.enum(['ecological', 'farmland', 'water', 'general']).optional(),
   overdue: z.enum(['true', 'false']).optional(),
   escalated: z.enum(['true', 'false']).optional(),
   bbox: z
     .string()
-    .regex(/^-?\d{1,3}(\.\d+)?(,-?\d{1,3}(\.\d+)?){3}$/, 'minLon,minLat,maxLon,maxLat')
+    .regex(/^-?\d{1,3}(\.\d+)?(,-?\d{1,3}(\.\d+)?){3}$/, en('form_bbox'))
     .refine((v) => {
       const [a, b, c, d] = v.split(',').map(Number);
       return a >= -180 && c <= 180 && b >= -90 && d <= 90 && a <= c && b <= d;
-    }, 'minLon,minLat,maxLon,maxLat in degrees, min ≤ max')
+    }, en('form_bbox_order'))
     .optional(),
   min_area_m2: z.coerce.number().min(0).optional().describe('smallest patch area shown, m²'),
   max_area_m2: z.coerce.number().min(0).optional().describe('largest patch area shown, m²'),
@@ -140,7 +139,8 @@ export const ExportStatusFilter = z
       } else if ((PATCH_STATES as readonly string[]).includes(n)) {
         out.add(n);
       } else {
-        ctx.addIssue({ code: 'custom', message: `"${n}" is not a patch state (${PATCH_STATES.join(', ')}) or "open"` });
+        const problem = say('form_status_filter', { name: n, states: PATCH_STATES.join(', ') });
+        ctx.addIssue({ code: 'custom', message: render(problem, 'en'), params: { say: problem } });
         return z.NEVER;
       }
     }

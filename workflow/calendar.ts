@@ -1,3 +1,4 @@
+import { render, say, type Said } from '../i18n/say.ts';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BadInputError } from '../core/errors.ts';
@@ -20,24 +21,24 @@ export const DATE_MIN = '2000-01-01';
 export const DATE_MAX = '2100-12-31';
 
 /** Why `value` is not a usable date, or null: ISO form, a real calendar day, inside DATE_MIN..DATE_MAX. */
-export function dateProblem(value: string): string | null {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return `"${value}" is not a date (YYYY-MM-DD)`;
+export function dateProblem(value: string): Said | null {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return say('date_form', { value });
   const d = new Date(`${value}T00:00:00Z`);
-  if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) return `${value} is not a calendar date`;
-  if (value < DATE_MIN || value > DATE_MAX) return `${value} is outside ${DATE_MIN}..${DATE_MAX}`;
+  if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) return say('date_invalid', { value });
+  if (value < DATE_MIN || value > DATE_MAX) return say('date_out_of_range', { value, min: DATE_MIN, max: DATE_MAX });
   return null;
 }
 
 /** A date field of a request or file: the same rule as `dateProblem`, for zod schemas. */
 export const IsoDate = z.string().superRefine((v, ctx) => {
   const problem = dateProblem(v);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  if (problem) ctx.addIssue({ code: 'custom', message: render(problem, 'en'), params: { say: problem } });
 });
 
 /** Throws a bad-input error naming `field` unless `value` is a usable date. */
 export function checkDate(value: string, field: string): string {
   const problem = dateProblem(value);
-  if (problem) throw new BadInputError('bad_date', `${field}: ${problem}`, { field, value });
+  if (problem) throw new BadInputError('bad_date', say('date_field', { field, problem }), { field, value });
   return value;
 }
 
@@ -54,19 +55,20 @@ export function parseCalendar(text: string, file: string): WorkCalendar {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new BadInputError('invalid_calendar', `${file}: not valid JSON (${(err as Error).message})`, { file });
+    throw new BadInputError('invalid_calendar', say('calendar_json', { file, reason: (err as Error).message }), {
+      file,
+    });
   }
   const parsed = CalendarFileSchema.safeParse(raw);
   if (!parsed.success)
-    throw new BadInputError('invalid_calendar', `${file}: ${formatIssues(parsed.error.issues)}`, { file });
-  const c = parsed.data;
-  const both = c.holidays.filter((d) => c.workdays.includes(d));
-  if (both.length)
     throw new BadInputError(
       'invalid_calendar',
-      `${file}: ${both.join(', ')} listed as both holiday and make-up working day`,
+      say('calendar_invalid', { file, issues: formatIssues(parsed.error.issues) }),
       { file },
     );
+  const c = parsed.data;
+  const both = c.holidays.filter((d) => c.workdays.includes(d));
+  if (both.length) throw new BadInputError('invalid_calendar', say('calendar_both', { file, dates: both }), { file });
   return { holidays: new Set(c.holidays), workdays: new Set(c.workdays), years: c.years };
 }
 
@@ -75,11 +77,9 @@ export function loadCalendar(file: string): WorkCalendar {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new BadInputError(
-      'invalid_calendar',
-      `${file}: cannot read the working-day calendar (${(err as Error).message})`,
-      { file },
-    );
+    throw new BadInputError('invalid_calendar', say('calendar_unreadable', { file, reason: (err as Error).message }), {
+      file,
+    });
   }
   return parseCalendar(text, file);
 }
@@ -108,7 +108,7 @@ export function addWorkingDays(cal: WorkCalendar, date: string, n: number): stri
   for (let left = n; left > 0;) {
     d = addDays(d, 1);
     if (d > DATE_MAX)
-      throw new BadInputError('bad_date', `${n} working days after ${date} is past ${DATE_MAX}`, {
+      throw new BadInputError('bad_date', say('working_days_past', { days: n, date, max: DATE_MAX }), {
         field: 'date',
         value: date,
       });

@@ -1,3 +1,4 @@
+import { say } from '../i18n/say.ts';
 import { ConflictError, ForbiddenError, BadInputError } from '../core/errors.ts';
 
 /** Who acts. `town` users act only on their own town's patches (enforced in every query). */
@@ -134,21 +135,25 @@ export function planTransition(
 ): PatchStatus {
   const rule = RULES[action];
   if (!rule.roles.includes(role)) {
-    throw new ForbiddenError(`role ${role} may not ${rule.label}; that is for ${rule.roles.join(' or ')}`, {
-      action,
-      role,
-    });
+    throw new ForbiddenError(say('role_may_not', { role, action, roles: rule.roles }), { action, role });
   }
   if (!rule.from.includes(status)) {
-    const moves = allowedMoves(status).map((m) => `${m.action} (${m.roles.join('/')})`);
-    throw new ConflictError(
-      `patch ${code} is ${status}; ${action} needs ${rule.from.join(' or ')}. Allowed from ${status}: ${moves.length ? moves.join(', ') : 'none (final state)'}`,
-      { code, status, action, allowed: moves },
-    );
+    const allowed = allowedMoves(status);
+    const moves = allowed.map((m) => `${m.action} (${m.roles.join('/')})`);
+    const text = allowed.length
+      ? say('wrong_state', {
+          code,
+          status,
+          action,
+          from: rule.from,
+          allowed: allowed.map((m) => say('move_by', { action: m.action, roles: m.roles })),
+        })
+      : say('final_state', { code, status, action, from: rule.from });
+    throw new ConflictError(text, { code, status, action, allowed: moves });
   }
   if (action === 'verify') {
     if (!result || !(VERIFY_RESULTS as readonly string[]).includes(result))
-      throw new BadInputError('bad_field', `result must be one of ${VERIFY_RESULTS.join(', ')}`);
+      throw new BadInputError('bad_field', say('result_invalid', { results: VERIFY_RESULTS }));
     return result as PatchStatus;
   }
   return rule.to ?? status;

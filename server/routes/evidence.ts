@@ -1,3 +1,4 @@
+import { say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { BadInputError } from '../../core/errors.ts';
 import { downloadName, safeName } from '../../export/names.ts';
@@ -29,11 +30,7 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
       },
     },
     async (req, reply) => {
-      if (!Buffer.isBuffer(req.body))
-        throw new BadInputError(
-          'bad_body',
-          'send the file as the request body with Content-Type image/jpeg, image/png or application/pdf',
-        );
+      if (!Buffer.isBuffer(req.body)) throw new BadInputError('bad_body', say('evidence_body'));
       const bytes = req.body;
       const r = await ctx.audited(req, 201, (trx) =>
         addEvidence(trx, config.dataDir, ctx.maxEvidenceBytes, me(req), req.params.code, {

@@ -1,3 +1,4 @@
+import { render, say } from '../../i18n/say.ts';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
@@ -57,9 +58,14 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
       } catch (err) {
         if (!req.signal.aborted) throw err;
         const reason = req.socket?.destroyed
-          ? 'the client went away before the export was sent'
-          : `the export took longer than ${config.TUBAN_EXPORT_TIMEOUT_S} s and was stopped; export one town at a time`;
-        log.warn('Export:Stopped', { requestId: req.id, format: q.format, month: q.month, reason });
+          ? say('export_client_gone')
+          : say('export_timed_out', { seconds: config.TUBAN_EXPORT_TIMEOUT_S });
+        log.warn('Export:Stopped', {
+          requestId: req.id,
+          format: q.format,
+          month: q.month,
+          reason: render(reason, 'en'),
+        });
         throw new TransientError(reason);
       }
       const stream = createReadStream(r.file);

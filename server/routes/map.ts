@@ -1,3 +1,4 @@
+import { en } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { patchChip } from '../../store/export.ts';
 import { mapConfig, renderMapTile, townBoundaries } from '../../store/map.ts';
@@ -12,15 +13,15 @@ const TileParams = z.object({
   month: MonthString,
   z: z
     .string()
-    .regex(/^\d{1,2}$/, 'z: a zoom level')
+    .regex(/^\d{1,2}$/, en('form_zoom'))
     .transform(Number),
   x: z
     .string()
-    .regex(/^\d{1,10}$/, 'x: a whole number')
+    .regex(/^\d{1,10}$/, en('form_tile_x'))
     .transform(Number),
   y: z
     .string()
-    .regex(/^\d{1,10}(\.png)?$/, 'y: a whole number, optionally with .png')
+    .regex(/^\d{1,10}(\.png)?$/, en('form_tile_y'))
     .transform((v) => Number(v.replace(/\.png$/, ''))),
 });
 const ChipParams = PatchCodeParams.extend({

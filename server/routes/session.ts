@@ -1,3 +1,4 @@
+import { say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { TubanError, UnauthorizedError } from '../../core/errors.ts';
 import { login, revokeToken } from '../../store/users.ts';
@@ -43,13 +44,13 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
       const userKey = `user:${b.username.toLowerCase()}`;
       const addressKey = `address:${req.ip}`;
       loginFailures.check([
-        { key: userKey, max: config.TUBAN_LOGIN_FAILURES_PER_USER, what: `for ${b.username.slice(0, 64)}` },
-        { key: addressKey, max: config.TUBAN_LOGIN_FAILURES_PER_ADDRESS, what: `from ${req.ip}` },
+        { key: userKey, max: config.TUBAN_LOGIN_FAILURES_PER_USER, who: { username: b.username.slice(0, 64) } },
+        { key: addressKey, max: config.TUBAN_LOGIN_FAILURES_PER_ADDRESS, who: { address: req.ip } },
       ]);
       const r = await ctx
         .audited(req, 200, async (trx) => {
           const ok = await login(trx, b.username, b.password, config.TUBAN_TOKEN_DAYS);
-          if (!ok) throw new UnauthorizedError('unknown user or wrong password');
+          if (!ok) throw new UnauthorizedError(say('login_failed'));
           return ok;
         })
         .catch((err) => {

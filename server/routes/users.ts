@@ -1,3 +1,4 @@
+import { say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { BadInputError } from '../../core/errors.ts';
 import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPassword } from '../../store/users.ts';
@@ -98,7 +99,7 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
       async (req) => {
         const username = req.params.username;
         if (disabled && username === me(req).username)
-          throw new BadInputError('bad_request', 'an admin cannot disable themself; ask another admin', {
+          throw new BadInputError('bad_request', say('admin_self_disable'), {
             field: 'username',
           });
         const r = await ctx.audited(req, 200, (trx) => setDisabled(trx, username, disabled));

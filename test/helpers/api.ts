@@ -27,6 +27,7 @@ export function testWorkflowEnv(today: () => string): WorkflowEnv {
 /**
  * A request to the server as a user (by name, with the token the test issued them) or anonymously
  * (null), through Fastify's inject; the app is looked up at call time (tests build it in beforeAll).
+ * It asks for English (the tests read the messages); server.access checks the zh-CN default.
  */
 export function apiCaller(app: () => FastifyInstance, token: Record<string, string>) {
   return (
@@ -40,6 +41,10 @@ export function apiCaller(app: () => FastifyInstance, token: Record<string, stri
       method,
       url,
       payload: body as never,
-      headers: { ...(who ? { authorization: `Bearer ${token[who]}` } : {}), ...headers },
+      headers: {
+        'accept-language': 'en',
+        ...(who ? { authorization: `Bearer ${token[who]}` } : {}),
+        ...headers,
+      },
     });
 }

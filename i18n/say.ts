@@ -1,0 +1,67 @@
+/**
+ * Messages: what the server says when it refuses or fails, as a key and its values, put into words
+ * in the reader's language only when it is said (the same refusal reads 图斑 … 已销号 to a town
+ * clerk and "patch … is closed" in the English log). Pure data and string work, like the catalogue.
+ */
+import { label, type Group, type Locale, DEFAULT_LOCALE, LOCALES } from './index.ts';
+import { messagesEn } from './messages.en.ts';
+import { messagesZhCN } from './messages.zh-CN.ts';
+
+export type MessageKey = keyof typeof messagesZhCN;
+/** A placeholder's value: a message within the message is put into the same language. */
+export type MessageValue = string | number | readonly (string | Said)[] | Said | null | undefined;
+export interface MessageParams {
+  readonly [name: string]: MessageValue;
+}
+
+/** A message not yet in words: its key and the values of its placeholders. */
+export interface Said {
+  readonly key: MessageKey;
+  readonly params: MessageParams;
+}
+
+const isSaid = (v: unknown): v is Said => typeof v === 'object' && v !== null && 'key' in v && 'params' in v;
+
+export const MESSAGES: Record<Locale, Record<MessageKey, string>> = { 'zh-CN': messagesZhCN, en: messagesEn };
+
+/** How a list reads in each language, and the word for none. */
+const LISTS: Record<Locale, { separator: string; none: string }> = {
+  'zh-CN': { separator: '、', none: '无' },
+  en: { separator: ', ', none: 'none' },
+};
+
+export const say = (key: MessageKey, params: MessageParams = {}): Said => ({ key, params });
+
+/** `{name}` or `{name:group}` in a template. */
+export const PLACEHOLDER = /\{([a-z_0-9]+)(?::([a-z_]+))?\}/g;
+
+/** The message in `locale`'s words; a value of `{name:group}` (or each of a list) through the catalogue. */
+export function render(s: Said, locale: Locale = DEFAULT_LOCALE): string {
+  const list = LISTS[locale];
+  return MESSAGES[locale][s.key].replace(PLACEHOLDER, (_m, name: string, group?: string) => {
+    const v = s.params[name];
+    const word = (x: string | number | Said): string =>
+      isSaid(x) ? render(x, locale) : group ? label(group as Group, String(x), locale) : String(x);
+    if (Array.isArray(v)) return v.length ? v.map(word).join(list.separator) : list.none;
+    if (v === null || v === undefined) return list.none;
+    return word(v as string | number | Said);
+  });
+}
+
+/** The English words of a message without values, for texts that must be plain strings (zod schemas). */
+export const en = (key: MessageKey): string => MESSAGES.en[key];
+
+/** The key whose English words are `text`, when a plain string came from `en(key)`. */
+const BY_ENGLISH = new Map(Object.entries(messagesEn).map(([k, v]) => [v, k as MessageKey]));
+export const keyOfEnglish = (text: string): MessageKey | undefined => BY_ENGLISH.get(text);
+
+/** The locale a request asks for in its Accept-Language header; zh-CN when it names none we have. */
+export function localeOf(acceptLanguage: string | undefined): Locale {
+  for (const part of (acceptLanguage ?? '').split(',')) {
+    const tag = part.split(';')[0].trim().toLowerCase();
+    if (tag.startsWith('zh')) return 'zh-CN';
+    const hit = (Object.keys(LOCALES) as Locale[]).find((l) => l.toLowerCase() === tag || tag.startsWith(`${l}-`));
+    if (hit) return hit;
+  }
+  return DEFAULT_LOCALE;
+}
