@@ -1,13 +1,20 @@
 /**
  * Messages: what the server says when it refuses or fails, as a key and its values, put into words
  * in the reader's language only when it is said (the same refusal reads 图斑 … 已销号 to a town
- * clerk and "patch … is closed" in the English log). Pure data and string work, like the catalogue.
+ * clerk and "patch … is closed" in the English log). The web app's own texts (ui.*.ts) are keys of
+ * the same catalogue, said and put into words the same way. Pure data and string work, like the catalogue.
  */
 import { label, type Group, type Locale, DEFAULT_LOCALE, LOCALES } from './index.ts';
 import { messagesEn } from './messages.en.ts';
 import { messagesZhCN } from './messages.zh-CN.ts';
+import { uiEn } from './ui.en.ts';
+import { uiZhCN, type UiKey } from './ui.zh-CN.ts';
 
+/** A message the server says (messages.*.ts; messages.en.ts is typed by it, so it stays these keys only). */
 export type MessageKey = keyof typeof messagesZhCN;
+export type { UiKey };
+/** Any text of the catalogue: a server message or one of the web app's own texts (ui.*.ts). */
+export type TextKey = MessageKey | UiKey;
 /** A placeholder's value: a message within the message is put into the same language. */
 export type MessageValue = string | number | readonly (string | Said)[] | Said | null | undefined;
 export interface MessageParams {
@@ -16,13 +23,17 @@ export interface MessageParams {
 
 /** A message not yet in words: its key and the values of its placeholders. */
 export interface Said {
-  readonly key: MessageKey;
+  readonly key: TextKey;
   readonly params: MessageParams;
 }
 
 const isSaid = (v: unknown): v is Said => typeof v === 'object' && v !== null && 'key' in v && 'params' in v;
 
-export const MESSAGES: Record<Locale, Record<MessageKey, string>> = { 'zh-CN': messagesZhCN, en: messagesEn };
+/** Every text by locale: the server's messages and the web app's texts (a test keeps their keys apart). */
+export const MESSAGES: Record<Locale, Record<TextKey, string>> = {
+  'zh-CN': { ...messagesZhCN, ...uiZhCN },
+  en: { ...messagesEn, ...uiEn },
+};
 
 /** How a list reads in each language, and the word for none. */
 const LISTS: Record<Locale, { separator: string; none: string }> = {
@@ -30,7 +41,7 @@ const LISTS: Record<Locale, { separator: string; none: string }> = {
   en: { separator: ', ', none: 'none' },
 };
 
-export const say = (key: MessageKey, params: MessageParams = {}): Said => ({ key, params });
+export const say = (key: TextKey, params: MessageParams = {}): Said => ({ key, params });
 
 /** `{name}` or `{name:group}` in a template. */
 export const PLACEHOLDER = /\{([a-z_0-9]+)(?::([a-z_]+))?\}/g;

@@ -26,7 +26,8 @@ const SHOTS = join('out', 'web-screenshots');
 /**
  * The web app in a real browser (Debian's chromium through playwright-core), against the real
  * server, PostGIS and Redis: a town user signs in, sees only the town, verifies a patch and sees
- * the history update; a supervisor sees the board; an analyst watches a batch run live.
+ * the history update; a supervisor sees the board; an analyst watches a batch run live. The browser
+ * reads zh-CN, the default: the pages and the server's refusals (i18n/messages.zh-CN.ts) are in Chinese.
  */
 describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   const fixturesDir = inject('fixturesDir');
@@ -99,7 +100,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.fill('input[name=username]', 'dianqian');
     await page.fill('input[name=password]', 'wrong');
     await page.click('button[type=submit]');
-    await expect.poll(() => page.textContent('#login-msg')).toMatch(/wrong password/);
+    await expect.poll(() => page.textContent('#login-msg')).toMatch(/用户名、密码或令牌无效/);
     await page.fill('input[name=password]', 'town-office-pass');
     await page.click('button[type=submit]');
     // the landing page is the to-do list: every patch of the town waits on its verification
@@ -114,7 +115,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       .whereIn('status', ['dispatched', 'illegal', 'rectifying'])
       .pluck('code');
     expect(todo.map(String).sort()).toEqual(waiting.map(String).sort());
-    expect(await page.textContent('#todo-table')).toMatch(/working day\(s\) left/);
+    expect(await page.textContent('#todo-table')).toMatch(/剩 \d+ 个工作日/);
     await page.screenshot({ path: join(SHOTS, '0-town-todo.png') });
     await page.click('a[href="#/map"]');
     await page.waitForSelector('#patch-table tbody tr');
@@ -175,8 +176,9 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.waitForSelector('#patch-code');
     await page.goBack();
     // another town's patch is not found, as in the API
-    await page.goto(`${base}/#/patch/${encodeURIComponent(townCodes['350206002'][0])}`);
-    await expect.poll(() => page.textContent('#main')).toMatch(/not found/);
+    const elsewhere = townCodes['350206002'][0];
+    await page.goto(`${base}/#/patch/${encodeURIComponent(elsewhere)}`);
+    await expect.poll(() => page.textContent('#main')).toContain(`图斑 ${elsewhere} 不存在`);
     await page.close();
   });
 
@@ -200,7 +202,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.click('[data-open=verify]');
     await page.selectOption('form.actionform select[name=result]', 'legal');
     await page.click('form.actionform button[type=submit]');
-    await expect.poll(() => page.textContent('#action-msg')).toMatch(/permit_ref/); // legal needs a permit reference: the API's refusal is shown
+    await expect.poll(() => page.textContent('#action-msg')).toMatch(/许可证号：核查为合法须填写许可证号/); // legal needs a permit reference: the API's refusal is shown
     await page.click('[data-open=verify]');
     await page.selectOption('form.actionform select[name=result]', 'illegal');
     await page.selectOption('form.actionform select[name=violation]', 'construction');
@@ -219,7 +221,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       buffer: Buffer.from('not a photo'),
     });
     await page.click('#upload button');
-    await expect.poll(() => page.textContent('#action-msg')).toMatch(/not a JPEG, PNG or PDF/);
+    await expect.poll(() => page.textContent('#action-msg')).toMatch(/不是 JPEG、PNG 或 PDF 文件/);
     const photo = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#a33' } })
       .png()
       .toBuffer();
@@ -298,7 +300,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     console.log(`page loads on a phone viewport: ${loads.join('; ')}`);
     await page.goBack();
     await page.waitForSelector('#patch-code');
-    expect(await page.textContent('#location')).toMatch(/lon \d+\.\d{6}, 纬度 lat \d+\.\d{6}/);
+    expect(await page.textContent('#location')).toMatch(/经度 \d+\.\d{6}, 纬度 \d+\.\d{6}/);
     await fitsTheScreen(page, 'patch page');
     await page.screenshot({ path: join(SHOTS, '6-phone-patch.png'), fullPage: true });
     const act = async (action: string, fill: (form: string) => Promise<void>) => {
@@ -331,7 +333,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.setInputFiles('label.camera input', { name: '拆除后.jpg', mimeType: 'image/jpeg', buffer: photo });
     await expect.poll(() => page.textContent('#evidence')).toContain('拆除后.jpg');
     // the camera's time and how far from the patch it was taken, from the photo's EXIF
-    expect(await page.textContent('#evidence .exif')).toMatch(/taken 2024-03-21 09:15:00 · 距图斑 \d+ m/);
+    expect(await page.textContent('#evidence .exif')).toMatch(/拍摄于 2024-03-21 09:15:00 · 距图斑 \d+ m/);
     await act('report_rectified', async () => {});
     expect(await page.textContent('#patch-code')).toContain('已整改');
     await fitsTheScreen(page, 'patch page after the report');
@@ -413,7 +415,20 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.$$eval('#trend rect', (r) => r.length)).toBeGreaterThan(0);
     expect(await page.textContent('#trend')).toContain('3'); // 2024-03: 5 new patches drawn as a bar with its count
     expect(await page.textContent('#board-deadlines')).toMatch(/350206-202403-000\d/);
+    // in Chinese only, until the user picks English in the header (and back)
+    expect(ranking).toContain('全市');
+    expect(ranking).not.toContain('City');
+    expect(await page.textContent('#signout')).toBe('退出');
     await page.screenshot({ path: join(SHOTS, '4-supervisor-board.png'), fullPage: true });
+    await page.click('#locale');
+    await expect.poll(() => page.textContent('#ranking')).toContain('City');
+    expect(await page.textContent('#ranking')).not.toContain('全市');
+    expect(await page.textContent('#signout')).toBe('Sign out');
+    expect(await page.textContent('#locale')).toContain('中文');
+    await page.screenshot({ path: join(SHOTS, '4-supervisor-board-en.png'), fullPage: true });
+    await page.click('#locale');
+    await expect.poll(() => page.textContent('#signout')).toBe('退出');
+    await expect.poll(() => page.textContent('#ranking')).toContain('全市');
     await page.close();
   });
 

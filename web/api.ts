@@ -3,7 +3,7 @@
  * server's message, the answer typed with the server's own response schemas (api/responses.ts).
  */
 import type { ErrorBody } from '../api/responses.ts';
-import { locale } from './locale.ts';
+import { locale, ui } from './locale.ts';
 
 const TOKEN_KEY = 'tuban.token';
 
@@ -42,7 +42,7 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   if (res.status === 401 && path !== '/api/login') {
     session.token = null;
     session.onSignedOut();
-    throw new ApiError(401, locale() === 'en' ? 'signed out' : '已退出登录');
+    throw new ApiError(401, ui('signed_out'));
   }
   if (!res.ok) {
     const body = (await res.json().catch(() => ({ message: res.statusText }))) as Partial<ErrorBody>;

@@ -5,8 +5,9 @@
  */
 import { html, nothing, type TemplateResult } from 'lit-html';
 import type { JsonSchema } from '../../api/responses.ts';
+import { FIELD_HINTS } from './hints.ts';
 import { flatSchema } from './schema.ts';
-import { FIELD_VALUES, t } from '../locale.ts';
+import { FIELD_VALUES, t, ui } from '../locale.ts';
 
 /** A random request key; crypto.getRandomValues works where randomUUID does not (plain http on an intranet). */
 export function requestKey(): string {
@@ -46,12 +47,15 @@ export function actionForm(o: ActionFormOptions): TemplateResult {
     if (name === 'request_key') return html`<input type="hidden" name="request_key" .value=${o.key} />`;
     if (s.type === 'array')
       return html`<p>
-        <small>${name}: drawn polygons — use the API (POST /api/patches/{code}/actions/${o.action}).</small>
+        <small
+          >${ui('patch_form_drawn', { field: name, endpoint: `POST /api/patches/{code}/actions/${o.action}` })}</small
+        >
       </p>`;
     const required = schema.required?.includes(name) ?? false;
+    const hint = FIELD_HINTS[name];
     return html`<label
       >${t('field', name)}${required ? ' *' : ''} <small>${name}</small>${
-        s.description ? html` <small>${s.description}</small>` : nothing
+        hint ? html` <small>${ui(hint)}</small>` : nothing
       }
       ${input(name, s, required)}</label
     >`;
@@ -64,7 +68,7 @@ export function actionForm(o: ActionFormOptions): TemplateResult {
     ${fields}
     <div>
       <button class="primary" type="submit">${t('action', o.action)}</button>
-      <button type="button" data-cancel @click=${o.onCancel}>取消 cancel</button>
+      <button type="button" data-cancel @click=${o.onCancel}>${ui('patch_form_cancel')}</button>
     </div>
   </form>`;
 }

@@ -3,14 +3,16 @@
  * SHP (zipped) — for one town or all the user may see, all patches or only the unfinished ones.
  */
 import { html, nothing, type TemplateResult } from 'lit-html';
+import type { UiKey } from '../../i18n/say.ts';
 import { download } from '../api.ts';
+import { ui } from '../locale.ts';
 import { errorMessage } from './message.ts';
 
-const FILES: [format: string, ext: string, label: string][] = [
-  ['xlsx', 'xlsx', 'Excel 表格'],
-  ['pdf', 'pdf', 'PDF 核查表 sheets'],
-  ['gpkg', 'gpkg', 'GeoPackage'],
-  ['shp', 'zip', 'Shapefile (zip)'],
+const FILES: [format: string, ext: string, label: UiKey][] = [
+  ['xlsx', 'xlsx', 'downloads_xlsx'],
+  ['pdf', 'pdf', 'downloads_pdf'],
+  ['gpkg', 'gpkg', 'downloads_gpkg'],
+  ['shp', 'zip', 'downloads_shp'],
 ];
 
 export interface DownloadsState {
@@ -44,9 +46,9 @@ export function downloadsCard(
     redraw();
   };
   return html`<div class="card" id="downloads">
-    <h3>下载 Downloads <small>${month}${town ? ` · ${town.name}` : ''}</small></h3>
+    <h3>${ui('downloads_title')} <small>${month}${town ? ` · ${town.name}` : ''}</small></h3>
     <label
-      >图斑 Patches
+      >${ui('downloads_patches')}
       <select
         name="export-status"
         @change=${(e: Event) => {
@@ -54,8 +56,8 @@ export function downloadsCard(
           redraw();
         }}
       >
-        <option value="" ?selected=${state.status === ''}>全部 all</option>
-        <option value="open" ?selected=${state.status === 'open'}>未办结 unfinished only</option>
+        <option value="" ?selected=${state.status === ''}>${ui('all')}</option>
+        <option value="open" ?selected=${state.status === 'open'}>${ui('downloads_open_only')}</option>
       </select></label
     >
     <div class="download-buttons">
@@ -67,7 +69,7 @@ export function downloadsCard(
             ?disabled=${state.busy !== null}
             @click=${() => void get(format, ext)}
           >
-            ${state.busy === format ? '…' : ''}${label}
+            ${state.busy === format ? '…' : ''}${ui(label)}
           </button>`,
       )}
     </div>

@@ -4,6 +4,7 @@
  * from the phone's own position when the user asks for it.
  */
 import { html, type TemplateResult } from 'lit-html';
+import { ui } from '../locale.ts';
 
 type Ring = number[][];
 
@@ -45,21 +46,21 @@ export function locationCard(
   const [lon, lat] = centre;
   const name = encodeURIComponent(code);
   return html`<div class="card" id="location">
-    <h3>位置 Location</h3>
+    <h3>${ui('location_title')}</h3>
     <p>
-      经度 lon <strong>${lon.toFixed(6)}</strong>, 纬度 lat <strong>${lat.toFixed(6)}</strong>
-      <small>(CGCS2000 / WGS 84)</small>
+      ${ui('location_lon')} <strong>${lon.toFixed(6)}</strong>, ${ui('location_lat')} <strong>${lat.toFixed(6)}</strong>
+      <small>${ui('location_crs')}</small>
     </p>
     <p class="nav-links">
       <a href="https://uri.amap.com/marker?position=${lon},${lat}&name=${name}&coordinate=wgs84&callnative=1"
-        >高德导航 Amap</a
+        >${ui('location_amap')}</a
       >
-      <a href="geo:${lat},${lon}?q=${lat},${lon}(${name})">地图应用 Maps app</a>
-      <button type="button" id="locate" @click=${onLocate}>距我多远 Distance from me</button>
+      <a href="geo:${lat},${lon}?q=${lat},${lon}(${name})">${ui('location_maps_app')}</a>
+      <button type="button" id="locate" @click=${onLocate}>${ui('location_locate')}</button>
     </p>
     ${
       here?.distanceM !== undefined
-        ? html`<p id="distance">距离 ${distanceText(here.distanceM)} from your position</p>`
+        ? html`<p id="distance">${ui('location_distance', { distance: distanceText(here.distanceM) })}</p>`
         : here?.error
           ? html`<p id="distance" class="error">${here.error}</p>`
           : ''

@@ -1,5 +1,6 @@
 import { html, svg, type TemplateResult } from 'lit-html';
 import type { TrendBody } from '../../api/reports.ts';
+import { ui } from '../locale.ts';
 
 /** New patches per month as bars with their counts (the board's chart). */
 export function trendChart(rows: TrendBody): TemplateResult {
@@ -23,7 +24,7 @@ export function trendChart(rows: TrendBody): TemplateResult {
     viewBox="0 0 ${w} ${h}"
     width="100%"
     role="img"
-    aria-label="new patches per month"
+    aria-label=${ui('board_trend')}
   >
     <line x1=${pad} y1=${h - pad} x2=${w - pad} y2=${h - pad} stroke="#8aa0b6" />
     ${bars}

@@ -5,6 +5,7 @@ import { api } from '../api.ts';
 import { errorMessage } from '../components/message.ts';
 import { localTime } from '../labels.ts';
 import type { AppContext } from '../context.ts';
+import { ui } from '../locale.ts';
 import { href, navigate, type Navigation } from '../router.ts';
 
 /** How often a running batch's page asks for progress. */
@@ -14,13 +15,13 @@ const batchList = (rows: BatchListItem[], chosen: number | null) =>
   html`<table>
     <tr>
       <th>#</th>
-      <th>Month</th>
-      <th>Baseline</th>
-      <th>Status</th>
-      <th>Tiles</th>
-      <th>Failed</th>
-      <th>New patches</th>
-      <th>Started</th>
+      <th>${ui('col_month')}</th>
+      <th>${ui('batches_col_baseline')}</th>
+      <th>${ui('col_status')}</th>
+      <th>${ui('batches_col_tiles')}</th>
+      <th>${ui('batches_col_failed')}</th>
+      <th>${ui('batches_col_new')}</th>
+      <th>${ui('batches_col_started')}</th>
     </tr>
     ${
       rows.length
@@ -42,7 +43,7 @@ const batchList = (rows: BatchListItem[], chosen: number | null) =>
               </tr>`,
           )
         : html`<tr>
-            <td colspan="8">No batch yet.</td>
+            <td colspan="8">${ui('batches_none')}</td>
           </tr>`
     }
   </table>`;
@@ -53,25 +54,35 @@ function progress(p: BatchProgressBody) {
   const jobs = p.queueAvailable
     ? Object.entries(p.jobs)
         .map(([k, v]) => `${k} ${v}`)
-        .join(', ') || 'no jobs held'
-    : 'not reachable (database state only)';
+        .join(', ') || ui('batches_no_jobs')
+    : ui('batches_queue_unreachable');
   return html`<h3>
-      批次 Batch ${b.id} · ${b.month} vs ${b.baseline_month} · <span id="batch-status">${b.status}</span>
+      ${ui('batches_heading', { id: b.id, month: b.month, baseline: b.baseline_month })} ·
+      <span id="batch-status">${b.status}</span>
     </h3>
     <div class="progress" title="${done}/${b.tiles}">
       <div style="width:${b.tiles ? (100 * done) / b.tiles : 0}%"></div>
     </div>
     <p>
-      ${done}/${b.tiles} tiles done (${b.vectorized} ok, ${b.failed} failed, ${b.queued} queued); diff job:
-      ${p.diff ?? '–'}; BullMQ: ${jobs}; model ${b.model_name} ${b.model_version}
+      ${ui('batches_progress', {
+        done,
+        tiles: b.tiles,
+        ok: b.vectorized,
+        failed: b.failed,
+        queued: b.queued,
+        diff: p.diff ?? '–',
+        jobs,
+        model: b.model_name,
+        version: b.model_version,
+      })}
     </p>
     <table id="batch-tiles">
       <tr>
-        <th>Tile</th>
-        <th>Status</th>
-        <th>Part jobs</th>
-        <th>Parts</th>
-        <th>Reason</th>
+        <th>${ui('batches_col_tile')}</th>
+        <th>${ui('col_status')}</th>
+        <th>${ui('batches_col_part_jobs')}</th>
+        <th>${ui('batches_col_parts')}</th>
+        <th>${ui('batches_col_reason')}</th>
       </tr>
       ${p.tiles.map(
         (t) =>
@@ -97,7 +108,7 @@ export async function renderBatchesPage(ctx: AppContext, nav: Navigation): Promi
     render(
       html`<div class="grid2">
         <div class="card">
-          <h3>批次 Batches</h3>
+          <h3>${ui('batches_title')}</h3>
           <div id="batches">${batchList(list, chosen)}</div>
         </div>
         <div class="card" id="batch-detail">
@@ -106,8 +117,8 @@ export async function renderBatchesPage(ctx: AppContext, nav: Navigation): Promi
               ? errorMessage(failure)
               : detail
                 ? progress(detail)
-                : html`<h3>进度 Progress</h3>
-                    <p>选择批次 Pick a batch.</p>`
+                : html`<h3>${ui('batches_progress_title')}</h3>
+                    <p>${ui('batches_pick')}</p>`
           }
         </div>
       </div>`,

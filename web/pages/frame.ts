@@ -1,7 +1,7 @@
 import { html, nothing, render } from 'lit-html';
 import type { UserBody } from '../../api/responses.ts';
 import type { Locale } from '../../i18n/index.ts';
-import { locale, setLocale, t } from '../locale.ts';
+import { locale, setLocale, t, ui } from '../locale.ts';
 import { currentLocation } from '../router.ts';
 
 /** The header: the pages this role has, and who is signed in. */
@@ -14,11 +14,11 @@ export function renderFrame(me: UserBody | null, signOut: () => void, redraw: ()
     return;
   }
   const links: [string, string][] = [
-    ['#/todo', '待办 To-do'],
-    ['#/map', '地图 Map'],
-    ['#/board', '督办 Board'],
+    ['#/todo', ui('frame_nav_todo')],
+    ['#/map', ui('frame_nav_map')],
+    ['#/board', ui('frame_nav_board')],
   ];
-  if (me.role !== 'town') links.push(['#/batches', '批次 Batches']);
+  if (me.role !== 'town') links.push(['#/batches', ui('frame_nav_batches')]);
   const here = currentLocation().path.split('/')[1] || 'map';
   render(
     links.map(
@@ -40,9 +40,9 @@ export function renderFrame(me: UserBody | null, signOut: () => void, redraw: ()
           redraw();
         }}
       >
-        ${other === 'en' ? 'English' : '中文'}
+        ${ui('frame_other_locale')}
       </button>
-      <button id="signout" @click=${signOut}>退出 Sign out</button>`,
+      <button id="signout" @click=${signOut}>${ui('frame_sign_out')}</button>`,
     who,
   );
 }

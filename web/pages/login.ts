@@ -2,6 +2,7 @@ import { html, nothing, render } from 'lit-html';
 import { api, ApiError, post, session } from '../api.ts';
 import { field } from '../components/action-form.ts';
 import { errorMessage } from '../components/message.ts';
+import { ui } from '../locale.ts';
 
 /**
  * Sign in with a user name and password, or paste an API token. `onSignedIn` runs once the token
@@ -12,13 +13,13 @@ export function renderLogin(main: HTMLElement, onSignedIn: () => Promise<void>):
   const draw = () =>
     render(
       html`<form class="login" id="login" @submit=${(e: SubmitEvent) => void submit(e).catch(reportError)}>
-        <h2>登录 Sign in</h2>
-        <label>用户名 Username <input name="username" autocomplete="username" /></label>
-        <label>密码 Password <input name="password" type="password" autocomplete="current-password" /></label>
-        <p class="muted">或 or an API token</p>
-        <input name="token" placeholder="token" aria-label="API token" />
+        <h2>${ui('login_title')}</h2>
+        <label>${ui('login_username')} <input name="username" autocomplete="username" /></label>
+        <label>${ui('login_password')} <input name="password" type="password" autocomplete="current-password" /></label>
+        <p class="muted">${ui('login_or_token')}</p>
+        <input name="token" placeholder=${ui('login_token_placeholder')} aria-label=${ui('login_token_label')} />
         <div id="login-msg">${failure ? errorMessage(failure) : nothing}</div>
-        <p><button class="primary" type="submit">登录 Sign in</button></p>
+        <p><button class="primary" type="submit">${ui('login_submit')}</button></p>
       </form>`,
       main,
     );
@@ -40,10 +41,7 @@ export function renderLogin(main: HTMLElement, onSignedIn: () => Promise<void>):
       await onSignedIn();
     } catch (err) {
       session.token = null;
-      failure =
-        err instanceof ApiError && err.status === 401
-          ? new Error('用户名、密码或令牌无效 unknown user, wrong password or invalid token')
-          : err;
+      failure = err instanceof ApiError && err.status === 401 ? new Error(ui('login_refused')) : err;
       draw();
     }
   }

@@ -6,13 +6,14 @@
 import { html, nothing, render, type TemplateResult } from 'lit-html';
 import type { PatchFeatureCollection, PatchListItem, TownsBody } from '../../api/responses.ts';
 import type { MonthlyReportBody } from '../../api/reports.ts';
+import type { UiKey } from '../../i18n/say.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
 import { downloadsCard, type DownloadsState } from '../components/downloads.ts';
-import { errorMessage } from '../components/message.ts';
+import { errorMessage, uiWith } from '../components/message.ts';
 import { monthsOf, pickMonth, type AppContext } from '../context.ts';
 import { fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR } from '../labels.ts';
-import { choices, t } from '../locale.ts';
+import { choices, t, ui } from '../locale.ts';
 import { href, navigate, replaceQuery, type Navigation } from '../router.ts';
 import { patchMap, type PatchMap } from './map.layers.ts';
 
@@ -46,13 +47,16 @@ const viewQuery = (v: MapView) => ({
   dir: v.dir === 'asc' ? '' : v.dir,
 });
 
-const COLUMNS: [string, string, (p: PatchListItem) => TemplateResult | string][] = [
-  ['code', '图斑编号 Code', (p) => p.code],
-  ['town', '镇街 Town', (p) => p.town_name ?? ''],
-  ['status', '状态 Status', (p) => statusBadge(p)],
-  ['area_m2', '面积 m²', (p) => fmt(p.area_m2)],
-  ['due', '期限 Due', (p) => (p.status === 'dispatched' ? p.verify_due : p.rectify_due) ?? '–'],
+const COLUMNS: [string, UiKey, (p: PatchListItem) => TemplateResult | string][] = [
+  ['code', 'col_code', (p) => p.code],
+  ['town', 'col_town', (p) => p.town_name ?? ''],
+  ['status', 'col_status', (p) => statusBadge(p)],
+  ['area_m2', 'col_area_m2', (p) => fmt(p.area_m2)],
+  ['due', 'col_due', (p) => (p.status === 'dispatched' ? p.verify_due : p.rectify_due) ?? '–'],
 ];
+
+/** What to run when no month has imagery (a command: the same in every language). */
+const REGISTER_IMAGERY = 'tuban imagery register';
 
 const options = (entries: [string, string][], chosen: string) =>
   entries.map(([value, label]) => html`<option value=${value} ?selected=${value === chosen}>${label}</option>`);
@@ -61,9 +65,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   const month = pickMonth(ctx, nav.route.query.get('month'));
   if (!month) {
     render(
-      html`<div class="card">
-        No imagery registered yet: run <code>tuban imagery register</code> and a batch first.
-      </div>`,
+      html`<div class="card">${uiWith('map_no_imagery', { command: html`<code>${REGISTER_IMAGERY}</code>` })}</div>`,
       ctx.main,
     );
     return;
@@ -132,7 +134,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     html`<label
       >${label}
       <select name=${name} ?disabled=${fixed !== null}>
-        ${fixed === null ? html`<option value="">全部 all</option>` : nothing}
+        ${fixed === null ? html`<option value="">${ui('all')}</option>` : nothing}
         ${options(entries, fixed ?? view.filters[name])}
       </select></label
     >`;
@@ -140,7 +142,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   const ownTown = ctx.me.role === 'town' ? ctx.me.townCode : null;
   const filters = html`<form class="filters" id="filters" @change=${onFilter}>
     <label
-      >月份 Month
+      >${ui('col_month')}
       <select name="month">
         ${options(
           monthsOf(ctx).map((m) => [m, m]),
@@ -149,20 +151,20 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       </select></label
     >
     ${filter(
-      '镇街 Town',
+      ui('col_town'),
       'town',
       report.towns
         .filter((t) => ownTown === null || t.town_code === ownTown)
         .map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
       ownTown,
     )}
-    ${filter('状态 Status', 'status', choices('status'))} ${filter('类别 Class', 'class', choices('class'))}
-    ${filter('逾期 Overdue', 'overdue', [
-      ['true', '逾期 overdue'],
-      ['false', '未逾期 not overdue'],
+    ${filter(ui('col_status'), 'status', choices('status'))} ${filter(ui('col_class'), 'class', choices('class'))}
+    ${filter(ui('map_filter_overdue'), 'overdue', [
+      ['true', ui('overdue')],
+      ['false', ui('map_not_overdue')],
     ])}
     <label
-      >最小面积 Min area m²
+      >${ui('map_min_area')}
       <input name="min_area_m2" type="number" min="0" step="10" .value=${view.filters.min_area_m2}
     /></label>
   </form>`;
@@ -183,7 +185,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
                   if (e.key === 'Enter') sortBy(key);
                 }}
               >
-                ${label}
+                ${ui(label)}
               </th>`,
           )}
         </tr>
@@ -212,7 +214,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     if (!p) return html`<div id="popup" class="popup" hidden></div>`;
     return html`<div id="popup" class="popup" style="left:${state.popup!.pixel[0]}px;top:${state.popup!.pixel[1]}px">
       <strong>${p.code}</strong> ${p.town_name} · ${fmt(p.area_m2)} m²<br />${statusBadge(p)}
-      <a href=${href(`/patch/${encodeURIComponent(p.code)}`)}>详情 open</a>
+      <a href=${href(`/patch/${encodeURIComponent(p.code)}`)}>${ui('map_open_patch')}</a>
     </div>`;
   };
 
@@ -227,7 +229,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
                 ? errorMessage(state.failure)
                 : state.total === null
                   ? nothing
-                  : html`<div>${state.total} 个图斑 patch(es) in ${month}</div>`
+                  : html`<div>${ui('map_count', { count: state.total, month })}</div>`
             }
           </div>
           <div id="list">${table()}</div>
@@ -246,20 +248,20 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
             ${LEGEND_STATES.map(
               (s) => html`<div><span style="border-color:${STATUS_COLOUR[s]}"></span>${t('status', s)}</div>`,
             )}
-            <div><span style="border-color:${OVERDUE_COLOUR};border-style:dashed"></span>逾期 overdue</div>
+            <div><span style="border-color:${OVERDUE_COLOUR};border-style:dashed"></span>${ui('overdue')}</div>
           </div>
           <div class="swipe">
-            <span id="swipe-before">${baseline ? `前时相 before ${baseline}` : 'no before month'}</span>
+            <span id="swipe-before">${baseline ? ui('before_month', { month: baseline }) : ui('no_before_month')}</span>
             <input
               id="swipe"
               type="range"
               min="0"
               max="100"
               .value=${String(state.swipe)}
-              aria-label="before/after swipe"
+              aria-label=${ui('map_swipe_label')}
               @input=${(e: Event) => setSwipe(Number((e.target as HTMLInputElement).value))}
             />
-            <span id="swipe-after">后时相 after ${month}</span>
+            <span id="swipe-after">${ui('after_month', { month })}</span>
           </div>
           ${popup()}
         </div>

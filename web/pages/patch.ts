@@ -4,23 +4,28 @@
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
 import type { PatchDetailBody } from '../../api/responses.ts';
+import type { UiKey } from '../../i18n/say.ts';
 import { api, download, path, post, showImage } from '../api.ts';
 import { actionForm, field, requestKey } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
+import { ACTION_HINTS } from '../components/hints.ts';
 import { centreOf, distanceM, locationCard } from '../components/location.ts';
 import { attributes, photoWhereWhen, summarise } from '../components/patch-facts.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
 import { bytes, fmt, localTime } from '../labels.ts';
-import { t } from '../locale.ts';
+import { t, ui } from '../locale.ts';
 import type { Navigation } from '../router.ts';
+
+/** How a month's observation of the patch came about (patch_observation.kind). */
+const OBSERVATION_KINDS: Record<string, UiKey> = { new: 'patch_obs_new', redetected: 'patch_obs_redetected' };
 
 export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise<void> {
   const code = nav.route.params.code;
   const base = path`/api/patches/${code}`;
   let p = await api<PatchDetailBody>(base);
   if (nav.stale()) return;
-  const ui = {
+  const view = {
     open: null as { action: string; key: string } | null,
     message: null as TemplateResult | null,
     here: null as { distanceM?: number; error?: string } | null,
@@ -28,16 +33,16 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   const locate = () => {
     const centre = centreOf(p.geometry);
     if (!centre || !navigator.geolocation) {
-      ui.here = { error: '无法定位 this browser gives no position' };
+      view.here = { error: ui('location_unsupported') };
       return draw();
     }
     navigator.geolocation.getCurrentPosition(
       (pos) => {
-        ui.here = { distanceM: distanceM([pos.coords.longitude, pos.coords.latitude], centre) };
+        view.here = { distanceM: distanceM([pos.coords.longitude, pos.coords.latitude], centre) };
         draw();
       },
       (err) => {
-        ui.here = { error: `无法定位 no position: ${err.message}` };
+        view.here = { error: ui('location_failed', { reason: err.message }) };
         draw();
       },
       { enableHighAccuracy: true, timeout: 15_000 },
@@ -45,27 +50,29 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   };
   const reload = async (message: TemplateResult | null) => {
     p = await api<PatchDetailBody>(base);
-    ui.open = null;
-    ui.message = message;
+    view.open = null;
+    view.message = message;
     draw();
     showThumbnails();
   };
+  /** What an action does, in the current language. */
+  const hint = (action: string) => (ACTION_HINTS[action] ? ui(ACTION_HINTS[action]) : '');
   /** Runs a change; a refusal is shown under the actions, as the server words it. */
   const attempt = async (work: () => Promise<unknown>, done: TemplateResult | null) => {
     try {
       await work();
       await reload(done);
     } catch (err) {
-      ui.message = errorMessage(err);
+      view.message = errorMessage(err);
       draw();
     }
   };
 
   const actionArea = () => {
-    if (!ui.open) return nothing;
-    const { action, key } = ui.open;
+    if (!view.open) return nothing;
+    const { action, key } = view.open;
     const spec = ctx.meta.actions[action];
-    return html`<p><small>${spec.label}</small></p>
+    return html`<p><small>${hint(action)}</small></p>
       ${actionForm({
         action,
         schema: spec.schema,
@@ -76,7 +83,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
             okMessage(`${t('action', action)} ✓`),
           ),
         onCancel: () => {
-          ui.open = null;
+          view.open = null;
           draw();
         },
       })}`;
@@ -102,7 +109,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     e.preventDefault();
     const file = new FormData(e.currentTarget as HTMLFormElement).get('file') as File | null;
     if (!file || !file.size) {
-      ui.message = errorMessage(new Error('choose a JPEG, PNG or PDF file first'));
+      view.message = errorMessage(new Error(ui('patch_choose_file')));
       return draw();
     }
     void upload(file);
@@ -124,22 +131,24 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     const actions = p.allowed_actions;
     const centre = centreOf(p.geometry);
     render(
-      html`<p><a href="#/map">← 地图 map</a></p>
+      html`<p><a href="#/map">${ui('patch_back')}</a></p>
         <h2 id="patch-code">${p.code} ${statusBadge(p)}</h2>
         <div class="patch">
           <div>
             <div class="chips">
               <figure>
-                <img id="chip-before" alt="before" />
-                <figcaption>前时相 before ${p.baseline_month ?? ''}</figcaption>
+                <img id="chip-before" alt=${ui('patch_image_before')} />
+                <figcaption>
+                  ${p.baseline_month ? ui('before_month', { month: p.baseline_month }) : ui('no_before_month')}
+                </figcaption>
               </figure>
               <figure>
-                <img id="chip-after" alt="after" />
-                <figcaption>后时相 after ${p.month}</figcaption>
+                <img id="chip-after" alt=${ui('patch_image_after')} />
+                <figcaption>${ui('after_month', { month: p.month })}</figcaption>
               </figure>
             </div>
             <div class="card">
-              <h3>属性 Attributes</h3>
+              <h3>${ui('patch_attributes')}</h3>
               <table>
                 ${attributes(p).map(
                   ([k, v]) =>
@@ -151,19 +160,19 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
               </table>
             </div>
             <div class="card">
-              <h3>历次监测 Observations</h3>
+              <h3>${ui('patch_observations')}</h3>
               <table>
                 <tr>
-                  <th>Month</th>
-                  <th>Kind</th>
-                  <th>Area m²</th>
-                  <th>p</th>
+                  <th>${ui('col_month')}</th>
+                  <th>${ui('patch_obs_kind')}</th>
+                  <th>${ui('col_area_m2')}</th>
+                  <th>${ui('patch_obs_prob')}</th>
                 </tr>
                 ${p.observations.map(
                   (o) =>
                     html`<tr>
                       <td>${o.month}</td>
-                      <td>${o.kind}</td>
+                      <td>${OBSERVATION_KINDS[o.kind] ? ui(OBSERVATION_KINDS[o.kind]) : o.kind}</td>
                       <td>${fmt(o.area_m2)}</td>
                       <td>${fmt(o.mean_prob, 2)}</td>
                     </tr>`,
@@ -172,38 +181,38 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
             </div>
           </div>
           <div>
-            ${centre ? locationCard(p.code, centre, ui.here, locate) : nothing}
+            ${centre ? locationCard(p.code, centre, view.here, locate) : nothing}
             <div class="card actions">
-              <h3>操作 Actions</h3>
+              <h3>${ui('patch_actions')}</h3>
               ${
                 actions.length
                   ? actions.map(
                       (a) =>
                         html`<button
                           data-open=${a}
-                          title=${ctx.meta.actions[a]?.label ?? ''}
+                          title=${hint(a)}
                           @click=${() => {
-                            ui.open = { action: a, key: requestKey() };
+                            view.open = { action: a, key: requestKey() };
                             draw();
                           }}
                         >
                           ${t('action', a)}
                         </button>`,
                     )
-                  : html`<p>无可用操作 No action open to your role in this state.</p>`
+                  : html`<p>${ui('patch_no_actions')}</p>`
               }
               <div id="action-area">${actionArea()}</div>
-              <div id="action-msg">${ui.message ?? nothing}</div>
+              <div id="action-msg">${view.message ?? nothing}</div>
             </div>
             <div class="card">
-              <h3>历史 History</h3>
+              <h3>${ui('patch_history')}</h3>
               <table id="history">
                 <tr>
-                  <th>时间 At</th>
-                  <th>人 Actor</th>
-                  <th>事件 Event</th>
-                  <th>状态 State</th>
-                  <th>说明 Detail</th>
+                  <th>${ui('patch_history_at')}</th>
+                  <th>${ui('patch_history_actor')}</th>
+                  <th>${ui('patch_history_event')}</th>
+                  <th>${ui('patch_history_state')}</th>
+                  <th>${ui('patch_history_detail')}</th>
                 </tr>
                 ${p.history.map(
                   (h) =>
@@ -211,17 +220,19 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                       <td>${localTime(h.at)}</td>
                       <td>${h.actor}</td>
                       <td>${h.type in ctx.meta.actions ? t('action', h.type) : t('event', h.type)}</td>
-                      <td>${h.from_status ?? ''} → ${h.to_status ?? ''}</td>
+                      <td>${t('status', h.from_status)} → ${t('status', h.to_status)}</td>
                       <td><small>${summarise(h.detail)}</small></td>
                     </tr>`,
                 )}
               </table>
               <form id="note" class="inline" @submit=${onNote}>
-                <input name="text" placeholder="备注 note" /><button>添加 add note</button>
+                <input name="text" placeholder=${ui('patch_note_placeholder')} /><button>
+                  ${ui('patch_add_note')}
+                </button>
               </form>
             </div>
             <div class="card">
-              <h3>证据 Evidence</h3>
+              <h3>${ui('patch_evidence')}</h3>
               <ul id="evidence">
                 ${
                   p.evidence.length
@@ -249,12 +260,13 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
               </ul>
               <form id="upload" class="inline" @submit=${onUpload}>
                 <input type="file" name="file" accept="image/jpeg,image/png,application/pdf" /><button>
-                  上传 upload
+                  ${ui('patch_upload')}
                 </button>
               </form>
               <label class="camera button"
-                ><input type="file" accept="image/*" capture="environment" @change=${onCamera} />拍照上传 Take a
-                photo</label
+                ><input type="file" accept="image/*" capture="environment" @change=${onCamera} />${ui(
+                  'patch_take_photo',
+                )}</label
               >
             </div>
           </div>
@@ -268,7 +280,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     const img = ctx.main.querySelector<HTMLImageElement>(`#chip-${which}`)!;
     showImage(img, path`/api/patches/${code}/chips/${which}.png`)
       .then((shown) => {
-        if (!shown) img.alt = 'no imagery';
+        if (!shown) img.alt = ui('patch_no_imagery');
       })
       .catch(() => {});
   }

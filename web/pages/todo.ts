@@ -9,10 +9,8 @@ import { statusBadge } from '../components/badges.ts';
 import { daysLeft } from '../components/deadline.ts';
 import type { AppContext } from '../context.ts';
 import { fmt } from '../labels.ts';
-import { t } from '../locale.ts';
+import { t, ui } from '../locale.ts';
 import { href, navigate, type Navigation } from '../router.ts';
-
-const DEADLINE = { verification: '核查 verify', rectification: '整改 rectify' } as const;
 
 export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<void> {
   const todo = await api<TodoBody>('/api/todo');
@@ -21,19 +19,22 @@ export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<
   const overdue = todo.patches.filter((p) => p.days_left !== null && p.days_left < 0).length;
   render(
     html`<div class="card">
-      <h3>我的待办 My to-do <small>(${todo.patches.length}; 逾期 overdue ${overdue}; today ${todo.today})</small></h3>
+      <h3>
+        ${ui('todo_title')}
+        <small>${ui('todo_summary', { count: todo.patches.length, overdue, today: todo.today })}</small>
+      </h3>
       ${
         todo.patches.length
           ? html`<table id="todo-table">
               <tr>
-                <th>图斑编号 Code</th>
-                <th>月份 Month</th>
-                ${ctx.me.role === 'town' ? '' : html`<th>镇街 Town</th>`}
-                <th>状态 Status</th>
-                <th>待办 To do</th>
-                <th>期限 Due</th>
-                <th>剩余 Days left</th>
-                <th>面积 m²</th>
+                <th>${ui('col_code')}</th>
+                <th>${ui('col_month')}</th>
+                ${ctx.me.role === 'town' ? '' : html`<th>${ui('col_town')}</th>`}
+                <th>${ui('col_status')}</th>
+                <th>${ui('todo_col_actions')}</th>
+                <th>${ui('col_due')}</th>
+                <th>${ui('todo_col_days_left')}</th>
+                <th>${ui('col_area_m2')}</th>
               </tr>
               ${todo.patches.map(
                 (p) =>
@@ -50,14 +51,14 @@ export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<
                     <td>${p.month}</td>
                     ${ctx.me.role === 'town' ? '' : html`<td>${p.town_name ?? ''}</td>`}
                     <td>${statusBadge(p)}</td>
-                    <td>${p.actions.map((a) => t('action', a)).join('、')}</td>
-                    <td>${p.due ? `${p.deadline ? DEADLINE[p.deadline] : ''} ${p.due}` : '–'}</td>
+                    <td>${ui('todo_actions', { actions: p.actions })}</td>
+                    <td>${p.due ? `${t('deadline', p.deadline)} ${p.due}` : '–'}</td>
                     <td class="days">${daysLeft(p.days_left)}</td>
                     <td>${fmt(p.area_m2)}</td>
                   </tr>`,
               )}
             </table>`
-          : html`<p id="todo-empty">没有待办 Nothing waits on you.</p>`
+          : html`<p id="todo-empty">${ui('todo_empty')}</p>`
       }
     </div>`,
     ctx.main,
