@@ -28,7 +28,7 @@ export type UserBody = z.output<typeof UserBody>;
 export const MapConfigBody = z.looseObject({
   srid: z.number().int(),
   proj4: z.string(),
-  maxImageryResolution: z.number(),
+  maxImageryResolution: z.number().describe('the coarsest resolution (m/px) with imagery tiles'),
   tileGrid: z.looseObject({
     origin: z.tuple([z.number(), z.number()]),
     tileSizePx: z.number().int(),

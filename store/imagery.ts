@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type { Knex } from 'knex';
@@ -5,6 +6,7 @@ import type { Config } from '../config/env.ts';
 import { crsLabel } from '../core/crs.ts';
 import { BadInputError, errorCodeOf } from '../core/errors.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
+import { writePreview } from '../pipeline/io/preview.ts';
 import { gsdMetres, pixelToWorld } from '../pipeline/geotransform.ts';
 import { percentileStretch, type BandStretch } from '../pipeline/raster.normalise.ts';
 import { axisStarts } from '../pipeline/window.grid.ts';
@@ -50,8 +52,9 @@ export function listTiffs(inputs: string[]): string[] {
 
 /**
  * Register a month's GeoTIFFs: read each header, check CRS and ground sample distance, compute
- * a stretch for >8-bit data, store footprint and metadata. Each refused file is reported with
- * its reason; the others are registered.
+ * a stretch for >8-bit data, write a low-resolution preview for the web map (one read of the
+ * image, pipeline/io/preview.ts), store footprint and metadata. Each refused file is reported
+ * with its reason; the others are registered.
  */
 export async function registerImagery(
   db: Knex,
@@ -116,6 +119,13 @@ async function registerOne(
         { file: path },
       );
     const stretch = info.sampleType === 'uint8' ? null : await sampleStretch(src);
+    const previewPath = join(
+      config.dataDir,
+      'previews',
+      month,
+      `${createHash('sha256').update(path).digest('hex').slice(0, 20)}.tif`,
+    );
+    const preview = await writePreview(src, stretch, gsdM, previewPath);
     const corners = [
       [0, 0],
       [info.widthPx, 0],
@@ -138,6 +148,8 @@ async function registerOne(
       geotransform: `{${gt.join(',')}}`,
       gsd_m: gsdM,
       stretch: stretch ? JSON.stringify(stretch) : null,
+      preview_path: preview ? previewPath : null,
+      preview_res_m: preview?.resM ?? null,
       footprint_wkt: wkt,
     });
     return {

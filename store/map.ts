@@ -13,8 +13,8 @@ import type { MapConfigBody, TownsBody } from '../api/responses.ts';
 /**
  * The web map's tile grid, in the storage CRS: a fixed top-left origin (any projected CRS of the
  * northern hemisphere has x > 0 and y < 10,000 km there), 256-pixel tiles, resolutions in metres.
- * Imagery is drawn from MAX_IMAGERY_RES down: coarser tiles would read too many source pixels
- * without overviews.
+ * Imagery is drawn from MAX_IMAGERY_RES down; coarser tiles come from each image's low-resolution
+ * preview (pipeline/io/preview.ts), as full-resolution reads would be too many pixels per tile.
  */
 export const TILE_GRID = {
   origin: [0, 10_000_000] as [number, number],
@@ -44,7 +44,8 @@ export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
     srid,
     proj4: proj.proj4text.trim(),
     tileGrid: TILE_GRID,
-    maxImageryResolution: MAX_IMAGERY_RES,
+    // every zoom level of the grid has imagery: the coarse ones from the previews
+    maxImageryResolution: Math.max(...TILE_GRID.resolutions),
     months: months.map((m, i) => ({
       month: m.month,
       // the batch's baseline, else the previous registered month
@@ -93,7 +94,8 @@ export async function renderMapTile(
       'bad_request',
       say('map_tile_invalid', { z, x, y, max_z: TILE_GRID.resolutions.length - 1 }),
     );
-  if (resM > MAX_IMAGERY_RES) return null;
+  // coarser than full-resolution imagery is drawn at: from the previews made at registration
+  const preview = resM > MAX_IMAGERY_RES;
   const sizeM = TILE_GRID.tileSizePx * resM;
   const minX = TILE_GRID.origin[0] + x * sizeM;
   const maxY = TILE_GRID.origin[1] - y * sizeM;
@@ -112,6 +114,7 @@ export async function renderMapTile(
     max_y: bounds[3],
     scope_town: user ? scopeTown(user) : null,
     margin_m: TOWN_IMAGERY_MARGIN_M,
+    preview,
   });
   if (!rows.length) return null;
   const tiles = [];

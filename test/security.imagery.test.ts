@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { registerImagery } from '../store/imagery.ts';
 import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { EPSG_4548 } from '../core/crs.ts';
 import { hostileServer } from './helpers/hostile.ts';
 
@@ -54,6 +55,75 @@ describe('security: imagery and registration', () => {
     expect(detail.tiles.length).toBeGreaterThan(0);
     for (const t of detail.tiles) expect(t.path).not.toContain('/');
     expect(JSON.stringify(detail)).not.toContain(fixturesDir);
+  });
+
+  it('coarse zoom levels draw the previews made at registration, in the same colours, and still only the town', async () => {
+    const { rows } = await h.run.db.raw(`
+      select preview_path, preview_res_m, ST_X(ST_Centroid(footprint)) x, ST_Y(ST_Centroid(footprint)) y
+      from imagery where month = '2024-03' order by path limit 1`);
+    expect(rows[0].preview_path).toBeTruthy();
+    expect(rows[0].preview_res_m).toBeCloseTo(4, 6);
+    const at = (z: number, x: number, y: number) => {
+      const size = 256 * [16, 8, 4, 2][z];
+      return { i: Math.floor(x / size), j: Math.floor((10_000_000 - y) / size) };
+    };
+    const png = async (who: string, z: number, t: { i: number; j: number }) => {
+      const r = await call(who, 'GET', `/api/map/tiles/2024-03/${z}/${t.i}/${t.j}.png`);
+      expect(r.statusCode, `${who} z${z}`).toBe(200);
+      return sharp(r.rawPayload).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+    };
+    /** Mean RGB and the share of shown pixels in a square of a tile. */
+    const mean = (t: { data: Buffer; info: { width: number } }, x0: number, y0: number, n: number) => {
+      const sum = [0, 0, 0];
+      let shown = 0;
+      for (let y = y0; y < y0 + n; y++)
+        for (let x = x0; x < x0 + n; x++) {
+          const o = (y * t.info.width + x) * 4;
+          if (!t.data[o + 3]) continue;
+          shown++;
+          for (let b = 0; b < 3; b++) sum[b] += t.data[o + b];
+        }
+      return { rgb: sum.map((v) => v / Math.max(1, shown)), shown: shown / (n * n) };
+    };
+    const { x, y } = rows[0];
+    // the 2 m tile (full resolution) against the same 512 m of the 4 m tile (the preview)
+    const fine = at(3, x, y);
+    const coarse = at(2, x, y);
+    const full = mean(await png('ana', 3, fine), 0, 0, 256);
+    const prev = mean(await png('ana', 2, coarse), (fine.i % 2) * 128, (fine.j % 2) * 128, 128);
+    expect(full.shown).toBeGreaterThan(0.2);
+    expect(Math.abs(prev.shown - full.shown)).toBeLessThan(0.05);
+    for (let b = 0; b < 3; b++) expect(Math.abs(prev.rgb[b] - full.rgb[b]), `band ${b}`).toBeLessThan(6);
+    // the coarse tile is the previews': painted green, the tile turns green (and back when the rows are restored)
+    const dir = mkdtempSync(join(tmpdir(), 'tuban-preview-'));
+    const previews: { id: string; preview_path: string }[] = (
+      await h.run.db.raw(`select id, preview_path from imagery where month = '2024-03'`)
+    ).rows;
+    for (const p of previews) {
+      const src = await GeoTiffSource.open(p.preview_path);
+      const { widthPx, heightPx, geoTransform, crs } = src.info;
+      await src.close();
+      const green = new Uint8Array(widthPx * heightPx * 3).map((_, i) => [20, 200, 40][i % 3]);
+      const file = join(dir, `${p.id}.tif`);
+      writeFileSync(
+        file,
+        Buffer.from(encodeGeoTiff({ widthPx, heightPx, samples: green, bands: 3, crs, geoTransform })),
+      );
+      await h.run.db('imagery').where({ id: p.id }).update({ preview_path: file });
+    }
+    try {
+      const g = mean(await png('ana', 2, coarse), (fine.i % 2) * 128, (fine.j % 2) * 128, 128);
+      expect(g.rgb.map(Math.round)).toEqual([20, 200, 40]);
+    } finally {
+      for (const p of previews) await h.run.db('imagery').where({ id: p.id }).update({ preview_path: p.preview_path });
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // 16 m: one tile holds the whole district; a town user sees their town and its margin only
+    const whole = at(0, x, y);
+    const [all, mine] = [mean(await png('ana', 0, whole), 0, 0, 256), mean(await png('dianqian', 0, whole), 0, 0, 256)];
+    expect(all.shown).toBeGreaterThan(0);
+    expect(mine.shown).toBeGreaterThan(0);
+    expect(mine.shown).toBeLessThan(all.shown);
   });
 
   it('low findings: registration refuses sizes the file cannot back and sizes over the ceiling', async () => {
