@@ -130,3 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const c = parsed.data;
   return { ...c, dataDir: resolve(c.TUBAN_DATA_DIR), modelDir: resolve(c.TUBAN_MODEL_DIR) };
 }
+
+/** True when DATABASE_URL is unset: the embedded PGlite database (one process only). */
+export function isEmbedded(config: Config): boolean {
+  return !config.DATABASE_URL;
+}

@@ -1,9 +1,8 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { BadInputError } from '../core/errors.ts';
+import { ROOT } from '../core/root.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const WEB_SRC = join(ROOT, 'web');
 /** Where `npm run build` (also run by `npm ci`/`npm install`, as prepare) puts the web app. */
 export const WEB_DIST = join(ROOT, 'dist', 'web');

@@ -66,6 +66,4 @@ export async function openDb(config: Config, opts: { statementTimeoutMs?: number
   return db;
 }
 
-export function isEmbedded(config: Config): boolean {
-  return !config.DATABASE_URL;
-}
+export { isEmbedded } from '../config/env.ts';

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Knex } from 'knex';
+import { ROOT } from '../core/root.ts';
 
-const SQL_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'sql');
+const SQL_DIR = join(ROOT, 'sql');
 const cache = new Map<string, string>();
 
 /** Text of `sql/<name>.sql`. */

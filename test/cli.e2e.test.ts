@@ -93,6 +93,22 @@ describe('tuban CLI with a separate worker process', () => {
     expect(rows[1].farmland_m2).toBeGreaterThan(0);
     const text = tuban('patches', 'list', '--month', '2024-03');
     expect(text.stdout).toContain('殿前街道 350206001 — 3 patch(es)');
+    // PDF sheets are drawn on a thread of their own: it must start from the compiled CLI as from the sources
+    const pdf = join(config.dataDir, 'heshan.pdf');
+    const sheets = tuban(
+      'patches',
+      'export',
+      '--month',
+      '2024-03',
+      '--town',
+      '350206002',
+      '--format',
+      'pdf',
+      '-o',
+      pdf,
+    );
+    expect(sheets.status, sheets.stderr).toBe(0);
+    expect(readFileSync(pdf).subarray(0, 5).toString()).toBe('%PDF-');
 
     const stopped = new Promise<number | null>((resolve) => worker!.on('exit', (code) => resolve(code)));
     const t0 = Date.now();

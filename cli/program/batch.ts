@@ -1,18 +1,13 @@
 import { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { BadInputError, NotFoundError } from '../../core/errors.ts';
-import { latestBatchOfMonth } from '../../store/batch.ts';
-import { OnnxChangeModel } from '../../pipeline/io/model.onnx.ts';
-import { isEmbedded } from '../../store/db.ts';
-import { checkRedis, redisConnection } from '../../workers/queues.ts';
-import { BatchProgressReader } from '../../workers/batch.progress.ts';
-import { resumeBatch } from '../../workers/batch.launch.ts';
-import { scheduleDeadlineSweep, startWorkers } from '../../workers/worker.pool.ts';
-import { workflowEnv } from '../../workflow/env.ts';
-import { cmdBatchRetry, cmdBatchRun, cmdBatchStatus } from '../commands.ts';
-import { CliContext } from '../context.ts';
+import { isEmbedded } from '../../config/env.ts';
+import type { Db } from '../../store/db.ts';
 import { summaryText } from '../format.ts';
 import { context, month, num } from '../options.ts';
+
+// what the commands run is loaded when one runs: `tuban --help` and the light commands start fast
+const commands = () => import('../commands.ts');
+const queues = () => import('../../workers/queues.ts');
 
 /** `tuban` commands: batch run/status/retry/resume and the worker. */
 export function batchCommands(program: Command): void {
@@ -45,6 +40,7 @@ export function batchCommands(program: Command): void {
         regularise?: boolean;
       }) => {
         const c = context();
+        const [{ cmdBatchRun }, { default: cliProgress }] = await Promise.all([commands(), import('cli-progress')]);
         const embedded = isEmbedded(c.config);
         if (embedded && !o.json) console.error('Embedded PGlite database: running the workers in this process.');
         const bar =
@@ -97,6 +93,11 @@ export function batchCommands(program: Command): void {
       const c = context();
       const db = await c.database();
       const batchId = await resolveBatchId(db, id, o.month);
+      const [{ cmdBatchStatus }, { checkRedis, redisConnection }, { BatchProgressReader }] = await Promise.all([
+        commands(),
+        queues(),
+        import('../../workers/batch.progress.ts'),
+      ]);
       const s = await cmdBatchStatus(db, batchId);
       if ('tiles' in s) return console.log(o.json ? JSON.stringify(s) : summaryText(s));
       // Not finished: progress per scene, from the database and (when it answers) BullMQ.
@@ -138,6 +139,7 @@ export function batchCommands(program: Command): void {
         const db = await c.database();
         const batchId = await resolveBatchId(db, id, o.month);
         const embedded = isEmbedded(c.config);
+        const { cmdBatchRetry } = await commands();
         const r = await cmdBatchRetry(db, c.config, c.log, {
           batchId,
           wait: Boolean(o.wait || embedded),
@@ -161,21 +163,19 @@ export function batchCommands(program: Command): void {
       const c = context();
       const db = await c.database();
       const batchId = await resolveBatchId(db, id, o.month);
-      await checkRedis(c.config);
+      await (await queues()).checkRedis(c.config);
+      const { resumeBatch } = await import('../../workers/batch.launch.ts');
       const r = await resumeBatch(db, c.config, batchId);
       console.log(`batch ${batchId}: ${r.requeued} unfinished tile(s) and the diff enqueued again`);
     });
 
-  async function resolveBatchId(
-    db: Awaited<ReturnType<CliContext['database']>>,
-    id: string | undefined,
-    m: string | undefined,
-  ): Promise<number> {
+  async function resolveBatchId(db: Db, id: string | undefined, m: string | undefined): Promise<number> {
     if (id !== undefined) {
       if (!/^\d+$/.test(id)) throw new BadInputError('bad_option', `batch id "${id}" is not a number`);
       return Number(id);
     }
     if (!m) throw new BadInputError('bad_option', 'give a batch id or --month YYYY-MM');
+    const { latestBatchOfMonth } = await import('../../store/batch.ts');
     const b = await latestBatchOfMonth(db, m);
     if (!b) throw new NotFoundError(`no batch for ${m}`);
     return b.id;
@@ -192,6 +192,13 @@ export function batchCommands(program: Command): void {
           'embedded_db',
           'the embedded PGlite database cannot be shared between processes: set DATABASE_URL to a PostgreSQL server to run separate workers, or use `tuban batch run --wait`, which runs workers in-process',
         );
+      const [{ checkRedis }, { OnnxChangeModel }, { scheduleDeadlineSweep, startWorkers }, { workflowEnv }] =
+        await Promise.all([
+          queues(),
+          import('../../pipeline/io/model.onnx.ts'),
+          import('../../workers/worker.pool.ts'),
+          import('../../workflow/env.ts'),
+        ]);
       await checkRedis(c.config);
       const model = await OnnxChangeModel.load(c.config.modelDir, { intraOpThreads: c.config.TUBAN_ORT_THREADS });
       const pool = startWorkers({

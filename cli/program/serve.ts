@@ -1,7 +1,4 @@
 import { Command } from 'commander';
-import { redisConnection } from '../../workers/queues.ts';
-import { workflowEnv } from '../../workflow/env.ts';
-import { sweepOverdue } from '../../store/overdue.ts';
 import { context, isoDate, num } from '../options.ts';
 
 /** `tuban` commands: the HTTP server and the daily deadline sweep. */
@@ -14,10 +11,13 @@ export function serveCommands(program: Command): void {
     .action(async (o: { port?: number; host?: string }) => {
       const c = context();
       // the server's modules load only for serve: every other command starts without them
-      const [{ buildServer }, { loadWebAssets, staleWebSources }] = await Promise.all([
-        import('../../server/app.ts'),
-        import('../../server/web.ts'),
-      ]);
+      const [{ buildServer }, { loadWebAssets, staleWebSources }, { redisConnection }, { workflowEnv }] =
+        await Promise.all([
+          import('../../server/app.ts'),
+          import('../../server/web.ts'),
+          import('../../workers/queues.ts'),
+          import('../../workflow/env.ts'),
+        ]);
       // built once by `npm run build` (npm ci runs it), not at every start
       const web = loadWebAssets();
       const stale = staleWebSources();
@@ -49,6 +49,10 @@ export function serveCommands(program: Command): void {
     .option('--date <YYYY-MM-DD>', 'act as if today were this date', isoDate('--date'))
     .action(async (o: { date?: string }) => {
       const c = context();
+      const [{ workflowEnv }, { sweepOverdue }] = await Promise.all([
+        import('../../workflow/env.ts'),
+        import('../../store/overdue.ts'),
+      ]);
       const env = workflowEnv(c.config);
       if (o.date) env.today = () => o.date!;
       const r = await sweepOverdue(await c.database(), env);

@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { LAYER_KINDS } from '../../pipeline/layer.parse.ts';
-import { cmdImageryRegister, cmdLayersImport, cmdMigrate } from '../commands.ts';
+
+// what the commands run is loaded when one runs: `tuban --help` and the light commands start fast
+const commands = () => import('../commands.ts');
 import { context, isoDate, month, num } from '../options.ts';
 
 /** `tuban` commands: db, layers, imagery: what a month's batch needs in place. */
@@ -17,7 +19,7 @@ export function setupCommands(program: Command): void {
     .action(async (o: { appRole?: string }) => {
       const c = context();
       if (o.appRole) c.config.TUBAN_APP_ROLE = o.appRole;
-      console.log(await cmdMigrate(await c.database(), c.config));
+      console.log(await (await commands()).cmdMigrate(await c.database(), c.config));
     });
 
   program
@@ -29,7 +31,7 @@ export function setupCommands(program: Command): void {
     .option('--srid <n>', "EPSG code of the coordinates (default: the file's crs member, else 4326)", num('--srid'))
     .action(async (file: string, o: { kind: string; srid?: number }) => {
       const c = context();
-      const r = await cmdLayersImport(await c.database(), file, o.kind, o.srid);
+      const r = await (await commands()).cmdLayersImport(await c.database(), file, o.kind, o.srid);
       console.log(r.text);
       if (!r.ok) process.exitCode = 2;
     });
@@ -43,7 +45,7 @@ export function setupCommands(program: Command): void {
     .option('--date <YYYY-MM-DD>', 'acquisition date (default: first day of the month)', isoDate('--date'))
     .action(async (paths: string[], o: { month: string; date?: string }) => {
       const c = context();
-      const r = await cmdImageryRegister(await c.database(), c.config, o.month, paths, o.date);
+      const r = await (await commands()).cmdImageryRegister(await c.database(), c.config, o.month, paths, o.date);
       console.log(r.text);
       if (!r.ok) process.exitCode = 2;
     });

@@ -1,7 +1,8 @@
 import { Command, Option } from 'commander';
 import { EXPORT_FORMATS } from '../../export/formats.ts';
-import { workflowEnv } from '../../workflow/env.ts';
-import { cmdDetect, cmdPatchesList, cmdVectorize } from '../commands.ts';
+
+// what the commands run is loaded when one runs: `tuban --help` and the light commands start fast
+const commands = () => import('../commands.ts');
 import { patchListText } from '../format.ts';
 import { context, month, num, states } from '../options.ts';
 
@@ -13,7 +14,7 @@ export function toolsCommands(program: Command): void {
     .requiredOption('-o, --output <prob.tif>', 'output GeoTIFF')
     .option('--model <dir>', 'model folder (default: TUBAN_MODEL_DIR)')
     .action(async (before: string, after: string, o: { output: string; model?: string }) => {
-      console.log(await cmdDetect(context().config, before, after, o.output, o.model));
+      console.log(await (await commands()).cmdDetect(context().config, before, after, o.output, o.model));
     });
 
   program
@@ -39,7 +40,7 @@ export function toolsCommands(program: Command): void {
         raster: string,
         o: { output: string; threshold: number; minAreaM2: number; simplifyM: number; interiorThreshold: number },
       ) => {
-        console.log(await cmdVectorize(raster, o.output, o));
+        console.log(await (await commands()).cmdVectorize(raster, o.output, o));
       },
     );
 
@@ -51,7 +52,8 @@ export function toolsCommands(program: Command): void {
     .option('--town <code>', 'only this town')
     .option('--json', 'JSON output (geometry in lon/lat)')
     .action(async (o: { month: string; town?: string; json?: boolean }) => {
-      const rows = await cmdPatchesList(await context().database(), o.month, o.town);
+      const { listPatches } = await import('../../store/batch.ts');
+      const rows = await listPatches(await context().database(), o.month, o.town ?? null);
       console.log(o.json ? JSON.stringify(rows) : patchListText(o.month, rows));
     });
 
@@ -69,7 +71,10 @@ export function toolsCommands(program: Command): void {
     )
     .action(async (o: { month: string; town?: string; format: string; output: string; status?: string[] }) => {
       const c = context();
-      const { exportPatches } = await import('../../store/export.ts');
+      const [{ exportPatches }, { workflowEnv }] = await Promise.all([
+        import('../../store/export.ts'),
+        import('../../workflow/env.ts'),
+      ]);
       const r = await exportPatches(await c.database(), workflowEnv(c.config), {
         month: o.month,
         town: o.town,
