@@ -52,16 +52,21 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
 /**
  * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
  * by `marginPx` (default partMarginPx) on every side inside the scene, so windows at its edges
- * still see context, run like detectTile, and cropped back to the part.
+ * still see context, run like detectTile, and cropped back to the part grown by `haloPx` (default
+ * 0; grownRegion(region, …, haloPx) is the window returned), for work that needs a few pixels of
+ * the neighbours (the mask's opening).
  */
 export async function detectRegion(
-  input: DetectInput & { region: WindowPx; marginPx?: number },
+  input: DetectInput & { region: WindowPx; marginPx?: number; haloPx?: number },
 ): Promise<ChangeProbability> {
   const { region } = input;
   const info = input.after.info;
-  const grown = grownRegion(region, info.widthPx, info.heightPx, input.marginPx ?? partMarginPx(input.model.manifest));
+  const haloPx = input.haloPx ?? 0;
+  const marginPx = Math.max(input.marginPx ?? partMarginPx(input.model.manifest), haloPx);
+  const grown = grownRegion(region, info.widthPx, info.heightPx, marginPx);
+  const kept = grownRegion(region, info.widthPx, info.heightPx, haloPx);
   const view = new WindowView(input.after, grown);
-  return detectCropped({ ...input, after: view }, { ...region, x: region.x - grown.x, y: region.y - grown.y });
+  return detectCropped({ ...input, after: view }, { ...kept, x: kept.x - grown.x, y: kept.y - grown.y });
 }
 
 /** Context a part is read with on every side (px): the model's window overlap, and at least 32. */

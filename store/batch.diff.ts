@@ -35,6 +35,9 @@ export async function runDiff(
       .max({ d: 'i.acquired_on' });
     const imageryDate = dates[0]?.d ? new Date(dates[0].d).toISOString().slice(0, 10) : `${batch.month}-01`;
     await trx('batch_candidate').where({ batch_id: batchId }).delete();
+    // PostgreSQL's JIT compiles the diff's statements for about 60 ms each on the bench's real scenes
+    // (their cost estimates are high) to save less than that: off for this transaction
+    await trx.raw('set local jit = off');
     const timer = new StageTimer();
     await runSql(trx, 'diff/candidates', {
       batch_id: batchId,

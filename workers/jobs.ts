@@ -1,13 +1,14 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
-import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
+import { detectRegion, grownRegion, releaseProbability } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { StageTimer, type Logger } from '../core/log.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
+import type { WindowPx } from '../pipeline/window.grid.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { batchTiles, setBatchStatus, updateTile, type BatchSummary } from '../store/batch.ts';
 import { runDiff } from '../store/batch.diff.ts';
@@ -96,6 +97,8 @@ async function runPart(
   ctx.log.info('Part:DetectStarted', { batchId, imageryId, part: partNo, pid: process.pid });
   const opened: TileSource[] = [];
   let detected: Awaited<ReturnType<typeof detectRegion>>;
+  const openingPx = Math.round(ctx.config.TUBAN_OPENING_M / ctx.config.TUBAN_GSD_M);
+  let halo: WindowPx;
   try {
     const after = await timer.time('read', () => GeoTiffSource.open(job.path));
     opened.push(after);
@@ -105,8 +108,11 @@ async function runPart(
       opened.push(s);
       baseSources.push({ source: s, stretch: b.stretch });
     }
-    // detectRegion adds its own read / infer / blend times to the timer's
+    // detectRegion adds its own read / infer / blend times to the timer's; the probability comes with
+    // a halo of twice the opening radius around the part, so the part's mask opens as the whole scene's would
+    halo = grownRegion(part, after.info.widthPx, after.info.heightPx, 2 * openingPx);
     detected = await detectRegion({
+      haloPx: 2 * openingPx,
       after,
       afterStretch: job.stretch,
       baselines: baseSources,
@@ -123,12 +129,15 @@ async function runPart(
   const gt = job.geotransform.map(Number) as unknown as GeoTransform;
   at.stage = 'vectorize';
   const features = await timer.time('vectorize', () =>
-    vectorizeRaster(detected.probability, part.width, part.height, gt, {
+    vectorizeRaster(detected.probability, halo.width, halo.height, gt, {
       threshold,
       minAreaM2: TILE_PIECE_MIN_M2,
-      offsetPx: { x: part.x, y: part.y },
+      offsetPx: { x: halo.x, y: halo.y },
+      core: { x: part.x - halo.x, y: part.y - halo.y, width: part.width, height: part.height },
       interior: detected.interior,
       interiorThreshold: ctx.model.manifest.interior?.threshold,
+      // the diff's sliver opening, done here on the raster: the diff buffers only what legal footprints cut
+      openingPx,
     }),
   );
   releaseProbability(detected);

@@ -3,7 +3,9 @@
 --   :batch_id         batch whose change_polygon rows are diffed
 --   :imagery_date     date the permits must be valid on (date)
 --   :legal_buffer_m   permits and existing buildings are grown by this much (misregistration, m)
---   :opening_m        morphological opening radius that removes slivers left by the subtraction (m)
+--   :opening_m        morphological opening radius that removes slivers left by the subtraction (m); the
+--                     change masks were opened by the same radius before tracing (workers/jobs.ts), so only
+--                     clusters that legal footprints cut are buffered here
 --   :seam_eps_m       pieces closer than this are one object (tile and part seams, m)
 --   :min_area_m2      residual parts smaller than this are dropped (m²)
 --   :simplify_m       Douglas–Peucker tolerance applied after merging (m); 0 keeps pixel outlines
@@ -28,16 +30,17 @@ merged as (
 ),
 residual as (
   select m.cluster, m.mean_prob, m.source_tiles,
-         ST_Buffer(ST_Buffer(
-           coalesce(ST_Difference(m.geom, (
-             select ST_Union(ST_Buffer(f.geom, :legal_buffer_m::float8, 'join=mitre'))
-             from reference_feature f
-             where f.kind in ('permit', 'building')
-               and ST_DWithin(f.geom, m.geom, :legal_buffer_m::float8)
-               and (f.kind = 'building' or ((f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date)))
-           )), m.geom),
-           -:opening_m::float8, 'join=mitre'), :opening_m::float8, 'join=mitre') as geom
+         case when legal.geom is null then m.geom
+              else ST_Buffer(ST_Buffer(ST_Difference(m.geom, legal.geom), -:opening_m::float8, 'join=mitre'),
+                             :opening_m::float8, 'join=mitre') end as geom
   from merged m
+  cross join lateral (
+    select ST_Union(ST_Buffer(f.geom, :legal_buffer_m::float8, 'join=mitre')) as geom
+    from reference_feature f
+    where f.kind in ('permit', 'building')
+      and ST_DWithin(f.geom, m.geom, :legal_buffer_m::float8)
+      and (f.kind = 'building' or ((f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date)))
+  ) legal
 ),
 parts as (
   select r.mean_prob, r.source_tiles, d.geom
@@ -46,7 +49,9 @@ parts as (
 ),
 kept as (
   select mean_prob, source_tiles,
-         ST_Multi(case when :simplify_m::float8 > 0 then ST_SimplifyPreserveTopology(geom, :simplify_m::float8) else geom end) as geom
+         -- normalised first: Douglas–Peucker's result depends on where a ring starts, and the same outline
+         -- must simplify the same whether it was traced whole or merged from pieces across part seams
+         ST_Multi(case when :simplify_m::float8 > 0 then ST_SimplifyPreserveTopology(ST_Normalize(geom), :simplify_m::float8) else geom end) as geom
   from parts
   where ST_Area(ST_Transform(geom, 4326)::geography) >= :min_area_m2::float8
 ),
