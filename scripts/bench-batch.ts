@@ -30,10 +30,7 @@ import { openDb } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { importLayer } from '../store/layers.ts';
 import { migrate } from '../store/migrate.ts';
-import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
-import { windowGrid } from '../pipeline/window.grid.ts';
-import { grownRegion, partMarginPx } from '../pipeline/detect.tile.ts';
-import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
+import { modelAlone } from './bench.model-alone.ts';
 import { FIXTURE, makeFixtures } from './make-fixtures.ts';
 
 const argv = process.argv.slice(2);
@@ -186,55 +183,24 @@ try {
   );
   console.log(`\neverything but inference: ${((100 * (wallS - sum('infer'))) / wallS).toFixed(1)} % of the wall time`);
 
-  // With parts in flight together the model shares the cores with the other part's work, so some of
-  // the overlap shows up as slower inference. The model alone, on the same window pixels, is the
-  // fair reference: time it on its own (full-size windows, median of 5) and scale to the batch's.
-  const model = await OnnxChangeModel.load(config.modelDir, { intraOpThreads: config.TUBAN_ORT_THREADS });
+  // the fair reference: the model alone on the same window pixels (scripts/bench.model-alone.ts)
   try {
-    const m = model.manifest;
-    const win = m.maxWindowPx ?? m.tileSizePx;
-    // the first fixture tile of each month (its cost depends a little on the pixels: noise runs slower)
-    const tileOf = async (dir: string) => {
-      const src = await GeoTiffSource.open(
-        join(
-          dir,
-          readdirSync(dir)
-            .filter((n) => n.endsWith('.tif'))
-            .sort()[0],
-        ),
+    const dirOf = (d: string) =>
+      join(
+        d,
+        readdirSync(d)
+          .filter((n) => n.endsWith('.tif'))
+          .sort()[0],
       );
-      try {
-        const px = await src.readInterleaved({ x: 0, y: 0, width: win, height: win });
-        if (!px || m.inputType !== 'uint8' || px.samples !== 3)
-          throw new Error(`the calibration needs an 8-bit RGB model and tile (model ${m.name}: ${m.inputType})`);
-        return px.data as Uint8Array;
-      } finally {
-        await src.close();
-      }
-    };
-    const [before, after] = [await tileOf(fx.imagery.baseline), await tileOf(fx.imagery.current)];
-    const runs: number[] = [];
-    for (let k = 0; k < 6; k++) runs.push((await model.run(before, after, 1, win, win)).computeMs ?? NaN);
-    const msPerPx = runs.slice(1).sort((a, b) => a - b)[2] / (win * win);
-    const rows = await db('batch_part as p')
-      .join('imagery as i', 'i.id', 'p.imagery_id')
-      .where('p.batch_id', s.batchId)
-      .select('p.x', 'p.y', 'p.width', 'p.height', 'i.width_px', 'i.height_px');
-    let windowPx = 0;
-    for (const r of rows) {
-      // the windows detectRegion ran for this part
-      const grown = grownRegion(r, r.width_px, r.height_px, partMarginPx(m));
-      const g = windowGrid(grown.width, grown.height, m);
-      windowPx += g.windows.length * g.xs.size * g.ys.size;
-    }
-    const aloneS = (windowPx * msPerPx) / 1000;
+    const ref = await modelAlone(db, config.modelDir, config.TUBAN_ORT_THREADS, s.batchId, {
+      before: dirOf(fx.imagery.baseline),
+      after: dirOf(fx.imagery.current),
+    });
     console.log(
-      `the model alone on the batch's ${(windowPx / 1e6).toFixed(0)} MP of windows (${(msPerPx * 1e6).toFixed(0)} ms/MP, timed on a ${win}² fixture pair): ${aloneS.toFixed(2)} s; the wall time beyond it: ${((100 * (wallS - aloneS)) / wallS).toFixed(1)} %`,
+      `the model alone on the batch's ${ref.windowMpx.toFixed(0)} MP of windows (${ref.msPerMpx.toFixed(0)} ms/MP, timed on a ${ref.windowPx}² fixture pair): ${ref.seconds.toFixed(2)} s; the wall time beyond it: ${((100 * (wallS - ref.seconds)) / wallS).toFixed(1)} %`,
     );
   } catch (err) {
     console.log(`no reference time for the model alone: ${(err as Error).message}`);
-  } finally {
-    await model.close();
   }
 } finally {
   if (!keep) {

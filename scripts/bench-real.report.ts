@@ -1,6 +1,7 @@
 /**
  * What scripts/bench-real.ts prints: the figures as one value (its --json), and the same as text.
  */
+import type { ModelAlone } from './bench.model-alone.ts';
 
 /** One image's tally (sql/bench/real_scores.sql), or the total; `image` null: patches outside every footprint. */
 export interface ImageScore {
@@ -31,6 +32,8 @@ export interface RealBenchResult {
   prepareS: Record<string, number>;
   /** Seconds per batch stage, summed over the parts (diff, match and emit once). */
   stagesS: Record<string, number>;
+  /** The model alone on the batch's windows (scripts/bench.model-alone.ts), null when it could not be timed. */
+  modelAlone: ModelAlone | null;
   perImage: ImageScore[];
   total: ImageScore;
   /** Share of buildings found, and of patches true (0–1; null when there are none). */
@@ -91,6 +94,14 @@ export function reportText(r: RealBenchResult): string {
   lines.push(
     `${'queues, job start, other'.padEnd(30)}${(r.wallS - staged).toFixed(2).padStart(8)}   ${((100 * (r.wallS - staged)) / r.wallS).toFixed(1).padStart(5)} %`,
   );
+  lines.push(
+    '',
+    `everything but inference: ${((100 * (r.wallS - (r.stagesS.inference ?? 0))) / r.wallS).toFixed(1)} % of the wall time; diff: ${((100 * (r.stagesS['diff (PostGIS)'] ?? 0)) / r.wallS).toFixed(1)} %`,
+  );
+  if (r.modelAlone)
+    lines.push(
+      `the model alone on the batch's ${r.modelAlone.windowMpx.toFixed(1)} MP of windows (${r.modelAlone.msPerMpx.toFixed(0)} ms/MP, timed on a ${r.modelAlone.windowPx}² pair of these scenes): ${r.modelAlone.seconds.toFixed(2)} s; the wall time beyond it: ${((100 * (r.wallS - r.modelAlone.seconds)) / r.wallS).toFixed(1)} %`,
+    );
   lines.push(
     '',
     'found: truth buildings ≥ 50 % covered by the patches; true: patches ≥ 50 % on buildings, or covering ≥ 50 % of one',
