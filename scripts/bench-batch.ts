@@ -197,7 +197,7 @@ try {
       after: dirOf(fx.imagery.current),
     });
     console.log(
-      `the model alone on the batch's ${ref.windowMpx.toFixed(0)} MP of windows (${ref.msPerMpx.toFixed(0)} ms/MP, timed on a ${ref.windowPx}² fixture pair): ${ref.seconds.toFixed(2)} s; the wall time beyond it: ${((100 * (wallS - ref.seconds)) / wallS).toFixed(1)} %`,
+      `the model alone on the batch's ${ref.windowMpx.toFixed(0)} MP of windows (${ref.msPerMpx.toFixed(0)} ms/MP; ${ref.sizes}, timed on a fixture pair): ${ref.seconds.toFixed(2)} s; the wall time beyond it: ${((100 * (wallS - ref.seconds)) / wallS).toFixed(1)} %`,
     );
   } catch (err) {
     console.log(`no reference time for the model alone: ${(err as Error).message}`);

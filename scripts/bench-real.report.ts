@@ -100,7 +100,7 @@ export function reportText(r: RealBenchResult): string {
   );
   if (r.modelAlone)
     lines.push(
-      `the model alone on the batch's ${r.modelAlone.windowMpx.toFixed(1)} MP of windows (${r.modelAlone.msPerMpx.toFixed(0)} ms/MP, timed on a ${r.modelAlone.windowPx}² pair of these scenes): ${r.modelAlone.seconds.toFixed(2)} s; the wall time beyond it: ${((100 * (r.wallS - r.modelAlone.seconds)) / r.wallS).toFixed(1)} %`,
+      `the model alone on the batch's ${r.modelAlone.windowMpx.toFixed(1)} MP of windows (${r.modelAlone.msPerMpx.toFixed(0)} ms/MP; ${r.modelAlone.sizes}, timed on a pair of these scenes): ${r.modelAlone.seconds.toFixed(2)} s; the wall time beyond it: ${((100 * (r.wallS - r.modelAlone.seconds)) / r.wallS).toFixed(1)} %`,
     );
   lines.push(
     '',

@@ -4,6 +4,7 @@ import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput, type Mod
 import { BadInputError } from '../../core/errors.ts';
 import { loadManifest, type ModelManifest } from './model.manifest.ts';
 import { SessionThread, type GraphInfo } from './model.session.ts';
+import { arrayPool } from '../array.pool.ts';
 
 export interface OnnxModelOptions {
   /** Threads for one inference (onnxruntime intra-op); default: onnxruntime's choice. */
@@ -61,7 +62,16 @@ export class OnnxChangeModel implements ChangeModel {
       await session.close();
       throw err;
     }
-    return new OnnxChangeModel(manifest, session, startSession, onnxPath);
+    const model = new OnnxChangeModel(manifest, session, startSession, onnxPath);
+    // onnxruntime's first two runs of a session are slow (about 0.5 s each on a 576² pair here, and
+    // again the first of every new input shape); one tiny run at load takes the second away
+    if (manifest.maxWindowPx) {
+      const n = manifest.bands.indices.length * 64 * 64;
+      const zeros = () => (manifest.inputType === 'uint8' ? new Uint8Array(n) : new Float32Array(n));
+      const r = await model.run(zeros(), zeros(), 1, 64, 64);
+      arrayPool.give(r.probability, r.interior);
+    }
+    return model;
   }
 
   async run(
