@@ -55,7 +55,7 @@ const EnvSchema = z.object({
    * the fixture batch (the model already keeps both busy), so the default is 1; it helps where round
    * trips are slow (a remote database) or cores are left idle by onnxruntime.
    */
-  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
+  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(2),
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
