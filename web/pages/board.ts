@@ -129,7 +129,7 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
             <th>${ui('board_city')}</th>
             <th>${city.new_patches}</th>
             <th>${fmt(city.new_area_m2)}</th>
-            <th>${city.change_from_previous}</th>
+            <th>${city.change_from_previous > 0 ? '+' : ''}${city.change_from_previous}</th>
             <th>${city.verified}</th>
             <th>${city.unverified}</th>
             <th>${city.unverified_overdue}</th>
