@@ -60,20 +60,29 @@ attributed as (
          ST_Area(ST_Transform(k.geom, 4326)::geography) as area_m2,
          town.code as town_code, town.name as town_name, town.district_code,
          grid.code as grid_code, grid.name as grid_name,
-         zone_overlap_m2('farmland', k.geom) as farmland_m2,
-         zone_overlap_m2('ecological', k.geom) as ecological_m2,
-         zone_overlap_m2('water', k.geom) as water_m2
+         -- the zone overlaps only for a patch with a zone feature near it (the others are 0 without a call)
+         case when zone.near then zone_overlap_m2('farmland', k.geom) else 0 end as farmland_m2,
+         case when zone.near then zone_overlap_m2('ecological', k.geom) else 0 end as ecological_m2,
+         case when zone.near then zone_overlap_m2('water', k.geom) else 0 end as water_m2
   from kept k
+  -- the town (grid) with the larger share of the patch; the shares are computed only when the patch
+  -- meets more than one (a window count is known before the order is)
   left join lateral (
     select t.code, t.name, t.district_code from reference_feature t
     where t.kind = 'town' and ST_Intersects(t.geom, k.geom)
-    order by ST_Area(ST_Intersection(t.geom, k.geom)) desc, t.code limit 1
+    order by case when count(*) over () > 1 then ST_Area(ST_Intersection(t.geom, k.geom)) end desc, t.code limit 1
   ) town on true
   left join lateral (
     select g.code, g.name from reference_feature g
     where g.kind = 'grid' and ST_Intersects(g.geom, k.geom)
-    order by ST_Area(ST_Intersection(g.geom, k.geom)) desc, g.code limit 1
+    order by case when count(*) over () > 1 then ST_Area(ST_Intersection(g.geom, k.geom)) end desc, g.code limit 1
   ) grid on true
+  cross join lateral (
+    select exists (
+      select 1 from reference_feature f
+      where f.kind in ('farmland', 'ecological', 'water') and f.geom && k.geom
+    ) as near
+  ) zone
 )
 select :batch_id::bigint, row_number() over (order by ST_Y(ST_PointOnSurface(geom)) desc, ST_X(ST_PointOnSurface(geom)), area_m2),
        geom, area_m2, mean_prob, source_tiles, coalesce(district_code, :default_district::text),
