@@ -74,7 +74,8 @@ export async function runDiff(
     await pause?.('commit');
     await trx('batch')
       .where({ id: batchId })
-      .update({ status, summary: JSON.stringify(summary), finished_at: trx.fn.now() });
+      // clock_timestamp(): now() is when this transaction began, before the diff ran
+      .update({ status, summary: JSON.stringify(summary), finished_at: trx.raw('clock_timestamp()') });
     return summary;
   });
 }
