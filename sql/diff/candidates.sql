@@ -12,14 +12,32 @@
 --   :default_district district code for a patch outside every town
 -- Areas are true m² on the ellipsoid (geography), whatever the storage CRS.
 insert into batch_candidate (batch_id, seq, geom, area_m2, mean_prob, source_tiles, district_code, town_code, town_name, grid_code, grid_name, farmland_m2, ecological_m2, water_m2)
-with pieces as (
-  select cp.geom, cp.area_m2, cp.mean_prob, i.path,
-         ST_ClusterDBSCAN(cp.geom, eps := :seam_eps_m::float8, minpoints := 1) over (order by cp.imagery_id, cp.part, cp.seq) as cluster
+with traced as (
+  select cp.imagery_id, cp.part, cp.seq, cp.geom, cp.area_m2, cp.mean_prob, i.path,
+         -- only a piece within eps of a piece of another part or scene can be part of a larger object:
+         -- within one part, tracing leaves pieces at least a pixel apart (8-connected, split lines a pixel wide)
+         exists (
+           select 1 from change_polygon o
+           where o.batch_id = cp.batch_id and (o.imagery_id, o.part) <> (cp.imagery_id, cp.part)
+             and ST_DWithin(o.geom, cp.geom, :seam_eps_m::float8)
+         ) as at_seam
   from change_polygon cp
   join imagery i on i.id = cp.imagery_id
   -- parts of a tile that failed elsewhere are left out with the tile (it is retried whole)
   join batch_tile bt on bt.batch_id = cp.batch_id and bt.imagery_id = cp.imagery_id and bt.status = 'vectorized'
   where cp.batch_id = :batch_id::bigint
+),
+seam_clusters as (
+  select imagery_id, part, seq,
+         ST_ClusterDBSCAN(geom, eps := :seam_eps_m::float8, minpoints := 1) over (order by imagery_id, part, seq) as c
+  from traced where at_seam
+),
+pieces as (
+  -- clusters: the seam pieces' (negative), every other piece one of its own
+  select t.geom, t.area_m2, t.mean_prob, t.path,
+         coalesce(-1 - s.c, row_number() over (order by t.imagery_id, t.part, t.seq)) as cluster
+  from traced t
+  left join seam_clusters s using (imagery_id, part, seq)
 ),
 merged as (
   select cluster,
