@@ -34,7 +34,7 @@ import {
   type RealPair,
 } from './bench-real.plan.ts';
 import { reportText, share, totalOf, type ImageScore, type RealBenchResult } from './bench-real.report.ts';
-import { modelAlone, type ModelAlone } from './bench.model-alone.ts';
+import { modelAlone } from './bench.model-alone.ts';
 
 const USAGE = `npx tsx scripts/bench-real.ts [options]
   --model DIR          change model (default TUBAN_MODEL_DIR, else models/siam-unet-lite)
@@ -213,12 +213,9 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
     };
 
     // the fair reference: the model alone on the batch's windows, timed on the first real pair
-    let alone: ModelAlone | null = null;
-    try {
-      alone = await modelAlone(db, config.modelDir, config.TUBAN_ORT_THREADS, s.batchId, pairs[0].tif);
-    } catch (err) {
-      say(`no reference time for the model alone: ${(err as Error).message}`);
-    }
+    const alone = await modelAlone(db, config.modelDir, config.TUBAN_ORT_THREADS, s.batchId, pairs[0].tif).catch(
+      (err: Error) => void say(`no reference time for the model alone: ${err.message}`),
+    );
 
     const rows = await timer.time('score', () =>
       runSql<{
@@ -275,7 +272,7 @@ async function run(pairs: RealPair[], work: string): Promise<void> {
       km2PerHPerCore: total.km2 / (wallS / 3600) / cores,
       prepareS: Object.fromEntries(Object.entries(timer.ms).map(([k, ms]) => [k, ms / 1000])),
       stagesS,
-      modelAlone: alone,
+      modelAlone: alone ?? null,
       perImage,
       total,
       foundShare: share(total.found, total.buildings),
