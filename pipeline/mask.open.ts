@@ -23,39 +23,45 @@ export function openMask(mask: Uint8Array, widthPx: number, heightPx: number, ra
   for (let x = 0; x < widthPx; x++) dilateLine(mask, x, widthPx, heightPx, radiusPx, lineBuf);
 }
 
-/** Keeps a pixel of a run only when the run reaches r pixels past it on both sides (or the line's end). */
-function erodeLine(m: Uint8Array, start: number, step: number, n: number, r: number, buf: Uint8Array): void {
+/**
+ * Copies one line of the mask (from `start`, every `step`, `n` pixels) into `buf` and calls
+ * `run(s, e)` for each run [s, e) of foreground pixels in it, so `run` may rewrite the line.
+ */
+function forEachRun(
+  m: Uint8Array,
+  start: number,
+  step: number,
+  n: number,
+  buf: Uint8Array,
+  run: (s: number, e: number) => void,
+): void {
   for (let i = 0, o = start; i < n; i++, o += step) buf[i] = m[o] ? 1 : 0;
-  let i = 0;
-  while (i < n) {
+  for (let i = 0; i < n;) {
     if (!buf[i]) {
       i++;
       continue;
     }
     let e = i;
     while (e < n && buf[e]) e++;
-    // the run [i, e): pixels within r of an inner end go
-    const lo = i === 0 ? 0 : i + r;
-    const hi = e === n ? n : e - r;
-    for (let k = i, o = start + i * step; k < e; k++, o += step) m[o] = k >= lo && k < hi ? 1 : 0;
+    run(i, e);
     i = e;
   }
 }
 
+/** Keeps a pixel of a run only when the run reaches r pixels past it on both sides (or the line's end). */
+function erodeLine(m: Uint8Array, start: number, step: number, n: number, r: number, buf: Uint8Array): void {
+  forEachRun(m, start, step, n, buf, (s, e) => {
+    // pixels within r of an inner end go
+    const lo = s === 0 ? 0 : s + r;
+    const hi = e === n ? n : e - r;
+    for (let k = s, o = start + s * step; k < e; k++, o += step) m[o] = k >= lo && k < hi ? 1 : 0;
+  });
+}
+
 /** Grows every run of the line by r pixels on both sides. */
 function dilateLine(m: Uint8Array, start: number, step: number, n: number, r: number, buf: Uint8Array): void {
-  for (let i = 0, o = start; i < n; i++, o += step) buf[i] = m[o] ? 1 : 0;
-  let i = 0;
-  while (i < n) {
-    if (!buf[i]) {
-      i++;
-      continue;
-    }
-    let e = i;
-    while (e < n && buf[e]) e++;
-    const lo = Math.max(0, i - r);
+  forEachRun(m, start, step, n, buf, (s, e) => {
     const hi = Math.min(n, e + r);
-    for (let k = lo, o = start + lo * step; k < hi; k++, o += step) m[o] = 1;
-    i = e;
-  }
+    for (let k = Math.max(0, s - r), o = start + k * step; k < hi; k++, o += step) m[o] = 1;
+  });
 }
