@@ -20,6 +20,20 @@ const codes = (items: BoardItem[]) =>
       )
     : '–';
 
+/** A town's or the city's figures in the ranking, in the order of its columns (one list, so both rows agree). */
+const figures = (c: MonthlyReportBody['city'] | MonthlyReportBody['towns'][number]) => [
+  c.new_patches,
+  fmt(c.new_area_m2),
+  `${c.change_from_previous > 0 ? '+' : ''}${c.change_from_previous}`,
+  c.verified,
+  c.unverified,
+  c.unverified_overdue,
+  c.illegal,
+  c.rectified,
+  c.overdue,
+  c.escalated,
+];
+
 export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise<void> {
   const month = pickMonth(ctx, nav.route.query.get('month'));
   if (!month) {
@@ -112,31 +126,13 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
                       : ''
                   }
                 </td>
-                <td>${town.new_patches}</td>
-                <td>${fmt(town.new_area_m2)}</td>
-                <td>${town.change_from_previous > 0 ? '+' : ''}${town.change_from_previous}</td>
-                <td>${town.verified}</td>
-                <td>${town.unverified}</td>
-                <td>${town.unverified_overdue}</td>
-                <td>${town.illegal}</td>
-                <td>${town.rectified}</td>
-                <td>${town.overdue}</td>
-                <td>${town.escalated}</td>
+                ${figures(town).map((v) => html`<td>${v}</td>`)}
               </tr>`,
           )}
           <tr>
             <th></th>
             <th>${ui('board_city')}</th>
-            <th>${city.new_patches}</th>
-            <th>${fmt(city.new_area_m2)}</th>
-            <th>${city.change_from_previous > 0 ? '+' : ''}${city.change_from_previous}</th>
-            <th>${city.verified}</th>
-            <th>${city.unverified}</th>
-            <th>${city.unverified_overdue}</th>
-            <th>${city.illegal}</th>
-            <th>${city.rectified}</th>
-            <th>${city.overdue}</th>
-            <th>${city.escalated}</th>
+            ${figures(city).map((v) => html`<th>${v}</th>`)}
           </tr>
         </table>
       </div>`,
