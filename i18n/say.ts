@@ -27,7 +27,8 @@ export interface Said {
   readonly params: MessageParams;
 }
 
-const isSaid = (v: unknown): v is Said => typeof v === 'object' && v !== null && 'key' in v && 'params' in v;
+/** Whether a value (a placeholder's, a zod issue's params.say) is a message not yet in words. */
+export const isSaid = (v: unknown): v is Said => typeof v === 'object' && v !== null && 'key' in v && 'params' in v;
 
 /** Every text by locale: the server's messages and the web app's texts (a test keeps their keys apart). */
 export const MESSAGES: Record<Locale, Record<TextKey, string>> = {

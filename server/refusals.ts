@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { errorFate, TubanError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { label, type Locale } from '../i18n/index.ts';
-import { keyOfEnglish, localeOf, render, say, type MessageKey, type Said } from '../i18n/say.ts';
+import { isSaid, keyOfEnglish, localeOf, render, say, type MessageKey, type Said } from '../i18n/say.ts';
 
 /** A validation problem, from zod directly or as Fastify hands zod's issues on. */
 interface RawIssue {
@@ -26,8 +26,6 @@ const ZOD_LOCALES: Record<Locale, ReturnType<typeof z.locales.en>> = {
   'zh-CN': z.locales.zhCN(),
   en: z.locales.en(),
 };
-
-const isSaid = (v: unknown): v is Said => typeof v === 'object' && v !== null && 'key' in v && 'params' in v;
 
 function zodWords(locale: Locale, issue: Record<string, unknown>): string | undefined {
   const r = ZOD_LOCALES[locale].localeError(issue as never);
