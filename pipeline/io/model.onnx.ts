@@ -50,28 +50,30 @@ export class OnnxChangeModel implements ChangeModel {
           { file: onnxPath },
         );
     }
-    const startSession = () =>
-      SessionThread.start(onnxPath, bytes, {
+    const bandsPx = manifest.bands.indices.length * 64 * 64;
+    const startSession = async () => {
+      const s = await SessionThread.start(onnxPath, bytes, {
         ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
         graphOptimizationLevel: 'all',
       });
-    const session = await startSession();
-    try {
-      checkGraph(manifest, session.graph, onnxPath);
-    } catch (err) {
-      await session.close();
-      throw err;
-    }
-    const model = new OnnxChangeModel(manifest, session, startSession, onnxPath);
-    // onnxruntime's first two runs of a session are slow (about 0.5 s each on a 576² pair here, and
-    // again the first of every new input shape); one tiny run at load takes the second away
-    if (manifest.maxWindowPx) {
-      const n = manifest.bands.indices.length * 64 * 64;
-      const zeros = () => (manifest.inputType === 'uint8' ? new Uint8Array(n) : new Float32Array(n));
-      const r = await model.run(zeros(), zeros(), 1, 64, 64);
-      arrayPool.give(r.probability, r.interior);
-    }
-    return model;
+      try {
+        checkGraph(manifest, s.graph, onnxPath);
+        // onnxruntime's first two runs of a session are slow (about 0.5 s each on a 576² pair here, and
+        // again the first of every new input shape); one tiny run as it starts, and again after a restart,
+        // takes the second away. A model of one window size (no maxWindowPx) meets only one shape.
+        if (manifest.maxWindowPx) {
+          const zeros = () => (manifest.inputType === 'uint8' ? new Uint8Array(bandsPx) : new Float32Array(bandsPx));
+          const names = [manifest.output.name, ...(manifest.interior ? [manifest.interior.name] : [])];
+          const r = await s.run(buildFeeds(manifest, zeros(), zeros(), 1, 64, 64), names, 64 * 64);
+          arrayPool.give(...r.outputs);
+        }
+      } catch (err) {
+        await s.close();
+        throw err;
+      }
+      return s;
+    };
+    return new OnnxChangeModel(manifest, await startSession(), startSession, onnxPath);
   }
 
   async run(
