@@ -46,11 +46,16 @@ export function loadWebAssets(dir: string = WEB_DIST): WebAssets {
   return { files };
 }
 
+/** The folders the web bundle is built from: the app, and the API's answer types and the catalogue it imports. */
+const WEB_INPUTS = ['web', 'api', 'i18n'];
+
 /** Web sources changed after the bundle in `dir` was built (a developer forgot `npm run build`), by name. */
 export function staleWebSources(dir: string = WEB_DIST): string[] {
   const built = statSync(join(dir, 'app.js')).mtimeMs;
-  return readdirSync(WEB_SRC, { recursive: true, encoding: 'utf8' }).filter(
-    (f) => statSync(join(WEB_SRC, f)).isFile() && statSync(join(WEB_SRC, f)).mtimeMs > built,
+  return WEB_INPUTS.flatMap((d) =>
+    readdirSync(join(ROOT, d), { recursive: true, encoding: 'utf8' })
+      .map((f) => join(d, f))
+      .filter((f) => statSync(join(ROOT, f)).isFile() && statSync(join(ROOT, f)).mtimeMs > built),
   );
 }
 
