@@ -7,7 +7,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../config/env.ts';
-import { cmdBatchRun, cmdImageryRegister, cmdLayersImport, cmdMigrate, cmdPatchesList } from '../cli/commands.ts';
+import { cmdBatchRun, cmdPatchesList } from '../cli/commands.ts';
+import { cmdImageryRegister, cmdLayersImport, cmdMigrate } from '../cli/commands.setup.ts';
 import { patchListText, summaryText } from '../cli/format.ts';
 import { createLogger } from '../core/log.ts';
 import { isEmbedded, openDb } from '../store/db.ts';

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { LAYER_KINDS } from '../../pipeline/layer.parse.ts';
 
 // what the commands run is loaded when one runs: `tuban --help` and the light commands start fast
-const commands = () => import('../commands.ts');
+const commands = () => import('../commands.setup.ts');
 import { context, isoDate, month, num } from '../options.ts';
 
 /** `tuban` commands: db, layers, imagery: what a month's batch needs in place. */

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { EXPORT_FORMATS } from '../../export/formats.ts';
 
 // what the commands run is loaded when one runs: `tuban --help` and the light commands start fast
-const commands = () => import('../commands.ts');
+const commands = () => import('../commands.tools.ts');
 import { patchListText } from '../format.ts';
 import { context, month, num, states } from '../options.ts';
 
