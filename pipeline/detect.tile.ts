@@ -53,12 +53,12 @@ export async function detectTile(input: DetectInput): Promise<ChangeProbability>
  * Change probability for one part (window range) of a scene, in bounded memory: the part is grown
  * by `marginPx` (default partMarginPx) on every side inside the scene, so windows at its edges
  * still see context, run like detectTile, and cropped back to the part grown by `haloPx` (default
- * 0; grownRegion(region, …, haloPx) is the window returned), for work that needs a few pixels of
- * the neighbours (the mask's opening).
+ * 0), for work that needs a few pixels of the neighbours (the mask's opening). `window` says
+ * which pixels of the scene the result covers.
  */
 export async function detectRegion(
   input: DetectInput & { region: WindowPx; marginPx?: number; haloPx?: number },
-): Promise<ChangeProbability> {
+): Promise<ChangeProbability & { window: WindowPx }> {
   const { region } = input;
   const info = input.after.info;
   const haloPx = input.haloPx ?? 0;
@@ -66,7 +66,8 @@ export async function detectRegion(
   const grown = grownRegion(region, info.widthPx, info.heightPx, marginPx);
   const kept = grownRegion(region, info.widthPx, info.heightPx, haloPx);
   const view = new WindowView(input.after, grown);
-  return detectCropped({ ...input, after: view }, { ...kept, x: kept.x - grown.x, y: kept.y - grown.y });
+  const r = await detectCropped({ ...input, after: view }, { ...kept, x: kept.x - grown.x, y: kept.y - grown.y });
+  return { ...r, window: kept };
 }
 
 /** Context a part is read with on every side (px): the model's window overlap, and at least 32. */

@@ -1,14 +1,13 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
-import { detectRegion, grownRegion, releaseProbability } from '../pipeline/detect.tile.ts';
+import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { StageTimer, type Logger } from '../core/log.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
-import type { WindowPx } from '../pipeline/window.grid.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
 import { batchTiles, setBatchStatus, updateTile, type BatchSummary } from '../store/batch.ts';
 import { runDiff } from '../store/batch.diff.ts';
@@ -98,7 +97,6 @@ async function runPart(
   const opened: TileSource[] = [];
   let detected: Awaited<ReturnType<typeof detectRegion>>;
   const openingPx = Math.round(ctx.config.TUBAN_OPENING_M / ctx.config.TUBAN_GSD_M);
-  let halo: WindowPx;
   try {
     const after = await timer.time('read', () => GeoTiffSource.open(job.path));
     opened.push(after);
@@ -110,7 +108,6 @@ async function runPart(
     }
     // detectRegion adds its own read / infer / blend times to the timer's; the probability comes with
     // a halo of twice the opening radius around the part, so the part's mask opens as the whole scene's would
-    halo = grownRegion(part, after.info.widthPx, after.info.heightPx, 2 * openingPx);
     detected = await detectRegion({
       haloPx: 2 * openingPx,
       after,
@@ -127,6 +124,7 @@ async function runPart(
   await faultPause(ctx.config, 'detect');
   ctx.log.info('Part:Detected', { batchId, imageryId, part: partNo, path: job.path, windows: detected.windows });
   const gt = job.geotransform.map(Number) as unknown as GeoTransform;
+  const halo = detected.window;
   at.stage = 'vectorize';
   const features = await timer.time('vectorize', () =>
     vectorizeRaster(detected.probability, halo.width, halo.height, gt, {
