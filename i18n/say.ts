@@ -60,6 +60,18 @@ export function render(s: Said, locale: Locale = DEFAULT_LOCALE): string {
   });
 }
 
+/**
+ * Adds a catalogue message to a zod refinement as a custom issue: its English words as the issue's
+ * message (logs, the CLI), the message itself in `params.say` for the server to say in the reader's
+ * language (server/refusals.ts). `ctx` is zod's refinement context; no zod import is needed here.
+ */
+export function addSaidIssue(
+  ctx: { addIssue(issue: { code: 'custom'; message: string; params: { say: Said } }): void },
+  said: Said,
+): void {
+  ctx.addIssue({ code: 'custom', message: render(said, 'en'), params: { say: said } });
+}
+
 /** The English words of a message without values, for texts that must be plain strings (zod schemas). */
 export const en = (key: MessageKey): string => MESSAGES.en[key];
 

@@ -1,4 +1,4 @@
-import { en, render, say } from '../i18n/say.ts';
+import { en, addSaidIssue, say } from '../i18n/say.ts';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -62,9 +62,7 @@ export const RowId = (what: string) =>
   z
     .string()
     .superRefine((v, ctx) => {
-      const problem = say('form_whole_number', { what });
-      if (!/^\d{1,15}$/.test(v))
-        ctx.addIssue({ code: 'custom', message: render(problem, 'en'), params: { say: problem } });
+      if (!/^\d{1,15}$/.test(v)) addSaidIssue(ctx, say('form_whole_number', { what }));
     })
     .transform(Number)
     .describe(what);

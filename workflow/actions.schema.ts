@@ -1,4 +1,4 @@
-import { en, render, say } from '../i18n/say.ts';
+import { en, addSaidIssue, say } from '../i18n/say.ts';
 import { z } from 'zod';
 import { IsoDate } from './calendar.ts';
 import { DISMISS_REASONS, FINAL_STATES, MEASURES, PATCH_STATES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
@@ -139,8 +139,7 @@ export const ExportStatusFilter = z
       } else if ((PATCH_STATES as readonly string[]).includes(n)) {
         out.add(n);
       } else {
-        const problem = say('form_status_filter', { name: n, states: PATCH_STATES.join(', ') });
-        ctx.addIssue({ code: 'custom', message: render(problem, 'en'), params: { say: problem } });
+        addSaidIssue(ctx, say('form_status_filter', { name: n, states: PATCH_STATES.join(', ') }));
         return z.NEVER;
       }
     }

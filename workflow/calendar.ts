@@ -1,4 +1,4 @@
-import { render, say, type Said } from '../i18n/say.ts';
+import { addSaidIssue, say, type Said } from '../i18n/say.ts';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BadInputError } from '../core/errors.ts';
@@ -32,7 +32,7 @@ export function dateProblem(value: string): Said | null {
 /** A date field of a request or file: the same rule as `dateProblem`, for zod schemas. */
 export const IsoDate = z.string().superRefine((v, ctx) => {
   const problem = dateProblem(v);
-  if (problem) ctx.addIssue({ code: 'custom', message: render(problem, 'en'), params: { say: problem } });
+  if (problem) addSaidIssue(ctx, problem);
 });
 
 /** Throws a bad-input error naming `field` unless `value` is a usable date. */
