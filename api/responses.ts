@@ -189,6 +189,10 @@ export const PatchDetailBody = z.looseObject({
   merged_into: z.string().nullable(),
   allowed_actions: z.array(z.string()),
   geometry: z.unknown().describe('GeoJSON geometry in lon/lat (EPSG:4326)'),
+  lon: z
+    .number()
+    .describe('a point inside the patch (its stored centroid, ST_PointOnSurface), as the exports print it'),
+  lat: z.number(),
   history: z.array(PatchEvent),
   observations: z.array(PatchObservation),
   evidence: z.array(EvidenceItem),

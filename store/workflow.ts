@@ -64,7 +64,13 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<P
       .where({ patch_id: p.id })
       .orderBy('id')
       .select('id', 'filename', 'content_type', 'bytes', 'note', 'uploaded_at', 'taken_at', 'lon', 'lat'),
-    db.raw('select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g from patch where id = ?', [p.id]),
+    db.raw(
+      `select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g,
+              round(ST_X(ST_Transform(centroid, 4326))::numeric, 7)::float8 as lon,
+              round(ST_Y(ST_Transform(centroid, 4326))::numeric, 7)::float8 as lat
+       from patch where id = ?`,
+      [p.id],
+    ),
   ]);
   const rebuiltOf = p.rebuilt_of ? (await db('patch').where({ id: p.rebuilt_of }).first('code'))?.code : null;
   return {
@@ -99,6 +105,8 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<P
     merged_into: p.merged_into ? (await db('patch').where({ id: p.merged_into }).first('code'))?.code : null,
     allowed_actions: allowedMoves(p.status as PatchStatus, user.role).map((m) => m.action),
     geometry: geom.rows[0].g,
+    lon: geom.rows[0].lon,
+    lat: geom.rows[0].lat,
     history,
     observations,
     evidence,

@@ -48,6 +48,15 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
     expect((await call(null, 'GET', '/api/patches', undefined, zh)).json().message).toMatch(/^请先登录/);
   });
 
+  it("gives a patch's place as the list and the exports do: its stored centroid in lon/lat", async () => {
+    const detail = (await call('dianqian', 'GET', `/api/patches/${OWN}`)).json();
+    const row = (await call('dianqian', 'GET', '/api/patches?month=2024-03'))
+      .json()
+      .patches.find((p: { code: string }) => p.code === OWN);
+    expect([detail.lon, detail.lat]).toEqual([row.lon, row.lat]);
+    expect(detail.lon).toBeGreaterThan(117);
+  });
+
   it('permission matrix: town users never see or touch another town, in lists, counts, details, actions, evidence or reports', async () => {
     const roles = ['ana', 'sup', 'adm', 'dianqian', 'heshan'] as const;
     const townOf: Record<string, string | null> = {

@@ -1,29 +1,10 @@
 /**
- * Where a patch is, for an inspector on the way there: its centre in lon/lat (CGCS2000, which agrees
+ * Where a patch is, for an inspector on the way there: a point inside it in lon/lat (the one the exports print) (CGCS2000, which agrees
  * with WGS 84 to the centimetre at this scale), links that open a navigation app, and the distance
  * from the phone's own position when the user asks for it.
  */
 import { html, type TemplateResult } from 'lit-html';
 import { ui } from '../locale.ts';
-
-type Ring = number[][];
-
-/** The centre of a polygon's bounding box (lon, lat), from GeoJSON in EPSG:4326; null without geometry. */
-export function centreOf(geometry: unknown): [number, number] | null {
-  const g = geometry as { type?: string; coordinates?: unknown } | null;
-  if (!g?.coordinates) return null;
-  const rings: Ring[] =
-    g.type === 'Polygon'
-      ? (g.coordinates as Ring[])
-      : g.type === 'MultiPolygon'
-        ? (g.coordinates as Ring[][]).flat()
-        : [];
-  const pts = rings.flat();
-  if (!pts.length) return null;
-  const xs = pts.map((p) => p[0]);
-  const ys = pts.map((p) => p[1]);
-  return [(Math.min(...xs) + Math.max(...xs)) / 2, (Math.min(...ys) + Math.max(...ys)) / 2];
-}
 
 /** Great-circle distance in metres. */
 export function distanceM([lon1, lat1]: [number, number], [lon2, lat2]: [number, number]): number {

@@ -9,7 +9,7 @@ import { api, download, path, post, showImage } from '../api.ts';
 import { actionForm, field, requestKey } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
 import { ACTION_HINTS } from '../components/hints.ts';
-import { centreOf, distanceM, locationCard } from '../components/location.ts';
+import { distanceM, locationCard } from '../components/location.ts';
 import { attributes, photoWhereWhen, summarise } from '../components/patch-facts.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
@@ -31,8 +31,8 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     here: null as { distanceM?: number; error?: string } | null,
   };
   const locate = () => {
-    const centre = centreOf(p.geometry);
-    if (!centre || !navigator.geolocation) {
+    const centre: [number, number] = [p.lon, p.lat];
+    if (!navigator.geolocation) {
       view.here = { error: ui('location_unsupported') };
       return draw();
     }
@@ -129,7 +129,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   };
   const draw = () => {
     const actions = p.allowed_actions;
-    const centre = centreOf(p.geometry);
+    const centre: [number, number] = [p.lon, p.lat];
     render(
       html`<p><a href="#/map">${ui('patch_back')}</a></p>
         <h2 id="patch-code">${p.code} ${statusBadge(p)}</h2>
@@ -181,7 +181,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
             </div>
           </div>
           <div>
-            ${centre ? locationCard(p.code, centre, view.here, locate) : nothing}
+            ${locationCard(p.code, centre, view.here, locate)}
             <div class="card actions">
               <h3>${ui('patch_actions')}</h3>
               ${
