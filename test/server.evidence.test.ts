@@ -79,8 +79,10 @@ describe('workflow HTTP API: evidence, notes and exports', () => {
         `/api/export?month=2024-03&format=csv${status === undefined ? '' : `&status=${status}`}`,
       );
       expect(r.statusCode, r.body).toBe(200);
+      names.push(decodeURIComponent(/filename\*=UTF-8''(.+)$/.exec(String(r.headers['content-disposition']))![1]));
       return r.body;
     };
+    const names: string[] = [];
     const all = await csv();
     expect(all).toContain('350206-202403-0005');
     const open = await csv('open');
@@ -89,6 +91,12 @@ describe('workflow HTTP API: evidence, notes and exports', () => {
     expect(open).toContain('350206-202403-0003');
     expect(open).not.toContain('350206-202403-0001'); // another town's, as ever
     expect(await csv('closed')).toContain('350206-202403-0005');
+    // the file says which patches it holds
+    expect(names).toEqual([
+      '350206001_殿前街道_2024-03.csv',
+      '350206001_殿前街道_2024-03_open.csv',
+      '350206001_殿前街道_2024-03_closed.csv',
+    ]);
     const bad = await call('dianqian', 'GET', '/api/export?month=2024-03&format=csv&status=open,finished');
     expect(bad.statusCode).toBe(400);
     expect(bad.json().message).toMatch(/"finished" is not a patch state/);

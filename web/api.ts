@@ -30,8 +30,8 @@ export const session = {
   onSignedOut: () => {},
 };
 
-/** GET (or `init`'s method) `path` as JSON of type T; a Blob for images and files; null for 204. */
-export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+/** The answer to `path` (GET, or `init`'s method) with the user's token and language; refusals as ApiError. */
+async function request(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
   const token = session.token;
   if (token) headers.set('authorization', `Bearer ${token}`);
@@ -48,6 +48,12 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
     const body = (await res.json().catch(() => ({ message: res.statusText }))) as Partial<ErrorBody>;
     throw new ApiError(res.status, body.message ?? res.statusText, body);
   }
+  return res;
+}
+
+/** GET (or `init`'s method) `path` as JSON of type T; a Blob for images and files; null for 204. */
+export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const res = await request(path, init);
   if (res.status === 204) return null as T;
   const type = res.headers.get('content-type') ?? '';
   return (type.includes('json') ? res.json() : res.blob()) as Promise<T>;
@@ -77,13 +83,15 @@ export async function showImage(img: HTMLImageElement, path: string, empty = '')
   return true;
 }
 
-/** Download a file behind the token under `name`. */
-export async function download(path: string, name: string): Promise<void> {
-  const url = await blobUrl(path);
-  if (!url) return;
+/** Download a file behind the token, under the name the server gives it (Content-Disposition filename*). */
+export async function download(path: string): Promise<void> {
+  const res = await request(path);
+  if (res.status === 204) return;
+  const named = /filename\*=UTF-8''([^;]+)/i.exec(res.headers.get('content-disposition') ?? '');
+  const url = URL.createObjectURL(await res.blob());
   const link = document.createElement('a');
   link.href = url;
-  link.download = name;
+  link.download = named ? decodeURIComponent(named[1]) : (path.split('/').pop()?.split('?')[0] ?? 'download');
   link.click();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

@@ -11,6 +11,7 @@ import { exportPatches } from '../../store/export.ts';
 import { ExportStatusFilter, TownCode } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
 import { townName } from '../../store/layers.ts';
+import { FINAL_STATES, PATCH_STATES } from '../../workflow/lifecycle.ts';
 
 const ExportQuery = z.object({
   month: MonthString,
@@ -115,7 +116,7 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
         file,
         type: CONTENT_TYPE[q.format],
         cleanup,
-        name: await downloadFileName(req, q.month, q.town ?? null, ext),
+        name: await downloadFileName(req, q.month, q.town ?? null, ext, q.status ?? null),
       };
     } catch (err) {
       cleanup();
@@ -125,13 +126,26 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
 
   /**
    * The file's name as a yearly register files it: town code, town name and month
-   * (350206001_殿前街道_2024-03.gpkg), or the month alone for all towns.
+   * (350206001_殿前街道_2024-03.gpkg), or the month alone for all towns; a list of some states only
+   * says so (…_2024-03_open.xlsx for the unfinished ones, else the states joined by -).
    */
-  async function downloadFileName(req: FastifyRequest, month: string, town: string | null, ext: string) {
+  async function downloadFileName(
+    req: FastifyRequest,
+    month: string,
+    town: string | null,
+    ext: string,
+    states: string[] | null,
+  ) {
     const me = ctx.me(req);
     const code = town ?? (me.role === 'town' ? me.townCode : null);
-    if (!code) return safeName(`${month}.${ext}`);
-    const name = await townName(db, code);
-    return safeName(name ? `${code}_${name}_${month}.${ext}` : `${code}_${month}.${ext}`);
+    const name = code ? await townName(db, code) : null;
+    const stem = code ? (name ? `${code}_${name}_${month}` : `${code}_${month}`) : month;
+    const open = PATCH_STATES.filter((s) => !FINAL_STATES.includes(s));
+    const only = !states
+      ? ''
+      : states.length === open.length && open.every((s) => states.includes(s))
+        ? '_open'
+        : `_${states.join('-')}`;
+    return safeName(`${stem}${only}.${ext}`);
   }
 }

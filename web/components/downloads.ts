@@ -8,11 +8,11 @@ import { download } from '../api.ts';
 import { ui } from '../locale.ts';
 import { errorMessage } from './message.ts';
 
-const FILES: [format: string, ext: string, label: UiKey][] = [
-  ['xlsx', 'xlsx', 'downloads_xlsx'],
-  ['pdf', 'pdf', 'downloads_pdf'],
-  ['gpkg', 'gpkg', 'downloads_gpkg'],
-  ['shp', 'zip', 'downloads_shp'],
+const FILES: [format: string, label: UiKey][] = [
+  ['xlsx', 'downloads_xlsx'],
+  ['pdf', 'downloads_pdf'],
+  ['gpkg', 'downloads_gpkg'],
+  ['shp', 'downloads_shp'],
 ];
 
 export interface DownloadsState {
@@ -28,7 +28,7 @@ export function downloadsCard(
   state: DownloadsState,
   redraw: () => void,
 ): TemplateResult {
-  const get = async (format: string, ext: string) => {
+  const get = async (format: string) => {
     const q = new URLSearchParams({ month, format });
     if (town) q.set('town', town.code);
     if (state.status) q.set('status', state.status);
@@ -36,9 +36,8 @@ export function downloadsCard(
     state.failure = null;
     redraw();
     try {
-      // named as the server names it: town code, town name and month
-      const stem = town ? `${town.code}_${town.name}_${month}` : month;
-      await download(`/api/export?${q}`, `${stem}${state.status ? '_open' : ''}.${ext}`);
+      // named by the server: town code, town name and month (Content-Disposition)
+      await download(`/api/export?${q}`);
     } catch (err) {
       state.failure = err;
     }
@@ -62,12 +61,12 @@ export function downloadsCard(
     >
     <div class="download-buttons">
       ${FILES.map(
-        ([format, ext, label]) =>
+        ([format, label]) =>
           html`<button
             type="button"
             data-download=${format}
             ?disabled=${state.busy !== null}
-            @click=${() => void get(format, ext)}
+            @click=${() => void get(format)}
           >
             ${state.busy === format ? '…' : ''}${ui(label)}
           </button>`,

@@ -248,7 +248,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                               href="#"
                               @click=${(ev: Event) => {
                                 ev.preventDefault();
-                                void download(`/api/evidence/${e.id}`, e.filename).catch(reportError);
+                                void download(`/api/evidence/${e.id}`).catch(reportError);
                               }}
                               >${e.filename}</a
                             >
