@@ -121,14 +121,18 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
     b = rb.value;
   const both = bothValid(a, b);
   timer?.lap('read');
-  const { xs, ys, windows } = windowGrid(widthPx, heightPx, m);
+  const grid = windowGrid(widthPx, heightPx, m);
+  const { xs, ys } = grid;
+  // a window with no pixel valid on both dates is not run: its pixels all come out invalid, and
+  // its neighbours' ramps only weigh pixels of its own (a scene's nodata collar, a mosaic's holes)
+  const windows = both ? grid.windows.filter((w) => anyValidIn(both, widthPx, w)) : grid.windows;
   const blender = new Blender(widthPx, heightPx, xs, ys, m.overlapPx, crop, m.interior ? 2 : 1);
   const nb = bandIdx.length;
   const plane = xs.size * ys.size;
   // as many windows per call as fit, spread evenly over the calls (4 windows: 2 + 2, not 3 + 1): every
   // new batch shape costs onnxruntime a slow first run, 2-3 windows' worth on the bench's real scenes
   const most = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
-  const batchSize = Math.ceil(windows.length / Math.ceil(windows.length / most));
+  const batchSize = Math.max(1, Math.ceil(windows.length / Math.ceil(windows.length / most)));
   // The model runs on a thread of its own (OnnxChangeModel), so with several parts in flight one
   // part's cutting and blending overlap another's inference; the input tensors come from arrayPool
   // and go back after each batch.
@@ -177,6 +181,15 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   timer?.lap('blend');
   arrayPool.give(a.interleaved?.data, b.interleaved?.data);
   return { ...r, windows: windows.length };
+}
+
+/** Whether any pixel of `win` is set in `valid`, a mask `widthPx` wide. */
+function anyValidIn(valid: Uint8Array, widthPx: number, win: WindowPx): boolean {
+  for (let r = win.y; r < win.y + win.height; r++) {
+    const s = r * widthPx + win.x;
+    if (valid.subarray(s, s + win.width).includes(1)) return true;
+  }
+  return false;
 }
 
 /** Hands a result's planes back to arrayPool, for the next part, once nothing reads them any more. */

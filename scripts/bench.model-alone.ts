@@ -44,20 +44,21 @@ export async function modelAlone(
     const rows = await db('batch_part as p')
       .join('imagery as i', 'i.id', 'p.imagery_id')
       .where('p.batch_id', batchId)
-      .select('p.x', 'p.y', 'p.width', 'p.height', 'i.width_px', 'i.height_px');
-    // the windows detectRegion ran for each part, counted by size: each size is timed on its own
-    // (small windows cost more per pixel than full-size ones)
+      .select('p.x', 'p.y', 'p.width', 'p.height', 'p.windows', 'i.width_px', 'i.height_px');
+    // the windows detectRegion ran for each part (it skips those without data), counted by size:
+    // each size is timed on its own (small windows cost more per pixel than full-size ones)
     const sizes = new Map<string, { w: number; h: number; n: number }>();
     for (const r of rows) {
       const grown = grownRegion(r, r.width_px, r.height_px, partMarginPx(m));
       const g = windowGrid(grown.width, grown.height, m);
       const key = `${g.xs.size}x${g.ys.size}`;
       const e = sizes.get(key) ?? { w: g.xs.size, h: g.ys.size, n: 0 };
-      e.n += g.windows.length;
+      e.n += r.windows ?? g.windows.length;
       sizes.set(key, e);
     }
     let seconds = 0,
       windowPx = 0;
+    for (const [key, { n }] of sizes) if (n === 0) sizes.delete(key);
     for (const { w, h, n } of sizes.values()) {
       const [before, after] = [await read(pair.before, w, h), await read(pair.after, w, h)];
       const runs: number[] = [];

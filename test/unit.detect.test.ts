@@ -42,6 +42,29 @@ describe('detectTile', () => {
     expect(r.valid[10]).toBe(1);
   });
 
+  it('runs no window that lacks data on either date, and gives the same pixels elsewhere', async () => {
+    // windows of 32 overlapping by 8 on 100 × 70: 4 × 3; the after image has no data right of x = 60
+    // and the before image none above y = 32, so windows wholly in either hole are not run
+    const fill = (x: number, y: number) => ((x * 7 + y * 3) % 250) + 1;
+    const after = raster('after', 100, 70, GT, (x, y) => (x >= 60 ? 0 : fill(x, y)), 0);
+    const before = raster('before', 100, 70, GT, (_x, y) => (y < 32 ? 0 : 100), 0);
+    const calls: number[] = [];
+    const model = echoModel(32, 8);
+    const counting = { ...model, run: (...a: Parameters<typeof model.run>) => (calls.push(a[2]), model.run(...a)) };
+    const r = await detectTile({ after, baselines: [{ source: before }], model: counting, batchSize: 1 });
+    // the grid's starts are x 0, 24, 48, 68 and y 0, 24, 38: column 68 lies wholly right of x = 60 and
+    // row 0 wholly above y = 32, which leaves 3 × 2 of the 12 windows
+    expect(r.windows).toBe(6);
+    expect(calls.length).toBe(6);
+    expect(r.validPx).toBe(60 * 38);
+    for (let y = 0; y < 70; y++)
+      for (let x = 0; x < 100; x++) {
+        const i = y * 100 + x;
+        expect(r.valid[i]).toBe(x < 60 && y >= 32 ? 1 : 0);
+        expect(r.probability[i]).toBeCloseTo(r.valid[i] ? fill(x, y) / 255 : 0, 5);
+      }
+  });
+
   it('reuses a handed-back result for the next tile with nothing of the old one left in it', async () => {
     // 512² px: big enough for the pool; nodata on the left of the first tile, none in the second
     const first = raster('first', 512, 512, GT, (x, y) => (x < 40 ? 0 : ((x + 2 * y) % 250) + 1), 0);
