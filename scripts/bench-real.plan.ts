@@ -106,70 +106,132 @@ export function planPairs(
   });
 }
 
+/**
+ * One scene of the batch: a pair on its own, or (with mosaicking) every pair whose LEVIR-CD tile
+ * touches another's at an edge or a corner, warped together into one GeoTIFF per month. Labels
+ * stay per pair, so each image is scored as it is on its own.
+ */
+export interface RealScene {
+  name: string;
+  pairs: RealPair[];
+  tif: { before: string; after: string };
+}
+
+/** The span of a LEVIR-CD tile in longitude and in the corner file's latitude (360° / 2¹⁶). */
+const TILE_SPAN_DEG = 360 / 2 ** 16;
+
+/**
+ * The scenes for `pairs`: one per pair, or with `mosaic` one per group of pairs whose tiles touch
+ * (tile columns and rows on the corner file's grid, each at most one apart from another's), in the
+ * order of each group's first pair. A mosaic's GeoTIFFs go in `workDir`'s month folders, named by
+ * its images joined with "+".
+ */
+export function planScenes(pairs: RealPair[], mosaic: boolean, workDir: string): RealScene[] {
+  const cell = (p: RealPair) => [
+    Math.round(p.bounds.westDeg / TILE_SPAN_DEG),
+    Math.round(p.bounds.northDeg / TILE_SPAN_DEG),
+  ];
+  const group = pairs.map((_, i) => i);
+  const root = (i: number): number => (group[i] === i ? i : (group[i] = root(group[i])));
+  if (mosaic)
+    for (let i = 0; i < pairs.length; i++)
+      for (let j = i + 1; j < pairs.length; j++) {
+        const [ci, cj] = [cell(pairs[i]), cell(pairs[j])];
+        if (Math.abs(ci[0] - cj[0]) <= 1 && Math.abs(ci[1] - cj[1]) <= 1) group[root(j)] = root(i);
+      }
+  const scenes = new Map<number, RealPair[]>();
+  for (const [i, p] of pairs.entries()) scenes.set(root(i), [...(scenes.get(root(i)) ?? []), p]);
+  return [...scenes.values()].map((members) => {
+    if (members.length === 1) return { name: members[0].image, pairs: members, tif: members[0].tif };
+    const name = members.map((p) => p.image.replace(/\.[a-z]+$/i, '')).join('+');
+    return {
+      name,
+      pairs: members,
+      tif: { before: join(workDir, BASELINE_MONTH, `${name}.tif`), after: join(workDir, CURRENT_MONTH, `${name}.tif`) },
+    };
+  });
+}
+
 export interface GdalCommand {
   program: 'gdal_translate' | 'gdalwarp';
   args: string[];
 }
 
-/**
- * Two GDAL steps per raster: a VRT that gives the PNG its Web Mercator corners (EPSG:3857, square
- * pixels; no pixel copy), then a warp to UTM 14N at exactly 0.5 m on the 0.5 m grid (-tap), tiled DEFLATE. Imagery is bilinear
- * and marks the fill outside the warped image as nodata 0, so tuban leaves that corner band out;
- * labels are nearest (0/255 stay 0/255) and the fill is simply "no building".
- */
-export function warpCommands(png: string, tif: string, bounds: BoundsDeg, kind: 'image' | 'label'): GdalCommand[] {
-  const vrt = `${tif}.vrt`;
+/** A VRT that gives the PNG its Web Mercator corners (EPSG:3857, square pixels; no pixel copy). */
+function placeCommand(png: string, vrt: string, bounds: BoundsDeg): GdalCommand {
   const { westDeg, northDeg, eastDeg, southDeg } = bounds;
-  return [
-    {
-      program: 'gdal_translate',
-      args: [
-        '-q',
-        '-of',
-        'VRT',
-        '-a_srs',
-        'EPSG:3857',
-        '-a_ullr',
-        `${(westDeg * Math.PI * R) / 180}`,
-        `${mercY(northDeg)}`,
-        `${(eastDeg * Math.PI * R) / 180}`,
-        `${mercY(southDeg)}`,
-        png,
-        vrt,
-      ],
-    },
-    {
-      program: 'gdalwarp',
-      args: [
-        '-q',
-        '-overwrite',
-        '-t_srs',
-        `EPSG:${UTM_14N.epsg}`,
-        '-tr',
-        '0.5',
-        '0.5',
-        '-tap',
-        '-r',
-        kind === 'image' ? 'bilinear' : 'near',
-        ...(kind === 'image' ? ['-dstnodata', '0'] : []),
-        '-co',
-        'TILED=YES',
-        '-co',
-        'COMPRESS=DEFLATE',
-        vrt,
-        tif,
-      ],
-    },
-  ];
+  return {
+    program: 'gdal_translate',
+    args: [
+      '-q',
+      '-of',
+      'VRT',
+      '-a_srs',
+      'EPSG:3857',
+      '-a_ullr',
+      `${(westDeg * Math.PI * R) / 180}`,
+      `${mercY(northDeg)}`,
+      `${(eastDeg * Math.PI * R) / 180}`,
+      `${mercY(southDeg)}`,
+      png,
+      vrt,
+    ],
+  };
 }
 
-/** Every command for the pairs, imagery and labels. */
-export function pairCommands(pairs: RealPair[]): GdalCommand[] {
-  return pairs.flatMap((p) => [
-    ...warpCommands(p.png.before, p.tif.before, p.bounds, 'image'),
-    ...warpCommands(p.png.after, p.tif.after, p.bounds, 'image'),
-    ...warpCommands(p.png.label, p.tif.label, p.bounds, 'label'),
-  ]);
+/**
+ * A warp of placed rasters to UTM 14N at exactly 0.5 m on the 0.5 m grid (-tap), tiled DEFLATE. Imagery is bilinear
+ * and marks the fill outside the warped images as nodata 0, so tuban leaves that corner band (and a
+ * mosaic's holes) out; labels are nearest (0/255 stay 0/255) and the fill is simply "no building".
+ */
+function warpCommand(vrts: string[], tif: string, kind: 'image' | 'label'): GdalCommand {
+  return {
+    program: 'gdalwarp',
+    args: [
+      '-q',
+      '-overwrite',
+      '-t_srs',
+      `EPSG:${UTM_14N.epsg}`,
+      '-tr',
+      '0.5',
+      '0.5',
+      '-tap',
+      '-r',
+      kind === 'image' ? 'bilinear' : 'near',
+      ...(kind === 'image' ? ['-dstnodata', '0'] : []),
+      '-co',
+      'TILED=YES',
+      '-co',
+      'COMPRESS=DEFLATE',
+      ...vrts,
+      tif,
+    ],
+  };
+}
+
+/** Every command for the scenes: each pair's PNGs placed, each scene's months and each pair's label warped. */
+export function sceneCommands(scenes: RealScene[]): GdalCommand[] {
+  return scenes.flatMap((scene) => {
+    const vrt = (p: RealPair, month: 'before' | 'after') => `${p.tif[month]}.vrt`;
+    return [
+      ...scene.pairs.flatMap((p) => [
+        placeCommand(p.png.before, vrt(p, 'before'), p.bounds),
+        placeCommand(p.png.after, vrt(p, 'after'), p.bounds),
+        placeCommand(p.png.label, `${p.tif.label}.vrt`, p.bounds),
+        warpCommand([`${p.tif.label}.vrt`], p.tif.label, 'label'),
+      ]),
+      warpCommand(
+        scene.pairs.map((p) => vrt(p, 'before')),
+        scene.tif.before,
+        'image',
+      ),
+      warpCommand(
+        scene.pairs.map((p) => vrt(p, 'after')),
+        scene.tif.after,
+        'image',
+      ),
+    ];
+  });
 }
 
 /** A town layer (GeoJSON, EPSG:4326): one rectangle over every pair's bounds plus a margin. */

@@ -19,6 +19,10 @@ export interface RealBenchResult {
   environment: Record<string, string>;
   model: { dir: string; name: string; version: string; threshold: number };
   images: string[];
+  /** The images of the split's validation set among them: never trained on. */
+  validationImages: string[];
+  /** The scenes the images were warped into (one per image, or mosaics of touching images). */
+  scenes: string[];
   batch: { id: number; status: string; tiles: number; failedTiles: number; changePolygons: number; patches: number };
   km2: number;
   currentMpx: number;
@@ -36,6 +40,8 @@ export interface RealBenchResult {
   modelAlone: ModelAlone | null;
   perImage: ImageScore[];
   total: ImageScore;
+  /** The validation images' rows added up. */
+  validationTotal: ImageScore;
   /** Share of buildings found, and of patches true (0–1; null when there are none). */
   foundShare: number | null;
   trueShare: number | null;
@@ -70,6 +76,12 @@ export function reportText(r: RealBenchResult): string {
     );
   lines.push(`model: ${r.model.name} ${r.model.version} (${r.model.dir}), threshold ${r.model.threshold}`);
   lines.push(`images (${r.images.length}): ${r.images.join(', ')}`);
+  if (r.scenes.length !== r.images.length) lines.push(`scenes (${r.scenes.length}): ${r.scenes.join(', ')}`);
+  const trained = r.images.length - r.validationImages.length;
+  if (trained)
+    lines.push(
+      `${trained} of the images (marked *) are not in the split's validation set: the model may have been trained on them`,
+    );
   lines.push(
     `covered: ${r.km2.toFixed(3)} km² (LEVIR-CD footprints on the ellipsoid); current month ${r.currentMpx.toFixed(1)} Mpx after the warp to UTM 14N at 0.5 m`,
   );
@@ -109,10 +121,17 @@ export function reportText(r: RealBenchResult): string {
   lines.push(
     `${'image'.padEnd(16)}${'km²'.padStart(7)}${'buildings'.padStart(11)}${'found'.padStart(7)}${'% found'.padStart(9)}${'patches'.padStart(9)}${'true'.padStart(6)}${'% true'.padStart(9)}`,
   );
+  const mark = (image: string | null) =>
+    image === null
+      ? '(outside)'
+      : trained && r.images.includes(image) && !r.validationImages.includes(image)
+        ? `${image} *`
+        : image;
   const row = (s: ImageScore) =>
-    `${(s.image ?? '(outside)').padEnd(16)}${s.km2.toFixed(3).padStart(7)}${String(s.buildings).padStart(11)}${String(s.found).padStart(7)}${pct(share(s.found, s.buildings)).padStart(9)}` +
+    `${mark(s.image).padEnd(16)}${s.km2.toFixed(3).padStart(7)}${String(s.buildings).padStart(11)}${String(s.found).padStart(7)}${pct(share(s.found, s.buildings)).padStart(9)}` +
     `${String(s.patches).padStart(9)}${String(s.truePatches).padStart(6)}${pct(share(s.truePatches, s.patches)).padStart(9)}`;
   for (const s of r.perImage) lines.push(row(s));
+  if (trained && r.validationImages.length) lines.push(row({ ...r.validationTotal, image: 'validation' }));
   lines.push(row(r.total));
   return lines.join('\n');
 }
