@@ -101,9 +101,9 @@ export function errorKindOf(err: unknown): ErrorKind {
   return err instanceof TubanError ? err.kind : 'transient';
 }
 
-/** Short reason code for summaries: the BadInputError code, or the error kind. */
+/** Short reason code for summaries: the BadInputError code, a code its detail names (`unreachable`), or the error kind. */
 export function errorCodeOf(err: unknown): string {
   if (err instanceof BadInputError) return err.code;
-  if (err instanceof TubanError) return err.kind;
+  if (err instanceof TubanError) return typeof err.detail.code === 'string' ? err.detail.code : err.kind;
   return 'error';
 }

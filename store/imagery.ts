@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { crsLabel } from '../core/crs.ts';
 import { BadInputError, errorCodeOf } from '../core/errors.ts';
+import { isRemote, remoteError, remoteSettings, s3Client } from '../pipeline/io/byte.source.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { writePreview } from '../pipeline/io/preview.ts';
 import { gsdMetres, pixelToWorld } from '../pipeline/geotransform.ts';
@@ -30,8 +31,53 @@ export interface RefusedImage {
   reason: string;
 }
 
-/** Expand files and folders into the GeoTIFFs they hold, sorted. */
-export function listTiffs(inputs: string[]): string[] {
+/**
+ * Expand files, folders and URLs into the GeoTIFFs they hold, sorted: a folder or an S3 prefix
+ * (`s3://bucket/prefix/`) gives every .tif/.tiff under it; a file or an http(s):// URL is itself.
+ */
+export async function listTiffs(inputs: string[]): Promise<{ paths: string[]; refused: RefusedImage[] }> {
+  const remote: string[] = [];
+  const refused: RefusedImage[] = [];
+  for (const i of inputs.filter(isRemote))
+    try {
+      remote.push(...(await listRemote(i)));
+    } catch (err) {
+      refused.push({ path: i, code: errorCodeOf(err), reason: (err as Error).message });
+    }
+  return { paths: [...listLocalTiffs(inputs.filter((i) => !isRemote(i))), ...[...new Set(remote)].sort()], refused };
+}
+
+const TIFF_NAME = /\.tiff?$/i;
+
+/** An S3 prefix listed (ListObjectsV2, every page), or a single URL. */
+async function listRemote(location: string): Promise<string[]> {
+  if (!/^s3:\/\//i.test(location) || TIFF_NAME.test(location)) return [location];
+  const url = new URL(location);
+  const bucket = url.hostname,
+    prefix = decodeURIComponent(url.pathname.slice(1));
+  const { ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const client = await s3Client(remoteSettings());
+  const out: string[] = [];
+  let token: string | undefined;
+  try {
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) if (o.Key && TIFF_NAME.test(o.Key)) out.push(`s3://${bucket}/${o.Key}`);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  } catch (err) {
+    throw remoteError(location, err);
+  }
+  if (out.length === 0)
+    throw new BadInputError('no_imagery', `${location}: no .tif or .tiff objects under this prefix`, {
+      file: location,
+    });
+  return out;
+}
+
+function listLocalTiffs(inputs: string[]): string[] {
   const out: string[] = [];
   const walk = (p: string) => {
     const st = statSync(p, { throwIfNoEntry: false });
@@ -66,18 +112,22 @@ export async function registerImagery(
   checkMonth(month, '--month');
   const date = acquiredOn ?? `${month}-01`;
   const registered: RegisteredImage[] = [];
+  const { paths, refused: unlisted } = await listTiffs(inputs);
   const refused: RefusedImage[] = [];
-  for (const path of listTiffs(inputs)) {
+  const refuse = async (r: RefusedImage) => {
+    refused.push(r);
+    await db('imagery_refusal')
+      .insert({ month, ...r })
+      .onConflict(['month', 'path'])
+      .merge(['code', 'reason', 'refused_at']);
+  };
+  for (const r of unlisted) await refuse(r);
+  for (const path of paths) {
     try {
       registered.push(await registerOne(db, config, month, path, date));
       await db('imagery_refusal').where({ month, path }).delete(); // repaired since
     } catch (err) {
-      const r = { path, code: errorCodeOf(err), reason: (err as Error).message };
-      refused.push(r);
-      await db('imagery_refusal')
-        .insert({ month, ...r })
-        .onConflict(['month', 'path'])
-        .merge(['code', 'reason', 'refused_at']);
+      await refuse({ path, code: errorCodeOf(err), reason: (err as Error).message });
     }
   }
   return { registered, refused };
@@ -138,7 +188,8 @@ async function registerOne(
       month,
       path,
       acquired_on: acquiredOn,
-      file_bytes: statSync(path).size,
+      file_bytes: src.bytes.size,
+      etag: src.bytes.etag,
       width_px: info.widthPx,
       height_px: info.heightPx,
       band_count: info.bandCount,

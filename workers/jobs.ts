@@ -32,10 +32,19 @@ interface PartJobRow {
   width: number | null;
   height: number;
   path: string;
+  /** Size and ETag at registration: a file that has changed since is refused. */
+  file_bytes: string | null;
+  etag: string | null;
   stretch: BandStretch | null;
   geotransform: number[];
   srid: number;
-  baselines: { id: number; path: string; stretch: BandStretch | null }[];
+  baselines: {
+    id: number;
+    path: string;
+    file_bytes: number | null;
+    etag: string | null;
+    stretch: BandStretch | null;
+  }[];
 }
 
 /** Smallest piece kept per part (m²): specks below this are noise; seam pieces above it are kept for merging. */
@@ -98,11 +107,15 @@ async function runPart(
   let detected: Awaited<ReturnType<typeof detectRegion>>;
   const openingPx = Math.round(ctx.config.TUBAN_OPENING_M / ctx.config.TUBAN_GSD_M);
   try {
-    const after = await timer.time('read', () => GeoTiffSource.open(job.path));
+    const after = await timer.time('read', () =>
+      GeoTiffSource.open(job.path, { expect: { bytes: Number(job.file_bytes), etag: job.etag } }),
+    );
     opened.push(after);
     const baseSources: BaselineTile[] = [];
     for (const b of job.baselines) {
-      const s = await timer.time('read', () => GeoTiffSource.open(b.path));
+      const s = await timer.time('read', () =>
+        GeoTiffSource.open(b.path, { expect: { bytes: b.file_bytes, etag: b.etag } }),
+      );
       opened.push(s);
       baseSources.push({ source: s, stretch: b.stretch });
     }

@@ -1,10 +1,10 @@
-import { stat } from 'node:fs/promises';
-import { fromFile, type GeoTIFF, type GeoTIFFImage } from 'geotiff';
+import { GeoTIFF, type GeoTIFFImage } from 'geotiff';
 import { crsFromGeoKeys, type GeoKeys } from '../../core/crs.ts';
+import { checkUnchanged, openByteSource, type ByteSource } from './byte.source.ts';
 import { checkTiffStructure } from './tiff.structure.ts';
 import { FastTiffReader } from './tiff.fastread.ts';
 import { TiffTags } from './tiff.tags.ts';
-import { BadInputError } from '../../core/errors.ts';
+import { BadInputError, TubanError } from '../../core/errors.ts';
 import type { GeoTransform } from '../geotransform.ts';
 import { checkWindow, type BandArray, type RasterInfo, type SampleType, type TileSource } from '../raster.source.ts';
 import type { WindowPx } from '../window.grid.ts';
@@ -12,8 +12,9 @@ import type { WindowPx } from '../window.grid.ts';
 const RASTER_PIXEL_IS_POINT = 2;
 
 /**
- * A GeoTIFF read window by window through geotiff.js (only the strips/tiles a window touches
- * are read and decoded). Open with `openGeoTiff`; close when done.
+ * A GeoTIFF read window by window (only the strips/tiles a window touches are read and decoded),
+ * by FastTiffReader for the common 8-bit layouts and by geotiff.js for the rest, from a local
+ * file, an HTTP(S) URL or an S3 object (byte.source.ts). Open with `GeoTiffSource.open`; close when done.
  */
 export class GeoTiffSource implements TileSource {
   private readonly ycbcr: boolean;
@@ -23,19 +24,40 @@ export class GeoTiffSource implements TileSource {
     private readonly tiff: GeoTIFF,
     private readonly image: GeoTIFFImage,
     private readonly fast: FastTiffReader | null,
+    /** Where the bytes come from: its requests and bytes say what reading cost. */
+    readonly bytes: ByteSource,
   ) {
     this.ycbcr = new TiffTags(image).number('PhotometricInterpretation', 2) === 6;
   }
 
-  /** `maxPixels`: refuse images larger than this (registration passes TUBAN_MAX_IMAGE_MPX). */
-  static async open(file: string, opts: { maxPixels?: number } = {}): Promise<GeoTiffSource> {
-    await checkTiffStructure(file, opts.maxPixels);
+  /**
+   * `file`: a path, an http(s):// URL or s3://bucket/key. `maxPixels`: refuse images larger than
+   * this (registration passes TUBAN_MAX_IMAGE_MPX). `expect`: the size and ETag registration saw;
+   * a readable file that no longer has them is refused (changed_since_registration; a damaged one
+   * is refused as corrupt first, the more telling reason).
+   */
+  static async open(
+    file: string,
+    opts: { maxPixels?: number; expect?: { bytes?: number | null; etag?: string | null } } = {},
+  ): Promise<GeoTiffSource> {
+    const bytes = await openByteSource(file);
+    try {
+      const src = await GeoTiffSource.openBytes(file, bytes, opts.maxPixels);
+      if (opts.expect) checkUnchanged(bytes, opts.expect);
+      return src;
+    } catch (err) {
+      await bytes.close(); // a refused file keeps no descriptor open
+      throw err;
+    }
+  }
+
+  private static async openBytes(file: string, bytes: ByteSource, maxPixels?: number): Promise<GeoTiffSource> {
+    await checkTiffStructure(bytes, maxPixels);
     let tiff: GeoTIFF;
     try {
-      tiff = await fromFile(file);
+      tiff = await GeoTIFF.fromSource(geotiffSourceOf(bytes));
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new BadInputError('file_missing', `${file}: no such file`, { file }, { cause: err });
+      if (err instanceof TubanError) throw err;
       throw new BadInputError(
         'corrupt_tiff',
         `${file}: not a readable TIFF (${(err as Error).message})`,
@@ -48,6 +70,7 @@ export class GeoTiffSource implements TileSource {
       try {
         image = await tiff.getImage(0);
       } catch (err) {
+        if (err instanceof TubanError) throw err;
         throw new BadInputError(
           'corrupt_tiff',
           `${file}: not a readable TIFF (${(err as Error).message})`,
@@ -57,10 +80,10 @@ export class GeoTiffSource implements TileSource {
       }
       const info = rasterInfoOf(file, image);
       checkCompression(file, image);
-      const blocks = await checkDataWithinFile(file, image);
-      return new GeoTiffSource(info, tiff, image, await FastTiffReader.forImage(file, image, blocks));
+      const blocks = await checkDataWithinFile(file, image, bytes.size);
+      return new GeoTiffSource(info, tiff, image, FastTiffReader.forImage(bytes, image, blocks), bytes);
     } catch (err) {
-      await tiff.close?.(); // a refused file keeps no descriptor open
+      await tiff.close?.();
       throw err;
     }
   }
@@ -78,6 +101,7 @@ export class GeoTiffSource implements TileSource {
       const rasters = await this.image.readRasters({ window, samples: bands, interleave: false });
       return Array.from(rasters as unknown as BandArray[]);
     } catch (err) {
+      if (err instanceof TubanError) throw err;
       throw this.undecodable(win, err);
     }
   }
@@ -99,14 +123,39 @@ export class GeoTiffSource implements TileSource {
     try {
       return { data: await this.fast.readInterleaved(win), samples: this.info.bandCount };
     } catch (err) {
+      if (err instanceof TubanError) throw err;
       throw this.undecodable(win, err);
     }
   }
 
   async close(): Promise<void> {
-    await this.fast?.close();
     await this.tiff.close?.();
+    await this.bytes.close();
   }
+}
+
+/** geotiff.js's source interface over a ByteSource: its header, IFD and block reads go the same way as ours. */
+function geotiffSourceOf(bytes: ByteSource): Parameters<typeof GeoTIFF.fromSource>[0] {
+  const whole = (u: Uint8Array): ArrayBuffer =>
+    u.byteOffset === 0 && u.byteLength === u.buffer.byteLength
+      ? (u.buffer as ArrayBuffer)
+      : (u.slice().buffer as ArrayBuffer);
+  return {
+    fetch: (slices) =>
+      Promise.all(
+        slices.map(async (s) =>
+          whole(await bytes.read(s.offset, Math.max(0, Math.min(s.length, bytes.size - s.offset)))),
+        ),
+      ),
+    fetchSlice: async (slice) => ({
+      ...slice,
+      data: whole(await bytes.read(slice.offset, Math.max(0, Math.min(slice.length, bytes.size - slice.offset)))),
+    }),
+    get fileSize() {
+      return bytes.size;
+    },
+    close: async () => {},
+  };
 }
 
 /** TIFF compression codes geotiff.js decodes in Node (WebP needs a browser; LZMA and JPEG 2000 are not implemented). */
@@ -148,6 +197,7 @@ function checkCompression(file: string, image: GeoTIFFImage): void {
 async function checkDataWithinFile(
   file: string,
   image: GeoTIFFImage,
+  size: number,
 ): Promise<{ offsets: ArrayLike<number>; counts: ArrayLike<number> }> {
   const tags = new TiffTags(image);
   const [offTag, cntTag] = tags.has('TileOffsets')
@@ -160,7 +210,6 @@ async function checkDataWithinFile(
       { file },
     );
   const [offsets, counts] = await Promise.all([tags.load(offTag), tags.load(cntTag)]);
-  const size = (await stat(file)).size;
   let end = 0;
   for (let i = 0; i < offsets.length; i++) end = Math.max(end, Number(offsets[i]) + Number(counts[i]));
   if (end > size) {

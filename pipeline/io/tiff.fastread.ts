@@ -1,4 +1,3 @@
-import { open, type FileHandle } from 'node:fs/promises';
 import sharp from 'sharp';
 import { inflate } from 'node:zlib';
 import type { GeoTIFFImage } from 'geotiff';
@@ -6,19 +5,20 @@ import type { WindowPx } from '../window.grid.ts';
 import { lzwDecode } from './tiff.lzw.ts';
 import { TiffTags } from './tiff.tags.ts';
 import { arrayPool } from '../array.pool.ts';
+import type { ByteSource } from './byte.source.ts';
 
 /**
  * A direct reader for the most common delivery layout: 8-bit unsigned, pixel-interleaved
  * (PlanarConfiguration 1), uncompressed, DEFLATE or LZW, with or without horizontal differencing
- * (Predictor 2), tiled or striped. Blocks are read with positional reads, many at a time,
+ * (Predictor 2), tiled or striped. Blocks are read with positional reads (or, remote, ranged
+ * requests for runs of neighbouring blocks: ByteSource.prefetch), many at a time,
  * inflated by Node's zlib on libuv's thread pool (LZW by tiff.lzw.ts), and handed over as stored
  * (readInterleaved) or de-interleaved in one pass (read): several times faster than geotiff.js,
  * which decodes in JavaScript and copies sample by sample. Anything else goes through geotiff.js.
  */
 export class FastTiffReader {
   private constructor(
-    private readonly file: string,
-    private readonly fh: FileHandle,
+    private readonly bytes: ByteSource,
     private readonly width: number,
     private readonly height: number,
     private readonly spp: number,
@@ -32,11 +32,11 @@ export class FastTiffReader {
   ) {}
 
   /** A reader when the image's layout is one this handles, else null. `blocks`: its strip or tile offsets and byte counts. */
-  static async forImage(
-    file: string,
+  static forImage(
+    bytes: ByteSource,
     image: GeoTIFFImage,
     blocks: { offsets: ArrayLike<number>; counts: ArrayLike<number> },
-  ): Promise<FastTiffReader | null> {
+  ): FastTiffReader | null {
     const tags = new TiffTags(image);
     const spp = image.getSamplesPerPixel();
     const bits = tags.numbers('BitsPerSample') ?? [1];
@@ -65,8 +65,7 @@ export class FastTiffReader {
     const blockH = tiled ? tags.number('TileLength', 0) : Math.min(tags.number('RowsPerStrip', height), height);
     if (blockW <= 0 || blockH <= 0) return null;
     return new FastTiffReader(
-      file,
-      await open(file, 'r'),
+      bytes,
       width,
       height,
       spp,
@@ -89,10 +88,11 @@ export class FastTiffReader {
    * into three, drops or premultiplies alpha beside grey, expands palettes and inverts
    * MINISWHITE, none of which is the stored value GDAL gives; those are decoded by eachRun.
    * read() and readInterleaved() decode the same way; the tests compare both with GDAL for tiled
-   * and striped files of every such layout.
+   * and striped files of every such layout. libvips reads local files only.
    */
   private get viaLibvips(): boolean {
     return (
+      this.bytes.localPath !== null &&
       this.compression !== 'none' &&
       this.blockW !== this.width &&
       this.photometric === 2 &&
@@ -109,7 +109,7 @@ export class FastTiffReader {
       if (rgb) deinterleave3(block, src, spp, out[0], out[1], out[2], dst, n);
       else for (let k = 0; k < bands.length; k++) deinterleave1(block, src + bands[k], spp, out[k], dst, n);
     };
-    if (this.viaLibvips) split(await readWithLibvips(this.file, win, spp), 0, 0, win.width * win.height);
+    if (this.viaLibvips) split(await readWithLibvips(this.bytes.localPath!, win, spp), 0, 0, win.width * win.height);
     else await this.eachRun(win, split);
     return out;
   }
@@ -121,7 +121,7 @@ export class FastTiffReader {
    */
   async readInterleaved(win: WindowPx): Promise<Uint8Array> {
     const spp = this.spp;
-    if (this.viaLibvips) return readWithLibvips(this.file, win, spp);
+    if (this.viaLibvips) return readWithLibvips(this.bytes.localPath!, win, spp);
     const out = arrayPool.take(Uint8Array, win.width * win.height * spp);
     await this.eachRun(win, (block, src, dst, n) => out.set(block.subarray(src, src + n * spp), dst * spp));
     return out;
@@ -153,6 +153,13 @@ export class FastTiffReader {
     for (let g0 = by0; g0 <= by1; g0 += rowsAtOnce) {
       const g1 = Math.min(by1, g0 + rowsAtOnce - 1);
       const pending: Promise<Uint8Array>[] = [];
+      const wanted: { offset: number; length: number }[] = [];
+      for (let by = g0; by <= g1; by++)
+        for (let i = 0; i < across; i++) {
+          const b = by * perRow + bx0 + i;
+          wanted.push({ offset: Number(this.offsets[b]), length: Number(this.counts[b]) });
+        }
+      await this.bytes.prefetch(wanted);
       for (let by = g0; by <= g1; by++)
         for (let i = 0; i < across; i++)
           pending.push(this.block(by * perRow + bx0 + i, rowsOf(by), scratch, pending.length));
@@ -190,8 +197,8 @@ export class FastTiffReader {
       scratch[slot] = arrayPool.take(Uint8Array, Math.ceil(count / size) * size); // whole block sizes, so slots are reused across blocks and parts
     }
     const raw = scratch[slot].subarray(0, count);
-    const { bytesRead } = await this.fh.read(raw, 0, count, offset);
-    if (bytesRead !== count) throw new Error(`block ${index} ends past the end of the file`);
+    const got = await this.bytes.read(offset, count, raw);
+    if (got.length !== count) throw new Error(`block ${index} ends past the end of the file`);
     const data =
       this.compression === 'deflate'
         ? await inflateBlock(raw, size)
@@ -202,10 +209,6 @@ export class FastTiffReader {
     const block = new Uint8Array(data.buffer, data.byteOffset, size);
     if (this.predictor) undoPredictor(block, rows, this.blockW * this.spp, this.spp);
     return block;
-  }
-
-  async close(): Promise<void> {
-    await this.fh.close();
   }
 }
 

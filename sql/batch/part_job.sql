@@ -7,8 +7,8 @@ select t.status as tile_status,
        b.status as batch_status,
        b.params,
        p.x, p.y, p.width, p.height,
-       i.path, i.stretch, i.geotransform, i.srid,
-       (select coalesce(json_agg(json_build_object('id', bi.id, 'path', bi.path, 'stretch', bi.stretch) order by bi.path), '[]'::json)
+       i.path, i.file_bytes, i.etag, i.stretch, i.geotransform, i.srid,
+       (select coalesce(json_agg(json_build_object('id', bi.id, 'path', bi.path, 'file_bytes', bi.file_bytes, 'etag', bi.etag, 'stretch', bi.stretch) order by bi.path), '[]'::json)
           from imagery bi where bi.id = any (t.baseline_ids)) as baselines
 from batch_tile t
 join batch b on b.id = t.batch_id
