@@ -40,7 +40,7 @@ export function setupCommands(program: Command): void {
     .command('imagery')
     .description('imagery')
     .command('register <paths...>')
-    .description("register a month's GeoTIFFs (files or folders)")
+    .description("register a month's GeoTIFFs: files, folders, s3://bucket/prefix/ or http(s):// URLs")
     .requiredOption('--month <YYYY-MM>', 'month of the imagery', month)
     .option('--date <YYYY-MM-DD>', 'acquisition date (default: first day of the month)', isoDate('--date'))
     .action(async (paths: string[], o: { month: string; date?: string }) => {

@@ -1,0 +1,212 @@
+import { copyFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../config/env.ts';
+import { remoteTotals } from '../pipeline/io/byte.source.ts';
+import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
+import type { Db } from '../store/db.ts';
+import { registerImagery } from '../store/imagery.ts';
+import { copyMonth, loadFixtureLayers, registerFixtureMonths, runBatch } from './helpers/batch.ts';
+import { LocalS3, StallingProxy, StaticNginx, nginxBinary, uploadFolder } from './helpers/remote.ts';
+import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
+
+/**
+ * Imagery read from object storage and plain HTTP: a month registered from an S3 prefix on a real
+ * S3-compatible server (s3rver) and a month of URLs served by Debian's nginx, each run through
+ * the whole batch on the real PostgreSQL and Redis.
+ */
+const fixturesDir = inject('fixturesDir');
+const BUCKET = 'imagery';
+const S3_ENV = {
+  TUBAN_S3_ACCESS_KEY_ID: LocalS3.accessKeyId,
+  TUBAN_S3_SECRET_ACCESS_KEY: LocalS3.secretAccessKey,
+  TUBAN_REMOTE_TIMEOUT_MS: '1500',
+  TUBAN_REMOTE_RETRIES: '1',
+};
+
+/** Sets the environment the byte sources read for the duration of `fn`, then puts it back. */
+async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(old))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+  }
+}
+
+async function fresh(): Promise<{ config: Config; db: Db }> {
+  const config = isolatedConfig();
+  const db = await migratedDb(config);
+  await loadFixtureLayers(db, fixturesDir);
+  return { config, db };
+}
+
+const patchRows = (db: Db) =>
+  db
+    .raw(`select code, round(area_m2::numeric, 1)::float8 as area_m2, town_code from patch order by code`)
+    .then((r) => r.rows);
+
+describe('imagery from an S3-compatible store', () => {
+  const s3 = new LocalS3([BUCKET]);
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    await s3.start();
+    for (const month of ['2024-02', '2024-03'])
+      await uploadFolder(s3.endpoint, BUCKET, `city/${month}`, join(fixturesDir, 'imagery', month));
+    env = { ...S3_ENV, TUBAN_S3_ENDPOINT: s3.endpoint };
+  });
+  afterAll(() => s3.stop());
+
+  it('registers months from s3:// prefixes and runs the whole batch with the same patches as from local files', async () => {
+    const local = await fresh();
+    const remote = await fresh();
+    try {
+      await registerFixtureMonths(local.db, local.config, fixturesDir);
+      await runBatch(local.db, local.config, '2024-03');
+      const expected = await patchRows(local.db);
+      expect(expected.length).toBe(5);
+
+      const bytesOf = (m: string) =>
+        readdirSync(join(fixturesDir, 'imagery', m)).reduce(
+          (a, f) => a + statSync(join(fixturesDir, 'imagery', m, f)).size,
+          0,
+        );
+      await withEnv(env, async () => {
+        for (const [month, date] of [
+          ['2024-02', '2024-02-10'],
+          ['2024-03', '2024-03-15'],
+        ]) {
+          const r = await registerImagery(remote.db, remote.config, month, [`s3://${BUCKET}/city/${month}/`], date);
+          expect(r.refused).toEqual([]);
+          expect(r.registered.map((i) => i.path)).toEqual(
+            readdirSync(join(fixturesDir, 'imagery', month))
+              .sort()
+              .map((f) => `s3://${BUCKET}/city/${month}/${f}`),
+          );
+        }
+        const before = { ...remoteTotals };
+        const s = await runBatch(remote.db, remote.config, '2024-03');
+        expect(s.status).toBe('completed');
+        expect(s.tiles).toEqual({ total: 4, ok: 4, failed: 0 });
+        const requests = remoteTotals.requests - before.requests,
+          bytes = remoteTotals.bytes - before.bytes;
+        const [{ parts, mpx }] = (
+          await remote.db.raw(
+            `select count(*)::int as parts, sum(p.width * p.height)::float8 / 1e6 as mpx from batch_part p where p.batch_id = ?`,
+            [s.batchId],
+          )
+        ).rows;
+        const filesBytes = bytesOf('2024-02') + bytesOf('2024-03');
+        console.log(
+          `batch from s3://: ${parts} parts, ${requests} requests (${(requests / parts).toFixed(1)} per part), ` +
+            `${(bytes / 1e6).toFixed(2)} MB read for ${mpx.toFixed(1)} Mpx (${(bytes / 1e6 / mpx).toFixed(3)} MB/Mpx; both months' files ${(filesBytes / 1e6).toFixed(2)} MB)`,
+        );
+        // each part reads its window of both months once: no more than the files hold, and a few
+        // requests per part (header, offset tables, coalesced runs of blocks), not one per block
+        expect(bytes).toBeLessThan(1.2 * filesBytes);
+        expect(requests / parts).toBeLessThan(30);
+      });
+      expect(await patchRows(remote.db)).toEqual(expected);
+      const sources = await remote.db('patch').select('source_tiles');
+      for (const r of sources) for (const t of r.source_tiles) expect(t).toMatch(/^s3:\/\/imagery\/city\/2024-03\//);
+    } finally {
+      await cleanup(local.db, local.config);
+      await cleanup(remote.db, remote.config);
+    }
+  });
+
+  it('refuses a prefix whose credentials the store refuses, naming it and the reason', async () => {
+    const { config, db } = await fresh();
+    const refusedKey = { ...env, TUBAN_S3_ACCESS_KEY_ID: 'NOT-A-KEY' }; // s3rver checks key ids, not v4 signatures
+    try {
+      const r = await withEnv(refusedKey, () =>
+        registerImagery(db, config, '2024-03', [`s3://${BUCKET}/city/2024-03/`]),
+      );
+      expect(r.registered).toEqual([]);
+      expect(r.refused).toHaveLength(1);
+      expect(r.refused[0]).toMatchObject({ path: `s3://${BUCKET}/city/2024-03/`, code: 'access_refused' });
+      expect(r.refused[0].reason).toContain('TUBAN_S3_ACCESS_KEY_ID');
+      const one = await withEnv(refusedKey, () =>
+        registerImagery(db, config, '2024-03', [
+          `s3://${BUCKET}/city/2024-03/${readdirSync(join(fixturesDir, 'imagery', '2024-03'))[0]}`,
+        ]),
+      );
+      expect(one.refused[0].code).toBe('access_refused');
+      const missing = await withEnv(env, () =>
+        registerImagery(db, config, '2024-03', [`s3://${BUCKET}/city/2024-03/nope.tif`]),
+      );
+      expect(missing.refused[0]).toMatchObject({ code: 'file_missing' });
+      expect(missing.refused[0].reason).toContain(`s3://${BUCKET}/city/2024-03/nope.tif`);
+    } finally {
+      await cleanup(db, config);
+    }
+  });
+});
+
+describe('a scene pinned at registration', () => {
+  it('opens a local file only while it has the size registration saw', async () => {
+    const dir = join(fixturesDir, 'imagery', '2024-03');
+    const file = join(dir, readdirSync(dir).sort()[0]);
+    const bytes = statSync(file).size;
+    const src = await GeoTiffSource.open(file, { expect: { bytes, etag: null } });
+    await src.close();
+    const opening = GeoTiffSource.open(file, { expect: { bytes: bytes + 1, etag: null } });
+    await expect(opening).rejects.toMatchObject({ code: 'changed_since_registration' });
+    await expect(opening).rejects.toThrow(
+      `${file}: changed since it was registered (${bytes} bytes now, ${bytes + 1} then); register the month again to use the new file`,
+    );
+  });
+});
+
+const nginx = nginxBinary();
+describe.skipIf(!nginx)('imagery over HTTP from nginx', () => {
+  let server: StaticNginx;
+  let proxy: StallingProxy;
+  let root: string;
+  let ctx: { config: Config; db: Db };
+  beforeAll(async () => {
+    ctx = await fresh();
+    root = join(ctx.config.dataDir, 'www');
+    copyMonth(fixturesDir, '2024-03', join(root, '2024-03'));
+    server = new StaticNginx(nginx!, root);
+    await server.start();
+    proxy = new StallingProxy(server.url);
+    await proxy.start();
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await server?.stop();
+    await cleanup(ctx.db, ctx.config);
+  });
+
+  it('fails only the tiles whose URL went away, stopped answering or changed, each with its reason', async () => {
+    const { config, db } = ctx;
+    await registerFixtureMonths(db, config, fixturesDir); // 2024-02 local: the baseline
+    const names = readdirSync(join(root, '2024-03')).sort();
+    expect(names).toHaveLength(4);
+    const [stalls, vanishes, replaced] = names;
+    const urls = names.map((n) => `${n === stalls ? proxy.url : server.url}/2024-03/${n}`);
+    await withEnv(S3_ENV, async () => {
+      const r = await registerImagery(db, config, '2024-05', urls, '2024-05-12');
+      expect(r.refused).toEqual([]);
+      expect(r.registered.map((i) => i.path)).toEqual([...urls].sort());
+
+      rmSync(join(root, '2024-03', vanishes));
+      copyFileSync(join(fixturesDir, 'imagery', '2024-02', replaced), join(root, '2024-03', replaced));
+      proxy.stall = true;
+      const s = await runBatch(db, config, '2024-05', '2024-02');
+      expect(s.status).toBe('completed_with_failures');
+      expect(s.tiles).toEqual({ total: 4, ok: 1, failed: 3 });
+      const failed = Object.fromEntries(s.failedTiles.map((f) => [f.path.split('/').pop(), f]));
+      expect(failed[vanishes]).toMatchObject({ code: 'file_missing' });
+      expect(failed[vanishes].reason).toContain(`${server.url}/2024-03/${vanishes}: not found`);
+      expect(failed[stalls]).toMatchObject({ code: 'unreachable' });
+      expect(failed[stalls].reason).toContain('no answer within 1.5 s');
+      expect(failed[replaced]).toMatchObject({ code: 'changed_since_registration' });
+      expect(failed[replaced].reason).toContain(`${server.url}/2024-03/${replaced}`);
+    });
+  });
+});
