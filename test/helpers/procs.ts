@@ -9,8 +9,10 @@ export class WorkerProc {
   private exitCode: Promise<number | null>;
   stderr = '';
 
-  constructor(env: NodeJS.ProcessEnv, concurrency = 1) {
-    this.proc = spawn(process.execPath, ['bin/tuban.mjs', 'worker', '--concurrency', String(concurrency)], {
+  /** `wrapper`: a command the worker runs under, e.g. `['ip', 'netns', 'exec', 'ns1']` (it must exec, not fork). */
+  constructor(env: NodeJS.ProcessEnv, concurrency = 1, wrapper: string[] = []) {
+    const argv = [process.execPath, 'bin/tuban.mjs', 'worker', '--concurrency', String(concurrency)];
+    this.proc = spawn(wrapper[0] ?? argv[0], [...wrapper.slice(1), ...(wrapper.length ? argv : argv.slice(1))], {
       env: { ...env, TUBAN_LOG_LEVEL: 'info' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

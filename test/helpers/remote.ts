@@ -98,17 +98,21 @@ export class LocalS3 {
   port = 0;
   static readonly accessKeyId = 'S3RVER';
   static readonly secretAccessKey = 'S3RVER';
-  constructor(private readonly buckets: string[]) {}
+  /** `address`: where it listens (default 127.0.0.1). */
+  constructor(
+    private readonly buckets: string[],
+    private readonly address = '127.0.0.1',
+  ) {}
 
   get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.address}:${this.port}`;
   }
 
   async start(): Promise<void> {
     this.port = await freePort();
     const { default: S3rver } = await import('s3rver');
     this.server = new S3rver({
-      address: '127.0.0.1',
+      address: this.address,
       port: this.port,
       silent: true,
       directory: this.dir,
