@@ -5,14 +5,16 @@
  * inference, blending, vectorizing, storing, diff, match and emit. Not a test: numbers
  * depend on the machine.
  *
- *   npx tsx scripts/bench-batch.ts [--repeat 4] [--scene-px 0] [--compress NONE] [--model models/siam-unet-lite] [--part 3072] [--concurrency 2] [--keep]
+ *   npx tsx scripts/bench-batch.ts [--repeat 4] [--scene-px 0] [--compress NONE] [--model models/siam-unet-lite] [--part 3072] [--concurrency 2] [--workers 1,2] [--keep]
  *
  * --scene-px N mosaics each month into scenes of N × N px (as vendors deliver them: 20,000–40,000
  * px a side, cut into parts of --part px), instead of the fixture's 1024² tiles; --compress sets
  * the GeoTIFF compression GDAL writes (NONE, DEFLATE, LZW); --concurrency the part jobs in flight
  * (default TUBAN_CONCURRENCY's). Inference is the model's own compute time; with parts in flight
  * together the other stages overlap it and each other, so only the wall time and inference are
- * comparable across concurrencies.
+ * comparable across concurrencies. --workers 1,2 runs the month once per count with that many
+ * `tuban worker` processes (each with cores / N onnxruntime threads) instead of workers in this
+ * process, and prints km²/h for each against the model alone: how throughput scales with workers.
  *
  * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
  * REDIS_URL under a key prefix of its own; both are removed afterwards (unless --keep).
@@ -139,6 +141,14 @@ try {
     FIXTURE.currentDate,
   );
 
+  if (argv.includes('--workers')) await scaling(opt('--workers', '1,2').split(',').map(Number));
+  else await single();
+} finally {
+  await cleanUp();
+}
+
+/** The month run once with workers in this process: where the time went, stage by stage. */
+async function single(): Promise<void> {
   const t0 = performance.now();
   const r = await cmdBatchRun(db, config, createLogger('warn'), {
     month: FIXTURE.currentMonth,
@@ -202,7 +212,74 @@ try {
   } catch (err) {
     console.log(`no reference time for the model alone: ${(err as Error).message}`);
   }
-} finally {
+}
+
+/** The month run once per worker count, with that many `tuban worker` processes; km²/h of each. */
+async function scaling(counts: number[]): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const { loadManifest } = await import('../pipeline/io/model.manifest.ts');
+  const { launchBatch, waitForBatch } = await import('../workers/batch.launch.ts');
+  const manifest = loadManifest(config.modelDir).manifest;
+  const cores = cpus().length;
+  const rows: string[] = [];
+  let alone: number | null = null;
+  for (const n of counts) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--workers: ${n} is not a worker count`);
+    const threads = Math.max(1, Math.floor(cores / n));
+    const procs = Array.from({ length: n }, () =>
+      spawn(process.execPath, ['bin/tuban.mjs', 'worker'], {
+        env: { ...env, TUBAN_LOG_LEVEL: 'info', TUBAN_ORT_THREADS: String(threads) },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((resolve, reject) => {
+            let log = '';
+            p.stderr!.on('data', (d: Buffer) => {
+              log += d;
+              if (log.includes('"Worker:Started"')) resolve();
+            });
+            p.on('exit', (code) =>
+              reject(new Error(`a worker exited (${code}) before it started: ${log.slice(-500)}`)),
+            );
+          }),
+      ),
+    );
+    const t0 = performance.now();
+    const { batch } = await launchBatch(db, config, manifest, FIXTURE.currentMonth, FIXTURE.baselineMonth);
+    const done = await waitForBatch(db, batch.id, () => {}, { timeoutMs: 4 * 3600_000 });
+    const wallS = (performance.now() - t0) / 1000;
+    for (const p of procs) p.kill('SIGTERM');
+    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.on('exit', r)))));
+    if (alone === null) {
+      const dirOf = (d: string) =>
+        join(
+          d,
+          readdirSync(d)
+            .filter((f) => f.endsWith('.tif'))
+            .sort()[0],
+        );
+      alone = (
+        await modelAlone(db, config.modelDir, config.TUBAN_ORT_THREADS, batch.id, {
+          before: dirOf(fx.imagery.baseline),
+          after: dirOf(fx.imagery.current),
+        })
+      ).seconds;
+    }
+    rows.push(
+      `${String(n).padStart(7)}${String(threads).padStart(9)}${done.status.padStart(11)}${wallS.toFixed(1).padStart(8)}${(km2 / (wallS / 3600)).toFixed(0).padStart(9)}${(km2 / (wallS / 3600) / cores).toFixed(0).padStart(11)}${((100 * (wallS - alone)) / wallS).toFixed(1).padStart(15)} %`,
+    );
+  }
+  console.log(
+    `\n${km2.toFixed(1)} km² (${(km2 * 4).toFixed(0)} MP a month), model ${config.modelDir}, ${cores} cores; the model alone on the batch's windows: ${alone?.toFixed(1)} s`,
+  );
+  console.log('workers  threads     status  wall s   km²/h  per core  beyond model');
+  for (const r of rows) console.log(r);
+}
+
+async function cleanUp(): Promise<void> {
   if (!keep) {
     await db.raw(`drop schema if exists ${config.TUBAN_DB_SCHEMA} cascade`);
     const redis = new Redis(config.REDIS_URL);
