@@ -26,6 +26,11 @@ const EnvSchema = z.object({
   TUBAN_QUEUE_PREFIX: z.string().default('tuban'),
   /** Working files: PGlite data, evidence uploads, the demo's fixtures. */
   TUBAN_DATA_DIR: z.string().default('data'),
+  /** Evidence photos and imagery previews in an S3-compatible store (store/objects.ts); unset: under TUBAN_DATA_DIR. */
+  TUBAN_STORAGE_URL: z
+    .string()
+    .regex(/^s3:\/\/[^/]+(\/.*)?$/i, 's3://bucket or s3://bucket/prefix')
+    .optional(),
   /** EPSG code of the projected CRS all geometries are stored in. */
   TUBAN_STORAGE_SRID: z.coerce.number().int().positive().default(4548),
   /** Expected ground sample distance of delivered imagery (m) and the relative tolerance. */

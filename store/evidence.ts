@@ -1,14 +1,12 @@
 import { say } from '../i18n/say.ts';
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
 import { FINAL_STATES, type PatchStatus } from '../workflow/lifecycle.ts';
 import { photoPlace } from '../export/exif.ts';
 import { scopedPatch, scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
+import { readObject, type ObjectStore } from './objects.ts';
 
 /** Accepted evidence types, recognised by their first bytes, not by what the client claims. */
 const SIGNATURES: { type: string; ext: string; magic: number[] }[] = [
@@ -32,13 +30,13 @@ export function isHeic(bytes: Uint8Array): boolean {
 }
 
 /**
- * Store an evidence file for a patch the user can see. Files live under `<data>/evidence/`,
- * outside anything served statically, named by their SHA-256; only the database knows the
- * original name. Town users may attach only to their own town's patches.
+ * Store an evidence file for a patch the user can see. Files go to the object store
+ * (store/objects.ts: TUBAN_STORAGE_URL, else `<data>/evidence/`), outside anything served
+ * statically, named by their SHA-256; only the database knows the original name. Town users may attach only to their own town's patches.
  */
 export async function addEvidence(
   db: Knex,
-  dataDir: string,
+  store: ObjectStore,
   maxBytes: number,
   user: User,
   code: string,
@@ -68,12 +66,7 @@ export async function addEvidence(
   if (!kind) throw new BadInputError('bad_type', say('evidence_type', { file: file.filename }));
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const place = await photoPlace(file.bytes, kind.type);
-  const dir = join(dataDir, 'evidence', sha256.slice(0, 2));
-  mkdirSync(dir, { recursive: true });
-  const stored = join(dir, `${sha256}.${kind.ext}`);
-  const tmp = `${stored}.${randomUUID()}.tmp`; // two uploads of the same bytes must not share a temp file
-  await writeFile(tmp, file.bytes);
-  await rename(tmp, stored);
+  const stored = await store.put(`evidence/${sha256.slice(0, 2)}/${sha256}.${kind.ext}`, file.bytes, kind.type);
   const [row] = await db('evidence')
     .insert({
       patch_id: patch.id,
@@ -128,5 +121,5 @@ export async function readEvidence(
     })
     .first('e.*');
   if (!row) throw new NotFoundError(say('evidence_unknown', { id }));
-  return { filename: row.filename, contentType: row.content_type, bytes: await readFile(row.stored_as) };
+  return { filename: row.filename, contentType: row.content_type, bytes: await readObject(row.stored_as) };
 }

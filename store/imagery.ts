@@ -7,7 +7,8 @@ import { crsLabel } from '../core/crs.ts';
 import { BadInputError, errorCodeOf } from '../core/errors.ts';
 import { isRemote, remoteError, remoteSettings, s3Client } from '../pipeline/io/byte.source.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
-import { writePreview } from '../pipeline/io/preview.ts';
+import { makePreview } from '../pipeline/io/preview.ts';
+import { objectStore } from './objects.ts';
 import { gsdMetres, pixelToWorld } from '../pipeline/geotransform.ts';
 import { percentileStretch, type BandStretch } from '../pipeline/raster.normalise.ts';
 import { axisStarts } from '../pipeline/window.grid.ts';
@@ -169,13 +170,15 @@ async function registerOne(
         { file: path },
       );
     const stretch = info.sampleType === 'uint8' ? null : await sampleStretch(src);
-    const previewPath = join(
-      config.dataDir,
-      'previews',
-      month,
-      `${createHash('sha256').update(path).digest('hex').slice(0, 20)}.tif`,
-    );
-    const preview = await writePreview(src, stretch, gsdM, previewPath);
+    // kept where TUBAN_STORAGE_URL says (else under the data folder), so a server on any host draws it
+    const preview = await makePreview(src, stretch, gsdM);
+    const previewPath = preview
+      ? await objectStore(config).put(
+          `previews/${month}/${createHash('sha256').update(path).digest('hex').slice(0, 20)}.tif`,
+          preview.bytes,
+          'image/tiff',
+        )
+      : null;
     const corners = [
       [0, 0],
       [info.widthPx, 0],
@@ -199,7 +202,7 @@ async function registerOne(
       geotransform: `{${gt.join(',')}}`,
       gsd_m: gsdM,
       stretch: stretch ? JSON.stringify(stretch) : null,
-      preview_path: preview ? previewPath : null,
+      preview_path: previewPath,
       preview_res_m: preview?.resM ?? null,
       footprint_wkt: wkt,
     });

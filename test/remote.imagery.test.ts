@@ -1,9 +1,15 @@
-import { copyFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import sharp from 'sharp';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
 import { remoteTotals } from '../pipeline/io/byte.source.ts';
-import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
+import { GeoTiffCache, GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
+import { addEvidence, readEvidence } from '../store/evidence.ts';
+import { renderMapTile, TILE_GRID } from '../store/map.ts';
+import { objectStore } from '../store/objects.ts';
+import { createUser } from '../store/users.ts';
+import { JPEG } from './helpers/hostile.ts';
 import type { Db } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { copyMonth, loadFixtureLayers, registerFixtureMonths, runBatch } from './helpers/batch.ts';
@@ -116,6 +122,57 @@ describe('imagery from an S3-compatible store', () => {
       await cleanup(local.db, local.config);
       await cleanup(remote.db, remote.config);
     }
+  });
+
+  it('keeps evidence and imagery previews in the store TUBAN_STORAGE_URL names, for any host to read', async () => {
+    await withEnv(env, async () => {
+      const config = isolatedConfig({ TUBAN_STORAGE_URL: `s3://${BUCKET}/tuban-store` });
+      const db = await migratedDb(config);
+      try {
+        await loadFixtureLayers(db, fixturesDir);
+        await registerFixtureMonths(db, config, fixturesDir);
+        const previews: string[] = (await db('imagery').select('preview_path')).map((r) => r.preview_path);
+        expect(previews).toHaveLength(8);
+        for (const p of previews)
+          expect(p).toMatch(/^s3:\/\/imagery\/tuban-store\/previews\/2024-0[23]\/[0-9a-f]{20}\.tif$/);
+        expect(existsSync(join(config.dataDir, 'previews'))).toBe(false);
+        // the map's coarse levels draw them from the store
+        const [{ x, y }] = (
+          await db.raw(
+            `select ST_X(ST_Centroid(footprint)) x, ST_Y(ST_Centroid(footprint)) y from imagery where month = '2024-03' limit 1`,
+          )
+        ).rows;
+        const sizeM = TILE_GRID.tileSizePx * TILE_GRID.resolutions[0];
+        const tile = await renderMapTile(
+          db,
+          new GeoTiffCache(),
+          config.TUBAN_STORAGE_SRID,
+          '2024-03',
+          0,
+          Math.floor((x - TILE_GRID.origin[0]) / sizeM),
+          Math.floor((TILE_GRID.origin[1] - y) / sizeM),
+        );
+        expect(tile).not.toBeNull();
+        const { data } = await sharp(tile!).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+        expect(data.some((v, i) => i % 4 === 3 && v > 0)).toBe(true);
+
+        await runBatch(db, config, '2024-03');
+        const clerk = await createUser(db, { username: 'dq', role: 'town', townCode: '350206001' });
+        const [patch] = await db('patch').where({ town_code: '350206001' }).select('code').orderBy('code');
+        const added = await addEvidence(db, objectStore(config), 1 << 20, clerk, patch.code, {
+          filename: 'site.jpg',
+          bytes: JPEG,
+        });
+        const [row] = await db('evidence').where({ id: added.id }).select('stored_as');
+        expect(row.stored_as).toBe(
+          `s3://${BUCKET}/tuban-store/evidence/${added.sha256.slice(0, 2)}/${added.sha256}.jpg`,
+        );
+        expect(existsSync(join(config.dataDir, 'evidence'))).toBe(false);
+        expect((await readEvidence(db, clerk, added.id)).bytes.equals(JPEG)).toBe(true);
+      } finally {
+        await cleanup(db, config);
+      }
+    });
   });
 
   it('refuses a prefix whose credentials the store refuses, naming it and the reason', async () => {

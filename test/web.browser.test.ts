@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { label } from '../i18n/index.ts';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
+import { objectStore } from '../store/objects.ts';
 import { addEvidence } from '../store/evidence.ts';
 import { createUser, type User } from '../store/users.ts';
 import { applyAction } from '../store/workflow.ts';
@@ -351,7 +352,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const photo = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#6a6' } })
       .png()
       .toBuffer();
-    await addEvidence(run.db, run.config.dataDir, 1 << 20, clerk, code, { filename: 'done.png', bytes: photo });
+    await addEvidence(run.db, objectStore(run.config), 1 << 20, clerk, code, { filename: 'done.png', bytes: photo });
     await applyAction(run.db, env, clerk, code, 'report_rectified', {});
     const page = await signInAt('sup', 'supervisor-pass', 1366, 768);
     await page.click('a[href="#/board"]');

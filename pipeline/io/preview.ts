@@ -5,8 +5,6 @@
  * of whole rows and each `factor`×`factor` block of stretched 8-bit pixels is averaged (nodata
  * pixels left out), so the read costs one decode of the image and memory of one strip.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { GeoTransform } from '../geotransform.ts';
 import { modelInputLuts, normaliseBands, validMask, type BandStretch } from '../raster.normalise.ts';
 import type { TileSource } from '../raster.source.ts';
@@ -25,16 +23,15 @@ export interface Preview {
 }
 
 /**
- * Writes the preview of `src` (bands 0–2, through `stretch`) to `outFile` as a 3-band 8-bit
- * GeoTIFF with nodata 0 (a valid pixel is at least 1), or returns null when the image is already
- * as coarse as a preview (factor < 2).
+ * The preview of `src` (bands 0–2, through `stretch`) as the bytes of a 3-band 8-bit GeoTIFF with
+ * nodata 0 (a valid pixel is at least 1), or null when the image is already as coarse as a
+ * preview (factor < 2).
  */
-export async function writePreview(
+export async function makePreview(
   src: TileSource,
   stretch: BandStretch | null,
   gsdM: number,
-  outFile: string,
-): Promise<Preview | null> {
+): Promise<(Preview & { bytes: Uint8Array }) | null> {
   const factor = Math.round(PREVIEW_RES_M / gsdM);
   if (factor < 2) return null;
   const { widthPx, heightPx, geoTransform: gt } = src.info;
@@ -101,10 +98,5 @@ export async function writePreview(
     geoTransform: previewGt,
     nodata: 0,
   });
-  await mkdir(dirname(outFile), { recursive: true });
-  // written whole, then renamed: a map tile never reads half a preview
-  const part = `${outFile}.${process.pid}.part`;
-  await writeFile(part, new Uint8Array(bytes));
-  await rename(part, outFile);
-  return { factor, resM: gsdM * factor, widthPx: w, heightPx: h };
+  return { factor, resM: gsdM * factor, widthPx: w, heightPx: h, bytes: new Uint8Array(bytes) };
 }

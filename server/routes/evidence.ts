@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { BadInputError } from '../../core/errors.ts';
 import { downloadName, safeName } from '../../export/names.ts';
 import { addEvidence, readEvidence } from '../../store/evidence.ts';
+import { objectStore } from '../../store/objects.ts';
 import { errors, ok, PatchCodeParams, RowId, type RouteContext, type ZodApp } from '../context.ts';
 import { evidenceThumbnail, THUMB_PX } from '../../export/thumb.ts';
 
@@ -33,7 +34,7 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
       if (!Buffer.isBuffer(req.body)) throw new BadInputError('bad_body', say('evidence_body'));
       const bytes = req.body;
       const r = await ctx.audited(req, 201, (trx) =>
-        addEvidence(trx, config.dataDir, ctx.maxEvidenceBytes, me(req), req.params.code, {
+        addEvidence(trx, objectStore(config), ctx.maxEvidenceBytes, me(req), req.params.code, {
           filename: req.query.filename ?? 'evidence',
           bytes,
           note: req.query.note,

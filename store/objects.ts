@@ -1,0 +1,91 @@
+/**
+ * Where tuban keeps the files it makes for later: evidence photos and the previews of registered
+ * imagery. `TUBAN_STORAGE_URL=s3://bucket/prefix` puts them in an S3-compatible store (the same
+ * settings as s3:// imagery: TUBAN_S3_ENDPOINT, credentials), so a server or worker on any host
+ * reads what another wrote; unset, they live under TUBAN_DATA_DIR as before. Each file's location
+ * (a local path or an s3:// URL) is stored in the database, so files kept before a switch still
+ * read. Exports need no store: each is made for its request and streamed.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { BadInputError } from '../core/errors.ts';
+import { isRemote, remoteError, remoteSettings, s3Client } from '../pipeline/io/byte.source.ts';
+
+export interface ObjectStore {
+  /** Where objects go, for messages: a folder or s3://bucket/prefix. */
+  readonly root: string;
+  /** Stores `bytes` under `key` (a relative path, "/"-separated) whole or not at all; returns the location to keep. */
+  put(key: string, bytes: Uint8Array, contentType?: string): Promise<string>;
+}
+
+/** The store TUBAN_STORAGE_URL names, or the data folder. */
+export function objectStore(config: { TUBAN_STORAGE_URL?: string; dataDir: string }): ObjectStore {
+  const url = config.TUBAN_STORAGE_URL;
+  if (!url) return new FolderStore(config.dataDir);
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/i.exec(url);
+  if (!m)
+    throw new BadInputError('bad_setting', `TUBAN_STORAGE_URL=${url}: expected s3://bucket or s3://bucket/prefix`, {
+      variable: 'TUBAN_STORAGE_URL',
+    });
+  return new S3Store(m[1], m[2].replace(/\/+$/, ''));
+}
+
+/** The bytes at `location`, as put() returned it: a local path or an s3:// (or http(s)://) URL. */
+export async function readObject(location: string): Promise<Buffer> {
+  if (!isRemote(location)) return readFile(location);
+  if (!/^s3:\/\//i.test(location)) {
+    const r = await fetch(location);
+    if (!r.ok) throw remoteError(location, Object.assign(new Error(r.statusText), { cause: { statusCode: r.status } }));
+    return Buffer.from(await r.arrayBuffer());
+  }
+  const url = new URL(location);
+  const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+  try {
+    const r = await (
+      await s3Client(remoteSettings())
+    ).send(new GetObjectCommand({ Bucket: url.hostname, Key: decodeURIComponent(url.pathname.slice(1)) }));
+    return Buffer.from(await r.Body!.transformToByteArray());
+  } catch (err) {
+    throw remoteError(location, err);
+  }
+}
+
+class FolderStore implements ObjectStore {
+  constructor(readonly root: string) {}
+
+  async put(key: string, bytes: Uint8Array): Promise<string> {
+    const file = join(this.root, ...key.split('/'));
+    await mkdir(dirname(file), { recursive: true });
+    // written whole, then renamed: a reader never sees half a file, two writers never share a temp file
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    await writeFile(tmp, bytes);
+    await rename(tmp, file);
+    return file;
+  }
+}
+
+class S3Store implements ObjectStore {
+  constructor(
+    private readonly bucket: string,
+    private readonly prefix: string,
+  ) {}
+
+  get root(): string {
+    return `s3://${this.bucket}/${this.prefix}`;
+  }
+
+  async put(key: string, bytes: Uint8Array, contentType?: string): Promise<string> {
+    const Key = this.prefix ? `${this.prefix}/${key}` : key;
+    const location = `s3://${this.bucket}/${Key}`;
+    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
+      await (
+        await s3Client(remoteSettings())
+      ).send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes, ContentType: contentType }));
+    } catch (err) {
+      throw remoteError(location, err);
+    }
+    return location;
+  }
+}
