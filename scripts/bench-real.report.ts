@@ -38,6 +38,8 @@ export interface RealBenchResult {
   stagesS: Record<string, number>;
   /** The model alone on the batch's windows (scripts/bench.model-alone.ts), null when it could not be timed. */
   modelAlone: ModelAlone | null;
+  /** With --remote: what the batch read from the server (both months), and the parts it read it for. */
+  remote: { kind: string; requests: number; mb: number; filesMb: number; parts: number } | null;
   perImage: ImageScore[];
   total: ImageScore;
   /** The validation images' rows added up. */
@@ -97,6 +99,10 @@ export function reportText(r: RealBenchResult): string {
   lines.push(
     `wall ${r.wallS.toFixed(1)} s on ${r.cores} cores → ${r.mpxPerS.toFixed(3)} Mpx/s (${r.mpxPerSPerCore.toFixed(3)} per core), ${r.km2PerH.toFixed(1)} km²/h (${r.km2PerHPerCore.toFixed(1)} per core)`,
   );
+  if (r.remote)
+    lines.push(
+      `read over ${r.remote.kind}: ${r.remote.requests} requests (${(r.remote.requests / r.remote.parts).toFixed(1)} per part, ${r.remote.parts} parts), ${r.remote.mb.toFixed(1)} MB of the scenes' ${r.remote.filesMb.toFixed(1)} MB (${(r.remote.mb / r.currentMpx).toFixed(2)} MB per Mpx of the current month, both months read)`,
+    );
   lines.push('', 'stage                         seconds   share of wall');
   let staged = 0;
   for (const [name, s] of Object.entries(r.stagesS)) {

@@ -14,12 +14,25 @@
  * most of which the default model was trained on: their speed counts, and their scores are printed
  * apart from the validation images'.
  *
- *   npx tsx scripts/bench-real.ts [--model DIR] [--images a.png,b.png|all] [--mosaic] [--split FILE] [--data DIR] [--json] [--keep]
+ * With --remote http or --remote s3 the scenes are served by a throwaway nginx or S3 server
+ * (s3rver, in this process) on loopback and registered by URL, and the report adds the requests
+ * and megabytes the batch read.
+ *
+ *   npx tsx scripts/bench-real.ts [--model DIR] [--images a.png,b.png|all] [--mosaic] [--remote http|s3] [--split FILE] [--data DIR] [--json] [--keep]
  *
  * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
  * REDIS_URL under a key prefix of its own; both, and the GeoTIFFs, are removed afterwards (unless --keep).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -47,6 +60,7 @@ const USAGE = `npx tsx scripts/bench-real.ts [options]
   --model DIR          change model (default TUBAN_MODEL_DIR, else models/siam-unet-lite)
   --images a.png,b.png LEVIR-CD images to run, or "all" (default: the split file's validation images)
   --mosaic             warp pairs whose tiles touch into one scene per month
+  --remote http|s3     serve the scenes from a local nginx or S3 server and register them by URL
   --split FILE         split file naming the validation images (default models/siam-unet-lite/split.json)
   --data DIR           data root holding change-pairs/levir-cd-t38 and geotiff/levir-cd-geo (default ../shared/data from the repository)
   --json               print one JSON object instead of the text report
@@ -57,6 +71,7 @@ let values: {
   model?: string;
   images?: string;
   mosaic?: boolean;
+  remote?: string;
   split?: string;
   data?: string;
   json?: boolean;
@@ -70,6 +85,7 @@ try {
       model: { type: 'string' },
       images: { type: 'string' },
       mosaic: { type: 'boolean' },
+      remote: { type: 'string' },
       split: { type: 'string' },
       data: { type: 'string' },
       json: { type: 'boolean' },
@@ -84,6 +100,10 @@ try {
 if (values.help) {
   console.log(USAGE);
   process.exit(0);
+}
+if (values.remote !== undefined && values.remote !== 'http' && values.remote !== 's3') {
+  console.error(`--remote ${values.remote}: expected http or s3\n${USAGE}`);
+  process.exit(2);
 }
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -181,6 +201,7 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
     TUBAN_DISTRICT_CODE: TOWN.districtCode,
   });
   const db = await openDb(config);
+  let stopServer = async () => {};
   try {
     await migrate(db, config);
     const townFile = join(work, 'town.geojson');
@@ -188,11 +209,13 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
     const town = await importLayer(db, townFile, 'town');
     if (town.imported !== 1) throw new Error(`the town layer was not imported: ${JSON.stringify(town.rejected)}`);
     const registered: { widthPx: number; heightPx: number }[] = [];
+    const where = await serveScenes(join(work, 'tif'), scenes);
+    stopServer = where.stop;
     for (const [month, pick] of [
       [BASELINE_MONTH, (sc: RealScene) => sc.tif.before],
       [CURRENT_MONTH, (sc: RealScene) => sc.tif.after],
     ] as const) {
-      const r = await registerImagery(db, config, month, scenes.map(pick));
+      const r = await registerImagery(db, config, month, scenes.map(pick).map(where.locate));
       if (r.refused.length)
         throw new Error(`imagery of ${month} refused: ${r.refused.map((f) => `${f.path} (${f.reason})`).join('; ')}`);
       if (month === CURRENT_MONTH) registered.push(...r.registered);
@@ -203,6 +226,8 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
     if (repaired) say(`${repaired} label outlines repaired with ST_MakeValid (pixels meeting at a corner)`);
 
     say(`running the batch ${CURRENT_MONTH} against ${BASELINE_MONTH} with ${modelDir}`);
+    const { remoteTotals } = await import('../pipeline/io/byte.source.ts');
+    const read0 = { ...remoteTotals };
     const t0 = performance.now();
     const r = await cmdBatchRun(db, config, createLogger('warn'), {
       month: CURRENT_MONTH,
@@ -211,6 +236,7 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
       inProcessWorkers: true,
     });
     const wallS = (performance.now() - t0) / 1000;
+    const read = { requests: remoteTotals.requests - read0.requests, bytes: remoteTotals.bytes - read0.bytes };
     const s = r.summary;
     if (!s?.tiles) throw new Error(`batch ended without a summary: ${JSON.stringify(s)}`);
     for (const f of s.failedTiles) say(`failed tile ${f.path}: ${f.code} ${f.reason}`);
@@ -295,6 +321,15 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
       prepareS: Object.fromEntries(Object.entries(timer.ms).map(([k, ms]) => [k, ms / 1000])),
       stagesS,
       modelAlone: alone ?? null,
+      remote: values.remote
+        ? {
+            kind: values.remote,
+            requests: read.requests,
+            mb: read.bytes / 1e6,
+            filesMb: scenes.reduce((a, sc) => a + statSync(sc.tif.before).size + statSync(sc.tif.after).size, 0) / 1e6,
+            parts: Number((await db('batch_part').where({ batch_id: s.batchId }).count({ n: '*' }))[0].n),
+          }
+        : null,
       perImage,
       total,
       validationTotal,
@@ -303,6 +338,7 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
     };
     console.log(values.json ? JSON.stringify(result, null, 2) : reportText(result));
   } finally {
+    await stopServer();
     if (values.keep) say(`kept schema ${config.TUBAN_DB_SCHEMA} and Redis keys ${config.TUBAN_QUEUE_PREFIX}:*`);
     else {
       await db.raw(`drop schema if exists ${config.TUBAN_DB_SCHEMA} cascade`);
@@ -313,6 +349,46 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
     }
     await db.destroy();
   }
+}
+
+/**
+ * Where the batch reads the scenes from: their files, or (--remote) a throwaway nginx or S3 server
+ * on loopback that serves them (test/helpers/remote.ts), with the URL of each file.
+ */
+async function serveScenes(
+  root: string,
+  scenes: RealScene[],
+): Promise<{ locate: (file: string) => string; stop: () => Promise<void> }> {
+  const rel = (file: string) => relative(root, file).split(/[\\/]/).join('/');
+  if (!values.remote) return { locate: (f) => f, stop: async () => {} };
+  const { LocalS3, StaticNginx, nginxBinary } = await import('../test/helpers/remote.ts');
+  if (values.remote === 'http') {
+    const binary = nginxBinary();
+    if (!binary) throw new BadInputError('no_nginx', '--remote http needs nginx (apt-get install nginx)');
+    const server = new StaticNginx(binary, root);
+    await server.start();
+    say(`serving the scenes from nginx at ${server.url}`);
+    return { locate: (f) => `${server.url}/${rel(f)}`, stop: () => server.stop() };
+  }
+  const s3 = new LocalS3(['bench']);
+  await s3.start();
+  Object.assign(process.env, {
+    TUBAN_S3_ENDPOINT: s3.endpoint,
+    TUBAN_S3_ACCESS_KEY_ID: LocalS3.accessKeyId,
+    TUBAN_S3_SECRET_ACCESS_KEY: LocalS3.secretAccessKey,
+  });
+  const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: LocalS3.accessKeyId, secretAccessKey: LocalS3.secretAccessKey },
+  });
+  for (const f of scenes.flatMap((sc) => [sc.tif.before, sc.tif.after]))
+    await client.send(new PutObjectCommand({ Bucket: 'bench', Key: rel(f), Body: readFileSync(f) }));
+  client.destroy();
+  say(`serving the scenes from s3rver at ${s3.endpoint} (bucket bench)`);
+  return { locate: (f) => `s3://bench/${rel(f)}`, stop: () => s3.stop() };
 }
 
 main().catch((err) => {
