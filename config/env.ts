@@ -40,6 +40,8 @@ const EnvSchema = z.object({
   TUBAN_MODEL_DIR: z.string().default('models/siam-unet-lite'),
   /** Threshold on change probability; unset uses the model manifest's default. */
   TUBAN_THRESHOLD: z.coerce.number().gt(0).lt(1).optional(),
+  /** Patches with a lower mean change probability are dropped; unset uses the model manifest's minMeanProbability (else 0). */
+  TUBAN_MIN_MEAN_PROB: z.coerce.number().min(0).lt(1).optional(),
   /** District (区) code for patches outside every town polygon; towns carry their own. */
   TUBAN_DISTRICT_CODE: z
     .string()

@@ -46,6 +46,7 @@ export async function runDiff(
       opening_m: config.TUBAN_OPENING_M,
       seam_eps_m: config.TUBAN_GSD_M / 2,
       min_area_m2: config.TUBAN_MIN_AREA_M2,
+      min_mean_prob: Number(batch.params?.minMeanProb ?? 0),
       simplify_m: config.TUBAN_SIMPLIFY_M,
       default_district: config.TUBAN_DISTRICT_CODE,
     });

@@ -119,6 +119,31 @@ describe('monthly batch on real PostGIS and Redis', () => {
     }
   });
 
+  it('drops the patches whose mean change probability is below the floor, and records the floor', async () => {
+    await runBatch(db, config, '2024-03');
+    const all: { area_m2: number; mean_prob: number }[] = await db('patch')
+      .select('area_m2', 'mean_prob')
+      .orderBy('mean_prob');
+    expect(all).toHaveLength(5);
+    // a floor between the second and the third patch's mean: the batch keeps the upper three, unchanged
+    const floor = (all[1].mean_prob + all[2].mean_prob) / 2;
+    expect(all[2].mean_prob - all[1].mean_prob).toBeGreaterThan(1e-4);
+    const floored = isolatedConfig({ TUBAN_MIN_MEAN_PROB: String(floor) });
+    const fdb = await migratedDb(floored);
+    try {
+      await loadFixtureLayers(fdb, fixturesDir);
+      await registerFixtureMonths(fdb, floored, fixturesDir);
+      const s = await runBatch(fdb, floored, '2024-03');
+      expect(s.patches.new).toBe(3);
+      const kept = await fdb('patch').select('area_m2', 'mean_prob').orderBy('mean_prob');
+      expect(kept).toEqual(all.slice(2));
+      const [batch] = await fdb('batch').select('params');
+      expect(batch.params.minMeanProb).toBeCloseTo(floor, 12);
+    } finally {
+      await cleanup(fdb, floored);
+    }
+  });
+
   it('records a re-run of the same month as re-detections, never new patches', async () => {
     await runBatch(db, config, '2024-03');
     const before = await db('patch').select('code', 'area_m2').orderBy('code');

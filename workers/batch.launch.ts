@@ -49,6 +49,7 @@ export async function launchBatch(
     params: {
       threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold,
       minAreaM2: config.TUBAN_MIN_AREA_M2,
+      minMeanProb: config.TUBAN_MIN_MEAN_PROB ?? manifest.minMeanProbability ?? 0,
       simplifyM: config.TUBAN_SIMPLIFY_M,
       legalBufferM: config.TUBAN_LEGAL_BUFFER_M,
       partPx: config.TUBAN_PART_PX,

@@ -4,7 +4,7 @@ model.onnx (dynamic batch/height/width; outputs `probability` and, for models tr
 head, `interior`), weights.npz (for fine-tuning), manifest.json.
 
   /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 2.0.0] [--name siam-unet-lite]
-      [--threshold 0.5] [--interior-threshold 0.5] [--no-interior] [--float-input]
+      [--threshold 0.5] [--min-mean-prob P] [--interior-threshold 0.5] [--no-interior] [--float-input]
 
 The graph takes 8-bit samples, pixel-interleaved ([batch, height, width, band] uint8, transposed and
 normalised inside the graph) unless --float-input asks for float32 inputs [batch, band, height, width]
@@ -30,6 +30,7 @@ def main():
     ap.add_argument('--name', default='siam-unet-lite')
     ap.add_argument('--version', default='2.0.0')
     ap.add_argument('--threshold', type=float, default=0.5, help="the manifest's defaultThreshold (pick it with `tuban eval`'s sweep on the validation images)")
+    ap.add_argument('--min-mean-prob', type=float, default=None, help="the manifest's minMeanProbability: patches with a lower mean change probability are dropped (pick it on the training images, README)")
     ap.add_argument('--interior-threshold', type=float, default=0.5, help='interior probability that seeds a split of touching buildings')
     ap.add_argument('--no-interior', action='store_true', help='export the change output only')
     ap.add_argument('--symmetric', action='store_true', help='average the probabilities of both date orders in the graph (the encoder runs once per date)')
@@ -66,6 +67,7 @@ def main():
         'maxWindowPx': 1024,
         'overlapPx': 64,
         'defaultThreshold': args.threshold,
+        **({'minMeanProbability': args.min_mean_prob} if args.min_mean_prob is not None else {}),
         'gsdM': 0.5,
         'provenance': {
             'kind': 'trained',

@@ -44,6 +44,12 @@ export const ModelManifestSchema = z.object({
   maxWindowPx: z.number().int().min(16).optional(),
   overlapPx: z.number().int().min(0),
   defaultThreshold: z.number().gt(0).lt(1),
+  /**
+   * Patches whose mean change probability (over their pixels, before the legal footprints are
+   * subtracted) is below this are dropped in the diff: uncertain detections, most of them false
+   * alarms. Optional; 0 keeps every patch. TUBAN_MIN_MEAN_PROB overrides it.
+   */
+  minMeanProbability: z.number().min(0).lt(1).optional(),
   /** Ground sample distance the model was made for, in metres. */
   gsdM: z.number().positive(),
   provenance: z.record(z.string(), z.unknown()),

@@ -8,6 +8,7 @@
 --                     clusters that legal footprints cut are buffered here
 --   :seam_eps_m       pieces closer than this are one object (tile and part seams, m)
 --   :min_area_m2      residual parts smaller than this are dropped (m²)
+--   :min_mean_prob    objects whose area-weighted mean change probability is lower are dropped (0: none)
 --   :simplify_m       Douglas–Peucker tolerance applied after merging (m); 0 keeps pixel outlines
 --   :default_district district code for a patch outside every town
 -- Areas are true m² on the ellipsoid (geography), whatever the storage CRS.
@@ -59,6 +60,7 @@ residual as (
       and ST_DWithin(f.geom, m.geom, :legal_buffer_m::float8)
       and (f.kind = 'building' or ((f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date)))
   ) legal
+  where coalesce(m.mean_prob, 0) >= :min_mean_prob::float8
 ),
 parts as (
   select r.mean_prob, r.source_tiles, d.geom
