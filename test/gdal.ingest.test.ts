@@ -3,7 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { crs, EPSG_4548 } from '../core/crs.ts';
+import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
+import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 
 /**
  * Files written by GDAL itself (gdal_translate, gdalwarp, -of COG) must read exactly as GDAL
@@ -280,4 +283,85 @@ describe('reading GeoTIFFs as GDAL writes them', () => {
     for (const f of [files[0], files[1], ...naip].filter(existsSync))
       await compare(f, dir, f.split('/').pop()!.replace('.tif', ''));
   });
+});
+
+describe("tuban's own GeoTIFF writer (previews, fixtures) as GDAL reads it", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tuban-gdal-write-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const W = 37,
+    H = 23;
+  const cases = [
+    {
+      name: 'rgb8-utm-nodata',
+      samples: Uint8Array.from({ length: W * H * 3 }, (_, i) => (i * 7) % 256),
+      bands: 3,
+      crs: crs(32650, false),
+      gt: [611200.25, 0.5, 0, 2713600.75, 0, -0.5] as GeoTransform,
+      nodata: 0,
+      gdalType: '1',
+    },
+    {
+      name: 'grey16',
+      samples: Uint16Array.from({ length: W * H }, (_, i) => (i * 977) % 65536),
+      bands: 1,
+      crs: EPSG_4548,
+      gt: [500000, 2, 0, 2700000, 0, -2] as GeoTransform,
+      nodata: null,
+      gdalType: '12',
+    },
+    {
+      name: 'float-rotated-4326',
+      samples: Float32Array.from({ length: W * H * 2 }, (_, i) => i / 3 - 100),
+      bands: 2,
+      crs: crs(4326, true),
+      // rotated by 0.2 rad: x = x0 + a cos θ · col + a sin θ · row, y = y0 + a sin θ · col − a cos θ · row
+      gt: [
+        118.1,
+        1e-4 * Math.cos(0.2),
+        1e-4 * Math.sin(0.2),
+        24.5,
+        1e-4 * Math.sin(0.2),
+        -1e-4 * Math.cos(0.2),
+      ] as GeoTransform,
+      nodata: -9999,
+      gdalType: '4',
+    },
+  ];
+  for (const c of cases)
+    it(`${c.name}: size, bands, geotransform, EPSG, nodata and every sample as GDAL reads them`, () => {
+      const file = join(dir, `${c.name}.tif`);
+      writeFileSync(
+        file,
+        Buffer.from(
+          encodeGeoTiff({
+            widthPx: W,
+            heightPx: H,
+            samples: c.samples,
+            bands: c.bands,
+            crs: c.crs,
+            geoTransform: c.gt,
+            nodata: c.nodata,
+          }),
+        ),
+      );
+      const j = JSON.parse(execFileSync('gdalinfo', ['-json', file], { encoding: 'utf8' }));
+      expect(j.size).toEqual([W, H]);
+      expect(j.bands).toHaveLength(c.bands);
+      c.gt.forEach((v, i) => expect(j.geoTransform[i], `geotransform[${i}]`).toBeCloseTo(v, 9));
+      expect((j.coordinateSystem.wkt as string).replace(/\s+/g, '')).toMatch(
+        new RegExp(`ID\\["EPSG",${c.crs.epsg}\\]\\]$`),
+      );
+      for (const b of j.bands) expect(b.noDataValue ?? null).toBe(c.nodata);
+      const raw = gdalRaw(file, dir, c.name);
+      expect(raw.type).toBe(c.gdalType);
+      const n = W * H;
+      const bytes = c.samples.BYTES_PER_ELEMENT;
+      for (let b = 0; b < c.bands; b++)
+        for (let i = 0; i < n; i++) {
+          const o = (b * n + i) * bytes;
+          const got = bytes === 1 ? raw.data[o] : bytes === 2 ? raw.data.readUInt16LE(o) : raw.data.readFloatLE(o);
+          if (got !== c.samples[i * c.bands + b])
+            expect(got, `${c.name} band ${b} pixel ${i}`).toBe(c.samples[i * c.bands + b]);
+        }
+    });
 });
