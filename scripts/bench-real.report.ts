@@ -32,7 +32,7 @@ export interface RealBenchResult {
   mpxPerSPerCore: number;
   km2PerH: number;
   km2PerHPerCore: number;
-  /** Seconds outside the batch: GDAL, tracing the labels, scoring. */
+  /** Seconds outside the batch: GDAL, registering the imagery (with its previews), tracing the labels, scoring. */
   prepareS: Record<string, number>;
   /** Seconds per batch stage, summed over the parts (diff, match and emit once). */
   stagesS: Record<string, number>;

@@ -215,7 +215,10 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
       [BASELINE_MONTH, (sc: RealScene) => sc.tif.before],
       [CURRENT_MONTH, (sc: RealScene) => sc.tif.after],
     ] as const) {
-      const r = await registerImagery(db, config, month, scenes.map(pick).map(where.locate));
+      // registration reads each image once (its preview), so its time is reported too
+      const r = await timer.time('register', () =>
+        registerImagery(db, config, month, scenes.map(pick).map(where.locate)),
+      );
       if (r.refused.length)
         throw new Error(`imagery of ${month} refused: ${r.refused.map((f) => `${f.path} (${f.reason})`).join('; ')}`);
       if (month === CURRENT_MONTH) registered.push(...r.registered);
