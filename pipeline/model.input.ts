@@ -71,6 +71,12 @@ function interleavedValidMask(
   if (nodata === null) return null;
   const n = data.length / samples;
   const valid = new Uint8Array(n).fill(1);
+  if (samples === 3 && bandIdx.length === 3 && bandIdx[0] === 0 && bandIdx[1] === 1 && bandIdx[2] === 2) {
+    // the common case, RGB: no loop over the bands per pixel
+    for (let i = 0, o = 0; i < n; i++, o += 3)
+      if (data[o] === nodata && data[o + 1] === nodata && data[o + 2] === nodata) valid[i] = 0;
+    return valid;
+  }
   for (let i = 0; i < n; i++) {
     let all = true;
     for (const b of bandIdx)
@@ -134,8 +140,17 @@ export async function readBaselinePlanes(
 export function bothValid(a: InputPlanes, b: InputPlanes): Uint8Array | null {
   if (!a.valid) return b.valid;
   if (!b.valid) return a.valid;
-  const out = new Uint8Array(a.valid.length);
-  for (let i = 0; i < out.length; i++) out[i] = a.valid[i] & b.valid[i];
+  const n = a.valid.length;
+  const out = new Uint8Array(n);
+  // four pixels at a time where the masks' buffers allow 32-bit views
+  const whole = a.valid.byteOffset % 4 === 0 && b.valid.byteOffset % 4 === 0 ? n >> 2 : 0;
+  if (whole) {
+    const a32 = new Uint32Array(a.valid.buffer, a.valid.byteOffset, whole);
+    const b32 = new Uint32Array(b.valid.buffer, b.valid.byteOffset, whole);
+    const o32 = new Uint32Array(out.buffer, 0, whole);
+    for (let i = 0; i < whole; i++) o32[i] = a32[i] & b32[i];
+  }
+  for (let i = whole << 2; i < n; i++) out[i] = a.valid[i] & b.valid[i];
   return out;
 }
 
@@ -190,8 +205,16 @@ function fillInterleavedFromInterleaved(
   for (let r = 0; r < win.height; r++) {
     const s = (win.y + r) * widthPx + win.x,
       d = offset + r * win.width * nb;
-    if (asStored && !valid) {
+    if (asStored) {
+      // the row as stored, then its runs without data zeroed (a warped scene's collar: few runs a row)
       out.set(data.subarray(s * samples, (s + win.width) * samples), d);
+      if (!valid) continue;
+      const row = valid.subarray(s, s + win.width);
+      for (let x = row.indexOf(0); x !== -1;) {
+        const end = row.indexOf(1, x);
+        out.fill(0, d + x * nb, d + (end === -1 ? win.width : end) * nb);
+        x = end === -1 ? -1 : row.indexOf(0, end);
+      }
       continue;
     }
     for (let x = 0; x < win.width; x++) {

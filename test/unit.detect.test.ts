@@ -4,7 +4,8 @@ import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
 import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { integerShift, pixelMap, readBaselineOnGrid } from '../pipeline/pair.align.ts';
 import { MemorySource, type RasterInfo } from '../pipeline/raster.source.ts';
-import { echoModel } from './helpers/echo.ts';
+import { echoManifest, echoModel } from './helpers/echo.ts';
+import { bothValid, fillWindow } from '../pipeline/model.input.ts';
 
 function raster(
   file: string,
@@ -138,5 +139,49 @@ describe('cva-baseline ONNX model', () => {
     for (let y = 50; y < 90; y++) for (let x = 40; x < 80; x++) hit += r.probability[y * W + x] >= 0.5 ? 1 : 0;
     expect(hit / 1600).toBeGreaterThan(0.9);
     await model.close();
+  });
+});
+
+describe('8-bit model input from pixel-interleaved samples', () => {
+  it('copies windows as stored and zeroes exactly the pixels without data on either date', () => {
+    const W = 61,
+      H = 17;
+    const manifest = { ...echoManifest(16, 0), inputType: 'uint8' as const };
+    const data = (seed: number) => Uint8Array.from({ length: W * H * 3 }, (_, i) => (i * seed) % 251);
+    // no data: a collar on the left, a run in the middle of some rows, scattered single pixels
+    const mask = (shift: number) =>
+      Uint8Array.from({ length: W * H }, (_, i) => {
+        const x = i % W,
+          y = Math.floor(i / W);
+        return x < 5 + shift || (y % 3 === 0 && x >= 20 && x < 27 + shift) || i % 13 === shift ? 0 : 1;
+      });
+    const planes = (seed: number, shift: number) => ({
+      width: W,
+      height: H,
+      bands: [],
+      interleaved: { data: data(seed), samples: 3, bandIdx: [0, 1, 2] },
+      luts: null,
+      bytes: true,
+      valid: mask(shift),
+    });
+    const a = planes(7, 0),
+      b = planes(11, 2);
+    const both = bothValid(a, b)!;
+    for (let i = 0; i < W * H; i++) expect(both[i]).toBe(a.valid[i] & b.valid[i]);
+    const win = { x: 3, y: 2, width: 50, height: 13 };
+    const out = new Uint8Array(2 * win.width * win.height * 3).fill(99);
+    const withBoth = { ...a, valid: both };
+    fillWindow(withBoth, win, manifest, out, 1);
+    const at = win.width * win.height * 3;
+    for (let r = 0; r < win.height; r++)
+      for (let c = 0; c < win.width; c++) {
+        const s = (win.y + r) * W + win.x + c;
+        for (let k = 0; k < 3; k++) {
+          const got = out[at + (r * win.width + c) * 3 + k];
+          const want = both[s] ? a.interleaved.data[s * 3 + k] : 0;
+          if (got !== want) expect(got, `row ${r} col ${c} sample ${k}`).toBe(want);
+        }
+      }
+    expect(out.subarray(0, at).every((v) => v === 99)).toBe(true); // window 0 of the batch untouched
   });
 });
