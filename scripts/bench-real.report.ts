@@ -39,7 +39,7 @@ export interface RealBenchResult {
   /** The model alone on the batch's windows (scripts/bench.model-alone.ts), null when it could not be timed. */
   modelAlone: ModelAlone | null;
   /** With --remote: what the batch read from the server (both months), and the parts it read it for. */
-  remote: { kind: string; requests: number; mb: number; filesMb: number; parts: number } | null;
+  remote: { kind: string; requests: number; mb: number; cachedMb: number; filesMb: number; parts: number } | null;
   perImage: ImageScore[];
   total: ImageScore;
   /** The validation images' rows added up. */
@@ -101,7 +101,7 @@ export function reportText(r: RealBenchResult): string {
   );
   if (r.remote)
     lines.push(
-      `read over ${r.remote.kind}: ${r.remote.requests} requests (${(r.remote.requests / r.remote.parts).toFixed(1)} per part, ${r.remote.parts} parts), ${r.remote.mb.toFixed(1)} MB of the scenes' ${r.remote.filesMb.toFixed(1)} MB (${(r.remote.mb / r.currentMpx).toFixed(2)} MB per Mpx of the current month, both months read)`,
+      `read over ${r.remote.kind}: ${r.remote.requests} requests (${(r.remote.requests / r.remote.parts).toFixed(1)} per part, ${r.remote.parts} parts), ${r.remote.mb.toFixed(1)} MB of the scenes' ${r.remote.filesMb.toFixed(1)} MB (${(r.remote.mb / r.currentMpx).toFixed(2)} MB per Mpx of the current month, both months read), ${r.remote.cachedMb.toFixed(1)} MB more from the block cache`,
     );
   lines.push('', 'stage                         seconds   share of wall');
   let staged = 0;

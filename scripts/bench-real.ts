@@ -229,7 +229,8 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
     if (repaired) say(`${repaired} label outlines repaired with ST_MakeValid (pixels meeting at a corner)`);
 
     say(`running the batch ${CURRENT_MONTH} against ${BASELINE_MONTH} with ${modelDir}`);
-    const { remoteTotals } = await import('../pipeline/io/byte.source.ts');
+    const { dropBlockCache, remoteTotals } = await import('../pipeline/io/byte.source.ts');
+    dropBlockCache(); // registration read every block for the previews: the batch reads as a fresh worker would
     const read0 = { ...remoteTotals };
     const t0 = performance.now();
     const r = await cmdBatchRun(db, config, createLogger('warn'), {
@@ -239,7 +240,11 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
       inProcessWorkers: true,
     });
     const wallS = (performance.now() - t0) / 1000;
-    const read = { requests: remoteTotals.requests - read0.requests, bytes: remoteTotals.bytes - read0.bytes };
+    const read = {
+      requests: remoteTotals.requests - read0.requests,
+      bytes: remoteTotals.bytes - read0.bytes,
+      cachedBytes: remoteTotals.cachedBytes - read0.cachedBytes,
+    };
     const s = r.summary;
     if (!s?.tiles) throw new Error(`batch ended without a summary: ${JSON.stringify(s)}`);
     for (const f of s.failedTiles) say(`failed tile ${f.path}: ${f.code} ${f.reason}`);
@@ -329,6 +334,7 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
             kind: values.remote,
             requests: read.requests,
             mb: read.bytes / 1e6,
+            cachedMb: read.cachedBytes / 1e6,
             filesMb: scenes.reduce((a, sc) => a + statSync(sc.tif.before).size + statSync(sc.tif.after).size, 0) / 1e6,
             parts: Number((await db('batch_part').where({ batch_id: s.batchId }).count({ n: '*' }))[0].n),
           }
