@@ -36,16 +36,24 @@ export interface RefusedImage {
  * Expand files, folders and URLs into the GeoTIFFs they hold, sorted: a folder or an S3 prefix
  * (`s3://bucket/prefix/`) gives every .tif/.tiff under it; a file or an http(s):// URL is itself.
  */
-export async function listTiffs(inputs: string[]): Promise<{ paths: string[]; refused: RefusedImage[] }> {
+export async function listTiffs(
+  inputs: string[],
+): Promise<{ paths: string[]; refused: RefusedImage[]; listed: string[] }> {
   const remote: string[] = [];
   const refused: RefusedImage[] = [];
+  const listed: string[] = [];
   for (const i of inputs.filter(isRemote))
     try {
       remote.push(...(await listRemote(i)));
+      listed.push(i);
     } catch (err) {
       refused.push({ path: i, code: errorCodeOf(err), reason: (err as Error).message });
     }
-  return { paths: [...listLocalTiffs(inputs.filter((i) => !isRemote(i))), ...[...new Set(remote)].sort()], refused };
+  return {
+    paths: [...listLocalTiffs(inputs.filter((i) => !isRemote(i))), ...[...new Set(remote)].sort()],
+    refused,
+    listed,
+  };
 }
 
 const TIFF_NAME = /\.tiff?$/i;
@@ -113,7 +121,9 @@ export async function registerImagery(
   checkMonth(month, '--month');
   const date = acquiredOn ?? `${month}-01`;
   const registered: RegisteredImage[] = [];
-  const { paths, refused: unlisted } = await listTiffs(inputs);
+  const { paths, refused: unlisted, listed } = await listTiffs(inputs);
+  // a prefix that lists now is no longer refused (bad credentials, a network failure last time)
+  if (listed.length) await db('imagery_refusal').where({ month }).whereIn('path', listed).delete();
   const refused: RefusedImage[] = [];
   const refuse = async (r: RefusedImage) => {
     refused.push(r);
@@ -172,9 +182,11 @@ async function registerOne(
     const stretch = info.sampleType === 'uint8' ? null : await sampleStretch(src);
     // kept where TUBAN_STORAGE_URL says (else under the data folder), so a server on any host draws it
     const preview = await makePreview(src, stretch, gsdM);
+    // named by the image and the preview's own bytes: a re-registered image gets a new object, so a map
+    // server still reading the old one (by ranged requests pinned to its ETag) is never handed a mix
     const previewPath = preview
       ? await objectStore(config).put(
-          `previews/${month}/${createHash('sha256').update(path).digest('hex').slice(0, 20)}.tif`,
+          `previews/${month}/${createHash('sha256').update(path).digest('hex').slice(0, 20)}-${createHash('sha256').update(preview.bytes).digest('hex').slice(0, 12)}.tif`,
           preview.bytes,
           'image/tiff',
         )

@@ -55,12 +55,18 @@ function namespacesRefused(): string | null {
   }
 }
 
-/** A TCP forwarder on the host side of the private network to a service on the host's loopback. */
-async function forward(toPort: number): Promise<{ port: number; server: Server; sockets: Set<Socket> }> {
+/** A TCP forwarder on the host side of the private network to a service the host reaches (`url`'s host and port). */
+async function forward(
+  url: string,
+  defaultPort: number,
+): Promise<{ port: number; server: Server; sockets: Set<Socket> }> {
+  const to = new URL(url);
+  const toPort = Number(to.port || defaultPort),
+    toHost = to.hostname || '127.0.0.1';
   const port = await freePort();
   const sockets = new Set<Socket>();
   const server = createServer((inbound) => {
-    const out = connect(toPort, '127.0.0.1');
+    const out = connect(toPort, toHost);
     for (const s of [inbound, out]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
@@ -73,6 +79,13 @@ async function forward(toPort: number): Promise<{ port: number; server: Server; 
   });
   await new Promise<void>((resolve) => server.listen(port, HOST_IP, resolve));
   return { port, server, sockets };
+}
+
+/** Puts back the variables `old` saved (deleting those that were unset). */
+function restoreEnv(old: Record<string, string | undefined>): void {
+  for (const [k, v] of Object.entries(old))
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
 }
 
 const refused = namespacesRefused();
@@ -138,7 +151,7 @@ describe.skipIf(refused !== null)('workers on three hosts (network namespaces)',
     const db = await migratedDb(config);
     runs.push({ config, db });
     await loadFixtureLayers(db, fixturesDir);
-    const old = { ...process.env };
+    const old = Object.fromEntries(Object.keys(s3env).map((k) => [k, process.env[k]]));
     Object.assign(process.env, s3env);
     try {
       for (const month of ['2024-02', '2024-03']) {
@@ -147,7 +160,7 @@ describe.skipIf(refused !== null)('workers on three hosts (network namespaces)',
         expect(r.registered).toHaveLength(4);
       }
     } finally {
-      process.env = old;
+      restoreEnv(old);
     }
     return { config, db };
   }
@@ -155,7 +168,7 @@ describe.skipIf(refused !== null)('workers on three hosts (network namespaces)',
   it('spreads a month over three hosts, survives one being killed, and matches a one-host run', async () => {
     // the one-host reference: the same month and settings, workers in this process
     const ref = await monthFromS3(SETTINGS);
-    const old = { ...process.env };
+    const old = Object.fromEntries(Object.keys(s3env).map((k) => [k, process.env[k]]));
     Object.assign(process.env, s3env);
     let reference: Record<string, unknown>[];
     try {
@@ -163,13 +176,13 @@ describe.skipIf(refused !== null)('workers on three hosts (network namespaces)',
       expect(s.status).toBe('completed');
       reference = await patchSnapshot(ref.db);
     } finally {
-      process.env = old;
+      restoreEnv(old);
     }
     expect(reference.length).toBe(5);
 
     const run = await monthFromS3({ ...SETTINGS, TUBAN_FAULT_PAUSE: 'detect:800' });
-    const pg = await forward(5432);
-    const redis = await forward(Number(new URL(run.config.REDIS_URL).port || 6379));
+    const pg = await forward(run.config.DATABASE_URL!, 5432);
+    const redis = await forward(run.config.REDIS_URL, 6379);
     forwards.push(pg, redis);
     const db = new URL(run.config.DATABASE_URL!);
     db.hostname = HOST_IP;

@@ -1,4 +1,5 @@
-import { copyFileSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
 import sharp from 'sharp';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -142,7 +143,7 @@ describe('imagery from an S3-compatible store', () => {
         const previews: string[] = (await db('imagery').select('preview_path')).map((r) => r.preview_path);
         expect(previews).toHaveLength(8);
         for (const p of previews)
-          expect(p).toMatch(/^s3:\/\/imagery\/tuban-store\/previews\/2024-0[23]\/[0-9a-f]{20}\.tif$/);
+          expect(p).toMatch(/^s3:\/\/imagery\/tuban-store\/previews\/2024-0[23]\/[0-9a-f]{20}-[0-9a-f]{12}\.tif$/);
         expect(existsSync(join(config.dataDir, 'previews'))).toBe(false);
         // the map's coarse levels draw them from the store
         const [{ x, y }] = (
@@ -247,6 +248,28 @@ describe.skipIf(!nginx)('imagery over HTTP from nginx', () => {
     await cleanup(ctx.db, ctx.config);
   });
 
+  it('refuses a server that ignores Range requests, rather than read the wrong bytes', async () => {
+    const file = join(root, '2024-03', readdirSync(join(root, '2024-03')).sort()[0]);
+    const bytes = readFileSync(file);
+    // answers every GET with the whole file (200), as a server without Range support does
+    const plain = createServer((req, res) => {
+      res.writeHead(200, { 'content-length': bytes.length, etag: '"whole"' });
+      res.end(req.method === 'HEAD' ? undefined : bytes);
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(plain.address() as { port: number }).port}/scene.tif`;
+    try {
+      const r = await withEnv(S3_ENV, () => registerImagery(ctx.db, ctx.config, '2024-06', [url]));
+      expect(r.registered).toEqual([]);
+      expect(r.refused).toHaveLength(1);
+      expect(r.refused[0]).toMatchObject({ path: url, code: 'range_unsupported' });
+      expect(r.refused[0].reason).toContain(`${url}: asked for`);
+    } finally {
+      plain.closeAllConnections();
+      await new Promise((r) => plain.close(r));
+    }
+  });
+
   it('fails only the tiles whose URL went away, stopped answering or changed, each with its reason', async () => {
     const { config, db } = ctx;
     await registerFixtureMonths(db, config, fixturesDir); // 2024-02 local: the baseline
@@ -261,7 +284,7 @@ describe.skipIf(!nginx)('imagery over HTTP from nginx', () => {
 
       rmSync(join(root, '2024-03', vanishes));
       copyFileSync(join(fixturesDir, 'imagery', '2024-02', replaced), join(root, '2024-03', replaced));
-      proxy.stall = true;
+      proxy.stall = 'ranges'; // it still opens (HEAD), then stops answering its ranged reads
       const s = await runBatch(db, config, '2024-05', '2024-02');
       expect(s.status).toBe('completed_with_failures');
       expect(s.tiles).toEqual({ total: 4, ok: 1, failed: 3 });

@@ -187,12 +187,25 @@ class FileByteSource implements ByteSource {
       if (err.code === 'ENOENT') throw new BadInputError('file_missing', `${file}: no such file`, { file });
       throw new BadInputError('unreadable', `${file}: cannot open (${err.message})`, { file });
     });
-    return new FileByteSource(file, fh, (await fh.stat()).size);
+    try {
+      return new FileByteSource(file, fh, (await fh.stat()).size);
+    } catch (err) {
+      await fh.close();
+      throw new BadInputError('unreadable', `${file}: cannot read its size (${(err as Error).message})`, { file });
+    }
   }
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     const buf = into ?? new Uint8Array(length);
-    const { bytesRead } = await this.fh.read(buf, 0, length, offset);
+    const { bytesRead } = await this.fh.read(buf, 0, length, offset).catch((err: Error) => {
+      throw new BadInputError(
+        'unreadable',
+        `${this.location}: cannot read bytes ${offset}–${offset + length} (${err.message})`,
+        {
+          file: this.location,
+        },
+      );
+    });
     return bytesRead === length ? buf : buf.subarray(0, bytesRead);
   }
 
@@ -206,14 +219,17 @@ class FileByteSource implements ByteSource {
 /** Bytes per chunk for the small reads (headers, IFDs, offset tables), and how much of them is cached per open source. */
 const CHUNK_BYTES = 64 * 1024,
   CACHE_BYTES = 16 * 1024 * 1024;
-/** Ranges closer than this are fetched as one span (the gap is read and dropped). */
-const COALESCE_GAP_BYTES = 64 * 1024;
+/** Ranges closer than this are fetched as one span (the gap is read and dropped), up to a span of MAX_SPAN_BYTES. */
+const COALESCE_GAP_BYTES = 64 * 1024,
+  MAX_SPAN_BYTES = 16 * 1024 * 1024;
+/** Prefetches whose spans and cached blocks a source keeps (map tiles read one source concurrently). */
+const KEPT_PREFETCHES = 8;
 
 class RemoteByteSource implements ByteSource {
   readonly localPath = null;
-  /** The spans of the last prefetch: reads inside one are sliced from it. */
+  /** The spans of the last prefetches: reads inside one are sliced from it. */
   private spans: { offset: number; data: Uint8Array }[] = [];
-  /** The blocks of the last prefetch found in the block cache, by offset. */
+  /** The blocks of the last prefetches found in the block cache, by offset. */
   private cached = new Map<number, Uint8Array>();
 
   private constructor(
@@ -228,20 +244,35 @@ class RemoteByteSource implements ByteSource {
   ) {}
 
   static async open(location: string, settings: RemoteSettings): Promise<RemoteByteSource> {
-    let source: Source;
+    let make: () => Source;
     if (/^s3:\/\//i.test(location)) {
       const url = new URL(location);
       if (!url.hostname || url.pathname.length <= 1)
         throw new BadInputError('bad_location', `${location}: expected s3://bucket/key`, { file: location });
       const { SourceAwsS3 } = await import('@chunkd/source-aws');
-      source = new SourceAwsS3(url, await s3Client(settings));
+      const client = await s3Client(settings);
+      make = () => new SourceAwsS3(url, client);
     } else {
       const { SourceHttp } = await import('@chunkd/source-http');
       withTimeouts(SourceHttp, settings.timeoutMs);
-      source = new SourceHttp(location);
+      make = () => new SourceHttp(location);
     }
-    const { SourceCache, SourceChunk } = await import('@chunkd/middleware');
     const stats = { requests: 0, bytes: 0 };
+    // a fresh source for each try: chunkd's sources keep their first HEAD's promise, failed or not
+    let source!: Source;
+    const meta = await retryCall(settings, () => {
+      source = make();
+      stats.requests++;
+      remoteTotals.requests++;
+      return source.head();
+    }).catch((err) => {
+      throw remoteError(location, err, settings);
+    });
+    const size = meta.size;
+    if (size == null)
+      throw new BadInputError('unreadable', `${location}: the server did not say how large the file is`, {
+        file: location,
+      });
     const count: SourceMiddleware = {
       name: 'tuban:count',
       fetch: async (req, next) => {
@@ -250,10 +281,18 @@ class RemoteByteSource implements ByteSource {
         const out = await next(req);
         stats.bytes += out.byteLength;
         remoteTotals.bytes += out.byteLength;
+        // a server that ignores Range answers with the whole file (200): never read those bytes as the range's
+        if (req.length !== undefined && req.offset >= 0 && out.byteLength !== Math.min(req.length, size - req.offset))
+          throw new BadInputError(
+            'range_unsupported',
+            `${location}: asked for ${req.length} bytes at ${req.offset}, got ${out.byteLength}: the server does not honour Range requests`,
+            { file: location },
+          );
         return out;
       },
     };
     const retry = retrying(settings);
+    const { SourceCache, SourceChunk } = await import('@chunkd/middleware');
     const small = new SourceView(source, [
       new SourceChunk({ size: CHUNK_BYTES }),
       new SourceCache({ size: CACHE_BYTES }),
@@ -261,17 +300,10 @@ class RemoteByteSource implements ByteSource {
       count,
     ]);
     const large = new SourceView(source, [retry, count]);
-    const meta = await retryCall(settings, () => (stats.requests++, remoteTotals.requests++, source.head())).catch(
-      (err) => {
-        throw remoteError(location, err, settings);
-      },
-    );
-    if (meta.size == null)
-      throw new BadInputError('unreadable', `${location}: the server did not say how large the file is`, {
-        file: location,
-      });
     blockCache ??= new BlockCache(settings.cacheMb * 1e6);
-    return new RemoteByteSource(location, small, large, meta.size, meta.eTag ?? null, stats);
+    // the object's version: its ETag, else its Last-Modified; without either, blocks are not cached
+    const version = meta.eTag ?? (meta.lastModified ? `modified ${meta.lastModified}` : null);
+    return new RemoteByteSource(location, small, large, size, version, stats);
   }
 
   async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
@@ -297,16 +329,16 @@ class RemoteByteSource implements ByteSource {
   }
 
   async prefetch(ranges: { offset: number; length: number }[]): Promise<void> {
-    const key = (r: { offset: number; length: number }) =>
-      `${this.location}\n${this.etag ?? this.size}\n${r.offset}\n${r.length}`;
-    this.cached = new Map();
-    this.spans = [];
-    const cache = blockCache;
+    const version = this.etag;
+    const key = (r: { offset: number; length: number }) => `${this.location}\n${version}\n${r.offset}\n${r.length}`;
+    // an object without an ETag or Last-Modified has no version to key its blocks by: not cached
+    const cache = version ? blockCache : undefined;
     // blocks in the cache are taken from it; blocks another part is fetching right now are waited for
     const missing = [];
     const waiting: Promise<void>[] = [];
+    const cached = new Map<number, Uint8Array>();
     const take = (r: { offset: number }, b: Uint8Array) => {
-      this.cached.set(r.offset, b);
+      cached.set(r.offset, b);
       remoteTotals.cachedBytes += b.length;
     };
     for (const r of ranges.filter((x) => x.length > 0)) {
@@ -320,8 +352,10 @@ class RemoteByteSource implements ByteSource {
     const spans: { offset: number; end: number }[] = [];
     for (const r of sorted) {
       const last = spans.at(-1);
-      if (last && r.offset <= last.end + COALESCE_GAP_BYTES) last.end = Math.max(last.end, r.offset + r.length);
-      else spans.push({ offset: r.offset, end: r.offset + r.length });
+      const end = r.offset + r.length;
+      if (last && r.offset <= last.end + COALESCE_GAP_BYTES && end - last.offset <= MAX_SPAN_BYTES)
+        last.end = Math.max(last.end, end);
+      else spans.push({ offset: r.offset, end });
     }
     const fetching = spans.map(async (sp) => ({
       offset: sp.offset,
@@ -341,13 +375,15 @@ class RemoteByteSource implements ByteSource {
           () => cache.pending.delete(k), // the part that fetched it reports the failure
         );
       }
-    try {
-      this.spans = await Promise.all(fetching);
-      await Promise.all(waiting);
-    } catch (err) {
-      this.spans = [];
-      throw remoteError(this.location, err);
-    }
+    // settled together, so a failed fetch that another part waits on is never left unhandled
+    const settled = await Promise.allSettled([Promise.all(fetching), Promise.all(waiting)]);
+    const failed = settled.find((x) => x.status === 'rejected');
+    if (failed) throw remoteError(this.location, (failed as PromiseRejectedResult).reason);
+    const got = (settled[0] as PromiseFulfilledResult<{ offset: number; data: Uint8Array }[]>).value;
+    // kept beside the last few prefetches' (a map server reads one source for several tiles at once)
+    this.spans = [...got, ...this.spans].slice(0, KEPT_PREFETCHES * 4);
+    if (this.cached.size > 4096) this.cached = new Map();
+    for (const [o, b] of cached) this.cached.set(o, b);
   }
 
   async close(): Promise<void> {
@@ -370,6 +406,7 @@ function withTimeouts(SourceHttp: typeof import('@chunkd/source-http').SourceHtt
 
 /** A failure worth another try: no answer, a dropped connection, 408, 429 or a 5xx. */
 function transient(err: unknown): boolean {
+  if (err instanceof BadInputError || (err as Error)?.name === 'CredentialsProviderError') return false;
   const code = statusOf(err);
   if (code === undefined) return true;
   return code === 408 || code === 429 || code >= 500;
@@ -412,6 +449,15 @@ export function remoteError(location: string, err: unknown, settings?: RemoteSet
   const after = tries && tries > 1 ? ` (after ${tries} tries)` : '';
   const name = (err as Error)?.name;
   const message = String((err as Error)?.message ?? err);
+  // chunkd wraps a timed-out fetch in an error of status 500: the time-out is in its causes
+  const chain: unknown[] = [];
+  for (let e: unknown = err; e && chain.length < 6; e = (e as { cause?: unknown }).cause) chain.push(e);
+  const timedOut = chain.some(
+    (e) =>
+      (e as Error).name === 'TimeoutError' ||
+      (e as Error).name === 'AbortError' ||
+      /timed? ?out|aborted/i.test(String((e as Error).message ?? '')),
+  );
   if (code === 404 || name === 'NotFound' || name === 'NoSuchKey' || name === 'NoSuchBucket')
     return new BadInputError('file_missing', `${location}: not found (404)`, { file: location }, { cause: err });
   if (
@@ -419,7 +465,8 @@ export function remoteError(location: string, err: unknown, settings?: RemoteSet
     code === 403 ||
     name === 'AccessDenied' ||
     name === 'InvalidAccessKeyId' ||
-    name === 'SignatureDoesNotMatch'
+    name === 'SignatureDoesNotMatch' ||
+    name === 'CredentialsProviderError'
   )
     return new BadInputError(
       'access_refused',
@@ -434,7 +481,7 @@ export function remoteError(location: string, err: unknown, settings?: RemoteSet
       { file: location },
       { cause: err },
     );
-  if (name === 'TimeoutError' || name === 'AbortError' || /timed? ?out|aborted/i.test(message))
+  if (timedOut)
     return new TransientError(
       `${location}: no answer within ${(settings ?? remoteSettings()).timeoutMs / 1000} s${after}`,
       { file: location, code: 'unreachable' },

@@ -146,9 +146,13 @@ export async function uploadFolder(endpoint: string, bucket: string, prefix: str
   return keys;
 }
 
-/** An HTTP proxy to `target` that, once `stall` is set, takes requests and never answers them. */
+/**
+ * An HTTP proxy to `target` that, once `stall` is set, takes requests and never answers them:
+ * all of them, or (`'ranges'`) only the ranged reads, so that a file still opens (HEAD) and then
+ * stops answering mid-read.
+ */
 export class StallingProxy {
-  stall = false;
+  stall: false | 'all' | 'ranges' = false;
   private server?: Server;
   private readonly held = new Set<{ destroy(): void }>();
   port = 0;
@@ -162,7 +166,7 @@ export class StallingProxy {
     this.port = await freePort();
     const t = new URL(this.target);
     this.server = createServer((req, res) => {
-      if (this.stall) {
+      if (this.stall === 'all' || (this.stall === 'ranges' && req.headers.range)) {
         this.held.add(res.socket!);
         return;
       }
