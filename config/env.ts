@@ -58,11 +58,12 @@ const EnvSchema = z.object({
   /**
    * Jobs in flight per queue in one worker process. With 2, one part's reading, vectorizing and
    * database round trips run while the other part is in the model (on the model's own thread), and
-   * memory grows by one part (about 150 MB at the default part size). On 2 cores it did not shorten
-   * the fixture batch (the model already keeps both busy), so the default is 1; it helps where round
-   * trips are slow (a remote database) or cores are left idle by onnxruntime.
+   * memory grows by one part (about 110 MB at the default part size). With onnxruntime on every core
+   * that work only competes with the model: on 2 cores the real LEVIR mosaics ran 31.1 s with 1 and
+   * 34.6 s with 2, the fixture month 22.3 s and 24.0 s, so the default is 1. It helps where round
+   * trips are slow (a remote database) or TUBAN_ORT_THREADS leaves cores idle.
    */
-  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
   TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
@@ -72,7 +73,11 @@ const EnvSchema = z.object({
     .transform((v) => v === 'true' || v === '1'),
   /** Largest relative area change regularisation may make (0.1 = 10 %). */
   TUBAN_REGULARISE_MAX_CHANGE: z.coerce.number().min(0).max(0.5).default(0.1),
-  /** onnxruntime threads per inference (intra-op); default: onnxruntime's choice (the physical cores). */
+  /**
+   * onnxruntime threads per inference (intra-op); default: every core Node sees (os.availableParallelism).
+   * onnxruntime's own default is the physical cores, which on this 2-vCPU machine is one thread: the
+   * model alone ran 1.6 times slower that way.
+   */
   TUBAN_ORT_THREADS: z.coerce.number().int().positive().optional(),
   /** Attempts per tile job before it is marked failed (transient errors only). */
   TUBAN_JOB_ATTEMPTS: z.coerce.number().int().positive().default(3),

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { buildFeeds, sigmoidInPlace, type ChangeModel, type ModelInput, type ModelRun } from '../change.model.ts';
 import { BadInputError } from '../../core/errors.ts';
 import { loadManifest, type ModelManifest } from './model.manifest.ts';
@@ -7,7 +8,7 @@ import { SessionThread, type GraphInfo } from './model.session.ts';
 import { arrayPool } from '../array.pool.ts';
 
 export interface OnnxModelOptions {
-  /** Threads for one inference (onnxruntime intra-op); default: onnxruntime's choice. */
+  /** Threads for one inference (onnxruntime intra-op); default: every core Node sees (os.availableParallelism). */
   intraOpThreads?: number;
 }
 
@@ -53,7 +54,7 @@ export class OnnxChangeModel implements ChangeModel {
     const bandsPx = manifest.bands.indices.length * 64 * 64;
     const startSession = async () => {
       const s = await SessionThread.start(onnxPath, bytes, {
-        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+        intraOpNumThreads: opts.intraOpThreads ?? availableParallelism(),
         graphOptimizationLevel: 'all',
       });
       try {
