@@ -1,5 +1,5 @@
 import { say } from '../i18n/say.ts';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { findCjkFont } from '../export/fonts.ts';
@@ -18,6 +18,8 @@ import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
+import { writeObject } from './objects.ts';
+import { isRemote } from '../pipeline/io/byte.source.ts';
 
 export async function exportRecords(
   db: Knex,
@@ -41,6 +43,36 @@ export async function exportRecords(
  * Write the month's patch list (one town, or all the user may see) in a format. GPKG is one
  * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; zip holds a folder per town with all of them.
  */
+/**
+ * exportPatches to a local path or to an s3://bucket/key location: written in a temporary folder,
+ * then put there (a shapefile's files under the key as a prefix). Returns where the files went.
+ */
+export async function exportPatchesTo(
+  db: Knex,
+  env: WorkflowEnv,
+  opts: Parameters<typeof exportPatches>[2],
+): Promise<{ files: string[]; count: number }> {
+  if (!isRemote(opts.outPath)) return exportPatches(db, env, opts);
+  if (!/^s3:\/\/[^/]+\/./i.test(opts.outPath))
+    throw new BadInputError('bad_output', `${opts.outPath}: exports go to a local path or to s3://bucket/key`, {
+      file: opts.outPath,
+    });
+  const dir = mkdtempSync(join(tmpdir(), 'tuban-export-'));
+  try {
+    const name = basename(new URL(opts.outPath).pathname) || 'export';
+    const r = await exportPatches(db, env, { ...opts, outPath: join(dir, name) });
+    const files: string[] = [];
+    for (const f of r.files) {
+      const at = opts.format === 'shp' ? `${opts.outPath.replace(/\/+$/, '')}/${basename(f)}` : opts.outPath;
+      await writeObject(at, readFileSync(f));
+      files.push(at);
+    }
+    return { files, count: r.count };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function exportPatches(
   db: Knex,
   env: WorkflowEnv,

@@ -4,7 +4,8 @@
  * settings as s3:// imagery: TUBAN_S3_ENDPOINT, credentials), so a server or worker on any host
  * reads what another wrote; unset, they live under TUBAN_DATA_DIR as before. Each file's location
  * (a local path or an s3:// URL) is stored in the database, so files kept before a switch still
- * read. Exports need no store: each is made for its request and streamed.
+ * read. The server's exports need no store (each is made for its request and streamed); `tuban
+ * patches export -o s3://…` writes a month's list there for the towns to fetch (writeObject).
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
@@ -46,6 +47,20 @@ export async function readObject(location: string): Promise<Buffer> {
       await s3Client(remoteSettings())
     ).send(new GetObjectCommand({ Bucket: url.hostname, Key: decodeURIComponent(url.pathname.slice(1)) }));
     return Buffer.from(await r.Body!.transformToByteArray());
+  } catch (err) {
+    throw remoteError(location, err);
+  }
+}
+
+/** Writes `bytes` to an s3://bucket/key location (an export sent to the store). */
+export async function writeObject(location: string, bytes: Uint8Array, contentType?: string): Promise<void> {
+  const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(location);
+  if (!m) throw new BadInputError('bad_location', `${location}: expected s3://bucket/key`, { file: location });
+  const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+  try {
+    await (
+      await s3Client(remoteSettings())
+    ).send(new PutObjectCommand({ Bucket: m[1], Key: m[2], Body: bytes, ContentType: contentType }));
   } catch (err) {
     throw remoteError(location, err);
   }

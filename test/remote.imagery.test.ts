@@ -8,7 +8,9 @@ import { dropBlockCache, remoteTotals } from '../pipeline/io/byte.source.ts';
 import { GeoTiffCache, GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { addEvidence, readEvidence } from '../store/evidence.ts';
 import { renderMapTile, TILE_GRID } from '../store/map.ts';
-import { objectStore } from '../store/objects.ts';
+import { exportPatchesTo } from '../store/export.ts';
+import { objectStore, readObject } from '../store/objects.ts';
+import { workflowEnv } from '../workflow/env.ts';
 import { createUser } from '../store/users.ts';
 import { JPEG } from './helpers/hostile.ts';
 import type { Db } from '../store/db.ts';
@@ -178,6 +180,25 @@ describe('imagery from an S3-compatible store', () => {
         );
         expect(existsSync(join(config.dataDir, 'evidence'))).toBe(false);
         expect((await readEvidence(db, clerk, added.id)).bytes.equals(JPEG)).toBe(true);
+
+        // the month's list exported to the store, for the town offices to fetch
+        const geojson = await exportPatchesTo(db, workflowEnv(config), {
+          month: '2024-03',
+          format: 'geojson',
+          outPath: `s3://${BUCKET}/exports/2024-03.geojson`,
+          storageSrid: config.TUBAN_STORAGE_SRID,
+        });
+        expect(geojson).toEqual({ files: [`s3://${BUCKET}/exports/2024-03.geojson`], count: 5 });
+        const back = JSON.parse((await readObject(geojson.files[0])).toString('utf8'));
+        expect(back.features).toHaveLength(5);
+        const shp = await exportPatchesTo(db, workflowEnv(config), {
+          month: '2024-03',
+          format: 'shp',
+          outPath: `s3://${BUCKET}/exports/2024-03-shp/`,
+          storageSrid: config.TUBAN_STORAGE_SRID,
+        });
+        expect(new Set(shp.files.map((f) => f.split('.').pop()))).toEqual(new Set(['cpg', 'dbf', 'prj', 'shp', 'shx']));
+        for (const f of shp.files) expect(f.startsWith(`s3://${BUCKET}/exports/2024-03-shp/`)).toBe(true);
       } finally {
         await cleanup(db, config);
       }

@@ -63,7 +63,7 @@ export function toolsCommands(program: Command): void {
     .requiredOption('--month <YYYY-MM>', 'month', month)
     .option('--town <code>', 'only this town')
     .addOption(new Option('--format <fmt>', 'output format').choices(EXPORT_FORMATS).makeOptionMandatory())
-    .requiredOption('-o, --output <path>', 'output file (a folder for shp)')
+    .requiredOption('-o, --output <path>', 'output file (a folder for shp), or s3://bucket/key (a prefix for shp)')
     .option(
       '--status <states>',
       'only patches in these states, comma-separated, or "open" (the unfinished ones)',
@@ -71,11 +71,11 @@ export function toolsCommands(program: Command): void {
     )
     .action(async (o: { month: string; town?: string; format: string; output: string; status?: string[] }) => {
       const c = context();
-      const [{ exportPatches }, { workflowEnv }] = await Promise.all([
+      const [{ exportPatchesTo }, { workflowEnv }] = await Promise.all([
         import('../../store/export.ts'),
         import('../../workflow/env.ts'),
       ]);
-      const r = await exportPatches(await c.database(), workflowEnv(c.config), {
+      const r = await exportPatchesTo(await c.database(), workflowEnv(c.config), {
         month: o.month,
         town: o.town,
         format: o.format,
