@@ -64,6 +64,7 @@ export const messagesEn: Record<MessageKey, string> = {
   map_tile_invalid: 'no map tile {z}/{x}/{y}: zoom runs 0–{max_z}, x and y are whole numbers ≥ 0',
   storage_srid_unknown: 'EPSG:{srid} (TUBAN_STORAGE_SRID) is not in PostGIS spatial_ref_sys',
   export_format: '--format "{format}" is not one of {formats}',
+  export_output: '{file}: exports go to a local path or to s3://bucket/key',
   export_timed_out: 'the export took longer than {seconds} s and was stopped; export one town at a time',
   export_client_gone: 'the client went away before the export was sent',
   request_invalid: '{part}: {issues}',

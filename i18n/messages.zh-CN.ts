@@ -70,6 +70,7 @@ export const messagesZhCN = {
   map_tile_invalid: '没有地图瓦片 {z}/{x}/{y}：缩放级别为 0–{max_z}，x、y 为非负整数',
   storage_srid_unknown: 'EPSG:{srid}（TUBAN_STORAGE_SRID）不在 PostGIS 的 spatial_ref_sys 中',
   export_format: '格式「{format}」不是以下之一：{formats}',
+  export_output: '{file}：导出只能写到本地路径或 s3://bucket/key',
   export_timed_out: '导出超过 {seconds} 秒已停止；请按镇街逐个导出',
   export_client_gone: '导出完成前客户端已断开',
   // the request itself

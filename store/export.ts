@@ -54,9 +54,7 @@ export async function exportPatchesTo(
 ): Promise<{ files: string[]; count: number }> {
   if (!isRemote(opts.outPath)) return exportPatches(db, env, opts);
   if (!/^s3:\/\/[^/]+\/./i.test(opts.outPath))
-    throw new BadInputError('bad_output', `${opts.outPath}: exports go to a local path or to s3://bucket/key`, {
-      file: opts.outPath,
-    });
+    throw new BadInputError('bad_output', say('export_output', { file: opts.outPath }), { file: opts.outPath });
   const dir = mkdtempSync(join(tmpdir(), 'tuban-export-'));
   try {
     const name = basename(new URL(opts.outPath).pathname) || 'export';

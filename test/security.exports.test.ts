@@ -223,9 +223,9 @@ describe('security: exports, files and evidence', () => {
   it('keeps the evidence of other towns where it is (the data folder holds only what the server named)', () => {
     for (const f of filesUnder(h.run.config.dataDir)) {
       const rel = f.slice(h.run.config.dataDir.length + 1);
-      // evidence by its hash, the map's imagery previews by their image's (registration names them), the embedded database
+      // evidence by its hash, the map's imagery previews by their image's and their own bytes' hashes (registration names them), the embedded database
       expect(rel, f).toMatch(
-        /^(evidence\/[0-9a-f]{2}\/[0-9a-f]{64}\.(jpg|png|pdf)|previews\/\d{4}-\d{2}\/[0-9a-f]{20}\.tif|pgdata\/.*)$/,
+        /^(evidence\/[0-9a-f]{2}\/[0-9a-f]{64}\.(jpg|png|pdf)|previews\/\d{4}-\d{2}\/[0-9a-f]{20}-[0-9a-f]{12}\.tif|pgdata\/.*)$/,
       );
       expect(dirname(f).startsWith(h.run.config.dataDir)).toBe(true);
     }
