@@ -5,7 +5,7 @@ import type { Config } from '../config/env.ts';
 import { detectRegion } from '../pipeline/detect.tile.ts';
 import { partGrid } from '../pipeline/window.grid.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
-import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
+import { writeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 
@@ -50,7 +50,7 @@ export async function cmdDetect(
         samples[2 * i + 1] = interior[i];
       }
     }
-    const bytes = encodeGeoTiff({
+    writeGeoTiff(outPath, {
       widthPx,
       heightPx,
       samples,
@@ -58,7 +58,6 @@ export async function cmdDetect(
       crs: after.info.crs,
       geoTransform: after.info.geoTransform,
     });
-    writeFileSync(outPath, Buffer.from(bytes));
     const changed = probability.reduce((n, p) => n + (p >= model.manifest.defaultThreshold ? 1 : 0), 0);
     return `${outPath}: change probability${interior ? ' (band 1) and building interior (band 2)' : ''} ${widthPx}×${heightPx} px on ${afterPath}'s grid (EPSG:${after.info.crs.epsg}), ${windows} windows, ${changed} px ≥ ${model.manifest.defaultThreshold}, ${Math.round(performance.now() - t0)} ms, model ${model.manifest.name} ${model.manifest.version}`;
   } finally {

@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EPSG_4548 } from '../core/crs.ts';
-import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
+import { writeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import { featureCollection, rectPolygon, referenceLayers, toWorld } from './fixtures/layers.ts';
 import { acquire, existingBuildings, FIXTURE, NEW_BUILDINGS, renderScene, SCENE } from './fixtures/scene.ts';
 import { mulberry32 } from './prng.ts';
@@ -45,7 +45,7 @@ export function makeFixtures(outDir: string): FixturePaths {
             y * T * 3,
           );
         const [ox, oy] = toWorld(tx * T, ty * T);
-        const bytes = encodeGeoTiff({
+        writeGeoTiff(join(mdir, `r${ty}c${tx}.tif`), {
           widthPx: T,
           heightPx: T,
           samples: tile,
@@ -53,7 +53,6 @@ export function makeFixtures(outDir: string): FixturePaths {
           crs: EPSG_4548,
           geoTransform: [ox, FIXTURE.gsdM, 0, oy, 0, -FIXTURE.gsdM],
         });
-        writeFileSync(join(mdir, `r${ty}c${tx}.tif`), Buffer.from(bytes));
       }
     }
   }

@@ -41,7 +41,7 @@ function tile(
   );
 }
 
-/** Byte-order-aware access to a classic TIFF's first IFD (geotiff.js writes big-endian). */
+/** Byte-order-aware access to a classic TIFF's first IFD (either byte order, as TIFF allows). */
 function tiffIo(buf: Buffer) {
   const le = buf.toString('latin1', 0, 2) === 'II';
   const u16 = (o: number) => (le ? buf.readUInt16LE(o) : buf.readUInt16BE(o));

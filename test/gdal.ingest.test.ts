@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { crs, EPSG_4548 } from '../core/crs.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
-import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
+import { writeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 
 /**
  * Files written by GDAL itself (gdal_translate, gdalwarp, -of COG) must read exactly as GDAL
@@ -330,20 +330,15 @@ describe("tuban's own GeoTIFF writer (previews, fixtures) as GDAL reads it", () 
   for (const c of cases)
     it(`${c.name}: size, bands, geotransform, EPSG, nodata and every sample as GDAL reads them`, () => {
       const file = join(dir, `${c.name}.tif`);
-      writeFileSync(
-        file,
-        Buffer.from(
-          encodeGeoTiff({
-            widthPx: W,
-            heightPx: H,
-            samples: c.samples,
-            bands: c.bands,
-            crs: c.crs,
-            geoTransform: c.gt,
-            nodata: c.nodata,
-          }),
-        ),
-      );
+      writeGeoTiff(file, {
+        widthPx: W,
+        heightPx: H,
+        samples: c.samples,
+        bands: c.bands,
+        crs: c.crs,
+        geoTransform: c.gt,
+        nodata: c.nodata,
+      });
       const j = JSON.parse(execFileSync('gdalinfo', ['-json', file], { encoding: 'utf8' }));
       expect(j.size).toEqual([W, H]);
       expect(j.bands).toHaveLength(c.bands);

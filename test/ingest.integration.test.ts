@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../config/env.ts';
 import { crs, EPSG_4548 } from '../core/crs.ts';
-import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
+import { writeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import type { Db } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { importLayer } from '../store/layers.ts';
@@ -22,19 +22,14 @@ describe('imagery registration and layer import on real PostGIS', () => {
   const tif = (name: string, opts: { gsd?: number; epsg?: number; geographic?: boolean } = {}) => {
     const p = join(config.dataDir, name);
     const gsd = opts.gsd ?? 0.5;
-    writeFileSync(
-      p,
-      Buffer.from(
-        encodeGeoTiff({
-          widthPx: 16,
-          heightPx: 16,
-          samples: new Uint8Array(16 * 16 * 3).fill(90),
-          bands: 3,
-          crs: opts.epsg ? crs(opts.epsg, Boolean(opts.geographic)) : EPSG_4548,
-          geoTransform: [611200, gsd, 0, 2713600, 0, -gsd],
-        }),
-      ),
-    );
+    writeGeoTiff(p, {
+      widthPx: 16,
+      heightPx: 16,
+      samples: new Uint8Array(16 * 16 * 3).fill(90),
+      bands: 3,
+      crs: opts.epsg ? crs(opts.epsg, Boolean(opts.geographic)) : EPSG_4548,
+      geoTransform: [611200, gsd, 0, 2713600, 0, -gsd],
+    });
     return p;
   };
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { registerImagery } from '../store/imagery.ts';
-import { encodeGeoTiff } from '../pipeline/io/geotiff.write.ts';
+import { encodeGeoTiff, writeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { EPSG_4548 } from '../core/crs.ts';
 import { hostileServer } from './helpers/hostile.ts';
@@ -105,10 +105,7 @@ describe('security: imagery and registration', () => {
       await src.close();
       const green = new Uint8Array(widthPx * heightPx * 3).map((_, i) => [20, 200, 40][i % 3]);
       const file = join(dir, `${p.id}.tif`);
-      writeFileSync(
-        file,
-        Buffer.from(encodeGeoTiff({ widthPx, heightPx, samples: green, bands: 3, crs, geoTransform })),
-      );
+      writeGeoTiff(file, { widthPx, heightPx, samples: green, bands: 3, crs, geoTransform });
       await h.run.db('imagery').where({ id: p.id }).update({ preview_path: file });
     }
     try {
@@ -137,7 +134,7 @@ describe('security: imagery and registration', () => {
         geoTransform: [611200, 0.5, 0, 2713600, 0, -0.5],
       }),
     );
-    /** The first IFD's entry for `tag` (geotiff.js writes big-endian; GDAL little-endian): where its type and value sit. */
+    /** The first IFD's entry for `tag` (either byte order, as TIFF allows): where its type and value sit. */
     const le = (b: Buffer) => b.toString('latin1', 0, 2) === 'II';
     const u16 = (b: Buffer, o: number) => (le(b) ? b.readUInt16LE(o) : b.readUInt16BE(o));
     const entry = (b: Buffer, tag: number) => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import sharp from 'sharp';
 import { splitTouching } from '../pipeline/mask.split.ts';
 import { objectCounts, pixelCounts } from '../pipeline/metrics.ts';
@@ -114,7 +114,7 @@ describe('siam-unet-lite ONNX model', () => {
   });
 
   it('gives the same probabilities from a GeoTIFF read pixel-interleaved as from the same pixels band by band, nodata included', async () => {
-    const { encodeGeoTiff } = await import('../pipeline/io/geotiff.write.ts');
+    const { writeGeoTiff } = await import('../pipeline/io/geotiff.write.ts');
     const { GeoTiffSource } = await import('../pipeline/io/geotiff.source.ts');
     const model = await OnnxChangeModel.load(DIR, { intraOpThreads: 1 });
     expect(
@@ -133,20 +133,15 @@ describe('siam-unet-lite ONNX model', () => {
             value(Math.floor(i / nb) % W, Math.floor(i / nb / W), i % nb, t),
           );
           const file = join(dir, `t${t}-${nb}.tif`);
-          writeFileSync(
-            file,
-            Buffer.from(
-              encodeGeoTiff({
-                widthPx: W,
-                heightPx: H,
-                samples,
-                bands: nb,
-                crs: EPSG_4548,
-                geoTransform: GT,
-                nodata: 0,
-              }),
-            ),
-          );
+          writeGeoTiff(file, {
+            widthPx: W,
+            heightPx: H,
+            samples,
+            bands: nb,
+            crs: EPSG_4548,
+            geoTransform: GT,
+            nodata: 0,
+          });
           const tif = await GeoTiffSource.open(file);
           const bands = Array.from({ length: nb }, (_, b) =>
             Uint8Array.from({ length: W * H }, (_, i) => samples[i * nb + b]),

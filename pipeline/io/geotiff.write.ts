@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { Crs } from '../../core/crs.ts';
 import { isNorthUp, type GeoTransform } from '../geotransform.ts';
@@ -128,4 +129,9 @@ export function encodeGeoTiff(input: WriteRasterInput): ArrayBuffer {
   v.setUint32(10 + 12 * tags.length, 0, true); // no next IFD
   new Uint8Array(buf, stripAt).set(new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength));
   return buf;
+}
+
+/** encodeGeoTiff written to `file`. */
+export function writeGeoTiff(file: string, input: WriteRasterInput): void {
+  writeFileSync(file, new Uint8Array(encodeGeoTiff(input)));
 }
