@@ -381,21 +381,10 @@ async function serveScenes(
   }
   const s3 = new LocalS3(['bench']);
   await s3.start();
-  Object.assign(process.env, {
-    TUBAN_S3_ENDPOINT: s3.endpoint,
-    TUBAN_S3_ACCESS_KEY_ID: LocalS3.accessKeyId,
-    TUBAN_S3_SECRET_ACCESS_KEY: LocalS3.secretAccessKey,
-  });
-  const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const client = new S3Client({
-    region: 'us-east-1',
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: LocalS3.accessKeyId, secretAccessKey: LocalS3.secretAccessKey },
-  });
+  Object.assign(process.env, s3.env); // for the rest of the run: the batch reads from it
+  const { writeObject } = await import('../store/objects.ts');
   for (const f of scenes.flatMap((sc) => [sc.tif.before, sc.tif.after]))
-    await client.send(new PutObjectCommand({ Bucket: 'bench', Key: rel(f), Body: readFileSync(f) }));
-  client.destroy();
+    await writeObject(`s3://bench/${rel(f)}`, readFileSync(f));
   say(`serving the scenes from s3rver at ${s3.endpoint} (bucket bench)`);
   return { locate: (f) => `s3://bench/${rel(f)}`, stop: () => s3.stop() };
 }

@@ -91,16 +91,8 @@ class S3Store implements ObjectStore {
   }
 
   async put(key: string, bytes: Uint8Array, contentType?: string): Promise<string> {
-    const Key = this.prefix ? `${this.prefix}/${key}` : key;
-    const location = `s3://${this.bucket}/${Key}`;
-    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
-    try {
-      await (
-        await s3Client(remoteSettings())
-      ).send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: bytes, ContentType: contentType }));
-    } catch (err) {
-      throw remoteError(location, err);
-    }
+    const location = `s3://${this.bucket}/${this.prefix ? `${this.prefix}/${key}` : key}`;
+    await writeObject(location, bytes, contentType);
     return location;
   }
 }

@@ -10,7 +10,7 @@ import { registerImagery } from '../store/imagery.ts';
 import { launchBatch, waitForBatch } from '../workers/batch.launch.ts';
 import { loadFixtureLayers, runBatch } from './helpers/batch.ts';
 import { WorkerProc, sleep } from './helpers/procs.ts';
-import { LocalS3, uploadFolder } from './helpers/remote.ts';
+import { LocalS3, uploadFolder, withEnv } from './helpers/remote.ts';
 import { freePort } from './helpers/servers.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
 import { patchSnapshot } from './helpers/snapshot.ts';
@@ -81,13 +81,6 @@ async function forward(
   return { port, server, sockets };
 }
 
-/** Puts back the variables `old` saved (deleting those that were unset). */
-function restoreEnv(old: Record<string, string | undefined>): void {
-  for (const [k, v] of Object.entries(old))
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-}
-
 const refused = namespacesRefused();
 if (refused) console.warn(`skipping the several-hosts test: ${refused}`);
 
@@ -114,12 +107,8 @@ describe.skipIf(refused !== null)('workers on three hosts (network namespaces)',
     }
     await s3.start();
     for (const month of ['2024-02', '2024-03'])
-      await uploadFolder(s3.endpoint, BUCKET, month, join(fixturesDir, 'imagery', month));
-    s3env = {
-      TUBAN_S3_ENDPOINT: s3.endpoint,
-      TUBAN_S3_ACCESS_KEY_ID: LocalS3.accessKeyId,
-      TUBAN_S3_SECRET_ACCESS_KEY: LocalS3.secretAccessKey,
-    };
+      await uploadFolder(s3, BUCKET, month, join(fixturesDir, 'imagery', month));
+    s3env = s3.env;
   });
 
   afterAll(async () => {
@@ -151,33 +140,24 @@ describe.skipIf(refused !== null)('workers on three hosts (network namespaces)',
     const db = await migratedDb(config);
     runs.push({ config, db });
     await loadFixtureLayers(db, fixturesDir);
-    const old = Object.fromEntries(Object.keys(s3env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, s3env);
-    try {
+    await withEnv(s3env, async () => {
       for (const month of ['2024-02', '2024-03']) {
         const r = await registerImagery(db, config, month, [`s3://${BUCKET}/${month}/`]);
         expect(r.refused).toEqual([]);
         expect(r.registered).toHaveLength(4);
       }
-    } finally {
-      restoreEnv(old);
-    }
+    });
     return { config, db };
   }
 
   it('spreads a month over three hosts, survives one being killed, and matches a one-host run', async () => {
     // the one-host reference: the same month and settings, workers in this process
     const ref = await monthFromS3(SETTINGS);
-    const old = Object.fromEntries(Object.keys(s3env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, s3env);
-    let reference: Record<string, unknown>[];
-    try {
+    const reference = await withEnv(s3env, async () => {
       const s = await runBatch(ref.db, ref.config, '2024-03', '2024-02');
       expect(s.status).toBe('completed');
-      reference = await patchSnapshot(ref.db);
-    } finally {
-      restoreEnv(old);
-    }
+      return patchSnapshot(ref.db);
+    });
     expect(reference.length).toBe(5);
 
     const run = await monthFromS3({ ...SETTINGS, TUBAN_FAULT_PAUSE: 'detect:800' });

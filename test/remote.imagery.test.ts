@@ -16,7 +16,7 @@ import { JPEG } from './helpers/hostile.ts';
 import type { Db } from '../store/db.ts';
 import { registerImagery } from '../store/imagery.ts';
 import { copyMonth, loadFixtureLayers, registerFixtureMonths, runBatch } from './helpers/batch.ts';
-import { LocalS3, StallingProxy, StaticNginx, nginxBinary, uploadFolder } from './helpers/remote.ts';
+import { LocalS3, StallingProxy, StaticNginx, nginxBinary, uploadFolder, withEnv } from './helpers/remote.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
 
 /**
@@ -32,19 +32,6 @@ const S3_ENV = {
   TUBAN_REMOTE_TIMEOUT_MS: '1500',
   TUBAN_REMOTE_RETRIES: '1',
 };
-
-/** Sets the environment the byte sources read for the duration of `fn`, then puts it back. */
-async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
-  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, vars);
-  try {
-    return await fn();
-  } finally {
-    for (const [k, v] of Object.entries(old))
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-  }
-}
 
 async function fresh(overrides: Record<string, string> = {}): Promise<{ config: Config; db: Db }> {
   const config = isolatedConfig(overrides);
@@ -64,8 +51,8 @@ describe('imagery from an S3-compatible store', () => {
   beforeAll(async () => {
     await s3.start();
     for (const month of ['2024-02', '2024-03'])
-      await uploadFolder(s3.endpoint, BUCKET, `city/${month}`, join(fixturesDir, 'imagery', month));
-    env = { ...S3_ENV, TUBAN_S3_ENDPOINT: s3.endpoint };
+      await uploadFolder(s3, BUCKET, `city/${month}`, join(fixturesDir, 'imagery', month));
+    env = { ...S3_ENV, ...s3.env };
   });
   afterAll(() => s3.stop());
 

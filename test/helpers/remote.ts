@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeObject } from '../../store/objects.ts';
 import { freePort } from './servers.ts';
 import { sleep } from './procs.ts';
 
@@ -108,6 +109,15 @@ export class LocalS3 {
     return `http://${this.address}:${this.port}`;
   }
 
+  /** The settings that point tuban at this server. */
+  get env(): Record<string, string> {
+    return {
+      TUBAN_S3_ENDPOINT: this.endpoint,
+      TUBAN_S3_ACCESS_KEY_ID: LocalS3.accessKeyId,
+      TUBAN_S3_SECRET_ACCESS_KEY: LocalS3.secretAccessKey,
+    };
+  }
+
   async start(): Promise<void> {
     this.port = await freePort();
     const { default: S3rver } = await import('s3rver');
@@ -127,23 +137,29 @@ export class LocalS3 {
   }
 }
 
-/** Uploads every file of `dir` to s3://bucket/prefix/ through the S3 API. */
-export async function uploadFolder(endpoint: string, bucket: string, prefix: string, dir: string): Promise<string[]> {
-  const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
-  const client = new S3Client({
-    region: 'us-east-1',
-    endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: LocalS3.accessKeyId, secretAccessKey: LocalS3.secretAccessKey },
-  });
-  const keys: string[] = [];
-  for (const f of readdirSync(dir).sort()) {
-    const key = `${prefix}/${f}`;
-    await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: readFileSync(join(dir, f)) }));
-    keys.push(`s3://${bucket}/${key}`);
+/** Sets environment variables (what the byte sources and the object store read) for the duration of `fn`, then puts them back. */
+export async function withEnv<T>(vars: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const old = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(old))
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
   }
-  client.destroy();
-  return keys;
+}
+
+/** Uploads every file of `dir` to s3://bucket/prefix/ on `s3`, through tuban's own object writer. */
+export function uploadFolder(s3: LocalS3, bucket: string, prefix: string, dir: string): Promise<string[]> {
+  return withEnv(s3.env, async () => {
+    const keys: string[] = [];
+    for (const f of readdirSync(dir).sort()) {
+      keys.push(`s3://${bucket}/${prefix}/${f}`);
+      await writeObject(keys.at(-1)!, readFileSync(join(dir, f)));
+    }
+    return keys;
+  });
 }
 
 /**
