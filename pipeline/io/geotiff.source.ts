@@ -136,21 +136,14 @@ export class GeoTiffSource implements TileSource {
 
 /** geotiff.js's source interface over a ByteSource: its header, IFD and block reads go the same way as ours. */
 function geotiffSourceOf(bytes: ByteSource): Parameters<typeof GeoTIFF.fromSource>[0] {
-  const whole = (u: Uint8Array): ArrayBuffer =>
-    u.byteOffset === 0 && u.byteLength === u.buffer.byteLength
-      ? (u.buffer as ArrayBuffer)
-      : (u.slice().buffer as ArrayBuffer);
+  // a slice's bytes as an ArrayBuffer of their own (clipped at the end of the file, as geotiff.js expects)
+  const read = async (s: { offset: number; length: number }): Promise<ArrayBuffer> => {
+    const u = await bytes.read(s.offset, Math.max(0, Math.min(s.length, bytes.size - s.offset)));
+    return (u.byteOffset === 0 && u.byteLength === u.buffer.byteLength ? u.buffer : u.slice().buffer) as ArrayBuffer;
+  };
   return {
-    fetch: (slices) =>
-      Promise.all(
-        slices.map(async (s) =>
-          whole(await bytes.read(s.offset, Math.max(0, Math.min(s.length, bytes.size - s.offset)))),
-        ),
-      ),
-    fetchSlice: async (slice) => ({
-      ...slice,
-      data: whole(await bytes.read(slice.offset, Math.max(0, Math.min(slice.length, bytes.size - slice.offset)))),
-    }),
+    fetch: (slices) => Promise.all(slices.map(read)),
+    fetchSlice: async (slice) => ({ ...slice, data: await read(slice) }),
     get fileSize() {
       return bytes.size;
     },
