@@ -3,7 +3,7 @@
  * list — as zod schemas, beside api/responses.ts and used the same way. Imports only zod.
  */
 import { z } from 'zod';
-import { Day, ROLE_NAMES } from './responses.ts';
+import { Day, ImageryCheck, ROLE_NAMES } from './responses.ts';
 
 export const TownCounts = {
   new_patches: z.number(),
@@ -16,6 +16,10 @@ export const TownCounts = {
   prev_new_patches: z.number(),
   unverified: z.number().describe('new patches not yet verified (dismissed ones excepted)'),
   unverified_overdue: z.number().describe('of those, dispatched and past their verification deadline'),
+  new_extension: z.number().describe('new patches that extend a registered building (扩建)'),
+  new_on_building: z
+    .number()
+    .describe('new patches on a registered building: rebuilt, raised, built on top (原址改建加建)'),
 };
 /** One town's month as the report's query gives it. */
 export const TownMonth = z.looseObject({
@@ -51,6 +55,13 @@ const BoardItem = z.looseObject({
   due: z.string(),
   days_left: DaysLeft,
 });
+/** An ordered demolition whose latest imagery check disagrees with what the town reported (回头看). */
+const LookbackItem = z.looseObject({
+  code: z.string(),
+  status: z.string(),
+  measure: z.string().nullable(),
+  imagery_check: ImageryCheck,
+});
 export const BoardBody = z.looseObject({
   today: z.string(),
   due_by: z.string(),
@@ -62,6 +73,14 @@ export const BoardBody = z.looseObject({
       due_soon: z.array(BoardItem),
       overdue: z.array(BoardItem),
       escalated: z.array(BoardItem),
+      reported_standing: z
+        .array(LookbackItem)
+        .describe(
+          '报告已整改但影像仍在: reported rectified (or closed), the latest imagery shows the structure standing',
+        ),
+      gone_unreported: z
+        .array(LookbackItem)
+        .describe('影像显示已拆除、待上报: still rectifying, the latest imagery shows the structure gone'),
     }),
   ),
 });

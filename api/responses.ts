@@ -89,6 +89,28 @@ export const MetaBody = z.looseObject({
 });
 export type MetaBody = z.output<typeof MetaBody>;
 
+/** How a patch relates to the registered buildings (the building layer). */
+export const BuildingRelation = z
+  .enum(['new', 'extension', 'on_building'])
+  .describe(
+    'new: no registered building within the legal buffer; extension (扩建): meets one, mostly outside it; on_building (原址改建加建): mostly inside a registered footprint',
+  );
+
+/** 回头看: the latest judgement of an ordered demolition from a later month's imagery. */
+export const ImageryCheck = z
+  .looseObject({
+    month: z.string(),
+    result: z.enum(['gone', 'standing', 'unclear', 'no_imagery']),
+    score: z
+      .number()
+      .nullable()
+      .describe('mean change probability over the footprint against the month it was detected in'),
+    model_name: z.string(),
+    model_version: z.string(),
+  })
+  .nullable();
+export type ImageryCheck = z.output<typeof ImageryCheck>;
+
 /** One patch in a list (and a map feature's properties). */
 export const PatchListItem = z.looseObject({
   code: z.string(),
@@ -108,6 +130,10 @@ export const PatchListItem = z.looseObject({
   escalated: z.boolean(),
   verification_result: z.string().nullable(),
   measure: z.string().nullable(),
+  building_relation: BuildingRelation,
+  registered_building_m2: z.number().describe('overlap with registered building footprints, m²'),
+  extension_m2: z.number().describe('area outside registered building footprints, m²'),
+  imagery_check: ImageryCheck,
   lon: z.number(),
   lat: z.number(),
 });
@@ -185,6 +211,10 @@ export const PatchDetailBody = z.looseObject({
   rebuilt_of: z.string().nullable(),
   regularised: z.string().nullable(),
   raw_area_m2: z.number().nullable(),
+  building_relation: BuildingRelation,
+  registered_building_m2: z.number(),
+  extension_m2: z.number(),
+  imagery_check: ImageryCheck,
   split_from: z.string().nullable(),
   merged_into: z.string().nullable(),
   allowed_actions: z.array(z.string()),

@@ -52,14 +52,16 @@ export function patchListText(month: string, patches: Record<string, unknown>[])
     parts.push(`${town} — ${list.length} patch(es), ${area.toFixed(1)} m²`);
     parts.push(
       table(
-        ['code', 'area m²', 'town', 'grid', 'zones', 'status', 'prob'],
+        ['code', 'area m²', 'town', 'grid', 'zones', 'change', 'status', 'imagery check', 'prob'],
         list.map((p) => [
           p.code as string,
           Number(p.area_m2).toFixed(1),
           p.town_name as string,
           p.grid_code as string,
           zoneFlags(p as never),
+          relationText(p),
           p.status as string,
+          checkText(p.imagery_check as { month: string; result: string } | null),
           p.mean_prob === null ? '' : Number(p.mean_prob).toFixed(2),
         ]),
       ),
@@ -69,12 +71,32 @@ export function patchListText(month: string, patches: Record<string, unknown>[])
   return parts.join('\n');
 }
 
+/** A patch's relation to registered buildings, with the overlap where it has one: `extension (reg 12.0 m²)`. */
+function relationText(p: Record<string, unknown>): string {
+  const rel = asText(p.building_relation) || 'new';
+  return rel === 'new' ? rel : `${rel} (reg ${Number(p.registered_building_m2).toFixed(1)} m²)`;
+}
+
+/** The latest 回头看: `gone 2024-04`, or empty. */
+function checkText(c: { month: string; result: string } | null | undefined): string {
+  return c ? `${c.result} ${c.month}` : '';
+}
+
 export function summaryText(s: BatchSummary): string {
   const lines = [
     `Batch ${s.batchId} ${s.month} (baseline ${s.baselineMonth}) — ${s.status}`,
     `  model ${s.model.name} ${s.model.version}; tiles ${s.tiles.ok}/${s.tiles.total} ok, ${s.tiles.failed} failed`,
     `  change polygons ${s.changePolygons}, candidates ${s.candidates}, patches new ${s.patches.new}, re-detected ${s.patches.redetected}`,
   ];
+  if (s.newByRelation && (s.newByRelation.extension || s.newByRelation.on_building))
+    lines.push(
+      `  on registered buildings: ${s.newByRelation.extension} extension(s), ${s.newByRelation.on_building} on a building`,
+    );
+  const lb = s.lookback;
+  if (lb && Object.values(lb).some(Boolean))
+    lines.push(
+      `  imagery check of ordered demolitions: ${lb.gone} gone, ${lb.standing} standing, ${lb.unclear} unclear, ${lb.no_imagery} without imagery; ${s.demolitions ?? 0} demolition(s) seen as change, no patch`,
+    );
   for (const f of s.failedTiles) lines.push(`  FAILED ${f.path}: [${f.code}] ${f.reason}`);
   for (const f of s.refusedFiles ?? []) lines.push(`  REFUSED at registration ${f.path}: [${f.code}] ${f.reason}`);
   for (const t of s.perTown)

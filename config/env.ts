@@ -42,6 +42,25 @@ const EnvSchema = z.object({
   TUBAN_THRESHOLD: z.coerce.number().gt(0).lt(1).optional(),
   /** Patches with a lower mean change probability are dropped; unset uses the model manifest's minMeanProbability (else 0). */
   TUBAN_MIN_MEAN_PROB: z.coerce.number().min(0).lt(1).optional(),
+  /**
+   * How the diff treats registered buildings (the `building` layer): `classify` keeps a change on or
+   * against one as a patch and classes it (building_relation new / extension / on_building);
+   * `subtract` erases it like a permit, as tuban did before. Only a valid permit makes a change legal.
+   */
+  TUBAN_BUILDING_POLICY: z.enum(['classify', 'subtract']).default('classify'),
+  /** Share of a patch's area inside registered footprints from which it is `on_building` (rebuilt, raised, built on top) rather than an extension. */
+  TUBAN_ON_BUILDING_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
+  /** Mean-probability floors for patches on registered buildings; unset: the model manifest's minMeanProbabilityByRelation, else TUBAN_MIN_MEAN_PROB's. */
+  TUBAN_MIN_MEAN_PROB_EXTENSION: z.coerce.number().min(0).lt(1).optional(),
+  TUBAN_MIN_MEAN_PROB_ON_BUILDING: z.coerce.number().min(0).lt(1).optional(),
+  /**
+   * 回头看: a patch ordered demolished or confiscated is judged by every later batch whose imagery covers
+   * it, while rectifying or rectified and for this many months after it is closed.
+   */
+  TUBAN_LOOKBACK_MONTHS: z.coerce.number().int().min(0).max(120).default(12),
+  /** Mean change probability over the footprint (now against the month it was detected) from which a structure is `gone`, and up to which it is `standing`; in between `unclear`. Unset: the model manifest's `lookback`. */
+  TUBAN_LOOKBACK_GONE_AT: z.coerce.number().gt(0).lt(1).optional(),
+  TUBAN_LOOKBACK_STANDING_AT: z.coerce.number().gt(0).lt(1).optional(),
   /** District (区) code for patches outside every town polygon; towns carry their own. */
   TUBAN_DISTRICT_CODE: z
     .string()

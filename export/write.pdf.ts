@@ -29,6 +29,7 @@ const SHOWN: string[] = [
   'farm_m2',
   'eco_m2',
   'water_m2',
+  'change_typ',
   'class',
   'status',
   'verify_due',

@@ -52,7 +52,10 @@ export const en: Catalogue = {
     merged: 'merged',
     split_from: 'split from',
     note: 'note',
+    imagery_check: 'imagery check',
   },
+  relation: { new: 'new', extension: 'extension', on_building: 'on a registered building' },
+  lookback: { gone: 'gone', standing: 'still standing', unclear: 'unclear', no_imagery: 'no imagery' },
   role: { analyst: 'analyst', town: 'town office', supervisor: 'supervisor', admin: 'admin' },
   deadline: { verification: 'verification', rectification: 'rectification' },
   field: {

@@ -36,6 +36,8 @@ export const messagesEn: Record<MessageKey, string> = {
     'rectify: due {due} is later than the policy allows for a {class:class} patch ({days} working days: {latest}); ask a supervisor to extend',
   pre_existing_needs_evidence: 'verify: pre_existing needs evidence; upload a photo or document first',
   rectified_needs_evidence: 'report_rectified: upload evidence of the rectification (photo or document) first',
+  close_standing_needs_reason:
+    'close: the imagery of {month} shows the structure of patch {code} still standing; give a reason to close it anyway',
   correct_town_unknown: 'correct_town: town {town} is not in the town layer',
   merge_self: 'merge: a patch cannot be merged into itself',
   merge_other_town:

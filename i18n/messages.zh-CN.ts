@@ -40,6 +40,7 @@ export const messagesZhCN = {
     '整改期限 {due} 晚于规定：{class:class}类图斑限 {days} 个工作日（至 {latest}）；如需延期请由督办办理',
   pre_existing_needs_evidence: '核查为「原有建筑」须有证据：请先上传照片或文件',
   rectified_needs_evidence: '上报整改完成前请先上传整改证据（照片或文件）',
+  close_standing_needs_reason: '{month} 影像回头看显示图斑 {code} 的建筑仍在；如仍要销号，请在「原因」中说明',
   correct_town_unknown: '镇街 {town} 不在镇街图层中',
   merge_self: '图斑不能并入自身',
   merge_other_town:

@@ -8,6 +8,7 @@ export const uiEn: Record<UiKey, string> = {
   col_town: 'Town',
   col_status: 'Status',
   col_class: 'Class',
+  col_relation: 'Change',
   col_area_m2: 'Area m²',
   col_due: 'Due',
   col_overdue: 'Overdue',
@@ -48,6 +49,7 @@ export const uiEn: Record<UiKey, string> = {
   // the map page
   map_no_imagery: 'No imagery registered yet: run {command} and a batch first.',
   map_filter_overdue: 'Overdue',
+  map_filter_check: 'Imagery check',
   map_not_overdue: 'not overdue',
   map_min_area: 'Min area m²',
   map_open_patch: 'open',
@@ -57,6 +59,7 @@ export const uiEn: Record<UiKey, string> = {
   patch_back: '← map',
   patch_image_before: 'before',
   patch_image_after: 'after',
+  patch_image_check: 'imagery check',
   patch_no_imagery: 'no imagery',
   patch_attributes: 'Attributes',
   patch_observations: 'Observations',
@@ -95,6 +98,9 @@ export const uiEn: Record<UiKey, string> = {
   patch_attr_verify_due: 'Verify by',
   patch_attr_rectify_due: 'Rectify by',
   patch_attr_overdue_since: 'Overdue since',
+  patch_attr_check: 'Imagery check',
+  patch_relation_value: '{relation} ({registered} m² on registered buildings, {outside} m² outside)',
+  patch_check_value: '{month}: {result} (change probability {score})',
   patch_attr_outline: 'Outline',
   patch_outline_value: '{outline} ({area} m² before)',
   patch_attr_rebuilt_of: 'Rebuilt of',
@@ -119,6 +125,8 @@ export const uiEn: Record<UiKey, string> = {
   patch_field_hint_due:
     'an earlier deadline than the policy gives; default and latest: the class period in working days',
   patch_field_hint_other: 'code of the patch merged into this one',
+  patch_field_hint_close_reason:
+    'needed when the latest imagery check shows the structure standing: why it may be closed anyway',
   patch_form_drawn: '{field}: drawn polygons — use the API ({endpoint})',
   patch_form_cancel: 'cancel',
   // the supervisor's board
@@ -128,6 +136,12 @@ export const uiEn: Record<UiKey, string> = {
   board_due_soon: 'Due soon',
   board_nothing_due: 'Nothing due, overdue or escalated.',
   board_trend: 'New patches per month',
+  board_lookback: 'Imagery check of ordered demolitions',
+  board_lookback_rule:
+    'Each new month of imagery is compared with the month the structure was found in; where it disagrees with what the town reported, the patch is listed here.',
+  board_reported_standing: 'Reported rectified, imagery shows it standing',
+  board_gone_unreported: 'Imagery shows it gone, not yet reported',
+  board_lookback_none: 'The imagery agrees with every report.',
   board_ranking: '{month} town ranking (zero growth marked)',
   board_ranking_rule:
     'Zero growth: every new patch verified, none illegal; then fewer illegal and overdue-unverified patches rank higher.',

@@ -54,7 +54,10 @@ export const zhCN = {
     merged: '被合并',
     split_from: '拆分而来',
     note: '备注',
+    imagery_check: '影像回头看',
   },
+  relation: { new: '新建', extension: '扩建', on_building: '原址改建加建' },
+  lookback: { gone: '已拆除', standing: '仍在', unclear: '无法判断', no_imagery: '无影像' },
   role: { analyst: '分析员', town: '镇街', supervisor: '督办', admin: '管理员' },
   deadline: { verification: '核查', rectification: '整改' },
   field: {

@@ -108,7 +108,15 @@ const reportRectified: Handler<'report_rectified'> = async (c) => {
   Object.assign(c.update, { rectified_at: c.trx.fn.now(), overdue_since: null });
 };
 
-const close: Handler<'close'> = (c) => {
+const close: Handler<'close'> = (c, body) => {
+  // 回头看: a demolition the town reported that the latest imagery still shows standing is closed
+  // only with a reason, kept in the history with the check it overrides
+  const check = c.patch.imagery_check as { month: string; result: string } | null;
+  if (check?.result === 'standing' && !body.reason?.trim())
+    throw new BadInputError('bad_body', say('close_standing_needs_reason', { code: c.code, month: check.month }), {
+      field: 'reason',
+    });
+  if (check) c.detail.imagery_check = check;
   c.update.closed_at = c.trx.fn.now();
 };
 
@@ -141,14 +149,19 @@ const merge: Handler<'merge'> = async (c, body) => {
     'update patch set geom = ST_Multi(ST_Union(geom, (select geom from patch where id = ?))) where id = ?',
     [other.id, p.id],
   );
-  // what follows from the outline: true area, centroid, zone overlaps and the class they give
+  // what follows from the outline: true area, centroid, zone overlaps and the class they give, and the
+  // overlap with registered buildings (on or against one if either part was)
+  const relation = p.building_relation === 'new' ? other.building_relation : p.building_relation;
   await trx.raw(
-    `update patch p set area_m2 = ST_Area(ST_Transform(p.geom, 4326)::geography), centroid = ST_PointOnSurface(p.geom),
-                        farmland_m2 = z.f, ecological_m2 = z.e, water_m2 = z.w, class = patch_class(z.f, z.e, z.w)
-                 from (select coalesce(zone_overlap_m2('farmland', geom), 0) f, coalesce(zone_overlap_m2('ecological', geom), 0) e, coalesce(zone_overlap_m2('water', geom), 0) w
+    `update patch p set area_m2 = z.a, centroid = ST_PointOnSurface(p.geom),
+                        farmland_m2 = z.f, ecological_m2 = z.e, water_m2 = z.w, class = patch_class(z.f, z.e, z.w),
+                        building_relation = ?, registered_building_m2 = z.b, extension_m2 = greatest(z.a - z.b, 0)
+                 from (select ST_Area(ST_Transform(geom, 4326)::geography) a,
+                              coalesce(zone_overlap_m2('farmland', geom), 0) f, coalesce(zone_overlap_m2('ecological', geom), 0) e, coalesce(zone_overlap_m2('water', geom), 0) w,
+                              case when ? = 'new' then 0 else coalesce(zone_overlap_m2('building', geom), 0) end b
                        from patch where id = ?) z
                  where p.id = ?`,
-    [p.id, p.id],
+    [relation, relation, p.id, p.id],
   );
   await trx('patch').where({ id: other.id }).update({ status: 'merged', merged_into: p.id });
   await trx('patch_event').insert({

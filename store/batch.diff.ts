@@ -3,9 +3,11 @@ import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
 import { StageTimer } from '../core/log.ts';
 import { regularise } from '../pipeline/regularise.ts';
+import { LOOKBACK_RESULTS, type LookbackResult } from '../pipeline/lookback.judge.ts';
+import { BUILDING_RELATIONS, type BuildingRelation } from '../workflow/lifecycle.ts';
 import { runSql } from './sql.ts';
 import { lockPatchNumbers } from './patch.row.ts';
-import { batchTiles, type BatchRow, type BatchSummary, type BatchTileRow } from './batch.ts';
+import { batchTiles, type BatchParams, type BatchRow, type BatchSummary, type BatchTileRow } from './batch.ts';
 
 /**
  * A candidate is the same building as an earlier patch when their overlap covers at least this share of
@@ -23,6 +25,7 @@ export async function runDiff(
   batchId: number,
   actor = 'batch',
   pause?: (point: 'emit' | 'commit') => Promise<void>,
+  lookback?: LookbackOutcome,
 ): Promise<BatchSummary> {
   return db.transaction(async (trx) => {
     const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
@@ -39,6 +42,8 @@ export async function runDiff(
     // (their cost estimates are high) to save less than that: off for this transaction
     await trx.raw('set local jit = off');
     const timer = new StageTimer();
+    const params = (batch.params ?? {}) as Partial<BatchParams>;
+    const floor = Number(params.minMeanProb ?? 0);
     await runSql(trx, 'diff/candidates', {
       batch_id: batchId,
       imagery_date: imageryDate,
@@ -46,18 +51,33 @@ export async function runDiff(
       opening_m: config.TUBAN_OPENING_M,
       seam_eps_m: config.TUBAN_GSD_M / 2,
       min_area_m2: config.TUBAN_MIN_AREA_M2,
-      min_mean_prob: Number(batch.params?.minMeanProb ?? 0),
+      min_mean_prob: floor,
+      min_mean_prob_extension: Number(params.minMeanProbByRelation?.extension ?? floor),
+      min_mean_prob_on_building: Number(params.minMeanProbByRelation?.on_building ?? floor),
+      // a batch launched before registered buildings were classed has none of these: today's defaults
+      building_policy: params.buildingPolicy ?? config.TUBAN_BUILDING_POLICY,
+      on_building_share: Number(params.onBuildingShare ?? config.TUBAN_ON_BUILDING_SHARE),
       simplify_m: config.TUBAN_SIMPLIFY_M,
       default_district: config.TUBAN_DISTRICT_CODE,
     });
-    if (batch.params?.regularise)
+    if (params.regularise)
       await regulariseCandidates(
         trx as unknown as Knex,
         batchId,
         config.TUBAN_GSD_M,
-        Number(batch.params.regulariseMaxChange ?? 0.1),
+        Number(params.regulariseMaxChange ?? 0.1),
       );
     const diffMs = timer.lap('diff');
+    // 回头看's judgements first: a candidate on a structure judged gone is its demolition (match.sql)
+    if (lookback?.checks.length)
+      await runSql(trx, 'lookback/record', {
+        batch_id: batchId,
+        month: batch.month,
+        model_name: lookback.modelName,
+        model_version: lookback.modelVersion,
+        actor,
+        checks: JSON.stringify(lookback.checks),
+      });
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: MATCH_OVERLAP });
     const matchMs = timer.lap('match');
     await lockPatchNumbers(trx as unknown as Knex, batch.month);
@@ -70,7 +90,7 @@ export async function runDiff(
       failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
     const summary = {
       ...(await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles)),
-      timings: { diffMs, matchMs, emitMs },
+      timings: { diffMs, matchMs, emitMs, ...(lookback ? { lookbackMs: lookback.ms } : {}) },
     };
     await pause?.('commit');
     await trx('batch')
@@ -85,6 +105,18 @@ async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]):
   const failed = tiles.filter((t) => t.status === 'failed');
   const [{ n: changePolygons }] = await db('change_polygon').where({ batch_id: batch.id }).count({ n: '*' });
   const [{ n: candidates }] = await db('batch_candidate').where({ batch_id: batch.id }).count({ n: '*' });
+  const [{ n: demolitions }] = await db('batch_candidate')
+    .where({ batch_id: batch.id })
+    .whereNotNull('demolition_of')
+    .count({ n: '*' });
+  const judged = await db('patch_imagery_check')
+    .where({ batch_id: batch.id })
+    .groupBy('result')
+    .select('result', db.raw('count(*)::int as n'));
+  const relations = await db('patch')
+    .where({ batch_id: batch.id })
+    .groupBy('building_relation')
+    .select('building_relation', db.raw('count(*)::int as n'));
   const towns = await runSql<{
     town_code: string;
     town_name: string;
@@ -117,8 +149,23 @@ async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]):
       new: perTown.reduce((s, t) => s + t.newPatches, 0),
       redetected: perTown.reduce((s, t) => s + t.redetected, 0),
     },
+    newByRelation: Object.fromEntries(
+      BUILDING_RELATIONS.map((r) => [r, relations.find((x) => x.building_relation === r)?.n ?? 0]),
+    ) as Record<BuildingRelation, number>,
+    demolitions: Number(demolitions),
+    lookback: Object.fromEntries(
+      LOOKBACK_RESULTS.map((r) => [r, judged.find((x) => x.result === r)?.n ?? 0]),
+    ) as Record<LookbackResult, number>,
     perTown,
   };
+}
+
+/** What 回头看 judged for the batch before its diff (workers/lookback.ts), for the diff to record. */
+export interface LookbackOutcome {
+  checks: { patch_id: number; result: string; score: number | null; valid_share: number; reason: string | null }[];
+  modelName: string;
+  modelVersion: string;
+  ms: number;
 }
 
 /**

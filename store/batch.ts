@@ -26,6 +26,23 @@ export interface BatchRow {
   summary: BatchSummary | null;
 }
 
+/** What a batch was launched with (workers/batch.launch.ts, batchParams); batches launched by older versions lack the later fields. */
+export interface BatchParams {
+  threshold: number;
+  minAreaM2: number;
+  minMeanProb: number;
+  simplifyM: number;
+  legalBufferM: number;
+  partPx: number;
+  regularise: boolean;
+  regulariseMaxChange: number;
+  buildingPolicy?: 'classify' | 'subtract';
+  onBuildingShare?: number;
+  minMeanProbByRelation?: { extension: number; on_building: number };
+  lookback?: { months: number; goneAt: number; standingAt: number };
+  retryRound?: number;
+}
+
 export interface BatchSummary {
   batchId: number;
   month: string;
@@ -37,11 +54,17 @@ export interface BatchSummary {
   changePolygons: number;
   candidates: number;
   patches: { new: number; redetected: number };
+  /** The new patches by their relation to registered buildings. */
+  newByRelation?: Record<'new' | 'extension' | 'on_building', number>;
+  /** Changes that were an ordered demolition judged gone (回头看), which became no patch. */
+  demolitions?: number;
+  /** 回头看: this batch's judgements of ordered demolitions, by result. */
+  lookback?: Record<'gone' | 'standing' | 'unclear' | 'no_imagery', number>;
   perTown: { townCode: string; townName: string; newPatches: number; redetected: number; newAreaM2: number }[];
   /** Files of the month refused at registration (never part of a batch), with their reasons. */
   refusedFiles?: { path: string; code: string; reason: string }[];
   /** Milliseconds of the diff (candidates), re-detection matching and emit steps. */
-  timings?: { diffMs: number; matchMs: number; emitMs: number };
+  timings?: { diffMs: number; matchMs: number; emitMs: number; lookbackMs?: number };
 }
 
 export const previousMonth = (month: string): string => addMonths(month, -1);

@@ -33,6 +33,8 @@ export async function monthlyTownReport(db: Knex, month: string): Promise<Monthl
     escalated: sum('escalated'),
     unverified: sum('unverified'),
     unverified_overdue: sum('unverified_overdue'),
+    new_extension: sum('new_extension'),
+    new_on_building: sum('new_on_building'),
     prev_new_patches: sum('prev_new_patches'),
     zero_growth_towns: ranked.filter((t) => t.zero_growth).length,
     towns: ranked.length,
@@ -53,18 +55,25 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
     due_by: dueBy,
     scope_town: scopeTown(user),
   });
+  const looked = await runSql<Record<string, any>>(db, 'workflow/board_lookback', { scope_town: scopeTown(user) });
   type Town = BoardBody['towns'][number];
   type Item = Town['due_soon'][number];
   const byTown = new Map<string, Town>();
-  for (const r of rows) {
+  const townOf = (r: Record<string, any>): Town => {
     const t = byTown.get(r.town_code) ?? {
       town_code: r.town_code,
       town_name: r.town_name,
       due_soon: [] as Item[],
       overdue: [] as Item[],
       escalated: [] as Item[],
+      reported_standing: [],
+      gone_unreported: [],
     };
     byTown.set(r.town_code, t);
+    return t;
+  };
+  for (const r of rows) {
+    const t = townOf(r);
     const item = {
       code: r.code,
       status: r.status,
@@ -77,7 +86,12 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
     else if (r.overdue) t.overdue.push(item);
     else t.due_soon.push(item);
   }
-  return { today, due_by: dueBy, working_days: days, towns: [...byTown.values()] };
+  for (const r of looked) {
+    const item = { code: r.code, status: r.status, measure: r.measure, imagery_check: r.imagery_check };
+    townOf(r)[r.imagery_check.result === 'gone' ? 'gone_unreported' : 'reported_standing'].push(item);
+  }
+  const towns = [...byTown.values()].sort((a, b) => String(a.town_code).localeCompare(String(b.town_code)));
+  return { today, due_by: dueBy, working_days: days, towns };
 }
 
 /** What waits on `user` (their town's, for a town user): patches in the states their role moves on, across months. */

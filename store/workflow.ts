@@ -39,6 +39,8 @@ export async function listPatchesFor(
     max_lat: bbox?.[3] ?? null,
     min_area_m2: q.min_area_m2 ?? null,
     max_area_m2: q.max_area_m2 ?? null,
+    relation: q.relation ?? null,
+    check: q.check ?? null,
     sort: q.sort,
     dir: q.dir,
     with_geom: opts.withGeometry ?? false,
@@ -101,6 +103,10 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<P
     rebuilt_of: rebuiltOf,
     regularised: p.regularised ?? null,
     raw_area_m2: p.raw_area_m2 === null || p.raw_area_m2 === undefined ? null : Number(p.raw_area_m2),
+    building_relation: p.building_relation,
+    registered_building_m2: round1(p.registered_building_m2),
+    extension_m2: round1(p.extension_m2),
+    imagery_check: p.imagery_check ?? null,
     split_from: p.split_from ? (await db('patch').where({ id: p.split_from }).first('code'))?.code : null,
     merged_into: p.merged_into ? (await db('patch').where({ id: p.merged_into }).first('code'))?.code : null,
     allowed_actions: allowedMoves(p.status as PatchStatus, user.role).map((m) => m.action),
@@ -112,6 +118,8 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<P
     evidence,
   };
 }
+
+const round1 = (v: unknown) => Math.round(Number(v ?? 0) * 10) / 10;
 
 /**
  * Apply one lifecycle action in a transaction: lock the patch (within the user's scope), check

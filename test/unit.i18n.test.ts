@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { LOCALES, label, type Catalogue, type Group } from '../i18n/index.ts';
 import { jsonSchema } from '../server/openapi.ts';
 import { ActionBodies } from '../workflow/actions.schema.ts';
+import { LOOKBACK_RESULTS } from '../pipeline/lookback.judge.ts';
 import {
   ACTIONS,
+  BUILDING_RELATIONS,
   DISMISS_REASONS,
   EVENT_TYPES,
   MEASURES,
@@ -24,6 +26,8 @@ const CODES: Record<Group, readonly string[]> = {
   measure: MEASURES,
   dismiss_reason: DISMISS_REASONS,
   event: EVENT_TYPES.filter((e) => !(ACTIONS as readonly string[]).includes(e)),
+  relation: BUILDING_RELATIONS,
+  lookback: LOOKBACK_RESULTS,
   role: ROLES,
   deadline: ['verification', 'rectification'],
   // every field of every action's form

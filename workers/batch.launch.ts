@@ -9,6 +9,7 @@ import {
   getBatch,
   previousMonth,
   reopenFailedTiles,
+  type BatchParams,
   type BatchRow,
   type BatchTileRow,
 } from '../store/batch.ts';
@@ -46,16 +47,7 @@ export async function launchBatch(
     baselineMonth: base,
     modelName: manifest.name,
     modelVersion: manifest.version,
-    params: {
-      threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold,
-      minAreaM2: config.TUBAN_MIN_AREA_M2,
-      minMeanProb: config.TUBAN_MIN_MEAN_PROB ?? manifest.minMeanProbability ?? 0,
-      simplifyM: config.TUBAN_SIMPLIFY_M,
-      legalBufferM: config.TUBAN_LEGAL_BUFFER_M,
-      partPx: config.TUBAN_PART_PX,
-      regularise: regularise ?? config.TUBAN_REGULARISE,
-      regulariseMaxChange: config.TUBAN_REGULARISE_MAX_CHANGE,
-    },
+    params: batchParams(config, manifest, threshold, regularise),
   });
   await enqueueFlow(
     db,
@@ -65,6 +57,46 @@ export async function launchBatch(
     0,
   );
   return { batch, tiles };
+}
+
+/** 回头看's thresholds when neither the model's manifest nor the environment gives them. */
+export const LOOKBACK_DEFAULTS = { goneAt: 0.5, standingAt: 0.3 } as const;
+
+/**
+ * Everything the batch's result depends on beyond its imagery and model, settled when it is launched
+ * and kept with it (the diff and the look-back read them from there, so a batch re-run after a change
+ * of settings gives what it gave the first time).
+ */
+export function batchParams(
+  config: Config,
+  manifest: ModelManifest,
+  threshold?: number,
+  regularise?: boolean,
+): Required<Omit<BatchParams, 'retryRound'>> {
+  const minMeanProb = config.TUBAN_MIN_MEAN_PROB ?? manifest.minMeanProbability ?? 0;
+  const byRelation = manifest.minMeanProbabilityByRelation;
+  const lookback = manifest.lookback ?? LOOKBACK_DEFAULTS;
+  return {
+    threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold,
+    minAreaM2: config.TUBAN_MIN_AREA_M2,
+    minMeanProb,
+    simplifyM: config.TUBAN_SIMPLIFY_M,
+    legalBufferM: config.TUBAN_LEGAL_BUFFER_M,
+    partPx: config.TUBAN_PART_PX,
+    regularise: regularise ?? config.TUBAN_REGULARISE,
+    regulariseMaxChange: config.TUBAN_REGULARISE_MAX_CHANGE,
+    buildingPolicy: config.TUBAN_BUILDING_POLICY,
+    onBuildingShare: config.TUBAN_ON_BUILDING_SHARE,
+    minMeanProbByRelation: {
+      extension: config.TUBAN_MIN_MEAN_PROB_EXTENSION ?? byRelation?.extension ?? minMeanProb,
+      on_building: config.TUBAN_MIN_MEAN_PROB_ON_BUILDING ?? byRelation?.on_building ?? minMeanProb,
+    },
+    lookback: {
+      months: config.TUBAN_LOOKBACK_MONTHS,
+      goneAt: config.TUBAN_LOOKBACK_GONE_AT ?? lookback.goneAt,
+      standingAt: config.TUBAN_LOOKBACK_STANDING_AT ?? lookback.standingAt,
+    },
+  };
 }
 
 /** Enqueue the unfinished parts of these tiles (parts are created first where missing). */

@@ -9,7 +9,16 @@ import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
-import { batchTiles, setBatchStatus, updateTile, type BatchSummary } from '../store/batch.ts';
+import {
+  batchTiles,
+  getBatch,
+  setBatchStatus,
+  updateTile,
+  type BatchParams,
+  type BatchSummary,
+} from '../store/batch.ts';
+import { batchParams } from './batch.launch.ts';
+import { lookBack, type LookbackParams } from './lookback.ts';
 import { runDiff } from '../store/batch.diff.ts';
 import { updatePartAndTile } from '../store/batch.parts.ts';
 import { runSql } from '../store/sql.ts';
@@ -203,8 +212,17 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
       error_message: `${t.path}: tile did not finish (${t.status}) before the batch was diffed`,
     });
   }
-  const summary = await runDiff(ctx.db, ctx.config, batchId, 'batch', (point) =>
-    faultPause(ctx.config, point === 'emit' ? 'emit' : 'diff'),
+  // 回头看 first (it reads imagery and runs the model, outside the diff's transaction); the diff records it
+  const batch = await getBatch(ctx.db, batchId);
+  const done = batch.status === 'completed' || batch.status === 'completed_with_failures';
+  const lb = done ? null : await lookBack(ctx, batchId, lookbackParams(ctx, batch.params as Partial<BatchParams>));
+  const summary = await runDiff(
+    ctx.db,
+    ctx.config,
+    batchId,
+    'batch',
+    (point) => faultPause(ctx.config, point === 'emit' ? 'emit' : 'diff'),
+    lb ? { ...lb, modelName: ctx.model.manifest.name, modelVersion: ctx.model.manifest.version } : undefined,
   );
   ctx.log.info('Batch:Completed', {
     batchId,
@@ -216,6 +234,12 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
     ms: Math.round(performance.now() - t0),
   });
   return summary;
+}
+
+/** The batch's 回头看 settings; a batch launched before they existed takes today's. */
+function lookbackParams(ctx: JobContext, params: Partial<BatchParams>): LookbackParams {
+  const now = batchParams(ctx.config, ctx.model.manifest).lookback;
+  return { ...now, ...params.lookback };
 }
 
 function prefixed(ms: Record<string, number>): Record<string, number> {

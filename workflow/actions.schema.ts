@@ -1,7 +1,16 @@
 import { en, addSaidIssue, say } from '../i18n/say.ts';
 import { z } from 'zod';
 import { IsoDate } from './calendar.ts';
-import { DISMISS_REASONS, FINAL_STATES, MEASURES, PATCH_STATES, VERIFY_RESULTS, VIOLATIONS } from './lifecycle.ts';
+import { LOOKBACK_RESULTS } from '../pipeline/lookback.judge.ts';
+import {
+  BUILDING_RELATIONS,
+  DISMISS_REASONS,
+  FINAL_STATES,
+  MEASURES,
+  PATCH_STATES,
+  VERIFY_RESULTS,
+  VIOLATIONS,
+} from './lifecycle.ts';
 import { MONTH_PATTERN } from '../core/month.ts';
 
 /** A town (镇街) code as a request gives it: letters, digits, `_` and `-` only (no separators, no control characters). */
@@ -44,7 +53,15 @@ export const ActionBodies = {
     note: z.string().max(2000).optional(),
   }),
   report_rectified: z.object({ note: z.string().max(2000).optional() }),
-  close: z.object({ note: z.string().max(2000).optional() }),
+  close: z.object({
+    reason: z
+      .string()
+      .min(1)
+      .max(2000)
+      .optional()
+      .describe('needed when the latest imagery check (回头看) says the structure still stands; kept in the history'),
+    note: z.string().max(2000).optional(),
+  }),
   send_back: z.object({ reason: z.string().min(1).max(2000) }),
   correct_town: z.object({ town_code: z.string().min(1), reason: z.string().min(1).max(2000) }),
   merge: z.object({
@@ -108,9 +125,17 @@ export const PatchQuerySchema = z.object({
       return a >= -180 && c <= 180 && b >= -90 && d <= 90 && a <= c && b <= d;
     }, en('form_bbox_order'))
     .optional(),
+  relation: z
+    .enum(BUILDING_RELATIONS)
+    .optional()
+    .describe('relation to registered buildings: new, extension (扩建), on_building (原址改建加建)'),
+  check: z
+    .enum(LOOKBACK_RESULTS)
+    .optional()
+    .describe("the latest imagery check's result (回头看): gone, standing, unclear, no_imagery"),
   min_area_m2: z.coerce.number().min(0).optional().describe('smallest patch area shown, m²'),
   max_area_m2: z.coerce.number().min(0).optional().describe('largest patch area shown, m²'),
-  sort: z.enum(['code', 'area_m2', 'due', 'status', 'town']).default('code'),
+  sort: z.enum(['code', 'area_m2', 'due', 'status', 'town', 'relation']).default('code'),
   dir: z.enum(['asc', 'desc']).default('asc'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),

@@ -46,6 +46,14 @@ export const FINAL_STATES: readonly PatchStatus[] = [
   'split',
 ];
 
+/**
+ * How a patch relates to the registered buildings (the `building` layer): `new` with none within the
+ * legal buffer, `extension` (扩建) meeting one but lying mostly outside it, `on_building` (原址改建加建)
+ * lying mostly inside a registered footprint: rebuilt on the spot, raised, built on top.
+ */
+export const BUILDING_RELATIONS = ['new', 'extension', 'on_building'] as const;
+export type BuildingRelation = (typeof BUILDING_RELATIONS)[number];
+
 export const DISMISS_REASONS = ['cloud', 'shadow', 'vehicle', 'seasonal_crop', 'duplicate', 'other'] as const;
 export const VERIFY_RESULTS = ['illegal', 'legal', 'false_change', 'pre_existing'] as const;
 export const MEASURES = ['demolish', 'confiscate', 'fine_legalise'] as const;
@@ -207,4 +215,5 @@ export const EVENT_TYPES: readonly string[] = [
   'merged',
   'split_from',
   'note',
+  'imagery_check',
 ];

@@ -26,8 +26,8 @@ const TileParams = z.object({
 });
 const ChipParams = PatchCodeParams.extend({
   which: z
-    .enum(['before', 'after', 'overview', 'before.png', 'after.png', 'overview.png'])
-    .transform((v) => v.replace(/\.png$/, '') as 'before' | 'after' | 'overview'),
+    .enum(['before', 'after', 'overview', 'check', 'before.png', 'after.png', 'overview.png', 'check.png'])
+    .transform((v) => v.replace(/\.png$/, '') as 'before' | 'after' | 'overview' | 'check'),
 });
 
 /** The web map: patches as GeoJSON, the map's extent and CRS, imagery tiles and patch chips. */
@@ -104,7 +104,8 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
     '/api/patches/:code/chips/:which',
     {
       schema: {
-        summary: 'A PNG chip of the patch: before, after, or an overview of its surroundings; 204 without imagery',
+        summary:
+          'A PNG chip of the patch: before, after, an overview of its surroundings, or check (the month of its latest imagery check, 回头看); 204 without imagery',
         tags: ['map'],
         params: ChipParams,
         response: { ...ok('image/png'), ...ok('no imagery for this patch', 204), ...errors(400, 401, 404) },
@@ -113,14 +114,20 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
     async (req, reply) => {
       const p = req.params;
       const patch = await scopedPatch(db, me(req), p.code);
-      const month = p.which === 'before' ? patch.baseline_month : patch.month;
+      const month =
+        p.which === 'before'
+          ? patch.baseline_month
+          : p.which === 'check'
+            ? (patch.imagery_check?.month ?? null)
+            : patch.month;
+      if (!month) return reply.status(204).send();
       const png = await patchChip(
         db,
         (path) => sources.open(path),
         patch.code,
         month,
         p.which === 'overview' ? 'overview' : 'detail',
-        p.which === 'before' ? '#ffd400' : '#ff2020',
+        p.which === 'before' ? '#ffd400' : p.which === 'check' ? '#00c0ff' : '#ff2020',
       );
       if (!png) return reply.status(204).send();
       return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=600').send(png);

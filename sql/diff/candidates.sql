@@ -1,18 +1,30 @@
 -- Diff one batch's change polygons against the legal footprints and attribute what remains.
+-- Only a permit valid on the imagery date makes a change legal. A registered building is evidence,
+-- not legality: a change on or against one stays a candidate and says how it relates to the register
+-- (building_relation: `new` with no registered building within the legal buffer, `on_building` when at
+-- least :on_building_share of it lies inside registered footprints — rebuilt, raised, built on top —
+-- else `extension`), with its overlap with the footprints and its area outside them.
 -- Parameters:
 --   :batch_id         batch whose change_polygon rows are diffed
 --   :imagery_date     date the permits must be valid on (date)
---   :legal_buffer_m   permits and existing buildings are grown by this much (misregistration, m)
+--   :legal_buffer_m   permits (and, with the subtract policy, buildings) are grown by this much before
+--                     subtraction (misregistration, m); a building this close to a change is its neighbour
+--   :building_policy  'classify' (default) keeps changes on registered buildings and classes them;
+--                     'subtract' erases them like permits (the behaviour before)
+--   :on_building_share  share of a candidate's area inside registered footprints from which it is `on_building`
 --   :opening_m        morphological opening radius that removes slivers left by the subtraction (m); the
 --                     change masks were opened by the same radius before tracing (workers/jobs.ts), so only
 --                     clusters that legal footprints cut are buffered here
 --   :seam_eps_m       pieces closer than this are one object (tile and part seams, m)
 --   :min_area_m2      residual parts smaller than this are dropped (m²)
 --   :min_mean_prob    objects whose area-weighted mean change probability is lower are dropped (0: none)
+--   :min_mean_prob_extension, :min_mean_prob_on_building  the same floor for candidates of those relations
+--                     (roofs bring false alarms of their own: repainting, shadows, the lean of tall buildings)
 --   :simplify_m       Douglas–Peucker tolerance applied after merging (m); 0 keeps pixel outlines
 --   :default_district district code for a patch outside every town
 -- Areas are true m² on the ellipsoid (geography), whatever the storage CRS.
-insert into batch_candidate (batch_id, seq, geom, area_m2, mean_prob, source_tiles, district_code, town_code, town_name, grid_code, grid_name, farmland_m2, ecological_m2, water_m2)
+insert into batch_candidate (batch_id, seq, geom, area_m2, mean_prob, source_tiles, district_code, town_code, town_name, grid_code, grid_name, farmland_m2, ecological_m2, water_m2,
+                             building_relation, registered_building_m2, extension_m2)
 with traced as (
   select cp.imagery_id, cp.part, cp.seq, cp.geom, cp.area_m2, cp.mean_prob, i.path,
          -- only a piece within eps of a piece of another part or scene can be part of a larger object:
@@ -58,9 +70,13 @@ residual as (
     from reference_feature f
     where f.kind in ('permit', 'building')
       and ST_DWithin(f.geom, m.geom, :legal_buffer_m::float8)
-      and (f.kind = 'building' or ((f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date)))
+      and case f.kind
+            when 'building' then :building_policy::text = 'subtract'
+            else (f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date)
+          end
   ) legal
-  where coalesce(m.mean_prob, 0) >= :min_mean_prob::float8
+  -- the lowest of the floors here; each relation's own once the relation is known (classed)
+  where coalesce(m.mean_prob, 0) >= least(:min_mean_prob::float8, :min_mean_prob_extension::float8, :min_mean_prob_on_building::float8)
 ),
 parts as (
   select r.mean_prob, r.source_tiles, d.geom
@@ -75,16 +91,41 @@ kept as (
   from parts
   where ST_Area(ST_Transform(geom, 4326)::geography) >= :min_area_m2::float8
 ),
+measured as (
+  select k.*, ST_Area(ST_Transform(k.geom, 4326)::geography) as area_m2,
+         reg.near as near_building,
+         -- the overlap with the footprints themselves, not grown
+         case when reg.near then coalesce(zone_overlap_m2('building', k.geom), 0) else 0 end as registered_building_m2
+  from kept k
+  cross join lateral (
+    select exists (
+      select 1 from reference_feature b
+      where b.kind = 'building' and ST_DWithin(b.geom, k.geom, :legal_buffer_m::float8)
+    ) as near
+  ) reg
+),
+classed as (
+  select * from (
+    select m.*,
+           case when not m.near_building then 'new'
+                when m.registered_building_m2 >= :on_building_share::float8 * m.area_m2 then 'on_building'
+                else 'extension' end as building_relation
+    from measured m
+  ) c
+  where coalesce(c.mean_prob, 0) >= case c.building_relation
+                                      when 'extension' then :min_mean_prob_extension::float8
+                                      when 'on_building' then :min_mean_prob_on_building::float8
+                                      else :min_mean_prob::float8 end
+),
 attributed as (
   select k.*,
-         ST_Area(ST_Transform(k.geom, 4326)::geography) as area_m2,
          town.code as town_code, town.name as town_name, town.district_code,
          grid.code as grid_code, grid.name as grid_name,
          -- the zone overlaps only for a patch with a zone feature near it (the others are 0 without a call)
          case when zone.near then zone_overlap_m2('farmland', k.geom) else 0 end as farmland_m2,
          case when zone.near then zone_overlap_m2('ecological', k.geom) else 0 end as ecological_m2,
          case when zone.near then zone_overlap_m2('water', k.geom) else 0 end as water_m2
-  from kept k
+  from classed k
   -- the town (grid) with the larger share of the patch; the shares are computed only when the patch
   -- meets more than one (a window count is known before the order is)
   left join lateral (
@@ -107,5 +148,6 @@ attributed as (
 select :batch_id::bigint, row_number() over (order by ST_Y(ST_PointOnSurface(geom)) desc, ST_X(ST_PointOnSurface(geom)), area_m2),
        geom, area_m2, mean_prob, source_tiles, coalesce(district_code, :default_district::text),
        town_code, town_name, grid_code, grid_name,
-       coalesce(farmland_m2, 0), coalesce(ecological_m2, 0), coalesce(water_m2, 0)
+       coalesce(farmland_m2, 0), coalesce(ecological_m2, 0), coalesce(water_m2, 0),
+       building_relation, registered_building_m2, greatest(area_m2 - registered_building_m2, 0)
 from attributed;

@@ -1,6 +1,7 @@
 -- Turn a batch's unmatched candidates into new patches with stable codes, and record every
 -- candidate as an observation (new or re-detected) plus one history event each. A candidate
--- with rebuilt_of set (see match.sql) becomes a patch linked to the demolished one (复建).
+-- with rebuilt_of set (see match.sql) becomes a patch linked to the demolished one (复建); one with
+-- demolition_of set is the demolition itself and becomes nothing.
 -- Codes: <district>-<YYYYMM>-<seq, 4 digits>; seq continues after the highest already used for
 -- that district and month, in the candidates' deterministic order (north to south, west to east).
 -- Parameters:
@@ -12,18 +13,18 @@ with fresh as (
          coalesce((select max(p.seq) from patch p where p.district_code = c.district_code and p.month = :month::text), 0)
            + row_number() over (partition by c.district_code order by c.seq) as patch_seq
   from batch_candidate c
-  where c.batch_id = :batch_id::bigint and c.matched_patch_id is null
+  where c.batch_id = :batch_id::bigint and c.matched_patch_id is null and c.demolition_of is null
 ),
 inserted as (
   insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
                      area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status, geom, centroid,
-                     class, rebuilt_of, regularised, raw_area_m2)
+                     class, rebuilt_of, regularised, raw_area_m2, building_relation, registered_building_m2, extension_m2)
   select f.district_code || '-' || replace(:month::text, '-', '') || '-' || lpad(f.patch_seq::text, 4, '0'),
          :month::text, f.patch_seq, :batch_id::bigint, b.baseline_month, f.district_code, f.town_code, f.town_name, f.grid_code, f.grid_name,
          f.area_m2, f.farmland_m2, f.ecological_m2, f.water_m2, f.mean_prob, f.source_tiles, b.model_name, b.model_version,
          'detected', f.geom, ST_PointOnSurface(f.geom),
          patch_class(f.farmland_m2, f.ecological_m2, f.water_m2),
-         f.rebuilt_of, f.regularised, f.raw_area_m2
+         f.rebuilt_of, f.regularised, f.raw_area_m2, f.building_relation, f.registered_building_m2, f.extension_m2
   from fresh f join batch b on b.id = :batch_id::bigint
   order by f.seq
   returning id, code, geom, area_m2, mean_prob, rebuilt_of

@@ -6,7 +6,9 @@
 --   :overdue, :escalated                'true' / 'false' or null
 --   :min_lon, :min_lat, :max_lon, :max_lat  bbox in lon/lat, or null (transformed once to the storage CRS, so the GiST index on patch.geom serves it)
 --   :min_area_m2, :max_area_m2                area range in m², or null
---   :sort, :dir                         code | area_m2 | due (the running deadline, as on the board) | status | town, asc | desc
+--   :relation                           building_relation (new | extension | on_building), or null
+--   :check                              the latest imagery check's result (gone | standing | unclear | no_imagery), or null
+--   :sort, :dir                         code | area_m2 | due (the running deadline, as on the board) | status | town | relation, asc | desc
 --   :with_geom                          true: add the outline in the storage CRS (for the web map)
 --   :limit, :offset
 select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status,
@@ -17,6 +19,8 @@ select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status
        to_char(p.verify_due, 'YYYY-MM-DD') as verify_due, to_char(p.rectify_due, 'YYYY-MM-DD') as rectify_due,
        to_char(p.overdue_since, 'YYYY-MM-DD') as overdue_since, p.escalated_at is not null as escalated,
        p.verification_result, p.measure,
+       p.building_relation, round(p.registered_building_m2::numeric, 1)::float8 as registered_building_m2,
+       round(p.extension_m2::numeric, 1)::float8 as extension_m2, p.imagery_check,
        round(ST_X(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lon,
        round(ST_Y(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lat,
        case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 2)::json end as geom,
@@ -32,6 +36,8 @@ where (:scope_town::text is null or p.town_code = :scope_town::text)
   and (:min_lon::float8 is null or ST_Intersects(p.geom, ST_Transform(ST_MakeEnvelope(:min_lon::float8, :min_lat::float8, :max_lon::float8, :max_lat::float8, 4326), (select value::int from setting where key = 'storage_srid'))))
   and (:min_area_m2::float8 is null or p.area_m2 >= :min_area_m2::float8)
   and (:max_area_m2::float8 is null or p.area_m2 <= :max_area_m2::float8)
+  and (:relation::text is null or p.building_relation = :relation::text)
+  and (:check::text is null or p.imagery_check->>'result' = :check::text)
 order by
   case when :sort::text = 'area_m2' and :dir::text = 'asc' then p.area_m2 end asc nulls last,
   case when :sort::text = 'area_m2' and :dir::text = 'desc' then p.area_m2 end desc nulls last,
@@ -41,6 +47,8 @@ order by
   case when :sort::text = 'status' and :dir::text = 'desc' then p.status end desc,
   case when :sort::text = 'town' and :dir::text = 'asc' then p.town_code end asc,
   case when :sort::text = 'town' and :dir::text = 'desc' then p.town_code end desc,
+  case when :sort::text = 'relation' and :dir::text = 'asc' then array_position(array['new', 'extension', 'on_building'], p.building_relation) end asc,
+  case when :sort::text = 'relation' and :dir::text = 'desc' then array_position(array['new', 'extension', 'on_building'], p.building_relation) end desc,
   case when :sort::text = 'code' and :dir::text = 'desc' then p.code end desc,
   p.code
 limit :limit::int offset :offset::int;

@@ -27,6 +27,8 @@ counts as (
          count(*) filter (where m.verification_result = 'illegal' and m.status in ('rectified', 'closed'))::int as rectified,
          count(*) filter (where m.overdue_since is not null and m.status in ('dispatched', 'rectifying'))::int as overdue,
          count(*) filter (where m.escalated_at is not null and m.status in ('dispatched', 'rectifying'))::int as escalated,
+         count(*) filter (where m.building_relation = 'extension')::int as new_extension,
+         count(*) filter (where m.building_relation = 'on_building')::int as new_on_building,
          (select count(*) from patch q where q.month = :prev_month::text and q.town_code = t.code and patch_is_live(q.status))::int as prev_new_patches
   from towns t left join m on m.town_code = t.code
   group by t.code, t.name

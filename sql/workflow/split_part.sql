@@ -1,5 +1,6 @@
 -- One part of a split: the parent's geometry cut by a drawn polygon becomes a new patch with
--- the parent's month, town, state and deadlines, its own code, area and zone overlaps.
+-- the parent's month, town, state, deadlines and relation to registered buildings, its own code,
+-- area, zone overlaps and overlap with registered buildings.
 -- Parameters:
 --   :parent_id  the patch being split
 --   :part       the drawn polygon as GeoJSON in lon/lat (EPSG:4326); a self-intersecting one (a bow-tie) is made valid first
@@ -14,17 +15,21 @@ zones as (
   select c.geom,
          zone_overlap_m2('farmland', c.geom) as farmland_m2,
          zone_overlap_m2('ecological', c.geom) as ecological_m2,
-         zone_overlap_m2('water', c.geom) as water_m2
-  from cut c where not ST_IsEmpty(c.geom)
+         zone_overlap_m2('water', c.geom) as water_m2,
+         ST_Area(ST_Transform(c.geom, 4326)::geography) as area_m2,
+         case when p.building_relation = 'new' then 0 else coalesce(zone_overlap_m2('building', c.geom), 0) end as registered_building_m2
+  from cut c, parent p where not ST_IsEmpty(c.geom)
 )
 insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
                    area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status,
-                   geom, centroid, class, dispatched_at, verify_due, split_from)
+                   geom, centroid, class, dispatched_at, verify_due, split_from,
+                   building_relation, registered_building_m2, extension_m2)
 select p.district_code || '-' || replace(p.month, '-', '') || '-' || lpad(:seq::text, 4, '0'), p.month, :seq::int, p.batch_id, p.baseline_month,
        p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name,
-       ST_Area(ST_Transform(z.geom, 4326)::geography), z.farmland_m2, z.ecological_m2, z.water_m2, p.mean_prob, p.source_tiles,
+       z.area_m2, z.farmland_m2, z.ecological_m2, z.water_m2, p.mean_prob, p.source_tiles,
        p.model_name, p.model_version, p.status, z.geom, ST_PointOnSurface(z.geom),
        patch_class(z.farmland_m2, z.ecological_m2, z.water_m2),
-       p.dispatched_at, p.verify_due, p.id
+       p.dispatched_at, p.verify_due, p.id,
+       p.building_relation, z.registered_building_m2, greatest(z.area_m2 - z.registered_building_m2, 0)
 from parent p, zones z
 returning id, code, area_m2;

@@ -49,3 +49,54 @@ export async function runBatch(db: Db, config: Config, month: string, baseline?:
   if (!r.summary) throw new Error('batch ended without summary');
   return r.summary;
 }
+
+/** A box in the fixtures' CRS (EPSG:4548, metres): [minX, minY, maxX, maxY]. */
+export type WorldBox = [number, number, number, number];
+
+/**
+ * Copy a month's tiles into a new folder as another month, with the pixels inside `boxes` taken from
+ * a third month: a demolition, where the ground of that month comes back. Each box may restore only
+ * its western `share` (a partial demolition). Returns the files written.
+ */
+export async function stageDemolitions(
+  fixturesDir: string,
+  from: string,
+  to: string,
+  ground: string,
+  boxes: { box: WorldBox; share?: number }[],
+): Promise<string[]> {
+  const { GeoTiffSource } = await import('../../pipeline/io/geotiff.source.ts');
+  const { writeGeoTiff } = await import('../../pipeline/io/geotiff.write.ts');
+  const files = copyMonth(fixturesDir, from, to);
+  for (const file of files) {
+    const name = file.split('/').pop()!;
+    const cur = await GeoTiffSource.open(file);
+    const old = await GeoTiffSource.open(join(fixturesDir, 'imagery', ground, name));
+    const { widthPx: w, heightPx: h, bandCount: nb, geoTransform: gt, crs } = cur.info;
+    const whole = { x: 0, y: 0, width: w, height: h };
+    let a, b;
+    try {
+      [a, b] = await Promise.all([cur.readWindow(whole), old.readWindow(whole)]);
+    } finally {
+      await cur.close();
+      await old.close();
+    }
+    let changed = false;
+    for (const { box, share = 1 } of boxes) {
+      const [x0, y0, x1, y1] = box;
+      const xEnd = x0 + (x1 - x0) * share;
+      const c0 = Math.max(0, Math.floor((x0 - gt[0]) / gt[1])),
+        c1 = Math.min(w, Math.ceil((xEnd - gt[0]) / gt[1]));
+      const r0 = Math.max(0, Math.floor((y1 - gt[3]) / gt[5])),
+        r1 = Math.min(h, Math.ceil((y0 - gt[3]) / gt[5]));
+      for (let r = r0; r < r1; r++)
+        for (let c = c0; c < c1; c++) for (let k = 0; k < nb; k++) a[k][r * w + c] = b[k][r * w + c];
+      changed ||= c1 > c0 && r1 > r0;
+    }
+    if (!changed) continue;
+    const samples = new Uint8Array(w * h * nb);
+    for (let i = 0; i < w * h; i++) for (let k = 0; k < nb; k++) samples[i * nb + k] = a[k][i];
+    writeGeoTiff(file, { widthPx: w, heightPx: h, samples, bands: nb, crs, geoTransform: gt });
+  }
+  return files;
+}

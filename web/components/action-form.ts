@@ -52,7 +52,7 @@ export function actionForm(o: ActionFormOptions): TemplateResult {
         >
       </p>`;
     const required = schema.required?.includes(name) ?? false;
-    const hint = FIELD_HINTS[name];
+    const hint = FIELD_HINTS[`${o.action}.${name}`] ?? FIELD_HINTS[name];
     return html`<label
       >${t('field', name)}${required ? ' *' : ''} <small>${name}</small>${
         hint ? html` <small>${ui(hint)}</small>` : nothing

@@ -21,8 +21,9 @@ export const ACTION_HINTS: Record<string, UiKey> = {
   escalate: 'patch_hint_escalate',
 };
 
-/** The hint beside a form field whose schema describes it. */
+/** The hint beside a form field whose schema describes it: by `action.field` where one action's field means more, else by field. */
 export const FIELD_HINTS: Record<string, UiKey> = {
+  'close.reason': 'patch_field_hint_close_reason',
   violation: 'patch_field_hint_violation',
   permit_ref: 'patch_field_hint_permit_ref',
   due: 'patch_field_hint_due',

@@ -11,6 +11,21 @@ import { href, navigate, type Navigation } from '../router.ts';
 
 type BoardItem = BoardBody['towns'][number]['due_soon'][number];
 
+type LookbackItem = BoardBody['towns'][number]['reported_standing'][number];
+
+/** Ordered demolitions with their latest imagery check: the code, the measure, the month and the result. */
+const checked = (items: LookbackItem[]) =>
+  items.length
+    ? items.map(
+        (i, n) =>
+          html`${n ? html`<br />` : ''}<a href=${href(`/patch/${encodeURIComponent(i.code)}`)}>${i.code}</a>
+            <small
+              >${t('status', i.status)} · ${t('measure', i.measure)} · ${i.imagery_check?.month}
+              ${t('lookback', i.imagery_check?.result)}</small
+            >`,
+      )
+    : '–';
+
 const codes = (items: BoardItem[]) =>
   items.length
     ? items.map(
@@ -23,6 +38,8 @@ const codes = (items: BoardItem[]) =>
 /** A town's or the city's figures in the ranking, in the order of its columns (one list, so both rows agree). */
 const figures = (c: MonthlyReportBody['city'] | MonthlyReportBody['towns'][number]) => [
   c.new_patches,
+  c.new_extension,
+  c.new_on_building,
   fmt(c.new_area_m2),
   `${c.change_from_previous > 0 ? '+' : ''}${c.change_from_previous}`,
   c.verified,
@@ -47,6 +64,8 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
   ]);
   if (nav.stale()) return;
   const city = report.city;
+  const deadlines = board.towns.filter((x) => x.due_soon.length + x.overdue.length + x.escalated.length > 0);
+  const looked = board.towns.filter((x) => x.reported_standing.length + x.gone_unreported.length > 0);
   render(
     html`<div class="card">
         <label
@@ -73,8 +92,8 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
               <th>${ui('col_escalated')}</th>
             </tr>
             ${
-              board.towns.length
-                ? board.towns.map(
+              deadlines.length
+                ? deadlines.map(
                     (town) =>
                       html`<tr>
                         <td>${town.town_name}<br /><small>${town.town_code}</small></td>
@@ -95,6 +114,31 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
         </div>
       </div>
       <div class="card">
+        <h3>${ui('board_lookback')}</h3>
+        <p class="muted">${ui('board_lookback_rule')}</p>
+        <table id="board-lookback">
+          <tr>
+            <th>${ui('col_town')}</th>
+            <th>${ui('board_reported_standing')}</th>
+            <th>${ui('board_gone_unreported')}</th>
+          </tr>
+          ${
+            looked.length
+              ? looked.map(
+                  (town) =>
+                    html`<tr>
+                      <td>${town.town_name}<br /><small>${town.town_code}</small></td>
+                      <td>${checked(town.reported_standing)}</td>
+                      <td>${checked(town.gone_unreported)}</td>
+                    </tr>`,
+                )
+              : html`<tr>
+                  <td colspan="3">${ui('board_lookback_none')}</td>
+                </tr>`
+          }
+        </table>
+      </div>
+      <div class="card">
         <h3>${ui('board_ranking', { month: report.month })}</h3>
         <p class="muted">${ui('board_ranking_rule')}</p>
         <table id="ranking">
@@ -102,6 +146,8 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
             <th>#</th>
             <th>${ui('col_town')}</th>
             <th>${ui('board_new')}</th>
+            <th>${t('relation', 'extension')}</th>
+            <th>${t('relation', 'on_building')}</th>
             <th>${ui('col_area_m2')}</th>
             <th>${ui('board_vs_previous', { month: report.previous_month })}</th>
             <th>${ui('board_verified')}</th>

@@ -17,9 +17,9 @@ import { choices, t, ui } from '../locale.ts';
 import { href, navigate, replaceQuery, type Navigation } from '../router.ts';
 import { patchMap, type PatchMap } from './map.layers.ts';
 
-const FILTERS = ['town', 'status', 'class', 'overdue', 'min_area_m2'] as const;
+const FILTERS = ['town', 'status', 'class', 'relation', 'check', 'overdue', 'min_area_m2'] as const;
 type Filter = (typeof FILTERS)[number];
-const SORTS = ['code', 'town', 'status', 'area_m2', 'due'] as const;
+const SORTS = ['code', 'town', 'status', 'relation', 'area_m2', 'due'] as const;
 
 interface MapView {
   month: string;
@@ -51,6 +51,7 @@ const COLUMNS: [string, UiKey, (p: PatchListItem) => TemplateResult | string][] 
   ['code', 'col_code', (p) => p.code],
   ['town', 'col_town', (p) => p.town_name ?? ''],
   ['status', 'col_status', (p) => statusBadge(p)],
+  ['relation', 'col_relation', (p) => t('relation', p.building_relation)],
   ['area_m2', 'col_area_m2', (p) => fmt(p.area_m2)],
   ['due', 'col_due', (p) => (p.status === 'dispatched' ? p.verify_due : p.rectify_due) ?? '–'],
 ];
@@ -159,6 +160,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       ownTown,
     )}
     ${filter(ui('col_status'), 'status', choices('status'))} ${filter(ui('col_class'), 'class', choices('class'))}
+    ${filter(ui('col_relation'), 'relation', choices('relation'))}
+    ${filter(ui('map_filter_check'), 'check', choices('lookback'))}
     ${filter(ui('map_filter_overdue'), 'overdue', [
       ['true', ui('overdue')],
       ['false', ui('map_not_overdue')],

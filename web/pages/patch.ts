@@ -10,7 +10,7 @@ import { actionForm, field, requestKey } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
 import { ACTION_HINTS } from '../components/hints.ts';
 import { distanceM, locationCard } from '../components/location.ts';
-import { attributes, photoWhereWhen, summarise } from '../components/patch-facts.ts';
+import { attributes, checkText, photoWhereWhen, summarise } from '../components/patch-facts.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
 import { bytes, fmt, localTime } from '../labels.ts';
@@ -146,6 +146,14 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                 <img id="chip-after" alt=${ui('patch_image_after')} />
                 <figcaption>${ui('after_month', { month: p.month })}</figcaption>
               </figure>
+              ${
+                p.imagery_check
+                  ? html`<figure class=${`check check-${p.imagery_check.result}`}>
+                      <img id="chip-check" alt=${ui('patch_image_check')} />
+                      <figcaption>${checkText(p.imagery_check)}</figcaption>
+                    </figure>`
+                  : nothing
+              }
             </div>
             <div class="card">
               <h3>${ui('patch_attributes')}</h3>
@@ -276,7 +284,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   };
   draw();
   showThumbnails();
-  for (const which of ['before', 'after'] as const) {
+  for (const which of p.imagery_check ? (['before', 'after', 'check'] as const) : (['before', 'after'] as const)) {
     const img = ctx.main.querySelector<HTMLImageElement>(`#chip-${which}`)!;
     showImage(img, path`/api/patches/${code}/chips/${which}.png`)
       .then((shown) => {
