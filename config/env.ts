@@ -50,6 +50,8 @@ const EnvSchema = z.object({
   TUBAN_BUILDING_POLICY: z.enum(['classify', 'subtract']).default('classify'),
   /** Share of a patch's area inside registered footprints from which it is `on_building` (rebuilt, raised, built on top) rather than an extension. */
   TUBAN_ON_BUILDING_SHARE: z.coerce.number().gt(0).max(1).default(0.5),
+  /** How close a registered building must come to a change to meet it (m): nearer, the change is on or against it (extension, on_building); farther, new. */
+  TUBAN_BUILDING_TOUCH_M: z.coerce.number().min(0).max(10).default(0.5),
   /** Mean-probability floors for patches on registered buildings; unset: the model manifest's minMeanProbabilityByRelation, else TUBAN_MIN_MEAN_PROB's. */
   TUBAN_MIN_MEAN_PROB_EXTENSION: z.coerce.number().min(0).lt(1).optional(),
   TUBAN_MIN_MEAN_PROB_ON_BUILDING: z.coerce.number().min(0).lt(1).optional(),
@@ -58,7 +60,7 @@ const EnvSchema = z.object({
    * it, while rectifying or rectified and for this many months after it is closed.
    */
   TUBAN_LOOKBACK_MONTHS: z.coerce.number().int().min(0).max(120).default(12),
-  /** Mean change probability over the footprint (now against the month it was detected) from which a structure is `gone`, and up to which it is `standing`; in between `unclear`. Unset: the model manifest's `lookback`. */
+  /** The disappearance score over a footprint (pipeline/lookback.judge.ts, 0..1) from which a structure is `gone`, and up to which it is `standing`; in between `unclear`. Defaults 0.6 and 0.4. */
   TUBAN_LOOKBACK_GONE_AT: z.coerce.number().gt(0).lt(1).optional(),
   TUBAN_LOOKBACK_STANDING_AT: z.coerce.number().gt(0).lt(1).optional(),
   /** District (区) code for patches outside every town polygon; towns carry their own. */

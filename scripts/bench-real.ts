@@ -23,17 +23,7 @@
  * Uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) in a schema of its own and
  * REDIS_URL under a key prefix of its own; both, and the GeoTIFFs, are removed afterwards (unless --keep).
  */
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,17 +32,15 @@ import { BadInputError } from '../core/errors.ts';
 import {
   BASELINE_MONTH,
   CURRENT_MONTH,
-  TOWN,
   UTM_14N,
   dataLayout,
   footprintsParam,
   planPairs,
   planScenes,
-  sceneCommands,
-  townLayer,
   type RealPair,
   type RealScene,
 } from './bench-real.plan.ts';
+import { openBenchSchema, warpScenes } from './bench-real.setup.ts';
 import { reportText, share, totalOf, type ImageScore, type RealBenchResult } from './bench-real.report.ts';
 import { modelAlone } from './bench.model-alone.ts';
 
@@ -160,54 +148,19 @@ async function main(): Promise<void> {
 }
 
 async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<string>, work: string): Promise<void> {
-  const { execFileSync } = await import('node:child_process');
-  const { Redis } = await import('ioredis');
   const { cmdBatchRun } = await import('../cli/commands.ts');
-  const { loadConfig } = await import('../config/env.ts');
   const { createLogger, StageTimer } = await import('../core/log.ts');
-  const { openDb } = await import('../store/db.ts');
   const { registerImagery } = await import('../store/imagery.ts');
-  const { importLayer } = await import('../store/layers.ts');
-  const { migrate } = await import('../store/migrate.ts');
   const { storeTruth } = await import('./bench-real.truth.ts');
   const { runSql } = await import('../store/sql.ts');
 
   const timer = new StageTimer();
   say(`warping ${pairs.length} pairs as ${scenes.length} scenes to EPSG:${UTM_14N.epsg} at 0.5 m in ${work}`);
-  await timer.time('gdal', () => {
-    for (const f of [...pairs.flatMap((p) => Object.values(p.tif)), ...scenes.flatMap((sc) => Object.values(sc.tif))])
-      mkdirSync(dirname(f), { recursive: true });
-    for (const c of sceneCommands(scenes)) {
-      try {
-        execFileSync(c.program, c.args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      } catch (err) {
-        throw new Error(
-          `${c.program} ${c.args.join(' ')} failed: ${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()}`,
-        );
-      }
-    }
-  });
+  await timer.time('gdal', async () => warpScenes(pairs, scenes));
 
-  const id = randomBytes(3).toString('hex');
-  const config = loadConfig({
-    ...process.env,
-    DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-    TUBAN_DB_SCHEMA: `tuban_bench_real_${id}`,
-    TUBAN_QUEUE_PREFIX: `tuban-bench-real-${id}`,
-    TUBAN_DATA_DIR: join(work, 'data'),
-    TUBAN_LOG_LEVEL: 'warn',
-    TUBAN_MODEL_DIR: modelDir,
-    TUBAN_STORAGE_SRID: String(UTM_14N.epsg),
-    TUBAN_DISTRICT_CODE: TOWN.districtCode,
-  });
-  const db = await openDb(config);
+  const { config, db, close } = await openBenchSchema('real', work, modelDir, pairs);
   let stopServer = async () => {};
   try {
-    await migrate(db, config);
-    const townFile = join(work, 'town.geojson');
-    writeFileSync(townFile, JSON.stringify(townLayer(pairs)));
-    const town = await importLayer(db, townFile, 'town');
-    if (town.imported !== 1) throw new Error(`the town layer was not imported: ${JSON.stringify(town.rejected)}`);
     const registered: { widthPx: number; heightPx: number }[] = [];
     const where = await serveScenes(join(work, 'tif'), scenes);
     stopServer = where.stop;
@@ -348,15 +301,7 @@ async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<strin
     console.log(values.json ? JSON.stringify(result, null, 2) : reportText(result));
   } finally {
     await stopServer();
-    if (values.keep) say(`kept schema ${config.TUBAN_DB_SCHEMA} and Redis keys ${config.TUBAN_QUEUE_PREFIX}:*`);
-    else {
-      await db.raw(`drop schema if exists ${config.TUBAN_DB_SCHEMA} cascade`);
-      const redis = new Redis(config.REDIS_URL);
-      const keys = await redis.keys(`${config.TUBAN_QUEUE_PREFIX}:*`);
-      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
-      redis.disconnect();
-    }
-    await db.destroy();
+    await close(values.keep ?? false, say);
   }
 }
 

@@ -57,6 +57,7 @@ export async function runDiff(
       // a batch launched before registered buildings were classed has none of these: today's defaults
       building_policy: params.buildingPolicy ?? config.TUBAN_BUILDING_POLICY,
       on_building_share: Number(params.onBuildingShare ?? config.TUBAN_ON_BUILDING_SHARE),
+      touch_m: Number(params.buildingTouchM ?? config.TUBAN_BUILDING_TOUCH_M),
       simplify_m: config.TUBAN_SIMPLIFY_M,
       default_district: config.TUBAN_DISTRICT_CODE,
     });
@@ -162,7 +163,14 @@ async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]):
 
 /** What 回头看 judged for the batch before its diff (workers/lookback.ts), for the diff to record. */
 export interface LookbackOutcome {
-  checks: { patch_id: number; result: string; score: number | null; valid_share: number; reason: string | null }[];
+  checks: {
+    patch_id: number;
+    result: string;
+    score: number | null;
+    valid_share: number;
+    reason: string | null;
+    evidence?: Record<string, number | null>;
+  }[];
   modelName: string;
   modelVersion: string;
   ms: number;

@@ -38,6 +38,7 @@ export interface BatchParams {
   regulariseMaxChange: number;
   buildingPolicy?: 'classify' | 'subtract';
   onBuildingShare?: number;
+  buildingTouchM?: number;
   minMeanProbByRelation?: { extension: number; on_building: number };
   lookback?: { months: number; goneAt: number; standingAt: number };
   retryRound?: number;

@@ -9,8 +9,8 @@ import { workflowApi } from './helpers/workflow-api.ts';
 
 /**
  * 回头看 on the fixtures (issue 28): all five March patches are ordered demolished; April's imagery
- * shows two of them demolished (the February ground back), one half demolished, one still standing,
- * and the tile under the fifth damaged. April's batch judges each from its imagery; nothing it sees
+ * shows two of them demolished (the February ground back), a quarter of one torn down, one still
+ * standing, and the tile under the fifth damaged. April's batch judges each from its imagery; nothing it sees
  * of the demolitions becomes a patch; the board and the close action use the judgements.
  */
 describe('回头看: ordered demolitions judged by the next month’s imagery', () => {
@@ -31,7 +31,7 @@ describe('回头看: ordered demolitions judged by the next month’s imagery', 
     damaged: '350206-202403-0001',
     standing: '350206-202403-0002',
     closedGone: '350206-202403-0003',
-    half: '350206-202403-0004',
+    part: '350206-202403-0004',
     gone: '350206-202403-0005',
   };
 
@@ -59,13 +59,13 @@ describe('回头看: ordered demolitions judged by the next month’s imagery', 
     await orderDemolished(P.standing, 'dianqian');
     await reportRectified(P.standing, 'dianqian'); // a false report: the building stands in April
     await h.walkToClosed(P.closedGone);
-    await orderDemolished(P.half, 'heshan');
+    await orderDemolished(P.part, 'heshan');
     await orderDemolished(P.gone, 'dianqian');
     const dir = join(h.run.config.dataDir, 'imagery-2024-04');
     const files = await stageDemolitions(fixturesDir, '2024-03', dir, '2024-02', [
       { box: box('ecological', 2) },
       { box: box('seam', 2) },
-      { box: box('farmland', 2), share: 0.5 },
+      { box: box('farmland', 2), share: 0.23 }, // its western quarter torn down: unclear, someone must look
     ]);
     const reg = await registerImagery(h.run.db, h.run.config, '2024-04', [dir], '2024-04-12');
     expect(reg.refused).toEqual([]);
@@ -85,13 +85,13 @@ describe('回头看: ordered demolitions judged by the next month’s imagery', 
       damaged: 'no_imagery',
       standing: 'standing',
       closedGone: 'gone',
-      half: 'unclear',
+      part: 'unclear',
       gone: 'gone',
     });
     for (const c of Object.values(checks) as { month: string; model_name: string; model_version: string }[])
-      expect(c).toMatchObject({ month: '2024-04', model_name: 'cva-baseline', model_version: '1.0.0' });
-    expect(checks.gone.score).toBeGreaterThan(checks.half.score);
-    expect(checks.half.score).toBeGreaterThan(checks.standing.score);
+      expect(c).toMatchObject({ month: '2024-04', model_name: 'tuban-lookback', model_version: '1.0' });
+    expect(checks.gone.score).toBeGreaterThan(checks.part.score);
+    expect(checks.part.score).toBeGreaterThan(checks.standing.score);
     expect(checks.damaged.score).toBeNull();
     expect(summary.lookback).toEqual({ gone: 2, standing: 1, unclear: 1, no_imagery: 1 });
 

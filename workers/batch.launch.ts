@@ -59,8 +59,11 @@ export async function launchBatch(
   return { batch, tiles };
 }
 
-/** 回头看's thresholds when neither the model's manifest nor the environment gives them. */
-export const LOOKBACK_DEFAULTS = { goneAt: 0.5, standingAt: 0.3 } as const;
+/**
+ * 回头看's thresholds on the disappearance score (pipeline/lookback.judge.ts), unless the environment
+ * sets them: chosen on scripts/bench-followup.ts (see the README, How a batch runs).
+ */
+export const LOOKBACK_DEFAULTS = { goneAt: 0.6, standingAt: 0.4 } as const;
 
 /**
  * Everything the batch's result depends on beyond its imagery and model, settled when it is launched
@@ -75,7 +78,6 @@ export function batchParams(
 ): Required<Omit<BatchParams, 'retryRound'>> {
   const minMeanProb = config.TUBAN_MIN_MEAN_PROB ?? manifest.minMeanProbability ?? 0;
   const byRelation = manifest.minMeanProbabilityByRelation;
-  const lookback = manifest.lookback ?? LOOKBACK_DEFAULTS;
   return {
     threshold: threshold ?? config.TUBAN_THRESHOLD ?? manifest.defaultThreshold,
     minAreaM2: config.TUBAN_MIN_AREA_M2,
@@ -87,14 +89,15 @@ export function batchParams(
     regulariseMaxChange: config.TUBAN_REGULARISE_MAX_CHANGE,
     buildingPolicy: config.TUBAN_BUILDING_POLICY,
     onBuildingShare: config.TUBAN_ON_BUILDING_SHARE,
+    buildingTouchM: config.TUBAN_BUILDING_TOUCH_M,
     minMeanProbByRelation: {
       extension: config.TUBAN_MIN_MEAN_PROB_EXTENSION ?? byRelation?.extension ?? minMeanProb,
       on_building: config.TUBAN_MIN_MEAN_PROB_ON_BUILDING ?? byRelation?.on_building ?? minMeanProb,
     },
     lookback: {
       months: config.TUBAN_LOOKBACK_MONTHS,
-      goneAt: config.TUBAN_LOOKBACK_GONE_AT ?? lookback.goneAt,
-      standingAt: config.TUBAN_LOOKBACK_STANDING_AT ?? lookback.standingAt,
+      goneAt: config.TUBAN_LOOKBACK_GONE_AT ?? LOOKBACK_DEFAULTS.goneAt,
+      standingAt: config.TUBAN_LOOKBACK_STANDING_AT ?? LOOKBACK_DEFAULTS.standingAt,
     },
   };
 }

@@ -19,6 +19,7 @@ import {
 } from '../store/batch.ts';
 import { batchParams } from './batch.launch.ts';
 import { lookBack, type LookbackParams } from './lookback.ts';
+import { LOOKBACK_METHOD } from '../pipeline/lookback.judge.ts';
 import { runDiff } from '../store/batch.diff.ts';
 import { updatePartAndTile } from '../store/batch.parts.ts';
 import { runSql } from '../store/sql.ts';
@@ -222,7 +223,7 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
     batchId,
     'batch',
     (point) => faultPause(ctx.config, point === 'emit' ? 'emit' : 'diff'),
-    lb ? { ...lb, modelName: ctx.model.manifest.name, modelVersion: ctx.model.manifest.version } : undefined,
+    lb ? { ...lb, modelName: LOOKBACK_METHOD.name, modelVersion: LOOKBACK_METHOD.version } : undefined,
   );
   ctx.log.info('Batch:Completed', {
     batchId,

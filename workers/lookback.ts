@@ -1,9 +1,13 @@
 import { BadInputError } from '../core/errors.ts';
-import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
+import { grownRegion } from '../pipeline/detect.tile.ts';
+import { readBaselineOnGrid } from '../pipeline/pair.align.ts';
 import { worldToPixel, type GeoTransform } from '../pipeline/geotransform.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import {
+  EVIDENCE_MARGIN_PX,
+  footprintEvidence,
   judgeFootprint,
+  MIN_VALID_SHARE,
   rasterisePolygons,
   type LookbackResult,
   type LookbackThresholds,
@@ -22,6 +26,8 @@ export interface ImageryCheck {
   valid_share: number;
   /** Why there was nothing to judge on (no_imagery), else null. */
   reason: string | null;
+  /** What the judgement rests on (kept in the history). */
+  evidence?: Record<string, number | null>;
 }
 
 interface ImageRef {
@@ -45,6 +51,9 @@ interface TargetRow {
   current: ImageRef[];
 }
 
+/** Patches judged at once. */
+const IN_FLIGHT = 4;
+
 export interface LookbackParams extends LookbackThresholds {
   /** Months after closing a patch is still judged. */
   months: number;
@@ -52,11 +61,10 @@ export interface LookbackParams extends LookbackThresholds {
 
 /**
  * 回头看 for one batch: every patch ordered demolished or confiscated that the batch's imagery covers
- * (sql/lookback/targets.sql) is judged by running the change model over its footprint alone, with
- * the month the structure was detected in (when it stood) as the after image and the batch's month
- * as the before image — the two months swapped, so a building that disappeared looks like the new
- * building the model was made to find. Each patch costs one small region (its outline plus the
- * model's context margin), not the scene. Judges only: the diff records the results in its
+ * (sql/lookback/targets.sql) is judged from the pixels over its footprint and the ring around it, the
+ * month the structure was detected in (when it stood) against the batch's month
+ * (pipeline/lookback.judge.ts says how, and why not with the change model). Each patch costs one small
+ * window around its outline, not the scene. Judges only: the diff records the results in its
  * transaction (store/batch.diff.ts), so a retried job leaves nothing twice.
  */
 export async function lookBack(
@@ -80,33 +88,38 @@ export async function lookBack(
     }
     return s;
   };
-  const checks: ImageryCheck[] = [];
-  try {
-    for (const t of targets) {
-      const none = (reason: string): ImageryCheck => ({
-        patch_id: t.patch_id,
-        code: t.code,
-        result: 'no_imagery',
-        score: null,
-        valid_share: 0,
-        reason,
-      });
-      if (!t.ref_path) {
-        checks.push(none(`no imagery of ${t.reference_month}, when the patch was detected, covers it any more`));
-        continue;
-      }
-      if (t.current.length === 0) {
-        checks.push(none('the tiles of this batch over the patch failed'));
-        continue;
-      }
-      try {
-        checks.push(await judgeOne(ctx, t, open, params));
-      } catch (err) {
-        // a scene changed or damaged since registration, another CRS: nothing to judge on, say why
-        if (!(err instanceof BadInputError)) throw err;
-        checks.push(none(err.message));
-      }
+  const checks: ImageryCheck[] = Array.from({ length: targets.length });
+  const timing = { readMs: 0, judgeMs: 0 };
+  const judge = async (t: (typeof targets)[number]): Promise<ImageryCheck> => {
+    const none = (reason: string): ImageryCheck => ({
+      patch_id: t.patch_id,
+      code: t.code,
+      result: 'no_imagery',
+      score: null,
+      valid_share: 0,
+      reason,
+    });
+    if (!t.ref_path) return none(`no imagery of ${t.reference_month}, when the patch was detected, covers it any more`);
+    if (t.current.length === 0) return none('the tiles of this batch over the patch failed');
+    try {
+      return await judgeOne(timing, ctx, t, open, params);
+    } catch (err) {
+      // a scene changed or damaged since registration, another CRS: nothing to judge on, say why
+      if (!(err instanceof BadInputError)) throw err;
+      return none(err.message);
     }
+  };
+  try {
+    // a few patches in flight, so one's blocks inflate on libuv's threads while another is judged
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(IN_FLIGHT, targets.length) }, async () => {
+        while (next < targets.length) {
+          const k = next++;
+          checks[k] = await judge(targets[k]);
+        }
+      }),
+    );
   } finally {
     for (const s of opened.values()) await s.then((src) => src.close()).catch(() => {});
   }
@@ -121,11 +134,14 @@ export async function lookBack(
       ]),
     ),
     ms,
+    readMs: Math.round(timing.readMs),
+    judgeMs: Math.round(timing.judgeMs),
   });
   return { checks, ms };
 }
 
 async function judgeOne(
+  timing: { readMs: number; judgeMs: number },
   ctx: JobContext,
   t: TargetRow & { patch_id: number },
   open: (img: ImageRef) => Promise<GeoTiffSource>,
@@ -148,32 +164,46 @@ async function judgeOne(
       valid_share: 0,
       reason: `${info.file} does not cover the patch`,
     };
-  const detected = await detectRegion({
-    after: ref,
-    afterStretch: t.ref_stretch,
-    baselines,
-    model: ctx.model,
-    region,
-  });
-  try {
-    const footprint = rasterisePolygons(
-      px.map((poly) => poly.map((ring) => ring.map(([c, r]) => [c - region.x, r - region.y]))),
-      region.width,
-      region.height,
-    );
-    const j = judgeFootprint(detected.probability, detected.valid, footprint, thresholds);
-    return {
-      patch_id: t.patch_id,
-      code: t.code,
-      result: j.result,
-      score: j.score,
-      valid_share: j.validShare,
-      reason: j.result === 'no_imagery' ? `both months have data over ${(j.validShare * 100).toFixed(0)}% of it` : null,
-    };
-  } finally {
-    releaseProbability(detected);
-  }
+  // both months on the reference grid, with a margin for the ring and the registration
+  const win = grownRegion(region, info.widthPx, info.heightPx, EVIDENCE_MARGIN_PX);
+  const bands = ctx.model.manifest.bands.indices;
+  const t0 = performance.now();
+  const [a, b] = await Promise.all([
+    readBaselineOnGrid(info, win, [{ source: ref, stretch: t.ref_stretch }], bands),
+    readBaselineOnGrid(info, win, baselines, bands),
+  ]);
+  const t1 = performance.now();
+  const valid = Uint8Array.from(a.valid, (v, i) => v & b.valid[i]);
+  const footprint = rasterisePolygons(
+    px.map((poly) => poly.map((ring) => ring.map(([c, r]) => [c - win.x, r - win.y]))),
+    win.width,
+    win.height,
+  );
+  const evidence = footprintEvidence(a.bands, b.bands, valid, footprint, win.width, win.height);
+  const j = judgeFootprint(evidence, thresholds);
+  timing.readMs += t1 - t0;
+  timing.judgeMs += performance.now() - t1;
+  return {
+    patch_id: t.patch_id,
+    code: t.code,
+    result: j.result,
+    score: j.score,
+    valid_share: j.validShare,
+    reason:
+      j.result === 'no_imagery'
+        ? `the two months have data over ${(j.validShare * 100).toFixed(0)}% of the patch (${MIN_VALID_SHARE * 100}% needed)`
+        : null,
+    evidence: {
+      diff_in: round3(evidence.diffIn),
+      diff_ring: round3(evidence.diffRing),
+      corr_in: round3(evidence.corrIn),
+      shift_x: evidence.shift[0],
+      shift_y: evidence.shift[1],
+    },
+  };
 }
+
+const round3 = (v: number | null) => (v === null ? null : Math.round(v * 1000) / 1000);
 
 /** World coordinates → pixel-corner coordinates [col, row] of a raster. */
 function pixelsOf(gt: GeoTransform): (p: number[]) => number[] {

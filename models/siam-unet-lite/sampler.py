@@ -12,9 +12,24 @@ from net import normalise
 # Batches (all on the training device)
 
 
+def component_ids(lab):
+    """8-connected regions of a [1, H, W] 0/1 label as an [H, W] map of region ids (0 outside): every
+    pixel takes the largest id around it until nothing changes (whole tensors at a time)."""
+    mask = lab[0]
+    ids = torch.arange(1, mask.numel() + 1, dtype=torch.float32, device=mask.device).view(mask.shape) * mask
+    while True:
+        grown = F.max_pool2d(ids[None, None], 3, 1, 1)[0, 0] * mask
+        if torch.equal(grown, ids):
+            return ids.long()
+        ids = grown
+
+
 class Sampler:
-    def __init__(self, pairs, backgrounds, roofs, crop, device, gen, weights=None):
+    def __init__(self, pairs, backgrounds, roofs, crop, device, gen, weights=None, isolated=False):
         self.pairs = [(a.to(device), b.to(device), l.to(device)) for _, a, b, l in pairs]
+        # the buildings of each pair, for in-context change (isolated)
+        self.ids = [component_ids(l) for _, _, l in self.pairs] if isolated else None
+        self.built = [torch.nonzero(i > 0) for i in self.ids] if isolated else None
         self.weights = weights  # per pair: chance of being drawn (folder weight / folder size)
         self.backgrounds = [bg.to(device) for bg in backgrounds]
         self.roofs = roofs.to(device)
@@ -26,9 +41,7 @@ class Sampler:
         return torch.rand(*shape, device=self.device) * (hi - lo) + lo
 
     def pick(self):
-        if self.weights is None:
-            return self.pairs[self.gen.randrange(len(self.pairs))]
-        return self.pairs[self.gen.choices(range(len(self.pairs)), weights=self.weights)[0]]
+        return self.pairs[self.pick_index()]
 
     # -- real pairs: random scale, crop with 0–3 px misregistration between dates
     def real(self, n, scale=(0.6, 1.3)):
@@ -76,6 +89,96 @@ class Sampler:
             B.append(img[:, y + dy:y + dy + c, x + dx:x + dx + c])
             L.append(torch.zeros(1, c, c, device=self.device))
         return torch.stack(A), torch.stack(B), torch.stack(L)
+
+    def isolated(self, n, scale=(0.6, 1.3)):
+        """In-context change, as a city's monthly imagery has it: an after image's own neighbourhood on
+        both dates, with one to three of its buildings changed on one date only — taken back to the
+        before image's ground (a house built, or demolished once the dates are swapped), half of it taken
+        back (an extension), or another building's roof pasted on a part of its roof (a storey or a shed on
+        top) — and the other buildings standing on both dates (label 0 there)."""
+        A, B, L = [], [], []
+        c = self.crop
+        for _ in range(n):
+            k = self.pick_index()
+            a, b, _ = self.pairs[k]
+            ids = self.ids[k]
+            s = self.gen.uniform(*scale)
+            h, w = a.shape[-2:]
+            src = min(h, w, max(c + 8, round((c + 8) / s)))
+            # a window around one of the pair's new buildings (anywhere, if it has none)
+            built = self.built[k]
+            if len(built):
+                cy, cx = (int(v) for v in built[self.gen.randrange(len(built))])
+                y0 = min(max(0, cy - self.gen.randrange(src)), h - src)
+                x0 = min(max(0, cx - self.gen.randrange(src)), w - src)
+            else:
+                y0, x0 = self.gen.randrange(0, h - src + 1), self.gen.randrange(0, w - src + 1)
+            win = ids[y0:y0 + src, x0:x0 + src]
+            before = b[:, y0:y0 + src, x0:x0 + src].clone()
+            after = before.clone()
+            lab = torch.zeros(1, src, src, device=self.device)
+            present, counts = torch.unique(win[win > 0], return_counts=True)
+            whole = [int(i) for i, n_px in zip(present.tolist(), counts.tolist()) if n_px >= 40]
+            self.gen.shuffle(whole)
+            ground = a[:, y0:y0 + src, x0:x0 + src]
+            for j, bid in enumerate(whole[:self.gen.randint(1, 3)]):
+                m = (win == bid).float()[None]
+                ys, xs = torch.nonzero(m[0], as_tuple=True)
+                by0, by1, bx0, bx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+                kind = self.gen.random()
+                if kind < 0.5:  # built (or demolished): the ground of the before image where it stands
+                    part = m
+                elif kind < 0.75:  # an extension: one half of it, across its longer side
+                    part = m.clone()
+                    first = self.gen.random() < 0.5
+                    if by1 - by0 > bx1 - bx0:
+                        cut = (by0 + by1) // 2
+                        part[:, cut:] = 0 if first else part[:, cut:]
+                        part[:, :cut] = part[:, :cut] if first else 0
+                    else:
+                        cut = (bx0 + bx1) // 2
+                        part[:, :, cut:] = 0 if first else part[:, :, cut:]
+                        part[:, :, :cut] = part[:, :, :cut] if first else 0
+                else:  # a structure on top: a piece of another roof of the scene, scaled into this one
+                    donors = [d for d in whole if d != bid]
+                    if not donors:
+                        continue
+                    dm = win == self.gen.choice(donors)
+                    dys, dxs = torch.nonzero(dm, as_tuple=True)
+                    roof = before[:, int(dys.min()):int(dys.max()) + 1, int(dxs.min()):int(dxs.max()) + 1]
+                    f = self.gen.uniform(0.3, 0.6)
+                    th, tw = max(3, round((by1 - by0) * f)), max(3, round((bx1 - bx0) * f))
+                    ty = self.gen.randrange(by0, max(by0 + 1, by1 - th + 1))
+                    tx = self.gen.randrange(bx0, max(bx0 + 1, bx1 - tw + 1))
+                    piece = F.interpolate(roof[None], size=(th, tw), mode='bilinear', align_corners=False)[0]
+                    part = torch.zeros_like(m)
+                    part[:, ty:ty + th, tx:tx + tw] = 1
+                    part = part * m
+                    region = after[:, ty:ty + th, tx:tx + tw]
+                    after[:, ty:ty + th, tx:tx + tw] = torch.where(part[:, ty:ty + th, tx:tx + tw] > 0, piece.clamp(0, 1), region)
+                    lab = torch.maximum(lab, part)
+                    continue
+                # the ground comes back a pixel beyond the label, so no rim of the roof is left standing
+                grown = F.max_pool2d(part[None], 3, 1, 1)[0]
+                before = before * (1 - grown) + ground * grown
+                lab = torch.maximum(lab, part)
+            stack = torch.cat([before, after, lab])
+            size = max(c + 8, round(src * s))
+            if size != src:
+                stack = F.interpolate(stack[None], size=(size, size), mode='bilinear', align_corners=False)[0]
+            before, after, lab = stack[:3], stack[3:6], (stack[6:] > 0.5).float()
+            y = self.gen.randrange(4, size - c - 3)
+            x = self.gen.randrange(4, size - c - 3)
+            dy, dx = self.gen.randint(-3, 3), self.gen.randint(-3, 3)
+            A.append(before[:, y:y + c, x:x + c])
+            B.append(after[:, y + dy:y + dy + c, x + dx:x + dx + c])
+            L.append(lab[:, y:y + c, x:x + c])
+        return torch.stack(A), torch.stack(B), torch.stack(L)
+
+    def pick_index(self):
+        if self.weights is None:
+            return self.gen.randrange(len(self.pairs))
+        return self.gen.choices(range(len(self.pairs)), weights=self.weights)[0]
 
     def background(self, n):
         c = self.crop
@@ -217,10 +320,13 @@ class Sampler:
             a, b, lab = (torch.flip(t, dims=(3,)) for t in (a, b, lab))
         return a, b, lab
 
-    def batch(self, n, mix, same=0.0, regional=0.0, scale=(0.6, 1.3)):
+    def batch(self, n, mix, same=0.0, regional=0.0, scale=(0.6, 1.3), isolated=0.0):
         n_same = int(round(n * same))
-        counts = np.random.RandomState(self.gen.randrange(1 << 30)).multinomial(n - n_same, mix)
+        n_iso = int(round(n * isolated))
+        counts = np.random.RandomState(self.gen.randrange(1 << 30)).multinomial(n - n_same - n_iso, mix)
         parts = [self.same(n_same)] if n_same else []
+        if n_iso:
+            parts.append(self.isolated(n_iso, scale))
         if counts[0]:
             parts.append(self.real(counts[0], scale))
         if counts[1]:

@@ -113,6 +113,7 @@ def main(argv=None):
     ap.add_argument('--split', help='JSON naming the validation images of a folder: never trained on, the only ones evaluated')
     ap.add_argument('--mix', default='1,0,0', help='fractions real,synthetic,procedural (1,0,0 won on the development sets; see README)')
     ap.add_argument('--same', type=float, default=0.0, help='fraction of each batch that is a no-change pair (one image on both dates)')
+    ap.add_argument('--isolated', type=float, default=0.0, help='fraction of each batch that is in-context change: one to three buildings of an after image built, half built or topped with another roof on one date, the rest of the neighbourhood standing on both')
     ap.add_argument('--regional', type=float, default=0.0, help='fraction of samples with a land-cover nuisance (regional colour shift and smoothing) on one date, unlabelled')
     ap.add_argument('--scale', default='0.6,1.3', help='range of random rescaling of real pairs')
     ap.add_argument('--interior-weight', type=float, default=0.5, help='weight of the building-interior loss (second output)')
@@ -182,7 +183,7 @@ def main(argv=None):
     if not 0 <= args.ema < 1:
         raise SystemExit(f'--ema {args.ema}: expected a decay in [0, 1)')
     ema = copy.deepcopy(net).eval() if args.ema else None
-    sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights)
+    sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights, isolated=args.isolated > 0)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0, device=device))
     log, evals = [], []
@@ -221,7 +222,7 @@ def main(argv=None):
             'normalisation': {'mean': MEAN, 'std': STD},
             'seed': args.seed, 'steps': step, 'stepsPlanned': args.steps, 'maxMinutes': args.max_minutes, 'finished': final,
             'batch': args.batch, 'crop': args.crop, 'lr': args.lr, 'scale': list(scale), 'interiorWeight': args.interior_weight, 'ema': args.ema,
-            'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same, 'regional': args.regional,
+            'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same, 'regional': args.regional, 'isolated': args.isolated,
             'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
             'threads': torch.get_num_threads(), 'torch': torch.__version__,
             'trainingSeconds': round(elapsed_before + time.time() - t0, 1),
@@ -249,7 +250,7 @@ def main(argv=None):
         for g in opt.param_groups:
             g['lr'] = lr
         step += 1
-        a, b, lab = sampler.batch(args.batch, mix, args.same, args.regional, scale)
+        a, b, lab = sampler.batch(args.batch, mix, args.same, args.regional, scale, args.isolated)
         logits = net(a, b)
         inner = interior_target(lab)
         loss = bce(logits[:, :1], lab) + dice_loss(logits[:, :1], lab)

@@ -58,15 +58,6 @@ export const ModelManifestSchema = z.object({
   minMeanProbabilityByRelation: z
     .object({ extension: z.number().min(0).lt(1).optional(), on_building: z.number().min(0).lt(1).optional() })
     .optional(),
-  /**
-   * 回头看 with this model: the mean change probability over an ordered demolition's footprint, now
-   * against the month it was detected in, from which the structure is judged `gone`, and up to which
-   * it is `standing` (between the two: `unclear`). TUBAN_LOOKBACK_GONE_AT / _STANDING_AT override it.
-   */
-  lookback: z
-    .object({ goneAt: z.number().gt(0).lt(1), standingAt: z.number().gt(0).lt(1) })
-    .refine((l) => l.standingAt <= l.goneAt, 'standingAt must not be above goneAt')
-    .optional(),
   /** Ground sample distance the model was made for, in metres. */
   gsdM: z.number().positive(),
   provenance: z.record(z.string(), z.unknown()),

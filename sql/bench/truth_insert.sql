@@ -4,6 +4,7 @@
 -- repaired with ST_MakeValid (areas are unchanged) and counted.
 -- Parameters:
 --   :image       the image the label belongs to, e.g. test_4.png
+--   :kind        what the buildings are (bench-followup's cases; bench-real's are all 'new')
 --   :srid        EPSG code of the coordinates (bench_truth's own)
 --   :geometries  JSON array of GeoJSON Polygon or MultiPolygon geometries
 -- Returns the number of rows inserted and of outlines repaired.
@@ -17,8 +18,8 @@ fixed as (
   from src
 ),
 inserted as (
-  insert into bench_truth (image, geom)
-  select :image::text, geom from fixed where not ST_IsEmpty(geom)
+  insert into bench_truth (image, kind, geom)
+  select :image::text, :kind::text, geom from fixed where not ST_IsEmpty(geom)
   returning id
 )
 select (select count(*) from inserted)::int as inserted, (select count(*) from fixed where not valid)::int as repaired;

@@ -1,9 +1,9 @@
 -- Diff one batch's change polygons against the legal footprints and attribute what remains.
 -- Only a permit valid on the imagery date makes a change legal. A registered building is evidence,
 -- not legality: a change on or against one stays a candidate and says how it relates to the register
--- (building_relation: `new` with no registered building within the legal buffer, `on_building` when at
--- least :on_building_share of it lies inside registered footprints — rebuilt, raised, built on top —
--- else `extension`), with its overlap with the footprints and its area outside them.
+-- (building_relation: `new` when no registered building meets it — none within :touch_m —, `on_building`
+-- when at least :on_building_share of it lies inside registered footprints — rebuilt, raised, built on
+-- top —, else `extension`), with its overlap with the footprints and its area outside them.
 -- Parameters:
 --   :batch_id         batch whose change_polygon rows are diffed
 --   :imagery_date     date the permits must be valid on (date)
@@ -12,6 +12,9 @@
 --   :building_policy  'classify' (default) keeps changes on registered buildings and classes them;
 --                     'subtract' erases them like permits (the behaviour before)
 --   :on_building_share  share of a candidate's area inside registered footprints from which it is `on_building`
+--   :touch_m          how close a registered building must come to meet a candidate (m): a detected
+--                     outline reaches a pixel or two beyond the roof (its shadow, the blur), so the legal
+--                     buffer would class a new house beside a registered one as its extension
 --   :opening_m        morphological opening radius that removes slivers left by the subtraction (m); the
 --                     change masks were opened by the same radius before tracing (workers/jobs.ts), so only
 --                     clusters that legal footprints cut are buffered here
@@ -100,7 +103,7 @@ measured as (
   cross join lateral (
     select exists (
       select 1 from reference_feature b
-      where b.kind = 'building' and ST_DWithin(b.geom, k.geom, :legal_buffer_m::float8)
+      where b.kind = 'building' and ST_DWithin(b.geom, k.geom, :touch_m::float8)
     ) as near
   ) reg
 ),

@@ -6,10 +6,11 @@
 --   :batch_id, :month    the batch and its month
 --   :model_name, :model_version   the model that judged
 --   :actor               who recorded (written into the history)
---   :checks              JSON array of {"patch_id", "result", "score" (or null), "valid_share", "reason" (or null)}
+--   :checks              JSON array of {"patch_id", "result", "score" (or null), "valid_share", "reason" (or null),
+--                        "evidence" (what the judgement rests on, or absent)}
 with src as (
   select (c->>'patch_id')::bigint as patch_id, c->>'result' as result, (c->>'score')::float8 as score,
-         (c->>'valid_share')::float8 as valid_share, c->>'reason' as reason
+         (c->>'valid_share')::float8 as valid_share, c->>'reason' as reason, c->'evidence' as evidence
   from jsonb_array_elements(:checks::jsonb) c
 ),
 saved as (
@@ -21,7 +22,7 @@ saved as (
   returning patch_id, result, score, valid_share
 ),
 judged as (
-  select s.*, r.reason,
+  select s.*, r.reason, r.evidence,
          jsonb_build_object('month', :month::text, 'result', s.result, 'score', round(s.score::numeric, 3),
                             'model_name', :model_name::text, 'model_version', :model_version::text, 'batch_id', :batch_id::bigint) as verdict
   from saved s join src r using (patch_id)
@@ -36,5 +37,6 @@ insert into patch_event (patch_id, actor, type, from_status, to_status, detail)
 select j.patch_id, :actor::text, 'imagery_check', p.status, p.status,
        j.verdict || jsonb_build_object('valid_share', round(j.valid_share::numeric, 3))
          || case when j.reason is not null then jsonb_build_object('reason', j.reason) else '{}'::jsonb end
+         || case when j.evidence is not null then jsonb_build_object('evidence', j.evidence) else '{}'::jsonb end
 from judged j join patch p on p.id = j.patch_id
 order by j.patch_id;
