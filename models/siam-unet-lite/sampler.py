@@ -150,6 +150,7 @@ class Sampler:
                     th, tw = max(3, round((by1 - by0) * f)), max(3, round((bx1 - bx0) * f))
                     ty = self.gen.randrange(by0, max(by0 + 1, by1 - th + 1))
                     tx = self.gen.randrange(bx0, max(bx0 + 1, bx1 - tw + 1))
+                    th, tw = min(th, src - ty), min(tw, src - tx)  # the window's edge cuts a piece at the border
                     piece = F.interpolate(roof[None], size=(th, tw), mode='bilinear', align_corners=False)[0]
                     part = torch.zeros_like(m)
                     part[:, ty:ty + th, tx:tx + tw] = 1

@@ -62,7 +62,7 @@ export function checkText(c: PatchDetailBody['imagery_check']): string {
   });
 }
 
-/** A history event's detail in one line (the geometry it replaced left out). */
+/** A history event's detail in one line (the geometry it replaced and an imagery check's measurements left out). */
 /** When and how far from the patch a photo was taken, by its EXIF: the proof of a site visit. */
 export function photoWhereWhen(
   e: { taken_at: string | null; lon: number | null; lat: number | null },
@@ -79,7 +79,7 @@ export function photoWhereWhen(
 export function summarise(detail: unknown): string {
   if (!detail || typeof detail !== 'object') return '';
   return Object.entries(detail as Record<string, unknown>)
-    .filter(([k]) => k !== 'previous_geom')
+    .filter(([k]) => k !== 'previous_geom' && k !== 'evidence')
     .map(([k, v]) => `${k}: ${text(v)}`)
     .join('; ')
     .slice(0, 200);

@@ -194,6 +194,13 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
         </tr>
       </thead>
       <tbody>
+        ${
+          state.rows.length === 0
+            ? html`<tr id="patch-empty">
+                <td colspan=${COLUMNS.length}>${ui('map_no_patches', { month: view.month })}</td>
+              </tr>`
+            : nothing
+        }
         ${state.rows.map(
           (p) =>
             html`<tr
