@@ -1,4 +1,5 @@
 import { GeoTIFF, type GeoTIFFImage } from 'geotiff';
+import './tiff.decoders.ts'; // geotiff.js decompresses with a bound from here on
 import { crsFromGeoKeys, type GeoKeys } from '../../core/crs.ts';
 import { checkUnchanged, openByteSource, type ByteSource } from './byte.source.ts';
 import { checkTiffStructure } from './tiff.structure.ts';

@@ -199,9 +199,17 @@ export class FastTiffReader {
     const raw = scratch[slot].subarray(0, count);
     const got = await this.bytes.read(offset, count, raw);
     if (got.length !== count) throw new Error(`block ${index} ends past the end of the file`);
+    // a block never holds more than its declared width × height (the last strip may be stored full height)
+    const declared = this.blockW * this.blockH * this.spp;
     const data =
       this.compression === 'deflate'
-        ? await inflateBlock(raw, size)
+        ? await inflateBlock(raw, size, declared).catch((err: Error & { code?: string }) => {
+            throw err.code === 'ERR_BUFFER_TOO_LARGE'
+              ? new Error(
+                  `block ${index} inflates past the ${declared} bytes its ${this.blockW}×${this.blockH} px of ${this.spp} byte(s) declare (a decompression bomb, or damaged)`,
+                )
+              : err;
+          })
         : this.compression === 'lzw'
           ? lzwDecode(raw, size)
           : raw;
@@ -233,12 +241,15 @@ const BLOCKS_IN_FLIGHT = 16;
 
 /**
  * A zlib (DEFLATE) block inflated on libuv's thread pool, into one buffer of the block's size (a
- * smaller chunk size would make zlib deliver pieces and Node join them, a copy of every byte).
- * `raw` must stay untouched until the promise settles.
+ * smaller chunk size would make zlib deliver pieces and Node join them, a copy of every byte), and
+ * never past `maxBytes`: zlib stops there (ERR_BUFFER_TOO_LARGE) instead of inflating a strip of a few
+ * kilobytes to gigabytes of zeros. `raw` must stay untouched until the promise settles.
  */
-function inflateBlock(raw: Uint8Array, size: number): Promise<Buffer> {
+function inflateBlock(raw: Uint8Array, size: number, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    inflate(raw, { chunkSize: Math.max(size, 64) }, (err, out) => (err ? reject(err) : resolve(out))),
+    inflate(raw, { chunkSize: Math.max(size, 64), maxOutputLength: Math.max(maxBytes, size, 1) }, (err, out) =>
+      err ? reject(err) : resolve(out),
+    ),
   );
 }
 
