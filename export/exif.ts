@@ -12,6 +12,8 @@ export interface PhotoPlace {
  * has no such limit, and a camera's EXIF with a thumbnail stays well under this.
  */
 const MAX_EXIF_BYTES = 256 * 1024;
+/** A TIFF structure's first bytes, little- or big-endian. */
+const TIFF_MAGIC = ['49492a00', '4d4d002a'];
 /** Chunks or segments walked before giving up: a file of thousands of empty chunks is not a photo. */
 const MAX_BLOCKS = 4096;
 
@@ -76,11 +78,9 @@ export async function photoPlace(bytes: Buffer, contentType: string): Promise<Ph
  * chunk — found by walking the segment or chunk headers alone (nothing is decompressed), or null when
  * the file has none, it is longer than MAX_EXIF_BYTES or the walk runs off the file.
  */
-export function exifBlock(bytes: Buffer, contentType: 'image/jpeg' | 'image/png' | string): Buffer | null {
+export function exifBlock(bytes: Buffer, contentType: string): Buffer | null {
   const tiff = (b: Buffer) =>
-    b.length >= 8 && b.length <= MAX_EXIF_BYTES && /^(II\x2a\x00|MM\x00\x2a)$/.test(b.toString('latin1', 0, 4))
-      ? b
-      : null;
+    b.length >= 8 && b.length <= MAX_EXIF_BYTES && TIFF_MAGIC.includes(b.toString('hex', 0, 4)) ? b : null;
   if (contentType === 'image/jpeg') {
     if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return null;
     let at = 2;

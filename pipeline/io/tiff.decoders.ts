@@ -19,6 +19,7 @@ interface Params {
   bitsPerSample: number | ArrayLike<number>;
   planarConfiguration: number;
   samplesPerPixel?: number;
+  predictor: number;
 }
 
 /** The most bytes one block may decode to: a full block of the declared size (band-separate: one sample a pixel). */
@@ -124,7 +125,7 @@ async function parameters(dir: {
     planarConfiguration: Number(await dir.loadValue('PlanarConfiguration')) || 1,
     bitsPerSample: (await dir.loadValue('BitsPerSample')) as number | number[],
     samplesPerPixel: Number(await dir.loadValue('SamplesPerPixel')) || 1,
-    ...{ predictor: Number(await dir.loadValue('Predictor')) || 1 },
+    predictor: Number(await dir.loadValue('Predictor')) || 1,
   };
 }
 
