@@ -53,6 +53,10 @@ const BoardItem = z.looseObject({
   class: z.string(),
   deadline: z.enum(['verification', 'rectification']),
   due: z.string(),
+  due_provisional: z
+    .boolean()
+    .optional()
+    .describe("past the working-day calendar's last year: counted on weekends alone"),
   days_left: DaysLeft,
 });
 /** An ordered demolition whose latest imagery check disagrees with what the town reported (回头看). */
@@ -101,6 +105,10 @@ export const TodoItem = z.looseObject({
   class: z.string(),
   area_m2: z.number(),
   due: Day,
+  due_provisional: z
+    .boolean()
+    .optional()
+    .describe("past the working-day calendar's last year: counted on weekends alone"),
   deadline: z.enum(['verification', 'rectification']).nullable(),
   days_left: DaysLeft.nullable(),
   overdue_since: Day,

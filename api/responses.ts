@@ -126,6 +126,11 @@ export const PatchListItem = z.looseObject({
   water_m2: z.number(),
   verify_due: Day,
   rectify_due: Day,
+  verify_due_provisional: z
+    .boolean()
+    .optional()
+    .describe("the verification deadline lies past the working-day calendar's last year: counted on weekends alone"),
+  rectify_due_provisional: z.boolean().optional().describe('the same for the rectification deadline'),
   overdue_since: Day,
   escalated: z.boolean(),
   verification_result: z.string().nullable(),
@@ -206,6 +211,12 @@ export const PatchDetailBody = z.looseObject({
   dismiss_reason: z.string().nullable(),
   verify_due: Day,
   rectify_due: Day,
+  verify_due_provisional: z
+    .boolean()
+    .optional()
+    .describe("the verification deadline lies past the working-day calendar's last year: counted on weekends alone"),
+  rectify_due_provisional: z.boolean().optional().describe('the same for the rectification deadline'),
+
   overdue_since: Day,
   escalated: z.boolean(),
   rebuilt_of: z.string().nullable(),

@@ -1,6 +1,6 @@
 import { label } from '../i18n/index.ts';
 import type { WorkCalendar } from '../workflow/calendar.ts';
-import { workingDaysBetween } from '../workflow/calendar.ts';
+import { isProvisional, workingDaysBetween } from '../workflow/calendar.ts';
 
 /** 1 亩 (mu) = 10000/15 m². */
 export const M2_PER_MU = 10000 / 15;
@@ -44,6 +44,7 @@ export const FIELDS = [
   { name: 'overdue_dt', alias: '逾期起始', type: 'string' },
   { name: 'verify_due', alias: '核查期限', type: 'string' },
   { name: 'rect_due', alias: '整改期限', type: 'string' },
+  { name: 'due_prov', alias: '期限暂定', type: 'string' },
   { name: 'days_late', alias: '逾期工作日', type: 'integer' },
   { name: 'chk_month', alias: '回头看月份', type: 'string' },
   { name: 'chk_result', alias: '回头看结果', type: 'string' },
@@ -104,6 +105,8 @@ export function toRecord(r: Record<string, any>, cal: WorkCalendar, today: strin
     overdue_dt: r.overdue_since ?? null,
     verify_due: r.verify_due,
     rect_due: r.rectify_due,
+    // a deadline past the calendar's last year was counted on weekends alone: it may fall on a holiday
+    due_prov: isProvisional(cal, r.verify_due) || isProvisional(cal, r.rectify_due) ? '是' : '否',
     days_late: due && due < today ? workingDaysBetween(cal, due, today) : 0,
     chk_month: r.imagery_check?.month ?? null,
     chk_result: label('lookback', r.imagery_check?.result) || null,

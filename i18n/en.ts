@@ -53,6 +53,7 @@ export const en: Catalogue = {
     split_from: 'split from',
     note: 'note',
     imagery_check: 'imagery check',
+    deadline_recounted: 'deadline recounted',
   },
   relation: { new: 'new', extension: 'extension', on_building: 'on a registered building' },
   lookback: { gone: 'gone', standing: 'still standing', unclear: 'unclear', no_imagery: 'no imagery' },

@@ -55,6 +55,12 @@ export const messagesEn: Record<MessageKey, string> = {
   calendar_invalid: '{file}: {issues}',
   calendar_both: '{file}: {dates} listed as both holiday and make-up working day',
   calendar_unreadable: '{file}: cannot read the working-day calendar ({reason})',
+  calendar_year_outside: '{file}: {dates} not in {year}',
+  calendar_ends_soon:
+    'the working-day calendar ends {until} ({days} days left): add {next} with tuban calendar add once its holidays are published',
+  calendar_ended:
+    'the working-day calendar ended {until}: later deadlines count weekends only (provisional); add {next} with tuban calendar add once its holidays are published',
+  calendar_year_gap: 'the calendar ends with {last}: add {next} first, years cannot be skipped (got {year})',
   evidence_case_finished: '{code} is {status:status}: a finished case takes no more evidence',
   evidence_empty: '{file}: empty file',
   evidence_too_large: '{file}: {bytes} bytes is over the {max}-byte limit',

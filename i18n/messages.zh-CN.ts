@@ -58,6 +58,11 @@ export const messagesZhCN = {
   calendar_invalid: '{file}：{issues}',
   calendar_both: '{file}：{dates} 同时列为节假日和调休工作日',
   calendar_unreadable: '{file}：无法读取工作日历（{reason}）',
+  calendar_year_outside: '{file}：{dates} 不在 {year} 年内',
+  calendar_ends_soon: '工作日历只到 {until}（还有 {days} 天）：{next} 年的放假安排发布后请用 tuban calendar add 加入',
+  calendar_ended:
+    '工作日历只到 {until}：之后的期限只按周末计算（暂定）；{next} 年的放假安排发布后请用 tuban calendar add 加入',
+  calendar_year_gap: '工作日历只到 {last} 年：请先加入 {next} 年，不能跳过年份（收到的是 {year} 年）',
   // evidence
   evidence_case_finished: '图斑 {code} 已「{status:status}」：已结案的图斑不再接收证据',
   evidence_empty: '{file}：文件为空',

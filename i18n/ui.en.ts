@@ -100,6 +100,9 @@ export const uiEn: Record<UiKey, string> = {
   patch_attr_rectify_due: 'Rectify by',
   patch_attr_overdue_since: 'Overdue since',
   patch_attr_check: 'Imagery check',
+  due_provisional: ' (provisional)',
+  due_provisional_title:
+    'past the working-day calendar: counted on weekends alone, it may fall on a holiday not yet published; recounted when the year is added',
   patch_relation_value: '{relation} ({registered} m² on registered buildings, {outside} m² outside)',
   patch_check_value: '{month}: {result} (score {score})',
   patch_attr_outline: 'Outline',

@@ -103,6 +103,9 @@ export const uiZhCN = {
   patch_attr_rectify_due: '整改期限',
   patch_attr_overdue_since: '逾期起始日',
   patch_attr_check: '影像回头看',
+  due_provisional: '（暂定）',
+  due_provisional_title:
+    '期限超出工作日历的年份，只按周末计算，可能落在尚未公布的节假日上；新一年的放假安排加入后会重算',
   patch_relation_value: '{relation}（占登记建筑 {registered} m²，登记建筑外 {outside} m²）',
   patch_check_value: '{month}：{result}（拆除评分 {score}）',
   patch_attr_outline: '规则化轮廓',

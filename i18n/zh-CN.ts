@@ -55,6 +55,7 @@ export const zhCN = {
     split_from: '拆分而来',
     note: '备注',
     imagery_check: '影像回头看',
+    deadline_recounted: '期限按新日历重算',
   },
   relation: { new: '新建', extension: '扩建', on_building: '原址改建加建' },
   lookback: { gone: '已拆除', standing: '仍在', unclear: '无法判断', no_imagery: '无影像' },

@@ -10,6 +10,8 @@ import { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Db } from '../store/db.ts';
 import { userForToken, type User } from '../store/users.ts';
+import { provisionalCount, refreshCalendar } from '../store/calendar.ts';
+import { coveredUntil } from '../workflow/calendar.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { BatchProgressReader } from '../workers/batch.progress.ts';
 import { summariseBody, writeAudit, type AuditEntry } from './audit.ts';
@@ -17,6 +19,7 @@ import type { RouteContext } from './context.ts';
 import { WorkGate } from './gate.ts';
 import { OPEN_ROUTES, swaggerOptions } from './openapi.ts';
 import { batchRoutes } from './routes/batches.ts';
+import { calendarRoutes } from './routes/calendar.ts';
 import { evidenceRoutes } from './routes/evidence.ts';
 import { exportRoutes } from './routes/export.ts';
 import { mapRoutes } from './routes/map.ts';
@@ -52,6 +55,9 @@ export interface ServerOptions {
   /** Where unexpected errors (500s) are logged with their request id; default: JSON lines on stderr. */
   log?: Logger;
 }
+
+/** How often a server reads the calendar's years from the database again. */
+const CALENDAR_REFRESH_MS = 5 * 60_000;
 
 /** The web app's content security policy: everything from this server, images also as data:/blob: URLs (chips fetched with the token). */
 const CSP_HTML =
@@ -97,6 +103,29 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     reply.header('x-frame-options', 'DENY');
     return payload;
   });
+
+  // the calendar: the database's years over the file's, refreshed every few minutes (a year added on another
+  // host arrives), and a warning in the log once a day while some open deadline lies past its end
+  await refreshCalendar(db, env);
+  let warnedOn = '';
+  const watchCalendar = setInterval(() => {
+    void (async () => {
+      const cal = await refreshCalendar(db, env);
+      const today = env.today();
+      if (warnedOn === today) return;
+      const n = await provisionalCount(db, cal);
+      if (n > 0) {
+        log.warn('Calendar:ProvisionalDeadlines', {
+          deadlines: n,
+          coveredUntil: coveredUntil(cal),
+          next: cal.years[1] + 1,
+        });
+        warnedOn = today;
+      }
+    })().catch((err: Error) => log.warn('Calendar:RefreshFailed', { message: err.message }));
+  }, CALENDAR_REFRESH_MS);
+  watchCalendar.unref();
+  app.addHook('onClose', async () => clearInterval(watchCalendar));
 
   const sources = new GeoTiffCache();
   const progress = new BatchProgressReader(db, config, opts.redis);
@@ -201,6 +230,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     reportRoutes,
     batchRoutes,
     userRoutes,
+    calendarRoutes,
   ])
     routes(api, ctx);
   api.get('/api/openapi.json', { schema: { summary: 'This OpenAPI 3.1 description', tags: ['session'] } }, async () =>

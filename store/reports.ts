@@ -5,7 +5,7 @@ import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
-import { addWorkingDays, workingDaysLeft } from '../workflow/calendar.ts';
+import { addWorkingDays, isProvisional, workingDaysLeft } from '../workflow/calendar.ts';
 import { allowedMoves, FORWARD_ACTIONS, statesWaitingOn, type PatchStatus } from '../workflow/lifecycle.ts';
 
 /**
@@ -80,6 +80,7 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
       class: r.class,
       deadline: r.deadline,
       due: r.due,
+      due_provisional: isProvisional(env.calendar, r.due),
       days_left: workingDaysLeft(env.calendar, today, r.due),
     };
     if (r.escalated) t.escalated.push(item);
@@ -109,6 +110,7 @@ export async function todoList(db: Knex, env: WorkflowEnv, user: User): Promise<
     states,
     patches: rows.map((r) => ({
       ...r,
+      due_provisional: isProvisional(env.calendar, r.due),
       days_left: r.due ? workingDaysLeft(env.calendar, today, r.due) : null,
       actions: allowedMoves(r.status as PatchStatus, user.role)
         .map((m) => m.action)

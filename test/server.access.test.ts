@@ -206,6 +206,8 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       'POST /api/users/{username}/disable',
       'POST /api/users/{username}/enable',
       'POST /api/users/{username}/password',
+      'GET /api/calendar',
+      'POST /api/calendar/years',
     ];
     expect(routes.sort()).toEqual(expected.sort());
     for (const route of expected) {

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { ConflictError, ForbiddenError } from '../core/errors.ts';
-import { addWorkingDays, isWorkingDay, loadCalendar, parseCalendar, workingDaysBetween } from '../workflow/calendar.ts';
+import { render } from '../i18n/say.ts';
+import {
+  addWorkingDays,
+  calendarStatus,
+  checkCalendarYear,
+  isProvisional,
+  isWorkingDay,
+  loadCalendar,
+  parseCalendar,
+  withYears,
+  workingDaysBetween,
+} from '../workflow/calendar.ts';
 import { allowedMoves, planTransition, type Action, type PatchStatus, type Role } from '../workflow/lifecycle.ts';
 import { ACTION_NAMES } from './helpers/api.ts';
 
@@ -26,6 +37,52 @@ describe('working-day calendar', () => {
   it('adds working days across National Day 2024 with its two make-up days', () => {
     // Fri 27 Sep + 5: Sun 29 (make-up), Mon 30, (1–7 Oct holiday), Tue 8, Wed 9, Thu 10.
     expect(addWorkingDays(cn, '2024-09-27', 5)).toBe('2024-10-10');
+  });
+
+  it('counts 2026 as the State Council published it: the Spring Festival and 中秋/国庆 with their make-up days', () => {
+    // Thu 12 Feb + 5: Fri 13, Sat 14 (make-up), (15–23 holiday), Tue 24, Wed 25, Thu 26
+    expect(addWorkingDays(cn, '2026-02-12', 5)).toBe('2026-02-26');
+    expect(isWorkingDay(cn, '2026-02-28')).toBe(true); // Saturday, make-up working day
+    // Fri 18 Sep + 5: Sun 20 (make-up), Mon 21 … Thu 24, before 中秋 (25–27 Sep)
+    expect(isWorkingDay(cn, '2026-09-20')).toBe(true);
+    expect(addWorkingDays(cn, '2026-09-18', 5)).toBe('2026-09-24');
+    // Thu 24 Sep + 3: (25–27 中秋, 1–7 Oct 国庆) Mon 28, Tue 29, Wed 30
+    expect(addWorkingDays(cn, '2026-09-24', 3)).toBe('2026-09-30');
+    // Wed 30 Sep + 2: Thu 8 Oct, Fri 9 Oct (and Sat 10 Oct is a make-up day)
+    expect(addWorkingDays(cn, '2026-09-30', 2)).toBe('2026-10-09');
+    expect(isWorkingDay(cn, '2026-10-10')).toBe(true);
+    expect(isWorkingDay(cn, '2026-01-04')).toBe(true); // Sunday after 元旦
+    expect(isWorkingDay(cn, '2026-05-09')).toBe(true); // Saturday after 劳动节
+  });
+
+  it('marks a deadline past its last year provisional, and warns from 60 days before its end', () => {
+    expect(cn.years).toEqual([2024, 2026]);
+    expect(isProvisional(cn, '2026-12-31')).toBe(false);
+    expect(isProvisional(cn, '2027-01-04')).toBe(true);
+    expect(calendarStatus(cn, '2026-09-01').warning).toBeNull();
+    const soon = calendarStatus(cn, '2026-12-06');
+    expect(soon).toMatchObject({ covered_until: '2026-12-31', days_left: 25 });
+    expect(render(soon.warning!, 'en')).toMatch(/ends 2026-12-31 \(25 days left\): add 2027/);
+    expect(render(calendarStatus(cn, '2027-01-05').warning!, 'zh-CN')).toMatch(/只到 2026-12-31.*暂定/);
+  });
+
+  it('lays a year from its notice over the file, and refuses one whose dates are not its own', () => {
+    const y2027 = checkCalendarYear(
+      { year: 2027, source: 'test notice', holidays: ['2027-01-01'], workdays: ['2027-01-09'] },
+      'y.json',
+    );
+    const cal = withYears(cn, [y2027]);
+    expect(cal.years).toEqual([2024, 2027]);
+    expect(isWorkingDay(cal, '2027-01-01')).toBe(false);
+    expect(isWorkingDay(cal, '2027-01-09')).toBe(true); // a Saturday
+    expect(isWorkingDay(cal, '2026-02-16')).toBe(false); // the file's years stay
+    expect(() => checkCalendarYear({ year: 2027, source: 'x', holidays: ['2026-12-31'] }, 'y.json')).toThrow(
+      /y\.json: 2026-12-31 not in 2027/,
+    );
+    expect(() =>
+      checkCalendarYear({ year: 2027, source: 'x', holidays: ['2027-01-01'], workdays: ['2027-01-01'] }, 'y.json'),
+    ).toThrow(/both/);
+    expect(() => checkCalendarYear({ year: 2027, holidays: ['2027-01-01'] }, 'y.json')).toThrow(/y\.json: source/);
   });
 
   it('refuses a calendar with a day both holiday and make-up day, naming the file', () => {

@@ -7,6 +7,7 @@ import type { Logger } from '../core/log.ts';
 import { batchTile } from '../store/batch.ts';
 import { updatePartAndTile } from '../store/batch.parts.ts';
 import { sweepOverdue } from '../store/overdue.ts';
+import { refreshCalendar } from '../store/calendar.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { QUEUE, redisConnection, type DiffJobData, type PartJobData } from './queues.ts';
 import { diffJob, partJob, partStageOf, type JobContext } from './jobs.ts';
@@ -177,6 +178,7 @@ export function startWorkers(opts: {
       new Worker(
         QUEUE.deadlines,
         async () => {
+          await refreshCalendar(opts.db, wf); // a year added since counts from today's sweep on
           const r = await sweepOverdue(opts.db, wf);
           opts.log.info('Deadlines:Swept', { today: wf.today(), ...r });
           return r;

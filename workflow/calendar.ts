@@ -137,3 +137,89 @@ export function workingDaysBetween(cal: WorkCalendar, from: string, to: string):
 export function workingDaysLeft(cal: WorkCalendar, today: string, due: string): number {
   return due >= today ? workingDaysBetween(cal, today, due) : -workingDaysBetween(cal, due, today);
 }
+
+/** One year of the calendar as a notice publishes it: `tuban calendar add` and the admin API take this. */
+export const CalendarYearSchema = z.object({
+  year: z.number().int().min(2000).max(2100),
+  /** Where the dates come from: the notice's title and date (国务院办公厅关于…的通知, YYYY-MM-DD). */
+  source: z.string().min(1).max(500),
+  holidays: z.array(DATE).min(1).max(60),
+  workdays: z.array(DATE).max(30).default([]),
+});
+export type CalendarYear = z.infer<typeof CalendarYearSchema>;
+
+/** A year's file checked: every date in that year, none both a holiday and a make-up day. Throws naming the file and what is wrong. */
+export function checkCalendarYear(raw: unknown, file: string): CalendarYear {
+  const parsed = CalendarYearSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new BadInputError(
+      'invalid_calendar',
+      say('calendar_invalid', { file, issues: formatIssues(parsed.error.issues) }),
+      { file },
+    );
+  const y = parsed.data;
+  const outside = [...y.holidays, ...y.workdays].filter((d) => Number(d.slice(0, 4)) !== y.year);
+  if (outside.length)
+    throw new BadInputError('invalid_calendar', say('calendar_year_outside', { file, year: y.year, dates: outside }), {
+      file,
+    });
+  const both = y.holidays.filter((d) => y.workdays.includes(d));
+  if (both.length) throw new BadInputError('invalid_calendar', say('calendar_both', { file, dates: both }), { file });
+  return y;
+}
+
+/**
+ * The calendar with these years laid over it: a year given replaces whatever the calendar had for it
+ * (a correction), and the covered years run on to the last year given.
+ */
+export function withYears(base: WorkCalendar, years: readonly CalendarYear[]): WorkCalendar {
+  if (!years.length) return base;
+  const replaced = new Set(years.map((y) => y.year));
+  const keep = (d: string) => !replaced.has(Number(d.slice(0, 4)));
+  return {
+    holidays: new Set([...[...base.holidays].filter(keep), ...years.flatMap((y) => y.holidays)]),
+    workdays: new Set([...[...base.workdays].filter(keep), ...years.flatMap((y) => y.workdays)]),
+    years: [Math.min(base.years[0], ...replaced), Math.max(base.years[1], ...replaced)],
+  };
+}
+
+/** The last day the calendar knows the holidays of. */
+export const coveredUntil = (cal: WorkCalendar): string => `${cal.years[1]}-12-31`;
+
+/**
+ * A deadline counted past the calendar's last year: its holidays were not known, so only weekends were
+ * taken as rest days, and it may fall on a holiday. Recounted when the year is added (`tuban calendar add`).
+ */
+export const isProvisional = (cal: WorkCalendar, due: string | null | undefined): boolean =>
+  !!due && due > coveredUntil(cal);
+
+/** A patch's deadlines, each marked provisional when it lies past the calendar's end (the patch answers carry these). */
+export function dueFlags(
+  cal: WorkCalendar,
+  p: { verify_due: string | null; rectify_due: string | null },
+): { verify_due_provisional: boolean; rectify_due_provisional: boolean } {
+  return {
+    verify_due_provisional: isProvisional(cal, p.verify_due),
+    rectify_due_provisional: isProvisional(cal, p.rectify_due),
+  };
+}
+
+/** Warn this many days before the calendar's end: the next year's notice usually comes in November. */
+export const CALENDAR_WARN_DAYS = 60;
+
+/** Which years the calendar covers, and a warning from CALENDAR_WARN_DAYS before its end (and after). */
+export function calendarStatus(
+  cal: WorkCalendar,
+  today: string,
+): { years: [number, number]; covered_until: string; days_left: number; warning: Said | null } {
+  const until = coveredUntil(cal);
+  const daysLeft = Math.round((Date.parse(`${until}T00:00:00Z`) - Date.parse(`${today}T00:00:00Z`)) / 86_400_000);
+  const next = cal.years[1] + 1;
+  const warning =
+    daysLeft < 0
+      ? say('calendar_ended', { until, next })
+      : daysLeft <= CALENDAR_WARN_DAYS
+        ? say('calendar_ends_soon', { until, days: daysLeft, next })
+        : null;
+  return { years: cal.years, covered_until: until, days_left: daysLeft, warning };
+}

@@ -8,7 +8,10 @@ import { formatIssues } from '../core/issues.ts';
 
 /** What the workflow needs besides the database: the working-day calendar, the deadline policy, today. */
 export interface WorkflowEnv {
+  /** The calendar deadlines count on: the file's, with the years added in the database over it (store/calendar.ts). */
   calendar: WorkCalendar;
+  /** The calendar file's alone, as loaded (set on the first refresh). */
+  baseCalendar?: WorkCalendar;
   policy: DeadlinePolicy;
   /** Today's date (YYYY-MM-DD) in the city's time zone; injected so tests can move time. */
   today: () => string;

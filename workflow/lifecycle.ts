@@ -216,4 +216,5 @@ export const EVENT_TYPES: readonly string[] = [
   'split_from',
   'note',
   'imagery_check',
+  'deadline_recounted',
 ];

@@ -17,7 +17,7 @@ export function serveCommands(program: Command): void {
           import('../../server/web.ts'),
           import('../../workers/queues.ts'),
           import('../../workflow/env.ts'),
-        ]);
+        ]); // buildServer lays the database's calendar years over the file's
       // built once by `npm run build` (npm ci runs it), not at every start
       const web = loadWebAssets();
       const stale = staleWebSources();
@@ -41,6 +41,63 @@ export function serveCommands(program: Command): void {
       await app.close();
       redis.disconnect();
     });
+  const calendar = program.command('calendar').description('the working-day calendar deadlines count on');
+  calendar
+    .command('status')
+    .description('which years the calendar covers; a warning from 60 days before its end')
+    .action(async () => {
+      const c = context();
+      const [{ loadWorkflowEnv, calendarYears, provisionalCount }, { calendarStatus }, { render }] = await Promise.all([
+        import('../../store/calendar.ts'),
+        import('../../workflow/calendar.ts'),
+        import('../../i18n/say.ts'),
+      ]);
+      const db = await c.database();
+      const env = await loadWorkflowEnv(db, c.config);
+      const s = calendarStatus(env.calendar, env.today());
+      console.log(
+        `calendar ${s.years[0]}–${s.years[1]}, holidays known until ${s.covered_until} (${s.days_left} days from ${env.today()})`,
+      );
+      for (const y of await calendarYears(db)) console.log(`  ${y.year} added: ${y.source}`);
+      const n = await provisionalCount(db, env.calendar);
+      if (n) console.log(`  ${n} open deadline(s) past ${s.covered_until}: provisional, counted on weekends alone`);
+      if (s.warning) {
+        console.log(`WARNING: ${render(s.warning, 'en')}`);
+        process.exitCode = 1;
+      }
+    });
+  calendar
+    .command('add <file>')
+    .description(
+      'add (or correct) a year from its notice: JSON {year, source, holidays, workdays}; recounts the open deadlines it changes',
+    )
+    .action(async (file: string) => {
+      const c = context();
+      const [{ loadWorkflowEnv, addCalendarYear }, { checkCalendarYear }, { readFileSync }] = await Promise.all([
+        import('../../store/calendar.ts'),
+        import('../../workflow/calendar.ts'),
+        import('node:fs'),
+      ]);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (err) {
+        const { BadInputError } = await import('../../core/errors.ts');
+        throw new BadInputError('invalid_calendar', `${file}: cannot read the year (${(err as Error).message})`, {
+          file,
+        });
+      }
+      const year = checkCalendarYear(raw, file);
+      const db = await c.database();
+      const env = await loadWorkflowEnv(db, c.config);
+      const r = await addCalendarYear(db, env, 'cli', year, c.config.TUBAN_UTC_OFFSET_H);
+      console.log(
+        `${year.year} added (${year.holidays.length} holidays, ${year.workdays.length} make-up working days): the calendar covers ${r.calendar.years[0]}–${r.calendar.years[1]}`,
+      );
+      for (const x of r.recounted) console.log(`  ${x.code} ${x.field} ${x.from_due} → ${x.to_due}`);
+      console.log(`${r.recounted.length} open deadline(s) recounted`);
+    });
+
   program
     .command('deadlines')
     .description('deadlines')
@@ -49,11 +106,11 @@ export function serveCommands(program: Command): void {
     .option('--date <YYYY-MM-DD>', 'act as if today were this date', isoDate('--date'))
     .action(async (o: { date?: string }) => {
       const c = context();
-      const [{ workflowEnv }, { sweepOverdue }] = await Promise.all([
-        import('../../workflow/env.ts'),
+      const [{ loadWorkflowEnv }, { sweepOverdue }] = await Promise.all([
+        import('../../store/calendar.ts'),
         import('../../store/overdue.ts'),
       ]);
-      const env = workflowEnv(c.config);
+      const env = await loadWorkflowEnv(await c.database(), c.config);
       if (o.date) env.today = () => o.date!;
       const r = await sweepOverdue(await c.database(), env);
       console.log(`${env.today()}: ${r.overdue} newly overdue, ${r.escalated} escalated`);

@@ -71,11 +71,12 @@ export function toolsCommands(program: Command): void {
     )
     .action(async (o: { month: string; town?: string; format: string; output: string; status?: string[] }) => {
       const c = context();
-      const [{ exportPatchesTo }, { workflowEnv }] = await Promise.all([
+      const [{ exportPatchesTo }, { loadWorkflowEnv }] = await Promise.all([
         import('../../store/export.ts'),
-        import('../../workflow/env.ts'),
+        import('../../store/calendar.ts'),
       ]);
-      const r = await exportPatchesTo(await c.database(), workflowEnv(c.config), {
+      const db = await c.database();
+      const r = await exportPatchesTo(db, await loadWorkflowEnv(db, c.config), {
         month: o.month,
         town: o.town,
         format: o.format,

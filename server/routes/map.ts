@@ -4,6 +4,7 @@ import { patchChip } from '../../store/export.ts';
 import { mapConfig, renderMapTile, townBoundaries } from '../../store/map.ts';
 import { scopedPatch } from '../../store/patch.row.ts';
 import { listPatchesFor } from '../../store/workflow.ts';
+import { dueFlags } from '../../workflow/calendar.ts';
 import { PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { answers, errors, ok, MonthString, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 import { MapConfigBody, PatchFeatureCollection, TownsBody } from '../../api/responses.ts';
@@ -50,7 +51,7 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
         type: 'Feature' as const,
         id: props.code,
         geometry: geom,
-        properties: props,
+        properties: { ...props, ...dueFlags(ctx.env.calendar, props) },
       }));
       return reply.header('content-type', 'application/geo+json').send({
         type: 'FeatureCollection',

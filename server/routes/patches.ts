@@ -4,6 +4,7 @@ import { ACTIONS, RULES } from '../../workflow/lifecycle.ts';
 import { answers, errors, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 import { MetaBody, PatchDetailBody, PatchListBody } from '../../api/responses.ts';
 import { cityTime } from '../../core/time.ts';
+import { dueFlags } from '../../workflow/calendar.ts';
 import { jsonSchema } from '../openapi.ts';
 
 /**
@@ -17,6 +18,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
   /** The patch with its history and evidence times in the city's local time. */
   const local = (p: PatchDetailBody): PatchDetailBody => ({
     ...p,
+    ...dueFlags(env.calendar, p),
     history: p.history.map((h) => ({ ...h, at: cityTime(h.at, offsetH) ?? '' })),
     evidence: p.evidence.map((e) => ({ ...e, uploaded_at: cityTime(e.uploaded_at, offsetH) ?? '' })),
   });
@@ -30,7 +32,10 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         response: { ...answers(PatchListBody, 'total and one page of patches'), ...errors(400, 401) },
       },
     },
-    async (req) => listPatchesFor(db, me(req), req.query),
+    async (req) => {
+      const r = await listPatchesFor(db, me(req), req.query);
+      return { ...r, patches: r.patches.map((p) => ({ ...p, ...dueFlags(env.calendar, p) })) };
+    },
   );
 
   const meta = {

@@ -1,4 +1,4 @@
-import { say } from '../../i18n/say.ts';
+import { localeOf, render, say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { TubanError, UnauthorizedError } from '../../core/errors.ts';
 import { login, revokeToken } from '../../store/users.ts';
@@ -6,6 +6,7 @@ import { answers, errors, ok, type RouteContext, type ZodApp } from '../context.
 import { UserBody } from '../../api/responses.ts';
 import { FailureLimiter } from '../ratelimit.ts';
 import { townName } from '../../store/layers.ts';
+import { calendarStatus } from '../../workflow/calendar.ts';
 
 /** Login bodies are a name and a password: a few KB is plenty. */
 export const LOGIN_BODY_LIMIT = 4 * 1024;
@@ -19,12 +20,24 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
     '/api/health',
     {
       schema: {
-        summary: 'Liveness, and how many heavy exports run and wait',
+        summary:
+          'Liveness, how many heavy exports run and wait, and the years the working-day calendar covers (a warning from 60 days before its end)',
         tags: ['session'],
         response: ok('ok, and the export line: running and waiting'),
       },
     },
-    async () => ({ ok: true, exports: ctx.heavyExports.stats }),
+    async (req) => {
+      const s = calendarStatus(ctx.env.calendar, ctx.env.today());
+      return {
+        ok: true,
+        exports: ctx.heavyExports.stats,
+        calendar: {
+          years: s.years,
+          covered_until: s.covered_until,
+          warning: s.warning ? render(s.warning, localeOf(req.headers['accept-language'])) : null,
+        },
+      };
+    },
   );
 
   const loginFailures = new FailureLimiter(config.TUBAN_LOGIN_WINDOW_S * 1000);

@@ -6,6 +6,7 @@ import { fmt, localTime, M2_PER_MU, text } from '../labels.ts';
 import { t, ui } from '../locale.ts';
 import { href } from '../router.ts';
 import { distanceM, distanceText } from './location.ts';
+import { dueText } from './deadline.ts';
 
 const patchLink = (code: string) => html`<a href=${href(`/patch/${encodeURIComponent(code)}`)}>${code}</a>`;
 
@@ -26,8 +27,8 @@ export function attributes(p: PatchDetailBody): [string, TemplateResult | string
     ['patch_attr_violation', t('violation', p.violation) || '–'],
     ['patch_attr_permit', p.permit_ref ?? '–'],
     ['patch_attr_measure', t('measure', p.measure) || '–'],
-    ['patch_attr_verify_due', p.verify_due ?? '–'],
-    ['patch_attr_rectify_due', p.rectify_due ?? '–'],
+    ['patch_attr_verify_due', dueText(p.verify_due, p.verify_due_provisional)],
+    ['patch_attr_rectify_due', dueText(p.rectify_due, p.rectify_due_provisional)],
     ['patch_attr_overdue_since', p.overdue_since ?? '–'],
   ];
   if (p.imagery_check) rows.push(['patch_attr_check', checkText(p.imagery_check)]);

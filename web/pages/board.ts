@@ -2,7 +2,7 @@
 import { html, render } from 'lit-html';
 import type { BoardBody, MonthlyReportBody, TrendBody } from '../../api/reports.ts';
 import { api } from '../api.ts';
-import { daysLeft } from '../components/deadline.ts';
+import { daysLeft, dueText } from '../components/deadline.ts';
 import { trendChart } from '../components/trend-chart.ts';
 import { monthsOf, pickMonth, type AppContext } from '../context.ts';
 import { fmt } from '../labels.ts';
@@ -31,7 +31,9 @@ const codes = (items: BoardItem[]) =>
     ? items.map(
         (i, n) =>
           html`${n ? html`<br />` : ''}<a href=${href(`/patch/${encodeURIComponent(i.code)}`)}>${i.code}</a>
-            <small>${t('deadline', i.deadline)} ${i.due} · ${daysLeft(i.days_left)}</small>`,
+            <small
+              >${t('deadline', i.deadline)} ${dueText(i.due, i.due_provisional)} · ${daysLeft(i.days_left)}</small
+            >`,
       )
     : '–';
 

@@ -16,6 +16,7 @@ import { fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR } from '../labels.ts'
 import { choices, t, ui } from '../locale.ts';
 import { href, navigate, replaceQuery, type Navigation } from '../router.ts';
 import { patchMap, type PatchMap } from './map.layers.ts';
+import { dueText } from '../components/deadline.ts';
 
 const FILTERS = ['town', 'status', 'class', 'relation', 'check', 'overdue', 'min_area_m2'] as const;
 type Filter = (typeof FILTERS)[number];
@@ -53,7 +54,14 @@ const COLUMNS: [string, UiKey, (p: PatchListItem) => TemplateResult | string][] 
   ['status', 'col_status', (p) => statusBadge(p)],
   ['relation', 'col_relation', (p) => t('relation', p.building_relation)],
   ['area_m2', 'col_area_m2', (p) => fmt(p.area_m2)],
-  ['due', 'col_due', (p) => (p.status === 'dispatched' ? p.verify_due : p.rectify_due) ?? '–'],
+  [
+    'due',
+    'col_due',
+    (p) =>
+      p.status === 'dispatched'
+        ? dueText(p.verify_due, p.verify_due_provisional)
+        : dueText(p.rectify_due, p.rectify_due_provisional),
+  ],
 ];
 
 /** What to run when no month has imagery (a command: the same in every language). */

@@ -6,7 +6,7 @@ import { html, render } from 'lit-html';
 import type { TodoBody } from '../../api/reports.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
-import { daysLeft } from '../components/deadline.ts';
+import { daysLeft, dueText } from '../components/deadline.ts';
 import type { AppContext } from '../context.ts';
 import { fmt } from '../labels.ts';
 import { t, ui } from '../locale.ts';
@@ -52,7 +52,7 @@ export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<
                     ${ctx.me.role === 'town' ? '' : html`<td>${p.town_name ?? ''}</td>`}
                     <td>${statusBadge(p)}</td>
                     <td>${ui('todo_actions', { actions: p.actions })}</td>
-                    <td>${p.due ? `${t('deadline', p.deadline)} ${p.due}` : '–'}</td>
+                    <td>${p.due ? html`${t('deadline', p.deadline)} ${dueText(p.due, p.due_provisional)}` : '–'}</td>
                     <td class="days">${daysLeft(p.days_left)}</td>
                     <td>${fmt(p.area_m2)}</td>
                   </tr>`,
