@@ -20,6 +20,7 @@ export function ogrCommand(
   output: string,
   srid: number,
   layer: string,
+  empty = false,
 ): string[] {
   // every column gets its declared type whatever the month's values (ogr2ogr would otherwise guess:
   // a farmland column of whole numbers became Integer one month and Real the next)
@@ -36,7 +37,8 @@ export function ogrCommand(
     '-dialect',
     'OGRSQL',
     '-sql',
-    `SELECT ${select} FROM "${source}"`,
+    // an empty list: ogr2ogr takes the fields from a placeholder row that the WHERE leaves out
+    `SELECT ${select} FROM "${source}"${empty ? ' WHERE 1 = 0' : ''}`,
     output,
     input,
   ];
@@ -58,7 +60,10 @@ export async function writeWithOgr(
     const input = join(tmp, 'in.geojson');
     writeFileSync(input, toStorageGeoJson(records, srid));
     try {
-      await run('ogr2ogr', ogrCommand(format, input, outPath, srid, layer), { timeout: 120_000, signal });
+      await run('ogr2ogr', ogrCommand(format, input, outPath, srid, layer, records.length === 0), {
+        timeout: 120_000,
+        signal,
+      });
     } catch (err) {
       signal?.throwIfAborted();
       const e = err as NodeJS.ErrnoException & { stderr?: string };

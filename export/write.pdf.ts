@@ -73,10 +73,14 @@ export async function writePdf(
   const alias = Object.fromEntries(FIELDS.map((f) => [f.name, f.alias]));
   let failure: unknown = null;
   try {
+    let drawn = 0;
     for await (const { record: r, images } of sheets) {
       if (fileError) break;
       drawSheet(doc, r, images, alias, await QRCode.toBuffer(String(r.code), { type: 'png', margin: 1, width: 200 }));
+      drawn++;
     }
+    // a month or a town without patches still gets a valid document that says so (零增长 is the aim)
+    if (drawn === 0 && !fileError) drawNothing(doc, title);
   } catch (err) {
     failure = err;
   } finally {
@@ -95,6 +99,16 @@ export async function writePdf(
       )
     );
   }
+}
+
+/** The one page of a list without patches: the title, and that there is nothing to verify. */
+function drawNothing(doc: PDFKit.PDFDocument, title: string): void {
+  doc.addPage();
+  doc.font('cjk').fontSize(16).text('两违图斑外业核查表', { align: 'center' });
+  doc.moveDown();
+  doc.fontSize(12).text(title, { align: 'center' });
+  doc.moveDown(2);
+  doc.fontSize(12).text('本期没有需要外业核查的图斑。', { align: 'center' });
 }
 
 function drawSheet(

@@ -12,12 +12,19 @@ export function toGeoJson(records: ExportRecord[]): string {
   });
 }
 
-/** GeoJSON in the storage CRS with the legacy crs member: the input GDAL converts to GPKG/SHP. */
+/**
+ * GeoJSON in the storage CRS with the legacy crs member: the input GDAL converts to GPKG/SHP. An empty
+ * list gets one placeholder feature with every field and no geometry, for GDAL to take the fields
+ * from (ogrCommand's `empty` leaves it out of the output).
+ */
 export function toStorageGeoJson(records: ExportRecord[], srid: number): string {
+  const features = records.length
+    ? records.map((r) => ({ type: 'Feature', properties: props(r), geometry: r.geomStorage }))
+    : [{ type: 'Feature', properties: Object.fromEntries(FIELDS.map((f) => [f.name, null])), geometry: null }];
   return JSON.stringify({
     type: 'FeatureCollection',
     crs: { type: 'name', properties: { name: `urn:ogc:def:crs:EPSG::${srid}` } },
-    features: records.map((r) => ({ type: 'Feature', properties: props(r), geometry: r.geomStorage })),
+    features,
   });
 }
 
@@ -66,5 +73,7 @@ export function toKml(records: ExportRecord[], title: string): string {
         `<Placemark id="${xml(r.code)}"><name>${xml(r.code)}</name><description>${xml(`${r.town ?? ''} ${r.area_m2} m² ${r.status}`)}</description><styleUrl>#status-${xml(r.status_cd)}</styleUrl><ExtendedData><SchemaData schemaUrl="#patch-fields">${FIELDS.map((f) => `<SimpleData name="${f.name}">${xml(r[f.name])}</SimpleData>`).join('')}</SchemaData></ExtendedData>${kmlGeometry(r.geomLonLat as never)}</Placemark>`,
     )
     .join('\n');
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>${xml(title)}</name>${schema}${style}\n${placemarks}\n</Document></kml>\n`;
+  // no patch: an empty folder, so a GIS opens the file as a layer of 0 features rather than as nothing
+  const body = placemarks || `<Folder><name>${xml(title)}</name></Folder>`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>${xml(title)}</name>${schema}${style}\n${body}\n</Document></kml>\n`;
 }

@@ -103,7 +103,15 @@ export async function exportPatches(
   };
   const files =
     opts.format === 'zip'
-      ? [await townPackages(target, records, opts.month, opts.outPath)]
+      ? [
+          await townPackages(
+            target,
+            records,
+            await packageTowns(db, opts.town ?? null, opts.user ?? null),
+            opts.month,
+            opts.outPath,
+          ),
+        ]
       : await writeFormat(target, records, opts.format as Exclude<ExportFormat, 'zip'>, opts.outPath);
   return { files, count: records.length };
 }
@@ -232,22 +240,59 @@ async function writeSheets(t: WriteTarget, records: ExportRecord[], outPath: str
   await runPdfThread({ plans, title: t.title, font, outPath }, t.signal);
 }
 
+/**
+ * The towns a package holds: the one asked for, the user's own for a town user, else every town of the
+ * town layer. A town without patches gets its folder too, with every file empty: 零增长 is a result.
+ */
+async function packageTowns(
+  db: Knex,
+  town: string | null,
+  user: User | null,
+): Promise<{ code: string; name: string }[]> {
+  const scope = user ? scopeTown(user) : null;
+  return db('reference_feature')
+    .where({ kind: 'town' })
+    .modify((q) => {
+      if (town) void q.andWhere({ code: town });
+      if (scope) void q.andWhere({ code: scope });
+    })
+    .distinct('code', 'name')
+    .orderBy('code');
+}
+
 /** One folder per town with every format, zipped: what a town office receives each month. */
-async function townPackages(t: WriteTarget, records: ExportRecord[], month: string, outPath: string): Promise<string> {
+async function townPackages(
+  t: WriteTarget,
+  records: ExportRecord[],
+  layerTowns: { code: string; name: string }[],
+  month: string,
+  outPath: string,
+): Promise<string> {
   const tmp = mkdtempSync(join(tmpdir(), 'tuban-zip-'));
   try {
-    const towns = [...new Set(records.map((r) => String(r.town_code ?? '')))].filter(Boolean);
+    // the town layer's towns, and any town (or none: outside every town) that a patch names besides
+    const towns = [...layerTowns];
+    for (const r of records) {
+      const code = r.town_code === null ? '' : String(r.town_code);
+      if (!towns.some((x) => x.code === code)) towns.push({ code, name: r.town === null ? '' : String(r.town) });
+    }
     const entries: { path: string; name: string }[] = [];
-    for (const [i, town] of towns.entries()) {
-      const mine = records.filter((r) => r.town_code === town);
+    for (const [i, { code: town, name }] of towns.entries()) {
+      const mine = records.filter((r) => (r.town_code === null ? '' : String(r.town_code)) === town);
       // town codes and names come from the imported town layer: they name zip entries only once made safe,
       // and the files on disk are named by position
-      const folder = safeName(`${town}_${mine[0].town ?? town}`, `town-${i + 1}`);
+      const folder = safeName(town ? `${town}_${name || town}` : '镇街外', `town-${i + 1}`);
       const dir = join(tmp, String(i + 1));
       mkdirSync(dir, { recursive: true });
       for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
-        const out = format === 'shp' ? join(dir, 'shp') : join(dir, safeName(`图斑_${month}_${town}.${format}`));
-        const files = await writeFormat({ ...t, title: `图斑 ${month} ${town}` }, mine, format, out);
+        const out =
+          format === 'shp' ? join(dir, 'shp') : join(dir, safeName(`图斑_${month}_${town || 'none'}.${format}`));
+        const files = await writeFormat(
+          { ...t, title: `图斑 ${month} ${name || town || '镇街外'}` },
+          mine,
+          format,
+          out,
+        );
         for (const f of files)
           entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
       }
