@@ -48,9 +48,13 @@ describe('exports of a month without patches', () => {
       ogrinfo('-q', out('e.gpkg'), '-sql', "SELECT name FROM gpkg_data_columns WHERE column_name = 'code'"),
     ).toContain('图斑编号');
     const shp = await exp('shp', 'e-shp', '350206001');
-    expect(shp.files.map((f) => f.split('/').pop()).sort()).toEqual(
-      ['patches.cpg', 'patches.dbf', 'patches.prj', 'patches.shp', 'patches.shx'].sort(),
-    );
+    expect(shp.files.map((f) => f.split('/').pop()).sort((a, b) => String(a).localeCompare(String(b)))).toEqual([
+      'patches.cpg',
+      'patches.dbf',
+      'patches.prj',
+      'patches.shp',
+      'patches.shx',
+    ]);
     const s = ogrinfo('-so', '-al', join(out('e-shp'), 'patches.shp'));
     expect(s).toContain('Feature Count: 0');
     expect(s).toMatch(/\ncode: String/);
