@@ -38,6 +38,9 @@ export const messagesEn: Record<MessageKey, string> = {
   rectified_needs_evidence: 'report_rectified: upload evidence of the rectification (photo or document) first',
   close_standing_needs_reason:
     'close: the imagery of {month} shows the structure of patch {code} still standing; give a reason to close it anyway',
+  bulk_action: 'bulk moves are {actions} (got {action})',
+  bulk_too_many: 'at most {max} patches in one bulk move: narrow the filter or move them in parts',
+  bulk_select: 'name the patches: codes, or a filter with a month',
   correct_town_unknown: 'correct_town: town {town} is not in the town layer',
   merge_self: 'merge: a patch cannot be merged into itself',
   merge_other_town:

@@ -41,6 +41,9 @@ export const messagesZhCN = {
   pre_existing_needs_evidence: '核查为「原有建筑」须有证据：请先上传照片或文件',
   rectified_needs_evidence: '上报整改完成前请先上传整改证据（照片或文件）',
   close_standing_needs_reason: '{month} 影像回头看显示图斑 {code} 的建筑仍在；如仍要销号，请在「原因」中说明',
+  bulk_action: '批量只能办理：{actions}（收到的是 {action}）',
+  bulk_too_many: '一次最多批量办理 {max} 个图斑：请缩小筛选条件或分批办理',
+  bulk_select: '请指明图斑：图斑编号，或含月份的筛选条件',
   correct_town_unknown: '镇街 {town} 不在镇街图层中',
   merge_self: '图斑不能并入自身',
   merge_other_town:

@@ -23,7 +23,7 @@ import { calendarRoutes } from './routes/calendar.ts';
 import { evidenceRoutes } from './routes/evidence.ts';
 import { exportRoutes } from './routes/export.ts';
 import { mapRoutes } from './routes/map.ts';
-import { patchRoutes } from './routes/patches.ts';
+import { bulkRoutes, patchRoutes } from './routes/patches.ts';
 import { reportRoutes } from './routes/reports.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { userRoutes } from './routes/users.ts';
@@ -209,10 +209,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         if (!roles.includes(me(req).role)) throw new ForbiddenError(say('role_needed', { roles, role: me(req).role }));
       },
     // A request that fails changes nothing; its refusal is recorded after the response (onResponse above).
-    audited: async (req, status, work) => {
+    audited: async (req, status, work, detail) => {
       const out = await db.transaction(async (trx) => {
         const r = await work(trx);
-        await writeAudit(trx, auditEntry(req, status));
+        const entry = auditEntry(req, status);
+        await writeAudit(trx, detail ? { ...entry, detail: { ...(entry.detail as object), ...detail(r) } } : entry);
         return r;
       });
       req.audited = true;
@@ -231,6 +232,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     batchRoutes,
     userRoutes,
     calendarRoutes,
+    bulkRoutes,
   ])
     routes(api, ctx);
   api.get('/api/openapi.json', { schema: { summary: 'This OpenAPI 3.1 description', tags: ['session'] } }, async () =>

@@ -47,7 +47,13 @@ export interface RouteContext {
   /** A route's preValidation hook: 403 unless the signed-in user has one of these roles (checked before the body). */
   roles: (...roles: User['role'][]) => (req: FastifyRequest) => Promise<void>;
   /** Runs a change and writes its audit row in one transaction: both are kept or neither. */
-  audited: <T>(req: FastifyRequest, status: number, work: (trx: Knex) => Promise<T>) => Promise<T>;
+  audited: <T>(
+    req: FastifyRequest,
+    status: number,
+    work: (trx: Knex) => Promise<T>,
+    /** What the audit row says besides the body, from what the work returned (a bulk move names every patch). */
+    detail?: (result: T) => Record<string, unknown>,
+  ) => Promise<T>;
 }
 
 export const MonthString = z.string().regex(MONTH_PATTERN, en('form_month'));

@@ -61,7 +61,7 @@ export function issuesInWords(issues: readonly RawIssue[], locale: Locale, root:
 }
 
 /** The words of a TubanError in `locale`; issues it carries (a bad action body) are said in it too. */
-function errorWords(err: TubanError, locale: Locale): string {
+export function errorWords(err: TubanError, locale: Locale): string {
   if (!err.said) return err.message;
   const issues = err.detail.issues;
   if (Array.isArray(issues) && 'issues' in err.said.params)

@@ -130,6 +130,14 @@ export async function login(
   return issueToken(db, username, 'login', days);
 }
 
+/** A user by name, enabled, or a bad-input error naming them (the CLI acts as a named user). */
+export async function userByName(db: Knex, username: string): Promise<User> {
+  const r = await db('app_user').where({ username }).first();
+  if (!r || r.disabled)
+    throw new BadInputError('bad_user', say('user_unknown_or_disabled', { username }), { username });
+  return toUser(r);
+}
+
 export async function userForToken(db: Knex, token: string): Promise<User | null> {
   const row = await db('api_token as t')
     .join('app_user as u', 'u.id', 't.user_id')

@@ -137,16 +137,7 @@ export async function applyAction<A extends Action>(
   // Outside the user's scope: 404 whatever the body says; a role that may never take the action: 403 before any body check.
   const visible = await scopedPatch(db, user, code);
   if (!RULES[action].roles.includes(user.role)) planTransition(code, visible.status, action, user.role);
-  const parsed = ActionBodies[action].safeParse(rawBody ?? {});
-  if (!parsed.success)
-    throw new BadInputError(
-      'bad_body',
-      say('action_body_invalid', { action, issues: formatIssues(parsed.error.issues, 'body') }),
-      {
-        issues: parsed.error.issues,
-      },
-    );
-  const body = parsed.data as ActionBody<A>;
+  const body = parseActionBody(action, rawBody);
   const today = env.today();
   await db.transaction(async (trx) => {
     // A merge locks both patches, always in id order: two merges of one pair in opposite
@@ -156,36 +147,66 @@ export async function applyAction<A extends Action>(
       await trx('patch').whereIn('code', [code, other]).orderBy('id').forUpdate().select('id');
     }
     const p = await scopedPatch(trx, user, code, true);
-    const from = p.status as PatchStatus;
-    const to = planTransition(code, from, action, user.role, 'result' in body ? body.result : undefined);
-    const ctx: ActionContext = {
-      trx,
-      env,
-      user,
-      code,
-      patch: p,
-      from,
-      cls: p.class as PatchClass,
-      today,
-      update: { status: to },
-      detail: { ...body },
-    };
-    const handler = HANDLERS[action] as (
-      c: ActionContext,
-      b: ActionBody<A>,
-    ) => Promise<void | 'repeat'> | void | 'repeat';
-    if ((await handler(ctx, body)) === 'repeat') return;
-    await trx('patch').where({ id: p.id }).update(ctx.update);
-    await trx('patch_event').insert({
-      patch_id: p.id,
-      actor: user.username,
-      type: action,
-      from_status: from,
-      to_status: to,
-      detail: JSON.stringify(ctx.detail),
-    });
+    await actOnRow(trx, env, user, p, action, body, today);
   });
   return patchDetail(db, user, code);
+}
+
+/** An action's request body checked against its schema; bad input naming the fields otherwise. */
+export function parseActionBody<A extends Action>(action: A, rawBody: unknown): ActionBody<A> {
+  const parsed = ActionBodies[action].safeParse(rawBody ?? {});
+  if (!parsed.success)
+    throw new BadInputError(
+      'bad_body',
+      say('action_body_invalid', { action, issues: formatIssues(parsed.error.issues, 'body') }),
+      { issues: parsed.error.issues },
+    );
+  return parsed.data as ActionBody<A>;
+}
+
+/**
+ * One action on one patch row, locked by the caller in its transaction: check role and state, let the
+ * action's handler (store/actions.ts) plan the change, update the patch and append the history event
+ * with who, from, to and reason. 'repeat': the request was applied before, nothing was done.
+ */
+export async function actOnRow<A extends Action>(
+  trx: Knex,
+  env: WorkflowEnv,
+  user: User,
+  p: Record<string, any>,
+  action: A,
+  body: ActionBody<A>,
+  today: string,
+): Promise<{ from: PatchStatus; to: PatchStatus } | 'repeat'> {
+  const from = p.status as PatchStatus;
+  const to = planTransition(p.code, from, action, user.role, 'result' in body ? body.result : undefined);
+  const ctx: ActionContext = {
+    trx,
+    env,
+    user,
+    code: p.code,
+    patch: p,
+    from,
+    cls: p.class as PatchClass,
+    today,
+    update: { status: to },
+    detail: { ...body },
+  };
+  const handler = HANDLERS[action] as (
+    c: ActionContext,
+    b: ActionBody<A>,
+  ) => Promise<void | 'repeat'> | void | 'repeat';
+  if ((await handler(ctx, body)) === 'repeat') return 'repeat';
+  await trx('patch').where({ id: p.id }).update(ctx.update);
+  await trx('patch_event').insert({
+    patch_id: p.id,
+    actor: user.username,
+    type: action,
+    from_status: from,
+    to_status: to,
+    detail: JSON.stringify(ctx.detail),
+  });
+  return { from, to };
 }
 
 export async function addNote(db: Knex, user: User, code: string, text: unknown): Promise<PatchDetailBody> {

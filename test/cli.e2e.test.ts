@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
@@ -117,6 +117,33 @@ describe('tuban CLI with a separate worker process', () => {
     expect(Date.now() - t0).toBeLessThan(15_000);
     expect(workerLog).toContain('Worker:Stopped');
     worker = undefined;
+  });
+
+  it('moves many patches at once as a named user, and says which years the calendar covers', () => {
+    expect(tuban('users', 'add', 'ana', '--role', 'analyst').status).toBe(0);
+    const dry = tuban('patches', 'act', 'dispatch', '--as', 'ana', '--month', '2024-03', '--dry-run');
+    expect(dry.status, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/dry run: would move 5 of 5 patch\(es\) \(dispatch\)/);
+    const two = tuban('patches', 'act', 'dispatch', '--as', 'ana', '--codes', '350206-202403-0001,350206-202403-9999');
+    expect(two.status, two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/350206-202403-0001 detected → dispatched/);
+    expect(two.stdout).toMatch(/350206-202403-9999 refused: patch 350206-202403-9999 not found/);
+    const role = tuban('patches', 'act', 'close', '--as', 'ana', '--month', '2024-03');
+    expect(role.status).not.toBe(0);
+    expect(role.stderr).toMatch(/close/);
+    const nobody = tuban('patches', 'act', 'dispatch', '--as', 'nobody', '--month', '2024-03');
+    expect(nobody.status).toBe(2);
+    expect(nobody.stderr).toMatch(/nobody does not exist/);
+
+    const status = tuban('calendar', 'status');
+    expect(status.status, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/calendar 2024–2026, holidays known until 2026-12-31/);
+    mkdirSync(config.dataDir, { recursive: true });
+    const bad = join(config.dataDir, 'year.json');
+    writeFileSync(bad, JSON.stringify({ year: 2027, source: 'test', holidays: ['2026-12-31'] }));
+    const refused = tuban('calendar', 'add', bad);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(/year\.json: 2026-12-31 not in 2027/);
   });
 
   it('serves the web app built at install, and the API, until SIGTERM', async () => {

@@ -208,6 +208,7 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       'POST /api/users/{username}/password',
       'GET /api/calendar',
       'POST /api/calendar/years',
+      'POST /api/patches/actions/{action}',
     ];
     expect(routes.sort()).toEqual(expected.sort());
     for (const route of expected) {

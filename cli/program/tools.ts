@@ -46,6 +46,106 @@ export function toolsCommands(program: Command): void {
 
   const patchesCmd = program.command('patches').description('patches');
   patchesCmd
+    .command('act <action>')
+    .description(
+      'one action on many patches (dispatch, dismiss, extend, escalate, close), as a named user with their role and town; each patch judged on its own',
+    )
+    .requiredOption('--as <user>', 'the user who acts (their role and town decide what they may do)')
+    .option('--month <YYYY-MM>', 'the patches of this month', month)
+    .option('--town <code>', 'only this town')
+    .option('--status <state>', 'only patches in this state')
+    .option('--class <class>', 'only this class (ecological, farmland, water, general)')
+    .option('--codes <a,b,…>', 'these patches', (v: string) =>
+      v
+        .split(',')
+        .map((c) => c.trim())
+        .filter(Boolean),
+    )
+    .option(
+      '--reason <text>',
+      'the reason (dismiss: cloud, shadow, vehicle, seasonal_crop, duplicate, other; extend, escalate, close: words)',
+    )
+    .option('--working-days <n>', 'extend: working days to add', num('--working-days'))
+    .option('--dry-run', 'judge every patch and move none')
+    .option('--json', 'one JSON object')
+    .action(
+      async (
+        action: string,
+        o: {
+          as: string;
+          month?: string;
+          town?: string;
+          status?: string;
+          class?: string;
+          codes?: string[];
+          reason?: string;
+          workingDays?: number;
+          dryRun?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const c = context();
+        const [{ applyBulk, BulkSelection }, { loadWorkflowEnv }, { userByName }, { render }] = await Promise.all([
+          import('../../store/bulk.ts'),
+          import('../../store/calendar.ts'),
+          import('../../store/users.ts'),
+          import('../../i18n/say.ts'),
+        ]);
+        const { randomUUID } = await import('node:crypto');
+        const db = await c.database();
+        const parsed = BulkSelection.safeParse({
+          codes: o.codes,
+          month: o.month,
+          town: o.town,
+          status: o.status,
+          class: o.class,
+        });
+        if (!parsed.success) {
+          const [{ BadInputError }, { formatIssues }] = await Promise.all([
+            import('../../core/errors.ts'),
+            import('../../core/issues.ts'),
+          ]);
+          throw new BadInputError('bad_selection', `patches act: ${formatIssues(parsed.error.issues)}`);
+        }
+        const select = parsed.data;
+        const body: Record<string, unknown> = {};
+        if (o.reason !== undefined) body.reason = o.reason;
+        if (action === 'extend') Object.assign(body, { working_days: o.workingDays, request_key: randomUUID() });
+        const r = await applyBulk(
+          db,
+          await loadWorkflowEnv(db, c.config),
+          await userByName(db, o.as),
+          action as never,
+          body,
+          select,
+          { dryRun: o.dryRun },
+        );
+        const words = (o2: (typeof r.outcomes)[number]) =>
+          o2.error?.err.said ? render(o2.error.err.said, 'en') : o2.error?.err.message;
+        if (o.json)
+          console.log(
+            JSON.stringify({
+              ...r,
+              outcomes: r.outcomes.map((x) => ({
+                ...x,
+                error: x.error ? { kind: x.error.kind, message: words(x) } : undefined,
+              })),
+            }),
+          );
+        else {
+          for (const x of r.outcomes)
+            console.log(
+              x.moved ? `  ${x.code} ${x.from} → ${x.to}` : `  ${x.code} refused: ${words(x) ?? 'applied before'}`,
+            );
+          const moved = r.outcomes.filter((x) => x.moved).length;
+          console.log(
+            `${r.dry_run ? 'dry run: would move' : 'moved'} ${moved} of ${r.matched} patch(es) (${action}); ${r.outcomes.length - moved} not`,
+          );
+        }
+      },
+    );
+
+  patchesCmd
     .command('list')
     .description('patches first detected in a month')
     .requiredOption('--month <YYYY-MM>', 'month', month)

@@ -1,7 +1,11 @@
+import { z } from 'zod';
+import { localeOf } from '../../i18n/say.ts';
+import { applyBulk, BULK_ACTIONS, BULK_MAX, BulkSelection } from '../../store/bulk.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail } from '../../store/workflow.ts';
+import { errorWords } from '../refusals.ts';
 import { ActionBodies, NoteBody, PatchQuerySchema } from '../../workflow/actions.schema.ts';
 import { ACTIONS, RULES } from '../../workflow/lifecycle.ts';
-import { answers, errors, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, ok, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 import { MetaBody, PatchDetailBody, PatchListBody } from '../../api/responses.ts';
 import { cityTime } from '../../core/time.ts';
 import { dueFlags } from '../../workflow/calendar.ts';
@@ -121,5 +125,73 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
             ),
           ),
         ),
+  );
+}
+
+const BulkRequest = z.object({
+  select: BulkSelection,
+  body: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .describe("the action's body, as for one patch (a dismiss's reason, an extension's working days and reason)"),
+  dry_run: z.boolean().optional().describe('judge every patch and move none'),
+});
+
+/**
+ * Bulk moves: one action on many patches (codes, or a filter), each judged on its own — moved, or
+ * refused with the reason in the reader's language — one history event per patch, and one audit row
+ * that names them all.
+ */
+export function bulkRoutes(app: ZodApp, ctx: RouteContext): void {
+  const { env, me } = ctx;
+  app.post(
+    '/api/patches/actions/:action',
+    {
+      bodyLimit: 512 * 1024,
+      schema: {
+        summary: `One action on many patches — ${BULK_ACTIONS.join(', ')} — by codes or a filter (a month at least; at most ${BULK_MAX}), each judged on its own`,
+        tags: ['actions'],
+        params: z.object({ action: z.enum(BULK_ACTIONS) }),
+        body: BulkRequest,
+        response: { ...ok('each patch: moved, or refused with the reason'), ...errors(400, 401, 403) },
+      },
+    },
+    async (req) => {
+      const locale = localeOf(req.headers['accept-language']);
+      const { action } = req.params;
+      const r = await ctx.audited(
+        req,
+        200,
+        (trx) =>
+          applyBulk(trx, env, me(req), action, req.body.body ?? {}, req.body.select, { dryRun: req.body.dry_run }),
+        (x) => ({
+          bulk: {
+            action,
+            dry_run: x.dry_run,
+            moved: x.outcomes.filter((o) => o.moved).map((o) => o.code),
+            refused: x.outcomes
+              .filter((o) => !o.moved)
+              .map((o) => ({ code: o.code, error: o.error?.code ?? o.error?.kind })),
+          },
+        }),
+      );
+      const results = r.outcomes.map((o) => ({
+        code: o.code,
+        moved: o.moved,
+        from: o.from ?? null,
+        to: o.to ?? null,
+        ...(o.error
+          ? { error: { kind: o.error.kind, code: o.error.code ?? null, message: errorWords(o.error.err, locale) } }
+          : {}),
+      }));
+      return {
+        action,
+        dry_run: r.dry_run,
+        matched: r.matched,
+        moved: results.filter((x) => x.moved).length,
+        refused: results.filter((x) => !x.moved).length,
+        results,
+      };
+    },
   );
 }
