@@ -434,6 +434,38 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.close();
   });
 
+  it('lets a supervisor tick deadlines on the board and escalate them together, and extend every match on the map', async () => {
+    const page = await signInAt('sup', 'supervisor-pass', 1366, 768);
+    await page.click('a[href="#/board"]');
+    await page.waitForSelector('#board-deadlines input.tick');
+    const ticked = await page.$eval('#board-deadlines input.tick', (el) => el.getAttribute('aria-label'));
+    await page.click('#board-deadlines input.tick');
+    expect(await page.textContent('#bulk-count')).toContain('已选 1 个图斑');
+    await page.selectOption('#bulk-action', 'escalate');
+    await page.fill('#bulk input[name=reason]', '逾期未核查，挂牌督办');
+    await page.click('#bulk-apply');
+    await expect.poll(() => page.textContent('#bulk-answer')).toContain('挂牌督办：已办理 1 个，0 个未办理');
+    const code = /\S+$/.exec(ticked!)![0];
+    expect((await run.db('patch').where({ code }).first()).escalated_at).not.toBeNull();
+
+    await page.click('a[href="#/map"]');
+    await page.waitForSelector('#patch-table tbody tr[data-code]');
+    await page.selectOption('select[name=status]', 'dispatched');
+    await page.waitForSelector('#bulk-all');
+    const matches = await run.db('patch').where({ month: '2024-03', status: 'dispatched' }).count({ n: '*' });
+    expect(await page.textContent('#bulk')).toContain(`全部 ${matches[0].n} 个符合条件的图斑（2024-03 · 已下发）`);
+    await page.check('#bulk-all');
+    await page.selectOption('#bulk-action', 'extend');
+    await page.fill('#bulk input[name=working_days]', '2');
+    await page.fill('#bulk input[name=reason]', '雨季');
+    await fitsTheScreen(page, 'map with the bulk bar');
+    await page.screenshot({ path: join(SHOTS, '10-supervisor-bulk.png'), fullPage: true });
+    await page.click('#bulk-apply');
+    await expect.poll(() => page.textContent('#bulk-answer')).toContain(`延期：已办理 ${matches[0].n} 个`);
+    expect((page as Page & { failures: string[] }).failures).toEqual([]);
+    await page.close();
+  });
+
   it('shows the analyst a running batch live from BullMQ, to completion', async () => {
     const page = await signIn('ana', 'analyst-pass');
     const lastBatch = async () => Number((await run.db('batch').max('id as id').first())?.id ?? 0);

@@ -16,6 +16,7 @@ import { fmt, LEGEND_STATES, OVERDUE_COLOUR, STATUS_COLOUR } from '../labels.ts'
 import { choices, t, ui } from '../locale.ts';
 import { href, navigate, replaceQuery, type Navigation } from '../router.ts';
 import { patchMap, type PatchMap } from './map.layers.ts';
+import { bulkActions, bulkBar, bulkState, tick, tickAll } from '../components/bulk-bar.ts';
 import { dueText } from '../components/deadline.ts';
 
 const FILTERS = ['town', 'status', 'class', 'relation', 'check', 'overdue', 'min_area_m2'] as const;
@@ -91,6 +92,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     popup: null as { patch: PatchListItem; pixel: number[] } | null,
     swipe: 50,
     downloads: { status: '', busy: null, failure: null } as DownloadsState,
+    bulk: bulkState(),
   };
   let map: PatchMap | null = null;
 
@@ -130,6 +132,29 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     const code = ownTown ?? (view.filters.town || null);
     const t = report.towns.find((x) => x.town_code === code);
     return t ? { code: t.town_code, name: t.town_name } : null;
+  };
+  const bulkable = bulkActions(ctx.meta, ctx.me.role).length > 0;
+  /**
+   * "Every patch that matches" for a bulk move: the bulk request's filter is the month, town, state and
+   * class; with another filter set (relation, check, overdue, area) only the rows ticked are moved.
+   */
+  const bulkFilter = () => {
+    const f = view.filters;
+    if (f.relation || f.check || f.overdue || f.min_area_m2 || state.total === null) return null;
+    const select: Record<string, string> = { month: view.month };
+    const town = ownTown ?? (f.town || null);
+    if (town) select.town = town;
+    if (f.status) select.status = f.status;
+    if (f.class) select.class = f.class;
+    const what = [
+      view.month,
+      town && exportTown()?.name,
+      f.status && t('status', f.status),
+      f.class && t('class', f.class),
+    ]
+      .filter(Boolean)
+      .join(' · ');
+    return { select, total: state.total, what };
   };
   const openPatch = (code: string) => navigate(href(`/patch/${encodeURIComponent(code)}`));
   const select = (code: string | null, zoom: boolean) => {
@@ -184,6 +209,17 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     html`<table id="patch-table">
       <thead>
         <tr>
+          ${
+            bulkable
+              ? html`<th>
+                  ${tickAll(
+                    state.bulk,
+                    state.rows.map((p) => p.code),
+                    draw,
+                  )}
+                </th>`
+              : nothing
+          }
           ${COLUMNS.map(
             ([key, label]) =>
               html`<th
@@ -203,9 +239,9 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       </thead>
       <tbody>
         ${
-          state.rows.length === 0
+          state.total === 0
             ? html`<tr id="patch-empty">
-                <td colspan=${COLUMNS.length}>${ui('map_no_patches', { month: view.month })}</td>
+                <td colspan=${COLUMNS.length + (bulkable ? 1 : 0)}>${ui('map_no_patches', { month: view.month })}</td>
               </tr>`
             : nothing
         }
@@ -221,6 +257,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
                 if (e.key === 'Enter') openPatch(p.code);
               }}
             >
+              ${bulkable ? html`<td>${tick(state.bulk, p.code, draw)}</td>` : nothing}
               ${COLUMNS.map(([, , cell]) => html`<td>${cell(p)}</td>`)}
             </tr>`,
         )}
@@ -250,6 +287,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
                   : html`<div>${ui('map_count', { count: state.total, month })}</div>`
             }
           </div>
+          ${bulkBar(ctx, state.bulk, bulkFilter(), draw, load)}
           <div id="list">${table()}</div>
           ${downloadsCard(month, exportTown(), state.downloads, draw)}
         </div>

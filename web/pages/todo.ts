@@ -2,10 +2,11 @@
  * 我的待办: every patch waiting on the user's move, across months, the nearest deadline first, with
  * working days left or overdue. A town user's landing page: what the office owes, not one month's map.
  */
-import { html, render } from 'lit-html';
+import { html, nothing, render } from 'lit-html';
 import type { TodoBody } from '../../api/reports.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
+import { bulkActions, bulkBar, bulkState, tick, tickAll } from '../components/bulk-bar.ts';
 import { daysLeft, dueText } from '../components/deadline.ts';
 import type { AppContext } from '../context.ts';
 import { fmt } from '../labels.ts';
@@ -13,54 +14,75 @@ import { t, ui } from '../locale.ts';
 import { href, navigate, type Navigation } from '../router.ts';
 
 export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<void> {
-  const todo = await api<TodoBody>('/api/todo');
+  let todo = await api<TodoBody>('/api/todo');
   if (nav.stale()) return;
   const open = (code: string) => navigate(href(`/patch/${encodeURIComponent(code)}`));
-  const overdue = todo.patches.filter((p) => p.days_left !== null && p.days_left < 0).length;
-  render(
-    html`<div class="card">
-      <h3>
-        ${ui('todo_title')}
-        <small>${ui('todo_summary', { count: todo.patches.length, overdue, today: todo.today })}</small>
-      </h3>
-      ${
-        todo.patches.length
-          ? html`<table id="todo-table">
-              <tr>
-                <th>${ui('col_code')}</th>
-                <th>${ui('col_month')}</th>
-                ${ctx.me.role === 'town' ? '' : html`<th>${ui('col_town')}</th>`}
-                <th>${ui('col_status')}</th>
-                <th>${ui('todo_col_actions')}</th>
-                <th>${ui('col_due')}</th>
-                <th>${ui('todo_col_days_left')}</th>
-                <th>${ui('col_area_m2')}</th>
-              </tr>
-              ${todo.patches.map(
-                (p) =>
-                  html`<tr
-                    class="clickable"
-                    tabindex="0"
-                    data-code=${p.code}
-                    @click=${() => open(p.code)}
-                    @keydown=${(e: KeyboardEvent) => {
-                      if (e.key === 'Enter') open(p.code);
-                    }}
-                  >
-                    <td><a href=${href(`/patch/${encodeURIComponent(p.code)}`)}>${p.code}</a></td>
-                    <td>${p.month}</td>
-                    ${ctx.me.role === 'town' ? '' : html`<td>${p.town_name ?? ''}</td>`}
-                    <td>${statusBadge(p)}</td>
-                    <td>${ui('todo_actions', { actions: p.actions })}</td>
-                    <td>${p.due ? html`${t('deadline', p.deadline)} ${dueText(p.due, p.due_provisional)}` : '–'}</td>
-                    <td class="days">${daysLeft(p.days_left)}</td>
-                    <td>${fmt(p.area_m2)}</td>
-                  </tr>`,
-              )}
-            </table>`
-          : html`<p id="todo-empty">${ui('todo_empty')}</p>`
-      }
-    </div>`,
-    ctx.main,
-  );
+  const bulk = bulkState();
+  const bulkable = bulkActions(ctx.meta, ctx.me.role).length > 0;
+  const reload = async () => {
+    todo = await api<TodoBody>('/api/todo');
+  };
+  const draw = () => {
+    const overdue = todo.patches.filter((p) => p.days_left !== null && p.days_left < 0).length;
+    render(
+      html`<div class="card">
+        <h3>
+          ${ui('todo_title')}
+          <small>${ui('todo_summary', { count: todo.patches.length, overdue, today: todo.today })}</small>
+        </h3>
+        ${todo.patches.length ? bulkBar(ctx, bulk, null, draw, reload) : nothing}
+        ${
+          todo.patches.length
+            ? html`<table id="todo-table">
+                <tr>
+                  ${
+                    bulkable
+                      ? html`<th>
+                          ${tickAll(
+                            bulk,
+                            todo.patches.map((p) => p.code),
+                            draw,
+                          )}
+                        </th>`
+                      : nothing
+                  }
+                  <th>${ui('col_code')}</th>
+                  <th>${ui('col_month')}</th>
+                  ${ctx.me.role === 'town' ? '' : html`<th>${ui('col_town')}</th>`}
+                  <th>${ui('col_status')}</th>
+                  <th>${ui('todo_col_actions')}</th>
+                  <th>${ui('col_due')}</th>
+                  <th>${ui('todo_col_days_left')}</th>
+                  <th>${ui('col_area_m2')}</th>
+                </tr>
+                ${todo.patches.map(
+                  (p) =>
+                    html`<tr
+                      class="clickable"
+                      tabindex="0"
+                      data-code=${p.code}
+                      @click=${() => open(p.code)}
+                      @keydown=${(e: KeyboardEvent) => {
+                        if (e.key === 'Enter') open(p.code);
+                      }}
+                    >
+                      ${bulkable ? html`<td>${tick(bulk, p.code, draw)}</td>` : nothing}
+                      <td><a href=${href(`/patch/${encodeURIComponent(p.code)}`)}>${p.code}</a></td>
+                      <td>${p.month}</td>
+                      ${ctx.me.role === 'town' ? '' : html`<td>${p.town_name ?? ''}</td>`}
+                      <td>${statusBadge(p)}</td>
+                      <td>${ui('todo_actions', { actions: p.actions })}</td>
+                      <td>${p.due ? html`${t('deadline', p.deadline)} ${dueText(p.due, p.due_provisional)}` : '–'}</td>
+                      <td class="days">${daysLeft(p.days_left)}</td>
+                      <td>${fmt(p.area_m2)}</td>
+                    </tr>`,
+                )}
+              </table>`
+            : html`<p id="todo-empty">${ui('todo_empty')}</p>`
+        }
+      </div>`,
+      ctx.main,
+    );
+  };
+  draw();
 }
