@@ -28,6 +28,12 @@ export const TownMonth = z.looseObject({
   town_name: z.string(),
   verified_pct: z.number().nullable(),
   zero_growth: z.boolean().describe('every new patch verified (or dismissed) and none illegal'),
+  illegal_closed: z.number().describe('of the illegal, rectified and closed'),
+  penalty: z
+    .number()
+    .describe(
+      'points against the town (lower ranks higher): 1 a patch found illegal (0.5 once closed), 1.5 one unverified past its deadline (视同违法), 1 more a case listed for supervision',
+    ),
 });
 export type TownMonth = z.output<typeof TownMonth>;
 export const MonthlyReportBody = z.looseObject({

@@ -41,6 +41,9 @@ export const messagesEn: Record<MessageKey, string> = {
   bulk_action: 'bulk moves are {actions} (got {action})',
   bulk_too_many: 'at most {max} patches in one bulk move: narrow the filter or move them in parts',
   bulk_select: 'name the patches: codes, or a filter with a month',
+  report_monthly_title: '{month} town ranking of new illegal construction',
+  report_col_rank: 'Rank',
+  report_col_town_code: 'Town code',
   correct_town_unknown: 'correct_town: town {town} is not in the town layer',
   merge_self: 'merge: a patch cannot be merged into itself',
   merge_other_town:

@@ -44,6 +44,9 @@ export const messagesZhCN = {
   bulk_action: '批量只能办理：{actions}（收到的是 {action}）',
   bulk_too_many: '一次最多批量办理 {max} 个图斑：请缩小筛选条件或分批办理',
   bulk_select: '请指明图斑：图斑编号，或含月份的筛选条件',
+  report_monthly_title: '{month} 镇街新增两违排名',
+  report_col_rank: '排名',
+  report_col_town_code: '镇街代码',
   correct_town_unknown: '镇街 {town} 不在镇街图层中',
   merge_self: '图斑不能并入自身',
   merge_other_town:

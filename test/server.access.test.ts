@@ -194,6 +194,7 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       'GET /api/evidence/{id}/thumb.jpg',
       'GET /api/export',
       'GET /api/reports/monthly',
+      'GET /api/reports/monthly.xlsx',
       'GET /api/reports/board',
       'GET /api/reports/trend',
       'GET /api/todo',

@@ -60,6 +60,58 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
     }
   });
 
+  it('never ranks a town that verified and found illegal construction below one that left its patches unverified', async () => {
+    // 禾山: both patches dispatched and left unverified past their deadline (视同违法), one listed for supervision
+    for (const code of ['350206-202403-0001', '350206-202403-0004'])
+      expect((await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
+    // 殿前: all three verified on site and found illegal; one of them rectified and closed
+    await h.walkToClosed('350206-202403-0002');
+    for (const code of ['350206-202403-0003', '350206-202403-0005']) {
+      await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {});
+      const v = await call('dianqian', 'POST', `/api/patches/${code}/actions/verify`, {
+        result: 'illegal',
+        violation: 'construction',
+      });
+      expect(v.statusCode, v.body).toBe(200);
+    }
+    h.today = '2024-03-28'; // three working days past 禾山's deadline: overdue, not yet escalated by the sweep
+    await sweepOverdue(h.run.db, env);
+    expect(
+      (await call('sup', 'POST', '/api/patches/350206-202403-0004/actions/escalate', { reason: '逾期未核查' }))
+        .statusCode,
+    ).toBe(200);
+    const rep = (await call('sup', 'GET', '/api/reports/monthly?month=2024-03')).json();
+    const [first, second] = rep.towns;
+    expect(first).toMatchObject({
+      town_code: '350206001',
+      verified: 3,
+      illegal: 3,
+      illegal_closed: 1,
+      penalty: 2.5,
+      rank: 1,
+    });
+    expect(second).toMatchObject({
+      town_code: '350206002',
+      verified: 0,
+      unverified_overdue: 2,
+      escalated: 1,
+      penalty: 4,
+      rank: 2,
+    });
+
+    // the report as a workbook, the rule in words above the ranking
+    const xlsx = await call('sup', 'GET', '/api/reports/monthly.xlsx?month=2024-03');
+    expect(xlsx.statusCode).toBe(200);
+    const ExcelJS = (await import('exceljs')).default;
+    const wb = new ExcelJS.Workbook();
+    await wb.xlsx.load(xlsx.rawPayload as unknown as ArrayBuffer);
+    const ws = wb.worksheets[0];
+    expect(ws.getRow(2).getCell(1).text).toMatch(/counted as illegal/);
+    expect(ws.getRow(4).getCell(2).value).toBe('350206001');
+    expect(ws.getRow(5).getCell(2).value).toBe('350206002');
+    expect(ws.getRow(5).getCell(14).value).toBe(4);
+  });
+
   it('lists what waits on each user, nearest deadline first, with working days left or overdue', async () => {
     h.today = '2024-03-18';
     for (const code of [OWN, '350206-202403-0004'])

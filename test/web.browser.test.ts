@@ -422,6 +422,8 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(ranking).not.toContain('City');
     expect(await page.textContent('#signout')).toBe('退出');
     await page.screenshot({ path: join(SHOTS, '4-supervisor-board.png'), fullPage: true });
+    const [workbook] = await Promise.all([page.waitForEvent('download'), page.click('#ranking-xlsx')]);
+    expect(workbook.suggestedFilename()).toMatch(/^\d{4}-\d{2}_镇街排名\.xlsx$/);
     await page.click('#locale');
     await expect.poll(() => page.textContent('#ranking')).toContain('City');
     expect(await page.textContent('#ranking')).not.toContain('全市');

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { patchTrend } from '../../store/map.ts';
 import { monthlyTownReport, supervisorBoard, todoList } from '../../store/reports.ts';
-import { answers, errors, MonthString, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, MonthString, ok, type RouteContext, type ZodApp } from '../context.ts';
+import { localeOf, render, say } from '../../i18n/say.ts';
+import type { Locale } from '../../i18n/index.ts';
+import type { ReportTable } from '../../export/report.xlsx.ts';
 import { BoardBody, MonthlyReportBody, TodoBody, TrendBody } from '../../api/reports.ts';
 
 const MonthQuery = z.object({ month: MonthString });
@@ -26,6 +29,31 @@ export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
       },
     },
     async (req) => monthlyTownReport(db, req.query.month),
+  );
+  app.get(
+    '/api/reports/monthly.xlsx',
+    {
+      schema: {
+        summary: 'The monthly town report as a workbook, with the ranking rule in words',
+        tags: ['reports'],
+        querystring: MonthQuery,
+        response: { ...ok('an .xlsx workbook'), ...errors(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const locale = localeOf(req.headers['accept-language']);
+      const rep = await monthlyTownReport(db, req.query.month);
+      const { reportXlsx } = await import('../../export/report.xlsx.ts');
+      const file = await reportXlsx(monthlyTable(rep, locale));
+      const name = `${req.query.month}_镇街排名.xlsx`;
+      return reply
+        .header('content-type', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet')
+        .header(
+          'content-disposition',
+          `attachment; filename="${req.query.month}.xlsx"; filename*=UTF-8''${encodeURIComponent(name)}`,
+        )
+        .send(file);
+    },
   );
   app.get(
     '/api/reports/board',
@@ -64,4 +92,49 @@ export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
     },
     async (req) => todoList(db, env, me(req)),
   );
+}
+
+/** The month's ranking as a table: the ranking's rule in words, a row per town in rank order, the city's totals. */
+function monthlyTable(rep: MonthlyReportBody, locale: Locale): ReportTable {
+  const w = (key: Parameters<typeof say>[0], params = {}) => render(say(key, params), locale);
+  const figures = (c: MonthlyReportBody['city'] | MonthlyReportBody['towns'][number]) => [
+    c.new_patches,
+    c.new_area_m2,
+    c.verified,
+    c.unverified,
+    c.unverified_overdue,
+    c.illegal,
+    c.rectified,
+    c.overdue,
+    c.escalated,
+  ];
+  return {
+    title: w('report_monthly_title', { month: rep.month }),
+    notes: [w('board_ranking_rule')],
+    columns: [
+      w('report_col_rank'),
+      w('report_col_town_code'),
+      w('col_town'),
+      w('board_zero_growth'),
+      w('board_new'),
+      w('col_area_m2'),
+      w('board_verified'),
+      w('board_unverified'),
+      w('board_overdue_unverified'),
+      w('board_illegal'),
+      w('board_rectified'),
+      w('col_overdue'),
+      w('col_escalated'),
+      w('board_penalty'),
+    ].map((heading) => ({ heading })),
+    rows: rep.towns.map((t) => [
+      t.rank,
+      t.town_code,
+      t.town_name,
+      t.zero_growth ? '是' : '否',
+      ...figures(t),
+      t.penalty,
+    ]),
+    totals: ['', '', w('board_city'), rep.city.zero_growth_towns, ...figures(rep.city), null],
+  };
 }

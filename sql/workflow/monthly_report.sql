@@ -1,8 +1,10 @@
 -- Monthly town report: per town, the month's new patches and how far they got, and the ranking the
 -- bureau publishes. 新增两违零增长 (zero growth) only when every new patch of the month has been
 -- verified (or dismissed in the office) and none was found illegal: a patch nobody went to see is
--- not growth prevented. Ranked by zero growth, then by what counts against a town (patches found
--- illegal, and patches left unverified past their verification deadline), then by patches still
+-- not growth prevented. Ranked by zero growth, then by the points against a town (penalty, lower is
+-- better): a patch found illegal 1 (0.5 once rectified and closed), a patch left unverified past its
+-- verification deadline 1.5 (视同违法, and more: not verifying never ranks above verifying and finding
+-- illegal construction), each case listed for supervision (挂牌督办) 1 more; then by patches still
 -- unverified, then by new patches. Every town of the town layer appears, patches or not, for every
 -- role: the ranking is public within the bureau (patch details stay scoped).
 -- Parameters:
@@ -27,12 +29,16 @@ counts as (
          count(*) filter (where m.verification_result = 'illegal' and m.status in ('rectified', 'closed'))::int as rectified,
          count(*) filter (where m.overdue_since is not null and m.status in ('dispatched', 'rectifying'))::int as overdue,
          count(*) filter (where m.escalated_at is not null and m.status in ('dispatched', 'rectifying'))::int as escalated,
+         count(*) filter (where m.verification_result = 'illegal' and m.status = 'closed')::int as illegal_closed,
          count(*) filter (where m.building_relation = 'extension')::int as new_extension,
          count(*) filter (where m.building_relation = 'on_building')::int as new_on_building,
          (select count(*) from patch q where q.month = :prev_month::text and q.town_code = t.code and patch_is_live(q.status))::int as prev_new_patches
   from towns t left join m on m.town_code = t.code
   group by t.code, t.name
 )
-select c.*, c.illegal = 0 and c.unverified = 0 as zero_growth
+select c.*, c.illegal = 0 and c.unverified = 0 as zero_growth, p.penalty
 from counts c
-order by c.illegal = 0 and c.unverified = 0 desc, c.illegal + c.unverified_overdue, c.unverified, c.new_patches, c.town_code;
+cross join lateral (
+  select ((c.illegal - c.illegal_closed) * 1.0 + c.illegal_closed * 0.5 + c.unverified_overdue * 1.5 + c.escalated * 1.0)::float8 as penalty
+) p
+order by c.illegal = 0 and c.unverified = 0 desc, p.penalty, c.unverified, c.new_patches, c.town_code;

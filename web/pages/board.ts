@@ -1,7 +1,7 @@
 /** The supervisor's board: deadlines by town, new patches per month, the month's town ranking. */
 import { html, render, type TemplateResult } from 'lit-html';
 import type { BoardBody, MonthlyReportBody, TrendBody } from '../../api/reports.ts';
-import { api } from '../api.ts';
+import { api, download } from '../api.ts';
 import { daysLeft, dueText } from '../components/deadline.ts';
 import { bulkActions, bulkBar, bulkState, tick } from '../components/bulk-bar.ts';
 import { trendChart } from '../components/trend-chart.ts';
@@ -56,6 +56,7 @@ const figures = (c: MonthlyReportBody['city'] | MonthlyReportBody['towns'][numbe
   c.rectified,
   c.overdue,
   c.escalated,
+  'penalty' in c ? fmt(Number(c.penalty), 1) : '',
 ];
 
 export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise<void> {
@@ -157,6 +158,12 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
         <div class="card">
           <h3>${ui('board_ranking', { month: report.month })}</h3>
           <p class="muted">${ui('board_ranking_rule')}</p>
+          <button
+            id="ranking-xlsx"
+            @click=${() => void download(`/api/reports/monthly.xlsx?month=${encodeURIComponent(report.month)}`)}
+          >
+            ${ui('board_ranking_xlsx')}
+          </button>
           <table id="ranking">
             <tr>
               <th>#</th>
@@ -173,6 +180,7 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
               <th>${ui('board_rectified')}</th>
               <th>${ui('col_overdue')}</th>
               <th>${ui('col_escalated')}</th>
+              <th>${ui('board_penalty')}</th>
             </tr>
             ${report.towns.map(
               (town) =>
