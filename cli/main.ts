@@ -6,11 +6,13 @@ import { serveCommands } from './program/serve.ts';
 import { setupCommands } from './program/setup.ts';
 import { toolsCommands } from './program/tools.ts';
 import { usersCommands } from './program/users.ts';
+import { notifyCommands } from './program/notify.ts';
 
 const program = new Command('tuban')
   .description('两违图斑: change detection and patch workflow for monthly satellite imagery')
   .showHelpAfterError();
-for (const commands of [setupCommands, batchCommands, serveCommands, usersCommands, toolsCommands]) commands(program);
+for (const commands of [setupCommands, batchCommands, serveCommands, usersCommands, notifyCommands, toolsCommands])
+  commands(program);
 
 // commander's own refusals (a missing required option, an unknown command) are bad input: exit 2, not 1
 program.exitOverride();

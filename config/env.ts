@@ -147,6 +147,24 @@ const EnvSchema = z.object({
   TUBAN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** The city's UTC offset in hours (deadlines count in local dates). */
   TUBAN_UTC_OFFSET_H: z.coerce.number().min(-12).max(14).default(8),
+  /** The web app's address as people open it (https://tuban.example.gov.cn): links in notifications; unset: codes without links. */
+  TUBAN_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Quiet hours in city time, `HH:MM-HH:MM` (may span midnight): messages wait until they end; empty: none. */
+  TUBAN_NOTIFY_QUIET: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM-HH:MM, e.g. 22:00-07:30')
+    .or(z.literal('none'))
+    .default('22:00-07:30'),
+  /** The daily sweep reminds towns of deadlines within this many working days (0: no reminders). */
+  TUBAN_NOTIFY_DUE_DAYS: z.coerce.number().int().min(0).max(20).default(2),
+  /** A robot that has not answered within this many seconds is given up on for this try. */
+  TUBAN_NOTIFY_TIMEOUT_S: z.coerce.number().min(0.1).max(120).default(10),
+  /** Tries per message before it is marked failed and reported (a refusal is never tried again). */
+  TUBAN_NOTIFY_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  /** The first retry's delay (ms); each later one doubles it. */
+  TUBAN_NOTIFY_BACKOFF_MS: z.coerce.number().int().min(10).default(30_000),
+  /** How often a worker looks for messages not yet queued (written by the CLI, or lost with a Redis restart), ms. */
+  TUBAN_NOTIFY_RELAY_MS: z.coerce.number().int().min(100).default(15_000),
   TUBAN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
 });
 

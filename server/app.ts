@@ -27,6 +27,8 @@ import { bulkRoutes, patchRoutes } from './routes/patches.ts';
 import { reportRoutes } from './routes/reports.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { userRoutes } from './routes/users.ts';
+import { notifyRoutes } from './routes/notify.ts';
+import { notifyKicker } from '../workers/notify.kick.ts';
 import type { WebAssets } from './web.ts';
 import { asText } from '../core/text.ts';
 import { refusals } from './refusals.ts';
@@ -167,6 +169,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     status,
     detail: { body: summariseBody(req.sentBody ?? req.body) },
   });
+  // a change that may have written messages (a move, a bulk move, a test message) has them relayed at once
+  const notifier = notifyKicker(config, opts.redis, log);
+  app.addHook('onClose', async () => notifier.close());
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? '';
+    if (req.method === 'POST' && reply.statusCode < 300 && /^\/api\/(patches|notify)\//.test(route)) notifier.kick();
+  });
   app.addHook('onResponse', async (req, reply) => {
     if (['GET', 'HEAD', 'OPTIONS'].includes(req.method) || req.audited) return;
     // a change always writes its row in its own transaction: reaching here with a success is a bug, said loudly
@@ -233,6 +242,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     userRoutes,
     calendarRoutes,
     bulkRoutes,
+    notifyRoutes,
   ])
     routes(api, ctx);
   api.get('/api/openapi.json', { schema: { summary: 'This OpenAPI 3.1 description', tags: ['session'] } }, async () =>

@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 const MAX_FIELDS = 30;
 /** Strings up to this length are kept as they are (reasons, dates, codes); longer ones by length and hash. */
 const MAX_STRING = 200;
-const SECRET = /pass(word)?|token|secret/i;
+const SECRET = /pass(word)?|token|secret|webhook/i;
 
 const sha256 = (v: string | Buffer) => createHash('sha256').update(v).digest('hex');
 

@@ -8,7 +8,8 @@ import { planTransition, RULES, type Action } from '../workflow/lifecycle.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
-import { actOnRow, parseActionBody } from './workflow.ts';
+import { actOnRow, parseActionBody, reasonOf } from './workflow.ts';
+import { queueMoveNotices } from './notify.ts';
 
 /** The moves a month's volume needs many at a time: dispatching, dismissing, extending, escalating, closing. */
 export const BULK_ACTIONS = ['dispatch', 'dismiss', 'extend', 'escalate', 'close'] as const;
@@ -110,6 +111,12 @@ export async function applyBulk(
           });
         }
       }
+      // one message per town (and one to the supervisors) for the whole move, in its transaction
+      const movedCodes = new Set(outcomes.filter((o) => o.moved).map((o) => o.code));
+      const moved = rows
+        .filter((p: { code: string }) => movedCodes.has(p.code))
+        .map((p: { id: number }) => Number(p.id));
+      await queueMoveNotices(trx, action, moved, user.username, today, reasonOf(body));
       if (opts.dryRun) throw new DryRun();
     });
   } catch (err) {

@@ -15,6 +15,7 @@ import {
   type PatchStatus,
 } from '../workflow/lifecycle.ts';
 import { runSql } from './sql.ts';
+import { queueMoveNotices } from './notify.ts';
 import type { User } from './users.ts';
 import { formatIssues } from '../core/issues.ts';
 
@@ -147,10 +148,16 @@ export async function applyAction<A extends Action>(
       await trx('patch').whereIn('code', [code, other]).orderBy('id').forUpdate().select('id');
     }
     const p = await scopedPatch(trx, user, code, true);
-    await actOnRow(trx, env, user, p, action, body, today);
+    const moved = await actOnRow(trx, env, user, p, action, body, today);
+    // the town's group (and the supervisors') hear of it from the outbox, written with the change
+    if (moved !== 'repeat') await queueMoveNotices(trx, action, [Number(p.id)], user.username, today, reasonOf(body));
   });
   return patchDetail(db, user, code);
 }
+
+/** The reason a body gives (a send-back's, an escalation's), for the message that tells of it. */
+export const reasonOf = (body: unknown): string | undefined =>
+  typeof (body as { reason?: unknown }).reason === 'string' ? (body as { reason: string }).reason : undefined;
 
 /** An action's request body checked against its schema; bad input naming the fields otherwise. */
 export function parseActionBody<A extends Action>(action: A, rawBody: unknown): ActionBody<A> {

@@ -146,6 +146,33 @@ describe('tuban CLI with a separate worker process', () => {
     expect(refused.stderr).toMatch(/year\.json: 2026-12-31 not in 2027/);
   });
 
+  it('sets up a group robot from standard input, never printing its key, and lists the messages a move writes', () => {
+    const add = spawnSync(
+      process.execPath,
+      ['bin/tuban.mjs', 'notify', 'add', '殿前街道工作群', '--kind', 'dingtalk', '--town', '350206001', '--stdin'],
+      {
+        env,
+        encoding: 'utf8',
+        timeout: 600_000,
+        input: 'https://oapi.dingtalk.com/robot/send?access_token=0123456789abcdefTOKEN7890\nSEC0123456789abcdef\n',
+      },
+    );
+    expect(add.status, add.stderr).toBe(0);
+    expect(add.stdout).toMatch(
+      /channel 1 殿前街道工作群: dingtalk, 殿前街道, https:\/\/oapi\.dingtalk\.com\/robot\/send\?access_token=\*\*\*\*7890/,
+    );
+    const list = tuban('notify', 'list');
+    expect(list.stdout).toContain('(signed)');
+    expect(list.stdout + add.stdout).not.toMatch(/TOKEN7890|SEC0123/);
+    const bad = tuban('notify', 'add', 'x', '--kind', 'wecom', '--webhook', 'http://10.1.1.1/hook');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/https/);
+    expect(tuban('patches', 'act', 'dispatch', '--as', 'ana', '--month', '2024-03').status).toBe(0);
+    const out = tuban('notify', 'outbox');
+    expect(out.status, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/殿前街道工作群\tdispatched\t3 patch\(es\)\tpending\t0 tries/);
+  });
+
   it('serves the web app built at install, and the API, until SIGTERM', async () => {
     const serve = spawn(process.execPath, ['bin/tuban.mjs', 'serve', '--port', '0', '--host', '127.0.0.1'], {
       env,

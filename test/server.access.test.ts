@@ -210,6 +210,11 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       'GET /api/calendar',
       'POST /api/calendar/years',
       'POST /api/patches/actions/{action}',
+      'GET /api/notify/channels',
+      'POST /api/notify/channels',
+      'PATCH /api/notify/channels/{id}',
+      'POST /api/notify/channels/{id}/test',
+      'GET /api/notify/outbox',
     ];
     expect(routes.sort()).toEqual(expected.sort());
     for (const route of expected) {

@@ -2,8 +2,11 @@ import { TransientError } from '../core/errors.ts';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/env.ts';
 
-/** part: detect and vectorize one part of a scene; diff: the batch against the layers, once all parts are in. */
-export const QUEUE = { part: 'part', diff: 'diff', deadlines: 'deadlines' } as const;
+/**
+ * part: detect and vectorize one part of a scene; diff: the batch against the layers, once all parts
+ * are in; deadlines: the daily sweep; notify: messages to the group robots (workers/notify.ts).
+ */
+export const QUEUE = { part: 'part', diff: 'diff', deadlines: 'deadlines', notify: 'notify' } as const;
 
 /** Payload of a part job: one part (window range) of one scene. */
 export interface PartJobData {

@@ -11,6 +11,7 @@ import { refreshCalendar } from '../store/calendar.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { QUEUE, redisConnection, type DiffJobData, type PartJobData } from './queues.ts';
 import { diffJob, partJob, partStageOf, type JobContext } from './jobs.ts';
+import { notifyWorker, scheduleNotifyRelay } from './notify.ts';
 
 export interface WorkerPool {
   workers: Worker[];
@@ -162,7 +163,12 @@ export function startWorkers(opts: {
     }
   };
 
-  const connections = [redisConnection(opts.config), redisConnection(opts.config), redisConnection(opts.config)];
+  const connections = [
+    redisConnection(opts.config),
+    redisConnection(opts.config),
+    redisConnection(opts.config),
+    redisConnection(opts.config),
+  ];
   const diffWorker = new Worker<DiffJobData>(QUEUE.diff, diffHandler, {
     ...common,
     concurrency: 1,
@@ -185,8 +191,13 @@ export function startWorkers(opts: {
         },
         { ...common, concurrency: 1, connection: connections[2] },
       ),
+      // the messages the sweep and the server's changes wrote, to the group robots
+      notifyWorker({ db: opts.db, config: opts.config, log: opts.log, connection: connections[3], common }),
     );
-  } else connections[2].disconnect();
+  } else {
+    connections[2].disconnect();
+    connections[3].disconnect();
+  }
   for (const w of workers)
     w.on('error', (err) => opts.log.error('Worker:Error', { queue: w.name, message: err.message }));
 
@@ -227,7 +238,10 @@ export function triesOf(job: Job): { now: number; died: number } {
   return { now: job.attemptsMade + died + 1, died };
 }
 
-/** The daily deadline sweep as a BullMQ job scheduler (01:00 city time); upserting it again changes nothing. */
+/**
+ * The daily deadline sweep as a BullMQ job scheduler (01:00 city time), and the notification relay
+ * (every TUBAN_NOTIFY_RELAY_MS); upserting them again changes nothing.
+ */
 export async function scheduleDeadlineSweep(config: Config): Promise<void> {
   const { Queue } = await import('bullmq');
   const connection = redisConnection(config);
@@ -239,6 +253,7 @@ export async function scheduleDeadlineSweep(config: Config): Promise<void> {
       { pattern: '0 1 * * *', tz },
       { name: 'sweep', opts: { removeOnComplete: { count: 60 }, removeOnFail: { count: 60 } } },
     );
+    await scheduleNotifyRelay(config, connection);
   } finally {
     await q.close();
     connection.disconnect();

@@ -15,6 +15,8 @@ export interface WorkflowEnv {
   policy: DeadlinePolicy;
   /** Today's date (YYYY-MM-DD) in the city's time zone; injected so tests can move time. */
   today: () => string;
+  /** The daily sweep reminds of deadlines within this many working days (TUBAN_NOTIFY_DUE_DAYS; 0: no reminders). */
+  noticeDueDays?: number;
 }
 
 const Days = z.object({
@@ -52,5 +54,6 @@ export function workflowEnv(config: Config): WorkflowEnv {
     calendar: loadCalendar(config.TUBAN_CALENDAR_FILE),
     policy: loadPolicy(config.TUBAN_DEADLINES_FILE),
     today: () => localToday(config.TUBAN_UTC_OFFSET_H),
+    noticeDueDays: config.TUBAN_NOTIFY_DUE_DAYS,
   };
 }

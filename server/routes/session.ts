@@ -7,6 +7,7 @@ import { UserBody } from '../../api/responses.ts';
 import { FailureLimiter } from '../ratelimit.ts';
 import { townName } from '../../store/layers.ts';
 import { calendarStatus } from '../../workflow/calendar.ts';
+import { notifyTrouble } from '../../store/notify.ts';
 
 /** Login bodies are a name and a password: a few KB is plenty. */
 export const LOGIN_BODY_LIMIT = 4 * 1024;
@@ -21,7 +22,7 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
     {
       schema: {
         summary:
-          'Liveness, how many heavy exports run and wait, and the years the working-day calendar covers (a warning from 60 days before its end)',
+          'Liveness, how many heavy exports run and wait, the years the working-day calendar covers (a warning from 60 days before its end), and messages the group robots refused this week',
         tags: ['session'],
         response: ok('ok, and the export line: running and waiting'),
       },
@@ -36,6 +37,10 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
           covered_until: s.covered_until,
           warning: s.warning ? render(s.warning, localeOf(req.headers['accept-language'])) : null,
         },
+        // messages a group robot refused or that failed for good this week: an admin looks at GET /api/notify/outbox
+        notifications: await notifyTrouble(ctx.db)
+          .then(({ refused, failed }) => ({ refused, failed }))
+          .catch(() => null),
       };
     },
   );

@@ -32,7 +32,7 @@ export function testWorkflowEnv(today: () => string): WorkflowEnv {
 export function apiCaller(app: () => FastifyInstance, token: Record<string, string>) {
   return (
     who: string | null,
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PATCH',
     url: string,
     body?: unknown,
     headers: Record<string, string> = {},
