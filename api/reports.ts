@@ -49,6 +49,60 @@ export const MonthlyReportBody = z.looseObject({
 });
 export type MonthlyReportBody = z.output<typeof MonthlyReportBody>;
 
+/** One town's year (or the city's) in the yearly register: counts summed over the year's months, areas in m² and 亩. */
+export const YearFigures = {
+  new_patches: z.number(),
+  new_area_m2: z.number(),
+  verified: z.number(),
+  verified_pct: z.number().nullable().describe('verified of the new patches not dismissed in the office'),
+  unverified: z.number(),
+  unverified_overdue: z.number(),
+  illegal: z.number(),
+  illegal_m2: z.number(),
+  illegal_mu: z.number(),
+  rectified: z
+    .number()
+    .describe('处置: illegal patches rectified (demolished, confiscated, fined and legalised) and reported done'),
+  rectified_m2: z.number().describe('处置面积'),
+  rectified_mu: z.number(),
+  freed_m2: z.number().describe('腾出土地面积: the area of illegal patches demolished or confiscated'),
+  freed_mu: z.number(),
+  overdue: z.number(),
+  overdue_unrectified: z.number().describe('illegal, still rectifying past the rectification deadline'),
+  escalated: z.number().describe('listed for supervision and still open'),
+  escalations: z.number().describe('listed for supervision this year, whatever became of them'),
+  illegal_closed: z.number(),
+};
+const Referral = z.object({
+  criterion: z.enum(['overdueUnrectified', 'escalations', 'monthsWithoutZeroGrowth']),
+  count: z.number(),
+  threshold: z.number(),
+});
+export const TownYear = z.looseObject({
+  ...YearFigures,
+  town_code: z.string(),
+  town_name: z.string(),
+  months: z.number().int().describe('months of the year counted (a batch ran in them)'),
+  zero_growth_months: z.number().int(),
+  zero_growth_year: z.boolean().describe('zero growth in every month counted'),
+  referred: z.boolean().describe("referred for 问责 by the bureau's rule"),
+  reasons: z.array(Referral),
+});
+export type TownYear = z.output<typeof TownYear>;
+export const YearlyReportBody = z.looseObject({
+  year: z.string(),
+  months: z.array(z.string()),
+  rule: z.object({ overdueUnrectified: z.number(), escalations: z.number(), monthsWithoutZeroGrowth: z.number() }),
+  city: z.looseObject({
+    ...YearFigures,
+    towns: z.number(),
+    zero_growth_towns: z.number().describe('towns with zero growth for the year'),
+    referred_towns: z.number(),
+  }),
+  towns: z.array(TownYear),
+});
+export type YearlyReportBody = z.output<typeof YearlyReportBody>;
+
 const DaysLeft = z
   .number()
   .int()

@@ -117,6 +117,8 @@ const EnvSchema = z.object({
   TUBAN_CALENDAR_FILE: z.string().default('config/calendar.cn.json'),
   /** Deadline policy JSON file ({verifyDays, rectifyDays, escalateAfterDays}); unset: built-in defaults. */
   TUBAN_DEADLINES_FILE: z.string().optional(),
+  /** The bureau's 问责 rule for the yearly register (JSON: overdueUnrectified, escalations, monthsWithoutZeroGrowth); unset: one illegal case left unrectified past its deadline. */
+  TUBAN_ACCOUNTABILITY_FILE: z.string().optional(),
   /** Largest image registration accepts, in megapixels (a whole city's month in one file is 6,800). */
   TUBAN_MAX_IMAGE_MPX: z.coerce.number().positive().default(10_000),
   /** Largest evidence upload (bytes). */

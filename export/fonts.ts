@@ -17,3 +17,11 @@ export function findCjkFont(override?: string): string {
     );
   return found;
 }
+
+/** The face pdfkit takes from a font collection (.ttc), by PostScript name; undefined for a .ttf/.otf. */
+export function cjkFamily(fontPath: string): string | undefined {
+  if (!fontPath.endsWith('.ttc')) return undefined;
+  if (fontPath.includes('wqy-microhei')) return 'WenQuanYiMicroHei';
+  if (fontPath.includes('zenhei')) return 'WenQuanYiZenHei';
+  return 'NotoSansCJKsc-Regular';
+}

@@ -4,6 +4,7 @@ import PDFDocument from 'pdfkit';
 import QRCode from 'qrcode';
 import { BadInputError } from '../core/errors.ts';
 export { findCjkFont } from './fonts.ts';
+import { cjkFamily } from './fonts.ts';
 import { FIELDS, type ExportRecord } from './fields.ts';
 import { asText } from '../core/text.ts';
 
@@ -56,14 +57,7 @@ export async function writePdf(
     info: { Title: title, Creator: 'tuban' },
   });
   // A .ttc holds several faces: pdfkit picks one by PostScript name.
-  const family = fontPath.endsWith('.ttc')
-    ? fontPath.includes('wqy-microhei')
-      ? 'WenQuanYiMicroHei'
-      : fontPath.includes('zenhei')
-        ? 'WenQuanYiZenHei'
-        : 'NotoSansCJKsc-Regular'
-    : undefined;
-  doc.registerFont('cjk', fontPath, family);
+  doc.registerFont('cjk', fontPath, cjkFamily(fontPath));
   const file = createWriteStream(outPath);
   // a file error (no such folder, disk full) is kept and ends the loop at the next sheet
   let fileError: unknown = null;

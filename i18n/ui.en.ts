@@ -159,6 +159,8 @@ export const uiEn: Record<UiKey, string> = {
   board_lookback_none: 'The imagery agrees with every report.',
   board_ranking: '{month} town ranking (zero growth marked)',
   board_ranking_xlsx: 'Download the ranking (Excel)',
+  board_yearly_xlsx: '{year} register (Excel)',
+  board_yearly_pdf: '{year} register (PDF)',
   board_ranking_rule:
     'Zero growth: every new patch verified, none illegal. Then by points, fewest first: 1 for each patch found illegal (0.5 once rectified and closed), 1.5 for each left unverified past its deadline (counted as illegal), 1 more for each case listed for supervision; at equal points, more unverified ranks lower. A town that verified and found illegal construction never ranks below one that did not verify.',
   board_penalty: 'Points',

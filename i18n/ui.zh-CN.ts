@@ -159,6 +159,8 @@ export const uiZhCN = {
   board_lookback_none: '影像与上报没有不符之处。',
   board_ranking: '{month} 镇街排名（标注新增两违零增长）',
   board_ranking_xlsx: '下载排名表（Excel）',
+  board_yearly_xlsx: '{year} 年度台账（Excel）',
+  board_yearly_pdf: '{year} 年度台账（PDF）',
   board_ranking_rule:
     '零增长：本月新增图斑全部核查且无违法。排名：零增长在前；其余按扣分从少到多：核查认定违法每宗 1 分（整改销号后 0.5 分），逾期未核查视同违法每宗 1.5 分，挂牌督办每宗另加 1 分；同分时未核查多的在后。核查并查出违法的镇街，排名不会低于未核查的镇街。',
   board_penalty: '扣分',

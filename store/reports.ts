@@ -1,5 +1,16 @@
 import type { Knex } from 'knex';
-import type { BoardBody, MonthlyReportBody, TodoBody, TodoItem, TownCounts, TownMonth } from '../api/reports.ts';
+import type {
+  BoardBody,
+  MonthlyReportBody,
+  TodoBody,
+  TodoItem,
+  TownCounts,
+  TownMonth,
+  TownYear,
+  YearFigures,
+  YearlyReportBody,
+} from '../api/reports.ts';
+import { DEFAULT_ACCOUNTABILITY, referralReasons, type AccountabilityRule } from '../workflow/accountability.ts';
 import { previousMonth } from './batch.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
@@ -45,6 +56,103 @@ export async function monthlyTownReport(db: Knex, month: string): Promise<Monthl
     city: { ...city, change_from_previous: city.new_patches - city.prev_new_patches },
     towns: ranked,
   };
+}
+
+/** Square metres in 亩 (1 亩 = 10,000/15 m²), to 0.01. */
+const mu = (m2: number) => Math.round((m2 * 15) / 100) / 100;
+const r1 = (v: number) => Math.round(v * 10) / 10;
+
+/**
+ * The yearly register (年度台账): every town's year and the city's — the months' counts summed (a patch
+ * belongs to the month it was found in), areas in m² and 亩, 处置 and 腾出土地, months of zero growth,
+ * and the towns the bureau's 问责 rule refers, with the criteria each reached.
+ */
+export async function yearlyTownReport(
+  db: Knex,
+  year: string,
+  rule: AccountabilityRule = DEFAULT_ACCOUNTABILITY,
+): Promise<YearlyReportBody> {
+  const rows = await runSql<Record<string, number | string>>(db, 'workflow/yearly_report', { year });
+  const months = (
+    await db.raw(
+      `select month from batch where month like ? and status in ('completed', 'completed_with_failures')
+       union select distinct month from patch where month like ? order by 1`,
+      [`${year}-%`, `${year}-%`],
+    )
+  ).rows.map((r: { month: string }) => r.month) as string[];
+  const figures = (r: Record<string, number | string>) => {
+    const n = (k: string) => Number(r[k] ?? 0);
+    return {
+      new_patches: n('new_patches'),
+      new_area_m2: r1(n('new_area_m2')),
+      verified: n('verified'),
+      verified_pct: n('to_verify') === 0 ? null : r1((100 * n('verified')) / n('to_verify')),
+      unverified: n('unverified'),
+      unverified_overdue: n('unverified_overdue'),
+      illegal: n('illegal'),
+      illegal_m2: r1(n('illegal_m2')),
+      illegal_mu: mu(n('illegal_m2')),
+      rectified: n('rectified'),
+      rectified_m2: r1(n('rectified_m2')),
+      rectified_mu: mu(n('rectified_m2')),
+      freed_m2: r1(n('freed_m2')),
+      freed_mu: mu(n('freed_m2')),
+      overdue: n('overdue'),
+      overdue_unrectified: n('overdue_unrectified'),
+      escalated: n('escalated'),
+      escalations: n('escalations'),
+      illegal_closed: n('illegal_closed'),
+    };
+  };
+  const towns: TownYear[] = rows.map((r) => {
+    const f = figures(r);
+    const facts = {
+      overdue_unrectified: f.overdue_unrectified,
+      escalations: f.escalations,
+      months: Number(r.months),
+      zero_growth_months: Number(r.zero_growth_months),
+    };
+    const reasons = referralReasons(rule, facts);
+    return {
+      ...f,
+      town_code: String(r.town_code),
+      town_name: String(r.town_name),
+      months: facts.months,
+      zero_growth_months: facts.zero_growth_months,
+      zero_growth_year: facts.months > 0 && facts.zero_growth_months === facts.months,
+      referred: reasons.length > 0,
+      reasons,
+    };
+  });
+  // the city: the towns' raw sums, areas summed before rounding
+  const sum = (k: string) => rows.reduce((s, r) => s + Number(r[k] ?? 0), 0);
+  const raw = Object.fromEntries(
+    [
+      'new_patches',
+      'new_area_m2',
+      'verified',
+      'to_verify',
+      'unverified',
+      'unverified_overdue',
+      'illegal',
+      'illegal_m2',
+      'rectified',
+      'rectified_m2',
+      'freed_m2',
+      'overdue',
+      'overdue_unrectified',
+      'escalated',
+      'escalations',
+      'illegal_closed',
+    ].map((k) => [k, sum(k)]),
+  );
+  const city: YearlyReportBody['city'] = {
+    ...(figures(raw) satisfies { [K in keyof typeof YearFigures]: unknown }),
+    towns: towns.length,
+    zero_growth_towns: towns.filter((t) => t.zero_growth_year).length,
+    referred_towns: towns.filter((t) => t.referred).length,
+  };
+  return { year, months, rule, city, towns };
 }
 
 export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, days: number): Promise<BoardBody> {

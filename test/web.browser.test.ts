@@ -424,6 +424,8 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.screenshot({ path: join(SHOTS, '4-supervisor-board.png'), fullPage: true });
     const [workbook] = await Promise.all([page.waitForEvent('download'), page.click('#ranking-xlsx')]);
     expect(workbook.suggestedFilename()).toMatch(/^\d{4}-\d{2}_镇街排名\.xlsx$/);
+    const [register] = await Promise.all([page.waitForEvent('download'), page.click('#yearly-pdf')]);
+    expect(register.suggestedFilename()).toMatch(/^\d{4}_两违图斑年度台账\.pdf$/);
     await page.click('#locale');
     await expect.poll(() => page.textContent('#ranking')).toContain('City');
     expect(await page.textContent('#ranking')).not.toContain('全市');

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Config } from '../config/env.ts';
 import { BadInputError } from '../core/errors.ts';
 import { loadCalendar, type WorkCalendar } from './calendar.ts';
+import { loadAccountabilityRule, type AccountabilityRule } from './accountability.ts';
 import { DEFAULT_POLICY, type DeadlinePolicy } from './lifecycle.ts';
 import { formatIssues } from '../core/issues.ts';
 
@@ -17,6 +18,8 @@ export interface WorkflowEnv {
   today: () => string;
   /** The daily sweep reminds of deadlines within this many working days (TUBAN_NOTIFY_DUE_DAYS; 0: no reminders). */
   noticeDueDays?: number;
+  /** The bureau's 问责 rule for the yearly register (TUBAN_ACCOUNTABILITY_FILE). */
+  accountability?: AccountabilityRule;
 }
 
 const Days = z.object({
@@ -55,5 +58,6 @@ export function workflowEnv(config: Config): WorkflowEnv {
     policy: loadPolicy(config.TUBAN_DEADLINES_FILE),
     today: () => localToday(config.TUBAN_UTC_OFFSET_H),
     noticeDueDays: config.TUBAN_NOTIFY_DUE_DAYS,
+    accountability: loadAccountabilityRule(config.TUBAN_ACCOUNTABILITY_FILE),
   };
 }

@@ -164,6 +164,15 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
           >
             ${ui('board_ranking_xlsx')}
           </button>
+          ${(['xlsx', 'pdf'] as const).map(
+            (format) =>
+              html`<button
+                id=${`yearly-${format}`}
+                @click=${() => void download(`/api/reports/yearly.${format}?year=${report.month.slice(0, 4)}`)}
+              >
+                ${ui(format === 'xlsx' ? 'board_yearly_xlsx' : 'board_yearly_pdf', { year: report.month.slice(0, 4) })}
+              </button>`,
+          )}
           <table id="ranking">
             <tr>
               <th>#</th>
