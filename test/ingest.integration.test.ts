@@ -210,6 +210,7 @@ describe('imagery registration and layer import on real PostGIS', () => {
         baseline_month: '2024-04',
         district_code: '350206',
         area_m2: 1,
+        extension_m2: 1,
         source_tiles: [],
         model_name: 'm',
         model_version: '1',
