@@ -4,7 +4,9 @@
  * as a batch would store them), then `POST /api/patches/actions/dispatch` with the month as its filter
  * dispatches them all through the server (Fastify inject: no network), each judged on its own with its
  * history event, in one transaction with one audit row; then a supervisor's bulk `escalate` of them all.
- * Prints the wall time of each and the time per patch. The schema is dropped afterwards.
+ * The town's group and the supervisors' have robots set up, so each move also writes its messages to
+ * the outbox (nothing is sent: no worker runs). Prints the wall time of each and the time per patch.
+ * The schema is dropped afterwards.
  *
  *   npx tsx scripts/bench-bulk.ts [--patches 1000]
  */
@@ -88,6 +90,10 @@ async function main(): Promise<void> {
                                                       611020 + (k % 40) * 40, 2712020 + (k / 40) * 40, 4548)) g) x`,
       [batch.id, n],
     );
+    const { addChannel } = await import('../store/notify.ts');
+    const webhook = 'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=bench';
+    await addChannel(db, 'bench', { name: '殿前街道工作群', kind: 'wecom', webhook, town_code: '350206001' });
+    await addChannel(db, 'bench', { name: '督查科', kind: 'wecom', webhook });
     await createUser(db, { username: 'ana', role: 'analyst' });
     await createUser(db, { username: 'sup', role: 'supervisor' });
     const token = { ana: (await issueToken(db, 'ana')).token, sup: (await issueToken(db, 'sup')).token };
@@ -112,7 +118,8 @@ async function main(): Promise<void> {
       await time('sup', 'escalate', { select: { month: '2024-03', status: 'dispatched' }, body: { reason: 'bench' } });
       const [{ events }] = (await db.raw('select count(*)::int as events from patch_event')).rows;
       const [{ audits }] = (await db.raw('select count(*)::int as audits from audit_event')).rows;
-      console.log(`history events ${events}, audit rows ${audits}`);
+      const [{ messages }] = (await db.raw('select count(*)::int as messages from notify_outbox')).rows;
+      console.log(`history events ${events}, audit rows ${audits}, outbox messages ${messages}`);
     } finally {
       await app.close();
     }
