@@ -129,7 +129,7 @@ const EnvSchema = z.object({
     .default(20 * 1024 * 1024),
   /** Days an API token (from login or issued) lives. */
   TUBAN_TOKEN_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
-  /** Failed logins for one user name within TUBAN_LOGIN_WINDOW_S before further tries get 429. */
+  /** Failed logins for one user name from one address within TUBAN_LOGIN_WINDOW_S before further tries from there get 429. */
   TUBAN_LOGIN_FAILURES_PER_USER: z.coerce.number().int().min(1).default(5),
   /** Failed logins from one address within TUBAN_LOGIN_WINDOW_S before further tries get 429. */
   TUBAN_LOGIN_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(20),

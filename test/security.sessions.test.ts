@@ -123,13 +123,25 @@ describe('security: tokens and logins', () => {
         townCode: '350206001',
         password: 'field-one-pass',
       });
-      // per user: three failures, then even the right password waits
+      // per user from one address: three failures, then even the right password waits there
       for (let i = 0; i < 3; i++)
-        expect((await attempt('field1', 'guess-number-' + i, `10.0.1.${i + 1}`)).statusCode).toBe(401);
-      const locked = await attempt('field1', 'field-one-pass', '10.0.1.9');
+        expect((await attempt('field1', 'guess-number-' + i, '10.0.1.1')).statusCode).toBe(401);
+      const locked = await attempt('field1', 'field-one-pass', '10.0.1.1');
       expect(locked.statusCode).toBe(429);
       expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
       expect(locked.json().message).toMatch(/用户 field1 登录失败次数过多，请 \d+ 秒后再试/);
+      // nobody locks a named user out from elsewhere: the clerk's own phone still signs in
+      expect((await attempt('field1', 'field-one-pass', '10.0.1.9')).statusCode).toBe(200);
+      // attempts in flight count: forty at once for one user, sixty at once from one address, held to the limits
+      const burst = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => attempt('field1', `burst-guess-${i}`, '10.0.5.1')),
+      );
+      expect(burst.filter((r) => r.statusCode === 401)).toHaveLength(3);
+      expect(burst.filter((r) => r.statusCode === 429)).toHaveLength(37);
+      const spray = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => attempt(`spray${i}`, 'whatever-pass', '10.0.6.1')),
+      );
+      expect(spray.filter((r) => r.statusCode === 401)).toHaveLength(6);
       // per address: six failures over any names, then that address waits; another does not
       for (let i = 0; i < 6; i++)
         expect((await attempt(`nobody${i}`, 'whatever-pass', '10.0.2.1')).statusCode).toBe(401);

@@ -59,9 +59,10 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
     },
     async (req, reply) => {
       const b = req.body;
-      const userKey = `user:${b.username.toLowerCase()}`;
+      // by user name and address together: failures from elsewhere never lock a user out of their own phone
+      const userKey = `user:${b.username.toLowerCase()}@${req.ip}`;
       const addressKey = `address:${req.ip}`;
-      loginFailures.check([
+      const release = loginFailures.reserve([
         { key: userKey, max: config.TUBAN_LOGIN_FAILURES_PER_USER, who: { username: b.username.slice(0, 64) } },
         { key: addressKey, max: config.TUBAN_LOGIN_FAILURES_PER_ADDRESS, who: { address: req.ip } },
       ]);
@@ -72,9 +73,11 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
           return ok;
         })
         .catch((err) => {
-          if (err instanceof TubanError && err.kind === 'unauthorized') loginFailures.fail([userKey, addressKey]);
+          // a wrong password keeps its count; anything else (the database down) gives it back
+          if (!(err instanceof TubanError && err.kind === 'unauthorized')) release();
           throw err;
         });
+      release();
       loginFailures.clear(userKey);
       return reply.send({ token: r.token, user: r.user, expires_at: r.expiresAt });
     },
