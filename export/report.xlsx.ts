@@ -1,4 +1,5 @@
 import ExcelJS from 'exceljs';
+import { neutralise } from './write.text.ts';
 
 /** A report as a table: what it is, the rules it follows in words, its columns, its rows and a totals row. */
 export interface ReportTable {
@@ -38,7 +39,7 @@ export async function reportXlsx(t: ReportTable): Promise<Buffer> {
   }
   ws.addRow(t.columns.map((c) => c.heading)).font = { bold: true };
   ws.autoFilter = { from: { row: head, column: 1 }, to: { row: head, column: t.columns.length } };
-  for (const r of t.rows) ws.addRow(r);
+  for (const r of t.rows) ws.addRow(r.map((v) => (typeof v === 'string' ? neutralise(v) : v)));
   if (t.totals) ws.addRow(t.totals).font = { bold: true };
   return Buffer.from(await wb.xlsx.writeBuffer());
 }

@@ -28,8 +28,18 @@ export function toStorageGeoJson(records: ExportRecord[], srid: number): string 
   });
 }
 
-function csvCell(v: unknown): string {
+/**
+ * A text cell a spreadsheet would read as a formula (starting with = + - @, a tab or a CR) gets a
+ * leading apostrophe, OWASP's rule against CSV injection: a note "=HYPERLINK(…)" stays text. Numbers
+ * (a negative one too) are written as they are.
+ */
+export function neutralise(v: unknown): string {
   const s = asText(v);
+  return typeof v !== 'number' && /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+}
+
+function csvCell(v: unknown): string {
+  const s = neutralise(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

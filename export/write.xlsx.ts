@@ -1,6 +1,7 @@
 import ExcelJS from 'exceljs';
 import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
 import { FIELDS, type ExportRecord } from './fields.ts';
+import { neutralise } from './write.text.ts';
 
 const RED = 'FFF8CBAD';
 const AMBER = 'FFFFE699';
@@ -47,7 +48,13 @@ export async function toXlsx(
     ws.autoFilter = { from: { row: 2, column: 1 }, to: { row: 2, column: FIELDS.length } };
     for (const r of rows) {
       const row = ws.addRow(
-        Object.fromEntries(FIELDS.map((f) => [f.name, DATE_FIELDS.has(f.name) ? asDate(r[f.name]) : r[f.name]])),
+        Object.fromEntries(
+          FIELDS.map((f) => {
+            const v = r[f.name];
+            // text that reads as a formula keeps a leading apostrophe, as in the CSV (write.text.ts)
+            return [f.name, DATE_FIELDS.has(f.name) ? asDate(v) : typeof v === 'string' ? neutralise(v) : v];
+          }),
+        ),
       );
       const due = r.status_cd === 'dispatched' ? r.verify_due : r.status_cd === 'rectifying' ? r.rect_due : null;
       if (due) {

