@@ -118,6 +118,8 @@ export const messagesEn: Record<MessageKey, string> = {
   part_query: 'query',
   part_path: 'path',
   form_year: 'a year: four digits, 2000–2099',
+  text_nul: '{field}: contains a NUL character (\\u0000); remove it',
+  text_surrogate: '{field}: contains broken text (half of a UTF-16 pair); type or paste it again',
   form_month: 'a month as YYYY-MM',
   form_town_code: 'a town code: letters, digits, _ or - (at most 64)',
   form_status_name: 'a status name',

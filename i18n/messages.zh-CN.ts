@@ -123,6 +123,8 @@ export const messagesZhCN = {
   part_query: '查询参数',
   part_path: '路径',
   form_year: '年份：四位数字，2000–2099',
+  text_nul: '{field}：含有空字符（\\u0000），请删除',
+  text_surrogate: '{field}：含有损坏的字符（不成对的 UTF-16 代理项），请重新输入或粘贴',
   form_month: 'YYYY-MM 格式的月份',
   form_town_code: '镇街代码：字母、数字、_ 或 -（最多 64 个）',
   form_status_name: '状态名称',

@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
-import { ForbiddenError, UnauthorizedError } from '../core/errors.ts';
+import { BadInputError, ForbiddenError, UnauthorizedError } from '../core/errors.ts';
 import { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import type { Db } from '../store/db.ts';
@@ -30,7 +30,7 @@ import { userRoutes } from './routes/users.ts';
 import { notifyRoutes } from './routes/notify.ts';
 import { notifyKicker } from '../workers/notify.kick.ts';
 import type { WebAssets } from './web.ts';
-import { asText } from '../core/text.ts';
+import { asText, findBadText } from '../core/text.ts';
 import { refusals } from './refusals.ts';
 
 declare module 'fastify' {
@@ -155,6 +155,16 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
   app.addHook('preValidation', async (req) => {
     req.sentBody = req.body;
+    // no NUL and no half UTF-16 pair enters anywhere: said with the field, before any route reads it
+    const bad = findBadText({ params: req.params, query: req.query, body: req.body });
+    if (bad)
+      throw new BadInputError(
+        'bad_text',
+        say(bad.problem === 'nul' ? 'text_nul' : 'text_surrogate', { field: bad.field }),
+        {
+          field: bad.field,
+        },
+      );
   });
   const auditEntry = (req: FastifyRequest, status: number): AuditEntry => ({
     userId: req.user?.id ?? null,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { storable } from '../core/text.ts';
 
 /** At most this many top-level fields are described; the rest are counted. */
 const MAX_FIELDS = 30;
@@ -26,7 +27,7 @@ export function summariseBody(body: unknown): unknown {
     keys
       .slice(0, MAX_FIELDS)
       .map((k) => [
-        k.slice(0, 64),
+        storable(k.slice(0, 64)),
         SECRET.test(k) ? { redacted: true } : summariseValue((body as Record<string, unknown>)[k]),
       ]),
   );
@@ -36,8 +37,11 @@ export function summariseBody(body: unknown): unknown {
 function summariseValue(v: unknown): unknown {
   if (v === null || typeof v === 'boolean') return v;
   if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
+  // NUL and half UTF-16 pairs shown, not stored: jsonb refuses them, and a refused request is audited whatever it carried
   if (typeof v === 'string')
-    return v.length <= MAX_STRING ? v : { chars: v.length, start: v.slice(0, 80), sha256: sha256(v) };
+    return v.length <= MAX_STRING
+      ? storable(v)
+      : { chars: v.length, start: storable(v.slice(0, 80)), sha256: sha256(v.toWellFormed()) };
   if (Array.isArray(v)) return { type: 'array', items: v.length };
   if (typeof v === 'object') return { type: 'object', fields: Object.keys(v as object).length };
   return { type: typeof v };
@@ -57,10 +61,10 @@ export interface AuditEntry {
 export async function writeAudit(db: Knex, e: AuditEntry): Promise<void> {
   await db('audit_event').insert({
     user_id: e.userId,
-    username: e.username?.slice(0, 64) ?? null,
+    username: e.username === null ? null : storable(e.username.slice(0, 64)),
     remote_addr: e.remoteAddr,
     method: e.method,
-    path: e.path.slice(0, 500),
+    path: storable(e.path.slice(0, 500)),
     status: e.status,
     detail: JSON.stringify(e.detail),
   });

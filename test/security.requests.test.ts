@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { createLogger } from '../core/log.ts';
 import { openDb } from '../store/db.ts';
-import { hostileServer } from './helpers/hostile.ts';
+import { hostileServer, JPEG, OWN } from './helpers/hostile.ts';
 
 /** The security review's findings (issue 17) on slow or malformed requests, errors and response headers, replayed against tuban serve on real PostGIS. */
 describe('security: hostile requests, errors and headers', () => {
@@ -114,6 +114,37 @@ describe('security: hostile requests, errors and headers', () => {
     expect(unclosed.statusCode).toBe(400);
     expect(unclosed.json().message).toMatch(/parts\.0\.coordinates\.0: a ring ends where it starts/);
     expect((await call('ana', 'GET', `/api/patches/${code}`)).json().status).toBe('detected');
+  });
+
+  it('round three (Medium, Low): a NUL or half a UTF-16 pair anywhere is a 400 naming the field, and every refusal is audited', async () => {
+    const before = Number((await h.run.db('audit_event').count('* as n'))[0].n);
+    const refusals: [string, 'GET' | 'POST', string, unknown, RegExp][] = [
+      ['ana', 'GET', '/api/patches/%00', undefined, /code/],
+      ['ana', 'GET', '/api/patches?month=2024-03&town=%F0%9F%98%80%00', undefined, /town/],
+      [null as never, 'POST', '/api/login', { username: 'ana\u0000', password: 'analyst-pass' }, /body\.username/],
+      ['dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: 'a\u0000b' }, /body\.text.*\\u0000/],
+      ['dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: '屋顶\ud800加层' }, /body\.text.*UTF-16/],
+      ['ana', 'POST', `/api/patches/${OWN}/actions/dismiss`, { reason: 'other', note: 'x\udc00' }, /body\.note/],
+      ['ana', 'POST', '/api/users', { username: 'eve', role: 'admin', display_name: '\u0000' }, /body\.display_name/],
+      ['dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=a%00.jpg`, JPEG, /query\.filename/],
+      ['ana', 'POST', '/api/patches/actions/dispatch', { select: { codes: ['x\u0000'] } }, /body\.select\.codes\[0\]/],
+      ['ana', 'POST', `/api/patches/${OWN}/notes`, { ['k\u0000']: 1 }, /body\.k\\u0000/],
+    ];
+    for (const [who, method, url, body, field] of refusals) {
+      const r = await call(who, method, url, body, Buffer.isBuffer(body) ? { 'content-type': 'image/jpeg' } : {});
+      expect(r.statusCode, url).toBe(400);
+      expect(r.json().message, url).toMatch(field);
+    }
+    // every refused change has its audit row, the NUL shown as text
+    // (a refusal's row is written after its answer: wait for the last)
+    const audited = () =>
+      h.run.db('audit_event').orderBy('id').offset(before).select('path', 'status', 'username', 'detail');
+    await expect.poll(async () => (await audited()).length, { timeout: 10_000 }).toBe(8);
+    const rows = await audited();
+    expect(rows.map((r) => r.status)).toEqual(Array(8).fill(400));
+    expect(rows.find((r) => r.path === '/api/login')!.username).toBe('ana\\u0000');
+    expect(JSON.stringify(rows)).toContain('a\\\\u0000b');
+    expect(h.logged.filter((l) => l.event === 'Audit:WriteFailed')).toEqual([]);
   });
 
   it('low findings: a 500 is logged with a request id the error body shows', async () => {
