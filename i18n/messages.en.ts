@@ -70,6 +70,8 @@ export const messagesEn: Record<MessageKey, string> = {
   report_no: 'no',
   report_col_rank: 'Rank',
   report_col_town_code: 'Town code',
+  correct_town_same: 'correct_town: patch {code} is in town {town} already',
+  display_name_long: 'display name: at most {max} characters',
   correct_town_unknown: 'correct_town: town {town} is not in the town layer',
   merge_self: 'merge: a patch cannot be merged into itself',
   merge_other_town:

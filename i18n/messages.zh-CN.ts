@@ -72,6 +72,8 @@ export const messagesZhCN = {
   report_no: '否',
   report_col_rank: '排名',
   report_col_town_code: '镇街代码',
+  correct_town_same: '更正镇街：图斑 {code} 已属于镇街 {town}',
+  display_name_long: '显示名称：最多 {max} 个字符',
   correct_town_unknown: '镇街 {town} 不在镇街图层中',
   merge_self: '图斑不能并入自身',
   merge_other_town:

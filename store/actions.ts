@@ -125,6 +125,10 @@ const sendBack: Handler<'send_back'> = (c) => {
 };
 
 const correctTown: Handler<'correct_town'> = async (c, body) => {
+  if (body.town_code === c.patch.town_code)
+    throw new BadInputError('bad_body', say('correct_town_same', { code: c.code, town: body.town_code }), {
+      field: 'town_code',
+    });
   const town = await c.trx('reference_feature').where({ kind: 'town', code: body.town_code }).first();
   if (!town) throw new BadInputError('bad_body', say('correct_town_unknown', { town: body.town_code }));
   Object.assign(c.update, { town_code: town.code, town_name: town.name });

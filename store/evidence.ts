@@ -49,7 +49,8 @@ export async function addEvidence(
   lon: number | null;
   lat: number | null;
 }> {
-  const patch = await scopedPatch(db, user, code);
+  // the patch row locked: a close (or any move) waits for this upload, and this upload sees a close that came first
+  const patch = await scopedPatch(db, user, code, true);
   if (user.role === 'admin') throw new BadInputError('bad_role', say('admin_no_evidence'));
   if (FINAL_STATES.includes(patch.status as PatchStatus))
     throw new ConflictError(say('evidence_case_finished', { code, status: patch.status }), { status: patch.status });
@@ -66,7 +67,10 @@ export async function addEvidence(
   if (!kind) throw new BadInputError('bad_type', say('evidence_type', { file: file.filename }));
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const place = await photoPlace(file.bytes, kind.type);
-  const stored = await store.put(`evidence/${sha256.slice(0, 2)}/${sha256}.${kind.ext}`, file.bytes, kind.type);
+  // the rows first, the file last, in the caller's transaction: a refused row never leaves a file
+  // (a failure after this, at commit, is cleaned up by dropEvidenceFile)
+  const key = evidenceKey(sha256, kind.ext);
+  const stored = store.locate(key);
   const [row] = await db('evidence')
     .insert({
       patch_id: patch.id,
@@ -97,6 +101,7 @@ export async function addEvidence(
       ...(place.lon !== null ? { lon: place.lon, lat: place.lat } : {}),
     }),
   });
+  await store.put(key, file.bytes, kind.type);
   return {
     id: Number(row.id),
     sha256,
@@ -105,6 +110,21 @@ export async function addEvidence(
     lon: place.lon,
     lat: place.lat,
   };
+}
+
+/** Where an evidence file lives in the store: by its SHA-256, so the same photo twice is one file. */
+const evidenceKey = (sha256: string, ext: string) => `evidence/${sha256.slice(0, 2)}/${sha256}.${ext}`;
+
+/**
+ * After an upload's transaction failed: its file is removed unless an evidence row (this upload's
+ * twin, or the same photo uploaded before) keeps it.
+ */
+export async function dropEvidenceFile(db: Knex, store: ObjectStore, bytes: Buffer): Promise<void> {
+  const kind = sniffType(bytes);
+  if (!kind) return;
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (await db('evidence').where({ sha256 }).first('id')) return;
+  await store.remove(evidenceKey(sha256, kind.ext));
 }
 
 export async function readEvidence(

@@ -7,7 +7,7 @@
  * read. The server's exports need no store (each is made for its request and streamed); `tuban
  * patches export -o s3://…` writes a month's list there for the towns to fetch (writeObject).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { BadInputError } from '../core/errors.ts';
@@ -18,6 +18,10 @@ export interface ObjectStore {
   readonly root: string;
   /** Stores `bytes` under `key` (a relative path, "/"-separated) whole or not at all; returns the location to keep. */
   put(key: string, bytes: Uint8Array, contentType?: string): Promise<string>;
+  /** The location put() gives `key`, without writing anything. */
+  locate(key: string): string;
+  /** Removes what put() stored under `key` (nothing there: nothing to do). */
+  remove(key: string): Promise<void>;
 }
 
 /** The store TUBAN_STORAGE_URL names, or the data folder. */
@@ -69,8 +73,16 @@ export async function writeObject(location: string, bytes: Uint8Array, contentTy
 class FolderStore implements ObjectStore {
   constructor(readonly root: string) {}
 
+  locate(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  async remove(key: string): Promise<void> {
+    await rm(this.locate(key), { force: true });
+  }
+
   async put(key: string, bytes: Uint8Array): Promise<string> {
-    const file = join(this.root, ...key.split('/'));
+    const file = this.locate(key);
     await mkdir(dirname(file), { recursive: true });
     // written whole, then renamed: a reader never sees half a file, two writers never share a temp file
     const tmp = `${file}.${randomUUID()}.tmp`;
@@ -90,9 +102,25 @@ class S3Store implements ObjectStore {
     return `s3://${this.bucket}/${this.prefix}`;
   }
 
+  locate(key: string): string {
+    return `s3://${this.bucket}/${this.prefix ? `${this.prefix}/${key}` : key}`;
+  }
+
   async put(key: string, bytes: Uint8Array, contentType?: string): Promise<string> {
-    const location = `s3://${this.bucket}/${this.prefix ? `${this.prefix}/${key}` : key}`;
+    const location = this.locate(key);
     await writeObject(location, bytes, contentType);
     return location;
+  }
+
+  async remove(key: string): Promise<void> {
+    const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    const location = this.locate(key);
+    try {
+      await (
+        await s3Client(remoteSettings())
+      ).send(new DeleteObjectCommand({ Bucket: this.bucket, Key: location.slice(`s3://${this.bucket}/`.length) }));
+    } catch (err) {
+      throw remoteError(location, err);
+    }
   }
 }

@@ -62,6 +62,8 @@ export async function createUser(
 ): Promise<User> {
   if (!/^[A-Za-z0-9_.-]{2,64}$/.test(u.username))
     throw new BadInputError('bad_field', say('username_invalid', { username: u.username }));
+  if (u.displayName !== undefined && Array.from(u.displayName).length > 100)
+    throw new BadInputError('bad_field', say('display_name_long', { max: 100 }), { field: 'display_name' });
   if (!(ROLES as readonly string[]).includes(u.role))
     throw new BadInputError('bad_field', say('role_invalid', { role: u.role, roles: ROLES }));
   if (u.role === 'town') {

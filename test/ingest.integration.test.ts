@@ -223,5 +223,23 @@ describe('imagery registration and layer import on real PostGIS', () => {
       /append-only: UPDATE refused/,
     );
     await expect(db.raw('delete from patch_event')).rejects.toThrow(/append-only: DELETE refused/);
+    // nor back-dated, nor slipped in among old rows: the database stamps id and time whatever the insert says
+    const [first] = await db('patch_event').where({ patch_id: patch.id }).select('id');
+    const [forged] = await db('patch_event')
+      .insert({ id: 1_000_000, at: '2001-01-01T00:00:00Z', patch_id: patch.id, actor: 'mallory', type: 'close' })
+      .returning(['id', 'at']);
+    expect(Number(forged.id)).toBe(Number(first.id) + 1);
+    expect(Math.abs(new Date(forged.at).getTime() - Date.now())).toBeLessThan(60_000);
+    const [audit] = await db('audit_event')
+      .insert({
+        at: '2001-01-01T00:00:00Z',
+        method: 'POST',
+        path: '/x',
+        status: 200,
+        remote_addr: '127.0.0.1',
+        detail: '{}',
+      })
+      .returning(['at']);
+    expect(new Date(audit.at).getFullYear()).toBeGreaterThan(2001);
   });
 });

@@ -145,6 +145,14 @@ describe('security: hostile requests, errors and headers', () => {
     expect(rows.find((r) => r.path === '/api/login')!.username).toBe('ana\\u0000');
     expect(JSON.stringify(rows)).toContain('a\\\\u0000b');
     expect(h.logged.filter((l) => l.event === 'Audit:WriteFailed')).toEqual([]);
+    // (Info) a display name is bounded
+    const long = await call('root', 'POST', '/api/users', {
+      username: 'longname',
+      role: 'analyst',
+      display_name: '名'.repeat(5000),
+    });
+    expect(long.statusCode).toBe(400);
+    expect(long.json().message).toMatch(/display name: at most 100/);
   });
 
   it('low findings: a 500 is logged with a request id the error body shows', async () => {

@@ -23,6 +23,13 @@ describe('workflow HTTP API: corrections, merges and splits', () => {
         })
       ).statusCode,
     ).toBe(400);
+    // to the town it is in already: refused, nothing recorded (not five identical corrections in the history)
+    const same = await call('ana', 'POST', `/api/patches/${rebuilt.code}/actions/correct_town`, {
+      town_code: '350206002',
+      reason: '再次核实',
+    });
+    expect(same.statusCode).toBe(400);
+    expect(same.json().message).toMatch(/in town 350206002 already/);
     const before = (await call('ana', 'GET', `/api/patches/${OWN}`)).json();
     // patches of two towns are not merged; put it back in OWN's town first
     expect(

@@ -2,7 +2,7 @@ import { say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { BadInputError } from '../../core/errors.ts';
 import { downloadName, safeName } from '../../export/names.ts';
-import { addEvidence, readEvidence } from '../../store/evidence.ts';
+import { addEvidence, dropEvidenceFile, readEvidence } from '../../store/evidence.ts';
 import { objectStore } from '../../store/objects.ts';
 import { errors, ok, PatchCodeParams, RowId, type RouteContext, type ZodApp } from '../context.ts';
 import { evidenceThumbnail, THUMB_PX } from '../../export/thumb.ts';
@@ -33,13 +33,20 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
     async (req, reply) => {
       if (!Buffer.isBuffer(req.body)) throw new BadInputError('bad_body', say('evidence_body'));
       const bytes = req.body;
-      const r = await ctx.audited(req, 201, (trx) =>
-        addEvidence(trx, objectStore(config), ctx.maxEvidenceBytes, me(req), req.params.code, {
-          filename: req.query.filename ?? 'evidence',
-          bytes,
-          note: req.query.note,
-        }),
-      );
+      const store = objectStore(config);
+      const r = await ctx
+        .audited(req, 201, (trx) =>
+          addEvidence(trx, store, ctx.maxEvidenceBytes, me(req), req.params.code, {
+            filename: req.query.filename ?? 'evidence',
+            bytes,
+            note: req.query.note,
+          }),
+        )
+        .catch(async (err: unknown) => {
+          // the rows rolled back: the file goes too, unless another row keeps it
+          await dropEvidenceFile(ctx.db, store, bytes).catch(() => {});
+          throw err;
+        });
       return reply.status(201).send(r);
     },
   );
