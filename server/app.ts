@@ -58,6 +58,9 @@ export interface ServerOptions {
   log?: Logger;
 }
 
+/** The largest body a route takes unless it says more (its own bodyLimit). */
+const DEFAULT_BODY_LIMIT = 64 * 1024;
+
 /** How often a server reads the calendar's years from the database again. */
 const CALENDAR_REFRESH_MS = 5 * 60_000;
 
@@ -75,16 +78,18 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   // requestTimeout: a client gets 5 minutes to send its request (a 20 MB photo on a slow line), then the socket is closed.
   // handlerTimeout: a request not answered within TUBAN_HTTP_TIMEOUT_S gets 503 and its req.signal aborts (routes may
   // set their own, as the export does); req.signal also aborts when the client goes away.
+  // bodies are small unless a route says otherwise (an action 16 KB, a bulk move 512 KB, a photo the evidence limit):
+  // nobody sends 20 MB of JSON to a note
   const app = Fastify({
     logger: false,
-    bodyLimit: opts.evidenceMaxBytes ?? 20 * 1024 * 1024,
+    bodyLimit: DEFAULT_BODY_LIMIT,
     genReqId: () => randomUUID(),
     requestTimeout: 300_000,
     handlerTimeout: config.TUBAN_HTTP_TIMEOUT_S * 1000,
   });
   const maxEvidence = opts.evidenceMaxBytes ?? 20 * 1024 * 1024;
   for (const type of ['image/jpeg', 'image/png', 'application/pdf', 'application/octet-stream']) {
-    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: maxEvidence + 1 }, (_req, body, done) =>
+    app.addContentTypeParser(type, { parseAs: 'buffer', bodyLimit: DEFAULT_BODY_LIMIT }, (_req, body, done) =>
       done(null, body),
     );
   }

@@ -86,6 +86,10 @@ export interface RefusalOptions {
 export function refusals(opts: RefusalOptions) {
   return (err: Error & { statusCode?: number; code?: string }, req: FastifyRequest, reply: FastifyReply) => {
     const locale = localeOf(req.headers['accept-language']);
+    // refused before its body was read (no token, too large, timed out): the socket is closed after the
+    // answer, so a client trickling a body does not keep it open
+    const status = err instanceof TubanError ? errorFate[err.kind].httpStatus : (err.statusCode ?? 500);
+    if ([401, 413, 503].includes(status) || err.code === 'FST_ERR_HANDLER_TIMEOUT') reply.header('connection', 'close');
     if (err instanceof TubanError) {
       const status = errorFate[err.kind].httpStatus;
       if (typeof err.detail.retryAfterS === 'number') reply.header('retry-after', String(err.detail.retryAfterS));

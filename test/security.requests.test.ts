@@ -155,6 +155,41 @@ describe('security: hostile requests, errors and headers', () => {
     expect(long.json().message).toMatch(/display name: at most 100/);
   });
 
+  it('round three (Low): a body is as small as its route needs, and a refused slow body does not keep its socket', async () => {
+    // 1 MB of JSON to a note: refused by size, not read whole
+    const big = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: 'x'.repeat(1 << 20) });
+    expect(big.statusCode).toBe(413);
+    // the photo route still takes a photo up to the evidence limit
+    const photo = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=site.jpg`, JPEG, {
+      'content-type': 'image/jpeg',
+    });
+    expect(photo.statusCode, photo.body).toBe(201);
+    // no token, a body announced as 10 MB and trickled: answered 401 and the socket closed, not held open
+    const address = await h.app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const { port } = new URL(address);
+      const { connect } = await import('node:net');
+      const socket = connect(Number(port), '127.0.0.1');
+      let answer = '';
+      socket.on('data', (d) => (answer += d.toString()));
+      const closed = new Promise<number>((resolve) => {
+        const t0 = Date.now();
+        socket.on('close', () => resolve(Date.now() - t0));
+      });
+      socket.write(
+        `POST /api/patches/${OWN}/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{"text":"`,
+      );
+      const trickle = setInterval(() => socket.writable && socket.write('x'), 100);
+      const ms = await closed;
+      clearInterval(trickle);
+      expect(answer).toMatch(/^HTTP\/1\.1 401/);
+      expect(answer.toLowerCase()).toContain('connection: close');
+      expect(ms).toBeLessThan(5000);
+    } finally {
+      await new Promise<void>((resolve) => h.app.server.close(() => resolve()));
+    }
+  });
+
   it('low findings: a 500 is logged with a request id the error body shows', async () => {
     const r = await call('ana', 'GET', '/api/test-crash');
     expect(r.statusCode).toBe(500);

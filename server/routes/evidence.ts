@@ -19,6 +19,8 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
   app.post(
     '/api/patches/:code/evidence',
     {
+      // the one route that takes a large body: a photo up to the evidence limit (the limit's own message past it)
+      bodyLimit: ctx.maxEvidenceBytes + 1,
       schema: {
         summary:
           'Attach a photo or PDF: the body is the file, with Content-Type image/jpeg, image/png or application/pdf',

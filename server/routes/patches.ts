@@ -86,6 +86,8 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
     app.post(
       `/api/patches/:code/actions/${action}`,
       {
+        // a split's drawn parts are the largest body an action takes
+        bodyLimit: action === 'split' ? 256 * 1024 : 16 * 1024,
         attachValidation: true,
         schema: {
           summary: `${rule.label} — from ${rule.from.join('/')}; roles ${rule.roles.join('/')}`,
@@ -103,6 +105,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
   app.post(
     '/api/patches/:code/notes',
     {
+      bodyLimit: 16 * 1024,
       attachValidation: true,
       schema: {
         summary: 'Add a note to a patch (no state change)',
