@@ -225,6 +225,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       config.TUBAN_EXPORT_CONCURRENCY,
       config.TUBAN_EXPORT_QUEUE,
     ),
+    // a chip reads and decodes imagery on this thread: a page of 50 at once takes them 4 at a time, in line
+    images: new WorkGate('chips and thumbnails', say('busy_images'), 4, 200),
     maxEvidenceBytes: maxEvidence,
     me,
     roles:

@@ -41,6 +41,8 @@ export interface RouteContext {
   progress: BatchProgressReader;
   /** PDF sheets and town packages: a few at a time, a short line, the rest refused. */
   heavyExports: WorkGate;
+  /** Patch chips and photo thumbnails: a few drawn at once, a line, the rest refused (503 with Retry-After). */
+  images: WorkGate;
   maxEvidenceBytes: number;
   /** The signed-in user (the auth hook has set it on every route that needs a token). */
   me: (req: FastifyRequest) => User;

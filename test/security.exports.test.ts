@@ -189,6 +189,32 @@ describe('security: exports, files and evidence', () => {
     await expect.poll(() => filesUnder(join(h.run.config.dataDir, 'tmp')), { timeout: 60_000 }).toEqual([]);
   });
 
+  it('round three (Info): fifty chips at once are drawn four at a time, the others in line, health answering', async () => {
+    let busiest = 0;
+    let slowest = 0;
+    let done = false;
+    const watch = (async () => {
+      while (!done) {
+        const t0 = performance.now();
+        const health = (await call(null, 'GET', '/api/health')).json();
+        slowest = Math.max(slowest, performance.now() - t0);
+        busiest = Math.max(busiest, health.images.running);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const chips = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        call('dianqian', 'GET', `/api/patches/${OWN}/chips/${['before', 'after', 'overview'][i % 3]}`),
+      ),
+    );
+    done = true;
+    await watch;
+    expect(chips.map((c) => c.statusCode)).toEqual(Array(50).fill(200));
+    expect(busiest).toBeGreaterThan(0);
+    expect(busiest).toBeLessThanOrEqual(4);
+    console.log(`50 chips at once: at most ${busiest} drawn together; slowest /api/health ${slowest.toFixed(0)} ms`);
+  });
+
   it('finding 4: a client that goes away leaves the line, and its export is stopped', async () => {
     const lines: Record<string, unknown>[] = [];
     const { srv, base, pdf } = await listening({ running: 1, waiting: 4 }, lines);

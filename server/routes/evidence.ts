@@ -87,7 +87,7 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
     },
     async (req, reply) => {
       const f = await readEvidence(db, me(req), req.params.id);
-      const thumb = await evidenceThumbnail(f.bytes, f.contentType);
+      const thumb = await ctx.images.run(req.signal, () => evidenceThumbnail(f.bytes, f.contentType));
       if (!thumb) return reply.status(204).send();
       return reply.header('content-type', 'image/jpeg').header('cache-control', 'private, max-age=3600').send(thumb);
     },

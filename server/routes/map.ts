@@ -122,13 +122,15 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
             ? (patch.imagery_check?.month ?? null)
             : patch.month;
       if (!month) return reply.status(204).send();
-      const png = await patchChip(
-        db,
-        (path) => sources.open(path),
-        patch.code,
-        month,
-        p.which === 'overview' ? 'overview' : 'detail',
-        p.which === 'before' ? '#ffd400' : p.which === 'check' ? '#00c0ff' : '#ff2020',
+      const png = await ctx.images.run(req.signal, () =>
+        patchChip(
+          db,
+          (path) => sources.open(path),
+          patch.code,
+          month,
+          p.which === 'overview' ? 'overview' : 'detail',
+          p.which === 'before' ? '#ffd400' : p.which === 'check' ? '#00c0ff' : '#ff2020',
+        ),
       );
       if (!png) return reply.status(204).send();
       return reply.header('content-type', 'image/png').header('cache-control', 'private, max-age=600').send(png);

@@ -32,6 +32,7 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
       return {
         ok: true,
         exports: ctx.heavyExports.stats,
+        images: ctx.images.stats,
         calendar: {
           years: s.years,
           covered_until: s.covered_until,
