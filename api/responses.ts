@@ -73,6 +73,7 @@ export interface JsonSchema {
   pattern?: string;
   minimum?: number;
   maximum?: number;
+  maxLength?: number;
   items?: unknown;
 }
 

@@ -210,6 +210,10 @@ export const uiEn: Record<UiKey, string> = {
   location_maps_app: 'Maps app',
   location_locate: 'Distance from me',
   location_distance: '{distance} from your position',
+  form_choose: 'Choose',
+  location_denied: 'No location: this page may not use your location. Allow it in the browser settings and try again',
+  location_unavailable: 'No location: none available right now; try again in the open',
+  location_timeout: 'No location: none within 15 s; try again',
   location_unsupported: 'no position: this browser gives none',
   location_failed: 'no position: {reason}',
 };

@@ -210,6 +210,10 @@ export const uiZhCN = {
   location_maps_app: '地图应用',
   location_locate: '距我多远',
   location_distance: '距您 {distance}',
+  form_choose: '请选择',
+  location_denied: '无法定位：未允许本页面使用位置。请在浏览器设置中允许后重试',
+  location_unavailable: '无法定位：暂时取不到位置，请到开阔处重试',
+  location_timeout: '无法定位：15 秒内未取到位置，请重试',
   location_unsupported: '无法定位：此浏览器不提供位置',
   location_failed: '无法定位：{reason}',
 } as const;

@@ -202,11 +202,25 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(buttons).toContain('verify');
     expect(buttons).not.toContain('close');
     await page.click('[data-open=verify]');
-    await page.selectOption('form.actionform select[name=result]', 'legal');
-    await page.click('form.actionform button[type=submit]');
-    await expect.poll(() => page.textContent('#action-msg')).toMatch(/许可证号：核查为合法须填写许可证号/); // legal needs a permit reference: the API's refusal is shown
+    // nothing chosen for the clerk: the result starts empty, the button off, no field that does not apply yet
+    const f = 'form.actionform';
+    expect(await page.$eval(`${f} select[name=result]`, (s) => (s as HTMLSelectElement).value)).toBe('');
+    expect(await page.isDisabled(`${f} button[type=submit]`)).toBe(true);
+    expect(await page.isVisible(`${f} [data-field=permit_ref]`)).toBe(false);
+    expect(await page.isVisible(`${f} [data-field=violation]`)).toBe(false);
+    expect(await page.textContent(f)).not.toMatch(/permit_ref|violation|result/); // labels without the API's names
+    // legal asks for the permit reference (and only that), the button waits for it
+    await page.selectOption(`${f} select[name=result]`, 'legal');
+    expect(await page.isVisible(`${f} [data-field=permit_ref]`)).toBe(true);
+    expect(await page.isVisible(`${f} [data-field=violation]`)).toBe(false);
+    expect(await page.isDisabled(`${f} button[type=submit]`)).toBe(true);
+    await page.fill(`${f} input[name=permit_ref]`, '   ');
+    expect(await page.isDisabled(`${f} button[type=submit]`)).toBe(true); // spaces are not a reference
+    await page.click('[data-cancel]');
     await page.click('[data-open=verify]');
     await page.selectOption('form.actionform select[name=result]', 'illegal');
+    expect(await page.$eval(`${f} select[name=violation]`, (s) => (s as HTMLSelectElement).value)).toBe('');
+    expect(await page.isDisabled(`${f} button[type=submit]`)).toBe(true);
     await page.selectOption('form.actionform select[name=violation]', 'construction');
     await page.fill('form.actionform input[name=note]', '现场核实为新建厂房');
     await page.click('form.actionform button[type=submit]');
@@ -457,7 +471,10 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.selectOption('select[name=status]', 'dispatched');
     await page.waitForSelector('#bulk-all');
     const matches = await run.db('patch').where({ month: '2024-03', status: 'dispatched' }).count({ n: '*' });
-    expect(await page.textContent('#bulk')).toContain(`全部 ${matches[0].n} 个符合条件的图斑（2024-03 · 已下发）`);
+    // (the list reloads with the filter: wait for its count)
+    await expect
+      .poll(() => page.textContent('#bulk'))
+      .toContain(`全部 ${matches[0].n} 个符合条件的图斑（2024-03 · 已下发）`);
     await page.check('#bulk-all');
     await page.selectOption('#bulk-action', 'extend');
     await page.fill('#bulk input[name=working_days]', '2');
@@ -488,6 +505,30 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(tiles.length).toBe(4);
     for (const t of tiles) expect(t.slice(1, 4)).toEqual(['vectorized', 'completed', '1/1']); // status, the part job's state, parts done
     await page.screenshot({ path: join(SHOTS, '5-analyst-batch.png'), fullPage: true });
+
+    // 更正镇街 picks the town from the town layer, never a typed code (and puts the patch back after)
+    const open = await run.db('patch').whereIn('status', ['detected', 'dispatched']).first('code', 'town_code');
+    const correct = async (to: string) => {
+      await page.goto(`${base}/#/patch/${open.code}`);
+      await page.click('[data-open=correct_town]');
+      const f = 'form.actionform[data-action=correct_town]';
+      await page.waitForSelector(`${f} select[name=town_code] option[value="${to}"]`, { state: 'attached' });
+      const towns = await page.$$eval(`${f} select[name=town_code] option`, (o) =>
+        o.map((x) => (x as HTMLOptionElement).value),
+      );
+      expect(towns[0]).toBe(''); // nothing chosen
+      expect(towns).toContain(to);
+      expect(towns).not.toContain((await run.db('patch').where({ code: open.code }).first('town_code')).town_code);
+      await page.selectOption(`${f} select[name=town_code]`, to);
+      expect(await page.isDisabled(`${f} button[type=submit]`)).toBe(true); // the reason still missing
+      await page.fill(`${f} input[name=reason]`, '界线核实');
+      await page.click(`${f} button[type=submit]`);
+      await expect
+        .poll(async () => (await run.db('patch').where({ code: open.code }).first('town_code')).town_code)
+        .toBe(to);
+    };
+    await correct(open.town_code === '350206001' ? '350206002' : '350206001');
+    await correct(open.town_code);
     await page.close();
   });
 

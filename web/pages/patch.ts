@@ -3,10 +3,10 @@
  * may take now (forms from the API's schemas), history, notes and evidence.
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
-import type { PatchDetailBody } from '../../api/responses.ts';
+import type { PatchDetailBody, TownsBody } from '../../api/responses.ts';
 import type { UiKey } from '../../i18n/say.ts';
 import { api, download, path, post, showImage } from '../api.ts';
-import { actionForm, field, requestKey } from '../components/action-form.ts';
+import { actionForm, field, requestKey, type Choice } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
 import { ACTION_HINTS } from '../components/hints.ts';
 import { distanceM, locationCard } from '../components/location.ts';
@@ -29,6 +29,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     open: null as { action: string; key: string } | null,
     message: null as TemplateResult | null,
     here: null as { distanceM?: number; error?: string } | null,
+    towns: null as Choice[] | null,
   };
   const locate = () => {
     const centre: [number, number] = [p.lon, p.lat];
@@ -42,7 +43,11 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
         draw();
       },
       (err) => {
-        view.here = { error: ui('location_failed', { reason: err.message }) };
+        // said in the clerk's words, not the browser's ("User denied Geolocation")
+        const why = { 1: 'location_denied', 2: 'location_unavailable', 3: 'location_timeout' } as const;
+        view.here = {
+          error: err.code in why ? ui(why[err.code as 1 | 2 | 3]) : ui('location_failed', { reason: err.message }),
+        };
         draw();
       },
       { enableHighAccuracy: true, timeout: 15_000 },
@@ -77,6 +82,8 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
         action,
         schema: spec.schema,
         key,
+        // the towns but the patch's own
+        choices: view.towns ? { town_code: view.towns.filter((c) => c.value !== p.town_code) } : {},
         onSubmit: (body) =>
           attempt(
             () => post(path`/api/patches/${code}/actions/${action}`, body),
@@ -199,7 +206,13 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                         html`<button
                           data-open=${a}
                           title=${hint(a)}
-                          @click=${() => {
+                          @click=${async () => {
+                            // 更正镇街 picks a town from the town layer, not a typed code
+                            if (a === 'correct_town' && !view.towns)
+                              view.towns = (await api<TownsBody>('/api/map/towns')).features.map((f) => ({
+                                value: f.properties.code,
+                                label: `${f.properties.name}（${f.properties.code}）`,
+                              }));
                             view.open = { action: a, key: requestKey() };
                             draw();
                           }}
