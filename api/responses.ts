@@ -87,6 +87,7 @@ export const MetaBody = z.looseObject({
       schema: z.custom<JsonSchema>((v) => typeof v === 'object' && v !== null).describe('JSON Schema of the body'),
     }),
   ),
+  evidence_max_bytes: z.number().int().optional().describe('the largest photo or file an upload takes'),
 });
 export type MetaBody = z.output<typeof MetaBody>;
 

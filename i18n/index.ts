@@ -18,3 +18,11 @@ export function label(group: Group, code: string | null | undefined, locale: Loc
   if (code === null || code === undefined) return '';
   return (LOCALES[locale][group] as Record<string, string>)[code] ?? code;
 }
+
+/** A size as people read it: 512 B, 64 KB, 20 MB, 23.4 MB (binary units, as file managers show them). */
+export function byteSize(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
+  const mb = n / (1024 * 1024);
+  return `${Number.isInteger(Math.round(mb * 10) / 10) ? Math.round(mb) : (Math.round(mb * 10) / 10).toFixed(1)} MB`;
+}

@@ -97,7 +97,7 @@ export const messagesEn: Record<MessageKey, string> = {
   calendar_year_gap: 'the calendar ends with {last}: add {next} first, years cannot be skipped (got {year})',
   evidence_case_finished: '{code} is {status:status}: a finished case takes no more evidence',
   evidence_empty: '{file}: empty file',
-  evidence_too_large: '{file}: {bytes} bytes is over the {max}-byte limit',
+  evidence_too_large: '{file} is {size}: a photo or file may be at most {max}',
   evidence_heic:
     '{file}: an HEIC photo, which tuban cannot read; set the camera to JPEG (iPhone: Settings › Camera › Formats › Most Compatible) or share the photo as JPEG',
   evidence_type: '{file}: not a JPEG, PNG or PDF file (by its content)',
@@ -110,7 +110,8 @@ export const messagesEn: Record<MessageKey, string> = {
   export_timed_out: 'the export took longer than {seconds} s and was stopped; export one town at a time',
   export_client_gone: 'the client went away before the export was sent',
   request_invalid: '{part}: {issues}',
-  request_too_large: 'the request body is too large',
+  request_too_large: 'the request is too large: at most {max}',
+  photo_too_large: 'a photo or file may be at most {max}',
   media_type: 'unsupported Content-Type: {type}',
   timed_out: 'the request took longer than {seconds} s and was given up; try again, or narrow it (a month, a town)',
   busy: 'the server is busy with {active} {what} and {waiting} more waiting; try again in {seconds} s',

@@ -99,7 +99,7 @@ export const messagesZhCN = {
   // evidence
   evidence_case_finished: '图斑 {code} 已「{status:status}」：已结案的图斑不再接收证据',
   evidence_empty: '{file}：文件为空',
-  evidence_too_large: '{file}：{bytes} 字节，超过 {max} 字节的上限',
+  evidence_too_large: '{file} 有 {size}：照片或文件不能超过 {max}',
   evidence_heic:
     '{file}：HEIC 格式照片无法读取；请将相机设为 JPEG（iPhone：设置 › 相机 › 格式 › 兼容性最佳），或以 JPEG 分享照片',
   evidence_type: '{file}：不是 JPEG、PNG 或 PDF 文件（按内容判断）',
@@ -114,7 +114,8 @@ export const messagesZhCN = {
   export_client_gone: '导出完成前客户端已断开',
   // the request itself
   request_invalid: '{part}：{issues}',
-  request_too_large: '请求体过大',
+  request_too_large: '请求内容过大：不能超过 {max}',
+  photo_too_large: '照片或文件不能超过 {max}',
   media_type: '不支持的 Content-Type：{type}',
   timed_out: '请求超过 {seconds} 秒未完成，已放弃；请重试，或缩小范围（一个月、一个镇街）',
   busy: '服务器正忙：{what}有 {active} 项进行中、{waiting} 项等待；请 {seconds} 秒后再试',

@@ -210,6 +210,7 @@ export const uiEn: Record<UiKey, string> = {
   location_maps_app: 'Maps app',
   location_locate: 'Distance from me',
   location_distance: '{distance} from your position',
+  patch_photo_too_large: 'This photo is {size}; a photo may be at most {max}',
   form_choose: 'Choose',
   location_denied: 'No location: this page may not use your location. Allow it in the browser settings and try again',
   location_unavailable: 'No location: none available right now; try again in the open',

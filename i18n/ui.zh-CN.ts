@@ -210,6 +210,7 @@ export const uiZhCN = {
   location_maps_app: '地图应用',
   location_locate: '距我多远',
   location_distance: '距您 {distance}',
+  patch_photo_too_large: '这张照片有 {size}，照片不能超过 {max}',
   form_choose: '请选择',
   location_denied: '无法定位：未允许本页面使用位置。请在浏览器设置中允许后重试',
   location_unavailable: '无法定位：暂时取不到位置，请到开阔处重试',

@@ -8,7 +8,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorFate, TubanError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { label, type Locale } from '../i18n/index.ts';
+import { byteSize, label, type Locale } from '../i18n/index.ts';
 import { isSaid, keyOfEnglish, localeOf, render, say, type MessageKey, type Said } from '../i18n/say.ts';
 
 /** A validation problem, from zod directly or as Fastify hands zod's issues on. */
@@ -72,7 +72,15 @@ export function errorWords(err: TubanError, locale: Locale): string {
 const PARTS: Record<string, MessageKey> = { body: 'part_body', querystring: 'part_query', params: 'part_path' };
 /** Fastify's own refusals that a client can meet, by error code. */
 const FASTIFY_CODES: Record<string, (err: Error & { statusCode?: number }, req: FastifyRequest) => Said> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: () => say('request_too_large'),
+  FST_ERR_CTP_BODY_TOO_LARGE: (_e, req) => {
+    // the route's own limit, said as a size: a photo's upload says so as a photo
+    const max = byteSize(
+      Math.max(0, (req.routeOptions.bodyLimit ?? 0) - (req.routeOptions.url?.endsWith('/evidence') ? 1 : 0)),
+    );
+    return req.routeOptions.url?.endsWith('/evidence')
+      ? say('photo_too_large', { max })
+      : say('request_too_large', { max });
+  },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: (_e, req) => say('media_type', { type: String(req.headers['content-type'] ?? '') }),
 };
 

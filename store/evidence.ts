@@ -1,4 +1,5 @@
 import { say } from '../i18n/say.ts';
+import { byteSize } from '../i18n/index.ts';
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
@@ -58,7 +59,7 @@ export async function addEvidence(
   if (file.bytes.length > maxBytes)
     throw new BadInputError(
       'too_large',
-      say('evidence_too_large', { file: file.filename, bytes: file.bytes.length, max: maxBytes }),
+      say('evidence_too_large', { file: file.filename, size: byteSize(file.bytes.length), max: byteSize(maxBytes) }),
     );
   const kind = sniffType(file.bytes);
   if (!kind && isHeic(file.bytes))

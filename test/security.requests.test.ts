@@ -159,6 +159,7 @@ describe('security: hostile requests, errors and headers', () => {
     // 1 MB of JSON to a note: refused by size, not read whole
     const big = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, { text: 'x'.repeat(1 << 20) });
     expect(big.statusCode).toBe(413);
+    expect(big.json().message).toBe('the request is too large: at most 16 KB');
     // the photo route still takes a photo up to the evidence limit
     const photo = await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=site.jpg`, JPEG, {
       'content-type': 'image/jpeg',

@@ -238,6 +238,14 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     });
     await page.click('#upload button');
     await expect.poll(() => page.textContent('#action-msg')).toMatch(/不是 JPEG、PNG 或 PDF 文件/);
+    // a photo over the limit is refused on the phone, the limit said, before it crosses the network
+    await page.setInputFiles('#upload input[type=file]', {
+      name: 'big.jpg',
+      mimeType: 'image/jpeg',
+      buffer: Buffer.alloc(21 * 1024 * 1024, 1),
+    });
+    await page.click('#upload button');
+    await expect.poll(() => page.textContent('#action-msg')).toMatch(/这张照片有 21 MB，照片不能超过 20 MB/);
     const photo = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#a33' } })
       .png()
       .toBuffer();

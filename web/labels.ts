@@ -21,7 +21,7 @@ export const text = (v: unknown): string =>
       : String(v as string | number | boolean);
 
 /** A byte count for people. */
-export const bytes = (n: number): string => (n < 1024 ? `${n} B` : `${Math.round(n / 1024)} kB`);
+export { byteSize as bytes } from '../i18n/index.ts';
 
 /** A time the API gives in the city's local time (ISO 8601 with its offset), as "2024-03-18 13:37:05". */
 export const localTime = (iso: string | Date | null | undefined): string =>

@@ -65,7 +65,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         response: { ...answers(MetaBody, 'actions by name'), ...errors(401) },
       },
     },
-    async () => meta,
+    async () => ({ ...meta, evidence_max_bytes: ctx.maxEvidenceBytes }),
   );
 
   app.get(

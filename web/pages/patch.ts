@@ -102,8 +102,14 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     void attempt(() => post(path`/api/patches/${code}/notes`, { text: note }), null);
   };
   // sent as bytes whatever the browser thinks the type is: the server decides by the content
-  const upload = (file: File) =>
-    attempt(
+  const upload = (file: File) => {
+    // the limit said before a 20 MB photo crosses a weak signal for nothing
+    const max = ctx.meta.evidence_max_bytes;
+    if (max && file.size > max) {
+      view.message = errorMessage(new Error(ui('patch_photo_too_large', { size: bytes(file.size), max: bytes(max) })));
+      return draw();
+    }
+    return attempt(
       () =>
         api(`${path`/api/patches/${code}/evidence`}?filename=${encodeURIComponent(file.name)}`, {
           method: 'POST',
@@ -112,6 +118,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
         }),
       null,
     );
+  };
   const onUpload = (e: SubmitEvent) => {
     e.preventDefault();
     const file = new FormData(e.currentTarget as HTMLFormElement).get('file') as File | null;
