@@ -228,6 +228,11 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.textContent('#patch-code')).toContain('违法');
     expect(await page.$$eval('#history tr', (r) => r.length)).toBe(historyRows + 1);
     expect(await page.textContent('#history')).toContain('dianqian');
+    // the history in words: a sentence per event, no raw keys or hashes for a town clerk
+    const history = await page.textContent('#history');
+    expect(history).toContain('外业核查：违法，违法建设。备注：现场核实为新建厂房');
+    expect(history).toMatch(/下发镇街，核查期限 2024-03-\d\d/);
+    expect(history).not.toMatch(/result:|verify_due|sha256|详情/);
     const row = await run.db('patch').where({ code }).first('status', 'violation');
     expect(row).toEqual({ status: 'illegal', violation: 'construction' });
     // evidence from the page: a text file is refused with the API's reason, a photo is stored and listed

@@ -87,7 +87,7 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
       `/api/patches/:code/actions/${action}`,
       {
         // a split's drawn parts are the largest body an action takes
-        bodyLimit: action === 'split' ? 256 * 1024 : 16 * 1024,
+        bodyLimit: action === 'split' ? 1024 * 1024 : 16 * 1024,
         attachValidation: true,
         schema: {
           summary: `${rule.label} — from ${rule.from.join('/')}; roles ${rule.roles.join('/')}`,

@@ -9,6 +9,7 @@ import { api, download, path, post, showImage } from '../api.ts';
 import { actionForm, field, requestKey, type Choice } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
 import { ACTION_HINTS } from '../components/hints.ts';
+import { historySentence } from '../components/history.ts';
 import { distanceM, locationCard } from '../components/location.ts';
 import { attributes, checkText, photoWhereWhen, summarise } from '../components/patch-facts.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
@@ -239,17 +240,25 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                   <th>${ui('patch_history_at')}</th>
                   <th>${ui('patch_history_actor')}</th>
                   <th>${ui('patch_history_event')}</th>
-                  <th>${ui('patch_history_state')}</th>
                   <th>${ui('patch_history_detail')}</th>
                 </tr>
                 ${p.history.map(
                   (h) =>
                     html`<tr>
                       <td>${localTime(h.at)}</td>
-                      <td>${h.actor}</td>
+                      <td>${h.actor === 'system' ? ui('history_system') : h.actor}</td>
                       <td>${h.type in ctx.meta.actions ? t('action', h.type) : t('event', h.type)}</td>
-                      <td>${t('status', h.from_status)} → ${t('status', h.to_status)}</td>
-                      <td><small>${summarise(h.detail)}</small></td>
+                      <td>
+                        ${historySentence(h.type, h.detail)}${
+                          // the raw record, for analysts who need its numbers
+                          ctx.me.role === 'analyst' && h.detail
+                            ? html`<details>
+                                <summary>${ui('history_details')}</summary>
+                                <small>${summarise(h.detail)}</small>
+                              </details>`
+                            : nothing
+                        }
+                      </td>
                     </tr>`,
                 )}
               </table>
