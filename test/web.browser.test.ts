@@ -317,6 +317,22 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const page = await signInAt('dianqian', 'town-office-pass', 375, 812);
     const loads: string[] = [`sign-in to to-do ${Math.round(performance.now() - t0)} ms`];
     await fitsTheScreen(page, 'to-do');
+    // the to-do as cards: each whole on the screen, the working days left on the first line, a card a thumb can hit
+    const cards = await page.$$eval('#todo-table tr[data-code]', (rows) =>
+      rows.map((r) => {
+        const box = r.getBoundingClientRect();
+        const days = r.querySelector('td.days')!.getBoundingClientRect();
+        const code = r.querySelector('td.code')!.getBoundingClientRect();
+        return { right: box.right, height: box.height, daysTop: days.top, codeTop: code.top };
+      }),
+    );
+    expect(cards.length).toBeGreaterThan(0);
+    for (const c of cards) {
+      expect(c.right).toBeLessThanOrEqual(375);
+      expect(c.height).toBeGreaterThanOrEqual(44);
+      expect(c.daysTop).toBeLessThan(c.codeTop);
+    }
+    await page.screenshot({ path: join(SHOTS, '6-phone-todo.png'), fullPage: true });
     const t1 = performance.now();
     await page.click(`#todo-table tr[data-code="${code}"]`);
     await page.waitForSelector('#patch-code');

@@ -66,15 +66,17 @@ export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<
                         if (e.key === 'Enter') open(p.code);
                       }}
                     >
-                      ${bulkable ? html`<td>${tick(bulk, p.code, draw)}</td>` : nothing}
-                      <td><a href=${href(`/patch/${encodeURIComponent(p.code)}`)}>${p.code}</a></td>
-                      <td>${p.month}</td>
-                      ${ctx.me.role === 'town' ? '' : html`<td>${p.town_name ?? ''}</td>`}
-                      <td>${statusBadge(p)}</td>
-                      <td>${ui('todo_actions', { actions: p.actions })}</td>
-                      <td>${p.due ? html`${t('deadline', p.deadline)} ${dueText(p.due, p.due_provisional)}` : '–'}</td>
+                      ${bulkable ? html`<td class="tick">${tick(bulk, p.code, draw)}</td>` : nothing}
+                      <td class="code"><a href=${href(`/patch/${encodeURIComponent(p.code)}`)}>${p.code}</a></td>
+                      <td class="month">${p.month}</td>
+                      ${ctx.me.role === 'town' ? '' : html`<td class="town">${p.town_name ?? ''}</td>`}
+                      <td class="status">${statusBadge(p)}</td>
+                      <td class="todo-actions">${ui('todo_actions', { actions: p.actions })}</td>
+                      <td class="due">
+                        ${p.due ? html`${t('deadline', p.deadline)} ${dueText(p.due, p.due_provisional)}` : '–'}
+                      </td>
                       <td class="days">${daysLeft(p.days_left)}</td>
-                      <td>${fmt(p.area_m2)}</td>
+                      <td class="area">${fmt(p.area_m2)} m²</td>
                     </tr>`,
                 )}
               </table>`
