@@ -231,6 +231,16 @@ export const PatchDetailBody = z.looseObject({
   split_from: z.string().nullable(),
   merged_into: z.string().nullable(),
   allowed_actions: z.array(z.string()),
+  deadline: z
+    .object({
+      kind: z.enum(['verification', 'rectification']),
+      due: z.string(),
+      days_left: z.number().int().describe('working days to the deadline: 0 due today, negative overdue'),
+      provisional: z.boolean(),
+    })
+    .nullable()
+    .optional()
+    .describe('the deadline now running (dispatched: verification; rectifying: rectification), with working days left'),
   geometry: z.unknown().describe('GeoJSON geometry in lon/lat (EPSG:4326)'),
   lon: z
     .number()

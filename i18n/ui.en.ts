@@ -68,7 +68,7 @@ export const uiEn: Record<UiKey, string> = {
   map_count: '{count} patch(es) in {month}',
   map_swipe_label: 'before/after swipe',
   // the patch page
-  patch_back: '← map',
+  patch_back_to: '← Back to {page}',
   patch_image_before: 'before',
   patch_image_after: 'after',
   patch_image_check: 'imagery check',

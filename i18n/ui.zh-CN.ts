@@ -71,7 +71,7 @@ export const uiZhCN = {
   map_count: '{month} 共 {count} 个图斑',
   map_swipe_label: '前后时相卷帘',
   // the patch page
-  patch_back: '← 地图',
+  patch_back_to: '← 返回{page}',
   patch_image_before: '前时相影像',
   patch_image_after: '后时相影像',
   patch_image_check: '回头看影像',

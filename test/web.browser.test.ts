@@ -338,6 +338,17 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.waitForSelector('#patch-code');
     await page.waitForFunction(() => (document.querySelector('#chip-after') as HTMLImageElement)?.naturalWidth > 0);
     loads.push(`patch page with chips ${Math.round(performance.now() - t1)} ms`);
+    // on a phone the patch page opens with the deadline and the days left, then the chips, where it is, what to do
+    expect((await page.textContent('#deadline'))!.replace(/\s+/g, ' ')).toMatch(/核查 2024-03-\d\d · 剩 \d 个工作日/);
+    const tops = await page.evaluate(() =>
+      ['#deadline', '.chips', '#location', '.card.actions', '.card.history', '.card.attrs'].map(
+        (s) => document.querySelector(s)!.getBoundingClientRect().top,
+      ),
+    );
+    expect(tops).toEqual([...tops].sort((a, b) => a - b));
+    // the way back is to the list the clerk came from
+    expect(await page.textContent('#back')).toBe('← 返回待办');
+    expect(await page.getAttribute('#back', 'href')).toBe('#/todo');
     const t2 = performance.now();
     await page.goto(`${base}/#/map`);
     await page.waitForSelector('#patch-table tbody tr');

@@ -60,12 +60,21 @@ export function match(patterns: string[], path: string): Route | null {
   return null;
 }
 
+/** The view the user was on before this one (its hash), for a page's way back; null on the first view. */
+let previous: string | null = null;
+let here: string | null = null;
+export const cameFrom = (): string | null => previous;
+
 /** Calls `show` for every navigation (and once now); the previous view's leave handlers run first. */
 export function startRouter(show: (nav: Navigation) => Promise<void>): () => Promise<void> {
   let seq = 0;
   let leave: (() => void)[] = [];
   const go = async () => {
     const mine = ++seq;
+    if (location.hash !== here) {
+      previous = here;
+      here = location.hash;
+    }
     for (const fn of leave) fn();
     leave = [];
     const { path, query } = currentLocation();

@@ -8,7 +8,7 @@ import { ACTIONS, RULES } from '../../workflow/lifecycle.ts';
 import { answers, errors, ok, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 import { MetaBody, PatchDetailBody, PatchListBody } from '../../api/responses.ts';
 import { cityTime } from '../../core/time.ts';
-import { dueFlags } from '../../workflow/calendar.ts';
+import { dueFlags, isProvisional, workingDaysLeft } from '../../workflow/calendar.ts';
 import { jsonSchema } from '../openapi.ts';
 
 /**
@@ -20,9 +20,22 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, env, me } = ctx;
   const offsetH = ctx.config.TUBAN_UTC_OFFSET_H;
   /** The patch with its history and evidence times in the city's local time. */
+  /** The deadline now running, with working days left, as the to-do counts them. */
+  const running = (p: PatchDetailBody): PatchDetailBody['deadline'] => {
+    const kind = p.status === 'dispatched' ? 'verification' : p.status === 'rectifying' ? 'rectification' : null;
+    const due = kind === 'verification' ? p.verify_due : kind === 'rectification' ? p.rectify_due : null;
+    if (!kind || !due) return null;
+    return {
+      kind,
+      due,
+      days_left: workingDaysLeft(env.calendar, env.today(), due),
+      provisional: isProvisional(env.calendar, due),
+    };
+  };
   const local = (p: PatchDetailBody): PatchDetailBody => ({
     ...p,
     ...dueFlags(env.calendar, p),
+    deadline: running(p),
     history: p.history.map((h) => ({ ...h, at: cityTime(h.at, offsetH) ?? '' })),
     evidence: p.evidence.map((e) => ({ ...e, uploaded_at: cityTime(e.uploaded_at, offsetH) ?? '' })),
   });

@@ -16,7 +16,8 @@ import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
 import { bytes, fmt, localTime } from '../labels.ts';
 import { t, ui } from '../locale.ts';
-import type { Navigation } from '../router.ts';
+import { cameFrom, type Navigation } from '../router.ts';
+import { daysLeft, dueText } from '../components/deadline.ts';
 
 /** How a month's observation of the patch came about (patch_observation.kind). */
 const OBSERVATION_KINDS: Record<string, UiKey> = { new: 'patch_obs_new', redetected: 'patch_obs_redetected' };
@@ -142,12 +143,31 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     for (const img of ctx.main.querySelectorAll<HTMLImageElement>('img[data-thumb]:not([src])'))
       showImage(img, `/api/evidence/${img.dataset.thumb}/thumb.jpg`).catch(() => {});
   };
+  // back to the list the clerk came from (the to-do, the map with its filters, the board); else the to-do or the map
+  const from = cameFrom();
+  const back =
+    from && !from.startsWith('#/patch/')
+      ? { hash: from, label: ui('patch_back_to', { page: ui(pageName(from)) }) }
+      : ctx.me.role === 'town'
+        ? { hash: '#/todo', label: ui('patch_back_to', { page: ui('frame_nav_todo') }) }
+        : { hash: '#/map', label: ui('patch_back_to', { page: ui('frame_nav_map') }) };
   const draw = () => {
     const actions = p.allowed_actions;
     const centre: [number, number] = [p.lon, p.lat];
     render(
-      html`<p><a href="#/map">${ui('patch_back')}</a></p>
+      html`<p><a id="back" href=${back.hash}>${back.label}</a></p>
         <h2 id="patch-code">${p.code} ${statusBadge(p)}</h2>
+        ${
+          p.deadline
+            ? html`<p
+                id="deadline"
+                class=${`deadline ${p.deadline.days_left < 0 ? 'late' : p.deadline.days_left <= 1 ? 'soon' : ''}`}
+              >
+                ${t('deadline', p.deadline.kind)} ${dueText(p.deadline.due, p.deadline.provisional)} ·
+                <strong>${daysLeft(p.deadline.days_left)}</strong>
+              </p>`
+            : nothing
+        }
         <div class="patch">
           <div>
             <div class="chips">
@@ -170,7 +190,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                   : nothing
               }
             </div>
-            <div class="card">
+            <div class="card attrs">
               <h3>${ui('patch_attributes')}</h3>
               <table>
                 ${attributes(p).map(
@@ -182,7 +202,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                 )}
               </table>
             </div>
-            <div class="card">
+            <div class="card obs">
               <h3>${ui('patch_observations')}</h3>
               <table>
                 <tr>
@@ -233,7 +253,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
               <div id="action-area">${actionArea()}</div>
               <div id="action-msg">${view.message ?? nothing}</div>
             </div>
-            <div class="card">
+            <div class="card history">
               <h3>${ui('patch_history')}</h3>
               <table id="history">
                 <tr>
@@ -268,7 +288,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                 </button>
               </form>
             </div>
-            <div class="card">
+            <div class="card evidence">
               <h3>${ui('patch_evidence')}</h3>
               <ul id="evidence">
                 ${
@@ -321,4 +341,12 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
       })
       .catch(() => {});
   }
+}
+
+/** The page a hash shows, by the navigation's words. */
+function pageName(hash: string): UiKey {
+  if (hash.startsWith('#/todo')) return 'frame_nav_todo';
+  if (hash.startsWith('#/board')) return 'frame_nav_board';
+  if (hash.startsWith('#/batches')) return 'frame_nav_batches';
+  return 'frame_nav_map';
 }
