@@ -292,6 +292,34 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   }
 
   /** The page is no wider than the screen, and every action button lies inside it. */
+  /** Every visible control in the page's main area a thumb can hit: at least 44 px high (WCAG's target size). */
+  async function thumbSized(page: Page, what: string): Promise<void> {
+    const small = await page.$$eval(
+      'main a, main button, main select, main input:not([type=hidden]), main summary, main label.camera',
+      (els) =>
+        els
+          .filter((e) => {
+            const r = e.getBoundingClientRect();
+            return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+          })
+          .filter(
+            (e) =>
+              e.getBoundingClientRect().height < 44 &&
+              !(
+                e instanceof HTMLInputElement &&
+                ['checkbox', 'radio'].includes(e.type) &&
+                e.closest('label') &&
+                e.closest('label')!.getBoundingClientRect().height >= 44
+              ),
+          )
+          .map(
+            (e) =>
+              `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ''} "${(e.textContent ?? '').trim().slice(0, 20)}" ${Math.round(e.getBoundingClientRect().height)} px`,
+          ),
+    );
+    expect(small, `${what}: controls under 44 px`).toEqual([]);
+  }
+
   async function fitsTheScreen(page: Page, what: string): Promise<void> {
     const { scrollWidth, innerWidth } = await page.evaluate(() => ({
       scrollWidth: document.documentElement.scrollWidth,
@@ -317,6 +345,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const page = await signInAt('dianqian', 'town-office-pass', 375, 812);
     const loads: string[] = [`sign-in to to-do ${Math.round(performance.now() - t0)} ms`];
     await fitsTheScreen(page, 'to-do');
+    await thumbSized(page, 'to-do');
     // the to-do as cards: each whole on the screen, the working days left on the first line, a card a thumb can hit
     const cards = await page.$$eval('#todo-table tr[data-code]', (rows) =>
       rows.map((r) => {
@@ -353,15 +382,18 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.goto(`${base}/#/map`);
     await page.waitForSelector('#patch-table tbody tr');
     loads.push(`map page with its list ${Math.round(performance.now() - t2)} ms`);
+    await thumbSized(page, 'map page');
     console.log(`page loads on a phone viewport: ${loads.join('; ')}`);
     await page.goBack();
     await page.waitForSelector('#patch-code');
     expect(await page.textContent('#location')).toMatch(/经度 \d+\.\d{6}, 纬度 \d+\.\d{6}/);
     await fitsTheScreen(page, 'patch page');
+    await thumbSized(page, 'patch page');
     await page.screenshot({ path: join(SHOTS, '6-phone-patch.png'), fullPage: true });
     const act = async (action: string, fill: (form: string) => Promise<void>) => {
       await page.click(`[data-open=${action}]`);
       await fitsTheScreen(page, `${action} form`);
+      await thumbSized(page, `${action} form`);
       await fill('form.actionform');
       await page.click('form.actionform button[type=submit]');
       await expect.poll(() => page.textContent('#action-msg')).toContain(`${label('action', action)} ✓`);
@@ -393,6 +425,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await act('report_rectified', async () => {});
     expect(await page.textContent('#patch-code')).toContain('已整改');
     await fitsTheScreen(page, 'patch page after the report');
+    await thumbSized(page, 'patch page after the report');
     await page.screenshot({ path: join(SHOTS, '7-phone-reported.png'), fullPage: true });
     expect(await run.db('patch').where({ code }).first('status')).toEqual({ status: 'rectified' });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
@@ -594,6 +627,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.textContent('#board-lookback')).toContain(code);
     expect(await page.textContent('#board-lookback')).toContain('报告已整改但影像仍在');
     await fitsTheScreen(page, 'board on a phone');
+    await thumbSized(page, 'board on a phone');
     await page.click(`#board-lookback a[href="#/patch/${code}"]`);
     await page.waitForSelector('#chip-check');
     await expect
@@ -601,6 +635,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       .toBeGreaterThan(0);
     expect(await page.textContent('figure.check figcaption')).toContain('2024-04：仍在');
     await fitsTheScreen(page, 'patch page with the imagery check');
+    await thumbSized(page, 'patch page with the imagery check');
     await page.screenshot({ path: join(SHOTS, '9-phone-lookback.png'), fullPage: true });
     // closing against the imagery needs a reason, said in Chinese
     await page.click('[data-open=close]');
