@@ -240,6 +240,7 @@ export const uiEn: Record<UiKey, string> = {
   history_note: '. Note: {note}',
   history_details: 'Details',
   history_system: 'tuban',
+  patch_photo_close: '✕ Close',
   form_choose: 'Choose',
   location_denied: 'No location: this page may not use your location. Allow it in the browser settings and try again',
   location_unavailable: 'No location: none available right now; try again in the open',

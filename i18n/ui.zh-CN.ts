@@ -240,6 +240,7 @@ export const uiZhCN = {
   history_note: '。备注：{note}',
   history_details: '详情',
   history_system: '系统',
+  patch_photo_close: '✕ 关闭',
   form_choose: '请选择',
   location_denied: '无法定位：未允许本页面使用位置。请在浏览器设置中允许后重试',
   location_unavailable: '无法定位：暂时取不到位置，请到开阔处重试',

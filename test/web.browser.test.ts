@@ -267,6 +267,15 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       })
       .toBe(16); // the photo's thumbnail (never enlarged)
     expect(await page.textContent('#history')).toContain('上传证据'); // evidence_added, in the catalogue's words
+    // the photo opens full screen on the page (not a download), and closes back to the case
+    await page.click('#evidence a[data-evidence]');
+    await expect
+      .poll(() => page.$eval('#viewer img', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 30_000 })
+      .toBe(16);
+    const shown = await page.$eval('#viewer', (v) => v.getBoundingClientRect());
+    expect(shown.width).toBe(await page.evaluate(() => window.innerWidth));
+    await page.keyboard.press('Escape');
+    expect(await page.$('#viewer')).toBeNull();
     expect(await run.db('evidence').count('* as n').first()).toEqual({ n: '1' });
     await page.screenshot({ path: join(SHOTS, '3-town-verified.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);

@@ -138,6 +138,29 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     if (file?.size) void upload(file);
   };
 
+  /** A photo full screen over the page: tap the button or press Escape to go back to the case. */
+  const viewPhoto = (id: number | string, name: string) => {
+    const shut = () => {
+      overlay.remove();
+      document.removeEventListener('keydown', onKey);
+    };
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') shut();
+    };
+    const overlay = document.createElement('div');
+    overlay.id = 'viewer';
+    overlay.setAttribute('role', 'dialog');
+    overlay.setAttribute('aria-label', name);
+    render(
+      html`<button type="button" class="close" @click=${shut}>${ui('patch_photo_close')}</button> <img alt=${name} />`,
+      overlay,
+    );
+    document.body.append(overlay);
+    document.addEventListener('keydown', onKey);
+    nav.onLeave(shut);
+    void showImage(overlay.querySelector('img')!, `/api/evidence/${id}`).catch(reportError);
+  };
+
   /** Photos' thumbnails, each fetched once with the token (new ones after an upload). */
   const showThumbnails = () => {
     for (const img of ctx.main.querySelectorAll<HTMLImageElement>('img[data-thumb]:not([src])'))
@@ -298,14 +321,22 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                           html`<li>
                             ${
                               e.content_type.startsWith('image/')
-                                ? html`<img class="thumb" alt=${e.filename} data-thumb=${e.id} />`
+                                ? html`<img
+                                    class="thumb"
+                                    alt=${e.filename}
+                                    data-thumb=${e.id}
+                                    @click=${() => viewPhoto(e.id, e.filename)}
+                                  />`
                                 : nothing
                             }
                             <a
                               href="#"
+                              data-evidence=${e.id}
                               @click=${(ev: Event) => {
                                 ev.preventDefault();
-                                void download(`/api/evidence/${e.id}`).catch(reportError);
+                                // a photo opens full screen on the page; a PDF is downloaded
+                                if (e.content_type.startsWith('image/')) viewPhoto(e.id, e.filename);
+                                else void download(`/api/evidence/${e.id}`).catch(reportError);
                               }}
                               >${e.filename}</a
                             >
