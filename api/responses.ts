@@ -252,6 +252,20 @@ export const PatchDetailBody = z.looseObject({
 });
 export type PatchDetailBody = z.output<typeof PatchDetailBody>;
 
+/** A batch's states (the batch table's check), a scene's (batch_tile) and a BullMQ job's, as the batch pages show them in words. */
+export const BATCH_STATES = ['queued', 'running', 'completed', 'completed_with_failures', 'failed'] as const;
+export const TILE_STATES = ['queued', 'detected', 'vectorized', 'failed'] as const;
+export const JOB_STATES = [
+  'waiting',
+  'waiting-children',
+  'delayed',
+  'prioritized',
+  'active',
+  'completed',
+  'failed',
+  'unknown',
+] as const;
+
 export const BatchListItem = z.looseObject({
   id: z.union([z.number(), z.string()]).describe('batch id'),
   month: z.string(),

@@ -1,3 +1,4 @@
+import { BATCH_STATES, JOB_STATES, TILE_STATES } from '../api/responses.ts';
 import { describe, expect, it } from 'vitest';
 import { LOCALES, label, type Catalogue, type Group } from '../i18n/index.ts';
 import { jsonSchema } from '../server/openapi.ts';
@@ -30,6 +31,9 @@ const CODES: Record<Group, readonly string[]> = {
   lookback: LOOKBACK_RESULTS,
   role: ROLES,
   deadline: ['verification', 'rectification'],
+  batch_status: BATCH_STATES,
+  tile_status: TILE_STATES,
+  job_state: JOB_STATES,
   // every field of every action's form
   field: [...new Set(ACTIONS.flatMap((a) => Object.keys(flatSchema(jsonSchema(ActionBodies[a])).properties ?? {})))],
 };

@@ -580,12 +580,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.waitForSelector('#batch-tiles');
     const summary = await rerun;
     expect(summary.status).toBe('completed');
-    await expect.poll(() => page.textContent('#batch-status'), { timeout: 60_000 }).toBe('completed');
+    await expect.poll(() => page.getAttribute('#batch-status', 'data-status'), { timeout: 60_000 }).toBe('completed');
+    expect(await page.textContent('#batch-status')).toBe('已完成');
     const tiles = await page.$$eval('#batch-tiles tr', (rows) =>
       rows.slice(1).map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)),
     );
     expect(tiles.length).toBe(4);
-    for (const t of tiles) expect(t.slice(1, 4)).toEqual(['vectorized', 'completed', '1/1']); // status, the part job's state, parts done
+    for (const t of tiles) expect(t.slice(1, 4)).toEqual(['已完成', '已完成', '1/1']); // status, the part job's state, parts done (in words)
     await page.screenshot({ path: join(SHOTS, '5-analyst-batch.png'), fullPage: true });
 
     // 更正镇街 picks the town from the town layer, never a typed code (and puts the patch back after)

@@ -5,7 +5,7 @@ import { api } from '../api.ts';
 import { errorMessage } from '../components/message.ts';
 import { localTime } from '../labels.ts';
 import type { AppContext } from '../context.ts';
-import { ui } from '../locale.ts';
+import { t, ui } from '../locale.ts';
 import { href, navigate, type Navigation } from '../router.ts';
 
 /** How often a running batch's page asks for progress. */
@@ -35,7 +35,7 @@ const batchList = (rows: BatchListItem[], chosen: number | null) =>
                 <td>${b.id}</td>
                 <td>${b.month}</td>
                 <td>${b.baseline_month}</td>
-                <td>${b.status}</td>
+                <td>${t('batch_status', b.status)}</td>
                 <td>${b.vectorized + b.failed}/${b.tiles}</td>
                 <td>${b.failed}</td>
                 <td>${b.patches?.new ?? '–'}</td>
@@ -53,12 +53,12 @@ function progress(p: BatchProgressBody) {
   const done = b.vectorized + b.failed;
   const jobs = p.queueAvailable
     ? Object.entries(p.jobs)
-        .map(([k, v]) => `${k} ${v}`)
+        .map(([k, v]) => `${t('job_state', k)} ${v}`)
         .join(', ') || ui('batches_no_jobs')
     : ui('batches_queue_unreachable');
   return html`<h3>
       ${ui('batches_heading', { id: b.id, month: b.month, baseline: b.baseline_month })} ·
-      <span id="batch-status">${b.status}</span>
+      <span id="batch-status" data-status=${b.status}>${t('batch_status', b.status)}</span>
     </h3>
     <div class="progress" title="${done}/${b.tiles}">
       <div style="width:${b.tiles ? (100 * done) / b.tiles : 0}%"></div>
@@ -85,13 +85,13 @@ function progress(p: BatchProgressBody) {
         <th>${ui('batches_col_reason')}</th>
       </tr>
       ${p.tiles.map(
-        (t) =>
+        (tile) =>
           html`<tr>
-            <td><small>${t.path}</small></td>
-            <td>${t.status}</td>
-            <td>${t.part_jobs ?? '–'}</td>
-            <td>${t.parts_done}/${t.parts}</td>
-            <td>${t.error_code ? html`<strong>${t.error_code}</strong> ${t.error_message}` : ''}</td>
+            <td><small>${tile.path}</small></td>
+            <td>${t('tile_status', tile.status)}</td>
+            <td>${tile.part_jobs ? jobsText(tile.part_jobs) : '–'}</td>
+            <td>${tile.parts_done}/${tile.parts}</td>
+            <td>${tile.error_code ? html`<strong>${tile.error_code}</strong> ${tile.error_message}` : ''}</td>
           </tr>`,
       )}
     </table>`;
@@ -144,4 +144,15 @@ export async function renderBatchesPage(ctx: AppContext, nav: Navigation): Promi
       timer = window.setTimeout(() => void poll(), POLL_MS);
   };
   await poll();
+}
+
+/** BullMQ's job states as the server counts them ("active 2, completed 1", or one state alone), in words. */
+function jobsText(s: string): string {
+  return s
+    .split(', ')
+    .map((part) => {
+      const [state, n] = part.split(' ');
+      return n ? `${t('job_state', state)} ${n}` : t('job_state', state);
+    })
+    .join('，');
 }
