@@ -52,6 +52,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await runBatch(run.db, run.config, '2024-03', '2024-02');
     analyst = await createUser(run.db, { username: 'ana', role: 'analyst', password: 'analyst-pass' });
     await createUser(run.db, { username: 'sup', role: 'supervisor', password: 'supervisor-pass' });
+    await createUser(run.db, { username: 'root', role: 'admin', password: 'admin-pass-0001' });
     clerk = await createUser(run.db, {
       username: 'dianqian',
       role: 'town',
@@ -296,11 +297,10 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.fill('input[name=username]', username);
     await page.fill('input[name=password]', password);
     await page.click('button[type=submit]');
-    await page.waitForSelector('#todo-table tr[data-code], #todo-empty, #patch-table tbody tr');
+    await page.waitForSelector('#todo-table tr[data-code], #todo-empty, #patch-table tbody tr, #users');
     return page;
   }
 
-  /** The page is no wider than the screen, and every action button lies inside it. */
   /** Every visible control in the page's main area a thumb can hit: at least 44 px high (WCAG's target size). */
   async function thumbSized(page: Page, what: string): Promise<void> {
     const small = await page.$$eval(
@@ -329,6 +329,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(small, `${what}: controls under 44 px`).toEqual([]);
   }
 
+  /** The page is no wider than the screen, and every action button lies inside it. */
   async function fitsTheScreen(page: Page, what: string): Promise<void> {
     const { scrollWidth, innerWidth } = await page.evaluate(() => ({
       scrollWidth: document.documentElement.scrollWidth,
@@ -654,6 +655,45 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.fill('form.actionform input[name=reason]', '现场复核：已拆除，影像为拆除前所摄');
     await page.click('form.actionform button[type=submit]');
     await expect.poll(() => page.textContent('#patch-code')).toContain('已销号');
+    expect((page as Page & { failures: string[] }).failures).toEqual([]);
+    await page.close();
+  });
+
+  it('lets an admin add a town user with the town picked from the layer, set a password, and disable and enable', async () => {
+    const page = await signInAt('root', 'admin-pass-0001', 1366, 768);
+    await page.waitForSelector('#users'); // an admin lands on the users
+    expect(await page.textContent('#users')).toContain('殿前街道');
+    // a town user: the town comes from a choice once the role says town
+    const f = '#new-user';
+    expect(await page.$(`${f} select[name=town_code]`)).toBeNull();
+    await page.fill(`${f} input[name=username]`, 'xinxu');
+    await page.fill(`${f} input[name=display_name]`, '禾山街道执法队');
+    await page.selectOption(`${f} select[name=role]`, 'town');
+    await page.selectOption(`${f} select[name=town_code]`, '350206002');
+    await page.fill(`${f} input[name=password]`, 'town-first-pass');
+    await page.click(`${f} button[type=submit]`);
+    await expect.poll(() => page.textContent('#admin-msg')).toContain('已新增用户 xinxu');
+    expect(await run.db('app_user').where({ username: 'xinxu' }).first('role', 'town_code', 'display_name')).toEqual({
+      role: 'town',
+      town_code: '350206002',
+      display_name: '禾山街道执法队',
+    });
+    // a new password for the user (their sign-ins end)
+    await page.click('tr[data-user=xinxu] [data-do=password]');
+    await page.fill('#password-form input[name=password]', 'short-but-ok?');
+    await page.click('#password-form button');
+    await expect.poll(() => page.textContent('#admin-msg')).toContain('xinxu 的密码已重设');
+    // disable, then enable
+    await page.click('tr[data-user=xinxu] [data-do=disable]');
+    await expect.poll(() => page.textContent('#admin-msg')).toContain('xinxu 已停用');
+    expect((await run.db('app_user').where({ username: 'xinxu' }).first('disabled')).disabled).toBe(true);
+    await page.click('tr[data-user=xinxu] [data-do=enable]');
+    await expect
+      .poll(async () => (await run.db('app_user').where({ username: 'xinxu' }).first('disabled')).disabled)
+      .toBe(false);
+    // an admin cannot disable themself here
+    expect(await page.isDisabled('tr[data-user=root] [data-do=disable]')).toBe(true);
+    await page.screenshot({ path: join(SHOTS, '11-admin-users.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
     await page.close();
   });

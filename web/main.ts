@@ -18,6 +18,7 @@ import { api, ApiError, post, session } from './api.ts';
 import { showError } from './components/message.ts';
 import type { AppContext } from './context.ts';
 import { renderBatchesPage } from './pages/batches.ts';
+import { renderAdminPage } from './pages/admin.ts';
 import { renderBoardPage } from './pages/board.ts';
 import { renderFrame } from './pages/frame.ts';
 import { renderLogin } from './pages/login.ts';
@@ -36,6 +37,7 @@ const PAGES: Record<string, (ctx: AppContext, nav: Navigation) => Promise<void>>
   '/board': renderBoardPage,
   '/batches': renderBatchesPage,
   '/batches/:id': renderBatchesPage,
+  '/admin': renderAdminPage,
 };
 
 function signedOut(): void {
@@ -60,10 +62,10 @@ async function afterSignIn(): Promise<void> {
   else navigate(await landingPage());
 }
 
-/** A town office lands on what it owes (我的待办); the others on the month's map. */
+/** A town office lands on what it owes (我的待办), an admin on the users; the others on the month's map. */
 async function landingPage(): Promise<string> {
   ctx ??= await loadContext();
-  return ctx.me.role === 'town' ? '#/todo' : '#/map';
+  return ctx.me.role === 'town' ? '#/todo' : ctx.me.role === 'admin' ? '#/admin' : '#/map';
 }
 
 async function loadContext(): Promise<AppContext> {
