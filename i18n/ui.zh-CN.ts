@@ -183,7 +183,7 @@ export const uiZhCN = {
   batches_none: '尚无批次。',
   batches_heading: '批次 {id} · {month} 对比 {baseline}',
   batches_progress:
-    '已完成 {done}/{tiles} 个瓦片（成功 {ok}，失败 {failed}，排队 {queued}）；差异任务：{diff}；BullMQ：{jobs}；模型 {model} {version}',
+    '已完成 {done}/{tiles} 个瓦片（成功 {ok}，失败 {failed}，排队 {queued}）；差异任务：{diff}；任务队列：{jobs}；模型 {model} {version}',
   batches_no_jobs: '无任务',
   batches_queue_unreachable: '无法连接队列（仅显示数据库中的状态）',
   batches_col_tile: '瓦片',

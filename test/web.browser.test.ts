@@ -329,6 +329,73 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(small, `${what}: controls under 44 px`).toEqual([]);
   }
 
+  /**
+   * A zh-CN page says everything in Chinese: no Latin-letter word in the header or the main area but
+   * codes, units, formats and names (user names, the model's, file names) that are written so in Chinese too.
+   */
+  async function inChinese(page: Page, what: string): Promise<void> {
+    const text = await page.evaluate(() =>
+      [document.querySelector('header'), document.querySelector('main')]
+        .map((e) => (e as HTMLElement | null)?.innerText ?? '')
+        .join('\n'),
+    );
+    const ALLOWED = new Set([
+      'tuban',
+      'English',
+      'CGCS2000',
+      'WGS',
+      'EPSG',
+      'PDF',
+      'Excel',
+      'GeoPackage',
+      'GeoJSON',
+      'KML',
+      'CSV',
+      'SHP',
+      'XLSX',
+      'GPKG',
+      'zip',
+      'QR',
+      'EXIF',
+      'GPS',
+      'km',
+      'MB',
+      'KB',
+      'cva',
+      'baseline',
+      'siam',
+      'unet',
+      'lite',
+      'png',
+      'jpg',
+      'jpeg',
+      'tif',
+      'ana',
+      'sup',
+      'root',
+      'dianqian',
+      'heshan',
+      'xinxu',
+      'batch',
+      'system',
+      'm',
+      'p',
+      'B',
+      'CGCS',
+      'Shapefile',
+    ]);
+    // paths and file names are the user's own words
+    const words = [
+      ...new Set(
+        text
+          .replace(/\S*[/\\]\S*/g, ' ')
+          .replace(/\S+\.(png|jpe?g|pdf|tif)\b/gi, ' ')
+          .match(/[A-Za-z]{1,}/g) ?? [],
+      ),
+    ].filter((w) => !ALLOWED.has(w));
+    expect(words, `${what}: Latin words on a zh-CN page`).toEqual([]);
+  }
+
   /** The page is no wider than the screen, and every action button lies inside it. */
   async function fitsTheScreen(page: Page, what: string): Promise<void> {
     const { scrollWidth, innerWidth } = await page.evaluate(() => ({
@@ -356,6 +423,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const loads: string[] = [`sign-in to to-do ${Math.round(performance.now() - t0)} ms`];
     await fitsTheScreen(page, 'to-do');
     await thumbSized(page, 'to-do');
+    await inChinese(page, 'to-do');
     // the to-do as cards: each whole on the screen, the working days left on the first line, a card a thumb can hit
     const cards = await page.$$eval('#todo-table tr[data-code]', (rows) =>
       rows.map((r) => {
@@ -393,17 +461,20 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.waitForSelector('#patch-table tbody tr');
     loads.push(`map page with its list ${Math.round(performance.now() - t2)} ms`);
     await thumbSized(page, 'map page');
+    await inChinese(page, 'map page');
     console.log(`page loads on a phone viewport: ${loads.join('; ')}`);
     await page.goBack();
     await page.waitForSelector('#patch-code');
     expect(await page.textContent('#location')).toMatch(/经度 \d+\.\d{6}, 纬度 \d+\.\d{6}/);
     await fitsTheScreen(page, 'patch page');
     await thumbSized(page, 'patch page');
+    await inChinese(page, 'patch page');
     await page.screenshot({ path: join(SHOTS, '6-phone-patch.png'), fullPage: true });
     const act = async (action: string, fill: (form: string) => Promise<void>) => {
       await page.click(`[data-open=${action}]`);
       await fitsTheScreen(page, `${action} form`);
       await thumbSized(page, `${action} form`);
+      await inChinese(page, `${action} form`);
       await fill('form.actionform');
       await page.click('form.actionform button[type=submit]');
       await expect.poll(() => page.textContent('#action-msg')).toContain(`${label('action', action)} ✓`);
@@ -588,6 +659,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     );
     expect(tiles.length).toBe(4);
     for (const t of tiles) expect(t.slice(1, 4)).toEqual(['已完成', '已完成', '1/1']); // status, the part job's state, parts done (in words)
+    await inChinese(page, 'batches page');
     await page.screenshot({ path: join(SHOTS, '5-analyst-batch.png'), fullPage: true });
 
     // 更正镇街 picks the town from the town layer, never a typed code (and puts the patch back after)
@@ -639,6 +711,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.textContent('#board-lookback')).toContain('报告已整改但影像仍在');
     await fitsTheScreen(page, 'board on a phone');
     await thumbSized(page, 'board on a phone');
+    await inChinese(page, 'board on a phone');
     await page.click(`#board-lookback a[href="#/patch/${code}"]`);
     await page.waitForSelector('#chip-check');
     await expect
@@ -647,6 +720,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(await page.textContent('figure.check figcaption')).toContain('2024-04：仍在');
     await fitsTheScreen(page, 'patch page with the imagery check');
     await thumbSized(page, 'patch page with the imagery check');
+    await inChinese(page, 'patch page with the imagery check');
     await page.screenshot({ path: join(SHOTS, '9-phone-lookback.png'), fullPage: true });
     // closing against the imagery needs a reason, said in Chinese
     await page.click('[data-open=close]');
@@ -693,6 +767,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       .toBe(false);
     // an admin cannot disable themself here
     expect(await page.isDisabled('tr[data-user=root] [data-do=disable]')).toBe(true);
+    await inChinese(page, 'admin page');
     await page.screenshot({ path: join(SHOTS, '11-admin-users.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
     await page.close();

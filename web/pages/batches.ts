@@ -70,7 +70,7 @@ function progress(p: BatchProgressBody) {
         ok: b.vectorized,
         failed: b.failed,
         queued: b.queued,
-        diff: p.diff ?? '–',
+        diff: p.diff ? t('job_state', p.diff) : '–',
         jobs,
         model: b.model_name,
         version: b.model_version,
