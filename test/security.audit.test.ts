@@ -21,9 +21,10 @@ describe('security: the audit trail', () => {
     return { audit, events };
   }
 
-  it('finding 5 (Medium): a body nested a million deep is audited like any other, with its change', async () => {
+  it('finding 5 (Medium): a deeply nested body is audited like any other, with its change', async () => {
+    // as deep as a note's 16 KB allows: parsed, summarised, kept
     const before = await trail(OWN);
-    const deep = `{"text":"现场已拆除一半","extra":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`;
+    const deep = `{"text":"现场已拆除一半","extra":${'['.repeat(7_000)}${']'.repeat(7_000)}}`;
     const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, deep, { 'content-type': 'application/json' });
     expect(r.statusCode, r.body).toBe(201);
     const after = await trail(OWN);
@@ -32,6 +33,19 @@ describe('security: the audit trail', () => {
     const row = after.audit.at(-1);
     expect(row).toMatchObject({ username: 'dianqian', method: 'POST', status: 201 });
     expect(row.detail.body.fields).toEqual({ text: '现场已拆除一半', extra: { type: 'array', items: 1 } });
+  });
+
+  it('finding 5: a body nested a million deep is refused by its size before it is parsed, and the refusal audited', async () => {
+    const before = await trail(OWN);
+    const deep = `{"text":"现场已拆除一半","extra":${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}}`;
+    const r = await call('dianqian', 'POST', `/api/patches/${OWN}/notes`, deep, { 'content-type': 'application/json' });
+    expect(r.statusCode, r.body).toBe(413);
+    expect(JSON.parse(r.body).message).toContain('16 KB');
+    await expect.poll(async () => (await trail(OWN)).audit.length, { timeout: 30_000 }).toBe(before.audit.length + 1);
+    const after = await trail(OWN);
+    expect(after.events.length).toBe(before.events.length); // no note
+    expect(after.audit.at(-1)).toMatchObject({ username: 'dianqian', method: 'POST', status: 413 });
+    expect(JSON.stringify(after.audit.at(-1).detail).length).toBeLessThan(12_000);
   });
 
   it('finding 5: the audit row and the change are one transaction: no row, no change', async () => {
@@ -60,8 +74,9 @@ describe('security: the audit trail', () => {
   });
 
   it('finding 8 (Medium): the audit keeps a bounded summary, never the body', async () => {
-    const junk = 'x'.repeat(11 * 2 ** 20);
-    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`f${i}`, i]));
+    // each as large as a note takes (16 KB): a long field, many fields, a secret
+    const junk = 'x'.repeat(15_000);
+    const many = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`f${i}`, i]));
     for (const body of [
       { text: 'ok', junk },
       { text: 'ok', ...many },
@@ -77,8 +92,8 @@ describe('security: the audit trail', () => {
       expect(stored).not.toContain('hunter2');
     }
     const rows = (await trail(OWN)).audit.slice(-3).map((r) => r.detail.body);
-    expect(rows[0].fields.junk).toMatchObject({ chars: 11 * 2 ** 20, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
-    expect(rows[1].more_fields).toBe(5001 - 30);
+    expect(rows[0].fields.junk).toMatchObject({ chars: 15_000, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(rows[1].more_fields).toBe(1001 - 30);
     expect(rows[2].fields.password).toEqual({ redacted: true });
   });
 });
