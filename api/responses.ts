@@ -8,6 +8,20 @@
  */
 import { z } from 'zod';
 
+/** What an evidence file documents: the building as found on site (核查) or the result of the order (整改). */
+export const EVIDENCE_STAGES = ['verify', 'rectify'] as const;
+/**
+ * Why a photo may not prove what it is attached to, from its EXIF and the server's clock (workflow/evidence.proof.ts).
+ */
+export const PHOTO_FLAGS = [
+  'no_time',
+  'no_position',
+  'before_dispatch',
+  'before_rectify',
+  'after_upload',
+  'far',
+] as const;
+
 export const ROLE_NAMES = ['analyst', 'town', 'supervisor', 'admin'] as const;
 
 /** A day as YYYY-MM-DD, or null. */
@@ -88,6 +102,10 @@ export const MetaBody = z.looseObject({
     }),
   ),
   evidence_max_bytes: z.number().int().optional().describe('the largest photo or file an upload takes'),
+  evidence_min_photos: z
+    .object({ verify: z.number().int(), rectify: z.number().int() })
+    .optional()
+    .describe('site photos a verdict of illegal needs, and photos of the result a report of rectified needs'),
 });
 export type MetaBody = z.output<typeof MetaBody>;
 
@@ -188,6 +206,15 @@ export const EvidenceItem = z.looseObject({
   taken_at: z.string().nullable().describe("the camera's time (EXIF), as it wrote it"),
   lon: z.number().nullable().describe('where the photo was taken (EXIF GPS, WGS 84)'),
   lat: z.number().nullable(),
+  stage: z
+    .enum(EVIDENCE_STAGES)
+    .describe('what it documents: verify (核查, the building as found) or rectify (整改, the result)'),
+  flags: z
+    .array(z.enum(PHOTO_FLAGS))
+    .describe("why the photo may not prove what it is attached to, from its EXIF and the server's clock"),
+  distance_m: z.number().nullable().describe("metres from the camera's position to the patch outline (0 inside)"),
+  stamped: z.boolean().describe('a stamped copy exists (GET /api/evidence/{id}/stamped.jpg)'),
+  author: z.string().describe('who uploaded it'),
 });
 
 export const PatchDetailBody = z.looseObject({

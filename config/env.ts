@@ -127,6 +127,12 @@ const EnvSchema = z.object({
     .int()
     .positive()
     .default(20 * 1024 * 1024),
+  /** A site photo taken farther than this from its patch (metres, by its GPS tags) is flagged 远离图斑. */
+  TUBAN_EVIDENCE_MAX_DISTANCE_M: z.coerce.number().min(0).max(100_000).default(100),
+  /** Photos of the site a verdict of 违法 needs (0: none required). */
+  TUBAN_EVIDENCE_MIN_VERIFY_PHOTOS: z.coerce.number().int().min(0).max(20).default(1),
+  /** Photos of the result a report of 整改完成 needs, taken since the order (0: none required). */
+  TUBAN_EVIDENCE_MIN_RECTIFY_PHOTOS: z.coerce.number().int().min(0).max(20).default(1),
   /** Days an API token (from login or issued) lives. */
   TUBAN_TOKEN_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
   /** Failed logins for one user name from one address within TUBAN_LOGIN_WINDOW_S before further tries from there get 429. */

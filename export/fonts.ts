@@ -25,3 +25,16 @@ export function cjkFamily(fontPath: string): string | undefined {
   if (fontPath.includes('zenhei')) return 'WenQuanYiZenHei';
   return 'NotoSansCJKsc-Regular';
 }
+
+/** The family name fontconfig and Pango know the font by (for text drawn by sharp). */
+export function cjkFamilyName(fontPath: string): string {
+  if (fontPath.includes('wqy-microhei')) return 'WenQuanYi Micro Hei';
+  if (fontPath.includes('zenhei')) return 'WenQuanYi Zen Hei';
+  if (fontPath.toLowerCase().includes('noto')) return 'Noto Sans CJK SC';
+  return 'sans';
+}
+
+/** The Chinese font, or null where none is installed (callers that can do without one). */
+export function cjkFontOrNull(override?: string): string | null {
+  return [override, ...FONT_CANDIDATES].find((f) => f && existsSync(f)) ?? null;
+}

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { renderChip } from './chip.ts';
+import { openByteSource } from '../pipeline/io/byte.source.ts';
 import type { ExportRecord } from './fields.ts';
 import type { SheetImages } from './write.pdf.ts';
 import type { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
@@ -34,12 +35,30 @@ export async function renderChipPlan(plan: ChipPlan, open: OpenSource): Promise<
   });
 }
 
+/** A stored file whole (a stamped photo: a few hundred KB), local or in the object store. */
+async function readWhole(location: string): Promise<Buffer> {
+  const src = await openByteSource(location);
+  try {
+    return Buffer.from(await src.read(0, src.size));
+  } finally {
+    await src.close();
+  }
+}
+
 /** One sheet's record and the plans of its before/after chips and overview. */
 export interface SheetPlan {
   record: ExportRecord;
   before: ChipPlan | null;
   after: ChipPlan | null;
   overview: ChipPlan | null;
+  /** The case's stamped site photos, verification first (a second page shows them). */
+  photos?: SheetPhoto[];
+}
+
+/** A stamped photo on a sheet: where the store keeps it, and its caption. */
+export interface SheetPhoto {
+  location: string;
+  caption: string;
 }
 
 /** Before/after chips and an overview for each patch, cut from the registered imagery, one patch at a time. */
@@ -60,6 +79,12 @@ export async function* sheetImages(
   };
   for (const p of plans) {
     const [before, after, overview] = await Promise.all([chip(p.before), chip(p.after), chip(p.overview)]);
-    yield { record: p.record, images: { before, after, overview } };
+    const photos: { image: Buffer; caption: string }[] = [];
+    for (const ph of p.photos ?? []) {
+      // a photo the store cannot give back leaves its caption, said as missing
+      const image = await readWhole(ph.location).catch(() => null);
+      photos.push({ image: image ?? Buffer.alloc(0), caption: image ? ph.caption : `${ph.caption}（文件缺失）` });
+    }
+    yield { record: p.record, images: { before, after, overview, photos } };
   }
 }

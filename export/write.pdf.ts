@@ -12,7 +12,12 @@ export interface SheetImages {
   before: Buffer | null;
   after: Buffer | null;
   overview: Buffer | null;
+  /** Stamped site photos with their captions; an empty image is a photo that could not be read. */
+  photos?: { image: Buffer; caption: string }[];
 }
+
+/** Photos on a sheet's photo page (3 rows of 2); more are in the town package. */
+export const SHEET_PHOTOS = 6;
 
 const SHOWN: string[] = [
   'code',
@@ -71,6 +76,7 @@ export async function writePdf(
     for await (const { record: r, images } of sheets) {
       if (fileError) break;
       drawSheet(doc, r, images, alias, await QRCode.toBuffer(String(r.code), { type: 'png', margin: 1, width: 200 }));
+      if (images.photos?.length) drawPhotos(doc, r, images.photos);
       drawn++;
     }
     // a month or a town without patches still gets a valid document that says so (零增长 is the aim)
@@ -103,6 +109,29 @@ function drawNothing(doc: PDFKit.PDFDocument, title: string): void {
   doc.fontSize(12).text(title, { align: 'center' });
   doc.moveDown(2);
   doc.fontSize(12).text('本期没有需要外业核查的图斑。', { align: 'center' });
+}
+
+/** The case's stamped photos on a page of their own, two across, each with its caption. */
+function drawPhotos(doc: PDFKit.PDFDocument, r: ExportRecord, photos: { image: Buffer; caption: string }[]): void {
+  doc.addPage();
+  doc.font('cjk').fontSize(14).text(`现场照片　图斑编号 ${r.code}`, { align: 'center' });
+  const w = 255;
+  const h = 200;
+  photos.slice(0, SHEET_PHOTOS).forEach((p, i) => {
+    const x = 36 + (i % 2) * (w + 13);
+    const y = 70 + Math.floor(i / 2) * (h + 34);
+    try {
+      if (p.image.length) doc.image(p.image, x, y, { fit: [w, h], align: 'center', valign: 'center' });
+      else doc.rect(x, y, w, h).stroke();
+    } catch {
+      doc.rect(x, y, w, h).stroke(); // not an image pdfkit reads: the frame and caption stay
+    }
+    doc.fontSize(9).text(p.caption, x, y + h + 3, { width: w, align: 'center' });
+  });
+  if (photos.length > SHEET_PHOTOS)
+    doc
+      .fontSize(9)
+      .text(`另有 ${photos.length - SHEET_PHOTOS} 张照片见镇街资料包`, 36, 770, { width: 523, align: 'center' });
 }
 
 function drawSheet(

@@ -57,6 +57,15 @@ export const en: Catalogue = {
   },
   relation: { new: 'new', extension: 'extension', on_building: 'on a registered building' },
   lookback: { gone: 'gone', standing: 'still standing', unclear: 'unclear', no_imagery: 'no imagery' },
+  stage: { verify: 'verification', rectify: 'rectification' },
+  photo_flag: {
+    no_time: 'no time taken',
+    no_position: 'no position',
+    before_dispatch: 'taken before dispatch',
+    before_rectify: 'taken before the order',
+    after_upload: 'taken after its upload',
+    far: 'far from the patch',
+  },
   role: { analyst: 'analyst', town: 'town office', supervisor: 'supervisor', admin: 'admin' },
   deadline: { verification: 'verification', rectification: 'rectification' },
   batch_status: {

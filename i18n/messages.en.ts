@@ -35,6 +35,10 @@ export const messagesEn: Record<MessageKey, string> = {
   due_past_policy:
     'rectify: due {due} is later than the policy allows for a {class:class} patch ({days} working days: {latest}); ask a supervisor to extend',
   pre_existing_needs_evidence: 'verify: pre_existing needs evidence; upload a photo or document first',
+  verify_needs_photos:
+    "verify: a verdict of illegal needs {min} site photo(s) of this patch; {have} uploaded. Take them on site with the patch page's 拍照上传 first",
+  rectified_needs_photos:
+    'report_rectified: {min} photo(s) of the result taken since the order are needed; {have} uploaded. Upload them first',
   rectified_needs_evidence: 'report_rectified: upload evidence of the rectification (photo or document) first',
   close_standing_needs_reason:
     'close: the imagery of {month} shows the structure of patch {code} still standing; give a reason to close it anyway',
@@ -103,6 +107,8 @@ export const messagesEn: Record<MessageKey, string> = {
   evidence_type: '{file}: not a JPEG, PNG or PDF file (by its content)',
   evidence_body: 'send the file as the request body with Content-Type image/jpeg, image/png or application/pdf',
   evidence_unknown: 'evidence {id} not found',
+  evidence_not_stamped:
+    'evidence {id} has no stamped copy (it is a document, or the photo did not decode): download the original',
   map_tile_invalid: 'no map tile {z}/{x}/{y}: zoom runs 0–{max_z}, x and y are whole numbers ≥ 0',
   storage_srid_unknown: 'EPSG:{srid} (TUBAN_STORAGE_SRID) is not in PostGIS spatial_ref_sys',
   export_format: '--format "{format}" is not one of {formats}',

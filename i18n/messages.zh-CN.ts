@@ -39,6 +39,8 @@ export const messagesZhCN = {
   due_past_policy:
     '整改期限 {due} 晚于规定：{class:class}类图斑限 {days} 个工作日（至 {latest}）；如需延期请由督办办理',
   pre_existing_needs_evidence: '核查为「原有建筑」须有证据：请先上传照片或文件',
+  verify_needs_photos: '认定违法须有 {min} 张现场核查照片，现有 {have} 张：请先在现场用「拍照上传」拍摄',
+  rectified_needs_photos: '上报整改完成须有 {min} 张整改后的现场照片，整改开始以来已上传 {have} 张：请先上传',
   rectified_needs_evidence: '上报整改完成前请先上传整改证据（照片或文件）',
   close_standing_needs_reason: '{month} 影像回头看显示图斑 {code} 的建筑仍在；如仍要销号，请在「原因」中说明',
   bulk_action: '批量只能办理：{actions}（收到的是 {action}）',
@@ -105,6 +107,7 @@ export const messagesZhCN = {
   evidence_type: '{file}：不是 JPEG、PNG 或 PDF 文件（按内容判断）',
   evidence_body: '请将文件作为请求体发送，Content-Type 为 image/jpeg、image/png 或 application/pdf',
   evidence_unknown: '证据 {id} 不存在',
+  evidence_not_stamped: '证据 {id} 没有加注水印的副本（是文件，或照片无法解码），请下载原件',
   // maps and exports
   map_tile_invalid: '没有地图瓦片 {z}/{x}/{y}：缩放级别为 0–{max_z}，x、y 为非负整数',
   storage_srid_unknown: 'EPSG:{srid}（TUBAN_STORAGE_SRID）不在 PostGIS 的 spatial_ref_sys 中',

@@ -59,6 +59,15 @@ export const zhCN = {
   },
   relation: { new: '新建', extension: '扩建', on_building: '原址改建加建' },
   lookback: { gone: '已拆除', standing: '仍在', unclear: '无法判断', no_imagery: '无影像' },
+  stage: { verify: '核查', rectify: '整改' },
+  photo_flag: {
+    no_time: '无拍摄时间',
+    no_position: '无位置',
+    before_dispatch: '拍摄早于下发',
+    before_rectify: '拍摄早于整改开始',
+    after_upload: '拍摄晚于上传',
+    far: '远离图斑',
+  },
   role: { analyst: '分析员', town: '镇街', supervisor: '督办', admin: '管理员' },
   deadline: { verification: '核查', rectification: '整改' },
   batch_status: {

@@ -59,6 +59,7 @@ export async function lookbackRound(
   const store = objectStore(config);
   for (const { code } of patches) {
     await applyAction(db, env, ana, code, 'dispatch', {});
+    await addEvidence(db, store, 1 << 20, town, code, { filename: 'site.jpg', bytes: JPEG }); // the verdict's photo
     await applyAction(db, env, town, code, 'verify', { result: 'illegal', violation: 'construction' });
     await applyAction(db, env, town, code, 'rectify', { measure: 'demolish' });
     const s = staged(code);

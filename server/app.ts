@@ -1,6 +1,7 @@
 import { say } from '../i18n/say.ts';
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
+import { cjkFontOrNull } from '../export/fonts.ts';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
@@ -228,6 +229,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     // a chip reads and decodes imagery on this thread: a page of 50 at once takes them 4 at a time, in line
     images: new WorkGate('chips and thumbnails', say('busy_images'), 4, 200),
     maxEvidenceBytes: maxEvidence,
+    stampFont: cjkFontOrNull(config.TUBAN_PDF_FONT),
     me,
     roles:
       (...roles) =>

@@ -44,6 +44,8 @@ export interface RouteContext {
   /** Patch chips and photo thumbnails: a few drawn at once, a line, the rest refused (503 with Retry-After). */
   images: WorkGate;
   maxEvidenceBytes: number;
+  /** The Chinese font photos are stamped in (TUBAN_PDF_FONT or the first installed); null: no stamped copies. */
+  stampFont: string | null;
   /** The signed-in user (the auth hook has set it on every route that needs a token). */
   me: (req: FastifyRequest) => User;
   /** A route's preValidation hook: 403 unless the signed-in user has one of these roles (checked before the body). */

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { BadInputError, ConflictError } from '../core/errors.ts';
 import type { ActionBody, ActionBodies } from '../workflow/actions.schema.ts';
 import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
-import type { WorkflowEnv } from '../workflow/env.ts';
+import { DEFAULT_EVIDENCE_RULES, type WorkflowEnv } from '../workflow/env.ts';
 import {
   planTransition,
   type Action,
@@ -78,9 +78,29 @@ const dismiss: Handler<'dismiss'> = (c, body) => {
   c.update.dismiss_reason = body.reason;
 };
 
+/** Photos (not documents) of a stage on a patch, uploaded at or after `since` when given. */
+async function photosOf(c: ActionContext, stage: 'verify' | 'rectify', since?: unknown): Promise<number> {
+  const [{ n }] = await c
+    .trx('evidence')
+    .where({ patch_id: c.patch.id, stage })
+    .andWhereLike('content_type', 'image/%')
+    .modify((q) => {
+      if (since) q.andWhere('uploaded_at', '>=', since);
+    })
+    .count({ n: '*' });
+  return Number(n);
+}
+
 const verify: Handler<'verify'> = async (c, body) => {
   if (body.result === 'pre_existing' && !(await c.trx('evidence').where({ patch_id: c.patch.id }).first()))
     throw new BadInputError('bad_body', say('pre_existing_needs_evidence'));
+  // a verdict of 违法 stands on photos of the site (TUBAN_EVIDENCE_MIN_VERIFY_PHOTOS)
+  const min = (c.env.evidence ?? DEFAULT_EVIDENCE_RULES).minVerifyPhotos;
+  if (body.result === 'illegal' && min > 0) {
+    const have = await photosOf(c, 'verify');
+    if (have < min)
+      throw new BadInputError('bad_body', say('verify_needs_photos', { min, have }), { field: 'evidence' });
+  }
   Object.assign(c.update, {
     verification_result: body.result,
     violation: body.result === 'illegal' ? body.violation : null,
@@ -103,8 +123,21 @@ const reportRectified: Handler<'report_rectified'> = async (c) => {
     .where({ patch_id: c.patch.id, to_status: 'rectifying' })
     .whereIn('type', ['rectify', 'send_back'])
     .max({ at: 'at' });
-  const ev = await c.trx('evidence').where({ patch_id: c.patch.id }).andWhere('uploaded_at', '>=', since[0].at).first();
-  if (!ev) throw new BadInputError('bad_body', say('rectified_needs_evidence'));
+  // photos of the result (TUBAN_EVIDENCE_MIN_RECTIFY_PHOTOS); with none required, any file will do
+  // (a fine's receipt for 罚款补办)
+  const min = (c.env.evidence ?? DEFAULT_EVIDENCE_RULES).minRectifyPhotos;
+  if (min > 0) {
+    const have = await photosOf(c, 'rectify', since[0].at);
+    if (have < min)
+      throw new BadInputError('bad_body', say('rectified_needs_photos', { min, have }), { field: 'evidence' });
+  } else {
+    const ev = await c
+      .trx('evidence')
+      .where({ patch_id: c.patch.id })
+      .andWhere('uploaded_at', '>=', since[0].at)
+      .first();
+    if (!ev) throw new BadInputError('bad_body', say('rectified_needs_evidence'));
+  }
   Object.assign(c.update, { rectified_at: c.trx.fn.now(), overdue_since: null });
 };
 

@@ -8,6 +8,10 @@ import { photoPlace } from '../export/exif.ts';
 import { scopedPatch, scopeTown } from './patch.row.ts';
 import type { User } from './users.ts';
 import { readObject, type ObjectStore } from './objects.ts';
+import { DEFAULT_EVIDENCE_RULES, type EvidenceRules } from '../workflow/env.ts';
+import { evidenceStage, photoFlags, type EvidenceStage, type PhotoFlag } from '../workflow/evidence.proof.ts';
+import { cjkFontOrNull } from '../export/fonts.ts';
+import { stampPhoto } from '../export/stamp.ts';
 
 /** Accepted evidence types, recognised by their first bytes, not by what the client claims. */
 const SIGNATURES: { type: string; ext: string; magic: number[] }[] = [
@@ -42,6 +46,7 @@ export async function addEvidence(
   user: User,
   code: string,
   file: { filename: string; bytes: Buffer; note?: string },
+  proof: EvidenceProofOptions = {},
 ): Promise<{
   id: number;
   sha256: string;
@@ -49,6 +54,10 @@ export async function addEvidence(
   taken_at: string | null;
   lon: number | null;
   lat: number | null;
+  stage: EvidenceStage;
+  flags: PhotoFlag[];
+  distance_m: number | null;
+  stamped: boolean;
 }> {
   // the patch row locked: a close (or any move) waits for this upload, and this upload sees a close that came first
   const patch = await scopedPatch(db, user, code, true);
@@ -68,10 +77,54 @@ export async function addEvidence(
   if (!kind) throw new BadInputError('bad_type', say('evidence_type', { file: file.filename }));
   const sha256 = createHash('sha256').update(file.bytes).digest('hex');
   const place = await photoPlace(file.bytes, kind.type);
-  // the rows first, the file last, in the caller's transaction: a refused row never leaves a file
+  const rules = proof.rules ?? DEFAULT_EVIDENCE_RULES;
+  const stage = evidenceStage(patch.status as PatchStatus);
+  const isPhoto = kind.type.startsWith('image/');
+  const uploadedAt = new Date();
+  const distanceM = place.lon !== null ? await distanceToPatch(db, patch.id, place.lon, place.lat!) : null;
+  const flags = isPhoto
+    ? photoFlags(
+        {
+          takenAt: place.takenAt,
+          hasPosition: place.lon !== null,
+          distanceM,
+          uploadedAt,
+          dispatchedAt: patch.dispatched_at ? new Date(patch.dispatched_at) : null,
+          rectifyFrom: stage === 'rectify' ? await rectifyFrom(db, patch.id) : null,
+          stage,
+        },
+        rules,
+      )
+    : [];
+  // the stamped copy (time, place, patch, stage, author drawn in) is what exports and sheets show;
+  // the original is kept as it came, under its SHA-256
+  const font = isPhoto ? (proof.font === undefined ? cjkFontOrNull() : proof.font) : null;
+  const stamp = font
+    ? await stampPhoto(
+        file.bytes,
+        {
+          takenAt: place.takenAt,
+          uploadedLocal: new Date(uploadedAt.getTime() + rules.cityOffsetH * 3600_000)
+            .toISOString()
+            .slice(0, 16)
+            .replace('T', ' '),
+          lon: place.lon,
+          lat: place.lat,
+          distanceM,
+          code: patch.code,
+          author: user.displayName || user.username,
+          stage,
+          flags,
+        },
+        font,
+      )
+    : null;
+  // the rows first, the files last, in the caller's transaction: a refused row never leaves a file
   // (a failure after this, at commit, is cleaned up by dropEvidenceFile)
   const key = evidenceKey(sha256, kind.ext);
   const stored = store.locate(key);
+  const stampKey = stamp ? stampedKey(stamp) : null;
+  proof.written?.push(key, ...(stampKey ? [stampKey] : []));
   const [row] = await db('evidence')
     .insert({
       patch_id: patch.id,
@@ -85,6 +138,11 @@ export async function addEvidence(
       taken_at: place.takenAt,
       lon: place.lon,
       lat: place.lat,
+      stage,
+      flags,
+      distance_m: distanceM,
+      stamped_as: stampKey ? store.locate(stampKey) : null,
+      stamped_bytes: stamp ? stamp.length : null,
     })
     .returning('id');
   await db('patch_event').insert({
@@ -100,9 +158,12 @@ export async function addEvidence(
       bytes: file.bytes.length,
       ...(place.takenAt ? { taken_at: place.takenAt } : {}),
       ...(place.lon !== null ? { lon: place.lon, lat: place.lat } : {}),
+      stage,
+      ...(flags.length ? { flags } : {}),
     }),
   });
   await store.put(key, file.bytes, kind.type);
+  if (stamp && stampKey) await store.put(stampKey, stamp, 'image/jpeg');
   return {
     id: Number(row.id),
     sha256,
@@ -110,8 +171,46 @@ export async function addEvidence(
     taken_at: place.takenAt,
     lon: place.lon,
     lat: place.lat,
+    stage,
+    flags,
+    distance_m: distanceM === null ? null : Math.round(distanceM * 10) / 10,
+    stamped: stamp !== null,
   };
 }
+
+export interface EvidenceProofOptions {
+  /** Flags and the city's clock; absent: DEFAULT_EVIDENCE_RULES. */
+  rules?: EvidenceRules;
+  /** The Chinese font the stamp is drawn in; absent: the first installed; null: no stamped copy. */
+  font?: string | null;
+  /** Collects the store keys the upload writes (so a rolled-back upload's files can be removed). */
+  written?: string[];
+}
+
+/** Metres from a WGS 84 point to a patch's outline (0 inside it), on the spheroid. */
+async function distanceToPatch(db: Knex, patchId: number, lon: number, lat: number): Promise<number> {
+  const r = await db.raw(
+    `select ST_Distance(ST_Transform(geom, 4326)::geography, ST_SetSRID(ST_MakePoint(?, ?), 4326)::geography) as d
+     from patch where id = ?`,
+    [lon, lat, patchId],
+  );
+  return Number(r.rows[0].d);
+}
+
+/** When the rectification now running was ordered: the last rectify or send back. */
+async function rectifyFrom(db: Knex, patchId: number): Promise<Date | null> {
+  const r = await db('patch_event')
+    .where({ patch_id: patchId, to_status: 'rectifying' })
+    .whereIn('type', ['rectify', 'send_back'])
+    .max({ at: 'at' });
+  return r[0]?.at ? new Date(r[0].at) : null;
+}
+
+/** Where a stamped copy lives: by its own SHA-256 (the same photo stamped for two patches is two copies). */
+const stampedKey = (stamp: Buffer) => {
+  const h = createHash('sha256').update(stamp).digest('hex');
+  return `evidence/stamped/${h.slice(0, 2)}/${h}.jpg`;
+};
 
 /** Where an evidence file lives in the store: by its SHA-256, so the same photo twice is one file. */
 const evidenceKey = (sha256: string, ext: string) => `evidence/${sha256.slice(0, 2)}/${sha256}.${ext}`;
@@ -120,18 +219,28 @@ const evidenceKey = (sha256: string, ext: string) => `evidence/${sha256.slice(0,
  * After an upload's transaction failed: its file is removed unless an evidence row (this upload's
  * twin, or the same photo uploaded before) keeps it.
  */
-export async function dropEvidenceFile(db: Knex, store: ObjectStore, bytes: Buffer): Promise<void> {
+export async function dropEvidenceFile(
+  db: Knex,
+  store: ObjectStore,
+  bytes: Buffer,
+  written: string[] = [],
+): Promise<void> {
   const kind = sniffType(bytes);
   if (!kind) return;
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  if (await db('evidence').where({ sha256 }).first('id')) return;
-  await store.remove(evidenceKey(sha256, kind.ext));
+  const keys = new Set([evidenceKey(sha256, kind.ext), ...written]);
+  for (const key of keys) {
+    const at = store.locate(key);
+    if (await db('evidence').where('stored_as', at).orWhere('stamped_as', at).first('id')) continue;
+    await store.remove(key);
+  }
 }
 
 export async function readEvidence(
   db: Knex,
   user: User,
   id: number,
+  variant: 'original' | 'stamped' = 'original',
 ): Promise<{ filename: string; contentType: string; bytes: Buffer }> {
   const town = scopeTown(user);
   const row = await db('evidence as e')
@@ -142,5 +251,9 @@ export async function readEvidence(
     })
     .first('e.*');
   if (!row) throw new NotFoundError(say('evidence_unknown', { id }));
+  if (variant === 'stamped') {
+    if (!row.stamped_as) throw new NotFoundError(say('evidence_not_stamped', { id }));
+    return { filename: row.filename, contentType: 'image/jpeg', bytes: await readObject(row.stamped_as) };
+  }
   return { filename: row.filename, contentType: row.content_type, bytes: await readObject(row.stored_as) };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { findCjkFont } from '../export/fonts.ts';
 import { runPdfThread } from '../export/pdf.run.ts';
-import { renderChipPlan, type ChipPlan, type OpenSource, type SheetPlan } from '../export/sheets.ts';
+import { renderChipPlan, type ChipPlan, type OpenSource, type SheetPhoto, type SheetPlan } from '../export/sheets.ts';
 import { zipFiles } from '../export/zip.ts';
 import { safeName } from '../export/names.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
@@ -18,7 +18,8 @@ import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
-import { writeObject } from './objects.ts';
+import { readObject, writeObject } from './objects.ts';
+import { label } from '../i18n/index.ts';
 import { isRemote } from '../pipeline/io/byte.source.ts';
 
 export async function exportRecords(
@@ -216,6 +217,10 @@ export async function chipPlan(
 /** The chips' plans for every sheet, from the database (a few small queries per patch). */
 async function sheetPlans(db: Knex, records: ExportRecord[], signal?: AbortSignal): Promise<SheetPlan[]> {
   const plans: SheetPlan[] = [];
+  const photos = await stampedPhotos(
+    db,
+    records.map((r) => String(r.code)),
+  );
   for (const r of records) {
     signal?.throwIfAborted();
     const code = String(r.code);
@@ -224,9 +229,44 @@ async function sheetPlans(db: Knex, records: ExportRecord[], signal?: AbortSigna
       chipPlan(db, code, String(r.month), 'detail', '#ff2020'),
       chipPlan(db, code, String(r.month), 'overview', '#ff2020'),
     ]);
-    plans.push({ record: r, before, after, overview });
+    plans.push({ record: r, before, after, overview, photos: (photos.get(code) ?? []).map((p) => p.sheet) });
   }
   return plans;
+}
+
+/** A case's stamped photos as exports show them: verification first, each with its caption and a file name. */
+interface CasePhoto {
+  sheet: SheetPhoto;
+  /** Its name in a town package: code, stage, number. */
+  name: string;
+}
+
+/** The stamped photos of these patches, by code (originals stay in the store, named by their SHA-256). */
+async function stampedPhotos(db: Knex, codes: string[]): Promise<Map<string, CasePhoto[]>> {
+  const by = new Map<string, CasePhoto[]>();
+  const rows = [];
+  // in slices: a province's month is more codes than one statement may bind
+  for (let i = 0; i < codes.length; i += 5000)
+    rows.push(
+      ...(await db('evidence as e')
+        .join('patch as p', 'p.id', 'e.patch_id')
+        .whereIn('p.code', codes.slice(i, i + 5000))
+        .whereNotNull('e.stamped_as')
+        .orderBy([{ column: 'p.code' }, { column: 'e.stage', order: 'desc' }, { column: 'e.id' }])
+        .select('p.code', 'e.stage', 'e.stamped_as', 'e.flags')),
+    );
+  for (const r of rows) {
+    const list = by.get(r.code) ?? [];
+    const stage = label('stage', r.stage);
+    const n = list.filter((x) => x.name.includes(`_${stage}_`)).length + 1;
+    const flags = (r.flags as string[]).map((f) => label('photo_flag', f));
+    list.push({
+      sheet: { location: r.stamped_as, caption: `${stage}照片 ${n}${flags.length ? `（${flags.join('、')}）` : ''}` },
+      name: `${r.code}_${stage}_${n}.jpg`,
+    });
+    by.set(r.code, list);
+  }
+  return by;
 }
 
 /**
@@ -296,6 +336,17 @@ async function townPackages(
         for (const f of files)
           entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
       }
+      // the stamped site photos, as the sheets show them, named by patch, stage and number
+      const photos = await stampedPhotos(
+        t.db,
+        mine.map((r) => String(r.code)),
+      );
+      for (const list of photos.values())
+        for (const p of list) {
+          const path = join(dir, `photo-${entries.length}.jpg`);
+          writeFileSync(path, await readObject(p.sheet.location));
+          entries.push({ path, name: `${folder}/照片/${safeName(p.name, 'photo.jpg')}` });
+        }
     }
     await zipFiles(entries, outPath);
     return outPath;

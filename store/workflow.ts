@@ -63,10 +63,26 @@ export async function patchDetail(db: Knex, user: User, code: string): Promise<P
       .where({ patch_id: p.id })
       .orderBy('month')
       .select('month', 'kind', 'batch_id', db.raw('round(area_m2::numeric, 1)::float8 as area_m2'), 'mean_prob'),
-    db('evidence')
-      .where({ patch_id: p.id })
-      .orderBy('id')
-      .select('id', 'filename', 'content_type', 'bytes', 'note', 'uploaded_at', 'taken_at', 'lon', 'lat'),
+    db('evidence as ev')
+      .join('app_user as u', 'u.id', 'ev.uploaded_by')
+      .where({ 'ev.patch_id': p.id })
+      .orderBy('ev.id')
+      .select(
+        'ev.id',
+        'ev.filename',
+        'ev.content_type',
+        'ev.bytes',
+        'ev.note',
+        'ev.uploaded_at',
+        'ev.taken_at',
+        'ev.lon',
+        'ev.lat',
+        'ev.stage',
+        'ev.flags',
+        db.raw('round(ev.distance_m::numeric, 1)::float8 as distance_m'),
+        db.raw('ev.stamped_as is not null as stamped'),
+        db.raw("coalesce(nullif(u.display_name, ''), u.username) as author"),
+      ),
     db.raw(
       `select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g,
               round(ST_X(ST_Transform(centroid, 4326))::numeric, 7)::float8 as lon,

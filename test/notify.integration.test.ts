@@ -158,6 +158,9 @@ describe('notifications to group robots', () => {
 
     // a send-back and an escalation: one message each to the town, one to the supervisors, with the reason
     const OWN = '350206-202403-0002';
+    await call('dianqian', 'POST', `/api/patches/${OWN}/evidence?filename=site.jpg`, JPEG, {
+      'content-type': 'image/jpeg',
+    });
     for (const [who, action, body] of [
       ['dianqian', 'verify', { result: 'illegal', violation: 'construction' }],
       ['dianqian', 'rectify', { measure: 'demolish' }],

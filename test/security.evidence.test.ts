@@ -40,8 +40,9 @@ describe('security: evidence against the case it belongs to', () => {
       const { id } = await h.run.db('patch').where({ code }).first('id');
       const history = await h.run.db('patch_event').where({ patch_id: id }).orderBy('id').pluck('type');
       expect(history.at(-1), `${code}: ${history.join(' ')}`).toBe('close');
+      // the site photo of the verdict, the first of the result, and those that came before the close
       expect(history.filter((t) => t === 'evidence_added')).toHaveLength(
-        1 + done.filter((u) => u.statusCode === 201).length,
+        2 + done.filter((u) => u.statusCode === 201).length,
       );
     }
   }, 120_000);
@@ -62,9 +63,14 @@ describe('security: evidence against the case it belongs to', () => {
     await trx.commit();
     const late = await pending;
     expect(late.statusCode, late.body).toBe(409);
-    expect(await h.run.db('evidence').join('patch', 'patch.id', 'evidence.patch_id').where('patch.code', code)).toEqual(
-      [],
-    );
+    // only the site photo of the verdict, from before
+    expect(
+      await h.run
+        .db('evidence')
+        .join('patch', 'patch.id', 'evidence.patch_id')
+        .where('patch.code', code)
+        .pluck('evidence.filename'),
+    ).toEqual(['site.jpg']);
   }, 120_000);
 
   it('a refused upload leaves no file: the rows are written before the file', async () => {

@@ -191,6 +191,7 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       'GET /api/patches/{code}/chips/{which}',
       'POST /api/patches/{code}/evidence',
       'GET /api/evidence/{id}',
+      'GET /api/evidence/{id}/stamped.jpg',
       'GET /api/evidence/{id}/thumb.jpg',
       'GET /api/export',
       'GET /api/reports/monthly',

@@ -90,6 +90,7 @@ describe('bulk moves', () => {
     const codes = ['350206-202403-0001', '350206-202403-0004'];
     for (const code of codes) {
       await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {});
+      await h.photo('heshan', code, 'site.jpg');
       await call('heshan', 'POST', `/api/patches/${code}/actions/verify`, {
         result: 'illegal',
         violation: 'construction',

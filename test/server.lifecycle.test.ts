@@ -31,6 +31,14 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
       (await call('dianqian', 'POST', `/api/patches/${code}/actions/verify`, { result: 'maybe' })).statusCode,
     ).toBe(400);
     h.today = '2024-02-20';
+    // a verdict of 违法 needs a photo of the site (TUBAN_EVIDENCE_MIN_VERIFY_PHOTOS, 1 by default)
+    const bare = await call('dianqian', 'POST', `/api/patches/${code}/actions/verify`, {
+      result: 'illegal',
+      violation: 'construction',
+    });
+    expect(bare.statusCode).toBe(400);
+    expect(bare.json().message).toMatch(/needs 1 site photo\(s\) of this patch; 0 uploaded/);
+    await h.photo('dianqian', code, 'site.jpg');
     const v = await call('dianqian', 'POST', `/api/patches/${code}/actions/verify`, {
       result: 'illegal',
       violation: 'construction',
@@ -41,7 +49,7 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     expect(r.json()).toMatchObject({ status: 'rectifying', measure: 'demolish', rectify_due: '2024-03-19' });
     expect(
       (await call('dianqian', 'POST', `/api/patches/${code}/actions/report_rectified`, {})).json().message,
-    ).toMatch(/upload evidence/);
+    ).toMatch(/1 photo\(s\) of the result taken since the order are needed; 0 uploaded/); // the site photo was of the verification
     const big = await call(
       'dianqian',
       'POST',
@@ -101,6 +109,7 @@ describe('workflow HTTP API: the lifecycle, deadlines and reports', () => {
     expect(history).toEqual([
       'detected',
       'dispatch',
+      'evidence_added',
       'verify',
       'rectify',
       'evidence_added',

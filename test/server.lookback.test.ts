@@ -42,6 +42,7 @@ describe('回头看: ordered demolitions judged by the next month’s imagery', 
   }
   async function orderDemolished(code: string, town: string) {
     await act('ana', code, 'dispatch');
+    await h.photo(town, code, 'site.jpg'); // the verdict's photo of the site
     await act(town, code, 'verify', { result: 'illegal', violation: 'construction' });
     await act(town, code, 'rectify', { measure: 'demolish' });
   }

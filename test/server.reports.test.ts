@@ -68,6 +68,7 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
     await h.walkToClosed('350206-202403-0002');
     for (const code of ['350206-202403-0003', '350206-202403-0005']) {
       await call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {});
+      await h.photo('dianqian', code, 'site.jpg');
       const v = await call('dianqian', 'POST', `/api/patches/${code}/actions/verify`, {
         result: 'illegal',
         violation: 'construction',

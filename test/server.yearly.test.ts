@@ -23,6 +23,7 @@ describe('the yearly register', () => {
       ['heshan', '350206-202403-0001', 'verify', { result: 'false_change' }],
       ['ana', '350206-202403-0004', 'dismiss', { reason: 'cloud' }],
     ] as const) {
+      if (action === 'verify' && body.result === 'illegal') await h.photo(who, code, 'site.jpg');
       const r = await call(who, 'POST', `/api/patches/${code}/actions/${action}`, body);
       expect(r.statusCode, `${code} ${action}: ${r.body}`).toBe(200);
     }

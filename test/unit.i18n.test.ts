@@ -16,6 +16,7 @@ import {
   VIOLATIONS,
 } from '../workflow/lifecycle.ts';
 import { flatSchema } from '../web/components/schema.ts';
+import { EVIDENCE_STAGES, PHOTO_FLAGS } from '../workflow/evidence.proof.ts';
 
 /** Every code the API gives, by catalogue group: each must have words in every locale. */
 const CODES: Record<Group, readonly string[]> = {
@@ -34,6 +35,8 @@ const CODES: Record<Group, readonly string[]> = {
   batch_status: BATCH_STATES,
   tile_status: TILE_STATES,
   job_state: JOB_STATES,
+  stage: EVIDENCE_STAGES,
+  photo_flag: PHOTO_FLAGS,
   // every field of every action's form
   field: [...new Set(ACTIONS.flatMap((a) => Object.keys(flatSchema(jsonSchema(ActionBodies[a])).properties ?? {})))],
 };

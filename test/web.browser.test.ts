@@ -9,6 +9,7 @@ import { label } from '../i18n/index.ts';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
 import { objectStore } from '../store/objects.ts';
+import { JPEG } from './helpers/hostile.ts';
 import { addEvidence } from '../store/evidence.ts';
 import { createUser, type User } from '../store/users.ts';
 import { applyAction } from '../store/workflow.ts';
@@ -225,9 +226,20 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.selectOption('form.actionform select[name=violation]', 'construction');
     await page.fill('form.actionform input[name=note]', '现场核实为新建厂房');
     await page.click('form.actionform button[type=submit]');
+    // without a photo of the site the verdict is refused, in words that say what to do
+    await expect
+      .poll(() => page.textContent('#action-msg'))
+      .toContain('认定违法须有 1 张现场核查照片，现有 0 张：请先在现场用「拍照上传」拍摄');
+    await page.setInputFiles('label.camera input', { name: 'site.jpg', mimeType: 'image/jpeg', buffer: JPEG });
+    await expect.poll(() => page.textContent('#evidence [data-stage=verify]')).toContain('site.jpg');
+    if (!(await page.isVisible('form.actionform'))) await page.click('[data-open=verify]');
+    await page.selectOption('form.actionform select[name=result]', 'illegal');
+    await page.selectOption('form.actionform select[name=violation]', 'construction');
+    await page.fill('form.actionform input[name=note]', '现场核实为新建厂房');
+    await page.click('form.actionform button[type=submit]');
     await expect.poll(() => page.textContent('#action-msg')).toMatch(/核查 ✓/);
     expect(await page.textContent('#patch-code')).toContain('违法');
-    expect(await page.$$eval('#history tr', (r) => r.length)).toBe(historyRows + 1);
+    expect(await page.$$eval('#history tr', (r) => r.length)).toBe(historyRows + 2); // the photo, the verdict
     expect(await page.textContent('#history')).toContain('dianqian');
     // the history in words: a sentence per event, no raw keys or hashes for a town clerk
     const history = await page.textContent('#history');
@@ -263,13 +275,16 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.click('#upload button');
     await expect.poll(() => page.textContent('#evidence')).toContain('现场照片.png');
     await expect
-      .poll(() => page.$eval('#evidence img.thumb', (img) => (img as HTMLImageElement).naturalWidth), {
-        timeout: 30_000,
-      })
+      .poll(
+        () => page.$eval('#evidence img.thumb[alt="现场照片.png"]', (img) => (img as HTMLImageElement).naturalWidth),
+        {
+          timeout: 30_000,
+        },
+      )
       .toBe(16); // the photo's thumbnail (never enlarged)
     expect(await page.textContent('#history')).toContain('上传证据'); // evidence_added, in the catalogue's words
     // the photo opens full screen on the page (not a download), and closes back to the case
-    await page.click('#evidence a[data-evidence]');
+    await page.click('#evidence a[data-evidence]:text("现场照片.png")');
     await expect
       .poll(() => page.$eval('#viewer img', (img) => (img as HTMLImageElement).naturalWidth), { timeout: 30_000 })
       .toBe(16);
@@ -277,7 +292,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect(shown.width).toBe(await page.evaluate(() => window.innerWidth));
     await page.keyboard.press('Escape');
     expect(await page.$('#viewer')).toBeNull();
-    expect(await run.db('evidence').count('* as n').first()).toEqual({ n: '1' });
+    expect(await run.db('evidence').count('* as n').first()).toEqual({ n: '2' }); // the site photo, this one
     await page.screenshot({ path: join(SHOTS, '3-town-verified.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
     await page.close();
@@ -479,6 +494,32 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       await page.click('form.actionform button[type=submit]');
       await expect.poll(() => page.textContent('#action-msg')).toContain(`${label('action', action)} ✓`);
     };
+    // a verdict of 违法 needs a photo of the site: the page says so, and the photo is marked 核查
+    expect(await page.textContent('#photos-needed')).toBe('违法须有 1 张核查照片，现有 0 张');
+    const cameraPhoto = (at: string) =>
+      sharp({ create: { width: 64, height: 48, channels: 3, background: '#6a6' } })
+        .withExif({
+          IFD2: { DateTimeOriginal: at },
+          IFD3: {
+            GPSLatitudeRef: 'N',
+            GPSLatitude: '24/1 30/1 5600/100',
+            GPSLongitudeRef: 'E',
+            GPSLongitude: '118/1 5/1 5560/100',
+          },
+        })
+        .jpeg()
+        .toBuffer();
+    // an old picture from the phone's album: taken long before the patch was dispatched, and flagged so
+    await page.setInputFiles('label.camera input', {
+      name: '现场.jpg',
+      mimeType: 'image/jpeg',
+      buffer: await cameraPhoto('2024:03:01 09:15:00'),
+    });
+    await expect.poll(() => page.textContent('#evidence [data-stage=verify]')).toContain('现场.jpg');
+    expect(await page.textContent('#evidence [data-stage=verify] .flag')).toBe('拍摄早于下发');
+    // the camera's time and how far from the patch it was taken, from the photo's EXIF
+    expect(await page.textContent('#evidence .exif')).toMatch(/拍摄于 2024-03-01 09:15:00 · 距图斑 \d+ m/);
+    expect(await page.textContent('#evidence [data-stage=verify] .author')).toContain('殿前街道办 上传');
     await act('verify', async (f) => {
       await page.selectOption(`${f} select[name=result]`, 'illegal');
       await page.selectOption(`${f} select[name=violation]`, 'construction');
@@ -486,23 +527,16 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await act('rectify', async (f) => {
       await page.selectOption(`${f} select[name=measure]`, 'demolish');
     });
-    // the photo of the demolition, from the phone's camera input
-    const photo = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#6a6' } })
-      .withExif({
-        IFD2: { DateTimeOriginal: '2024:03:21 09:15:00' },
-        IFD3: {
-          GPSLatitudeRef: 'N',
-          GPSLatitude: '24/1 30/1 5600/100',
-          GPSLongitudeRef: 'E',
-          GPSLongitude: '118/1 5/1 5560/100',
-        },
-      })
-      .jpeg()
-      .toBuffer();
-    await page.setInputFiles('label.camera input', { name: '拆除后.jpg', mimeType: 'image/jpeg', buffer: photo });
-    await expect.poll(() => page.textContent('#evidence')).toContain('拆除后.jpg');
-    // the camera's time and how far from the patch it was taken, from the photo's EXIF
-    expect(await page.textContent('#evidence .exif')).toMatch(/拍摄于 2024-03-21 09:15:00 · 距图斑 \d+ m/);
+    expect(await page.textContent('#photos-needed')).toBe('上报整改完成须有 1 张整改照片，现有 0 张');
+    // the photo of the demolition, from the phone's camera, taken now
+    const now = new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 19).replace('T', ' ').replace(/-/g, ':');
+    await page.setInputFiles('label.camera input', {
+      name: '拆除后.jpg',
+      mimeType: 'image/jpeg',
+      buffer: await cameraPhoto(now),
+    });
+    await expect.poll(() => page.textContent('#evidence [data-stage=rectify]')).toContain('拆除后.jpg');
+    expect(await page.$$('#evidence [data-stage=rectify] .flag')).toHaveLength(0);
     await act('report_rectified', async () => {});
     expect(await page.textContent('#patch-code')).toContain('已整改');
     await fitsTheScreen(page, 'patch page after the report');
@@ -516,6 +550,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   it('lets a supervisor (1366 × 768) close a rectified patch from the to-do list', async () => {
     const code = townCodes['350206001'][2];
     // the town's part, through the workflow: verified illegal, demolished, a photo, reported
+    await addEvidence(run.db, objectStore(run.config), 1 << 20, clerk, code, { filename: 'site.jpg', bytes: JPEG });
     await applyAction(run.db, env, clerk, code, 'verify', { result: 'illegal', violation: 'construction' });
     await applyAction(run.db, env, clerk, code, 'rectify', { measure: 'demolish' });
     const photo = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#6a6' } })
@@ -531,6 +566,17 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.click(`#todo-table tr[data-code="${code}"]`);
     await page.waitForSelector('#patch-code');
     await fitsTheScreen(page, 'patch page');
+    // before closing, the supervisor sees the verification and the rectification photos side by side
+    const [verify, rectify] = await page.$$eval('#evidence section.stage', (els) =>
+      els.map((e) => ({ ...e.getBoundingClientRect().toJSON(), text: e.textContent ?? '' })),
+    );
+    expect(verify.text).toContain('核查照片');
+    expect(verify.text).toContain('site.jpg');
+    expect(rectify.text).toContain('整改照片');
+    expect(rectify.text).toContain('done.png');
+    expect(rectify.top).toBe(verify.top);
+    expect(rectify.left).toBeGreaterThan(verify.left + verify.width - 1);
+    await page.screenshot({ path: join(SHOTS, '8-supervisor-before-close.png'), fullPage: true });
     await page.click('[data-open=close]');
     await page.click('form.actionform button[type=submit]');
     await expect.poll(() => page.textContent('#action-msg')).toContain('销号 ✓');
@@ -691,6 +737,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
   it('shows a supervisor on a phone what the next month’s imagery says of a reported demolition (回头看)', async () => {
     const code = townCodes['350206002'][0];
     const heshan = await createUser(run.db, { username: 'heshan', role: 'town', townCode: '350206002' });
+    await addEvidence(run.db, objectStore(run.config), 1 << 20, heshan, code, { filename: 'site.jpg', bytes: JPEG });
     await applyAction(run.db, env, heshan, code, 'verify', { result: 'illegal', violation: 'construction' });
     await applyAction(run.db, env, heshan, code, 'rectify', { measure: 'demolish' });
     const photo = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#a66' } })

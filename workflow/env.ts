@@ -6,6 +6,7 @@ import { loadCalendar, type WorkCalendar } from './calendar.ts';
 import { loadAccountabilityRule, type AccountabilityRule } from './accountability.ts';
 import { DEFAULT_POLICY, type DeadlinePolicy } from './lifecycle.ts';
 import { formatIssues } from '../core/issues.ts';
+import type { ProofRules } from './evidence.proof.ts';
 
 /** What the workflow needs besides the database: the working-day calendar, the deadline policy, today. */
 export interface WorkflowEnv {
@@ -20,7 +21,22 @@ export interface WorkflowEnv {
   noticeDueDays?: number;
   /** The bureau's 问责 rule for the yearly register (TUBAN_ACCOUNTABILITY_FILE). */
   accountability?: AccountabilityRule;
+  /** What a photo must show to count (flags) and how many a verdict or a report needs; absent: DEFAULT_EVIDENCE_RULES. */
+  evidence?: EvidenceRules;
 }
+
+/** The evidence rules of issue 31, part 4: TUBAN_EVIDENCE_MAX_DISTANCE_M, TUBAN_EVIDENCE_MIN_*_PHOTOS, TUBAN_UTC_OFFSET_H. */
+export interface EvidenceRules extends ProofRules {
+  minVerifyPhotos: number;
+  minRectifyPhotos: number;
+}
+
+export const DEFAULT_EVIDENCE_RULES: EvidenceRules = {
+  maxDistanceM: 100,
+  cityOffsetH: 8,
+  minVerifyPhotos: 1,
+  minRectifyPhotos: 1,
+};
 
 const Days = z.object({
   ecological: z.number().int().min(1),
@@ -59,5 +75,11 @@ export function workflowEnv(config: Config): WorkflowEnv {
     today: () => localToday(config.TUBAN_UTC_OFFSET_H),
     noticeDueDays: config.TUBAN_NOTIFY_DUE_DAYS,
     accountability: loadAccountabilityRule(config.TUBAN_ACCOUNTABILITY_FILE),
+    evidence: {
+      maxDistanceM: config.TUBAN_EVIDENCE_MAX_DISTANCE_M,
+      cityOffsetH: config.TUBAN_UTC_OFFSET_H,
+      minVerifyPhotos: config.TUBAN_EVIDENCE_MIN_VERIFY_PHOTOS,
+      minRectifyPhotos: config.TUBAN_EVIDENCE_MIN_RECTIFY_PHOTOS,
+    },
   };
 }

@@ -36,17 +36,22 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
       if (!Buffer.isBuffer(req.body)) throw new BadInputError('bad_body', say('evidence_body'));
       const bytes = req.body;
       const store = objectStore(config);
+      const written: string[] = [];
       const r = await ctx
         .audited(req, 201, (trx) =>
-          addEvidence(trx, store, ctx.maxEvidenceBytes, me(req), req.params.code, {
-            filename: req.query.filename ?? 'evidence',
-            bytes,
-            note: req.query.note,
-          }),
+          addEvidence(
+            trx,
+            store,
+            ctx.maxEvidenceBytes,
+            me(req),
+            req.params.code,
+            { filename: req.query.filename ?? 'evidence', bytes, note: req.query.note },
+            { rules: ctx.env.evidence, font: ctx.stampFont, written },
+          ),
         )
         .catch(async (err: unknown) => {
-          // the rows rolled back: the file goes too, unless another row keeps it
-          await dropEvidenceFile(ctx.db, store, bytes).catch(() => {});
+          // the rows rolled back: the files go too (the original and its stamped copy), unless another row keeps them
+          await dropEvidenceFile(ctx.db, store, bytes, written).catch(() => {});
           throw err;
         });
       return reply.status(201).send(r);
@@ -71,6 +76,30 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
         .header(
           'content-disposition',
           `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`,
+        )
+        .send(f.bytes);
+    },
+  );
+  app.get(
+    '/api/evidence/:id/stamped.jpg',
+    {
+      schema: {
+        summary:
+          "A photo's stamped copy (JPEG): upright, at most 2048 px, with when and where it was taken, the patch, the stage, its author and its flags drawn in",
+        tags: ['evidence'],
+        params: z.object({ id: RowId('evidence id') }),
+        response: { ...ok('image/jpeg'), ...errors(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      const f = await readEvidence(db, me(req), req.params.id, 'stamped');
+      const name = `${safeName(f.filename.replace(/\.[^.]*$/, ''), 'evidence')}-水印.jpg`;
+      return reply
+        .header('content-type', 'image/jpeg')
+        .header('cache-control', 'private, max-age=86400')
+        .header(
+          'content-disposition',
+          `inline; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`,
         )
         .send(f.bytes);
     },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_EVIDENCE_RULES } from '../../workflow/env.ts';
 import { localeOf } from '../../i18n/say.ts';
 import { applyBulk, BULK_ACTIONS, BULK_MAX, BulkSelection } from '../../store/bulk.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail } from '../../store/workflow.ts';
@@ -78,7 +79,14 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         response: { ...answers(MetaBody, 'actions by name'), ...errors(401) },
       },
     },
-    async () => ({ ...meta, evidence_max_bytes: ctx.maxEvidenceBytes }),
+    async () => ({
+      ...meta,
+      evidence_max_bytes: ctx.maxEvidenceBytes,
+      evidence_min_photos: {
+        verify: (ctx.env.evidence ?? DEFAULT_EVIDENCE_RULES).minVerifyPhotos,
+        rectify: (ctx.env.evidence ?? DEFAULT_EVIDENCE_RULES).minRectifyPhotos,
+      },
+    }),
   );
 
   app.get(

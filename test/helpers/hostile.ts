@@ -56,6 +56,10 @@ export function hostileServer(): HostileScene {
     /** Dispatch, verify illegal: the patch is ready for rectify. */
     async toIllegal(code: string, town: string) {
       expect((await h.call('ana', 'POST', `/api/patches/${code}/actions/dispatch`, {})).statusCode).toBe(200);
+      const up = await h.call(town, 'POST', `/api/patches/${code}/evidence?filename=site.jpg`, JPEG, {
+        'content-type': 'image/jpeg',
+      });
+      expect(up.statusCode, up.body).toBe(201);
       const v = await h.call(town, 'POST', `/api/patches/${code}/actions/verify`, {
         result: 'illegal',
         violation: 'construction',

@@ -20,6 +20,8 @@ export interface WorkflowScene {
   token: Record<string, string>;
   env: WorkflowEnv;
   call: ReturnType<typeof apiCaller>;
+  /** Uploads a small photo (no EXIF) to a patch as `who`; expects 201. */
+  photo(who: string, code: string, filename?: string): Promise<void>;
   /** Takes a 殿前 patch the shortest way from detected to closed: dispatch, verify illegal, demolish, evidence, report, close. */
   walkToClosed(code: string): Promise<void>;
   /** The April batch against February, after 0005 was demolished and closed: 0005's building comes back as a rebuilt patch. */
@@ -67,6 +69,13 @@ export function workflowApi(): WorkflowScene {
     await cleanup(h.run.db, h.run.config);
   });
 
+  h.photo = async function photo(who: string, code: string, filename = 'photo.jpg') {
+    const up = await h.call(who, 'POST', `/api/patches/${code}/evidence?filename=${filename}`, JPEG, {
+      'content-type': 'image/jpeg',
+    });
+    expect(up.statusCode, up.body).toBe(201);
+  };
+
   h.walkToClosed = async function walkToClosed(code: string) {
     const steps: [string, string, Record<string, unknown>][] = [
       ['ana', 'dispatch', {}],
@@ -74,6 +83,8 @@ export function workflowApi(): WorkflowScene {
       ['dianqian', 'rectify', { measure: 'demolish' }],
     ];
     for (const [who, action, body] of steps) {
+      // a verdict of 违法 stands on a photo of the site
+      if (action === 'verify') await h.photo('dianqian', code, 'site.jpg');
       const r = await h.call(who, 'POST', `/api/patches/${code}/actions/${action}`, body);
       expect(r.statusCode, `${action}: ${r.body}`).toBe(200);
     }

@@ -1,11 +1,10 @@
-/** What the patch page says about a patch: its attributes, a history event's detail, a photo's time and place. */
+/** What the patch page says about a patch: its attributes and a history event's detail. */
 import { html, type TemplateResult } from 'lit-html';
 import type { PatchDetailBody } from '../../api/responses.ts';
 import type { UiKey } from '../../i18n/say.ts';
-import { fmt, localTime, M2_PER_MU, text } from '../labels.ts';
+import { fmt, M2_PER_MU, text } from '../labels.ts';
 import { t, ui } from '../locale.ts';
 import { href } from '../router.ts';
-import { distanceM, distanceText } from './location.ts';
 import { dueText } from './deadline.ts';
 
 const patchLink = (code: string) => html`<a href=${href(`/patch/${encodeURIComponent(code)}`)}>${code}</a>`;
@@ -64,19 +63,6 @@ export function checkText(c: PatchDetailBody['imagery_check']): string {
 }
 
 /** A history event's detail in one line (the geometry it replaced and an imagery check's measurements left out). */
-/** When and how far from the patch a photo was taken, by its EXIF: the proof of a site visit. */
-export function photoWhereWhen(
-  e: { taken_at: string | null; lon: number | null; lat: number | null },
-  centre: [number, number] | null,
-): TemplateResult | string {
-  const when = e.taken_at ? ui('patch_photo_taken', { time: localTime(e.taken_at) }) : '';
-  const where =
-    e.lon !== null && e.lat !== null && centre
-      ? ` · ${ui('patch_photo_distance', { distance: distanceText(distanceM([e.lon, e.lat], centre)) })}`
-      : '';
-  return when || where ? html`<small class="exif">${when}${where}</small>` : '';
-}
-
 export function summarise(detail: unknown): string {
   if (!detail || typeof detail !== 'object') return '';
   return Object.entries(detail as Record<string, unknown>)

@@ -11,7 +11,8 @@ import { statusBadge } from '../components/badges.ts';
 import { ACTION_HINTS } from '../components/hints.ts';
 import { historySentence } from '../components/history.ts';
 import { distanceM, locationCard } from '../components/location.ts';
-import { attributes, checkText, photoWhereWhen, summarise } from '../components/patch-facts.ts';
+import { attributes, checkText, summarise } from '../components/patch-facts.ts';
+import { evidenceByStage, photosNeeded } from '../components/evidence.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
 import { bytes, fmt, localTime } from '../labels.ts';
@@ -177,6 +178,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   const draw = () => {
     const actions = p.allowed_actions;
     const centre: [number, number] = [p.lon, p.lat];
+    const needed = photosNeeded(p, ctx.meta.evidence_min_photos);
     render(
       html`<p><a id="back" href=${back.hash}>${back.label}</a></p>
         <h2 id="patch-code">${p.code} ${statusBadge(p)}</h2>
@@ -313,39 +315,12 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
             </div>
             <div class="card evidence">
               <h3>${ui('patch_evidence')}</h3>
-              <ul id="evidence">
-                ${
-                  p.evidence.length
-                    ? p.evidence.map(
-                        (e) =>
-                          html`<li>
-                            ${
-                              e.content_type.startsWith('image/')
-                                ? html`<img
-                                    class="thumb"
-                                    alt=${e.filename}
-                                    data-thumb=${e.id}
-                                    @click=${() => viewPhoto(e.id, e.filename)}
-                                  />`
-                                : nothing
-                            }
-                            <a
-                              href="#"
-                              data-evidence=${e.id}
-                              @click=${(ev: Event) => {
-                                ev.preventDefault();
-                                // a photo opens full screen on the page; a PDF is downloaded
-                                if (e.content_type.startsWith('image/')) viewPhoto(e.id, e.filename);
-                                else void download(`/api/evidence/${e.id}`).catch(reportError);
-                              }}
-                              >${e.filename}</a
-                            >
-                            (${bytes(e.bytes)}) ${e.note ?? ''} ${photoWhereWhen(e, centre)}
-                          </li>`,
-                      )
-                    : html`<li>–</li>`
-                }
-              </ul>
+              ${needed.line ? html`<p class="needed" id="photos-needed">${needed.line}</p>` : nothing}
+              ${evidenceByStage(p.evidence, {
+                view: viewPhoto,
+                download: (id) => void download(`/api/evidence/${id}`).catch(reportError),
+              })}
+              <p class="hint">${ui('patch_photo_next_stage', { stage: t('stage', needed.stage) })}</p>
               <form id="upload" class="inline" @submit=${onUpload}>
                 <input type="file" name="file" accept="image/jpeg,image/png,application/pdf" /><button>
                   ${ui('patch_upload')}
