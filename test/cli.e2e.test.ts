@@ -190,8 +190,9 @@ describe('tuban CLI with a separate worker process', () => {
       });
       const page = await fetch(`${address}/`);
       expect(page.status).toBe(200);
-      expect(await page.text()).toContain('/assets/app.js');
-      const js = await fetch(`${address}/assets/app.js`);
+      const script = /\/assets\/app\.[0-9a-f]{12}\.js/.exec(await page.text())?.[0];
+      expect(script).toBeDefined(); // the bundle under its content's hash
+      const js = await fetch(`${address}${script}`);
       expect(js.status).toBe(200);
       expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(100_000); // OpenLayers is in the bundle
       expect((await (await fetch(`${address}/api/health`)).json()).ok).toBe(true);

@@ -3,9 +3,11 @@
  * server's message, the answer typed with the server's own response schemas (api/responses.ts).
  */
 import type { ErrorBody } from '../api/responses.ts';
-import { locale, ui } from './locale.ts';
+import { locale, t, ui } from './locale.ts';
+import { outbox, QUEUEABLE } from './offline.ts';
 
 const TOKEN_KEY = 'tuban.token';
+const USER_KEY = 'tuban.user';
 
 export class ApiError extends Error {
   constructor(
@@ -17,7 +19,14 @@ export class ApiError extends Error {
   }
 }
 
-/** The token, kept in localStorage so a reload stays signed in. */
+/** A write the network could not carry, kept in the outbox to be sent when the signal returns. */
+export class QueuedError extends ApiError {
+  constructor(readonly what: string) {
+    super(0, ui('outbox_queued', { what }));
+  }
+}
+
+/** The token (and whose it is), kept in localStorage so a reload stays signed in. */
 export const session = {
   get token(): string | null {
     return localStorage.getItem(TOKEN_KEY);
@@ -25,6 +34,13 @@ export const session = {
   set token(value: string | null) {
     if (value) localStorage.setItem(TOKEN_KEY, value);
     else localStorage.removeItem(TOKEN_KEY);
+  },
+  get username(): string | null {
+    return localStorage.getItem(USER_KEY);
+  },
+  set username(value: string | null) {
+    if (value) localStorage.setItem(USER_KEY, value);
+    else localStorage.removeItem(USER_KEY);
   },
   /** Called when the server answers 401 to a signed-in request: the token expired or was revoked. */
   onSignedOut: () => {},
@@ -38,7 +54,34 @@ async function request(path: string, init: RequestInit = {}): Promise<Response> 
   // the server's refusals come in the language the user reads
   headers.set('accept-language', locale());
   if (typeof init.body === 'string') headers.set('content-type', 'application/json');
-  const res = await fetch(path, { ...init, headers });
+  let res: Response;
+  try {
+    res = await fetch(path, { ...init, headers });
+  } catch (err) {
+    // no signal: a photo, an action or a note waits in the outbox; anything else fails as it is
+    const method = (init.method ?? 'GET').toUpperCase();
+    if (method === 'POST' && QUEUEABLE.test(path) && session.username && init.body) {
+      const what = describe(path);
+      await outbox.add({
+        username: session.username,
+        method: 'POST',
+        path,
+        body: init.body as string | Blob,
+        contentType: headers.get('content-type') ?? 'application/octet-stream',
+        label: what,
+        code: decodeURIComponent(path.split('/')[3]),
+        at: new Date().toISOString(),
+      });
+      throw new QueuedError(what);
+    }
+    void err;
+    throw new ApiError(0, ui('no_signal'));
+  }
+  if (res.headers.get('x-tuban-offline')) markOffline();
+  else if (offlineState.showingKept) {
+    offlineState.showingKept = false;
+    offlineState.onChange();
+  }
   if (res.status === 401 && path !== '/api/login') {
     session.token = null;
     session.onSignedOut();
@@ -46,9 +89,32 @@ async function request(path: string, init: RequestInit = {}): Promise<Response> 
   }
   if (!res.ok) {
     const body = (await res.json().catch(() => ({ message: res.statusText }))) as Partial<ErrorBody>;
+    // the service worker's answer when there is no network and nothing was kept
+    if (body.code === 'offline' && res.headers.get('x-tuban-offline'))
+      throw new ApiError(res.status, ui('offline_not_kept'), body);
     throw new ApiError(res.status, body.message ?? res.statusText, body);
   }
   return res;
+}
+
+/** A queued write in words: 核查（350206-202403-0002）, 上传 现场.jpg（350206-202403-0002）. */
+function describe(path: string): string {
+  const [, , , rawCode, kind, action] = path.split('?')[0].split('/');
+  const code = decodeURIComponent(rawCode);
+  if (kind === 'actions') return ui('outbox_action', { action: t('action', action), code });
+  if (kind === 'evidence') {
+    const file = new URLSearchParams(path.split('?')[1] ?? '').get('filename') ?? '';
+    return ui('outbox_photo', { file, code });
+  }
+  return ui('outbox_note', { code });
+}
+
+/** Pages shown from what the phone kept, not from the network: said in the header until a fresh answer comes. */
+export const offlineState = { showingKept: false, onChange: () => {} };
+function markOffline(): void {
+  if (offlineState.showingKept) return;
+  offlineState.showingKept = true;
+  offlineState.onChange();
 }
 
 /** GET (or `init`'s method) `path` as JSON of type T; a Blob for images and files; null for 204. */

@@ -14,7 +14,10 @@ import './styles/map.css';
 import './styles/patch.css';
 import './styles/phone.css';
 import type { MapConfigBody, MetaBody, UserBody } from '../api/responses.ts';
-import { api, ApiError, post, session } from './api.ts';
+import { api, ApiError, offlineState, post, session } from './api.ts';
+import { renderOutbox } from './components/outbox.ts';
+import { flushOutbox, forgetKeptAnswers, onOutboxChange, startOutbox, type Sender } from './offline.ts';
+import { locale } from './locale.ts';
 import { showError } from './components/message.ts';
 import type { AppContext } from './context.ts';
 import { renderBatchesPage } from './pages/batches.ts';
@@ -52,6 +55,9 @@ function signOut(): void {
     .catch(() => undefined)
     .finally(() => {
       session.token = null;
+      session.username = null;
+      // what this phone kept of the user's cases goes with the sign-out (a shared phone)
+      void forgetKeptAnswers();
       signedOut();
     });
 }
@@ -74,8 +80,23 @@ async function loadContext(): Promise<AppContext> {
     api<MapConfigBody>('/api/map/config'),
     api<MetaBody>('/api/meta'),
   ]);
+  session.username = me.username;
   return { me, config, meta, main, month: null };
 }
+
+/** The outbox sends as whoever is signed in now; what it sent shows on the page at once. */
+const sender: Sender = {
+  who: () => (session.token && session.username ? { username: session.username, token: session.token } : null),
+  language: () => locale(),
+  sent: () => void show().catch(reportError),
+};
+const drawOutbox = () => void renderOutbox(session.username, () => void flushOutbox(sender));
+onOutboxChange(drawOutbox);
+offlineState.onChange = drawOutbox;
+startOutbox(sender);
+drawOutbox();
+// the service worker keeps the app and the cases opened, for a weak signal or none (web/sw.ts)
+if ('serviceWorker' in navigator) void navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(() => {});
 
 session.onSignedOut = signedOut;
 const show = startRouter(async (nav) => {

@@ -13,8 +13,8 @@ type Evidence = PatchDetailBody['evidence'][number];
 type Stage = 'verify' | 'rectify';
 
 export interface EvidenceHandlers {
-  /** Open a photo full screen. */
-  view: (id: number | string, name: string) => void;
+  /** Open a photo full screen (its stamped copy when asked). */
+  view: (id: number | string, name: string, stamped?: boolean) => void;
   /** Download a document. */
   download: (id: number | string) => void;
 }
@@ -64,7 +64,7 @@ function item(e: Evidence, on: EvidenceHandlers): TemplateResult {
   const when = e.taken_at ? ui('patch_photo_taken', { time: localTime(e.taken_at) }) : '';
   const where =
     e.distance_m !== null && e.distance_m !== undefined
-      ? ui('patch_photo_distance_outline', { distance: distanceText(e.distance_m) })
+      ? ui('patch_photo_distance', { distance: distanceText(e.distance_m) })
       : '';
   return html`<li data-stage=${e.stage}>
     ${
@@ -84,7 +84,21 @@ function item(e: Evidence, on: EvidenceHandlers): TemplateResult {
         }}
         >${e.filename}</a
       >
-      (${bytes(e.bytes)}) ${e.note ?? ''}
+      (${bytes(e.bytes)})
+      ${
+        e.stamped
+          ? html`<a
+              href="#"
+              class="stamped"
+              @click=${(ev: Event) => {
+                ev.preventDefault();
+                on.view(e.id, e.filename, true);
+              }}
+              >${ui('patch_photo_stamped')}</a
+            >`
+          : nothing
+      }
+      ${e.note ?? ''}
       ${when || where ? html`<small class="exif">${[when, where].filter(Boolean).join(' · ')}</small>` : nothing}
       <small class="author">${ui('patch_photo_by', { author: e.author })} · ${localTime(e.uploaded_at)}</small>
       ${

@@ -5,7 +5,7 @@
 import { html, nothing, render, type TemplateResult } from 'lit-html';
 import type { PatchDetailBody, TownsBody } from '../../api/responses.ts';
 import type { UiKey } from '../../i18n/say.ts';
-import { api, download, path, post, showImage } from '../api.ts';
+import { api, download, path, post, QueuedError, showImage } from '../api.ts';
 import { actionForm, field, requestKey, type Choice } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
 import { ACTION_HINTS } from '../components/hints.ts';
@@ -71,7 +71,9 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
       await work();
       await reload(done);
     } catch (err) {
-      view.message = errorMessage(err);
+      // no signal: the write waits in the outbox (said so, not as a refusal), the form closes
+      if (err instanceof QueuedError) view.open = null;
+      view.message = err instanceof QueuedError ? okMessage(err.message) : errorMessage(err);
       draw();
     }
   };
@@ -140,7 +142,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
   };
 
   /** A photo full screen over the page: tap the button or press Escape to go back to the case. */
-  const viewPhoto = (id: number | string, name: string) => {
+  const viewPhoto = (id: number | string, name: string, stamped = false) => {
     const shut = () => {
       overlay.remove();
       document.removeEventListener('keydown', onKey);
@@ -159,7 +161,9 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     document.body.append(overlay);
     document.addEventListener('keydown', onKey);
     nav.onLeave(shut);
-    void showImage(overlay.querySelector('img')!, `/api/evidence/${id}`).catch(reportError);
+    void showImage(overlay.querySelector('img')!, `/api/evidence/${id}${stamped ? '/stamped.jpg' : ''}`).catch(
+      reportError,
+    );
   };
 
   /** Photos' thumbnails, each fetched once with the token (new ones after an upload). */
