@@ -288,4 +288,6 @@ export const uiEn: Record<UiKey, string> = {
   location_timeout: 'No location: none within 15 s; try again',
   location_unsupported: 'no position: this browser gives none',
   location_failed: 'no position: {reason}',
+  map_locate: 'Where am I',
+  map_here: 'You are here (within about {m} m)',
 };

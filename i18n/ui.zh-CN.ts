@@ -288,6 +288,8 @@ export const uiZhCN = {
   location_timeout: '无法定位：15 秒内未取到位置，请重试',
   location_unsupported: '无法定位：此浏览器不提供位置',
   location_failed: '无法定位：{reason}',
+  map_locate: '我的位置',
+  map_here: '你在这里（精度约 {m} 米）',
 } as const;
 
 export type UiKey = keyof typeof uiZhCN;

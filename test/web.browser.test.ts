@@ -477,6 +477,52 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     loads.push(`map page with its list ${Math.round(performance.now() - t2)} ms`);
     await thumbSized(page, 'map page');
     await inChinese(page, 'map page');
+    // 我的位置: the phone's position on the map, in words with its accuracy, the view on it
+    const site = await page.evaluate(() => {
+      const m = (window as unknown as { __tubanMap: import('ol/Map.js').default }).__tubanMap;
+      return m.getView().getCenter();
+    });
+    expect(site).toBeTruthy();
+    await page.context().grantPermissions(['geolocation']);
+    await page.context().setGeolocation({ longitude: 118.1, latitude: 24.515, accuracy: 12 });
+    await page.click('#locate');
+    await expect.poll(() => page.textContent('#here-msg')).toBe('你在这里（精度约 12 米）');
+    const hereCount = await page.evaluate(() => {
+      const m = (window as unknown as { __tubanMap: import('ol/Map.js').default }).__tubanMap;
+      const layers = m.getLayers().getArray() as unknown as {
+        getSource(): { getFeatures?(): { get(k: string): unknown }[] };
+      }[];
+      return layers.flatMap((l) => l.getSource().getFeatures?.() ?? []).filter((f) => f.get('kind') === 'here').length;
+    });
+    expect(hereCount).toBe(1);
+    await page.screenshot({ path: join(SHOTS, '6-phone-map-here.png') });
+    // a patch chosen in the list is fitted beside the divider: neither the line nor its handle covers it
+    const chosen = String(await page.getAttribute('#patch-table tbody tr', 'data-code'));
+    await page.click(`#patch-table tbody tr[data-code="${chosen}"]`);
+    await page.waitForTimeout(600); // the view's 250 ms animation
+    const placed = await page.evaluate((code) => {
+      const m = (window as unknown as { __tubanMap: import('ol/Map.js').default }).__tubanMap;
+      const layers = m.getLayers().getArray() as unknown as {
+        getSource(): { getFeatureById?(id: string): { getGeometry(): { getExtent(): number[] } } | null };
+      }[];
+      const f = layers.map((l) => l.getSource().getFeatureById?.(code)).find(Boolean)!;
+      const [x0, y0, x1, y1] = f.getGeometry().getExtent();
+      const a = m.getPixelFromCoordinate([x0, y1]);
+      const b = m.getPixelFromCoordinate([x1, y0]);
+      const box = document.querySelector('#map')!.getBoundingClientRect();
+      const line = document.querySelector('.swipe-line')!.getBoundingClientRect();
+      const handle = document.querySelector('.swipe-handle')!.getBoundingClientRect();
+      return {
+        patch: { left: box.left + a[0], top: box.top + a[1], right: box.left + b[0], bottom: box.top + b[1] },
+        line: line.left,
+        handle: { left: handle.left, top: handle.top, right: handle.right, bottom: handle.bottom },
+      };
+    }, chosen);
+    const overlaps = (p: typeof placed.patch, h: typeof placed.handle) =>
+      p.left < h.right && h.left < p.right && p.top < h.bottom && h.top < p.bottom;
+    expect(placed.line < placed.patch.left || placed.line > placed.patch.right, JSON.stringify(placed)).toBe(true);
+    expect(overlaps(placed.patch, placed.handle), JSON.stringify(placed)).toBe(false);
+    await page.screenshot({ path: join(SHOTS, '6-phone-map-selected.png') });
     console.log(`page loads on a phone viewport: ${loads.join('; ')}`);
     await page.goBack();
     await page.waitForSelector('#patch-code');

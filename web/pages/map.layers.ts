@@ -1,6 +1,7 @@
 /**
  * The OpenLayers map of one month: imagery tiles of the month and its baseline month with a swipe
- * between them, the patches drawn by state, the selected patch highlighted. Knows nothing of the page.
+ * between them, the patches drawn by state, the selected patch highlighted, the phone's own position.
+ * Knows nothing of the page.
  */
 import OlMap from 'ol/Map.js';
 import View from 'ol/View.js';
@@ -10,19 +11,19 @@ import XYZ from 'ol/source/XYZ.js';
 import VectorSource from 'ol/source/Vector.js';
 import TileGrid from 'ol/tilegrid/TileGrid.js';
 import GeoJSON from 'ol/format/GeoJSON.js';
-import { Fill, Stroke, Style, Text } from 'ol/style.js';
+import { Circle as CircleStyle, Fill, Stroke, Style, Text } from 'ol/style.js';
 import { register } from 'ol/proj/proj4.js';
 import { get as getProjection } from 'ol/proj.js';
 import { getRenderPixel } from 'ol/render.js';
 import { getCenter } from 'ol/extent.js';
-import type Feature from 'ol/Feature.js';
+import Feature from 'ol/Feature.js';
 import type ImageTile from 'ol/ImageTile.js';
 import type RenderEvent from 'ol/render/Event.js';
-import type { Geometry } from 'ol/geom.js';
+import { Circle, Point, type Geometry } from 'ol/geom.js';
 import type { FeatureLike } from 'ol/Feature.js';
 import proj4 from 'proj4';
 import { defaults as defaultControls, MousePosition, ScaleLine } from 'ol/control.js';
-import { toLonLat } from 'ol/proj.js';
+import { fromLonLat, toLonLat } from 'ol/proj.js';
 import type { MapConfigBody, PatchFeatureCollection, PatchListItem, TownsBody } from '../../api/responses.ts';
 import { showImage } from '../api.ts';
 import { OVERDUE_COLOUR, STATUS_COLOUR } from '../labels.ts';
@@ -81,14 +82,34 @@ export interface PatchMap {
   map: OlMap;
   setTowns(fc: TownsBody): void;
   setPatches(fc: PatchFeatureCollection): void;
-  /** Highlight one patch (or none); `zoom` fits the view to it. */
+  /**
+   * Highlight one patch (or none); `zoom` fits the view to it, beside the swipe divider (right of it where
+   * there is room, else left), clear of the divider's handle and the swipe bar at the bottom.
+   */
   select(code: string | null, zoom: boolean): void;
+  /** The phone's position (lon/lat, WGS 84) with its accuracy in metres, drawn as 你在这里; null: none. `centre` moves the view there. */
+  showHere(here: { lon: number; lat: number; accuracyM: number } | null, centre: boolean): void;
   /** The share of the view, from the left, that shows the baseline month (0–100). */
   setSwipe(percent: number): void;
   /** Calls back with the patch clicked (null: the map beside the patches) and the pixel clicked. */
   onClick(fn: (p: PatchListItem | null, pixel: number[]) => void): void;
   dispose(): void;
 }
+
+/** 你在这里: a blue dot, and the circle its accuracy allows. */
+const hereStyle = (f: FeatureLike) =>
+  f.get('kind') === 'accuracy'
+    ? new Style({
+        fill: new Fill({ color: 'rgba(31,111,235,0.12)' }),
+        stroke: new Stroke({ color: '#1f6feb', width: 1 }),
+      })
+    : new Style({
+        image: new CircleStyle({
+          radius: 8,
+          fill: new Fill({ color: '#1f6feb' }),
+          stroke: new Stroke({ color: '#fff', width: 3 }),
+        }),
+      });
 
 export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string, swipe: number): PatchMap {
   const monthCfg = cfg.months.find((m) => m.month === month)!;
@@ -122,6 +143,7 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
   const vector = new VectorLayer({ source, style: patchStyle(false) });
   const selected = new VectorSource<Feature<Geometry>>();
   const towns = new VectorSource<Feature<Geometry>>();
+  const here = new VectorSource<Feature<Geometry>>();
   const map = new OlMap({
     target,
     controls: defaultControls().extend([
@@ -142,6 +164,7 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
       new VectorLayer({ source: towns, style: townStyle }),
       vector,
       new VectorLayer({ source: selected, style: patchStyle(true) }),
+      new VectorLayer({ source: here, style: hereStyle }),
     ],
     view: new View({
       projection,
@@ -191,12 +214,32 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
       const f = codeSel ? source.getFeatureById(codeSel) : null;
       if (!f) return;
       selected.addFeature(f.clone());
-      if (zoom)
-        map.getView().fit(f.getGeometry()!.getExtent(), {
-          padding: [80, 80, 80, 80],
-          maxZoom: resolutions.length - 2,
-          duration: 250,
-        });
+      if (!zoom) return;
+      // the patch beside the divider, never under it or its handle: the line is where the two months meet
+      const [w] = map.getSize() ?? [0, 0];
+      const line = before ? (w * swipePercent) / 100 : -Infinity;
+      const side = 24;
+      const padding =
+        line === -Infinity || line < 0 || line > w
+          ? [60, 60, 130, 60]
+          : w - line >= w * 0.35
+            ? [60, 40, 130, line + side]
+            : [60, w - line + side, 130, 40];
+      map.getView().fit(f.getGeometry()!.getExtent(), {
+        padding,
+        maxZoom: resolutions.length - 2,
+        duration: 250,
+      });
+    },
+    showHere(pos, centre) {
+      here.clear();
+      if (!pos) return;
+      const at = fromLonLat([pos.lon, pos.lat], projection);
+      here.addFeatures([
+        new Feature({ geometry: new Circle(at, pos.accuracyM), kind: 'accuracy' }),
+        new Feature({ geometry: new Point(at), kind: 'here' }),
+      ]);
+      if (centre) map.getView().animate({ center: at, duration: 250 });
     },
     setSwipe(percent) {
       swipePercent = percent;

@@ -91,6 +91,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     selected: null as string | null,
     popup: null as { patch: PatchListItem; pixel: number[] } | null,
     swipe: 50,
+    /** 你在这里: the phone's position once asked for, or why there is none. */
+    here: null as { accuracyM: number } | { error: string } | null,
     downloads: { status: '', busy: null, failure: null } as DownloadsState,
     bulk: bulkState(),
   };
@@ -114,6 +116,37 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     map?.setSwipe(state.swipe);
     draw();
   };
+  /** 我的位置: the phone's position on the map, followed while the page is open; the first fix centres the view. */
+  let watch: number | null = null;
+  const locate = () => {
+    if (!('geolocation' in navigator)) {
+      state.here = { error: ui('location_unsupported') };
+      return draw();
+    }
+    if (watch !== null) navigator.geolocation.clearWatch(watch);
+    let first = true;
+    watch = navigator.geolocation.watchPosition(
+      (pos) => {
+        const accuracyM = Math.round(pos.coords.accuracy);
+        map?.showHere({ lon: pos.coords.longitude, lat: pos.coords.latitude, accuracyM }, first);
+        first = false;
+        state.here = { accuracyM };
+        draw();
+      },
+      (err) => {
+        // said in the clerk's words, not the browser's
+        const why = { 1: 'location_denied', 2: 'location_unavailable', 3: 'location_timeout' } as const;
+        state.here = {
+          error: err.code in why ? ui(why[err.code as 1 | 2 | 3]) : ui('location_failed', { reason: err.message }),
+        };
+        draw();
+      },
+      { enableHighAccuracy: true, timeout: 15_000 },
+    );
+  };
+  nav.onLeave(() => {
+    if (watch !== null) navigator.geolocation.clearWatch(watch);
+  });
   /** Dragging the divider's handle moves the boundary between the two months. */
   const dragSwipe = (down: PointerEvent) => {
     const wrap = (down.currentTarget as HTMLElement).closest<HTMLElement>('.mapwrap')!;
@@ -300,6 +333,16 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
                 </div>`
               : nothing
           }
+          <div class="here">
+            <button type="button" id="locate" @click=${locate}>${ui('map_locate')}</button>
+            ${
+              state.here
+                ? html`<span id="here-msg" class=${'error' in state.here ? 'error' : ''}
+                    >${'error' in state.here ? state.here.error : ui('map_here', { m: state.here.accuracyM })}</span
+                  >`
+                : nothing
+            }
+          </div>
           <div class="legend">
             ${LEGEND_STATES.map(
               (s) => html`<div><span style="border-color:${STATUS_COLOUR[s]}"></span>${t('status', s)}</div>`,
