@@ -8,7 +8,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorFate, TubanError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { byteSize, label, type Locale } from '../i18n/index.ts';
+import { byteSize, label, type Group, type Locale } from '../i18n/index.ts';
 import { isSaid, keyOfEnglish, localeOf, render, say, type MessageKey, type Said } from '../i18n/say.ts';
 
 /** A validation problem, from zod directly or as Fastify hands zod's issues on. */
@@ -32,16 +32,113 @@ function zodWords(locale: Locale, issue: Record<string, unknown>): string | unde
   return typeof r === 'string' ? r : r?.message;
 }
 
-/** One issue in `locale`: our own texts through the catalogue, zod's defaults through zod's locale, others as written. */
-function issueWords(i: RawIssue, locale: Locale): string {
+/** The catalogue group whose words name a field's codes (a choice offered as 违法/合法, not illegal/legal). */
+const CHOICE_GROUPS: Record<string, Group> = {
+  result: 'result',
+  measure: 'measure',
+  violation: 'violation',
+  reason: 'dismiss_reason',
+  status: 'status',
+  class: 'class',
+  relation: 'relation',
+  role: 'role',
+  stage: 'stage',
+};
+const TYPE_WORDS: Record<string, MessageKey> = {
+  string: 'zod_kind_text',
+  number: 'zod_kind_number',
+  int: 'zod_kind_integer',
+  boolean: 'zod_kind_yes_no',
+  array: 'zod_kind_list',
+  object: 'zod_kind_fields',
+};
+
+/**
+ * zod's default messages for the common problems, said as a clerk reads them: what is wrong with the
+ * field and what to put there ("必须填写", "最多 200 个字", "请从 违法、合法 中选择"), not zod's
+ * "无效输入：期望 string，实际接收 undefined". Undefined: no plain words for it (zod's own are used).
+ */
+function plainWords(issue: Record<string, unknown>, field: unknown, locale: Locale): string | undefined {
+  const n = (v: unknown) => Number(v);
+  switch (issue.code) {
+    case 'invalid_type': {
+      if (/received undefined/.test(String(issue.message))) return render(say('zod_required'), locale);
+      const kind = TYPE_WORDS[String(issue.expected)];
+      return kind ? render(say('zod_type', { kind: render(say(kind), locale) }), locale) : undefined;
+    }
+    case 'too_small':
+    case 'too_big': {
+      const small = issue.code === 'too_small';
+      const limit = n(small ? issue.minimum : issue.maximum);
+      const inclusive = issue.inclusive !== false;
+      if (issue.origin === 'string')
+        return small && limit === 1
+          ? render(say('zod_text_empty'), locale)
+          : render(say(small ? 'zod_text_min' : 'zod_text_max', { n: limit }), locale);
+      if (issue.origin === 'array' || issue.origin === 'set')
+        return render(say(small ? 'zod_list_min' : 'zod_list_max', { n: limit }), locale);
+      if (issue.origin === 'number' || issue.origin === 'int' || issue.origin === 'bigint')
+        return render(
+          say(
+            small
+              ? inclusive
+                ? 'zod_number_min'
+                : 'zod_number_above'
+              : inclusive
+                ? 'zod_number_max'
+                : 'zod_number_below',
+            {
+              n: limit,
+            },
+          ),
+          locale,
+        );
+      return undefined;
+    }
+    case 'invalid_union':
+    case 'invalid_value': {
+      // a choice (an enum, or the field that picks the form: 核查结果)
+      const values = Array.isArray(issue.values)
+        ? issue.values.map(String)
+        : Array.isArray(issue.options)
+          ? issue.options.map(String)
+          : [];
+      if (!values.length) return undefined;
+      const group = typeof field === 'string' ? CHOICE_GROUPS[field] : undefined;
+      const sep = locale === 'en' ? ', ' : '、';
+      const choices = values.map((v) => (group ? `${label(group, v, locale)}` : v)).join(sep);
+      return render(say('zod_choice', { choices }), locale);
+    }
+    case 'invalid_format':
+      if (issue.format === 'date') return render(say('zod_date'), locale);
+      if (issue.format === 'datetime') return render(say('zod_datetime'), locale);
+      if (issue.format === 'url') return render(say('zod_url'), locale);
+      return render(say('zod_format'), locale);
+    case 'unrecognized_keys': {
+      const keys = Array.isArray(issue.keys) ? issue.keys.map(String).join(locale === 'en' ? ', ' : '、') : '';
+      return render(say('zod_unknown_keys', { keys }), locale);
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** One issue in `locale`: our own texts through the catalogue, zod's defaults in plain words (or zod's locale), others as written. */
+function issueWords(i: RawIssue, locale: Locale, field?: unknown): string {
   const params = i.params ?? {};
   if (isSaid(params.say)) return render(params.say, locale);
   const message = i.message ?? 'invalid';
   const key = keyOfEnglish(message);
   if (key) return render(say(key), locale);
   const issue = { ...params, ...i, code: i.code ?? i.keyword, params: undefined };
-  // a zod default message (not one a schema set) is said again in the reader's language
-  if (zodWords('en', issue) === message) return zodWords(locale, issue) ?? message;
+  // a zod default message (not one a schema set) is said again in the reader's language: in plain words
+  // for a person (zh-CN), as zod says it for an API client reading English
+  // (zod's default for a wrong type names what it received, which the issue does not carry)
+  const zodDefault =
+    zodWords('en', issue) === message ||
+    (issue.code === 'invalid_type' && /^Invalid input: expected \w+, received \w+$/.test(message));
+  if (zodDefault)
+    return (locale === 'en' ? undefined : plainWords(issue, field, locale)) ?? zodWords(locale, issue) ?? message;
   return message;
 }
 
@@ -55,7 +152,7 @@ export function issuesInWords(issues: readonly RawIssue[], locale: Locale, root:
       const named = path.map((p, n) =>
         n === 0 && typeof p === 'string' && locale !== 'en' ? label('field', p, locale) : String(p),
       );
-      return `${named.join('.') || root}${locale === 'en' ? ': ' : '：'}${issueWords(i, locale)}`;
+      return `${named.join('.') || root}${locale === 'en' ? ': ' : '：'}${issueWords(i, locale, path.at(-1))}`;
     })
     .join(sep);
 }
