@@ -121,7 +121,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   const locate = () => {
     if (!('geolocation' in navigator)) {
       state.here = { error: ui('location_unsupported') };
-      return draw();
+      draw();
+      return;
     }
     if (watch !== null) navigator.geolocation.clearWatch(watch);
     let first = true;
