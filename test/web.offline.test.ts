@@ -17,6 +17,7 @@ import { runBatch } from './helpers/batch.ts';
 import { JPEG } from './helpers/hostile.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { SLOW_3G, throttledProxy } from './helpers/throttle.ts';
+import { inChinese, thumbSized } from './helpers/pages.ts';
 import { cleanup } from './helpers/services.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -192,6 +193,8 @@ describe.skipIf(!existsSync(CHROMIUM))('the web app on a weak signal', () => {
       // a patch never opened here says so in words
       await page.goto(`${base}/#/patch/${C}`);
       await expect.poll(() => page.textContent('#main')).toContain('没有网络，这一页以前没有在本机打开过');
+      await inChinese(page, 'offline, with the outbox');
+      await thumbSized(page, 'offline, with the outbox');
       await page.screenshot({ path: join(SHOTS, '13-phone-offline-queue.png'), fullPage: true });
       await applyAction(run.db, env, clerk, B, 'verify', { result: 'legal', permit_ref: '厦规建2024-017' });
       expect(await run.db('evidence').join('patch', 'patch.id', 'evidence.patch_id').where('patch.code', A)).toEqual(
@@ -217,6 +220,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web app on a weak signal', () => {
       expect(refusal).toContain('合法'); // the state it is in now, in words
       expect(await page.textContent('#queue')).not.toContain('待发送');
       await page.screenshot({ path: join(SHOTS, '14-phone-back-online.png'), fullPage: true });
+      await inChinese(page, 'back online, with a refusal');
       await page.click('#queue .refused button');
       await expect.poll(async () => page.isHidden('#queue')).toBe(true);
     } finally {
