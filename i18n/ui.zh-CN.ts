@@ -158,7 +158,7 @@ export const uiZhCN = {
   patch_field_hint_due: '可早于规定期限；默认及最迟为该类别规定的工作日数',
   patch_field_hint_other: '并入本图斑的图斑编号',
   patch_field_hint_close_reason: '影像回头看显示建筑仍在时必填，说明为何仍可销号',
-  patch_form_drawn: '{field}：须绘制多边形，请通过 API 提交（{endpoint}）',
+  patch_form_drawn: '{field}：须绘制多边形，本页还不能绘制：请用制图软件画好后，按接口文档中的「{action}」提交',
   patch_form_cancel: '取消',
   // the supervisor's board
   board_no_months: '尚无影像月份。',

@@ -37,10 +37,10 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
     const stale = await call('dianqian', 'POST', `/api/patches/${OWN}/actions/verify`, { result: 'false_change' }, zh);
     expect(stale.statusCode).toBe(409);
     expect(stale.json().message).toMatch(/^图斑 \S+ 当前为「.+」；「核查」须在「已下发」状态下进行。当前可进行：/);
-    // a bad body: the field by its name in the catalogue, zod's own message in Chinese
+    // a bad body: the field by its name in the catalogue, what to put there in plain Chinese
     const bad = await call('sup', 'POST', `/api/patches/${OWN}/actions/extend`, { working_days: 0 }, zh);
     expect(bad.statusCode).toBe(400);
-    expect(bad.json().message).toMatch(/^「延期」的填写有误：延长工作日：数值过小/);
+    expect(bad.json().message).toMatch(/^「延期」的填写有误：延长工作日：不能小于 1；原因：必须填写/);
     const month = await call('ana', 'GET', '/api/patches?month=2024-3', undefined, { 'accept-language': 'zh-CN' });
     expect(month.json().message).toBe('查询参数：month：YYYY-MM 格式的月份');
     const english = await call('ana', 'GET', '/api/patches?month=2024-3');

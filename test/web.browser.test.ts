@@ -751,4 +751,57 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
     await page.close();
   });
+
+  it('says every action form, and a refusal, in Chinese on a phone', async () => {
+    // a patch of its own, as a batch would have stored it, waiting on the analyst: no other scenario touches it
+    const source = townCodes['350206002'][1];
+    const code = `${source.slice(0, -4)}9001`;
+    await run.db.raw(
+      `insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code,
+                          area_m2, farmland_m2, ecological_m2, water_m2, class, mean_prob, source_tiles, model_name,
+                          model_version, status, geom, centroid, building_relation, registered_building_m2, extension_m2)
+       select ?, month, 9001, batch_id, baseline_month, district_code, town_code, town_name, grid_code,
+              area_m2, farmland_m2, ecological_m2, water_m2, class, mean_prob, source_tiles, model_name,
+              model_version, 'detected', geom, centroid, building_relation, registered_building_m2, extension_m2
+       from patch where code = ?
+       on conflict (code) do nothing`,
+      [code, source],
+    );
+    const seen: string[] = [];
+    const everyForm = async (page: Page, who: string) => {
+      await page.goto(`${base}/#/patch/${code}`);
+      await page.waitForSelector('#patch-code');
+      const actions = await page.$$eval('[data-open]', (b) => b.map((x) => String((x as HTMLElement).dataset.open)));
+      for (const action of actions) {
+        await page.click(`[data-open=${action}]`);
+        await page.waitForSelector('form.actionform');
+        await inChinese(page, `${who}: ${action} form`);
+        await thumbSized(page, `${who}: ${action} form`);
+        seen.push(action);
+        await page.click('[data-cancel]');
+      }
+    };
+    const analystPage = await signInAt('ana', 'analyst-pass', 375, 812);
+    await everyForm(analystPage, 'analyst, detected');
+    // a refusal said in words: a patch that does not exist cannot be merged in
+    await analystPage.click('[data-open=merge]');
+    await analystPage.fill('form.actionform input[name=other]', '350206-202403-9999');
+    await analystPage.fill('form.actionform [name=reason]', '同一栋房屋');
+    await analystPage.click('form.actionform button[type=submit]');
+    await expect.poll(() => analystPage.textContent('#action-msg')).toMatch(/350206-202403-9999/);
+    await inChinese(analystPage, 'a refused merge');
+    await analystPage.click('[data-cancel]');
+    // dispatched: the analyst's corrections, then the supervisor's extend and escalate
+    await analystPage.click('[data-open=dispatch]');
+    await analystPage.click('form.actionform button[type=submit]');
+    await expect.poll(() => analystPage.textContent('#action-msg')).toContain('下发 ✓');
+    await everyForm(analystPage, 'analyst, dispatched');
+    await analystPage.close();
+    const supPage = await signInAt('sup', 'supervisor-pass', 375, 812);
+    await everyForm(supPage, 'supervisor, dispatched');
+    await supPage.close();
+    expect(new Set(seen)).toEqual(
+      new Set(['dispatch', 'dismiss', 'correct_town', 'merge', 'split', 'extend', 'escalate']),
+    );
+  });
 });

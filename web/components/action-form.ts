@@ -71,9 +71,7 @@ export function actionForm(o: ActionFormOptions): TemplateResult {
     if (name === 'request_key') return html`<input type="hidden" name="request_key" .value=${o.key} />`;
     if (s.type === 'array')
       return html`<p>
-        <small
-          >${ui('patch_form_drawn', { field: t('field', name), endpoint: `POST /api/patches/{code}/actions/${o.action}` })}</small
-        >
+        <small>${ui('patch_form_drawn', { field: t('field', name), action: t('action', o.action) })}</small>
       </p>`;
     const hint = FIELD_HINTS[`${o.action}.${name}`] ?? FIELD_HINTS[name];
     // a field of some variants only is shown once its variant is chosen (see fit below)
