@@ -1,4 +1,5 @@
 import { say } from '../i18n/say.ts';
+import { townScope } from '../store/db.ts';
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import { cjkFontOrNull } from '../export/fonts.ts';
@@ -166,6 +167,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       });
     }
   }
+  // each request runs in its own town scope: a town user's queries are held to the town by the
+  // database too (row-level security, store/db.ts), whatever the query says
+  app.addHook('onRequest', (_req, _reply, done) => townScope.run({ town: null }, done));
   app.addHook('onRequest', async (req: FastifyRequest) => {
     // Decide by the route that matched, not the raw URL: Fastify decodes the path before routing,
     // so /%61pi/... reaches an /api/ route while its raw URL does not start with /api/.
@@ -176,6 +180,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     if (!user) throw new UnauthorizedError(say('sign_in_needed'));
     req.user = user;
     req.token = m![1];
+    const scope = townScope.getStore();
+    if (scope && user.role === 'town') scope.town = user.townCode;
   });
   app.addHook('preValidation', async (req) => {
     req.sentBody = req.body;

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
@@ -5,6 +6,36 @@ import type { Config } from '../config/env.ts';
 import { BadInputError, TransientError } from '../core/errors.ts';
 
 export type Db = Knex;
+
+/**
+ * The town whose user the work at hand serves (a town user's request), for the database's own town
+ * scope (migration 020): every connection taken inside `townScope.run({ town }, …)` has the setting
+ * tuban.town naming it, and row-level security shows that session only the town's patches and what
+ * hangs on them. Work outside it (analysts, supervisors, workers, the CLI) runs with the setting empty.
+ */
+export const townScope = new AsyncLocalStorage<{ town: string | null }>();
+
+/** The setting a pooled connection was last given (kept on the connection object itself). */
+const TOWN_SET = Symbol('tuban.town');
+
+/**
+ * Gives each connection the town of the work that takes it, before its first statement: knex takes a
+ * connection from its pool for each query or transaction, so a query that forgets its town filter is
+ * scoped all the same. A connection whose setting already matches costs nothing more.
+ */
+function scopeConnections(db: Knex): void {
+  const client = db.client as { acquireConnection(): Promise<unknown> };
+  const acquire = client.acquireConnection.bind(client);
+  client.acquireConnection = async () => {
+    const conn = (await acquire()) as { query(sql: string, values: unknown[]): Promise<unknown>; [TOWN_SET]?: string };
+    const town = townScope.getStore()?.town ?? '';
+    if ((conn[TOWN_SET] ?? '') !== town) {
+      await conn.query("select set_config('tuban.town', $1, false)", [town]);
+      conn[TOWN_SET] = town;
+    }
+    return conn;
+  };
+}
 
 /**
  * A knex instance on PostgreSQL (DATABASE_URL) or, when unset, on embedded PGlite with PostGIS.
@@ -31,6 +62,7 @@ export async function openDb(config: Config, opts: { statementTimeoutMs?: number
       },
       acquireConnectionTimeout: 20_000,
     });
+    scopeConnections(db);
     try {
       await db.raw('select 1');
     } catch (err) {

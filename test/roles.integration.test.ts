@@ -3,7 +3,8 @@ import knexFactory, { type Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../config/env.ts';
 import { buildServer } from '../server/app.ts';
-import { openDb, type Db } from '../store/db.ts';
+import { openDb, townScope, type Db } from '../store/db.ts';
+import { listPatchesFor } from '../store/workflow.ts';
 import { migrate } from '../store/migrate.ts';
 import { createUser, issueToken } from '../store/users.ts';
 import { createLogger } from '../core/log.ts';
@@ -73,6 +74,17 @@ describe('roles: the app owns none of its tables', () => {
     appDb = await openDb(app);
   });
 
+  /** The fixture month, loaded and run as the app role once, whichever scenario asks first. */
+  let monthRun: ReturnType<typeof runBatch> | null = null;
+  const month = () =>
+    (monthRun ??= (async () => {
+      await loadFixtureLayers(appDb, fixturesDir);
+      await registerFixtureMonths(appDb, app, fixturesDir);
+      const batch = await runBatch(appDb, app, '2024-03', '2024-02');
+      await createUser(appDb, { username: 'ana', role: 'analyst' });
+      return batch;
+    })());
+
   afterAll(async () => {
     await appDb?.destroy();
     if (owner) await cleanup(ownerDb, owner);
@@ -91,11 +103,8 @@ describe('roles: the app owns none of its tables', () => {
     for (const t of tables.rows) expect(t.tableowner, t.tablename).toBe(ownerRole);
 
     // the whole month as the app: layers, imagery, batch, users, a lifecycle step through the API
-    await loadFixtureLayers(appDb, fixturesDir);
-    await registerFixtureMonths(appDb, app, fixturesDir);
-    const batch = await runBatch(appDb, app, '2024-03', '2024-02');
+    const batch = await month();
     expect(batch.patches.new).toBeGreaterThan(0);
-    await createUser(appDb, { username: 'ana', role: 'analyst' });
     const token = { ana: (await issueToken(appDb, 'ana')).token };
     const server = await buildServer({
       db: appDb,
@@ -129,6 +138,63 @@ describe('roles: the app owns none of its tables', () => {
       /audit_event is append-only: UPDATE refused/,
     );
     await expect(ownerDb.raw('delete from patch_event')).rejects.toThrow(/patch_event is append-only: DELETE refused/);
+  });
+
+  it("holds a town user's query to the town in the database itself: a query without its town filter sees no other town", async () => {
+    await month();
+    const all = await appDb('patch').orderBy('code').select('code', 'town_code', 'id');
+    const own = all.filter((p) => p.town_code === '350206001');
+    const other = all.find((p) => p.town_code !== '350206001')!;
+    expect(own.length).toBeGreaterThan(0);
+    expect(other).toBeDefined();
+    // (a knex query runs when awaited: inside the scope)
+    const asTown = <T>(work: () => PromiseLike<T>) => townScope.run({ town: '350206001' }, async () => await work());
+    // an analyst's list (no town filter at all), run for a town user: the database leaves only the town
+    const analyst = { id: 0, username: 'ana', displayName: '', role: 'analyst' as const, townCode: null };
+    const listed = await asTown(() =>
+      listPatchesFor(appDb, analyst, { month: '2024-03', limit: 1000, offset: 0, sort: 'code', dir: 'asc' } as never),
+    );
+    expect(listed.patches.map((p) => p.code).sort()).toEqual(own.map((p) => p.code));
+    expect(
+      (
+        await listPatchesFor(appDb, analyst, {
+          month: '2024-03',
+          limit: 1000,
+          offset: 0,
+          sort: 'code',
+          dir: 'asc',
+        } as never)
+      ).patches,
+    ).toHaveLength(all.length);
+    // bare queries, and what hangs on a patch
+    expect(await asTown(() => appDb('patch').pluck('code'))).toEqual(expect.arrayContaining(own.map((p) => p.code)));
+    expect(await asTown(() => appDb('patch').where({ id: other.id }).first())).toBeUndefined();
+    expect(await asTown(() => appDb('patch_event').where({ patch_id: other.id }))).toEqual([]);
+    expect((await appDb('patch_event').where({ patch_id: other.id })).length).toBeGreaterThan(0);
+    // nor can it write there: an update touches nothing, a history row is refused
+    expect(await asTown(() => appDb('patch').where({ id: other.id }).update({ town_name: 'x' }))).toBe(0);
+    await expect(
+      asTown(() => appDb('patch_event').insert({ patch_id: other.id, actor: 'dianqian', type: 'note', detail: '{}' })),
+    ).rejects.toThrow(/row-level security/);
+    // the setting is the connection's: the next work outside a town sees every town again
+    expect(await appDb('patch').count({ n: '*' })).toEqual([{ n: String(all.length) }]);
+    // and through the server: a town user's request runs in its town's scope
+    await createUser(appDb, { username: 'dq', role: 'town', townCode: '350206001' }).catch(() => undefined);
+    const token = { dq: (await issueToken(appDb, 'dq')).token };
+    const server = await buildServer({
+      db: appDb,
+      config: app,
+      env: testWorkflowEnv(() => '2024-03-18'),
+      log: createLogger('error', () => {}),
+    });
+    try {
+      const call = apiCaller(() => server, token);
+      expect((await call('dq', 'GET', `/api/patches/${other.code}`)).statusCode).toBe(404);
+      const mine = (await call('dq', 'GET', '/api/patches?month=2024-03')).json().patches;
+      expect(mine.map((p: { code: string }) => p.code).sort()).toEqual(own.map((p) => p.code));
+    } finally {
+      await server.close();
+    }
   });
 
   it('refuses to migrate as the app role itself', async () => {
