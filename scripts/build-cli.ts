@@ -14,8 +14,9 @@ await build({
   absWorkingDir: ROOT,
   entryPoints: [
     { in: 'cli/main.ts', out: 'main' },
-    // the threads the code starts by URL next to itself (export/pdf.run.ts, pipeline/io/model.session.ts)
+    // the threads the code starts by URL next to itself (export/pdf.run.ts, export/chip.pool.ts, pipeline/io/model.session.ts)
     { in: 'export/pdf.worker.ts', out: 'pdf.thread' },
+    { in: 'export/chip.worker.ts', out: 'chip.thread' },
   ],
   outdir: CLI_DIST,
   outExtension: { '.js': '.mjs' },

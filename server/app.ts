@@ -1,4 +1,5 @@
 import { say } from '../i18n/say.ts';
+import { ChipPool } from '../export/chip.pool.ts';
 import { townScope } from '../store/db.ts';
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
@@ -142,10 +143,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.addHook('onClose', async () => clearInterval(watchCalendar));
 
   const sources = new GeoTiffCache();
+  const chips = new ChipPool();
   const progress = new BatchProgressReader(db, config, opts.redis);
   app.addHook('onClose', async () => {
     await sources.close();
     await progress.close();
+    await chips.close();
   });
   if (opts.web) {
     // the hashed bundle is kept a year; the page, manifest and worker are asked after each time (ETag, 304);
@@ -250,8 +253,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       config.TUBAN_EXPORT_CONCURRENCY,
       config.TUBAN_EXPORT_QUEUE,
     ),
-    // a chip reads and decodes imagery on this thread: a page of 50 at once takes them 4 at a time, in line
+    // a page of 50 chips at once takes them 4 at a time, in line; each is drawn in the chip threads
     images: new WorkGate('chips and thumbnails', say('busy_images'), 4, 200),
+    chips,
     maxEvidenceBytes: maxEvidence,
     stampFont: cjkFontOrNull(config.TUBAN_PDF_FONT),
     me,

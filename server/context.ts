@@ -1,4 +1,5 @@
 import { en, addSaidIssue, say } from '../i18n/say.ts';
+import type { ChipPool } from '../export/chip.pool.ts';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -43,6 +44,8 @@ export interface RouteContext {
   heavyExports: WorkGate;
   /** Patch chips and photo thumbnails: a few drawn at once, a line, the rest refused (503 with Retry-After). */
   images: WorkGate;
+  /** The threads chips are drawn in, off the event loop. */
+  chips: ChipPool;
   maxEvidenceBytes: number;
   /** The Chinese font photos are stamped in (TUBAN_PDF_FONT or the first installed); null: no stamped copies. */
   stampFont: string | null;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { findCjkFont } from '../export/fonts.ts';
 import { runPdfThread } from '../export/pdf.run.ts';
-import { renderChipPlan, type ChipPlan, type OpenSource, type SheetPhoto, type SheetPlan } from '../export/sheets.ts';
+import { type ChipPlan, type SheetPhoto, type SheetPlan } from '../export/sheets.ts';
 import { zipFiles } from '../export/zip.ts';
 import { safeName } from '../export/names.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
@@ -170,14 +170,14 @@ async function writeFormat(
  */
 export async function patchChip(
   db: Knex,
-  open: OpenSource,
+  render: (plan: ChipPlan) => Promise<Buffer>,
   code: string,
   month: string,
   kind: 'detail' | 'overview',
   colour: string,
 ): Promise<Buffer | null> {
   const plan = await chipPlan(db, code, month, kind, colour);
-  return plan ? renderChipPlan(plan, open) : null;
+  return plan ? render(plan) : null;
 }
 
 export async function chipPlan(

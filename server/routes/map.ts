@@ -125,7 +125,7 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
       const png = await ctx.images.run(req.signal, () =>
         patchChip(
           db,
-          (path) => sources.open(path),
+          (plan) => ctx.chips.render(plan),
           patch.code,
           month,
           p.which === 'overview' ? 'overview' : 'detail',
