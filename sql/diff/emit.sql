@@ -2,7 +2,7 @@
 -- candidate as an observation (new or re-detected) plus one history event each. A candidate
 -- with rebuilt_of set (see match.sql) becomes a patch linked to the demolished one (复建); one with
 -- demolition_of set is the demolition itself and becomes nothing.
--- Codes: <district>-<YYYYMM>-<seq, 4 digits>; seq continues after the highest already used for
+-- Codes: <district>-<YYYYMM>-<seq, at least 4 digits> (patch_code, migration 021); seq continues after the highest already used for
 -- that district and month, in the candidates' deterministic order (north to south, west to east).
 -- Parameters:
 --   :batch_id  the batch
@@ -19,7 +19,7 @@ inserted as (
   insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
                      area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status, geom, centroid,
                      class, rebuilt_of, regularised, raw_area_m2, building_relation, registered_building_m2, extension_m2)
-  select f.district_code || '-' || replace(:month::text, '-', '') || '-' || lpad(f.patch_seq::text, 4, '0'),
+  select patch_code(f.district_code, :month::text, f.patch_seq),
          :month::text, f.patch_seq, :batch_id::bigint, b.baseline_month, f.district_code, f.town_code, f.town_name, f.grid_code, f.grid_name,
          f.area_m2, f.farmland_m2, f.ecological_m2, f.water_m2, f.mean_prob, f.source_tiles, b.model_name, b.model_version,
          'detected', f.geom, ST_PointOnSurface(f.geom),

@@ -24,7 +24,7 @@ insert into patch (code, month, seq, batch_id, baseline_month, district_code, to
                    area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status,
                    geom, centroid, class, dispatched_at, verify_due, split_from,
                    building_relation, registered_building_m2, extension_m2)
-select p.district_code || '-' || replace(p.month, '-', '') || '-' || lpad(:seq::text, 4, '0'), p.month, :seq::int, p.batch_id, p.baseline_month,
+select patch_code(p.district_code, p.month, :seq::bigint), p.month, :seq::int, p.batch_id, p.baseline_month,
        p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name,
        z.area_m2, z.farmland_m2, z.ecological_m2, z.water_m2, p.mean_prob, p.source_tiles,
        p.model_name, p.model_version, p.status, z.geom, ST_PointOnSurface(z.geom),
