@@ -125,9 +125,69 @@ export function addWorkingDays(cal: WorkCalendar, date: string, n: number): stri
 export function workingDaysBetween(cal: WorkCalendar, from: string, to: string): number {
   const lo = from < DATE_MIN ? DATE_MIN : from;
   const hi = to > DATE_MAX ? DATE_MAX : to;
-  let n = 0;
-  for (let d = addDays(lo, 1); d <= hi; d = addDays(d, 1)) if (isWorkingDay(cal, d)) n++;
-  return n;
+  if (hi <= lo) return 0;
+  // without a loop over the days (a board of 10,000 deadlines a year overdue counted each day by day,
+  // issue 33): the weekdays in (lo, hi], less the holidays on weekdays, plus the make-up days on weekends
+  const a = epochDay(lo) + 1;
+  const b = epochDay(hi);
+  const { off, on } = exceptions(cal);
+  return weekdaysIn(a, b) - countIn(off, a, b) + countIn(on, a, b);
+}
+
+/** Days since 1970-01-01 of a YYYY-MM-DD date. */
+const epochDay = (date: string) => Math.round(Date.parse(`${date}T00:00:00Z`) / 86_400_000);
+
+/** Monday to Friday in the days a..b (epoch days, both counted). 1970-01-01 was a Thursday. */
+function weekdaysIn(a: number, b: number): number {
+  const upTo = (d: number) => {
+    // weekdays in epoch days 0..d (d ≥ -1): whole weeks, then the days of the last one from Thursday
+    if (d < 0) return 0;
+    const weeks = Math.floor((d + 1) / 7);
+    let n = weeks * 5;
+    for (let i = weeks * 7; i <= d; i++) {
+      const dow = (i + 4) % 7; // 0 Sunday … 6 Saturday
+      if (dow !== 0 && dow !== 6) n++;
+    }
+    return n;
+  };
+  const shift = 7 * 53 * 20; // whole weeks, so the days before 1970 count from a positive origin
+  return upTo(b + shift) - upTo(a - 1 + shift);
+}
+
+/** A calendar's exceptions to the week as sorted epoch days: holidays on weekdays, make-up days on weekends. */
+const EXCEPTIONS = new WeakMap<WorkCalendar, { off: number[]; on: number[] }>();
+function exceptions(cal: WorkCalendar): { off: number[]; on: number[] } {
+  let e = EXCEPTIONS.get(cal);
+  if (!e) {
+    const weekend = (d: string) => [0, 6].includes(new Date(`${d}T00:00:00Z`).getUTCDay());
+    e = {
+      off: [...cal.holidays]
+        .filter((d) => !cal.workdays.has(d) && !weekend(d))
+        .map(epochDay)
+        .sort((x, y) => x - y),
+      on: [...cal.workdays]
+        .filter(weekend)
+        .map(epochDay)
+        .sort((x, y) => x - y),
+    };
+    EXCEPTIONS.set(cal, e);
+  }
+  return e;
+}
+
+/** How many of the sorted days lie in a..b. */
+function countIn(days: number[], a: number, b: number): number {
+  const firstAtLeast = (x: number) => {
+    let lo = 0;
+    let hi = days.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (days[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  return firstAtLeast(b + 1) - firstAtLeast(a);
 }
 
 /**
