@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { TransientError } from '../core/errors.ts';
+import { say } from '../i18n/say.ts';
 import type { ChipPlan } from './sheets.ts';
 
 export interface ChipRequest {
@@ -71,9 +73,14 @@ export class ChipPool {
     return slot;
   }
 
+  /** Stops the threads; chips still being drawn are refused as the server stopping (503), not as its fault. */
   async close(): Promise<void> {
     const all = this.workers;
     this.workers = [];
+    for (const [id, w] of this.waiting) {
+      this.waiting.delete(id);
+      w.reject(new TransientError(say('server_stopping')));
+    }
     await Promise.all(all.map((w) => w.worker.terminate()));
   }
 }

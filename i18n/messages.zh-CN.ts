@@ -146,6 +146,7 @@ export const messagesZhCN = {
   timed_out: '请求超过 {seconds} 秒未完成，已放弃；请重试，或缩小范围（一个月、一个镇街）',
   busy: '服务器正忙：{what}有 {active} 项进行中、{waiting} 项等待；请 {seconds} 秒后再试',
   busy_images: '图斑切片和照片缩略图',
+  server_stopping: '服务正在停止，请稍后重试',
   busy_exports: 'PDF/压缩包导出',
   internal: '服务器内部错误；服务器日志中的请求编号为 {request_id}',
   // what a request part is called, and the texts of the request schemas

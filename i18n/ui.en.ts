@@ -157,7 +157,8 @@ export const uiEn: Record<UiKey, string> = {
   patch_field_hint_other: 'code of the patch merged into this one',
   patch_field_hint_close_reason:
     'needed when the latest imagery check shows the structure standing: why it may be closed anyway',
-  patch_form_drawn: '{field}: drawn polygons, which this page cannot draw yet — submit them through the API (“{action}” in its documentation)',
+  patch_form_drawn:
+    '{field}: drawn polygons, which this page cannot draw yet — submit them through the API (“{action}” in its documentation)',
   patch_form_cancel: 'cancel',
   // the supervisor's board
   board_no_months: 'No months yet.',
