@@ -6,7 +6,10 @@ import { ROOT } from '../core/root.ts';
 const SQL_DIR = join(ROOT, 'sql');
 const cache = new Map<string, string>();
 
-/** Text of `sql/<name>.sql`. */
+/**
+ * Text of `sql/<name>.sql`; a `/*include <other>*\/` in it is replaced by `sql/<other>.sql` (one
+ * filter shared by a page and its count).
+ */
 export function sqlText(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
@@ -14,7 +17,8 @@ export function sqlText(name: string): string {
     text = readFileSync(join(SQL_DIR, `${name}.sql`), 'utf8')
       .split('\n')
       .filter((l) => !l.trimStart().startsWith('--'))
-      .join('\n');
+      .join('\n')
+      .replace(/\/\*include ([a-z_/]+)\*\//g, (_m, other: string) => sqlText(other));
     cache.set(name, text);
   }
   return text;

@@ -26,7 +26,7 @@ export async function listPatchesFor(
   opts: { withGeometry?: boolean } = {},
 ): Promise<{ total: number; patches: (PatchListItem & { geom?: unknown })[] }> {
   const bbox = q.bbox?.split(',').map(Number);
-  const rows = await runSql<PatchListItem & { total: number; geom: unknown }>(db, 'workflow/list', {
+  const params = {
     scope_town: scopeTown(user),
     month: q.month ?? null,
     town: q.town ?? null,
@@ -47,9 +47,13 @@ export async function listPatchesFor(
     with_geom: opts.withGeometry ?? false,
     limit: q.limit,
     offset: q.offset,
-  });
-  const total = rows.length ? Number(rows[0].total) : 0;
-  return { total, patches: rows.map(({ total: _t, geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)) };
+  };
+  // the page and the total apart: the page walks an index as far as it shows, the count only counts
+  const [rows, [{ total }]] = await Promise.all([
+    runSql<PatchListItem & { geom: unknown }>(db, 'workflow/list', params),
+    runSql<{ total: number }>(db, 'workflow/list_count', params),
+  ]);
+  return { total, patches: rows.map(({ geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)) };
 }
 
 export async function patchDetail(db: Knex, user: User, code: string): Promise<PatchDetailBody> {

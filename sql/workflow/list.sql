@@ -1,5 +1,6 @@
--- Patches visible to a user, filtered and paged. Town users see only their town: the scope is
--- part of the query, so lists, counts and totals never include another town.
+-- Patches visible to a user, filtered and paged (the filter: list_filter.sql; the total: list_count.sql).
+-- Town users see only their town: the scope is part of the filter, so lists, counts and totals never
+-- include another town.
 -- Parameters:
 --   :scope_town  the town of a town user, or null for city-wide roles
 --   :month, :town, :status, :class     filters or null
@@ -23,21 +24,9 @@ select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status
        round(p.extension_m2::numeric, 1)::float8 as extension_m2, p.imagery_check,
        round(ST_X(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lon,
        round(ST_Y(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lat,
-       case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 2)::json end as geom,
-       count(*) over ()::int as total
+       case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 2)::json end as geom
 from patch p
-where (:scope_town::text is null or p.town_code = :scope_town::text)
-  and (:month::text is null or p.month = :month::text)
-  and (:town::text is null or p.town_code = :town::text)
-  and (:status::text is null or p.status = :status::text)
-  and (:class::text is null or p.class = :class::text)
-  and (:overdue::text is null or (p.overdue_since is not null) = (:overdue::text = 'true'))
-  and (:escalated::text is null or (p.escalated_at is not null) = (:escalated::text = 'true'))
-  and (:min_lon::float8 is null or ST_Intersects(p.geom, ST_Transform(ST_MakeEnvelope(:min_lon::float8, :min_lat::float8, :max_lon::float8, :max_lat::float8, 4326), (select value::int from setting where key = 'storage_srid'))))
-  and (:min_area_m2::float8 is null or p.area_m2 >= :min_area_m2::float8)
-  and (:max_area_m2::float8 is null or p.area_m2 <= :max_area_m2::float8)
-  and (:relation::text is null or p.building_relation = :relation::text)
-  and (:check::text is null or p.imagery_check->>'result' = :check::text)
+/*include workflow/list_filter*/
 order by
   case when :sort::text = 'area_m2' and :dir::text = 'asc' then p.area_m2 end asc nulls last,
   case when :sort::text = 'area_m2' and :dir::text = 'desc' then p.area_m2 end desc nulls last,
