@@ -182,6 +182,10 @@ export const TodoBody = z.looseObject({
   today: z.string(),
   role: z.enum(ROLE_NAMES),
   states: z.array(z.string()).describe('the states that wait on this role'),
-  patches: z.array(TodoItem),
+  total: z.number().int().describe('patches waiting on this user in all'),
+  overdue: z.number().int().describe('of them, past their deadline'),
+  limit: z.number().int(),
+  offset: z.number().int(),
+  patches: z.array(TodoItem).describe('this page of them'),
 });
 export type TodoBody = z.output<typeof TodoBody>;

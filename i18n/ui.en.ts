@@ -42,6 +42,7 @@ export const uiEn: Record<UiKey, string> = {
   // my to-do
   todo_title: 'My to-do',
   todo_summary: '({count}; overdue {overdue}; today {today})',
+  todo_more: 'Show more ({shown} of {total} shown)',
   todo_col_actions: 'To do',
   todo_col_days_left: 'Days left',
   todo_actions: '{actions:action}',

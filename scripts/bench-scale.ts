@@ -8,6 +8,9 @@
  * schema is dropped afterwards unless --keep.
  *
  *   npx tsx scripts/bench-scale.ts [--patches 1000000] [--runs 7] [--keep]
+ *   npx tsx scripts/bench-scale.ts --schema tuban_bench_scale_xxxxxx   # time again a province kept before
+ *
+ * The server is given a connection as `tuban serve` opens it (its statement time limit, no JIT).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +19,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
-  options: { patches: { type: 'string' }, runs: { type: 'string' }, keep: { type: 'boolean' } },
+  options: {
+    patches: { type: 'string' },
+    runs: { type: 'string' },
+    keep: { type: 'boolean' },
+    schema: { type: 'string' },
+  },
 });
 const n = Number(values.patches ?? 1_000_000);
 const runs = Number(values.runs ?? 7);
@@ -53,14 +61,32 @@ async function main(): Promise<void> {
   const config = loadConfig({
     ...process.env,
     DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
-    TUBAN_DB_SCHEMA: `tuban_bench_scale_${id}`,
+    TUBAN_DB_SCHEMA: values.schema ?? `tuban_bench_scale_${id}`,
     TUBAN_DATA_DIR: work,
     TUBAN_LOG_LEVEL: 'warn',
   });
   const db = await openDb(config);
   const schema = config.TUBAN_DB_SCHEMA;
+  const reuse = values.schema !== undefined;
+  let served = null as Awaited<ReturnType<typeof openDb>> | null;
   try {
     await migrate(db, config);
+    if (reuse) {
+      say(
+        `schema ${schema} as kept: ${Number((await db('patch').count({ n: '*' }))[0].n).toLocaleString('en')} patches`,
+      );
+      await db.raw('analyze patch');
+    } else await build();
+    await measure();
+  } finally {
+    await served?.destroy();
+    if (!values.keep && !reuse) await db.raw(`drop schema "${schema}" cascade`);
+    else say(`kept schema ${schema}`);
+    await db.destroy();
+    rmSync(work, { recursive: true, force: true });
+  }
+
+  async function build(): Promise<void> {
     say(
       `schema ${schema}: ${n.toLocaleString('en')} patches over ${MONTHS} months in ${DISTRICTS * TOWNS_PER_DISTRICT} towns`,
     );
@@ -220,18 +246,23 @@ async function main(): Promise<void> {
     t0 = t();
     await db.raw('analyze');
     say(`analyze: ${((t() - t0) / 1000).toFixed(0)} s`);
+  }
 
+  async function measure(): Promise<void> {
     // the people: the busiest town's clerk, an analyst, a supervisor
     const busiest = (
       await db('patch').where({ month: LATEST }).groupBy('town_code').orderByRaw('count(*) desc').first('town_code')
     ).town_code as string;
-    await createUser(db, { username: 'clerk', role: 'town', townCode: busiest });
-    await createUser(db, { username: 'ana', role: 'analyst' });
-    await createUser(db, { username: 'sup', role: 'supervisor' });
+    if (!(await db('app_user').where({ username: 'clerk' }).first())) {
+      await createUser(db, { username: 'clerk', role: 'town', townCode: busiest });
+      await createUser(db, { username: 'ana', role: 'analyst' });
+      await createUser(db, { username: 'sup', role: 'supervisor' });
+    }
     const token: Record<string, string> = {};
     for (const u of ['clerk', 'ana', 'sup']) token[u] = (await issueToken(db, u)).token;
     const env = { ...workflowEnv(config), today: () => TODAY };
-    const app = await buildServer({ db, config, env });
+    served = await openDb(config, { statementTimeoutMs: config.TUBAN_HTTP_TIMEOUT_S * 1000 });
+    const app = await buildServer({ db: served, config, env });
     const own = (await db('patch').where({ town_code: busiest, month: LATEST }).first('code')).code as string;
     const requests: [string, string, string][] = [
       ['clerk', 'to-do', '/api/todo'],
@@ -270,11 +301,6 @@ async function main(): Promise<void> {
       );
     }
     await app.close();
-  } finally {
-    if (!values.keep) await db.raw(`drop schema "${schema}" cascade`);
-    else say(`kept schema ${schema}`);
-    await db.destroy();
-    rmSync(work, { recursive: true, force: true });
   }
 }
 

@@ -34,7 +34,7 @@ export async function exportRecords(
     month,
     town,
     scope_town: user ? scopeTown(user) : null,
-    states: states ? JSON.stringify(states) : null,
+    states: states ? `{${states.join(',')}}` : null,
   });
   const today = env.today();
   return rows.map((r) => toRecord(r, env.calendar, today));

@@ -203,19 +203,33 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
   return { today, due_by: dueBy, working_days: days, towns };
 }
 
-/** What waits on `user` (their town's, for a town user): patches in the states their role moves on, across months. */
-export async function todoList(db: Knex, env: WorkflowEnv, user: User): Promise<TodoBody> {
+/**
+ * What waits on `user` (their town's, for a town user): patches in the states their role moves on,
+ * across months, one page at a time (an analyst's can be tens of thousands), with how many wait in
+ * all and how many of those are overdue.
+ */
+export async function todoList(
+  db: Knex,
+  env: WorkflowEnv,
+  user: User,
+  page: { limit: number; offset: number } = { limit: 200, offset: 0 },
+): Promise<TodoBody> {
   const today = env.today();
   const states = statesWaitingOn(user.role);
+  const params = { states: `{${states.join(',')}}`, scope_town: scopeTown(user), today, ...page };
   // days_left and actions are added below
-  const rows = await runSql<TodoItem>(db, 'workflow/todo', {
-    states: JSON.stringify(states),
-    scope_town: scopeTown(user),
-  });
+  const [rows, [counts]] = await Promise.all([
+    runSql<TodoItem>(db, 'workflow/todo', params),
+    runSql<{ total: number; overdue: number }>(db, 'workflow/todo_count', params),
+  ]);
   return {
     today,
     role: user.role,
     states,
+    total: counts.total,
+    overdue: counts.overdue,
+    limit: page.limit,
+    offset: page.offset,
     patches: rows.map((r) => ({
       ...r,
       due_provisional: isProvisional(env.calendar, r.due),

@@ -139,6 +139,15 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
       '350206-202403-0005',
     ]);
     expect(ana.patches[0]).toMatchObject({ days_left: null, actions: ['dispatch', 'dismiss'] });
+    expect(dq).toMatchObject({ total: 1, overdue: 1, limit: 200, offset: 0 });
+    expect(ana).toMatchObject({ total: 3, overdue: 0 });
+    // a page at a time: two, then the rest, the counts of the whole list on each
+    const page = async (q: string) => (await call('ana', 'GET', `/api/todo?${q}`)).json();
+    const [first, rest] = [await page('limit=2'), await page('limit=2&offset=2')];
+    expect(first.patches.map((p: { code: string }) => p.code)).toEqual(['350206-202403-0001', '350206-202403-0003']);
+    expect(rest.patches.map((p: { code: string }) => p.code)).toEqual(['350206-202403-0005']);
+    expect([first.total, rest.total]).toEqual([3, 3]);
+    expect((await call('ana', 'GET', '/api/todo?limit=0')).statusCode).toBe(400);
     expect((await todo('sup')).patches).toEqual([]);
     // the supervisor's board counts the same working days
     const board = (await call('sup', 'GET', '/api/reports/board?days=3')).json();

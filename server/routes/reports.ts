@@ -10,6 +10,10 @@ import { DEFAULT_ACCOUNTABILITY, type AccountabilityRule } from '../../workflow/
 import { findCjkFont } from '../../export/fonts.ts';
 
 const MonthQuery = z.object({ month: MonthString });
+const TodoQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(200).describe('patches on this page'),
+  offset: z.coerce.number().int().min(0).max(10_000_000).default(0).describe('patches before this page'),
+});
 const YearQuery = z.object({
   year: z
     .string()
@@ -142,10 +146,11 @@ export function reportRoutes(app: ZodApp, ctx: RouteContext): void {
         summary:
           "我的待办: every patch waiting on the signed-in user's move (a town user: their town's), across months, nearest deadline first",
         tags: ['reports'],
-        response: { ...answers(TodoBody, 'the patches waiting on this user'), ...errors(401) },
+        querystring: TodoQuery,
+        response: { ...answers(TodoBody, 'the patches waiting on this user, a page of them'), ...errors(400, 401) },
       },
     },
-    async (req) => todoList(db, env, me(req)),
+    async (req) => todoList(db, env, me(req), req.query),
   );
 }
 
