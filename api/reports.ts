@@ -134,9 +134,12 @@ export const BoardBody = z.looseObject({
     z.looseObject({
       town_code: z.string(),
       town_name: z.string(),
-      due_soon: z.array(BoardItem),
+      due_soon: z.array(BoardItem).describe('the most urgent of them (at most 20), nearest deadline first'),
       overdue: z.array(BoardItem),
       escalated: z.array(BoardItem),
+      due_soon_total: z.number().int().describe('how many are due soon in all'),
+      overdue_total: z.number().int(),
+      escalated_total: z.number().int(),
       reported_standing: z
         .array(LookbackItem)
         .describe(

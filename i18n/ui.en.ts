@@ -43,6 +43,7 @@ export const uiEn: Record<UiKey, string> = {
   todo_title: 'My to-do',
   todo_summary: '({count}; overdue {overdue}; today {today})',
   todo_more: 'Show more ({shown} of {total} shown)',
+  board_more: '… {total} in all; the most urgent shown',
   todo_col_actions: 'To do',
   todo_col_days_left: 'Days left',
   todo_actions: '{actions:action}',

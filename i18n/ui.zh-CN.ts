@@ -46,6 +46,7 @@ export const uiZhCN = {
   todo_title: '我的待办',
   todo_summary: '（共 {count} 项，逾期 {overdue} 项；今天 {today}）',
   todo_more: '显示更多（已显示 {shown} / {total} 项）',
+  board_more: '……共 {total} 个，此处列最紧迫的',
   todo_col_actions: '待办事项',
   todo_col_days_left: '剩余工作日',
   todo_actions: '{actions:action}',

@@ -155,13 +155,23 @@ export async function yearlyTownReport(
   return { year, months, rule, city, towns };
 }
 
-export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, days: number): Promise<BoardBody> {
+/** The most urgent cases a board lists per town and list; the rest are counted (the map lists them all). */
+export const BOARD_LIST_MAX = 20;
+
+export async function supervisorBoard(
+  db: Knex,
+  env: WorkflowEnv,
+  user: User,
+  days: number,
+  perList = BOARD_LIST_MAX,
+): Promise<BoardBody> {
   const today = env.today();
   const dueBy = addWorkingDays(env.calendar, today, days);
   const rows = await runSql<Record<string, any>>(db, 'workflow/board', {
     today,
     due_by: dueBy,
     scope_town: scopeTown(user),
+    per_list: perList,
   });
   const looked = await runSql<Record<string, any>>(db, 'workflow/board_lookback', { scope_town: scopeTown(user) });
   type Town = BoardBody['towns'][number];
@@ -174,6 +184,9 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
       due_soon: [] as Item[],
       overdue: [] as Item[],
       escalated: [] as Item[],
+      due_soon_total: 0,
+      overdue_total: 0,
+      escalated_total: 0,
       reported_standing: [],
       gone_unreported: [],
     };
@@ -191,9 +204,9 @@ export async function supervisorBoard(db: Knex, env: WorkflowEnv, user: User, da
       due_provisional: isProvisional(env.calendar, r.due),
       days_left: workingDaysLeft(env.calendar, today, r.due),
     };
-    if (r.escalated) t.escalated.push(item);
-    else if (r.overdue) t.overdue.push(item);
-    else t.due_soon.push(item);
+    const list = r.list as 'escalated' | 'overdue' | 'due_soon';
+    t[list].push(item);
+    t[`${list}_total`] = r.in_list;
   }
   for (const r of looked) {
     const item = { code: r.code, status: r.status, measure: r.measure, imagery_check: r.imagery_check };

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { supervisorBoard } from '../store/reports.ts';
+import { userByName } from '../store/users.ts';
 import { sweepOverdue } from '../store/overdue.ts';
 import { addDays } from '../workflow/calendar.ts';
 import { JPEG } from './helpers/hostile.ts';
@@ -157,5 +159,18 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
       ...t.escalated,
     ]);
     expect(items).toContainEqual(expect.objectContaining({ code: OWN, days_left: -3 }));
+    // (past due, but not yet marked overdue by the daily sweep: listed as due)
+    expect(board.towns.find((t: { town_code: string }) => t.town_code === '350206001')).toMatchObject({
+      overdue_total: 0,
+      due_soon_total: 1,
+    });
+    // a province's board lists the most urgent of each list and counts the rest
+    await call('ana', 'POST', '/api/patches/350206-202403-0001/actions/dispatch', {});
+    await call('ana', 'POST', '/api/patches/350206-202403-0003/actions/dispatch', {});
+    const sup = await userByName(h.run.db, 'sup');
+    const capped = await supervisorBoard(h.run.db, h.env, sup, 3, 1);
+    const dianqian = capped.towns.find((t) => t.town_code === '350206001')!;
+    expect(dianqian.due_soon.map((i) => i.code)).toEqual([OWN]); // due on 2024-03-25, before 0003's
+    expect(dianqian.due_soon_total).toBe(2);
   });
 });

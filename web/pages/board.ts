@@ -28,9 +28,9 @@ const checked = (items: LookbackItem[]) =>
     : '–';
 
 /** A list of deadlines: each code with its deadline and the working days left, ticked for a bulk move where `tickOf` is given. */
-const codes = (items: BoardItem[], tickOf?: (code: string) => TemplateResult) =>
+const codes = (items: BoardItem[], total: number, tickOf?: (code: string) => TemplateResult) =>
   items.length
-    ? items.map(
+    ? html`${items.map(
         (i, n) =>
           html`${n ? html`<br />` : ''}${tickOf ? tickOf(i.code) : ''}<a
               href=${href(`/patch/${encodeURIComponent(i.code)}`)}
@@ -39,7 +39,7 @@ const codes = (items: BoardItem[], tickOf?: (code: string) => TemplateResult) =>
             <small
               >${t('deadline', i.deadline)} ${dueText(i.due, i.due_provisional)} · ${daysLeft(i.days_left)}</small
             >`,
-      )
+      )}${total > items.length ? html`<br /><small class="more">${ui('board_more', { total })}</small>` : ''}`
     : '–';
 
 /** A town's or the city's figures in the ranking, in the order of its columns (one list, so both rows agree). */
@@ -114,9 +114,9 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
                       (town) =>
                         html`<tr>
                           <td>${town.town_name}<br /><small>${town.town_code}</small></td>
-                          <td>${codes(town.due_soon, tickOf)}</td>
-                          <td>${codes(town.overdue, tickOf)}</td>
-                          <td>${codes(town.escalated, tickOf)}</td>
+                          <td>${codes(town.due_soon, town.due_soon_total, tickOf)}</td>
+                          <td>${codes(town.overdue, town.overdue_total, tickOf)}</td>
+                          <td>${codes(town.escalated, town.escalated_total, tickOf)}</td>
                         </tr>`,
                     )
                   : html`<tr>
