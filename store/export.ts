@@ -29,10 +29,12 @@ export async function exportRecords(
   town: string | null,
   user: User | null,
   states: readonly string[] | null = null,
+  withGeometry = true,
 ): Promise<ExportRecord[]> {
   const rows = await runSql<Record<string, unknown>>(db, 'export/patches', {
     month,
     town,
+    with_geom: withGeometry,
     scope_town: user ? scopeTown(user) : null,
     states: states ? `{${states.join(',')}}` : null,
   });
@@ -93,7 +95,16 @@ export async function exportPatches(
       'bad_format',
       say('export_format', { format: opts.format, formats: EXPORT_FORMATS.join(', ') }),
     );
-  const records = await exportRecords(db, env, opts.month, opts.town ?? null, opts.user ?? null, opts.states ?? null);
+  // outlines only for the files that draw them (a spreadsheet of a province's month need not parse 28,000)
+  const records = await exportRecords(
+    db,
+    env,
+    opts.month,
+    opts.town ?? null,
+    opts.user ?? null,
+    opts.states ?? null,
+    !['csv', 'xlsx', 'pdf'].includes(opts.format),
+  );
   const target: WriteTarget = {
     db,
     env,

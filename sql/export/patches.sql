@@ -3,6 +3,7 @@
 --   :month       YYYY-MM
 --   :town        town code filter, or null
 --   :scope_town  town of a town user, or null
+--   :with_geom   false: no outlines (a spreadsheet or sheets need none; GIS files do)
 --   :states      the states to include as a PostgreSQL array literal ({dispatched,illegal}), or null for every state
 -- (the months' acquisition dates are read once, not per row)
 with acquired as (
@@ -19,8 +20,8 @@ select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_n
        ST_X(ST_Transform(p.centroid, 4326)) as lon, ST_Y(ST_Transform(p.centroid, 4326)) as lat,
        (select e.detail->>'text' from patch_event e where e.patch_id = p.id and e.type = 'note' order by e.id desc limit 1) as note,
        ST_SRID(p.geom) as srid,
-       ST_AsGeoJSON(p.geom, 3)::json as geom_storage,
-       ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json as geom_lonlat
+       case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 3)::json end as geom_storage,
+       case when :with_geom::boolean then ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json end as geom_lonlat
 from patch p
 left join acquired b on b.month = p.baseline_month
 left join acquired a on a.month = p.month
