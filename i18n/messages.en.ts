@@ -146,6 +146,7 @@ export const messagesEn: Record<MessageKey, string> = {
   busy: 'the server is busy with {active} {what} and {waiting} more waiting; try again in {seconds} s',
   busy_images: 'patch chips and photo thumbnails',
   server_stopping: 'the server is stopping; try again in a moment',
+  client_gone: 'the request was cancelled',
   busy_exports: 'PDF/zip exports',
   internal: 'internal error; the server log has it under request id {request_id}',
   part_body: 'body',

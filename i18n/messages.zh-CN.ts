@@ -147,6 +147,7 @@ export const messagesZhCN = {
   busy: '服务器正忙：{what}有 {active} 项进行中、{waiting} 项等待；请 {seconds} 秒后再试',
   busy_images: '图斑切片和照片缩略图',
   server_stopping: '服务正在停止，请稍后重试',
+  client_gone: '请求已取消',
   busy_exports: 'PDF/压缩包导出',
   internal: '服务器内部错误；服务器日志中的请求编号为 {request_id}',
   // what a request part is called, and the texts of the request schemas

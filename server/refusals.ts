@@ -231,6 +231,11 @@ export function refusals(opts: RefusalOptions) {
           request_id: req.id,
         });
     }
+    // the client went away (its request's signal aborted the work): nobody reads an answer; noted, not an error
+    if (err.name === 'AbortError' && req.signal?.aborted) {
+      opts.log.info('Http:ClientGone', { requestId: req.id, method: req.method, path: req.url.slice(0, 500) });
+      return reply.status(499).send({ error: 'transient', message: render(say('client_gone'), locale) });
+    }
     opts.log.error('Http:InternalError', {
       requestId: req.id,
       method: req.method,

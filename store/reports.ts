@@ -12,7 +12,7 @@ import type {
 } from '../api/reports.ts';
 import { DEFAULT_ACCOUNTABILITY, referralReasons, type AccountabilityRule } from '../workflow/accountability.ts';
 import { previousMonth } from './batch.ts';
-import { runSql } from './sql.ts';
+import { allOn, runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from './patch.row.ts';
@@ -231,9 +231,9 @@ export async function todoList(
   const states = statesWaitingOn(user.role);
   const params = { states: `{${states.join(',')}}`, scope_town: scopeTown(user), today, ...page };
   // days_left and actions are added below
-  const [rows, [counts]] = await Promise.all([
-    runSql<TodoItem>(db, 'workflow/todo', params),
-    runSql<{ total: number; overdue: number }>(db, 'workflow/todo_count', params),
+  const [rows, [counts]] = await allOn<[TodoItem[], { total: number; overdue: number }[]]>(db, [
+    () => runSql<TodoItem>(db, 'workflow/todo', params),
+    () => runSql<{ total: number; overdue: number }>(db, 'workflow/todo_count', params),
   ]);
   return {
     today,

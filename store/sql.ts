@@ -35,3 +35,17 @@ export async function runSql<T = Record<string, unknown>>(
 }
 
 export const sqlDir = SQL_DIR;
+
+/**
+ * Several queries at once on `db`: side by side on the pool's connections, one after another inside a
+ * transaction (its one connection takes one statement at a time; pg warns of the rest and pg 9 refuses them).
+ */
+export async function allOn<T extends readonly unknown[]>(
+  db: Knex | Knex.Transaction,
+  work: { [K in keyof T]: () => PromiseLike<T[K]> },
+): Promise<T> {
+  if (!(db as Knex.Transaction).isTransaction) return (await Promise.all(work.map((w) => w()))) as unknown as T;
+  const out: unknown[] = [];
+  for (const w of work) out.push(await w());
+  return out as unknown as T;
+}

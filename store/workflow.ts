@@ -14,7 +14,7 @@ import {
   type PatchClass,
   type PatchStatus,
 } from '../workflow/lifecycle.ts';
-import { runSql } from './sql.ts';
+import { allOn, runSql } from './sql.ts';
 import { queueMoveNotices } from './notify.ts';
 import type { User } from './users.ts';
 import { formatIssues } from '../core/issues.ts';
@@ -49,51 +49,56 @@ export async function listPatchesFor(
     offset: q.offset,
   };
   // the page and the total apart: the page walks an index as far as it shows, the count only counts
-  const [rows, [{ total }]] = await Promise.all([
-    runSql<PatchListItem & { geom: unknown }>(db, 'workflow/list', params),
-    runSql<{ total: number }>(db, 'workflow/list_count', params),
+  const [rows, [{ total }]] = await allOn<[(PatchListItem & { geom: unknown })[], { total: number }[]]>(db, [
+    () => runSql<PatchListItem & { geom: unknown }>(db, 'workflow/list', params),
+    () => runSql<{ total: number }>(db, 'workflow/list_count', params),
   ]);
   return { total, patches: rows.map(({ geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)) };
 }
 
 export async function patchDetail(db: Knex, user: User, code: string): Promise<PatchDetailBody> {
   const p = await scopedPatch(db, user, code);
-  const [history, observations, evidence, geom] = await Promise.all([
-    db('patch_event as e')
-      .where('e.patch_id', p.id)
-      .orderBy('e.id')
-      .select('e.at', 'e.actor', 'e.type', 'e.from_status', 'e.to_status', 'e.detail'),
-    db('patch_observation')
-      .where({ patch_id: p.id })
-      .orderBy('month')
-      .select('month', 'kind', 'batch_id', db.raw('round(area_m2::numeric, 1)::float8 as area_m2'), 'mean_prob'),
-    db('evidence as ev')
-      .join('app_user as u', 'u.id', 'ev.uploaded_by')
-      .where({ 'ev.patch_id': p.id })
-      .orderBy('ev.id')
-      .select(
-        'ev.id',
-        'ev.filename',
-        'ev.content_type',
-        'ev.bytes',
-        'ev.note',
-        'ev.uploaded_at',
-        'ev.taken_at',
-        'ev.lon',
-        'ev.lat',
-        'ev.stage',
-        'ev.flags',
-        db.raw('round(ev.distance_m::numeric, 1)::float8 as distance_m'),
-        db.raw('ev.stamped_as is not null as stamped'),
-        db.raw("coalesce(nullif(u.display_name, ''), u.username) as author"),
-      ),
-    db.raw(
-      `select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g,
+  // one statement after another when the detail is read inside an action's transaction
+  const [history, observations, evidence, geom] = await allOn<[any[], any[], any[], any]>(db, [
+    () =>
+      db('patch_event as e')
+        .where('e.patch_id', p.id)
+        .orderBy('e.id')
+        .select('e.at', 'e.actor', 'e.type', 'e.from_status', 'e.to_status', 'e.detail'),
+    () =>
+      db('patch_observation')
+        .where({ patch_id: p.id })
+        .orderBy('month')
+        .select('month', 'kind', 'batch_id', db.raw('round(area_m2::numeric, 1)::float8 as area_m2'), 'mean_prob'),
+    () =>
+      db('evidence as ev')
+        .join('app_user as u', 'u.id', 'ev.uploaded_by')
+        .where({ 'ev.patch_id': p.id })
+        .orderBy('ev.id')
+        .select(
+          'ev.id',
+          'ev.filename',
+          'ev.content_type',
+          'ev.bytes',
+          'ev.note',
+          'ev.uploaded_at',
+          'ev.taken_at',
+          'ev.lon',
+          'ev.lat',
+          'ev.stage',
+          'ev.flags',
+          db.raw('round(ev.distance_m::numeric, 1)::float8 as distance_m'),
+          db.raw('ev.stamped_as is not null as stamped'),
+          db.raw("coalesce(nullif(u.display_name, ''), u.username) as author"),
+        ),
+    () =>
+      db.raw(
+        `select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g,
               round(ST_X(ST_Transform(centroid, 4326))::numeric, 7)::float8 as lon,
               round(ST_Y(ST_Transform(centroid, 4326))::numeric, 7)::float8 as lat
        from patch where id = ?`,
-      [p.id],
-    ),
+        [p.id],
+      ),
   ]);
   const rebuiltOf = p.rebuilt_of ? (await db('patch').where({ id: p.rebuilt_of }).first('code'))?.code : null;
   return {
