@@ -81,7 +81,7 @@ export const RowId = (what: string) =>
     .describe(what);
 
 /** A route's answer when it succeeds, described for OpenAPI (its shape is the store function's return type). */
-export const ok = (what: string, status: 200 | 201 | 204 = 200) =>
+export const ok = (what: string, status: 200 | 201 | 204 | 304 = 200) =>
   ({ [status]: z.unknown().describe(what) }) as Record<typeof status, z.ZodUnknown>;
 
 /** A route's answer when it succeeds, with its shape (api/responses.ts): checked before it is sent, shown in OpenAPI. */

@@ -58,6 +58,18 @@ export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
 }
 
 /** The town boundaries as GeoJSON in the storage CRS (every town: boundaries are public). */
+/** Changes whenever the town layer is imported again (or a town added or removed). */
+export async function townLayerVersion(db: Knex): Promise<string> {
+  const r = await db('reference_feature')
+    .where({ kind: 'town' })
+    .first(
+      db.raw('count(*)::int as n'),
+      db.raw('coalesce(max(id), 0)::bigint as last'),
+      db.raw('max(imported_at) as at'),
+    );
+  return `${r.n}-${r.last}-${r.at ? new Date(r.at).getTime() : 0}`;
+}
+
 export async function townBoundaries(db: Knex): Promise<TownsBody> {
   const rows = await runSql<{ code: string; name: string; geom: unknown }>(db, 'map/towns', {});
   return {

@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { importLayer } from '../store/layers.ts';
 import { ACTION_NAMES } from './helpers/api.ts';
 import { JPEG } from './helpers/hostile.ts';
 import { OTHER, OWN, workflowApi } from './helpers/workflow-api.ts';
@@ -164,6 +166,26 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
     await expect(h.run.db.raw('update audit_event set status = 200')).rejects.toThrow(/append-only/);
     await expect(h.run.db.raw('delete from audit_event')).rejects.toThrow(/append-only/);
     await expect(h.run.db.raw('update patch_event set actor = ?', ['x'])).rejects.toThrow(/append-only/);
+  });
+
+  it('sends the town layer once: an ETag, 304 while unchanged, a new one after the layer is imported again', async () => {
+    const first = await call('dianqian', 'GET', '/api/map/towns');
+    expect(first.statusCode).toBe(200);
+    expect(first.headers['content-type']).toMatch(/^application\/json/);
+    const towns = first.json();
+    expect(towns.type).toBe('FeatureCollection');
+    expect(towns.features.map((f: { id: string }) => f.id).sort()).toEqual(['350206001', '350206002']);
+    const etag = String(first.headers.etag);
+    expect(etag).toMatch(/^"towns-/);
+    const again = await call('ana', 'GET', '/api/map/towns', undefined, { 'if-none-match': etag });
+    expect(again.statusCode).toBe(304);
+    expect(again.rawPayload.length).toBe(0);
+    // the layer imported again (as a bureau does when a boundary moves): new outlines, a new tag
+    await importLayer(h.run.db, join(inject('fixturesDir'), 'layers', 'town.geojson'), 'town');
+    const fresh = await call('ana', 'GET', '/api/map/towns', undefined, { 'if-none-match': etag });
+    expect(fresh.statusCode).toBe(200);
+    expect(fresh.headers.etag).not.toBe(etag);
+    expect(fresh.json().features).toHaveLength(2);
   });
 
   it('serves an OpenAPI description of exactly the routes the server has', async () => {

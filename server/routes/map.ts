@@ -1,7 +1,7 @@
 import { en } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { patchChip } from '../../store/export.ts';
-import { mapConfig, renderMapTile, townBoundaries } from '../../store/map.ts';
+import { mapConfig, renderMapTile, townBoundaries, townLayerVersion } from '../../store/map.ts';
 import { scopedPatch } from '../../store/patch.row.ts';
 import { listPatchesFor } from '../../store/workflow.ts';
 import { dueFlags } from '../../workflow/calendar.ts';
@@ -33,6 +33,8 @@ const ChipParams = PatchCodeParams.extend({
 
 /** The web map: patches as GeoJSON, the map's extent and CRS, imagery tiles and patch chips. */
 export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
+  /** The town layer's outlines as last written, and the layer version they were written from. */
+  let towns: { version: string; json: string } | null = null;
   const { db, config, me, sources } = ctx;
   /** The same list as GeoJSON in the storage CRS (the web map's CRS), scoped the same way. */
   app.get(
@@ -76,12 +78,27 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
     '/api/map/towns',
     {
       schema: {
-        summary: 'The town boundaries, GeoJSON in the storage CRS, for the map',
+        summary:
+          'The town boundaries, GeoJSON in the storage CRS, for the map; with an ETag (304 while the town layer is unchanged)',
         tags: ['map'],
-        response: { ...answers(TownsBody, 'the towns'), ...errors(401) },
+        response: {
+          ...answers(TownsBody, 'the towns'),
+          ...ok('unchanged since the ETag asked about', 304),
+          ...errors(401),
+        },
       },
     },
-    async () => townBoundaries(db),
+    async (req, reply) => {
+      // a city's town layer is megabytes of outlines: simplified and written once per import of the layer,
+      // and not sent again to a browser that has it (a phone on 3G would wait half a minute for it)
+      const version = await townLayerVersion(db);
+      if (towns?.version !== version) towns = { version, json: JSON.stringify(await townBoundaries(db)) };
+      const etag = `"towns-${version}"`;
+      reply.header('etag', etag).header('cache-control', 'private, no-cache');
+      if ((req.headers['if-none-match'] ?? '').split(',').some((t) => t.trim() === etag))
+        return reply.status(304).send();
+      return reply.type('application/json; charset=utf-8').send(towns.json);
+    },
   );
   app.get(
     '/api/map/tiles/:month/:z/:x/:y',
