@@ -39,6 +39,49 @@ export const UserBody = z.looseObject({
 });
 export type UserBody = z.output<typeof UserBody>;
 
+/** A signed-in session: the token to send as `Authorization: Bearer …`, whose it is, until when. */
+export const TokenBody = z.looseObject({
+  token: z.string().describe('shown once: only its hash is stored'),
+  user: UserBody,
+  expires_at: z.string().describe('ISO 8601 time'),
+});
+export type TokenBody = z.output<typeof TokenBody>;
+
+/** A user as the admin page lists them. */
+export const UserSummaryBody = UserBody.extend({
+  disabled: z.boolean(),
+  activeTokens: z.number().int().describe('tokens neither revoked nor expired'),
+  lastUsedAt: z.string().nullable().describe('when a token of theirs was last used'),
+});
+export const UsersBody = z.array(UserSummaryBody);
+export type UsersBody = z.output<typeof UsersBody>;
+
+/** What an admin's move on a user did. */
+export const UserChangeBody = z.looseObject({
+  user: UserBody,
+  disabled: z.boolean().optional(),
+  revoked: z.number().int().describe('sign-ins (tokens) ended'),
+});
+export const RevokedBody = z.looseObject({ revoked: z.number().int().describe('tokens revoked') });
+
+/** A work line's state: running now, waiting for a place. */
+const LineStats = z.looseObject({ running: z.number().int(), waiting: z.number().int() });
+export const HealthBody = z.looseObject({
+  ok: z.literal(true),
+  exports: LineStats.describe('PDF sheets and town packages'),
+  images: LineStats.describe('chips and thumbnails'),
+  calendar: z.looseObject({
+    years: z.tuple([z.number().int(), z.number().int()]).describe('the first and last year the calendar covers'),
+    covered_until: z.string(),
+    warning: z.string().nullable().describe('said from 60 days before the calendar ends'),
+  }),
+  notifications: z
+    .looseObject({ refused: z.number().int(), failed: z.number().int() })
+    .nullable()
+    .describe("this week's messages a robot refused, or that failed for good; null when unknown"),
+});
+export type HealthBody = z.output<typeof HealthBody>;
+
 export const MapConfigBody = z.looseObject({
   srid: z.number().int(),
   proj4: z.string(),
@@ -215,6 +258,24 @@ export const EvidenceItem = z.looseObject({
   distance_m: z.number().nullable().describe("metres from the camera's position to the patch outline (0 inside)"),
   stamped: z.boolean().describe('a stamped copy exists (GET /api/evidence/{id}/stamped.jpg)'),
   author: z.string().describe('who uploaded it'),
+});
+
+/** An uploaded evidence file as stored: its proof (stage, flags) and whether a stamped copy was made. */
+export const EvidenceUploadBody = EvidenceItem.pick({
+  id: true,
+  content_type: true,
+  taken_at: true,
+  lon: true,
+  lat: true,
+  stage: true,
+  flags: true,
+  distance_m: true,
+  stamped: true,
+}).extend({
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .describe("the original's SHA-256, as uploaded"),
 });
 
 export const PatchDetailBody = z.looseObject({

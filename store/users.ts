@@ -156,12 +156,12 @@ export async function userForToken(db: Knex, token: string): Promise<User | null
   return toUser(row);
 }
 
-export interface UserSummary extends User {
+export type UserSummary = User & {
   disabled: boolean;
   /** Tokens neither revoked nor expired. */
   activeTokens: number;
   lastUsedAt: string | null;
-}
+};
 
 export async function listUsers(db: Knex): Promise<UserSummary[]> {
   const rows = await db('app_user as u')

@@ -5,6 +5,7 @@ import { downloadName, safeName } from '../../export/names.ts';
 import { addEvidence, dropEvidenceFile, readEvidence } from '../../store/evidence.ts';
 import { objectStore } from '../../store/objects.ts';
 import { errors, ok, PatchCodeParams, RowId, type RouteContext, type ZodApp } from '../context.ts';
+import { EvidenceUploadBody } from '../../api/responses.ts';
 import { evidenceThumbnail, THUMB_PX } from '../../export/thumb.ts';
 
 const EvidenceQuery = z.object({
@@ -29,7 +30,10 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
         querystring: EvidenceQuery,
         consumes: ['image/jpeg', 'image/png', 'application/pdf'],
         body: z.unknown().describe('the file'),
-        response: { ...ok('id, sha256 and content type of the stored file', 201), ...errors(400, 401, 403, 404, 413) },
+        response: {
+          201: EvidenceUploadBody.describe('the stored file: its id, SHA-256, type, place, stage and flags'),
+          ...errors(400, 401, 403, 404, 413),
+        },
       },
     },
     async (req, reply) => {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { TubanError, UnauthorizedError } from '../../core/errors.ts';
 import { login, revokeToken } from '../../store/users.ts';
 import { answers, errors, ok, type RouteContext, type ZodApp } from '../context.ts';
-import { UserBody } from '../../api/responses.ts';
+import { HealthBody, TokenBody, UserBody } from '../../api/responses.ts';
 import { FailureLimiter } from '../ratelimit.ts';
 import { townName } from '../../store/layers.ts';
 import { calendarStatus } from '../../workflow/calendar.ts';
@@ -24,13 +24,13 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
         summary:
           'Liveness, how many heavy exports run and wait, the years the working-day calendar covers (a warning from 60 days before its end), and messages the group robots refused this week',
         tags: ['session'],
-        response: ok('ok, and the export line: running and waiting'),
+        response: answers(HealthBody, 'ok, the work lines, the calendar, the robots'),
       },
     },
     async (req) => {
       const s = calendarStatus(ctx.env.calendar, ctx.env.today());
       return {
-        ok: true,
+        ok: true as const,
         exports: ctx.heavyExports.stats,
         images: ctx.images.stats,
         calendar: {
@@ -55,7 +55,7 @@ export function sessionRoutes(app: ZodApp, ctx: RouteContext): void {
         summary: 'Exchange username and password for an API token (valid TUBAN_TOKEN_DAYS)',
         tags: ['session'],
         body: LoginBody,
-        response: { ...ok('token, user and expires_at'), ...errors(400, 401, 429) },
+        response: { ...answers(TokenBody, 'token, user and expires_at'), ...errors(400, 401, 429) },
       },
     },
     async (req, reply) => {

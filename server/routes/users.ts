@@ -2,7 +2,8 @@ import { say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { BadInputError } from '../../core/errors.ts';
 import { createUser, issueToken, listUsers, revokeTokens, setDisabled, setPassword } from '../../store/users.ts';
-import { errors, ok, UsernameParams, type RouteContext, type ZodApp } from '../context.ts';
+import { answers, errors, UsernameParams, type RouteContext, type ZodApp } from '../context.ts';
+import { RevokedBody, TokenBody, UserBody as UserBodySchema, UserChangeBody, UsersBody } from '../../api/responses.ts';
 import { LOGIN_BODY_LIMIT } from './session.ts';
 
 const PasswordBody = z.object({
@@ -23,7 +24,10 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
   const preValidation = ctx.roles('admin');
   app.get(
     '/api/users',
-    { preValidation, schema: { ...admin('Users'), response: { ...ok('the users'), ...errors(401, 403) } } },
+    {
+      preValidation,
+      schema: { ...admin('Users'), response: { ...answers(UsersBody, 'the users'), ...errors(401, 403) } },
+    },
     async () => listUsers(db),
   );
   app.post(
@@ -33,7 +37,7 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         ...admin('Create a user'),
         body: UserBody,
-        response: { ...ok('the user', 201), ...errors(400, 401, 403, 409) },
+        response: { 201: UserBodySchema.describe('the user'), ...errors(400, 401, 403, 409) },
       },
     },
     async (req, reply) => {
@@ -58,7 +62,7 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         ...admin('Issue an API token for a user, valid TUBAN_TOKEN_DAYS'),
         params: UsernameParams,
-        response: { ...ok('token, user and expires_at', 201), ...errors(401, 403, 404) },
+        response: { 201: TokenBody.describe('token, user and expires_at'), ...errors(401, 403, 404) },
       },
     },
     async (req, reply) => {
@@ -76,7 +80,7 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
       schema: {
         ...admin('Revoke every live token of a user: all their sessions end'),
         params: UsernameParams,
-        response: { ...ok('how many tokens were revoked'), ...errors(401, 403, 404) },
+        response: { ...answers(RevokedBody, 'how many tokens were revoked'), ...errors(401, 403, 404) },
       },
     },
     async (req) => ({ revoked: await ctx.audited(req, 200, (trx) => revokeTokens(trx, req.params.username)) }),
@@ -93,7 +97,7 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
         schema: {
           ...admin(summary),
           params: UsernameParams,
-          response: { ...ok('the user, and tokens revoked'), ...errors(400, 401, 403, 404) },
+          response: { ...answers(UserChangeBody, 'the user, and tokens revoked'), ...errors(400, 401, 403, 404) },
         },
       },
       async (req) => {
@@ -116,7 +120,7 @@ export function userRoutes(app: ZodApp, ctx: RouteContext): void {
         ...admin("Set a user's password; revokes their tokens"),
         params: UsernameParams,
         body: PasswordBody,
-        response: { ...ok('the user, and tokens revoked'), ...errors(400, 401, 403, 404) },
+        response: { ...answers(UserChangeBody, 'the user, and tokens revoked'), ...errors(400, 401, 403, 404) },
       },
     },
     async (req) => {

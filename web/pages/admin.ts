@@ -5,7 +5,7 @@
  * refusal is shown as it words it.
  */
 import { html, nothing, render } from 'lit-html';
-import type { TownsBody } from '../../api/responses.ts';
+import type { TownsBody, UsersBody } from '../../api/responses.ts';
 import { api, path, post } from '../api.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
@@ -14,15 +14,8 @@ import { t, ui } from '../locale.ts';
 import type { Navigation } from '../router.ts';
 import { field } from '../components/action-form.ts';
 
-interface UserRow {
-  username: string;
-  displayName: string;
-  role: string;
-  townCode: string | null;
-  disabled: boolean;
-  activeTokens: number;
-  lastUsedAt: string | null;
-}
+/** A user as GET /api/users answers (api/responses.ts). */
+type UserRow = UsersBody[number];
 
 const ROLES = ['analyst', 'town', 'supervisor', 'admin'] as const;
 

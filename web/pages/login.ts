@@ -1,4 +1,5 @@
 import { html, nothing, render } from 'lit-html';
+import type { TokenBody } from '../../api/responses.ts';
 import { api, ApiError, post, session } from '../api.ts';
 import { field } from '../components/action-form.ts';
 import { errorMessage } from '../components/message.ts';
@@ -32,7 +33,7 @@ export function renderLogin(main: HTMLElement, onSignedIn: () => Promise<void>):
         session.token = value('token').trim();
         await api('/api/me');
       } else {
-        const r = await post<{ token: string }>('/api/login', {
+        const r = await post<TokenBody>('/api/login', {
           username: value('username'),
           password: value('password'),
         });
