@@ -1,6 +1,7 @@
 import { copyFileSync, readFileSync, truncateSync, statSync } from 'node:fs';
 import { cmdBatchRetry } from '../cli/commands.ts';
 import { createLogger } from '../core/log.ts';
+import { errorFate } from '../core/errors.ts';
 import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { batchTiles } from '../store/batch.ts';
 import { diffJob, partJob } from '../workers/jobs.ts';
@@ -217,6 +218,10 @@ describe('monthly batch on real PostGIS and Redis', () => {
     const summary = await diffJob(ctx, batch.id);
     expect(summary.patches.new).toBe(5);
     expect(await rows()).toEqual(first);
+    // a job naming a tile or a part the batch does not have is not found: the worker does not retry it
+    await expect(partJob(ctx, batch.id, 999_999)).rejects.toMatchObject({ kind: 'not_found' });
+    await expect(partJob(ctx, batch.id, 5, 999)).rejects.toMatchObject({ kind: 'not_found' });
+    expect(errorFate.not_found.retry).toBe(false);
     await ctx.model.close();
   });
 

@@ -4,6 +4,7 @@ import type { ChangeModel } from '../pipeline/change.model.ts';
 import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { StageTimer, type Logger } from '../core/log.ts';
+import { NotFoundError } from '../core/errors.ts';
 import type { BaselineTile } from '../pipeline/pair.align.ts';
 import type { TileSource } from '../pipeline/raster.source.ts';
 import type { GeoTransform } from '../pipeline/geotransform.ts';
@@ -106,9 +107,10 @@ async function runPart(
     imagery_id: imageryId,
     part: partNo,
   });
-  if (!job) throw new Error(`batch ${batchId} has no tile for imagery ${imageryId}`);
+  // a job that names no tile or part will not find one by trying again: not found, not retried
+  if (!job) throw new NotFoundError(`batch ${batchId} has no tile for imagery ${imageryId}`);
   if (job.tile_status === 'failed') return { windows: 0, polygons: 0, ms: {} };
-  if (job.width === null) throw new Error(`batch ${batchId} tile ${imageryId} has no part ${partNo}`);
+  if (job.width === null) throw new NotFoundError(`batch ${batchId} tile ${imageryId} has no part ${partNo}`);
   const part = { x: job.x, y: job.y, width: job.width, height: job.height };
   if (job.batch_status === 'queued') await setBatchStatus(ctx.db, batchId, 'running');
   const threshold = Number(job.params.threshold ?? ctx.model.manifest.defaultThreshold);
