@@ -276,6 +276,7 @@ export const EvidenceUploadBody = EvidenceItem.pick({
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .describe("the original's SHA-256, as uploaded"),
+  repeated: z.boolean().optional().describe('this request key had stored the file before: nothing new was stored'),
 });
 
 export const PatchDetailBody = z.looseObject({

@@ -45,7 +45,7 @@ export async function addEvidence(
   maxBytes: number,
   user: User,
   code: string,
-  file: { filename: string; bytes: Buffer; note?: string },
+  file: { filename: string; bytes: Buffer; note?: string; requestKey?: string },
   proof: EvidenceProofOptions = {},
 ): Promise<{
   id: number;
@@ -58,10 +58,30 @@ export async function addEvidence(
   flags: PhotoFlag[];
   distance_m: number | null;
   stamped: boolean;
+  /** True when this request key had stored the file before: nothing new was stored. */
+  repeated?: boolean;
 }> {
   // the patch row locked: a close (or any move) waits for this upload, and this upload sees a close that came first
   const patch = await scopedPatch(db, user, code, true);
   if (user.role === 'admin') throw new BadInputError('bad_role', say('admin_no_evidence'));
+  // the same upload sent again (its answer lost on a weak signal): the file it stored, not a second one
+  if (file.requestKey) {
+    const twin = await db('evidence').where({ patch_id: patch.id, request_key: file.requestKey }).first();
+    if (twin)
+      return {
+        id: Number(twin.id),
+        sha256: twin.sha256,
+        content_type: twin.content_type,
+        taken_at: twin.taken_at,
+        lon: twin.lon,
+        lat: twin.lat,
+        stage: twin.stage,
+        flags: twin.flags,
+        distance_m: twin.distance_m === null ? null : Math.round(Number(twin.distance_m) * 10) / 10,
+        stamped: twin.stamped_as !== null,
+        repeated: true,
+      };
+  }
   if (FINAL_STATES.includes(patch.status as PatchStatus))
     throw new ConflictError(say('evidence_case_finished', { code, status: patch.status }), { status: patch.status });
   if (file.bytes.length === 0) throw new BadInputError('bad_body', say('evidence_empty', { file: file.filename }));
@@ -143,6 +163,7 @@ export async function addEvidence(
       distance_m: distanceM,
       stamped_as: stampKey ? store.locate(stampKey) : null,
       stamped_bytes: stamp ? stamp.length : null,
+      request_key: file.requestKey ?? null,
     })
     .returning('id');
   await db('patch_event').insert({

@@ -142,6 +142,35 @@ describe('site photos as evidence', () => {
     }
   }, 120_000);
 
+  it('stores a photo sent again with its request key once (an outbox resending after a lost answer)', async () => {
+    const { app, call } = await server();
+    try {
+      await call('ana', 'POST', `/api/patches/${CODE}/actions/dispatch`, {});
+      const bytes = await photo({ at: new Date() });
+      const send = (key: string) =>
+        call('dianqian', 'POST', `/api/patches/${CODE}/evidence?filename=a.jpg&request_key=${key}`, bytes, {
+          'content-type': 'image/jpeg',
+        });
+      const first = await send('upload-key-0001');
+      const again = await send('upload-key-0001');
+      expect(first.statusCode).toBe(201);
+      expect(again.statusCode).toBe(201);
+      expect(again.json()).toMatchObject({ id: first.json().id, sha256: first.json().sha256, repeated: true });
+      const other = await send('upload-key-0002'); // the same picture taken again on purpose: a file of its own
+      expect(other.json().id).not.toBe(first.json().id);
+      const rows = await h.run.db('evidence').join('patch', 'patch.id', 'evidence.patch_id').where('patch.code', CODE);
+      expect(rows).toHaveLength(2);
+      const events = await h.run
+        .db('patch_event')
+        .join('patch', 'patch.id', 'patch_event.patch_id')
+        .where({ 'patch.code': CODE, 'patch_event.type': 'evidence_added' });
+      expect(events).toHaveLength(2);
+      expect((await send('bad key!')).statusCode).toBe(400);
+    } finally {
+      await app.close();
+    }
+  }, 120_000);
+
   it('keeps the original as it came and shows a stamped copy in sheets and town packages', async () => {
     const { app, call } = await server();
     try {

@@ -1,4 +1,4 @@
-import { say } from '../../i18n/say.ts';
+import { en, say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { BadInputError } from '../../core/errors.ts';
 import { downloadName, safeName } from '../../export/names.ts';
@@ -11,6 +11,13 @@ import { evidenceThumbnail, THUMB_PX } from '../../export/thumb.ts';
 const EvidenceQuery = z.object({
   filename: z.string().max(255).optional().describe("the file's name on the uploader's device (its stem is kept)"),
   note: z.string().max(2000).optional(),
+  request_key: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{8,64}$/, en('form_request_key'))
+    .optional()
+    .describe(
+      'a key of your own for this upload: sent again (its answer lost), the same file is answered, not stored twice',
+    ),
 });
 const EXTENSION: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'application/pdf': 'pdf' };
 
@@ -49,7 +56,12 @@ export function evidenceRoutes(app: ZodApp, ctx: RouteContext): void {
             ctx.maxEvidenceBytes,
             me(req),
             req.params.code,
-            { filename: req.query.filename ?? 'evidence', bytes, note: req.query.note },
+            {
+              filename: req.query.filename ?? 'evidence',
+              bytes,
+              note: req.query.note,
+              requestKey: req.query.request_key,
+            },
             { rules: ctx.env.evidence, font: ctx.stampFont, written },
           ),
         )

@@ -116,11 +116,15 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     }
     return attempt(
       () =>
-        api(`${path`/api/patches/${code}/evidence`}?filename=${encodeURIComponent(file.name)}`, {
-          method: 'POST',
-          body: file,
-          headers: { 'content-type': 'application/octet-stream' },
-        }),
+        // a key of its own: sent again from the outbox (its answer lost), the server keeps one file
+        api(
+          `${path`/api/patches/${code}/evidence`}?filename=${encodeURIComponent(file.name)}&request_key=${requestKey()}`,
+          {
+            method: 'POST',
+            body: file,
+            headers: { 'content-type': 'application/octet-stream' },
+          },
+        ),
       null,
     );
   };
