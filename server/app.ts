@@ -219,14 +219,18 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const route = req.routeOptions.url ?? '';
     if (req.method === 'POST' && reply.statusCode < 300 && /^\/api\/(patches|notify)\//.test(route)) notifier.kick();
   });
+  // refusals' audit rows are written after the answer; closing the server waits for those still being written
+  // (a server stopped, or a test's schema dropped, under an insert would lose the row or deadlock with it)
+  const auditsInFlight = new Set<Promise<void>>();
+  app.addHook('onClose', async () => {
+    await Promise.all(auditsInFlight);
+  });
   app.addHook('onResponse', async (req, reply) => {
     if (['GET', 'HEAD', 'OPTIONS'].includes(req.method) || req.audited) return;
     // a change always writes its row in its own transaction: reaching here with a success is a bug, said loudly
     if (reply.statusCode < 400)
       log.error('Audit:NotInTransaction', { requestId: req.id, method: req.method, path: req.url.slice(0, 500) });
-    try {
-      await writeAudit(db, auditEntry(req, reply.statusCode));
-    } catch (err) {
+    const write = writeAudit(db, auditEntry(req, reply.statusCode)).catch((err: unknown) => {
       log.error('Audit:WriteFailed', {
         requestId: req.id,
         method: req.method,
@@ -234,6 +238,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         status: reply.statusCode,
         error: (err as Error).message,
       });
+    });
+    auditsInFlight.add(write);
+    try {
+      await write;
+    } finally {
+      auditsInFlight.delete(write);
     }
   });
   const me = (req: FastifyRequest): User => {
