@@ -48,10 +48,22 @@ sw.addEventListener('activate', (event) => {
   );
 });
 
+/**
+ * When this worker last saw a write go to the API. For a while after one, a slow answer is waited for
+ * rather than replaced by the kept one: the page reads back what it just changed, and showing the state
+ * from before the change (a verdict that seems not to have happened) is worse than waiting.
+ */
+let lastWriteAt = 0;
+const FRESH_AFTER_WRITE_MS = 120_000;
+
 sw.addEventListener('fetch', (event) => {
   const req = event.request;
   const url = new URL(req.url);
-  if (url.origin !== sw.location.origin || req.method !== 'GET') return;
+  if (url.origin !== sw.location.origin) return;
+  if (req.method !== 'GET') {
+    if (url.pathname.startsWith('/api/')) lastWriteAt = Date.now();
+    return;
+  }
   if (url.pathname.startsWith('/api/')) {
     if (!NOT_KEPT.test(url.pathname)) event.respondWith(apiAnswer(req));
     return;
@@ -89,6 +101,8 @@ async function apiAnswer(req: Request): Promise<Response> {
     fresh.catch(() => undefined);
     return kept;
   }
+  // just after a write, the kept answer stands in only for a network that fails, not for a slow one
+  if (Date.now() - lastWriteAt < FRESH_AFTER_WRITE_MS) return fresh.catch(() => marked(kept));
   const slow = new Promise<'slow'>((r) => setTimeout(() => r('slow'), OFFLINE_AFTER_MS));
   try {
     const first = await Promise.race([fresh, slow]);
