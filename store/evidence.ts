@@ -67,20 +67,7 @@ export async function addEvidence(
   // the same upload sent again (its answer lost on a weak signal): the file it stored, not a second one
   if (file.requestKey) {
     const twin = await db('evidence').where({ patch_id: patch.id, request_key: file.requestKey }).first();
-    if (twin)
-      return {
-        id: Number(twin.id),
-        sha256: twin.sha256,
-        content_type: twin.content_type,
-        taken_at: twin.taken_at,
-        lon: twin.lon,
-        lat: twin.lat,
-        stage: twin.stage,
-        flags: twin.flags,
-        distance_m: twin.distance_m === null ? null : Math.round(Number(twin.distance_m) * 10) / 10,
-        stamped: twin.stamped_as !== null,
-        repeated: true,
-      };
+    if (twin) return { ...uploadAnswer(twin), repeated: true };
   }
   if (FINAL_STATES.includes(patch.status as PatchStatus))
     throw new ConflictError(say('evidence_case_finished', { code, status: patch.status }), { status: patch.status });
@@ -165,7 +152,7 @@ export async function addEvidence(
       stamped_bytes: stamp ? stamp.length : null,
       request_key: file.requestKey ?? null,
     })
-    .returning('id');
+    .returning('*');
   await db('patch_event').insert({
     patch_id: patch.id,
     actor: user.username,
@@ -185,17 +172,22 @@ export async function addEvidence(
   });
   await store.put(key, file.bytes, kind.type);
   if (stamp && stampKey) await store.put(stampKey, stamp, 'image/jpeg');
+  return uploadAnswer(row);
+}
+
+/** What an upload answers, from its stored row (a first upload and one sent again answer alike). */
+function uploadAnswer(row: Record<string, any>) {
   return {
     id: Number(row.id),
-    sha256,
-    content_type: kind.type,
-    taken_at: place.takenAt,
-    lon: place.lon,
-    lat: place.lat,
-    stage,
-    flags,
-    distance_m: distanceM === null ? null : Math.round(distanceM * 10) / 10,
-    stamped: stamp !== null,
+    sha256: row.sha256 as string,
+    content_type: row.content_type as string,
+    taken_at: row.taken_at as string | null,
+    lon: row.lon as number | null,
+    lat: row.lat as number | null,
+    stage: row.stage as EvidenceStage,
+    flags: row.flags as PhotoFlag[],
+    distance_m: row.distance_m === null ? null : Math.round(Number(row.distance_m) * 10) / 10,
+    stamped: row.stamped_as !== null,
   };
 }
 

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { label } from '../i18n/index.ts';
@@ -21,9 +21,8 @@ import { registerImagery } from '../store/imagery.ts';
 import { copyMonth, runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
-import { fitsTheScreen, inChinese, thumbSized } from './helpers/pages.ts';
+import { CHROMIUM, launchChromium, fitsTheScreen, inChinese, thumbSized } from './helpers/pages.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 /** Screenshots for review (out/ is git-ignored). */
 const SHOTS = join('out', 'web-screenshots');
 
@@ -70,18 +69,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     const web = await buildWebAssets(join(run.config.dataDir, 'web'));
     app = await buildServer({ db: run.db, config: run.config, env, web, redis });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-dev-shm-usage',
-        '--disable-background-networking',
-        '--disable-extensions',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     mkdirSync(SHOTS, { recursive: true });
   });
   afterAll(async () => {

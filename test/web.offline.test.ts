@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
@@ -17,10 +17,9 @@ import { runBatch } from './helpers/batch.ts';
 import { JPEG } from './helpers/hostile.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { SLOW_3G, throttledProxy } from './helpers/throttle.ts';
-import { inChinese, thumbSized } from './helpers/pages.ts';
+import { CHROMIUM, launchChromium, inChinese, thumbSized } from './helpers/pages.ts';
 import { cleanup } from './helpers/services.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join('out', 'web-screenshots');
 
 /**
@@ -75,11 +74,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web app on a weak signal', () => {
       await applyAction(run.db, env, analyst, p.code, 'dispatch', {});
     }
     web = await buildWebAssets(join(run.config.dataDir, 'web'));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-    });
+    browser = await launchChromium();
     mkdirSync(SHOTS, { recursive: true });
   }, 180_000);
   afterAll(async () => {

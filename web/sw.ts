@@ -78,11 +78,15 @@ async function shell(req: Request, url: URL): Promise<Response> {
   return hit ?? fetch(req);
 }
 
+/** The last token's cache name: every API request asks, and a phone has one user at a time. */
+let lastCache: { token: string; name: string } | null = null;
 async function apiCacheName(req: Request): Promise<string> {
   const token = /^Bearer (\S+)$/.exec(req.headers.get('authorization') ?? '')?.[1] ?? 'anonymous';
+  if (lastCache?.token === token) return lastCache.name;
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token));
   const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
-  return `${API_CACHE_PREFIX}${hex.slice(0, 24)}`;
+  lastCache = { token, name: `${API_CACHE_PREFIX}${hex.slice(0, 24)}` };
+  return lastCache.name;
 }
 
 /** The network's answer, kept; the kept one when the network fails or is too slow; else a refusal in words. */

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Checks the browser tests make of any page at a phone's or a desk's size (issue 31). */
 
@@ -116,4 +116,23 @@ export async function fitsTheScreen(page: Page, what: string): Promise<void> {
     );
     expect(await b.isVisible()).toBe(true);
   }
+}
+
+/** Debian's Chromium, which the browser tests drive (no browser is downloaded). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Headless Chromium as every browser test starts it. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-extensions',
+      '--no-first-run',
+    ],
+  });
 }
