@@ -2,15 +2,10 @@ import { say } from '../i18n/say.ts';
 import type { Knex } from 'knex';
 import { BadInputError, ConflictError } from '../core/errors.ts';
 import type { ActionBody, ActionBodies } from '../workflow/actions.schema.ts';
-import { addWorkingDays, type WorkCalendar } from '../workflow/calendar.ts';
+import { addWorkingDays } from '../workflow/calendar.ts';
 import { DEFAULT_EVIDENCE_RULES, type WorkflowEnv } from '../workflow/env.ts';
-import {
-  planTransition,
-  type Action,
-  type DeadlinePolicy,
-  type PatchClass,
-  type PatchStatus,
-} from '../workflow/lifecycle.ts';
+import { planTransition, type Action, type PatchClass, type PatchStatus } from '../workflow/lifecycle.ts';
+import { rectifyDue, verifyDue } from '../workflow/deadlines.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import { isoDay, lockPatchNumbers, scopedPatch } from './patch.row.ts';
@@ -37,35 +32,6 @@ type Handler<A extends Action> = (
   ctx: ActionContext,
   body: ActionBody<A>,
 ) => Promise<void | 'repeat'> | void | 'repeat';
-
-// ---- pure planning: deadlines from the calendar and the policy ----
-
-/** The verification deadline a dispatch sets: the class's working days from today. */
-export const verifyDue = (cal: WorkCalendar, policy: DeadlinePolicy, cls: PatchClass, today: string): string =>
-  addWorkingDays(cal, today, policy.verifyDays[cls]);
-
-/**
- * The rectification deadline: the policy's by default; a town may set an earlier one, never a later one
- * (only a supervisor's extend moves it out), and never one before today.
- */
-export function rectifyDue(
-  cal: WorkCalendar,
-  policy: DeadlinePolicy,
-  cls: PatchClass,
-  today: string,
-  asked?: string,
-): string {
-  const latest = addWorkingDays(cal, today, policy.rectifyDays[cls]);
-  const due = asked ?? latest;
-  if (due < today) throw new BadInputError('bad_body', say('due_before_today', { due, today }), { field: 'due' });
-  if (due > latest)
-    throw new BadInputError(
-      'bad_body',
-      say('due_past_policy', { due, class: cls, days: policy.rectifyDays[cls], latest }),
-      { field: 'due' },
-    );
-  return due;
-}
 
 // ---- one handler per action ----
 

@@ -23,6 +23,7 @@ const SPOKEN = [
   'store/workflow.ts',
   'workflow/actions.schema.ts',
   'workflow/calendar.ts',
+  'workflow/deadlines.ts',
   'workflow/lifecycle.ts',
   'core/month.ts',
 ];
