@@ -15,9 +15,12 @@ const SOURCES = [
   'core',
   'export',
   'i18n',
+  'imagery',
+  'map',
   'pipeline',
   'server',
   'store',
+  'training',
   'workers',
   'workflow',
 ];

@@ -2,7 +2,7 @@
 import type { Config } from '../config/env.ts';
 import { LAYER_KINDS, type LayerKind } from '../pipeline/layer.parse.ts';
 import type { Db } from '../store/db.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { importLayer } from '../store/layers.ts';
 import { migrate } from '../store/migrate.ts';
 

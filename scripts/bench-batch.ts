@@ -29,7 +29,7 @@ import { cmdBatchRun } from '../cli/commands.ts';
 import { loadConfig } from '../config/env.ts';
 import { createLogger } from '../core/log.ts';
 import { openDb } from '../store/db.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { importLayer } from '../store/layers.ts';
 import { migrate } from '../store/migrate.ts';
 import { modelAlone } from './bench.model-alone.ts';

@@ -38,7 +38,7 @@ export async function lookbackRound(
   const { db, config } = schema;
   const { cmdBatchRun } = await import('../cli/commands.ts');
   const { createLogger } = await import('../core/log.ts');
-  const { registerImagery } = await import('../store/imagery.ts');
+  const { registerImagery } = await import('../imagery/register.ts');
   const { createUser } = await import('../store/users.ts');
   const { applyAction } = await import('../store/workflow.ts');
   const { addEvidence } = await import('../store/evidence.ts');

@@ -271,7 +271,7 @@ async function policyRun(
 ): Promise<{ run: PolicyRun; lookbackResult: FollowupResult['lookback'] }> {
   const { cmdBatchRun } = await import('../cli/commands.ts');
   const { createLogger } = await import('../core/log.ts');
-  const { registerImagery } = await import('../store/imagery.ts');
+  const { registerImagery } = await import('../imagery/register.ts');
   const { importLayer } = await import('../store/layers.ts');
   const { runSql } = await import('../store/sql.ts');
   const { createTruthTable, storeTruthMask } = await import('./bench-real.truth.ts');

@@ -150,7 +150,7 @@ async function main(): Promise<void> {
 async function run(pairs: RealPair[], scenes: RealScene[], validation: Set<string>, work: string): Promise<void> {
   const { cmdBatchRun } = await import('../cli/commands.ts');
   const { createLogger, StageTimer } = await import('../core/log.ts');
-  const { registerImagery } = await import('../store/imagery.ts');
+  const { registerImagery } = await import('../imagery/register.ts');
   const { storeTruth } = await import('./bench-real.truth.ts');
   const { runSql } = await import('../store/sql.ts');
 

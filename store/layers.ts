@@ -111,3 +111,15 @@ export async function townName(db: Knex, code: string): Promise<string | null> {
   const row = await db('reference_feature').where({ kind: 'town', code }).first('name');
   return (row?.name as string | undefined) ?? null;
 }
+
+/** Changes whenever the town layer is imported again (or a town added or removed). */
+export async function townLayerVersion(db: Knex): Promise<string> {
+  const r = await db('reference_feature')
+    .where({ kind: 'town' })
+    .first(
+      db.raw('count(*)::int as n'),
+      db.raw('coalesce(max(id), 0)::bigint as last'),
+      db.raw('max(imported_at) as at'),
+    );
+  return `${r.n}-${r.last}-${r.at ? new Date(r.at).getTime() : 0}`;
+}

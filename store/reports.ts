@@ -12,6 +12,7 @@ import type {
 } from '../api/reports.ts';
 import { DEFAULT_ACCOUNTABILITY, referralReasons, type AccountabilityRule } from '../workflow/accountability.ts';
 import { previousMonth } from './batch.ts';
+import { addMonths } from '../core/month.ts';
 import { allOn, runSql } from './sql.ts';
 import type { User } from './users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
@@ -252,4 +253,27 @@ export async function todoList(
         .filter((a) => FORWARD_ACTIONS.includes(a)),
     })),
   };
+}
+
+/** New patches per month over the last `months` months (town-scoped), for the board's chart. */
+export async function patchTrend(
+  db: Knex,
+  user: User,
+  lastMonth: string,
+  months = 12,
+): Promise<{ month: string; new_patches: number; new_area_m2: number; illegal: number }[]> {
+  const since = addMonths(lastMonth, -(months - 1));
+  const rows = await runSql<{ month: string; new_patches: number; new_area_m2: number; illegal: number }>(
+    db,
+    'workflow/trend',
+    { since, scope_town: scopeTown(user) },
+  );
+  const byMonth = new Map(rows.map((r) => [r.month, r]));
+  const out = [];
+  for (let i = 0; i < months; i++) {
+    const key = addMonths(since, i);
+    if (key > lastMonth) break;
+    out.push(byMonth.get(key) ?? { month: key, new_patches: 0, new_area_m2: 0, illegal: 0 });
+  }
+  return out;
 }

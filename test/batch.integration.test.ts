@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../store/db.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { copyMonth, loadFixtureLayers, registerFixtureMonths, runBatch } from './helpers/batch.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
 

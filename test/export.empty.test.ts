@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FIELDS } from '../export/fields.ts';
 import { buildServer } from '../server/app.ts';
-import { exportPatches } from '../store/export.ts';
+import { exportPatches } from '../export/patches.ts';
 import { createUser, issueToken } from '../store/users.ts';
 import { loadCalendar } from '../workflow/calendar.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';

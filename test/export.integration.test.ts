@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
-import { exportPatches } from '../store/export.ts';
+import { exportPatches } from '../export/patches.ts';
 import { addNote } from '../store/workflow.ts';
 import { createUser, issueToken } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';

@@ -6,7 +6,7 @@ import { firstEvent, sleep, WorkerProc } from './helpers/procs.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
 import { loadFixtureLayers } from './helpers/batch.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { join } from 'node:path';
 import { patchSnapshot } from './helpers/snapshot.ts';
 

@@ -102,7 +102,7 @@ describe('restarts and concurrency', () => {
     const run = await freshRun(fixturesDir);
     runs.push(run);
     // 2024-04 is 2024-03's pixels again: compared with 2024-03 it has no change.
-    const { registerImagery } = await import('../store/imagery.ts');
+    const { registerImagery } = await import('../imagery/register.ts');
     const { copyMonth } = await import('./helpers/batch.ts');
     const dir = `${run.config.dataDir}/2024-04`;
     copyMonth(fixturesDir, '2024-03', dir);

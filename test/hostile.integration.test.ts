@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../config/env.ts';
 import { makeHostile, type HostileCase } from '../scripts/make-hostile.ts';
 import type { Db } from '../store/db.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { importLayer } from '../store/layers.ts';
 import { runBatch } from './helpers/batch.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';

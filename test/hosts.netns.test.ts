@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadManifest } from '../pipeline/io/model.manifest.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { launchBatch, waitForBatch } from '../workers/batch.launch.ts';
 import { loadFixtureLayers, runBatch } from './helpers/batch.ts';
 import { WorkerProc, sleep } from './helpers/procs.ts';

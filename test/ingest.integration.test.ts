@@ -6,7 +6,7 @@ import type { Config } from '../config/env.ts';
 import { crs, EPSG_4548 } from '../core/crs.ts';
 import { writeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import type { Db } from '../store/db.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { importLayer } from '../store/layers.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
 

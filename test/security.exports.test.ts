@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { safeName } from '../export/names.ts';
 import { createLogger } from '../core/log.ts';
-import { exportPatches } from '../store/export.ts';
+import { exportPatches } from '../export/patches.ts';
 import { filesUnder, hostileServer, JPEG, OWN } from './helpers/hostile.ts';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

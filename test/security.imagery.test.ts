@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { encodeGeoTiff, writeGeoTiff } from '../pipeline/io/geotiff.write.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { EPSG_4548 } from '../core/crs.ts';

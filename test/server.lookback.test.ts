@@ -2,7 +2,7 @@ import { readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { listPatches } from '../store/batch.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { runBatch, stageDemolitions, type WorldBox } from './helpers/batch.ts';
 import { JPEG } from './helpers/hostile.ts';
 import { workflowApi } from './helpers/workflow-api.ts';

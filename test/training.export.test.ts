@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
-import { exportTrainingChips, type TrainingExport } from '../store/training.ts';
+import { exportTrainingChips, type TrainingExport } from '../training/chips.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';

@@ -16,8 +16,6 @@ const SPOKEN = [
   'server/refusals.ts',
   'store/actions.ts',
   'store/evidence.ts',
-  'store/export.ts',
-  'store/map.ts',
   'store/patch.row.ts',
   'store/users.ts',
   'store/workflow.ts',
@@ -26,6 +24,8 @@ const SPOKEN = [
   'workflow/deadlines.ts',
   'workflow/lifecycle.ts',
   'core/month.ts',
+  'export/patches.ts',
+  'map/tiles.ts',
 ];
 
 /** The text argument of each `new …Error(` in `source` (the second for BadInputError, whose first is its code). */

@@ -17,7 +17,7 @@ import type { WorkflowEnv } from '../workflow/env.ts';
 import { redisConnection } from '../workers/queues.ts';
 import { loadCalendar } from '../workflow/calendar.ts';
 import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
-import { registerImagery } from '../store/imagery.ts';
+import { registerImagery } from '../imagery/register.ts';
 import { copyMonth, runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';

@@ -172,7 +172,7 @@ export function toolsCommands(program: Command): void {
     .action(async (o: { month: string; town?: string; format: string; output: string; status?: string[] }) => {
       const c = context();
       const [{ exportPatchesTo }, { loadWorkflowEnv }] = await Promise.all([
-        import('../../store/export.ts'),
+        import('../../export/patches.ts'),
         import('../../store/calendar.ts'),
       ]);
       const db = await c.database();
@@ -248,7 +248,7 @@ export function toolsCommands(program: Command): void {
     .option('--size <px>', 'chip size in pixels (larger when a patch needs it)', num('--size'), 256)
     .requiredOption('-o, --output <dir>', 'output folder')
     .action(async (o: { month: string; since?: string; size: number; output: string }) => {
-      const { exportTrainingChips } = await import('../../store/training.ts');
+      const { exportTrainingChips } = await import('../../training/chips.ts');
       const r = await exportTrainingChips(await context().database(), {
         month: o.month,
         since: o.since,

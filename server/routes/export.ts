@@ -7,7 +7,7 @@ import { downloadName, safeName } from '../../export/names.ts';
 import { zipFiles } from '../../export/zip.ts';
 import { TransientError } from '../../core/errors.ts';
 import { EXPORT_FORMATS, type ExportFormat } from '../../export/formats.ts';
-import { exportPatches } from '../../store/export.ts';
+import { exportPatches } from '../../export/patches.ts';
 import { ExportStatusFilter, TownCode } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
 import { townName } from '../../store/layers.ts';

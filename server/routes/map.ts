@@ -1,7 +1,8 @@
 import { en } from '../../i18n/say.ts';
 import { z } from 'zod';
-import { patchChip } from '../../store/export.ts';
-import { mapConfig, renderMapTile, townBoundaries, townLayerVersion } from '../../store/map.ts';
+import { patchChip } from '../../export/patches.ts';
+import { mapConfig, renderMapTile, townBoundaries } from '../../map/tiles.ts';
+import { townLayerVersion } from '../../store/layers.ts';
 import { scopedPatch } from '../../store/patch.row.ts';
 import { listPatchesFor } from '../../store/workflow.ts';
 import { dueFlags } from '../../workflow/calendar.ts';

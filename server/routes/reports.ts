@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { patchTrend } from '../../store/map.ts';
-import { monthlyTownReport, supervisorBoard, todoList, yearlyTownReport } from '../../store/reports.ts';
+import { monthlyTownReport, patchTrend, supervisorBoard, todoList, yearlyTownReport } from '../../store/reports.ts';
 import { answers, errors, MonthString, ok, type RouteContext, type ZodApp } from '../context.ts';
 import { en, localeOf, render, say } from '../../i18n/say.ts';
 import type { Locale } from '../../i18n/index.ts';

@@ -4,7 +4,7 @@ import type { Config } from '../../config/env.ts';
 import { cmdBatchRun } from '../../cli/commands.ts';
 import { createLogger } from '../../core/log.ts';
 import type { Db } from '../../store/db.ts';
-import { registerImagery } from '../../store/imagery.ts';
+import { registerImagery } from '../../imagery/register.ts';
 import { importLayer } from '../../store/layers.ts';
 import type { BatchSummary } from '../../store/batch.ts';
 

@@ -104,7 +104,7 @@ export function workflowApi(): WorkflowScene {
   }> {
     await h.walkToClosed('350206-202403-0005');
     const { copyMonth } = await import('./batch.ts');
-    const { registerImagery } = await import('../../store/imagery.ts');
+    const { registerImagery } = await import('../../imagery/register.ts');
     const dir = `${h.run.config.dataDir}/2024-04`;
     copyMonth(fixturesDir, '2024-03', dir);
     await registerImagery(h.run.db, h.run.config, '2024-04', [dir]);

@@ -1,12 +1,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import sharp from 'sharp';
 import { readChipRgb } from '../export/chip.ts';
 import { BadInputError } from '../core/errors.ts';
 import { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
-import { runSql } from './sql.ts';
+import { runSql } from '../store/sql.ts';
 import { checkMonth } from '../core/month.ts';
 
 type Geom = { type: 'Polygon' | 'MultiPolygon'; coordinates: number[][][] | number[][][][] };
@@ -82,7 +82,7 @@ async function rasteriseLabel(
  * imagery are skipped with the reason in the manifest.
  */
 export async function exportTrainingChips(
-  db: Knex,
+  db: Db,
   opts: { month: string; since?: string; outDir: string; sizePx?: number; minCoverage?: number },
 ): Promise<TrainingExport> {
   for (const [field, v] of [

@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import type { Config } from '../config/env.ts';
 import { crsLabel } from '../core/crs.ts';
 import { BadInputError, errorCodeOf } from '../core/errors.ts';
 import { isRemote, remoteError, remoteSettings, s3Client } from '../pipeline/io/byte.source.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { makePreview } from '../pipeline/io/preview.ts';
-import { objectStore } from './objects.ts';
+import { objectStore } from '../store/objects.ts';
 import { gsdMetres, pixelToWorld } from '../pipeline/geotransform.ts';
 import { percentileStretch, type BandStretch } from '../pipeline/raster.normalise.ts';
 import { axisStarts } from '../pipeline/window.grid.ts';
-import { runSql } from './sql.ts';
+import { runSql } from '../store/sql.ts';
 import { checkMonth } from '../core/month.ts';
 
 export interface RegisteredImage {
@@ -112,7 +112,7 @@ function listLocalTiffs(inputs: string[]): string[] {
  * with its reason; the others are registered.
  */
 export async function registerImagery(
-  db: Knex,
+  db: Db,
   config: Config,
   month: string,
   inputs: string[],
@@ -145,7 +145,7 @@ export async function registerImagery(
 }
 
 async function registerOne(
-  db: Knex,
+  db: Db,
   config: Config,
   month: string,
   path: string,

@@ -2,28 +2,28 @@ import { say } from '../i18n/say.ts';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { findCjkFont } from '../export/fonts.ts';
-import { runPdfThread } from '../export/pdf.run.ts';
-import { type ChipPlan, type SheetPhoto, type SheetPlan } from '../export/sheets.ts';
-import { zipFiles } from '../export/zip.ts';
-import { safeName } from '../export/names.ts';
+import { findCjkFont } from './fonts.ts';
+import { runPdfThread } from './pdf.run.ts';
+import { type ChipPlan, type SheetPhoto, type SheetPlan } from './sheets.ts';
+import { zipFiles } from './zip.ts';
+import { safeName } from './names.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
-import type { Knex } from 'knex';
-import { toRecord, type ExportRecord } from '../export/fields.ts';
-import { writeWithOgr } from '../export/write.ogr.ts';
-import { EXPORT_FORMATS, type ExportFormat } from '../export/formats.ts';
-import { toCsv, toGeoJson, toKml } from '../export/write.text.ts';
+import type { Db } from '../store/db.ts';
+import { toRecord, type ExportRecord } from './fields.ts';
+import { writeWithOgr } from './write.ogr.ts';
+import { EXPORT_FORMATS, type ExportFormat } from './formats.ts';
+import { toCsv, toGeoJson, toKml } from './write.text.ts';
 import { BadInputError } from '../core/errors.ts';
-import { runSql } from './sql.ts';
-import type { User } from './users.ts';
+import { runSql } from '../store/sql.ts';
+import type { User } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
-import { scopeTown } from './patch.row.ts';
-import { readObject, writeObject } from './objects.ts';
+import { scopeTown } from '../store/patch.row.ts';
+import { readObject, writeObject } from '../store/objects.ts';
 import { label } from '../i18n/index.ts';
 import { isRemote } from '../pipeline/io/byte.source.ts';
 
 export async function exportRecords(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   month: string,
   town: string | null,
@@ -43,15 +43,11 @@ export async function exportRecords(
 }
 
 /**
- * Write the month's patch list (one town, or all the user may see) in a format. GPKG is one
- * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; zip holds a folder per town with all of them.
- */
-/**
  * exportPatches to a local path or to an s3://bucket/key location: written in a temporary folder,
  * then put there (a shapefile's files under the key as a prefix). Returns where the files went.
  */
 export async function exportPatchesTo(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   opts: Parameters<typeof exportPatches>[2],
 ): Promise<{ files: string[]; count: number }> {
@@ -74,8 +70,12 @@ export async function exportPatchesTo(
   }
 }
 
+/**
+ * Write the month's patch list (one town, or all the user may see) in a format. GPKG is one
+ * file; SHP is a folder with .shp/.shx/.dbf/.prj/.cpg; zip holds a folder per town with all of them.
+ */
 export async function exportPatches(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   opts: {
     month: string;
@@ -129,7 +129,7 @@ export async function exportPatches(
 }
 
 interface WriteTarget {
-  db: Knex;
+  db: Db;
   env: WorkflowEnv;
   storageSrid: number;
   fontPath?: string;
@@ -180,7 +180,7 @@ async function writeFormat(
  * with 15 m around it at 0.5 m; `overview` is 300 m across at 2 m. Null when no imagery covers it.
  */
 export async function patchChip(
-  db: Knex,
+  db: Db,
   render: (plan: ChipPlan) => Promise<Buffer>,
   code: string,
   month: string,
@@ -192,7 +192,7 @@ export async function patchChip(
 }
 
 export async function chipPlan(
-  db: Knex,
+  db: Db,
   code: string,
   month: string,
   kind: 'detail' | 'overview',
@@ -226,7 +226,7 @@ export async function chipPlan(
 }
 
 /** The chips' plans for every sheet, from the database (a few small queries per patch). */
-async function sheetPlans(db: Knex, records: ExportRecord[], signal?: AbortSignal): Promise<SheetPlan[]> {
+async function sheetPlans(db: Db, records: ExportRecord[], signal?: AbortSignal): Promise<SheetPlan[]> {
   const plans: SheetPlan[] = [];
   const photos = await stampedPhotos(
     db,
@@ -253,7 +253,7 @@ interface CasePhoto {
 }
 
 /** The stamped photos of these patches, by code (originals stay in the store, named by their SHA-256). */
-async function stampedPhotos(db: Knex, codes: string[]): Promise<Map<string, CasePhoto[]>> {
+async function stampedPhotos(db: Db, codes: string[]): Promise<Map<string, CasePhoto[]>> {
   const by = new Map<string, CasePhoto[]>();
   const rows = [];
   // in slices: a province's month is more codes than one statement may bind
@@ -295,11 +295,7 @@ async function writeSheets(t: WriteTarget, records: ExportRecord[], outPath: str
  * The towns a package holds: the one asked for, the user's own for a town user, else every town of the
  * town layer. A town without patches gets its folder too, with every file empty: 零增长 is a result.
  */
-async function packageTowns(
-  db: Knex,
-  town: string | null,
-  user: User | null,
-): Promise<{ code: string; name: string }[]> {
+async function packageTowns(db: Db, town: string | null, user: User | null): Promise<{ code: string; name: string }[]> {
   const scope = user ? scopeTown(user) : null;
   return db('reference_feature')
     .where({ kind: 'town' })

@@ -1,13 +1,12 @@
 import { say } from '../i18n/say.ts';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import { renderMapTilePng } from '../export/tile.ts';
 import { BadInputError } from '../core/errors.ts';
 import type { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
 import type { BandStretch } from '../pipeline/raster.normalise.ts';
-import { runSql } from './sql.ts';
-import { scopeTown } from './patch.row.ts';
-import type { User } from './users.ts';
-import { addMonths } from '../core/month.ts';
+import { runSql } from '../store/sql.ts';
+import { scopeTown } from '../store/patch.row.ts';
+import type { User } from '../store/users.ts';
 import type { MapConfigBody, TownsBody } from '../api/responses.ts';
 
 /**
@@ -26,7 +25,7 @@ export const MAX_IMAGERY_RES = 2;
 /** The web map's configuration: the CRS, the tile grid and the months with imagery (api/responses.ts). */
 export type MapConfig = MapConfigBody;
 
-export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
+export async function mapConfig(db: Db, srid: number): Promise<MapConfig> {
   const [proj] = await runSql<{ proj4text: string }>(db, 'map/proj4', { srid });
   if (!proj) throw new BadInputError('unknown_crs', say('storage_srid_unknown', { srid }));
   const months = await runSql<{
@@ -58,19 +57,7 @@ export async function mapConfig(db: Knex, srid: number): Promise<MapConfig> {
 }
 
 /** The town boundaries as GeoJSON in the storage CRS (every town: boundaries are public). */
-/** Changes whenever the town layer is imported again (or a town added or removed). */
-export async function townLayerVersion(db: Knex): Promise<string> {
-  const r = await db('reference_feature')
-    .where({ kind: 'town' })
-    .first(
-      db.raw('count(*)::int as n'),
-      db.raw('coalesce(max(id), 0)::bigint as last'),
-      db.raw('max(imported_at) as at'),
-    );
-  return `${r.n}-${r.last}-${r.at ? new Date(r.at).getTime() : 0}`;
-}
-
-export async function townBoundaries(db: Knex): Promise<TownsBody> {
+export async function townBoundaries(db: Db): Promise<TownsBody> {
   const rows = await runSql<{ code: string; name: string; geom: unknown }>(db, 'map/towns', {});
   return {
     type: 'FeatureCollection',
@@ -83,15 +70,15 @@ export async function townBoundaries(db: Knex): Promise<TownsBody> {
   };
 }
 
+/** How far beyond their town a town user sees imagery (m): enough for context at a boundary. */
+export const TOWN_IMAGERY_MARGIN_M = 200;
+
 /**
  * One 256² PNG map tile of a month's imagery (transparent where no imagery is), or null when the
  * zoom level is coarser than imagery is drawn at or no tile of the month covers it.
  */
-/** How far beyond their town a town user sees imagery (m): enough for context at a boundary. */
-export const TOWN_IMAGERY_MARGIN_M = 200;
-
 export async function renderMapTile(
-  db: Knex,
+  db: Db,
   cache: GeoTiffCache,
   srid: number,
   month: string,
@@ -132,27 +119,4 @@ export async function renderMapTile(
   const tiles = [];
   for (const r of rows) tiles.push({ source: await cache.open(r.path), stretch: r.stretch });
   return renderMapTilePng({ tiles, boundsWorld: bounds, resM, sizePx: TILE_GRID.tileSizePx, clip: rows[0].clip });
-}
-
-/** New patches per month over the last `months` months (town-scoped), for the board's chart. */
-export async function patchTrend(
-  db: Knex,
-  user: User,
-  lastMonth: string,
-  months = 12,
-): Promise<{ month: string; new_patches: number; new_area_m2: number; illegal: number }[]> {
-  const since = addMonths(lastMonth, -(months - 1));
-  const rows = await runSql<{ month: string; new_patches: number; new_area_m2: number; illegal: number }>(
-    db,
-    'workflow/trend',
-    { since, scope_town: scopeTown(user) },
-  );
-  const byMonth = new Map(rows.map((r) => [r.month, r]));
-  const out = [];
-  for (let i = 0; i < months; i++) {
-    const key = addMonths(since, i);
-    if (key > lastMonth) break;
-    out.push(byMonth.get(key) ?? { month: key, new_patches: 0, new_area_m2: 0, illegal: 0 });
-  }
-  return out;
 }
