@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import { storable } from '../core/text.ts';
 
 /** At most this many top-level fields are described; the rest are counted. */
@@ -58,7 +58,7 @@ export interface AuditEntry {
 }
 
 /** One audit row; called inside the transaction of the change it records. */
-export async function writeAudit(db: Knex, e: AuditEntry): Promise<void> {
+export async function writeAudit(db: Db, e: AuditEntry): Promise<void> {
   await db('audit_event').insert({
     user_id: e.userId,
     username: e.username === null ? null : storable(e.username.slice(0, 64)),

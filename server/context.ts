@@ -9,7 +9,6 @@ import type {
   RawServerDefault,
 } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../config/env.ts';
 import type { GeoTiffCache } from '../pipeline/io/geotiff.source.ts';
@@ -57,7 +56,7 @@ export interface RouteContext {
   audited: <T>(
     req: FastifyRequest,
     status: number,
-    work: (trx: Knex) => Promise<T>,
+    work: (trx: Db) => Promise<T>,
     /** What the audit row says besides the body, from what the work returned (a bulk move names every patch). */
     detail?: (result: T) => Record<string, unknown>,
   ) => Promise<T>;

@@ -1,5 +1,5 @@
 import { say } from '../i18n/say.ts';
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { BadInputError, ConflictError } from '../core/errors.ts';
 import type { ActionBody, ActionBodies } from '../workflow/actions.schema.ts';
 import { addWorkingDays } from '../workflow/calendar.ts';
@@ -12,7 +12,7 @@ import { isoDay, lockPatchNumbers, scopedPatch } from './patch.row.ts';
 
 /** What a handler works on: the locked patch row, the state it leaves, and the change it plans. */
 export interface ActionContext {
-  trx: Knex;
+  trx: Db;
   env: WorkflowEnv;
   user: User;
   code: string;

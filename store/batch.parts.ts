@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { partGrid, type ScenePart } from '../pipeline/window.grid.ts';
 import { runSql } from './sql.ts';
 import type { TileStatus } from './batch.ts';
@@ -17,7 +17,7 @@ export interface BatchPartRow extends ScenePart {
 }
 
 /** Create the part rows of tiles that have none yet (idempotent; called by every enqueue: launch, retry, resume). */
-export async function ensureParts(db: Knex, batchId: number, imageryIds: number[], partPx: number): Promise<void> {
+export async function ensureParts(db: Db, batchId: number, imageryIds: number[], partPx: number): Promise<void> {
   if (!imageryIds.length) return;
   const sizes = await db('imagery').whereIn('id', imageryIds).select('id', 'width_px', 'height_px');
   const rows = sizes.flatMap((i) =>
@@ -41,7 +41,7 @@ const toPartRow = (r: Record<string, any>): BatchPartRow =>
 
 /** Parts of a batch's tiles, optionally only those not yet vectorized. */
 export async function batchParts(
-  db: Knex,
+  db: Db,
   batchId: number,
   opts: { imageryIds?: number[]; unfinished?: boolean } = {},
 ): Promise<BatchPartRow[]> {
@@ -71,7 +71,7 @@ type PartFields = Partial<{
  * parts into the tile (sql/batch/rollup_tile.sql) and so sees both.
  */
 export async function updatePartAndTile(
-  trx: Knex,
+  trx: Db,
   batchId: number,
   imageryId: number,
   part: number,

@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { ConflictError, NotFoundError } from '../core/errors.ts';
 import { runSql } from './sql.ts';
 import { addMonths } from '../core/month.ts';
@@ -76,7 +76,7 @@ export const previousMonth = (month: string): string => addMonths(month, -1);
  * refused, so two launches of the same month cannot race.
  */
 export async function createBatch(
-  db: Knex,
+  db: Db,
   opts: {
     month: string;
     baselineMonth: string;
@@ -139,7 +139,7 @@ export async function createBatch(
 
 /** Put a finished batch's failed tiles back in the queue state (fresh baseline lookup) and reopen the batch. */
 export async function reopenFailedTiles(
-  db: Knex,
+  db: Db,
   batchId: number,
 ): Promise<{ retried: BatchTileRow[]; stillFailed: BatchTileRow[]; round: number }> {
   return db.transaction(async (trx) => {
@@ -157,7 +157,7 @@ export async function reopenFailedTiles(
       throw new ConflictError(`month ${batch.month} has batch ${active.id} running; retry after it ends`, {
         batchId: active.id,
       });
-    const failed = (await batchTiles(trx as unknown as Knex, batchId)).filter((t) => t.status === 'failed');
+    const failed = (await batchTiles(trx, batchId)).filter((t) => t.status === 'failed');
     const pairs = await runSql<{ id: string; baseline_ids: string[] }>(trx, 'batch/pairs', {
       month: batch.month,
       baseline_month: batch.baseline_month,
@@ -196,18 +196,18 @@ export async function reopenFailedTiles(
 }
 
 /** The latest batch of a month, or null. */
-export async function latestBatchOfMonth(db: Knex, month: string): Promise<BatchRow | null> {
+export async function latestBatchOfMonth(db: Db, month: string): Promise<BatchRow | null> {
   const row = await db('batch').where({ month }).orderBy('id', 'desc').first();
   return row ? { ...row, id: Number(row.id) } : null;
 }
 
-export async function getBatch(db: Knex, batchId: number): Promise<BatchRow> {
+export async function getBatch(db: Db, batchId: number): Promise<BatchRow> {
   const row = await db('batch').where({ id: batchId }).first();
   if (!row) throw new NotFoundError(`batch ${batchId} does not exist`);
   return { ...row, id: Number(row.id) };
 }
 
-function tileQuery(db: Knex, batchId: number) {
+function tileQuery(db: Db, batchId: number) {
   return db('batch_tile as t')
     .join('imagery as i', 'i.id', 't.imagery_id')
     .where('t.batch_id', batchId)
@@ -217,18 +217,18 @@ function tileQuery(db: Knex, batchId: number) {
 const toTileRow = (r: Record<string, any>): BatchTileRow =>
   ({ ...r, imagery_id: Number(r.imagery_id), baseline_ids: (r.baseline_ids ?? []).map(Number) }) as BatchTileRow;
 
-export async function batchTiles(db: Knex, batchId: number): Promise<BatchTileRow[]> {
+export async function batchTiles(db: Db, batchId: number): Promise<BatchTileRow[]> {
   return (await tileQuery(db, batchId).orderBy('i.path')).map(toTileRow);
 }
 
 /** One tile of a batch (what each tile job needs), or null. */
-export async function batchTile(db: Knex, batchId: number, imageryId: number): Promise<BatchTileRow | null> {
+export async function batchTile(db: Db, batchId: number, imageryId: number): Promise<BatchTileRow | null> {
   const row = await tileQuery(db, batchId).andWhere('t.imagery_id', imageryId).first();
   return row ? toTileRow(row) : null;
 }
 
 export async function updateTile(
-  db: Knex,
+  db: Db,
   batchId: number,
   imageryId: number,
   fields: Partial<{
@@ -246,7 +246,7 @@ export async function updateTile(
   await db('batch_tile').where({ batch_id: batchId, imagery_id: imageryId }).update(update);
 }
 
-export async function setBatchStatus(db: Knex, batchId: number, status: string): Promise<void> {
+export async function setBatchStatus(db: Db, batchId: number, status: string): Promise<void> {
   // only an actual change writes: every part job calls this, and the batch row is shared by all workers
   await db('batch')
     .where({ id: batchId })
@@ -255,10 +255,6 @@ export async function setBatchStatus(db: Knex, batchId: number, status: string):
     .update({ status });
 }
 
-export async function listPatches(
-  db: Knex,
-  month: string,
-  townCode?: string | null,
-): Promise<Record<string, unknown>[]> {
+export async function listPatches(db: Db, month: string, townCode?: string | null): Promise<Record<string, unknown>[]> {
   return runSql(db, 'queries/patches', { month, town_code: townCode ?? null });
 }

@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { z } from 'zod';
 import { en, say } from '../i18n/say.ts';
 import { BadInputError, TubanError } from '../core/errors.ts';
@@ -58,7 +58,7 @@ class DryRun extends Error {}
  * take the action is refused before anything is selected.
  */
 export async function applyBulk(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   user: User,
   action: BulkAction,
@@ -95,7 +95,7 @@ export async function applyBulk(
       matched = rows.length;
       for (const p of rows) {
         try {
-          const r = await trx.transaction((sp) => actOnRow(sp as unknown as Knex, env, user, p, action, body, today));
+          const r = await trx.transaction((sp) => actOnRow(sp, env, user, p, action, body, today));
           outcomes.push(
             r === 'repeat'
               ? { code: p.code, moved: false, from: p.status, to: p.status }

@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { say } from '../i18n/say.ts';
 import { BadInputError } from '../core/errors.ts';
 import {
@@ -14,7 +14,7 @@ import type { Config } from '../config/env.ts';
 import { runSql } from './sql.ts';
 
 /** The years added to the calendar in the database (calendar_year), oldest first. */
-export async function calendarYears(db: Knex): Promise<CalendarYear[]> {
+export async function calendarYears(db: Db): Promise<CalendarYear[]> {
   const rows = await db('calendar_year')
     .orderBy('year')
     .select(
@@ -31,21 +31,21 @@ export async function calendarYears(db: Knex): Promise<CalendarYear[]> {
  * the database's years over it, put into env.calendar. Servers and workers call it at start and now and
  * then, so a year added anywhere reaches them all.
  */
-export async function refreshCalendar(db: Knex, env: WorkflowEnv): Promise<WorkCalendar> {
+export async function refreshCalendar(db: Db, env: WorkflowEnv): Promise<WorkCalendar> {
   env.baseCalendar ??= env.calendar;
   env.calendar = withYears(env.baseCalendar, await calendarYears(db));
   return env.calendar;
 }
 
 /** The workflow's environment with the database's calendar years: what servers, workers and commands count deadlines with. */
-export async function loadWorkflowEnv(db: Knex, config: Config): Promise<WorkflowEnv> {
+export async function loadWorkflowEnv(db: Db, config: Config): Promise<WorkflowEnv> {
   const env = workflowEnv(config);
   await refreshCalendar(db, env);
   return env;
 }
 
 /** Open patches whose running deadline lies past the calendar's end: counted on weekends alone. */
-export async function provisionalCount(db: Knex, cal: WorkCalendar): Promise<number> {
+export async function provisionalCount(db: Db, cal: WorkCalendar): Promise<number> {
   const [{ n }] = await db('patch')
     .whereIn('status', ['dispatched', 'rectifying'])
     .andWhereRaw('patch_running_due(status, verify_due, rectify_due) > ?::date', [coveredUntil(cal)])
@@ -67,7 +67,7 @@ export interface Recount {
  * calendar. Each recount is a patch event with both dates; env.calendar is the new calendar after.
  */
 export async function addCalendarYear(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   actor: string,
   year: CalendarYear,
@@ -96,7 +96,7 @@ export async function addCalendarYear(
       })
       .onConflict('year')
       .merge(['holidays', 'workdays', 'source', 'added_by', 'added_at']);
-    const cal = withYears(env.baseCalendar ?? old, [...(await calendarYears(trx as unknown as Knex))]);
+    const cal = withYears(env.baseCalendar ?? old, [...(await calendarYears(trx))]);
     // deadlines that reach into a year the old calendar did not cover, or into the year corrected
     const from = year.year <= old.years[1] ? `${year.year - 1}-12-31` : coveredUntil(old);
     const open = await runSql<{

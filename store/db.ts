@@ -5,7 +5,11 @@ import knexFactory, { type Knex } from 'knex';
 import type { Config } from '../config/env.ts';
 import { BadInputError, TransientError } from '../core/errors.ts';
 
-export type Db = Knex;
+/**
+ * A connection to the database or a transaction on it: what every store function takes. A function
+ * given a transaction runs its statements inside it; given the pool, each statement takes a connection.
+ */
+export type Db = Knex | Knex.Transaction;
 
 /**
  * The town whose user the work at hand serves (a town user's request), for the database's own town

@@ -1,7 +1,7 @@
 import { say } from '../i18n/say.ts';
 import { byteSize } from '../i18n/index.ts';
 import { createHash } from 'node:crypto';
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
 import { FINAL_STATES, type PatchStatus } from '../workflow/lifecycle.ts';
 import { photoPlace } from '../export/exif.ts';
@@ -40,7 +40,7 @@ export function isHeic(bytes: Uint8Array): boolean {
  * statically, named by their SHA-256; only the database knows the original name. Town users may attach only to their own town's patches.
  */
 export async function addEvidence(
-  db: Knex,
+  db: Db,
   store: ObjectStore,
   maxBytes: number,
   user: User,
@@ -201,7 +201,7 @@ export interface EvidenceProofOptions {
 }
 
 /** Metres from a WGS 84 point to a patch's outline (0 inside it), on the spheroid. */
-async function distanceToPatch(db: Knex, patchId: number, lon: number, lat: number): Promise<number> {
+async function distanceToPatch(db: Db, patchId: number, lon: number, lat: number): Promise<number> {
   const r = await db.raw(
     `select ST_Distance(ST_Transform(geom, 4326)::geography, ST_SetSRID(ST_MakePoint(?, ?), 4326)::geography) as d
      from patch where id = ?`,
@@ -211,7 +211,7 @@ async function distanceToPatch(db: Knex, patchId: number, lon: number, lat: numb
 }
 
 /** When the rectification now running was ordered: the last rectify or send back. */
-async function rectifyFrom(db: Knex, patchId: number): Promise<Date | null> {
+async function rectifyFrom(db: Db, patchId: number): Promise<Date | null> {
   const r = await db('patch_event')
     .where({ patch_id: patchId, to_status: 'rectifying' })
     .whereIn('type', ['rectify', 'send_back'])
@@ -233,7 +233,7 @@ const evidenceKey = (sha256: string, ext: string) => `evidence/${sha256.slice(0,
  * twin, or the same photo uploaded before) keeps it.
  */
 export async function dropEvidenceFile(
-  db: Knex,
+  db: Db,
   store: ObjectStore,
   bytes: Buffer,
   written: string[] = [],
@@ -250,7 +250,7 @@ export async function dropEvidenceFile(
 }
 
 export async function readEvidence(
-  db: Knex,
+  db: Db,
   user: User,
   id: number,
   variant: 'original' | 'stamped' = 'original',

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { BadInputError } from '../core/errors.ts';
 import {
   decodeLayerText,
@@ -28,7 +28,7 @@ export interface LayerImportResult {
  * their index, code and reason — never dropped silently.
  */
 export async function importLayer(
-  db: Knex,
+  db: Db,
   file: string,
   kind: LayerKind,
   sridOverride?: number,
@@ -107,13 +107,13 @@ function pgMessage(err: unknown): string {
 }
 
 /** A town's name from the town layer, or null when the layer has no such town. */
-export async function townName(db: Knex, code: string): Promise<string | null> {
+export async function townName(db: Db, code: string): Promise<string | null> {
   const row = await db('reference_feature').where({ kind: 'town', code }).first('name');
   return (row?.name as string | undefined) ?? null;
 }
 
 /** Changes whenever the town layer is imported again (or a town added or removed). */
-export async function townLayerVersion(db: Knex): Promise<string> {
+export async function townLayerVersion(db: Db): Promise<string> {
   const r = await db('reference_feature')
     .where({ kind: 'town' })
     .first(

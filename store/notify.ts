@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { z } from 'zod';
 import { say } from '../i18n/say.ts';
 import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
@@ -55,7 +55,7 @@ function checkWebhook(webhook: string): void {
   if (problem) throw new BadInputError('bad_field', problem, { field: 'webhook' });
 }
 
-export async function listChannels(db: Knex): Promise<ChannelView[]> {
+export async function listChannels(db: Db): Promise<ChannelView[]> {
   const rows = await db('notify_channel as c')
     .leftJoin('reference_feature as t', (j) => void j.on('t.code', 'c.town_code').andOnVal('t.kind', 'town'))
     .orderBy('c.id')
@@ -81,13 +81,13 @@ export async function listChannels(db: Knex): Promise<ChannelView[]> {
   }));
 }
 
-async function channelView(db: Knex, id: number): Promise<ChannelView> {
+async function channelView(db: Db, id: number): Promise<ChannelView> {
   const c = (await listChannels(db)).find((x) => x.id === id);
   if (!c) throw new NotFoundError(say('notify_channel_unknown', { id }));
   return c;
 }
 
-export async function addChannel(db: Knex, by: string, b: ChannelBody): Promise<ChannelView> {
+export async function addChannel(db: Db, by: string, b: ChannelBody): Promise<ChannelView> {
   checkWebhook(b.webhook);
   if (b.secret && b.kind === 'wecom')
     throw new BadInputError('bad_field', say('notify_secret_wecom'), { field: 'secret' });
@@ -112,7 +112,7 @@ export async function addChannel(db: Knex, by: string, b: ChannelBody): Promise<
 }
 
 /** Switch a channel off or on, or change its webhook, secret or events; switched off, its unsent messages are cancelled. */
-export async function updateChannel(db: Knex, id: number, p: ChannelPatch): Promise<ChannelView> {
+export async function updateChannel(db: Db, id: number, p: ChannelPatch): Promise<ChannelView> {
   const c = await db('notify_channel').where({ id }).forUpdate().first();
   if (!c) throw new NotFoundError(say('notify_channel_unknown', { id }));
   if (p.webhook !== undefined) checkWebhook(p.webhook);
@@ -152,7 +152,7 @@ export const requestOrigin = () => `req-${randomUUID()}`;
  * message's idempotency key: writing the same change twice (a daily sweep run again) adds nothing. Returns how many messages were written.
  */
 export async function queueNotices(
-  trx: Knex,
+  trx: Db,
   origin: string,
   event: NoticeEvent,
   towns: NoticeTown[],
@@ -193,7 +193,7 @@ export async function queueNotices(
 }
 
 /** A test message to one channel, through the outbox like any other. */
-export async function queueTest(db: Knex, id: number, by: string, today: string): Promise<{ key: string }> {
+export async function queueTest(db: Db, id: number, by: string, today: string): Promise<{ key: string }> {
   const c = await db('notify_channel').where({ id }).first();
   if (!c) throw new NotFoundError(say('notify_channel_unknown', { id }));
   const content: NoticeContent = { event: 'test', date: today, by, towns: [], channel: c.name };
@@ -220,7 +220,7 @@ export interface OutboxItem {
 
 /** Recent messages, newest first, optionally of one state (the admin's view of what was sent and what was refused). */
 export async function listOutbox(
-  db: Knex,
+  db: Db,
   q: { status?: string; channel?: number; limit?: number },
 ): Promise<OutboxItem[]> {
   const rows = await db('notify_outbox as o')
@@ -252,7 +252,7 @@ export async function listOutbox(
 }
 
 /** Messages refused by their robot or failed for good, and channels whose robot last refused: what /api/health tells the admin. */
-export async function notifyTrouble(db: Knex): Promise<{ refused: number; failed: number; channels: string[] }> {
+export async function notifyTrouble(db: Db): Promise<{ refused: number; failed: number; channels: string[] }> {
   const [counts, channels] = await Promise.all([
     db('notify_outbox')
       .whereIn('status', ['refused', 'failed'])
@@ -283,7 +283,7 @@ export const NOTIFIED_MOVES: Partial<Record<string, NoticeEvent>> = {
  * move's hundreds), written in its transaction: the patches as they now are, by town.
  */
 export async function queueMoveNotices(
-  trx: Knex,
+  trx: Db,
   action: string,
   patchIds: number[],
   by: string,

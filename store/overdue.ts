@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { addWorkingDays, isWorkingDay, workingDaysBetween, workingDaysLeft } from '../workflow/calendar.ts';
 import { byTown, queueNotices } from './notify.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
@@ -11,7 +11,7 @@ import type { WorkflowEnv } from '../workflow/env.ts';
  * it in the same transaction: the patches newly overdue, those newly listed, and on working days those
  * due within env.noticeDueDays working days (one message a day, however often the sweep runs).
  */
-export async function sweepOverdue(db: Knex, env: WorkflowEnv): Promise<{ overdue: number; escalated: number }> {
+export async function sweepOverdue(db: Db, env: WorkflowEnv): Promise<{ overdue: number; escalated: number }> {
   const today = env.today();
   let overdue = 0;
   let escalated = 0;

@@ -1,5 +1,5 @@
 import { say } from '../i18n/say.ts';
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { NotFoundError } from '../core/errors.ts';
 import type { User } from './users.ts';
 
@@ -9,7 +9,7 @@ import type { User } from './users.ts';
 export const scopeTown = (u: User) => (u.role === 'town' ? u.townCode : null);
 
 /** One patch as the user may see it; another town's patch is "not found", never "forbidden". */
-export async function scopedPatch(db: Knex, user: User, code: string, lock = false): Promise<Record<string, any>> {
+export async function scopedPatch(db: Db, user: User, code: string, lock = false): Promise<Record<string, any>> {
   const q = db('patch').where({ code });
   const town = scopeTown(user);
   if (town) q.andWhere({ town_code: town });
@@ -23,7 +23,7 @@ export async function scopedPatch(db: Knex, user: User, code: string, lock = fal
  * Patch numbers of a month are handed out as max(seq) + 1 by the batch emit and by splits; this
  * transaction-scoped lock makes the two take turns instead of colliding on the same number.
  */
-export async function lockPatchNumbers(trx: Knex, month: string): Promise<void> {
+export async function lockPatchNumbers(trx: Db, month: string): Promise<void> {
   await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-patch-seq-${month}`]);
 }
 

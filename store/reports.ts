@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import type {
   BoardBody,
   MonthlyReportBody,
@@ -24,7 +24,7 @@ import { allowedMoves, FORWARD_ACTIONS, statesWaitingOn, type PatchStatus } from
  * The month's town ranking as the bureau publishes it: every town for every role (a town user sees
  * the others' figures, not their patches), the city row summing all towns.
  */
-export async function monthlyTownReport(db: Knex, month: string): Promise<MonthlyReportBody> {
+export async function monthlyTownReport(db: Db, month: string): Promise<MonthlyReportBody> {
   const towns = await runSql<TownMonth>(db, 'workflow/monthly_report', {
     month,
     prev_month: previousMonth(month),
@@ -69,7 +69,7 @@ const r1 = (v: number) => Math.round(v * 10) / 10;
  * and the towns the bureau's 问责 rule refers, with the criteria each reached.
  */
 export async function yearlyTownReport(
-  db: Knex,
+  db: Db,
   year: string,
   rule: AccountabilityRule = DEFAULT_ACCOUNTABILITY,
 ): Promise<YearlyReportBody> {
@@ -160,7 +160,7 @@ export async function yearlyTownReport(
 export const BOARD_LIST_MAX = 20;
 
 export async function supervisorBoard(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   user: User,
   days: number,
@@ -223,7 +223,7 @@ export async function supervisorBoard(
  * all and how many of those are overdue.
  */
 export async function todoList(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   user: User,
   page: { limit: number; offset: number } = { limit: 200, offset: 0 },
@@ -257,7 +257,7 @@ export async function todoList(
 
 /** New patches per month over the last `months` months (town-scoped), for the board's chart. */
 export async function patchTrend(
-  db: Knex,
+  db: Db,
   user: User,
   lastMonth: string,
   months = 12,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { ROOT } from '../core/root.ts';
 
 const SQL_DIR = join(ROOT, 'sql');
@@ -26,7 +27,7 @@ export function sqlText(name: string): string {
 
 /** Runs `sql/<name>.sql` with named bindings (`:name` in the file). Returns the rows. */
 export async function runSql<T = Record<string, unknown>>(
-  db: Knex | Knex.Transaction,
+  db: Db,
   name: string,
   params: Record<string, unknown> = {},
 ): Promise<T[]> {
@@ -41,10 +42,10 @@ export const sqlDir = SQL_DIR;
  * transaction (its one connection takes one statement at a time; pg warns of the rest and pg 9 refuses them).
  */
 export async function allOn<T extends readonly unknown[]>(
-  db: Knex | Knex.Transaction,
+  db: Db,
   work: { [K in keyof T]: () => PromiseLike<T[K]> },
 ): Promise<T> {
-  if (!(db as Knex.Transaction).isTransaction) return (await Promise.all(work.map((w) => w()))) as unknown as T;
+  if (!db.isTransaction) return (await Promise.all(work.map((w) => w()))) as unknown as T;
   const out: unknown[] = [];
   for (const w of work) out.push(await w());
   return out as unknown as T;

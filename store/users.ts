@@ -1,7 +1,7 @@
 import { say, type Said } from '../i18n/say.ts';
 import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
 import { ROLES, type Role } from '../workflow/lifecycle.ts';
 
@@ -57,7 +57,7 @@ function toUser(r: Record<string, unknown>): User {
 }
 
 export async function createUser(
-  db: Knex,
+  db: Db,
   u: { username: string; displayName?: string; role: string; townCode?: string | null; password?: string },
 ): Promise<User> {
   if (!/^[A-Za-z0-9_.-]{2,64}$/.test(u.username))
@@ -94,7 +94,7 @@ export async function createUser(
  * is stored.
  */
 export async function issueToken(
-  db: Knex,
+  db: Db,
   username: string,
   label = '',
   days = DEFAULT_TOKEN_DAYS,
@@ -117,7 +117,7 @@ export async function issueToken(
 let decoyHash: string | null = null;
 
 export async function login(
-  db: Knex,
+  db: Db,
   username: string,
   password: string,
   days = DEFAULT_TOKEN_DAYS,
@@ -133,14 +133,14 @@ export async function login(
 }
 
 /** A user by name, enabled, or a bad-input error naming them (the CLI acts as a named user). */
-export async function userByName(db: Knex, username: string): Promise<User> {
+export async function userByName(db: Db, username: string): Promise<User> {
   const r = await db('app_user').where({ username }).first();
   if (!r || r.disabled)
     throw new BadInputError('bad_user', say('user_unknown_or_disabled', { username }), { username });
   return toUser(r);
 }
 
-export async function userForToken(db: Knex, token: string): Promise<User | null> {
+export async function userForToken(db: Db, token: string): Promise<User | null> {
   const row = await db('api_token as t')
     .join('app_user as u', 'u.id', 't.user_id')
     .where({ 't.token_hash': tokenHash(token), 'u.disabled': false })
@@ -163,7 +163,7 @@ export type UserSummary = User & {
   lastUsedAt: string | null;
 };
 
-export async function listUsers(db: Knex): Promise<UserSummary[]> {
+export async function listUsers(db: Db): Promise<UserSummary[]> {
   const rows = await db('app_user as u')
     .leftJoin('api_token as t', (j) =>
       j.on('t.user_id', 'u.id').andOnNull('t.revoked_at').andOn('t.expires_at', '>', db.raw('now()')),
@@ -179,14 +179,14 @@ export async function listUsers(db: Knex): Promise<UserSummary[]> {
   }));
 }
 
-async function userRow(db: Knex, username: string): Promise<Record<string, unknown>> {
+async function userRow(db: Db, username: string): Promise<Record<string, unknown>> {
   const row = await db('app_user').where({ username }).first();
   if (!row) throw new NotFoundError(say('user_unknown', { username }));
   return row;
 }
 
 /** Revokes one token (a logout). */
-export async function revokeToken(db: Knex, token: string): Promise<void> {
+export async function revokeToken(db: Db, token: string): Promise<void> {
   await db('api_token')
     .where({ token_hash: tokenHash(token) })
     .whereNull('revoked_at')
@@ -194,7 +194,7 @@ export async function revokeToken(db: Knex, token: string): Promise<void> {
 }
 
 /** Revokes every live token of a user (all their sessions end); returns how many. */
-export async function revokeTokens(db: Knex, username: string): Promise<number> {
+export async function revokeTokens(db: Db, username: string): Promise<number> {
   const row = await userRow(db, username);
   return db('api_token')
     .where({ user_id: row.id })
@@ -205,7 +205,7 @@ export async function revokeTokens(db: Knex, username: string): Promise<number> 
 
 /** Disables a user (their tokens are revoked and no login works) or enables them again. */
 export async function setDisabled(
-  db: Knex,
+  db: Db,
   username: string,
   disabled: boolean,
 ): Promise<{ user: User; revoked: number }> {
@@ -217,7 +217,7 @@ export async function setDisabled(
 
 /** Sets a user's password (the policy applies) and revokes their tokens, so old sessions end. */
 export async function setPassword(
-  db: Knex,
+  db: Db,
   username: string,
   password: string,
 ): Promise<{ user: User; revoked: number }> {

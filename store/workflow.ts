@@ -1,5 +1,5 @@
 import { say } from '../i18n/say.ts';
-import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import type { PatchDetailBody, PatchListItem } from '../api/responses.ts';
 import { BadInputError, ForbiddenError } from '../core/errors.ts';
 import { ActionBodies, type ActionBody, type PatchQuery } from '../workflow/actions.schema.ts';
@@ -20,7 +20,7 @@ import type { User } from './users.ts';
 import { formatIssues } from '../core/issues.ts';
 
 export async function listPatchesFor(
-  db: Knex,
+  db: Db,
   user: User,
   q: PatchQuery,
   opts: { withGeometry?: boolean } = {},
@@ -56,7 +56,7 @@ export async function listPatchesFor(
   return { total, patches: rows.map(({ geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)) };
 }
 
-export async function patchDetail(db: Knex, user: User, code: string): Promise<PatchDetailBody> {
+export async function patchDetail(db: Db, user: User, code: string): Promise<PatchDetailBody> {
   const p = await scopedPatch(db, user, code);
   // one statement after another when the detail is read inside an action's transaction
   const [history, observations, evidence, geom] = await allOn<[any[], any[], any[], any]>(db, [
@@ -153,7 +153,7 @@ const round1 = (v: unknown) => Math.round(Number(v ?? 0) * 10) / 10;
  * append the history event with who, from, to and reason.
  */
 export async function applyAction<A extends Action>(
-  db: Knex,
+  db: Db,
   env: WorkflowEnv,
   user: User,
   code: string,
@@ -202,7 +202,7 @@ export function parseActionBody<A extends Action>(action: A, rawBody: unknown): 
  * with who, from, to and reason. 'repeat': the request was applied before, nothing was done.
  */
 export async function actOnRow<A extends Action>(
-  trx: Knex,
+  trx: Db,
   env: WorkflowEnv,
   user: User,
   p: Record<string, any>,
@@ -241,7 +241,7 @@ export async function actOnRow<A extends Action>(
   return { from, to };
 }
 
-export async function addNote(db: Knex, user: User, code: string, text: unknown): Promise<PatchDetailBody> {
+export async function addNote(db: Db, user: User, code: string, text: unknown): Promise<PatchDetailBody> {
   const p = await scopedPatch(db, user, code);
   if (user.role === 'admin') throw new ForbiddenError(say('admin_no_notes'));
   if (typeof text !== 'string' || text.trim() === '' || text.length > 4000)

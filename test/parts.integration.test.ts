@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EPSG_4548 } from '../core/crs.ts';
 import { detectRegion, detectTile } from '../pipeline/detect.tile.ts';
@@ -145,7 +144,7 @@ describe('a batch in parts on real PostGIS and Redis', () => {
       .where({ ...key, part: 5 })
       .first('x', 'y', 'width', 'height');
     const status = await db.transaction((trx) =>
-      updatePartAndTile(trx as unknown as Knex, Number(tile.batch_id), Number(tile.imagery_id), 5, {
+      updatePartAndTile(trx, Number(tile.batch_id), Number(tile.imagery_id), 5, {
         status: 'failed',
         error_code: 'corrupt_tiff',
         error_message: 'detect: x.tif: damaged',
@@ -163,7 +162,7 @@ describe('a batch in parts on real PostGIS and Redis', () => {
     // a failed tile stays failed and keeps its reason when another part reports
     expect(
       await db.transaction((trx) =>
-        updatePartAndTile(trx as unknown as Knex, Number(tile.batch_id), Number(tile.imagery_id), 6, {
+        updatePartAndTile(trx, Number(tile.batch_id), Number(tile.imagery_id), 6, {
           status: 'vectorized',
           windows: 1,
           polygons: 0,

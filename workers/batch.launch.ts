@@ -1,5 +1,5 @@
 import { FlowProducer, Queue } from 'bullmq';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/io/model.manifest.ts';
 import { BadInputError, ConflictError, TubanError } from '../core/errors.ts';
@@ -25,7 +25,7 @@ export interface LaunchResult {
 
 /** Create the batch rows and enqueue its flow. Tiles already failed (no baseline) get no jobs. */
 export async function launchBatch(
-  db: Knex,
+  db: Db,
   config: Config,
   manifest: ModelManifest,
   month: string,
@@ -104,7 +104,7 @@ export function batchParams(
 
 /** Enqueue the unfinished parts of these tiles (parts are created first where missing). */
 async function enqueueFlow(
-  db: Knex,
+  db: Db,
   config: Config,
   batchId: number,
   imageryIds: number[],
@@ -138,7 +138,7 @@ async function enqueueFlow(
  * first run already emitted is matched, not duplicated.
  */
 export async function retryFailedTiles(
-  db: Knex,
+  db: Db,
   config: Config,
   batchId: number,
 ): Promise<{ retried: BatchTileRow[]; stillFailed: BatchTileRow[] }> {
@@ -164,7 +164,7 @@ export interface BatchProgress {
   status: string;
 }
 
-export async function batchProgress(db: Knex, batchId: number): Promise<BatchProgress> {
+export async function batchProgress(db: Db, batchId: number): Promise<BatchProgress> {
   const [batch, tiles, parts] = await Promise.all([
     getBatch(db, batchId),
     batchTiles(db, batchId),
@@ -190,7 +190,7 @@ export async function batchProgress(db: Knex, batchId: number): Promise<BatchPro
  * ends with the batch and not up to a poll later.
  */
 export async function waitForBatch(
-  db: Knex,
+  db: Db,
   batchId: number,
   onProgress: (p: BatchProgress) => void,
   opts: { pollMs?: number; timeoutMs?: number; wake?: (listener: () => void) => () => void } = {},
@@ -247,7 +247,7 @@ export async function queueCounts(config: Config): Promise<Record<string, Record
  * removed by hand). Jobs that do still exist run too; every stage is idempotent, so the outcome
  * is the same.
  */
-export async function resumeBatch(db: Knex, config: Config, batchId: number): Promise<{ requeued: number }> {
+export async function resumeBatch(db: Db, config: Config, batchId: number): Promise<{ requeued: number }> {
   const batch = await getBatch(db, batchId);
   if (!['queued', 'running'].includes(batch.status))
     throw new ConflictError(

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
@@ -24,12 +24,7 @@ export type BatchListItem = Pick<
 };
 
 /** Batch rows as recent.sql gives them, with their times in the city's local time (core/time.ts). */
-async function batchRows(
-  db: Knex,
-  utcOffsetH: number,
-  batchId: number | null,
-  limit: number,
-): Promise<BatchListItem[]> {
+async function batchRows(db: Db, utcOffsetH: number, batchId: number | null, limit: number): Promise<BatchListItem[]> {
   const rows = await runSql<BatchListItem & { created_at: Date; finished_at: Date | null }>(db, 'batch/recent', {
     batch_id: batchId,
     limit,
@@ -42,7 +37,7 @@ async function batchRows(
 }
 
 /** The recent batches, newest first; times in the city's local time (`utcOffsetH`). */
-export async function recentBatches(db: Knex, utcOffsetH: number, limit = 20): Promise<BatchListItem[]> {
+export async function recentBatches(db: Db, utcOffsetH: number, limit = 20): Promise<BatchListItem[]> {
   return batchRows(db, utcOffsetH, null, limit);
 }
 
@@ -94,7 +89,7 @@ export class BatchProgressReader {
   private readonly queues: Record<'part' | 'diff', Queue> | null;
   /** Without a Redis connection only the database's side is reported (queueAvailable false). */
   constructor(
-    private readonly db: Knex,
+    private readonly db: Db,
     private readonly config: Config,
     connection?: Redis,
   ) {

@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { detectRegion, releaseProbability } from '../pipeline/detect.tile.ts';
@@ -27,7 +27,7 @@ import { runSql } from '../store/sql.ts';
 import { faultPause } from './fault.ts';
 
 export interface JobContext {
-  db: Knex;
+  db: Db;
   config: Config;
   model: ChangeModel;
   log: Logger;
@@ -183,7 +183,7 @@ async function runPart(
     });
     timer.lap('store');
     await faultPause(ctx.config, 'vectorize');
-    await updatePartAndTile(trx as unknown as Knex, batchId, imageryId, partNo, {
+    await updatePartAndTile(trx, batchId, imageryId, partNo, {
       status: 'vectorized',
       windows: detected.windows,
       valid_px: detected.validPx,

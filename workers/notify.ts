@@ -1,5 +1,5 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/env.ts';
 import type { Logger } from '../core/log.ts';
@@ -54,7 +54,7 @@ async function readBounded(res: Response): Promise<string> {
  * robot is tried again (`retry`, the caller backs off) until TUBAN_NOTIFY_ATTEMPTS, then `failed`.
  */
 export async function sendOutboxMessage(
-  db: Knex,
+  db: Db,
   config: Config,
   log: Logger,
   id: number,
@@ -140,7 +140,7 @@ export async function sendOutboxMessage(
  * nothing on disk) and ones cut off mid-send. A message's job id is its row id, so a message already
  * queued is not queued twice.
  */
-export async function relayOutbox(db: Knex, queue: Queue, config: Config): Promise<number> {
+export async function relayOutbox(db: Db, queue: Queue, config: Config): Promise<number> {
   const ids: number[] = await db('notify_outbox')
     .where({ status: 'pending' })
     .orWhere(
@@ -173,7 +173,7 @@ export async function relayOutbox(db: Knex, queue: Queue, config: Config): Promi
  * when the server has written messages) queue what the outbox holds.
  */
 export function notifyWorker(opts: {
-  db: Knex;
+  db: Db;
   config: Config;
   log: Logger;
   connection: Redis;

@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Knex } from 'knex';
+import type { Db } from '../store/db.ts';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
 import { errorCodeOf, errorFate, errorKindOf } from '../core/errors.ts';
@@ -30,7 +30,7 @@ export interface WorkerPool {
  * batch_tile, where the batch summary reads it.
  */
 export function startWorkers(opts: {
-  db: Knex;
+  db: Db;
   config: Config;
   model: ChangeModel;
   log: Logger;
@@ -55,7 +55,7 @@ export function startWorkers(opts: {
   /** Marks a part failed for good with its reason (the batch summary reads it). */
   const failPart = (batchId: number, imageryId: number, part: number, code: string, message: string) =>
     ctx.db.transaction((trx) =>
-      updatePartAndTile(trx as unknown as Knex, batchId, imageryId, part, {
+      updatePartAndTile(trx, batchId, imageryId, part, {
         status: 'failed',
         error_code: code,
         error_message: message,
