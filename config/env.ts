@@ -3,6 +3,58 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { formatIssues } from '../core/issues.ts';
 
+/** Scenes are processed in parts of at most this many pixels a side, unless TUBAN_PART_PX says otherwise. */
+export const DEFAULT_PART_PX = 3072;
+
+/** A whole number of at least `min` (`dflt` when unset), refused with the value it was given. */
+const wholeNumber = (min: number, dflt: number) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined) return dflt;
+      const v = Number(raw);
+      if (Number.isInteger(v) && v >= min) return v;
+      ctx.addIssue({ code: 'custom', message: `${raw}: expected a whole number ≥ ${min}` });
+      return z.NEVER;
+    });
+
+/**
+ * Reading imagery and objects by URL (pipeline/io/byte.source.ts, remoteSettings): parsed with the
+ * rest at start, and again from the environment of the moment each time a remote source is opened.
+ */
+const RemoteShape = {
+  /** An S3-compatible store (MinIO, …; path-style requests when set); unset: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS's. */
+  TUBAN_S3_ENDPOINT: z
+    .string()
+    .regex(/^https?:\/\//, { error: (iss) => `${String(iss.input)}: expected an http:// or https:// URL` })
+    .optional(),
+  /** The store's region; unset: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. */
+  TUBAN_S3_REGION: z.string().optional(),
+  /** Credentials for s3:// imagery and TUBAN_STORAGE_URL, both or neither; unset: AWS's usual chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, instance roles). */
+  TUBAN_S3_ACCESS_KEY_ID: z.string().optional(),
+  TUBAN_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** Time limit of one ranged request to S3 or HTTP (ms). */
+  TUBAN_REMOTE_TIMEOUT_MS: wholeNumber(1, 30_000),
+  /** Megabytes of remote blocks kept per process, so the part next door takes the blocks along its seam from memory. */
+  TUBAN_REMOTE_CACHE_MB: wholeNumber(0, 256),
+  /** Tries of a ranged request after the first (backoff 0.2 s doubling, at most 5 s). */
+  TUBAN_REMOTE_RETRIES: wholeNumber(0, 3),
+};
+
+/** The S3 key id and secret go together. */
+function bothKeysOrNeither(
+  env: { TUBAN_S3_ACCESS_KEY_ID?: string; TUBAN_S3_SECRET_ACCESS_KEY?: string },
+  ctx: z.RefinementCtx,
+): void {
+  if (!env.TUBAN_S3_ACCESS_KEY_ID === !env.TUBAN_S3_SECRET_ACCESS_KEY) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: [env.TUBAN_S3_ACCESS_KEY_ID ? 'TUBAN_S3_SECRET_ACCESS_KEY' : 'TUBAN_S3_ACCESS_KEY_ID'],
+    message: 'TUBAN_S3_ACCESS_KEY_ID and TUBAN_S3_SECRET_ACCESS_KEY go together: set both or neither',
+  });
+}
+
 /**
  * Every environment variable tuban reads, parsed once. The README's configuration table is
  * this schema in words; keep them together.
@@ -10,12 +62,12 @@ import { formatIssues } from '../core/issues.ts';
 const EnvSchema = z.object({
   /** PostgreSQL/PostGIS connection string. Unset: embedded PGlite under TUBAN_DATA_DIR/pgdata (single process). */
   DATABASE_URL: z.string().optional(),
-  /** Schema holding tuban's tables (PostGIS itself stays in `public`). */
   /** The role the app logs in as, when migrations run as another (the owner): `db migrate` grants it rows, not ownership. */
   TUBAN_APP_ROLE: z
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier')
     .optional(),
+  /** Schema holding tuban's tables (PostGIS itself stays in `public`). */
   TUBAN_DB_SCHEMA: z
     .string()
     .regex(/^[a-z_][a-z0-9_]*$/, 'lower-case SQL identifier')
@@ -86,7 +138,7 @@ const EnvSchema = z.object({
    */
   TUBAN_CONCURRENCY: z.coerce.number().int().positive().default(1),
   /** Scenes are processed in parts of at most this many pixels a side (bounded memory; several workers per scene). */
-  TUBAN_PART_PX: z.coerce.number().int().min(256).default(3072),
+  TUBAN_PART_PX: z.coerce.number().int().min(256).default(DEFAULT_PART_PX),
   /** Redraw building-like patches as rectangles or at right angles (also `batch run --regularise`). */
   TUBAN_REGULARISE: z
     .enum(['true', 'false', '1', '0'])
@@ -174,12 +226,17 @@ const EnvSchema = z.object({
   /** How often a worker looks for messages not yet queued (written by the CLI, or lost with a Redis restart), ms. */
   TUBAN_NOTIFY_RELAY_MS: z.coerce.number().int().min(100).default(15_000),
   TUBAN_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  ...RemoteShape,
 });
+
+/** With the two S3 keys checked together; RemoteSchema is the same for the remote settings alone. */
+const ConfigSchema = EnvSchema.superRefine(bothKeysOrNeither);
+const RemoteSchema = z.object(RemoteShape).superRefine(bothKeysOrNeither);
 
 export type Config = z.infer<typeof EnvSchema> & { dataDir: string; modelDir: string };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = EnvSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  const parsed = ConfigSchema.safeParse(setOnly(env));
   if (!parsed.success) {
     const lines = `  ${formatIssues(parsed.error.issues, '(root)', '\n  ')}`;
     throw new BadInputError('bad_config', `invalid configuration in the environment:\n${lines}`, {
@@ -188,6 +245,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const c = parsed.data;
   return { ...c, dataDir: resolve(c.TUBAN_DATA_DIR), modelDir: resolve(c.TUBAN_MODEL_DIR) };
+}
+
+/** The variables that are set: an empty one counts as unset. */
+const setOnly = (env: NodeJS.ProcessEnv) => Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+
+export type RemoteConfig = z.infer<typeof RemoteSchema>;
+
+/** The TUBAN_S3_* and TUBAN_REMOTE_* settings alone; a bad one is refused naming its variable. */
+export function loadRemoteConfig(env: NodeJS.ProcessEnv = process.env): RemoteConfig {
+  const parsed = RemoteSchema.safeParse(setOnly(env));
+  if (parsed.success) return parsed.data;
+  const [issue] = parsed.error.issues;
+  throw new BadInputError('bad_setting', formatIssues(parsed.error.issues), { variable: String(issue.path[0]) });
 }
 
 /** True when DATABASE_URL is unset: the embedded PGlite database (one process only). */

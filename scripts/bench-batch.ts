@@ -26,7 +26,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { cmdBatchRun } from '../cli/commands.ts';
-import { loadConfig } from '../config/env.ts';
+import { DEFAULT_PART_PX, loadConfig } from '../config/env.ts';
 import { createLogger } from '../core/log.ts';
 import { openDb } from '../store/db.ts';
 import { registerImagery } from '../imagery/register.ts';
@@ -123,7 +123,7 @@ const env = {
   TUBAN_DATA_DIR: join(work, 'data'),
   TUBAN_LOG_LEVEL: 'warn',
   TUBAN_MODEL_DIR: opt('--model', process.env.TUBAN_MODEL_DIR ?? 'models/siam-unet-lite'),
-  TUBAN_PART_PX: opt('--part', process.env.TUBAN_PART_PX ?? '3072'),
+  TUBAN_PART_PX: opt('--part', process.env.TUBAN_PART_PX ?? String(DEFAULT_PART_PX)),
   ...(argv.includes('--concurrency') ? { TUBAN_CONCURRENCY: opt('--concurrency', '') } : {}),
 };
 const config = loadConfig(env);

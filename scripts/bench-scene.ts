@@ -22,6 +22,7 @@ import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
 import { vectorizeRaster } from '../pipeline/vectorize.ts';
 import { partGrid } from '../pipeline/window.grid.ts';
+import { DEFAULT_PART_PX } from '../config/env.ts';
 import { ringArea } from '../pipeline/regularise.ts';
 import { mulberry32 } from './prng.ts';
 import { StageTimer } from '../core/log.ts';
@@ -32,7 +33,7 @@ const opt = (name: string, dflt: string) => {
   return i < 0 ? dflt : argv[i + 1];
 };
 const S = Number(opt('--size', '40000'));
-const PART = Number(opt('--part', '3072'));
+const PART = Number(opt('--part', String(DEFAULT_PART_PX)));
 const modelDir = opt('--model', 'models/cva-baseline');
 /** Tile compression of the scene files (NONE reads fastest; DEFLATE is what deliveries often use). */
 const COMPRESS = opt('--compress', 'NONE');

@@ -1,4 +1,5 @@
 import type { Db } from './db.ts';
+import { DEFAULT_PART_PX } from '../config/env.ts';
 import { partGrid, type ScenePart } from '../pipeline/window.grid.ts';
 import { runSql } from './sql.ts';
 import type { TileStatus } from './batch.ts';
@@ -7,7 +8,7 @@ import type { TileStatus } from './batch.ts';
 // Parts: each tile (scene) is processed as window ranges with their own jobs; the tile's row is
 // rolled up from its parts.
 
-export const DEFAULT_PART_PX = 3072;
+/** A batch's part size, as launched (batches launched before it was kept have the default's). */
 export const partPxOf = (params: Record<string, unknown> | null | undefined): number =>
   Number(params?.partPx ?? DEFAULT_PART_PX);
 

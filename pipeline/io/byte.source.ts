@@ -7,15 +7,16 @@
  * Large block reads ask for coalesced spans (`prefetch`): one request per run of neighbouring
  * blocks, not one per block.
  *
- * Settings come from the environment (remoteSettings): TUBAN_S3_ENDPOINT, TUBAN_S3_REGION,
- * credentials from TUBAN_S3_ACCESS_KEY_ID / TUBAN_S3_SECRET_ACCESS_KEY or AWS's usual chain
- * (AWS_ACCESS_KEY_ID, AWS_PROFILE, …), TUBAN_REMOTE_TIMEOUT_MS, TUBAN_REMOTE_RETRIES. The AWS SDK and
+ * Settings come from the environment (remoteSettings, parsed by config/env.ts): TUBAN_S3_ENDPOINT,
+ * TUBAN_S3_REGION, credentials from TUBAN_S3_ACCESS_KEY_ID / TUBAN_S3_SECRET_ACCESS_KEY or AWS's usual
+ * chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, …), TUBAN_REMOTE_TIMEOUT_MS, TUBAN_REMOTE_RETRIES. The AWS SDK and
  * the HTTP source load on first use, so commands that read only local files do not pay for them.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SourceError, SourceView, type Source, type SourceMiddleware } from '@chunkd/source';
 import { BadInputError, TransientError } from '../../core/errors.ts';
+import { loadRemoteConfig } from '../../config/env.ts';
 
 export interface ByteSource {
   /** The path or URL as given. */
@@ -44,7 +45,7 @@ export const remoteTotals = { requests: 0, bytes: 0, cachedBytes: 0 };
  * The blocks remote sources read, kept for the next part of the same scene: a part is read with
  * a margin of its neighbours' pixels, so without it the blocks along every part seam are fetched
  * twice (1.9 times the file's bytes with parts of 1024 px). Least recently used goes first once
- * TUBAN_REMOTE_CACHE_MB (default 256) is exceeded; keyed by the object's ETag (or size), so a
+ * TUBAN_REMOTE_CACHE_MB is exceeded; keyed by the object's ETag (or size), so a
  * replaced object is never served from an older copy.
  */
 class BlockCache {
@@ -86,7 +87,7 @@ export function isRemote(location: string): boolean {
   return /^(s3|https?):\/\//i.test(location);
 }
 
-/** Remote reading settings, from the environment; a bad value names its variable. */
+/** Remote reading settings, from the environment (config/env.ts); a bad value names its variable. */
 export interface RemoteSettings {
   timeoutMs: number;
   /** Megabytes of remote blocks kept in this process (BlockCache). */
@@ -96,34 +97,22 @@ export interface RemoteSettings {
 }
 
 export function remoteSettings(env: NodeJS.ProcessEnv = process.env): RemoteSettings {
-  const int = (name: string, dflt: number, min: number) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return dflt;
-    const v = Number(raw);
-    if (!Number.isInteger(v) || v < min)
-      throw new BadInputError('bad_setting', `${name}=${raw}: expected a whole number ≥ ${min}`, { variable: name });
-    return v;
-  };
-  const endpoint = env.TUBAN_S3_ENDPOINT || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+  const c = loadRemoteConfig(env);
+  const endpoint = c.TUBAN_S3_ENDPOINT ?? (env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined);
+  // TUBAN_S3_ENDPOINT is checked with the config; AWS's own variables here
   if (endpoint && !/^https?:\/\//.test(endpoint))
     throw new BadInputError('bad_setting', `TUBAN_S3_ENDPOINT=${endpoint}: expected an http:// or https:// URL`, {
       variable: 'TUBAN_S3_ENDPOINT',
     });
-  const key = env.TUBAN_S3_ACCESS_KEY_ID,
-    secret = env.TUBAN_S3_SECRET_ACCESS_KEY;
-  if (!key !== !secret)
-    throw new BadInputError(
-      'bad_setting',
-      'TUBAN_S3_ACCESS_KEY_ID and TUBAN_S3_SECRET_ACCESS_KEY go together: set both or neither',
-      { variable: key ? 'TUBAN_S3_SECRET_ACCESS_KEY' : 'TUBAN_S3_ACCESS_KEY_ID' },
-    );
+  const key = c.TUBAN_S3_ACCESS_KEY_ID,
+    secret = c.TUBAN_S3_SECRET_ACCESS_KEY;
   return {
-    timeoutMs: int('TUBAN_REMOTE_TIMEOUT_MS', 30_000, 1),
-    cacheMb: int('TUBAN_REMOTE_CACHE_MB', 256, 0),
-    retries: int('TUBAN_REMOTE_RETRIES', 3, 0),
+    timeoutMs: c.TUBAN_REMOTE_TIMEOUT_MS,
+    cacheMb: c.TUBAN_REMOTE_CACHE_MB,
+    retries: c.TUBAN_REMOTE_RETRIES,
     s3: {
       endpoint,
-      region: env.TUBAN_S3_REGION || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
+      region: c.TUBAN_S3_REGION || env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1',
       credentials: key && secret ? { accessKeyId: key, secretAccessKey: secret } : undefined,
     },
   };
