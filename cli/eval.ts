@@ -93,7 +93,7 @@ export interface EvalResult {
 }
 
 /** Thresholds of the sweep: 0.20 to 0.80 by 0.05. */
-export const SWEEP = Array.from({ length: 13 }, (_, i) => Math.round((0.2 + i * 0.05) * 100) / 100);
+const SWEEP = Array.from({ length: 13 }, (_, i) => Math.round((0.2 + i * 0.05) * 100) / 100);
 
 /**
  * The validation images a split file names for `dir` (by the folder's name): {"validation": {"FOLDER": ["image.png", ...]}},

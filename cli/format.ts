@@ -2,7 +2,7 @@ import type { BatchSummary } from '../store/batch.ts';
 import { asText } from '../core/text.ts';
 
 /** Plain-text table with columns padded by display width (CJK characters count double). */
-export function table(headers: string[], rows: (string | number | null)[][]): string {
+function table(headers: string[], rows: (string | number | null)[][]): string {
   const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '' : String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => displayWidth(r[i] ?? ''))));
   return cells
@@ -25,7 +25,7 @@ function displayWidth(s: string): number {
   return w;
 }
 
-export function zoneFlags(p: { farmland_m2: number; ecological_m2: number; water_m2: number }): string {
+function zoneFlags(p: { farmland_m2: number; ecological_m2: number; water_m2: number }): string {
   const flags: string[] = [];
   if (p.farmland_m2 > 0) flags.push(`farmland ${p.farmland_m2} m²`);
   if (p.ecological_m2 > 0) flags.push(`ecological ${p.ecological_m2} m²`);

@@ -12,7 +12,6 @@ export function crs(epsg: number, geographic: boolean): Crs {
 
 /** CGCS2000 / 3-degree Gauss-Kruger CM 117E — Xiamen's usual survey CRS; tuban's default storage CRS. */
 export const EPSG_4548 = crs(4548, false);
-export const EPSG_4326 = crs(4326, true);
 
 export function sameCrs(a: Crs, b: Crs): boolean {
   return a.epsg === b.epsg;

@@ -4,7 +4,7 @@ import { BadInputError } from './errors.ts';
 /** A month as tuban names it everywhere: YYYY-MM (the month of a batch, a report, a patch). */
 export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
-export const isMonth = (v: string): boolean => MONTH_PATTERN.test(v);
+const isMonth = (v: string): boolean => MONTH_PATTERN.test(v);
 
 /** The month, or a BadInputError naming where it came from (`--month`, `query month`, …). */
 export function checkMonth(value: string, what: string): string {

@@ -11,7 +11,7 @@ export function asText(v: unknown): string {
 }
 
 /** Why a piece of text cannot be stored or shown, or null: a NUL character (PostgreSQL text refuses it) or half a UTF-16 pair. */
-export function textProblem(s: string): 'nul' | 'surrogate' | null {
+function textProblem(s: string): 'nul' | 'surrogate' | null {
   if (s.includes('\u0000')) return 'nul';
   return s.isWellFormed() ? null : 'surrogate';
 }

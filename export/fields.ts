@@ -3,7 +3,7 @@ import type { WorkCalendar } from '../workflow/calendar.ts';
 import { isProvisional, workingDaysBetween } from '../workflow/calendar.ts';
 
 /** 1 亩 (mu) = 10000/15 m². */
-export const M2_PER_MU = 10000 / 15;
+const M2_PER_MU = 10000 / 15;
 
 /**
  * The attribute table of a patch export. `name` is the field name in GIS files (≤ 10 ASCII
@@ -55,7 +55,7 @@ export const FIELDS = [
   { name: 'note', alias: '备注', type: 'string' },
 ] as const;
 
-export type FieldName = (typeof FIELDS)[number]['name'];
+type FieldName = (typeof FIELDS)[number]['name'];
 export type ExportRecord = Record<FieldName, string | number | null> & {
   geomStorage: unknown;
   geomLonLat: unknown;

@@ -22,7 +22,7 @@ import { readObject, writeObject } from '../store/objects.ts';
 import { label } from '../i18n/index.ts';
 import { isRemote } from '../pipeline/io/byte.source.ts';
 
-export async function exportRecords(
+async function exportRecords(
   db: Db,
   env: WorkflowEnv,
   month: string,
@@ -191,7 +191,7 @@ export async function patchChip(
   return plan ? render(plan) : null;
 }
 
-export async function chipPlan(
+async function chipPlan(
   db: Db,
   code: string,
   month: string,

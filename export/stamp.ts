@@ -4,7 +4,7 @@ import { cjkFamilyName } from './fonts.ts';
 import type { EvidenceStage, PhotoFlag } from '../workflow/evidence.proof.ts';
 
 /** The longest side of a stamped copy, px: sharp on an A4 sheet and small enough for a town's package. */
-export const STAMP_MAX_PX = 2048;
+const STAMP_MAX_PX = 2048;
 
 export interface StampFacts {
   /** The camera's time as recorded (photoPlace); null: none. */
@@ -25,7 +25,7 @@ const escape = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 
 /** The lines drawn on a photo, in the bureau's language (the copy goes into Chinese exports and sheets). */
-export function stampLines(f: StampFacts): { text: string; warn: boolean }[] {
+function stampLines(f: StampFacts): { text: string; warn: boolean }[] {
   const place =
     f.lon !== null && f.lat !== null
       ? `位置 ${f.lon.toFixed(6)}, ${f.lat.toFixed(6)}${f.distanceM !== null ? `　距图斑 ${Math.round(f.distanceM)} 米` : ''}`

@@ -3,7 +3,7 @@ import type { BaselineTile } from '../pipeline/pair.align.ts';
 import { readChipRgb, svgPath } from './chip.ts';
 
 /** A polygon or multipolygon as GeoJSON geometry, in the tiles' CRS. */
-export interface ClipGeometry {
+interface ClipGeometry {
   type: string;
   coordinates: unknown;
 }

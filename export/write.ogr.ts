@@ -14,7 +14,7 @@ const run = promisify(execFile);
  * as data, so it can be logged and tested. GDAL writes the .prj / gpkg_spatial_ref_sys entry from
  * the EPSG code, and for a Shapefile a .cpg declaring UTF-8 so QGIS and ArcGIS read the Chinese.
  */
-export function ogrCommand(
+function ogrCommand(
   format: 'gpkg' | 'shp',
   input: string,
   output: string,
@@ -93,7 +93,7 @@ const sqlText = (v: string) => `'${v.replace(/'/g, "''")}'`;
  * `name` and `title`: GDAL reads `name` as the field's alternative name, which QGIS shows as the
  * alias. Written through ogrinfo's SQL (SQLite underneath), one statement per call.
  */
-export function gpkgAliasStatements(layer: string): string[] {
+function gpkgAliasStatements(layer: string): string[] {
   return [
     'CREATE TABLE IF NOT EXISTS gpkg_data_columns (table_name TEXT NOT NULL, column_name TEXT NOT NULL, name TEXT, title TEXT, description TEXT, mime_type TEXT, constraint_name TEXT, CONSTRAINT pk_gdc PRIMARY KEY (table_name, column_name), CONSTRAINT gdc_tn UNIQUE (table_name, name))',
     "INSERT OR IGNORE INTO gpkg_extensions (table_name, column_name, extension_name, definition, scope) VALUES ('gpkg_data_columns', NULL, 'gpkg_schema', 'http://www.geopackage.org/spec121/#extension_schema', 'read-write')",

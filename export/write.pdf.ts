@@ -17,7 +17,7 @@ export interface SheetImages {
 }
 
 /** Photos on a sheet's photo page (3 rows of 2); more are in the town package. */
-export const SHEET_PHOTOS = 6;
+const SHEET_PHOTOS = 6;
 
 const SHOWN: string[] = [
   'code',

@@ -16,7 +16,7 @@ export type { UiKey };
 /** Any text of the catalogue: a server message or one of the web app's own texts (ui.*.ts). */
 export type TextKey = MessageKey | UiKey;
 /** A placeholder's value: a message within the message is put into the same language. */
-export type MessageValue = string | number | readonly (string | Said)[] | Said | null | undefined;
+type MessageValue = string | number | readonly (string | Said)[] | Said | null | undefined;
 export interface MessageParams {
   readonly [name: string]: MessageValue;
 }

@@ -36,9 +36,7 @@ export interface RefusedImage {
  * Expand files, folders and URLs into the GeoTIFFs they hold, sorted: a folder or an S3 prefix
  * (`s3://bucket/prefix/`) gives every .tif/.tiff under it; a file or an http(s):// URL is itself.
  */
-export async function listTiffs(
-  inputs: string[],
-): Promise<{ paths: string[]; refused: RefusedImage[]; listed: string[] }> {
+async function listTiffs(inputs: string[]): Promise<{ paths: string[]; refused: RefusedImage[]; listed: string[] }> {
   const remote: string[] = [];
   const refused: RefusedImage[] = [];
   const listed: string[] = [];

@@ -20,7 +20,7 @@ export const TILE_GRID = {
   tileSizePx: 256,
   resolutions: [16, 8, 4, 2, 1, 0.5, 0.25] as readonly number[],
 };
-export const MAX_IMAGERY_RES = 2;
+const MAX_IMAGERY_RES = 2;
 
 /** The web map's configuration: the CRS, the tile grid and the months with imagery (api/responses.ts). */
 export type MapConfig = MapConfigBody;
@@ -71,7 +71,7 @@ export async function townBoundaries(db: Db): Promise<TownsBody> {
 }
 
 /** How far beyond their town a town user sees imagery (m): enough for context at a boundary. */
-export const TOWN_IMAGERY_MARGIN_M = 200;
+const TOWN_IMAGERY_MARGIN_M = 200;
 
 /**
  * One 256² PNG map tile of a month's imagery (transparent where no imagery is), or null when the

@@ -41,28 +41,6 @@ export function isNorthUp(gt: GeoTransform): boolean {
   return gt[2] === 0 && gt[4] === 0;
 }
 
-/** World bounds [minX, minY, maxX, maxY] of a pixel rectangle given in pixel-corner coordinates. */
-export function boundsWorld(
-  gt: GeoTransform,
-  col0: number,
-  row0: number,
-  col1: number,
-  row1: number,
-): [number, number, number, number] {
-  const pts = [
-    pixelToWorld(gt, col0, row0),
-    pixelToWorld(gt, col1, row0),
-    pixelToWorld(gt, col1, row1),
-    pixelToWorld(gt, col0, row1),
-  ];
-  return [
-    Math.min(...pts.map((p) => p.x)),
-    Math.min(...pts.map((p) => p.y)),
-    Math.max(...pts.map((p) => p.x)),
-    Math.max(...pts.map((p) => p.y)),
-  ];
-}
-
 /** The geotransform of a pixel window (col0,row0 offset) of a raster. */
 export function windowGeoTransform(gt: GeoTransform, col0: number, row0: number): GeoTransform {
   const o = pixelToWorld(gt, col0, row0);

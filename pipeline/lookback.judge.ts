@@ -143,7 +143,7 @@ export function dilate(mask: Uint8Array, w: number, h: number, r: number): Uint8
 }
 
 /** How far the months may be misregistered around a footprint (px each way): orthoimages of two dates drift by a few metres where the terrain or the source differs. */
-export const REGISTER_PX = 16;
+const REGISTER_PX = 16;
 /** The ring around a footprint its difference is compared with: 3 to 10 px out (the footprint's walls and shadow left out). */
 const RING_IN_PX = 3,
   RING_OUT_PX = 10;

@@ -55,7 +55,7 @@ export interface WindowSpec {
  * size, spread evenly (axisWindows, multiples of 16 px). Without it: windows of exactly tileSizePx,
  * the last flush with the end (axisStarts), for models with window-wide statistics.
  */
-export function modelAxis(length: number, spec: WindowSpec): AxisWindows {
+function modelAxis(length: number, spec: WindowSpec): AxisWindows {
   if (spec.maxWindowPx === undefined)
     return { starts: axisStarts(length, spec.tileSizePx, spec.overlapPx), size: Math.min(spec.tileSizePx, length) };
   return axisWindows(length, Math.max(spec.maxWindowPx, spec.tileSizePx), spec.overlapPx, 16);

@@ -63,7 +63,7 @@ export interface RouteContext {
 }
 
 export const MonthString = z.string().regex(MONTH_PATTERN, en('form_month'));
-export const Username = z.string().min(1).max(64).describe('user name');
+const Username = z.string().min(1).max(64).describe('user name');
 export const UsernameParams = z.object({ username: Username });
 export const PatchCodeParams = z.object({
   code: z.string().min(1).max(64).describe('patch code, e.g. 350206-202403-0001'),

@@ -5,7 +5,7 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { BadInputError } from '../core/errors.ts';
 import { ROOT } from '../core/root.ts';
 
-export const WEB_SRC = join(ROOT, 'web');
+const WEB_SRC = join(ROOT, 'web');
 /** Where `npm run build` (also run by `npm ci`/`npm install`, as prepare) puts the web app. */
 export const WEB_DIST = join(ROOT, 'dist', 'web');
 

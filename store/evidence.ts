@@ -20,12 +20,12 @@ const SIGNATURES: { type: string; ext: string; magic: number[] }[] = [
   { type: 'application/pdf', ext: 'pdf', magic: [0x25, 0x50, 0x44, 0x46, 0x2d] },
 ];
 
-export function sniffType(bytes: Uint8Array): { type: string; ext: string } | null {
+function sniffType(bytes: Uint8Array): { type: string; ext: string } | null {
   return SIGNATURES.find((s) => s.magic.every((b, i) => bytes[i] === b)) ?? null;
 }
 
 /** HEIC/HEIF (an ISO-BMFF 'ftyp' box with a HEIF brand): what iPhones take by default. */
-export function isHeic(bytes: Uint8Array): boolean {
+function isHeic(bytes: Uint8Array): boolean {
   const text = (a: number, b: number) => String.fromCharCode(...bytes.subarray(a, b));
   return (
     bytes.length > 12 &&

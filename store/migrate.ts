@@ -58,7 +58,7 @@ const APPEND_ONLY = ['audit_event', 'patch_event'];
  * Not owning the tables, it cannot ALTER them (switch the append-only triggers off), drop or
  * truncate them. Run by the owner, after the migrations.
  */
-export async function grantAppRole(db: Knex, schema: string, role: string): Promise<void> {
+async function grantAppRole(db: Knex, schema: string, role: string): Promise<void> {
   if (!/^[a-z_][a-z0-9_]*$/.test(role))
     throw new BadInputError('bad_option', `app role "${role}" must be a lower-case SQL identifier`, {
       field: 'TUBAN_APP_ROLE',

@@ -142,7 +142,7 @@ const digest = (codes: string[]) =>
     .slice(0, 16);
 
 /** A fresh origin for a request's change (each request its own messages). */
-export const requestOrigin = () => `req-${randomUUID()}`;
+const requestOrigin = () => `req-${randomUUID()}`;
 
 /**
  * Writes the messages a change makes into the outbox, in the caller's transaction: for each event,
@@ -272,7 +272,7 @@ export async function notifyTrouble(db: Db): Promise<{ refused: number; failed: 
 }
 
 /** The moves a group is told of, and the event each makes. */
-export const NOTIFIED_MOVES: Partial<Record<string, NoticeEvent>> = {
+const NOTIFIED_MOVES: Partial<Record<string, NoticeEvent>> = {
   dispatch: 'dispatched',
   send_back: 'sent_back',
   escalate: 'escalated',

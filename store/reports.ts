@@ -157,7 +157,7 @@ export async function yearlyTownReport(
 }
 
 /** The most urgent cases a board lists per town and list; the rest are counted (the map lists them all). */
-export const BOARD_LIST_MAX = 20;
+const BOARD_LIST_MAX = 20;
 
 export async function supervisorBoard(
   db: Db,

@@ -11,7 +11,7 @@ const cache = new Map<string, string>();
  * Text of `sql/<name>.sql`; a `/*include <other>*\/` in it is replaced by `sql/<other>.sql` (one
  * filter shared by a page and its count).
  */
-export function sqlText(name: string): string {
+function sqlText(name: string): string {
   let text = cache.get(name);
   if (text === undefined) {
     // Whole-line comments go: they document the parameters, and knex would bind `:name` in them too.

@@ -18,11 +18,11 @@ export type User = {
 const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** Days a token lives unless TUBAN_TOKEN_DAYS says otherwise. */
-export const DEFAULT_TOKEN_DAYS = 30;
-export const MIN_PASSWORD_CHARS = 10;
+const DEFAULT_TOKEN_DAYS = 30;
+const MIN_PASSWORD_CHARS = 10;
 
 /** Why a password is refused, or null: at least 10 characters, not only spaces, not the user name. */
-export function passwordProblem(username: string, password: string): Said | null {
+function passwordProblem(username: string, password: string): Said | null {
   if (Array.from(password).length < MIN_PASSWORD_CHARS) return say('password_too_short', { min: MIN_PASSWORD_CHARS });
   if (password.trim() === '') return say('password_blank');
   if (password.trim().toLowerCase() === username.toLowerCase()) return say('password_is_username');
@@ -30,13 +30,13 @@ export function passwordProblem(username: string, password: string): Said | null
 }
 
 /** scrypt with a per-user salt: `scrypt$<salt hex>$<hash hex>`. */
-export function hashPassword(password: string): string {
+function hashPassword(password: string): string {
   const salt = randomBytes(16);
   return `scrypt$${salt.toString('hex')}$${scryptSync(password, salt, 32).toString('hex')}`;
 }
 
 /** Verifies a password against its stored scrypt hash, off the event loop. */
-export async function checkPassword(password: string, stored: string | null): Promise<boolean> {
+async function checkPassword(password: string, stored: string | null): Promise<boolean> {
   if (!stored) return false;
   const [scheme, salt, hash] = stored.split('$');
   if (scheme !== 'scrypt' || !salt || !hash) return false;

@@ -29,7 +29,7 @@ interface Verified {
   area_m2: number;
 }
 
-export interface TrainingChip {
+interface TrainingChip {
   name: string;
   code: string;
   month: string;

@@ -1,4 +1,4 @@
-import { FlowProducer, Queue } from 'bullmq';
+import { FlowProducer } from 'bullmq';
 import type { Db } from '../store/db.ts';
 import type { Config } from '../config/env.ts';
 import type { ModelManifest } from '../pipeline/io/model.manifest.ts';
@@ -15,7 +15,7 @@ import {
 } from '../store/batch.ts';
 import { batchParts, ensureParts, partPxOf } from '../store/batch.parts.ts';
 import { batchFlow, flowKey } from './batch.flow.ts';
-import { QUEUE, redisConnection } from './queues.ts';
+import { redisConnection } from './queues.ts';
 import { checkMonth } from '../core/month.ts';
 
 export interface LaunchResult {
@@ -63,7 +63,7 @@ export async function launchBatch(
  * 回头看's thresholds on the disappearance score (pipeline/lookback.judge.ts), unless the environment
  * sets them: chosen on scripts/bench-followup.ts (see the README, How a batch runs).
  */
-export const LOOKBACK_DEFAULTS = { goneAt: 0.6, standingAt: 0.4 } as const;
+const LOOKBACK_DEFAULTS = { goneAt: 0.6, standingAt: 0.4 } as const;
 
 /**
  * Everything the batch's result depends on beyond its imagery and model, settled when it is launched
@@ -164,7 +164,7 @@ export interface BatchProgress {
   status: string;
 }
 
-export async function batchProgress(db: Db, batchId: number): Promise<BatchProgress> {
+async function batchProgress(db: Db, batchId: number): Promise<BatchProgress> {
   const [batch, tiles, parts] = await Promise.all([
     getBatch(db, batchId),
     batchTiles(db, batchId),
@@ -223,22 +223,6 @@ export async function waitForBatch(
       }
     });
   }
-}
-
-/** Queue names and counts, for status output. */
-export async function queueCounts(config: Config): Promise<Record<string, Record<string, number>>> {
-  const connection = redisConnection(config);
-  const out: Record<string, Record<string, number>> = {};
-  try {
-    for (const name of Object.values(QUEUE)) {
-      const q = new Queue(name, { connection, prefix: config.TUBAN_QUEUE_PREFIX });
-      out[name] = await q.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'waiting-children');
-      await q.close();
-    }
-  } finally {
-    connection.disconnect();
-  }
-  return out;
 }
 
 /**

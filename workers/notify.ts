@@ -19,7 +19,7 @@ const ANSWER_MAX_BYTES = 64 * 1024;
 const CLAIM_LEASE_S = 120;
 
 /** What became of one try. */
-export type SendOutcome = 'sent' | 'retry' | 'refused' | 'failed' | 'skipped';
+type SendOutcome = 'sent' | 'retry' | 'refused' | 'failed' | 'skipped';
 
 /**
  * Network errors after which the robot certainly never got the message (nothing was connected);
@@ -53,7 +53,7 @@ async function readBounded(res: Response): Promise<string> {
  * A robot's refusal is final (`refused`: the channel records why, for the admin); a busy or unreachable
  * robot is tried again (`retry`, the caller backs off) until TUBAN_NOTIFY_ATTEMPTS, then `failed`.
  */
-export async function sendOutboxMessage(
+async function sendOutboxMessage(
   db: Db,
   config: Config,
   log: Logger,
@@ -140,7 +140,7 @@ export async function sendOutboxMessage(
  * nothing on disk) and ones cut off mid-send. A message's job id is its row id, so a message already
  * queued is not queued twice.
  */
-export async function relayOutbox(db: Db, queue: Queue, config: Config): Promise<number> {
+async function relayOutbox(db: Db, queue: Queue, config: Config): Promise<number> {
   const ids: number[] = await db('notify_outbox')
     .where({ status: 'pending' })
     .orWhere(

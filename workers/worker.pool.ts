@@ -233,7 +233,7 @@ export function startWorkers(opts: {
  * lapsed because the worker died) apart; a job has TUBAN_JOB_ATTEMPTS tries in all, however each
  * earlier one ended.
  */
-export function triesOf(job: Job): { now: number; died: number } {
+function triesOf(job: Job): { now: number; died: number } {
   const died = job.stalledCounter ?? 0;
   return { now: job.attemptsMade + died + 1, died };
 }

@@ -17,11 +17,11 @@ export interface WorkCalendar {
 }
 
 /** Dates tuban accepts anywhere (API, CLI, calendar): every loop over days is bounded by this window. */
-export const DATE_MIN = '2000-01-01';
-export const DATE_MAX = '2100-12-31';
+const DATE_MIN = '2000-01-01';
+const DATE_MAX = '2100-12-31';
 
 /** Why `value` is not a usable date, or null: ISO form, a real calendar day, inside DATE_MIN..DATE_MAX. */
-export function dateProblem(value: string): Said | null {
+function dateProblem(value: string): Said | null {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return say('date_form', { value });
   const d = new Date(`${value}T00:00:00Z`);
   if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) return say('date_invalid', { value });
@@ -265,7 +265,7 @@ export function dueFlags(
 }
 
 /** Warn this many days before the calendar's end: the next year's notice usually comes in November. */
-export const CALENDAR_WARN_DAYS = 60;
+const CALENDAR_WARN_DAYS = 60;
 
 /** Which years the calendar covers, and a warning from CALENDAR_WARN_DAYS before its end (and after). */
 export function calendarStatus(

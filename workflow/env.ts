@@ -46,7 +46,7 @@ const Days = z.object({
 });
 const PolicySchema = z.object({ verifyDays: Days, rectifyDays: Days, escalateAfterDays: z.number().int().min(0) });
 
-export function loadPolicy(file: string | undefined): DeadlinePolicy {
+function loadPolicy(file: string | undefined): DeadlinePolicy {
   if (!file) return DEFAULT_POLICY;
   let raw: unknown;
   try {
@@ -64,7 +64,7 @@ export function loadPolicy(file: string | undefined): DeadlinePolicy {
 }
 
 /** Today's date in the city's time zone. */
-export function localToday(offsetH: number, now = Date.now()): string {
+function localToday(offsetH: number, now = Date.now()): string {
   return new Date(now + offsetH * 3600_000).toISOString().slice(0, 10);
 }
 

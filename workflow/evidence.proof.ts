@@ -11,9 +11,9 @@ export type EvidenceStage = (typeof EVIDENCE_STAGES)[number];
 export type PhotoFlag = (typeof PHOTO_FLAGS)[number];
 
 /** A camera clock this far ahead of the server's at upload is still believed (phones drift, time zones slip). */
-export const CLOCK_SLACK_MS = 10 * 60_000;
+const CLOCK_SLACK_MS = 10 * 60_000;
 /** A photo this little before the dispatch or the order is still taken after it: EXIF keeps whole seconds, and clocks drift. */
-export const BEFORE_SLACK_MS = 60_000;
+const BEFORE_SLACK_MS = 60_000;
 
 /** The stage a file uploaded now documents: rectification once the order runs, verification before. */
 export function evidenceStage(status: PatchStatus): EvidenceStage {

@@ -5,7 +5,7 @@ export const NOTICE_EVENTS = ['dispatched', 'due_soon', 'overdue', 'sent_back', 
 export type NoticeEvent = (typeof NOTICE_EVENTS)[number];
 
 /** One patch in a message: its code and what the event says of it. */
-export interface NoticeItem {
+interface NoticeItem {
   code: string;
   area_m2?: number;
   /** The deadline now running (verification or rectification). */

@@ -217,7 +217,7 @@ async function checkDataWithinFile(
 }
 
 /** Header facts of a GeoTIFF image; throws BadInputError naming the file when georeferencing is missing or unusable. */
-export function rasterInfoOf(file: string, image: GeoTIFFImage): RasterInfo {
+function rasterInfoOf(file: string, image: GeoTIFFImage): RasterInfo {
   const widthPx = image.getWidth();
   const heightPx = image.getHeight();
   const bandCount = image.getSamplesPerPixel();

@@ -5,7 +5,7 @@ import { BadInputError } from '../../core/errors.ts';
 import { formatIssues } from '../../core/issues.ts';
 
 /** `models/<name>/manifest.json`: everything needed to feed a change model and read its output. */
-export const ModelManifestSchema = z.object({
+const ModelManifestSchema = z.object({
   name: z.string().min(1),
   version: z.string().min(1),
   description: z.string().default(''),

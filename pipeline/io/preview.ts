@@ -11,7 +11,7 @@ import type { TileSource } from '../raster.source.ts';
 import { encodeGeoTiff } from './geotiff.write.ts';
 
 /** The preview's pixel size (m): 16 m map tiles read 1024² of it, 4 m tiles 256². */
-export const PREVIEW_RES_M = 4;
+const PREVIEW_RES_M = 4;
 /** Preview rows read per strip: memory is 3 bands × width × factor × this × 4 bytes. */
 const STRIP_ROWS = 32;
 

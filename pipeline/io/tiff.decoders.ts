@@ -23,7 +23,7 @@ interface Params {
 }
 
 /** The most bytes one block may decode to: a full block of the declared size (band-separate: one sample a pixel). */
-export function declaredBlockBytes(p: Params): number {
+function declaredBlockBytes(p: Params): number {
   const bits = typeof p.bitsPerSample === 'number' ? [p.bitsPerSample] : Array.from(p.bitsPerSample);
   const perPixel = p.planarConfiguration === 2 ? bits[0] : bits.reduce((a, b) => a + b, 0);
   return Math.ceil((p.tileWidth * perPixel) / 8) * p.blockRows;

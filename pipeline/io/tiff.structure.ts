@@ -2,9 +2,9 @@ import { BadInputError } from '../../core/errors.ts';
 import type { ByteSource } from './byte.source.ts';
 
 /** Largest side accepted, in pixels: 1,000,000 px is 500 km at 0.5 m, far beyond any city scene. */
-export const MAX_SIDE_PX = 1_000_000;
+const MAX_SIDE_PX = 1_000_000;
 /** Largest image accepted by default, in pixels (TUBAN_MAX_IMAGE_MPX): a whole city's month in one file is 6.8 Gpx. */
-export const DEFAULT_MAX_PIXELS = 10_000 * 1e6;
+const DEFAULT_MAX_PIXELS = 10_000 * 1e6;
 /** More IFDs than this (images, overviews, masks) is treated as a corrupt chain. */
 const MAX_IFDS = 256;
 

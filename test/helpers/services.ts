@@ -15,7 +15,7 @@ export const TEST_DATABASE_URL =
  * prefix in the shared Redis and a temp data folder, so test files can run side by side and
  * never touch anyone else's keys or tables.
  */
-export const FIXTURE_MODEL_DIR = 'models/cva-baseline';
+const FIXTURE_MODEL_DIR = 'models/cva-baseline';
 
 export function isolatedConfig(overrides: Record<string, string | undefined> = {}): Config {
   const id = randomBytes(4).toString('hex');

@@ -20,7 +20,7 @@ export function flatSchema(schema: JsonSchema): JsonSchema {
 }
 
 /** A body with variants as a form shows it: the field that picks the variant, and each variant's fields and required ones. */
-export interface Variants {
+interface Variants {
   by: string;
   /** Fields every variant has (the picking field among them): shown before a choice is made. */
   always: string[];
