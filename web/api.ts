@@ -1,8 +1,9 @@
 /**
  * The API client: every request with the signed-in user's token, errors as ApiError with the
- * server's message, the answer typed with the server's own response schemas (api/responses.ts).
+ * server's message, the answer typed by route with the server's own response schemas (api/routes.ts).
  */
 import type { ErrorBody } from '../api/responses.ts';
+import type { GetAnswerTo, PostAnswerTo } from '../api/routes.ts';
 import { locale, t, ui } from './locale.ts';
 import { outbox, QUEUEABLE } from './offline.ts';
 
@@ -117,21 +118,29 @@ function markOffline(): void {
   offlineState.onChange();
 }
 
-/** GET (or `init`'s method) `path` as JSON of type T; a Blob for images and files; null for 204. */
-export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
-  const res = await request(path, init);
-  if (res.status === 204) return null as T;
+/** An answer as the server gave it: JSON parsed, a Blob for images and files, null for 204. */
+async function answer(res: Response): Promise<unknown> {
+  if (res.status === 204) return null;
   const type = res.headers.get('content-type') ?? '';
-  return (type.includes('json') ? res.json() : res.blob()) as Promise<T>;
+  return type.includes('json') ? res.json() : res.blob();
 }
 
-/** POST a JSON body. */
-export const post = <T>(path: string, body: unknown): Promise<T> =>
-  api<T>(path, { method: 'POST', body: JSON.stringify(body) });
+/**
+ * GET (or `init`'s method) `path`, answered as the route's schema says (api/routes.ts: a path not
+ * listed there, or one not known until it runs, answers `unknown`).
+ */
+export async function api<P extends string>(path: P, init: RequestInit = {}): Promise<GetAnswerTo<P>> {
+  return (await answer(await request(path, init))) as GetAnswerTo<P>;
+}
+
+/** POST a JSON body; the answer as the route's schema says (api/routes.ts). */
+export async function post<P extends string>(path: P, body: unknown): Promise<PostAnswerTo<P>> {
+  return (await answer(await request(path, { method: 'POST', body: JSON.stringify(body) }))) as PostAnswerTo<P>;
+}
 
 /** An image or file behind the token, as an object URL (null for 204: nothing to show). Release it with URL.revokeObjectURL. */
 export async function blobUrl(path: string): Promise<string | null> {
-  const b = await api<Blob | null>(path);
+  const b = (await answer(await request(path))) as Blob | null;
   return b ? URL.createObjectURL(b) : null;
 }
 

@@ -13,7 +13,6 @@ import './styles/base.css';
 import './styles/map.css';
 import './styles/patch.css';
 import './styles/phone.css';
-import type { MapConfigBody, MetaBody, UserBody } from '../api/responses.ts';
 import { api, ApiError, offlineState, post, session } from './api.ts';
 import { renderOutbox } from './components/outbox.ts';
 import { flushOutbox, forgetKeptAnswers, onOutboxChange, startOutbox, type Sender } from './offline.ts';
@@ -75,11 +74,7 @@ async function landingPage(): Promise<string> {
 }
 
 async function loadContext(): Promise<AppContext> {
-  const [me, config, meta] = await Promise.all([
-    api<UserBody>('/api/me'),
-    api<MapConfigBody>('/api/map/config'),
-    api<MetaBody>('/api/meta'),
-  ]);
+  const [me, config, meta] = await Promise.all([api('/api/me'), api('/api/map/config'), api('/api/meta')]);
   session.username = me.username;
   return { me, config, meta, main, month: null };
 }

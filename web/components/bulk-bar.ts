@@ -109,10 +109,10 @@ export function bulkBar(
     s.busy = true;
     redraw();
     try {
-      const r = await post<BulkAnswer>(`/api/patches/actions/${s.action}`, {
+      const r = (await post(`/api/patches/actions/${s.action}`, {
         select: s.all && filter ? filter.select : { codes: [...s.selected] },
         body,
-      });
+      })) as BulkAnswer; // the server declares no schema for this answer (server/routes/patches.ts)
       const refused = r.results.filter((x) => !x.moved && x.error);
       s.message = html`<div class=${refused.length ? 'warn' : 'ok'} id="bulk-answer">
         ${ui('bulk_done', { action: t('action', s.action), moved: r.moved, refused: r.refused })}

@@ -5,7 +5,6 @@
  * refusal is shown as it words it.
  */
 import { html, nothing, render } from 'lit-html';
-import type { TownsBody, UsersBody } from '../../api/responses.ts';
 import { api, path, post } from '../api.ts';
 import { errorMessage, okMessage } from '../components/message.ts';
 import type { AppContext } from '../context.ts';
@@ -15,14 +14,13 @@ import type { Navigation } from '../router.ts';
 import { field } from '../components/action-form.ts';
 
 /** A user as GET /api/users answers (api/responses.ts). */
-type UserRow = UsersBody[number];
 
 const ROLES = ['analyst', 'town', 'supervisor', 'admin'] as const;
 
 export async function renderAdminPage(ctx: AppContext, nav: Navigation): Promise<void> {
   let [users, towns] = await Promise.all([
-    api<UserRow[]>('/api/users'),
-    api<TownsBody>('/api/map/towns').then((b) => b.features.map((f) => f.properties)),
+    api('/api/users'),
+    api('/api/map/towns').then((b) => b.features.map((f) => f.properties)),
   ]);
   if (nav.stale()) return;
   const view = {
@@ -34,7 +32,7 @@ export async function renderAdminPage(ctx: AppContext, nav: Navigation): Promise
   const attempt = async (work: () => Promise<unknown>, done: string) => {
     try {
       await work();
-      users = await api<UserRow[]>('/api/users');
+      users = await api('/api/users');
       view.message = okMessage(done);
       view.passwordFor = null;
     } catch (err) {

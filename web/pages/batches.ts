@@ -98,7 +98,7 @@ function progress(p: BatchProgressBody) {
 }
 
 export async function renderBatchesPage(ctx: AppContext, nav: Navigation): Promise<void> {
-  let list = await api<BatchListItem[]>('/api/batches');
+  let list = await api('/api/batches');
   if (nav.stale()) return;
   const asked = nav.route.params.id;
   const chosen = asked ? Number(asked) : list[0] ? Number(list[0].id) : null;
@@ -130,10 +130,7 @@ export async function renderBatchesPage(ctx: AppContext, nav: Navigation): Promi
   nav.onLeave(() => window.clearTimeout(timer));
   const poll = async () => {
     try {
-      [detail, list] = await Promise.all([
-        api<BatchProgressBody>(`/api/batches/${chosen}`),
-        api<BatchListItem[]>('/api/batches'),
-      ]);
+      [detail, list] = await Promise.all([api(`/api/batches/${chosen}`), api('/api/batches')]);
       failure = null;
     } catch (err) {
       failure = err;

@@ -1,6 +1,6 @@
 /** The supervisor's board: deadlines by town, new patches per month, the month's town ranking. */
 import { html, render, type TemplateResult } from 'lit-html';
-import type { BoardBody, MonthlyReportBody, TrendBody } from '../../api/reports.ts';
+import type { BoardBody, MonthlyReportBody } from '../../api/reports.ts';
 import { api, download } from '../api.ts';
 import { daysLeft, dueText } from '../components/deadline.ts';
 import { bulkActions, bulkBar, bulkState, tick } from '../components/bulk-bar.ts';
@@ -66,9 +66,9 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
     return;
   }
   const [first, report, trend] = await Promise.all([
-    api<BoardBody>('/api/reports/board?days=3'),
-    api<MonthlyReportBody>(`/api/reports/monthly?month=${month}`),
-    api<TrendBody>(`/api/reports/trend?month=${month}&months=12`),
+    api('/api/reports/board?days=3'),
+    api(`/api/reports/monthly?month=${month}`),
+    api(`/api/reports/trend?month=${month}&months=12`),
   ]);
   if (nav.stale()) return;
   const city = report.city;
@@ -77,7 +77,7 @@ export async function renderBoardPage(ctx: AppContext, nav: Navigation): Promise
   const bulkable = bulkActions(ctx.meta, ctx.me.role).length > 0;
   const tickOf = bulkable ? (code: string) => tick(bulk, code, draw) : undefined;
   const reload = async () => {
-    board = await api<BoardBody>('/api/reports/board?days=3');
+    board = await api('/api/reports/board?days=3');
   };
   function draw(): void {
     const deadlines = board.towns.filter((x) => x.due_soon.length + x.overdue.length + x.escalated.length > 0);

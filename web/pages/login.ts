@@ -1,5 +1,4 @@
 import { html, nothing, render } from 'lit-html';
-import type { TokenBody } from '../../api/responses.ts';
 import { api, ApiError, post, session } from '../api.ts';
 import { field } from '../components/action-form.ts';
 import { errorMessage } from '../components/message.ts';
@@ -33,7 +32,7 @@ export function renderLogin(main: HTMLElement, onSignedIn: () => Promise<void>):
         session.token = value('token').trim();
         await api('/api/me');
       } else {
-        const r = await post<TokenBody>('/api/login', {
+        const r = await post('/api/login', {
           username: value('username'),
           password: value('password'),
         });

@@ -4,8 +4,7 @@
  * so a link shows the same view; changing a filter rewrites the URL without a new history entry.
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
-import type { PatchFeatureCollection, PatchListItem, TownsBody } from '../../api/responses.ts';
-import type { MonthlyReportBody } from '../../api/reports.ts';
+import type { PatchListItem } from '../../api/responses.ts';
 import type { UiKey } from '../../i18n/say.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
@@ -81,7 +80,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     return;
   }
   const view = mapViewFrom(nav.route.query, month);
-  const report = await api<MonthlyReportBody>(`/api/reports/monthly?month=${month}`);
+  const report = await api(`/api/reports/monthly?month=${month}`);
   if (nav.stale()) return;
   const baseline = ctx.config.months.find((m) => m.month === month)?.baselineMonth ?? null;
   const state = {
@@ -373,7 +372,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     const q = new URLSearchParams({ month: view.month, sort: view.sort, dir: view.dir, limit: '1000' });
     for (const [k, v] of Object.entries(view.filters)) if (v) q.set(k, v);
     try {
-      const fc = await api<PatchFeatureCollection>(`/api/map/patches?${q}`);
+      const fc = await api(`/api/map/patches?${q}`);
       if (nav.stale()) return;
       map?.setPatches(fc);
       state.rows = fc.features.map((f) => f.properties);
@@ -393,7 +392,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     state.popup = p ? { patch: p, pixel } : null;
     select(p?.code ?? null, false);
   });
-  api<TownsBody>('/api/map/towns')
+  api('/api/map/towns')
     .then((fc) => map?.setTowns(fc))
     .catch(() => {}); // the boundaries are context: the map works without them
   await load();

@@ -3,7 +3,6 @@
  * may take now (forms from the API's schemas), history, notes and evidence.
  */
 import { html, nothing, render, type TemplateResult } from 'lit-html';
-import type { PatchDetailBody, TownsBody } from '../../api/responses.ts';
 import type { UiKey } from '../../i18n/say.ts';
 import { api, download, path, post, QueuedError, showImage } from '../api.ts';
 import { actionForm, field, requestKey, type Choice } from '../components/action-form.ts';
@@ -25,8 +24,8 @@ const OBSERVATION_KINDS: Record<string, UiKey> = { new: 'patch_obs_new', redetec
 
 export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise<void> {
   const code = nav.route.params.code;
-  const base = path`/api/patches/${code}`;
-  let p = await api<PatchDetailBody>(base);
+  const base = `/api/patches/${encodeURIComponent(code)}` as const;
+  let p = await api(base);
   if (nav.stale()) return;
   const view = {
     open: null as { action: string; key: string } | null,
@@ -57,7 +56,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
     );
   };
   const reload = async (message: TemplateResult | null) => {
-    p = await api<PatchDetailBody>(base);
+    p = await api(base);
     view.open = null;
     view.message = message;
     draw();
@@ -270,7 +269,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                           @click=${async () => {
                             // 更正镇街 picks a town from the town layer, not a typed code
                             if (a === 'correct_town' && !view.towns)
-                              view.towns = (await api<TownsBody>('/api/map/towns')).features.map((f) => ({
+                              view.towns = (await api('/api/map/towns')).features.map((f) => ({
                                 value: f.properties.code,
                                 label: `${f.properties.name}（${f.properties.code}）`,
                               }));

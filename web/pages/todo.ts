@@ -3,7 +3,6 @@
  * working days left or overdue. A town user's landing page: what the office owes, not one month's map.
  */
 import { html, nothing, render } from 'lit-html';
-import type { TodoBody } from '../../api/reports.ts';
 import { api } from '../api.ts';
 import { statusBadge } from '../components/badges.ts';
 import { bulkActions, bulkBar, bulkState, tick, tickAll } from '../components/bulk-bar.ts';
@@ -15,14 +14,14 @@ import { href, navigate, type Navigation } from '../router.ts';
 
 export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<void> {
   // a page at a time: an analyst's to-do can be tens of thousands of patches
-  let todo = await api<TodoBody>('/api/todo');
+  let todo = await api('/api/todo');
   if (nav.stale()) return;
   let more = false;
   const showMore = async () => {
     more = true;
     draw();
     try {
-      const next = await api<TodoBody>(`/api/todo?offset=${todo.patches.length}&limit=${todo.limit}`);
+      const next = await api(`/api/todo?offset=${todo.patches.length}&limit=${todo.limit}`);
       todo = { ...next, patches: [...todo.patches, ...next.patches] };
     } finally {
       more = false;
@@ -33,7 +32,7 @@ export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<
   const bulk = bulkState();
   const bulkable = bulkActions(ctx.meta, ctx.me.role).length > 0;
   const reload = async () => {
-    todo = await api<TodoBody>(`/api/todo?limit=${Math.max(todo.limit, todo.patches.length)}`);
+    todo = await api(`/api/todo?limit=${Math.max(todo.limit, todo.patches.length)}`);
   };
   const draw = () => {
     render(
