@@ -48,7 +48,7 @@ export const TokenBody = z.looseObject({
 export type TokenBody = z.output<typeof TokenBody>;
 
 /** A user as the admin page lists them. */
-export const UserSummaryBody = UserBody.extend({
+const UserSummaryBody = UserBody.extend({
   disabled: z.boolean(),
   activeTokens: z.number().int().describe('tokens neither revoked nor expired'),
   lastUsedAt: z.string().nullable().describe('when a token of theirs was last used'),
@@ -153,7 +153,7 @@ export const MetaBody = z.looseObject({
 export type MetaBody = z.output<typeof MetaBody>;
 
 /** How a patch relates to the registered buildings (the building layer). */
-export const BuildingRelation = z
+const BuildingRelation = z
   .enum(['new', 'extension', 'on_building'])
   .describe(
     'new: no registered building within the legal buffer; extension (扩建): meets one, mostly outside it; on_building (原址改建加建): mostly inside a registered footprint',
@@ -225,7 +225,7 @@ export const PatchFeatureCollection = z.looseObject({
 });
 export type PatchFeatureCollection = z.output<typeof PatchFeatureCollection>;
 
-export const PatchEvent = z.looseObject({
+const PatchEvent = z.looseObject({
   at: Time,
   actor: z.string(),
   type: z.string(),
@@ -233,13 +233,13 @@ export const PatchEvent = z.looseObject({
   to_status: z.string().nullable(),
   detail: z.unknown(),
 });
-export const PatchObservation = z.looseObject({
+const PatchObservation = z.looseObject({
   month: z.string(),
   kind: z.string(),
   area_m2: z.number().nullable(),
   mean_prob: z.number().nullable(),
 });
-export const EvidenceItem = z.looseObject({
+const EvidenceItem = z.looseObject({
   id: z.union([z.number(), z.string()]),
   filename: z.string(),
   content_type: z.string(),
