@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { Db } from './db.ts';
 import type { Config } from '../config/env.ts';
 import { NotFoundError } from '../core/errors.ts';
 import { StageTimer } from '../core/log.ts';
@@ -41,7 +42,14 @@ export async function runDiff(
     // PostgreSQL's JIT compiles the diff's statements for about 60 ms each on the bench's real scenes
     // (their cost estimates are high) to save less than that: off for this transaction
     await trx.raw('set local jit = off');
+    // the diff sorts a province's outlines a few times: in memory, not in files (4 MB by default)
+    await trx.raw(`set local work_mem = '64MB'`);
     const timer = new StageTimer();
+    // The parts' polygons have just been stored, and autovacuum may not have seen them: planned on the
+    // statistics of an emptier table, the seam check probed the whole batch for each polygon (207 s
+    // for a province's 51,000). ANALYZE samples a fixed number of rows, so this costs the same at any
+    // size (a role that does not own the table is skipped with a warning, not refused).
+    await trx.raw('analyze change_polygon');
     const params = (batch.params ?? {}) as Partial<BatchParams>;
     const floor = Number(params.minMeanProb ?? 0);
     await runSql(trx, 'diff/candidates', {
@@ -62,12 +70,7 @@ export async function runDiff(
       default_district: config.TUBAN_DISTRICT_CODE,
     });
     if (params.regularise)
-      await regulariseCandidates(
-        trx as unknown as Knex,
-        batchId,
-        config.TUBAN_GSD_M,
-        Number(params.regulariseMaxChange ?? 0.1),
-      );
+      await regulariseCandidates(trx, batchId, config.TUBAN_GSD_M, Number(params.regulariseMaxChange ?? 0.1));
     const diffMs = timer.lap('diff');
     // 回头看's judgements first: a candidate on a structure judged gone is its demolition (match.sql)
     if (lookback?.checks.length)
@@ -81,16 +84,16 @@ export async function runDiff(
       });
     await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: MATCH_OVERLAP });
     const matchMs = timer.lap('match');
-    await lockPatchNumbers(trx as unknown as Knex, batch.month);
+    await lockPatchNumbers(trx, batch.month);
     await pause?.('emit');
     await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
     const emitMs = timer.lap('emit');
-    const tiles = await batchTiles(trx as unknown as Knex, batchId);
+    const tiles = await batchTiles(trx, batchId);
     const failed = tiles.filter((t) => t.status === 'failed');
     const status =
       failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
     const summary = {
-      ...(await composeSummary(trx as unknown as Knex, { ...batch, id: batchId, status }, tiles)),
+      ...(await composeSummary(trx, { ...batch, id: batchId, status }, tiles)),
       timings: { diffMs, matchMs, emitMs, ...(lookback ? { lookbackMs: lookback.ms } : {}) },
     };
     await pause?.('commit');
@@ -102,7 +105,7 @@ export async function runDiff(
   });
 }
 
-async function composeSummary(db: Knex, batch: BatchRow, tiles: BatchTileRow[]): Promise<BatchSummary> {
+async function composeSummary(db: Db, batch: BatchRow, tiles: BatchTileRow[]): Promise<BatchSummary> {
   const failed = tiles.filter((t) => t.status === 'failed');
   const [{ n: changePolygons }] = await db('change_polygon').where({ batch_id: batch.id }).count({ n: '*' });
   const [{ n: candidates }] = await db('batch_candidate').where({ batch_id: batch.id }).count({ n: '*' });
@@ -181,7 +184,7 @@ export interface LookbackOutcome {
  * each single-polygon candidate is redrawn as a rectangle or at right angles when that changes
  * its area by at most maxAreaChange; the method and the area before are kept on the patch.
  */
-async function regulariseCandidates(db: Knex, batchId: number, gsdM: number, maxAreaChange: number): Promise<void> {
+async function regulariseCandidates(db: Db, batchId: number, gsdM: number, maxAreaChange: number): Promise<void> {
   const rows = await db('batch_candidate')
     .where({ batch_id: batchId })
     .select('seq', db.raw('ST_AsGeoJSON(geom, 4)::json as g'));

@@ -26,9 +26,12 @@
 --   :simplify_m       Douglas–Peucker tolerance applied after merging (m); 0 keeps pixel outlines
 --   :default_district district code for a patch outside every town
 -- Areas are true m² on the ellipsoid (geography), whatever the storage CRS.
+-- Each outline is computed once (`kept` is materialised: inlined, its simplification was recomputed
+-- at each of the dozen places that read the outline), and every probe of a reference layer names its
+-- kind, so it reads that kind's own spatial index (migration 026).
 insert into batch_candidate (batch_id, seq, geom, area_m2, mean_prob, source_tiles, district_code, town_code, town_name, grid_code, grid_name, farmland_m2, ecological_m2, water_m2,
                              building_relation, registered_building_m2, extension_m2)
-with traced as (
+with traced as materialized (
   select cp.imagery_id, cp.part, cp.seq, cp.geom, cp.area_m2, cp.mean_prob, i.path,
          -- only a piece within eps of a piece of another part or scene can be part of a larger object:
          -- within one part, tracing leaves pieces at least a pixel apart (8-connected, split lines a pixel wide)
@@ -71,12 +74,12 @@ residual as (
   cross join lateral (
     select ST_Union(ST_Buffer(f.geom, :legal_buffer_m::float8, 'join=mitre')) as geom
     from reference_feature f
-    where f.kind in ('permit', 'building')
-      and ST_DWithin(f.geom, m.geom, :legal_buffer_m::float8)
-      and case f.kind
-            when 'building' then :building_policy::text = 'subtract'
-            else (f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date)
-          end
+    where ST_DWithin(f.geom, m.geom, :legal_buffer_m::float8)
+      and ((f.kind = 'permit'
+            and (f.valid_from is null or f.valid_from <= :imagery_date::date) and (f.valid_to is null or f.valid_to >= :imagery_date::date))
+           -- registered buildings only under the subtract policy (the test is a constant: with `classify`
+           -- the planner drops this branch, and 2 M buildings are not probed for nothing)
+           or (f.kind = 'building' and :building_policy::text = 'subtract'))
   ) legal
   -- the lowest of the floors here; each relation's own once the relation is known (classed)
   where coalesce(m.mean_prob, 0) >= least(:min_mean_prob::float8, :min_mean_prob_extension::float8, :min_mean_prob_on_building::float8)
@@ -86,7 +89,7 @@ parts as (
   from residual r, lateral ST_Dump(r.geom) d
   where not ST_IsEmpty(d.geom)
 ),
-kept as (
+kept as materialized (
   select mean_prob, source_tiles,
          -- normalised first: Douglas–Peucker's result depends on where a ring starts, and the same outline
          -- must simplify the same whether it was traced whole or merged from pieces across part seams
@@ -94,17 +97,19 @@ kept as (
   from parts
   where ST_Area(ST_Transform(geom, 4326)::geography) >= :min_area_m2::float8
 ),
-measured as (
+measured as materialized (
+  -- materialised: the overlap with the footprints is read by the relation, its floor and the output
   select k.*, ST_Area(ST_Transform(k.geom, 4326)::geography) as area_m2,
          reg.near as near_building,
-         -- the overlap with the footprints themselves, not grown
-         case when reg.near then coalesce(zone_overlap_m2('building', k.geom), 0) else 0 end as registered_building_m2
+         -- the overlap with the footprints themselves, not grown (as zone_overlap_m2('building', …))
+         case when reg.near then coalesce(ST_Area(ST_Transform(ST_Intersection(reg.footprints, k.geom), 4326)::geography), 0)
+              else 0 end as registered_building_m2
   from kept k
   cross join lateral (
-    select exists (
-      select 1 from reference_feature b
-      where b.kind = 'building' and ST_DWithin(b.geom, k.geom, :touch_m::float8)
-    ) as near
+    -- one probe of the buildings for both: is one within :touch_m, and the union of those it overlaps
+    select count(*) > 0 as near, ST_Union(b.geom) filter (where ST_Intersects(b.geom, k.geom)) as footprints
+    from reference_feature b
+    where b.kind = 'building' and ST_DWithin(b.geom, k.geom, :touch_m::float8)
   ) reg
 ),
 classed as (
@@ -146,6 +151,7 @@ attributed as (
       select 1 from reference_feature f
       where f.kind in ('farmland', 'ecological', 'water') and f.geom && k.geom
     ) as near
+    offset 0 -- evaluated once per candidate, not once per reference to `near`
   ) zone
 )
 select :batch_id::bigint, row_number() over (order by ST_Y(ST_PointOnSurface(geom)) desc, ST_X(ST_PointOnSurface(geom)), area_m2),

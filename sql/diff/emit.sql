@@ -8,11 +8,15 @@
 --   :batch_id  the batch
 --   :month     YYYY-MM
 --   :actor     who emitted (written into the history)
-with fresh as (
+with used as (
+  -- the highest sequence each district has used this month, read once (not once per candidate)
+  select district_code, max(seq) as seq from patch where month = :month::text group by district_code
+),
+fresh as (
   select c.*,
-         coalesce((select max(p.seq) from patch p where p.district_code = c.district_code and p.month = :month::text), 0)
-           + row_number() over (partition by c.district_code order by c.seq) as patch_seq
+         coalesce(u.seq, 0) + row_number() over (partition by c.district_code order by c.seq) as patch_seq
   from batch_candidate c
+  left join used u on u.district_code = c.district_code
   where c.batch_id = :batch_id::bigint and c.matched_patch_id is null and c.demolition_of is null
 ),
 inserted as (
