@@ -207,12 +207,20 @@ export const PatchListItem = z.looseObject({
 });
 export type PatchListItem = z.output<typeof PatchListItem>;
 
-export const PatchListBody = z.looseObject({ total: z.number().int(), patches: z.array(PatchListItem) });
+export const PatchListBody = z.looseObject({
+  total: z.number().int(),
+  next_after: z
+    .string()
+    .nullable()
+    .describe('in code order, the `after` that gives the next page; null on the last page or in another order'),
+  patches: z.array(PatchListItem),
+});
 export type PatchListBody = z.output<typeof PatchListBody>;
 
 export const PatchFeatureCollection = z.looseObject({
   type: z.literal('FeatureCollection'),
   total: z.number().int(),
+  next_after: z.string().nullable().describe('as in /api/patches'),
   crs: z.unknown(),
   features: z.array(
     z.looseObject({

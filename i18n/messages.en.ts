@@ -176,6 +176,8 @@ export const messagesEn: Record<MessageKey, string> = {
   form_permit_needed: 'a legal result needs permit_ref (permit number or document reference)',
   form_status_filter: '"{name}" is not a patch state ({states}) or "open"',
   form_zoom: 'z: a zoom level',
+  form_after: 'after: a patch code (the next_after of the page before)',
+  form_after_sort: 'after: only with sort=code (the list in code order)',
   form_tile_x: 'x: a whole number',
   form_tile_y: 'y: a whole number, optionally with .png',
   form_request_key: '8–64 letters, digits, _ or -',

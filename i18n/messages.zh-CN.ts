@@ -177,6 +177,8 @@ export const messagesZhCN = {
   form_permit_needed: '核查为合法须填写许可证号（许可证号或文件编号）',
   form_status_filter: '「{name}」不是图斑状态（{states}）或 open',
   form_zoom: 'z：缩放级别',
+  form_after: 'after：图斑编号（上一页给出的 next_after）',
+  form_after_sort: 'after：只能与 sort=code（按编号排列）一起使用',
   form_tile_x: 'x：非负整数',
   form_tile_y: 'y：非负整数，可带 .png',
   form_request_key: '8–64 个字母、数字、_ 或 -',

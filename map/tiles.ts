@@ -56,9 +56,18 @@ export async function mapConfig(db: Db, srid: number): Promise<MapConfig> {
   };
 }
 
-/** The town boundaries as GeoJSON in the storage CRS (every town: boundaries are public). */
-export async function townBoundaries(db: Db): Promise<TownsBody> {
-  const rows = await runSql<{ code: string; name: string; geom: unknown }>(db, 'map/towns', {});
+/**
+ * The town boundaries as GeoJSON in the storage CRS (every town: boundaries are public), simplified to
+ * the resolution of zoom level `z` of the tile grid (half a metre without one): a city's boundaries
+ * hold hundreds of thousands of vertices, more than a phone's overview can draw or a slow line send.
+ */
+export async function townBoundaries(db: Db, z?: number): Promise<TownsBody> {
+  const toleranceM = Math.max(0.5, z === undefined ? 0 : (TILE_GRID.resolutions[z] ?? 0));
+  const rows = await runSql<{ code: string; name: string; geom: unknown }>(db, 'map/towns', {
+    tolerance_m: toleranceM,
+    // a decimetre where the tolerance is under a metre, whole metres above
+    digits: toleranceM < 1 ? 1 : 0,
+  });
   return {
     type: 'FeatureCollection',
     features: rows.map((r) => ({

@@ -91,7 +91,21 @@ async function main(): Promise<void> {
       `schema ${schema}: ${n.toLocaleString('en')} patches over ${MONTHS} months in ${DISTRICTS * TOWNS_PER_DISTRICT} towns`,
     );
 
-    // 300 towns: 30 districts of 10, each town a 5 km square on a 30 × 10 grid
+    // 300 towns: 30 districts of 10, each town a 5 km square on a 30 × 10 grid, its sides winding as
+    // roads and streams do (a vertex every 20 m, up to ±23 m off the line; a side shared by two towns
+    // is the same line in both): 1,000 vertices a town, as a city's surveyed boundaries have
+    const STEP = 20;
+    const wind = (t: number, key: number) =>
+      Math.sin((Math.PI * t) / TOWN_M) *
+      (15 * Math.sin(t / 37 + key) + 6 * Math.sin(t / 11.3 + 2 * key) + 2 * Math.sin(t / 3.1 + 3 * key));
+    /** One side from (x, y) along +x (horizontal) or +y, without its last vertex. */
+    const side = (x: number, y: number, horizontal: boolean) => {
+      const key = (horizontal ? y : x) / 1700;
+      const out: number[][] = [];
+      for (let t = 0; t < TOWN_M; t += STEP)
+        out.push(horizontal ? [x + t, y + wind(t, key)] : [x + wind(t, key), y + t]);
+      return out;
+    };
     const towns = [];
     for (let d = 0; d < DISTRICTS; d++)
       for (let k = 0; k < TOWNS_PER_DISTRICT; k++) {
@@ -109,12 +123,12 @@ async function main(): Promise<void> {
             type: 'Polygon',
             coordinates: [
               [
-                [x0, y0],
-                [x0 + TOWN_M, y0],
+                ...side(x0, y0, true),
+                ...side(x0 + TOWN_M, y0, false),
                 [x0 + TOWN_M, y0 + TOWN_M],
-                [x0, y0 + TOWN_M],
-                [x0, y0],
-              ],
+                ...side(x0, y0 + TOWN_M, true).reverse(),
+                ...side(x0, y0, false).reverse(),
+              ].map(([x, y]) => [Math.round(x * 100) / 100, Math.round(y * 100) / 100]),
             ],
           },
         });
@@ -270,6 +284,16 @@ async function main(): Promise<void> {
     served = await openDb(config, { statementTimeoutMs: config.TUBAN_HTTP_TIMEOUT_S * 1000 });
     const app = await buildServer({ db: served, config, env });
     const own = (await db('patch').where({ town_code: busiest, month: LATEST }).first('code')).code as string;
+    // page 400 of the closed cases (or the last, in a smaller province), and the cursor the page before hands on
+    const closed = Number((await db('patch').where({ status: 'closed' }).count({ n: '*' }))[0].n);
+    const deep = Math.max(1, Math.min(20_000, closed - 50));
+    const cursor = (
+      await db('patch')
+        .where({ status: 'closed' })
+        .orderBy('code')
+        .offset(deep - 1)
+        .first('code')
+    ).code as string;
     const requests: [string, string, string][] = [
       ['clerk', 'to-do', '/api/todo'],
       ['clerk', "the month's list", `/api/patches?month=${LATEST}&limit=50`],
@@ -278,13 +302,16 @@ async function main(): Promise<void> {
       ['ana', 'to-do', '/api/todo'],
       ['ana', "the month's list, first page", `/api/patches?month=${LATEST}&limit=50`],
       ['ana', "the month's list, page 200", `/api/patches?month=${LATEST}&limit=50&offset=10000`],
-      ['ana', 'all months, closed, page 400', '/api/patches?status=closed&limit=50&offset=20000'],
+      ['ana', 'all months, closed, page 400', `/api/patches?status=closed&limit=50&offset=${deep}`],
+      ['ana', '… page 400 by its cursor', `/api/patches?status=closed&limit=50&after=${cursor}`],
       ['ana', "the web map's default view", `/api/map/patches?month=${LATEST}&limit=1000`],
       ['ana', "the month's CSV", `/api/export?month=${LATEST}&format=csv`],
       ['sup', 'the board', '/api/reports/board'],
       ['sup', 'the trend', `/api/reports/trend?month=${LATEST}`],
       ['sup', 'the monthly report', `/api/reports/monthly?month=${LATEST}`],
       ['sup', 'the towns layer', '/api/map/towns'],
+      ['clerk', 'the towns layer, overview (z=0)', '/api/map/towns?z=0'],
+      ['clerk', 'the towns layer, district (z=3)', '/api/map/towns?z=3'],
     ];
     say(
       `\n${'who'.padEnd(6)} ${'request'.padEnd(30)} ${'median'.padStart(8)} ${'max'.padStart(8)} ${'bytes'.padStart(10)}`,

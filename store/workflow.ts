@@ -24,7 +24,7 @@ export async function listPatchesFor(
   user: User,
   q: PatchQuery,
   opts: { withGeometry?: boolean } = {},
-): Promise<{ total: number; patches: (PatchListItem & { geom?: unknown })[] }> {
+): Promise<{ total: number; next_after: string | null; patches: (PatchListItem & { geom?: unknown })[] }> {
   const bbox = q.bbox?.split(',').map(Number);
   const params = {
     scope_town: scopeTown(user),
@@ -45,15 +45,23 @@ export async function listPatchesFor(
     sort: q.sort,
     dir: q.dir,
     with_geom: opts.withGeometry ?? false,
-    limit: q.limit,
+    // one row more than the page: whether another page follows
+    limit: q.limit + 1,
     offset: q.offset,
+    after: q.after ?? null,
   };
   // the page and the total apart: the page walks an index as far as it shows, the count only counts
-  const [rows, [{ total }]] = await allOn<[(PatchListItem & { geom: unknown })[], { total: number }[]]>(db, [
+  const [fetched, [{ total }]] = await allOn<[(PatchListItem & { geom: unknown })[], { total: number }[]]>(db, [
     () => runSql<PatchListItem & { geom: unknown }>(db, 'workflow/list', params),
     () => runSql<{ total: number }>(db, 'workflow/list_count', params),
   ]);
-  return { total, patches: rows.map(({ geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)) };
+  const rows = fetched.slice(0, q.limit);
+  return {
+    total,
+    // where the next page starts, for keyset paging (code order only; null on the last page)
+    next_after: q.sort === 'code' && fetched.length > q.limit ? rows[rows.length - 1].code : null,
+    patches: rows.map(({ geom, ...r }) => (opts.withGeometry ? { ...r, geom } : r)),
+  };
 }
 
 export async function patchDetail(db: Db, user: User, code: string): Promise<PatchDetailBody> {

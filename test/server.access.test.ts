@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { importLayer } from '../store/layers.ts';
@@ -186,6 +187,97 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
     expect(fresh.statusCode).toBe(200);
     expect(fresh.headers.etag).not.toBe(etag);
     expect(fresh.json().features).toHaveLength(2);
+  });
+
+  it('pages the list by the code it stopped at, in either order, and only in code order', async () => {
+    const codes = async (who: string, query: string) => {
+      const r = await call(who, 'GET', `/api/patches?${query}`);
+      expect(r.statusCode, r.body).toBe(200);
+      const body = r.json();
+      return { codes: body.patches.map((p: { code: string }) => p.code), next: body.next_after, total: body.total };
+    };
+    const all = (await codes('ana', 'limit=100')).codes;
+    expect(all).toHaveLength(5);
+    const walk = async (who: string, query: string) => {
+      const seen: string[] = [];
+      let after: string | null = null;
+      for (let guard = 0; guard < 10; guard++) {
+        const page = await codes(who, `${query}&limit=2${after ? `&after=${after}` : ''}`);
+        seen.push(...page.codes);
+        // the total is the whole list's, whichever page
+        expect(page.total).toBe(who === 'ana' ? 5 : 3);
+        if (!page.next) break;
+        after = page.next;
+      }
+      return seen;
+    };
+    expect(await walk('ana', 'sort=code')).toEqual(all);
+    expect(await walk('ana', 'sort=code&dir=desc')).toEqual([...all].reverse());
+    // a town clerk's pages hold their town only, the cursor included
+    expect(await walk('dianqian', 'sort=code')).toEqual([OWN, '350206-202403-0003', '350206-202403-0005']);
+    // the last page says there is none after it, also when it is exactly full
+    expect((await codes('ana', `limit=2&after=${all[2]}`)).next).toBeNull();
+    const refused = await call('ana', 'GET', `/api/patches?sort=area_m2&after=${all[0]}`);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.body).toMatch(/after/);
+    expect((await call('ana', 'GET', '/api/patches?after=%27%3B%20drop')).statusCode).toBe(400);
+  });
+
+  it('sends the town layer at the detail of the zoom level asked for, each level with its own ETag', async () => {
+    // a town whose boundary follows a stream: 2,400 vertices, wiggling by a few metres
+    const srid = (await call('ana', 'GET', '/api/map/config')).json().srid as number;
+    const coordinates = (g: { coordinates: unknown[] }) => g.coordinates.flat(Infinity) as number[];
+    const [x0, y0] = coordinates((await call('ana', 'GET', '/api/map/towns')).json().features[0].geometry);
+    const ring: number[][] = [];
+    for (let i = 0; i < 2400; i++) {
+      const a = (2 * Math.PI * i) / 2400;
+      const r = 3000 + 12 * Math.sin(i / 7) + 4 * Math.sin(i / 1.9);
+      ring.push([x0 + 20_000 + r * Math.cos(a), y0 + r * Math.sin(a)]);
+    }
+    ring.push(ring[0]);
+    const file = join(h.run.config.TUBAN_DATA_DIR, 'stream-town.geojson');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        type: 'FeatureCollection',
+        crs: { type: 'name', properties: { name: `urn:ogc:def:crs:EPSG::${srid}` } },
+        features: [
+          {
+            type: 'Feature',
+            properties: { code: '350206003', name: '溪边', district_code: '350206' },
+            geometry: { type: 'Polygon', coordinates: [ring] },
+          },
+        ],
+      }),
+    );
+    await importLayer(h.run.db, file, 'town');
+    const vertices = (body: { features: { id: string; geometry: { coordinates: unknown[] } }[] }) =>
+      coordinates(body.features.find((f) => f.id === '350206003')!.geometry).length / 2;
+
+    const full = await call('ana', 'GET', '/api/map/towns');
+    const overview = await call('ana', 'GET', '/api/map/towns?z=0');
+    const street = await call('ana', 'GET', '/api/map/towns?z=6');
+    expect([full.statusCode, overview.statusCode, street.statusCode]).toEqual([200, 200, 200]);
+    // at 16 m a pixel the wiggles are gone; at 0.25 m (the finest level, simplified to 0.5 m) they stay
+    expect(vertices(full.json())).toBeGreaterThan(1000);
+    expect(vertices(street.json())).toBe(vertices(full.json()));
+    expect(vertices(overview.json())).toBeLessThan(vertices(full.json()) / 5);
+    expect(overview.rawPayload.length).toBeLessThan(full.rawPayload.length / 5);
+    // every town is still there, whole numbers of metres at that scale
+    expect(overview.json().features).toHaveLength(3);
+    expect(coordinates(overview.json().features[2].geometry).every(Number.isInteger)).toBe(true);
+
+    const tags = [full, overview, street].map((r) => String(r.headers.etag));
+    expect(new Set(tags).size).toBe(3);
+    const again = await call('dianqian', 'GET', '/api/map/towns?z=0', undefined, { 'if-none-match': tags[1] });
+    expect(again.statusCode).toBe(304);
+    // the full layer's tag does not stand for the overview
+    expect((await call('ana', 'GET', '/api/map/towns?z=0', undefined, { 'if-none-match': tags[0] })).statusCode).toBe(
+      200,
+    );
+    const refused = await call('ana', 'GET', '/api/map/towns?z=9');
+    expect(refused.statusCode).toBe(400);
+    expect(refused.body).toMatch(/\bz\b/);
   });
 
   it('serves an OpenAPI description of exactly the routes the server has', async () => {

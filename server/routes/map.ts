@@ -1,7 +1,7 @@
 import { en } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { patchChip } from '../../export/patches.ts';
-import { mapConfig, renderMapTile, townBoundaries } from '../../map/tiles.ts';
+import { TILE_GRID, mapConfig, renderMapTile, townBoundaries } from '../../map/tiles.ts';
 import { townLayerVersion } from '../../store/layers.ts';
 import { scopedPatch } from '../../store/patch.row.ts';
 import { listPatchesFor } from '../../store/workflow.ts';
@@ -26,6 +26,14 @@ const TileParams = z.object({
     .regex(/^\d{1,10}(\.png)?$/, en('form_tile_y'))
     .transform((v) => Number(v.replace(/\.png$/, ''))),
 });
+/** The town layer for one zoom level of the tile grid. */
+const TownsQuery = z.object({
+  z: z
+    .string()
+    .regex(new RegExp(`^[0-${TILE_GRID.resolutions.length - 1}]$`), en('form_zoom'))
+    .transform(Number)
+    .optional(),
+});
 const ChipParams = PatchCodeParams.extend({
   which: z
     .enum(['before', 'after', 'overview', 'check', 'before.png', 'after.png', 'overview.png', 'check.png'])
@@ -34,8 +42,8 @@ const ChipParams = PatchCodeParams.extend({
 
 /** The web map: patches as GeoJSON, the map's extent and CRS, imagery tiles and patch chips. */
 export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
-  /** The town layer's outlines as last written, and the layer version they were written from. */
-  let towns: { version: string; json: string } | null = null;
+  /** The town layer's outlines as last written per zoom level ('' without one), and the layer version they were written from. */
+  let towns: { version: string; json: Map<string, string> } | null = null;
   const { db, config, me, sources } = ctx;
   /** The same list as GeoJSON in the storage CRS (the web map's CRS), scoped the same way. */
   app.get(
@@ -59,6 +67,7 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
       return reply.header('content-type', 'application/geo+json').send({
         type: 'FeatureCollection',
         total: r.total,
+        next_after: r.next_after,
         crs: { type: 'name', properties: { name: `EPSG:${config.TUBAN_STORAGE_SRID}` } },
         features,
       });
@@ -80,8 +89,9 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
     {
       schema: {
         summary:
-          'The town boundaries, GeoJSON in the storage CRS, for the map; with an ETag (304 while the town layer is unchanged)',
+          'The town boundaries, GeoJSON in the storage CRS, for the map, simplified to the resolution of zoom level z of the tile grid (0.5 m without z); with an ETag (304 while the town layer is unchanged)',
         tags: ['map'],
+        querystring: TownsQuery,
         response: {
           ...answers(TownsBody, 'the towns'),
           ...ok('unchanged since the ETag asked about', 304),
@@ -93,12 +103,18 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
       // a city's town layer is megabytes of outlines: simplified and written once per import of the layer,
       // and not sent again to a browser that has it (a phone on 3G would wait half a minute for it)
       const version = await townLayerVersion(db);
-      if (towns?.version !== version) towns = { version, json: JSON.stringify(await townBoundaries(db)) };
-      const etag = `"towns-${version}"`;
+      const level = req.query.z === undefined ? '' : String(req.query.z);
+      if (towns?.version !== version) towns = { version, json: new Map() };
+      let json = towns.json.get(level);
+      if (json === undefined) {
+        json = JSON.stringify(await townBoundaries(db, req.query.z));
+        towns.json.set(level, json);
+      }
+      const etag = `"towns-${version}${level ? `-z${level}` : ''}"`;
       reply.header('etag', etag).header('cache-control', 'private, no-cache');
       if ((req.headers['if-none-match'] ?? '').split(',').some((t) => t.trim() === etag))
         return reply.status(304).send();
-      return reply.type('application/json; charset=utf-8').send(towns.json);
+      return reply.type('application/json; charset=utf-8').send(json);
     },
   );
   app.get(

@@ -12,6 +12,9 @@
 --   :sort, :dir                         code | area_m2 | due (the running deadline, as on the board) | status | town | relation, asc | desc
 --   :with_geom                          true: add the outline in the storage CRS (for the web map)
 --   :limit, :offset
+--   :after                              with sort = code: only patches after this code in the order asked
+--                                       for (keyset paging: the page starts where the index is, not
+--                                       after reading every row before it), or null
 select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status,
        round(p.area_m2::numeric, 1)::float8 as area_m2,
        round(p.farmland_m2::numeric, 1)::float8 as farmland_m2,
@@ -27,6 +30,7 @@ select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status
        case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 2)::json end as geom
 from patch p
 /*include workflow/list_filter*/
+  and (:after::text is null or case when :dir::text = 'desc' then p.code < :after::text else p.code > :after::text end)
 order by
   case when :sort::text = 'area_m2' and :dir::text = 'asc' then p.area_m2 end asc nulls last,
   case when :sort::text = 'area_m2' and :dir::text = 'desc' then p.area_m2 end desc nulls last,

@@ -392,8 +392,26 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     state.popup = p ? { patch: p, pixel } : null;
     select(p?.code ?? null, false);
   });
-  api('/api/map/towns')
-    .then((fc) => map?.setTowns(fc))
-    .catch(() => {}); // the boundaries are context: the map works without them
+  // the boundaries at the detail of the view's zoom level, fetched again when it changes (a city's at full
+  // detail are megabytes: half a minute on a phone's slow line for an overview that cannot show them)
+  let townLevel = -1;
+  const loadTowns = () => {
+    const view = map?.map.getView();
+    const zoom = view?.getZoom();
+    if (zoom === undefined) return;
+    const level = Math.max(0, Math.min(ctx.config.tileGrid.resolutions.length - 1, Math.round(zoom)));
+    if (level === townLevel) return;
+    townLevel = level;
+    api(`/api/map/towns?z=${level}` as const)
+      .then((fc) => {
+        if (level === townLevel) map?.setTowns(fc);
+      })
+      .catch(() => {
+        // the boundaries are context: the map works without them (and asks again at the next move)
+        if (level === townLevel) townLevel = -1;
+      });
+  };
+  map.map.on('moveend', loadTowns);
+  loadTowns();
   await load();
 }
