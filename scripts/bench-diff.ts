@@ -263,7 +263,13 @@ async function main(): Promise<void> {
       await trx('patch_observation').where({ batch_id: b.id }).delete();
       await trx('batch_candidate').where({ batch_id: b.id }).delete();
       await trx('patch').where({ batch_id: b.id }).delete();
-      await trx('batch').where({ id: b.id }).update({ status: 'running', summary: null, finished_at: null });
+      await trx('batch').where({ id: b.id }).update({
+        status: 'running',
+        summary: null,
+        finished_at: null,
+        candidates_round: null,
+        candidates_timings: null,
+      });
     });
     await db.raw('vacuum analyze patch, patch_observation, batch_candidate'); // as after the month before's batch
     say(`schema ${schema} as kept: batch ${b.id} reset`);

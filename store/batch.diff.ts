@@ -17,8 +17,12 @@ import { batchTiles, type BatchParams, type BatchRow, type BatchSummary, type Ba
 export const MATCH_OVERLAP = 0.3;
 
 /**
- * Diff, match and emit for a finished batch, in one transaction (all or nothing). Running it
- * again for a completed batch changes nothing and returns the stored summary.
+ * Diff, match and emit for a finished batch, in stages that each commit on their own (a province's
+ * month is too much for one transaction): the candidates (traced, merged, made legal, attributed,
+ * matched, 回头看 recorded), then each district's patches numbered and written, then the batch closed
+ * with its summary. Started again after a failure, it goes on where the last one stopped (the
+ * candidates of this round are kept, a district already written is not written twice); for a
+ * completed batch it changes nothing and returns the stored summary.
  */
 export async function runDiff(
   db: Knex,
@@ -28,81 +32,142 @@ export async function runDiff(
   pause?: (point: 'emit' | 'commit') => Promise<void>,
   lookback?: LookbackOutcome,
 ): Promise<BatchSummary> {
-  return db.transaction(async (trx) => {
+  const staged = await db.transaction(async (trx) => {
     const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
     if (!batch) throw new NotFoundError(`batch ${batchId} does not exist`);
     if (batch.status === 'completed' || batch.status === 'completed_with_failures')
-      return batch.summary as BatchSummary;
-    const dates = await trx('imagery as i')
-      .join('batch_tile as t', 't.imagery_id', 'i.id')
-      .where('t.batch_id', batchId)
-      .max({ d: 'i.acquired_on' });
-    const imageryDate = dates[0]?.d ? new Date(dates[0].d).toISOString().slice(0, 10) : `${batch.month}-01`;
-    await trx('batch_candidate').where({ batch_id: batchId }).delete();
-    // PostgreSQL's JIT compiles the diff's statements for about 60 ms each on the bench's real scenes
-    // (their cost estimates are high) to save less than that: off for this transaction
-    await trx.raw('set local jit = off');
-    // the diff sorts a province's outlines a few times: in memory, not in files (4 MB by default)
-    await trx.raw(`set local work_mem = '64MB'`);
-    const timer = new StageTimer();
-    // The parts' polygons have just been stored, and autovacuum may not have seen them: planned on the
-    // statistics of an emptier table, the seam check probed the whole batch for each polygon (207 s
-    // for a province's 51,000). ANALYZE samples a fixed number of rows, so this costs the same at any
-    // size (a role that does not own the table is skipped with a warning, not refused).
-    await trx.raw('analyze change_polygon');
-    const params = (batch.params ?? {}) as Partial<BatchParams>;
-    const floor = Number(params.minMeanProb ?? 0);
-    await runSql(trx, 'diff/candidates', {
-      batch_id: batchId,
-      imagery_date: imageryDate,
-      legal_buffer_m: config.TUBAN_LEGAL_BUFFER_M,
-      opening_m: config.TUBAN_OPENING_M,
-      seam_eps_m: config.TUBAN_GSD_M / 2,
-      min_area_m2: config.TUBAN_MIN_AREA_M2,
-      min_mean_prob: floor,
-      min_mean_prob_extension: Number(params.minMeanProbByRelation?.extension ?? floor),
-      min_mean_prob_on_building: Number(params.minMeanProbByRelation?.on_building ?? floor),
-      // a batch launched before registered buildings were classed has none of these: today's defaults
-      building_policy: params.buildingPolicy ?? config.TUBAN_BUILDING_POLICY,
-      on_building_share: Number(params.onBuildingShare ?? config.TUBAN_ON_BUILDING_SHARE),
-      touch_m: Number(params.buildingTouchM ?? config.TUBAN_BUILDING_TOUCH_M),
-      simplify_m: config.TUBAN_SIMPLIFY_M,
-      default_district: config.TUBAN_DISTRICT_CODE,
+      return { done: batch.summary as BatchSummary };
+    const round = Number((batch.params as Partial<BatchParams> | null)?.retryRound ?? 0);
+    if (batch.candidates_round === round) return { batch, timings: batch.candidates_timings as DiffTimings };
+    const timings = await stageCandidates(trx, config, batch, actor, lookback);
+    await trx('batch')
+      .where({ id: batchId })
+      .update({ candidates_round: round, candidates_timings: JSON.stringify(timings) });
+    return { batch, timings };
+  });
+  if ('done' in staged) return staged.done as BatchSummary;
+  const { batch, timings } = staged;
+
+  const timer = new StageTimer();
+  const districts = (
+    await db('batch_candidate')
+      .where({ batch_id: batchId, emitted: false })
+      .distinct('district_code')
+      .orderBy('district_code')
+  ).map((r) => r.district_code as string);
+  for (const district of districts)
+    await db.transaction(async (trx) => {
+      await lockPatchNumbers(trx, batch.month);
+      // written meanwhile by another worker that took the job over: nothing left to do here
+      const left = await trx('batch_candidate')
+        .where({ batch_id: batchId, district_code: district, emitted: false })
+        .first('seq');
+      if (!left) return;
+      await trx.raw('set local jit = off');
+      await pause?.('emit');
+      await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor, district_code: district });
+      await trx('batch_candidate').where({ batch_id: batchId, district_code: district }).update({ emitted: true });
     });
-    if (params.regularise)
-      await regulariseCandidates(trx, batchId, config.TUBAN_GSD_M, Number(params.regulariseMaxChange ?? 0.1));
-    const diffMs = timer.lap('diff');
-    // 回头看's judgements first: a candidate on a structure judged gone is its demolition (match.sql)
-    if (lookback?.checks.length)
-      await runSql(trx, 'lookback/record', {
-        batch_id: batchId,
-        month: batch.month,
-        model_name: lookback.modelName,
-        model_version: lookback.modelVersion,
-        actor,
-        checks: JSON.stringify(lookback.checks),
-      });
-    await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: MATCH_OVERLAP });
-    const matchMs = timer.lap('match');
-    await lockPatchNumbers(trx, batch.month);
-    await pause?.('emit');
-    await runSql(trx, 'diff/emit', { batch_id: batchId, month: batch.month, actor });
-    const emitMs = timer.lap('emit');
+  const emitMs = timer.lap('emit');
+
+  return db.transaction(async (trx) => {
+    const again = await trx('batch').where({ id: batchId }).forUpdate().first();
+    if (again.status === 'completed' || again.status === 'completed_with_failures')
+      return again.summary as BatchSummary;
     const tiles = await batchTiles(trx, batchId);
     const failed = tiles.filter((t) => t.status === 'failed');
     const status =
       failed.length === 0 ? 'completed' : failed.length === tiles.length ? 'failed' : 'completed_with_failures';
     const summary = {
-      ...(await composeSummary(trx, { ...batch, id: batchId, status }, tiles)),
-      timings: { diffMs, matchMs, emitMs, ...(lookback ? { lookbackMs: lookback.ms } : {}) },
+      ...(await composeSummary(trx, { ...again, id: batchId, status }, tiles)),
+      timings: {
+        diffMs: timings.diffMs,
+        matchMs: timings.matchMs,
+        emitMs,
+        ...(timings.lookbackMs !== undefined ? { lookbackMs: timings.lookbackMs } : {}),
+      },
     };
     await pause?.('commit');
     await trx('batch')
       .where({ id: batchId })
-      // clock_timestamp(): now() is when this transaction began, before the diff ran
+      // clock_timestamp(): now() is when this transaction began
       .update({ status, summary: JSON.stringify(summary), finished_at: trx.raw('clock_timestamp()') });
     return summary;
   });
+}
+
+/** How long the candidates' stages took (ms), kept with them for the summary of a diff that resumed. */
+interface DiffTimings {
+  diffMs: number;
+  matchMs: number;
+  lookbackMs?: number;
+}
+
+/**
+ * The batch's candidates, made afresh: traced and merged across seams, legal parts removed, attributed
+ * (relation, town, grid, zones), regularised if asked, 回头看's judgements recorded, and each matched
+ * to the earlier patch it shows again.
+ */
+async function stageCandidates(
+  trx: Knex.Transaction,
+  config: Config,
+  batch: BatchRow,
+  actor: string,
+  lookback?: LookbackOutcome,
+): Promise<DiffTimings> {
+  const batchId = batch.id;
+  const dates = await trx('imagery as i')
+    .join('batch_tile as t', 't.imagery_id', 'i.id')
+    .where('t.batch_id', batchId)
+    .max({ d: 'i.acquired_on' });
+  const imageryDate = dates[0]?.d ? new Date(dates[0].d).toISOString().slice(0, 10) : `${batch.month}-01`;
+  await trx('batch_candidate').where({ batch_id: batchId }).delete();
+  // PostgreSQL's JIT compiles the diff's statements for about 60 ms each on the bench's real scenes
+  // (their cost estimates are high) to save less than that: off for this transaction
+  await trx.raw('set local jit = off');
+  // the diff sorts a province's outlines a few times: in memory, not in files (4 MB by default)
+  await trx.raw(`set local work_mem = '64MB'`);
+  const timer = new StageTimer();
+  // The parts' polygons have just been stored, and autovacuum may not have seen them: planned on the
+  // statistics of an emptier table, the seam check probed the whole batch for each polygon (207 s
+  // for a province's 51,000). ANALYZE samples a fixed number of rows, so this costs the same at any
+  // size (a role that does not own the table is skipped with a warning, not refused).
+  await trx.raw('analyze change_polygon');
+  const params = (batch.params ?? {}) as Partial<BatchParams>;
+  const floor = Number(params.minMeanProb ?? 0);
+  await runSql(trx, 'diff/candidates', {
+    batch_id: batchId,
+    imagery_date: imageryDate,
+    legal_buffer_m: config.TUBAN_LEGAL_BUFFER_M,
+    opening_m: config.TUBAN_OPENING_M,
+    seam_eps_m: config.TUBAN_GSD_M / 2,
+    min_area_m2: config.TUBAN_MIN_AREA_M2,
+    min_mean_prob: floor,
+    min_mean_prob_extension: Number(params.minMeanProbByRelation?.extension ?? floor),
+    min_mean_prob_on_building: Number(params.minMeanProbByRelation?.on_building ?? floor),
+    // a batch launched before registered buildings were classed has none of these: today's defaults
+    building_policy: params.buildingPolicy ?? config.TUBAN_BUILDING_POLICY,
+    on_building_share: Number(params.onBuildingShare ?? config.TUBAN_ON_BUILDING_SHARE),
+    touch_m: Number(params.buildingTouchM ?? config.TUBAN_BUILDING_TOUCH_M),
+    simplify_m: config.TUBAN_SIMPLIFY_M,
+    default_district: config.TUBAN_DISTRICT_CODE,
+  });
+  if (params.regularise)
+    await regulariseCandidates(trx, batchId, config.TUBAN_GSD_M, Number(params.regulariseMaxChange ?? 0.1));
+  const diffMs = timer.lap('diff');
+  // 回头看's judgements first: a candidate on a structure judged gone is its demolition (match.sql)
+  if (lookback?.checks.length)
+    await runSql(trx, 'lookback/record', {
+      batch_id: batchId,
+      month: batch.month,
+      model_name: lookback.modelName,
+      model_version: lookback.modelVersion,
+      actor,
+      checks: JSON.stringify(lookback.checks),
+    });
+  await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: MATCH_OVERLAP });
+  const matchMs = timer.lap('match');
+  return { diffMs, matchMs, ...(lookback ? { lookbackMs: lookback.ms } : {}) };
 }
 
 async function composeSummary(db: Db, batch: BatchRow, tiles: BatchTileRow[]): Promise<BatchSummary> {

@@ -24,6 +24,8 @@ export interface BatchRow {
   model_version: string;
   params: Record<string, unknown>;
   summary: BatchSummary | null;
+  /** The retry round whose diff candidates are stored (store/batch.diff.ts), or null before the diff. */
+  candidates_round?: number | null;
 }
 
 /** What a batch was launched with (workers/batch.launch.ts, batchParams); batches launched by older versions lack the later fields. */

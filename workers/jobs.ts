@@ -218,7 +218,10 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
   // 回头看 first (it reads imagery and runs the model, outside the diff's transaction); the diff records it
   const batch = await getBatch(ctx.db, batchId);
   const done = batch.status === 'completed' || batch.status === 'completed_with_failures';
-  const lb = done ? null : await lookBack(ctx, batchId, lookbackParams(ctx, batch.params as Partial<BatchParams>));
+  // a diff taken over after its candidates were committed recorded 回头看 with them: not judged again
+  const staged = batch.candidates_round === Number((batch.params as Partial<BatchParams>).retryRound ?? 0);
+  const lb =
+    done || staged ? null : await lookBack(ctx, batchId, lookbackParams(ctx, batch.params as Partial<BatchParams>));
   const summary = await runDiff(
     ctx.db,
     ctx.config,

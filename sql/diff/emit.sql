@@ -1,4 +1,4 @@
--- Turn a batch's unmatched candidates into new patches with stable codes, and record every
+-- Turn one district's unmatched candidates of a batch into new patches with stable codes, and record every
 -- candidate as an observation (new or re-detected) plus one history event each. A candidate
 -- with rebuilt_of set (see match.sql) becomes a patch linked to the demolished one (复建); one with
 -- demolition_of set is the demolition itself and becomes nothing.
@@ -6,18 +6,21 @@
 -- that district and month, in the candidates' deterministic order (north to south, west to east).
 -- Parameters:
 --   :batch_id  the batch
+--   :district_code  the district whose candidates are written (each in a transaction of its own)
 --   :month     YYYY-MM
 --   :actor     who emitted (written into the history)
 with used as (
   -- the highest sequence each district has used this month, read once (not once per candidate)
-  select district_code, max(seq) as seq from patch where month = :month::text group by district_code
+  select district_code, max(seq) as seq from patch
+  where month = :month::text and district_code = :district_code::text group by district_code
 ),
 fresh as (
   select c.*,
          coalesce(u.seq, 0) + row_number() over (partition by c.district_code order by c.seq) as patch_seq
   from batch_candidate c
   left join used u on u.district_code = c.district_code
-  where c.batch_id = :batch_id::bigint and c.matched_patch_id is null and c.demolition_of is null
+  where c.batch_id = :batch_id::bigint and c.district_code = :district_code::text
+    and c.matched_patch_id is null and c.demolition_of is null
 ),
 inserted as (
   insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
@@ -38,7 +41,8 @@ observed as (
   select id, :batch_id::bigint, :month::text, 'new', area_m2, mean_prob, geom from inserted
   union all
   select c.matched_patch_id, :batch_id::bigint, :month::text, 'redetected', c.area_m2, c.mean_prob, c.geom
-  from batch_candidate c where c.batch_id = :batch_id::bigint and c.matched_patch_id is not null
+  from batch_candidate c
+  where c.batch_id = :batch_id::bigint and c.district_code = :district_code::text and c.matched_patch_id is not null
   on conflict (patch_id, batch_id) do nothing
   returning patch_id, kind
 )

@@ -1,0 +1,98 @@
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { runDiff } from '../store/batch.diff.ts';
+import { runBatch } from './helpers/batch.ts';
+import { freshRun, type Run } from './helpers/run.ts';
+import { cleanup } from './helpers/services.ts';
+import { patchSnapshot } from './helpers/snapshot.ts';
+
+/**
+ * A month's diff commits each district on its own (issue 33): the fixture city split in two districts
+ * (禾山 moved to 350203), the diff stopped inside the second district's transaction — the first
+ * district's patches are already there for everyone to read, the second's are not — and then run
+ * again: it goes on from the district not yet written and ends with the patches of an undisturbed run.
+ */
+describe('the diff, district by district', () => {
+  const fixturesDir = inject('fixturesDir');
+  const runs: Run[] = [];
+  afterAll(async () => {
+    for (const r of runs) await cleanup(r.db, r.config);
+  });
+
+  async function twoDistricts(): Promise<Run> {
+    const run = await freshRun(fixturesDir);
+    runs.push(run);
+    await run.db('reference_feature').where({ kind: 'town', code: '350206002' }).update({ district_code: '350203' });
+    return run;
+  }
+
+  it('commits each district apart, and a diff started again writes only what is missing', async () => {
+    const reference = await twoDistricts();
+    const whole = await runBatch(reference.db, reference.config, '2024-03', '2024-02');
+    expect(whole.status).toBe('completed');
+    const expected = await patchSnapshot(reference.db);
+    expect(new Set(expected.map((p) => p.district_code))).toEqual(new Set(['350203', '350206']));
+
+    const run = await twoDistricts();
+    const first = await runBatch(run.db, run.config, '2024-03', '2024-02');
+    expect(await patchSnapshot(run.db)).toEqual(expected);
+    // the batch taken back to before its diff (its patches and their history gone, its candidates too)
+    await run.db.transaction(async (trx) => {
+      await trx.raw('set local session_replication_role = replica');
+      await trx.raw(`delete from patch_event where (detail->>'batch_id')::bigint = ?`, [first.batchId]);
+      await trx('patch_observation').where({ batch_id: first.batchId }).delete();
+      await trx('batch_candidate').where({ batch_id: first.batchId }).delete();
+      await trx('patch').where({ batch_id: first.batchId }).delete();
+      await trx('batch')
+        .where({ id: first.batchId })
+        .update({ status: 'running', summary: null, candidates_round: null, candidates_timings: null });
+    });
+
+    let emits = 0;
+    const seenMidway: { district_code: string; n: number }[][] = [];
+    const stop = new Error('stopped inside the second district');
+    await expect(
+      runDiff(run.db, run.config, first.batchId, 'batch', async (point) => {
+        if (point !== 'emit') return;
+        emits += 1;
+        if (emits < 2) return;
+        // read from another connection of the pool: only committed rows are seen
+        seenMidway.push(
+          (
+            await run
+              .db('patch')
+              .where({ batch_id: first.batchId })
+              .groupBy('district_code')
+              .select('district_code', run.db.raw('count(*)::int as n'))
+          ).map((r) => ({ district_code: r.district_code, n: r.n })),
+        );
+        throw stop;
+      }),
+    ).rejects.toBe(stop);
+    // district 350203 (first in order) committed; 350206 rolled back with the error
+    const firstDistrict = expected.filter((p) => p.district_code === '350203').length;
+    expect(seenMidway).toEqual([[{ district_code: '350203', n: firstDistrict }]]);
+    expect((await run.db('batch').where({ id: first.batchId }).first('status')).status).toBe('running');
+    expect(
+      await run.db('batch_candidate').where({ batch_id: first.batchId }).groupBy('emitted').select('emitted'),
+    ).toHaveLength(2);
+
+    // again: the candidates are not made again (the same rows), the written district is not written twice
+    const candidatesBefore = await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq');
+    let emitsAgain = 0;
+    const summary = await runDiff(run.db, run.config, first.batchId, 'batch', async (point) => {
+      if (point === 'emit') emitsAgain += 1;
+    });
+    expect(emitsAgain).toBe(1);
+    expect(summary.status).toBe('completed');
+    expect(summary.patches.new).toBe(whole.patches.new);
+    const candidatesAfter = await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq');
+    expect(candidatesAfter.map(({ emitted: _e, ...c }) => c)).toEqual(
+      candidatesBefore.map(({ emitted: _e, ...c }) => c),
+    );
+    expect(candidatesAfter.every((c) => c.emitted)).toBe(true);
+    expect(await patchSnapshot(run.db)).toEqual(expected);
+    // and a completed batch's diff changes nothing
+    expect(await runDiff(run.db, run.config, first.batchId)).toEqual(summary);
+    expect(await patchSnapshot(run.db)).toEqual(expected);
+  });
+});
