@@ -10,15 +10,13 @@
 --   :month     YYYY-MM
 --   :actor     who emitted (written into the history)
 with used as (
-  -- the highest sequence each district has used this month, read once (not once per candidate)
-  select district_code, max(seq) as seq from patch
-  where month = :month::text and district_code = :district_code::text group by district_code
+  -- the highest sequence the district has used this month, read once (not once per candidate)
+  select coalesce(max(seq), 0) as seq from patch where month = :month::text and district_code = :district_code::text
 ),
 fresh as (
-  select c.*,
-         coalesce(u.seq, 0) + row_number() over (partition by c.district_code order by c.seq) as patch_seq
+  select c.*, u.seq + row_number() over (order by c.seq) as patch_seq
   from batch_candidate c
-  left join used u on u.district_code = c.district_code
+  cross join used u
   where c.batch_id = :batch_id::bigint and c.district_code = :district_code::text
     and c.matched_patch_id is null and c.demolition_of is null
 ),

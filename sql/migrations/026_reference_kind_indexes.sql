@@ -19,7 +19,8 @@ create index reference_feature_zone_geom_idx on reference_feature using gist (ge
 drop index reference_feature_kind_idx;
 create index reference_feature_kind_code_idx on reference_feature (kind, code);
 
--- The overlap of a geometry with one kind's features, as before, but written so that each kind's
+-- The overlap of a geometry with one kind's features (building, farmland, ecological or water: the
+-- kinds the diff and the workflow measure; any other gives 0), as before, but written so that each kind's
 -- branch names its kind: a function's statement is planned for any `layer_kind`, so `kind = layer_kind`
 -- could use no partial index; here the branch of the kind asked for runs (the others are cut by their
 -- constant test) and probes that kind's own index.
@@ -34,7 +35,5 @@ language sql stable as $$
     select geom from reference_feature where layer_kind = 'ecological' and kind = 'ecological' and ST_Intersects(geom, g)
     union all
     select geom from reference_feature where layer_kind = 'water' and kind = 'water' and ST_Intersects(geom, g)
-    union all
-    select geom from reference_feature where layer_kind = 'permit' and kind = 'permit' and ST_Intersects(geom, g)
   ) f
 $$;
