@@ -369,6 +369,12 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
       return layers.flatMap((l) => l.getSource().getFeatures?.() ?? []).filter((f) => f.get('kind') === 'here').length;
     });
     expect(hereCount).toBe(1);
+    // 我的位置 sits under the zoom buttons (44 px on a phone), never over 缩小
+    const [zoomOut, locateBox] = await Promise.all([
+      page.locator('.ol-zoom-out').boundingBox(),
+      page.locator('#locate').boundingBox(),
+    ]);
+    expect(locateBox!.y).toBeGreaterThanOrEqual(zoomOut!.y + zoomOut!.height);
     await page.screenshot({ path: join(SHOTS, '6-phone-map-here.png') });
     // a patch chosen in the list is fitted beside the divider: neither the line nor its handle covers it
     const chosen = String(await page.getAttribute('#patch-table tbody tr', 'data-code'));
