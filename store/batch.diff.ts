@@ -32,6 +32,12 @@ export async function runDiff(
   pause?: (point: 'emit' | 'commit') => Promise<void>,
   lookback?: LookbackOutcome,
 ): Promise<BatchSummary> {
+  // The parts' polygons have just been stored, and autovacuum may not have seen them: planned on the
+  // statistics of an emptier table, the seam check probed the whole batch for each polygon (207 s for a
+  // province's 51,000). ANALYZE samples a fixed number of rows, so it costs the same at any size; it runs
+  // outside the diff's transaction, which would hold its lock (and so every other diff's ANALYZE) to the
+  // end. A role that does not own the table is skipped with a warning, not refused.
+  await db.raw('analyze change_polygon');
   const staged = await db.transaction(async (trx) => {
     const batch = await trx('batch').where({ id: batchId }).forUpdate().first();
     if (!batch) throw new NotFoundError(`batch ${batchId} does not exist`);
@@ -43,10 +49,13 @@ export async function runDiff(
     await trx('batch')
       .where({ id: batchId })
       .update({ candidates_round: round, candidates_timings: JSON.stringify(timings) });
-    return { batch, timings };
+    return { batch, timings, fresh: true };
   });
   if ('done' in staged) return staged.done as BatchSummary;
   const { batch, timings } = staged;
+  // the districts' emits read the candidates by district: planned on their statistics as they are now,
+  // not on an empty table's (a fresh province's emits took 179 s without them, 5 s with)
+  if ('fresh' in staged) await db.raw('analyze batch_candidate');
 
   const timer = new StageTimer();
   const districts = (
@@ -128,11 +137,6 @@ async function stageCandidates(
   // the diff sorts a province's outlines a few times: in memory, not in files (4 MB by default)
   await trx.raw(`set local work_mem = '64MB'`);
   const timer = new StageTimer();
-  // The parts' polygons have just been stored, and autovacuum may not have seen them: planned on the
-  // statistics of an emptier table, the seam check probed the whole batch for each polygon (207 s
-  // for a province's 51,000). ANALYZE samples a fixed number of rows, so this costs the same at any
-  // size (a role that does not own the table is skipped with a warning, not refused).
-  await trx.raw('analyze change_polygon');
   const params = (batch.params ?? {}) as Partial<BatchParams>;
   const floor = Number(params.minMeanProb ?? 0);
   await runSql(trx, 'diff/candidates', {
@@ -166,9 +170,6 @@ async function stageCandidates(
       checks: JSON.stringify(lookback.checks),
     });
   await runSql(trx, 'diff/match', { batch_id: batchId, month: batch.month, match_overlap: MATCH_OVERLAP });
-  // the districts' emits read these rows by district: planned on the statistics of the candidates as they
-  // are now, not of an empty table (a fresh province's emit took 179 s without them, 5 s with)
-  await trx.raw('analyze batch_candidate');
   const matchMs = timer.lap('match');
   return { diffMs, matchMs, ...(lookback ? { lookbackMs: lookback.ms } : {}) };
 }

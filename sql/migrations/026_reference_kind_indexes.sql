@@ -17,6 +17,9 @@ create index reference_feature_grid_geom_idx on reference_feature using gist (ge
 -- the zones together, for "is any zone near this patch" (a list of kinds proves no single kind's index)
 create index reference_feature_zone_geom_idx on reference_feature using gist (geom) where kind in ('farmland', 'ecological', 'water');
 drop index reference_feature_kind_idx;
+-- every spatial probe of the layers names its kind (or the zones), so the index of all kinds together only
+-- cost upkeep on each import of 2 M buildings, and the planner chose it for the permits-or-buildings probe
+drop index reference_feature_geom_idx;
 create index reference_feature_kind_code_idx on reference_feature (kind, code);
 
 -- The overlap of a geometry with one kind's features (building, farmland, ecological or water: the
