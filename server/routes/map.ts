@@ -104,16 +104,16 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
       // and not sent again to a browser that has it (a phone on 3G would wait half a minute for it)
       const version = await townLayerVersion(db);
       const level = req.query.z === undefined ? '' : String(req.query.z);
+      const etag = `"towns-${version}${level ? `-z${level}` : ''}"`;
+      reply.header('etag', etag).header('cache-control', 'private, no-cache');
+      if ((req.headers['if-none-match'] ?? '').split(',').some((t) => t.trim() === etag))
+        return reply.status(304).send();
       if (towns?.version !== version) towns = { version, json: new Map() };
       let json = towns.json.get(level);
       if (json === undefined) {
         json = JSON.stringify(await townBoundaries(db, req.query.z));
         towns.json.set(level, json);
       }
-      const etag = `"towns-${version}${level ? `-z${level}` : ''}"`;
-      reply.header('etag', etag).header('cache-control', 'private, no-cache');
-      if ((req.headers['if-none-match'] ?? '').split(',').some((t) => t.trim() === etag))
-        return reply.status(304).send();
       return reply.type('application/json; charset=utf-8').send(json);
     },
   );

@@ -20,7 +20,7 @@ const ROLES = ['analyst', 'town', 'supervisor', 'admin'] as const;
 export async function renderAdminPage(ctx: AppContext, nav: Navigation): Promise<void> {
   let [users, towns] = await Promise.all([
     api('/api/users'),
-    api('/api/map/towns').then((b) => b.features.map((f) => f.properties)),
+    api('/api/map/towns?z=0').then((b) => b.features.map((f) => f.properties)),
   ]);
   if (nav.stale()) return;
   const view = {

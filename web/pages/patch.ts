@@ -269,7 +269,7 @@ export async function renderPatchPage(ctx: AppContext, nav: Navigation): Promise
                           @click=${async () => {
                             // 更正镇街 picks a town from the town layer, not a typed code
                             if (a === 'correct_town' && !view.towns)
-                              view.towns = (await api('/api/map/towns')).features.map((f) => ({
+                              view.towns = (await api('/api/map/towns?z=0')).features.map((f) => ({
                                 value: f.properties.code,
                                 label: `${f.properties.name}（${f.properties.code}）`,
                               }));
