@@ -17,6 +17,9 @@ import { MONTH_PATTERN } from '../core/month.ts';
 export const TownCode = z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, en('form_town_code'));
 
 /** Request bodies of the patch actions; the same schemas validate requests and describe them in OpenAPI. */
+/** A client's own key for a request it may send again (an extension, an upload): the same key does the work once. */
+export const RequestKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, en('form_request_key'));
+
 export const ActionBodies = {
   dispatch: z.object({ note: z.string().max(2000).optional() }),
   dismiss: z.object({ reason: z.enum(DISMISS_REASONS), note: z.string().max(2000).optional() }),
@@ -96,10 +99,9 @@ export const ActionBodies = {
   extend: z.object({
     working_days: z.number().int().min(1).max(120),
     reason: z.string().min(1).max(2000),
-    request_key: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{8,64}$/, en('form_request_key'))
-      .describe('a key of your own for this request (e.g. a UUID): sent again, the same key extends nothing more'),
+    request_key: RequestKey.describe(
+      'a key of your own for this request (e.g. a UUID): sent again, the same key extends nothing more',
+    ),
   }),
   escalate: z.object({ reason: z.string().min(1).max(2000) }),
 } as const;

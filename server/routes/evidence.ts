@@ -1,4 +1,4 @@
-import { en, say } from '../../i18n/say.ts';
+import { say } from '../../i18n/say.ts';
 import { z } from 'zod';
 import { BadInputError } from '../../core/errors.ts';
 import { downloadName, safeName } from '../../export/names.ts';
@@ -6,18 +6,15 @@ import { addEvidence, dropEvidenceFile, readEvidence } from '../../store/evidenc
 import { objectStore } from '../../store/objects.ts';
 import { errors, ok, PatchCodeParams, RowId, type RouteContext, type ZodApp } from '../context.ts';
 import { EvidenceUploadBody } from '../../api/responses.ts';
+import { RequestKey } from '../../workflow/actions.schema.ts';
 import { evidenceThumbnail, THUMB_PX } from '../../export/thumb.ts';
 
 const EvidenceQuery = z.object({
   filename: z.string().max(255).optional().describe("the file's name on the uploader's device (its stem is kept)"),
   note: z.string().max(2000).optional(),
-  request_key: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{8,64}$/, en('form_request_key'))
-    .optional()
-    .describe(
-      'a key of your own for this upload: sent again (its answer lost), the same file is answered, not stored twice',
-    ),
+  request_key: RequestKey.optional().describe(
+    'a key of your own for this upload: sent again (its answer lost), the same file is answered, not stored twice',
+  ),
 });
 const EXTENSION: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'application/pdf': 'pdf' };
 
