@@ -129,6 +129,12 @@ const EnvSchema = z.object({
   /** Opening radius that removes slivers after subtraction (m). */
   TUBAN_OPENING_M: z.coerce.number().min(0).default(1),
   /**
+   * Connections one batch's diff uses at once on PostgreSQL (the embedded database has one): its
+   * candidates are worked out in this many slices and its districts' patches written this many at a
+   * time. Each takes a core of the database server for the seconds the diff runs.
+   */
+  TUBAN_DIFF_PARALLEL: z.coerce.number().int().min(1).max(4).default(2),
+  /**
    * Jobs in flight per queue in one worker process. With 2, one part's reading, vectorizing and
    * database round trips run while the other part is in the model (on the model's own thread), and
    * memory grows by one part (about 110 MB at the default part size). With onnxruntime on every core
@@ -160,10 +166,10 @@ const EnvSchema = z.object({
   TUBAN_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(30_000),
   /** On SIGTERM, how long the job in hand may take to finish before the worker gives up (ms). */
   TUBAN_STOP_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
-  /** Fault-injection hook for the resilience tests only: `stage:ms[,stage:ms]` pauses that long inside a stage (detect, vectorize, diff). */
+  /** Fault-injection hook for the resilience tests only: `stage:ms[,stage:ms]` pauses that long inside a stage (detect, vectorize, candidates, emit, diff). */
   TUBAN_FAULT_PAUSE: z
     .string()
-    .regex(/^((detect|vectorize|emit|diff):\d+,?)*$/, 'stage:ms pairs')
+    .regex(/^((detect|vectorize|candidates|emit|diff):\d+,?)*$/, 'stage:ms pairs')
     .optional(),
   /** Working-day calendar (holidays, make-up days) for deadlines. */
   TUBAN_CALENDAR_FILE: z.string().default('config/calendar.cn.json'),

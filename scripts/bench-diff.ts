@@ -284,6 +284,7 @@ async function main(): Promise<void> {
     );
     const s = stats.rows[0];
     say(`change_polygon statistics: last analysed ${s?.last_analyze ?? s?.last_autoanalyze ?? 'never'}`);
+    say(`diff on ${config.TUBAN_DIFF_PARALLEL} connection(s) at once (TUBAN_DIFF_PARALLEL)`);
     const t0 = t();
     const summary = await runDiff(db, config, b.id, 'bench');
     const total = t() - t0;

@@ -180,7 +180,7 @@ const merge: Handler<'merge'> = async (c, body) => {
 const split: Handler<'split'> = async (c, body) => {
   const { trx, patch: p, code } = c;
   const children: { code: string; area_m2: number }[] = [];
-  await lockPatchNumbers(trx, p.month);
+  await lockPatchNumbers(trx, p.month, p.district_code);
   for (const part of body.parts) {
     const [{ max }] = await trx('patch').where({ district_code: p.district_code, month: p.month }).max({ max: 'seq' });
     const rows = await runSql<{ id: string; code: string; area_m2: number }>(trx, 'workflow/split_part', {

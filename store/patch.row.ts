@@ -20,11 +20,11 @@ export async function scopedPatch(db: Db, user: User, code: string, lock = false
 }
 
 /**
- * Patch numbers of a month are handed out as max(seq) + 1 by the batch emit and by splits; this
+ * Patch numbers of a district and month are handed out as max(seq) + 1 by the batch emit and by splits; this
  * transaction-scoped lock makes the two take turns instead of colliding on the same number.
  */
-export async function lockPatchNumbers(trx: Db, month: string): Promise<void> {
-  await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-patch-seq-${month}`]);
+export async function lockPatchNumbers(trx: Db, month: string, district: string): Promise<void> {
+  await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-patch-seq-${district}-${month}`]);
 }
 
 /** A date column as YYYY-MM-DD (pg gives Date objects for date columns). */

@@ -10,6 +10,8 @@ import { patchSnapshot } from './helpers/snapshot.ts';
  * (禾山 moved to 350203), the diff stopped inside the second district's transaction — the first
  * district's patches are already there for everyone to read, the second's are not — and then run
  * again: it goes on from the district not yet written and ends with the patches of an undisturbed run.
+ * The reference runs on one connection (TUBAN_DIFF_PARALLEL=1); the others in slices and districts at
+ * once, as PostgreSQL's default has it, and must write the same patches.
  */
 describe('the diff, district by district', () => {
   const fixturesDir = inject('fixturesDir');
@@ -17,6 +19,23 @@ describe('the diff, district by district', () => {
   afterAll(async () => {
     for (const r of runs) await cleanup(r.db, r.config);
   });
+
+  /** The run's settings with the diff on one connection. */
+  const serial = (run: Run) => ({ ...run.config, TUBAN_DIFF_PARALLEL: 1 });
+
+  /** The batch taken back to before its diff (its patches and their history gone, its candidates too). */
+  async function takeBack(run: Run, batchId: number): Promise<void> {
+    await run.db.transaction(async (trx) => {
+      await trx.raw('set local session_replication_role = replica');
+      await trx.raw(`delete from patch_event where (detail->>'batch_id')::bigint = ?`, [batchId]);
+      await trx('patch_observation').where({ batch_id: batchId }).delete();
+      await trx('batch_candidate').where({ batch_id: batchId }).delete();
+      await trx('patch').where({ batch_id: batchId }).delete();
+      await trx('batch')
+        .where({ id: batchId })
+        .update({ status: 'running', summary: null, candidates_round: null, candidates_timings: null });
+    });
+  }
 
   async function twoDistricts(): Promise<Run> {
     const run = await freshRun(fixturesDir);
@@ -27,31 +46,27 @@ describe('the diff, district by district', () => {
 
   it('commits each district apart, and a diff started again writes only what is missing', async () => {
     const reference = await twoDistricts();
-    const whole = await runBatch(reference.db, reference.config, '2024-03', '2024-02');
+    const whole = await runBatch(reference.db, serial(reference), '2024-03', '2024-02');
     expect(whole.status).toBe('completed');
     const expected = await patchSnapshot(reference.db);
     expect(new Set(expected.map((p) => p.district_code))).toEqual(new Set(['350203', '350206']));
 
     const run = await twoDistricts();
+    expect(run.config.TUBAN_DIFF_PARALLEL).toBe(2);
     const first = await runBatch(run.db, run.config, '2024-03', '2024-02');
     expect(await patchSnapshot(run.db)).toEqual(expected);
+    // numbered from 1 in the one order, whichever slice found them
+    const seqs = (await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq')).map((c) => c.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
     // the batch taken back to before its diff (its patches and their history gone, its candidates too)
-    await run.db.transaction(async (trx) => {
-      await trx.raw('set local session_replication_role = replica');
-      await trx.raw(`delete from patch_event where (detail->>'batch_id')::bigint = ?`, [first.batchId]);
-      await trx('patch_observation').where({ batch_id: first.batchId }).delete();
-      await trx('batch_candidate').where({ batch_id: first.batchId }).delete();
-      await trx('patch').where({ batch_id: first.batchId }).delete();
-      await trx('batch')
-        .where({ id: first.batchId })
-        .update({ status: 'running', summary: null, candidates_round: null, candidates_timings: null });
-    });
+    await takeBack(run, first.batchId);
 
     let emits = 0;
     const seenMidway: { district_code: string; n: number }[][] = [];
     const stop = new Error('stopped inside the second district');
     await expect(
-      runDiff(run.db, run.config, first.batchId, 'batch', async (point) => {
+      // one district after the other, so that the second is the one stopped
+      runDiff(run.db, serial(run), first.batchId, 'batch', async (point) => {
         if (point !== 'emit') return;
         emits += 1;
         if (emits < 2) return;
@@ -94,5 +109,35 @@ describe('the diff, district by district', () => {
     // and a completed batch's diff changes nothing
     expect(await runDiff(run.db, run.config, first.batchId)).toEqual(summary);
     expect(await patchSnapshot(run.db)).toEqual(expected);
+  });
+
+  it('a slice of the candidates that fails leaves nothing the next diff keeps', async () => {
+    const reference = await twoDistricts();
+    await runBatch(reference.db, serial(reference), '2024-03', '2024-02');
+    const expected = await patchSnapshot(reference.db);
+
+    const run = await twoDistricts();
+    const first = await runBatch(run.db, run.config, '2024-03', '2024-02');
+    await takeBack(run, first.batchId);
+    // one slice fails after writing its candidates; the other commits its own
+    let slices = 0;
+    const stop = new Error('a slice failed');
+    await expect(
+      runDiff(run.db, run.config, first.batchId, 'batch', async (point) => {
+        if (point === 'slice' && ++slices === 1) throw stop;
+      }),
+    ).rejects.toBe(stop);
+    expect(slices).toBe(2);
+    const batch = await run.db('batch').where({ id: first.batchId }).first('status', 'candidates_round');
+    expect(batch).toEqual({ status: 'running', candidates_round: null });
+    expect(await run.db('patch').where({ batch_id: first.batchId }).count({ n: '*' })).toEqual([{ n: '0' }]);
+
+    // again: the half-written candidates are replaced, not numbered in with the new ones
+    const summary = await runDiff(run.db, run.config, first.batchId);
+    expect(summary.status).toBe('completed');
+    expect(await patchSnapshot(run.db)).toEqual(expected);
+    const candidates = await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq');
+    expect(candidates.map((c) => c.seq)).toEqual(candidates.map((_, i) => i + 1));
+    expect(candidates.length).toBe(summary.candidates);
   });
 });

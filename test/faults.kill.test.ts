@@ -22,12 +22,14 @@ const manifest = loadManifest('models/cva-baseline').manifest;
 
 const DETECT = { stage: 'detect', started: 'Part:DetectStarted', finished: 'Part:Detected' } as const;
 const VECTORIZE = { stage: 'vectorize', started: 'Part:Detected', finished: 'Part:Vectorized' } as const;
+const CANDIDATES = { stage: 'candidates', started: 'Batch:DiffStarted', finished: 'Batch:Completed' } as const;
 const EMIT = { stage: 'emit', started: 'Batch:DiffStarted', finished: 'Batch:Completed' } as const;
 const DIFF = { stage: 'diff', started: 'Batch:DiffStarted', finished: 'Batch:Completed' } as const;
 /**
- * 22 kill points: in detect (the model's result not yet stored), in vectorize/store (polygons
- * written, not committed), in the diff before emit and after it (before the commit), at several
- * jobs and moments; and during retries: the worker that took over a killed job killed in turn.
+ * 25 kill points: in detect (the model's result not yet stored), in vectorize/store (polygons
+ * written, not committed), in the diff with its candidates' slices written and not committed, before
+ * emit and after it (before the commit), at several jobs and moments; and during retries: the worker
+ * that took over a killed job killed in turn.
  */
 const SCENARIOS: { stage: string; started: string; finished: string; nth: number; delayMs: number; again?: number }[] =
   [
@@ -41,6 +43,8 @@ const SCENARIOS: { stage: string; started: string; finished: string; nth: number
     { ...VECTORIZE, nth: 3, delayMs: 1000 },
     { ...VECTORIZE, nth: 4, delayMs: 1300 },
     { ...VECTORIZE, nth: 1, delayMs: 2000 },
+    { ...CANDIDATES, nth: 1, delayMs: 700 },
+    { ...CANDIDATES, nth: 1, delayMs: 1800 },
     { ...EMIT, nth: 1, delayMs: 100 },
     { ...EMIT, nth: 1, delayMs: 1200 },
     { ...EMIT, nth: 1, delayMs: 2200 },
@@ -51,6 +55,7 @@ const SCENARIOS: { stage: string; started: string; finished: string; nth: number
     { ...DETECT, nth: 2, delayMs: 1000, again: 1500 },
     { ...VECTORIZE, nth: 1, delayMs: 200, again: 400 },
     { ...VECTORIZE, nth: 3, delayMs: 800, again: 100 },
+    { ...CANDIDATES, nth: 1, delayMs: 500, again: 700 },
     { ...EMIT, nth: 1, delayMs: 500, again: 800 },
     { ...DIFF, nth: 1, delayMs: 600, again: 600 },
   ];

@@ -21,10 +21,13 @@ import {
 import { batchParams } from './batch.launch.ts';
 import { lookBack, type LookbackParams } from './lookback.ts';
 import { LOOKBACK_METHOD } from '../pipeline/lookback.judge.ts';
-import { runDiff } from '../store/batch.diff.ts';
+import { runDiff, type DiffPoint } from '../store/batch.diff.ts';
 import { updatePartAndTile } from '../store/batch.parts.ts';
 import { runSql } from '../store/sql.ts';
-import { faultPause } from './fault.ts';
+import { faultPause, type FaultStage } from './fault.ts';
+
+/** The fault-injection stage (TUBAN_FAULT_PAUSE) of each point where the diff can be held. */
+const DIFF_FAULT_STAGE: Record<DiffPoint, FaultStage> = { slice: 'candidates', emit: 'emit', commit: 'diff' };
 
 export interface JobContext {
   db: Db;
@@ -227,7 +230,7 @@ export async function diffJob(ctx: JobContext, batchId: number): Promise<BatchSu
     ctx.config,
     batchId,
     'batch',
-    (point) => faultPause(ctx.config, point === 'emit' ? 'emit' : 'diff'),
+    (point) => faultPause(ctx.config, DIFF_FAULT_STAGE[point]),
     lb ? { ...lb, modelName: LOOKBACK_METHOD.name, modelVersion: LOOKBACK_METHOD.version } : undefined,
   );
   ctx.log.info('Batch:Completed', {

@@ -25,6 +25,10 @@
 --                     (roofs bring false alarms of their own: repainting, shadows, the lean of tall buildings)
 --   :simplify_m       Douglas–Peucker tolerance applied after merging (m); 0 keeps pixel outlines
 --   :default_district district code for a patch outside every town
+--   :slices, :slice   this statement writes only the objects whose cluster number falls to :slice of :slices
+--                     (0-based): the batch's slices run at once on connections of their own, each the same
+--                     traced and merged pieces; each candidate gets a provisional negative seq, and
+--                     diff/number.sql numbers the batch's candidates in their final order once all are in
 -- Areas are true m² on the ellipsoid (geography), whatever the storage CRS.
 -- Each outline is computed once (`kept` is materialised: inlined, its simplification was recomputed
 -- at each of the dozen places that read the outline), and every probe of a reference layer names its
@@ -59,11 +63,14 @@ pieces as (
   left join seam_clusters s using (imagery_id, part, seq)
 ),
 merged as (
+  -- this slice's objects only (a seam cluster is negative, every other piece positive)
   select cluster,
          ST_UnaryUnion(ST_Collect(geom)) as geom,
          sum(area_m2 * coalesce(mean_prob, 0)) / nullif(sum(area_m2), 0) as mean_prob,
          array_agg(distinct path order by path) as source_tiles
-  from pieces group by cluster
+  from pieces
+  where mod(abs(cluster), :slices::int) = :slice::int
+  group by cluster
 ),
 residual as (
   select m.cluster, m.mean_prob, m.source_tiles,
@@ -154,7 +161,8 @@ attributed as (
     offset 0 -- evaluated once per candidate, not once per reference to `near`
   ) zone
 )
-select :batch_id::bigint, row_number() over (order by ST_Y(ST_PointOnSurface(geom)) desc, ST_X(ST_PointOnSurface(geom)), area_m2),
+-- provisional and unique across slices: diff/number.sql gives the final order (north to south, west to east)
+select :batch_id::bigint, -(:slices::int * row_number() over () + :slice::int),
        geom, area_m2, mean_prob, source_tiles, coalesce(district_code, :default_district::text),
        town_code, town_name, grid_code, grid_name,
        coalesce(farmland_m2, 0), coalesce(ecological_m2, 0), coalesce(water_m2, 0),
