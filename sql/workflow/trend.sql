@@ -1,12 +1,13 @@
--- New patches per month (first detected that month), for the board's chart.
+-- New patches per month (first detected that month), for the board's chart: the live ones (not merged,
+-- not split), their area and those verified illegal, from the tally the patches' triggers keep
+-- (migration 029), not from the patches themselves.
 -- Parameters:
 --   :since       first month shown (YYYY-MM)
 --   :scope_town  town code of a town user, or null
-select p.month, count(*)::int as new_patches, round(sum(p.area_m2)::numeric, 1)::float8 as new_area_m2,
-       count(*) filter (where p.verification_result = 'illegal')::int as illegal
-from patch p
-where p.month >= :since::text
-  and patch_is_live(p.status)
-  and (:scope_town::text is null or p.town_code = :scope_town::text)
-group by p.month
-order by p.month;
+select month, sum(live)::int as new_patches, round(sum(live_area_m2), 1)::float8 as new_area_m2,
+       sum(illegal)::int as illegal
+from patch_month_tally
+where month >= :since::text
+  and (:scope_town::text is null or town_code = :scope_town::text)
+group by month
+order by month;
