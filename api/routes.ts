@@ -70,17 +70,19 @@ type PostAnswer<R extends string> = R extends '/api/login'
   ? TokenBody
   : R extends `/api/patches/${string}/actions/${string}`
     ? PatchDetailBody
-    : R extends `/api/patches/${string}/evidence`
-      ? Out<typeof EvidenceUploadBody>
-      : R extends '/api/users'
-        ? UserBody
-        : R extends `/api/users/${string}/tokens`
-          ? TokenBody
-          : R extends `/api/users/${string}/revoke`
-            ? Out<typeof RevokedBody>
-            : R extends `/api/users/${string}/${'password' | 'enable' | 'disable'}`
-              ? Out<typeof UserChangeBody>
-              : unknown;
+    : R extends `/api/patches/${string}/notes`
+      ? PatchDetailBody
+      : R extends `/api/patches/${string}/evidence`
+        ? Out<typeof EvidenceUploadBody>
+        : R extends '/api/users'
+          ? UserBody
+          : R extends `/api/users/${string}/tokens`
+            ? TokenBody
+            : R extends `/api/users/${string}/revoke`
+              ? Out<typeof RevokedBody>
+              : R extends `/api/users/${string}/${'password' | 'enable' | 'disable'}`
+                ? Out<typeof UserChangeBody>
+                : unknown;
 
 /** The answer to a GET of `P`. */
 export type GetAnswerTo<P extends string> = GetAnswer<Route<P>>;

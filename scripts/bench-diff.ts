@@ -13,6 +13,11 @@
  *
  *   npx tsx scripts/bench-diff.ts [--polygons 51000] [--keep]
  *   npx tsx scripts/bench-diff.ts --schema tuban_bench_diff_xxxxxx   # the same batch again on a kept province
+ *   npx tsx scripts/bench-diff.ts --history 36 [--schema …]   # with 36 earlier months' change polygons kept
+ *
+ * --history H stores H earlier batches' change polygons beside the batch's own (its outlines moved a
+ * few metres, as the next month's detections fall near but not on this month's): what the table holds
+ * after H months of batches, which the diff's seam check must pass by.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,9 +30,15 @@ const { values } = parseArgs({
     polygons: { type: 'string' },
     keep: { type: 'boolean' },
     schema: { type: 'string' },
+    history: { type: 'string' },
   },
 });
 const n = Number(values.polygons ?? 51_000);
+const historyMonths = Number(values.history ?? 0);
+if (!Number.isInteger(historyMonths) || historyMonths < 0 || historyMonths > 120) {
+  console.error(`--history ${values.history}: expected 0–120 months`);
+  process.exit(2);
+}
 if (!Number.isInteger(n) || n < 100 || n > 1_000_000) {
   console.error(`--polygons ${values.polygons}: expected 100–1,000,000`);
   process.exit(2);
@@ -74,6 +85,7 @@ async function main(): Promise<void> {
       await layers();
       await batch();
     }
+    await history();
     await run();
   } finally {
     if (!values.keep && !reuse) await db.raw(`drop schema "${schema}" cascade`);
@@ -252,6 +264,28 @@ async function main(): Promise<void> {
     say(
       `batch ${current.id}: ${pieces.toLocaleString('en')} change polygons from ${n.toLocaleString('en')} changes on 300 scenes (${secs(t0)})`,
     );
+  }
+
+  /** Earlier months' change polygons up to --history batches (a kept province keeps those it has). */
+  async function history(): Promise<void> {
+    const t0 = t();
+    const current = await db('batch').where({ month: MONTH }).first('id');
+    const earlier = await db('batch').where('month', '<', '2025-12').count({ n: '*' });
+    for (let i = Number(earlier[0].n); i < historyMonths; i++) {
+      const month = `${2016 + Math.floor(i / 12)}-${String((i % 12) + 1).padStart(2, '0')}`;
+      const [b] = await db('batch')
+        .insert({ month, baseline_month: month, status: 'completed', model_name: 'bench', model_version: '0' })
+        .returning('id');
+      await db.raw(
+        `insert into change_polygon (batch_id, imagery_id, part, seq, geom, area_m2, pixel_count, mean_prob)
+         select ?, imagery_id, part, seq, ST_Translate(geom, ?, ?), area_m2, pixel_count, mean_prob
+         from change_polygon where batch_id = ?`,
+        [b.id, ((i * 17) % 41) - 20, ((i * 29) % 37) - 18, current.id],
+      );
+    }
+    const [{ total }] = (await db.raw('select count(*)::int as total from change_polygon')).rows;
+    if (historyMonths > 0)
+      say(`change polygons of ${historyMonths} earlier months kept: ${total.toLocaleString('en')} in all (${secs(t0)})`);
   }
 
   /** A kept province: its batch made ready to diff again (its patches and their history removed). */

@@ -1,6 +1,9 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { z } from 'zod';
+import * as reportBodies from '../api/reports.ts';
+import * as responseBodies from '../api/responses.ts';
 import { importLayer } from '../store/layers.ts';
 import { ACTION_NAMES } from './helpers/api.ts';
 import { JPEG } from './helpers/hostile.ts';
@@ -370,5 +373,77 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
     expect(
       doc.paths['/api/export'].get.parameters.find((p: { name: string }) => p.name === 'format').schema.enum,
     ).toContain('gpkg');
+  });
+
+  it("types the web client's calls with the schemas the server answers with (api/routes.ts)", async () => {
+    const doc = (await call(null, 'GET', '/api/openapi.json')).json();
+    const bodies = { ...responseBodies, ...reportBodies } as Record<string, unknown>;
+    /** A JSON Schema without what only describes it, keys sorted: two schemas of one shape compare equal. */
+    const shape = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(shape)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .filter(([k]) => !['description', '$schema', 'title', 'examples'].includes(k))
+                // the OpenAPI writer spells a constant as a one-value enum
+                .map(([k, x]): [string, unknown] => (k === 'const' ? ['enum', [x]] : [k, x]))
+                .sort(([a], [b]) => a.localeCompare(b))
+                .map(([k, x]) => [k, shape(x)]),
+            )
+          : v;
+    // each branch of the table: `R extends '<path>'` (or a template with ${string}) `? <answer>`, first match wins
+    const source = readFileSync(join(import.meta.dirname, '..', 'api', 'routes.ts'), 'utf8');
+    const table = (name: string) =>
+      source.slice(source.indexOf(`type ${name}<`), source.indexOf(';', source.indexOf(`type ${name}<`)));
+    const branches = (name: string) =>
+      [...table(name).matchAll(/R extends (?:'([^']+)'|`([^`]+)`)\s*\?\s*(?:Out<typeof (\w+)>|(\w+))/g)].map((m) => ({
+        pattern: new RegExp(
+          `^${(m[1] ?? m[2]).replace(/\$\{'([^}]+)'\}/g, (_, alts: string) => `(${alts.replace(/'|\s/g, '')})`).replace(/\$\{string\}/g, '.+')}$`,
+        ),
+        answer: m[3] ?? m[4],
+      }));
+    let checked = 0;
+    const wrong: string[] = [];
+    for (const [method, name] of [
+      ['get', 'GetAnswer'],
+      ['post', 'PostAnswer'],
+    ] as const) {
+      const list = branches(name);
+      expect(list.length, name).toBeGreaterThan(5);
+      for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+        const op = ops[method];
+        if (!op) continue;
+        // the client asks for /api/patches/350206-202403-0002: the path with each {name} filled in
+        const asked = path.replace(/\{(\w+)\}/g, (_, k: string) => (k === 'action' ? 'dispatch' : `x-${k}`));
+        const branch = list.find((b) => b.pattern.test(asked));
+        const served = (op.responses?.['200'] ?? op.responses?.['201'])?.content?.['application/json']?.schema;
+        if (!branch || branch.answer === 'unknown') {
+          // not in the table: the client gets `unknown`, fine for files; a JSON answer must be listed
+          if (served !== undefined && Object.keys(shape(served) as object).length > 0)
+            wrong.push(`${method} ${path} answers JSON but api/routes.ts does not name it`);
+          continue;
+        }
+        const schema = bodies[branch.answer];
+        expect(schema, `${branch.answer} (api/routes.ts) is no schema of api/`).toBeInstanceOf(z.ZodType);
+        expect(served, `${method} ${path}: no JSON answer, api/routes.ts says ${branch.answer}`).toBeTruthy();
+        expect(shape(served), `${method} ${path} answers other than ${branch.answer}`).toEqual(
+          shape(
+            z.toJSONSchema(schema as z.ZodType, {
+              io: 'output',
+              unrepresentable: 'any',
+              // as the OpenAPI writer renders a date the server sends: an ISO 8601 string
+              override: (ctx) => {
+                if (ctx.zodSchema._zod.def.type === 'date')
+                  Object.assign(ctx.jsonSchema, { type: 'string', format: 'date-time' });
+              },
+            }),
+          ),
+        );
+        checked++;
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(checked).toBeGreaterThan(20);
   });
 });
