@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { runDiff } from '../store/batch.diff.ts';
+import { resumeBatch } from '../workers/batch.launch.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
@@ -90,6 +91,13 @@ describe('the diff, district by district', () => {
     expect(
       await run.db('batch_candidate').where({ batch_id: first.batchId }).groupBy('emitted').select('emitted'),
     ).toHaveLength(2);
+
+    // the batch's jobs lost and resumed (tuban batch resume): a new job round, the candidates still its own
+    const resumed = await resumeBatch(run.db, run.config, first.batchId);
+    expect(resumed.requeued).toBe(0);
+    const after = await run.db('batch').where({ id: first.batchId }).first('params', 'candidates_round');
+    expect(after.candidates_round).toBe(after.params.retryRound);
+    expect(after.candidates_round).toBeGreaterThan(0);
 
     // again: the candidates are not made again (the same rows), the written district is not written twice
     const candidatesBefore = await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq');

@@ -238,10 +238,16 @@ export async function resumeBatch(db: Db, config: Config, batchId: number): Prom
       `batch ${batchId} is ${batch.status}; only a queued or running batch can be resumed (use 'batch retry --failed' for failed tiles)`,
     );
   const tiles = (await batchTiles(db, batchId)).filter((t) => t.status === 'queued');
-  const round = Number(batch.params?.retryRound ?? 0) + 1;
+  const last = Number(batch.params?.retryRound ?? 0);
+  const round = last + 1;
+  // no tile's output changes on a resume: candidates already made stay this round's (a diff that had
+  // written some districts goes on with the next, instead of making its candidates again)
   await db('batch')
     .where({ id: batchId })
-    .update({ params: db.raw("params || jsonb_build_object('retryRound', ?::int)", [round]) });
+    .update({
+      params: db.raw("params || jsonb_build_object('retryRound', ?::int)", [round]),
+      candidates_round: db.raw('case when candidates_round = ? then ?::int else candidates_round end', [last, round]),
+    });
   await enqueueFlow(
     db,
     config,
