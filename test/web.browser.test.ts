@@ -305,6 +305,36 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     return page;
   }
 
+  it("shows a town's patch list on a phone as cards that do not scroll sideways", async () => {
+    const page = await signInAt('dianqian', 'town-office-pass', 375, 812);
+    await page.goto(`${base}#/map?month=2024-03`);
+    await page.waitForSelector('#patch-table tr[data-code]');
+    await fitsTheScreen(page, 'patch list on a phone');
+    await thumbSized(page, 'patch list on a phone');
+    const list = await page.$eval('#list', (l) => ({ scroll: l.scrollWidth, client: l.clientWidth }));
+    expect(list.scroll, 'the list scrolls sideways').toBeLessThanOrEqual(list.client);
+    const cards = await page.$$eval('#patch-table tr[data-code]', (rows) =>
+      rows.map((r) => {
+        const box = r.getBoundingClientRect();
+        const code = r.querySelector('td.code')!.getBoundingClientRect();
+        const status = r.querySelector('td.status')!.getBoundingClientRect();
+        return { right: box.right, height: box.height, codeTop: code.top, statusTop: status.top, text: r.textContent };
+      }),
+    );
+    expect(cards.length).toBeGreaterThan(0);
+    for (const c of cards) {
+      expect(c.right, c.text ?? '').toBeLessThanOrEqual(375);
+      expect(c.height).toBeGreaterThanOrEqual(44);
+      expect(Math.abs(c.codeTop - c.statusTop), 'the code and its state on one line').toBeLessThan(12);
+    }
+    // sorting stays at hand: the headings are buttons a thumb can hit
+    await page.click('#patch-table th[data-sort=area_m2]');
+    await expect.poll(() => page.evaluate(() => location.hash)).toContain('sort=area_m2');
+    await page.screenshot({ path: join(SHOTS, '6b-phone-list.png'), fullPage: true });
+    expect((page as Page & { failures: string[] }).failures).toEqual([]);
+    await page.close();
+  });
+
   it('walks a town inspector on a phone (375 × 812) from the to-do list to a reported rectification', async () => {
     const code = townCodes['350206001'][1];
     const t0 = performance.now();

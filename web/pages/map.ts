@@ -291,7 +291,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
               }}
             >
               ${bulkable ? html`<td>${tick(state.bulk, p.code, draw)}</td>` : nothing}
-              ${COLUMNS.map(([, , cell]) => html`<td>${cell(p)}</td>`)}
+              ${COLUMNS.map(([key, , cell]) => html`<td class=${key}>${cell(p)}</td>`)}
             </tr>`,
         )}
       </tbody>
