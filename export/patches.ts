@@ -12,9 +12,9 @@ import type { Db } from '../store/db.ts';
 import { toRecord, type ExportRecord } from './fields.ts';
 import { writeWithOgr } from './write.ogr.ts';
 import { EXPORT_FORMATS, type ExportFormat } from './formats.ts';
-import { toCsv, toGeoJson, toKml } from './write.text.ts';
+import { csvHead, csvLines, toCsv, toGeoJson, toKml } from './write.text.ts';
 import { BadInputError } from '../core/errors.ts';
-import { runSql } from '../store/sql.ts';
+import { eachBatch, runSql } from '../store/sql.ts';
 import type { User } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from '../store/patch.row.ts';
@@ -31,15 +31,62 @@ async function exportRecords(
   states: readonly string[] | null = null,
   withGeometry = true,
 ): Promise<ExportRecord[]> {
-  const rows = await runSql<Record<string, unknown>>(db, 'export/patches', {
+  const rows = await runSql<Record<string, unknown>>(
+    db,
+    'export/patches',
+    exportParams(month, town, user, states, withGeometry),
+  );
+  const today = env.today();
+  return rows.map((r) => toRecord(r, env.calendar, today));
+}
+
+function exportParams(
+  month: string,
+  town: string | null,
+  user: User | null,
+  states: readonly string[] | null,
+  withGeometry: boolean,
+) {
+  return {
     month,
     town,
     with_geom: withGeometry,
     scope_town: user ? scopeTown(user) : null,
     states: states ? `{${states.join(',')}}` : null,
-  });
+  };
+}
+
+/**
+ * The month's patch list as CSV (the bytes toCsv makes), handed to `write` as it is read: a cursor gives
+ * the rows 2,000 at a time, so a province's month (277,777 patches, 57 MB) is never held whole, and
+ * the first bytes go once the first rows are read. Nothing is written before then: a failure to read
+ * (the database gone) is thrown before the first byte. Returns how many patches were written.
+ */
+export async function streamCsv(
+  db: Db,
+  env: WorkflowEnv,
+  opts: {
+    month: string;
+    town?: string | null;
+    user?: User | null;
+    states?: readonly string[] | null;
+    signal?: AbortSignal;
+  },
+  write: (chunk: Buffer | string) => Promise<void>,
+): Promise<number> {
   const today = env.today();
-  return rows.map((r) => toRecord(r, env.calendar, today));
+  let count = 0;
+  await db.transaction(async (trx) => {
+    const params = exportParams(opts.month, opts.town ?? null, opts.user ?? null, opts.states ?? null, false);
+    await eachBatch<Record<string, unknown>>(trx, 'export/patches', params, 2000, async (rows) => {
+      opts.signal?.throwIfAborted();
+      if (count === 0) await write(csvHead());
+      await write(csvLines(rows.map((r) => toRecord(r, env.calendar, today))));
+      count += rows.length;
+    });
+  });
+  if (count === 0) await write(csvHead());
+  return count;
 }
 
 /**

@@ -38,18 +38,45 @@ export function neutralise(v: unknown): string {
   return typeof v !== 'number' && /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
 }
 
+const NEEDS_QUOTES = /[",\r\n]/;
+
 function csvCell(v: unknown): string {
-  const s = neutralise(v);
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  // a number needs neither the apostrophe nor quotes: the common case, kept cheap (a province's month is
+  // 277,777 rows of 42 cells); the rest as neutralise() has it, its test written out
+  if (typeof v === 'number') return String(v);
+  if (v === null || v === undefined) return '';
+  let s = asText(v);
+  const c = s.charCodeAt(0);
+  if (c === 61 || c === 43 || c === 45 || c === 64 || c === 9 || c === 13) s = `'${s}`; // = + - @ tab CR
+  return NEEDS_QUOTES.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
+
+/** The UTF-8 byte-order mark that makes Excel open the Chinese correctly. */
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/** The CSV's first bytes: the byte-order mark and the headings (the Chinese aliases). */
+export function csvHead(): Buffer {
+  return Buffer.concat([BOM, Buffer.from(FIELDS.map((f) => csvCell(f.alias)).join(',') + '\r\n', 'utf8')]);
+}
+
+/** CSV lines of some records, each ended by CRLF: what follows csvHead, in as many pieces as suit. */
+export function csvLines(records: ExportRecord[]): string {
+  // arrays joined, not strings added up: V8 builds the latter as ropes, which cost more to flatten
+  if (records.length === 0) return '';
+  const lines: string[] = new Array(records.length);
+  const cells: string[] = new Array(NAMES.length);
+  for (let i = 0; i < records.length; i++) {
+    for (let j = 0; j < NAMES.length; j++) cells[j] = csvCell(records[i][NAMES[j]]);
+    lines[i] = cells.join(',');
+  }
+  return lines.join('\r\n') + '\r\n';
+}
+
+const NAMES = FIELDS.map((f) => f.name);
 
 /** CSV with a UTF-8 byte-order mark so Excel opens the Chinese correctly; headings are the Chinese aliases. */
 export function toCsv(records: ExportRecord[]): Buffer {
-  const lines = [
-    FIELDS.map((f) => csvCell(f.alias)).join(','),
-    ...records.map((r) => FIELDS.map((f) => csvCell(r[f.name])).join(',')),
-  ];
-  return Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(lines.join('\r\n') + '\r\n', 'utf8')]);
+  return Buffer.concat([csvHead(), Buffer.from(csvLines(records), 'utf8')]);
 }
 
 const xml = (s: unknown) =>

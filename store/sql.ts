@@ -35,6 +35,37 @@ export async function runSql<T = Record<string, unknown>>(
   return (result.rows ?? []) as T[];
 }
 
+/**
+ * Runs `sql/<name>.sql` as a cursor in the transaction given and hands its rows to `each`, `batch` at a
+ * time, in order: a result too large to hold (a province's month) is read as it is used. The next
+ * batch is asked for while `each` works on this one, so the database and the caller work at once.
+ */
+export async function eachBatch<T = Record<string, unknown>>(
+  trx: Knex.Transaction,
+  name: string,
+  params: Record<string, unknown>,
+  batch: number,
+  each: (rows: T[]) => Promise<void>,
+): Promise<void> {
+  await trx.raw(
+    `declare tuban_batch no scroll cursor for ${sqlText(name).replace(/;\s*$/, '')}`,
+    params as Knex.ValueDict,
+  );
+  const fetch = async () => ((await trx.raw(`fetch ${batch} from tuban_batch`)).rows ?? []) as T[];
+  let next: Promise<T[]> | null = fetch();
+  while (next) {
+    const rows: T[] = await next;
+    next = rows.length === batch ? fetch() : null;
+    try {
+      if (rows.length > 0) await each(rows);
+    } catch (err) {
+      next?.catch(() => {}); // the transaction ends with the error; that fetch's outcome no longer matters
+      throw err;
+    }
+  }
+  await trx.raw('close tuban_batch');
+}
+
 export const sqlDir = SQL_DIR;
 
 /**

@@ -1,13 +1,15 @@
 import { render, say } from '../../i18n/say.ts';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { FastifyRequest } from 'fastify';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { downloadName, safeName } from '../../export/names.ts';
 import { zipFiles } from '../../export/zip.ts';
 import { TransientError } from '../../core/errors.ts';
 import { EXPORT_FORMATS, type ExportFormat } from '../../export/formats.ts';
-import { exportPatches } from '../../export/patches.ts';
+import { exportPatches, streamCsv } from '../../export/patches.ts';
 import { ExportStatusFilter, TownCode } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
 import { townName } from '../../store/layers.ts';
@@ -49,6 +51,7 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
     },
     async (req, reply) => {
       const q = req.query;
+      if (q.format === 'csv') return streamCsvReply(req, reply, q);
       const work = (signal: AbortSignal) => makeExport(req, q, signal);
       let r: Awaited<ReturnType<typeof makeExport>>;
       try {
@@ -81,6 +84,56 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
         .send(stream);
     },
   );
+
+  /**
+   * The CSV sent as it is read from the database (export/patches.ts streamCsv): no file, memory that does
+   * not grow with the month. The answer starts with the first rows; a failure before them is answered
+   * as any other error, one after them cuts the download short (and is logged).
+   */
+  async function streamCsvReply(req: FastifyRequest, reply: FastifyReply, q: z.infer<typeof ExportQuery>) {
+    const name = await downloadFileName(req, q.month, q.town ?? null, 'csv', q.status ?? null);
+    const body = new PassThrough();
+    let begun = false;
+    let begin!: () => void;
+    let refuse!: (err: unknown) => void;
+    const started = new Promise<void>((resolve, reject) => {
+      begin = resolve;
+      refuse = reject;
+    });
+    const write = async (chunk: Buffer | string) => {
+      if (!begun) {
+        begun = true;
+        begin();
+      }
+      if (!body.write(chunk)) await once(body, 'drain', { signal: req.signal });
+    };
+    streamCsv(
+      db,
+      env,
+      { month: q.month, town: q.town ?? null, user: ctx.me(req), states: q.status ?? null, signal: req.signal },
+      write,
+    ).then(
+      () => body.end(),
+      (err: unknown) => {
+        if (!begun) return refuse(err);
+        log.warn('Export:Stopped', {
+          requestId: req.id,
+          format: q.format,
+          month: q.month,
+          reason: req.signal.aborted ? 'the client went away' : String((err as Error)?.message ?? err),
+        });
+        body.destroy(err as Error);
+      },
+    );
+    await started;
+    return reply
+      .header('content-type', CONTENT_TYPE.csv)
+      .header(
+        'content-disposition',
+        `attachment; filename="${downloadName(name)}"; filename*=UTF-8''${encodeURIComponent(name)}`,
+      )
+      .send(body);
+  }
 
   async function makeExport(req: FastifyRequest, q: z.infer<typeof ExportQuery>, signal: AbortSignal) {
     // every path here is made by the server: a fresh folder under the data folder, fixed file names;
