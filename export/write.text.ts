@@ -63,8 +63,8 @@ export function csvHead(): Buffer {
 export function csvLines(records: ExportRecord[]): string {
   // arrays joined, not strings added up: V8 builds the latter as ropes, which cost more to flatten
   if (records.length === 0) return '';
-  const lines: string[] = new Array(records.length);
-  const cells: string[] = new Array(NAMES.length);
+  const lines: string[] = Array.from({ length: records.length }, () => '');
+  const cells: string[] = Array.from({ length: NAMES.length }, () => '');
   for (let i = 0; i < records.length; i++) {
     for (let j = 0; j < NAMES.length; j++) cells[j] = csvCell(records[i][NAMES[j]]);
     lines[i] = cells.join(',');
