@@ -189,6 +189,10 @@ export const TodoBody = z.looseObject({
   overdue: z.number().int().describe('of them, past their deadline'),
   limit: z.number().int(),
   offset: z.number().int(),
+  next_after: z
+    .string()
+    .nullable()
+    .describe('give as after= for the page that follows (null on the last page): read from there, not counted past'),
   patches: z.array(TodoItem).describe('this page of them'),
 });
 export type TodoBody = z.output<typeof TodoBody>;

@@ -178,6 +178,8 @@ export const messagesEn: Record<MessageKey, string> = {
   form_zoom: 'z: a zoom level',
   form_after: 'after: a patch code (the next_after of the page before)',
   form_after_sort: 'after: only with sort=code (the list in code order)',
+  form_todo_after: 'after: where the page before ended (the next_after of that page)',
+  form_after_offset: 'after: not with offset (the page starts where the page before ended)',
   form_tile_x: 'x: a whole number',
   form_tile_y: 'y: a whole number, optionally with .png',
   form_request_key: '8–64 letters, digits, _ or -',

@@ -179,6 +179,8 @@ export const messagesZhCN = {
   form_zoom: 'z：缩放级别',
   form_after: 'after：图斑编号（上一页给出的 next_after）',
   form_after_sort: 'after：只能与 sort=code（按编号排列）一起使用',
+  form_todo_after: 'after：上一页结束的位置（上一页给出的 next_after）',
+  form_after_offset: 'after：不能与 offset 同时使用（本页从上一页结束处开始）',
   form_tile_x: 'x：非负整数',
   form_tile_y: 'y：非负整数，可带 .png',
   form_request_key: '8–64 个字母、数字、_ 或 -',

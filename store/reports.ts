@@ -226,16 +226,30 @@ export async function todoList(
   db: Db,
   env: WorkflowEnv,
   user: User,
-  page: { limit: number; offset: number } = { limit: 200, offset: 0 },
+  page: { limit: number; offset: number; after?: string } = { limit: 200, offset: 0 },
 ): Promise<TodoBody> {
   const today = env.today();
   const states = statesWaitingOn(user.role);
-  const params = { states: `{${states.join(',')}}`, scope_town: scopeTown(user), today, ...page };
+  // the cursor: the last patch of the page before, as `due|month|code` (due empty when it has none)
+  const [afterDue, afterMonth, afterCode] = page.after ? page.after.split('|') : [null, null, null];
+  const params = {
+    states: `{${states.join(',')}}`,
+    scope_town: scopeTown(user),
+    today,
+    offset: page.offset,
+    // one more than the page, to know whether another follows
+    limit: page.limit + 1,
+    after_due: afterDue || null,
+    after_month: afterMonth,
+    after_code: afterCode,
+  };
   // days_left and actions are added below
-  const [rows, [counts]] = await allOn<[TodoItem[], { total: number; overdue: number }[]]>(db, [
+  const [fetched, [counts]] = await allOn<[TodoItem[], { total: number; overdue: number }[]]>(db, [
     () => runSql<TodoItem>(db, 'workflow/todo', params),
     () => runSql<{ total: number; overdue: number }>(db, 'workflow/todo_count', params),
   ]);
+  const rows = fetched.slice(0, page.limit);
+  const last = rows.at(-1);
   return {
     today,
     role: user.role,
@@ -244,6 +258,7 @@ export async function todoList(
     overdue: counts.overdue,
     limit: page.limit,
     offset: page.offset,
+    next_after: fetched.length > page.limit && last ? `${last.due ?? ''}|${last.month}|${last.code}` : null,
     patches: rows.map((r) => ({
       ...r,
       due_provisional: isProvisional(env.calendar, r.due),

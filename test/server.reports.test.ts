@@ -151,6 +151,7 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
     expect([first.total, rest.total]).toEqual([3, 3]);
     expect((await call('ana', 'GET', '/api/todo?limit=0')).statusCode).toBe(400);
     expect((await todo('sup')).patches).toEqual([]);
+
     // the supervisor's board counts the same working days
     const board = (await call('sup', 'GET', '/api/reports/board?days=3')).json();
     const items = board.towns.flatMap((t: { overdue: unknown[]; due_soon: unknown[]; escalated: unknown[] }) => [
@@ -172,5 +173,43 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
     const dianqian = capped.towns.find((t) => t.town_code === '350206001')!;
     expect(dianqian.due_soon.map((i) => i.code)).toEqual([OWN]); // due on 2024-03-25, before 0003's
     expect(dianqian.due_soon_total).toBe(2);
+
+    // by its cursor (next_after): the same patches in the same order, none twice, whatever the page size. 殿前's
+    // list mixes a running deadline with none: 0003, verified illegal, waits on the town without one
+    // (0003 was dispatched for the board above)
+    await h.photo('dianqian', '350206-202403-0003', 'site.jpg');
+    const verdict = await call('dianqian', 'POST', '/api/patches/350206-202403-0003/actions/verify', {
+      result: 'illegal',
+      violation: 'construction',
+    });
+    expect(verdict.statusCode, verdict.body).toBe(200);
+    const mixed = (await todo('dianqian')).patches.map((p: { due: string | null }) => p.due);
+    expect(mixed.some((d: string | null) => d) && mixed.some((d: string | null) => !d), String(mixed)).toBe(true);
+    for (const who of ['ana', 'dianqian', 'heshan']) {
+      const whole = (await todo(who)).patches.map((p: { code: string }) => p.code);
+      for (const limit of [1, 2]) {
+        const walked: string[] = [];
+        let after: string | null = null;
+        for (let i = 0; i <= whole.length; i++) {
+          const q = `limit=${limit}${after ? `&after=${encodeURIComponent(after)}` : ''}`;
+          const r = (await call(who, 'GET', `/api/todo?${q}`)).json();
+          walked.push(...r.patches.map((p: { code: string }) => p.code));
+          after = r.next_after;
+          if (!after) break;
+        }
+        expect(walked, `${who}, pages of ${limit}`).toEqual(whole);
+        expect(after, `${who}: the last page has no next`).toBeNull();
+      }
+    }
+    const bad = await call('ana', 'GET', `/api/todo?after=${encodeURIComponent("'; drop table patch; --")}`);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toMatch(/after/);
+    const both = await call(
+      'ana',
+      'GET',
+      `/api/todo?offset=1&after=${encodeURIComponent('|2024-03|350206-202403-0001')}`,
+    );
+    expect(both.statusCode).toBe(400);
+    expect(both.json().message).toMatch(/offset/);
   });
 });

@@ -9,10 +9,15 @@ import { DEFAULT_ACCOUNTABILITY, type AccountabilityRule } from '../../workflow/
 import { findCjkFont } from '../../export/fonts.ts';
 
 const MonthQuery = z.object({ month: MonthString });
-const TodoQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(200).describe('patches on this page'),
-  offset: z.coerce.number().int().min(0).max(10_000_000).default(0).describe('patches before this page'),
-});
+/** Where a to-do page ended: its last patch's running deadline (empty for none), month and code. */
+const TodoCursor = z.string().regex(/^(\d{4}-\d{2}-\d{2})?\|\d{4}-\d{2}\|[0-9A-Za-z-]{1,64}$/, en('form_todo_after'));
+const TodoQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(200).describe('patches on this page'),
+    offset: z.coerce.number().int().min(0).max(10_000_000).default(0).describe('patches before this page'),
+    after: TodoCursor.optional().describe("the page after this one's last patch: the answer's next_after"),
+  })
+  .refine((q) => !(q.after && q.offset), { path: ['after'], message: en('form_after_offset') });
 const YearQuery = z.object({
   year: z
     .string()

@@ -21,7 +21,10 @@ export async function renderTodoPage(ctx: AppContext, nav: Navigation): Promise<
     more = true;
     draw();
     try {
-      const next = await api(`/api/todo?offset=${todo.patches.length}&limit=${todo.limit}`);
+      // from where this page ended (the list may have moved since: a cursor neither skips nor repeats)
+      const next = todo.next_after
+        ? await api(`/api/todo?after=${encodeURIComponent(todo.next_after)}&limit=${todo.limit}`)
+        : await api(`/api/todo?offset=${todo.patches.length}&limit=${todo.limit}`);
       todo = { ...next, patches: [...todo.patches, ...next.patches] };
     } finally {
       more = false;
