@@ -82,6 +82,8 @@ export interface PatchMap {
   map: OlMap;
   setTowns(fc: TownsBody): void;
   setPatches(fc: PatchFeatureCollection): void;
+  /** Draws a further page of patches beside those drawn. */
+  addPatches(fc: PatchFeatureCollection): void;
   /**
    * Highlight one patch (or none); `zoom` fits the view to it, beside the swipe divider (right of it where
    * there is room, else left), clear of the divider's handle and the swipe bar at the bottom.
@@ -207,6 +209,9 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
     },
     setPatches(fc) {
       source.clear();
+      source.addFeatures(format.readFeatures(fc) as Feature<Geometry>[]);
+    },
+    addPatches(fc) {
       source.addFeatures(format.readFeatures(fc) as Feature<Geometry>[]);
     },
     select(codeSel, zoom) {

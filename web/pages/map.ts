@@ -64,6 +64,9 @@ const COLUMNS: [string, UiKey, (p: PatchListItem) => TemplateResult | string][] 
   ],
 ];
 
+/** Patches fetched for the list and the map at a time (显示更多 fetches the next as many). */
+const PAGE = 1000;
+
 /** What to run when no month has imagery (a command: the same in every language). */
 const REGISTER_IMAGERY = 'tuban imagery register';
 
@@ -86,6 +89,9 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   const state = {
     rows: [] as PatchListItem[],
     total: null as number | null,
+    /** Where the next page starts (code order), and whether it is being fetched. */
+    nextAfter: null as string | null,
+    more: false,
     failure: null as unknown,
     selected: null as string | null,
     popup: null as { patch: PatchListItem; pixel: number[] } | null,
@@ -322,6 +328,13 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
           </div>
           ${bulkBar(ctx, state.bulk, bulkFilter(), draw, load)}
           <div id="list">${table()}</div>
+          ${
+            state.total !== null && state.rows.length < state.total
+              ? html`<button type="button" id="list-more" ?disabled=${state.more} @click=${() => void loadMore()}>
+                  ${ui('todo_more', { shown: state.rows.length, total: state.total })}
+                </button>`
+              : nothing
+          }
           ${downloadsCard(month, exportTown(), state.downloads, draw)}
         </div>
         <div class="mapwrap">
@@ -368,15 +381,46 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       ctx.main,
     );
 
-  async function load() {
-    const q = new URLSearchParams({ month: view.month, sort: view.sort, dir: view.dir, limit: '1000' });
+  /** The list's query: the view's month, order and filters, a page of PAGE. */
+  function listQuery(): URLSearchParams {
+    const q = new URLSearchParams({ month: view.month, sort: view.sort, dir: view.dir, limit: String(PAGE) });
     for (const [k, v] of Object.entries(view.filters)) if (v) q.set(k, v);
+    return q;
+  }
+
+  /** The next page of the list, drawn beside the patches already on the map. */
+  async function loadMore() {
+    const q = listQuery();
+    // in code order from where the last page ended; in another order by how many are shown
+    if (view.sort === 'code' && state.nextAfter) q.set('after', state.nextAfter);
+    else q.set('offset', String(state.rows.length));
+    state.more = true;
+    draw();
+    try {
+      const fc = await api(`/api/map/patches?${q}`);
+      if (nav.stale()) return;
+      map?.addPatches(fc);
+      state.rows = [...state.rows, ...fc.features.map((f) => f.properties)];
+      state.total = fc.total;
+      state.nextAfter = fc.next_after;
+      state.failure = null;
+    } catch (err) {
+      state.failure = err;
+    } finally {
+      state.more = false;
+    }
+    draw();
+  }
+
+  async function load() {
+    const q = listQuery();
     try {
       const fc = await api(`/api/map/patches?${q}`);
       if (nav.stale()) return;
       map?.setPatches(fc);
       state.rows = fc.features.map((f) => f.properties);
       state.total = fc.total;
+      state.nextAfter = fc.next_after;
       state.failure = null;
       if (state.selected) map?.select(state.selected, false);
     } catch (err) {
