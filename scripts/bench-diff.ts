@@ -285,7 +285,9 @@ async function main(): Promise<void> {
     }
     const [{ total }] = (await db.raw('select count(*)::int as total from change_polygon')).rows;
     if (historyMonths > 0)
-      say(`change polygons of ${historyMonths} earlier months kept: ${total.toLocaleString('en')} in all (${secs(t0)})`);
+      say(
+        `change polygons of ${historyMonths} earlier months kept: ${total.toLocaleString('en')} in all (${secs(t0)})`,
+      );
   }
 
   /** A kept province: its batch made ready to diff again (its patches and their history removed). */

@@ -2,18 +2,14 @@ import { say, type Said } from '../i18n/say.ts';
 import { createHash, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Db } from './db.ts';
+import type { UserBody } from '../api/responses.ts';
 import { BadInputError, ConflictError, NotFoundError } from '../core/errors.ts';
 import { ROLES, type Role } from '../workflow/lifecycle.ts';
 
 const scryptAsync = promisify(scrypt);
 
-export type User = {
-  id: number;
-  username: string;
-  displayName: string;
-  role: Role;
-  townCode: string | null;
-};
+/** A signed-in user as the store and the workflow use it: the API's user (api/responses.ts) without the town's name. */
+export type User = Pick<UserBody, 'id' | 'username' | 'displayName' | 'role' | 'townCode'>;
 
 const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
 

@@ -191,8 +191,10 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
         const walked: string[] = [];
         let after: string | null = null;
         for (let i = 0; i <= whole.length; i++) {
-          const q = `limit=${limit}${after ? `&after=${encodeURIComponent(after)}` : ''}`;
-          const r = (await call(who, 'GET', `/api/todo?${q}`)).json();
+          const q: string = `limit=${limit}${after ? `&after=${encodeURIComponent(after)}` : ''}`;
+          const r: { patches: { code: string }[]; next_after: string | null } = (
+            await call(who, 'GET', `/api/todo?${q}`)
+          ).json();
           walked.push(...r.patches.map((p: { code: string }) => p.code));
           after = r.next_after;
           if (!after) break;
