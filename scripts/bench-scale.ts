@@ -295,12 +295,25 @@ async function main(): Promise<void> {
         .offset(deep - 1)
         .first('code')
     ).code as string;
+    // the to-do's second page by its cursor, as 显示更多 asks for it: where each user's first page ended
+    const todoNext: Record<string, string> = {};
+    for (const who of ['clerk', 'ana']) {
+      const first = await app.inject({
+        method: 'GET',
+        url: '/api/todo',
+        headers: { authorization: `Bearer ${token[who]}` },
+      });
+      const next = (first.json() as { next_after?: string | null }).next_after;
+      todoNext[who] = next ? `/api/todo?after=${encodeURIComponent(next)}` : '/api/todo';
+    }
     const requests: [string, string, string][] = [
       ['clerk', 'to-do', '/api/todo'],
+      ['clerk', '… its next page by its cursor', todoNext.clerk],
       ['clerk', "the month's list", `/api/patches?month=${LATEST}&limit=50`],
       ['clerk', "the web map's default view", `/api/map/patches?month=${LATEST}&limit=1000`],
       ['clerk', 'a patch page', `/api/patches/${own}`],
       ['ana', 'to-do', '/api/todo'],
+      ['ana', '… its next page by its cursor', todoNext.ana],
       ['ana', "the month's list, first page", `/api/patches?month=${LATEST}&limit=50`],
       ['ana', "the month's list, page 200", `/api/patches?month=${LATEST}&limit=50&offset=10000`],
       ['ana', 'all months, closed, page 400', `/api/patches?status=closed&limit=50&offset=${deep}`],
