@@ -209,11 +209,17 @@ async function stageCandidates(
     // insert waits on this transaction; each slice commits on its own connection, and all have ended
     // before this transaction does (a slice still running could not be deleted by the next attempt)
     await db('batch_candidate').where({ batch_id: batchId }).delete();
+    // every slice reads the batch's polygons, tiles and layers as they were at one moment (this one), so a
+    // tile or a layer that changes meanwhile cannot make two slices cluster the seams differently
+    const snapshot = String((await trx.raw('select pg_export_snapshot() as s')).rows[0].s);
+    if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
     await inTurns(
       Array.from({ length: parallel }, (_, slice) => slice),
       parallel,
       (slice) =>
         db.transaction(async (t) => {
+          await t.raw('set transaction isolation level repeatable read');
+          await t.raw(`set transaction snapshot '${snapshot}'`);
           await tuneForDiff(t);
           await runSql(t, 'diff/candidates', { ...candidates, slice });
           await pause?.('slice');

@@ -51,17 +51,18 @@ export async function eachBatch<T = Record<string, unknown>>(
     `declare tuban_batch no scroll cursor for ${sqlText(name).replace(/;\s*$/, '')}`,
     params as Knex.ValueDict,
   );
-  const fetch = async () => ((await trx.raw(`fetch ${batch} from tuban_batch`)).rows ?? []) as T[];
+  const fetch = () => {
+    const rows = trx.raw(`fetch ${batch} from tuban_batch`).then((r) => (r.rows ?? []) as T[]);
+    // handled at once: a fetch that fails while `each` waits (a slow client) is thrown at the next await,
+    // not reported as an unhandled rejection that ends the process
+    rows.catch(() => {});
+    return rows;
+  };
   let next: Promise<T[]> | null = fetch();
   while (next) {
     const rows: T[] = await next;
     next = rows.length === batch ? fetch() : null;
-    try {
-      if (rows.length > 0) await each(rows);
-    } catch (err) {
-      next?.catch(() => {}); // the transaction ends with the error; that fetch's outcome no longer matters
-      throw err;
-    }
+    if (rows.length > 0) await each(rows);
   }
   await trx.raw('close tuban_batch');
 }

@@ -62,6 +62,14 @@ describe('security: exports, files and evidence', () => {
       '350206001_殿前街道_2024-03.csv',
     );
     expect(ok.body).toContain('350206-202403-0002');
+    // four at once: two are streamed, the others made as files; every one the same bytes
+    const four = await Promise.all(
+      [1, 2, 3, 4].map(() => call('dianqian', 'GET', '/api/export?month=2024-03&format=csv&town=350206001')),
+    );
+    for (const r of four) {
+      expect(r.statusCode).toBe(200);
+      expect(r.rawPayload.equals(ok.rawPayload)).toBe(true);
+    }
     const shp = await call('dianqian', 'GET', '/api/export?month=2024-03&format=shp');
     expect(shp.statusCode, shp.body).toBe(200);
     expect(shp.rawPayload.subarray(0, 2).toString()).toBe('PK');

@@ -206,6 +206,14 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
     const bad = await call('ana', 'GET', `/api/todo?after=${encodeURIComponent("'; drop table patch; --")}`);
     expect(bad.statusCode).toBe(400);
     expect(bad.json().message).toMatch(/after/);
+    // a day that does not exist is refused here, not at the database
+    const feb30 = await call(
+      'ana',
+      'GET',
+      `/api/todo?after=${encodeURIComponent('2024-02-30|2024-03|350206-202403-0001')}`,
+    );
+    expect(feb30.statusCode).toBe(400);
+    expect(feb30.json().message).toMatch(/after/);
     const both = await call(
       'ana',
       'GET',

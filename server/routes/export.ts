@@ -10,6 +10,7 @@ import { zipFiles } from '../../export/zip.ts';
 import { TransientError } from '../../core/errors.ts';
 import { EXPORT_FORMATS, type ExportFormat } from '../../export/formats.ts';
 import { exportPatches, streamCsv } from '../../export/patches.ts';
+import { isEmbedded } from '../../config/env.ts';
 import { ExportStatusFilter, TownCode } from '../../workflow/actions.schema.ts';
 import { errors, ok, MonthString, type RouteContext, type ZodApp } from '../context.ts';
 import { townName } from '../../store/layers.ts';
@@ -33,9 +34,15 @@ const CONTENT_TYPE: Record<ExportFormat, string> = {
   xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
 };
 
+/** CSV downloads streamed at once (each holds a database connection while its client reads); more go as files. */
+const MAX_CSV_STREAMS = 2;
+/** How long a streamed CSV waits for a client that has stopped reading before it gives up (ms). */
+const CSV_DRAIN_MS = 30_000;
+
 /** The month's patch list as a file. PDF sheets and town packages go through the heavy-export line. */
 export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
   const { db, config, env, log } = ctx;
+  let csvStreams = 0;
   // the export has a longer time limit; req.signal stops its work when that passes or the client goes away
   app.get(
     '/api/export',
@@ -51,7 +58,22 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
     },
     async (req, reply) => {
       const q = req.query;
-      if (q.format === 'csv') return streamCsvReply(req, reply, q);
+      // streamed while few are: each holds a connection for as long as its client takes to read it; more
+      // at once, or on the embedded database (one connection for everything), as a file like the others
+      if (q.format === 'csv' && !isEmbedded(config) && csvStreams < MAX_CSV_STREAMS) {
+        csvStreams += 1;
+        let released = false;
+        const release = () => {
+          if (!released) csvStreams -= 1;
+          released = true;
+        };
+        try {
+          return await streamCsvReply(req, reply, q, release);
+        } catch (err) {
+          release();
+          throw err;
+        }
+      }
       const work = (signal: AbortSignal) => makeExport(req, q, signal);
       let r: Awaited<ReturnType<typeof makeExport>>;
       try {
@@ -90,7 +112,12 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
    * not grow with the month. The answer starts with the first rows; a failure before them is answered
    * as any other error, one after them cuts the download short (and is logged).
    */
-  async function streamCsvReply(req: FastifyRequest, reply: FastifyReply, q: z.infer<typeof ExportQuery>) {
+  async function streamCsvReply(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    q: z.infer<typeof ExportQuery>,
+    done: () => void,
+  ) {
     const name = await downloadFileName(req, q.month, q.town ?? null, 'csv', q.status ?? null);
     const body = new PassThrough();
     let begun = false;
@@ -105,26 +132,30 @@ export function exportRoutes(app: ZodApp, ctx: RouteContext): void {
         begun = true;
         begin();
       }
-      if (!body.write(chunk)) await once(body, 'drain', { signal: req.signal });
+      // a client that stops reading for half a minute is let go (its connection back to the pool)
+      if (!body.write(chunk))
+        await once(body, 'drain', { signal: AbortSignal.any([req.signal, AbortSignal.timeout(CSV_DRAIN_MS)]) });
     };
     streamCsv(
       db,
       env,
       { month: q.month, town: q.town ?? null, user: ctx.me(req), states: q.status ?? null, signal: req.signal },
       write,
-    ).then(
-      () => body.end(),
-      (err: unknown) => {
-        if (!begun) return refuse(err);
-        log.warn('Export:Stopped', {
-          requestId: req.id,
-          format: q.format,
-          month: q.month,
-          reason: req.signal.aborted ? 'the client went away' : String((err as Error)?.message ?? err),
-        });
-        body.destroy(err as Error);
-      },
-    );
+    )
+      .finally(done)
+      .then(
+        () => body.end(),
+        (err: unknown) => {
+          if (!begun) return refuse(err);
+          log.warn('Export:Stopped', {
+            requestId: req.id,
+            format: q.format,
+            month: q.month,
+            reason: req.signal.aborted ? 'the client went away' : String((err as Error)?.message ?? err),
+          });
+          body.destroy(err as Error);
+        },
+      );
     await started;
     return reply
       .header('content-type', CONTENT_TYPE.csv)

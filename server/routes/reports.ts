@@ -10,7 +10,16 @@ import { findCjkFont } from '../../export/fonts.ts';
 
 const MonthQuery = z.object({ month: MonthString });
 /** Where a to-do page ended: its last patch's running deadline (empty for none), month and code. */
-const TodoCursor = z.string().regex(/^(\d{4}-\d{2}-\d{2})?\|\d{4}-\d{2}\|[0-9A-Za-z-]{1,64}$/, en('form_todo_after'));
+const TodoCursor = z
+  .string()
+  .regex(/^(\d{4}-\d{2}-\d{2})?\|\d{4}-\d{2}\|[0-9A-Za-z-]{1,64}$/, en('form_todo_after'))
+  // a day that exists (2024-02-30 would reach the database and fail there)
+  .refine((c) => {
+    const day = c.split('|')[0];
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return true; // none, or the pattern's refusal says it
+    const d = new Date(`${day}T00:00:00Z`);
+    return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === day;
+  }, en('form_todo_after'));
 const TodoQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(1000).default(200).describe('patches on this page'),

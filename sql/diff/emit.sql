@@ -41,6 +41,8 @@ observed as (
   select c.matched_patch_id, :batch_id::bigint, :month::text, 'redetected', c.area_m2, c.mean_prob, c.geom
   from batch_candidate c
   where c.batch_id = :batch_id::bigint and c.district_code = :district_code::text and c.matched_patch_id is not null
+  -- in patch order: districts written at once that re-detect one patch take its row in the same order
+  order by 1
   on conflict (patch_id, batch_id) do nothing
   returning patch_id, kind
 )

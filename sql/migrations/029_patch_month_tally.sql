@@ -40,7 +40,8 @@ begin
     ) d
     where t.month = d.month and t.town_code = d.town_code;
   else
-    -- only the rows whose counted columns changed: out with the old values, in with the new
+    -- only the rows whose counted values changed (a move between two live states, detected → dispatched,
+    -- changes none, and so locks no tally row): out with the old values, in with the new
     insert into patch_month_tally as t (month, town_code, live, live_area_m2, illegal)
     select month, town_code, sum(live), sum(area), sum(illegal)
     from (
@@ -48,16 +49,18 @@ begin
              -(o.verification_result is not distinct from 'illegal')::int as illegal
       from old_rows o join new_rows n on n.id = o.id
       where patch_is_live(o.status)
-        and (n.month, n.town_code, n.area_m2, n.status, n.verification_result)
-            is distinct from (o.month, o.town_code, o.area_m2, o.status, o.verification_result)
+        and (n.month, n.town_code, n.area_m2, patch_is_live(n.status), n.verification_result is not distinct from 'illegal')
+            is distinct from (o.month, o.town_code, o.area_m2, patch_is_live(o.status), o.verification_result is not distinct from 'illegal')
       union all
       select n.month, coalesce(n.town_code, ''), 1, n.area_m2::numeric, (n.verification_result is not distinct from 'illegal')::int
       from new_rows n join old_rows o on o.id = n.id
       where patch_is_live(n.status)
-        and (n.month, n.town_code, n.area_m2, n.status, n.verification_result)
-            is distinct from (o.month, o.town_code, o.area_m2, o.status, o.verification_result)
+        and (n.month, n.town_code, n.area_m2, patch_is_live(n.status), n.verification_result is not distinct from 'illegal')
+            is distinct from (o.month, o.town_code, o.area_m2, patch_is_live(o.status), o.verification_result is not distinct from 'illegal')
     ) d
-    group by 1, 2 order by 1, 2
+    group by 1, 2
+    having sum(live) <> 0 or sum(area) <> 0 or sum(illegal) <> 0
+    order by 1, 2
     on conflict (month, town_code) do update
       set live = t.live + excluded.live, live_area_m2 = t.live_area_m2 + excluded.live_area_m2,
           illegal = t.illegal + excluded.illegal;

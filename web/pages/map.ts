@@ -381,6 +381,9 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       ctx.main,
     );
 
+  /** Counts the list's loads from the start, so that a next page fetched for an earlier one is dropped. */
+  let generation = 0;
+
   /** The list's query: the view's month, order and filters, a page of PAGE. */
   function listQuery(): URLSearchParams {
     const q = new URLSearchParams({ month: view.month, sort: view.sort, dir: view.dir, limit: String(PAGE) });
@@ -390,6 +393,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
 
   /** The next page of the list, drawn beside the patches already on the map. */
   async function loadMore() {
+    const asked = generation;
     const q = listQuery();
     // in code order from where the last page ended; in another order by how many are shown
     if (view.sort === 'code' && state.nextAfter) q.set('after', state.nextAfter);
@@ -398,7 +402,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     draw();
     try {
       const fc = await api(`/api/map/patches?${q}`);
-      if (nav.stale()) return;
+      // the list was asked for again meanwhile (another filter or order): this page belongs to the old one
+      if (nav.stale() || asked !== generation) return;
       map?.addPatches(fc);
       state.rows = [...state.rows, ...fc.features.map((f) => f.properties)];
       state.total = fc.total;
@@ -413,6 +418,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   }
 
   async function load() {
+    generation += 1;
     const q = listQuery();
     try {
       const fc = await api(`/api/map/patches?${q}`);
