@@ -6,9 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { buildWebAssets } from '../server/web.ts';
 import { createUser } from '../store/users.ts';
-import type { WorkflowEnv } from '../workflow/env.ts';
-import { loadCalendar } from '../workflow/calendar.ts';
-import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
+import { testWorkflowEnv } from './helpers/api.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
@@ -25,11 +23,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web map, a page at a time', () => {
   let app: FastifyInstance;
   let browser: Browser;
   let base: string;
-  const env: WorkflowEnv = {
-    calendar: loadCalendar('config/calendar.cn.json'),
-    policy: DEFAULT_POLICY,
-    today: () => '2024-03-20',
-  };
+  const env = testWorkflowEnv(() => '2024-03-20');
 
   beforeAll(async () => {
     run = await freshRun(fixturesDir);
