@@ -331,6 +331,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.click('#patch-table th[data-sort=area_m2]');
     await expect.poll(() => page.evaluate(() => location.hash)).toContain('sort=area_m2');
     await page.screenshot({ path: join(SHOTS, '6b-phone-list.png'), fullPage: true });
+    // a month without patches says so, in Chinese, on the phone's width
+    await page.goto(`${base}#/map?month=2024-02`);
+    await page.waitForSelector('#patch-empty');
+    expect(await page.textContent('#patch-empty')).toMatch(/2024-02/);
+    await fitsTheScreen(page, 'empty patch list on a phone');
+    await inChinese(page, 'empty patch list on a phone');
+    await page.screenshot({ path: join(SHOTS, '6c-phone-list-empty.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
     await page.close();
   });
