@@ -411,3 +411,39 @@ export const ErrorBody = z.object({
   request_id: z.string().optional(),
 });
 export type ErrorBody = z.output<typeof ErrorBody>;
+
+/** A change model in the register (migration 030; `tuban model list`). */
+export const ModelItem = z.looseObject({
+  id: z.number().int(),
+  name: z.string(),
+  version: z.string(),
+  status: z.enum(['training', 'failed', 'candidate', 'running', 'retired']),
+  parent_id: z.number().int().nullable().describe('the model it was fine-tuned from'),
+  trained_on: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe('months of verdicts, chips, replay folders, run folder; null for a registered model'),
+  evaluation: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe('the last `tuban model evaluate` figures and verdict'),
+  progress: z
+    .object({
+      step: z.number(),
+      steps: z.number(),
+      seconds: z.number(),
+      share: z.number(),
+      loss: z.number().nullable(),
+    })
+    .nullable(),
+  created_at: Time,
+  promoted_at: Time.nullable(),
+});
+export const ModelsBody = z.array(ModelItem);
+export type ModelsBody = z.output<typeof ModelsBody>;
+export const ModelPromotionBody = z.object({
+  running: ModelItem,
+  replaced: ModelItem,
+  reasons: z.array(z.string()).describe('the held-out and shared-set figures that allowed it'),
+});
+export const ModelRollbackBody = z.object({ running: ModelItem, set_aside: ModelItem });

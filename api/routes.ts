@@ -13,6 +13,9 @@ import type {
   HealthBody,
   MapConfigBody,
   MetaBody,
+  ModelPromotionBody,
+  ModelRollbackBody,
+  ModelsBody,
   PatchDetailBody,
   PatchFeatureCollection,
   PatchListBody,
@@ -54,17 +57,19 @@ type GetAnswer<R extends string> = R extends '/api/health'
                       ? BatchProgressBody
                       : R extends '/api/users'
                         ? UsersBody
-                        : R extends '/api/reports/monthly'
-                          ? MonthlyReportBody
-                          : R extends '/api/reports/yearly'
-                            ? YearlyReportBody
-                            : R extends '/api/reports/board'
-                              ? BoardBody
-                              : R extends '/api/reports/trend'
-                                ? TrendBody
-                                : R extends '/api/todo'
-                                  ? TodoBody
-                                  : unknown;
+                        : R extends '/api/models'
+                          ? ModelsBody
+                          : R extends '/api/reports/monthly'
+                            ? MonthlyReportBody
+                            : R extends '/api/reports/yearly'
+                              ? YearlyReportBody
+                              : R extends '/api/reports/board'
+                                ? BoardBody
+                                : R extends '/api/reports/trend'
+                                  ? TrendBody
+                                  : R extends '/api/todo'
+                                    ? TodoBody
+                                    : unknown;
 
 type PostAnswer<R extends string> = R extends '/api/login'
   ? TokenBody
@@ -82,7 +87,11 @@ type PostAnswer<R extends string> = R extends '/api/login'
               ? Out<typeof RevokedBody>
               : R extends `/api/users/${string}/${'password' | 'enable' | 'disable'}`
                 ? Out<typeof UserChangeBody>
-                : unknown;
+                : R extends '/api/models/rollback'
+                  ? Out<typeof ModelRollbackBody>
+                  : R extends `/api/models/${string}/promote`
+                    ? Out<typeof ModelPromotionBody>
+                    : unknown;
 
 /** The answer to a GET of `P`. */
 export type GetAnswerTo<P extends string> = GetAnswer<Route<P>>;

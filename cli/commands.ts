@@ -6,6 +6,7 @@ import { getBatch, listPatches, type BatchSummary } from '../store/batch.ts';
 import type { Db } from '../store/db.ts';
 import { launchBatch, retryFailedTiles, waitForBatch, type BatchProgress } from '../workers/batch.launch.ts';
 import { checkRedis } from '../workers/queues.ts';
+import { batchModelDir } from '../training/models.ts';
 import { startWorkers, type WorkerPool } from '../workers/worker.pool.ts';
 
 /**
@@ -27,7 +28,10 @@ export async function cmdBatchRun(
   },
 ): Promise<{ batchId: number; summary: BatchSummary | null }> {
   await checkRedis(config);
-  const model = await OnnxChangeModel.load(config.modelDir, { intraOpThreads: config.TUBAN_ORT_THREADS });
+  // the register's running model (tuban model promote), else TUBAN_MODEL_DIR
+  const { dir, from } = await batchModelDir(db, config);
+  const model = await OnnxChangeModel.load(dir, { intraOpThreads: config.TUBAN_ORT_THREADS });
+  log.info('Batch:Model', { model: `${model.manifest.name} ${model.manifest.version}`, from });
   let pool: WorkerPool | undefined;
   try {
     if (opts.inProcessWorkers) pool = startWorkers({ db, config, model, log });
@@ -67,7 +71,7 @@ export async function cmdBatchRetry(
 ): Promise<{ retried: number; stillFailed: string[]; summary: BatchSummary | null }> {
   await checkRedis(config);
   const model = opts.inProcessWorkers
-    ? await OnnxChangeModel.load(config.modelDir, { intraOpThreads: config.TUBAN_ORT_THREADS })
+    ? await OnnxChangeModel.load((await batchModelDir(db, config)).dir, { intraOpThreads: config.TUBAN_ORT_THREADS })
     : null;
   const pool = model ? startWorkers({ db, config, model, log }) : undefined;
   try {

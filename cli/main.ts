@@ -7,11 +7,20 @@ import { setupCommands } from './program/setup.ts';
 import { toolsCommands } from './program/tools.ts';
 import { usersCommands } from './program/users.ts';
 import { notifyCommands } from './program/notify.ts';
+import { modelCommands } from './program/model.ts';
 
 const program = new Command('tuban')
   .description('两违图斑: change detection and patch workflow for monthly satellite imagery')
   .showHelpAfterError();
-for (const commands of [setupCommands, batchCommands, serveCommands, usersCommands, notifyCommands, toolsCommands])
+for (const commands of [
+  setupCommands,
+  batchCommands,
+  serveCommands,
+  usersCommands,
+  notifyCommands,
+  modelCommands,
+  toolsCommands,
+])
   commands(program);
 
 // commander's own refusals (a missing required option, an unknown command) are bad input: exit 2, not 1

@@ -90,6 +90,22 @@ const EnvSchema = z.object({
   TUBAN_GSD_TOLERANCE: z.coerce.number().min(0).max(1).default(0.1),
   /** Change model folder (with manifest.json). */
   TUBAN_MODEL_DIR: z.string().default('models/siam-unet-lite'),
+  /**
+   * Labelled folders replayed beside the city's own chips when `tuban model train` fine-tunes, so the model does
+   * not forget what it knew: comma-separated `DIR[@SCALE][=WEIGHT]` as train.py reads them (SCALE resamples to
+   * 0.5 m, WEIGHT is the folder's share of samples; the city's chips take 0.5). Unset: the city's chips alone.
+   */
+  TUBAN_TRAINING_REPLAY: z.string().default(''),
+  /**
+   * Shared validation sets `tuban model evaluate` scores every model on (pixel F1 through onnxruntime), and
+   * `promote` refuses a model that loses more than 0.01 on any of them: comma-separated `DIR[#SPLIT_FILE]`
+   * (the split file names the folder's validation images). Unset: the held-out month alone decides.
+   */
+  TUBAN_MODEL_VALIDATION: z.string().default(''),
+  /** Python with torch, numpy and Pillow for `tuban model train` (Debian's python3-torch). */
+  TUBAN_PYTHON: z.string().default('/usr/bin/python3'),
+  /** CPU threads a fine-tune takes (it runs in the background beside the batch and the server). */
+  TUBAN_TRAIN_THREADS: z.coerce.number().int().positive().default(1),
   /** Threshold on change probability; unset uses the model manifest's default. */
   TUBAN_THRESHOLD: z.coerce.number().gt(0).lt(1).optional(),
   /** Patches with a lower mean change probability are dropped; unset uses the model manifest's minMeanProbability (else 0). */

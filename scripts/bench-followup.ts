@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   for (const p of [pairsDir, coordsFile])
     if (!existsSync(p))
       throw new BadInputError('data_missing', `${p}: not found; pass --data DIR (see scripts/bench-real.ts)`, { p });
-  const { splitNames } = await import('../cli/eval.ts');
+  const { splitNames } = await import('../training/dataset.eval.ts');
   const names = values.images
     ? values.images
         .split(',')

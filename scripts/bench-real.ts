@@ -120,7 +120,7 @@ async function main(): Promise<void> {
       `${coordsFile}: no such file (the EPSG:4326 corners of the LEVIR-CD images)`,
       { file: coordsFile },
     );
-  const { splitNames } = await import('../cli/eval.ts');
+  const { splitNames } = await import('../training/dataset.eval.ts');
   const validation = splitNames(splitFile, pairsDir);
   const byNumber = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
   const names =

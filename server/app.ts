@@ -30,6 +30,7 @@ import { bulkRoutes, patchRoutes } from './routes/patches.ts';
 import { reportRoutes } from './routes/reports.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { userRoutes } from './routes/users.ts';
+import { modelRoutes } from './routes/models.ts';
 import { notifyRoutes } from './routes/notify.ts';
 import { notifyKicker } from '../workers/notify.kick.ts';
 import { pickEncoding, type WebAssets } from './web.ts';
@@ -297,6 +298,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     reportRoutes,
     batchRoutes,
     userRoutes,
+    modelRoutes,
     calendarRoutes,
     bulkRoutes,
     notifyRoutes,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { datasetNames, evalText, evaluateDataset } from '../cli/eval.ts';
+import { datasetNames, evalText, evaluateDataset } from '../training/dataset.eval.ts';
 
 /** `tuban eval` on a small dataset written here: one pair with a new roof, one without change. */
 describe('dataset evaluation', () => {

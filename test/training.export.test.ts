@@ -191,7 +191,7 @@ describe('training export from verified patches', () => {
           ['models/siam-unet-lite/export.py', runDir, modelDir, '--name', 'city-2024', '--version', '1.0.0'],
           { stdio: 'pipe' },
         );
-        const { evaluateDataset } = await import('../cli/eval.ts');
+        const { evaluateDataset } = await import('../training/dataset.eval.ts');
         const r = await evaluateDataset(out, modelDir);
         expect(r.model).toBe('city-2024 1.0.0');
         expect(r.images).toHaveLength(4);

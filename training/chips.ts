@@ -17,6 +17,8 @@ interface ChipRow {
   gsd_m: number;
   centre: { coordinates: number[] };
   geom: Geom;
+  /** The tile footprint's bounds in its own CRS: minX, minY, maxX, maxY. */
+  bounds: number[];
 }
 interface Verified {
   code: string;
@@ -74,10 +76,56 @@ async function rasteriseLabel(
   return Buffer.from(grey.map((v) => (v > 127 ? 255 : 0)));
 }
 
+/** Whether both months' tile extents cover a chip's bounds (checked at 16 × 16 points). */
+function chipCovered(box: number[], after: ChipRow[], before: ChipRow[]): boolean {
+  const inside = (rows: ChipRow[], x: number, y: number) =>
+    rows.some((r) => x >= r.bounds[0] && x <= r.bounds[2] && y >= r.bounds[1] && y <= r.bounds[3]);
+  for (let i = 0; i <= 15; i++)
+    for (let j = 0; j <= 15; j++) {
+      const x = box[0] + ((box[2] - box[0]) * i) / 15;
+      const y = box[1] + ((box[3] - box[1]) * j) / 15;
+      if (!inside(after, x, y) || !inside(before, x, y)) return false;
+    }
+  return true;
+}
+
+/**
+ * The chip's bounds, on the after imagery's pixel grid (read without resampling): centred on the patch,
+ * or, where that reaches past the edge of the months' imagery, moved inward into the tiles under the
+ * patch's centre (a patch at the edge of the city's coverage, or in a small scene).
+ */
+function chipBounds(
+  cx: number,
+  cy: number,
+  px: number,
+  gsd: number,
+  after: ChipRow[],
+  before: ChipRow[],
+): [number, number, number, number] {
+  const at = (x: number, y: number): [number, number, number, number] => {
+    const x0 = Math.round((x - (px / 2) * gsd) / gsd) * gsd;
+    const y1 = Math.round((y + (px / 2) * gsd) / gsd) * gsd;
+    return [x0, y1 - px * gsd, x0 + px * gsd, y1];
+  };
+  const centred = at(cx, cy);
+  if (chipCovered(centred, after, before)) return centred;
+  const under = (rows: ChipRow[]) =>
+    rows.find((r) => cx >= r.bounds[0] && cx <= r.bounds[2] && cy >= r.bounds[1] && cy <= r.bounds[3]);
+  const [a, b] = [under(after), under(before)];
+  if (!a || !b) return centred;
+  const lo = [Math.max(a.bounds[0], b.bounds[0]), Math.max(a.bounds[1], b.bounds[1])];
+  const hi = [Math.min(a.bounds[2], b.bounds[2]), Math.min(a.bounds[3], b.bounds[3])];
+  const half = (px / 2) * gsd;
+  const fit = (c: number, l: number, h: number) => (h - l >= 2 * half ? Math.min(Math.max(c, l + half), h - half) : c);
+  // rounded inward onto the grid: a chip that fits exactly stays inside
+  const moved = at(fit(cx, lo[0], hi[0]), fit(cy, lo[1], hi[1]));
+  return chipCovered(moved, after, before) ? moved : centred;
+}
+
 /**
  * Before/after chips of verified patches with their verdict as the change label, in the A/ B/ label/
  * layout that `tuban eval` and the training script read. A chip is `sizePx` square (larger when the
- * patch is), centred on the patch, on the after imagery's grid. Change patches nearby are labelled too;
+ * patch is), centred on the patch (moved inward near the edge of the imagery), on the after imagery's grid. Change patches nearby are labelled too;
  * a false-change or dismissed patch leaves its own area 0. Chips not fully covered by both months'
  * imagery are skipped with the reason in the manifest.
  */
@@ -96,7 +144,7 @@ export async function exportTrainingChips(
   const size = opts.sizePx ?? 256;
   const minCoverage = opts.minCoverage ?? 0.98;
   const patches = await runSql<Verified>(db, 'training/verified', { month: opts.month, since });
-  for (const sub of ['A', 'B', 'label']) mkdirSync(join(opts.outDir, sub), { recursive: true });
+  for (const sub of ['A', 'B', 'label', 'own']) mkdirSync(join(opts.outDir, sub), { recursive: true });
   const sources = new GeoTiffCache();
   const open = (path: string) => sources.open(path);
   const chips: TrainingChip[] = [];
@@ -129,10 +177,7 @@ export async function exportTrainingChips(
       const [cx, cy] = after[0].centre.coordinates;
       const extent = Math.max(...pts.map((q) => Math.max(Math.abs(q[0] - cx), Math.abs(q[1] - cy))));
       const px = Math.max(size, Math.ceil(((extent * 2) / gsd + 32) / 32) * 32);
-      // snap the chip to the after imagery's pixel grid so the after chip is read without resampling
-      const x0 = Math.round((cx - (px / 2) * gsd) / gsd) * gsd;
-      const y1 = Math.round((cy + (px / 2) * gsd) / gsd) * gsd;
-      const bounds: [number, number, number, number] = [x0, y1 - px * gsd, x0 + px * gsd, y1];
+      const bounds = chipBounds(cx, cy, px, gsd, after, before);
       try {
         const a = await readChipRgb(
           await Promise.all(before.map(async (r) => ({ source: await open(r.path), stretch: r.stretch }))),
@@ -159,6 +204,7 @@ export async function exportTrainingChips(
           srid,
         });
         const label = await rasteriseLabel(geoms, bounds, gsd, px, px);
+        const own = await rasteriseLabel([after[0].geom], bounds, gsd, px, px);
         const name = `${p.code}.png`;
         const raw = { raw: { width: px, height: px, channels: 3 as const } };
         await sharp(a.rgb, raw)
@@ -171,6 +217,10 @@ export async function exportTrainingChips(
           .toColourspace('b-w')
           .png()
           .toFile(join(opts.outDir, 'label', name));
+        await sharp(own, { raw: { width: px, height: px, channels: 1 } })
+          .toColourspace('b-w')
+          .png()
+          .toFile(join(opts.outDir, 'own', name));
         chips.push({
           name,
           code: p.code,
@@ -201,7 +251,7 @@ export async function exportTrainingChips(
         ...result,
         dir: undefined,
         createdAt: new Date().toISOString(),
-        layout: 'A/ before, B/ after, label/ 0 = no change, 255 = verified change',
+        layout: "A/ before, B/ after, label/ 0 = no change, 255 = verified change, own/ the patch's own outline",
       },
       null,
       2,

@@ -34,6 +34,8 @@ export interface JobContext {
   config: Config;
   model: ChangeModel;
   log: Logger;
+  /** The model a batch ran, when it is not `model` (a model promoted while this worker ran): workers/models.ts. */
+  models?: { named(name: string, version: string): Promise<ChangeModel> };
 }
 
 /** What a part job reads before it starts (sql/batch/part_job.sql); the part's columns are null when the tile has no such part. */
@@ -41,6 +43,8 @@ interface PartJobRow {
   tile_status: string;
   batch_status: string;
   params: Record<string, unknown>;
+  model_name: string;
+  model_version: string;
   x: number;
   y: number;
   width: number | null;
@@ -116,7 +120,15 @@ async function runPart(
   if (job.width === null) throw new NotFoundError(`batch ${batchId} tile ${imageryId} has no part ${partNo}`);
   const part = { x: job.x, y: job.y, width: job.width, height: job.height };
   if (job.batch_status === 'queued') await setBatchStatus(ctx.db, batchId, 'running');
-  const threshold = Number(job.params.threshold ?? ctx.model.manifest.defaultThreshold);
+  // the batch's own model: a worker started before a promotion still runs the older batches' model on them
+  const own = ctx.model.manifest;
+  const model =
+    own.name === job.model_name && own.version === job.model_version
+      ? ctx.model
+      : ctx.models
+        ? await ctx.models.named(job.model_name, job.model_version)
+        : ctx.model;
+  const threshold = Number(job.params.threshold ?? model.manifest.defaultThreshold);
   ctx.log.info('Part:DetectStarted', { batchId, imageryId, part: partNo, pid: process.pid });
   const opened: TileSource[] = [];
   let detected: Awaited<ReturnType<typeof detectRegion>>;
@@ -141,7 +153,7 @@ async function runPart(
       after,
       afterStretch: job.stretch,
       baselines: baseSources,
-      model: ctx.model,
+      model,
       region: part,
       stages: timer,
       onProgress: (d, t) => d < t && progress?.(Math.round((100 * d) / t)), // the job's completion says 100 %
@@ -161,7 +173,7 @@ async function runPart(
       offsetPx: { x: halo.x, y: halo.y },
       core: { x: part.x - halo.x, y: part.y - halo.y, width: part.width, height: part.height },
       interior: detected.interior,
-      interiorThreshold: ctx.model.manifest.interior?.threshold,
+      interiorThreshold: model.manifest.interior?.threshold,
       // the diff's sliver opening, done here on the raster: the diff buffers only what legal footprints cut
       openingPx,
     }),

@@ -2,6 +2,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Db } from '../store/db.ts';
 import type { Config } from '../config/env.ts';
 import type { ChangeModel } from '../pipeline/change.model.ts';
+import { modelShelf } from './models.ts';
 import { errorCodeOf, errorFate, errorKindOf } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { batchTile } from '../store/batch.ts';
@@ -38,7 +39,8 @@ export function startWorkers(opts: {
   workflow?: WorkflowEnv;
   autorun?: boolean;
 }): WorkerPool {
-  const ctx: JobContext = { db: opts.db, config: opts.config, model: opts.model, log: opts.log };
+  const models = modelShelf(opts.db, opts.config);
+  const ctx: JobContext = { db: opts.db, config: opts.config, model: opts.model, log: opts.log, models };
   const concurrency = opts.concurrency ?? opts.config.TUBAN_CONCURRENCY;
   const attempts = opts.config.TUBAN_JOB_ATTEMPTS;
   // Tries are counted here, stalls (a worker killed or out of memory) and errors alike, against
@@ -224,6 +226,7 @@ export function startWorkers(opts: {
         await Promise.all(workers.map((w) => w.close(true)));
       }
       for (const c of connections) c.disconnect();
+      await models.close();
     },
   };
 }

@@ -200,9 +200,13 @@ export function batchCommands(program: Command): void {
           import('../../workflow/env.ts'),
         ]);
       await checkRedis(c.config);
-      const model = await OnnxChangeModel.load(c.config.modelDir, { intraOpThreads: c.config.TUBAN_ORT_THREADS });
+      const { batchModelDir } = await import('../../training/models.ts');
+      const db = await c.database();
+      const model = await OnnxChangeModel.load((await batchModelDir(db, c.config)).dir, {
+        intraOpThreads: c.config.TUBAN_ORT_THREADS,
+      });
       const pool = startWorkers({
-        db: await c.database(),
+        db,
         config: c.config,
         model,
         log: c.log,

@@ -226,7 +226,7 @@ export function toolsCommands(program: Command): void {
         minAreaM2?: number;
         json?: boolean;
       }) => {
-        const { evalText, evaluateDataset } = await import('../eval.ts');
+        const { evalText, evaluateDataset } = await import('../../training/dataset.eval.ts');
         const r = await evaluateDataset(o.dataset, o.model ?? context().config.modelDir, {
           threshold: o.threshold,
           gsdM: o.gsd,

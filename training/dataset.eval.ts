@@ -47,7 +47,7 @@ function labelFile(dir: string, name: string): string {
   return join(dir, 'label', alt);
 }
 
-async function rgb(path: string): Promise<{ data: Buffer; width: number; height: number }> {
+export async function rgb(path: string): Promise<{ data: Buffer; width: number; height: number }> {
   const { data, info } = await sharp(path)
     .removeAlpha()
     .toColourspace('srgb')
@@ -64,7 +64,7 @@ async function label(path: string): Promise<{ data: Uint8Array; width: number; h
   return { data: Uint8Array.from(data, (v) => (v > 127 ? 1 : 0)), width: info.width, height: info.height };
 }
 
-function source(name: string, img: { data: Buffer; width: number; height: number }, gsdM: number): MemorySource {
+export function source(name: string, img: { data: Buffer; width: number; height: number }, gsdM: number): MemorySource {
   const n = img.width * img.height;
   const bands = [0, 1, 2].map((b) => Uint8Array.from({ length: n }, (_, i) => img.data[i * 3 + b]));
   const info: RasterInfo = {
