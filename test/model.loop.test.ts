@@ -9,6 +9,8 @@ import {
   batchModelDir,
   ensureRunning,
   registerModel,
+  listModelsNow,
+  resumeTraining,
   rollbackModel,
   startTraining,
   type ModelEnv,
@@ -174,6 +176,34 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
       await expect(evaluateModel(env, { month: '2024-03', id: t.id })).rejects.toThrow(
         /trained on the verdicts of 2024-03…2024-03/,
       );
+    },
+    300_000,
+  );
+
+  it.skipIf(!hasTorch)(
+    'trains in the background: the list shows it training, a killed run is failed and names how to go on',
+    async () => {
+      await ensureRunning(env);
+      const siam = await registerModel(env, 'models/siam-unet-lite');
+      await runOnly(siam.id);
+      const bg = await startTraining(env, { since: '2024-03', steps: 100000, minutes: 30, batch: 2, crop: 64 });
+      expect(bg.status).toBe('training');
+      const pid = bg.trained_on!.pid!;
+      // the command has returned; the run goes on in its own process group
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      expect((await listModelsNow(env)).find((m) => m.id === bg.id)?.status).toBe('training');
+      process.kill(-pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 500));
+      const dead = (await listModelsNow(env)).find((m) => m.id === bg.id)!;
+      expect(dead.status).toBe('failed');
+      expect(dead.trained_on?.error).toMatch(
+        new RegExp(`ended without an exit status .*tuban model train --resume ${bg.id}`),
+      );
+      // killed before its first checkpoint (a minute in): nothing to go on from
+      await expect(resumeTraining(env, bg.id)).rejects.toThrow(
+        /checkpoint\.pt not found: the run stopped before its first checkpoint/,
+      );
+      expect((await modelEvents(run.db, bg.id)).map((e) => e.action)).toEqual(['train_started', 'train_failed']);
     },
     300_000,
   );
