@@ -88,14 +88,48 @@ export async function insertModel(
 ): Promise<ModelRow> {
   if (await findModel(db, row.name, row.version))
     throw new ConflictError(`${modelLabel(row)} is already in the register`, { model: modelLabel(row) });
-  const [m] = await db<ModelRow>('detector_model')
-    .insert({
-      ...row,
-      card: row.card ? (JSON.stringify(row.card) as never) : null,
-      trained_on: row.trained_on ? (JSON.stringify(row.trained_on) as never) : null,
-    })
-    .returning('*');
-  return m;
+  try {
+    const [m] = await db<ModelRow>('detector_model')
+      .insert({
+        ...row,
+        card: row.card ? (JSON.stringify(row.card) as never) : null,
+        trained_on: row.trained_on ? (JSON.stringify(row.trained_on) as never) : null,
+      })
+      .returning('*');
+    return m;
+  } catch (err) {
+    // the same version registered (or trained) a moment ago by another command
+    if ((err as { code?: string }).code === '23505')
+      throw new ConflictError(
+        `${modelLabel(row)} was added to the register a moment ago by another command: try again`,
+        {
+          model: modelLabel(row),
+        },
+      );
+    throw err;
+  }
+}
+
+/** Removes a model row that never got further than its start (a fine-tune with nothing to learn from). */
+export async function deleteModel(db: Db, id: number): Promise<void> {
+  await db('detector_model_event').where({ model_id: id }).delete();
+  await db('detector_model').where({ id }).delete();
+}
+
+/**
+ * Ends a fine-tune's `training` state once: the update applies only while the row is still training, so two
+ * commands settling the same run at once record it once. Returns whether this call settled it.
+ */
+export async function settleTraining(
+  db: Db,
+  id: number,
+  fields: Partial<Pick<ModelRow, 'status' | 'sha256' | 'card' | 'trained_on'>>,
+): Promise<boolean> {
+  const json = (v: unknown) => (v === undefined ? undefined : v === null ? null : (JSON.stringify(v) as never));
+  const n = await db('detector_model')
+    .where({ id, status: 'training' })
+    .update({ ...fields, card: json(fields.card), trained_on: json(fields.trained_on) });
+  return Number(n) > 0;
 }
 
 export async function updateModel(

@@ -3,7 +3,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { exportTrainingChips } from '../training/chips.ts';
+import { chipBounds, exportTrainingChips, type ChipRow } from '../training/chips.ts';
 import { evaluateModel, promoteModel, promotionVerdict, type ModelFigures } from '../training/evaluate.ts';
 import {
   batchModelDir,
@@ -15,7 +15,7 @@ import {
   startTraining,
   type ModelEnv,
 } from '../training/models.ts';
-import { getModel, modelEvents, runningModel } from '../store/models.ts';
+import { findModel, getModel, modelEvents, runningModel } from '../store/models.ts';
 import { modelShelf } from '../workers/models.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
@@ -24,7 +24,9 @@ import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 import { buildServer } from '../server/app.ts';
 import { createUser, issueToken } from '../store/users.ts';
 
-const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' }).status === 0;
+const hasTorch =
+  spawnSync(process.env.TUBAN_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' })
+    .status === 0;
 
 /** A copy of the fixtures' model under another version that sees no change (its inputs scaled to nothing): a model known to be worse. */
 function blindCopy(root: string, version: string): string {
@@ -74,20 +76,40 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
   });
 
   it('registers the configured model as the first running one, and batches take the register’s model', async () => {
-    expect(await batchModelDir(run.db, run.config)).toEqual({ dir: run.config.modelDir, from: 'config' });
-    const first = await ensureRunning(env);
-    expect(first).toMatchObject({ name: 'cva-baseline', status: 'running' });
-    expect(first.dir).toContain(join(run.config.dataDir, 'models'));
-    expect(existsSync(join(first.dir, 'manifest.json'))).toBe(true);
-    expect(await batchModelDir(run.db, run.config)).toEqual({ dir: first.dir, from: 'register' });
-    expect((await ensureRunning(env)).id).toBe(first.id);
-    // the first model cannot be fine-tuned (no weights) and has nothing to roll back to
-    await expect(startTraining(env, { since: '2024-03' })).rejects.toThrow(/cannot be fine-tuned: .* no weights\.npz/);
-    await expect(rollbackModel(env)).rejects.toThrow(/first model in the register/);
+    // a register of its own, empty whatever the other tests did
+    const own = await freshRun(fixturesDir);
+    try {
+      const e = { ...env, db: own.db, config: own.config };
+      expect(await batchModelDir(own.db, own.config)).toEqual({ dir: own.config.modelDir, from: 'config' });
+      const first = await ensureRunning(e);
+      expect(first).toMatchObject({ name: 'cva-baseline', status: 'running' });
+      expect(first.dir).toBe(join(own.config.dataDir, 'models', 'cva-baseline', '1.0.0'));
+      expect(existsSync(join(first.dir, 'manifest.json'))).toBe(true);
+      expect(await batchModelDir(own.db, own.config)).toEqual({ dir: first.dir, from: 'register' });
+      expect((await ensureRunning(e)).id).toBe(first.id);
+      // the first model cannot be fine-tuned (no weights) and has nothing to roll back to
+      await expect(startTraining(e, { since: '2024-03' })).rejects.toThrow(/cannot be fine-tuned: .* no weights\.npz/);
+      await expect(rollbackModel(e)).rejects.toThrow(/first model in the register/);
+    } finally {
+      await cleanup(own.db, own.config);
+    }
+  }, 300_000);
+
+  it('loads a batch’s model from the register in a worker started with another, and refuses odd names', async () => {
+    const running = await ensureRunning(env);
+    for (const name of ['../evil', 'a/b', '..', 'x\nrm -rf ~']) {
+      const dir = blindCopy(work, `odd-${Math.random().toString(36).slice(2)}`);
+      const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ ...m, name }));
+      await expect(registerModel(env, dir)).rejects.toThrow(/manifest\.json: name .* may hold only letters, digits/);
+    }
     // a worker started with another model loads the batch's model from the register, and names one it lacks
     const shelf = modelShelf(run.db, run.config);
     try {
-      expect((await shelf.named(first.name, first.version)).manifest.name).toBe('cva-baseline');
+      expect((await shelf.named(running.name, running.version)).manifest).toMatchObject({
+        name: running.name,
+        version: running.version,
+      });
       await expect(shelf.named('nobody', '9.9')).rejects.toThrow(/the batch ran nobody 9\.9, which this worker/);
     } finally {
       await shelf.close();
@@ -97,11 +119,15 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
   it('promotes a better candidate, refuses a worse one with the figures, and rolls back', async () => {
     await ensureRunning(env);
     // a blind model runs; the model that made the patches is the candidate: it finds the confirmed buildings
-    const first = await ensureRunning(env);
+    await ensureRunning(env);
+    // the fixtures' model, registered first by whichever test ran first
+    const first = (await findModel(run.db, 'cva-baseline', '1.0.0'))!;
     const blind = await registerModel(env, blindCopy(work, 'blind'));
     await runOnly(blind.id);
     await run.db('detector_model').where({ id: first.id }).update({ status: 'candidate', evaluation: null });
     const good = await getModel(run.db, first.id);
+    // what this test adds to its history (another test may have moved it before)
+    const earlier = (await modelEvents(run.db, good.id)).length;
     await expect(promoteModel(env, good.id)).rejects.toThrow(/has not been evaluated/);
     const ev = await evaluateModel(env, { month: '2024-03', id: good.id });
     expect(ev.running.heldOut).toMatchObject({ confirmed: 2, dismissed: 2, found: 0, score: 0 });
@@ -136,12 +162,19 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
     expect(r.to).toMatchObject({ id: blind.id, status: 'running' });
     expect(r.from).toMatchObject({ id: good.id, status: 'retired' });
     expect(await batchModelDir(run.db, run.config)).toEqual({ dir: blind.dir, from: 'register' });
-    const history = await modelEvents(run.db, good.id);
-    expect(history.map((e) => e.action)).toEqual(['registered', 'evaluated', 'promoted', 'rolled_back']);
-    expect(history[3].detail).toMatchObject({ to: blind.id, reason: 'towns report misses' });
+    const history = (await modelEvents(run.db, good.id)).slice(earlier);
+    expect(history.map((e) => e.action)).toEqual(['evaluated', 'promoted', 'rolled_back']);
+    expect(history[2].detail).toMatchObject({ to: blind.id, reason: 'towns report misses' });
+    // the model set aside can be evaluated and promoted again; a second rollback goes one further back
+    const again = await evaluateModel(env, { month: '2024-03', id: good.id });
+    expect(again.running.id).toBe(blind.id);
+    expect((await promoteModel(env, good.id)).promoted.status).toBe('running');
+    expect((await rollbackModel(env)).to.id).toBe(blind.id);
+    await expect(rollbackModel(env)).rejects.toThrow(/first model in the register/);
   }, 600_000);
 
   it('refuses the same version with another model file', async () => {
+    await ensureRunning(env);
     const dir = blindCopy(work, 'other');
     await registerModel(env, dir);
     writeFileSync(join(dir, 'model.onnx'), 'not the same');
@@ -233,7 +266,7 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
   }, 300_000);
 
   it('answers admins over the API, and no one else', async () => {
-    const first = await ensureRunning(env);
+    const first = (await findModel(run.db, 'cva-baseline', '1.0.0')) ?? (await ensureRunning(env));
     await runOnly(first.id);
     const token: Record<string, string> = {};
     for (const [username, role, townCode] of [
@@ -257,6 +290,21 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
       expect(refused.statusCode).toBe(409);
       expect(refused.json().message).toMatch(/has not been evaluated/);
       expect((await call('model-admin', 'POST', '/api/models/x1/promote')).statusCode).toBe(400);
+      // a refusal by the rule answers 409 with the figures, and stays in the model's history
+      await evaluateModel(env, { month: '2024-03', id: cand.id });
+      const ruled = await call('model-admin', 'POST', `/api/models/${cand.id}/promote`);
+      expect(ruled.statusCode).toBe(409);
+      expect(ruled.json().message).toMatch(/refused:\n {2}held-out month does not improve/);
+      expect((await modelEvents(run.db, cand.id)).map((e) => e.action)).toEqual(['registered', 'evaluated', 'refused']);
+      // a better candidate is promoted over the API, and rolled back
+      await runOnly(cand.id);
+      await evaluateModel(env, { month: '2024-03', id: first.id });
+      const promoted = await call('model-admin', 'POST', `/api/models/${first.id}/promote`);
+      expect(promoted.statusCode, promoted.body).toBe(200);
+      expect(promoted.json()).toMatchObject({ running: { id: Number(first.id) }, replaced: { id: Number(cand.id) } });
+      const back = await call('model-admin', 'POST', '/api/models/rollback', { reason: 'test' });
+      expect(back.statusCode, back.body).toBe(200);
+      expect(back.json()).toMatchObject({ running: { id: Number(cand.id) }, set_aside: { id: Number(first.id) } });
     } finally {
       await app.close();
     }
@@ -275,5 +323,30 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
     expect(promotionVerdict(figures(0.8, [0.8]), figures(0.85, [0.789])).reasons[1]).toMatch(
       /set0: pixel F1 0\.789 against 0\.800 \(−0\.011\): falls by more than 0\.01/,
     );
+  });
+});
+
+describe('training chips near the edge of the imagery', () => {
+  const tile = (minX: number, minY: number, size: number) =>
+    ({ bounds: [minX, minY, minX + size, minY + size] }) as unknown as ChipRow;
+
+  it('moves a chip inward to lie on both months’ imagery, on the tile’s pixel grid, holding the whole patch', () => {
+    // a 128 m scene at 0.5 m; a 256 px chip fits only exactly; the patch near its south-west corner
+    const t = [tile(1000.25, 2000.25, 128)];
+    expect(chipBounds(1010, 2010, 256, 0.5, [1005, 2005, 1015, 2015], t, t)).toEqual([
+      1000.25, 2000.25, 1128.25, 2128.25,
+    ]);
+    // centred when centred fits
+    const big = [tile(0, 0, 1000)];
+    expect(chipBounds(500, 500, 256, 0.5, [495, 495, 505, 505], big, big)).toEqual([436, 436, 564, 564]);
+  });
+
+  it('keeps the centred chip when moving it would cut the patch, or the tiles cannot hold it', () => {
+    const t = [tile(0, 0, 128)];
+    // a patch reaching past the scene's edge: no chip on the scene holds it all
+    expect(chipBounds(5, 64, 256, 0.5, [-20, 60, 10, 68], t, t)).toEqual([-59, 0, 69, 128]);
+    // a scene smaller than the chip
+    const small = [tile(0, 0, 100)];
+    expect(chipBounds(50, 50, 256, 0.5, [45, 45, 55, 55], small, small)).toEqual([-14, -14, 114, 114]);
   });
 });

@@ -10,14 +10,14 @@ import { runSql } from '../store/sql.ts';
 import { checkMonth } from '../core/month.ts';
 
 type Geom = { type: 'Polygon' | 'MultiPolygon'; coordinates: number[][][] | number[][][][] };
-interface ChipRow {
+export interface ChipRow {
   path: string;
   stretch: BandStretch | null;
   srid: number;
   gsd_m: number;
   centre: { coordinates: number[] };
   geom: Geom;
-  /** The tile footprint's bounds in its own CRS: minX, minY, maxX, maxY. */
+  /** The tile's extent in its own CRS (from its geotransform): minX, minY, maxX, maxY. */
   bounds: number[];
 }
 interface Verified {
@@ -94,32 +94,42 @@ function chipCovered(box: number[], after: ChipRow[], before: ChipRow[]): boolea
  * or, where that reaches past the edge of the months' imagery, moved inward into the tiles under the
  * patch's centre (a patch at the edge of the city's coverage, or in a small scene).
  */
-function chipBounds(
+export function chipBounds(
   cx: number,
   cy: number,
   px: number,
   gsd: number,
+  patch: number[],
   after: ChipRow[],
   before: ChipRow[],
 ): [number, number, number, number] {
-  const at = (x: number, y: number): [number, number, number, number] => {
-    const x0 = Math.round((x - (px / 2) * gsd) / gsd) * gsd;
-    const y1 = Math.round((y + (px / 2) * gsd) / gsd) * gsd;
-    return [x0, y1 - px * gsd, x0 + px * gsd, y1];
-  };
-  const centred = at(cx, cy);
-  if (chipCovered(centred, after, before)) return centred;
   const under = (rows: ChipRow[]) =>
     rows.find((r) => cx >= r.bounds[0] && cx <= r.bounds[2] && cy >= r.bounds[1] && cy <= r.bounds[3]);
+  // the grid of the after tile under the patch (its west and north edges)
+  const [gx, gy] = [(under(after) ?? after[0]).bounds[0], (under(after) ?? after[0]).bounds[3]];
+  const snap = (v: number, g: number, how: (n: number) => number) => g + how((v - g) / gsd) * gsd;
+  const at = (x0: number, y1: number): [number, number, number, number] => [x0, y1 - px * gsd, x0 + px * gsd, y1];
+  const half = (px / 2) * gsd;
+  const centred = at(snap(cx - half, gx, Math.round), snap(cy + half, gy, Math.round));
+  if (chipCovered(centred, after, before)) return centred;
   const [a, b] = [under(after), under(before)];
   if (!a || !b) return centred;
   const lo = [Math.max(a.bounds[0], b.bounds[0]), Math.max(a.bounds[1], b.bounds[1])];
   const hi = [Math.min(a.bounds[2], b.bounds[2]), Math.min(a.bounds[3], b.bounds[3])];
-  const half = (px / 2) * gsd;
-  const fit = (c: number, l: number, h: number) => (h - l >= 2 * half ? Math.min(Math.max(c, l + half), h - half) : c);
-  // rounded inward onto the grid: a chip that fits exactly stays inside
-  const moved = at(fit(cx, lo[0], hi[0]), fit(cy, lo[1], hi[1]));
-  return chipCovered(moved, after, before) ? moved : centred;
+  if (hi[0] - lo[0] < 2 * half || hi[1] - lo[1] < 2 * half) return centred;
+  // inward onto the grid: west edge rounded up from the tiles' west, north edge down from their north
+  const x0 = Math.min(
+    Math.max(snap(cx - half, gx, Math.round), snap(lo[0], gx, Math.ceil)),
+    snap(hi[0] - 2 * half, gx, Math.floor),
+  );
+  const y1 = Math.max(
+    Math.min(snap(cy + half, gy, Math.round), snap(hi[1], gy, Math.floor)),
+    snap(lo[1] + 2 * half, gy, Math.ceil),
+  );
+  const moved = at(x0, y1);
+  // moved only when it still holds the whole patch, else the centred chip is kept (and skipped for its coverage)
+  const holds = moved[0] <= patch[0] && moved[1] <= patch[1] && moved[2] >= patch[2] && moved[3] >= patch[3];
+  return holds && chipCovered(moved, after, before) ? moved : centred;
 }
 
 /**
@@ -177,7 +187,13 @@ export async function exportTrainingChips(
       const [cx, cy] = after[0].centre.coordinates;
       const extent = Math.max(...pts.map((q) => Math.max(Math.abs(q[0] - cx), Math.abs(q[1] - cy))));
       const px = Math.max(size, Math.ceil(((extent * 2) / gsd + 32) / 32) * 32);
-      const bounds = chipBounds(cx, cy, px, gsd, after, before);
+      const patchBox = [
+        Math.min(...pts.map((q) => q[0])),
+        Math.min(...pts.map((q) => q[1])),
+        Math.max(...pts.map((q) => q[0])),
+        Math.max(...pts.map((q) => q[1])),
+      ];
+      const bounds = chipBounds(cx, cy, px, gsd, patchBox, after, before);
       try {
         const a = await readChipRgb(
           await Promise.all(before.map(async (r) => ({ source: await open(r.path), stretch: r.stretch }))),

@@ -146,6 +146,17 @@ export async function evaluateDataset(
     minAreaM2?: number;
   } = {},
 ): Promise<EvalResult> {
+  // the dataset and split are checked before the model's session is opened
+  let names = datasetNames(dir);
+  if (opts.split) {
+    const wanted = splitNames(opts.split, dir);
+    const missing = wanted.filter((n) => !names.includes(n));
+    if (missing.length)
+      throw new BadInputError('bad_split', `${opts.split}: ${missing.join(', ')} not in ${dir}/A`, {
+        file: opts.split,
+      });
+    names = wanted.slice().sort();
+  }
   const model = await OnnxChangeModel.load(modelDir);
   const threshold = opts.threshold ?? model.manifest.defaultThreshold;
   const gsdM = opts.gsdM ?? model.manifest.gsdM;
@@ -163,16 +174,6 @@ export async function evaluateDataset(
     matched: 0,
   }));
   const images: EvalResult['images'] = [];
-  let names = datasetNames(dir);
-  if (opts.split) {
-    const wanted = splitNames(opts.split, dir);
-    const missing = wanted.filter((n) => !names.includes(n));
-    if (missing.length)
-      throw new BadInputError('bad_split', `${opts.split}: ${missing.join(', ')} not in ${dir}/A`, {
-        file: opts.split,
-      });
-    names = wanted.slice().sort();
-  }
   try {
     for (const name of names) {
       const a = await rgb(join(dir, 'A', name));

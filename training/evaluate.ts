@@ -210,16 +210,27 @@ export async function evaluateModel(env: ModelEnv, opts: { month: string; id?: n
     throw new BadInputError(
       'no_candidate',
       'no candidate model to evaluate (tuban model train, or tuban model register DIR)',
+      {
+        field: '--model',
+      },
     );
-  if (candidate.status !== 'candidate')
-    throw new ConflictError(`${modelLabel(candidate)} (#${candidate.id}) is ${candidate.status}, not a candidate`);
-  const t = candidate.trained_on;
-  if (t && opts.month >= t.since && opts.month <= t.until)
-    throw new BadInputError(
-      'not_held_out',
-      `${modelLabel(candidate)} was trained on the verdicts of ${t.since}…${t.until}: evaluate it on a month outside them (--month)`,
-      { field: '--month' },
+  if (candidate.status !== 'candidate' && candidate.status !== 'retired')
+    throw new ConflictError(
+      `--model ${candidate.id}: ${modelLabel(candidate)} is ${candidate.status}, not a candidate`,
+      {
+        field: '--model',
+      },
     );
+  // the month must be outside what the candidate learned, and what every model it was fine-tuned from learned
+  for (let m: ModelRow | null = candidate; m; m = m.parent_id ? await getModel(env.db, m.parent_id) : null) {
+    const t = m.trained_on;
+    if (t && opts.month >= t.since && opts.month <= t.until)
+      throw new BadInputError(
+        'not_held_out',
+        `${modelLabel(candidate)}${m.id === candidate.id ? '' : ` (through ${modelLabel(m)}, which it was fine-tuned from)`} was trained on the verdicts of ${t.since}…${t.until}: evaluate it on a month outside them (--month)`,
+        { field: '--month' },
+      );
+  }
   const dir = mkdtempSync(join(tmpdir(), 'tuban-heldout-'));
   try {
     const chips = await exportTrainingChips(env.db, { month: opts.month, outDir: dir });
@@ -265,9 +276,9 @@ export async function promoteModel(
   id: number,
 ): Promise<{ promoted: ModelRow; replaced: ModelRow; verdict: PromotionVerdict }> {
   const candidate = await getModel(env.db, id);
-  if (candidate.status !== 'candidate')
+  if (candidate.status !== 'candidate' && candidate.status !== 'retired')
     throw new ConflictError(
-      `${modelLabel(candidate)} (#${id}) is ${candidate.status}: only a candidate can be promoted`,
+      `${modelLabel(candidate)} (#${id}) is ${candidate.status}: only a candidate (or a model set aside) can be promoted`,
     );
   const running = await ensureRunning(env);
   const ev = candidate.evaluation as Evaluation | null;

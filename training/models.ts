@@ -4,7 +4,7 @@
  * and the promotion rule are in training/evaluate.ts.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/env.ts';
@@ -13,6 +13,7 @@ import { checkMonth } from '../core/month.ts';
 import { loadManifest, type ModelManifest } from '../pipeline/io/model.manifest.ts';
 import type { Db } from '../store/db.ts';
 import {
+  deleteModel,
   findModel,
   getModel,
   insertModel,
@@ -21,6 +22,7 @@ import {
   modelLabel,
   recordModelEvent,
   runningModel,
+  settleTraining,
   updateModel,
   type ModelRow,
   type TrainedOn,
@@ -39,9 +41,26 @@ export interface ModelEnv {
   actor: string;
 }
 
-/** Where a registered model's files live: a copy under TUBAN_DATA_DIR, so the register's versions never change under it. */
+/** What a model's name and version may hold: they name folders and appear in the training script. */
+const SAFE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._+-]{1,64}$/;
+
+/** Where a registered model's files live: a copy under TUBAN_DATA_DIR/models/NAME/VERSION, so the register's versions never change under it. */
 export const modelHome = (config: Config, m: { name: string; version: string }): string =>
-  join(config.dataDir, 'models', `${m.name}-${m.version}`.replace(/[^A-Za-z0-9._+-]/g, '_'));
+  join(config.dataDir, 'models', m.name, m.version);
+
+/** Refuses a manifest whose name or version could not name a folder of its own. */
+function checkNames(m: { name: string; version: string }, file: string): void {
+  for (const [field, v] of [
+    ['name', m.name],
+    ['version', m.version],
+  ] as const)
+    if (!SAFE_NAME.test(v))
+      throw new BadInputError(
+        'model_manifest',
+        `${file}: ${field} ${JSON.stringify(v.slice(0, 80))} may hold only letters, digits and . _ + - (at most 64, not . or ..)`,
+        { file, field },
+      );
+}
 
 /**
  * Adds a model folder to the register as a candidate (or as the running model, when the register has none
@@ -54,6 +73,7 @@ export async function registerModel(
   opts: { running?: boolean; note?: string } = {},
 ): Promise<ModelRow> {
   const { manifest, dir: from } = loadManifest(dir);
+  checkNames(manifest, join(from, 'manifest.json'));
   const existing = await findModel(env.db, manifest.name, manifest.version);
   if (existing) {
     if (existing.sha256 !== manifest.sha256)
@@ -183,26 +203,54 @@ export async function startTraining(env: ModelEnv, opts: TrainOptions): Promise<
       });
   }
   const base = parent.version.replace(/\+.*$/, '');
-  const siblings = (await listModels(db)).filter(
-    (m) => m.name === parent.name && m.version.startsWith(`${base}+city.`),
-  );
-  const version = `${base}+city.${siblings.length + 1}`;
+  const taken = (await listModels(db))
+    .filter((m) => m.name === parent.name && m.version.startsWith(`${base}+city.`))
+    .map((m) => Number(m.version.slice(`${base}+city.`.length)) || 0);
+  const version = `${base}+city.${Math.max(0, ...taken) + 1}`;
   const home = modelHome(config, { name: parent.name, version });
-  const runDir = join(config.dataDir, 'training', `${parent.name}-${version}`);
+  const runDir = join(config.dataDir, 'training', parent.name, version);
   const chipsDir = join(runDir, 'chips');
-  const chips = await exportTrainingChips(db, { month: until, since: opts.since, outDir: chipsDir });
-  if (!chips.chips.length)
-    throw new BadInputError(
-      'no_verdicts',
-      `no verified patches from ${opts.since} to ${until} with imagery to cut chips from (${chips.skipped.length} skipped${chips.skipped.length ? `, e.g. ${chips.skipped[0].code}: ${chips.skipped[0].reason}` : ''}): nothing to learn from`,
-      { field: '--since' },
-    );
-  const positives = chips.chips.filter((c) => c.label === 'change').length;
+  // the version is taken first (a second train started at the same moment is refused by the register's
+  // unique name and version), then its run folder is emptied and the chips cut into it
   const trainedOn: TrainedOn = {
     since: opts.since,
     until,
     runDir,
     chipsDir,
+    chips: 0,
+    positives: 0,
+    negatives: 0,
+    replay,
+    steps: opts.steps ?? 3000,
+    minutes: opts.minutes ?? 60,
+    error: 'cutting the training chips; if this stays, the command stopped before training began',
+  };
+  const row0 = await insertModel(db, {
+    name: parent.name,
+    version,
+    dir: home,
+    status: 'failed',
+    parent_id: parent.id,
+    trained_on: trainedOn,
+  });
+  rmSync(runDir, { recursive: true, force: true });
+  let chips: Awaited<ReturnType<typeof exportTrainingChips>>;
+  try {
+    chips = await exportTrainingChips(db, { month: until, since: opts.since, outDir: chipsDir });
+  } catch (err) {
+    await deleteModel(db, row0.id);
+    throw err;
+  }
+  if (!chips.chips.length) {
+    await deleteModel(db, row0.id);
+    throw new BadInputError(
+      'no_verdicts',
+      `no verified patches from ${opts.since} to ${until} with imagery to cut chips from (${chips.skipped.length} skipped${chips.skipped.length ? `, e.g. ${chips.skipped[0].code}: ${chips.skipped[0].reason}` : ''}): nothing to learn from`,
+      { field: '--since' },
+    );
+  }
+  const positives = chips.chips.filter((c) => c.label === 'change').length;
+  Object.assign(trainedOn, {
     chips: chips.chips.length,
     skipped: {
       count: chips.skipped.length,
@@ -210,18 +258,9 @@ export async function startTraining(env: ModelEnv, opts: TrainOptions): Promise<
     },
     positives,
     negatives: chips.chips.length - positives,
-    replay,
-    steps: opts.steps ?? 3000,
-    minutes: opts.minutes ?? 60,
-  };
-  const row = await insertModel(db, {
-    name: parent.name,
-    version,
-    dir: home,
-    status: 'training',
-    parent_id: parent.id,
-    trained_on: trainedOn,
+    error: undefined,
   });
+  const row = await updateModel(db, row0.id, { status: 'training', trained_on: trainedOn });
   writeTrainScript(config, parent, row, trainedOn, opts);
   return launch(env, row, false, opts.wait);
 }
@@ -283,7 +322,7 @@ function writeTrainScript(config: Config, parent: ModelRow, row: ModelRow, t: Tr
   const py = q(config.TUBAN_PYTHON);
   const script = [
     '#!/usr/bin/env bash',
-    `# fine-tune of ${modelLabel(parent)} → ${modelLabel(row)} (tuban model train); "$@" goes to train.py (--resume)`,
+    `# a fine-tune made by tuban model train (model #${row.id}); "$@" goes to train.py (--resume)`,
     `cd ${q(REPO)}`,
     `rm -f ${q(join(t.runDir, 'exit-code'))}`,
     `${py} ${train.map(q).join(' ')} "$@" || { echo $? > ${q(join(t.runDir, 'exit-code'))}; exit 1; }`,
@@ -301,6 +340,7 @@ async function launch(env: ModelEnv, row: ModelRow, resume: boolean, wait?: bool
     stdio: ['ignore', log, log],
   });
   closeSync(log);
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
   const started = await new Promise<number>((ok, fail) => {
     child.once('spawn', () => ok(child.pid!));
     child.once('error', fail);
@@ -318,7 +358,7 @@ async function launch(env: ModelEnv, row: ModelRow, resume: boolean, wait?: bool
     child.unref();
     return getModel(env.db, row.id);
   }
-  await new Promise<void>((ok) => child.once('exit', () => ok()));
+  await exited;
   return refreshTraining(env, await getModel(env.db, row.id));
 }
 
@@ -383,40 +423,37 @@ export async function refreshTraining(env: ModelEnv, row: ModelRow): Promise<Mod
     existsSync(join(t.runDir, 'train.log'))
       ? readFileSync(join(t.runDir, 'train.log'), 'utf8').trimEnd().split('\n').slice(-6).join('\n')
       : '';
-  if (!existsSync(exitPath)) {
-    if (alive(t.pid)) return row;
-    const error = `the training process ${t.pid} ended without an exit status (killed?); tuban model train --resume ${row.id} goes on from its last checkpoint`;
-    await updateModel(env.db, row.id, { status: 'failed', trained_on: { ...t, error } });
-    await recordModelEvent(env.db, row.id, 'train_failed', 'system', { error, progress: trainingProgress(row) });
+  const fail = async (error: string, detail: Record<string, unknown> = {}) => {
+    if (await settleTraining(env.db, row.id, { status: 'failed', trained_on: { ...t, error } }))
+      await recordModelEvent(env.db, row.id, 'train_failed', 'system', { error, ...detail });
     return getModel(env.db, row.id);
+  };
+  if (!existsSync(exitPath)) {
+    // the process is looked for on this machine: run `tuban model` where the training runs
+    if (alive(t.pid)) return row;
+    return fail(
+      `the training process ${t.pid} ended without an exit status (killed?); tuban model train --resume ${row.id} goes on from its last checkpoint`,
+      { progress: trainingProgress(row) },
+    );
   }
   const code = Number(readFileSync(exitPath, 'utf8').trim());
-  if (code !== 0) {
-    const error = `training exited with status ${code}: ${tail()}`;
-    await updateModel(env.db, row.id, { status: 'failed', trained_on: { ...t, error } });
-    await recordModelEvent(env.db, row.id, 'train_failed', 'system', { error });
-    return getModel(env.db, row.id);
-  }
+  if (code !== 0) return fail(`training exited with status ${code}: ${tail()}`);
   let manifest: ModelManifest;
   try {
     manifest = loadManifest(row.dir).manifest;
   } catch (err) {
-    const error = `the trained model does not load: ${(err as Error).message}`;
-    await updateModel(env.db, row.id, { status: 'failed', trained_on: { ...t, error } });
-    await recordModelEvent(env.db, row.id, 'train_failed', 'system', { error });
-    return getModel(env.db, row.id);
+    return fail(`the trained model does not load: ${(err as Error).message}`);
   }
   const progress = trainingProgress(row);
-  await updateModel(env.db, row.id, {
-    status: 'candidate',
-    sha256: manifest.sha256 ?? null,
-    card: manifest as unknown as Record<string, unknown>,
-    trained_on: { ...t, pid: undefined },
-  });
-  await recordModelEvent(env.db, row.id, 'trained', 'system', {
-    steps: progress?.step,
-    seconds: progress?.seconds,
-  });
+  if (
+    await settleTraining(env.db, row.id, {
+      status: 'candidate',
+      sha256: manifest.sha256 ?? null,
+      card: manifest as unknown as Record<string, unknown>,
+      trained_on: { ...t, pid: undefined },
+    })
+  )
+    await recordModelEvent(env.db, row.id, 'trained', 'system', { steps: progress?.step, seconds: progress?.seconds });
   return getModel(env.db, row.id);
 }
 
@@ -424,11 +461,21 @@ export async function refreshTraining(env: ModelEnv, row: ModelRow): Promise<Mod
 export async function resumeTraining(env: ModelEnv, id: number, wait?: boolean): Promise<ModelRow> {
   const row = await refreshTraining(env, await getModel(env.db, id));
   const t = row.trained_on;
-  if (!t) throw new BadInputError('not_training', `${modelLabel(row)} (#${id}) was registered, not trained here`);
+  if (!t)
+    throw new BadInputError('not_training', `--resume ${id}: ${modelLabel(row)} was registered, not trained here`, {
+      field: '--resume',
+    });
   if (row.status === 'training')
-    throw new ConflictError(`${modelLabel(row)} (#${id}) is still training (process ${t.pid})`);
+    throw new ConflictError(`--resume ${id}: ${modelLabel(row)} is still training (process ${t.pid})`, {
+      field: '--resume',
+    });
   if (row.status !== 'failed')
-    throw new ConflictError(`${modelLabel(row)} (#${id}) is ${row.status}: only a stopped fine-tune can be resumed`);
+    throw new ConflictError(
+      `--resume ${id}: ${modelLabel(row)} is ${row.status}: only a stopped fine-tune can be resumed`,
+      {
+        field: '--resume',
+      },
+    );
   const checkpoint = join(t.runDir, 'run', 'checkpoint.pt');
   if (!existsSync(checkpoint))
     throw new BadInputError(
@@ -452,7 +499,8 @@ export async function listModelsNow(env: ModelEnv): Promise<ModelRow[]> {
 
 /**
  * Puts back the model the running one replaced (its promotion event names it) and sets the running one
- * aside. A model registered as the first running one has nothing to go back to.
+ * aside. A model registered as the first running one has nothing to go back to. Rolling back again goes one
+ * model further back; a model set aside can be evaluated and promoted again.
  */
 export async function rollbackModel(env: ModelEnv, reason?: string): Promise<{ from: ModelRow; to: ModelRow }> {
   return env.db.transaction(async (trx) => {
@@ -465,6 +513,8 @@ export async function rollbackModel(env: ModelEnv, reason?: string): Promise<{ f
       throw new ConflictError(
         `${modelLabel(current)} was the first model in the register: there is none before it to roll back to`,
       );
+    const previous = await getModel(trx, previousId);
+    loadManifest(previous.dir); // its files are still there and whole, or the rollback is refused naming them
     await updateModel(trx, current.id, { status: 'retired' });
     const to = await updateModel(trx, previousId, { status: 'running', promoted_at: new Date() });
     await recordModelEvent(trx, current.id, 'rolled_back', env.actor, { to: previousId, reason: reason ?? null });

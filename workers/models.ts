@@ -26,6 +26,7 @@ export function modelShelf(
             throw new BadInputError(
               'unknown_model',
               `the batch ran ${key}, which this worker was not started with and the model register does not hold: start the worker with TUBAN_MODEL_DIR naming it`,
+              { model: key },
             );
           return OnnxChangeModel.load(row.dir, { intraOpThreads: config.TUBAN_ORT_THREADS });
         })();

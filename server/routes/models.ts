@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ModelItem, ModelPromotionBody, ModelRollbackBody, ModelsBody } from '../../api/responses.ts';
-import { getModel, type ModelRow } from '../../store/models.ts';
+import { ConflictError } from '../../core/errors.ts';
+import { getModel, recordModelEvent, type ModelRow } from '../../store/models.ts';
 import { promoteModel } from '../../training/evaluate.ts';
 import { listModelsNow, rollbackModel, trainingProgress } from '../../training/models.ts';
 import { answers, errors, RowId, type RouteContext, type ZodApp } from '../context.ts';
@@ -53,9 +54,16 @@ export function modelRoutes(app: ZodApp, ctx: RouteContext): void {
       },
     },
     async (req) => {
-      const r = await ctx.audited(req, 200, (trx) =>
-        promoteModel({ db: trx, config, actor: me(req).username }, req.params.id),
-      );
+      const actor = me(req).username;
+      let r: Awaited<ReturnType<typeof promoteModel>>;
+      try {
+        r = await ctx.audited(req, 200, (trx) => promoteModel({ db: trx, config, actor }, req.params.id));
+      } catch (err) {
+        // the refusal's event went with the rolled-back transaction: kept on its own, with its figures
+        const reasons = err instanceof ConflictError ? (err.detail.reasons as string[] | undefined) : undefined;
+        if (reasons) await recordModelEvent(db, req.params.id, 'refused', actor, { reasons, via: 'api' });
+        throw err;
+      }
       return { running: item(r.promoted), replaced: item(r.replaced), reasons: r.verdict.reasons };
     },
   );
