@@ -82,6 +82,26 @@ describe('training export from verified patches', () => {
     }
   });
 
+  it('marks where the label is known: every verified outline with a ring around it, not the unjudged ground', async () => {
+    const grey = async (sub: string, name: string) =>
+      (
+        await sharp(join(out, sub, name))
+          .extractChannel(0)
+          .raw()
+          .toBuffer({ resolveWithObject: true })
+      ).data;
+    for (const chip of result.chips) {
+      const [label, known, own] = await Promise.all(['label', 'known', 'own'].map((sub) => grey(sub, chip.name)));
+      const count = (m: Buffer, f: (i: number) => boolean) => m.reduce((n, v, i) => n + (v === 255 && f(i) ? 1 : 0), 0);
+      // the patch itself and every change pixel are known; the ring adds ground around them; most of the chip is not known
+      expect(count(own, (i) => known[i] !== 255)).toBe(0);
+      expect(count(label, (i) => known[i] !== 255)).toBe(0);
+      const knownPx = count(known, () => true);
+      expect(knownPx).toBeGreaterThan(count(own, () => true));
+      expect(knownPx).toBeLessThan(known.length / 2);
+    }
+  });
+
   it("cuts the after chip from the month's imagery at the right place, pixel for pixel", async () => {
     const chip = result.chips.find((c) => c.code === codes.illegal)!;
     const { data } = await sharp(join(out, 'B', chip.name))

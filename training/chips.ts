@@ -76,6 +76,9 @@ async function rasteriseLabel(
   return Buffer.from(grey.map((v) => (v > 127 ? 255 : 0)));
 }
 
+/** How far around a verified outline its chip's label counts as known (m): the ground just beside a confirmed building is no change. */
+const KNOWN_RING_M = 3;
+
 /** Whether both months' tile extents cover a chip's bounds (checked at 16 × 16 points). */
 function chipCovered(box: number[], after: ChipRow[], before: ChipRow[]): boolean {
   const inside = (rows: ChipRow[], x: number, y: number) =>
@@ -154,7 +157,7 @@ export async function exportTrainingChips(
   const size = opts.sizePx ?? 256;
   const minCoverage = opts.minCoverage ?? 0.98;
   const patches = await runSql<Verified>(db, 'training/verified', { month: opts.month, since });
-  for (const sub of ['A', 'B', 'label', 'own']) mkdirSync(join(opts.outDir, sub), { recursive: true });
+  for (const sub of ['A', 'B', 'label', 'own', 'known']) mkdirSync(join(opts.outDir, sub), { recursive: true });
   const sources = new GeoTiffCache();
   const open = (path: string) => sources.open(path);
   const chips: TrainingChip[] = [];
@@ -221,6 +224,13 @@ export async function exportTrainingChips(
         });
         const label = await rasteriseLabel(geoms, bounds, gsd, px, px);
         const own = await rasteriseLabel([after[0].geom], bounds, gsd, px, px);
+        const [{ geoms: looked }] = await runSql<{ geoms: Geom[] }>(db, 'training/known', {
+          code: p.code,
+          reach_m: reach,
+          ring_m: KNOWN_RING_M,
+          srid,
+        });
+        const known = await rasteriseLabel(looked, bounds, gsd, px, px);
         const name = `${p.code}.png`;
         const raw = { raw: { width: px, height: px, channels: 3 as const } };
         await sharp(a.rgb, raw)
@@ -237,6 +247,10 @@ export async function exportTrainingChips(
           .toColourspace('b-w')
           .png()
           .toFile(join(opts.outDir, 'own', name));
+        await sharp(known, { raw: { width: px, height: px, channels: 1 } })
+          .toColourspace('b-w')
+          .png()
+          .toFile(join(opts.outDir, 'known', name));
         chips.push({
           name,
           code: p.code,
@@ -267,7 +281,8 @@ export async function exportTrainingChips(
         ...result,
         dir: undefined,
         createdAt: new Date().toISOString(),
-        layout: "A/ before, B/ after, label/ 0 = no change, 255 = verified change, own/ the patch's own outline",
+        layout:
+          "A/ before, B/ after, label/ 0 = no change, 255 = verified change, own/ the patch's own outline, known/ 255 where a verdict says what is there (verified outlines and a ring around them), 0 where nothing was judged",
       },
       null,
       2,

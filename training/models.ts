@@ -290,6 +290,10 @@ function writeTrainScript(config: Config, parent: ModelRow, row: ModelRow, t: Tr
     opts.crop ?? 128,
     '--lr',
     opts.lr ?? 1e-4,
+    // the weights' moving average, as the base models were trained: a fine-tune of a few thousand steps on a
+    // few hundred chips moves the weights less abruptly
+    '--ema',
+    0.999,
     '--same',
     0.1,
     '--scale',

@@ -84,6 +84,7 @@ def load_pairs(spec, split=None, role='train'):
         if not os.path.isdir(os.path.join(folder, sub)):
             raise SystemExit(f'{folder}: no {sub}/ folder (expected A/, B/ and label/)')
     pairs = []
+    has_known = os.path.isdir(os.path.join(folder, 'known'))
     for name in sorted(os.listdir(os.path.join(folder, 'A'))):
         if not name.lower().endswith(IMAGE_EXT):
             continue
@@ -95,7 +96,15 @@ def load_pairs(spec, split=None, role='train'):
         a, b, lab = read_rgb(os.path.join(folder, 'A', name)), read_rgb(b_path), read_label(find_label(folder, name))
         if a.shape != b.shape or a.shape[:2] != lab.shape:
             raise SystemExit(f'{folder}/{name}: A {a.shape}, B {b.shape}, label {lab.shape} differ')
-        pairs.append((name, to_tensor(a, scale), to_tensor(b, scale), label_tensor(lab, scale)))
+        lab_t = label_tensor(lab, scale)
+        if has_known:
+            # known/ (from `tuban training export`): 255 where a verdict says what is there; the label is a
+            # second channel that the loss weighs pixels by (train.py), so unjudged ground teaches nothing
+            known = read_label(os.path.join(folder, 'known', os.path.basename(find_label(folder, name))))
+            if known.shape != lab.shape:
+                raise SystemExit(f'{folder}/{name}: known {known.shape} and label {lab.shape} differ')
+            lab_t = torch.cat([lab_t, label_tensor(known, scale)])
+        pairs.append((name, to_tensor(a, scale), to_tensor(b, scale), lab_t))
     if not pairs:
         raise SystemExit(f'{folder}: no images in A/' + (' after the split' if held is not None else ''))
     if held is not None and role != 'train' and len(pairs) != len(held):

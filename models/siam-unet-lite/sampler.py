@@ -12,6 +12,14 @@ from net import normalise
 # Batches (all on the training device)
 
 
+def with_known(lab):
+    """A label with its second channel, where the label is known (1) or not (0): labels without one
+    (every folder but `tuban training export`'s, and the synthetic samples) are known everywhere."""
+    if lab.shape[-3] == 2:
+        return lab
+    return torch.cat([lab, torch.ones_like(lab)], dim=-3)
+
+
 def component_ids(lab):
     """8-connected regions of a [1, H, W] 0/1 label as an [H, W] map of region ids (0 outside): every
     pixel takes the largest id around it until nothing changes (whole tensors at a time)."""
@@ -64,7 +72,7 @@ class Sampler:
             dy, dx = self.gen.randint(-3, 3), self.gen.randint(-3, 3)
             A.append(a[:, y:y + c, x:x + c])
             B.append(b[:, y + dy:y + dy + c, x + dx:x + dx + c])
-            L.append(lab[:, y:y + c, x:x + c])
+            L.append(with_known(lab[:, y:y + c, x:x + c]))
         return torch.stack(A), torch.stack(B), torch.stack(L)
 
     def same(self, n):
@@ -334,11 +342,11 @@ class Sampler:
             parts.append(self.synthetic(counts[1], procedural=False))
         if counts[2]:
             parts.append(self.synthetic(counts[2], procedural=True))
-        a, b, lab = (torch.cat(t) for t in zip(*parts))
+        a, b, lab = (torch.cat(t) for t in zip(*[(pa, pb, with_known(pl)) for pa, pb, pl in parts]))
         a, b, lab = self.geometric(a, b, lab)
         a, b = self.photometric(a), self.photometric(b)
         if regional > 0:
             a, b = self.regional(a, regional / 2), self.regional(b, regional / 2)
         swap = (self.rand(n, 1, 1, 1) < 0.5).float()  # which date is "before" does not matter for the label
         a, b = a * (1 - swap) + b * swap, b * (1 - swap) + a * swap
-        return normalise(a), normalise(b), lab
+        return normalise(a), normalise(b), lab  # lab: [n, 2, c, c], the change and where it is known

@@ -49,7 +49,7 @@ def evaluate(net, sets, device, threshold=0.5):
         tp = fp = fn = 0
         for _, a, b, lab in pairs:
             p = torch.sigmoid(net(normalise(a[None].to(device)), normalise(b[None].to(device)))[:, :1])[0].cpu() >= threshold
-            t = lab.bool()
+            t = lab[:1].bool()
             tp += int((p & t).sum())
             fp += int((p & ~t).sum())
             fn += int((~p & t).sum())
@@ -61,10 +61,17 @@ def evaluate(net, sets, device, threshold=0.5):
     return out
 
 
-def dice_loss(logits, target):
-    p = torch.sigmoid(logits)
+def dice_loss(logits, target, known):
+    """Soft Dice over the pixels whose label is known (known = 1 everywhere for labelled folders)."""
+    p = torch.sigmoid(logits) * known
+    target = target * known
     inter = (p * target).sum((1, 2, 3))
     return (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)).mean()
+
+
+def masked_bce(bce, logits, target, known):
+    """Per-pixel BCE averaged over the known pixels: the plain mean where every pixel is known."""
+    return (bce(logits, target) * known).sum() / known.sum().clamp(min=1)
 
 
 ERODE_PX = 3
@@ -185,7 +192,7 @@ def main(argv=None):
     ema = copy.deepcopy(net).eval() if args.ema else None
     sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights, isolated=args.isolated > 0)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0, device=device))
+    bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0, device=device), reduction='none')
     log, evals = [], []
     step, elapsed_before = 0, 0.0
     if args.resume:
@@ -251,11 +258,12 @@ def main(argv=None):
             g['lr'] = lr
         step += 1
         a, b, lab = sampler.batch(args.batch, mix, args.same, args.regional, scale, args.isolated)
+        lab, known = lab[:, :1], lab[:, 1:2]
         logits = net(a, b)
         inner = interior_target(lab)
-        loss = bce(logits[:, :1], lab) + dice_loss(logits[:, :1], lab)
+        loss = masked_bce(bce, logits[:, :1], lab, known) + dice_loss(logits[:, :1], lab, known)
         if args.interior_weight:
-            loss = loss + args.interior_weight * (bce(logits[:, 1:2], inner) + dice_loss(logits[:, 1:2], inner))
+            loss = loss + args.interior_weight * (masked_bce(bce, logits[:, 1:2], inner, known) + dice_loss(logits[:, 1:2], inner, known))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
