@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { chipBounds, exportTrainingChips, type ChipRow } from '../training/chips.ts';
-import { evaluateModel, promoteModel, promotionVerdict, type ModelFigures } from '../training/evaluate.ts';
+import {
+  evaluateModel,
+  evaluationText,
+  promoteModel,
+  promotionVerdict,
+  type ModelFigures,
+} from '../training/evaluate.ts';
 import {
   batchModelDir,
   ensureRunning,
@@ -139,6 +145,11 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
       falseShare: 0.5,
       score: 0.667,
     });
+    // what it flags where no town looked is shown beside the rule (the blind model flags nothing anywhere)
+    expect(ev.running.heldOut.unjudgedFlagged).toBe(0);
+    expect(ev.candidate.heldOut.unjudgedFlagged).toBeGreaterThanOrEqual(0);
+    expect(ev.candidate.heldOut.unjudgedFlagged).toBeLessThan(0.5);
+    expect(evaluationText(ev)).toMatch(/unjudged: share of the chips' ground no town judged/);
     expect(ev.candidate.validation).toHaveLength(1);
     expect(ev.verdict.promote).toBe(true);
     const p = await promoteModel(env, good.id);

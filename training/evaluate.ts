@@ -44,6 +44,11 @@ export interface HeldOut {
   foundShare: number;
   falseShare: number;
   score: number;
+  /**
+   * Share of the chips' unjudged ground (outside every verified outline and its ring: known/) the model flags.
+   * Not in the rule: no town has looked there, so a rise is missed buildings found or new false alarms.
+   */
+  unjudgedFlagged?: number;
 }
 
 export interface ValidationFigure {
@@ -146,11 +151,17 @@ export async function heldOutFigures(
   let dismissed = 0;
   let found = 0;
   let falseFlagged = 0;
+  let unjudged = 0;
+  let unjudgedFlagged = 0;
   try {
     for (const c of chips) {
       const a = await rgb(join(chipsDir, 'A', c.name));
       const b = await rgb(join(chipsDir, 'B', c.name));
       const { data: own } = await sharp(join(chipsDir, 'own', c.name))
+        .greyscale()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const { data: known } = await sharp(join(chipsDir, 'known', c.name))
         .greyscale()
         .raw()
         .toBuffer({ resolveWithObject: true });
@@ -165,6 +176,9 @@ export async function heldOutFigures(
         if (own[i] > 127) {
           inside++;
           if (r.probability[i] >= threshold) covered++;
+        } else if (known[i] <= 127) {
+          unjudged++;
+          if (r.probability[i] >= threshold) unjudgedFlagged++;
         }
       releaseProbability(r);
       const hit = inside > 0 && covered >= HIT_SHARE * inside && covered * c.gsdM * c.gsdM >= HIT_MIN_M2;
@@ -192,6 +206,7 @@ export async function heldOutFigures(
     foundShare: r3(foundShare),
     falseShare: r3(falseShare),
     score: r3(score),
+    unjudgedFlagged: unjudged ? Math.round((unjudgedFlagged / unjudged) * 10000) / 10000 : 0,
   };
 }
 
@@ -324,6 +339,7 @@ export function evaluationText(ev: Evaluation): string {
       `${f.heldOut.falseFlagged}/${f.heldOut.found + f.heldOut.falseFlagged}`.padStart(9),
       f.heldOut.falseShare.toFixed(3).padStart(7),
       f.heldOut.score.toFixed(3).padStart(7),
+      `${((f.heldOut.unjudgedFlagged ?? 0) * 100).toFixed(2)}%`.padStart(10),
       ...f.validation.map((v) => v.pixelF1.toFixed(3).padStart(8)),
     ].join(' ');
   const sets = ev.candidate.validation.map((v, i) => `  [${i + 1}] ${v.set}`);
@@ -337,10 +353,12 @@ export function evaluationText(ev: Evaluation): string {
       'false'.padStart(9),
       'share'.padStart(7),
       'score'.padStart(7),
+      'unjudged'.padStart(10),
       ...ev.candidate.validation.map((_, i) => `F1 [${i + 1}]`.padStart(8)),
     ].join(' '),
     row('running', ev.running),
     row('candidate', ev.candidate),
+    "unjudged: share of the chips' ground no town judged that the model flags (not in the rule: missed buildings or false alarms)",
     ...(sets.length ? ['shared validation sets (pixel F1):', ...sets] : []),
     `${ev.verdict.promote ? 'PROMOTE' : 'DO NOT PROMOTE'}:`,
     ...ev.verdict.reasons.map((r) => `  ${r}`),
