@@ -13,7 +13,7 @@
  * (models/siam-unet-lite/split.json) and pak-houses-val; replay is what the base was trained on.
  *
  *   npx tsx scripts/proof-city.ts [--base models/siam-unet-lite/bases/no-pak] [--months 4] [--minutes 12]
- *       [--steps 3000] [--data ../shared/data] [--json] [--keep]
+ *       [--steps 3000] [--lr 1e-4] [--city-share 0.5] [--data ../shared/data] [--json] [--keep]
  *
  * TUBAN_TRAIN_THREADS sets the training's threads (default 1). Not a test: figures depend on the machine.
  */
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     months: { type: 'string', default: '4' },
     minutes: { type: 'string', default: '12' },
     steps: { type: 'string', default: '3000' },
+    lr: { type: 'string' },
+    'city-share': { type: 'string' },
     data: { type: 'string', default: resolve(repo, '../shared/data') },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -231,6 +233,8 @@ async function main(): Promise<void> {
           until: month,
           minutes: Number(values.minutes),
           steps: Number(values.steps),
+          lr: values.lr === undefined ? undefined : Number(values.lr),
+          cityShare: values['city-share'] === undefined ? undefined : Number(values['city-share']),
           wait: true,
         });
         if (t.status !== 'candidate')
