@@ -181,6 +181,7 @@ export async function startTraining(env: ModelEnv, opts: TrainOptions): Promise<
     ['--batch', opts.batch, 1, 256],
     ['--crop', opts.crop, 32, 1024],
     ['--city-share', opts.cityShare, 0.01, 1],
+    ['--lr', opts.lr, 1e-7, 1],
   ] as const)
     if (v !== undefined && !(Number.isFinite(v) && v >= lo && v <= hi))
       throw new BadInputError('bad_option', `${field} ${v}: expected a number from ${lo} to ${hi}`, { field });

@@ -57,6 +57,7 @@ export function modelCommands(program: Command): void {
     )
     .option('--batch <n>', 'samples per step', num('--batch'))
     .option('--crop <px>', 'sample size in pixels', num('--crop'))
+    .option('--lr <f>', 'learning rate (default 1e-4)', num('--lr'))
     .option(
       '--city-share <f>',
       "share of samples from the city's chips when replay folders are set",
@@ -73,6 +74,7 @@ export function modelCommands(program: Command): void {
         batch?: number;
         crop?: number;
         cityShare?: number;
+        lr?: number;
         resume?: number;
         wait?: boolean;
       }) => {
@@ -95,6 +97,7 @@ export function modelCommands(program: Command): void {
                 batch: o.batch,
                 crop: o.crop,
                 cityShare: o.cityShare,
+                lr: o.lr,
                 wait: o.wait,
               });
         const t = r.trained_on!;
