@@ -60,6 +60,9 @@ export interface ModelEventRow {
   at: Date;
 }
 
+/** A jsonb column's value for knex: undefined leaves the column as it is, null clears it. */
+const json = (v: unknown) => (v === undefined ? undefined : v === null ? null : (JSON.stringify(v) as never));
+
 /** `name version` as people write it. */
 export const modelLabel = (m: { name: string; version: string }): string => `${m.name} ${m.version}`;
 
@@ -92,8 +95,8 @@ export async function insertModel(
     const [m] = await db<ModelRow>('detector_model')
       .insert({
         ...row,
-        card: row.card ? (JSON.stringify(row.card) as never) : null,
-        trained_on: row.trained_on ? (JSON.stringify(row.trained_on) as never) : null,
+        card: json(row.card) ?? null,
+        trained_on: json(row.trained_on) ?? null,
       })
       .returning('*');
     return m;
@@ -125,7 +128,6 @@ export async function settleTraining(
   id: number,
   fields: Partial<Pick<ModelRow, 'status' | 'sha256' | 'card' | 'trained_on'>>,
 ): Promise<boolean> {
-  const json = (v: unknown) => (v === undefined ? undefined : v === null ? null : (JSON.stringify(v) as never));
   const n = await db('detector_model')
     .where({ id, status: 'training' })
     .update({ ...fields, card: json(fields.card), trained_on: json(fields.trained_on) });
@@ -142,7 +144,6 @@ export async function updateModel(
     >
   >,
 ): Promise<ModelRow> {
-  const json = (v: unknown) => (v === undefined ? undefined : v === null ? null : (JSON.stringify(v) as never));
   const [m] = await db<ModelRow>('detector_model')
     .where({ id })
     .update({
@@ -150,7 +151,7 @@ export async function updateModel(
       card: json(fields.card),
       trained_on: json(fields.trained_on),
       evaluation: json(fields.evaluation),
-      validation: fields.validation === undefined ? undefined : (JSON.stringify(fields.validation) as never),
+      validation: json(fields.validation) ?? undefined, // never null: the column is not null
     })
     .returning('*');
   if (!m) throw new NotFoundError(`no model #${id} in the register`, { model: id });

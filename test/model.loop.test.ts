@@ -26,13 +26,10 @@ import { modelShelf } from '../workers/models.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
+import { hasTorch } from './helpers/torch.ts';
 import { apiCaller, testWorkflowEnv } from './helpers/api.ts';
 import { buildServer } from '../server/app.ts';
 import { createUser, issueToken } from '../store/users.ts';
-
-const hasTorch =
-  spawnSync(process.env.TUBAN_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' })
-    .status === 0;
 
 /** A copy of the fixtures' model under another version that sees no change (its inputs scaled to nothing): a model known to be worse. */
 function blindCopy(root: string, version: string): string {

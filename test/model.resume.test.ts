@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, inject, it } from 'vitest';
@@ -14,10 +13,7 @@ import {
 import { runBatch } from './helpers/batch.ts';
 import { freshRun } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
-
-const hasTorch =
-  spawnSync(process.env.TUBAN_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' })
-    .status === 0;
+import { hasTorch } from './helpers/torch.ts';
 
 /**
  * A fine-tune killed after its first checkpoint (train.py writes one a minute) goes on from it with `--resume`:

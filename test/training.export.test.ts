@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +9,7 @@ import { exportTrainingChips, type TrainingExport } from '../training/chips.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
-
-const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' }).status === 0;
+import { hasTorch } from './helpers/torch.ts';
 
 /** Verified patches → before/after chips with the verdict as label, in the layout eval and training read. */
 describe('training export from verified patches', () => {

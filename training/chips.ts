@@ -239,18 +239,15 @@ export async function exportTrainingChips(
         await sharp(b.rgb, raw)
           .png()
           .toFile(join(opts.outDir, 'B', name));
-        await sharp(label, { raw: { width: px, height: px, channels: 1 } })
-          .toColourspace('b-w')
-          .png()
-          .toFile(join(opts.outDir, 'label', name));
-        await sharp(own, { raw: { width: px, height: px, channels: 1 } })
-          .toColourspace('b-w')
-          .png()
-          .toFile(join(opts.outDir, 'own', name));
-        await sharp(known, { raw: { width: px, height: px, channels: 1 } })
-          .toColourspace('b-w')
-          .png()
-          .toFile(join(opts.outDir, 'known', name));
+        for (const [sub, mask] of [
+          ['label', label],
+          ['own', own],
+          ['known', known],
+        ] as const)
+          await sharp(mask, { raw: { width: px, height: px, channels: 1 } })
+            .toColourspace('b-w')
+            .png()
+            .toFile(join(opts.outDir, sub, name));
         chips.push({
           name,
           code: p.code,

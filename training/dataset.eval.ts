@@ -59,7 +59,7 @@ export async function rgb(path: string): Promise<{ data: Buffer; width: number; 
 }
 
 /** Labels are 0 = no change, 255 = change; JPEG noise is cut at 127 (not at > 0). */
-async function label(path: string): Promise<{ data: Uint8Array; width: number; height: number }> {
+export async function label(path: string): Promise<{ data: Uint8Array; width: number; height: number }> {
   const { data, info } = await sharp(path).greyscale().raw().toBuffer({ resolveWithObject: true });
   return { data: Uint8Array.from(data, (v) => (v > 127 ? 1 : 0)), width: info.width, height: info.height };
 }

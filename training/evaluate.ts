@@ -8,8 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import { evaluateDataset, rgb, source } from './dataset.eval.ts';
+import { evaluateDataset, label, rgb, source } from './dataset.eval.ts';
 import { BadInputError, ConflictError } from '../core/errors.ts';
 import { checkMonth } from '../core/month.ts';
 import { detectTile, releaseProbability } from '../pipeline/detect.tile.ts';
@@ -157,14 +156,8 @@ export async function heldOutFigures(
     for (const c of chips) {
       const a = await rgb(join(chipsDir, 'A', c.name));
       const b = await rgb(join(chipsDir, 'B', c.name));
-      const { data: own } = await sharp(join(chipsDir, 'own', c.name))
-        .greyscale()
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-      const { data: known } = await sharp(join(chipsDir, 'known', c.name))
-        .greyscale()
-        .raw()
-        .toBuffer({ resolveWithObject: true });
+      const { data: own } = await label(join(chipsDir, 'own', c.name));
+      const { data: known } = await label(join(chipsDir, 'known', c.name));
       const r = await detectTile({
         after: source(c.name, b, c.gsdM),
         baselines: [{ source: source(c.name, a, c.gsdM) }],
@@ -173,10 +166,10 @@ export async function heldOutFigures(
       let inside = 0;
       let covered = 0;
       for (let i = 0; i < own.length; i++)
-        if (own[i] > 127) {
+        if (own[i]) {
           inside++;
           if (r.probability[i] >= threshold) covered++;
-        } else if (known[i] <= 127) {
+        } else if (!known[i]) {
           unjudged++;
           if (r.probability[i] >= threshold) unjudgedFlagged++;
         }
