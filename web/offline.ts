@@ -27,8 +27,11 @@ export interface OutboxItem {
   failed?: { status: number; message: string };
 }
 
-/** Where a write may wait for the signal: a photo, an action or a note on a patch. */
-export const QUEUEABLE = /^\/api\/patches\/[^/?]+\/(actions\/[a-z_]+|evidence|notes)(\?|$)/;
+/**
+ * Where a write may wait for the signal: a photo, an action or a note on a patch, and a report of a new
+ * one (上报图斑: its request key makes a second sending no second patch).
+ */
+export const QUEUEABLE = /^\/api\/patches(\/[^/?]+\/(actions\/[a-z_]+|evidence|notes))?(\?|$)/;
 
 function open(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
@@ -78,44 +81,50 @@ export interface Sender {
 
 let flushing: Promise<void> | null = null;
 
-/** Sends what waits, oldest first; stops at the first network failure (still no signal). */
+/** Sends what waits, oldest first; stops at the first network failure (still no signal). One round at a time. */
 export function flushOutbox(sender: Sender): Promise<void> {
-  flushing ??= (async () => {
-    const sent: string[] = [];
-    try {
-      const me = sender.who();
-      if (!me) return;
-      for (const item of await outbox.all()) {
-        if (item.failed || item.username !== me.username) continue;
-        let res: Response;
-        try {
-          res = await fetch(item.path, {
-            method: item.method,
-            body: item.body,
-            headers: {
-              authorization: `Bearer ${me.token}`,
-              'accept-language': sender.language(),
-              'content-type': item.contentType,
-            },
-          });
-        } catch {
-          return; // no signal yet: the rest wait with it, in order
-        }
-        if (res.status === 401 || res.status === 503) return; // signed out, or the server busy: later
-        if (res.ok) {
-          await outbox.remove(item.id!);
-          sent.push(item.code);
-          continue;
-        }
-        const body = (await res.json().catch(() => ({}))) as { message?: string };
-        await outbox.put({ ...item, failed: { status: res.status, message: body.message ?? res.statusText } });
-      }
-    } finally {
-      flushing = null;
-      if (sent.length) sender.sent(sent);
-    }
-  })();
+  // cleared when the round settles, by `.finally`, which runs after this assignment even for a round that
+  // ends at once (nobody signed in yet: the login page). Cleared inside the round, it was cleared before
+  // being set, and no round ever ran again until the page was reloaded.
+  flushing ??= sendWaiting(sender).finally(() => {
+    flushing = null;
+  });
   return flushing;
+}
+
+async function sendWaiting(sender: Sender): Promise<void> {
+  const sent: string[] = [];
+  try {
+    const me = sender.who();
+    if (!me) return;
+    for (const item of await outbox.all()) {
+      if (item.failed || item.username !== me.username) continue;
+      let res: Response;
+      try {
+        res = await fetch(item.path, {
+          method: item.method,
+          body: item.body,
+          headers: {
+            authorization: `Bearer ${me.token}`,
+            'accept-language': sender.language(),
+            'content-type': item.contentType,
+          },
+        });
+      } catch {
+        return; // no signal yet: the rest wait with it, in order
+      }
+      if (res.status === 401 || res.status === 503) return; // signed out, or the server busy: later
+      if (res.ok) {
+        await outbox.remove(item.id!);
+        sent.push(item.code);
+        continue;
+      }
+      const body = (await res.json().catch(() => ({}))) as { message?: string };
+      await outbox.put({ ...item, failed: { status: res.status, message: body.message ?? res.statusText } });
+    }
+  } finally {
+    if (sent.length) sender.sent(sent);
+  }
 }
 
 /** Sends on the browser's `online` event and every RETRY_MS while something waits. */
