@@ -302,7 +302,14 @@ export const PatchDetailBody = z.looseObject({
   ecological_m2: z.number(),
   water_m2: z.number(),
   mean_prob: z.number().nullable(),
-  model: z.string(),
+  model: z.string().nullable().describe('the model that made it (name and version); null for a reported patch'),
+  source: z
+    .enum(['imagery', 'patrol', 'complaint'])
+    .describe("imagery: made by a batch; patrol (巡查发现) and complaint (群众举报): reported on a month's imagery"),
+  visible: z
+    .boolean()
+    .nullable()
+    .describe("a reported patch: whether the month's imagery shows it (null for a patch made by a batch)"),
   verification_result: z.string().nullable(),
   violation: z.string().nullable(),
   permit_ref: z.string().nullable(),

@@ -39,6 +39,7 @@ const SHOWN: string[] = [
   'class',
   'status',
   'verify_due',
+  'source',
   'model',
   'confidence',
 ];

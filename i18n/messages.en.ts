@@ -82,6 +82,18 @@ export const messagesEn: Record<MessageKey, string> = {
     'merge: {other} lies in town {other_town} and {code} in {town}; patches of different towns are not merged (correct_town first if one is wrong)',
   split_part_empty: 'split: part {part} does not cover any of patch {code}',
   split_overlap: 'split: the parts overlap ({parts_m2} m² of parts for a {patch_m2} m² patch)',
+  reported_role: 'reporting a patch is for town offices and analysts; you are {role:role}',
+  reported_no_batch:
+    'month {month} has no completed batch: report on the imagery of a month that has been run (latest: {latest})',
+  reported_no_batches: "no month has a completed batch yet: a patch is reported on a month's imagery",
+  reported_empty: 'outline: not a polygon with an area (after making it valid)',
+  reported_too_small: 'outline: {area} m² is smaller than {min} m²',
+  reported_too_large: 'outline: {area} m² is larger than {max} m²; report one building or yard at a time',
+  reported_outside_towns: 'outline: it lies outside every town of the town layer',
+  reported_other_town: 'outline: it lies in town {town}, not in yours ({mine})',
+  reported_not_covered:
+    'outline: the imagery of {month} does not cover it; report it as not visible on the imagery, or on another month',
+  reported_overlaps: 'outline: it overlaps open patch {codes}; work that patch instead',
   already_escalated: 'patch {code} is already listed for supervision',
   date_form: '"{value}" is not a date (YYYY-MM-DD)',
   date_invalid: '{value} is not a calendar date',

@@ -297,6 +297,7 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
       'POST /api/logout',
       'GET /api/openapi.json',
       'GET /api/patches',
+      'POST /api/patches',
       'GET /api/meta',
       'GET /api/patches/{code}',
       'POST /api/patches/{code}/notes',

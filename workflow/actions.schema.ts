@@ -7,6 +7,7 @@ import {
   DISMISS_REASONS,
   FINAL_STATES,
   MEASURES,
+  PATCH_SOURCES,
   PATCH_STATES,
   VERIFY_RESULTS,
   VIOLATIONS,
@@ -19,6 +20,21 @@ export const TownCode = z.string().regex(/^[\p{L}\p{N}_-]{1,64}$/u, en('form_tow
 /** Request bodies of the patch actions; the same schemas validate requests and describe them in OpenAPI. */
 /** A client's own key for a request it may send again (an extension, an upload): the same key does the work once. */
 export const RequestKey = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, en('form_request_key'));
+
+/** A GeoJSON Polygon in lon/lat: closed rings of 4–10,000 positions, at most 100 rings. */
+export const LonLatPolygon = z.object({
+  type: z.literal('Polygon'),
+  coordinates: z
+    .array(
+      z
+        .array(z.tuple([z.number().min(-180).max(180), z.number().min(-90).max(90)]))
+        .min(4)
+        .max(10_000)
+        .refine((ring) => ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1], en('form_ring_closed')),
+    )
+    .min(1)
+    .max(100),
+});
 
 export const ActionBodies = {
   dispatch: z.object({ note: z.string().max(2000).optional() }),
@@ -107,6 +123,28 @@ export const ActionBodies = {
 } as const;
 
 /** The request body of an action, as its schema gives it. */
+/**
+ * A patch the imagery did not give (巡查发现, 群众举报): its outline drawn on a month's imagery, where it came
+ * from, and whether that imagery shows it.
+ */
+export const ReportBody = z.object({
+  outline: LonLatPolygon.describe('the outline in lon/lat (EPSG:4326), drawn on the imagery of `month`'),
+  month: z
+    .string()
+    .regex(MONTH_PATTERN, en('form_month'))
+    .optional()
+    .describe('the imagery month it was drawn on (a month with a completed batch); default: the latest'),
+  source: z
+    .enum(PATCH_SOURCES.filter((s) => s !== 'imagery') as ['patrol', 'complaint'])
+    .describe('patrol: a town found it (巡查发现); complaint: the public reported it (群众举报)'),
+  visible: z
+    .boolean()
+    .describe("the month's imagery shows it and the baseline month's does not: a building the model missed"),
+  note: z.string().max(2000).optional(),
+  request_key: RequestKey.describe("the client's key for this report: sent again, it makes no second patch"),
+});
+export type ReportBody = z.infer<typeof ReportBody>;
+
 export type ActionBody<A extends keyof typeof ActionBodies> = z.infer<(typeof ActionBodies)[A]>;
 
 export const PatchQuerySchema = z

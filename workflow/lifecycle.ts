@@ -217,4 +217,12 @@ export const EVENT_TYPES: readonly string[] = [
   'note',
   'imagery_check',
   'deadline_recounted',
+  'reported',
 ];
+
+/**
+ * Where a patch came from: a batch's imagery, or a report drawn on a month's imagery — found by a town on
+ * patrol (巡查发现) or reported by the public (群众举报). Migration 031.
+ */
+export const PATCH_SOURCES = ['imagery', 'patrol', 'complaint'] as const;
+export type PatchSource = (typeof PATCH_SOURCES)[number];

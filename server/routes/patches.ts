@@ -4,7 +4,8 @@ import { localeOf } from '../../i18n/say.ts';
 import { applyBulk, BULK_ACTIONS, BULK_MAX, BulkSelection } from '../../store/bulk.ts';
 import { addNote, applyAction, listPatchesFor, patchDetail } from '../../store/workflow.ts';
 import { errorWords } from '../refusals.ts';
-import { ActionBodies, NoteBody, PatchQuerySchema } from '../../workflow/actions.schema.ts';
+import { ActionBodies, NoteBody, PatchQuerySchema, ReportBody } from '../../workflow/actions.schema.ts';
+import { reportPatch } from '../../store/report.ts';
 import { ACTIONS, RULES } from '../../workflow/lifecycle.ts';
 import { answers, errors, ok, PatchCodeParams, type RouteContext, type ZodApp } from '../context.ts';
 import { MetaBody, PatchDetailBody, PatchListBody } from '../../api/responses.ts';
@@ -122,6 +123,31 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
         local(await ctx.audited(req, 200, (trx) => applyAction(trx, env, me(req), req.params.code, action, req.body))),
     );
   }
+
+  app.post(
+    '/api/patches',
+    {
+      bodyLimit: 1024 * 1024,
+      attachValidation: true,
+      schema: {
+        summary:
+          "Report a patch the imagery did not give (巡查发现, 群众举报), drawn on a month's imagery; towns (their own town: dispatched to them at once) and analysts (waits to be dispatched)",
+        tags: ['patches'],
+        body: ReportBody,
+        response: {
+          201: PatchDetailBody.describe('the reported patch'),
+          200: PatchDetailBody.describe('this request key had reported it before: the same patch, nothing new made'),
+          ...errors(400, 401, 403, 409),
+        },
+      },
+    },
+    async (req, reply) => {
+      const user = me(req);
+      const rules = { touchM: ctx.config.TUBAN_BUILDING_TOUCH_M, onBuildingShare: ctx.config.TUBAN_ON_BUILDING_SHARE };
+      const made = await ctx.audited(req, 201, (trx) => reportPatch(trx, env, rules, user, req.body));
+      return reply.status(made.repeated ? 200 : 201).send(local(await patchDetail(db, user, made.code)));
+    },
+  );
 
   app.post(
     '/api/patches/:code/notes',

@@ -13,7 +13,7 @@ select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_n
        p.verification_result, p.violation, p.measure, p.escalated_at is not null as escalated,
        to_char(p.verify_due, 'YYYY-MM-DD') as verify_due, to_char(p.rectify_due, 'YYYY-MM-DD') as rectify_due,
        to_char(p.overdue_since, 'YYYY-MM-DD') as overdue_since,
-       p.area_m2, p.farmland_m2, p.ecological_m2, p.water_m2, p.mean_prob, p.model_name, p.model_version,
+       p.area_m2, p.farmland_m2, p.ecological_m2, p.water_m2, p.mean_prob, p.model_name, p.model_version, p.source,
        p.building_relation, p.registered_building_m2, p.extension_m2, p.imagery_check,
        b.on_date as before_date, a.on_date as after_date,
        ST_X(p.centroid) as x, ST_Y(p.centroid) as y,
