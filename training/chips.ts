@@ -29,6 +29,7 @@ interface Verified {
   dismiss_reason: string | null;
   label: 'change' | 'no_change';
   area_m2: number;
+  source: 'imagery' | 'patrol' | 'complaint';
 }
 
 interface TrainingChip {
@@ -38,6 +39,8 @@ interface TrainingChip {
   baselineMonth: string;
   verdict: string;
   label: 'change' | 'no_change';
+  /** imagery: a batch flagged it; patrol or complaint: reported, so the model that ran missed it. */
+  source: 'imagery' | 'patrol' | 'complaint';
   srid: number;
   gsdM: number;
   boundsWorld: [number, number, number, number];
@@ -255,6 +258,7 @@ export async function exportTrainingChips(
           baselineMonth: p.baseline_month,
           verdict: p.verification_result ?? `dismissed: ${p.dismiss_reason}`,
           label: p.label,
+          source: p.source,
           srid,
           gsdM: gsd,
           boundsWorld: bounds,

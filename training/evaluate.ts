@@ -39,6 +39,12 @@ export interface HeldOut {
   /** Confirmed patches the model flags, and dismissed ones it flags. */
   found: number;
   falseFlagged: number;
+  /**
+   * Of the confirmed, those reported by a town or the public (巡查, 举报) — buildings the model that ran missed —
+   * and how many of them this model flags: the recall the rule sees beyond what a batch flagged.
+   */
+  reported?: number;
+  reportedFound?: number;
   /** found / confirmed; falseFlagged / (found + falseFlagged); their harmonic mean with 1 − falseShare. */
   foundShare: number;
   falseShare: number;
@@ -82,7 +88,7 @@ export function promotionVerdict(running: ModelFigures, candidate: ModelFigures)
   const reasons: string[] = [];
   let promote = true;
   const h = (f: HeldOut) =>
-    `score ${f.score.toFixed(3)} (found ${f.found}/${f.confirmed} = ${f.foundShare.toFixed(3)}, false ${f.falseFlagged}/${f.found + f.falseFlagged} = ${f.falseShare.toFixed(3)})`;
+    `score ${f.score.toFixed(3)} (found ${f.found}/${f.confirmed} = ${f.foundShare.toFixed(3)}${f.reported ? `, of them reported misses ${f.reportedFound}/${f.reported}` : ''}, false ${f.falseFlagged}/${f.found + f.falseFlagged} = ${f.falseShare.toFixed(3)})`;
   if (candidate.heldOut.score > running.heldOut.score)
     reasons.push(`held-out month improves: ${h(candidate.heldOut)} against ${h(running.heldOut)}`);
   else {
@@ -142,7 +148,7 @@ async function validationFigures(env: ModelEnv, m: ModelRow): Promise<Validation
 export async function heldOutFigures(
   modelDir: string,
   chipsDir: string,
-  chips: { name: string; label: 'change' | 'no_change'; gsdM: number }[],
+  chips: { name: string; label: 'change' | 'no_change'; gsdM: number; source?: string }[],
 ): Promise<HeldOut> {
   const model = await OnnxChangeModel.load(modelDir);
   const threshold = model.manifest.defaultThreshold;
@@ -150,6 +156,8 @@ export async function heldOutFigures(
   let dismissed = 0;
   let found = 0;
   let falseFlagged = 0;
+  let reported = 0;
+  let reportedFound = 0;
   let unjudged = 0;
   let unjudgedFlagged = 0;
   try {
@@ -178,6 +186,10 @@ export async function heldOutFigures(
       if (c.label === 'change') {
         confirmed++;
         if (hit) found++;
+        if (c.source && c.source !== 'imagery') {
+          reported++;
+          if (hit) reportedFound++;
+        }
       } else {
         dismissed++;
         if (hit) falseFlagged++;
@@ -196,6 +208,8 @@ export async function heldOutFigures(
     dismissed,
     found,
     falseFlagged,
+    reported,
+    reportedFound,
     foundShare: r3(foundShare),
     falseShare: r3(falseShare),
     score: r3(score),
@@ -328,6 +342,7 @@ export function evaluationText(ev: Evaluation): string {
       label.padEnd(10),
       f.model.padEnd(28),
       `${f.heldOut.found}/${f.heldOut.confirmed}`.padStart(9),
+      `${f.heldOut.reportedFound ?? 0}/${f.heldOut.reported ?? 0}`.padStart(9),
       f.heldOut.foundShare.toFixed(3).padStart(7),
       `${f.heldOut.falseFlagged}/${f.heldOut.found + f.heldOut.falseFlagged}`.padStart(9),
       f.heldOut.falseShare.toFixed(3).padStart(7),
@@ -337,11 +352,12 @@ export function evaluationText(ev: Evaluation): string {
     ].join(' ');
   const sets = ev.candidate.validation.map((v, i) => `  [${i + 1}] ${v.set}`);
   return [
-    `held-out month ${ev.month}: ${ev.running.heldOut.confirmed} confirmed patches, ${ev.running.heldOut.dismissed} dismissed as false`,
+    `held-out month ${ev.month}: ${ev.running.heldOut.confirmed} confirmed patches (${ev.running.heldOut.reported ?? 0} of them reported by towns or the public: missed by the model that ran), ${ev.running.heldOut.dismissed} dismissed as false`,
     [
       ''.padEnd(10),
       'model'.padEnd(28),
       'found'.padStart(9),
+      'reported'.padStart(9),
       'share'.padStart(7),
       'false'.padStart(9),
       'share'.padStart(7),
@@ -351,6 +367,7 @@ export function evaluationText(ev: Evaluation): string {
     ].join(' '),
     row('running', ev.running),
     row('candidate', ev.candidate),
+    'reported: of the confirmed, those found on patrol or reported by the public (巡查, 举报), that the model flags',
     "unjudged: share of the chips' ground no town judged that the model flags (not in the rule: missed buildings or false alarms)",
     ...(sets.length ? ['shared validation sets (pixel F1):', ...sets] : []),
     `${ev.verdict.promote ? 'PROMOTE' : 'DO NOT PROMOTE'}:`,

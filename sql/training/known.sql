@@ -13,5 +13,6 @@ join patch q on ST_DWithin(q.geom, p.geom, :reach_m::float8)
 where p.code = :code::text
   and q.month = p.month and q.baseline_month = p.baseline_month
   and patch_is_live(q.status)
+  and (q.source = 'imagery' or q.visible)
   and (q.verification_result in ('illegal', 'legal', 'false_change')
        or (q.status = 'dismissed' and q.dismiss_reason in ('cloud', 'shadow', 'vehicle', 'seasonal_crop')));

@@ -11,4 +11,5 @@ join patch q on ST_DWithin(q.geom, p.geom, :reach_m::float8)
 where p.code = :code::text
   and q.month = p.month and q.baseline_month = p.baseline_month
   and q.verification_result in ('illegal', 'legal')
-  and patch_is_live(q.status);
+  and patch_is_live(q.status)
+  and (q.source = 'imagery' or q.visible);
