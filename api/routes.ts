@@ -73,25 +73,27 @@ type GetAnswer<R extends string> = R extends '/api/health'
 
 type PostAnswer<R extends string> = R extends '/api/login'
   ? TokenBody
-  : R extends `/api/patches/${string}/actions/${string}`
+  : R extends '/api/patches'
     ? PatchDetailBody
-    : R extends `/api/patches/${string}/notes`
+    : R extends `/api/patches/${string}/actions/${string}`
       ? PatchDetailBody
-      : R extends `/api/patches/${string}/evidence`
-        ? Out<typeof EvidenceUploadBody>
-        : R extends '/api/users'
-          ? UserBody
-          : R extends `/api/users/${string}/tokens`
-            ? TokenBody
-            : R extends `/api/users/${string}/revoke`
-              ? Out<typeof RevokedBody>
-              : R extends `/api/users/${string}/${'password' | 'enable' | 'disable'}`
-                ? Out<typeof UserChangeBody>
-                : R extends '/api/models/rollback'
-                  ? Out<typeof ModelRollbackBody>
-                  : R extends `/api/models/${string}/promote`
-                    ? Out<typeof ModelPromotionBody>
-                    : unknown;
+      : R extends `/api/patches/${string}/notes`
+        ? PatchDetailBody
+        : R extends `/api/patches/${string}/evidence`
+          ? Out<typeof EvidenceUploadBody>
+          : R extends '/api/users'
+            ? UserBody
+            : R extends `/api/users/${string}/tokens`
+              ? TokenBody
+              : R extends `/api/users/${string}/revoke`
+                ? Out<typeof RevokedBody>
+                : R extends `/api/users/${string}/${'password' | 'enable' | 'disable'}`
+                  ? Out<typeof UserChangeBody>
+                  : R extends '/api/models/rollback'
+                    ? Out<typeof ModelRollbackBody>
+                    : R extends `/api/models/${string}/promote`
+                      ? Out<typeof ModelPromotionBody>
+                      : unknown;
 
 /** The answer to a GET of `P`. */
 export type GetAnswerTo<P extends string> = GetAnswer<Route<P>>;

@@ -70,7 +70,7 @@ async function request(path: string, init: RequestInit = {}): Promise<Response> 
         body: init.body as string | Blob,
         contentType: headers.get('content-type') ?? 'application/octet-stream',
         label: what,
-        code: decodeURIComponent(path.split('/')[3]),
+        code: decodeURIComponent(path.split('?')[0].split('/')[3] ?? ''),
         at: new Date().toISOString(),
       });
       throw new QueuedError(what);
@@ -101,6 +101,7 @@ async function request(path: string, init: RequestInit = {}): Promise<Response> 
 /** A queued write in words: 核查（350206-202403-0002）, 上传 现场.jpg（350206-202403-0002）. */
 function describe(path: string): string {
   const [, , , rawCode, kind, action] = path.split('?')[0].split('/');
+  if (!rawCode) return ui('outbox_report');
   const code = decodeURIComponent(rawCode);
   if (kind === 'actions') return ui('outbox_action', { action: t('action', action), code });
   if (kind === 'evidence') {

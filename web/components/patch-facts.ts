@@ -21,7 +21,15 @@ export function attributes(p: PatchDetailBody): [string, TemplateResult | string
     ['patch_attr_farmland', `${fmt(p.farmland_m2)} m²`],
     ['patch_attr_ecological', `${fmt(p.ecological_m2)} m²`],
     ['patch_attr_water', `${fmt(p.water_m2)} m²`],
-    ['patch_attr_model', `${p.model} · p=${fmt(p.mean_prob, 2)}`],
+    p.model
+      ? ['patch_attr_model', `${p.model} · p=${fmt(p.mean_prob, 2)}`]
+      : [
+          'patch_attr_source',
+          ui('patch_source_value', {
+            source: t('source', p.source),
+            visible: p.visible ? ui('patch_source_visible', { month: p.month }) : ui('patch_source_unseen'),
+          }),
+        ],
     ['patch_attr_result', t('result', p.verification_result) || '–'],
     ['patch_attr_violation', t('violation', p.violation) || '–'],
     ['patch_attr_permit', p.permit_ref ?? '–'],

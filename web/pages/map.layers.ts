@@ -19,7 +19,8 @@ import { getCenter } from 'ol/extent.js';
 import Feature from 'ol/Feature.js';
 import type ImageTile from 'ol/ImageTile.js';
 import type RenderEvent from 'ol/render/Event.js';
-import { Circle, Point, type Geometry } from 'ol/geom.js';
+import { Circle, Point, type Geometry, type Polygon } from 'ol/geom.js';
+import Draw from 'ol/interaction/Draw.js';
 import type { FeatureLike } from 'ol/Feature.js';
 import proj4 from 'proj4';
 import { defaults as defaultControls, MousePosition, ScaleLine } from 'ol/control.js';
@@ -93,10 +94,29 @@ export interface PatchMap {
   showHere(here: { lon: number; lat: number; accuracyM: number } | null, centre: boolean): void;
   /** The share of the view, from the left, that shows the baseline month (0–100). */
   setSwipe(percent: number): void;
+  /**
+   * Starts drawing an outline on the imagery: each tap adds a corner, a tap on the first corner (or a double
+   * tap) closes it, and `done` gets it in lon/lat (EPSG:4326). Returns a function that stops drawing and
+   * clears it.
+   */
+  drawOutline(done: (outline: { type: 'Polygon'; coordinates: number[][][] }) => void): () => void;
   /** Calls back with the patch clicked (null: the map beside the patches) and the pixel clicked. */
   onClick(fn: (p: PatchListItem | null, pixel: number[]) => void): void;
   dispose(): void;
 }
+
+/** An outline being drawn for a report: yellow, dashed, its corners marked. */
+const drawnStyle = [
+  new Style({
+    stroke: new Stroke({ color: '#ffd400', width: 3, lineDash: [6, 4] }),
+    fill: new Fill({ color: 'rgba(255,212,0,0.15)' }),
+    image: new CircleStyle({
+      radius: 6,
+      fill: new Fill({ color: '#ffd400' }),
+      stroke: new Stroke({ color: '#000', width: 1 }),
+    }),
+  }),
+];
 
 /** 你在这里: a blue dot, and the circle its accuracy allows. */
 const hereStyle = (f: FeatureLike) =>
@@ -146,6 +166,7 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
   const selected = new VectorSource<Feature<Geometry>>();
   const towns = new VectorSource<Feature<Geometry>>();
   const here = new VectorSource<Feature<Geometry>>();
+  const drawn = new VectorSource<Feature<Geometry>>();
   const map = new OlMap({
     target,
     controls: defaultControls().extend([
@@ -167,6 +188,7 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
       vector,
       new VectorLayer({ source: selected, style: patchStyle(true) }),
       new VectorLayer({ source: here, style: hereStyle }),
+      new VectorLayer({ source: drawn, style: drawnStyle }),
     ],
     view: new View({
       projection,
@@ -249,6 +271,22 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
     setSwipe(percent) {
       swipePercent = percent;
       map.render();
+    },
+    drawOutline(done) {
+      drawn.clear();
+      const draw = new Draw({ source: drawn, type: 'Polygon', style: drawnStyle });
+      draw.on('drawend', (e) => {
+        map.removeInteraction(draw);
+        const rings = (e.feature.getGeometry() as Polygon)
+          .getCoordinates()
+          .map((ring) => ring.map((c) => toLonLat(c, projection).map((v) => Math.round(v * 1e8) / 1e8)));
+        done({ type: 'Polygon', coordinates: rings });
+      });
+      map.addInteraction(draw);
+      return () => {
+        map.removeInteraction(draw);
+        drawn.clear();
+      };
     },
     onClick(fn) {
       map.on('singleclick', (e) => {

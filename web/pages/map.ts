@@ -6,7 +6,8 @@
 import { html, nothing, render, type TemplateResult } from 'lit-html';
 import type { PatchListItem } from '../../api/responses.ts';
 import type { UiKey } from '../../i18n/say.ts';
-import { api } from '../api.ts';
+import { api, post, QueuedError } from '../api.ts';
+import { requestKey } from '../components/action-form.ts';
 import { statusBadge } from '../components/badges.ts';
 import { downloadsCard, type DownloadsState } from '../components/downloads.ts';
 import { errorMessage, uiWith } from '../components/message.ts';
@@ -64,6 +65,18 @@ const COLUMNS: [string, UiKey, (p: PatchListItem) => TemplateResult | string][] 
   ],
 ];
 
+/** A report being made on the map (POST /api/patches): the outline once drawn, and its form. */
+interface ReportDraft {
+  outline: { type: 'Polygon'; coordinates: number[][][] } | null;
+  source: 'patrol' | 'complaint';
+  visible: boolean;
+  note: string;
+  /** Sent with the report: a second tap or a retry makes no second patch. */
+  key: string;
+  busy: boolean;
+  failure: unknown;
+}
+
 /** Patches fetched for the list and the map at a time (显示更多 fetches the next as many). */
 const PAGE = 1000;
 
@@ -100,8 +113,74 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     here: null as { accuracyM: number } | { error: string } | null,
     downloads: { status: '', busy: null, failure: null } as DownloadsState,
     bulk: bulkState(),
+    /** 上报图斑: drawing an outline on the month's imagery, then its form; null when not reporting. */
+    report: null as ReportDraft | null,
+    /** A report kept in the outbox while there is no signal, said until the next one starts. */
+    queued: null as string | null,
   };
   let map: PatchMap | null = null;
+  /** Towns report what they found on patrol, analysts what the public reported (POST /api/patches). */
+  const canReport = ctx.me.role === 'town' || ctx.me.role === 'analyst';
+  let stopDrawing: (() => void) | null = null;
+  const startReport = () => {
+    stopDrawing?.();
+    state.popup = null;
+    state.queued = null;
+    state.report = {
+      outline: null,
+      source: ctx.me.role === 'town' ? 'patrol' : 'complaint',
+      visible: true,
+      note: '',
+      key: requestKey(),
+      busy: false,
+      failure: null,
+    };
+    stopDrawing =
+      map?.drawOutline((outline) => {
+        if (state.report) state.report.outline = outline;
+        draw();
+      }) ?? null;
+    draw();
+  };
+  const cancelReport = () => {
+    stopDrawing?.();
+    stopDrawing = null;
+    state.report = null;
+    draw();
+  };
+  const submitReport = async (e: Event) => {
+    e.preventDefault();
+    const r = state.report;
+    if (!r?.outline || r.busy) return;
+    r.busy = true;
+    r.failure = null;
+    draw();
+    try {
+      const made = await post('/api/patches', {
+        outline: r.outline,
+        month,
+        source: r.source,
+        visible: r.visible,
+        note: r.note.trim() || undefined,
+        request_key: r.key,
+      });
+      stopDrawing?.();
+      state.report = null;
+      openPatch(made.code);
+    } catch (err) {
+      if (err instanceof QueuedError) {
+        // no signal at the site: the outbox sends it when the signal returns (its key makes it one patch)
+        stopDrawing?.();
+        state.report = null;
+        state.queued = err.message;
+      } else {
+        r.failure = err;
+        r.busy = false;
+      }
+      draw();
+    }
+  };
+  nav.onLeave(() => stopDrawing?.());
 
   const onFilter = (e: Event) => {
     const el = e.target as HTMLInputElement | HTMLSelectElement;
@@ -303,6 +382,60 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       </tbody>
     </table>`;
 
+  const reportCard = () => {
+    const r = state.report;
+    if (!r) return nothing;
+    if (!r.outline)
+      return html`<div class="report-card" id="report-card">
+        <span id="report-hint">${ui('map_report_hint', { month })}</span>
+        <button type="button" id="report-cancel" @click=${cancelReport}>${ui('patch_form_cancel')}</button>
+      </div>`;
+    return html`<form class="report-card" id="report-form" @submit=${submitReport}>
+      <strong>${ui('map_report_title', { month })}</strong>
+      <label
+        >${ui('patch_attr_source')}
+        <select
+          name="source"
+          @change=${(e: Event) => (r.source = (e.target as HTMLSelectElement).value as ReportDraft['source'])}
+        >
+          ${options(
+            (['patrol', 'complaint'] as const).map((s) => [s, t('source', s)]),
+            r.source,
+          )}
+        </select></label
+      >
+      <label class="check"
+        ><input
+          type="checkbox"
+          name="visible"
+          .checked=${r.visible}
+          @change=${(e: Event) => (r.visible = (e.target as HTMLInputElement).checked)}
+        />
+        ${ui('map_report_visible', { month, baseline: baseline ?? '–' })}</label
+      >
+      <label
+        >${ui('map_report_note')}
+        <textarea
+          name="note"
+          rows="2"
+          maxlength="2000"
+          .value=${r.note}
+          @input=${(e: Event) => (r.note = (e.target as HTMLTextAreaElement).value)}
+        ></textarea>
+      </label>
+      ${r.failure ? html`<div class="error" id="report-error">${errorMessage(r.failure)}</div>` : nothing}
+      <div class="buttons">
+        <button type="submit" id="report-submit" ?disabled=${r.busy}>${ui('map_report_submit')}</button>
+        <button type="button" id="report-redraw" ?disabled=${r.busy} @click=${startReport}>
+          ${ui('map_report_redraw')}
+        </button>
+        <button type="button" id="report-cancel" ?disabled=${r.busy} @click=${cancelReport}>
+          ${ui('patch_form_cancel')}
+        </button>
+      </div>
+    </form>`;
+  };
+
   const popup = () => {
     const p = state.popup?.patch;
     if (!p) return html`<div id="popup" class="popup" hidden></div>`;
@@ -349,6 +482,12 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
           <div class="here">
             <button type="button" id="locate" @click=${locate}>${ui('map_locate')}</button>
             ${
+              canReport && !state.report
+                ? html`<button type="button" id="report-start" @click=${startReport}>${ui('map_report')}</button>`
+                : nothing
+            }
+            ${state.queued ? html`<span id="report-queued">${state.queued}</span>` : nothing}
+            ${
               state.here
                 ? html`<span id="here-msg" class=${'error' in state.here ? 'error' : ''}
                     >${'error' in state.here ? state.here.error : ui('map_here', { m: state.here.accuracyM })}</span
@@ -375,7 +514,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
             />
             <span id="swipe-after">${ui('after_month', { month })}</span>
           </div>
-          ${popup()}
+          ${popup()} ${reportCard()}
         </div>
       </div>`,
       ctx.main,
@@ -439,6 +578,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   map = patchMap(ctx.main.querySelector<HTMLElement>('#map')!, ctx.config, month, state.swipe);
   nav.onLeave(() => map?.dispose());
   map.onClick((p, pixel) => {
+    // a tap while drawing an outline is a corner, not a choice of patch
+    if (state.report) return;
     state.popup = p ? { patch: p, pixel } : null;
     select(p?.code ?? null, false);
   });

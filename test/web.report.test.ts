@@ -1,0 +1,155 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildServer } from '../server/app.ts';
+import { buildWebAssets } from '../server/web.ts';
+import { createUser } from '../store/users.ts';
+import { testWorkflowEnv } from './helpers/api.ts';
+import { runBatch } from './helpers/batch.ts';
+import { freshRun, type Run } from './helpers/run.ts';
+import { cleanup } from './helpers/services.ts';
+import { CHROMIUM, fitsTheScreen, inChinese, launchChromium, thumbSized } from './helpers/pages.ts';
+
+const SHOTS = join('out', 'web-screenshots');
+
+/**
+ * 上报图斑 on a phone (issue 32): a town clerk at the site of a building the batch did not flag (the fixtures'
+ * building inside a valid permit) draws its outline on the March imagery, says it was found on patrol, and
+ * lands on the new patch, dispatched to the town; a refusal (drawn over an open patch) is said in Chinese on
+ * the form and nothing is made.
+ */
+describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
+  const fixturesDir = inject('fixturesDir');
+  let run: Run;
+  let app: FastifyInstance;
+  let browser: Browser;
+  let base: string;
+  const env = testWorkflowEnv(() => '2024-03-20');
+  const truth = JSON.parse(readFileSync(join(fixturesDir, 'truth.geojson'), 'utf8')) as {
+    features: { properties: { id: string }; geometry: { coordinates: number[][][] } }[];
+  };
+  /** The corners of a truth outline (EPSG:4548, the map's CRS), without the closing one. */
+  const corners = (id: string) =>
+    truth.features.find((f) => f.properties.id === id)!.geometry.coordinates[0].slice(0, -1);
+
+  beforeAll(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    run = await freshRun(fixturesDir);
+    await runBatch(run.db, run.config, '2024-03', '2024-02');
+    await createUser(run.db, {
+      username: 'dianqian',
+      role: 'town',
+      townCode: '350206001',
+      password: 'town-office-pass',
+    });
+    const web = await buildWebAssets(join(run.config.dataDir, 'web'));
+    app = await buildServer({ db: run.db, config: run.config, env, web });
+    base = await app.listen({ port: 0, host: '127.0.0.1' });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await cleanup(run.db, run.config);
+  });
+
+  /** Taps the corners of an outline on the map, zoomed to it, and the first corner again to close it. */
+  async function drawOutline(page: Page, points: number[][]) {
+    await page.evaluate((pts) => {
+      const map = (window as any).__tubanMap;
+      const xs = pts.map((p) => p[0]);
+      const ys = pts.map((p) => p[1]);
+      map
+        .getView()
+        .fit([Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)], { padding: [120, 60, 120, 60] });
+    }, points);
+    await page.waitForTimeout(500);
+    const box = (await page.$('#map'))!;
+    const origin = (await box.boundingBox())!;
+    const pixels = await page.evaluate(
+      (pts) => pts.map((p) => (window as any).__tubanMap.getPixelFromCoordinate(p) as number[]),
+      points,
+    );
+    for (const [x, y] of [...pixels, pixels[0]]) {
+      await page.mouse.click(origin.x + x, origin.y + y);
+      await page.waitForTimeout(150);
+    }
+  }
+
+  it('draws, says where it came from, and opens the new patch; refusals are said on the form', async () => {
+    const page = await browser.newPage({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: false });
+    await page.goto(base);
+    await page.fill('input[name=username]', 'dianqian');
+    await page.fill('input[name=password]', 'town-office-pass');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#todo-table tr[data-code], #todo-empty');
+    await page.goto(`${base}#/map?month=2024-03`);
+    await page.waitForSelector('#patch-table tr[data-code]');
+
+    // drawn over the batch's patch 0002: refused on the form, naming it
+    await page.click('#report-start');
+    expect(await page.textContent('#report-hint')).toContain('2024-03');
+    const residential = corners('residential');
+    await drawOutline(page, residential);
+    await page.waitForSelector('#report-form');
+    await page.click('#report-submit');
+    await expect.poll(() => page.textContent('#report-error'), { timeout: 30_000 }).toMatch(/350206-202403-0002/);
+    await inChinese(page, 'a refused report');
+    expect(await run.db('patch').count({ n: '*' })).toEqual([{ n: '5' }]);
+
+    // drawn again around the permitted building the batch left alone
+    await page.click('#report-redraw');
+    await drawOutline(page, corners('permitted-1'));
+    await page.waitForSelector('#report-form');
+    expect(await page.inputValue('select[name=source]')).toBe('patrol');
+    expect(await page.isChecked('input[name=visible]')).toBe(true);
+    await page.fill('textarea[name=note]', '巡查发现，正在加盖');
+    await thumbSized(page, 'the report form');
+    await fitsTheScreen(page, 'the report form');
+    await inChinese(page, 'the report form');
+    await page.screenshot({ path: join(SHOTS, '9-town-report.png') });
+    await page.click('#report-submit');
+    await page.waitForURL(/#\/patch\/350206-202403-0006/, { timeout: 30_000 });
+    await expect.poll(() => page.textContent('main')).toMatch(/巡查发现（2024-03 影像可见）/);
+    expect(await page.textContent('main')).toMatch(/已下发/);
+    await inChinese(page, 'the reported patch');
+
+    const p = await run.db('patch').where({ code: '350206-202403-0006' }).first();
+    expect(p).toMatchObject({
+      source: 'patrol',
+      visible: true,
+      status: 'dispatched',
+      town_code: '350206001',
+      model_name: null,
+    });
+    // the outline as drawn: the building's ~484 m² (a click lands within a pixel of the corner)
+    expect(Number(p.area_m2)).toBeGreaterThan(440);
+    expect(Number(p.area_m2)).toBeLessThan(530);
+    const ev = await run.db('patch_event').where({ patch_id: p.id, type: 'reported' }).first();
+    expect(ev.detail).toMatchObject({ source: 'patrol', note: '巡查发现，正在加盖', month: '2024-03' });
+
+    // no signal at the next site: the report waits in the outbox and is sent, once, when the signal returns
+    await page.goto(`${base}#/map?month=2024-03`);
+    await page.waitForSelector('#patch-table tr[data-code]');
+    await page.click('#report-start');
+    await drawOutline(page, corners('permitted-2'));
+    await page.waitForSelector('#report-form');
+    await page.context().setOffline(true);
+    await page.click('#report-submit');
+    await expect.poll(() => page.textContent('#report-queued')).toContain('已存入待发送');
+    expect(await page.$('#report-form')).toBeNull();
+    await expect.poll(() => page.textContent('#queue')).toContain('上报图斑');
+    expect(await run.db('patch').count({ n: '*' })).toEqual([{ n: '6' }]);
+    await page.context().setOffline(false);
+    await expect
+      .poll(async () => (await run.db('patch').where({ code: '350206-202403-0007' }).first('source'))?.source, {
+        timeout: 60_000,
+      })
+      .toBe('patrol');
+    await expect.poll(() => page.textContent('#queue'), { timeout: 30_000 }).not.toContain('上报图斑');
+    expect(await run.db('patch').count({ n: '*' })).toEqual([{ n: '7' }]);
+    await page.close();
+  });
+});
