@@ -65,11 +65,9 @@ export async function reportPatch(
     // transaction only; the outline's town is checked against the user's below.
     await trx.raw("select set_config('tuban.town', '', true)");
     await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-report-${user.username}`]);
-    const earlier = await trx('patch_event as e')
-      .join('patch as p', 'p.id', 'e.patch_id')
-      .where({ 'e.type': 'reported', 'e.actor': user.username })
-      .whereRaw("e.detail->>'request_key' = ?", [body.request_key])
-      .first('p.code');
+    const earlier = await trx('patch')
+      .where({ reported_by: user.username, report_key: body.request_key })
+      .first('code');
     if (earlier) return { code: earlier.code as string, repeated: true };
 
     const batches = trx('batch').whereIn('status', ['completed', 'completed_with_failures']);
@@ -143,6 +141,8 @@ export async function reportPatch(
       visible: body.visible,
       status,
       verify_due: due,
+      reported_by: user.username,
+      report_key: body.request_key,
     });
     await trx('patch_event').insert({
       patch_id: Number(row.id),

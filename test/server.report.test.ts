@@ -139,6 +139,28 @@ describe('reported patches (巡查发现, 群众举报)', () => {
     }
   });
 
+  it('keeps a split reported patch reported, each part with its reporter', async () => {
+    const r = await report('ana', {
+      outline: await outline('permitted-2'),
+      source: 'complaint',
+      visible: true,
+      request_key: 'hotline-12345-9',
+    });
+    expect(r.statusCode, r.body).toBe(201);
+    const { left, right } = await h.halves(r.json().code);
+    const s = await h.call('ana', 'POST', `/api/patches/${r.json().code}/actions/split`, {
+      parts: [left, right],
+      reason: '两户分别建设',
+    });
+    expect(s.statusCode, s.body).toBe(200);
+    const parts = await h.run.db('patch').whereNot({ source: 'imagery' }).orderBy('code');
+    expect(parts.map((p) => [p.code, p.status, p.source, p.visible, p.reported_by, p.model_name])).toEqual([
+      ['350206-202403-0006', 'split', 'complaint', true, 'ana', null],
+      ['350206-202403-0007', 'detected', 'complaint', true, 'ana', null],
+      ['350206-202403-0008', 'detected', 'complaint', true, 'ana', null],
+    ]);
+  });
+
   it('refuses what is not a report to make, naming the field and the reason', async () => {
     const base = { month: '2024-03', source: 'patrol', visible: true };
     let n = 0;

@@ -5,14 +5,19 @@
 -- training label and, on a held-out month, a miss the promotion rule counts.
 --   source   imagery (made by a batch), patrol, complaint
 --   visible  reported patches: shown by the month's imagery; null for patches made by a batch
+--   reported_by, report_key  who reported it and the request key their client sent: the same key again
+--            is the same patch (a second tap, a retry after a lost answer), found by the unique index
 -- Template parameters: {{srid}} (unused here).
 alter table patch add column source text not null default 'imagery'
   check (source in ('imagery', 'patrol', 'complaint'));
 alter table patch add column visible boolean;
+alter table patch add column reported_by text;
+alter table patch add column report_key text;
+create unique index patch_report_key_idx on patch (reported_by, report_key) where report_key is not null;
 alter table patch alter column batch_id drop not null;
 alter table patch alter column model_name drop not null;
 alter table patch alter column model_version drop not null;
 alter table patch add constraint patch_source_batch check (
   case when source = 'imagery' then batch_id is not null and model_name is not null and model_version is not null and visible is null
-       else model_name is null and model_version is null and visible is not null end
+       else model_name is null and model_version is null and visible is not null and reported_by is not null end
 );

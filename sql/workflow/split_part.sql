@@ -23,13 +23,13 @@ zones as (
 insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
                    area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status,
                    geom, centroid, class, dispatched_at, verify_due, split_from,
-                   building_relation, registered_building_m2, extension_m2, source, visible)
+                   building_relation, registered_building_m2, extension_m2, source, visible, reported_by)
 select patch_code(p.district_code, p.month, :seq::bigint), p.month, :seq::int, p.batch_id, p.baseline_month,
        p.district_code, p.town_code, p.town_name, p.grid_code, p.grid_name,
        z.area_m2, z.farmland_m2, z.ecological_m2, z.water_m2, p.mean_prob, p.source_tiles,
        p.model_name, p.model_version, p.status, z.geom, ST_PointOnSurface(z.geom),
        patch_class(z.farmland_m2, z.ecological_m2, z.water_m2),
        p.dispatched_at, p.verify_due, p.id,
-       p.building_relation, z.registered_building_m2, greatest(z.area_m2 - z.registered_building_m2, 0), p.source, p.visible
+       p.building_relation, z.registered_building_m2, greatest(z.area_m2 - z.registered_building_m2, 0), p.source, p.visible, p.reported_by
 from parent p, zones z
 returning id, code, area_m2;
