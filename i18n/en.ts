@@ -57,6 +57,13 @@ export const en: Catalogue = {
     reported: 'reported',
   },
   source: { imagery: 'satellite imagery', patrol: 'found on patrol', complaint: 'public complaint' },
+  model_status: {
+    training: 'training',
+    failed: 'failed',
+    candidate: 'candidate',
+    running: 'running',
+    retired: 'set aside',
+  },
   relation: { new: 'new', extension: 'extension', on_building: 'on a registered building' },
   lookback: { gone: 'gone', standing: 'still standing', unclear: 'unclear', no_imagery: 'no imagery' },
   stage: { verify: 'verification', rectify: 'rectification' },

@@ -59,6 +59,7 @@ export const zhCN = {
     reported: '上报',
   },
   source: { imagery: '卫片监测', patrol: '巡查发现', complaint: '群众举报' },
+  model_status: { training: '训练中', failed: '训练失败', candidate: '候选', running: '运行中', retired: '已停用' },
   relation: { new: '新建', extension: '扩建', on_building: '原址改建加建' },
   lookback: { gone: '已拆除', standing: '仍在', unclear: '无法判断', no_imagery: '无影像' },
   stage: { verify: '核查', rectify: '整改' },

@@ -2,7 +2,9 @@ import type { Db } from './db.ts';
 import { ConflictError, NotFoundError } from '../core/errors.ts';
 
 /** A change model's place in the city's register (migration 030). */
-export type ModelStatus = 'training' | 'failed' | 'candidate' | 'running' | 'retired';
+/** A model's states (migration 030's check), in the order of its life. */
+export const MODEL_STATES = ['training', 'failed', 'candidate', 'running', 'retired'] as const;
+export type ModelStatus = (typeof MODEL_STATES)[number];
 
 export type ModelAction =
   | 'registered'

@@ -17,6 +17,7 @@ import {
   VIOLATIONS,
 } from '../workflow/lifecycle.ts';
 import { flatSchema } from '../web/components/schema.ts';
+import { MODEL_STATES } from '../store/models.ts';
 import { EVIDENCE_STAGES, PHOTO_FLAGS } from '../workflow/evidence.proof.ts';
 
 /** Every code the API gives, by catalogue group: each must have words in every locale. */
@@ -31,6 +32,7 @@ const CODES: Record<Group, readonly string[]> = {
   event: EVENT_TYPES.filter((e) => !(ACTIONS as readonly string[]).includes(e)),
   relation: BUILDING_RELATIONS,
   source: PATCH_SOURCES,
+  model_status: MODEL_STATES,
   lookback: LOOKBACK_RESULTS,
   role: ROLES,
   deadline: ['verification', 'rectification'],

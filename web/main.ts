@@ -25,6 +25,7 @@ import { renderBoardPage } from './pages/board.ts';
 import { renderFrame } from './pages/frame.ts';
 import { renderLogin } from './pages/login.ts';
 import { renderMapPage } from './pages/map.ts';
+import { renderModelsPage } from './pages/models.ts';
 import { renderPatchPage } from './pages/patch.ts';
 import { renderTodoPage } from './pages/todo.ts';
 import { currentLocation, navigate, startRouter, type Navigation } from './router.ts';
@@ -40,6 +41,7 @@ const PAGES: Record<string, (ctx: AppContext, nav: Navigation) => Promise<void>>
   '/batches': renderBatchesPage,
   '/batches/:id': renderBatchesPage,
   '/admin': renderAdminPage,
+  '/models': renderModelsPage,
 };
 
 function signedOut(): void {

@@ -91,4 +91,4 @@ export function startRouter(show: (nav: Navigation) => Promise<void>): () => Pro
 }
 
 /** Every view of the web app. */
-export const ROUTES = ['/todo', '/map', '/patch/:code', '/board', '/batches', '/batches/:id', '/admin'];
+export const ROUTES = ['/todo', '/map', '/patch/:code', '/board', '/batches', '/batches/:id', '/admin', '/models'];

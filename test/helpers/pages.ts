@@ -85,6 +85,9 @@ export async function inChinese(page: Page, what: string): Promise<void> {
     'B',
     'CGCS',
     'Shapefile',
+    'F', // F1, the metric, written so in Chinese too
+    'model', // the command tuban model
+    'blind', // a model version's name (web.models)
   ]);
   // paths and file names are the user's own words
   const words = [

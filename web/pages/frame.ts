@@ -19,6 +19,7 @@ export function renderFrame(me: UserBody | null, signOut: () => void, redraw: ()
     ['#/board', ui('frame_nav_board')],
   ];
   if (me.role !== 'town') links.push(['#/batches', ui('frame_nav_batches')]);
+  if (me.role === 'admin' || me.role === 'supervisor') links.push(['#/models', ui('frame_nav_models')]);
   if (me.role === 'admin') links.push(['#/admin', ui('frame_nav_admin')]);
   const here = currentLocation().path.split('/')[1] || 'map';
   render(
