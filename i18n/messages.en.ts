@@ -93,6 +93,9 @@ export const messagesEn: Record<MessageKey, string> = {
   reported_other_town: 'outline: it lies in town {town}, not in yours ({mine})',
   reported_not_covered:
     'outline: the imagery of {month} does not cover it; report it as not visible on the imagery, or on another month',
+  reported_town_month:
+    'month: a town reports on the latest imagery ({latest}), not on {month}; ask an analyst to enter an earlier month',
+  reported_overlaps_neighbour: 'outline: it overlaps an open patch of a neighbouring town; ask an analyst',
   reported_overlaps: 'outline: it overlaps open patch {codes}; work that patch instead',
   already_escalated: 'patch {code} is already listed for supervision',
   date_form: '"{value}" is not a date (YYYY-MM-DD)',

@@ -91,6 +91,8 @@ export const messagesZhCN = {
   reported_outside_towns: '图斑范围：不在镇街图层的任何镇街内',
   reported_other_town: '图斑范围：位于 {town}，不在本镇街（{mine}）',
   reported_not_covered: '图斑范围：{month} 影像未覆盖；请标为影像上不可见，或在其他月份上报',
+  reported_town_month: '月份：镇街在最新影像（{latest}）上上报，不能在 {month} 上报；更早月份请分析员录入',
+  reported_overlaps_neighbour: '图斑范围：与邻近镇街的未办结图斑重叠；请联系分析员',
   reported_overlaps: '图斑范围：与未办结图斑 {codes} 重叠；请处理该图斑',
   already_escalated: '图斑 {code} 已挂牌督办',
   date_form: '「{value}」不是 YYYY-MM-DD 格式的日期',

@@ -279,7 +279,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     audited: async (req, status, work, detail) => {
       const out = await db.transaction(async (trx) => {
         const r = await work(trx);
-        const entry = auditEntry(req, status);
+        const entry = auditEntry(req, typeof status === 'function' ? status(r) : status);
         await writeAudit(trx, detail ? { ...entry, detail: { ...(entry.detail as object), ...detail(r) } } : entry);
         return r;
       });

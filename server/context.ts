@@ -55,7 +55,8 @@ export interface RouteContext {
   /** Runs a change and writes its audit row in one transaction: both are kept or neither. */
   audited: <T>(
     req: FastifyRequest,
-    status: number,
+    /** The answer's status, or how to tell it from what the work returned (a repeat answers 200, not 201). */
+    status: number | ((result: NoInfer<T>) => number),
     work: (trx: Db) => Promise<T>,
     /** What the audit row says besides the body, from what the work returned (a bulk move names every patch). */
     detail?: (result: T) => Record<string, unknown>,

@@ -9,6 +9,7 @@ import type { PatchClass } from '../workflow/lifecycle.ts';
 import { runSql } from './sql.ts';
 import type { User } from './users.ts';
 import { lockPatchNumbers } from './patch.row.ts';
+import { queueMoveNotices } from './notify.ts';
 
 /** The smallest and largest outline a report takes (m²): a shed, and a yard of 10 ha. */
 export const REPORT_MIN_M2 = 1;
@@ -27,9 +28,10 @@ interface Place {
   water_m2: number;
   building_relation: 'new' | 'extension' | 'on_building';
   registered_building_m2: number;
-  month_covers: boolean;
-  baseline_covers: boolean;
-  open_patches: string[];
+  /** m² of the outline outside the month's images, and outside the baseline month's. */
+  month_outside_m2: number;
+  baseline_outside_m2: number;
+  open_patches: { code: string; town_code: string | null }[];
 }
 
 /** How the diff classes a change against the registered buildings (TUBAN_BUILDING_TOUCH_M, TUBAN_ON_BUILDING_SHARE). */
@@ -61,10 +63,27 @@ export async function reportPatch(
   const body = parsed.data;
   return db.transaction(async (trx) => {
     // numbering and the overlap check read every town's patches: the town's own scope (migration 020) would
-    // hide the district's other numbers and a neighbour's patch across the border. Lifted for this
-    // transaction only; the outline's town is checked against the user's below.
+    // hide the district's other numbers and a neighbour's patch across the border. Lifted here and put back
+    // before returning (inside a request's audited transaction this is a savepoint, whose rollback puts it
+    // back on a refusal); the outline's town is checked against the user's below.
+    const scope = String((await trx.raw("select coalesce(current_setting('tuban.town', true), '') as t")).rows[0].t);
     await trx.raw("select set_config('tuban.town', '', true)");
     await trx.raw('select pg_advisory_xact_lock(hashtext(?))', [`tuban-report-${user.username}`]);
+    const made = await reportIn(trx, env, rules, user, body);
+    await trx.raw("select set_config('tuban.town', ?, true)", [scope]);
+    return made;
+  });
+}
+
+/** Within the transaction, the town scope lifted and the user's reports taking turns. */
+async function reportIn(
+  trx: Db,
+  env: WorkflowEnv,
+  rules: ReportRules,
+  user: User,
+  body: ReportBody,
+): Promise<{ code: string; repeated: boolean }> {
+  {
     const earlier = await trx('patch')
       .where({ reported_by: user.username, report_key: body.request_key })
       .first('code');
@@ -74,19 +93,29 @@ export async function reportPatch(
     const latest = await batches.clone().max({ month: 'month' });
     const month = body.month ?? latest[0]?.month;
     if (!month) throw new BadInputError('bad_field', say('reported_no_batches'), { field: 'month' });
+    // a town reports on the latest imagery: an earlier month's ranking has been published (analysts may
+    // enter a report on an earlier month, a complaint about what that imagery already showed)
+    if (user.role === 'town' && month !== latest[0].month)
+      throw new BadInputError('bad_field', say('reported_town_month', { month, latest: latest[0].month }), {
+        field: 'month',
+      });
     const batch = await batches.clone().where({ month }).orderBy('id', 'desc').first('baseline_month');
     if (!batch)
       throw new BadInputError('bad_field', say('reported_no_batch', { month, latest: latest[0]?.month ?? '-' }), {
         field: 'month',
       });
     const outline = JSON.stringify(body.outline);
-    const [place] = await runSql<Place>(trx, 'workflow/report_place', {
-      outline,
-      month,
-      baseline: batch.baseline_month,
-      touch_m: rules.touchM,
-      on_building_share: rules.onBuildingShare,
-    });
+    const measure = async () =>
+      (
+        await runSql<Place>(trx, 'workflow/report_place', {
+          outline,
+          month,
+          baseline: batch.baseline_month,
+          touch_m: rules.touchM,
+          on_building_share: rules.onBuildingShare,
+        })
+      )[0];
+    let place = await measure();
     const bad = (key: Parameters<typeof say>[0], args: Record<string, unknown> = {}) =>
       new BadInputError('bad_field', say(key, args as never), { field: 'outline' });
     if (place.empty) throw bad('reported_empty');
@@ -101,15 +130,27 @@ export async function reportPatch(
           field: 'outline',
         },
       );
-    if (body.visible && !place.month_covers) throw bad('reported_not_covered', { month });
-    if (body.visible && !place.baseline_covers) throw bad('reported_not_covered', { month: batch.baseline_month });
-    if (place.open_patches.length)
-      throw new ConflictError(say('reported_overlaps', { codes: place.open_patches.join(', ') }), {
-        field: 'outline',
-        patches: place.open_patches,
-      });
+    // seen on the imagery: both months' images hold it (a sliver of half a square metre, or 1 %, aside)
+    const slack = Math.max(0.5, 0.01 * place.area_m2);
+    if (body.visible && place.month_outside_m2 > slack) throw bad('reported_not_covered', { month });
+    if (body.visible && place.baseline_outside_m2 > slack)
+      throw bad('reported_not_covered', { month: batch.baseline_month });
 
+    // the district's numbers, and what else is being made there (a batch's emit, another report of the same
+    // ground), take turns from here: the open patches are read again under the lock
     await lockPatchNumbers(trx, month, place.district_code);
+    place = await measure();
+    if (place.open_patches.length) {
+      // a town user is told the codes of their own town's patches only
+      const shown = place.open_patches.filter((p) => user.role !== 'town' || p.town_code === user.townCode);
+      throw new ConflictError(
+        shown.length
+          ? say('reported_overlaps', { codes: shown.map((p) => p.code).join(', ') })
+          : say('reported_overlaps_neighbour'),
+        { field: 'outline', patches: shown.map((p) => p.code) },
+      );
+    }
+
     const [{ max }] = await trx('patch').where({ district_code: place.district_code, month }).max({ max: 'seq' });
     const seq = Number(max ?? 0) + 1;
     const [{ code }] = await trx
@@ -159,6 +200,8 @@ export async function reportPatch(
         ...(due ? { verify_due: due } : {}),
       }),
     });
+    // a town's own report is on its list with a deadline running: its group hears of it as of a dispatch
+    if (status === 'dispatched') await queueMoveNotices(trx, 'dispatch', [Number(row.id)], user.username, env.today());
     return { code: row.code, repeated: false };
-  });
+  }
 }

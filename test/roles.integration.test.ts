@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import knexFactory, { type Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../config/env.ts';
+import { reportPatch } from '../store/report.ts';
 import { buildServer } from '../server/app.ts';
 import { openDb, townScope, type Db } from '../store/db.ts';
 import { listPatchesFor } from '../store/workflow.ts';
@@ -192,6 +193,40 @@ describe('roles: the app owns none of its tables', () => {
       expect((await call('dq', 'GET', `/api/patches/${other.code}`)).statusCode).toBe(404);
       const mine = (await call('dq', 'GET', '/api/patches?month=2024-03')).json().patches;
       expect(mine.map((p: { code: string }) => p.code).sort()).toEqual(own.map((p) => p.code));
+      // a report numbers on from the district's highest code, another town's included: an analyst's report
+      // in 禾山 takes the next code, then the 殿前 clerk's (under the town's scope, max(seq) would be 殿前's
+      // own and the code taken twice)
+      const spot = async (town: string) =>
+        (
+          await appDb.raw(
+            `select ST_AsGeoJSON(ST_Transform(ST_Buffer(ST_PointOnSurface(geom), 4, 8), 4326), 8)::json as g
+             from reference_feature where kind = 'town' and code = ?`,
+            [town],
+          )
+        ).rows[0].g;
+      const before = Number((await appDb('patch').max({ m: 'seq' }))[0].m);
+      await reportPatch(
+        appDb,
+        testWorkflowEnv(() => '2024-03-18'),
+        { touchM: 1, onBuildingShare: 0.5 },
+        analyst,
+        {
+          outline: await spot('350206002'),
+          source: 'complaint',
+          visible: false,
+          request_key: 'roles-analyst-1',
+        },
+      );
+      const r = await call('dq', 'POST', '/api/patches', {
+        outline: await spot('350206001'),
+        source: 'patrol',
+        visible: false,
+        request_key: 'roles-town-0001',
+      });
+      expect(r.statusCode, r.body).toBe(201);
+      expect(r.json().code).toBe(`350206-202403-${String(before + 2).padStart(4, '0')}`);
+      // and the town's scope is back for what follows
+      expect((await call('dq', 'GET', `/api/patches/${other.code}`)).statusCode).toBe(404);
     } finally {
       await server.close();
     }

@@ -94,6 +94,9 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
     const residential = corners('residential');
     await drawOutline(page, residential);
     await page.waitForSelector('#report-form');
+    // whether the imagery shows it is asked, never assumed
+    expect(await page.isDisabled('#report-submit')).toBe(true);
+    await page.check('input[name=visible][value=true]');
     await page.click('#report-submit');
     await expect.poll(() => page.textContent('#report-error'), { timeout: 30_000 }).toMatch(/350206-202403-0002/);
     await inChinese(page, 'a refused report');
@@ -104,7 +107,8 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
     await drawOutline(page, corners('permitted-1'));
     await page.waitForSelector('#report-form');
     expect(await page.inputValue('select[name=source]')).toBe('patrol');
-    expect(await page.isChecked('input[name=visible]')).toBe(true);
+    expect(await page.isChecked('input[name=visible][value=true]')).toBe(false);
+    await page.check('input[name=visible][value=true]');
     await page.fill('textarea[name=note]', '巡查发现，正在加盖');
     await thumbSized(page, 'the report form');
     await fitsTheScreen(page, 'the report form');
@@ -136,12 +140,18 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
     await page.click('#report-start');
     await drawOutline(page, corners('permitted-2'));
     await page.waitForSelector('#report-form');
+    await page.check('input[name=visible][value=true]');
     await page.context().setOffline(true);
     await page.click('#report-submit');
     await expect.poll(() => page.textContent('#report-queued')).toContain('已存入待发送');
     expect(await page.$('#report-form')).toBeNull();
     await expect.poll(() => page.textContent('#queue')).toContain('上报图斑');
     expect(await run.db('patch').count({ n: '*' })).toEqual([{ n: '6' }]);
+    // the next report is being drawn when the signal returns: sending the first does not throw it away
+    await page.click('#report-start');
+    await drawOutline(page, corners('ecological'));
+    await page.waitForSelector('#report-form');
+    await page.fill('textarea[name=note]', '第二处');
     await page.context().setOffline(false);
     await expect
       .poll(async () => (await run.db('patch').where({ code: '350206-202403-0007' }).first('source'))?.source, {
@@ -150,6 +160,9 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
       .toBe('patrol');
     await expect.poll(() => page.textContent('#queue'), { timeout: 30_000 }).not.toContain('上报图斑');
     expect(await run.db('patch').count({ n: '*' })).toEqual([{ n: '7' }]);
+    expect(await page.inputValue('textarea[name=note]')).toBe('第二处');
+    await page.click('#report-cancel');
+    expect(await page.$('#report-card')).toBeNull();
     await page.close();
   });
 });

@@ -15,7 +15,7 @@ import './styles/patch.css';
 import './styles/phone.css';
 import { api, ApiError, offlineState, post, session } from './api.ts';
 import { renderOutbox } from './components/outbox.ts';
-import { flushOutbox, forgetKeptAnswers, onOutboxChange, startOutbox, type Sender } from './offline.ts';
+import { drafting, flushOutbox, forgetKeptAnswers, onOutboxChange, startOutbox, type Sender } from './offline.ts';
 import { locale } from './locale.ts';
 import { showError } from './components/message.ts';
 import type { AppContext } from './context.ts';
@@ -85,7 +85,10 @@ async function loadContext(): Promise<AppContext> {
 const sender: Sender = {
   who: () => (session.token && session.username ? { username: session.username, token: session.token } : null),
   language: () => locale(),
-  sent: () => void show().catch(reportError),
+  // the page shows what was sent, unless the user is in the middle of input it would lose
+  sent: () => {
+    if (!drafting.open) void show().catch(reportError);
+  },
 };
 const drawOutbox = () => void renderOutbox(session.username, () => void flushOutbox(sender));
 onOutboxChange(drawOutbox);

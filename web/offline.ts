@@ -81,6 +81,12 @@ export interface Sender {
 
 let flushing: Promise<void> | null = null;
 
+/**
+ * Whether the page holds input not yet sent (a reported patch being drawn or described): what the outbox
+ * sends meanwhile does not redraw the page under it, which would throw the input away.
+ */
+export const drafting = { open: false };
+
 /** Sends what waits, oldest first; stops at the first network failure (still no signal). One round at a time. */
 export function flushOutbox(sender: Sender): Promise<void> {
   // cleared when the round settles, by `.finally`, which runs after this assignment even for a round that

@@ -30,7 +30,11 @@ export const LonLatPolygon = z.object({
         .array(z.tuple([z.number().min(-180).max(180), z.number().min(-90).max(90)]))
         .min(4)
         .max(10_000)
-        .refine((ring) => ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1], en('form_ring_closed')),
+        // guarded: the refinement runs even when .min(4) failed, and an empty ring has no first position
+        .refine(
+          (ring) => ring.length >= 4 && ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1],
+          en('form_ring_closed'),
+        ),
     )
     .min(1)
     .max(100),

@@ -144,7 +144,12 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
     async (req, reply) => {
       const user = me(req);
       const rules = { touchM: ctx.config.TUBAN_BUILDING_TOUCH_M, onBuildingShare: ctx.config.TUBAN_ON_BUILDING_SHARE };
-      const made = await ctx.audited(req, 201, (trx) => reportPatch(trx, env, rules, user, req.body));
+      const made = await ctx.audited<Awaited<ReturnType<typeof reportPatch>>>(
+        req,
+        (r) => (r.repeated ? 200 : 201),
+        (trx) => reportPatch(trx, env, rules, user, req.body),
+        (r) => ({ patch: r.code, repeated: r.repeated }),
+      );
       return reply.status(made.repeated ? 200 : 201).send(local(await patchDetail(db, user, made.code)));
     },
   );

@@ -4,7 +4,8 @@
 -- later month whose tiles cover it. The reference is the imagery of the month the patch was detected
 -- in, when the structure stood: its scene that covers most of the patch is the grid the check is read
 -- on. `current` holds the batch's tiles over the patch that were read without failure (none: the
--- check says no_imagery).
+-- check says no_imagery). A reported patch its reporter did not see on its month's imagery (built after it)
+-- has no such reference and is not judged: against imagery without the building, standing would read gone.
 -- Parameters:
 --   :batch_id  the batch
 --   :months    how many months after closing a patch is still judged
@@ -29,6 +30,7 @@ left join lateral (
   limit 1
 ) ref on true
 where p.measure in ('demolish', 'confiscate')
+  and (p.source = 'imagery' or p.visible)
   and p.month < b.month
   and (p.status in ('rectifying', 'rectified')
        or (p.status = 'closed' and p.closed_at >= (b.month || '-01')::date - make_interval(months => :months::int)))

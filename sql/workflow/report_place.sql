@@ -36,11 +36,13 @@ select m.empty, m.area_m2,
             when m.registered_building_m2 >= :on_building_share::float8 * m.area_m2 then 'on_building'
             else 'extension' end as building_relation,
        m.registered_building_m2,
-       coalesce((select ST_Covers(ST_Union(i.footprint), m.geom) from imagery i
-                 where i.month = :month::text and ST_Intersects(i.footprint, m.geom)), false) as month_covers,
-       coalesce((select ST_Covers(ST_Union(i.footprint), m.geom) from imagery i
-                 where i.month = :baseline::text and ST_Intersects(i.footprint, m.geom)), false) as baseline_covers,
-       (select coalesce(json_agg(p.code order by p.code), '[]'::json) from patch p
+       -- the share of the outline outside the month's (and the baseline month's) images: measured, not
+       -- ST_Covers, since footprints reprojected from another CRS can leave slivers between them
+       coalesce((select ST_Area(ST_Difference(m.geom, ST_Union(i.footprint))) from imagery i
+                 where i.month = :month::text and ST_Intersects(i.footprint, m.geom)), m.area_m2) as month_outside_m2,
+       coalesce((select ST_Area(ST_Difference(m.geom, ST_Union(i.footprint))) from imagery i
+                 where i.month = :baseline::text and ST_Intersects(i.footprint, m.geom)), m.area_m2) as baseline_outside_m2,
+       (select coalesce(json_agg(json_build_object('code', p.code, 'town_code', p.town_code) order by p.code), '[]'::json) from patch p
         where ST_Intersects(p.geom, m.geom)
           and p.status not in ('dismissed', 'legal', 'false_change', 'pre_existing', 'closed', 'merged', 'split')
           and ST_Area(ST_Intersection(p.geom, m.geom)) > 0.1 * least(ST_Area(p.geom), ST_Area(m.geom))) as open_patches

@@ -16,6 +16,14 @@ const noted = (d: Detail): string => (s(d.note).trim() ? ui('history_note', { no
 
 const SENTENCES: Record<string, (d: Detail) => string> = {
   detected: (d) => ui('history_detected', { month: s(d.month) }),
+  reported: (d) =>
+    ui('history_reported', {
+      source: t('source', s(d.source)),
+      month: s(d.month),
+      seen: d.visible ? ui('history_reported_seen', { month: s(d.month) }) : ui('history_reported_unseen'),
+    }) +
+    (d.verify_due ? ui('history_reported_due', { due: s(d.verify_due) }) : '') +
+    noted(d),
   redetected: (d) => ui('history_redetected', { month: s(d.month) }),
   rebuilt: (d) => ui('history_rebuilt', { month: s(d.month), code: s(d.rebuilt_of) }),
   dispatch: (d) => ui('history_dispatch', { due: s(d.verify_due) }) + noted(d),

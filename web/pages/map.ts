@@ -8,6 +8,7 @@ import type { PatchListItem } from '../../api/responses.ts';
 import type { UiKey } from '../../i18n/say.ts';
 import { api, post, QueuedError } from '../api.ts';
 import { requestKey } from '../components/action-form.ts';
+import { drafting } from '../offline.ts';
 import { statusBadge } from '../components/badges.ts';
 import { downloadsCard, type DownloadsState } from '../components/downloads.ts';
 import { errorMessage, uiWith } from '../components/message.ts';
@@ -69,7 +70,8 @@ const COLUMNS: [string, UiKey, (p: PatchListItem) => TemplateResult | string][] 
 interface ReportDraft {
   outline: { type: 'Polygon'; coordinates: number[][][] } | null;
   source: 'patrol' | 'complaint';
-  visible: boolean;
+  /** Whether the month's imagery shows it: asked, never assumed (a yes makes it a training label). */
+  visible: boolean | null;
   note: string;
   /** Sent with the report: a second tap or a retry makes no second patch. */
   key: string;
@@ -129,12 +131,13 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     state.report = {
       outline: null,
       source: ctx.me.role === 'town' ? 'patrol' : 'complaint',
-      visible: true,
+      visible: null,
       note: '',
       key: requestKey(),
       busy: false,
       failure: null,
     };
+    drafting.open = true;
     stopDrawing =
       map?.drawOutline((outline) => {
         if (state.report) state.report.outline = outline;
@@ -146,12 +149,13 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     stopDrawing?.();
     stopDrawing = null;
     state.report = null;
+    drafting.open = false;
     draw();
   };
   const submitReport = async (e: Event) => {
     e.preventDefault();
     const r = state.report;
-    if (!r?.outline || r.busy) return;
+    if (!r?.outline || r.busy || r.visible === null) return;
     r.busy = true;
     r.failure = null;
     draw();
@@ -166,12 +170,14 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       });
       stopDrawing?.();
       state.report = null;
+      drafting.open = false;
       openPatch(made.code);
     } catch (err) {
       if (err instanceof QueuedError) {
         // no signal at the site: the outbox sends it when the signal returns (its key makes it one patch)
         stopDrawing?.();
         state.report = null;
+        drafting.open = false;
         state.queued = err.message;
       } else {
         r.failure = err;
@@ -180,7 +186,10 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       draw();
     }
   };
-  nav.onLeave(() => stopDrawing?.());
+  nav.onLeave(() => {
+    stopDrawing?.();
+    drafting.open = false;
+  });
 
   const onFilter = (e: Event) => {
     const el = e.target as HTMLInputElement | HTMLSelectElement;
@@ -404,15 +413,30 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
           )}
         </select></label
       >
-      <label class="check"
-        ><input
-          type="checkbox"
-          name="visible"
-          .checked=${r.visible}
-          @change=${(e: Event) => (r.visible = (e.target as HTMLInputElement).checked)}
-        />
-        ${ui('map_report_visible', { month, baseline: baseline ?? '–' })}</label
-      >
+      <fieldset class="visible">
+        <legend>${ui('map_report_visible_question', { month, baseline: baseline ?? '–' })}</legend>
+        ${(
+          [
+            [true, 'map_report_visible_yes'],
+            [false, 'map_report_visible_no'],
+          ] as const
+        ).map(
+          ([value, key]) =>
+            html`<label class="check"
+              ><input
+                type="radio"
+                name="visible"
+                value=${String(value)}
+                .checked=${r.visible === value}
+                @change=${() => {
+                  r.visible = value;
+                  draw();
+                }}
+              />
+              ${ui(key, { month, baseline: baseline ?? '–' })}</label
+            >`,
+        )}
+      </fieldset>
       <label
         >${ui('map_report_note')}
         <textarea
@@ -425,7 +449,9 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       </label>
       ${r.failure ? html`<div class="error" id="report-error">${errorMessage(r.failure)}</div>` : nothing}
       <div class="buttons">
-        <button type="submit" id="report-submit" ?disabled=${r.busy}>${ui('map_report_submit')}</button>
+        <button type="submit" id="report-submit" ?disabled=${r.busy || r.visible === null}>
+          ${ui('map_report_submit')}
+        </button>
         <button type="button" id="report-redraw" ?disabled=${r.busy} @click=${startReport}>
           ${ui('map_report_redraw')}
         </button>
