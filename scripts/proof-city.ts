@@ -8,12 +8,16 @@
  *   building when half its area lies on labelled new buildings, else a false change) → `model evaluate` of the
  *   candidate trained on the earlier months, on this month → `model promote` or its refusal → `model train` on
  *   every month so far (in the background process the product uses, waited for here).
+ * With `--patrol SHARE` the towns also report that share of the month's labelled new buildings the batch
+ * missed (at least TUBAN_MIN_AREA_M2, less than a fifth under any patch), as found on patrol (巡查发现), through
+ * the product's `reportPatch`, and confirm them: the misses the promotion rule then counts. Which ones is
+ * fixed by each building's row (a hash), not drawn at random.
  * Beside the product's own figures it prints what the verdicts cannot see: pixel F1 of each model on the
  * month's pairs against their labels. The shared validation sets are the LEVIR-CD validation subset
  * (models/siam-unet-lite/split.json) and pak-houses-val; replay is what the base was trained on.
  *
  *   npx tsx scripts/proof-city.ts [--base models/siam-unet-lite/bases/no-pak] [--months 4] [--minutes 12]
- *       [--steps 3000] [--lr 1e-4] [--city-share 0.5] [--data ../shared/data] [--json] [--keep]
+ *       [--steps 3000] [--lr 1e-4] [--city-share 0.5] [--patrol 0.5] [--data ../shared/data] [--json] [--keep]
  *
  * TUBAN_TRAIN_THREADS sets the training's threads (default 1). Not a test: figures depend on the machine.
  */
@@ -35,6 +39,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '3000' },
     lr: { type: 'string' },
     'city-share': { type: 'string' },
+    patrol: { type: 'string', default: '0' },
     data: { type: 'string', default: resolve(repo, '../shared/data') },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -109,6 +114,9 @@ interface Row {
   patches: number;
   confirmed: number;
   falseChange: number;
+  /** Missed buildings the towns reported (巡查), and those they could not (an open patch already there). */
+  reported: number;
+  reportRefused: number;
   running: string;
   candidate: string | null;
   heldOut: { running: unknown; candidate: unknown } | null;
@@ -193,6 +201,7 @@ async function main(): Promise<void> {
       const results = (verdicts.rows as { verification_result: string }[]).map((r) => r.verification_result);
       const confirmed = results.filter((r) => r === 'illegal').length;
       const monthImages = mine.map((p) => p.image);
+      const patrol = await reportMisses(db, config, month, monthImages, Number(values.patrol));
       const candidate = (await listModels(db)).filter((m) => m.status === 'candidate').pop();
       const row: Row = {
         month,
@@ -200,6 +209,8 @@ async function main(): Promise<void> {
         patches: results.length,
         confirmed,
         falseChange: results.length - confirmed,
+        reported: patrol.reported,
+        reportRefused: patrol.refused,
         running: `${running.name} ${running.version}`,
         candidate: candidate
           ? `${candidate.version} (${candidate.trained_on?.since}…${candidate.trained_on?.until})`
@@ -255,20 +266,85 @@ async function main(): Promise<void> {
   if (!values.json) printTable(rows);
 }
 
+/**
+ * 巡查发现: the towns report `share` of the month's labelled new buildings that no patch covers (a building
+ * under less than a fifth of any patch), each as its labelled outline, and confirm them as illegal — the
+ * misses a town finds on its rounds. Chosen by a hash of the building's row, so a rerun reports the same.
+ */
+async function reportMisses(
+  db: import('knex').Knex,
+  config: import('../config/env.ts').Config,
+  month: string,
+  images: string[],
+  share: number,
+): Promise<{ reported: number; refused: number }> {
+  if (!(share > 0)) return { reported: 0, refused: 0 };
+  const { reportPatch } = await import('../store/report.ts');
+  const { TubanError } = await import('../core/errors.ts');
+  const { workflowEnv } = await import('../workflow/env.ts');
+  const misses = (
+    await db.raw(
+      `select t.id, ST_AsGeoJSON(ST_Transform(ST_GeometryN(t.geom, 1), 4326), 8)::json as outline
+       from bench_truth t
+       where t.image = any(?) and ST_Area(t.geom) >= ?
+         and not exists (select 1 from patch p where p.month = ? and ST_Intersects(p.geom, t.geom)
+                         and ST_Area(ST_Intersection(p.geom, t.geom)) >= 0.2 * ST_Area(t.geom))
+       order by t.id`,
+      [images, config.TUBAN_MIN_AREA_M2, month],
+    )
+  ).rows as { id: string; outline: unknown }[];
+  const town = { id: 0, username: 'proof-patrol', displayName: '巡查', role: 'analyst' as const, townCode: null };
+  const rules = { touchM: config.TUBAN_BUILDING_TOUCH_M, onBuildingShare: config.TUBAN_ON_BUILDING_SHARE };
+  let reported = 0;
+  let refused = 0;
+  for (const m of misses) {
+    if (((Number(m.id) * 2654435761) % 4294967296) / 4294967296 >= share) continue;
+    try {
+      const made = await reportPatch(db, workflowEnv(config), rules, town, {
+        outline: m.outline,
+        month,
+        source: 'patrol',
+        visible: true,
+        request_key: `proof-truth-${m.id}`,
+      });
+      await db('patch')
+        .where({ code: made.code })
+        .update({ status: 'illegal', verification_result: 'illegal', violation: 'construction' });
+      reported++;
+    } catch (err) {
+      // the product's refusals (an open patch there, off the imagery) are counted; anything else is a fault
+      if (!(err instanceof TubanError)) throw err;
+      refused++;
+      say(`${month}: truth ${m.id} not reported: ${err.message}`);
+    }
+  }
+  say(
+    `${month}: ${misses.length} labelled buildings missed by the batch; the towns reported ${reported} (${refused} refused)`,
+  );
+  return { reported, refused };
+}
+
 function printTable(rows: Row[]): void {
   const f = (v: number | null) => (v === null ? '-' : v.toFixed(3));
   const h = (x: unknown) => {
     if (!x) return '-';
-    const v = x as { found: number; confirmed: number; falseFlagged: number; score: number };
-    return `${v.found}/${v.confirmed} found, ${v.falseFlagged} false, score ${v.score.toFixed(3)}`;
+    const v = x as {
+      found: number;
+      confirmed: number;
+      falseFlagged: number;
+      score: number;
+      reported?: number;
+      reportedFound?: number;
+    };
+    return `${v.found}/${v.confirmed} found (reported misses ${v.reportedFound ?? 0}/${v.reported ?? 0}), ${v.falseFlagged} false, score ${v.score.toFixed(3)}`;
   };
   console.log(
-    '\n| month | patches (confirmed / false) | running | candidate | held-out, running | held-out, candidate | month pixel F1 (labels) | pak-houses-val | LEVIR val subset | decision | training |',
+    '\n| month | patches (confirmed / false) | reported misses | running | candidate | held-out, running | held-out, candidate | month pixel F1 (labels) | pak-houses-val | LEVIR val subset | decision | training |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows)
     console.log(
-      `| ${r.month} | ${r.patches} (${r.confirmed} / ${r.falseChange}) | ${r.running} | ${r.candidate ?? '-'} | ${h(r.heldOut?.running)} | ${h(r.heldOut?.candidate)} | ${f(r.monthF1.running)} → ${f(r.monthF1.candidate)} | ${f(r.pakVal.running)} → ${f(r.pakVal.candidate)} | ${f(r.levirVal.running)} → ${f(r.levirVal.candidate)} | ${r.decision} | ${r.trainingS === null ? '-' : `${Math.round(r.trainingS / 60)} min`} |`,
+      `| ${r.month} | ${r.patches} (${r.confirmed} / ${r.falseChange}) | ${r.reported}${r.reportRefused ? ` (${r.reportRefused} refused)` : ''} | ${r.running} | ${r.candidate ?? '-'} | ${h(r.heldOut?.running)} | ${h(r.heldOut?.candidate)} | ${f(r.monthF1.running)} → ${f(r.monthF1.candidate)} | ${f(r.pakVal.running)} → ${f(r.pakVal.candidate)} | ${f(r.levirVal.running)} → ${f(r.levirVal.candidate)} | ${r.decision} | ${r.trainingS === null ? '-' : `${Math.round(r.trainingS / 60)} min`} |`,
     );
 }
 
