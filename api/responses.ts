@@ -198,6 +198,10 @@ export const PatchListItem = z.looseObject({
   escalated: z.boolean(),
   verification_result: z.string().nullable(),
   measure: z.string().nullable(),
+  source: z
+    .enum(['imagery', 'patrol', 'complaint'])
+    .optional()
+    .describe('where the patch came from: a batch, or a report (巡查发现, 群众举报)'),
   building_relation: BuildingRelation,
   registered_building_m2: z.number().describe('overlap with registered building footprints, m²'),
   extension_m2: z.number().describe('area outside registered building footprints, m²'),

@@ -42,6 +42,7 @@ export async function listPatchesFor(
     max_area_m2: q.max_area_m2 ?? null,
     relation: q.relation ?? null,
     check: q.check ?? null,
+    source: q.source ?? null,
     sort: q.sort,
     dir: q.dir,
     with_geom: opts.withGeometry ?? false,

@@ -83,6 +83,15 @@ describe('reported patches (巡查发现, 群众举报)', () => {
     const list = (await h.call('dianqian', 'GET', '/api/patches?month=2024-03')).json();
     expect(list.patches.map((x: { code: string }) => x.code)).toContain('350206-202403-0006');
     expect((await h.call('heshan', 'GET', '/api/patches/350206-202403-0006')).statusCode).toBe(404);
+    // the list by where patches came from: the town's patrol finds, the batch's
+    const by = async (who: string, source: string) =>
+      (await h.call(who, 'GET', `/api/patches?month=2024-03&source=${source}`))
+        .json()
+        .patches.map((x: { code: string; source: string }) => `${x.code} ${x.source}`);
+    expect(await by('ana', 'patrol')).toEqual(['350206-202403-0006 patrol']);
+    expect(await by('ana', 'imagery')).toHaveLength(5);
+    expect(await by('heshan', 'patrol')).toEqual([]);
+    expect((await h.call('ana', 'GET', '/api/patches?month=2024-03&source=drone')).statusCode).toBe(400);
     const csv = await h.call('dianqian', 'GET', '/api/export?month=2024-03&format=csv');
     expect(csv.statusCode, csv.body).toBe(200);
     const lines = csv.body.replace(/^\uFEFF/, '').split(/\r?\n/);

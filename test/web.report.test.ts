@@ -106,7 +106,7 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
     await page.click('#report-redraw');
     await drawOutline(page, corners('permitted-1'));
     await page.waitForSelector('#report-form');
-    expect(await page.inputValue('select[name=source]')).toBe('patrol');
+    expect(await page.inputValue('#report-form select[name=source]')).toBe('patrol');
     expect(await page.isChecked('input[name=visible][value=true]')).toBe(false);
     await page.check('input[name=visible][value=true]');
     await page.fill('textarea[name=note]', '巡查发现，正在加盖');
@@ -133,6 +133,13 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
     expect(Number(p.area_m2)).toBeLessThan(530);
     const ev = await run.db('patch_event').where({ patch_id: p.id, type: 'reported' }).first();
     expect(ev.detail).toMatchObject({ source: 'patrol', note: '巡查发现，正在加盖', month: '2024-03' });
+
+    // the map's list by where patches came from
+    await page.goto(`${base}#/map?month=2024-03&source=patrol`);
+    await expect
+      .poll(() => page.$$eval('#patch-table tr[data-code]', (rows) => rows.map((r) => (r as HTMLElement).dataset.code)))
+      .toEqual(['350206-202403-0006']);
+    expect(await page.inputValue('#filters select[name=source]')).toBe('patrol');
 
     // no signal at the next site: the report waits in the outbox and is sent, once, when the signal returns
     await page.goto(`${base}#/map?month=2024-03`);

@@ -178,6 +178,10 @@ export const PatchQuerySchema = z
       .enum(LOOKBACK_RESULTS)
       .optional()
       .describe("the latest imagery check's result (回头看): gone, standing, unclear, no_imagery"),
+    source: z
+      .enum(PATCH_SOURCES)
+      .optional()
+      .describe('where the patches came from: imagery (a batch), patrol (巡查发现), complaint (群众举报)'),
     min_area_m2: z.coerce.number().min(0).optional().describe('smallest patch area shown, m²'),
     max_area_m2: z.coerce.number().min(0).optional().describe('largest patch area shown, m²'),
     sort: z.enum(['code', 'area_m2', 'due', 'status', 'town', 'relation']).default('code'),

@@ -9,13 +9,14 @@
 --   :min_area_m2, :max_area_m2                area range in m², or null
 --   :relation                           building_relation (new | extension | on_building), or null
 --   :check                              the latest imagery check's result (gone | standing | unclear | no_imagery), or null
+--   :source                             where the patches came from (imagery | patrol | complaint), or null
 --   :sort, :dir                         code | area_m2 | due (the running deadline, as on the board) | status | town | relation, asc | desc
 --   :with_geom                          true: add the outline in the storage CRS (for the web map)
 --   :limit, :offset
 --   :after                              with sort = code: only patches after this code in the order asked
 --                                       for (keyset paging: the page starts where the index is, not
 --                                       after reading every row before it), or null
-select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status,
+select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status, p.source,
        round(p.area_m2::numeric, 1)::float8 as area_m2,
        round(p.farmland_m2::numeric, 1)::float8 as farmland_m2,
        round(p.ecological_m2::numeric, 1)::float8 as ecological_m2,

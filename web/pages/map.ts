@@ -20,7 +20,7 @@ import { patchMap, type PatchMap } from './map.layers.ts';
 import { bulkActions, bulkBar, bulkState, tick, tickAll } from '../components/bulk-bar.ts';
 import { dueText } from '../components/deadline.ts';
 
-const FILTERS = ['town', 'status', 'class', 'relation', 'check', 'overdue', 'min_area_m2'] as const;
+const FILTERS = ['town', 'status', 'class', 'relation', 'source', 'check', 'overdue', 'min_area_m2'] as const;
 type Filter = (typeof FILTERS)[number];
 const SORTS = ['code', 'town', 'status', 'relation', 'area_m2', 'due'] as const;
 
@@ -263,11 +263,11 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
   const bulkable = bulkActions(ctx.meta, ctx.me.role).length > 0;
   /**
    * "Every patch that matches" for a bulk move: the bulk request's filter is the month, town, state and
-   * class; with another filter set (relation, check, overdue, area) only the rows ticked are moved.
+   * class; with another filter set (relation, source, check, overdue, area) only the rows ticked are moved.
    */
   const bulkFilter = () => {
     const f = view.filters;
-    if (f.relation || f.check || f.overdue || f.min_area_m2 || state.total === null) return null;
+    if (f.relation || f.source || f.check || f.overdue || f.min_area_m2 || state.total === null) return null;
     const select: Record<string, string> = { month: view.month };
     const town = ownTown ?? (f.town || null);
     if (town) select.town = town;
@@ -321,6 +321,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
     )}
     ${filter(ui('col_status'), 'status', choices('status'))} ${filter(ui('col_class'), 'class', choices('class'))}
     ${filter(ui('col_relation'), 'relation', choices('relation'))}
+    ${filter(ui('patch_attr_source'), 'source', choices('source'))}
     ${filter(ui('map_filter_check'), 'check', choices('lookback'))}
     ${filter(ui('map_filter_overdue'), 'overdue', [
       ['true', ui('overdue')],
