@@ -40,6 +40,7 @@ const { values } = parseArgs({
     lr: { type: 'string' },
     'city-share': { type: 'string' },
     patrol: { type: 'string', default: '0' },
+    'freeze-bn': { type: 'boolean', default: false },
     data: { type: 'string', default: resolve(repo, '../shared/data') },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -246,6 +247,7 @@ async function main(): Promise<void> {
           steps: Number(values.steps),
           lr: values.lr === undefined ? undefined : Number(values.lr),
           cityShare: values['city-share'] === undefined ? undefined : Number(values['city-share']),
+          freezeBn: values['freeze-bn'],
           wait: true,
         });
         if (t.status !== 'candidate')

@@ -156,6 +156,8 @@ export interface TrainOptions {
   lr?: number;
   /** Share of samples from the city's chips when replay folders are set (default 0.5). */
   cityShare?: number;
+  /** Keep BatchNorm on the running model's statistics (train.py --freeze-bn). */
+  freezeBn?: boolean;
   /** Wait for the run to end (tests, scripts); without it the command returns once training has started. */
   wait?: boolean;
 }
@@ -295,6 +297,7 @@ function writeTrainScript(config: Config, parent: ModelRow, row: ModelRow, t: Tr
     // few hundred chips moves the weights less abruptly
     '--ema',
     0.999,
+    ...(opts.freezeBn ? ['--freeze-bn'] : []),
     '--same',
     0.1,
     '--scale',

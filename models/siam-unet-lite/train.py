@@ -137,6 +137,9 @@ def main(argv=None):
     ap.add_argument('--eval-every', type=int, default=500, help='evaluate the development sets every N steps (0: only at the end)')
     ap.add_argument('--ema', type=float, default=0.0, help='keep an exponential moving average of the weights with this decay '
                     '(e.g. 0.999); evaluations and weights.npz then use the average (0: off)')
+    ap.add_argument('--freeze-bn', action='store_true', help='keep BatchNorm on the statistics --init was trained with '
+                    '(normalise with them, never update them): a fine-tune on a mix of other imagery then changes the weights, not '
+                    'what the whole network takes as normal')
     ap.add_argument('--snapshots', action='store_true', help='also keep the weights of every evaluation as snapshots/step-N.npz')
     ap.add_argument('--resume', action='store_true', help='go on from --out/checkpoint.pt with the same arguments')
     ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16')
@@ -190,6 +193,19 @@ def main(argv=None):
     if not 0 <= args.ema < 1:
         raise SystemExit(f'--ema {args.ema}: expected a decay in [0, 1)')
     ema = copy.deepcopy(net).eval() if args.ema else None
+    if args.freeze_bn:
+        # every net.train() (the loop, after an evaluation or a checkpoint) leaves the BatchNorm layers in eval mode
+        plain_train = net.train
+
+        def train_frozen_bn(mode=True):
+            plain_train(mode)
+            if mode:
+                for m in net.modules():
+                    if isinstance(m, nn.BatchNorm2d):
+                        m.eval()
+            return net
+
+        net.train = train_frozen_bn
     sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights, isolated=args.isolated > 0)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0, device=device), reduction='none')
@@ -237,7 +253,7 @@ def main(argv=None):
                               **({'weight': w} if weights else {})} for (f, s, ps), w in zip(train_sets, folder_weights)],
             'split': {k: sorted(v) for k, v in split.items()}, 'splitFile': args.split,
             'backgrounds': [os.path.basename(os.path.normpath(f)) for f in args.backgrounds], 'backgroundImages': len(backgrounds), 'realRoofs': len(roofs),
-            'initialisedFrom': args.init, 'resumed': args.resume,
+            'initialisedFrom': args.init, 'resumed': args.resume, 'freezeBn': args.freeze_bn,
             'devMetrics': metrics if metrics is not None else (evals[-1]['dev'] if evals else {}),
             'trainMetrics': train_metrics or {}, 'evals': evals, 'log': log,
         }
