@@ -284,7 +284,9 @@ def main(argv=None):
         loss.backward()
         opt.step()
         if ema is not None:
-            update_ema(ema, net, min(args.ema, (1 + step) / (10 + step)))
+            # from scratch the average warms up (its start is noise); a fine-tune's start is the model it refines,
+            # and a warm-up would replace it with the first batches' weights and BatchNorm statistics at once
+            update_ema(ema, net, args.ema if args.init else min(args.ema, (1 + step) / (10 + step)))
         if step % 100 == 0:
             elapsed = elapsed_before + time.time() - t0
             log.append({'step': step, 'loss': round(float(loss), 4), 'lr': round(lr, 6), 'seconds': round(elapsed, 1)})
