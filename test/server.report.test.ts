@@ -163,6 +163,13 @@ describe('reported patches (巡查发现, 群众举报)', () => {
     });
     expect(r.statusCode, r.body).toBe(201);
     const { left, right } = await h.halves(r.json().code);
+    // a part with an empty ring is refused naming it (the ring check once read past its end: 500)
+    const empty = await h.call('ana', 'POST', `/api/patches/${r.json().code}/actions/split`, {
+      parts: [left, { type: 'Polygon', coordinates: [[]] }],
+      reason: '两户分别建设',
+    });
+    expect(empty.statusCode, empty.body).toBe(400);
+    expect(empty.json().message).toMatch(/parts\.1\.coordinates\.0/);
     const s = await h.call('ana', 'POST', `/api/patches/${r.json().code}/actions/split`, {
       parts: [left, right],
       reason: '两户分别建设',

@@ -93,24 +93,7 @@ export const ActionBodies = {
   }),
   split: z.object({
     parts: z
-      .array(
-        z.object({
-          type: z.literal('Polygon'),
-          coordinates: z
-            .array(
-              z
-                .array(z.tuple([z.number().min(-180).max(180), z.number().min(-90).max(90)]))
-                .min(4)
-                .max(10_000)
-                .refine(
-                  (ring) => ring[0][0] === ring.at(-1)![0] && ring[0][1] === ring.at(-1)![1],
-                  en('form_ring_closed'),
-                ),
-            )
-            .min(1)
-            .max(100),
-        }),
-      )
+      .array(LonLatPolygon)
       .min(2)
       .max(20)
       .describe('two or more polygons in lon/lat; each part is the patch cut by one polygon'),
