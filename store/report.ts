@@ -83,125 +83,121 @@ async function reportIn(
   user: User,
   body: ReportBody,
 ): Promise<{ code: string; repeated: boolean }> {
-  {
-    const earlier = await trx('patch')
-      .where({ reported_by: user.username, report_key: body.request_key })
-      .first('code');
-    if (earlier) return { code: earlier.code as string, repeated: true };
+  const earlier = await trx('patch').where({ reported_by: user.username, report_key: body.request_key }).first('code');
+  if (earlier) return { code: earlier.code as string, repeated: true };
 
-    const batches = trx('batch').whereIn('status', ['completed', 'completed_with_failures']);
-    const latest = await batches.clone().max({ month: 'month' });
-    const month = body.month ?? latest[0]?.month;
-    if (!month) throw new BadInputError('bad_field', say('reported_no_batches'), { field: 'month' });
-    // a town reports on the latest imagery: an earlier month's ranking has been published (analysts may
-    // enter a report on an earlier month, a complaint about what that imagery already showed)
-    if (user.role === 'town' && month !== latest[0].month)
-      throw new BadInputError('bad_field', say('reported_town_month', { month, latest: latest[0].month }), {
-        field: 'month',
-      });
-    const batch = await batches.clone().where({ month }).orderBy('id', 'desc').first('baseline_month');
-    if (!batch)
-      throw new BadInputError('bad_field', say('reported_no_batch', { month, latest: latest[0]?.month ?? '-' }), {
-        field: 'month',
-      });
-    const outline = JSON.stringify(body.outline);
-    const measure = async () =>
-      (
-        await runSql<Place>(trx, 'workflow/report_place', {
-          outline,
-          month,
-          baseline: batch.baseline_month,
-          touch_m: rules.touchM,
-          on_building_share: rules.onBuildingShare,
-        })
-      )[0];
-    let place = await measure();
-    const bad = (key: Parameters<typeof say>[0], args: Record<string, unknown> = {}) =>
-      new BadInputError('bad_field', say(key, args as never), { field: 'outline' });
-    if (place.empty) throw bad('reported_empty');
-    const area = Math.round(place.area_m2 * 10) / 10;
-    if (area < REPORT_MIN_M2) throw bad('reported_too_small', { area, min: REPORT_MIN_M2 });
-    if (area > REPORT_MAX_M2) throw bad('reported_too_large', { area, max: REPORT_MAX_M2 });
-    if (!place.town_code || !place.district_code) throw bad('reported_outside_towns');
-    if (user.role === 'town' && place.town_code !== user.townCode)
-      throw new ForbiddenError(
-        say('reported_other_town', { town: place.town_name ?? place.town_code, mine: user.townCode }),
-        {
-          field: 'outline',
-        },
-      );
-    // seen on the imagery: both months' images hold it (a sliver of half a square metre, or 1 %, aside)
-    const slack = Math.max(0.5, 0.01 * place.area_m2);
-    if (body.visible && place.month_outside_m2 > slack) throw bad('reported_not_covered', { month });
-    if (body.visible && place.baseline_outside_m2 > slack)
-      throw bad('reported_not_covered', { month: batch.baseline_month });
+  const batches = trx('batch').whereIn('status', ['completed', 'completed_with_failures']);
+  const latest = await batches.clone().max({ month: 'month' });
+  const month = body.month ?? latest[0]?.month;
+  if (!month) throw new BadInputError('bad_field', say('reported_no_batches'), { field: 'month' });
+  // a town reports on the latest imagery: an earlier month's ranking has been published (analysts may
+  // enter a report on an earlier month, a complaint about what that imagery already showed)
+  if (user.role === 'town' && month !== latest[0].month)
+    throw new BadInputError('bad_field', say('reported_town_month', { month, latest: latest[0].month }), {
+      field: 'month',
+    });
+  const batch = await batches.clone().where({ month }).orderBy('id', 'desc').first('baseline_month');
+  if (!batch)
+    throw new BadInputError('bad_field', say('reported_no_batch', { month, latest: latest[0]?.month ?? '-' }), {
+      field: 'month',
+    });
+  const outline = JSON.stringify(body.outline);
+  const measure = async () =>
+    (
+      await runSql<Place>(trx, 'workflow/report_place', {
+        outline,
+        month,
+        baseline: batch.baseline_month,
+        touch_m: rules.touchM,
+        on_building_share: rules.onBuildingShare,
+      })
+    )[0];
+  let place = await measure();
+  const bad = (key: Parameters<typeof say>[0], args: Record<string, unknown> = {}) =>
+    new BadInputError('bad_field', say(key, args as never), { field: 'outline' });
+  if (place.empty) throw bad('reported_empty');
+  const area = Math.round(place.area_m2 * 10) / 10;
+  if (area < REPORT_MIN_M2) throw bad('reported_too_small', { area, min: REPORT_MIN_M2 });
+  if (area > REPORT_MAX_M2) throw bad('reported_too_large', { area, max: REPORT_MAX_M2 });
+  if (!place.town_code || !place.district_code) throw bad('reported_outside_towns');
+  if (user.role === 'town' && place.town_code !== user.townCode)
+    throw new ForbiddenError(
+      say('reported_other_town', { town: place.town_name ?? place.town_code, mine: user.townCode }),
+      {
+        field: 'outline',
+      },
+    );
+  // seen on the imagery: both months' images hold it (a sliver of half a square metre, or 1 %, aside)
+  const slack = Math.max(0.5, 0.01 * place.area_m2);
+  if (body.visible && place.month_outside_m2 > slack) throw bad('reported_not_covered', { month });
+  if (body.visible && place.baseline_outside_m2 > slack)
+    throw bad('reported_not_covered', { month: batch.baseline_month });
 
-    // the district's numbers, and what else is being made there (a batch's emit, another report of the same
-    // ground), take turns from here: the open patches are read again under the lock
-    await lockPatchNumbers(trx, month, place.district_code);
-    place = await measure();
-    if (place.open_patches.length) {
-      // a town user is told the codes of their own town's patches only
-      const shown = place.open_patches.filter((p) => user.role !== 'town' || p.town_code === user.townCode);
-      throw new ConflictError(
-        shown.length
-          ? say('reported_overlaps', { codes: shown.map((p) => p.code).join(', ') })
-          : say('reported_overlaps_neighbour'),
-        { field: 'outline', patches: shown.map((p) => p.code) },
-      );
-    }
+  // the district's numbers, and what else is being made there (a batch's emit, another report of the same
+  // ground), take turns from here: the open patches are read again under the lock
+  await lockPatchNumbers(trx, month, place.district_code);
+  place = await measure();
+  if (place.open_patches.length) {
+    // a town user is told the codes of their own town's patches only
+    const shown = place.open_patches.filter((p) => user.role !== 'town' || p.town_code === user.townCode);
+    throw new ConflictError(
+      shown.length
+        ? say('reported_overlaps', { codes: shown.map((p) => p.code).join(', ') })
+        : say('reported_overlaps_neighbour'),
+      { field: 'outline', patches: shown.map((p) => p.code) },
+    );
+  }
 
-    const [{ max }] = await trx('patch').where({ district_code: place.district_code, month }).max({ max: 'seq' });
-    const seq = Number(max ?? 0) + 1;
-    const [{ code }] = await trx
-      .raw('select patch_code(?, ?, ?) as code', [place.district_code, month, seq])
-      .then((r) => r.rows);
-    const cls = (
-      await trx.raw('select patch_class(?, ?, ?) as c', [place.farmland_m2, place.ecological_m2, place.water_m2])
-    ).rows[0].c as PatchClass;
-    const status = user.role === 'town' ? 'dispatched' : 'detected';
-    const due = status === 'dispatched' ? verifyDue(env.calendar, env.policy, cls, env.today()) : null;
-    const [row] = await runSql<{ id: string; code: string }>(trx, 'workflow/report_insert', {
-      outline,
-      code,
-      seq,
-      month,
-      baseline: batch.baseline_month,
-      district_code: place.district_code,
-      town_code: place.town_code,
-      town_name: place.town_name,
-      grid_code: place.grid_code,
-      grid_name: place.grid_name,
-      area_m2: place.area_m2,
-      farmland_m2: place.farmland_m2,
-      ecological_m2: place.ecological_m2,
-      water_m2: place.water_m2,
-      building_relation: place.building_relation,
-      registered_building_m2: place.registered_building_m2,
+  const [{ max }] = await trx('patch').where({ district_code: place.district_code, month }).max({ max: 'seq' });
+  const seq = Number(max ?? 0) + 1;
+  const [{ code }] = await trx
+    .raw('select patch_code(?, ?, ?) as code', [place.district_code, month, seq])
+    .then((r) => r.rows);
+  const cls = (
+    await trx.raw('select patch_class(?, ?, ?) as c', [place.farmland_m2, place.ecological_m2, place.water_m2])
+  ).rows[0].c as PatchClass;
+  const status = user.role === 'town' ? 'dispatched' : 'detected';
+  const due = status === 'dispatched' ? verifyDue(env.calendar, env.policy, cls, env.today()) : null;
+  const [row] = await runSql<{ id: string; code: string }>(trx, 'workflow/report_insert', {
+    outline,
+    code,
+    seq,
+    month,
+    baseline: batch.baseline_month,
+    district_code: place.district_code,
+    town_code: place.town_code,
+    town_name: place.town_name,
+    grid_code: place.grid_code,
+    grid_name: place.grid_name,
+    area_m2: place.area_m2,
+    farmland_m2: place.farmland_m2,
+    ecological_m2: place.ecological_m2,
+    water_m2: place.water_m2,
+    building_relation: place.building_relation,
+    registered_building_m2: place.registered_building_m2,
+    source: body.source,
+    visible: body.visible,
+    status,
+    verify_due: due,
+    reported_by: user.username,
+    report_key: body.request_key,
+  });
+  await trx('patch_event').insert({
+    patch_id: Number(row.id),
+    actor: user.username,
+    type: 'reported',
+    from_status: null,
+    to_status: status,
+    detail: JSON.stringify({
       source: body.source,
       visible: body.visible,
-      status,
-      verify_due: due,
-      reported_by: user.username,
-      report_key: body.request_key,
-    });
-    await trx('patch_event').insert({
-      patch_id: Number(row.id),
-      actor: user.username,
-      type: 'reported',
-      from_status: null,
-      to_status: status,
-      detail: JSON.stringify({
-        source: body.source,
-        visible: body.visible,
-        month,
-        note: body.note,
-        request_key: body.request_key,
-        ...(due ? { verify_due: due } : {}),
-      }),
-    });
-    // a town's own report is on its list with a deadline running: its group hears of it as of a dispatch
-    if (status === 'dispatched') await queueMoveNotices(trx, 'dispatch', [Number(row.id)], user.username, env.today());
-    return { code: row.code, repeated: false };
-  }
+      month,
+      note: body.note,
+      request_key: body.request_key,
+      ...(due ? { verify_due: due } : {}),
+    }),
+  });
+  // a town's own report is on its list with a deadline running: its group hears of it as of a dispatch
+  if (status === 'dispatched') await queueMoveNotices(trx, 'dispatch', [Number(row.id)], user.username, env.today());
+  return { code: row.code, repeated: false };
 }
