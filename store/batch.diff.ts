@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type { Db } from './db.ts';
 import { isEmbedded, type Config } from '../config/env.ts';
-import { NotFoundError } from '../core/errors.ts';
+import { NotFoundError, TransientError } from '../core/errors.ts';
 import { StageTimer } from '../core/log.ts';
 import { regularise } from '../pipeline/regularise.ts';
 import { LOOKBACK_RESULTS, type LookbackResult } from '../pipeline/lookback.judge.ts';
@@ -113,6 +113,12 @@ export async function runDiff(
   });
 }
 
+/**
+ * The advisory lock a batch's candidate slices hold shared and the delete of its candidates exclusive
+ * (keyed by schema and batch id: schemas share the database's advisory locks).
+ */
+const SLICE_LOCK = `hashtext('tuban-diff-slices-' || current_schema() || '-' || ?::bigint)`;
+
 /** Settings for the diff's statements, for the transaction given. */
 async function tuneForDiff(trx: Knex.Transaction): Promise<void> {
   // PostgreSQL's JIT compiles the diff's statements for about 60 ms each on the bench's real scenes
@@ -207,11 +213,18 @@ async function stageCandidates(
   } else {
     // an earlier round's candidates (or a stopped run's slices) go first, committed, so that no slice's
     // insert waits on this transaction; each slice commits on its own connection, and all have ended
-    // before this transaction does (a slice still running could not be deleted by the next attempt)
-    await db('batch_candidate').where({ batch_id: batchId }).delete();
+    // before this transaction does. A slice of an attempt whose own connection died may still be running
+    // (its process alive, the batch's lock released with that connection): every slice holds the batch's
+    // slice lock shared while it works, so this delete waits for it to end and removes what it committed.
+    await db.transaction(async (t) => {
+      await t.raw(`select pg_advisory_xact_lock(${SLICE_LOCK})`, [batchId]);
+      await t('batch_candidate').where({ batch_id: batchId }).delete();
+    });
     // every slice reads the batch's polygons, tiles and layers as they were at one moment (this one), so a
     // tile or a layer that changes meanwhile cannot make two slices cluster the seams differently
-    const snapshot = String((await trx.raw('select pg_export_snapshot() as s')).rows[0].s);
+    const { snapshot, xact } = (
+      await trx.raw('select pg_export_snapshot() as snapshot, pg_current_xact_id()::text as xact')
+    ).rows[0] as { snapshot: string; xact: string };
     if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
     await inTurns(
       Array.from({ length: parallel }, (_, slice) => slice),
@@ -220,6 +233,12 @@ async function stageCandidates(
         db.transaction(async (t) => {
           await t.raw('set transaction isolation level repeatable read');
           await t.raw(`set transaction snapshot '${snapshot}'`);
+          // the lock first, then this diff's transaction still running: a next attempt's delete (above) either
+          // waits for this slice or came after that transaction ended, and then the slice stops here
+          await t.raw(`select pg_advisory_xact_lock_shared(${SLICE_LOCK})`, [batchId]);
+          const { status } = (await t.raw('select pg_xact_status(?::xid8) as status', [xact])).rows[0];
+          if (status !== 'in progress')
+            throw new TransientError(`the diff of batch ${batchId} ended (${status}) before its slice ${slice} began`);
           await tuneForDiff(t);
           await runSql(t, 'diff/candidates', { ...candidates, slice });
           await pause?.('slice');

@@ -148,4 +148,55 @@ describe('the diff, district by district', () => {
     expect(candidates.map((c) => c.seq)).toEqual(candidates.map((_, i) => i + 1));
     expect(candidates.length).toBe(summary.candidates);
   });
+
+  it('a slice left running by a diff that lost its connection commits nothing the next diff keeps', async () => {
+    const reference = await twoDistricts();
+    await runBatch(reference.db, serial(reference), '2024-03', '2024-02');
+    const expected = await patchSnapshot(reference.db);
+
+    const run = await twoDistricts();
+    const first = await runBatch(run.db, run.config, '2024-03', '2024-02');
+    await takeBack(run, first.batchId);
+    // attempt A: its first slice holds, its candidates written and not committed, until let go
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    let reached!: () => void;
+    const atSlice = new Promise<void>((resolve) => (reached = resolve));
+    let slices = 0;
+    const a = runDiff(run.db, run.config, first.batchId, 'batch', async (point) => {
+      if (point === 'slice' && ++slices === 1) {
+        reached();
+        await held;
+      }
+    }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await atSlice;
+    // A's own transaction loses its connection: the backend that exported the slices' snapshot and holds
+    // this schema's batch row, ended by the server (the worker's process and the slice's connection live on)
+    const main = await run.db.raw(
+      `select a.pid from pg_stat_activity a
+       where a.state = 'idle in transaction' and a.query like '%pg_export_snapshot%'
+         and exists (select 1 from pg_locks l where l.pid = a.pid and l.relation = 'batch'::regclass)`,
+    );
+    expect(main.rows).toHaveLength(1);
+    await run.db.raw('select pg_terminate_backend(?)', [main.rows[0].pid]);
+
+    // attempt B takes the batch over; its delete of the old candidates waits for A's slice to end
+    const b = runDiff(run.db, run.config, first.batchId);
+    const early = await Promise.race([
+      b.then(() => 'finished'),
+      new Promise((resolve) => setTimeout(() => resolve('waiting'), 3000)),
+    ]);
+    letGo();
+    const summary = await b;
+    expect(early).toBe('waiting');
+    expect(await a).toBeInstanceOf(Error);
+    expect(summary.status).toBe('completed');
+    expect(await patchSnapshot(run.db)).toEqual(expected);
+    const candidates = await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq');
+    expect(candidates.map((c) => c.seq)).toEqual(candidates.map((_, i) => i + 1));
+    expect(candidates.length).toBe(summary.candidates);
+  });
 });
