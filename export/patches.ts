@@ -1,5 +1,5 @@
 import { say } from '../i18n/say.ts';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { findCjkFont } from './fonts.ts';
@@ -12,14 +12,15 @@ import type { Db } from '../store/db.ts';
 import { toRecord, type ExportRecord } from './fields.ts';
 import { writeWithOgr } from './write.ogr.ts';
 import { EXPORT_FORMATS, type ExportFormat } from './formats.ts';
-import { csvHead, csvLines, toCsv, toGeoJson, toKml } from './write.text.ts';
+import { csvCell, csvHead, toGeoJson, toKml } from './write.text.ts';
 import { BadInputError } from '../core/errors.ts';
-import { eachBatch, runSql } from '../store/sql.ts';
+import { eachText, runSql, type SqlLiteral } from '../store/sql.ts';
 import type { User } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from '../store/patch.row.ts';
 import { readObject, writeObject } from '../store/objects.ts';
-import { label } from '../i18n/index.ts';
+import { DEFAULT_LOCALE, LOCALES, label } from '../i18n/index.ts';
+import { addDays, coveredUntil, DATE_MIN, isWorkingDay } from '../workflow/calendar.ts';
 import { isRemote } from '../pipeline/io/byte.source.ts';
 
 async function exportRecords(
@@ -56,37 +57,94 @@ function exportParams(
   };
 }
 
+/** Which patches a CSV holds: those exportPatches would list, or (a town's package) the codes given. */
+interface CsvFilter {
+  month: string;
+  town?: string | null;
+  user?: User | null;
+  states?: readonly string[] | null;
+  codes?: readonly string[] | null;
+  signal?: AbortSignal;
+}
+
 /**
- * The month's patch list as CSV (the bytes toCsv makes), handed to `write` as it is read: a cursor gives
- * the rows 2,000 at a time, so a province's month (277,777 patches, 57 MB) is never held whole, and
- * the first bytes go once the first rows are read. Nothing is written before then: a failure to read
- * (the database gone) is thrown before the first byte. Returns how many patches were written.
+ * The month's patch list as CSV, handed to `write` as it is read: the headings, then the lines, which
+ * the database makes (sql/export/patches.csv.sql: a province's month, 277,777 patches and 57 MB, is never
+ * held whole, and Node only passes the bytes on). Nothing is written before the first lines or the end:
+ * a failure to read (the database gone) is thrown before the first byte. Downloads, the CLI's files and
+ * the towns' packages are all made here. Returns how many patches were written.
  */
 export async function streamCsv(
   db: Db,
   env: WorkflowEnv,
-  opts: {
-    month: string;
-    town?: string | null;
-    user?: User | null;
-    states?: readonly string[] | null;
-    signal?: AbortSignal;
-  },
+  opts: CsvFilter,
   write: (chunk: Buffer | string) => Promise<void>,
 ): Promise<number> {
-  const today = env.today();
-  let count = 0;
-  await db.transaction(async (trx) => {
-    const params = exportParams(opts.month, opts.town ?? null, opts.user ?? null, opts.states ?? null, false);
-    await eachBatch<Record<string, unknown>>(trx, 'export/patches', params, 2000, async (rows) => {
-      opts.signal?.throwIfAborted();
-      if (count === 0) await write(csvHead());
-      await write(csvLines(rows.map((r) => toRecord(r, env.calendar, today))));
-      count += rows.length;
-    });
+  let begun = false;
+  const count = await eachText(db, 'export/patches.csv', csvParams(env, opts), async (lines) => {
+    opts.signal?.throwIfAborted();
+    if (!begun) await write(csvHead());
+    begun = true;
+    await write(lines);
   });
-  if (count === 0) await write(csvHead());
+  if (!begun) await write(csvHead());
   return count;
+}
+
+/** The CSV as a file at `outPath` (opened first: a path that cannot be written is refused before the query). */
+async function writeCsv(db: Db, env: WorkflowEnv, opts: CsvFilter, outPath: string): Promise<number> {
+  const fd = openSync(outPath, 'w');
+  try {
+    return await streamCsv(db, env, opts, async (chunk) => {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+      for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Text as a PostgreSQL array literal ({"a","b"}). */
+const textArray = (xs: readonly string[]) => `{${xs.map((x) => `"${x.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
+
+/** The code groups whose words the CSV writes. */
+const LABEL_GROUPS = ['relation', 'class', 'status', 'result', 'violation', 'measure', 'lookback', 'source'] as const;
+/** Each group's words as {code: CSV cell}, the query's l_<group> parameters (made once). */
+let labelParams: Record<string, string> | null = null;
+
+/** Working days late by days before today, per calendar (the last day it was made for). */
+const lateDays = new WeakMap<WorkflowEnv['calendar'], { today: string; late: string }>();
+
+function csvParams(env: WorkflowEnv, f: CsvFilter): Record<string, SqlLiteral> {
+  const today = env.today();
+  const cal = env.calendar;
+  let late = lateDays.get(cal);
+  if (late?.today !== today) {
+    // element k: working days in (today − k, today] (workingDaysBetween's count, a day at a time), back to
+    // the first date tuban accepts
+    const counts: number[] = [];
+    let n = 0;
+    for (let d = today; d > DATE_MIN; d = addDays(d, -1)) {
+      if (isWorkingDay(cal, d)) n++;
+      counts.push(n);
+    }
+    late = { today, late: `{${counts.join(',')}}` };
+    lateDays.set(cal, late);
+  }
+  labelParams ??= Object.fromEntries(
+    LABEL_GROUPS.map((g) => [
+      `l_${g}`,
+      JSON.stringify(Object.fromEntries(Object.keys(LOCALES[DEFAULT_LOCALE][g]).map((c) => [c, csvCell(label(g, c))]))),
+    ]),
+  );
+  return {
+    ...exportParams(f.month, f.town ?? null, f.user ?? null, f.states ?? null, false),
+    codes: f.codes ? textArray(f.codes) : null,
+    today,
+    covered: coveredUntil(cal),
+    late: late.late,
+    ...labelParams,
+  };
 }
 
 /**
@@ -142,6 +200,14 @@ export async function exportPatches(
       'bad_format',
       say('export_format', { format: opts.format, formats: EXPORT_FORMATS.join(', ') }),
     );
+  const csv: CsvFilter = {
+    month: opts.month,
+    town: opts.town ?? null,
+    user: opts.user ?? null,
+    states: opts.states ?? null,
+    signal: opts.signal,
+  };
+  if (opts.format === 'csv') return { files: [opts.outPath], count: await writeCsv(db, env, csv, opts.outPath) };
   // outlines only for the files that draw them (a spreadsheet of a province's month need not parse 28,000)
   const records = await exportRecords(
     db,
@@ -155,6 +221,7 @@ export async function exportPatches(
   const target: WriteTarget = {
     db,
     env,
+    csv,
     storageSrid: opts.storageSrid,
     fontPath: opts.fontPath,
     title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`,
@@ -178,6 +245,8 @@ export async function exportPatches(
 interface WriteTarget {
   db: Db;
   env: WorkflowEnv;
+  /** The export's filter, for the CSV the database writes. */
+  csv: CsvFilter;
   storageSrid: number;
   fontPath?: string;
   title: string;
@@ -206,7 +275,8 @@ async function writeFormat(
       writeFileSync(outPath, toKml(records, t.title));
       break;
     case 'csv':
-      writeFileSync(outPath, toCsv(records));
+      // the database writes it; the records only say which patches (a town's package takes some)
+      await writeCsv(t.db, t.env, { ...t.csv, codes: records.map((r) => String(r.code)) }, outPath);
       break;
     case 'xlsx':
       // exceljs takes half a second to load: only when a spreadsheet is asked for

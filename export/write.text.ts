@@ -40,9 +40,12 @@ export function neutralise(v: unknown): string {
 
 const NEEDS_QUOTES = /[",\r\n]/;
 
-function csvCell(v: unknown): string {
-  // a number needs neither the apostrophe nor quotes: the common case, kept cheap (a province's month is
-  // 277,777 rows of 42 cells); the rest as neutralise() has it, its test written out
+/**
+ * One CSV cell: a number as it is, other values as neutralise() has them, quoted (quotes doubled) where
+ * they hold a quote, a comma or a line break (RFC 4180). The month's lines are made by the database by
+ * the same rule (migration 033's csv_text); this writes the headings and the words for codes.
+ */
+export function csvCell(v: unknown): string {
   if (typeof v === 'number') return String(v);
   if (v === null || v === undefined) return '';
   let s = asText(v);
@@ -57,26 +60,6 @@ const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 /** The CSV's first bytes: the byte-order mark and the headings (the Chinese aliases). */
 export function csvHead(): Buffer {
   return Buffer.concat([BOM, Buffer.from(FIELDS.map((f) => csvCell(f.alias)).join(',') + '\r\n', 'utf8')]);
-}
-
-/** CSV lines of some records, each ended by CRLF: what follows csvHead, in as many pieces as suit. */
-export function csvLines(records: ExportRecord[]): string {
-  // arrays joined, not strings added up: V8 builds the latter as ropes, which cost more to flatten
-  if (records.length === 0) return '';
-  const lines: string[] = Array.from({ length: records.length }, () => '');
-  const cells: string[] = Array.from({ length: NAMES.length }, () => '');
-  for (let i = 0; i < records.length; i++) {
-    for (let j = 0; j < NAMES.length; j++) cells[j] = csvCell(records[i][NAMES[j]]);
-    lines[i] = cells.join(',');
-  }
-  return lines.join('\r\n') + '\r\n';
-}
-
-const NAMES = FIELDS.map((f) => f.name);
-
-/** CSV with a UTF-8 byte-order mark so Excel opens the Chinese correctly; headings are the Chinese aliases. */
-export function toCsv(records: ExportRecord[]): Buffer {
-  return Buffer.concat([csvHead(), Buffer.from(csvLines(records), 'utf8')]);
 }
 
 const xml = (s: unknown) =>

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
+import { escapeLiteral } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import type { Db } from './db.ts';
 import { ROOT } from '../core/root.ts';
 
@@ -35,36 +38,107 @@ export async function runSql<T = Record<string, unknown>>(
   return (result.rows ?? []) as T[];
 }
 
-/**
- * Runs `sql/<name>.sql` as a cursor in the transaction given and hands its rows to `each`, `batch` at a
- * time, in order: a result too large to hold (a province's month) is read as it is used. The next
- * batch is asked for while `each` works on this one, so the database and the caller work at once.
- */
-export async function eachBatch<T = Record<string, unknown>>(
-  trx: Knex.Transaction,
-  name: string,
-  params: Record<string, unknown>,
-  batch: number,
-  each: (rows: T[]) => Promise<void>,
-): Promise<void> {
-  await trx.raw(
-    `declare tuban_batch no scroll cursor for ${sqlText(name).replace(/;\s*$/, '')}`,
-    params as Knex.ValueDict,
-  );
-  const fetch = () => {
-    const rows = trx.raw(`fetch ${batch} from tuban_batch`).then((r) => (r.rows ?? []) as T[]);
-    // handled at once: a fetch that fails while `each` waits (a slow client) is thrown at the next await,
-    // not reported as an unhandled rejection that ends the process
-    rows.catch(() => {});
-    return rows;
-  };
-  let next: Promise<T[]> | null = fetch();
-  while (next) {
-    const rows: T[] = await next;
-    next = rows.length === batch ? fetch() : null;
-    if (rows.length > 0) await each(rows);
+/** A value written into SQL text as a literal: text quoted by pg's own escapeLiteral, null as NULL. */
+export type SqlLiteral = string | number | boolean | null;
+
+function literal(name: string, v: SqlLiteral | undefined): string {
+  if (v === undefined) throw new Error(`SQL parameter :${name} is not given`);
+  if (v === null) return 'NULL';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new Error(`SQL parameter :${name} is not a finite number: ${v}`);
+    return String(v);
   }
-  await trx.raw('close tuban_batch');
+  return escapeLiteral(v);
+}
+
+/** `sql/<name>.sql` with each `:name` (not a `::cast`) replaced by its value as a literal. */
+function literalSql(name: string, params: Record<string, SqlLiteral>): string {
+  return sqlText(name).replace(/(?<![:\w]):([a-z_]+)\b/g, (_m, key: string) => literal(key, params[key]));
+}
+
+/** Binary COPY's 11-byte signature; its header goes on with the flags and the extension's length (int32 each). */
+const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+/**
+ * Runs `sql/<name>.sql`, whose rows are one text each, and hands `each` those texts in order as UTF-8
+ * bytes, many rows to a piece: for a result that is already the file (the month's CSV lines). On
+ * PostgreSQL by `COPY (…) TO STDOUT` in the binary format: nothing parsed per row but a length, and the
+ * query may run in parallel workers (COPY takes no bind parameters: the values are written in as
+ * literals). On the embedded database, which has no COPY to a client, through a cursor. When `each`
+ * throws (a client gone) the rest is read and dropped, so the connection is left clean, and the error is
+ * thrown. Returns how many rows there were.
+ */
+export async function eachText(
+  db: Db,
+  name: string,
+  params: Record<string, SqlLiteral>,
+  each: (piece: Buffer) => Promise<void>,
+): Promise<number> {
+  const sql = literalSql(name, params).replace(/;\s*$/, '');
+  const embedded = (db.client as { config?: { client?: unknown } }).config?.client !== 'pg';
+  let count = 0;
+  await db.transaction(async (trx) => {
+    // doubles in their shortest exact form (a connection may have asked for more digits)
+    await trx.raw('set local extra_float_digits = 1');
+    // the transaction's own connection, spoken to directly: knex would read a `?` in the literals as a binding
+    const conn = (await trx.client.acquireConnection()) as {
+      query(q: unknown): Readable & Promise<{ rows: Record<string, string>[] }>;
+    };
+    if (embedded) {
+      await conn.query(`declare tuban_text no scroll cursor for ${sql}`);
+      for (;;) {
+        const { rows } = await conn.query('fetch 2000 from tuban_text');
+        count += rows.length;
+        if (rows.length > 0) await each(Buffer.from(rows.map((r) => Object.values(r)[0]).join(''), 'utf8'));
+        if (rows.length < 2000) break;
+      }
+      await conn.query('close tuban_text');
+      return;
+    }
+    const stream = conn.query(copyTo(`copy (${sql}) to stdout (format binary)`));
+    let failed: { err: unknown } | null = null;
+    let carry: Buffer | null = null;
+    let header = false;
+    for await (const piece of stream as AsyncIterable<Buffer>) {
+      if (failed) continue;
+      const buf: Buffer = carry ? Buffer.concat([carry, piece]) : piece;
+      let at = 0;
+      if (!header) {
+        if (buf.length < 19 || buf.length < 19 + buf.readInt32BE(15)) {
+          carry = buf;
+          continue;
+        }
+        if (!buf.subarray(0, 11).equals(COPY_SIGNATURE)) throw new Error('COPY answered without its binary header');
+        at = 19 + buf.readInt32BE(15);
+        header = true;
+      }
+      // each row: its field count (int16; -1 ends the data), then the one field's length (int32) and bytes
+      const texts: Buffer[] = [];
+      while (at + 2 <= buf.length) {
+        if (buf.readInt16BE(at) === -1) {
+          at += 2;
+          continue;
+        }
+        if (at + 6 > buf.length) break;
+        const len = buf.readInt32BE(at + 2);
+        const end = at + 6 + Math.max(len, 0);
+        if (end > buf.length) break;
+        if (len > 0) texts.push(buf.subarray(at + 6, end));
+        count += 1;
+        at = end;
+      }
+      carry = at < buf.length ? buf.subarray(at) : null;
+      if (texts.length > 0)
+        try {
+          await each(Buffer.concat(texts));
+        } catch (err) {
+          failed = { err };
+        }
+    }
+    if (failed) throw failed.err;
+  });
+  return count;
 }
 
 export const sqlDir = SQL_DIR;

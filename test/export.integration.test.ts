@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
 import { exportPatches, streamCsv } from '../export/patches.ts';
-import { eachBatch, runSql } from '../store/sql.ts';
 import { addNote } from '../store/workflow.ts';
 import { createUser, issueToken } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
@@ -14,6 +13,7 @@ import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 import { FIELDS } from '../export/fields.ts';
+import { referenceCsv } from './helpers/csv.ts';
 
 const ogrinfo = (...args: string[]) => execFileSync('ogrinfo', args, { encoding: 'utf8' });
 
@@ -126,33 +126,97 @@ describe('patch list exports', () => {
       for (const v of col(alias)) expect(v, alias).toMatch(/^\d+(\.\d{1,2})?$/);
   });
 
-  it('streams the CSV from a cursor with the same bytes as the file, in batches of any size', async () => {
-    // a note that must be quoted and neutralised, so the streamed cells are not the easy ones only
-    const clerk = await createUser(run.db, { username: 'stream-clerk', role: 'town', townCode: '350206001' });
-    await addNote(run.db, clerk, '350206-202403-0005', '=1+1, "引号"');
-    for (const town of [undefined, '350206001', '350206999']) {
-      await exp('csv', 'whole.csv', town);
-      const chunks: Buffer[] = [];
-      const n = await streamCsv(run.db, env, { month: '2024-03', town }, async (c) => {
-        chunks.push(Buffer.from(c));
-      });
-      expect(Buffer.concat(chunks).equals(readFileSync(out('whole.csv'))), `town ${town}`).toBe(true);
-      expect(n).toBe(town === '350206999' ? 0 : town ? 3 : 5);
-    }
-    // the cursor's batches: every row once, in order, whatever the batch size
-    const params = { month: '2024-03', town: null, with_geom: false, scope_town: null, states: null };
-    const all = (await runSql<{ code: string }>(run.db, 'export/patches', params)).map((r) => r.code);
-    for (const size of [1, 2, 4, 5, 6]) {
-      const seen: string[][] = [];
-      await run.db.transaction((trx) =>
-        eachBatch<{ code: string }>(trx, 'export/patches', params, size, async (rows) => {
-          seen.push(rows.map((r) => r.code));
-        }),
-      );
-      expect(seen.flat(), `batches of ${size}`).toEqual(all);
-      expect(seen.every((b) => b.length <= size && b.length > 0)).toBe(true);
+  it('makes the CSV in the database cell for cell as the records are, the same streamed and as a file', async () => {
+    // in a run of its own, so the other tests see the batch's patches as they are
+    const edge = await freshRun(fixturesDir);
+    try {
+      await runBatch(edge.db, edge.config, '2024-03', '2024-02');
+      await edgeCells(edge);
+    } finally {
+      await cleanup(edge.db, edge.config);
     }
   });
+
+  /**
+   * Cells at the edges of the rules: notes to neutralise and quote (the latest wins), text with commas and
+   * quotes, halves to round, a missing confidence, deadlines overdue across the Spring Festival (its
+   * holidays and make-up Sunday) and past the calendar's years, a code without words, a 回头看 judgement.
+   */
+  async function edgeCells(edge: Run): Promise<void> {
+    const csvOut = join(edge.config.dataDir, 'whole.csv');
+    const clerk = await createUser(edge.db, { username: 'stream-clerk', role: 'town', townCode: '350206001' });
+    await addNote(edge.db, clerk, '350206-202403-0005', '=1+1, "引号"');
+    await addNote(edge.db, clerk, '350206-202403-0002', 'two\r\nlines');
+    await addNote(edge.db, clerk, '350206-202403-0002', '-2+3 最新');
+    await edge
+      .db('patch')
+      .where({ code: '350206-202403-0001' })
+      .update({
+        town_name: '禾山,"街道"',
+        grid_code: '@g1',
+        area_m2: 0.125,
+        farmland_m2: 1.005,
+        ecological_m2: 2.675,
+        water_m2: 1234.5678,
+        mean_prob: null,
+        status: 'dispatched',
+        verify_due: '2024-02-08',
+        escalated_at: new Date('2024-03-01T00:00:00Z'),
+        violation: 'unheard_of',
+        imagery_check: { month: '2024-04', result: 'gone', score: 0.125 },
+      });
+    await edge.db('patch').where({ code: '350206-202403-0004' }).update({
+      status: 'rectifying',
+      verification_result: 'illegal',
+      violation: 'construction',
+      measure: 'demolish',
+      rectify_due: '2024-02-19',
+      overdue_since: '2024-02-20',
+    });
+    await edge
+      .db('patch')
+      .where({ code: '350206-202403-0003' })
+      .update({ status: 'dispatched', verify_due: '2031-01-06' });
+    // and 3,000 more of 0005 (its note kept apart), so the lines come from the database in many pieces
+    const columns = (
+      await edge.db.raw(
+        `select column_name as c from information_schema.columns
+         where table_schema = current_schema() and table_name = 'patch' and column_name <> 'id' order by ordinal_position`,
+      )
+    ).rows.map((r: { c: string }) => r.c);
+    const copied = columns.map((c: string) =>
+      c === 'code' ? `'350206-202403-' || (1000 + g)` : c === 'seq' ? '1000 + g' : `p.${c}`,
+    );
+    await edge.db.raw(
+      `insert into patch (${columns.join(', ')}) select ${copied.join(', ')}
+       from patch p, generate_series(1, 3000) g where p.code = '350206-202403-0005'`,
+    );
+    for (const town of [undefined, '350206001', '350206002', '350206999']) {
+      const expected = await referenceCsv(edge.db, env, '2024-03', town ?? null);
+      await exportPatches(edge.db, env, { month: '2024-03', town, format: 'csv', outPath: csvOut, storageSrid: 4548 });
+      expect(readFileSync(csvOut, 'utf8'), `town ${town}`).toBe(expected.toString('utf8'));
+      const chunks: Buffer[] = [];
+      const n = await streamCsv(edge.db, env, { month: '2024-03', town }, async (c) => {
+        chunks.push(Buffer.from(c));
+      });
+      expect(Buffer.concat(chunks).equals(expected), `town ${town}`).toBe(true);
+      expect(n).toBe(town === '350206999' ? 0 : town === '350206001' ? 3003 : town ? 2 : 3005);
+    }
+    const text = (await referenceCsv(edge.db, env, '2024-03')).toString('utf8');
+    expect(text).toContain(`"'=1+1, ""引号"""\r\n`);
+    expect(text).toContain(`,'-2+3 最新\r\n`);
+    expect(text).toContain('"禾山,""街道"""');
+    expect(text).not.toContain('two\r\nlines');
+    // a client gone at the first bytes: its error comes back, the rest is read and dropped, the
+    // connections answer as before
+    const gone = new Error('the client went away');
+    await expect(
+      streamCsv(edge.db, env, { month: '2024-03' }, async () => {
+        throw gone;
+      }),
+    ).rejects.toBe(gone);
+    for (let i = 0; i < 3; i++) expect(await streamCsv(edge.db, env, { month: '2024-03' }, async () => {})).toBe(3005);
+  }
 
   it('carries the latest note of a patch in 备注', async () => {
     const clerk = await createUser(run.db, { username: 'note-clerk', role: 'town', townCode: '350206001' });

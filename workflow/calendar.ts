@@ -17,7 +17,7 @@ export interface WorkCalendar {
 }
 
 /** Dates tuban accepts anywhere (API, CLI, calendar): every loop over days is bounded by this window. */
-const DATE_MIN = '2000-01-01';
+export const DATE_MIN = '2000-01-01';
 const DATE_MAX = '2100-12-31';
 
 /** Why `value` is not a usable date, or null: ISO form, a real calendar day, inside DATE_MIN..DATE_MAX. */
