@@ -94,4 +94,29 @@ describe.skipIf(!existsSync(CHROMIUM))('the model register page', () => {
     expect(ev.detail).toMatchObject({ reason: '镇街反映漏报增多' });
     await page.close();
   });
+
+  it('says so when the register is empty (no batch has run, no model command)', async () => {
+    const empty = await freshRun(fixturesDir);
+    let server: FastifyInstance | undefined;
+    try {
+      await createUser(empty.db, { username: 'sup', role: 'supervisor', password: 'supervisor-pass' });
+      const web = await buildWebAssets(join(empty.config.dataDir, 'web'));
+      server = await buildServer({ db: empty.db, config: empty.config, env: testWorkflowEnv(() => '2024-03-20'), web });
+      const at = await server.listen({ port: 0, host: '127.0.0.1' });
+      const page = await browser.newPage({ viewport: { width: 375, height: 812 } });
+      await page.goto(at);
+      await page.fill('input[name=username]', 'sup');
+      await page.fill('input[name=password]', 'supervisor-pass');
+      await page.click('button[type=submit]');
+      await page.waitForSelector('#nav a');
+      await page.goto(`${at}#/models`);
+      await expect.poll(() => page.textContent('#models')).toMatch(/模型登记簿为空/);
+      expect(await page.$('#models tr[data-model]')).toBeNull();
+      await inChinese(page, 'the empty model register');
+      await page.close();
+    } finally {
+      await server?.close();
+      await cleanup(empty.db, empty.config);
+    }
+  });
 });
