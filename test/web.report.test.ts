@@ -104,8 +104,25 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
 
     // drawn again around the permitted building the batch left alone
     await page.click('#report-redraw');
-    await drawOutline(page, corners('permitted-1'));
+    const permitted = corners('permitted-1');
+    await drawOutline(page, permitted);
     await page.waitForSelector('#report-form');
+    // on the phone the form is a sheet along the map's foot, and the outline moves above it, in the map
+    const clear = async () => {
+      const form = (await page.$('#report-form'))!.boundingBox();
+      const map = (await page.$('#map'))!.boundingBox();
+      const pixels: number[][] = await page.evaluate(
+        (pts) => pts.map((p) => (window as any).__tubanMap.getPixelFromCoordinate(p) as number[]),
+        permitted,
+      );
+      const [f, m] = [(await form)!, (await map)!];
+      return pixels.every(([x, y]) => x >= 0 && x <= m.width && y >= 0 && m.y + y < f.y);
+    };
+    await expect.poll(clear, { timeout: 10_000 }).toBe(true);
+    const sheet = (await (await page.$('#report-form'))!.boundingBox())!;
+    const mapBox = (await (await page.$('#map'))!.boundingBox())!;
+    expect(sheet.y + sheet.height).toBeCloseTo(mapBox.y + mapBox.height, 0);
+    expect(sheet.height).toBeLessThan(mapBox.height * 0.6);
     expect(await page.inputValue('#report-form select[name=source]')).toBe('patrol');
     expect(await page.isChecked('input[name=visible][value=true]')).toBe(false);
     await page.check('input[name=visible][value=true]');

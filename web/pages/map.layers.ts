@@ -100,6 +100,12 @@ export interface PatchMap {
    * clears it.
    */
   drawOutline(done: (outline: { type: 'Polygon'; coordinates: number[][][] }) => void): () => void;
+  /**
+   * Moves the view (never closer in) so the outline just drawn lies clear of what covers part of the map:
+   * `padding` in pixels from the top, right, bottom and left edges (the report's form on a phone is a
+   * sheet along the foot).
+   */
+  revealOutline(padding: [number, number, number, number]): void;
   /** Calls back with the patch clicked (null: the map beside the patches) and the pixel clicked. */
   onClick(fn: (p: PatchListItem | null, pixel: number[]) => void): void;
   dispose(): void;
@@ -287,6 +293,11 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
         map.removeInteraction(draw);
         drawn.clear();
       };
+    },
+    revealOutline(padding) {
+      const extent = drawn.getExtent();
+      if (!extent || drawn.getFeatures().length === 0 || !Number.isFinite(extent[0])) return;
+      map.getView().fit(extent, { padding, maxZoom: map.getView().getZoom(), duration: 250 });
     },
     onClick(fn) {
       map.on('singleclick', (e) => {

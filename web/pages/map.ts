@@ -142,8 +142,25 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       map?.drawOutline((outline) => {
         if (state.report) state.report.outline = outline;
         draw();
+        // the form now covers part of the map (on a phone a sheet along its foot): the outline moves clear of it
+        requestAnimationFrame(revealOutline);
       }) ?? null;
     draw();
+  };
+  /** Pans (or zooms out) the map so the drawn outline is not under the report's form. */
+  const revealOutline = () => {
+    const form = ctx.main.querySelector<HTMLElement>('#report-form')?.getBoundingClientRect();
+    const box = ctx.main.querySelector<HTMLElement>('#map')?.getBoundingClientRect();
+    if (!form || !box || !map) return;
+    const edge = 24;
+    // a sheet across the map's width covers its foot; a card beside it, its right side
+    const sheet = form.width > box.width * 0.8;
+    map.revealOutline([
+      edge,
+      sheet ? edge : Math.max(edge, box.right - form.left + edge),
+      sheet ? Math.max(edge, box.bottom - form.top + edge) : edge,
+      edge,
+    ]);
   };
   const cancelReport = () => {
     stopDrawing?.();
