@@ -1,5 +1,15 @@
 import { say } from '../i18n/say.ts';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { findCjkFont } from './fonts.ts';
@@ -91,17 +101,28 @@ export async function streamCsv(
   return count;
 }
 
-/** The CSV as a file at `outPath` (opened first: a path that cannot be written is refused before the query). */
+/**
+ * The CSV as a file at `outPath`: written beside it and moved there whole, so a read that fails midway
+ * leaves no file that looks complete (nor replaces a good one). A path that cannot be written is refused
+ * before the query.
+ */
 async function writeCsv(db: Db, env: WorkflowEnv, opts: CsvFilter, outPath: string): Promise<number> {
-  const fd = openSync(outPath, 'w');
+  const partial = `${outPath}.partial`;
+  const fd = openSync(partial, 'w');
+  let count: number;
   try {
-    return await streamCsv(db, env, opts, async (chunk) => {
+    count = await streamCsv(db, env, opts, async (chunk) => {
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
       for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at);
     });
-  } finally {
+  } catch (err) {
     closeSync(fd);
+    rmSync(partial, { force: true });
+    throw err;
   }
+  closeSync(fd);
+  renameSync(partial, outPath);
+  return count;
 }
 
 /** Text as a PostgreSQL array literal ({"a","b"}). */

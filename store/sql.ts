@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import { escapeLiteral } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { Db } from './db.ts';
+import { BadInputError } from '../core/errors.ts';
 import { ROOT } from '../core/root.ts';
 
 const SQL_DIR = join(ROOT, 'sql');
@@ -49,6 +50,12 @@ function literal(name: string, v: SqlLiteral | undefined): string {
     if (!Number.isFinite(v)) throw new Error(`SQL parameter :${name} is not a finite number: ${v}`);
     return String(v);
   }
+  // no control characters (a line break could end a comment the text sits in, were there one): the values
+  // are filters, codes, dates and the catalogue's words
+  let control = false;
+  for (let i = 0; i < v.length && !control; i++) control = v.charCodeAt(i) < 0x20 || v.charCodeAt(i) === 0x7f;
+  if (control)
+    throw new BadInputError('bad_parameter', `${name}: a control character in ${JSON.stringify(v)}`, { field: name });
   return escapeLiteral(v);
 }
 
@@ -97,44 +104,61 @@ export async function eachText(
       return;
     }
     const stream = conn.query(copyTo(`copy (${sql}) to stdout (format binary)`));
+    // what went wrong while the COPY still sends (the caller's writer, an answer not as expected): the rest is
+    // read and dropped, so the connection leaves the COPY and the transaction can end, then it is thrown
     let failed: { err: unknown } | null = null;
     let carry: Buffer | null = null;
     let header = false;
-    for await (const piece of stream as AsyncIterable<Buffer>) {
-      if (failed) continue;
-      const buf: Buffer = carry ? Buffer.concat([carry, piece]) : piece;
-      let at = 0;
-      if (!header) {
-        if (buf.length < 19 || buf.length < 19 + buf.readInt32BE(15)) {
-          carry = buf;
-          continue;
+    try {
+      for await (const piece of stream as AsyncIterable<Buffer>) {
+        if (failed) continue;
+        const buf: Buffer = carry ? Buffer.concat([carry, piece]) : piece;
+        carry = null;
+        let at = 0;
+        if (!header) {
+          if (buf.length < 19 || buf.length < 19 + buf.readInt32BE(15)) {
+            carry = buf;
+            continue;
+          }
+          if (!buf.subarray(0, 11).equals(COPY_SIGNATURE)) {
+            failed = { err: new Error('COPY answered without its binary header') };
+            continue;
+          }
+          at = 19 + buf.readInt32BE(15);
+          header = true;
         }
-        if (!buf.subarray(0, 11).equals(COPY_SIGNATURE)) throw new Error('COPY answered without its binary header');
-        at = 19 + buf.readInt32BE(15);
-        header = true;
+        // each row: its field count (int16; -1 ends the data), then the one field's length (int32) and bytes
+        const texts: Buffer[] = [];
+        while (at + 2 <= buf.length) {
+          const fields = buf.readInt16BE(at);
+          if (fields === -1) {
+            at += 2;
+            continue;
+          }
+          if (fields !== 1) {
+            failed = { err: new Error(`${name}: a row of ${fields} columns, not one text`) };
+            break;
+          }
+          if (at + 6 > buf.length) break;
+          const len = buf.readInt32BE(at + 2);
+          const end = at + 6 + Math.max(len, 0);
+          if (end > buf.length) break;
+          if (len > 0) texts.push(buf.subarray(at + 6, end));
+          count += 1;
+          at = end;
+        }
+        if (failed) continue;
+        carry = at < buf.length ? buf.subarray(at) : null;
+        if (texts.length > 0)
+          try {
+            await each(Buffer.concat(texts));
+          } catch (err) {
+            failed = { err };
+          }
       }
-      // each row: its field count (int16; -1 ends the data), then the one field's length (int32) and bytes
-      const texts: Buffer[] = [];
-      while (at + 2 <= buf.length) {
-        if (buf.readInt16BE(at) === -1) {
-          at += 2;
-          continue;
-        }
-        if (at + 6 > buf.length) break;
-        const len = buf.readInt32BE(at + 2);
-        const end = at + 6 + Math.max(len, 0);
-        if (end > buf.length) break;
-        if (len > 0) texts.push(buf.subarray(at + 6, end));
-        count += 1;
-        at = end;
-      }
-      carry = at < buf.length ? buf.subarray(at) : null;
-      if (texts.length > 0)
-        try {
-          await each(Buffer.concat(texts));
-        } catch (err) {
-          failed = { err };
-        }
+    } catch (err) {
+      // the database's own error; the caller's, when there was one, is the one that matters
+      throw failed ? failed.err : err;
     }
     if (failed) throw failed.err;
   });

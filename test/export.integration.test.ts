@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildServer } from '../server/app.ts';
@@ -215,6 +215,13 @@ describe('patch list exports', () => {
         throw gone;
       }),
     ).rejects.toBe(gone);
+    // a value with a line break never reaches the SQL text (the CLI's --town is not validated like the API's);
+    // the refusal names it and leaves no file
+    const odd = join(edge.config.dataDir, 'odd.csv');
+    await expect(
+      exportPatches(edge.db, env, { month: '2024-03', town: 'x\n1', format: 'csv', outPath: odd, storageSrid: 4548 }),
+    ).rejects.toThrow(/town: a control character/);
+    expect(existsSync(odd) || existsSync(`${odd}.partial`)).toBe(false);
     for (let i = 0; i < 3; i++) expect(await streamCsv(edge.db, env, { month: '2024-03' }, async () => {})).toBe(3005);
   }
 
