@@ -116,7 +116,10 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
         permitted,
       );
       const [f, m] = [(await form)!, (await map)!];
-      return pixels.every(([x, y]) => x >= 0 && x <= m.width && y >= 0 && m.y + y < f.y);
+      // in view above the sheet, and not shrunk to a dot by zooming far out
+      const xs = pixels.map((p) => p[0]);
+      const wide = Math.max(...xs) - Math.min(...xs) > 60;
+      return wide && pixels.every(([x, y]) => x >= 0 && x <= m.width && y >= 0 && m.y + y < f.y);
     };
     await expect.poll(clear, { timeout: 10_000 }).toBe(true);
     const sheet = (await (await page.$('#report-form'))!.boundingBox())!;

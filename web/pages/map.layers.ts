@@ -295,6 +295,9 @@ export function patchMap(target: HTMLElement, cfg: MapConfigBody, month: string,
       };
     },
     revealOutline(padding) {
+      // the map may have just changed size (on a phone it grows while a report is made): OpenLayers would
+      // learn it only after this frame, and fit the outline into the old size
+      map.updateSize();
       const extent = drawn.getExtent();
       if (!extent || drawn.getFeatures().length === 0 || !Number.isFinite(extent[0])) return;
       map.getView().fit(extent, { padding, maxZoom: map.getView().getZoom(), duration: 250 });
