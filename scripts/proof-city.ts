@@ -17,7 +17,8 @@
  * (models/siam-unet-lite/split.json) and pak-houses-val; replay is what the base was trained on.
  *
  *   npx tsx scripts/proof-city.ts [--base models/siam-unet-lite/bases/no-pak] [--months 4] [--minutes 12]
- *       [--steps 3000] [--lr 1e-4] [--city-share 0.5] [--patrol 0.5] [--data ../shared/data] [--json] [--keep]
+ *       [--steps 3000] [--lr 1e-4] [--city-share 0.5] [--patrol 0.5] [--freeze-bn] [--anchor W]
+ *       [--data ../shared/data] [--json] [--keep]
  *
  * TUBAN_TRAIN_THREADS sets the training's threads (default 1). Not a test: figures depend on the machine.
  */
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     'city-share': { type: 'string' },
     patrol: { type: 'string', default: '0' },
     'freeze-bn': { type: 'boolean', default: false },
+    anchor: { type: 'string' },
     data: { type: 'string', default: resolve(repo, '../shared/data') },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -248,6 +250,7 @@ async function main(): Promise<void> {
           lr: values.lr === undefined ? undefined : Number(values.lr),
           cityShare: values['city-share'] === undefined ? undefined : Number(values['city-share']),
           freezeBn: values['freeze-bn'],
+          anchor: values.anchor === undefined ? undefined : Number(values.anchor),
           wait: true,
         });
         if (t.status !== 'candidate')

@@ -199,7 +199,11 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
       await runOnly(siam.id);
       const running = await getModel(run.db, siam.id);
       await expect(startTraining(env, { since: '2024-01', until: '2024-02' })).rejects.toThrow(/nothing to learn from/);
-      const t = await startTraining(env, { since: '2024-03', steps: 3, batch: 2, crop: 64, wait: true });
+      await expect(startTraining(env, { since: '2024-03', anchor: -1 })).rejects.toThrow(
+        /--anchor -1: expected a number from 0 to 1000/,
+      );
+      // anchored to the running model's weights (train.py --anchor), as its card says
+      const t = await startTraining(env, { since: '2024-03', steps: 3, batch: 2, crop: 64, anchor: 0.5, wait: true });
       expect(t.trained_on?.error).toBeUndefined();
       expect(t).toMatchObject({
         status: 'candidate',
@@ -211,6 +215,7 @@ describe('tuban model: train, evaluate, promote, roll back', () => {
       expect(manifest).toMatchObject({ version: t.version, defaultThreshold: running.card?.defaultThreshold });
       expect(manifest.provenance.initialisedFrom).toBe(join(running.dir, 'weights.npz'));
       expect(manifest.provenance.steps).toBe(3);
+      expect(manifest.provenance.anchor).toBe(0.5);
       expect(t.sha256).toBe(manifest.sha256);
       expect((await modelEvents(run.db, t.id)).map((e) => e.action)).toEqual(['train_started', 'trained']);
       // the month it learned from is not a held-out month

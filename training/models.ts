@@ -158,6 +158,8 @@ export interface TrainOptions {
   cityShare?: number;
   /** Keep BatchNorm on the running model's statistics (train.py --freeze-bn). */
   freezeBn?: boolean;
+  /** Weight of the squared distance from the running model's weights in the loss (train.py --anchor; 0: off). */
+  anchor?: number;
   /** Wait for the run to end (tests, scripts); without it the command returns once training has started. */
   wait?: boolean;
 }
@@ -184,6 +186,7 @@ export async function startTraining(env: ModelEnv, opts: TrainOptions): Promise<
     ['--crop', opts.crop, 32, 1024],
     ['--city-share', opts.cityShare, 0.01, 1],
     ['--lr', opts.lr, 1e-7, 1],
+    ['--anchor', opts.anchor, 0, 1000],
   ] as const)
     if (v !== undefined && !(Number.isFinite(v) && v >= lo && v <= hi))
       throw new BadInputError('bad_option', `${field} ${v}: expected a number from ${lo} to ${hi}`, { field });
@@ -298,6 +301,7 @@ function writeTrainScript(config: Config, parent: ModelRow, row: ModelRow, t: Tr
     '--ema',
     0.999,
     ...(opts.freezeBn ? ['--freeze-bn'] : []),
+    ...(opts.anchor ? ['--anchor', opts.anchor] : []),
     '--same',
     0.1,
     '--scale',

@@ -63,6 +63,11 @@ export function modelCommands(program: Command): void {
       "share of samples from the city's chips when replay folders are set",
       num('--city-share'),
     )
+    .option(
+      '--anchor <w>',
+      "weight of the squared distance from the running model's weights in the loss (L2-SP; default 0: off)",
+      num('--anchor'),
+    )
     .option('--resume <id>', 'go on with a stopped fine-tune from its last checkpoint', id)
     .option('--wait', 'stay until the run ends (else it goes on in the background: tuban model list shows it)')
     .action(
@@ -75,6 +80,7 @@ export function modelCommands(program: Command): void {
         crop?: number;
         cityShare?: number;
         lr?: number;
+        anchor?: number;
         resume?: number;
         wait?: boolean;
       }) => {
@@ -98,6 +104,7 @@ export function modelCommands(program: Command): void {
                 crop: o.crop,
                 cityShare: o.cityShare,
                 lr: o.lr,
+                anchor: o.anchor,
                 wait: o.wait,
               });
         const t = r.trained_on!;

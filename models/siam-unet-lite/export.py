@@ -81,7 +81,7 @@ def main():
             'seed': record['seed'],
             'steps': record['steps'], 'batch': record['batch'], 'crop': record['crop'], 'lr': record['lr'],
             'device': record['device'], 'torch': record['torch'], 'trainingSeconds': record['trainingSeconds'],
-            'initialisedFrom': record.get('initialisedFrom'),
+            'initialisedFrom': record.get('initialisedFrom'), 'freezeBn': record.get('freezeBn'), 'anchor': record.get('anchor'),
             'maxMinutes': record.get('maxMinutes'), 'scale': record.get('scale'), 'same': record.get('same'), 'interiorWeight': record.get('interiorWeight'),
             'metricsAtExport': {'threshold': 0.5, 'pixel': record['devMetrics'], 'note': 'PyTorch pixel metrics on the development sets (levir-cd-t38: its validation images only) at the end of training; `tuban eval` gives the full table through onnxruntime'},
             'exportedWith': {'torch': torch.__version__, 'symmetric': args.symmetric, 'flip': args.flip},

@@ -140,6 +140,9 @@ def main(argv=None):
     ap.add_argument('--freeze-bn', action='store_true', help='keep BatchNorm on the statistics --init was trained with '
                     '(normalise with them, never update them): a fine-tune on a mix of other imagery then changes the weights, not '
                     'what the whole network takes as normal')
+    ap.add_argument('--anchor', type=float, default=0.0, help='with --init: add this times the squared distance of the '
+                    'weights from those --init gave to the loss (L2-SP, Li et al. 2018): a fine-tune on a few of a city\'s chips '
+                    'then moves the weights no further than its data asks, and forgets less of what the start knew (0: off)')
     ap.add_argument('--snapshots', action='store_true', help='also keep the weights of every evaluation as snapshots/step-N.npz')
     ap.add_argument('--resume', action='store_true', help='go on from --out/checkpoint.pt with the same arguments')
     ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16')
@@ -190,6 +193,10 @@ def main(argv=None):
     if args.init:
         load_weights(net, args.init)
     params = sum(p.numel() for p in net.parameters())
+    if args.anchor < 0 or (args.anchor and not args.init):
+        raise SystemExit(f'--anchor {args.anchor}: expected a weight ≥ 0, and --init to anchor to')
+    # the starting weights, for --anchor's distance (BatchNorm's statistics are buffers, not weights: not anchored)
+    start = [p.detach().clone() for p in net.parameters()] if args.anchor else None
     if not 0 <= args.ema < 1:
         raise SystemExit(f'--ema {args.ema}: expected a decay in [0, 1)')
     ema = copy.deepcopy(net).eval() if args.ema else None
@@ -253,7 +260,7 @@ def main(argv=None):
                               **({'weight': w} if weights else {})} for (f, s, ps), w in zip(train_sets, folder_weights)],
             'split': {k: sorted(v) for k, v in split.items()}, 'splitFile': args.split,
             'backgrounds': [os.path.basename(os.path.normpath(f)) for f in args.backgrounds], 'backgroundImages': len(backgrounds), 'realRoofs': len(roofs),
-            'initialisedFrom': args.init, 'resumed': args.resume, 'freezeBn': args.freeze_bn,
+            'initialisedFrom': args.init, 'resumed': args.resume, 'freezeBn': args.freeze_bn, 'anchor': args.anchor,
             'devMetrics': metrics if metrics is not None else (evals[-1]['dev'] if evals else {}),
             'trainMetrics': train_metrics or {}, 'evals': evals, 'log': log,
         }
@@ -280,6 +287,8 @@ def main(argv=None):
         loss = masked_bce(bce, logits[:, :1], lab, known) + dice_loss(logits[:, :1], lab, known)
         if args.interior_weight:
             loss = loss + args.interior_weight * (masked_bce(bce, logits[:, 1:2], inner, known) + dice_loss(logits[:, 1:2], inner, known))
+        if start is not None:
+            loss = loss + args.anchor * sum(((w - w0) ** 2).sum() for w, w0 in zip(net.parameters(), start))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
