@@ -86,8 +86,10 @@ export async function eachText(
   const embedded = (db.client as { config?: { client?: unknown } }).config?.client !== 'pg';
   let count = 0;
   await db.transaction(async (trx) => {
-    // doubles in their shortest exact form (a connection may have asked for more digits)
+    // doubles in their shortest exact form (a connection may have asked for more digits); the lines of a
+    // month are sorted whole (in parallel workers, each with this much memory before it writes to disk)
     await trx.raw('set local extra_float_digits = 1');
+    await trx.raw(`set local work_mem = '64MB'`);
     // the transaction's own connection, spoken to directly: knex would read a `?` in the literals as a binding
     const conn = (await trx.client.acquireConnection()) as {
       query(q: unknown): Readable & Promise<{ rows: Record<string, string>[] }>;

@@ -16,65 +16,70 @@
 --   :l_relation :l_class :l_status :l_result :l_violation :l_measure :l_lookback :l_source
 --                 jsonb {code: cell}: the words for each code, already CSV cells (a code without words
 --                 is written as itself)
-select concat(
-         p.code, ',', p.month, ',', b.on_date, ',', a.on_date, ',',
-         csv_text(p.district_code), ',', csv_text(p.town_code), ',', csv_text(p.town_name), ',',
-         csv_text(p.grid_code), ',',
-         (floor(ST_X(p.centroid) * 100 + 0.5) / 100)::text, ',',
-         (floor(ST_Y(p.centroid) * 100 + 0.5) / 100)::text, ',',
-         (floor(ST_X(ST_Transform(p.centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, ',',
-         (floor(ST_Y(ST_Transform(p.centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, ',',
-         (floor(p.area_m2 * 100 + 0.5) / 100)::text, ',',
-         (floor(p.area_m2 / (10000::float8 / 15) * 100 + 0.5) / 100)::text, ',',
-         (floor(p.farmland_m2 * 100 + 0.5) / 100)::text, ',',
-         (floor(p.ecological_m2 * 100 + 0.5) / 100)::text, ',',
-         (floor(p.water_m2 * 100 + 0.5) / 100)::text, ',',
-         coalesce(:l_relation::jsonb ->> p.building_relation, p.building_relation), ',', p.building_relation, ',',
-         (floor(p.registered_building_m2 * 100 + 0.5) / 100)::text, ',',
-         (floor(p.extension_m2 * 100 + 0.5) / 100)::text, ',',
-         coalesce(:l_class::jsonb ->> p.class, p.class), ',', p.class, ',',
-         coalesce(:l_status::jsonb ->> p.status, csv_text(p.status)), ',', csv_text(p.status), ',',
-         coalesce(:l_result::jsonb ->> p.verification_result, csv_text(p.verification_result)), ',',
-         csv_text(p.verification_result), ',',
-         coalesce(:l_violation::jsonb ->> p.violation, csv_text(p.violation)), ',',
-         coalesce(:l_measure::jsonb ->> p.measure, csv_text(p.measure)), ',',
-         case when p.escalated_at is not null then '是' else '否' end, ',',
-         to_char(p.overdue_since, 'YYYY-MM-DD'), ',', to_char(p.verify_due, 'YYYY-MM-DD'), ',',
-         to_char(p.rectify_due, 'YYYY-MM-DD'), ',',
-         case when p.verify_due > :covered::date or p.rectify_due > :covered::date then '是' else '否' end, ',',
-         -- working days past the running deadline (verification while dispatched, rectification while rectifying)
-         case when (case p.status when 'dispatched' then p.verify_due when 'rectifying' then p.rectify_due end)
-                   < :today::date
-           then (:late::int[])[least(:today::date - case p.status when 'dispatched' then p.verify_due
-                                                                  else p.rectify_due end,
-                                     cardinality(:late::int[]))]
-           else 0 end, ',',
-         csv_text(p.imagery_check->>'month'), ',',
-         coalesce(:l_lookback::jsonb ->> (p.imagery_check->>'result'), csv_text(p.imagery_check->>'result')), ',',
-         csv_text(p.imagery_check->>'result'), ',',
-         case when jsonb_typeof(p.imagery_check->'score') = 'number'
-           then (floor((p.imagery_check->>'score')::float8 * 100 + 0.5) / 100)::text end, ',',
-         coalesce(:l_source::jsonb ->> p.source, p.source), ',',
-         case when p.model_name <> '' then csv_text(p.model_name || ' ' || p.model_version) end, ',',
-         (floor(p.mean_prob * 100 + 0.5) / 100)::text, ',',
-         csv_text(n.note), E'\r\n'
-       ) as line
-from patch p
-left join (select month, to_char(max(acquired_on), 'YYYY-MM-DD') as on_date from imagery group by month) b
-  on b.month = p.baseline_month
-left join (select month, to_char(max(acquired_on), 'YYYY-MM-DD') as on_date from imagery group by month) a
-  on a.month = p.month
--- the latest note, as a join (a LIMIT or an aggregate under a lateral reference keeps the lines out of the
--- parallel workers: PostgreSQL then writes them all in one process)
-left join (
-  select e.patch_id, e.detail->>'text' as note from patch_event e
-  where e.type = 'note'
-    and not exists (select 1 from patch_event l where l.patch_id = e.patch_id and l.type = 'note' and l.id > e.id)
-) n on n.patch_id = p.id
-where p.month = :month::text
-  and patch_is_live(p.status)
-  and (:town::text is null or p.town_code = :town::text)
-  and (:scope_town::text is null or p.town_code = :scope_town::text)
-  and (:states::text[] is null or p.status = any(:states::text[]))
-  and (:codes::text[] is null or p.code = any(:codes::text[]))
-order by p.town_code, p.code;
+select concat(r.head, csv_text(n.note), E'\r\n') as line
+from (
+  -- every cell but the note, worked out in PostgreSQL's parallel workers and sorted there
+  select p.id, p.town_code, p.code, concat(
+           p.code, ',', p.month, ',', b.on_date, ',', a.on_date, ',',
+           csv_text(p.district_code), ',', csv_text(p.town_code), ',', csv_text(p.town_name), ',',
+           csv_text(p.grid_code), ',',
+           (floor(ST_X(p.centroid) * 100 + 0.5) / 100)::text, ',',
+           (floor(ST_Y(p.centroid) * 100 + 0.5) / 100)::text, ',',
+           (floor(ST_X(ST_Transform(p.centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, ',',
+           (floor(ST_Y(ST_Transform(p.centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, ',',
+           (floor(p.area_m2 * 100 + 0.5) / 100)::text, ',',
+           (floor(p.area_m2 / (10000::float8 / 15) * 100 + 0.5) / 100)::text, ',',
+           (floor(p.farmland_m2 * 100 + 0.5) / 100)::text, ',',
+           (floor(p.ecological_m2 * 100 + 0.5) / 100)::text, ',',
+           (floor(p.water_m2 * 100 + 0.5) / 100)::text, ',',
+           coalesce(:l_relation::jsonb ->> p.building_relation, p.building_relation), ',', p.building_relation, ',',
+           (floor(p.registered_building_m2 * 100 + 0.5) / 100)::text, ',',
+           (floor(p.extension_m2 * 100 + 0.5) / 100)::text, ',',
+           coalesce(:l_class::jsonb ->> p.class, p.class), ',', p.class, ',',
+           coalesce(:l_status::jsonb ->> p.status, csv_text(p.status)), ',', csv_text(p.status), ',',
+           coalesce(:l_result::jsonb ->> p.verification_result, csv_text(p.verification_result)), ',',
+           csv_text(p.verification_result), ',',
+           coalesce(:l_violation::jsonb ->> p.violation, csv_text(p.violation)), ',',
+           coalesce(:l_measure::jsonb ->> p.measure, csv_text(p.measure)), ',',
+           case when p.escalated_at is not null then '是' else '否' end, ',',
+           to_char(p.overdue_since, 'YYYY-MM-DD'), ',', to_char(p.verify_due, 'YYYY-MM-DD'), ',',
+           to_char(p.rectify_due, 'YYYY-MM-DD'), ',',
+           case when p.verify_due > :covered::date or p.rectify_due > :covered::date then '是' else '否' end, ',',
+           -- working days past the running deadline (verification while dispatched, rectification while rectifying)
+           case when (case p.status when 'dispatched' then p.verify_due when 'rectifying' then p.rectify_due end)
+                     < :today::date
+             then (:late::int[])[least(:today::date - case p.status when 'dispatched' then p.verify_due
+                                                                    else p.rectify_due end,
+                                       cardinality(:late::int[]))]
+             else 0 end, ',',
+           csv_text(p.imagery_check->>'month'), ',',
+           coalesce(:l_lookback::jsonb ->> (p.imagery_check->>'result'), csv_text(p.imagery_check->>'result')), ',',
+           csv_text(p.imagery_check->>'result'), ',',
+           case when jsonb_typeof(p.imagery_check->'score') = 'number'
+             then (floor((p.imagery_check->>'score')::float8 * 100 + 0.5) / 100)::text end, ',',
+           coalesce(:l_source::jsonb ->> p.source, p.source), ',',
+           case when p.model_name <> '' then csv_text(p.model_name || ' ' || p.model_version) end, ',',
+           (floor(p.mean_prob * 100 + 0.5) / 100)::text, ','
+         ) as head
+  from patch p
+  left join (select month, to_char(max(acquired_on), 'YYYY-MM-DD') as on_date from imagery group by month) b
+    on b.month = p.baseline_month
+  left join (select month, to_char(max(acquired_on), 'YYYY-MM-DD') as on_date from imagery group by month) a
+    on a.month = p.month
+  where p.month = :month::text
+    and patch_is_live(p.status)
+    and (:town::text is null or p.town_code = :town::text)
+    and (:scope_town::text is null or p.town_code = :scope_town::text)
+    and (:states::text[] is null or p.status = any(:states::text[]))
+    and (:codes::text[] is null or p.code = any(:codes::text[]))
+  order by p.town_code, p.code
+) r
+-- then the latest note of each, in the order the workers' lines arrive (a join to the month's notes
+-- would be planned as a hash of every note in the table: 45 M events at 10 M patches; migration 033's
+-- index makes this a probe)
+left join lateral (
+  select e.detail->>'text' as note from patch_event e
+  where e.patch_id = r.id and e.type = 'note'
+  order by e.id desc limit 1
+) n on true
+order by r.town_code, r.code;
