@@ -31,7 +31,6 @@ interface Place {
   /** m² of the outline outside the month's images, and outside the baseline month's. */
   month_outside_m2: number;
   baseline_outside_m2: number;
-  open_patches: { code: string; town_code: string | null }[];
 }
 
 /** How the diff classes a change against the registered buildings (TUBAN_BUILDING_TOUCH_M, TUBAN_ON_BUILDING_SHARE). */
@@ -102,17 +101,13 @@ async function reportIn(
       field: 'month',
     });
   const outline = JSON.stringify(body.outline);
-  const measure = async () =>
-    (
-      await runSql<Place>(trx, 'workflow/report_place', {
-        outline,
-        month,
-        baseline: batch.baseline_month,
-        touch_m: rules.touchM,
-        on_building_share: rules.onBuildingShare,
-      })
-    )[0];
-  let place = await measure();
+  const [place] = await runSql<Place>(trx, 'workflow/report_place', {
+    outline,
+    month,
+    baseline: batch.baseline_month,
+    touch_m: rules.touchM,
+    on_building_share: rules.onBuildingShare,
+  });
   const bad = (key: Parameters<typeof say>[0], args: Record<string, unknown> = {}) =>
     new BadInputError('bad_field', say(key, args as never), { field: 'outline' });
   if (place.empty) throw bad('reported_empty');
@@ -134,12 +129,12 @@ async function reportIn(
     throw bad('reported_not_covered', { month: batch.baseline_month });
 
   // the district's numbers, and what else is being made there (a batch's emit, another report of the same
-  // ground), take turns from here: the open patches are read again under the lock
+  // ground), take turns from here: the open patches it overlaps are read under the lock
   await lockPatchNumbers(trx, month, place.district_code);
-  place = await measure();
-  if (place.open_patches.length) {
+  const open = await runSql<{ code: string; town_code: string | null }>(trx, 'workflow/report_open', { outline });
+  if (open.length) {
     // a town user is told the codes of their own town's patches only
-    const shown = place.open_patches.filter((p) => user.role !== 'town' || p.town_code === user.townCode);
+    const shown = open.filter((p) => user.role !== 'town' || p.town_code === user.townCode);
     throw new ConflictError(
       shown.length
         ? say('reported_overlaps', { codes: shown.map((p) => p.code).join(', ') })

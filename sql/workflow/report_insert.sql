@@ -10,10 +10,7 @@
 --   :status    detected or dispatched
 --   :verify_due  the verification deadline when dispatched, else null
 --   :reported_by, :report_key  the user and their request key
-with drawn as (
-  select ST_Multi(ST_CollectionExtract(ST_MakeValid(
-           ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:outline::text), 4326), (select value::int from setting where key = 'storage_srid'))), 3)) as geom
-)
+with /*include workflow/report_drawn*/
 insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, grid_code, grid_name,
                    area_m2, farmland_m2, ecological_m2, water_m2, mean_prob, source_tiles, model_name, model_version, status,
                    geom, centroid, class, dispatched_at, verify_due, building_relation, registered_building_m2, extension_m2,

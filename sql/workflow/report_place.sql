@@ -1,18 +1,15 @@
 -- Where a reported outline lies and what it meets, before it becomes a patch (workflow/report_insert):
 -- its area; its town and grid (the larger share, as the diff picks them); its zone overlaps; how it meets
 -- the registered buildings (as the diff classes a change); whether the month's imagery and its baseline
--- month's cover it; and the open patches it overlaps (a report of what is already a patch is refused
--- naming them).
+-- month's cover it. The open patches it overlaps are read apart (report_open), under the district's
+-- numbering lock this measure tells.
 -- Parameters:
 --   :outline    GeoJSON Polygon or MultiPolygon in lon/lat (EPSG:4326), made valid here
 --   :month      the imagery month the outline was drawn on (YYYY-MM)
 --   :baseline   the month it is compared with (YYYY-MM), or null when the month has no batch
 --   :touch_m    how near a registered building an outline counts as meeting it (m), TUBAN_BUILDING_TOUCH_M
 --   :on_building_share  share of the outline on registered footprints that makes it on_building
-with drawn as (
-  select ST_Multi(ST_CollectionExtract(ST_MakeValid(
-           ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(:outline::text), 4326), (select value::int from setting where key = 'storage_srid'))), 3)) as geom
-),
+with /*include workflow/report_drawn*/,
 measured as (
   select d.geom, ST_IsEmpty(d.geom) as empty,
          coalesce(ST_Area(ST_Transform(d.geom, 4326)::geography), 0) as area_m2,
@@ -41,11 +38,7 @@ select m.empty, m.area_m2,
        coalesce((select ST_Area(ST_Difference(m.geom, ST_Union(i.footprint))) from imagery i
                  where i.month = :month::text and ST_Intersects(i.footprint, m.geom)), m.area_m2) as month_outside_m2,
        coalesce((select ST_Area(ST_Difference(m.geom, ST_Union(i.footprint))) from imagery i
-                 where i.month = :baseline::text and ST_Intersects(i.footprint, m.geom)), m.area_m2) as baseline_outside_m2,
-       (select coalesce(json_agg(json_build_object('code', p.code, 'town_code', p.town_code) order by p.code), '[]'::json) from patch p
-        where ST_Intersects(p.geom, m.geom)
-          and p.status not in ('dismissed', 'legal', 'false_change', 'pre_existing', 'closed', 'merged', 'split')
-          and ST_Area(ST_Intersection(p.geom, m.geom)) > 0.1 * least(ST_Area(p.geom), ST_Area(m.geom))) as open_patches
+                 where i.month = :baseline::text and ST_Intersects(i.footprint, m.geom)), m.area_m2) as baseline_outside_m2
 from measured m
 left join lateral (
   select t.code, t.name, t.district_code from reference_feature t
