@@ -144,13 +144,15 @@ export function patchRoutes(app: ZodApp, ctx: RouteContext): void {
     async (req, reply) => {
       const user = me(req);
       const rules = { touchM: ctx.config.TUBAN_BUILDING_TOUCH_M, onBuildingShare: ctx.config.TUBAN_ON_BUILDING_SHARE };
+      // a repeat of a request key answers (and is audited as) 200 with the patch it made, a new report 201
+      const status = (r: { repeated: boolean }) => (r.repeated ? 200 : 201);
       const made = await ctx.audited<Awaited<ReturnType<typeof reportPatch>>>(
         req,
-        (r) => (r.repeated ? 200 : 201),
+        status,
         (trx) => reportPatch(trx, env, rules, user, req.body),
         (r) => ({ patch: r.code, repeated: r.repeated }),
       );
-      return reply.status(made.repeated ? 200 : 201).send(local(await patchDetail(db, user, made.code)));
+      return reply.status(status(made)).send(local(await patchDetail(db, user, made.code)));
     },
   );
 

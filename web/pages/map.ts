@@ -162,11 +162,15 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       edge,
     ]);
   };
-  const cancelReport = () => {
+  /** The report is over (sent, queued, cancelled, or the page left): no drawing, no form, nothing held back. */
+  const endReport = () => {
     stopDrawing?.();
     stopDrawing = null;
     state.report = null;
     drafting.open = false;
+  };
+  const cancelReport = () => {
+    endReport();
     draw();
   };
   const submitReport = async (e: Event) => {
@@ -185,16 +189,12 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
         note: r.note.trim() || undefined,
         request_key: r.key,
       });
-      stopDrawing?.();
-      state.report = null;
-      drafting.open = false;
+      endReport();
       openPatch(made.code);
     } catch (err) {
       if (err instanceof QueuedError) {
         // no signal at the site: the outbox sends it when the signal returns (its key makes it one patch)
-        stopDrawing?.();
-        state.report = null;
-        drafting.open = false;
+        endReport();
         state.queued = err.message;
       } else {
         r.failure = err;
@@ -203,10 +203,7 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       draw();
     }
   };
-  nav.onLeave(() => {
-    stopDrawing?.();
-    drafting.open = false;
-  });
+  nav.onLeave(endReport);
 
   const onFilter = (e: Event) => {
     const el = e.target as HTMLInputElement | HTMLSelectElement;
