@@ -38,6 +38,34 @@ describe('the diff, district by district', () => {
     });
   }
 
+  /**
+   * The reference's patches (the diff on one connection), and a run whose batch was diffed in slices and
+   * then taken back to before its diff, for a diff to be run again.
+   */
+  async function takenBack() {
+    const reference = await twoDistricts();
+    await runBatch(reference.db, serial(reference), '2024-03', '2024-02');
+    const expected = await patchSnapshot(reference.db);
+    const run = await twoDistricts();
+    const first = await runBatch(run.db, run.config, '2024-03', '2024-02');
+    await takeBack(run, first.batchId);
+    return { expected, run, first };
+  }
+
+  /** The diff ended with the reference's patches, its candidates numbered 1…N with none left over. */
+  async function expectAsReference(
+    run: Run,
+    batchId: number,
+    summary: Awaited<ReturnType<typeof runDiff>>,
+    expected: Awaited<ReturnType<typeof patchSnapshot>>,
+  ) {
+    expect(summary.status).toBe('completed');
+    expect(await patchSnapshot(run.db)).toEqual(expected);
+    const candidates = await run.db('batch_candidate').where({ batch_id: batchId }).orderBy('seq');
+    expect(candidates.map((c) => c.seq)).toEqual(candidates.map((_, i) => i + 1));
+    expect(candidates.length).toBe(summary.candidates);
+  }
+
   async function twoDistricts(): Promise<Run> {
     const run = await freshRun(fixturesDir);
     runs.push(run);
@@ -120,13 +148,7 @@ describe('the diff, district by district', () => {
   });
 
   it('a slice of the candidates that fails leaves nothing the next diff keeps', async () => {
-    const reference = await twoDistricts();
-    await runBatch(reference.db, serial(reference), '2024-03', '2024-02');
-    const expected = await patchSnapshot(reference.db);
-
-    const run = await twoDistricts();
-    const first = await runBatch(run.db, run.config, '2024-03', '2024-02');
-    await takeBack(run, first.batchId);
+    const { expected, run, first } = await takenBack();
     // one slice fails after writing its candidates; the other commits its own
     let slices = 0;
     const stop = new Error('a slice failed');
@@ -142,21 +164,11 @@ describe('the diff, district by district', () => {
 
     // again: the half-written candidates are replaced, not numbered in with the new ones
     const summary = await runDiff(run.db, run.config, first.batchId);
-    expect(summary.status).toBe('completed');
-    expect(await patchSnapshot(run.db)).toEqual(expected);
-    const candidates = await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq');
-    expect(candidates.map((c) => c.seq)).toEqual(candidates.map((_, i) => i + 1));
-    expect(candidates.length).toBe(summary.candidates);
+    await expectAsReference(run, first.batchId, summary, expected);
   });
 
   it('a slice left running by a diff that lost its connection commits nothing the next diff keeps', async () => {
-    const reference = await twoDistricts();
-    await runBatch(reference.db, serial(reference), '2024-03', '2024-02');
-    const expected = await patchSnapshot(reference.db);
-
-    const run = await twoDistricts();
-    const first = await runBatch(run.db, run.config, '2024-03', '2024-02');
-    await takeBack(run, first.batchId);
+    const { expected, run, first } = await takenBack();
     // attempt A: its first slice holds, its candidates written and not committed, until let go
     let letGo!: () => void;
     const held = new Promise<void>((resolve) => (letGo = resolve));
@@ -193,10 +205,6 @@ describe('the diff, district by district', () => {
     const summary = await b;
     expect(early).toBe('waiting');
     expect(await a).toBeInstanceOf(Error);
-    expect(summary.status).toBe('completed');
-    expect(await patchSnapshot(run.db)).toEqual(expected);
-    const candidates = await run.db('batch_candidate').where({ batch_id: first.batchId }).orderBy('seq');
-    expect(candidates.map((c) => c.seq)).toEqual(candidates.map((_, i) => i + 1));
-    expect(candidates.length).toBe(summary.candidates);
+    await expectAsReference(run, first.batchId, summary, expected);
   });
 });

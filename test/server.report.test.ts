@@ -186,60 +186,46 @@ describe('reported patches (巡查发现, 群众举报)', () => {
   it('refuses what is not a report to make, naming the field and the reason', async () => {
     const base = { month: '2024-03', source: 'patrol', visible: true };
     let n = 0;
-    const key = () => `refused-${++n}-key`;
+    /** A report by `who` (a patrol find around the permitted building on 2024-03, unless `changes` say
+     * otherwise), refused with `status` and, when given, a message holding `says`. */
+    const refused = async (who: string, changes: Record<string, unknown>, status: number, says?: RegExp | string) => {
+      const r = await report(who, {
+        ...base,
+        outline: await outline('permitted-1'),
+        ...changes,
+        request_key: `refused-${++n}-key`,
+      });
+      expect(r.statusCode, r.body).toBe(status);
+      if (says !== undefined) expect(r.json().message).toMatch(says);
+    };
     // another town's ground
-    const other = await report('heshan', { ...base, outline: await outline('permitted-1'), request_key: key() });
-    expect(other.statusCode, other.body).toBe(403);
-    expect(other.json().message).toMatch(/350206001|殿前/);
+    await refused('heshan', {}, 403, /350206001|殿前/);
     // what is a patch already
-    const open = await report('dianqian', { ...base, outline: await outline('residential', 2), request_key: key() });
-    expect(open.statusCode, open.body).toBe(409);
-    expect(open.json().message).toContain('350206-202403-0002');
+    await refused('dianqian', { outline: await outline('residential', 2) }, 409, '350206-202403-0002');
     // roles that do not report
-    const sup = await report('sup', { ...base, outline: await outline('permitted-1'), request_key: key() });
-    expect(sup.statusCode, sup.body).toBe(403);
+    await refused('sup', {}, 403);
     // a month without a batch; a ring left open; too large; outside every town; off the imagery
-    const noBatch = await report('dianqian', {
-      ...base,
-      month: '2024-05',
-      outline: await outline('permitted-1'),
-      request_key: key(),
-    });
-    expect(noBatch.statusCode, noBatch.body).toBe(400);
-    expect(noBatch.json().message).toContain('2024-05');
+    await refused('dianqian', { month: '2024-05' }, 400, '2024-05');
     const ring = (await outline('permitted-1')).coordinates[0];
-    const openRing = await report('dianqian', {
-      ...base,
-      outline: { type: 'Polygon', coordinates: [ring.slice(0, -1)] },
-      request_key: key(),
-    });
-    expect(openRing.statusCode, openRing.body).toBe(400);
-    expect(openRing.json().message).toMatch(/outline\.coordinates\.0: a ring ends where it starts/);
+    await refused(
+      'dianqian',
+      { outline: { type: 'Polygon', coordinates: [ring.slice(0, -1)] } },
+      400,
+      /outline\.coordinates\.0: a ring ends where it starts/,
+    );
     // an empty ring is refused the same way (its check once read past the end of it: 500)
-    const empty = await report('dianqian', {
-      ...base,
-      outline: { type: 'Polygon', coordinates: [[]] },
-      request_key: key(),
-    });
-    expect(empty.statusCode, empty.body).toBe(400);
-    expect(empty.json().message).toMatch(/outline\.coordinates\.0/);
+    await refused('dianqian', { outline: { type: 'Polygon', coordinates: [[]] } }, 400, /outline\.coordinates\.0/);
     // a town reports on the latest imagery only
-    const old = await report('dianqian', {
-      ...base,
-      month: '2024-02',
-      outline: await outline('permitted-1'),
-      request_key: key(),
-    });
-    expect(old.statusCode, old.body).toBe(400);
-    expect(old.json().message).toMatch(/latest imagery \(2024-03\), not on 2024-02/);
-    const huge = await report('ana', { ...base, outline: await outline('permitted-1', 200), request_key: key() });
-    expect(huge.statusCode, huge.body).toBe(400);
-    expect(huge.json().message).toMatch(/outline: [\d.]+ m² is larger than 100000 m²/);
+    await refused('dianqian', { month: '2024-02' }, 400, /latest imagery \(2024-03\), not on 2024-02/);
+    await refused(
+      'ana',
+      { outline: await outline('permitted-1', 200) },
+      400,
+      /outline: [\d.]+ m² is larger than 100000 m²/,
+    );
     const far = await outline('permitted-1');
     const shifted = { type: 'Polygon', coordinates: [far.coordinates[0].map(([x, y]) => [x + 0.5, y])] };
-    const outside = await report('ana', { ...base, outline: shifted, request_key: key() });
-    expect(outside.statusCode, outside.body).toBe(400);
-    expect(outside.json().message).toMatch(/outline: it lies outside every town/);
+    await refused('ana', { outline: shifted }, 400, /outline: it lies outside every town/);
     expect(await h.run.db('patch').count({ n: '*' })).toEqual([{ n: '5' }]);
   });
 });
