@@ -113,6 +113,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the model register page', () => {
       await expect.poll(() => page.textContent('#models')).toMatch(/模型登记簿为空/);
       expect(await page.$('#models tr[data-model]')).toBeNull();
       await inChinese(page, 'the empty model register');
+      await page.screenshot({ path: join(SHOTS, '10b-models-empty-phone.png'), fullPage: true });
       await page.close();
     } finally {
       await server?.close();
