@@ -52,9 +52,7 @@ function literal(name: string, v: SqlLiteral | undefined): string {
   }
   // no control characters (a line break could end a comment the text sits in, were there one): the values
   // are filters, codes, dates and the catalogue's words
-  let control = false;
-  for (let i = 0; i < v.length && !control; i++) control = v.charCodeAt(i) < 0x20 || v.charCodeAt(i) === 0x7f;
-  if (control)
+  if (/\p{Cc}/u.test(v))
     throw new BadInputError('bad_parameter', `${name}: a control character in ${JSON.stringify(v)}`, { field: name });
   return escapeLiteral(v);
 }
