@@ -57,6 +57,12 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
 
   /** Taps the corners of an outline on the map, zoomed to it, and the first corner again to close it. */
   async function drawOutline(page: Page, points: number[][]) {
+    // tapping 上报图斑 (below the list on a phone) brings the whole map into view: every tap lands on it
+    const inView = await page.$eval('#map', (el) => {
+      const r = el.getBoundingClientRect();
+      return r.top >= -1 && r.bottom <= innerHeight + 1;
+    });
+    expect(inView).toBe(true);
     await page.evaluate((pts) => {
       const map = (window as any).__tubanMap;
       const xs = pts.map((p) => p[0]);
@@ -163,7 +169,8 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
 
     // no signal at the next site: the report waits in the outbox and is sent, once, when the signal returns
     await page.goto(`${base}#/map?month=2024-03`);
-    await page.waitForSelector('#patch-table tr[data-code]');
+    // the patrol list's one row stays until the town's four replace it (the map moves down the page then)
+    await expect.poll(() => page.$$eval('#patch-table tr[data-code]', (rows) => rows.length)).toBe(4);
     await page.click('#report-start');
     await drawOutline(page, corners('permitted-2'));
     await page.waitForSelector('#report-form');

@@ -146,6 +146,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
         requestAnimationFrame(revealOutline);
       }) ?? null;
     draw();
+    // on a phone the button sits below the list, the map above it and perhaps off the screen: bring it into view
+    ctx.main.querySelector<HTMLElement>('.mapwrap')?.scrollIntoView({ block: 'nearest' });
   };
   /** Pans (or zooms out) the map so the drawn outline is not under the report's form. */
   const revealOutline = () => {
