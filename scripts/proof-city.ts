@@ -18,6 +18,7 @@
  *
  *   npx tsx scripts/proof-city.ts [--base models/siam-unet-lite/bases/no-pak] [--months 4] [--minutes 12]
  *       [--steps 3000] [--lr 1e-4] [--city-share 0.5] [--patrol 0.5] [--freeze-bn] [--anchor W]
+ *       [--quiet-m M]
  *       [--data ../shared/data] [--json] [--keep]
  *
  * TUBAN_TRAIN_THREADS sets the training's threads (default 1). Not a test: figures depend on the machine.
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     patrol: { type: 'string', default: '0' },
     'freeze-bn': { type: 'boolean', default: false },
     anchor: { type: 'string' },
+    'quiet-m': { type: 'string' },
     data: { type: 'string', default: resolve(repo, '../shared/data') },
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -251,6 +253,7 @@ async function main(): Promise<void> {
           cityShare: values['city-share'] === undefined ? undefined : Number(values['city-share']),
           freezeBn: values['freeze-bn'],
           anchor: values.anchor === undefined ? undefined : Number(values.anchor),
+          quietM: values['quiet-m'] === undefined ? undefined : Number(values['quiet-m']),
           wait: true,
         });
         if (t.status !== 'candidate')

@@ -33,6 +33,8 @@ export interface TrainedOn {
   replay: string[];
   steps: number;
   minutes: number;
+  /** Unjudged ground this far (m) from every patch counted as no change (tuban model train --quiet-m). */
+  quietM?: number;
   pid?: number;
   error?: string;
 }

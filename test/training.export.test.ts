@@ -101,6 +101,70 @@ describe('training export from verified patches', () => {
     }
   });
 
+  it('with quietM, also marks the ground that far from every patch of the month as known, and nothing nearer', async () => {
+    const quietDir = mkdtempSync(join(tmpdir(), 'tuban-training-quiet-'));
+    try {
+      const quietM = 10;
+      const quiet = await exportTrainingChips(run.db, { month: '2024-03', outDir: quietDir, quietM });
+      expect(quiet.quietM).toBe(quietM);
+      expect(quiet.chips.map((c) => c.name)).toEqual(result.chips.map((c) => c.name));
+      const grey = async (dir: string, sub: string, name: string) =>
+        (
+          await sharp(join(dir, sub, name))
+            .extractChannel(0)
+            .raw()
+            .toBuffer({ resolveWithObject: true })
+        ).data;
+      const { srid } = result.chips[0];
+      for (const chip of quiet.chips) {
+        const [label, label0, known, known0] = await Promise.all([
+          grey(quietDir, 'label', chip.name),
+          grey(out, 'label', chip.name),
+          grey(quietDir, 'known', chip.name),
+          grey(out, 'known', chip.name),
+        ]);
+        // the label is the verdicts' alone; what was known stays known; most of the chip is now known
+        expect(label.equals(label0)).toBe(true);
+        expect(known0.every((v, i) => v !== 255 || known[i] === 255)).toBe(true);
+        const added = [...known.keys()].filter((i) => known[i] === 255 && known0[i] !== 255);
+        expect(added.length).toBeGreaterThan(known.length / 2);
+        // every pixel the quiet ground added lies at least quietM from every patch of the month (within a pixel)
+        const [w] = chip.sizePx;
+        const sample = added.filter((_, k) => k % Math.ceil(added.length / 400) === 0);
+        const points = sample.map((i) => [
+          chip.boundsWorld[0] + ((i % w) + 0.5) * chip.gsdM,
+          chip.boundsWorld[3] - (Math.floor(i / w) + 0.5) * chip.gsdM,
+        ]);
+        const { rows } = await run.db.raw(
+          `select min(ST_Distance(ST_Transform(ST_SetSRID(ST_MakePoint(x, y), ?::int), ST_SRID(p.geom)), p.geom)) as d
+           from unnest(?::float8[], ?::float8[]) as pt(x, y)
+           join patch p on p.month = '2024-03'
+           group by x, y order by d limit 1`,
+          [srid, points.map((q) => q[0]), points.map((q) => q[1])],
+        );
+        expect(Number(rows[0].d)).toBeGreaterThan(quietM - 1.5 * chip.gsdM);
+        // and what stays unknown is near a patch: the unverified one, or beyond a verified outline's ring
+        const unknown = [...known.keys()].filter((i) => known[i] !== 255);
+        expect(unknown.length).toBeGreaterThan(0);
+        const far = await run.db.raw(
+          `select max(d) as d from (
+             select min(ST_Distance(ST_Transform(ST_SetSRID(ST_MakePoint(x, y), ?::int), ST_SRID(p.geom)), p.geom)) as d
+             from unnest(?::float8[], ?::float8[]) as pt(x, y)
+             join patch p on p.month = '2024-03'
+             group by x, y) s`,
+          [
+            srid,
+            unknown.map((i) => chip.boundsWorld[0] + ((i % w) + 0.5) * chip.gsdM),
+            unknown.map((i) => chip.boundsWorld[3] - (Math.floor(i / w) + 0.5) * chip.gsdM),
+          ],
+        );
+        expect(Number(far.rows[0].d)).toBeLessThan(quietM + 1.5 * chip.gsdM);
+      }
+    } finally {
+      rmSync(quietDir, { recursive: true, force: true });
+    }
+  });
+
   it("cuts the after chip from the month's imagery at the right place, pixel for pixel", async () => {
     const chip = result.chips.find((c) => c.code === codes.illegal)!;
     const { data } = await sharp(join(out, 'B', chip.name))

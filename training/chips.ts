@@ -53,6 +53,8 @@ interface TrainingChip {
 export interface TrainingExport {
   dir: string;
   months: { since: string; until: string };
+  /** Set when unjudged ground this far (m) from every patch counted as no change. */
+  quietM?: number;
   chips: TrainingChip[];
   skipped: { code: string; reason: string }[];
 }
@@ -142,12 +144,22 @@ export function chipBounds(
  * Before/after chips of verified patches with their verdict as the change label, in the A/ B/ label/
  * layout that `tuban eval` and the training script read. A chip is `sizePx` square (larger when the
  * patch is), centred on the patch (moved inward near the edge of the imagery), on the after imagery's grid. Change patches nearby are labelled too;
- * a false-change or dismissed patch leaves its own area 0. Chips not fully covered by both months'
+ * a false-change or dismissed patch leaves its own area 0. known/ says where the label is known: verified
+ * outlines and a ring around them, and, with `quietM`, the ground that far from every patch of the month
+ * (no patch flagged or reported there: taken as no change). Chips not fully covered by both months'
  * imagery are skipped with the reason in the manifest.
  */
 export async function exportTrainingChips(
   db: Db,
-  opts: { month: string; since?: string; outDir: string; sizePx?: number; minCoverage?: number },
+  opts: {
+    month: string;
+    since?: string;
+    outDir: string;
+    sizePx?: number;
+    minCoverage?: number;
+    /** Unjudged ground this far (m) from every patch of its month counts as known no change (0 or unset: never). */
+    quietM?: number;
+  },
 ): Promise<TrainingExport> {
   for (const [field, v] of [
     ['--month', opts.month],
@@ -231,6 +243,7 @@ export async function exportTrainingChips(
           code: p.code,
           reach_m: reach,
           ring_m: KNOWN_RING_M,
+          quiet_m: opts.quietM ?? 0,
           srid,
         });
         const known = await rasteriseLabel(looked, bounds, gsd, px, px);
@@ -274,7 +287,13 @@ export async function exportTrainingChips(
   } finally {
     await sources.close();
   }
-  const result: TrainingExport = { dir: opts.outDir, months: { since, until: opts.month }, chips, skipped };
+  const result: TrainingExport = {
+    dir: opts.outDir,
+    months: { since, until: opts.month },
+    ...(opts.quietM ? { quietM: opts.quietM } : {}),
+    chips,
+    skipped,
+  };
   writeFileSync(
     join(opts.outDir, 'manifest.json'),
     JSON.stringify(
@@ -283,7 +302,7 @@ export async function exportTrainingChips(
         dir: undefined,
         createdAt: new Date().toISOString(),
         layout:
-          "A/ before, B/ after, label/ 0 = no change, 255 = verified change, own/ the patch's own outline, known/ 255 where a verdict says what is there (verified outlines and a ring around them), 0 where nothing was judged",
+          "A/ before, B/ after, label/ 0 = no change, 255 = verified change, own/ the patch's own outline, known/ 255 where the label is known (verified outlines and a ring around them; with quietM, ground that far from every patch of the month), 0 where nothing was judged",
       },
       null,
       2,

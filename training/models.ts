@@ -160,6 +160,11 @@ export interface TrainOptions {
   freezeBn?: boolean;
   /** Weight of the squared distance from the running model's weights in the loss (train.py --anchor; 0: off). */
   anchor?: number;
+  /**
+   * Unjudged ground at least this far (m) from every patch of its month, flagged or reported, counts as known
+   * "no change" in the city's chips (more negatives like those of the shared data; unset: only verdicts count).
+   */
+  quietM?: number;
   /** Wait for the run to end (tests, scripts); without it the command returns once training has started. */
   wait?: boolean;
 }
@@ -187,6 +192,7 @@ export async function startTraining(env: ModelEnv, opts: TrainOptions): Promise<
     ['--city-share', opts.cityShare, 0.01, 1],
     ['--lr', opts.lr, 1e-7, 1],
     ['--anchor', opts.anchor, 0, 1000],
+    ['--quiet-m', opts.quietM, 0, 1000],
   ] as const)
     if (v !== undefined && !(Number.isFinite(v) && v >= lo && v <= hi))
       throw new BadInputError('bad_option', `${field} ${v}: expected a number from ${lo} to ${hi}`, { field });
@@ -229,6 +235,7 @@ export async function startTraining(env: ModelEnv, opts: TrainOptions): Promise<
     replay,
     steps: opts.steps ?? 3000,
     minutes: opts.minutes ?? 60,
+    ...(opts.quietM ? { quietM: opts.quietM } : {}),
     error: 'cutting the training chips; if this stays, the command stopped before training began',
   };
   const row0 = await insertModel(db, {
@@ -242,7 +249,7 @@ export async function startTraining(env: ModelEnv, opts: TrainOptions): Promise<
   rmSync(runDir, { recursive: true, force: true });
   let chips: Awaited<ReturnType<typeof exportTrainingChips>>;
   try {
-    chips = await exportTrainingChips(db, { month: until, since: opts.since, outDir: chipsDir });
+    chips = await exportTrainingChips(db, { month: until, since: opts.since, outDir: chipsDir, quietM: opts.quietM });
   } catch (err) {
     await deleteModel(db, row0.id);
     throw err;

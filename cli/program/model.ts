@@ -68,6 +68,11 @@ export function modelCommands(program: Command): void {
       "weight of the squared distance from the running model's weights in the loss (L2-SP; default 0: off)",
       num('--anchor'),
     )
+    .option(
+      '--quiet-m <m>',
+      'count unjudged ground at least this far from every patch of its month as no change (default: only verdicts)',
+      num('--quiet-m'),
+    )
     .option('--resume <id>', 'go on with a stopped fine-tune from its last checkpoint', id)
     .option('--wait', 'stay until the run ends (else it goes on in the background: tuban model list shows it)')
     .action(
@@ -81,6 +86,7 @@ export function modelCommands(program: Command): void {
         cityShare?: number;
         lr?: number;
         anchor?: number;
+        quietM?: number;
         resume?: number;
         wait?: boolean;
       }) => {
@@ -105,6 +111,7 @@ export function modelCommands(program: Command): void {
                 cityShare: o.cityShare,
                 lr: o.lr,
                 anchor: o.anchor,
+                quietM: o.quietM,
                 wait: o.wait,
               });
         const t = r.trained_on!;
