@@ -91,12 +91,17 @@ export async function streamCsv(
   write: (chunk: Buffer | string) => Promise<void>,
 ): Promise<number> {
   let begun = false;
-  const count = await eachText(db, 'export/patches.csv', csvParams(env, opts), async (lines) => {
-    opts.signal?.throwIfAborted();
-    if (!begun) await write(csvHead());
-    begun = true;
-    await write(lines);
-  });
+  const count = await eachText(
+    db,
+    'export/patches.csv',
+    csvParams(env, opts),
+    async (lines) => {
+      if (!begun) await write(csvHead());
+      begun = true;
+      await write(lines);
+    },
+    opts.signal,
+  );
   if (!begun) await write(csvHead());
   return count;
 }
@@ -229,6 +234,7 @@ export async function exportPatches(
     signal: opts.signal,
   };
   if (opts.format === 'csv') return { files: [opts.outPath], count: await writeCsv(db, env, csv, opts.outPath) };
+  if (opts.format === 'zip') return zipExport(db, env, csv, opts);
   // outlines only for the files that draw them (a spreadsheet of a province's month need not parse 28,000)
   const records = await exportRecords(
     db,
@@ -237,37 +243,68 @@ export async function exportPatches(
     opts.town ?? null,
     opts.user ?? null,
     opts.states ?? null,
-    !['csv', 'xlsx', 'pdf'].includes(opts.format),
+    !['xlsx', 'pdf'].includes(opts.format),
   );
   const target: WriteTarget = {
     db,
     env,
-    csv,
     storageSrid: opts.storageSrid,
     fontPath: opts.fontPath,
     title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`,
     signal: opts.signal,
   };
-  const files =
-    opts.format === 'zip'
-      ? [
-          await townPackages(
-            target,
-            records,
-            await packageTowns(db, opts.town ?? null, opts.user ?? null),
-            opts.month,
-            opts.outPath,
-          ),
-        ]
-      : await writeFormat(target, records, opts.format as Exclude<ExportFormat, 'zip'>, opts.outPath);
+  const files = await writeFormat(target, records, opts.format as MadeFromRecords, opts.outPath);
   return { files, count: records.length };
 }
+
+/**
+ * The towns' packages, zipped. The records every file is made from and each town's CSV (which the database
+ * writes) are read in one snapshot, so a patch edited meanwhile is the same in a package's CSV as in its
+ * GeoPackage and sheets; the other files are made from those records after it.
+ */
+async function zipExport(
+  db: Db,
+  env: WorkflowEnv,
+  csv: CsvFilter,
+  opts: Parameters<typeof exportPatches>[2],
+): Promise<{ files: string[]; count: number }> {
+  const tmp = mkdtempSync(join(tmpdir(), 'tuban-zip-'));
+  try {
+    const { records, folders } = await db.transaction(
+      async (trx) => {
+        const records = await exportRecords(trx, env, opts.month, opts.town ?? null, opts.user ?? null, opts.states);
+        const folders = packageFolders(
+          records,
+          await packageTowns(trx, opts.town ?? null, opts.user ?? null),
+          opts.month,
+          tmp,
+        );
+        for (const f of folders)
+          await writeCsv(trx, env, { ...csv, codes: f.records.map((r) => String(r.code)) }, f.csvPath);
+        return { records, folders };
+      },
+      { isolationLevel: 'repeatable read', readOnly: true },
+    );
+    const target: WriteTarget = {
+      db,
+      env,
+      storageSrid: opts.storageSrid,
+      fontPath: opts.fontPath,
+      title: `图斑 ${opts.month}${opts.town ? ` ${opts.town}` : ''}`,
+      signal: opts.signal,
+    };
+    return { files: [await townPackages(target, folders, opts.month, opts.outPath)], count: records.length };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** The formats made in Node from loaded records (the CSV is written by the database, a zip holds them all). */
+type MadeFromRecords = Exclude<ExportFormat, 'zip' | 'csv'>;
 
 interface WriteTarget {
   db: Db;
   env: WorkflowEnv;
-  /** The export's filter, for the CSV the database writes. */
-  csv: CsvFilter;
   storageSrid: number;
   fontPath?: string;
   title: string;
@@ -279,7 +316,7 @@ interface WriteTarget {
 async function writeFormat(
   t: WriteTarget,
   records: ExportRecord[],
-  format: Exclude<ExportFormat, 'zip'>,
+  format: MadeFromRecords,
   outPath: string,
 ): Promise<string[]> {
   t.signal?.throwIfAborted();
@@ -294,10 +331,6 @@ async function writeFormat(
       break;
     case 'kml':
       writeFileSync(outPath, toKml(records, t.title));
-      break;
-    case 'csv':
-      // the database writes it; the records only say which patches (a town's package takes some)
-      await writeCsv(t.db, t.env, { ...t.csv, codes: records.map((r) => String(r.code)) }, outPath);
       break;
     case 'xlsx':
       // exceljs takes half a second to load: only when a spreadsheet is asked for
@@ -445,57 +478,76 @@ async function packageTowns(db: Db, town: string | null, user: User | null): Pro
     .orderBy('code');
 }
 
-/** One folder per town with every format, zipped: what a town office receives each month. */
-async function townPackages(
-  t: WriteTarget,
+/** A town's folder in the package: its patches, where its files are made, and its CSV's path there. */
+interface PackageFolder {
+  town: string;
+  name: string;
+  /** The folder's name in the zip (made safe). */
+  folder: string;
+  dir: string;
+  csvPath: string;
+  records: ExportRecord[];
+}
+
+/** The package's folders under `tmp`: the town layer's towns, and any town (or none: outside every town) a patch names besides. */
+function packageFolders(
   records: ExportRecord[],
   layerTowns: { code: string; name: string }[],
   month: string,
-  outPath: string,
-): Promise<string> {
-  const tmp = mkdtempSync(join(tmpdir(), 'tuban-zip-'));
-  try {
-    // the town layer's towns, and any town (or none: outside every town) that a patch names besides
-    const towns = [...layerTowns];
-    for (const r of records) {
-      const code = r.town_code === null ? '' : String(r.town_code);
-      if (!towns.some((x) => x.code === code)) towns.push({ code, name: r.town === null ? '' : String(r.town) });
-    }
-    const entries: { path: string; name: string }[] = [];
-    for (const [i, { code: town, name }] of towns.entries()) {
-      const mine = records.filter((r) => (r.town_code === null ? '' : String(r.town_code)) === town);
+  tmp: string,
+): PackageFolder[] {
+  const towns = [...layerTowns];
+  for (const r of records) {
+    const code = r.town_code === null ? '' : String(r.town_code);
+    if (!towns.some((x) => x.code === code)) towns.push({ code, name: r.town === null ? '' : String(r.town) });
+  }
+  return towns.map(({ code: town, name }, i) => {
+    const dir = join(tmp, String(i + 1));
+    mkdirSync(dir, { recursive: true });
+    return {
+      town,
+      name,
       // town codes and names come from the imported town layer: they name zip entries only once made safe,
       // and the files on disk are named by position
-      const folder = safeName(town ? `${town}_${name || town}` : '镇街外', `town-${i + 1}`);
-      const dir = join(tmp, String(i + 1));
-      mkdirSync(dir, { recursive: true });
-      for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
-        const out =
-          format === 'shp' ? join(dir, 'shp') : join(dir, safeName(`图斑_${month}_${town || 'none'}.${format}`));
-        const files = await writeFormat(
-          { ...t, title: `图斑 ${month} ${name || town || '镇街外'}` },
-          mine,
-          format,
-          out,
-        );
-        for (const f of files)
-          entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
-      }
-      // the stamped site photos, as the sheets show them, named by patch, stage and number
-      const photos = await stampedPhotos(
-        t.db,
-        mine.map((r) => String(r.code)),
-      );
-      for (const list of photos.values())
-        for (const p of list) {
-          const path = join(dir, `photo-${entries.length}.jpg`);
-          writeFileSync(path, await readObject(p.sheet.location));
-          entries.push({ path, name: `${folder}/照片/${safeName(p.name, 'photo.jpg')}` });
-        }
+      folder: safeName(town ? `${town}_${name || town}` : '镇街外', `town-${i + 1}`),
+      dir,
+      csvPath: join(dir, fileName(month, town, 'csv')),
+      records: records.filter((r) => (r.town_code === null ? '' : String(r.town_code)) === town),
+    };
+  });
+}
+
+const fileName = (month: string, town: string, format: string) => safeName(`图斑_${month}_${town || 'none'}.${format}`);
+
+/** One folder per town with every format, zipped: what a town office receives each month (its CSV already written). */
+async function townPackages(t: WriteTarget, folders: PackageFolder[], month: string, outPath: string): Promise<string> {
+  const entries: { path: string; name: string }[] = [];
+  for (const { town, name, folder, dir, csvPath, records: mine } of folders) {
+    for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
+      const files =
+        format === 'csv'
+          ? [csvPath]
+          : await writeFormat(
+              { ...t, title: `图斑 ${month} ${name || town || '镇街外'}` },
+              mine,
+              format,
+              format === 'shp' ? join(dir, 'shp') : join(dir, fileName(month, town, format)),
+            );
+      for (const f of files)
+        entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
     }
-    await zipFiles(entries, outPath);
-    return outPath;
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    // the stamped site photos, as the sheets show them, named by patch, stage and number
+    const photos = await stampedPhotos(
+      t.db,
+      mine.map((r) => String(r.code)),
+    );
+    for (const list of photos.values())
+      for (const p of list) {
+        const path = join(dir, `photo-${entries.length}.jpg`);
+        writeFileSync(path, await readObject(p.sheet.location));
+        entries.push({ path, name: `${folder}/照片/${safeName(p.name, 'photo.jpg')}` });
+      }
   }
+  await zipFiles(entries, outPath);
+  return outPath;
 }

@@ -71,15 +71,18 @@ const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
  * PostgreSQL by `COPY (…) TO STDOUT` in the binary format: nothing parsed per row but a length, and the
  * query may run in parallel workers (COPY takes no bind parameters: the values are written in as
  * literals). On the embedded database, which has no COPY to a client, through a cursor. When `each`
- * throws (a client gone) the rest is read and dropped, so the connection is left clean, and the error is
- * thrown. Returns how many rows there were.
+ * throws the rest is read and dropped, so the connection is left clean, and the error is thrown. When
+ * `signal` aborts (a client gone) the database is asked to stop the statement, which may still be
+ * sorting the month, and the signal's reason is thrown. Returns how many rows there were.
  */
 export async function eachText(
   db: Db,
   name: string,
   params: Record<string, SqlLiteral>,
   each: (piece: Buffer) => Promise<void>,
+  signal?: AbortSignal,
 ): Promise<number> {
+  signal?.throwIfAborted();
   const sql = literalSql(name, params).replace(/;\s*$/, '');
   const embedded = (db.client as { config?: { client?: unknown } }).config?.client !== 'pg';
   let count = 0;
@@ -89,12 +92,11 @@ export async function eachText(
     await trx.raw('set local extra_float_digits = 1');
     await trx.raw(`set local work_mem = '64MB'`);
     // the transaction's own connection, spoken to directly: knex would read a `?` in the literals as a binding
-    const conn = (await trx.client.acquireConnection()) as {
-      query(q: unknown): Readable & Promise<{ rows: Record<string, string>[] }>;
-    };
+    const conn = (await trx.client.acquireConnection()) as PgConnection;
     if (embedded) {
       await conn.query(`declare tuban_text no scroll cursor for ${sql}`);
       for (;;) {
+        signal?.throwIfAborted();
         const { rows } = await conn.query('fetch 2000 from tuban_text');
         count += rows.length;
         if (rows.length > 0) await each(Buffer.from(rows.map((r) => Object.values(r)[0]).join(''), 'utf8'));
@@ -109,6 +111,12 @@ export async function eachText(
     let failed: { err: unknown } | null = null;
     let carry: Buffer | null = null;
     let header = false;
+    let cancelled = Promise.resolve();
+    const stop = () => {
+      failed ??= { err: signal!.reason };
+      cancelled = cancelStatement(conn, stream);
+    };
+    signal?.addEventListener('abort', stop, { once: true });
     try {
       for await (const piece of stream as AsyncIterable<Buffer>) {
         if (failed) continue;
@@ -157,12 +165,47 @@ export async function eachText(
           }
       }
     } catch (err) {
-      // the database's own error; the caller's, when there was one, is the one that matters
+      // the database's own error (the cancel's, when asked); the caller's, when there was one, is the one that matters
       throw failed ? failed.err : err;
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      // the request is on the wire before the transaction ends, so it cannot reach a later statement
+      await cancelled;
     }
     if (failed) throw failed.err;
   });
   return count;
+}
+
+/** The pool's node-postgres client, as much of it as is spoken to here. */
+interface PgConnection {
+  query(q: unknown): Readable & Promise<{ rows: Record<string, string>[] }>;
+  host?: string;
+  port?: number;
+  activeQuery?: unknown;
+  cancel?(client: PgConnection, query: unknown): void;
+  connection?: { once(event: string, fn: () => void): void };
+}
+
+/**
+ * Asks PostgreSQL to stop `query` while it runs on `conn`: its cancel request, sent on a connection of its
+ * own (node-postgres' `cancel`, made for this). Resolves once the server has taken the request and hung
+ * up (or after 5 s); at once when the statement has already ended.
+ */
+function cancelStatement(conn: PgConnection, query: unknown): Promise<void> {
+  if (conn.activeQuery !== query) return Promise.resolve();
+  const Client = conn.constructor as new (config: object) => PgConnection;
+  const canceller = new Client({ host: conn.host, port: conn.port });
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 5000);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    canceller.connection?.once('end', done);
+    canceller.connection?.once('error', done);
+    canceller.cancel?.(conn, query);
+  });
 }
 
 export const sqlDir = SQL_DIR;
