@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
@@ -114,9 +115,11 @@ export async function eachText(
     let cancelled = Promise.resolve();
     const stop = () => {
       failed ??= { err: signal!.reason };
-      cancelled = cancelStatement(conn, stream);
+      cancelled = cancelStatement(conn).catch(() => {});
     };
     signal?.addEventListener('abort', stop, { once: true });
+    // aborted while the transaction began: no event will come
+    if (signal?.aborted) stop();
     try {
       for await (const piece of stream as AsyncIterable<Buffer>) {
         if (failed) continue;
@@ -182,29 +185,42 @@ interface PgConnection {
   query(q: unknown): Readable & Promise<{ rows: Record<string, string>[] }>;
   host?: string;
   port?: number;
-  activeQuery?: unknown;
-  cancel?(client: PgConnection, query: unknown): void;
-  connection?: { once(event: string, fn: () => void): void };
+  processID?: number | null;
+  secretKey?: number | null;
+  /** Set, knex closes the connection instead of handing it out again. */
+  __knex__disposed?: unknown;
 }
 
+/** The cancel request's code in PostgreSQL's protocol (1234 << 16 | 5678). */
+const CANCEL_REQUEST_CODE = 80877102;
+
 /**
- * Asks PostgreSQL to stop `query` while it runs on `conn`: its cancel request, sent on a connection of its
- * own (node-postgres' `cancel`, made for this). Resolves once the server has taken the request and hung
- * up (or after 5 s); at once when the statement has already ended.
+ * Asks PostgreSQL to stop the statement running on `conn`: the protocol's cancel request (its length, code,
+ * and the backend's process id and secret key) on a connection of its own, which the server closes once it
+ * has taken it; the promise resolves then. A backend already idle ignores it. Not confirmed within 5 s, the
+ * request might arrive later, while the connection runs another statement: the connection is then closed,
+ * not handed out again. Never throws (the statement then ends as it would have, its rows dropped).
  */
-function cancelStatement(conn: PgConnection, query: unknown): Promise<void> {
-  if (conn.activeQuery !== query) return Promise.resolve();
-  const Client = conn.constructor as new (config: object) => PgConnection;
-  const canceller = new Client({ host: conn.host, port: conn.port });
+function cancelStatement(conn: PgConnection): Promise<void> {
+  const { host = 'localhost', port = 5432, processID, secretKey } = conn;
+  if (typeof processID !== 'number' || typeof secretKey !== 'number') return Promise.resolve();
   return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, 5000);
-    const done = () => {
+    const request = Buffer.alloc(16);
+    request.writeInt32BE(16, 0);
+    request.writeInt32BE(CANCEL_REQUEST_CODE, 4);
+    request.writeInt32BE(processID, 8);
+    request.writeInt32BE(secretKey, 12);
+    const socket = host.startsWith('/') ? connect(`${host}/.s.PGSQL.${port}`) : connect(port, host);
+    const timer = setTimeout(() => {
+      conn.__knex__disposed = 'a cancel request sent on it went unconfirmed';
+      socket.destroy();
+    }, 5000);
+    socket.on('connect', () => socket.end(request));
+    socket.on('error', () => {});
+    socket.on('close', () => {
       clearTimeout(timer);
       resolve();
-    };
-    canceller.connection?.once('end', done);
-    canceller.connection?.once('error', done);
-    canceller.cancel?.(conn, query);
+    });
   });
 }
 

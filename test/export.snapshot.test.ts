@@ -38,8 +38,14 @@ describe('exports while the month is worked', () => {
     const { rows } = await run.db.raw(`select ?::regclass::oid as oid`, [table]);
     return {
       waiting: async () =>
-        (await run.db.raw(`select count(*)::int as n from pg_locks where relation = ? and not granted`, [rows[0].oid]))
-          .rows[0].n,
+        (
+          await run.db.raw(
+            `select count(*)::int as n from pg_locks
+             where relation = ? and not granted
+               and database = (select oid from pg_database where datname = current_database())`,
+            [rows[0].oid],
+          )
+        ).rows[0].n,
       release: async () => void (await locker.rollback()),
     };
   }
@@ -60,6 +66,20 @@ describe('exports while the month is worked', () => {
         sleep(15_000, 'still running'),
       ]);
       expect(settled).toBe('the client went away');
+      expect(await lock.waiting()).toBe(0);
+      // one gone at once, while the export's transaction is still beginning, is stopped as well
+      const hasty = new AbortController();
+      const early = streamCsv(run.db, env, { month: '2024-03', signal: hasty.signal }, async () => {});
+      setImmediate(() => hasty.abort(new Error('gone at once')));
+      expect(
+        await Promise.race([
+          early.then(
+            () => 'finished',
+            (e: Error) => e.message,
+          ),
+          sleep(15_000, 'still running'),
+        ]),
+      ).toBe('gone at once');
       expect(await lock.waiting()).toBe(0);
     } finally {
       await lock.release();
