@@ -29,7 +29,8 @@ with p as (
            (select ST_Union(ST_Buffer(q.geom, :quiet_m::float8))
             from patch q
             where ST_DWithin(q.geom, p.geom, :reach_m::float8 + :quiet_m::float8)
-              and q.month = p.month and q.baseline_month = p.baseline_month)) as geom
+              -- any baseline: a report is filed against the latest batch's, which may be another
+              and q.month = p.month)) as geom
   from p
   where :quiet_m::float8 > 0
 ), known as (
