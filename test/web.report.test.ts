@@ -171,6 +171,11 @@ describe.skipIf(!existsSync(CHROMIUM))('reporting a patch on the map', () => {
     await page.goto(`${base}#/map?month=2024-03`);
     // the patrol list's one row stays until the town's four replace it (the map moves down the page then)
     await expect.poll(() => page.$$eval('#patch-table tr[data-code]', (rows) => rows.length)).toBe(4);
+    // scrolled so the map's top, with the button, shows at the screen's foot and the rest of it below
+    await page.evaluate(() =>
+      scrollBy(0, document.querySelector('#map')!.getBoundingClientRect().top - innerHeight + 200),
+    );
+    expect(await page.$eval('#map', (el) => el.getBoundingClientRect().bottom > innerHeight + 100)).toBe(true);
     await page.click('#report-start');
     await drawOutline(page, corners('permitted-2'));
     await page.waitForSelector('#report-form');
