@@ -17,7 +17,7 @@
  * (models/siam-unet-lite/split.json) and pak-houses-val; replay is what the base was trained on.
  *
  *   npx tsx scripts/proof-city.ts [--base models/siam-unet-lite/bases/no-pak] [--months 4] [--minutes 12]
- *       [--steps 3000] [--lr 1e-4] [--city-share 0.5] [--patrol 0.5] [--freeze-bn] [--anchor W]
+ *       [--steps 300] [--lr 5e-5] [--city-share 0.3] [--patrol 0.5] [--freeze-bn] [--anchor W]
  *       [--quiet-m M]
  *       [--data ../shared/data] [--json] [--keep]
  *
@@ -38,7 +38,7 @@ const { values } = parseArgs({
     base: { type: 'string', default: join(repo, 'models/siam-unet-lite/bases/no-pak') },
     months: { type: 'string', default: '4' },
     minutes: { type: 'string', default: '12' },
-    steps: { type: 'string', default: '3000' },
+    steps: { type: 'string' },
     lr: { type: 'string' },
     'city-share': { type: 'string' },
     patrol: { type: 'string', default: '0' },
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
           since: monthName(1),
           until: month,
           minutes: Number(values.minutes),
-          steps: Number(values.steps),
+          steps: values.steps === undefined ? undefined : Number(values.steps),
           lr: values.lr === undefined ? undefined : Number(values.lr),
           cityShare: values['city-share'] === undefined ? undefined : Number(values['city-share']),
           freezeBn: values['freeze-bn'],

@@ -48,7 +48,7 @@ export function modelCommands(program: Command): void {
     )
     .option('--since <YYYY-MM>', 'first month of verdicts', month)
     .option('--until <YYYY-MM>', 'last month of verdicts (default: the latest month with patches)', month)
-    .option('--steps <n>', 'optimiser steps at most', num('--steps'), 3000)
+    .option('--steps <n>', 'optimiser steps at most (default 300)', num('--steps'))
     .option(
       '--minutes <n>',
       'minutes of training at most (whichever of steps or minutes comes first)',
@@ -57,10 +57,10 @@ export function modelCommands(program: Command): void {
     )
     .option('--batch <n>', 'samples per step', num('--batch'))
     .option('--crop <px>', 'sample size in pixels', num('--crop'))
-    .option('--lr <f>', 'learning rate (default 1e-4)', num('--lr'))
+    .option('--lr <f>', 'learning rate (default 5e-5)', num('--lr'))
     .option(
       '--city-share <f>',
-      "share of samples from the city's chips when replay folders are set",
+      "share of samples from the city's chips when replay folders are set (default 0.3)",
       num('--city-share'),
     )
     .option(
@@ -79,7 +79,7 @@ export function modelCommands(program: Command): void {
       async (o: {
         since?: string;
         until?: string;
-        steps: number;
+        steps?: number;
         minutes: number;
         batch?: number;
         crop?: number;
