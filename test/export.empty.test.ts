@@ -6,9 +6,7 @@ import { FIELDS } from '../export/fields.ts';
 import { buildServer } from '../server/app.ts';
 import { exportPatches } from '../export/patches.ts';
 import { createUser, issueToken } from '../store/users.ts';
-import { loadCalendar } from '../workflow/calendar.ts';
-import type { WorkflowEnv } from '../workflow/env.ts';
-import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
+import { testWorkflowEnv } from './helpers/api.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
 
@@ -23,11 +21,7 @@ const ogrinfo = (...args: string[]) => execFileSync('ogrinfo', args, { encoding:
 describe('exports of a month without patches', () => {
   const fixturesDir = inject('fixturesDir');
   let run: Run;
-  const env: WorkflowEnv = {
-    calendar: loadCalendar('config/calendar.cn.json'),
-    policy: DEFAULT_POLICY,
-    today: () => '2024-05-20',
-  };
+  const env = testWorkflowEnv(() => '2024-05-20');
   const out = (name: string) => join(run.config.dataDir, name);
   const exp = (format: string, name: string, town?: string) =>
     exportPatches(run.db, env, { month: '2024-05', town, format, outPath: out(name), storageSrid: 4548 });

@@ -6,9 +6,7 @@ import { buildServer } from '../server/app.ts';
 import { exportPatches, streamCsv } from '../export/patches.ts';
 import { addNote } from '../store/workflow.ts';
 import { createUser, issueToken } from '../store/users.ts';
-import type { WorkflowEnv } from '../workflow/env.ts';
-import { loadCalendar } from '../workflow/calendar.ts';
-import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
+import { testWorkflowEnv } from './helpers/api.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
@@ -21,11 +19,7 @@ const ogrinfo = (...args: string[]) => execFileSync('ogrinfo', args, { encoding:
 describe('patch list exports', () => {
   const fixturesDir = inject('fixturesDir');
   let run: Run;
-  const env: WorkflowEnv = {
-    calendar: loadCalendar('config/calendar.cn.json'),
-    policy: DEFAULT_POLICY,
-    today: () => '2024-03-20',
-  };
+  const env = testWorkflowEnv(() => '2024-03-20');
   const out = (name: string) => join(run.config.dataDir, name);
   const exp = (format: string, name: string, town?: string) =>
     exportPatches(run.db, env, { month: '2024-03', town, format, outPath: out(name), storageSrid: 4548 });

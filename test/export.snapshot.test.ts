@@ -4,9 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { exportPatches, streamCsv } from '../export/patches.ts';
-import type { WorkflowEnv } from '../workflow/env.ts';
-import { loadCalendar } from '../workflow/calendar.ts';
-import { DEFAULT_POLICY } from '../workflow/lifecycle.ts';
+import { testWorkflowEnv } from './helpers/api.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
@@ -19,11 +17,7 @@ import { cleanup } from './helpers/services.ts';
 describe('exports while the month is worked', () => {
   const fixturesDir = inject('fixturesDir');
   let run: Run;
-  const env: WorkflowEnv = {
-    calendar: loadCalendar('config/calendar.cn.json'),
-    policy: DEFAULT_POLICY,
-    today: () => '2024-03-20',
-  };
+  const env = testWorkflowEnv(() => '2024-03-20');
 
   beforeAll(async () => {
     run = await freshRun(fixturesDir);
