@@ -174,7 +174,7 @@ export interface TrainOptions {
 }
 
 /** A fine-tune's defaults: short, slow and with most samples replayed (what the proof promoted). */
-export const TRAIN_DEFAULTS = { steps: 300, lr: 5e-5, cityShare: 0.3 } as const;
+const TRAIN_DEFAULTS = { steps: 300, lr: 5e-5, cityShare: 0.3 } as const;
 
 /**
  * Starts a fine-tune of the running model on the verified patches from `since` to `until` (default: the
