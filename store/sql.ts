@@ -92,6 +92,8 @@ export async function eachText(
     // month are sorted whole (in parallel workers, each with this much memory before it writes to disk)
     await trx.raw('set local extra_float_digits = 1');
     await trx.raw(`set local work_mem = '64MB'`);
+    // dates as text are YYYY-MM-DD, whatever the connection's style: a cast, a third of to_char's cost
+    await trx.raw(`set local datestyle = 'ISO, YMD'`);
     // no JIT compiling, on any connection (the server's have it off already; the CLI's and the workers' not):
     // the month's line-maker compiled ~4 s of CPU among its processes at 10 M patches
     await trx.raw('set local jit = off');

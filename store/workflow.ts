@@ -103,8 +103,8 @@ export async function patchDetail(db: Db, user: User, code: string): Promise<Pat
     () =>
       db.raw(
         `select ST_AsGeoJSON(ST_Transform(geom, 4326), 7)::json as g,
-              round(ST_X(ST_Transform(centroid, 4326))::numeric, 7)::float8 as lon,
-              round(ST_Y(ST_Transform(centroid, 4326))::numeric, 7)::float8 as lat
+              round(lon::numeric, 7)::float8 as lon,
+              round(lat::numeric, 7)::float8 as lat
        from patch where id = ?`,
         [p.id],
       ),

@@ -175,11 +175,18 @@ describe('patch list exports', () => {
     const columns = (
       await edge.db.raw(
         `select column_name as c from information_schema.columns
-         where table_schema = current_schema() and table_name = 'patch' and column_name <> 'id' order by ordinal_position`,
+         where table_schema = current_schema() and table_name = 'patch' and column_name <> 'id'
+           and is_generated = 'NEVER' order by ordinal_position`,
       )
     ).rows.map((r: { c: string }) => r.c);
     const copied = columns.map((c: string) =>
-      c === 'code' ? `'350206-202403-' || (1000 + g)` : c === 'seq' ? '1000 + g' : `p.${c}`,
+      c === 'code'
+        ? `'350206-202403-' || (1000 + g)`
+        : c === 'seq'
+          ? '1000 + g'
+          : c === 'latest_note'
+            ? 'null'
+            : `p.${c}`,
     );
     await edge.db.raw(
       `insert into patch (${columns.join(', ')}) select ${copied.join(', ')}

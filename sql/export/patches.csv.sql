@@ -2,7 +2,9 @@
 -- cells export/fields.ts toRecord gives the other formats (sql/export/patches.sql), written by the rule
 -- of export/write.text.ts csvCell (text through csv_text, migration 033), in the same order. A
 -- province's month is 277,777 patches: formatted in Node it took most of five seconds (issue 33); here
--- PostgreSQL may share it among parallel workers, and Node passes bytes on.
+-- PostgreSQL shares every cell among parallel workers, and Node passes bytes on. What each line would
+-- otherwise look up or work out again is kept on the patch: its longitude and latitude (migration 035)
+-- and its latest note (036). Dates are cast, not formatted (eachText sets the ISO style).
 -- Numbers: Math.round(v * 10^d) / 10^d written as floor(v * 10^d + 0.5) / 10^d, the shortest digits that
 -- read back the same double (PostgreSQL's float output, as JavaScript's String); one difference: a
 -- coordinate within 1e-4 of zero (11 m of the equator or the prime meridian) is written 5e-05.
@@ -16,17 +18,17 @@
 --   :l_relation :l_class :l_status :l_result :l_violation :l_measure :l_lookback :l_source
 --                 jsonb {code: cell}: the words for each code, already CSV cells (a code without words
 --                 is written as itself)
-select concat(r.head, csv_text(n.note), E'\r\n') as line
+select r.line
 from (
-  -- every cell but the note, worked out in PostgreSQL's parallel workers and sorted there
-  select p.id, p.town_code, p.code, concat(
+  -- every cell, worked out in PostgreSQL's parallel workers and sorted there
+  select p.town_code, p.code, concat(
            p.code, ',', p.month, ',', b.on_date, ',', a.on_date, ',',
            csv_text(p.district_code), ',', csv_text(p.town_code), ',', csv_text(p.town_name), ',',
            csv_text(p.grid_code), ',',
            (floor(ST_X(p.centroid) * 100 + 0.5) / 100)::text, ',',
            (floor(ST_Y(p.centroid) * 100 + 0.5) / 100)::text, ',',
-           (floor(ST_X(ST_Transform(p.centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, ',',
-           (floor(ST_Y(ST_Transform(p.centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, ',',
+           (floor(p.lon * 10000000 + 0.5) / 10000000)::text, ',',
+           (floor(p.lat * 10000000 + 0.5) / 10000000)::text, ',',
            (floor(p.area_m2 * 100 + 0.5) / 100)::text, ',',
            (floor(p.area_m2 / (10000::float8 / 15) * 100 + 0.5) / 100)::text, ',',
            (floor(p.farmland_m2 * 100 + 0.5) / 100)::text, ',',
@@ -42,8 +44,7 @@ from (
            coalesce(:l_violation::jsonb ->> p.violation, csv_text(p.violation)), ',',
            coalesce(:l_measure::jsonb ->> p.measure, csv_text(p.measure)), ',',
            case when p.escalated_at is not null then '是' else '否' end, ',',
-           to_char(p.overdue_since, 'YYYY-MM-DD'), ',', to_char(p.verify_due, 'YYYY-MM-DD'), ',',
-           to_char(p.rectify_due, 'YYYY-MM-DD'), ',',
+           p.overdue_since::text, ',', p.verify_due::text, ',', p.rectify_due::text, ',',
            case when p.verify_due > :covered::date or p.rectify_due > :covered::date then '是' else '否' end, ',',
            -- working days past the running deadline (verification while dispatched, rectification while rectifying)
            case when (case p.status when 'dispatched' then p.verify_due when 'rectifying' then p.rectify_due end)
@@ -59,8 +60,8 @@ from (
              then (floor((p.imagery_check->>'score')::float8 * 100 + 0.5) / 100)::text end, ',',
            coalesce(:l_source::jsonb ->> p.source, p.source), ',',
            case when p.model_name <> '' then csv_text(p.model_name || ' ' || p.model_version) end, ',',
-           (floor(p.mean_prob * 100 + 0.5) / 100)::text, ','
-         ) as head
+           (floor(p.mean_prob * 100 + 0.5) / 100)::text, ',', csv_text(p.latest_note), E'\r\n'
+         ) as line
   from patch p
   left join (select month, to_char(max(acquired_on), 'YYYY-MM-DD') as on_date from imagery group by month) b
     on b.month = p.baseline_month
@@ -74,12 +75,4 @@ from (
     and (:codes::text[] is null or p.code = any(:codes::text[]))
   order by p.town_code, p.code
 ) r
--- then the latest note of each, in the order the workers' lines arrive (a join to the month's notes
--- would be planned as a hash of every note in the table: 45 M events at 10 M patches; migration 033's
--- index makes this a probe)
-left join lateral (
-  select e.detail->>'text' as note from patch_event e
-  where e.patch_id = r.id and e.type = 'note'
-  order by e.id desc limit 1
-) n on true
 order by r.town_code, r.code;

@@ -17,8 +17,8 @@ select p.code, p.month, p.baseline_month, p.district_code, p.town_code, p.town_n
        p.building_relation, p.registered_building_m2, p.extension_m2, p.imagery_check,
        b.on_date as before_date, a.on_date as after_date,
        ST_X(p.centroid) as x, ST_Y(p.centroid) as y,
-       ST_X(ST_Transform(p.centroid, 4326)) as lon, ST_Y(ST_Transform(p.centroid, 4326)) as lat,
-       (select e.detail->>'text' from patch_event e where e.patch_id = p.id and e.type = 'note' order by e.id desc limit 1) as note,
+       p.lon, p.lat,
+       p.latest_note as note,
        ST_SRID(p.geom) as srid,
        case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 3)::json end as geom_storage,
        case when :with_geom::boolean then ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json end as geom_lonlat

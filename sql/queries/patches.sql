@@ -12,8 +12,8 @@ select p.code, p.month, p.district_code, p.town_code, p.town_name, p.grid_code, 
        p.building_relation, round(p.registered_building_m2::numeric, 1)::float8 as registered_building_m2,
        round(p.extension_m2::numeric, 1)::float8 as extension_m2, p.imagery_check,
        round(ST_X(p.centroid)::numeric, 2)::float8 as x, round(ST_Y(p.centroid)::numeric, 2)::float8 as y,
-       round(ST_X(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lon,
-       round(ST_Y(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lat,
+       round(p.lon::numeric, 7)::float8 as lon,
+       round(p.lat::numeric, 7)::float8 as lat,
        (select count(*) from patch_observation o where o.patch_id = p.id)::int as observations,
        ST_AsGeoJSON(ST_Transform(p.geom, 4326), 7)::json as geometry
 from patch p

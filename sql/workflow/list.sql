@@ -26,8 +26,8 @@ select p.code, p.month, p.town_code, p.town_name, p.grid_code, p.class, p.status
        p.verification_result, p.measure,
        p.building_relation, round(p.registered_building_m2::numeric, 1)::float8 as registered_building_m2,
        round(p.extension_m2::numeric, 1)::float8 as extension_m2, p.imagery_check,
-       round(ST_X(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lon,
-       round(ST_Y(ST_Transform(p.centroid, 4326))::numeric, 7)::float8 as lat,
+       round(p.lon::numeric, 7)::float8 as lon,
+       round(p.lat::numeric, 7)::float8 as lat,
        case when :with_geom::boolean then ST_AsGeoJSON(p.geom, 2)::json end as geom
 from patch p
 /*include workflow/list_filter*/

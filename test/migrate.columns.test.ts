@@ -1,0 +1,133 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Config } from '../config/env.ts';
+import type { Db } from '../store/db.ts';
+import { migrate } from '../store/migrate.ts';
+import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
+
+/**
+ * Copies the month's CSV reads on every line, kept on the patch (issue 33): its centre in longitude and
+ * latitude (migration 035; the CSV transformed it twice per line) and its latest note (036; one probe of
+ * the history per line). A database that has patches before gets their values when it is migrated, and
+ * no writer can leave them behind what they copy.
+ */
+describe('columns kept on the patch (migrations 035, 036)', () => {
+  let config: Config;
+  let db: Db;
+  beforeEach(async () => {
+    config = isolatedConfig();
+    db = await migratedDb(config);
+  });
+  afterEach(async () => cleanup(db, config));
+
+  const transformed = async (code: string) =>
+    (
+      await db.raw(
+        `select lon, lat, ST_X(ST_Transform(centroid, 4326)) as x, ST_Y(ST_Transform(centroid, 4326)) as y
+         from patch where code = ?`,
+        [code],
+      )
+    ).rows[0] as { lon: number; lat: number; x: number; y: number };
+
+  it('fills the patches a database already holds, and follows a centroid that moves', async () => {
+    // the database as it was before 035, with two patches in it
+    await db.raw('alter table patch drop column lon, drop column lat');
+    await db.raw('drop trigger patch_latest_note on patch_event');
+    await db.raw('alter table patch drop column latest_note');
+    await db('knex_migrations').whereIn('name', ['035_patch_lonlat.sql', '036_patch_latest_note.sql']).delete();
+    const [batch] = await db('batch')
+      .insert({ month: '2024-03', baseline_month: '2024-02', status: 'completed', model_name: 'm', model_version: '1' })
+      .returning('id');
+    await db.raw(
+      `insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, area_m2,
+                          source_tiles, model_name, model_version, status, geom, centroid, extension_m2)
+       select patch_code('350206', '2024-03', k), '2024-03', k, ?, '2024-02', '350206', '350206001', '殿前街道', 100,
+              '{}', 'm', '1', 'detected', g, ST_PointOnSurface(g), 0
+       from generate_series(1, 2) k,
+            lateral (select ST_Multi(ST_MakeEnvelope(520000 + k * 1000, 2710000, 520010 + k * 1000, 2710010, 4548)) g) x`,
+      [batch.id],
+    );
+    expect(await migrate(db, config)).toEqual(['035_patch_lonlat.sql', '036_patch_latest_note.sql']);
+    for (const code of ['350206-202403-0001', '350206-202403-0002']) {
+      const p = await transformed(code);
+      expect(p.lon).toBe(p.x);
+      expect(p.lat).toBe(p.y);
+      // Xiamen, where 4548's false easting puts these metres
+      expect(p.lon).toBeGreaterThan(117);
+      expect(p.lon).toBeLessThan(118.5);
+      expect(p.lat).toBeGreaterThan(24);
+      expect(p.lat).toBeLessThan(25);
+    }
+    const before = await transformed('350206-202403-0001');
+    await db.raw(
+      `update patch set geom = ST_Translate(geom, 500, 800), centroid = ST_Translate(centroid, 500, 800)
+       where code = '350206-202403-0001'`,
+    );
+    const after = await transformed('350206-202403-0001');
+    expect(after.lon).toBe(after.x);
+    expect(after.lat).toBe(after.y);
+    expect(after.lon).toBeGreaterThan(before.lon);
+    expect(after.lat).toBeGreaterThan(before.lat);
+    // written only by the database
+    await expect(db('patch').where({ code: '350206-202403-0002' }).update({ lon: 0 })).rejects.toThrow(
+      /can only be updated to DEFAULT/,
+    );
+  }, 120_000);
+
+  it("fills each patch's latest note from its history, and follows every note written after", async () => {
+    const [batch] = await db('batch')
+      .insert({ month: '2024-03', baseline_month: '2024-02', status: 'completed', model_name: 'm', model_version: '1' })
+      .returning('id');
+    await db.raw(
+      `insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, area_m2,
+                          source_tiles, model_name, model_version, status, geom, centroid, extension_m2)
+       select patch_code('350206', '2024-03', k), '2024-03', k, ?, '2024-02', '350206', '350206001', '殿前街道', 100,
+              '{}', 'm', '1', 'detected', g, ST_PointOnSurface(g), 0
+       from generate_series(1, 3) k,
+            lateral (select ST_Multi(ST_MakeEnvelope(520000 + k * 1000, 2710000, 520010 + k * 1000, 2710010, 4548)) g) x`,
+      [batch.id],
+    );
+    const ids = Object.fromEntries(
+      (await db('patch').select('id', 'code')).map((p: { id: string; code: string }) => [p.code.slice(-1), p.id]),
+    );
+    const event = (k: string, type: string, text?: string) => ({
+      patch_id: ids[k],
+      actor: 'ana',
+      type,
+      from_status: 'detected',
+      to_status: 'detected',
+      detail: JSON.stringify(text === undefined ? {} : { text }),
+    });
+    const notes = async () =>
+      Object.fromEntries(
+        (await db('patch').orderBy('code').select('code', 'latest_note')).map(
+          (p: { code: string; latest_note: string | null }) => [p.code.slice(-1), p.latest_note],
+        ),
+      );
+    // the history as it was before 036: two notes on 1, then a move; none on 2
+    await db.raw('drop trigger patch_latest_note on patch_event');
+    await db.raw('alter table patch drop column latest_note');
+    await db('knex_migrations').where({ name: '036_patch_latest_note.sql' }).delete();
+    await db('patch_event').insert(event('1', 'note', '第一次'));
+    await db('patch_event').insert(event('1', 'note', '拆了一半'));
+    await db('patch_event').insert(event('1', 'review'));
+    await db('patch_event').insert(event('3', 'note', '屋顶'));
+    expect(await migrate(db, config)).toEqual(['036_patch_latest_note.sql']);
+    expect(await notes()).toEqual({ '1': '拆了一半', '2': null, '3': '屋顶' });
+    // a move writes no note and changes none
+    await db('patch_event').insert(event('3', 'review'));
+    expect(await notes()).toEqual({ '1': '拆了一半', '2': null, '3': '屋顶' });
+    // one statement with several notes: each patch gets its last
+    await db('patch_event').insert([event('2', 'note', 'a'), event('1', 'note', 'b'), event('2', 'note', 'c')]);
+    expect(await notes()).toEqual({ '1': 'b', '2': 'c', '3': '屋顶' });
+    // and under session_replication_role = replica (maintenance), which other triggers let past
+    await db.transaction(async (trx) => {
+      await trx.raw('set local session_replication_role = replica');
+      await trx('patch_event').insert(event('3', 'note', '已拆除'));
+    });
+    expect(await notes()).toEqual({ '1': 'b', '2': 'c', '3': '已拆除' });
+    // the month's tallies are untouched by notes
+    const tallies = await db('patch_month_tally').select();
+    await db('patch_event').insert(event('2', 'note', 'd'));
+    expect(await db('patch_month_tally').select()).toEqual(tallies);
+  }, 120_000);
+});
