@@ -184,7 +184,7 @@ describe('patch list exports', () => {
         ? `'350206-202403-' || (1000 + g)`
         : c === 'seq'
           ? '1000 + g'
-          : c === 'latest_note'
+          : c === 'latest_note' || c === 'latest_note_id'
             ? 'null'
             : `p.${c}`,
     );

@@ -177,6 +177,16 @@ describe('roles: the app owns none of its tables', () => {
     await expect(
       asTown(() => appDb('patch_event').insert({ patch_id: other.id, actor: 'dianqian', type: 'note', detail: '{}' })),
     ).rejects.toThrow(/row-level security/);
+    // a note on its own patch is written, and the patch keeps it (migration 036's trigger, as the app role)
+    await asTown(() =>
+      appDb('patch_event').insert({
+        patch_id: own[0].id,
+        actor: 'dianqian',
+        type: 'note',
+        detail: '{"text":"已核实"}',
+      }),
+    );
+    expect(await appDb('patch').where({ id: own[0].id }).first('latest_note')).toEqual({ latest_note: '已核实' });
     // the setting is the connection's: the next work outside a town sees every town again
     expect(await appDb('patch').count({ n: '*' })).toEqual([{ n: String(all.length) }]);
     // and through the server: a town user's request runs in its town's scope
