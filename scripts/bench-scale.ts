@@ -223,33 +223,36 @@ async function main(): Promise<void> {
     // spared 5 M updates here
     t0 = t();
     await db.raw('alter table patch_event disable trigger patch_latest_note');
-    await db.raw(
-      `insert into patch_event (patch_id, actor, type, from_status, to_status, detail)
-       select p.id, e.actor, e.type, e.from_status, e.to_status,
-              case when e.type = 'note' then jsonb_build_object('text', p.latest_note) else '{}'::jsonb end
-       from patch p
-       cross join lateral (values
-         (1, 'system', 'detected', null, 'detected'),
-         (2, 'ana', 'dispatch', 'detected', 'dispatched'),
-         (3, 'town', 'verify', 'dispatched', coalesce(p.verification_result, 'illegal')),
-         (4, 'town', 'rectify', 'illegal', 'rectifying'),
-         (5, 'town', 'report_rectified', 'rectifying', 'rectified'),
-         (6, 'sup', 'close', 'rectified', 'closed'),
-         (7, 'ana', 'dismiss', 'detected', 'dismissed'),
-         (8, 'sup', 'escalated', p.status, p.status),
-         (9, 'town', 'note', p.status, p.status)
-       ) e(step, actor, type, from_status, to_status)
-       where e.step = 1
-          or (e.step = 2 and p.dispatched_at is not null)
-          or (e.step = 3 and p.verified_at is not null)
-          or (e.step = 4 and p.rectify_due is not null)
-          or (e.step = 5 and p.rectified_at is not null)
-          or (e.step = 6 and p.closed_at is not null)
-          or (e.step = 7 and p.status = 'dismissed')
-          or (e.step = 8 and p.escalated_at is not null)
-          or (e.step = 9 and p.latest_note is not null)`,
-    );
-    await db.raw('alter table patch_event enable always trigger patch_latest_note');
+    try {
+      await db.raw(
+        `insert into patch_event (patch_id, actor, type, from_status, to_status, detail)
+         select p.id, e.actor, e.type, e.from_status, e.to_status,
+                case when e.type = 'note' then jsonb_build_object('text', p.latest_note) else '{}'::jsonb end
+         from patch p
+         cross join lateral (values
+           (1, 'system', 'detected', null, 'detected'),
+           (2, 'ana', 'dispatch', 'detected', 'dispatched'),
+           (3, 'town', 'verify', 'dispatched', coalesce(p.verification_result, 'illegal')),
+           (4, 'town', 'rectify', 'illegal', 'rectifying'),
+           (5, 'town', 'report_rectified', 'rectifying', 'rectified'),
+           (6, 'sup', 'close', 'rectified', 'closed'),
+           (7, 'ana', 'dismiss', 'detected', 'dismissed'),
+           (8, 'sup', 'escalated', p.status, p.status),
+           (9, 'town', 'note', p.status, p.status)
+         ) e(step, actor, type, from_status, to_status)
+         where e.step = 1
+            or (e.step = 2 and p.dispatched_at is not null)
+            or (e.step = 3 and p.verified_at is not null)
+            or (e.step = 4 and p.rectify_due is not null)
+            or (e.step = 5 and p.rectified_at is not null)
+            or (e.step = 6 and p.closed_at is not null)
+            or (e.step = 7 and p.status = 'dismissed')
+            or (e.step = 8 and p.escalated_at is not null)
+            or (e.step = 9 and p.latest_note is not null)`,
+      );
+    } finally {
+      await db.raw('alter table patch_event enable always trigger patch_latest_note');
+    }
     const events = Number((await db('patch_event').count({ n: '*' }))[0].n);
     say(`events: ${events.toLocaleString('en')} in ${((t() - t0) / 1000).toFixed(0)} s`);
 
