@@ -250,9 +250,10 @@ export async function exportPatches(
 }
 
 /**
- * The towns' packages, zipped. The records every file is made from and each town's CSV (which the database
- * writes) are read in one snapshot, so a patch edited meanwhile is the same in a package's CSV as in its
- * GeoPackage and sheets; the other files are made from those records after it.
+ * The towns' packages, zipped. The records every file is made from, each town's CSV (which the database
+ * writes) and the list of stamped photos are read in one snapshot, so a patch edited or photographed meanwhile
+ * is the same in a package's CSV as in its GeoPackage, sheets and photo folder; the other files are made from
+ * those records after it (the sheets' imagery chips are read then, from the months' imagery).
  */
 async function zipExport(
   db: Db,
@@ -262,7 +263,7 @@ async function zipExport(
 ): Promise<{ files: string[]; count: number }> {
   const tmp = mkdtempSync(join(tmpdir(), 'tuban-zip-'));
   try {
-    const { records, folders } = await db.transaction(
+    const { records, folders, photos } = await db.transaction(
       async (trx) => {
         const records = await exportRecords(trx, env, opts.month, opts.town ?? null, opts.user ?? null, opts.states);
         const folders = packageFolders(
@@ -273,11 +274,15 @@ async function zipExport(
         );
         for (const f of folders)
           await writeCsv(trx, env, { ...csv, codes: f.records.map((r) => String(r.code)) }, f.csvPath);
-        return { records, folders };
+        const photos = await stampedPhotos(
+          trx,
+          records.map((r) => String(r.code)),
+        );
+        return { records, folders, photos };
       },
       { isolationLevel: 'repeatable read', readOnly: true },
     );
-    const packed = await townPackages(writeTarget(db, env, opts), folders, opts.month, opts.outPath);
+    const packed = await townPackages({ ...writeTarget(db, env, opts), photos }, folders, opts.month, opts.outPath);
     return { files: [packed], count: records.length };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -307,6 +312,8 @@ interface WriteTarget {
   title: string;
   /** Stops the work between sheets, files and towns (a client that went away, a time limit). */
   signal?: AbortSignal;
+  /** The stamped photos by patch code, read in a package's snapshot; else each file reads them. */
+  photos?: Map<string, CasePhoto[]>;
 }
 
 /** Records already loaded → one file (or a Shapefile folder) in a format; returns the written paths. */
@@ -394,12 +401,19 @@ async function chipPlan(
 }
 
 /** The chips' plans for every sheet, from the database (a few small queries per patch). */
-async function sheetPlans(db: Db, records: ExportRecord[], signal?: AbortSignal): Promise<SheetPlan[]> {
+async function sheetPlans(
+  db: Db,
+  records: ExportRecord[],
+  signal?: AbortSignal,
+  read?: Map<string, CasePhoto[]>,
+): Promise<SheetPlan[]> {
   const plans: SheetPlan[] = [];
-  const photos = await stampedPhotos(
-    db,
-    records.map((r) => String(r.code)),
-  );
+  const photos =
+    read ??
+    (await stampedPhotos(
+      db,
+      records.map((r) => String(r.code)),
+    ));
   for (const r of records) {
     signal?.throwIfAborted();
     const code = String(r.code);
@@ -454,7 +468,7 @@ async function stampedPhotos(db: Db, codes: string[]): Promise<Map<string, CaseP
  * server keeps answering while it runs; an abort terminates the thread at once.
  */
 async function writeSheets(t: WriteTarget, records: ExportRecord[], outPath: string): Promise<void> {
-  const plans = await sheetPlans(t.db, records, t.signal);
+  const plans = await sheetPlans(t.db, records, t.signal, t.photos);
   const font = findCjkFont(t.fontPath);
   await runPdfThread({ plans, title: t.title, font, outPath }, t.signal);
 }
@@ -540,13 +554,16 @@ async function townPackages(t: WriteTarget, folders: PackageFolder[], month: str
       for (const f of files)
         entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
     }
-    // the stamped site photos, as the sheets show them, named by patch, stage and number
-    const photos = await stampedPhotos(
-      t.db,
-      mine.map((r) => String(r.code)),
-    );
-    for (const list of photos.values())
-      for (const p of list) {
+    // the stamped site photos, as the sheets show them, named by patch, stage and number (the list read in the
+    // package's snapshot when there is one)
+    const photos =
+      t.photos ??
+      (await stampedPhotos(
+        t.db,
+        mine.map((r) => String(r.code)),
+      ));
+    for (const r of mine)
+      for (const p of photos.get(String(r.code)) ?? []) {
         const path = join(dir, `photo-${entries.length}.jpg`);
         writeFileSync(path, await readObject(p.sheet.location));
         entries.push({ path, name: `${folder}/照片/${safeName(p.name, 'photo.jpg')}` });

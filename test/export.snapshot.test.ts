@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Knex } from 'knex';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { exportPatches, streamCsv } from '../export/patches.ts';
+import { createUser } from '../store/users.ts';
 import { testWorkflowEnv } from './helpers/api.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
@@ -84,9 +87,17 @@ describe('exports while the month is worked', () => {
     expect(text.trim().split('\r\n')).toHaveLength(6);
   });
 
-  it("reads a town package's records and its CSV in one snapshot: a note written meanwhile is in neither", async () => {
+  it("reads a town package's records, its CSV and its photos in one snapshot: a note or a photo written meanwhile is in none", async () => {
     const code = '350206-202403-0003';
     const outPath = join(run.config.dataDir, 'snapshot.zip');
+    const clerk = await createUser(run.db, { username: 'snapshot-clerk', role: 'town', townCode: '350206001' });
+    const photo = join(run.config.dataDir, 'stamped-during-export.jpg');
+    writeFileSync(
+      photo,
+      await sharp({ create: { width: 64, height: 48, channels: 3, background: '#7a6' } })
+        .jpeg()
+        .toBuffer(),
+    );
     // the package waits on the town layer after it has read the month's records
     const lock = await holding('reference_feature');
     let zip: Promise<unknown>;
@@ -100,6 +111,16 @@ describe('exports while the month is worked', () => {
         actor: 'snapshot-clerk',
         type: 'note',
         detail: JSON.stringify({ text: '写于导出之中' }),
+      });
+      await run.db('evidence').insert({
+        patch_id: id,
+        filename: 'site.jpg',
+        content_type: 'image/jpeg',
+        bytes: 1,
+        sha256: '0'.repeat(64),
+        stored_as: photo,
+        stamped_as: photo,
+        uploaded_by: clerk.id,
       });
     } finally {
       await lock.release();
@@ -116,6 +137,15 @@ describe('exports while the month is worked', () => {
         ],
         { encoding: 'utf8' },
       );
+    const photos = () =>
+      execFileSync(
+        'python3',
+        ['-c', 'import sys, zipfile; print("\\n".join(zipfile.ZipFile(sys.argv[1]).namelist()))', outPath],
+        { encoding: 'utf8' },
+      )
+        .split('\n')
+        .filter((m) => m.includes('/照片/') && m.includes(code));
+    expect(photos()).toEqual([]);
     const csv = read('350206001.csv').trim().split('\r\n');
     const header = csv[0].split(',');
     const row = csv.find((l) => l.startsWith(code))!.split(',');
@@ -130,5 +160,6 @@ describe('exports while the month is worked', () => {
     const after = read('350206001.csv').trim().split('\r\n');
     expect(after.find((l) => l.startsWith(code))!.split(',')[header.indexOf('备注')]).toBe('写于导出之中');
     expect(noteIn(read('350206001.geojson'))).toBe('写于导出之中');
+    expect(photos()).toHaveLength(1);
   });
 });
