@@ -282,7 +282,7 @@ async function zipExport(
       },
       { isolationLevel: 'repeatable read', readOnly: true },
     );
-    const packed = await townPackages({ ...writeTarget(db, env, opts), photos }, folders, opts.month, opts.outPath);
+    const packed = await townPackages(writeTarget(db, env, opts), folders, photos, opts);
     return { files: [packed], count: records.length };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -538,7 +538,12 @@ function packageFolders(
 const fileName = (month: string, town: string, format: string) => safeName(`图斑_${month}_${town || 'none'}.${format}`);
 
 /** One folder per town with every format, zipped: what a town office receives each month (its CSV already written). */
-async function townPackages(t: WriteTarget, folders: PackageFolder[], month: string, outPath: string): Promise<string> {
+async function townPackages(
+  t: WriteTarget,
+  folders: PackageFolder[],
+  photos: Map<string, CasePhoto[]>,
+  { month, outPath }: { month: string; outPath: string },
+): Promise<string> {
   const entries: { path: string; name: string }[] = [];
   for (const { town, name, folder, dir, csvPath, records: mine } of folders) {
     for (const format of ['gpkg', 'shp', 'geojson', 'kml', 'csv', 'xlsx', 'pdf'] as const) {
@@ -546,7 +551,7 @@ async function townPackages(t: WriteTarget, folders: PackageFolder[], month: str
         format === 'csv'
           ? [csvPath]
           : await writeFormat(
-              { ...t, title: `图斑 ${month} ${name || town || '镇街外'}` },
+              { ...t, photos, title: `图斑 ${month} ${name || town || '镇街外'}` },
               mine,
               format,
               format === 'shp' ? join(dir, 'shp') : join(dir, fileName(month, town, format)),
@@ -554,14 +559,8 @@ async function townPackages(t: WriteTarget, folders: PackageFolder[], month: str
       for (const f of files)
         entries.push({ path: f, name: `${folder}/${format === 'shp' ? `shp/${basename(f)}` : basename(f)}` });
     }
-    // the stamped site photos, as the sheets show them, named by patch, stage and number (the list read in the
-    // package's snapshot when there is one)
-    const photos =
-      t.photos ??
-      (await stampedPhotos(
-        t.db,
-        mine.map((r) => String(r.code)),
-      ));
+    // the stamped site photos, as the sheets show them (the list read in the package's snapshot), named by
+    // patch, stage and number
     for (const r of mine)
       for (const p of photos.get(String(r.code)) ?? []) {
         const path = join(dir, `photo-${entries.length}.jpg`);
