@@ -336,6 +336,11 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     await page.waitForSelector('#patch-empty');
     expect(await page.textContent('#patch-empty')).toMatch(/2024-02/);
     await fitsTheScreen(page, 'empty patch list on a phone');
+    // the filters too: each within the screen (the page hides what overflows sideways, so its width cannot tell)
+    for (const f of await page.$$eval('.filters label', (ls) =>
+      ls.map((l) => ({ right: l.getBoundingClientRect().right, text: l.textContent })),
+    ))
+      expect(f.right, `filter ${f.text} off the right edge`).toBeLessThanOrEqual(375);
     await inChinese(page, 'empty patch list on a phone');
     await page.screenshot({ path: join(SHOTS, '6c-phone-list-empty.png'), fullPage: true });
     expect((page as Page & { failures: string[] }).failures).toEqual([]);
