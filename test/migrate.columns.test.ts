@@ -2,15 +2,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Config } from '../config/env.ts';
 import type { Db } from '../store/db.ts';
 import { migrate } from '../store/migrate.ts';
+import { streamCsv } from '../export/patches.ts';
+import { testWorkflowEnv } from './helpers/api.ts';
+import { referenceCsv } from './helpers/csv.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
 
 /**
  * Copies the month's CSV reads on every line, kept on the patch (issue 33): its centre in longitude and
- * latitude (migration 035; the CSV transformed it twice per line) and its latest note (036; one probe of
- * the history per line). A database that has patches before gets their values when it is migrated, and
- * no writer can leave them behind what they copy.
+ * latitude (migration 035; the CSV transformed it twice per line), its latest note (036; one probe of
+ * the history per line) and the CSV's cells that depend on its row alone (037). A database that has
+ * patches before gets their values when it is migrated, and no writer can leave them behind what they copy.
  */
-describe('columns kept on the patch (migrations 035, 036)', () => {
+describe('columns kept on the patch (migrations 035, 036, 037)', () => {
   let config: Config;
   let db: Db;
   beforeEach(async () => {
@@ -126,5 +129,53 @@ describe('columns kept on the patch (migrations 035, 036)', () => {
     expect(await notes()).toEqual({ '1': 'b', '2': 'c', '3': '已拆除' });
     await db('patch_event').insert(event('1', 'note', 'e'));
     expect(await notes()).toEqual({ '1': 'e', '2': 'c', '3': '已拆除' });
+  }, 120_000);
+
+  it("writes the CSV's cells of the patches a database already holds, and rewrites them with the patch", async () => {
+    const env = testWorkflowEnv(() => '2024-04-15');
+    const csv = async () => {
+      const pieces: Buffer[] = [];
+      await streamCsv(db, env, { month: '2024-03' }, async (c) => {
+        pieces.push(Buffer.from(c));
+      });
+      return Buffer.concat(pieces).toString('utf8');
+    };
+    // the database as it was before 037, with three patches in it, one reported on patrol (no model, no confidence)
+    await db.raw('alter table patch drop column csv_place, drop column csv_building, drop column csv_model');
+    await db('knex_migrations').where({ name: '037_patch_csv_cells.sql' }).delete();
+    await seedPatches(3);
+    await db('patch').where({ code: '350206-202403-0003' }).update({
+      source: 'patrol',
+      batch_id: null,
+      visible: true,
+      reported_by: 'clerk',
+      model_name: null,
+      model_version: null,
+      mean_prob: null,
+      grid_code: '=g',
+      farmland_m2: 0.125, // a half to round up, as Math.round does
+    });
+    expect(await migrate(db, config)).toEqual(['037_patch_csv_cells.sql']);
+    const migrated = await csv();
+    expect(migrated).toBe((await referenceCsv(db, env, '2024-03')).toString('utf8'));
+    expect(migrated).toContain(",'=g,");
+    // a write to the patch rewrites its cells: a town renamed with a comma, a measure, the model
+    await db('patch').where({ code: '350206-202403-0001' }).update({
+      town_name: '殿前,"新"',
+      area_m2: 1234.565,
+      extension_m2: 10.005,
+      building_relation: 'extension',
+      model_name: 'siam-unet-lite',
+      model_version: '2.3.1',
+      mean_prob: 0.875,
+    });
+    const moved = await csv();
+    expect(moved).toBe((await referenceCsv(db, env, '2024-03')).toString('utf8'));
+    expect(moved).toContain('"殿前,""新"""');
+    expect(moved).toContain('siam-unet-lite 2.3.1,0.88,');
+    // written only by the database
+    await expect(db('patch').where({ code: '350206-202403-0002' }).update({ csv_place: 'x' })).rejects.toThrow(
+      /can only be updated to DEFAULT/,
+    );
   }, 120_000);
 });

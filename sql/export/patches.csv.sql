@@ -3,11 +3,11 @@
 -- of export/write.text.ts csvCell (text through csv_text, migration 033), in the same order. A
 -- province's month is 277,777 patches: formatted in Node it took most of five seconds (issue 33); here
 -- PostgreSQL shares every cell among parallel workers, and Node passes bytes on. What each line would
--- otherwise look up or work out again is kept on the patch: its longitude and latitude (migration 035)
--- and its latest note (036). Dates are cast, not formatted (eachText sets the ISO style).
--- Numbers: Math.round(v * 10^d) / 10^d written as floor(v * 10^d + 0.5) / 10^d, the shortest digits that
--- read back the same double (PostgreSQL's float output, as JavaScript's String); one difference: a
--- coordinate within 1e-4 of zero (11 m of the equator or the prime meridian) is written 5e-05.
+-- otherwise look up or work out again is kept on the patch: the cells that depend on its row alone
+-- (migration 037) and its latest note (036). Dates are cast, not formatted (eachText sets the ISO style).
+-- Numbers (here and in 037): Math.round(v * 10^d) / 10^d written as floor(v * 10^d + 0.5) / 10^d, the
+-- shortest digits that read back the same double (PostgreSQL's float output, as JavaScript's String); one
+-- difference: a coordinate within 1e-4 of zero (11 m of the equator or the prime meridian) is written 5e-05.
 -- Parameters (export/patches.ts writes them in as quoted literals: COPY takes no bind parameters):
 --   :month :town :scope_town :states   as in sql/export/patches.sql
 --   :codes        only these patches (a town's package), as a text array literal, or null
@@ -23,20 +23,8 @@ from (
   -- every cell, worked out in PostgreSQL's parallel workers and sorted there
   select p.town_code, p.code, concat(
            p.code, ',', p.month, ',', b.on_date, ',', a.on_date, ',',
-           csv_text(p.district_code), ',', csv_text(p.town_code), ',', csv_text(p.town_name), ',',
-           csv_text(p.grid_code), ',',
-           (floor(ST_X(p.centroid) * 100 + 0.5) / 100)::text, ',',
-           (floor(ST_Y(p.centroid) * 100 + 0.5) / 100)::text, ',',
-           (floor(p.lon * 10000000 + 0.5) / 10000000)::text, ',',
-           (floor(p.lat * 10000000 + 0.5) / 10000000)::text, ',',
-           (floor(p.area_m2 * 100 + 0.5) / 100)::text, ',',
-           (floor(p.area_m2 / (10000::float8 / 15) * 100 + 0.5) / 100)::text, ',',
-           (floor(p.farmland_m2 * 100 + 0.5) / 100)::text, ',',
-           (floor(p.ecological_m2 * 100 + 0.5) / 100)::text, ',',
-           (floor(p.water_m2 * 100 + 0.5) / 100)::text, ',',
-           coalesce(:l_relation::jsonb ->> p.building_relation, p.building_relation), ',', p.building_relation, ',',
-           (floor(p.registered_building_m2 * 100 + 0.5) / 100)::text, ',',
-           (floor(p.extension_m2 * 100 + 0.5) / 100)::text, ',',
+           p.csv_place, ',',
+           coalesce(:l_relation::jsonb ->> p.building_relation, p.building_relation), ',', p.csv_building, ',',
            coalesce(:l_class::jsonb ->> p.class, p.class), ',', p.class, ',',
            coalesce(:l_status::jsonb ->> p.status, csv_text(p.status)), ',', csv_text(p.status), ',',
            coalesce(:l_result::jsonb ->> p.verification_result, csv_text(p.verification_result)), ',',
@@ -59,8 +47,7 @@ from (
            case when jsonb_typeof(p.imagery_check->'score') = 'number'
              then (floor((p.imagery_check->>'score')::float8 * 100 + 0.5) / 100)::text end, ',',
            coalesce(:l_source::jsonb ->> p.source, p.source), ',',
-           case when p.model_name <> '' then csv_text(p.model_name || ' ' || p.model_version) end, ',',
-           (floor(p.mean_prob * 100 + 0.5) / 100)::text, ',', csv_text(p.latest_note), E'\r\n'
+           p.csv_model, ',', csv_text(p.latest_note), E'\r\n'
          ) as line
   from patch p
   left join (select month, to_char(max(acquired_on), 'YYYY-MM-DD') as on_date from imagery group by month) b
