@@ -251,9 +251,10 @@ export async function exportPatches(
 
 /**
  * The towns' packages, zipped. The records every file is made from, each town's CSV (which the database
- * writes) and the list of stamped photos are read in one snapshot, so a patch edited or photographed meanwhile
- * is the same in a package's CSV as in its GeoPackage, sheets and photo folder; the other files are made from
- * those records after it (the sheets' imagery chips are read then, from the months' imagery).
+ * writes), the list of stamped photos and the plans of the sheets' imagery chips (which tiles, the outline
+ * drawn) are read in one snapshot, so a patch edited, moved or photographed meanwhile is the same in a
+ * package's CSV as in its GeoPackage, sheets and photo folder; the files are made from what was read after
+ * it (the chips cut from the imagery files the plans name).
  */
 async function zipExport(
   db: Db,
@@ -263,7 +264,7 @@ async function zipExport(
 ): Promise<{ files: string[]; count: number }> {
   const tmp = mkdtempSync(join(tmpdir(), 'tuban-zip-'));
   try {
-    const { records, folders, photos } = await db.transaction(
+    const { records, folders, photos, plans } = await db.transaction(
       async (trx) => {
         const records = await exportRecords(trx, env, opts.month, opts.town ?? null, opts.user ?? null, opts.states);
         const folders = packageFolders(
@@ -278,11 +279,14 @@ async function zipExport(
           trx,
           records.map((r) => String(r.code)),
         );
-        return { records, folders, photos };
+        const plans = new Map(
+          (await sheetPlans(trx, records, photos, opts.signal)).map((p) => [String(p.record.code), p]),
+        );
+        return { records, folders, photos, plans };
       },
       { isolationLevel: 'repeatable read', readOnly: true },
     );
-    const packed = await townPackages(writeTarget(db, env, opts), folders, photos, opts);
+    const packed = await townPackages({ ...writeTarget(db, env, opts), plans }, folders, photos, opts);
     return { files: [packed], count: records.length };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -312,8 +316,8 @@ interface WriteTarget {
   title: string;
   /** Stops the work between sheets, files and towns (a client that went away, a time limit). */
   signal?: AbortSignal;
-  /** The stamped photos by patch code, read in a package's snapshot; else each file reads them. */
-  photos?: Map<string, CasePhoto[]>;
+  /** The sheets' plans by patch code, read in a package's snapshot; else the sheets read their own. */
+  plans?: Map<string, SheetPlan>;
 }
 
 /** Records already loaded → one file (or a Shapefile folder) in a format; returns the written paths. */
@@ -400,20 +404,14 @@ async function chipPlan(
   };
 }
 
-/** The chips' plans for every sheet, from the database (a few small queries per patch). */
+/** The chips' plans for every sheet, from the database (a few small queries per patch), with their photos. */
 async function sheetPlans(
   db: Db,
   records: ExportRecord[],
+  photos: Map<string, CasePhoto[]>,
   signal?: AbortSignal,
-  read?: Map<string, CasePhoto[]>,
 ): Promise<SheetPlan[]> {
   const plans: SheetPlan[] = [];
-  const photos =
-    read ??
-    (await stampedPhotos(
-      db,
-      records.map((r) => String(r.code)),
-    ));
   for (const r of records) {
     signal?.throwIfAborted();
     const code = String(r.code);
@@ -468,7 +466,17 @@ async function stampedPhotos(db: Db, codes: string[]): Promise<Map<string, CaseP
  * server keeps answering while it runs; an abort terminates the thread at once.
  */
 async function writeSheets(t: WriteTarget, records: ExportRecord[], outPath: string): Promise<void> {
-  const plans = await sheetPlans(t.db, records, t.signal, t.photos);
+  const plans = t.plans
+    ? records.map((r) => t.plans!.get(String(r.code))!)
+    : await sheetPlans(
+        t.db,
+        records,
+        await stampedPhotos(
+          t.db,
+          records.map((r) => String(r.code)),
+        ),
+        t.signal,
+      );
   const font = findCjkFont(t.fontPath);
   await runPdfThread({ plans, title: t.title, font, outPath }, t.signal);
 }
@@ -551,7 +559,7 @@ async function townPackages(
         format === 'csv'
           ? [csvPath]
           : await writeFormat(
-              { ...t, photos, title: `图斑 ${month} ${name || town || '镇街外'}` },
+              { ...t, title: `图斑 ${month} ${name || town || '镇街外'}` },
               mine,
               format,
               format === 'shp' ? join(dir, 'shp') : join(dir, fileName(month, town, format)),

@@ -87,7 +87,7 @@ describe('exports while the month is worked', () => {
     expect(text.trim().split('\r\n')).toHaveLength(6);
   });
 
-  it("reads a town package's records, its CSV and its photos in one snapshot: a note or a photo written meanwhile is in none", async () => {
+  it("reads a town package's records, its CSV, its photos and its chips' plans in one snapshot: a note, a photo or a move made meanwhile is in none", async () => {
     const code = '350206-202403-0003';
     const outPath = join(run.config.dataDir, 'snapshot.zip');
     const clerk = await createUser(run.db, { username: 'snapshot-clerk', role: 'town', townCode: '350206001' });
@@ -122,6 +122,12 @@ describe('exports while the month is worked', () => {
         stamped_as: photo,
         uploaded_by: clerk.id,
       });
+      // and the patch moved 50 km east, off the month's imagery
+      await run.db.raw(
+        `update patch set geom = ST_Translate(geom, 50000, 0), centroid = ST_Translate(centroid, 50000, 0)
+         where code = ?`,
+        [code],
+      );
     } finally {
       await lock.release();
     }
@@ -145,6 +151,24 @@ describe('exports while the month is worked', () => {
       )
         .split('\n')
         .filter((m) => m.includes('/照片/') && m.includes(code));
+    // the town's sheets: three patches, each with its before, after and overview chips as they stood, no photo
+    // (the JPEG images of its PDF)
+    const chips = () => {
+      const pdf = join(run.config.dataDir, 'snapshot.pdf');
+      execFileSync('python3', [
+        '-c',
+        'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); n = [m for m in z.namelist() if m.endswith(sys.argv[2])]; open(sys.argv[3], "wb").write(z.read(n[0]))',
+        outPath,
+        '350206001.pdf',
+        pdf,
+      ]);
+      return execFileSync('pdfimages', ['-list', pdf], { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .slice(2)
+        .filter((l) => l.trim().split(/\s+/)[8] === 'jpeg').length;
+    };
+    expect(chips()).toBe(3 * 3);
     expect(photos()).toEqual([]);
     const csv = read('350206001.csv').trim().split('\r\n');
     const header = csv[0].split(',');
@@ -161,5 +185,7 @@ describe('exports while the month is worked', () => {
     expect(after.find((l) => l.startsWith(code))!.split(',')[header.indexOf('备注')]).toBe('写于导出之中');
     expect(noteIn(read('350206001.geojson'))).toBe('写于导出之中');
     expect(photos()).toHaveLength(1);
+    // the moved patch's sheet has no imagery around it now, and shows the photo
+    expect(chips()).toBe(2 * 3 + 1);
   });
 });
