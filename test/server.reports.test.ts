@@ -59,6 +59,18 @@ describe('workflow HTTP API: ranking and to-do lists', () => {
         zero_growth_towns: 1,
         towns: 2,
       });
+      // the next month's report sets each town against these (the trend's tally: live patches of March)
+      const april = (await call(who, 'GET', '/api/reports/monthly?month=2024-04')).json();
+      expect(april.previous_month).toBe('2024-03');
+      for (const [town, n] of [
+        ['350206001', 3],
+        ['350206002', 2],
+      ] as const)
+        expect(
+          april.towns.find((t: { town_code: string }) => t.town_code === town),
+          `${who} ${town}`,
+        ).toMatchObject({ new_patches: 0, prev_new_patches: n, change_from_previous: -n });
+      expect(april.city).toMatchObject({ new_patches: 0, prev_new_patches: 5, change_from_previous: -5 });
     }
   });
 

@@ -32,7 +32,10 @@ counts as (
          count(*) filter (where m.verification_result = 'illegal' and m.status = 'closed')::int as illegal_closed,
          count(*) filter (where m.building_relation = 'extension')::int as new_extension,
          count(*) filter (where m.building_relation = 'on_building')::int as new_on_building,
-         (select count(*) from patch q where q.month = :prev_month::text and q.town_code = t.code and patch_is_live(q.status))::int as prev_new_patches
+         -- the month before's live patches, from the tally (migration 029) the trend reads: counting them here
+         -- read each town's rows, 0.3 s of the report at 10 M patches
+         coalesce((select q.live from patch_month_tally q where q.month = :prev_month::text and q.town_code = t.code), 0)
+           as prev_new_patches
   from towns t left join m on m.town_code = t.code
   group by t.code, t.name
 )
