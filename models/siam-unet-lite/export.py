@@ -39,7 +39,7 @@ def main():
     args = ap.parse_args()
     with open(os.path.join(args.run, 'training.json')) as f:
         record = json.load(f)
-    net = SiamUNetLite(tuple(record['architecture']['widths']))
+    net = SiamUNetLite(tuple(record['architecture']['widths']), record['architecture'].get('refine', 0))
     load_weights(net, os.path.join(args.run, 'weights.npz'))
     net.eval()
     os.makedirs(args.model_dir, exist_ok=True)

@@ -20,11 +20,16 @@ class ConvBNReLU(nn.Sequential):
 
 
 class SiamUNetLite(nn.Module):
-    """Shared encoder at 1/2..1/16, fusion of (a, b, |a−b|) at each scale, U-Net decoder to 1/2, bilinear to full."""
+    """Shared encoder at 1/2..1/16, fusion of (a, b, |a−b|) at each scale, U-Net decoder to 1/2, bilinear to full.
+    With `refine` > 0, a full-resolution step adds to the logits what a 3×3 convolution of both images, their
+    difference and the upsampled decoder features gives (`refine` channels, then 3×3 to the two outputs): the
+    decoder stops at 1/2, and most pixel errors lie within 1 m of a building's edge. Its last convolution
+    starts at zero, so a net initialised from weights without it starts as they are."""
 
-    def __init__(self, widths=WIDTHS):
+    def __init__(self, widths=WIDTHS, refine=0):
         super().__init__()
         w = widths
+        self.refine_channels = refine
         self.enc = nn.ModuleList()
         cin = 3
         for c in w:
@@ -33,6 +38,10 @@ class SiamUNetLite(nn.Module):
         self.fuse = nn.ModuleList([ConvBNReLU(3 * c, c, k=1) for c in w])
         self.dec = nn.ModuleList([ConvBNReLU(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1))])
         self.head = nn.Conv2d(w[0], 2, 1)  # channel 0: change; channel 1: building interior (change eroded by ERODE_PX)
+        if refine:
+            self.refine = nn.Sequential(ConvBNReLU(9 + w[0], refine), nn.Conv2d(refine, 2, 3, 1, 1))
+            nn.init.zeros_(self.refine[1].weight)
+            nn.init.zeros_(self.refine[1].bias)
 
     def features(self, x):
         out = []
@@ -41,25 +50,28 @@ class SiamUNetLite(nn.Module):
             out.append(x)
         return out
 
-    def decode(self, fa, fb, size):
+    def decode(self, fa, fb, before, after):
         d = [f(torch.cat([a, b, torch.abs(a - b)], 1)) for f, a, b in zip(self.fuse, fa, fb)]
         x = d[-1]
         for i, block in zip(reversed(range(len(d) - 1)), self.dec):
             x = F.interpolate(x, size=d[i].shape[-2:], mode='bilinear', align_corners=False)
             x = block(torch.cat([x, d[i]], 1))
-        x = self.head(x)
-        return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+        size = before.shape[-2:]
+        logits = F.interpolate(self.head(x), size=size, mode='bilinear', align_corners=False)
+        if not self.refine_channels:
+            return logits
+        x = F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+        return logits + self.refine(torch.cat([before, after, torch.abs(before - after), x], 1))
 
     def forward(self, before, after):
-        return self.decode(self.features(before), self.features(after), before.shape[-2:])
+        return self.decode(self.features(before), self.features(after), before, after)
 
     def forward_symmetric(self, before, after):
         """Logits of both date orders, from one pass of the encoder per date (the label does not depend
         on the order, and training swapped dates at random): averaging them is test-time augmentation
         that costs the fusion and decoder again, not the encoder."""
         fa, fb = self.features(before), self.features(after)
-        size = before.shape[-2:]
-        return self.decode(fa, fb, size), self.decode(fb, fa, size)
+        return self.decode(fa, fb, before, after), self.decode(fb, fa, after, before)
 
 
 def heads(net, before, after, interior, symmetric=False, flip=False):
@@ -147,11 +159,20 @@ def save_weights(net, path):
 
 def load_weights(net, path):
     """Weights from weights.npz; a one-channel head (models before the interior output) starts both
-    channels from its change channel."""
+    channels from its change channel; a net with the refinement step loaded from weights without it keeps
+    its starting refinement (which adds nothing)."""
     with np.load(path) as z:
         state = {k: torch.from_numpy(z[k]) for k in z.files}
     own = net.state_dict()
     for k in ('head.weight', 'head.bias'):
         if k in state and k in own and state[k].shape[0] == 1 and own[k].shape[0] == 2:
             state[k] = torch.cat([state[k], state[k]])
+    if net.refine_channels and not any(k.startswith('refine.') for k in state):
+        state.update({k: v for k, v in own.items() if k.startswith('refine.')})
     net.load_state_dict(state)
+
+
+def refine_channels(path):
+    """The refinement step's width in weights.npz (0: none)."""
+    with np.load(path) as z:
+        return int(z['refine.0.0.weight'].shape[0]) if 'refine.0.0.weight' in z.files else 0

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from net import MEAN, STD, SiamUNetLite, WIDTHS, export_onnx, load_weights, normalise, save_weights
+from net import MEAN, STD, SiamUNetLite, WIDTHS, export_onnx, load_weights, normalise, refine_channels, save_weights
 from data import load_backgrounds, load_pairs, load_split, roof_bank, split_spec
 from sampler import Sampler
 
@@ -146,6 +146,7 @@ def main(argv=None):
     ap.add_argument('--snapshots', action='store_true', help='also keep the weights of every evaluation as snapshots/step-N.npz')
     ap.add_argument('--resume', action='store_true', help='go on from --out/checkpoint.pt with the same arguments')
     ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16')
+    ap.add_argument('--refine', type=int, default=None, help="channels of the full-resolution refinement step (0: none; default: --init's, else none)")
     ap.add_argument('--out', required=True)
     args = ap.parse_args(argv)
 
@@ -189,7 +190,8 @@ def main(argv=None):
     widths = tuple(int(v) for v in args.widths.split(','))
     if len(widths) != 4:
         raise SystemExit(f'--widths {args.widths}: expected four numbers')
-    net = SiamUNetLite(widths).to(device)
+    refine = args.refine if args.refine is not None else refine_channels(args.init) if args.init else 0
+    net = SiamUNetLite(widths, refine).to(device)
     if args.init:
         load_weights(net, args.init)
     params = sum(p.numel() for p in net.parameters())
@@ -248,7 +250,7 @@ def main(argv=None):
     def record(final, metrics=None, train_metrics=None):
         return {
             'recipe': 'models/siam-unet-lite/train.py',
-            'architecture': {'name': 'SiamUNetLite', 'widths': list(widths), 'parameters': params, 'outputs': ['probability', 'interior'], 'interiorErodePx': ERODE_PX},
+            'architecture': {'name': 'SiamUNetLite', 'widths': list(widths), **({'refine': refine} if refine else {}), 'parameters': params, 'outputs': ['probability', 'interior'], 'interiorErodePx': ERODE_PX},
             'normalisation': {'mean': MEAN, 'std': STD},
             'seed': args.seed, 'steps': step, 'stepsPlanned': args.steps, 'maxMinutes': args.max_minutes, 'finished': final,
             'batch': args.batch, 'crop': args.crop, 'lr': args.lr, 'scale': list(scale), 'interiorWeight': args.interior_weight, 'ema': args.ema,
