@@ -35,6 +35,15 @@ try {
   if (err instanceof CommanderError) {
     // help and --version are not errors; commander has printed its message already
     process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if ((err as { code?: unknown }).code === '42P01') {
+    // a table the command reads is missing: a database never migrated, or not the one that holds the patches
+    const missing = /relation "[^"]+" does not exist/.exec((err as Error).message)?.[0] ?? (err as Error).message;
+    console.error(
+      `tuban: this database has no tuban tables (${missing}): run \`tuban db migrate\` first, or point ` +
+        'DATABASE_URL (and TUBAN_DB_SCHEMA) or, for the embedded database, TUBAN_DATA_DIR at the one that holds ' +
+        "the patches (the demo's: TUBAN_DATA_DIR=data/demo)",
+    );
+    process.exitCode = 2;
   } else {
     const kind = err instanceof TubanError ? err.kind : null;
     console.error(`tuban: ${(err as Error).message}`);

@@ -83,7 +83,10 @@ try {
   step(`Patches (图斑) of ${FIXTURE.currentMonth} by town`);
   console.log(patchListText(FIXTURE.currentMonth, await cmdPatchesList(db, FIXTURE.currentMonth)));
   console.log(`Ground truth: ${fx.truth} (5 unpermitted new buildings must be patches; 2 permitted ones must not).`);
-  console.log('Next: npx tuban patches list --month 2024-03 --json, or see README.md.');
+  // the CLI opens the same database only with the same settings: the demo's data folder is its own
+  const same =
+    isEmbedded(config) && process.env.TUBAN_DATA_DIR === undefined ? `TUBAN_DATA_DIR=${config.TUBAN_DATA_DIR} ` : '';
+  console.log(`Next: ${same}npx tuban patches list --month ${FIXTURE.currentMonth} --json, or see README.md.`);
 } finally {
   await db.destroy();
 }

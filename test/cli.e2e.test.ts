@@ -289,6 +289,13 @@ describe('tuban exit codes', () => {
       /refused: role "no_such_role_tuban" does not exist/,
     ],
     [
+      'a database never migrated',
+      { ...db, TUBAN_DB_SCHEMA: 'tuban_never_migrated' },
+      ['patches', 'list', '--month', '2024-03'],
+      2,
+      /this database has no tuban tables \(relation "\w+" does not exist\): run `tuban db migrate` first/,
+    ],
+    [
       'Redis not answering',
       { ...db, REDIS_URL: 'redis://127.0.0.1:1' },
       ['worker'],
