@@ -1,4 +1,4 @@
-import type { Db } from './db.ts';
+import { townScope, type Db } from './db.ts';
 import type {
   BoardBody,
   MonthlyReportBody,
@@ -21,14 +21,24 @@ import { addWorkingDays, isProvisional, workingDaysLeft } from '../workflow/cale
 import { allowedMoves, FORWARD_ACTIONS, statesWaitingOn, type PatchStatus } from '../workflow/lifecycle.ts';
 
 /**
+ * The bureau's published figures — every town's counts, no patch's details — read outside a town user's
+ * scope (migration 020's row-level security), which would leave every other town at zero. `db` is the pool:
+ * a transaction's connection keeps the scope it was taken with.
+ */
+const published = <T>(work: () => PromiseLike<T>): Promise<T> =>
+  townScope.run({ town: null }, async () => await work());
+
+/**
  * The month's town ranking as the bureau publishes it: every town for every role (a town user sees
  * the others' figures, not their patches), the city row summing all towns.
  */
 export async function monthlyTownReport(db: Db, month: string): Promise<MonthlyReportBody> {
-  const towns = await runSql<TownMonth>(db, 'workflow/monthly_report', {
-    month,
-    prev_month: previousMonth(month),
-  });
+  const towns = await published(() =>
+    runSql<TownMonth>(db, 'workflow/monthly_report', {
+      month,
+      prev_month: previousMonth(month),
+    }),
+  );
   const ranked: MonthlyReportBody['towns'] = towns.map((t, i) => ({
     rank: i + 1,
     ...t,
@@ -73,12 +83,14 @@ export async function yearlyTownReport(
   year: string,
   rule: AccountabilityRule = DEFAULT_ACCOUNTABILITY,
 ): Promise<YearlyReportBody> {
-  const rows = await runSql<Record<string, number | string>>(db, 'workflow/yearly_report', { year });
+  const rows = await published(() => runSql<Record<string, number | string>>(db, 'workflow/yearly_report', { year }));
   const months = (
-    await db.raw(
-      `select month from batch where month like ? and status in ('completed', 'completed_with_failures')
-       union select distinct month from patch where month like ? order by 1`,
-      [`${year}-%`, `${year}-%`],
+    await published(() =>
+      db.raw(
+        `select month from batch where month like ? and status in ('completed', 'completed_with_failures')
+         union select distinct month from patch where month like ? order by 1`,
+        [`${year}-%`, `${year}-%`],
+      ),
     )
   ).rows.map((r: { month: string }) => r.month) as string[];
   const figures = (r: Record<string, number | string>) => {

@@ -237,6 +237,33 @@ describe('roles: the app owns none of its tables', () => {
       expect(r.json().code).toBe(`350206-202403-${String(before + 2).padStart(4, '0')}`);
       // and the town's scope is back for what follows
       expect((await call('dq', 'GET', `/api/patches/${other.code}`)).statusCode).toBe(404);
+      // the monthly ranking and the yearly register are published to every town: the other town's counts are
+      // its own, not what the town's scope would let a query see (none)
+      const live = async (town: string) =>
+        Number(
+          (
+            await appDb('patch')
+              .where({ month: '2024-03', town_code: town })
+              .whereNotIn('status', ['merged', 'split'])
+              .count({ n: '*' })
+          )[0].n,
+        );
+      expect(await live('350206002')).toBeGreaterThan(0);
+      const ranking = (await call('dq', 'GET', '/api/reports/monthly?month=2024-03')).json();
+      const register = (await call('dq', 'GET', '/api/reports/yearly?year=2024')).json();
+      for (const town of ['350206001', '350206002']) {
+        const n = await live(town);
+        expect(ranking.towns.find((t: { town_code: string }) => t.town_code === town).new_patches, town).toBe(n);
+        expect(register.towns.find((t: { town_code: string }) => t.town_code === town).new_patches, town).toBe(n);
+      }
+      expect(register.months).toEqual(['2024-03']);
+      // the April ranking sets each town against March's count, from the tally (which has no town scope)
+      const april = (await call('dq', 'GET', '/api/reports/monthly?month=2024-04')).json();
+      expect(april.towns.find((t: { town_code: string }) => t.town_code === '350206002')).toMatchObject({
+        new_patches: 0,
+        prev_new_patches: await live('350206002'),
+      });
+      expect((await call('dq', 'GET', `/api/patches/${other.code}`)).statusCode).toBe(404);
     } finally {
       await server.close();
     }
