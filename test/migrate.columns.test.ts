@@ -155,8 +155,13 @@ describe('columns kept on the patch (migrations 035, 036, 037)', () => {
       grid_code: '=g',
       farmland_m2: 0.125, // a half to round up, as Math.round does
     });
+    // and one whose centre is an empty point (no coordinates: four empty cells, the rest in place)
+    await db.raw(`update patch set centroid = ST_SetSRID('POINT EMPTY'::geometry, 4548) where code = ?`, [
+      '350206-202403-0002',
+    ]);
     expect(await migrate(db, config)).toEqual(['037_patch_csv_cells.sql']);
     const migrated = await csv();
+    expect(migrated).toMatch(/\r\n350206-202403-0002,2024-03,,,350206,350206001,殿前街道,,,,,,100,0\.15,/);
     expect(migrated).toBe((await referenceCsv(db, env, '2024-03')).toString('utf8'));
     expect(migrated).toContain(",'=g,");
     // a write to the patch rewrites its cells: a town renamed with a comma, a measure, the model

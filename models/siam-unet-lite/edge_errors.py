@@ -1,7 +1,8 @@
 """
 Where a model's pixel errors lie on a labelled folder's validation images: false pixels within K px of a
 labelled building or farther, missed pixels within K px of a building's edge or deeper, and those in buildings
-missed whole; the F1 if the K px band around every edge were right. The probabilities are the exported graph's
+missed whole; the F1 with the errors in the K px band around every edge left out (an outline off by at most
+K px costs nothing; the band's hits still count). The probabilities are the exported graph's
 with the flip (`export.py --flip`), from the PyTorch weights.
 
   /usr/bin/python3 models/siam-unet-lite/edge_errors.py [--weights models/siam-unet-lite/weights.npz]
@@ -97,7 +98,7 @@ def main():
     print(f'false pixels {fp:.0f}: within {k} px of a labelled building {tot["fp_edge"] / fp:.1%}, farther {1 - tot["fp_edge"] / fp:.1%}')
     print(f'missed pixels {fn:.0f}: within {k} px of the edge {tot["fn_edge"] / fn:.1%}, deeper {1 - tot["fn_edge"] / fn:.1%}; '
           f'in buildings missed whole {tot["fn_whole"] / fn:.1%}')
-    print(f'F1 with the {k} px band at every edge counted right: '
+    print(f'F1 with the errors within {k} px of an edge left out: '
           f'{2 * tp / (2 * tp + fp - tot["fp_edge"] + fn - tot["fn_edge"]):.3f}')
 
 

@@ -146,7 +146,7 @@ def main(argv=None):
     ap.add_argument('--snapshots', action='store_true', help='also keep the weights of every evaluation as snapshots/step-N.npz')
     ap.add_argument('--resume', action='store_true', help='go on from --out/checkpoint.pt with the same arguments')
     ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16')
-    ap.add_argument('--refine', type=int, default=None, help="channels of the full-resolution refinement step (0: none; default: --init's, else none)")
+    ap.add_argument('--refine', type=int, default=None, help="channels of the full-resolution refinement step (0: none; default: --init's, else none); a new step starts at zero, so --anchor holds it there and --freeze-bn keeps its BatchNorm on initial statistics")
     ap.add_argument('--out', required=True)
     args = ap.parse_args(argv)
 
@@ -191,6 +191,8 @@ def main(argv=None):
     if len(widths) != 4:
         raise SystemExit(f'--widths {args.widths}: expected four numbers')
     refine = args.refine if args.refine is not None else refine_channels(args.init) if args.init else 0
+    if args.init and refine != refine_channels(args.init) and refine_channels(args.init):
+        raise SystemExit(f'--refine {refine}: --init {args.init} has a refinement step of {refine_channels(args.init)} channels')
     net = SiamUNetLite(widths, refine).to(device)
     if args.init:
         load_weights(net, args.init)

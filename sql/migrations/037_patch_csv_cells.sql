@@ -5,7 +5,8 @@
 -- writer can leave them behind. What depends on more than the row stays in the query: the words for codes
 -- (the locale's), the imagery's dates, the calendar's, the days overdue (today's), dates (their text
 -- follows the connection's DateStyle), the latest note (kept by 036's trigger).
--- Each is the query's cells as it wrote them, joined by commas; csv_text is 033's rule. A change to that
+-- Each is the query's cells as it wrote them, joined by commas (|| with every null made empty: concat is not
+-- immutable); csv_text is 033's rule. A change to that
 -- rule, or to how a cell here is written, must rewrite these columns (drop and add them again).
 -- Numbers are float8 text under the writing connection's extra_float_digits: each is rounded to 2 or 7
 -- decimals first (under 15 significant digits), so 0 to 3 (PostgreSQL's default is 1) all write it alike.
@@ -17,10 +18,11 @@ alter table patch
   add column if not exists csv_place text generated always as (
     csv_text(district_code) || ',' || csv_text(town_code) || ',' || csv_text(town_name) || ',' ||
     csv_text(grid_code) || ',' ||
-    (floor(ST_X(centroid) * 100 + 0.5) / 100)::text || ',' ||
-    (floor(ST_Y(centroid) * 100 + 0.5) / 100)::text || ',' ||
-    (floor(ST_X(ST_Transform(centroid, 4326)) * 10000000 + 0.5) / 10000000)::text || ',' ||
-    (floor(ST_Y(ST_Transform(centroid, 4326)) * 10000000 + 0.5) / 10000000)::text || ',' ||
+    -- an empty point has no coordinates: empty cells, as the query's concat wrote them
+    coalesce((floor(ST_X(centroid) * 100 + 0.5) / 100)::text, '') || ',' ||
+    coalesce((floor(ST_Y(centroid) * 100 + 0.5) / 100)::text, '') || ',' ||
+    coalesce((floor(ST_X(ST_Transform(centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, '') || ',' ||
+    coalesce((floor(ST_Y(ST_Transform(centroid, 4326)) * 10000000 + 0.5) / 10000000)::text, '') || ',' ||
     (floor(area_m2 * 100 + 0.5) / 100)::text || ',' ||
     (floor(area_m2 / (10000::float8 / 15) * 100 + 0.5) / 100)::text || ',' ||
     (floor(farmland_m2 * 100 + 0.5) / 100)::text || ',' ||
