@@ -4,6 +4,7 @@ import type { Db } from '../store/db.ts';
 import { migrate } from '../store/migrate.ts';
 import { streamCsv } from '../export/patches.ts';
 import { testWorkflowEnv } from './helpers/api.ts';
+import { seedPatches } from './helpers/batch.ts';
 import { referenceCsv } from './helpers/csv.ts';
 import { cleanup, isolatedConfig, migratedDb } from './helpers/services.ts';
 
@@ -22,22 +23,6 @@ describe('columns kept on the patch (migrations 035, 036, 037)', () => {
   });
   afterEach(async () => cleanup(db, config));
 
-  /** `n` patches of 350206 in 2024-03 (codes …-0001 on), 10 m squares 1 km apart in Xiamen. */
-  const seedPatches = async (n: number) => {
-    const [batch] = await db('batch')
-      .insert({ month: '2024-03', baseline_month: '2024-02', status: 'completed', model_name: 'm', model_version: '1' })
-      .returning('id');
-    await db.raw(
-      `insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, area_m2,
-                          source_tiles, model_name, model_version, status, geom, centroid, extension_m2)
-       select patch_code('350206', '2024-03', k), '2024-03', k, ?, '2024-02', '350206', '350206001', '殿前街道', 100,
-              '{}', 'm', '1', 'detected', g, ST_PointOnSurface(g), 0
-       from generate_series(1, ?::int) k,
-            lateral (select ST_Multi(ST_MakeEnvelope(520000 + k * 1000, 2710000, 520010 + k * 1000, 2710010, 4548)) g) x`,
-      [batch.id, n],
-    );
-  };
-
   const transformed = async (code: string) =>
     (
       await db.raw(
@@ -53,7 +38,7 @@ describe('columns kept on the patch (migrations 035, 036, 037)', () => {
     await db.raw('drop trigger patch_latest_note on patch_event');
     await db.raw('alter table patch drop column latest_note, drop column latest_note_id');
     await db('knex_migrations').whereIn('name', ['035_patch_lonlat.sql', '036_patch_latest_note.sql']).delete();
-    await seedPatches(2);
+    await seedPatches(db, 2);
     expect(await migrate(db, config)).toEqual(['035_patch_lonlat.sql', '036_patch_latest_note.sql']);
     for (const code of ['350206-202403-0001', '350206-202403-0002']) {
       const p = await transformed(code);
@@ -82,7 +67,7 @@ describe('columns kept on the patch (migrations 035, 036, 037)', () => {
   }, 120_000);
 
   it("fills each patch's latest note from its history, and follows every note written after", async () => {
-    await seedPatches(3);
+    await seedPatches(db, 3);
     const ids = Object.fromEntries(
       (await db('patch').select('id', 'code')).map((p: { id: string; code: string }) => [p.code.slice(-1), p.id]),
     );
@@ -143,7 +128,7 @@ describe('columns kept on the patch (migrations 035, 036, 037)', () => {
     // the database as it was before 037, with three patches in it, one reported on patrol (no model, no confidence)
     await db.raw('alter table patch drop column csv_place, drop column csv_building, drop column csv_model');
     await db('knex_migrations').where({ name: '037_patch_csv_cells.sql' }).delete();
-    await seedPatches(3);
+    await seedPatches(db, 3);
     await db('patch').where({ code: '350206-202403-0003' }).update({
       source: 'patrol',
       batch_id: null,

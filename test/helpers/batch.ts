@@ -100,3 +100,35 @@ export async function stageDemolitions(
   }
   return files;
 }
+
+/**
+ * `n` detected patches of 350206 (殿前街道) in 2024-03, codes …-0001 on, from a completed batch of their own
+ * (its id returned): many patches without running one. 10 m squares (EPSG:4548), a hundred to a row, `step`
+ * metres apart from `origin`.
+ */
+export async function seedPatches(
+  db: Db,
+  n: number,
+  { origin = [520000, 2710000], step = 1000, model = 'm', version = '1', extensionM2 = 0 } = {},
+): Promise<number> {
+  const [batch] = await db('batch')
+    .insert({
+      month: '2024-03',
+      baseline_month: '2024-02',
+      status: 'completed',
+      model_name: model,
+      model_version: version,
+    })
+    .returning('id');
+  await db.raw(
+    `insert into patch (code, month, seq, batch_id, baseline_month, district_code, town_code, town_name, area_m2,
+                        source_tiles, model_name, model_version, status, geom, centroid, extension_m2)
+     select patch_code('350206', '2024-03', k), '2024-03', k, :batch, '2024-02', '350206', '350206001', '殿前街道', 100,
+            '{}', :model, :version, 'detected', g, ST_PointOnSurface(g), :extension
+     from generate_series(1, :n::int) k,
+          lateral (select ST_Multi(ST_MakeEnvelope(:x + (k % 100) * :step, :y + (k / 100) * :step,
+                                                   :x + (k % 100) * :step + 10, :y + (k / 100) * :step + 10, 4548)) g) s`,
+    { batch: batch.id, model, version, extension: extensionM2, n, x: origin[0], y: origin[1], step },
+  );
+  return Number(batch.id);
+}
