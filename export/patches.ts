@@ -67,6 +67,9 @@ function exportParams(
   };
 }
 
+/** The records' patch codes, in their order. */
+const codesOf = (records: ExportRecord[]) => records.map((r) => String(r.code));
+
 /** Which patches a CSV holds: those exportPatches would list, or (a town's package) the codes given. */
 interface CsvFilter {
   month: string;
@@ -273,12 +276,8 @@ async function zipExport(
           opts.month,
           tmp,
         );
-        for (const f of folders)
-          await writeCsv(trx, env, { ...csv, codes: f.records.map((r) => String(r.code)) }, f.csvPath);
-        const photos = await stampedPhotos(
-          trx,
-          records.map((r) => String(r.code)),
-        );
+        for (const f of folders) await writeCsv(trx, env, { ...csv, codes: codesOf(f.records) }, f.csvPath);
+        const photos = await stampedPhotos(trx, codesOf(records));
         const plans = new Map(
           (await sheetPlans(trx, records, photos, opts.signal)).map((p) => [String(p.record.code), p]),
         );
@@ -468,15 +467,7 @@ async function stampedPhotos(db: Db, codes: string[]): Promise<Map<string, CaseP
 async function writeSheets(t: WriteTarget, records: ExportRecord[], outPath: string): Promise<void> {
   const plans = t.plans
     ? records.map((r) => t.plans!.get(String(r.code))!)
-    : await sheetPlans(
-        t.db,
-        records,
-        await stampedPhotos(
-          t.db,
-          records.map((r) => String(r.code)),
-        ),
-        t.signal,
-      );
+    : await sheetPlans(t.db, records, await stampedPhotos(t.db, codesOf(records)), t.signal);
   const font = findCjkFont(t.fontPath);
   await runPdfThread({ plans, title: t.title, font, outPath }, t.signal);
 }
