@@ -6,8 +6,8 @@
 -- (the locale's), the imagery's dates, the calendar's, the days overdue (today's), dates (their text
 -- follows the connection's DateStyle), the latest note (kept by 036's trigger).
 -- Each is the query's cells as it wrote them, joined by commas (|| with every null made empty: concat is not
--- immutable); csv_text is 033's rule. A change to that
--- rule, or to how a cell here is written, must rewrite these columns (drop and add them again).
+-- immutable); csv_text is 033's rule. A change to that rule, or to how a cell here is written, must rewrite
+-- these columns (drop and add them again).
 -- Numbers are float8 text under the writing connection's extra_float_digits: each is rounded to 2 or 7
 -- decimals first (under 15 significant digits), so 0 to 3 (PostgreSQL's default is 1) all write it alike.
 -- Adding them rewrites the table once.
