@@ -69,9 +69,22 @@ def dice_loss(logits, target, known):
     return (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)).mean()
 
 
-def masked_bce(bce, logits, target, known):
-    """Per-pixel BCE averaged over the known pixels: the plain mean where every pixel is known."""
-    return (bce(logits, target) * known).sum() / known.sum().clamp(min=1)
+def masked_bce(bce, logits, target, known, weight=None):
+    """Per-pixel BCE averaged over the known pixels: the plain mean where every pixel is known. With
+    `weight`, each pixel's term is multiplied by it (the mean still over the known pixels)."""
+    terms = bce(logits, target) * known
+    if weight is not None:
+        terms = terms * weight
+    return terms.sum() / known.sum().clamp(min=1)
+
+
+EDGE_PX = 2
+
+
+def edge_band(lab):
+    """1 within EDGE_PX of a label's outline, inside or outside (dilation minus erosion), else 0."""
+    k = 2 * EDGE_PX + 1
+    return F.max_pool2d(lab, k, 1, EDGE_PX) - (1 - F.max_pool2d(1 - lab, k, 1, EDGE_PX))
 
 
 ERODE_PX = 3
@@ -123,6 +136,9 @@ def main(argv=None):
     ap.add_argument('--isolated', type=float, default=0.0, help='fraction of each batch that is in-context change: one to three buildings of an after image built, half built or topped with another roof on one date, the rest of the neighbourhood standing on both')
     ap.add_argument('--regional', type=float, default=0.0, help='fraction of samples with a land-cover nuisance (regional colour shift and smoothing) on one date, unlabelled')
     ap.add_argument('--scale', default='0.6,1.3', help='range of random rescaling of real pairs')
+    ap.add_argument('--pos-weight', type=float, default=2.0, help='BCE weight of a changed pixel against an unchanged one')
+    ap.add_argument('--edge-weight', type=float, default=0.0, help='extra BCE weight of the pixels within EDGE_PX of a labelled '
+                    'building\'s outline, on either side: most of the LEVIR validation errors lie there (edge_errors.py)')
     ap.add_argument('--interior-weight', type=float, default=0.5, help='weight of the building-interior loss (second output)')
     ap.add_argument('--steps', type=int, default=6000)
     ap.add_argument('--batch', type=int, default=32)
@@ -219,7 +235,9 @@ def main(argv=None):
         net.train = train_frozen_bn
     sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights, isolated=args.isolated > 0)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0, device=device), reduction='none')
+    if args.pos_weight <= 0 or args.edge_weight < 0:
+        raise SystemExit(f'--pos-weight {args.pos_weight} / --edge-weight {args.edge_weight}: expected > 0 and ≥ 0')
+    bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(args.pos_weight, device=device), reduction='none')
     log, evals = [], []
     step, elapsed_before = 0, 0.0
     if args.resume:
@@ -256,6 +274,7 @@ def main(argv=None):
             'normalisation': {'mean': MEAN, 'std': STD},
             'seed': args.seed, 'steps': step, 'stepsPlanned': args.steps, 'maxMinutes': args.max_minutes, 'finished': final,
             'batch': args.batch, 'crop': args.crop, 'lr': args.lr, 'scale': list(scale), 'interiorWeight': args.interior_weight, 'ema': args.ema,
+            'posWeight': args.pos_weight, 'edgeWeight': args.edge_weight, 'edgePx': EDGE_PX,
             'mix': dict(zip(['real', 'synthetic', 'procedural'], [round(v, 3) for v in mix])), 'same': args.same, 'regional': args.regional, 'isolated': args.isolated,
             'device': str(device) if device.type == 'cpu' else torch.cuda.get_device_name(device),
             'threads': torch.get_num_threads(), 'torch': torch.__version__,
@@ -288,7 +307,8 @@ def main(argv=None):
         lab, known = lab[:, :1], lab[:, 1:2]
         logits = net(a, b)
         inner = interior_target(lab)
-        loss = masked_bce(bce, logits[:, :1], lab, known) + dice_loss(logits[:, :1], lab, known)
+        edge = 1 + args.edge_weight * edge_band(lab) if args.edge_weight else None
+        loss = masked_bce(bce, logits[:, :1], lab, known, edge) + dice_loss(logits[:, :1], lab, known)
         if args.interior_weight:
             loss = loss + args.interior_weight * (masked_bce(bce, logits[:, 1:2], inner, known) + dice_loss(logits[:, 1:2], inner, known))
         if start is not None:
