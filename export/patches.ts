@@ -369,6 +369,14 @@ export async function patchChip(
   return plan ? render(plan) : null;
 }
 
+/** A chip tile as export/chip_tiles and export/sheet_chip_tiles give it. */
+interface ChipTileRow {
+  path: string;
+  stretch: BandStretch | null;
+  geom: { type: string; coordinates: unknown };
+  centre: { coordinates: number[] };
+}
+
 async function chipPlan(
   db: Db,
   code: string,
@@ -377,13 +385,13 @@ async function chipPlan(
   colour: string,
 ): Promise<ChipPlan | null> {
   const margin = kind === 'detail' ? 15 : 150;
-  const rows = await runSql<{
-    path: string;
-    stretch: BandStretch | null;
-    geom: { type: string; coordinates: unknown };
-    centre: { coordinates: number[] };
-  }>(db, 'export/chip_tiles', { code, month, margin_m: margin });
+  return planOf(await runSql<ChipTileRow>(db, 'export/chip_tiles', { code, month, margin_m: margin }), kind, colour);
+}
+
+/** A chip's plan from its tiles (all with the patch in their CRS), or null without any. */
+function planOf(rows: ChipTileRow[], kind: 'detail' | 'overview', colour: string): ChipPlan | null {
   if (rows.length === 0) return null;
+  const margin = kind === 'detail' ? 15 : 150;
   const polys = (
     rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates
   ) as number[][][][];
@@ -403,23 +411,43 @@ async function chipPlan(
   };
 }
 
-/** The chips' plans for every sheet, from the database (a few small queries per patch), with their photos. */
-async function sheetPlans(
+/** Patches whose sheets' chip tiles one statement reads (a text array of this many codes, well under a megabyte). */
+const PLAN_SLICE = 2000;
+
+/**
+ * The chips' plans for every sheet, with their photos: the tiles of all three chips of PLAN_SLICE patches at a
+ * time (sql/export/sheet_chip_tiles.sql), not a query per chip.
+ */
+export async function sheetPlans(
   db: Db,
   records: ExportRecord[],
-  photos: Map<string, CasePhoto[]>,
+  photos: Map<string, CasePhoto[]> = new Map(),
   signal?: AbortSignal,
 ): Promise<SheetPlan[]> {
   const plans: SheetPlan[] = [];
-  for (const r of records) {
+  for (let i = 0; i < records.length; i += PLAN_SLICE) {
     signal?.throwIfAborted();
-    const code = String(r.code);
-    const [before, after, overview] = await Promise.all([
-      chipPlan(db, code, r.baselineMonth, 'detail', '#ffd400'),
-      chipPlan(db, code, String(r.month), 'detail', '#ff2020'),
-      chipPlan(db, code, String(r.month), 'overview', '#ff2020'),
-    ]);
-    plans.push({ record: r, before, after, overview, photos: (photos.get(code) ?? []).map((p) => p.sheet) });
+    const slice = records.slice(i, i + PLAN_SLICE);
+    const tiles = new Map<string, ChipTileRow[]>();
+    for (const row of await runSql<ChipTileRow & { code: string; chip: string }>(db, 'export/sheet_chip_tiles', {
+      codes: textArray(codesOf(slice)),
+    })) {
+      const key = `${row.code} ${row.chip}`;
+      const list = tiles.get(key) ?? [];
+      list.push(row);
+      tiles.set(key, list);
+    }
+    for (const r of slice) {
+      const code = String(r.code);
+      const of = (chip: string) => tiles.get(`${code} ${chip}`) ?? [];
+      plans.push({
+        record: r,
+        before: planOf(of('before'), 'detail', '#ffd400'),
+        after: planOf(of('after'), 'detail', '#ff2020'),
+        overview: planOf(of('overview'), 'overview', '#ff2020'),
+        photos: (photos.get(code) ?? []).map((p) => p.sheet),
+      });
+    }
   }
   return plans;
 }

@@ -283,6 +283,34 @@ describe('patch list exports', () => {
     expect(perPage).toBeLessThan(100 * 1024);
   });
 
+  it("reads every sheet's chip plans in one statement, each as the chip's own query plans it", async () => {
+    const { sheetPlans, patchChip } = await import('../export/patches.ts');
+    const codes = [1, 2, 3, 4, 5].map((i) => `350206-202403-000${i}`);
+    const plans = await sheetPlans(
+      run.db,
+      codes.map((code) => ({ code }) as never),
+    );
+    expect(plans.map((p) => p.record.code)).toEqual(codes);
+    // the plan patchChip hands its renderer: one query for one chip
+    const one = async (code: string, month: string, kind: 'detail' | 'overview', colour: string) => {
+      let plan: unknown = null;
+      await patchChip(run.db, async (p) => ((plan = p), Buffer.alloc(0)), code, month, kind, colour);
+      return plan;
+    };
+    for (const p of plans) {
+      const code = String(p.record.code);
+      expect(p.before, code).toEqual(await one(code, '2024-02', 'detail', '#ffd400'));
+      expect(p.after, code).toEqual(await one(code, '2024-03', 'detail', '#ff2020'));
+      expect(p.overview, code).toEqual(await one(code, '2024-03', 'overview', '#ff2020'));
+      // before and after from the two months' imagery
+      expect(p.before!.tiles.length, code).toBeGreaterThan(0);
+      expect(p.before!.tiles).not.toEqual(p.after!.tiles);
+    }
+    // a code without a patch: a sheet with no chips
+    const [none] = await sheetPlans(run.db, [{ code: '350206-202403-9999' } as never]);
+    expect([none.before, none.after, none.overview]).toEqual([null, null, null]);
+  });
+
   it('refuses a PDF it cannot write with the file named, and leaves no half-written file', async () => {
     const { writePdf, findCjkFont } = await import('../export/write.pdf.ts');
     const { existsSync } = await import('node:fs');
