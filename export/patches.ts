@@ -103,7 +103,9 @@ export async function streamCsv(
       begun = true;
       await write(lines);
     },
-    opts.signal,
+    // a month (or a town's month) is read in the order of patch_month_town_code_idx; a package's codes are
+    // looked up one by one and sorted
+    { signal: opts.signal, indexOrder: !opts.codes },
   );
   if (!begun) await write(csvHead());
   return count;
@@ -136,9 +138,24 @@ async function writeCsv(db: Db, env: WorkflowEnv, opts: CsvFilter, outPath: stri
 /** Text as a PostgreSQL array literal ({"a","b"}). */
 const textArray = (xs: readonly string[]) => `{${xs.map((x) => `"${x.replace(/["\\]/g, '\\$&')}"`).join(',')}}`;
 
-/** The code groups whose words the CSV writes. */
-const LABEL_GROUPS = ['relation', 'class', 'status', 'result', 'violation', 'measure', 'lookback', 'source'] as const;
-/** Each group's words as {code: CSV cell}, the query's l_<group> parameters (made once). */
+/**
+ * The code groups whose words the CSV writes, and whether the code itself follows the word (status: 待核查 and
+ * detected).
+ */
+const LABEL_GROUPS = {
+  relation: false,
+  class: true,
+  status: true,
+  result: true,
+  violation: false,
+  measure: false,
+  lookback: true,
+  source: false,
+} as const;
+/**
+ * Each group's cells as {code: "word," or "word,code,"}, the query's l_<group> parameters (made once): the
+ * commas come with the cells, so a line is made of half as many pieces.
+ */
 let labelParams: Record<string, string> | null = null;
 
 /** Working days late by days before today, per calendar (the last day it was made for). */
@@ -161,9 +178,16 @@ function csvParams(env: WorkflowEnv, f: CsvFilter): Record<string, SqlLiteral> {
     lateDays.set(cal, late);
   }
   labelParams ??= Object.fromEntries(
-    LABEL_GROUPS.map((g) => [
+    Object.entries(LABEL_GROUPS).map(([g, withCode]) => [
       `l_${g}`,
-      JSON.stringify(Object.fromEntries(Object.keys(LOCALES[DEFAULT_LOCALE][g]).map((c) => [c, csvCell(label(g, c))]))),
+      JSON.stringify(
+        Object.fromEntries(
+          Object.keys(LOCALES[DEFAULT_LOCALE][g as keyof typeof LABEL_GROUPS]).map((c) => [
+            c,
+            `${csvCell(label(g as keyof typeof LABEL_GROUPS, c))},${withCode ? `${csvCell(c)},` : ''}`,
+          ]),
+        ),
+      ),
     ]),
   );
   return {

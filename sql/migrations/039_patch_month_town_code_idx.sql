@@ -1,0 +1,6 @@
+-- The month's CSV lists its patches by town, then code (sql/export/patches.csv.sql). With this index its
+-- parallel workers read them in that order and the month needs no sort: at 10 M patches (277,777 in the
+-- month) a quarter less time, and the first lines go out at once rather than after the whole month is
+-- sorted (issue 33). It serves every query 001's (month, town_code) index served, which it replaces.
+create index patch_month_town_code_idx on patch (month, town_code, code);
+drop index patch_month_town_idx;
