@@ -104,7 +104,7 @@ export async function eachText(
     if (opts.indexOrder) {
       await trx.raw('set local enable_sort = off');
       // the leader merges the workers' rows, in order, and sends them: were it to read its own share too, the
-      // workers would wait on it (at 10 M patches the month took 0.84–1.05 s in the database against 1.19–1.20)
+      // workers would wait on it (at 10 M patches the month took 0.84–1.05 s in the database against 1.19–1.31)
       await trx.raw('set local parallel_leader_participation = off');
     }
     // the transaction's own connection, spoken to directly: knex would read a `?` in the literals as a binding
