@@ -178,13 +178,13 @@ function csvParams(env: WorkflowEnv, f: CsvFilter): Record<string, SqlLiteral> {
     lateDays.set(cal, late);
   }
   labelParams ??= Object.fromEntries(
-    Object.entries(LABEL_GROUPS).map(([g, withCode]) => [
+    (Object.keys(LABEL_GROUPS) as (keyof typeof LABEL_GROUPS)[]).map((g) => [
       `l_${g}`,
       JSON.stringify(
         Object.fromEntries(
-          Object.keys(LOCALES[DEFAULT_LOCALE][g as keyof typeof LABEL_GROUPS]).map((c) => [
+          Object.keys(LOCALES[DEFAULT_LOCALE][g]).map((c) => [
             c,
-            `${csvCell(label(g as keyof typeof LABEL_GROUPS, c))},${withCode ? `${csvCell(c)},` : ''}`,
+            `${csvCell(label(g, c))},${LABEL_GROUPS[g] ? `${csvCell(c)},` : ''}`,
           ]),
         ),
       ),
@@ -393,6 +393,9 @@ export async function patchChip(
   return plan ? render(plan) : null;
 }
 
+/** How far around the patch each kind of chip reaches (m): the detail fits the patch, the overview shows 300 m. */
+const CHIP_MARGIN_M = { detail: 15, overview: 150 } as const;
+
 /** A chip tile as export/chip_tiles and export/sheet_chip_tiles give it. */
 interface ChipTileRow {
   path: string;
@@ -408,14 +411,14 @@ async function chipPlan(
   kind: 'detail' | 'overview',
   colour: string,
 ): Promise<ChipPlan | null> {
-  const margin = kind === 'detail' ? 15 : 150;
-  return planOf(await runSql<ChipTileRow>(db, 'export/chip_tiles', { code, month, margin_m: margin }), kind, colour);
+  const rows = await runSql<ChipTileRow>(db, 'export/chip_tiles', { code, month, margin_m: CHIP_MARGIN_M[kind] });
+  return planOf(rows, kind, colour);
 }
 
 /** A chip's plan from its tiles (all with the patch in their CRS), or null without any. */
 function planOf(rows: ChipTileRow[], kind: 'detail' | 'overview', colour: string): ChipPlan | null {
   if (rows.length === 0) return null;
-  const margin = kind === 'detail' ? 15 : 150;
+  const margin = CHIP_MARGIN_M[kind];
   const polys = (
     rows[0].geom.type === 'Polygon' ? [rows[0].geom.coordinates] : rows[0].geom.coordinates
   ) as number[][][][];
@@ -455,6 +458,8 @@ export async function sheetPlans(
     const tiles = new Map<string, ChipTileRow[]>();
     for (const row of await runSql<ChipTileRow & { code: string; chip: string }>(db, 'export/sheet_chip_tiles', {
       codes: textArray(codesOf(slice)),
+      detail_m: CHIP_MARGIN_M.detail,
+      overview_m: CHIP_MARGIN_M.overview,
     })) {
       const key = `${row.code} ${row.chip}`;
       const list = tiles.get(key) ?? [];
