@@ -4,6 +4,7 @@ import type { Db } from '../store/db.ts';
 import { migrate } from '../store/migrate.ts';
 import { streamCsv } from '../export/patches.ts';
 import { csvCell } from '../export/write.text.ts';
+import { CELL_TEXTS } from './helpers/cells.ts';
 import { testWorkflowEnv } from './helpers/api.ts';
 import { seedPatches } from './helpers/batch.ts';
 import { referenceCsv } from './helpers/csv.ts';
@@ -34,25 +35,7 @@ describe('columns kept on the patch (migrations 035, 036, 037)', () => {
     ).rows[0] as { lon: number; lat: number; x: number; y: number };
 
   it("writes text cells as csvCell does (csv_text, migration 038's body)", async () => {
-    const texts = [
-      '',
-      'plain 文字',
-      '=HYPERLINK("x")',
-      '+cmd',
-      '-2+3',
-      '@SUM(1)',
-      '\tTAB',
-      '\rCR',
-      'a,b',
-      'say "hi"',
-      'two\r\nlines',
-      'one\nline',
-      '"',
-      ',',
-      '现场核实，业主称“临时”',
-      '=a,b',
-      '-"q"',
-    ];
+    const texts = [...CELL_TEXTS, 'one\nline', '"', ',', '现场核实，业主称“临时”', '=a,b', '-"q"'];
     const { rows } = await db.raw(
       `select s, csv_text(s) as cell from unnest(?::text[]) with ordinality as t(s, i) order by i`,
       [texts],

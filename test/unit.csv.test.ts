@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FIELDS } from '../export/fields.ts';
 import { csvCell, csvHead, neutralise } from '../export/write.text.ts';
+import { CELL_TEXTS } from './helpers/cells.ts';
 
 /**
  * csvCell, with its fast path for numbers, says what the rule of neutralise() and RFC 4180 quoting say
@@ -22,17 +23,7 @@ describe('CSV cells', () => {
     123456.78,
     null,
     undefined,
-    '',
-    'plain 文字',
-    '=HYPERLINK("x")',
-    '+cmd',
-    '-2+3',
-    '@SUM(1)',
-    '\tTAB',
-    '\rCR',
-    'a,b',
-    'say "hi"',
-    'two\r\nlines',
+    ...CELL_TEXTS,
     true,
     false,
     new Date('2024-03-20T08:00:00Z'),
