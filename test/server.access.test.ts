@@ -250,6 +250,23 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
             properties: { code: '350206003', name: '溪边', district_code: '350206' },
             geometry: { type: 'Polygon', coordinates: [ring] },
           },
+          {
+            // a town smaller than a pixel of the overview (16 m): it keeps its outline there, not none
+            type: 'Feature',
+            properties: { code: '350206004', name: '小岛', district_code: '350206' },
+            geometry: {
+              type: 'Polygon',
+              coordinates: [
+                [
+                  [x0 + 30_000, y0],
+                  [x0 + 30_012, y0],
+                  [x0 + 30_012, y0 + 9],
+                  [x0 + 30_000, y0 + 9],
+                  [x0 + 30_000, y0],
+                ],
+              ],
+            },
+          },
         ],
       }),
     );
@@ -266,8 +283,11 @@ describe('workflow HTTP API: tokens, town scope, audit, OpenAPI', () => {
     expect(vertices(street.json())).toBe(vertices(full.json()));
     expect(vertices(overview.json())).toBeLessThan(vertices(full.json()) / 5);
     expect(overview.rawPayload.length).toBeLessThan(full.rawPayload.length / 5);
-    // every town is still there, whole numbers of metres at that scale
-    expect(overview.json().features).toHaveLength(3);
+    // every town is still there with an outline, whole numbers of metres at that scale
+    expect(overview.json().features).toHaveLength(4);
+    const islet = overview.json().features.find((f: { id: string }) => f.id === '350206004').geometry;
+    expect(islet.type).toMatch(/Polygon$/);
+    expect(coordinates(islet).length / 2).toBeGreaterThanOrEqual(4);
     expect(coordinates(overview.json().features[2].geometry).every(Number.isInteger)).toBe(true);
 
     const tags = [full, overview, street].map((r) => String(r.headers.etag));

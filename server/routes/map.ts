@@ -111,7 +111,7 @@ export function mapRoutes(app: ZodApp, ctx: RouteContext): void {
       if (towns?.version !== version) towns = { version, json: new Map() };
       let json = towns.json.get(level);
       if (json === undefined) {
-        json = JSON.stringify(await townBoundaries(db, req.query.z));
+        json = await townBoundaries(db, req.query.z);
         towns.json.set(level, json);
       }
       return reply.type('application/json; charset=utf-8').send(json);
