@@ -24,7 +24,7 @@ import { writeWithOgr } from './write.ogr.ts';
 import { EXPORT_FORMATS, type ExportFormat } from './formats.ts';
 import { csvCell, csvHead, toGeoJson, toKml } from './write.text.ts';
 import { BadInputError } from '../core/errors.ts';
-import { eachText, runSql, type SqlLiteral } from '../store/sql.ts';
+import { eachText, explainText, runSql, type SqlLiteral } from '../store/sql.ts';
 import type { User } from '../store/users.ts';
 import type { WorkflowEnv } from '../workflow/env.ts';
 import { scopeTown } from '../store/patch.row.ts';
@@ -103,12 +103,21 @@ export async function streamCsv(
       begun = true;
       await write(lines);
     },
-    // a month (or a town's month) is read in the order of patch_month_town_code_idx; a package's codes are
-    // looked up one by one and sorted
-    { signal: opts.signal, indexOrder: !opts.codes },
+    { signal: opts.signal, indexOrder: readInOrder(opts) },
   );
   if (!begun) await write(csvHead());
   return count;
+}
+
+/**
+ * A month (or a town's month) is read in the order of patch_month_town_code_idx; a package's codes are
+ * looked up one by one and sorted.
+ */
+const readInOrder = (opts: CsvFilter) => !opts.codes;
+
+/** The plan streamCsv would read these patches by, as EXPLAIN's lines (scripts/bench-scale.ts prints it). */
+export async function csvPlan(db: Db, env: WorkflowEnv, opts: CsvFilter): Promise<string[]> {
+  return explainText(db, 'export/patches.csv', csvParams(env, opts), { indexOrder: readInOrder(opts) });
 }
 
 /**

@@ -63,6 +63,40 @@ function literalSql(name: string, params: Record<string, SqlLiteral>): string {
   return sqlText(name).replace(/(?<![:\w]):([a-z_]+)\b/g, (_m, key: string) => literal(key, params[key]));
 }
 
+/**
+ * The settings a text query runs under, for its transaction only (see eachText): the cells' number and date
+ * forms, memory to sort in, no JIT; with `indexOrder`, planned without a sort.
+ */
+async function textSettings(trx: Knex.Transaction, indexOrder = false): Promise<void> {
+  const settings: Record<string, string> = {
+    // doubles in their shortest exact form (a connection may have asked for more digits)
+    extra_float_digits: '1',
+    // rows sorted in the database (a package's codes) are sorted in memory, in each parallel worker
+    work_mem: '64MB',
+    // dates as text are YYYY-MM-DD, whatever the connection's style: a cast, a third of to_char's cost
+    datestyle: 'ISO, YMD',
+    // no JIT compiling, on any connection (the server's have it off already; the CLI's and the workers' not):
+    // the month's line-maker compiled ~4 s of CPU among its processes at 10 M patches
+    jit: 'off',
+  };
+  if (indexOrder) {
+    settings.enable_sort = 'off';
+    // nor sorted by parts: at 10 M patches the planner read the month by (month, town_code) and sorted each
+    // town's rows by code (1.17–1.30 s in the database) rather than read (month, town_code, code) (0.52–0.57 s)
+    settings.enable_incremental_sort = 'off';
+    // the leader merges the workers' rows, in order, and sends them: were it to read its own share too, the
+    // workers would wait on it (at 10 M patches the month took 0.84–1.05 s in the database against 1.19–1.31)
+    settings.parallel_leader_participation = 'off';
+  }
+  // for this transaction only, in one round trip
+  await trx.raw(
+    `select ${Object.keys(settings)
+      .map(() => 'set_config(?, ?, true)')
+      .join(', ')}`,
+    Object.entries(settings).flat(),
+  );
+}
+
 /** Binary COPY's 11-byte signature; its header goes on with the flags and the extension's length (int32 each). */
 const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
@@ -92,30 +126,7 @@ export async function eachText(
   const embedded = (db.client as { config?: { client?: unknown } }).config?.client !== 'pg';
   let count = 0;
   await db.transaction(async (trx) => {
-    const settings: Record<string, string> = {
-      // doubles in their shortest exact form (a connection may have asked for more digits)
-      extra_float_digits: '1',
-      // rows sorted in the database (a package's codes) are sorted in memory, in each parallel worker
-      work_mem: '64MB',
-      // dates as text are YYYY-MM-DD, whatever the connection's style: a cast, a third of to_char's cost
-      datestyle: 'ISO, YMD',
-      // no JIT compiling, on any connection (the server's have it off already; the CLI's and the workers' not):
-      // the month's line-maker compiled ~4 s of CPU among its processes at 10 M patches
-      jit: 'off',
-    };
-    if (opts.indexOrder) {
-      settings.enable_sort = 'off';
-      // the leader merges the workers' rows, in order, and sends them: were it to read its own share too, the
-      // workers would wait on it (at 10 M patches the month took 0.84–1.05 s in the database against 1.19–1.31)
-      settings.parallel_leader_participation = 'off';
-    }
-    // for this transaction only, in one round trip
-    await trx.raw(
-      `select ${Object.keys(settings)
-        .map(() => 'set_config(?, ?, true)')
-        .join(', ')}`,
-      Object.entries(settings).flat(),
-    );
+    await textSettings(trx, opts.indexOrder);
     // the transaction's own connection, spoken to directly: knex would read a `?` in the literals as a binding
     const conn = (await trx.client.acquireConnection()) as PgConnection;
     if (embedded) {
@@ -202,6 +213,25 @@ export async function eachText(
     if (failed) throw failed.err;
   });
   return count;
+}
+
+/**
+ * The plan `eachText` would run `sql/<name>.sql` by, as EXPLAIN's lines (not run): under the same settings, so
+ * a benchmark can show whether a month is read in index order or sorted.
+ */
+export async function explainText(
+  db: Db,
+  name: string,
+  params: Record<string, SqlLiteral>,
+  opts: { indexOrder?: boolean } = {},
+): Promise<string[]> {
+  const sql = literalSql(name, params).replace(/;\s*$/, '');
+  return db.transaction(async (trx) => {
+    await textSettings(trx, opts.indexOrder);
+    const conn = (await trx.client.acquireConnection()) as PgConnection;
+    const { rows } = await conn.query(`explain ${sql}`);
+    return rows.map((r) => Object.values(r)[0]);
+  });
 }
 
 /** The pool's node-postgres client, as much of it as is spoken to here. */
