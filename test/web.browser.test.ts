@@ -121,6 +121,8 @@ describe.skipIf(!existsSync(CHROMIUM))('web map in headless Chromium', () => {
     ]);
     expect(towns).toEqual(['殿前街道']);
     expect(await page.isDisabled('select[name=town]')).toBe(true);
+    // fixed to the clerk's town, by its name (its code cut the field on a phone)
+    expect((await page.textContent('select[name=town] option:checked'))?.trim()).toBe('殿前街道');
     expect(await page.textContent('#who-town')).toBe('殿前街道'); // the town's name, not its code
     // imagery tiles drawn from the GeoTIFFs, and the patch outlines over them
     await expect.poll(() => tiles.filter((s) => s === 200).length, { timeout: 60_000 }).toBeGreaterThan(0);

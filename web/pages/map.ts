@@ -332,7 +332,8 @@ export async function renderMapPage(ctx: AppContext, nav: Navigation): Promise<v
       'town',
       report.towns
         .filter((t) => ownTown === null || t.town_code === ownTown)
-        .map((t) => [t.town_code, `${t.town_name} ${t.town_code}`]),
+        // the town's own clerk knows its code (and a phone's half-width field cut it): the name alone
+        .map((t) => [t.town_code, ownTown ? t.town_name : `${t.town_name} ${t.town_code}`]),
       ownTown,
     )}
     ${filter(ui('col_status'), 'status', choices('status'))} ${filter(ui('col_class'), 'class', choices('class'))}
