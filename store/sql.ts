@@ -58,15 +58,33 @@ function literal(name: string, v: SqlLiteral | undefined): string {
   return escapeLiteral(v);
 }
 
-/** `sql/<name>.sql` with each `:name` (not a `::cast`) replaced by its value as a literal. */
+/**
+ * `sql/<name>.sql` with each `:name` (not a `::cast`) replaced by its value as a literal, without its closing
+ * semicolon: one statement, to be wrapped (in COPY, a cursor, EXPLAIN).
+ */
 function literalSql(name: string, params: Record<string, SqlLiteral>): string {
-  return sqlText(name).replace(/(?<![:\w]):([a-z_]+)\b/g, (_m, key: string) => literal(key, params[key]));
+  return sqlText(name)
+    .replace(/(?<![:\w]):([a-z_]+)\b/g, (_m, key: string) => literal(key, params[key]))
+    .replace(/;\s*$/, '');
 }
 
 /**
- * The settings a text query runs under, for its transaction only (see eachText): the cells' number and date
- * forms, memory to sort in, no JIT; with `indexOrder`, planned without a sort.
+ * Runs `work` on the connection of a transaction that has the settings a text query runs under (see eachText):
+ * the cells' number and date forms, memory to sort in, no JIT; with `indexOrder`, planned without a sort.
+ * The connection is spoken to directly: knex would read a `?` in the literals as a binding.
  */
+async function inTextTransaction<T>(
+  db: Db,
+  indexOrder: boolean | undefined,
+  work: (conn: PgConnection) => Promise<T>,
+): Promise<T> {
+  return db.transaction(async (trx) => {
+    await textSettings(trx, indexOrder);
+    return work((await trx.client.acquireConnection()) as PgConnection);
+  });
+}
+
+/** The settings of inTextTransaction, for this transaction only. */
 async function textSettings(trx: Knex.Transaction, indexOrder = false): Promise<void> {
   const settings: Record<string, string> = {
     // doubles in their shortest exact form (a connection may have asked for more digits)
@@ -122,13 +140,10 @@ export async function eachText(
 ): Promise<number> {
   const { signal } = opts;
   signal?.throwIfAborted();
-  const sql = literalSql(name, params).replace(/;\s*$/, '');
+  const sql = literalSql(name, params);
   const embedded = (db.client as { config?: { client?: unknown } }).config?.client !== 'pg';
   let count = 0;
-  await db.transaction(async (trx) => {
-    await textSettings(trx, opts.indexOrder);
-    // the transaction's own connection, spoken to directly: knex would read a `?` in the literals as a binding
-    const conn = (await trx.client.acquireConnection()) as PgConnection;
+  await inTextTransaction(db, opts.indexOrder, async (conn) => {
     if (embedded) {
       await conn.query(`declare tuban_text no scroll cursor for ${sql}`);
       for (;;) {
@@ -225,10 +240,8 @@ export async function explainText(
   params: Record<string, SqlLiteral>,
   opts: { indexOrder?: boolean } = {},
 ): Promise<string[]> {
-  const sql = literalSql(name, params).replace(/;\s*$/, '');
-  return db.transaction(async (trx) => {
-    await textSettings(trx, opts.indexOrder);
-    const conn = (await trx.client.acquireConnection()) as PgConnection;
+  const sql = literalSql(name, params);
+  return inTextTransaction(db, opts.indexOrder, async (conn) => {
     const { rows } = await conn.query(`explain ${sql}`);
     return rows.map((r) => Object.values(r)[0]);
   });
