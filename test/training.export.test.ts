@@ -233,6 +233,48 @@ describe('training export from verified patches', () => {
     }
   });
 
+  // The multi-scale graph resamples each scene (bilinear) and brings every answer back to the scene's
+  // size: 1.3 times a 256 px chip is not a whole number of pixels.
+  it.skipIf(!hasTorch)(
+    "exports the default model averaged over scales, and eval reads it at the chips' sizes (needs python3-torch)",
+    async () => {
+      const modelDir = mkdtempSync(join(tmpdir(), 'tuban-scales-'));
+      const exportModel = (...extra: string[]) =>
+        execFileSync(
+          '/usr/bin/python3',
+          [
+            'models/siam-unet-lite/export.py',
+            'models/siam-unet-lite',
+            modelDir,
+            '--flip',
+            '--threshold',
+            '0.45',
+            ...extra,
+          ],
+          { stdio: 'pipe' },
+        );
+      try {
+        expect(() => exportModel('--scales', '1,big')).toThrow(/--scales 1,big: expected factors such as 1,1.5/);
+        expect(() => exportModel('--scales', '1,1')).toThrow(/--scales 1,1: expected distinct factors/);
+        exportModel('--scales', '1,1.3', '--version', '2.3.1-scales');
+        const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8'));
+        expect(manifest.provenance.exportedWith).toMatchObject({ flip: true, scales: [1, 1.3] });
+        const { evaluateDataset } = await import('../training/dataset.eval.ts');
+        const r = await evaluateDataset(out, modelDir);
+        expect(r.model).toBe('siam-unet-lite 2.3.1-scales');
+        expect(r.images).toHaveLength(4);
+        for (const image of r.images) {
+          const [w, h] = result.chips.find((c) => c.name === image.name)!.sizePx;
+          const { tp, fp, fn, tn } = image.pixel;
+          expect(tp + fp + fn + tn).toBe(w * h);
+        }
+      } finally {
+        rmSync(modelDir, { recursive: true, force: true });
+      }
+    },
+    300_000,
+  );
+
   // What a city does with its own verified patches instead of LEVIR-CD's research-only weights:
   // fine-tune the default model on them, export it, and evaluate it through onnxruntime.
   it.skipIf(!hasTorch)(

@@ -4,7 +4,7 @@ model.onnx (dynamic batch/height/width; outputs `probability` and, for models tr
 head, `interior`), weights.npz (for fine-tuning), manifest.json.
 
   /usr/bin/python3 models/siam-unet-lite/export.py RUN_DIR MODEL_DIR [--version 2.0.0] [--name siam-unet-lite]
-      [--threshold 0.5] [--min-mean-prob P] [--interior-threshold 0.5] [--no-interior] [--float-input]
+      [--threshold 0.5] [--min-mean-prob P] [--interior-threshold 0.5] [--no-interior] [--flip] [--scales 1,1.5] [--float-input]
 
 The graph takes 8-bit samples, pixel-interleaved ([batch, height, width, band] uint8, transposed and
 normalised inside the graph) unless --float-input asks for float32 inputs [batch, band, height, width]
@@ -35,8 +35,16 @@ def main():
     ap.add_argument('--no-interior', action='store_true', help='export the change output only')
     ap.add_argument('--symmetric', action='store_true', help='average the probabilities of both date orders in the graph (the encoder runs once per date)')
     ap.add_argument('--flip', action='store_true', help='average the probabilities of the scene and its mirror image in the graph (twice the inference work)')
+    ap.add_argument('--scales', default='1', help='average the probabilities of the scene resampled by each of these factors, '
+                    'e.g. 1,1.5 (inference work: the sum of their squares; 1,1.5 is 3.25 times 1)')
     ap.add_argument('--float-input', action='store_true', help='float32 inputs normalised outside the graph')
     args = ap.parse_args()
+    try:
+        scales = tuple(float(v) for v in args.scales.split(','))
+    except ValueError:
+        raise SystemExit(f'--scales {args.scales}: expected factors such as 1,1.5')
+    if not all(0.25 <= s <= 4 for s in scales) or len(set(scales)) != len(scales):
+        raise SystemExit(f'--scales {args.scales}: expected distinct factors between 0.25 and 4')
     with open(os.path.join(args.run, 'training.json')) as f:
         record = json.load(f)
     net = SiamUNetLite(tuple(record['architecture']['widths']), record['architecture'].get('refine', 0))
@@ -45,7 +53,7 @@ def main():
     os.makedirs(args.model_dir, exist_ok=True)
     onnx_path = os.path.join(args.model_dir, 'model.onnx')
     interior = not args.no_interior and 'interior' in record['architecture'].get('outputs', [])
-    export_onnx(net, onnx_path, uint8=not args.float_input, interior=interior, symmetric=args.symmetric, flip=args.flip)
+    export_onnx(net, onnx_path, uint8=not args.float_input, interior=interior, symmetric=args.symmetric, flip=args.flip, scales=scales)
     if os.path.abspath(args.run) != os.path.abspath(args.model_dir):
         shutil.copyfile(os.path.join(args.run, 'weights.npz'), os.path.join(args.model_dir, 'weights.npz'))
         shutil.copyfile(os.path.join(args.run, 'training.json'), os.path.join(args.model_dir, 'training.json'))
@@ -84,7 +92,7 @@ def main():
             'initialisedFrom': record.get('initialisedFrom'), 'freezeBn': record.get('freezeBn'), 'anchor': record.get('anchor'),
             'maxMinutes': record.get('maxMinutes'), 'scale': record.get('scale'), 'same': record.get('same'), 'interiorWeight': record.get('interiorWeight'),
             'metricsAtExport': {'threshold': 0.5, 'pixel': record['devMetrics'], 'note': 'PyTorch pixel metrics on the development sets (levir-cd-t38: its validation images only) at the end of training; `tuban eval` gives the full table through onnxruntime'},
-            'exportedWith': {'torch': torch.__version__, 'symmetric': args.symmetric, 'flip': args.flip},
+            'exportedWith': {'torch': torch.__version__, 'symmetric': args.symmetric, 'flip': args.flip, **({'scales': list(scales)} if scales != (1.0,) else {})},
         },
     }
     with open(os.path.join(args.model_dir, 'manifest.json'), 'w') as f:

@@ -88,6 +88,28 @@ def heads(net, before, after, interior, symmetric=False, flip=False):
     return (p[:, :1], p[:, 1:2]) if interior else p[:, :1]
 
 
+def heads_at_scales(net, before, after, interior, symmetric=False, flip=False, scales=(1.0,)):
+    """`heads` on the scene resampled by each of `scales` (bilinear), each answer resampled back to the
+    scene's size. The change probabilities are combined by their geometric mean: a pixel is change where
+    every scale agrees, so a false alarm seen at one scale only fades (the arithmetic mean made 5 % more
+    patches on the LEVIR validation images, README). The interior, whose regions seed the split of touching
+    buildings, is the first scale's alone: averaged, its seeds split more buildings in two. Inference work is
+    the sum of the squared scales."""
+    probs, inner = [], None
+    size = before.shape[-2:]
+    for s in scales:
+        if s == 1:
+            p, q = heads(net, before, after, True, symmetric, flip)
+        else:
+            b = F.interpolate(before, scale_factor=s, mode='bilinear', align_corners=False, recompute_scale_factor=False)
+            a = F.interpolate(after, scale_factor=s, mode='bilinear', align_corners=False, recompute_scale_factor=False)
+            p, q = (F.interpolate(t, size=size, mode='bilinear', align_corners=False) for t in heads(net, b, a, True, symmetric, flip))
+        probs.append(p)
+        inner = q if inner is None else inner
+    p = torch.exp(sum(torch.log(p.clamp_min(1e-6)) for p in probs) / len(probs))
+    return (p, inner) if interior else p
+
+
 class Exported(nn.Module):
     """What goes into the ONNX file: probability in 0..1, inputs already normalised by the manifest."""
 
@@ -106,12 +128,13 @@ class Exported8(nn.Module):
     band], as GeoTIFFs store them), transposed and normalised inside the graph, so the pipeline
     hands its samples over as read instead of separating bands and converting every pixel to floats."""
 
-    def __init__(self, net, mean, std, interior=False, symmetric=False, flip=False):
+    def __init__(self, net, mean, std, interior=False, symmetric=False, flip=False, scales=(1.0,)):
         super().__init__()
         self.net = net
         self.interior = interior
         self.symmetric = symmetric
         self.flip = flip
+        self.scales = tuple(scales)
         self.register_buffer('scale', torch.tensor([1 / (255 * s) for s in std]).view(1, 3, 1, 1))
         self.register_buffer('shift', torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1))
 
@@ -119,6 +142,8 @@ class Exported8(nn.Module):
         before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
         b = before.float() * self.scale + self.shift
         a = after.float() * self.scale + self.shift
+        if self.scales != (1.0,):
+            return heads_at_scales(self.net, b, a, self.interior, self.symmetric, self.flip, self.scales)
         return heads(self.net, b, a, self.interior, self.symmetric, self.flip)
 
 
@@ -134,13 +159,13 @@ def normalise(x):
     return (x - m) / s
 
 
-def export_onnx(net, path, opset=13, uint8=False, interior=False, symmetric=False, flip=False):
+def export_onnx(net, path, opset=13, uint8=False, interior=False, symmetric=False, flip=False, scales=(1.0,)):
     """uint8: pixel-interleaved 8-bit inputs [batch, height, width, 3]; else normalised floats [batch, 3, height, width].
     interior: a second output, `interior`, the building-interior probability. symmetric: average both date orders.
-    flip: average the scene and its mirror image (uint8 graph only)."""
-    if flip and not uint8:
-        raise ValueError('--flip is exported for the uint8 graph only')
-    model = (Exported8(net, MEAN, STD, interior, symmetric, flip) if uint8 else Exported(net, interior, symmetric)).eval().cpu()
+    flip: average the scene and its mirror image; scales: average the scene resampled by each (uint8 graph only)."""
+    if (flip or tuple(scales) != (1.0,)) and not uint8:
+        raise ValueError('--flip and --scales are exported for the uint8 graph only')
+    model = (Exported8(net, MEAN, STD, interior, symmetric, flip, scales) if uint8 else Exported(net, interior, symmetric)).eval().cpu()
     x = torch.zeros(1, 64, 64, 3, dtype=torch.uint8) if uint8 else torch.zeros(1, 3, 64, 64)
     axes = {0: 'batch', 1: 'height', 2: 'width'} if uint8 else {0: 'batch', 2: 'height', 3: 'width'}
     out_axes = {0: 'batch', 2: 'height', 3: 'width'}
