@@ -233,6 +233,38 @@ describe('training export from verified patches', () => {
     }
   });
 
+  it.skipIf(!hasTorch)(
+    'trains the refinement step at its own learning rate, and refuses the rate without the step (needs python3-torch)',
+    () => {
+      const runDir = mkdtempSync(join(tmpdir(), 'tuban-refine-'));
+      const train = (...extra: string[]) =>
+        execFileSync(
+          '/usr/bin/python3',
+          ['models/siam-unet-lite/train.py', '--data', out, '--steps', '2', '--batch', '2', '--crop', '64'].concat([
+            '--threads',
+            '1',
+            '--eval-every',
+            '0',
+            '--out',
+            runDir,
+            ...extra,
+          ]),
+          { stdio: 'pipe' },
+        );
+      try {
+        train('--refine', '4', '--refine-lr', '10');
+        const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
+        expect(record.architecture).toMatchObject({ refine: 4, refineLr: 10 });
+        expect(() => train('--refine-lr', '10')).toThrow(
+          /--refine-lr 10: expected a multiple > 0, and a refinement step/,
+        );
+      } finally {
+        rmSync(runDir, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
+
   // The multi-scale graph resamples each scene (bilinear) and brings every answer back to the scene's
   // size: 1.3 times a 256 px chip is not a whole number of pixels.
   it.skipIf(!hasTorch)(
