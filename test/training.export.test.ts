@@ -288,6 +288,7 @@ describe('training export from verified patches', () => {
       try {
         expect(() => exportModel('--scales', '1,big')).toThrow(/--scales 1,big: expected factors such as 1,1.5/);
         expect(() => exportModel('--scales', '1,1')).toThrow(/--scales 1,1: expected distinct factors/);
+        expect(() => exportModel('--scales', '1,1.5', '--float-input')).toThrow(/exported for the 8-bit graph only/);
         exportModel('--scales', '1,1.3', '--version', '2.3.1-scales');
         const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8'));
         expect(manifest.provenance.exportedWith).toMatchObject({ flip: true, scales: [1, 1.3] });

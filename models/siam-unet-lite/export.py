@@ -35,8 +35,9 @@ def main():
     ap.add_argument('--no-interior', action='store_true', help='export the change output only')
     ap.add_argument('--symmetric', action='store_true', help='average the probabilities of both date orders in the graph (the encoder runs once per date)')
     ap.add_argument('--flip', action='store_true', help='average the probabilities of the scene and its mirror image in the graph (twice the inference work)')
-    ap.add_argument('--scales', default='1', help='average the probabilities of the scene resampled by each of these factors, '
-                    'e.g. 1,1.5 (inference work: the sum of their squares; 1,1.5 is 3.25 times 1)')
+    ap.add_argument('--scales', default='1', help='run the network on the scene resampled by each of these factors, e.g. 1,1.5, '
+                    'and keep the geometric mean of their change probabilities and the first one\'s interior (inference work: '
+                    'the sum of their squares; 1,1.5 is 3.25 times 1)')
     ap.add_argument('--float-input', action='store_true', help='float32 inputs normalised outside the graph')
     args = ap.parse_args()
     try:
@@ -45,6 +46,8 @@ def main():
         raise SystemExit(f'--scales {args.scales}: expected factors such as 1,1.5')
     if not all(0.25 <= s <= 4 for s in scales) or len(set(scales)) != len(scales):
         raise SystemExit(f'--scales {args.scales}: expected distinct factors between 0.25 and 4')
+    if args.float_input and (args.flip or scales != (1.0,)):
+        raise SystemExit('--flip and --scales are exported for the 8-bit graph only, not with --float-input')
     with open(os.path.join(args.run, 'training.json')) as f:
         record = json.load(f)
     net = SiamUNetLite(tuple(record['architecture']['widths']), record['architecture'].get('refine', 0))

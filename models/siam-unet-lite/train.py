@@ -238,7 +238,8 @@ def main(argv=None):
     sampler = Sampler(pairs, backgrounds, roofs, args.crop, device, gen, weights, isolated=args.isolated > 0)
     if args.refine_lr <= 0 or (args.refine_lr != 1 and not refine):
         raise SystemExit(f'--refine-lr {args.refine_lr:g}: expected a multiple > 0, and a refinement step (--refine) to apply it to')
-    refine_params = list(net.refine.parameters()) if refine else []
+    # one group unless the step has a rate of its own, as before --refine-lr: its checkpoints resume
+    refine_params = list(net.refine.parameters()) if args.refine_lr != 1 else []
     others = [p for p in net.parameters() if all(p is not q for q in refine_params)]
     groups = [{'params': others, 'lr_mult': 1.0}] + ([{'params': refine_params, 'lr_mult': args.refine_lr}] if refine_params else [])
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
@@ -308,7 +309,7 @@ def main(argv=None):
     while step < args.steps and progress() < 1:
         lr = learning_rate(args.lr, progress())
         for g in opt.param_groups:
-            g['lr'] = lr * g.get('lr_mult', 1.0)  # checkpoints of before --refine-lr have none
+            g['lr'] = lr * g.get('lr_mult', 1.0)  # a checkpoint's groups replace these: before --refine-lr they had none
         step += 1
         a, b, lab = sampler.batch(args.batch, mix, args.same, args.regional, scale, args.isolated)
         lab, known = lab[:, :1], lab[:, 1:2]
