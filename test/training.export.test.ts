@@ -9,7 +9,7 @@ import { exportTrainingChips, type TrainingExport } from '../training/chips.ts';
 import { runBatch } from './helpers/batch.ts';
 import { freshRun, type Run } from './helpers/run.ts';
 import { cleanup } from './helpers/services.ts';
-import { hasTorch } from './helpers/torch.ts';
+import { hasTorch, modelScript } from './helpers/torch.ts';
 
 /** Verified patches → before/after chips with the verdict as label, in the layout eval and training read. */
 describe('training export from verified patches', () => {
@@ -204,26 +204,10 @@ describe('training export from verified patches', () => {
   it.skipIf(!hasTorch)('is read by the training script as a labelled folder (needs python3-torch)', () => {
     const runDir = mkdtempSync(join(tmpdir(), 'tuban-train-'));
     try {
-      execFileSync(
-        '/usr/bin/python3',
-        [
-          'models/siam-unet-lite/train.py',
-          '--data',
-          out,
-          '--mix',
-          '1,0,0',
-          '--steps',
-          '2',
-          '--batch',
-          '2',
-          '--crop',
-          '64',
-          '--threads',
-          '1',
-          '--out',
-          runDir,
-        ],
-        { stdio: 'pipe' },
+      modelScript(
+        'train.py',
+        ...['--data', out, '--mix', '1,0,0', '--steps', '2', '--batch', '2', '--crop', '64'],
+        ...['--threads', '1', '--out', runDir],
       );
       const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
       expect(record.trainingData).toEqual([{ folder: out.split('/').pop(), scale: 1, pairs: 4 }]);
@@ -238,18 +222,10 @@ describe('training export from verified patches', () => {
     () => {
       const runDir = mkdtempSync(join(tmpdir(), 'tuban-refine-'));
       const train = (...extra: string[]) =>
-        execFileSync(
-          '/usr/bin/python3',
-          ['models/siam-unet-lite/train.py', '--data', out, '--steps', '2', '--batch', '2', '--crop', '64'].concat([
-            '--threads',
-            '1',
-            '--eval-every',
-            '0',
-            '--out',
-            runDir,
-            ...extra,
-          ]),
-          { stdio: 'pipe' },
+        modelScript(
+          'train.py',
+          ...['--data', out, '--steps', '2', '--batch', '2', '--crop', '64'],
+          ...['--threads', '1', '--eval-every', '0', '--out', runDir, ...extra],
         );
       try {
         train('--refine', '4', '--refine-lr', '10');
@@ -272,19 +248,7 @@ describe('training export from verified patches', () => {
     async () => {
       const modelDir = mkdtempSync(join(tmpdir(), 'tuban-scales-'));
       const exportModel = (...extra: string[]) =>
-        execFileSync(
-          '/usr/bin/python3',
-          [
-            'models/siam-unet-lite/export.py',
-            'models/siam-unet-lite',
-            modelDir,
-            '--flip',
-            '--threshold',
-            '0.45',
-            ...extra,
-          ],
-          { stdio: 'pipe' },
-        );
+        modelScript('export.py', 'models/siam-unet-lite', modelDir, '--flip', '--threshold', '0.45', ...extra);
       try {
         expect(() => exportModel('--scales', '1,big')).toThrow(/--scales 1,big: expected factors such as 1,1.5/);
         expect(() => exportModel('--scales', '1,1')).toThrow(/--scales 1,1: expected distinct factors/);
@@ -344,11 +308,7 @@ describe('training export from verified patches', () => {
           finished: true,
           initialisedFrom: 'models/siam-unet-lite/weights.npz',
         });
-        execFileSync(
-          '/usr/bin/python3',
-          ['models/siam-unet-lite/export.py', runDir, modelDir, '--name', 'city-2024', '--version', '1.0.0'],
-          { stdio: 'pipe' },
-        );
+        modelScript('export.py', runDir, modelDir, '--name', 'city-2024', '--version', '1.0.0');
         const { evaluateDataset } = await import('../training/dataset.eval.ts');
         const r = await evaluateDataset(out, modelDir);
         expect(r.model).toBe('city-2024 1.0.0');

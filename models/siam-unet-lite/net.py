@@ -94,7 +94,9 @@ def heads_at_scales(net, before, after, interior, symmetric=False, flip=False, s
     every scale agrees, so a false alarm seen at one scale only fades (the arithmetic mean made 5 % more
     patches on the LEVIR validation images, README). The interior, whose regions seed the split of touching
     buildings, is the first scale's alone: averaged, its seeds split more buildings in two. Inference work is
-    the sum of the squared scales."""
+    the sum of the squared scales. At the one scale 1, it is `heads`."""
+    if tuple(scales) == (1.0,):
+        return heads(net, before, after, interior, symmetric, flip)
     probs, inner = [], None
     size = before.shape[-2:]
     for s in scales:
@@ -142,9 +144,7 @@ class Exported8(nn.Module):
         before, after = before.permute(0, 3, 1, 2), after.permute(0, 3, 1, 2)
         b = before.float() * self.scale + self.shift
         a = after.float() * self.scale + self.shift
-        if self.scales != (1.0,):
-            return heads_at_scales(self.net, b, a, self.interior, self.symmetric, self.flip, self.scales)
-        return heads(self.net, b, a, self.interior, self.symmetric, self.flip)
+        return heads_at_scales(self.net, b, a, self.interior, self.symmetric, self.flip, self.scales)
 
 
 MEAN = [0.40, 0.40, 0.38]

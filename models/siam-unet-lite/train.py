@@ -240,7 +240,8 @@ def main(argv=None):
         raise SystemExit(f'--refine-lr {args.refine_lr:g}: expected a multiple > 0, and a refinement step (--refine) to apply it to')
     # one group unless the step has a rate of its own, as before --refine-lr: its checkpoints resume
     refine_params = list(net.refine.parameters()) if args.refine_lr != 1 else []
-    others = [p for p in net.parameters() if all(p is not q for q in refine_params)]
+    own_rate = {id(p) for p in refine_params}
+    others = [p for p in net.parameters() if id(p) not in own_rate]
     groups = [{'params': others, 'lr_mult': 1.0}] + ([{'params': refine_params, 'lr_mult': args.refine_lr}] if refine_params else [])
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     if args.pos_weight <= 0 or args.edge_weight < 0:

@@ -1,6 +1,15 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 
-/** Whether the training's Python (TUBAN_PYTHON, else Debian's /usr/bin/python3) has torch, numpy and Pillow: the training tests need it. */
-export const hasTorch =
-  spawnSync(process.env.TUBAN_PYTHON ?? '/usr/bin/python3', ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' })
-    .status === 0;
+/** The training's Python: TUBAN_PYTHON, else Debian's /usr/bin/python3. */
+const PYTHON = process.env.TUBAN_PYTHON ?? '/usr/bin/python3';
+
+/** Whether the training's Python has torch, numpy and Pillow: the training tests need it. */
+export const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy, PIL'], { stdio: 'ignore' }).status === 0;
+
+/**
+ * Runs one of the model's scripts (`models/siam-unet-lite/<script>`) with the training's Python; throws, with
+ * the script's stderr in the message, when it exits non-zero.
+ */
+export function modelScript(script: string, ...args: string[]): Buffer {
+  return execFileSync(PYTHON, [`models/siam-unet-lite/${script}`, ...args], { stdio: 'pipe' });
+}
