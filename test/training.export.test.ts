@@ -206,8 +206,20 @@ describe('training export from verified patches', () => {
     try {
       modelScript(
         'train.py',
-        ...['--data', out, '--mix', '1,0,0', '--steps', '2', '--batch', '2', '--crop', '64'],
-        ...['--threads', '1', '--out', runDir],
+        '--data',
+        out,
+        '--mix',
+        '1,0,0',
+        '--steps',
+        '2',
+        '--batch',
+        '2',
+        '--crop',
+        '64',
+        '--threads',
+        '1',
+        '--out',
+        runDir,
       );
       const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
       expect(record.trainingData).toEqual([{ folder: out.split('/').pop(), scale: 1, pairs: 4 }]);
@@ -224,8 +236,21 @@ describe('training export from verified patches', () => {
       const train = (...extra: string[]) =>
         modelScript(
           'train.py',
-          ...['--data', out, '--steps', '2', '--batch', '2', '--crop', '64'],
-          ...['--threads', '1', '--eval-every', '0', '--out', runDir, ...extra],
+          '--data',
+          out,
+          '--steps',
+          '2',
+          '--batch',
+          '2',
+          '--crop',
+          '64',
+          '--threads',
+          '1',
+          '--eval-every',
+          '0',
+          '--out',
+          runDir,
+          ...extra,
         );
       try {
         train('--refine', '4', '--refine-lr', '10');
