@@ -13,6 +13,8 @@ import { hasTorch, modelScript } from './helpers/torch.ts';
 
 /** Verified patches → before/after chips with the verdict as label, in the layout eval and training read. */
 describe('training export from verified patches', () => {
+  /** A training run of two steps on small crops: the script reads the folder, trains and writes its record. */
+  const TWO_STEPS = ['--steps', '2', '--batch', '2', '--crop', '64', '--threads', '1'];
   const fixturesDir = inject('fixturesDir');
   let run: Run;
   let out: string;
@@ -204,23 +206,7 @@ describe('training export from verified patches', () => {
   it.skipIf(!hasTorch)('is read by the training script as a labelled folder (needs python3-torch)', () => {
     const runDir = mkdtempSync(join(tmpdir(), 'tuban-train-'));
     try {
-      modelScript(
-        'train.py',
-        '--data',
-        out,
-        '--mix',
-        '1,0,0',
-        '--steps',
-        '2',
-        '--batch',
-        '2',
-        '--crop',
-        '64',
-        '--threads',
-        '1',
-        '--out',
-        runDir,
-      );
+      modelScript('train.py', '--data', out, '--mix', '1,0,0', ...TWO_STEPS, '--out', runDir);
       const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
       expect(record.trainingData).toEqual([{ folder: out.split('/').pop(), scale: 1, pairs: 4 }]);
       expect(record.steps).toBe(2);
@@ -234,24 +220,7 @@ describe('training export from verified patches', () => {
     () => {
       const runDir = mkdtempSync(join(tmpdir(), 'tuban-refine-'));
       const train = (...extra: string[]) =>
-        modelScript(
-          'train.py',
-          '--data',
-          out,
-          '--steps',
-          '2',
-          '--batch',
-          '2',
-          '--crop',
-          '64',
-          '--threads',
-          '1',
-          '--eval-every',
-          '0',
-          '--out',
-          runDir,
-          ...extra,
-        );
+        modelScript('train.py', '--data', out, ...TWO_STEPS, '--eval-every', '0', '--out', runDir, ...extra);
       try {
         train('--refine', '4', '--refine-lr', '10');
         const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
