@@ -15,6 +15,8 @@ import { hasTorch, modelScript } from './helpers/torch.ts';
 describe('training export from verified patches', () => {
   /** A training run of two steps on small crops: the script reads the folder, trains and writes its record. */
   const TWO_STEPS = ['--steps', '2', '--batch', '2', '--crop', '64', '--threads', '1'];
+  /** export.py's settings for the committed model (its manifest's thresholds, the flip). */
+  const COMMITTED_EXPORT = ['--flip', '--threshold', '0.45', '--min-mean-prob', '0.6', '--interior-threshold', '0.8'];
   const fixturesDir = inject('fixturesDir');
   let run: Run;
   let out: string;
@@ -233,6 +235,52 @@ describe('training export from verified patches', () => {
       }
     },
     120_000,
+  );
+
+  // A wider net starts from the committed weights widened (Net2Net): before any step, it draws the same masks.
+  it.skipIf(!hasTorch)(
+    'widens the default model without changing its answers, and refuses to narrow it (needs python3-torch)',
+    async () => {
+      const runDir = mkdtempSync(join(tmpdir(), 'tuban-widen-'));
+      const modelDir = mkdtempSync(join(tmpdir(), 'tuban-wide-model-'));
+      const train = (widths: string, ...extra: string[]) =>
+        modelScript(
+          'train.py',
+          '--data',
+          out,
+          '--widths',
+          widths,
+          '--init',
+          'models/siam-unet-lite/weights.npz',
+          '--threads',
+          '1',
+          '--eval-every',
+          '0',
+          '--out',
+          runDir,
+          ...extra,
+        );
+      try {
+        expect(() => train('8,32,64,96', '--steps', '0')).toThrow(
+          /--widths 8,32,64,96 with --init models\/siam-unet-lite\/weights.npz: weights of widths \[16, 32, 64, 96\] can be widened, stage by stage, not made \[8, 32, 64, 96\]/,
+        );
+        train('24,40,64,96', '--steps', '0');
+        const record = JSON.parse(readFileSync(join(runDir, 'training.json'), 'utf8'));
+        expect(record.architecture).toMatchObject({ widths: [24, 40, 64, 96] });
+        expect(record.architecture.parameters).toBeGreaterThan(382_098);
+        modelScript('export.py', runDir, modelDir, ...COMMITTED_EXPORT, '--version', 'wide');
+        const { evaluateDataset } = await import('../training/dataset.eval.ts');
+        const wide = await evaluateDataset(out, modelDir);
+        const committed = await evaluateDataset(out, 'models/siam-unet-lite');
+        expect(wide.model).toBe('siam-unet-lite wide');
+        expect(wide.total.pixel.tp + wide.total.pixel.fp).toBeGreaterThan(0); // it draws something to compare
+        expect(wide.images.map((i) => i.pixel)).toEqual(committed.images.map((i) => i.pixel));
+      } finally {
+        rmSync(runDir, { recursive: true, force: true });
+        rmSync(modelDir, { recursive: true, force: true });
+      }
+    },
+    300_000,
   );
 
   // The multi-scale graph resamples each scene (bilinear) and brings every answer back to the scene's

@@ -178,6 +178,63 @@ def export_onnx(net, path, opset=13, uint8=False, interior=False, symmetric=Fals
         torch.onnx.export(model, (x, x), path, **kwargs)
 
 
+def widths_of(state):
+    """The encoder widths that a state dict (or weights.npz's arrays) was trained with."""
+    return tuple(int(state[f'enc.{i}.0.0.weight'].shape[0]) for i in range(len(WIDTHS)))
+
+
+def widen(state, widths, seed=0):
+    """The state of a wider net that computes what `state` computes (Net2Net, Chen et al. 2016): each new
+    channel copies an old one (its filter and BatchNorm), and every layer that reads a copied channel splits
+    that channel's weight between the copies at random shares summing to one, so the copies, equal at the
+    start, are pulled apart by training. Fine-tuning a wider net from the committed weights then starts at
+    their figures instead of from scratch."""
+    old = widths_of(state)
+    if len(widths) != len(old) or any(n < o for n, o in zip(widths, old)):
+        raise ValueError(f'weights of widths {list(old)} can be widened, stage by stage, not made {list(widths)}')
+    if any(k.startswith('refine.') for k in state):
+        raise ValueError('weights with a refinement step cannot be widened')
+    gen = np.random.default_rng(seed)
+    last = len(widths) - 1
+
+    def mapping(o, n):
+        return torch.from_numpy(np.concatenate([np.arange(o), gen.integers(0, o, n - o)]))
+
+    def shares(g):
+        r = gen.uniform(0.5, 1.5, len(g))
+        return torch.from_numpy(r / np.bincount(g.numpy(), weights=r)[g.numpy()]).float()
+
+    enc = [(mapping(o, n), mapping(o, n)) for o, n in zip(old, widths)]
+    fuse = [mapping(o, n) for o, n in zip(old, widths)]
+    dec = [mapping(old[i], widths[i]) for i in reversed(range(last))]
+    out = dict(state)
+
+    def conv(prefix, inputs, g_out=None):
+        """`inputs`: for each block of the input channels in order, its mapping (None: kept as they are)."""
+        key = f'{prefix}.weight' if g_out is None else f'{prefix}.0.weight'
+        w, parts, at = out[key], [], 0
+        for g in inputs:
+            n = 3 if g is None else int(g.max()) + 1
+            block = w[:, at:at + n]
+            parts.append(block if g is None else block[:, g] * shares(g).view(1, -1, 1, 1))
+            at += n
+        w = torch.cat(parts, 1)
+        if g_out is not None:
+            w = w[g_out]
+            for k in ('weight', 'bias', 'running_mean', 'running_var'):
+                out[f'{prefix}.1.{k}'] = out[f'{prefix}.1.{k}'][g_out]
+        out[key] = w
+
+    for i, (g0, g1) in enumerate(enc):
+        conv(f'enc.{i}.0', [None if i == 0 else enc[i - 1][1]], g0)
+        conv(f'enc.{i}.1', [g0], g1)
+        conv(f'fuse.{i}', [g1, g1, g1], fuse[i])
+    for j, g in enumerate(dec):
+        conv(f'dec.{j}', [fuse[last] if j == 0 else dec[j - 1], fuse[last - 1 - j]], g)
+    conv('head', [dec[-1]])
+    return out
+
+
 def save_weights(net, path):
     np.savez(path, **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
 
@@ -185,13 +242,15 @@ def save_weights(net, path):
 def load_weights(net, path):
     """Weights from weights.npz; a one-channel head (models before the interior output) starts both
     channels from its change channel; a net with the refinement step loaded from weights without it keeps
-    its starting refinement (which adds nothing)."""
+    its starting refinement (which adds nothing); a net wider than the weights starts from them widened (`widen`)."""
     with np.load(path) as z:
         state = {k: torch.from_numpy(z[k]) for k in z.files}
     own = net.state_dict()
     for k in ('head.weight', 'head.bias'):
         if k in state and k in own and state[k].shape[0] == 1 and own[k].shape[0] == 2:
             state[k] = torch.cat([state[k], state[k]])
+    if widths_of(state) != widths_of(own):
+        state = widen(state, widths_of(own))
     if net.refine_channels and not any(k.startswith('refine.') for k in state):
         state.update({k: v for k, v in own.items() if k.startswith('refine.')})
     net.load_state_dict(state)

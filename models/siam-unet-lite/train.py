@@ -161,7 +161,7 @@ def main(argv=None):
                     'then moves the weights no further than its data asks, and forgets less of what the start knew (0: off)')
     ap.add_argument('--snapshots', action='store_true', help='also keep the weights of every evaluation as snapshots/step-N.npz')
     ap.add_argument('--resume', action='store_true', help='go on from --out/checkpoint.pt with the same arguments')
-    ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16')
+    ap.add_argument('--widths', default=','.join(map(str, WIDTHS)), help='encoder widths at 1/2, 1/4, 1/8, 1/16; wider than --init, the net starts from it widened, computing what it computes (Net2Net)')
     ap.add_argument('--refine', type=int, default=None, help="channels of the full-resolution refinement step (0: none; default: --init's, else none); a new step starts at zero, so --anchor holds it there and --freeze-bn keeps its BatchNorm on initial statistics")
     ap.add_argument('--refine-lr', type=float, default=1.0, help='the refinement step\'s learning rate as a multiple of --lr: a new '
                     'step starts at zero and, at a fine-tune\'s rate, learned nearly nothing in 2,700 steps (run T9)')
@@ -213,7 +213,10 @@ def main(argv=None):
         raise SystemExit(f'--refine {refine}: --init {args.init} has a refinement step of {refine_channels(args.init)} channels')
     net = SiamUNetLite(widths, refine).to(device)
     if args.init:
-        load_weights(net, args.init)
+        try:
+            load_weights(net, args.init)  # a net wider than --init starts from it widened (net.widen)
+        except ValueError as err:
+            raise SystemExit(f'--widths {args.widths} with --init {args.init}: {err}')
     params = sum(p.numel() for p in net.parameters())
     if args.anchor < 0 or (args.anchor and not args.init):
         raise SystemExit(f'--anchor {args.anchor}: expected a weight ≥ 0, and --init to anchor to')
