@@ -51,7 +51,7 @@ class Sampler:
     def pick(self):
         return self.pairs[self.pick_index()]
 
-    # -- real pairs: random scale, crop with 0–3 px misregistration between dates
+    # -- real pairs: random scale, crop with 0–3 px misregistration between dates (the label on the after image's grid)
     def real(self, n, scale=(0.6, 1.3)):
         A, B, L = [], [], []
         c = self.crop
@@ -72,7 +72,9 @@ class Sampler:
             dy, dx = self.gen.randint(-3, 3), self.gen.randint(-3, 3)
             A.append(a[:, y:y + c, x:x + c])
             B.append(b[:, y + dy:y + dy + c, x + dx:x + dx + c])
-            L.append(with_known(lab[:, y:y + c, x:x + c]))
+            # the label follows the after image, where the new building stands (as in `synthetic`): cut on
+            # the before image's grid, it lay up to 3 px off the roof it marks, and the masks learned were wide
+            L.append(with_known(lab[:, y + dy:y + dy + c, x + dx:x + dx + c]))
         return torch.stack(A), torch.stack(B), torch.stack(L)
 
     def same(self, n):
@@ -181,7 +183,7 @@ class Sampler:
             dy, dx = self.gen.randint(-3, 3), self.gen.randint(-3, 3)
             A.append(before[:, y:y + c, x:x + c])
             B.append(after[:, y + dy:y + dy + c, x + dx:x + dx + c])
-            L.append(lab[:, y:y + c, x:x + c])
+            L.append(lab[:, y + dy:y + dy + c, x + dx:x + dx + c])  # with the after image, as in `real`
         return torch.stack(A), torch.stack(B), torch.stack(L)
 
     def pick_index(self):

@@ -11,5 +11,10 @@ export const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, numpy, PIL'], { 
  * the script's stderr in the message, when it exits non-zero.
  */
 export function modelScript(script: string, ...args: string[]): Buffer {
-  return execFileSync(PYTHON, [`models/siam-unet-lite/${script}`, ...args], { stdio: 'pipe' });
+  return pythonScript(`models/siam-unet-lite/${script}`, ...args);
+}
+
+/** Runs a Python script (a path from the repository's root) with the training's Python, as `modelScript`. */
+export function pythonScript(path: string, ...args: string[]): Buffer {
+  return execFileSync(PYTHON, [path, ...args], { stdio: 'pipe' });
 }

@@ -1,0 +1,27 @@
+"""The training sampler's real pairs under misregistration: the label lies where the after image shows the new
+building, whatever the shift between the dates. Prints what it checked as JSON (`labelOffRoof`: the samples
+whose label is not the roof); test/unit.sampler.test.ts reads it."""
+
+import json
+import os
+import random
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'siam-unet-lite'))
+from sampler import Sampler  # noqa: E402
+
+# one pair: plain ground on both dates, and a new 24 × 40 px roof, bright, on the after date only
+before = torch.full((3, 160, 160), 0.3)
+after = before.clone()
+after[:, 60:84, 50:90] = 0.9
+label = torch.zeros(1, 160, 160)
+label[:, 60:84, 50:90] = 1
+
+sampler = Sampler([('pair', before, after, label)], [], torch.zeros(0, 4, 96, 96), 64, torch.device('cpu'), random.Random(7))
+a, b, lab = sampler.real(200, scale=(1, 1))  # scale 1: no resampling, so the roof's edge stays sharp
+roof = (b[:, :1] > 0.6).float()
+off = [i for i in range(len(lab)) if not torch.equal(lab[i, :1], roof[i])]
+with_roof = sum(int(roof[i].sum() > 0) for i in range(len(lab)))
+print(json.dumps({'samples': len(lab), 'withRoof': with_roof, 'labelOffRoof': off}))

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { hasTorch, pythonScript } from './helpers/torch.ts';
+
+/** The detector's training batches (models/siam-unet-lite/sampler.py), checked in the training's Python. */
+describe('training sampler', () => {
+  // The dates of a real pair are cut up to 3 px apart (misregistration, as months have it); the label must
+  // follow the after image, where the new roof stands, or the network learns outlines a few pixels off.
+  it.skipIf(!hasTorch)(
+    "keeps a real pair's label on the after image's roof under misregistration (needs python3-torch)",
+    () => {
+      const out = JSON.parse(pythonScript('test/python/sampler_label.py').toString());
+      expect(out.labelOffRoof).toEqual([]);
+      expect(out.samples).toBe(200);
+      expect(out.withRoof).toBeGreaterThan(100); // most crops hold part of the roof, so the check has something to see
+    },
+    120_000,
+  );
+});
