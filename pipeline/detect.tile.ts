@@ -2,12 +2,19 @@ import type { StageTimer } from '../core/log.ts';
 import { arrayPool } from './array.pool.ts';
 import type { ChangeModel, ModelInput } from './change.model.ts';
 import { BadInputError } from '../core/errors.ts';
-import { bothValid, fillWindow, readBaselinePlanes, readInputPlanes } from './model.input.ts';
+import { bothValid, fillWindow, padWindow, readBaselinePlanes, readInputPlanes } from './model.input.ts';
 import type { BaselineTile } from './pair.align.ts';
 import type { BandStretch } from './raster.normalise.ts';
 import type { TileSource } from './raster.source.ts';
 import { WindowView } from './raster.view.ts';
-import { blendRamps, windowGrid, type AxisWindows, type WindowPx, type WindowSpec } from './window.grid.ts';
+import {
+  blendRamps,
+  modelInputSize,
+  windowGrid,
+  type AxisWindows,
+  type WindowPx,
+  type WindowSpec,
+} from './window.grid.ts';
 
 export interface DetectInput {
   after: TileSource;
@@ -126,9 +133,13 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   // a window with no pixel valid on both dates is not run: its pixels all come out invalid, and
   // its neighbours' ramps only weigh pixels of its own (a scene's nodata collar, a mosaic's holes)
   const windows = both ? grid.windows.filter((w) => anyValidIn(both, widthPx, w)) : grid.windows;
-  const blender = new Blender(widthPx, heightPx, xs, ys, m.overlapPx, crop, m.interior ? 2 : 1);
+  // the model is fed windows of inW × inH: the window, padded where its size is not one the model takes
+  const inW = modelInputSize(xs.size, m),
+    inH = modelInputSize(ys.size, m);
+  const padded = inW !== xs.size || inH !== ys.size;
+  const blender = new Blender(widthPx, heightPx, xs, ys, m.overlapPx, crop, m.interior ? 2 : 1, inW);
   const nb = bandIdx.length;
-  const plane = xs.size * ys.size;
+  const plane = inW * inH;
   // as many windows per call as fit, spread evenly over the calls (4 windows: 2 + 2, not 3 + 1): every
   // new batch shape costs onnxruntime a slow first run, 2-3 windows' worth on the bench's real scenes
   const most = Math.max(1, input.batchSize ?? Math.floor(PIXELS_PER_CALL / plane));
@@ -143,17 +154,22 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
     const group = windows.slice(k, k + batchSize);
     const before = take(group.length * nb * plane),
       afterT = take(group.length * nb * plane);
+    const scratch = padded ? take(nb * xs.size * ys.size) : null;
     try {
       for (const [gi, win] of group.entries()) {
-        fillWindow(a, win, m, afterT, gi);
-        fillWindow(b, win, m, before, gi);
+        for (const [planes, into] of [
+          [a, afterT],
+          [b, before],
+        ] as const) {
+          if (!scratch) fillWindow(planes, win, m, into, gi);
+          else {
+            fillWindow(planes, win, m, scratch, 0);
+            padWindow(scratch, xs.size, ys.size, inW, inH, m, into, gi);
+          }
+        }
       }
       timer?.lap('read');
-      const {
-        probability: prob,
-        interior,
-        computeMs,
-      } = await model.run(before, afterT, group.length, ys.size, xs.size);
+      const { probability: prob, interior, computeMs } = await model.run(before, afterT, group.length, inH, inW);
       if (m.interior && !interior) throw new Error(`model ${m.name}: no interior output from the run`);
       const outs = m.interior ? [prob, interior!] : [prob];
       // Inference is the model's own compute; the rest of the call (the hand-over to the model's
@@ -173,7 +189,7 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
       arrayPool.give(...outs);
       timer?.lap('blend');
     } finally {
-      arrayPool.give(before, afterT);
+      arrayPool.give(before, afterT, scratch);
     }
     input.onProgress?.(Math.min(k + batchSize, windows.length), windows.length);
   }
@@ -220,6 +236,8 @@ class Blender {
     rampPx: number,
     private readonly crop: WindowPx,
     planes = 1,
+    /** Values per row of a window's prediction: the model's input width (modelInputSize), at least xs.size. */
+    private readonly stride = xs.size,
   ) {
     this.nx = normalisedRamps(
       xs,
@@ -245,7 +263,8 @@ class Blender {
 
   private addPlane(out: Float32Array, prob: Float32Array, i: number, j: number): void {
     const { crop } = this;
-    const sx = this.xs.size;
+    const sx = this.xs.size,
+      stride = this.stride;
     const x0 = this.xs.starts[i],
       y0 = this.ys.starts[j];
     const nx = this.nx[i],
@@ -259,7 +278,7 @@ class Blender {
       rB = Math.min(this.ys.size, crop.y + crop.height - y0);
     for (let r = rA; r < rB; r++) {
       const fy = ny[r];
-      const p0 = r * sx;
+      const p0 = r * stride;
       const d = (y0 + r - crop.y) * crop.width + x0 - crop.x;
       if (fy === 1 && hi > lo) {
         out.set(prob.subarray(p0 + lo, p0 + hi), d + lo);

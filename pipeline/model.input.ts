@@ -190,6 +190,41 @@ export function fillWindow(
   }
 }
 
+/**
+ * A window filled by fillWindow (`width` × `height`, `src` from its start) copied into `out` at window
+ * `k` of `inWidth` × `inHeight` (modelInputSize), its last column and last row repeated into the
+ * padding: pixel-interleaved for an 8-bit model, band after band for a float one.
+ */
+export function padWindow(
+  src: ModelInput,
+  width: number,
+  height: number,
+  inWidth: number,
+  inHeight: number,
+  manifest: ModelManifest,
+  out: ModelInput,
+  k: number,
+): void {
+  const nb = manifest.bands.indices.length;
+  const inPlane = inWidth * inHeight;
+  // pixel-interleaved: one plane of nb samples a pixel; band-separate: nb planes of one
+  const [planes, px] = manifest.inputType === 'uint8' ? [1, nb] : [nb, 1];
+  for (let c = 0; c < planes; c++) {
+    const from = c * width * height * px,
+      to = k * nb * inPlane + c * inPlane * px;
+    const row = width * px,
+      inRow = inWidth * px;
+    for (let r = 0; r < height; r++) {
+      const s = from + r * row,
+        d = to + r * inRow;
+      out.set(src.subarray(s, s + row), d);
+      for (let x = width; x < inWidth; x++) out.copyWithin(d + x * px, d + (width - 1) * px, d + width * px);
+    }
+    for (let r = height; r < inHeight; r++)
+      out.copyWithin(to + r * inRow, to + (height - 1) * inRow, to + height * inRow);
+  }
+}
+
 /** Rows of interleaved samples into a pixel-interleaved window: whole rows copied when the file's samples are the model's bands. */
 function fillInterleavedFromInterleaved(
   src: { data: Uint8Array; samples: number; bandIdx: number[] },

@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { grownRegion, partMarginPx } from '../pipeline/detect.tile.ts';
 import { GeoTiffSource } from '../pipeline/io/geotiff.source.ts';
 import { OnnxChangeModel } from '../pipeline/io/model.onnx.ts';
-import { windowGrid } from '../pipeline/window.grid.ts';
+import { modelInputSize, windowGrid } from '../pipeline/window.grid.ts';
 
 export interface ModelAlone {
   seconds: number;
@@ -51,8 +51,9 @@ export async function modelAlone(
     for (const r of rows) {
       const grown = grownRegion(r, r.width_px, r.height_px, partMarginPx(m));
       const g = windowGrid(grown.width, grown.height, m);
-      const key = `${g.xs.size}x${g.ys.size}`;
-      const e = sizes.get(key) ?? { w: g.xs.size, h: g.ys.size, n: 0 };
+      const [w, h] = [modelInputSize(g.xs.size, m), modelInputSize(g.ys.size, m)]; // as the model is fed them
+      const key = `${w}x${h}`;
+      const e = sizes.get(key) ?? { w, h, n: 0 };
       e.n += r.windows ?? g.windows.length;
       sizes.set(key, e);
     }
@@ -62,7 +63,7 @@ export async function modelAlone(
     for (const { w, h, n } of sizes.values()) {
       const [before, after] = [await read(pair.before, w, h), await read(pair.after, w, h)];
       const runs: number[] = [];
-      for (let k = 0; k < 6; k++) runs.push((await model.run(before, after, 1, w, h)).computeMs ?? NaN);
+      for (let k = 0; k < 6; k++) runs.push((await model.run(before, after, 1, h, w)).computeMs ?? NaN);
       seconds += (n * runs.slice(1).sort((a, b) => a - b)[2]) / 1000;
       windowPx += n * w * h;
     }

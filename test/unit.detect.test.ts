@@ -34,6 +34,50 @@ describe('detectTile', () => {
       for (let x = 0; x < 100; x++) expect(r.probability[y * 100 + x]).toBeCloseTo(((x * 7 + y * 3) % 256) / 255, 5);
   });
 
+  // A model that halves its input four times (manifest maxWindowPx) is fed whole 16 px cells: one window
+  // that covers an axis of another length is padded, its last column and row repeated, and the padding's
+  // answers are dropped.
+  it('feeds a model with maxWindowPx windows padded to a multiple of 16, and keeps only the window', async () => {
+    const fill = (x: number, y: number, b: number) => (x * 7 + y * 3 + b * 50) % 256;
+    for (const inputType of ['float32', 'uint8'] as const) {
+      const after = raster('after', 100, 70, GT, fill);
+      const before = raster('before', 100, 70, GT, () => 0);
+      const seen: { h: number; w: number; input: Float32Array | Uint8Array }[] = [];
+      const manifest = { ...echoManifest(64, 16), maxWindowPx: 128, inputType };
+      const model = {
+        manifest,
+        async run(_b: Float32Array | Uint8Array, a: Float32Array | Uint8Array, batch: number, h: number, w: number) {
+          seen.push({ h, w, input: a.slice() });
+          // the first band of each pixel: interleaved for an 8-bit model, the first plane for a float one
+          const first = (i: number) => (inputType === 'uint8' ? a[i * 3] / 255 : a[i]);
+          return { probability: Float32Array.from({ length: batch * h * w }, (_, i) => first(i)) };
+        },
+        async close() {},
+      };
+      const r = await detectTile({ after, baselines: [{ source: before }], model });
+      expect(r.windows).toBe(1);
+      expect(seen.map(({ h, w }) => [h, w])).toEqual([[80, 112]]);
+      for (let y = 0; y < 70; y++)
+        for (let x = 0; x < 100; x++) {
+          const want = fill(x, y, 0) / 255;
+          if (Math.abs(r.probability[y * 100 + x] - want) > 1e-6)
+            expect(r.probability[y * 100 + x], `${inputType} x ${x} y ${y}`).toBeCloseTo(want, 6);
+        }
+      // the padding repeats the window's last column, then its last row, in every band
+      const { input } = seen[0];
+      const at = (x: number, y: number, b: number) =>
+        inputType === 'uint8' ? input[(y * 112 + x) * 3 + b] : input[b * 80 * 112 + y * 112 + x];
+      for (const b of [0, 1, 2])
+        for (const [x, y, fromX, fromY] of [
+          [100, 5, 99, 5],
+          [111, 69, 99, 69],
+          [40, 70, 40, 69],
+          [111, 79, 99, 69],
+        ])
+          expect(at(x, y, b), `${inputType} band ${b} at ${x},${y}`).toBe(at(fromX, fromY, b));
+    }
+  });
+
   it('gives zero probability where either date has no data', async () => {
     const after = raster('after', 20, 20, GT, (x) => (x < 5 ? 0 : 200), 0);
     const before = raster('before', 20, 20, GT, () => 100);
