@@ -19,9 +19,17 @@ after[:, 60:84, 50:90] = 0.9
 label = torch.zeros(1, 160, 160)
 label[:, 60:84, 50:90] = 1
 
-sampler = Sampler([('pair', before, after, label)], [], torch.zeros(0, 4, 96, 96), 64, torch.device('cpu'), random.Random(7))
-a, b, lab = sampler.real(200, scale=(1, 1))  # scale 1: no resampling, so the roof's edge stays sharp
+sampler = Sampler([('pair', before, after, label)], [], torch.zeros(0, 4, 96, 96), 64, torch.device('cpu'), random.Random(7),
+                  isolated=True)
+# scale 1: no resampling, so the roof's edge stays sharp
+a, b, lab = sampler.real(200, scale=(1, 1))
 roof = (b[:, :1] > 0.6).float()
 off = [i for i in range(len(lab)) if not torch.equal(lab[i, :1], roof[i])]
 with_roof = sum(int(roof[i].sum() > 0) for i in range(len(lab)))
-print(json.dumps({'samples': len(lab), 'withRoof': with_roof, 'labelOffRoof': off}))
+# in-context change: the roof built, half built or topped on one date; its label lies on the roof of the after crop
+a, b, lab = sampler.isolated(100, scale=(1, 1))
+roof = (b[:, :1] > 0.6).float()
+iso_off = [i for i in range(len(lab)) if float((lab[i, :1] * (1 - roof[i])).sum()) > 0]
+iso_labelled = sum(int(lab[i, :1].sum() > 0) for i in range(len(lab)))
+print(json.dumps({'samples': 200, 'withRoof': with_roof, 'labelOffRoof': off,
+                  'isolated': {'samples': 100, 'labelled': iso_labelled, 'labelOffRoof': iso_off}}))
