@@ -237,9 +237,9 @@ describe('training export from verified patches', () => {
     120_000,
   );
 
-  // A wider net starts from the committed weights widened (Net2Net): before any step, it draws the same masks.
+  // A wider net starts from the committed weights widened (Net2Net): before any step, it draws nearly the same masks.
   it.skipIf(!hasTorch)(
-    'widens the default model without changing its answers, and refuses to narrow it (needs python3-torch)',
+    'widens the default model nearly without changing its answers, and refuses to narrow it (needs python3-torch)',
     async () => {
       const runDir = mkdtempSync(join(tmpdir(), 'tuban-widen-'));
       const modelDir = mkdtempSync(join(tmpdir(), 'tuban-wide-model-'));
@@ -273,8 +273,11 @@ describe('training export from verified patches', () => {
         const wide = await evaluateDataset(out, modelDir);
         const committed = await evaluateDataset(out, 'models/siam-unet-lite');
         expect(wide.model).toBe('siam-unet-lite wide');
-        expect(wide.total.pixel.tp + wide.total.pixel.fp).toBeGreaterThan(0); // it draws something to compare
-        expect(wide.images.map((i) => i.pixel)).toEqual(committed.images.map((i) => i.pixel));
+        // the copies' filters carry a little noise (so that training can pull them apart): nearly the same masks
+        const drawn = (r: typeof wide) => r.images.map((i) => i.pixel.tp + i.pixel.fp);
+        expect(drawn(committed).reduce((a, b) => a + b)).toBeGreaterThan(0); // it draws something to compare
+        for (const [k, n] of drawn(committed).entries())
+          expect(Math.abs(drawn(wide)[k] - n), committed.images[k].name).toBeLessThanOrEqual(0.02 * n + 10);
       } finally {
         rmSync(runDir, { recursive: true, force: true });
         rmSync(modelDir, { recursive: true, force: true });

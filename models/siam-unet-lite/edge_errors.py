@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from net import SiamUNetLite, heads, load_weights, normalise, refine_channels  # noqa: E402
+from net import SiamUNetLite, heads, load_weights, normalise, refine_channels, widths_of  # noqa: E402
 
 
 def image(path):
@@ -73,7 +73,9 @@ def main():
         names = json.load(f)['validation'].get(folder)
     if not names:
         raise SystemExit(f'{args.split}: no validation images for {folder}')
-    net = SiamUNetLite(refine=refine_channels(args.weights))
+    with np.load(args.weights) as z:
+        widths = widths_of(z)
+    net = SiamUNetLite(widths, refine=refine_channels(args.weights))
     load_weights(net, args.weights)
     net.eval()
     k = args.band

@@ -183,12 +183,13 @@ def widths_of(state):
     return tuple(int(state[f'enc.{i}.0.0.weight'].shape[0]) for i in range(len(WIDTHS)))
 
 
-def widen(state, widths, seed=0):
-    """The state of a wider net that computes what `state` computes (Net2Net, Chen et al. 2016): each new
-    channel copies an old one (its filter and BatchNorm), and every layer that reads a copied channel splits
-    that channel's weight between the copies at random shares summing to one, so the copies, equal at the
-    start, are pulled apart by training. Fine-tuning a wider net from the committed weights then starts at
-    their figures instead of from scratch."""
+def widen(state, widths, seed=0, noise=0.02):
+    """The state of a wider net that computes nearly what `state` computes (Net2Net, Chen et al. 2016): each
+    new channel copies an old one (its filter and BatchNorm), and every layer that reads a copied channel splits
+    that channel's weight between the copies at random shares summing to one. The copies' filters get a little
+    noise (`noise` times the filter's spread): exact copies would stay copies, since Adam's steps do not depend
+    on the shares that scale their gradients, and the wider net would train as the narrow one. Fine-tuning a
+    wider net from the committed weights then starts at their figures instead of from scratch."""
     old = widths_of(state)
     if len(widths) != len(old) or any(n < o for n, o in zip(widths, old)):
         raise ValueError(f'weights of widths {list(old)} can be widened, stage by stage, not made {list(widths)}')
@@ -221,6 +222,9 @@ def widen(state, widths, seed=0):
         w = torch.cat(parts, 1)
         if g_out is not None:
             w = w[g_out]
+            copies = w[int(g_out.max()) + 1:]  # the new channels (the first ones are the old, in order)
+            spread = copies.flatten(1).std(1).view(-1, 1, 1, 1)
+            copies += noise * spread * torch.from_numpy(gen.standard_normal(tuple(copies.shape))).float()
             for k in ('weight', 'bias', 'running_mean', 'running_var'):
                 out[f'{prefix}.1.{k}'] = out[f'{prefix}.1.{k}'][g_out]
         out[key] = w
