@@ -66,9 +66,9 @@ function modelAxis(length: number, spec: WindowSpec): AxisWindows {
  * its input four times (siam-unet-lite): fed a length that is not a multiple of 16, its coarse
  * features are stretched back by a ratio that is not exactly 2 and land up to a cell off, and the
  * outlines slip towards the far edge (`tuban eval` on the 8 LEVIR validation pairs cut to 1000 px:
- * pixel F1 0.807 unpadded, 0.825 padded). Several windows on an axis are multiples of 16 already (axisWindows); one window
- * that covers a whole axis of another length is fed padded to the next multiple, its last pixel
- * repeated (padWindow), and the padding's answers are dropped.
+ * pixel F1 0.807 unpadded, 0.825 padded). Windows of any other size (one window over a whole axis,
+ * or a maxWindowPx that is not a multiple of 16) are fed padded to the next multiple, their last
+ * pixel repeated (padWindow), and the padding's answers are dropped.
  */
 export function modelInputSize(size: number, spec: WindowSpec): number {
   return spec.maxWindowPx === undefined ? size : Math.ceil(size / 16) * 16;
