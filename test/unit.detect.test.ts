@@ -39,43 +39,56 @@ describe('detectTile', () => {
   // answers are dropped.
   it('feeds a model with maxWindowPx windows padded to a multiple of 16, and keeps only the window', async () => {
     const fill = (x: number, y: number, b: number) => (x * 7 + y * 3 + b * 50) % 256;
-    for (const inputType of ['float32', 'uint8'] as const) {
-      const after = raster('after', 100, 70, GT, fill);
-      const before = raster('before', 100, 70, GT, () => 0);
-      const seen: { h: number; w: number; input: Float32Array | Uint8Array }[] = [];
-      const manifest = { ...echoManifest(64, 16), maxWindowPx: 128, inputType };
-      const model = {
-        manifest,
-        async run(_b: Float32Array | Uint8Array, a: Float32Array | Uint8Array, batch: number, h: number, w: number) {
-          seen.push({ h, w, input: a.slice() });
-          // the first band of each pixel: interleaved for an 8-bit model, the first plane for a float one
-          const first = (i: number) => (inputType === 'uint8' ? a[i * 3] / 255 : a[i]);
-          return { probability: Float32Array.from({ length: batch * h * w }, (_, i) => first(i)) };
-        },
-        async close() {},
-      };
-      const r = await detectTile({ after, baselines: [{ source: before }], model });
-      expect(r.windows).toBe(1);
-      expect(seen.map(({ h, w }) => [h, w])).toEqual([[80, 112]]);
-      for (let y = 0; y < 70; y++)
-        for (let x = 0; x < 100; x++) {
-          const want = fill(x, y, 0) / 255;
-          if (Math.abs(r.probability[y * 100 + x] - want) > 1e-6)
-            expect(r.probability[y * 100 + x], `${inputType} x ${x} y ${y}`).toBeCloseTo(want, 6);
-        }
-      // the padding repeats the window's last column, then its last row, in every band
-      const { input } = seen[0];
-      const at = (x: number, y: number, b: number) =>
-        inputType === 'uint8' ? input[(y * 112 + x) * 3 + b] : input[b * 80 * 112 + y * 112 + x];
-      for (const b of [0, 1, 2])
-        for (const [x, y, fromX, fromY] of [
-          [100, 5, 99, 5],
-          [111, 69, 99, 69],
-          [40, 70, 40, 69],
-          [111, 79, 99, 69],
-        ])
-          expect(at(x, y, b), `${inputType} band ${b} at ${x},${y}`).toBe(at(fromX, fromY, b));
-    }
+    // 100 × 70: one window, padded both ways; 300 × 70: three windows of 112 across, padded down, in one call
+    for (const [W, windows] of [
+      [100, 1],
+      [300, 3],
+    ])
+      for (const inputType of ['float32', 'uint8'] as const) {
+        const after = raster('after', W, 70, GT, fill);
+        const before = raster('before', W, 70, GT, () => 0);
+        const seen: { batch: number; h: number; w: number; input: Float32Array | Uint8Array }[] = [];
+        const manifest = { ...echoManifest(64, 16), maxWindowPx: 128, inputType };
+        const model = {
+          manifest,
+          async run(_b: Float32Array | Uint8Array, a: Float32Array | Uint8Array, batch: number, h: number, w: number) {
+            seen.push({ batch, h, w, input: a.slice() });
+            // each window's first band: interleaved for an 8-bit model, the window's first plane for a float one
+            const plane = h * w;
+            const first = (k: number, p: number) =>
+              inputType === 'uint8' ? a[(k * plane + p) * 3] / 255 : a[k * 3 * plane + p];
+            const out = new Float32Array(batch * plane);
+            for (let k = 0; k < batch; k++) for (let p = 0; p < plane; p++) out[k * plane + p] = first(k, p);
+            return { probability: out };
+          },
+          async close() {},
+        };
+        const r = await detectTile({ after, baselines: [{ source: before }], model });
+        const inW = 112; // one window of 100 padded to 112; windows of 112 as they are
+        expect(r.windows).toBe(windows);
+        expect(seen.map(({ batch, h, w }) => [batch, h, w])).toEqual([[windows, 80, inW]]);
+        for (let y = 0; y < 70; y++)
+          for (let x = 0; x < W; x++) {
+            const want = fill(x, y, 0) / 255;
+            if (Math.abs(r.probability[y * W + x] - want) > 1e-6)
+              expect(r.probability[y * W + x], `${W} ${inputType} x ${x} y ${y}`).toBeCloseTo(want, 6);
+          }
+        // the padding repeats each window's last column (100 px: at 99), then its last row, in every band
+        const { input } = seen[0];
+        const at = (k: number, x: number, y: number, b: number) =>
+          inputType === 'uint8' ? input[((k * 80 + y) * inW + x) * 3 + b] : input[(k * 3 + b) * 80 * inW + y * inW + x];
+        const lastX = W === 100 ? 99 : inW - 1;
+        for (let k = 0; k < windows; k++)
+          for (const b of [0, 1, 2])
+            for (const [x, y, fromX, fromY] of [
+              [inW - 1, 69, lastX, 69],
+              [40, 70, 40, 69],
+              [inW - 1, 79, lastX, 69],
+            ])
+              expect(at(k, x, y, b), `${W} ${inputType} window ${k} band ${b} at ${x},${y}`).toBe(
+                at(k, fromX, fromY, b),
+              );
+      }
   });
 
   it('gives zero probability where either date has no data', async () => {
