@@ -150,48 +150,53 @@ async function detectCropped(input: DetectInput, crop: WindowPx): Promise<Change
   // in shared memory, which the model's thread reads without a copy
   const take = (n: number): ModelInput =>
     m.inputType === 'uint8' ? arrayPool.take(Uint8Array, n, false, true) : arrayPool.take(Float32Array, n, false, true);
-  for (let k = 0; k < windows.length; k += batchSize) {
-    const group = windows.slice(k, k + batchSize);
-    const before = take(group.length * nb * plane),
-      afterT = take(group.length * nb * plane);
-    const scratch = padded ? take(nb * xs.size * ys.size) : null;
-    try {
-      for (const [gi, win] of group.entries()) {
-        for (const [planes, into] of [
-          [a, afterT],
-          [b, before],
-        ] as const) {
-          if (!scratch) fillWindow(planes, win, m, into, gi);
-          else {
-            fillWindow(planes, win, m, scratch, 0);
-            padWindow(scratch, xs.size, ys.size, inW, inH, m, into, gi);
+  // a padded window is filled here first, then copied into the model's input with its padding
+  const scratch = padded ? take(nb * xs.size * ys.size) : null;
+  try {
+    for (let k = 0; k < windows.length; k += batchSize) {
+      const group = windows.slice(k, k + batchSize);
+      const before = take(group.length * nb * plane),
+        afterT = take(group.length * nb * plane);
+      try {
+        for (const [gi, win] of group.entries()) {
+          for (const [planes, into] of [
+            [a, afterT],
+            [b, before],
+          ] as const) {
+            if (!scratch) fillWindow(planes, win, m, into, gi);
+            else {
+              fillWindow(planes, win, m, scratch, 0);
+              padWindow(scratch, xs.size, ys.size, inW, inH, m, into, gi);
+            }
           }
         }
+        timer?.lap('read');
+        const { probability: prob, interior, computeMs } = await model.run(before, afterT, group.length, inH, inW);
+        if (m.interior && !interior) throw new Error(`model ${m.name}: no interior output from the run`);
+        const outs = m.interior ? [prob, interior!] : [prob];
+        // Inference is the model's own compute; the rest of the call (the hand-over to the model's
+        // thread, another part's run ahead in its queue) is waiting, so that with several parts in
+        // flight inference is counted once.
+        if (computeMs === undefined) timer?.lap('infer');
+        else {
+          timer?.add('infer', computeMs);
+          timer?.lap('modelWait', computeMs);
+        }
+        for (const [gi, win] of group.entries())
+          blender.add(
+            outs.map((o) => o.subarray(gi * plane, (gi + 1) * plane)),
+            win.i,
+            win.j,
+          );
+        arrayPool.give(...outs);
+        timer?.lap('blend');
+      } finally {
+        arrayPool.give(before, afterT);
       }
-      timer?.lap('read');
-      const { probability: prob, interior, computeMs } = await model.run(before, afterT, group.length, inH, inW);
-      if (m.interior && !interior) throw new Error(`model ${m.name}: no interior output from the run`);
-      const outs = m.interior ? [prob, interior!] : [prob];
-      // Inference is the model's own compute; the rest of the call (the hand-over to the model's
-      // thread, another part's run ahead in its queue) is waiting, so that with several parts in
-      // flight inference is counted once.
-      if (computeMs === undefined) timer?.lap('infer');
-      else {
-        timer?.add('infer', computeMs);
-        timer?.lap('modelWait', computeMs);
-      }
-      for (const [gi, win] of group.entries())
-        blender.add(
-          outs.map((o) => o.subarray(gi * plane, (gi + 1) * plane)),
-          win.i,
-          win.j,
-        );
-      arrayPool.give(...outs);
-      timer?.lap('blend');
-    } finally {
-      arrayPool.give(before, afterT, scratch);
+      input.onProgress?.(Math.min(k + batchSize, windows.length), windows.length);
     }
-    input.onProgress?.(Math.min(k + batchSize, windows.length), windows.length);
+  } finally {
+    arrayPool.give(scratch);
   }
   const r = blender.finish(both);
   timer?.lap('blend');
