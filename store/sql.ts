@@ -144,6 +144,9 @@ export async function eachText(
   const embedded = (db.client as { config?: { client?: unknown } }).config?.client !== 'pg';
   let count = 0;
   await inTextTransaction(db, opts.indexOrder, async (conn) => {
+    // aborted while the transaction began: the statement is not sent at all (a cancel that reaches the server
+    // before the statement starts is dropped, and the statement would then run, or wait on a lock, to its end)
+    signal?.throwIfAborted();
     if (embedded) {
       await conn.query(`declare tuban_text no scroll cursor for ${sql}`);
       for (;;) {
@@ -163,13 +166,16 @@ export async function eachText(
     let carry: Buffer | null = null;
     let header = false;
     let cancelled = Promise.resolve();
+    let again: NodeJS.Timeout | undefined;
     const stop = () => {
       failed ??= { err: signal!.reason };
-      cancelled = cancelStatement(conn).catch(() => {});
+      // aborted just after the COPY was sent, the cancel can reach the backend while it still reads the COPY,
+      // and is dropped: it is asked again each second until the COPY ends
+      const ask = () => void (cancelled = cancelled.then(() => cancelStatement(conn)));
+      ask();
+      again = setInterval(ask, 1000);
     };
     signal?.addEventListener('abort', stop, { once: true });
-    // aborted while the transaction began: no event will come
-    if (signal?.aborted) stop();
     try {
       for await (const piece of stream as AsyncIterable<Buffer>) {
         if (failed) continue;
@@ -222,7 +228,8 @@ export async function eachText(
       throw failed ? failed.err : err;
     } finally {
       signal?.removeEventListener('abort', stop);
-      // the request is on the wire before the transaction ends, so it cannot reach a later statement
+      clearInterval(again);
+      // the requests are on the wire before the transaction ends, so none can reach a later statement
       await cancelled;
     }
     if (failed) throw failed.err;
