@@ -167,11 +167,17 @@ export async function eachText(
     let header = false;
     let cancelled = Promise.resolve();
     let again: NodeJS.Timeout | undefined;
+    let asking = false;
     const stop = () => {
       failed ??= { err: signal!.reason };
       // aborted just after the COPY was sent, the cancel can reach the backend while it still reads the COPY,
-      // and is dropped: it is asked again each second until the COPY ends
-      const ask = () => void (cancelled = cancelled.then(() => cancelStatement(conn)));
+      // and is dropped: it is asked again each second until the COPY ends, never two at once (an unanswered
+      // one waits out its 5 s before the next)
+      const ask = () => {
+        if (asking) return;
+        asking = true;
+        cancelled = cancelStatement(conn).then(() => void (asking = false));
+      };
       ask();
       again = setInterval(ask, 1000);
     };
