@@ -1,6 +1,6 @@
 """train.py's pixel evaluation on a folder whose label is known only in part (`tuban training export`'s known/
 channel): pixels no verdict judged count neither as a miss nor as a false alarm. Prints the counts as JSON;
-test/unit.sampler.test.ts reads it."""
+test/unit.train.evaluate.test.ts reads it."""
 
 import json
 import os
